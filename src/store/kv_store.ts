@@ -1,0 +1,56 @@
+/**
+ * Opens the appliance's KV file: creates its directory, runs the schema
+ * migrations, loads (or creates) the secret key, and wires the repositories.
+ * Only the appliance process opens the file; tools go through the API.
+ */
+import { dirname } from "node:path";
+import { type Clock, systemClock } from "../clock.ts";
+import { AuditLog } from "./audit.ts";
+import type { Store } from "./mod.ts";
+import { RuleRepo } from "./rules.ts";
+import { migrate, type Migration, MIGRATIONS } from "./schema.ts";
+import { loadOrCreateKey, SecretBox } from "./secret_box.ts";
+import { SessionRepo } from "./sessions.ts";
+import { SettingsRepo } from "./settings.ts";
+import { UnlockRepo } from "./unlocks.ts";
+import { UserRepo } from "./users.ts";
+
+/** Options of `openStore`. */
+export interface OpenStoreOptions {
+  /** Secret key file; default `<path>.key`. A `:memory:` store without one gets a throw-away key. */
+  keyFile?: string;
+  /** Time source for records and expiry; default the system clock. */
+  clock?: Clock;
+  /** Migrations to run; default this release's `MIGRATIONS` (tests pass their own). */
+  migrations?: readonly Migration[];
+}
+
+async function openBox(path: string, keyFile: string | undefined): Promise<SecretBox> {
+  if (keyFile === undefined && path === ":memory:") return await SecretBox.ephemeral();
+  return await loadOrCreateKey(keyFile ?? `${path}.key`);
+}
+
+/** Opens (creating if needed) the store at `path`, a file path or ":memory:". */
+export async function openStore(path: string, options: OpenStoreOptions = {}): Promise<Store> {
+  if (path !== ":memory:") await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const box = await openBox(path, options.keyFile);
+  const kv = await Deno.openKv(path);
+  try {
+    await migrate(kv, options.migrations ?? MIGRATIONS);
+  } catch (err) {
+    kv.close();
+    throw err;
+  }
+  const clock = options.clock ?? systemClock;
+  const audit = new AuditLog(kv, clock);
+  return {
+    kv,
+    audit,
+    users: new UserRepo(kv, box, audit, clock),
+    rules: new RuleRepo(kv, audit, clock),
+    settings: new SettingsRepo(kv, audit, clock),
+    unlocks: new UnlockRepo(kv, clock),
+    sessions: new SessionRepo(kv, audit, clock),
+    close: () => kv.close(),
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * Snapshot of the unlock table, so unlocks survive a restart. The live table
+ * is the datapath's; this is its saved copy. Entries sit under a generation
+ * number (`["unlocks","gen"]`): `replaceAll` writes a whole new generation in
+ * batches and then flips the pointer in one atomic step, so a reader (or a
+ * restart after a crash) sees either the old snapshot or the new one, never a
+ * mix. Expiry is our own `expiresAt`, not KV's lazy `expireIn`.
+ */
+import type { Clock } from "../clock.ts";
+import { RETRY, withRetry } from "./_retry.ts";
+import { ConflictError, ValidationError } from "./errors.ts";
+
+/** One unlocked source IP. */
+export interface UnlockRecord {
+  /** Source address, dotted quad. */
+  ip: string;
+  user: string;
+  /** Milliseconds since the epoch. */
+  unlockedAt: number;
+  lastSeen: number;
+  /** The unlock is void from this time on. */
+  expiresAt: number;
+  /** Which TOTP step matched: -1, 0 or +1. */
+  drift: number;
+  /** Flows admitted under this unlock. */
+  flows: number;
+  bytes: number;
+}
+
+const GEN_KEY: Deno.KvKey = ["unlocks", "gen"];
+const ENTRIES: Deno.KvKey = ["unlocks", "entries"];
+const BATCH = 500; // below KV's 1000-mutations-per-atomic limit
+const QUAD_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function entryKey(gen: number, ip: string): Deno.KvKey {
+  return [...ENTRIES, gen, ip];
+}
+
+function validateUnlock(u: UnlockRecord): void {
+  if (typeof u.ip !== "string" || !QUAD_RE.test(u.ip)) {
+    throw new ValidationError(
+      "ip",
+      `Cannot save unlock: ${JSON.stringify(u.ip)} is not a dotted quad`,
+    );
+  }
+  for (const f of ["unlockedAt", "lastSeen", "expiresAt", "drift", "flows", "bytes"] as const) {
+    if (!Number.isFinite(u[f])) {
+      throw new ValidationError(f, `Cannot save unlock of ${u.ip}: ${f} is not a number`);
+    }
+  }
+}
+
+function pick(u: UnlockRecord): UnlockRecord {
+  const { ip, user, unlockedAt, lastSeen, expiresAt, drift, flows, bytes } = u;
+  return { ip, user, unlockedAt, lastSeen, expiresAt, drift, flows, bytes };
+}
+
+/** Repository of the unlock snapshot. */
+export class UnlockRepo {
+  /** Unlocks in `kv`; `clock` decides what has expired. */
+  constructor(private readonly kv: Deno.Kv, private readonly clock: Clock) {}
+
+  /** Stores or replaces the unlock of `u.ip` in the current snapshot. */
+  saveUnlock(u: UnlockRecord): Promise<void> {
+    validateUnlock(u);
+    return this.#inCurrent((op, gen) => op.set(entryKey(gen, u.ip), pick(u)));
+  }
+
+  /** Removes the unlock of `ip` (no error if there is none). */
+  removeUnlock(ip: string): Promise<void> {
+    return this.#inCurrent((op, gen) => op.delete(entryKey(gen, ip)));
+  }
+
+  /** The unlocks whose `expiresAt` is still ahead. */
+  async listUnlocks(): Promise<UnlockRecord[]> {
+    const gen = (await this.kv.get<number>(GEN_KEY)).value ?? 0;
+    const now = this.clock.now();
+    const out: UnlockRecord[] = [];
+    for await (const e of this.kv.list<UnlockRecord>({ prefix: [...ENTRIES, gen] })) {
+      if (e.value.expiresAt > now) out.push(e.value);
+    }
+    return out;
+  }
+
+  /**
+   * Replaces the whole snapshot with `unlocks`. Single saves racing with this
+   * may be lost: the snapshot is the datapath's table, which is authoritative.
+   */
+  async replaceAll(unlocks: readonly UnlockRecord[]): Promise<void> {
+    unlocks.forEach(validateUnlock);
+    const genEntry = await this.kv.get<number>(GEN_KEY);
+    const gen = genEntry.value ?? 0;
+    await this.#deleteAllBut(gen); // leftovers of a crashed replaceAll
+    for (let i = 0; i < unlocks.length; i += BATCH) {
+      const op = this.kv.atomic();
+      for (const u of unlocks.slice(i, i + BATCH)) op.set(entryKey(gen + 1, u.ip), pick(u));
+      await this.#commit(op);
+    }
+    await this.#commit(this.kv.atomic().check(genEntry).set(GEN_KEY, gen + 1));
+    await this.#deleteAllBut(gen + 1);
+  }
+
+  /** Runs `stage` against the current generation, retrying if it flips meanwhile. */
+  #inCurrent(stage: (op: Deno.AtomicOperation, gen: number) => void): Promise<void> {
+    return withRetry("unlock table", async () => {
+      const genEntry = await this.kv.get<number>(GEN_KEY);
+      const op = this.kv.atomic().check(genEntry);
+      stage(op, genEntry.value ?? 0);
+      return (await op.commit()).ok ? undefined : RETRY;
+    });
+  }
+
+  /** Deletes every entry outside generation `keep`, in batches. */
+  async #deleteAllBut(keep: number): Promise<void> {
+    let op = this.kv.atomic();
+    let n = 0;
+    for await (const e of this.kv.list({ prefix: ENTRIES })) {
+      if (e.key[2] === keep) continue;
+      op.delete(e.key);
+      if (++n % BATCH === 0) {
+        await this.#commit(op);
+        op = this.kv.atomic();
+      }
+    }
+    if (n % BATCH !== 0) await this.#commit(op);
+  }
+
+  async #commit(op: Deno.AtomicOperation): Promise<void> {
+    if (!(await op.commit()).ok) {
+      throw new ConflictError(
+        "unlocks",
+        "Cannot replace unlock snapshot: another replaceAll ran concurrently",
+      );
+    }
+  }
+}
