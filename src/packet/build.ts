@@ -26,7 +26,7 @@ import {
   tcpReprLen,
 } from "./repr.ts";
 import { TCP_ACK } from "./tcp.ts";
-import { read16, write16 } from "./_bytes.ts";
+import { read16, write16 } from "./bytes.ts";
 
 /** An address as a dotted quad or an unsigned 32-bit number. */
 export type AddrLike = string | number;

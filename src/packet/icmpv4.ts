@@ -1,6 +1,6 @@
 /** A zero-copy, reusable view over an ICMPv4 message (RFC 792), bound to the IPv4 payload. */
 
-import { read16, write16 } from "./_bytes.ts";
+import { read16, write16 } from "./bytes.ts";
 import { internetChecksum } from "./checksum.ts";
 import { ParseError } from "./parse_error.ts";
 
@@ -113,6 +113,11 @@ export class Icmpv4Packet {
 
   /** Absolute index in `buf` of the embedded IPv4 header of an error (off + 8). */
   embeddedOffset(): number {
+    return this.off + ICMP_HEADER_LEN;
+  }
+
+  /** Absolute index in `buf` of the data after the 8-byte header (same as `embeddedOffset`). */
+  payloadOffset(): number {
     return this.off + ICMP_HEADER_LEN;
   }
 

@@ -3,7 +3,7 @@
  * `wire::ipv4::Packet`. Bind it to bytes, `check()` once, then read fields.
  */
 
-import { read16, read32, write16, write32 } from "./_bytes.ts";
+import { read16, read32, write16, write32 } from "./bytes.ts";
 import { formatIpv4 } from "./address.ts";
 import { internetChecksum } from "./checksum.ts";
 import { ParseError, parseErrorName } from "./parse_error.ts";

@@ -13,6 +13,7 @@
 
 export * from "./address.ts";
 export * from "./build.ts";
+export * from "./bytes.ts";
 export * from "./checksum.ts";
 export * from "./icmpv4.ts";
 export * from "./ipv4.ts";

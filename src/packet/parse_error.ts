@@ -15,7 +15,7 @@ export const ParseError = {
   BadHeaderLen: 3,
   /** IPv4 total length below the header length or past the end of the buffer. */
   BadTotalLen: 4,
-  /** IPv4 header checksum does not verify. */
+  /** IPv4 header checksum does not verify (`Ipv4Packet.verifyChecksum()` is separate). */
   BadChecksum: 5,
   /** IPv4 header carries options (IHL > 5); the appliance drops these. */
   Ipv4Options: 6,

@@ -5,7 +5,7 @@
  * per-packet path.
  */
 
-import { read16, write16, write32 } from "./_bytes.ts";
+import { read16, write16, write32 } from "./bytes.ts";
 import { ICMP_HEADER_LEN, Icmpv4Packet } from "./icmpv4.ts";
 import {
   IPV4_CHECKSUM,

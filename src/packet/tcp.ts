@@ -3,7 +3,7 @@
  * payload.
  */
 
-import { read16, read32, write16 } from "./_bytes.ts";
+import { read16, read32, write16 } from "./bytes.ts";
 import { checksumAdd, checksumFold, pseudoHeaderSum } from "./checksum.ts";
 import { PROTO_TCP } from "./ipv4.ts";
 import { ParseError, parseErrorName } from "./parse_error.ts";

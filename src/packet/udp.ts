@@ -1,6 +1,6 @@
 /** A zero-copy, reusable view over a UDP datagram (RFC 768), bound to the IPv4 payload. */
 
-import { read16, write16 } from "./_bytes.ts";
+import { read16, write16 } from "./bytes.ts";
 import { checksumAdd, checksumFold, pseudoHeaderSum } from "./checksum.ts";
 import { PROTO_UDP } from "./ipv4.ts";
 import { ParseError, parseErrorName } from "./parse_error.ts";
