@@ -1,0 +1,197 @@
+/**
+ * Synchronous libc bindings for the TUN device, loaded on first use.
+ *
+ * Every call is a plain synchronous FFI call (never `nonblocking: true`: an
+ * awaited FFI call costs ~32 us). Control calls (open, ioctl, socket) throw an
+ * {@linkcode ErrnoError}; the hot-path calls (readv, writev, poll) return a
+ * count or `-errno` and never throw.
+ *
+ * The hot path uses readv/writev rather than read/write: their only integer
+ * arguments are 32-bit, which keeps them on V8's fast-call path (a 64-bit
+ * `size_t` argument costs ~90 ns more per call), and the iovec lets a write
+ * take the virtio-net header and the packet from two places.
+ */
+
+/** open(2) flag: read and write. */
+export const O_RDWR = 0x2;
+/** open(2) flag: non-blocking I/O. */
+export const O_NONBLOCK = 0x800;
+/** open(2) flag: close on exec. */
+export const O_CLOEXEC = 0x80000;
+/** socket(2) domain: IPv4. */
+export const AF_INET = 2;
+/** socket(2) type: datagram. */
+export const SOCK_DGRAM = 2;
+/** socket(2) type flag: close on exec. */
+export const SOCK_CLOEXEC = 0x80000;
+/** poll(2) event: data to read. */
+export const POLLIN = 0x1;
+/** errno: interrupted system call. */
+export const EINTR = 4;
+/** errno: try again (nothing to read, or the queue is full). */
+export const EAGAIN = 11;
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  4: "EINTR",
+  5: "EIO",
+  6: "ENXIO",
+  9: "EBADF",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  16: "EBUSY",
+  17: "EEXIST",
+  19: "ENODEV",
+  22: "EINVAL",
+  23: "ENFILE",
+  24: "EMFILE",
+  25: "ENOTTY",
+  28: "ENOSPC",
+  38: "ENOSYS",
+  90: "EMSGSIZE",
+  95: "EOPNOTSUPP",
+  97: "EAFNOSUPPORT",
+  105: "ENOBUFS",
+};
+
+/** The symbolic name of an errno value, such as `EAGAIN`, or `E<n>`. */
+export function errnoName(code: number): string {
+  return ERRNO_NAMES[code] ?? `E${code}`;
+}
+
+/** A failed libc control call, carrying the errno and its name. */
+export class ErrnoError extends Error {
+  /** The errno value, such as 19. */
+  readonly errno: number;
+  /** The errno name, such as `ENODEV`. */
+  readonly code: string;
+  /** `what` says what failed, as in `Cannot open /dev/net/tun`. */
+  constructor(what: string, errno: number) {
+    super(`${what}: ${errnoName(errno)} (errno ${errno})`);
+    this.name = "ErrnoError";
+    this.errno = errno;
+    this.code = errnoName(errno);
+  }
+}
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  // ssize_t results are read as i32: the low half of rax, exact below 2 GiB.
+  readv: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  writev: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  // TUNSETOFFLOAD takes its flags by value, not through a pointer.
+  ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let lib: Libc | undefined;
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/** The libc symbols, opened on first use (needs `--allow-ffi`). */
+function libc(): Libc {
+  if (lib === undefined) {
+    lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    // errno lives in thread-local storage; each Worker loads its own copy of this module.
+    const at = lib.__errno_location();
+    if (at === null) throw new Error("Cannot load libc: __errno_location returned NULL");
+    errnoView = new Deno.UnsafePointerView(at);
+  }
+  return lib;
+}
+
+/** The calling thread's errno. */
+export function errno(): number {
+  libc();
+  return errnoView!.getInt32(0);
+}
+
+const encoder = new TextEncoder();
+
+/** Opens `path` with `flags`; returns the fd or throws an {@linkcode ErrnoError}. */
+export function openFile(path: string, flags: number): number {
+  const fd = libc().open(encoder.encode(`${path}\0`), flags, 0);
+  if (fd < 0) throw new ErrnoError(`Cannot open ${path}`, errno());
+  return fd;
+}
+
+/** Closes `fd`, ignoring errors (there is nothing to do about them). */
+export function closeFd(fd: number): void {
+  libc().close(fd);
+}
+
+/** Creates a socket; returns the fd or throws an {@linkcode ErrnoError}. */
+export function openSocket(domain: number, type: number, protocol: number): number {
+  const fd = libc().socket(domain, type, protocol);
+  if (fd < 0) throw new ErrnoError("Cannot create a socket", errno());
+  return fd;
+}
+
+/** ioctl(2) with a pointer argument; throws an {@linkcode ErrnoError} saying `what` failed. */
+export function ioctlBuffer(fd: number, request: number, arg: Uint8Array, what: string): void {
+  if (libc().ioctl(fd, BigInt(request), arg) < 0) throw new ErrnoError(what, errno());
+}
+
+/** ioctl(2) with an integer argument; throws an {@linkcode ErrnoError} saying `what` failed. */
+export function ioctlValue(fd: number, request: number, value: number, what: string): void {
+  if (libc().ioctlValue(fd, BigInt(request), BigInt(value)) < 0) {
+    throw new ErrnoError(what, errno());
+  }
+}
+
+/** readv(2): bytes read, or `-errno`. Never throws. */
+export function readv(fd: number, iov: Uint8Array, count: number): number {
+  const n = libc().readv(fd, iov, count);
+  return n < 0 ? -errnoView!.getInt32(0) : n;
+}
+
+/** writev(2): bytes written, or `-errno`. Never throws. */
+export function writev(fd: number, iov: Uint8Array, count: number): number {
+  const n = libc().writev(fd, iov, count);
+  return n < 0 ? -errnoView!.getInt32(0) : n;
+}
+
+/**
+ * poll(2) over `count` pollfd entries: the number ready, or `-errno`. Never
+ * throws. `count` is a bigint (nfds_t is 64-bit): keep one, do not build it per call.
+ */
+export function poll(fds: Uint8Array, count: bigint, timeoutMs: number): number {
+  const n = libc().poll(fds, count, timeoutMs);
+  return n < 0 ? -errnoView!.getInt32(0) : n;
+}
+
+/** The address of `buf[0]` as a number (user-space addresses fit in 53 bits). */
+export function addressOf(buf: Uint8Array): number {
+  return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/**
+ * A preallocated array of `struct iovec { void *base; size_t len; }`, filled
+ * without allocating: each 64-bit field is written as two 32-bit halves.
+ */
+export class IoVecs {
+  /** The raw iovec array, passed to readv/writev. */
+  readonly bytes: Uint8Array;
+  #words: Uint32Array;
+  /** Room for `count` iovecs. */
+  constructor(count: number) {
+    this.bytes = new Uint8Array(16 * count);
+    this.#words = new Uint32Array(this.bytes.buffer);
+  }
+  /** Sets iovec `i` to `len` bytes at address `addr` (little-endian halves, x86-64). */
+  set(i: number, addr: number, len: number): void {
+    const w = this.#words;
+    w[4 * i] = addr >>> 0;
+    w[4 * i + 1] = Math.floor(addr / 0x100000000);
+    w[4 * i + 2] = len;
+    w[4 * i + 3] = 0;
+  }
+}

@@ -1,0 +1,438 @@
+/**
+ * A Linux TUN device over synchronous libc FFI.
+ *
+ * The fd is non-blocking: `read` drains packets until EAGAIN or the batch is
+ * full, and `wait` blocks in poll(2). With offload, the TUN speaks the
+ * virtio-net header (`IFF_VNET_HDR`) and accepts checksum and TSO offload, so
+ * reads return GSO super packets up to 64 KiB; the header sits in the
+ * caller's headroom and goes back out unchanged with the packet.
+ */
+
+import type { Device, PacketMeta } from "./device.ts";
+import {
+  addressOf,
+  AF_INET,
+  closeFd,
+  EAGAIN,
+  ioctlBuffer,
+  ioctlValue,
+  IoVecs,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDWR,
+  openFile,
+  openSocket,
+  poll,
+  POLLIN,
+  readv,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  writev,
+} from "./libc.ts";
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_LEN,
+  vnetFlags,
+  vnetGsoType,
+} from "./virtio_net.ts";
+
+// linux/if_tun.h
+const TUNSETIFF = 0x400454ca; // _IOW('T', 202, int)
+const TUNSETOFFLOAD = 0x400454d0; // _IOW('T', 208, unsigned int)
+const TUNSETVNETHDRSZ = 0x400454d8; // _IOW('T', 216, int)
+const IFF_TUN = 0x0001;
+const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const IFF_MULTI_QUEUE = 0x0100;
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
+// linux/sockios.h, linux/if.h
+const SIOCGIFFLAGS = 0x8913;
+const SIOCSIFFLAGS = 0x8914;
+const SIOCSIFMTU = 0x8922;
+const IFF_UP = 0x1;
+const IFNAMSIZ = 16;
+const IFREQ_SIZE = 40;
+
+/** Largest IPv4 packet, and so the largest GSO super packet a read returns. */
+const MAX_IPV4_PACKET = 65535;
+
+/** How to open a TUN device. */
+export interface TunOptions {
+  /** Interface name (at most 15 bytes); empty lets the kernel pick `tun%d`. */
+  name: string;
+  /** The MTU to set, 68..65535. */
+  mtu: number;
+  /** Negotiate the virtio-net header with checksum and TSO offload. */
+  offload: boolean;
+  /** Queues, one fd each (`IFF_MULTI_QUEUE` when above 1); default 1. */
+  queues?: number;
+  /** Bring the link up after setting the MTU; default true. */
+  up?: boolean;
+}
+
+/** Counters of a TUN device (or of one of its queues). */
+export interface TunStats {
+  /** IPv4 packets returned by reads (a GSO super packet counts once). */
+  readPackets: number;
+  /** Bytes of those packets, headers included, virtio-net header excluded. */
+  readBytes: number;
+  /** Reads that failed with an error other than EAGAIN. */
+  readErrors: number;
+  /** Packets the kernel accepted. */
+  writePackets: number;
+  /** Bytes of those packets, virtio-net header excluded. */
+  writeBytes: number;
+  /** Packets the kernel refused (EAGAIN included). */
+  writeErrors: number;
+  /** Packets read and dropped because they were not IPv4. */
+  nonIpv4Dropped: number;
+  /** GSO super packets among the packets read. */
+  gsoPackets: number;
+}
+
+const READ_PACKETS = 0;
+const READ_BYTES = 1;
+const READ_ERRORS = 2;
+const WRITE_PACKETS = 3;
+const WRITE_BYTES = 4;
+const WRITE_ERRORS = 5;
+const NON_IPV4_DROPPED = 6;
+const GSO_PACKETS = 7;
+
+/** One queue (one fd) of a TUN device; itself a complete {@linkcode Device}. */
+export class TunQueue implements Device {
+  /** Interface name. */
+  readonly name: string;
+  /** MTU of the interface. */
+  readonly mtu: number;
+  /** 10 (the virtio-net header) with offload, else 0. */
+  readonly headroom: number;
+  /** 65535 with offload (GSO), else the MTU. */
+  readonly maxPacketSize: number;
+  /** The queue's file descriptor. */
+  readonly fd: number;
+  #counters = new Float64Array(8);
+  #iov = new IoVecs(2);
+  #pollfd = new Uint8Array(8);
+  // The addresses of the caller's buffers, looked up again only when a buffer changes.
+  #knownBufs: Uint8Array[] = [];
+  #knownAddrs: number[] = [];
+  #zeroHeader = new Uint8Array(16);
+  #zeroHeaderAddr: number;
+  #closed = false;
+
+  /** Wraps an fd already attached to the TUN; use {@linkcode TunDevice.open}. */
+  constructor(fd: number, name: string, mtu: number, offload: boolean) {
+    this.fd = fd;
+    this.name = name;
+    this.mtu = mtu;
+    this.headroom = offload ? VIRTIO_NET_HDR_LEN : 0;
+    this.maxPacketSize = offload ? MAX_IPV4_PACKET : mtu;
+    this.#zeroHeaderAddr = addressOf(this.#zeroHeader);
+    const pfd = new DataView(this.#pollfd.buffer);
+    pfd.setInt32(0, fd, true);
+    pfd.setInt16(4, POLLIN, true);
+  }
+
+  /** Reads up to `bufs.length` packets without blocking; see {@linkcode Device.read}. */
+  read(bufs: Uint8Array[], sizes: Int32Array, meta: PacketMeta, offset: number): number {
+    return this.readFrom(bufs, sizes, meta, offset, 0);
+  }
+
+  /** Like `read`, filling slots from `start` on; returns the number of packets read. */
+  readFrom(
+    bufs: Uint8Array[],
+    sizes: Int32Array,
+    meta: PacketMeta,
+    offset: number,
+    start: number,
+  ): number {
+    const hr = this.headroom;
+    const at = offset - hr;
+    const c = this.#counters;
+    if (at < 0) return 0; // the contract requires offset >= headroom
+    let i = start;
+    // Dropped packets do not use a slot; bound the reads all the same.
+    for (let tries = 0; i < bufs.length && tries < 2 * bufs.length; tries++) {
+      const buf = bufs[i];
+      const room = buf.length - at; // never hand the kernel more room than the buffer has
+      if (room <= hr) break;
+      this.#iov.set(0, this.#address(bufs, i) + at, room);
+      const n = readv(this.fd, this.#iov.bytes, 1);
+      if (n < 0) {
+        if (n !== -EAGAIN) c[READ_ERRORS]++;
+        break;
+      }
+      const size = n - hr;
+      if (size <= 0 || buf[offset] >> 4 !== 4) {
+        c[NON_IPV4_DROPPED]++;
+        continue;
+      }
+      sizes[i] = size;
+      meta.csumPartial[i] = hr === 0 ? 0 : vnetFlags(buf, at) & VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      if (hr !== 0 && vnetGsoType(buf, at) !== VIRTIO_NET_HDR_GSO_NONE) c[GSO_PACKETS]++;
+      c[READ_PACKETS]++;
+      c[READ_BYTES] += size;
+      i++;
+    }
+    return i - start;
+  }
+
+  /**
+   * Writes `count` packets; see {@linkcode Device.write}. With offload, a
+   * packet whose `csumPartial` is 1 goes out behind the virtio-net header its
+   * read left in the headroom (GSO information included); one whose
+   * `csumPartial` is 0 goes out behind a zero header (complete, not GSO).
+   */
+  write(
+    bufs: Uint8Array[],
+    sizes: Int32Array,
+    meta: PacketMeta,
+    offset: number,
+    count: number,
+  ): number {
+    const hr = this.headroom;
+    const iov = this.#iov;
+    const c = this.#counters;
+    let written = 0;
+    for (let i = 0; i < count; i++) {
+      // Never let the kernel read outside the buffer.
+      if (offset < hr || sizes[i] < 0 || offset + sizes[i] > bufs[i].length) {
+        c[WRITE_ERRORS]++;
+        continue;
+      }
+      const addr = this.#address(bufs, i) + offset;
+      let parts = 1;
+      if (hr === 0) {
+        iov.set(0, addr, sizes[i]);
+      } else {
+        iov.set(0, meta.csumPartial[i] === 0 ? this.#zeroHeaderAddr : addr - hr, hr);
+        iov.set(1, addr, sizes[i]);
+        parts = 2;
+      }
+      if (writev(this.fd, iov.bytes, parts) < 0) {
+        c[WRITE_ERRORS]++;
+        continue;
+      }
+      c[WRITE_PACKETS]++;
+      c[WRITE_BYTES] += sizes[i];
+      written++;
+    }
+    return written;
+  }
+
+  /** Blocks in poll(2) up to `timeoutMs`; true when a packet is readable. */
+  wait(timeoutMs: number): boolean {
+    return poll(this.#pollfd, 1n, timeoutMs) > 0;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): TunStats {
+    const c = this.#counters;
+    return {
+      readPackets: c[READ_PACKETS],
+      readBytes: c[READ_BYTES],
+      readErrors: c[READ_ERRORS],
+      writePackets: c[WRITE_PACKETS],
+      writeBytes: c[WRITE_BYTES],
+      writeErrors: c[WRITE_ERRORS],
+      nonIpv4Dropped: c[NON_IPV4_DROPPED],
+      gsoPackets: c[GSO_PACKETS],
+    };
+  }
+
+  /** Closes the fd (the interface goes away with its last queue). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    closeFd(this.fd);
+  }
+
+  /** The address of `bufs[i]`, cached per slot so steady-state batches do not allocate. */
+  #address(bufs: Uint8Array[], i: number): number {
+    const buf = bufs[i];
+    if (this.#knownBufs[i] !== buf) {
+      this.#knownBufs[i] = buf;
+      this.#knownAddrs[i] = addressOf(buf);
+    }
+    return this.#knownAddrs[i];
+  }
+}
+
+/**
+ * A TUN device: one or more {@linkcode TunQueue}s on one interface. As a
+ * {@linkcode Device} it reads from every queue in turn, writes through the
+ * first and waits on all of them.
+ */
+export class TunDevice implements Device {
+  /** Interface name (as the kernel assigned it). */
+  readonly name: string;
+  /** MTU of the interface. */
+  readonly mtu: number;
+  /** 10 (the virtio-net header) with offload, else 0. */
+  readonly headroom: number;
+  /** 65535 with offload (GSO), else the MTU. */
+  readonly maxPacketSize: number;
+  #queues: TunQueue[];
+  #pollfds: Uint8Array;
+  #pollCount: bigint;
+  #next = 0;
+
+  private constructor(queues: TunQueue[]) {
+    const q = queues[0];
+    this.#queues = queues;
+    this.name = q.name;
+    this.mtu = q.mtu;
+    this.headroom = q.headroom;
+    this.maxPacketSize = q.maxPacketSize;
+    this.#pollfds = new Uint8Array(8 * queues.length);
+    this.#pollCount = BigInt(queues.length);
+    const view = new DataView(this.#pollfds.buffer);
+    queues.forEach((queue, i) => {
+      view.setInt32(8 * i, queue.fd, true);
+      view.setInt16(8 * i + 4, POLLIN, true);
+    });
+  }
+
+  /**
+   * Creates the TUN interface, negotiates offload, sets the MTU and brings
+   * the link up. Throws an {@linkcode ErrnoError} when the kernel refuses.
+   */
+  static open(options: TunOptions): TunDevice {
+    const queues = options.queues ?? 1;
+    checkOptions(options, queues);
+    let flags = IFF_TUN | IFF_NO_PI;
+    if (options.offload) flags |= IFF_VNET_HDR;
+    if (queues > 1) flags |= IFF_MULTI_QUEUE;
+    const fds: number[] = [];
+    try {
+      let name = options.name;
+      for (let q = 0; q < queues; q++) {
+        const fd = openFile("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        fds.push(fd);
+        name = attach(fd, name, flags);
+      }
+      if (options.offload) enableOffload(fds[0], name);
+      configureLink(name, options.mtu, options.up ?? true);
+      return new TunDevice(fds.map((fd) => new TunQueue(fd, name, options.mtu, options.offload)));
+    } catch (e) {
+      for (const fd of fds) closeFd(fd);
+      throw e;
+    }
+  }
+
+  /** The number of queues. */
+  get queueCount(): number {
+    return this.#queues.length;
+  }
+
+  /** Queue `i`, a Device of its own (for one reader per queue). */
+  queue(i: number): TunQueue {
+    const q = this.#queues[i];
+    if (q === undefined) {
+      throw new RangeError(`Cannot get queue ${i} of "${this.name}": it has ${this.queueCount}`);
+    }
+    return q;
+  }
+
+  /** Reads from every queue in turn, rotating the first; see {@linkcode Device.read}. */
+  read(bufs: Uint8Array[], sizes: Int32Array, meta: PacketMeta, offset: number): number {
+    const qs = this.#queues;
+    if (qs.length === 1) return qs[0].readFrom(bufs, sizes, meta, offset, 0);
+    let n = 0;
+    for (let k = 0; k < qs.length && n < bufs.length; k++) {
+      n += qs[(this.#next + k) % qs.length].readFrom(bufs, sizes, meta, offset, n);
+    }
+    this.#next = (this.#next + 1) % qs.length;
+    return n;
+  }
+
+  /** Writes through the first queue; see {@linkcode TunQueue.write}. */
+  write(
+    bufs: Uint8Array[],
+    sizes: Int32Array,
+    meta: PacketMeta,
+    offset: number,
+    count: number,
+  ): number {
+    return this.#queues[0].write(bufs, sizes, meta, offset, count);
+  }
+
+  /** Blocks in poll(2) on every queue up to `timeoutMs`; true when one is readable. */
+  wait(timeoutMs: number): boolean {
+    return poll(this.#pollfds, this.#pollCount, timeoutMs) > 0;
+  }
+
+  /** The counters summed over the queues. */
+  stats(): TunStats {
+    const sum = this.#queues[0].stats();
+    for (const q of this.#queues.slice(1)) {
+      const s = q.stats();
+      for (const k of Object.keys(sum) as (keyof TunStats)[]) sum[k] += s[k];
+    }
+    return sum;
+  }
+
+  /** Closes every queue; the interface disappears with the last one. */
+  close(): void {
+    for (const q of this.#queues) q.close();
+  }
+}
+
+function checkOptions(options: TunOptions, queues: number): void {
+  const where = `Cannot open TUN "${options.name}"`;
+  if (new TextEncoder().encode(options.name).length >= IFNAMSIZ) {
+    throw new RangeError(`${where}: the name is longer than ${IFNAMSIZ - 1} bytes`);
+  }
+  if (!Number.isInteger(options.mtu) || options.mtu < 68 || options.mtu > MAX_IPV4_PACKET) {
+    throw new RangeError(`${where}: MTU ${options.mtu} is out of range 68..${MAX_IPV4_PACKET}`);
+  }
+  if (!Number.isInteger(queues) || queues < 1 || queues > 256) {
+    throw new RangeError(`${where}: ${queues} queues is out of range 1..256`);
+  }
+}
+
+/** A zeroed `struct ifreq` naming `name`, with a view for its union. */
+function ifreq(name: string): { bytes: Uint8Array; view: DataView } {
+  const bytes = new Uint8Array(IFREQ_SIZE);
+  new TextEncoder().encodeInto(name, bytes.subarray(0, IFNAMSIZ - 1));
+  return { bytes, view: new DataView(bytes.buffer) };
+}
+
+/** TUNSETIFF: attaches `fd` to the interface; returns the name the kernel gave it. */
+function attach(fd: number, name: string, flags: number): string {
+  const req = ifreq(name);
+  req.view.setUint16(IFNAMSIZ, flags, true);
+  ioctlBuffer(fd, TUNSETIFF, req.bytes, `Cannot create TUN "${name}" (TUNSETIFF)`);
+  const end = req.bytes.indexOf(0);
+  return new TextDecoder().decode(req.bytes.subarray(0, end < 0 ? IFNAMSIZ : end));
+}
+
+/** Sets the virtio-net header size and turns on checksum and TSO offload. */
+function enableOffload(fd: number, name: string): void {
+  const size = new Uint8Array(4);
+  new DataView(size.buffer).setInt32(0, VIRTIO_NET_HDR_LEN, true);
+  ioctlBuffer(fd, TUNSETVNETHDRSZ, size, `Cannot set the vnet header size of "${name}"`);
+  const offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  ioctlValue(fd, TUNSETOFFLOAD, offloads, `Cannot enable offload on "${name}"`);
+}
+
+/** Sets the MTU and, if asked, the UP flag through ioctls on an AF_INET socket. */
+function configureLink(name: string, mtu: number, up: boolean): void {
+  const sock = openSocket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  try {
+    const req = ifreq(name);
+    req.view.setInt32(IFNAMSIZ, mtu, true);
+    ioctlBuffer(sock, SIOCSIFMTU, req.bytes, `Cannot set the MTU of "${name}" to ${mtu}`);
+    if (!up) return;
+    const flags = ifreq(name);
+    ioctlBuffer(sock, SIOCGIFFLAGS, flags.bytes, `Cannot read the flags of "${name}"`);
+    flags.view.setUint16(IFNAMSIZ, flags.view.getUint16(IFNAMSIZ, true) | IFF_UP, true);
+    ioctlBuffer(sock, SIOCSIFFLAGS, flags.bytes, `Cannot bring "${name}" up`);
+  } finally {
+    closeFd(sock);
+  }
+}
