@@ -1,0 +1,10 @@
+/**
+ * The device layer: the {@linkcode Device} contract, a TUN over libc FFI,
+ * an in-memory device for tests, and pcap tracing.
+ */
+
+export type { Device, PacketMeta } from "./device.ts";
+export { TunDevice, type TunOptions, TunQueue, type TunStats } from "./tun.ts";
+export { MemoryDevice, type MemoryDeviceOptions } from "./memory.ts";
+export { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice, type TraceOptions } from "./pcap.ts";
+export { ErrnoError } from "./libc.ts";
