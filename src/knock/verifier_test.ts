@@ -1,0 +1,453 @@
+import assert from "node:assert/strict";
+import type { KnockEvent } from "./events.ts";
+import type { KnockProfile, KnockTransport } from "./profile.ts";
+import { loadVectors } from "./_vectors.ts";
+import { SequenceCache } from "./sequence_cache.ts";
+import { KnockVerdict, KnockVerifier, type KnockVerifierOptions } from "./verifier.ts";
+
+const { NOT_KNOCK, KNOCK, UNLOCKED, FAILED, REPLAY, PENALISED } = KnockVerdict;
+const STEP_MS = 30_000;
+const SECRET_A = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+const SECRET_B = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+const T = 37037036;
+/** 5 s into step T. */
+const NOW = T * STEP_MS + 5_000;
+const IP1 = 0xcb007107; // 203.0.113.7
+const IP2 = 0xcb007108; // 203.0.113.8
+const TCP = 6;
+const UDP = 17;
+
+interface Rig {
+  v: KnockVerifier;
+  cache: SequenceCache;
+  events: KnockEvent[];
+  /** The sequence of `user` at step `step`, F included. */
+  seq(user: string, step: number): number[];
+}
+
+async function rig(
+  options: KnockVerifierOptions = {},
+  transport: KnockTransport = "any",
+  nowMs = NOW,
+): Promise<Rig> {
+  const cache = new SequenceCache();
+  const profiles: KnockProfile[] = [
+    { user: "alice", firstPort: 41001, length: 3, transport },
+    { user: "bob", firstPort: 52201, length: 3, transport },
+  ];
+  await cache.setUser(profiles[0], SECRET_A, nowMs);
+  await cache.setUser(profiles[1], SECRET_B, nowMs);
+  const events: KnockEvent[] = [];
+  const v = new KnockVerifier(cache, { ...options, onEvent: (e) => events.push(e) });
+  v.setProfiles(profiles);
+  return { v, cache, events, seq: (u, s) => [...cache.sequence(u, s)!] };
+}
+
+/** Sends `ports` from `ip` 100 ms apart from `t0`; returns the verdicts. */
+function knock(v: KnockVerifier, ip: number, ports: number[], t0 = NOW, proto: 6 | 17 = TCP) {
+  return ports.map((p, i) => v.observe(ip, proto, p, t0 + 100 * i));
+}
+
+Deno.test("every vector unlocks at its own time with drift 0", async () => {
+  for (const vec of await loadVectors()) {
+    const cache = new SequenceCache();
+    const profile = {
+      user: "u",
+      firstPort: vec.firstPort,
+      length: vec.length,
+      transport: "any" as const,
+    };
+    const now = vec.unixTime * 1000;
+    await cache.setUser(profile, vec.secret, now);
+    const v = new KnockVerifier(cache);
+    v.setProfiles([profile]);
+    const verdicts = vec.sequence.map((p) => v.observe(IP1, TCP, p, now));
+    assert.deepEqual(verdicts, [...Array(vec.length).fill(KNOCK), UNLOCKED]);
+    assert.equal(v.lastUser, "u");
+    assert.equal(v.lastDrift, 0);
+    assert.equal(v.lastStep, vec.step);
+  }
+});
+
+Deno.test("a success reports user, drift and step as an event", async () => {
+  const r = await rig();
+  assert.deepEqual(knock(r.v, IP1, r.seq("alice", T)), [KNOCK, KNOCK, KNOCK, UNLOCKED]);
+  assert.deepEqual(r.events, [
+    { type: "knock-success", ip: "203.0.113.7", user: "alice", drift: 0, step: T },
+  ]);
+  assert.equal(r.v.inProgress, 0);
+});
+
+Deno.test("clock skew of one step either way is accepted and recorded", async () => {
+  for (const drift of [-1, 1]) {
+    const r = await rig();
+    assert.equal(knock(r.v, IP1, r.seq("alice", T + drift)).at(-1), UNLOCKED);
+    assert.equal(r.v.lastDrift, drift);
+    assert.equal(r.v.lastStep, T + drift);
+  }
+});
+
+Deno.test("clock skew of two steps is refused", async () => {
+  for (const drift of [-2, 2]) {
+    const r = await rig({}, "any", NOW + drift * STEP_MS);
+    const ports = r.seq("alice", T + drift);
+    // F starts a sequence; the first derived port fits no candidate and fails it.
+    assert.deepEqual(knock(r.v, IP1, ports).slice(0, 2), [KNOCK, FAILED]);
+    assert.equal(r.events[0].type, "knock-failure");
+    assert.equal(r.events.some((e) => e.type === "knock-success"), false);
+  }
+});
+
+Deno.test("the verifier keeps working for a step after the clock moves, before refresh", async () => {
+  const r = await rig();
+  // The cache was filled at step T; F now arrives in step T+1 and the client is at T+2.
+  const later = (T + 1) * STEP_MS + 1_000;
+  assert.equal(knock(r.v, IP1, r.seq("alice", T + 2), later).at(-1), UNLOCKED);
+  assert.equal(r.v.lastDrift, 1);
+});
+
+Deno.test("out-of-order ports fail the sequence", async () => {
+  const r = await rig();
+  const [f, p1, p2, p3] = r.seq("alice", T);
+  assert.deepEqual(knock(r.v, IP1, [f, p2, p1, p3]), [KNOCK, FAILED, NOT_KNOCK, NOT_KNOCK]);
+  assert.deepEqual(r.events, [
+    { type: "knock-failure", ip: "203.0.113.7", user: "alice", reason: "wrong-port" },
+  ]);
+});
+
+Deno.test("a stray new flow on any port fails the sequence; before F it is no knock", async () => {
+  const r = await rig();
+  const [f, p1, p2, p3] = r.seq("alice", T);
+  assert.equal(r.v.observe(IP1, TCP, 443, NOW), NOT_KNOCK);
+  assert.deepEqual(knock(r.v, IP1, [f, p1, 443, p2, p3]), [
+    KNOCK,
+    KNOCK,
+    FAILED,
+    NOT_KNOCK,
+    NOT_KNOCK,
+  ]);
+  assert.equal(r.v.inProgress, 0);
+});
+
+Deno.test("an ascending sweep does not complete an ascending sequence", async () => {
+  const r = await rig();
+  const ports = r.seq("alice", T);
+  const sorted = [...ports.slice(1)].sort((a, b) => a - b);
+  let unlocked = 0;
+  r.v.observe(IP1, TCP, ports[0], NOW);
+  for (let p = sorted[0]; p <= sorted.at(-1)!; p++) {
+    if (r.v.observe(IP1, TCP, p, NOW + 1) === UNLOCKED) unlocked++;
+  }
+  assert.equal(unlocked, 0);
+});
+
+Deno.test("retransmissions of the last accepted port are ignored", async () => {
+  const r = await rig();
+  const [f, p1, p2, p3] = r.seq("alice", T);
+  assert.deepEqual(
+    knock(r.v, IP1, [f, f, p1, p1, p1, p2, p2, p3]),
+    [KNOCK, KNOCK, KNOCK, KNOCK, KNOCK, KNOCK, KNOCK, UNLOCKED],
+  );
+});
+
+Deno.test("a repeat of an earlier (not the last) port fails", async () => {
+  const r = await rig();
+  const [f, p1, p2] = r.seq("alice", T);
+  assert.deepEqual(knock(r.v, IP1, [f, p1, p2, p1]), [KNOCK, KNOCK, KNOCK, FAILED]);
+});
+
+Deno.test("completion must fall within the window from F", async () => {
+  const r = await rig();
+  const [f, p1, p2, p3] = r.seq("alice", T);
+  r.v.observe(IP1, TCP, f, NOW);
+  r.v.observe(IP1, TCP, p1, NOW + 5_000);
+  r.v.observe(IP1, TCP, p2, NOW + 10_000);
+  assert.equal(r.v.observe(IP1, TCP, p3, NOW + 15_000), UNLOCKED);
+
+  const late = NOW + 20_000;
+  knock(r.v, IP2, [f, p1, p2], late);
+  assert.equal(r.v.observe(IP2, TCP, p3, late + 15_001), FAILED);
+  assert.deepEqual(r.events.at(-1), {
+    type: "knock-failure",
+    ip: "203.0.113.8",
+    user: "alice",
+    reason: "window-expired",
+  });
+});
+
+Deno.test("a knock on F after an expired sequence starts a new one", async () => {
+  const r = await rig();
+  const ports = r.seq("alice", T);
+  knock(r.v, IP1, ports.slice(0, 2));
+  assert.deepEqual(knock(r.v, IP1, ports, NOW + 16_000), [KNOCK, KNOCK, KNOCK, UNLOCKED]);
+  assert.equal(r.events[0].type, "knock-failure");
+});
+
+Deno.test("another user's F ends the sequence as a failure and starts that user's", async () => {
+  const r = await rig();
+  const a = r.seq("alice", T);
+  const b = r.seq("bob", T);
+  assert.deepEqual(knock(r.v, IP1, [a[0], a[1], ...b]), [
+    KNOCK,
+    KNOCK,
+    KNOCK,
+    KNOCK,
+    KNOCK,
+    UNLOCKED,
+  ]);
+  assert.equal(r.v.lastUser, "bob");
+  assert.deepEqual(r.events.map((e) => e.type), ["knock-failure", "knock-success"]);
+});
+
+Deno.test("restarting the same user's sequence mid-way fails the old one and starts anew", async () => {
+  const r = await rig();
+  const a = r.seq("alice", T);
+  assert.deepEqual(knock(r.v, IP1, [a[0], a[1], ...a]).at(-1), UNLOCKED);
+});
+
+Deno.test("a knock that continues a sequence is taken as such before another user's F", async () => {
+  const r = await rig();
+  const a = r.seq("alice", T);
+  // Bob's F is alice's second port.
+  r.v.setProfiles([
+    { user: "alice", firstPort: 41001, length: 3, transport: "any" },
+    { user: "bob", firstPort: a[1], length: 3, transport: "any" },
+  ]);
+  assert.deepEqual(knock(r.v, IP1, a), [KNOCK, KNOCK, KNOCK, UNLOCKED]);
+  assert.equal(r.v.lastUser, "alice");
+});
+
+Deno.test("transport: a knock on the wrong transport fails; F on it is no knock", async () => {
+  const r = await rig({}, "tcp");
+  const [f, p1, p2, p3] = r.seq("alice", T);
+  assert.equal(r.v.observe(IP1, UDP, f, NOW), NOT_KNOCK);
+  assert.deepEqual(knock(r.v, IP1, [f, p1], NOW), [KNOCK, KNOCK]);
+  assert.equal(r.v.observe(IP1, UDP, p2, NOW + 300), FAILED);
+  assert.equal((r.events[0] as { reason: string }).reason, "wrong-transport");
+  assert.equal(knock(r.v, IP1, [f, p1, p2, p3], NOW + 400).at(-1), UNLOCKED);
+
+  const u = await rig({}, "udp");
+  assert.equal(u.v.observe(IP1, TCP, f, NOW), NOT_KNOCK);
+  assert.equal(knock(u.v, IP1, [f, p1, p2, p3], NOW, UDP).at(-1), UNLOCKED);
+
+  const any = await rig({}, "any");
+  assert.equal(any.v.observe(IP1, UDP, f, NOW), KNOCK);
+  assert.equal(any.v.observe(IP1, TCP, p1, NOW), KNOCK);
+  assert.equal(any.v.observe(IP1, UDP, p2, NOW), KNOCK);
+  assert.equal(any.v.observe(IP1, TCP, p3, NOW), UNLOCKED);
+});
+
+Deno.test("a step that unlocked one IP cannot unlock another; the same IP refreshes", async () => {
+  const r = await rig();
+  const a = r.seq("alice", T);
+  assert.equal(knock(r.v, IP1, a).at(-1), UNLOCKED);
+  assert.equal(knock(r.v, IP2, a, NOW + 1_000).at(-1), REPLAY);
+  assert.deepEqual(r.events.at(-1), {
+    type: "knock-replay",
+    ip: "203.0.113.8",
+    user: "alice",
+    step: T,
+    firstIp: "203.0.113.7",
+  });
+  assert.equal(knock(r.v, IP1, a, NOW + 2_000).at(-1), UNLOCKED);
+  // The other IP may use another step, and another user's same step is unrelated.
+  assert.equal(knock(r.v, IP2, r.seq("alice", T + 1), NOW + 3_000).at(-1), UNLOCKED);
+  assert.equal(r.v.lastDrift, 1);
+  assert.equal(knock(r.v, IP2, r.seq("bob", T), NOW + 4_000).at(-1), UNLOCKED);
+});
+
+Deno.test("replay entries expire once their step can no longer match", async () => {
+  const r = await rig();
+  knock(r.v, IP1, r.seq("alice", T));
+  assert.equal(r.v.replayEntries, 1);
+  r.v.sweep((T + 2) * STEP_MS + 15_000);
+  assert.equal(r.v.replayEntries, 1);
+  r.v.sweep((T + 2) * STEP_MS + 15_001);
+  assert.equal(r.v.replayEntries, 0);
+});
+
+Deno.test("the replay cache is bounded", async () => {
+  const r = await rig({ maxReplay: 2 });
+  knock(r.v, IP1, r.seq("alice", T - 1));
+  knock(r.v, IP1, r.seq("alice", T), NOW + 1_000);
+  knock(r.v, IP1, r.seq("alice", T + 1), NOW + 2_000);
+  assert.equal(r.v.replayEntries, 2);
+});
+
+/** Fails one sequence from `ip` at `t`: F, then a wrong port. */
+function failOnce(r: Rig, ip: number, t: number): number {
+  r.v.observe(ip, TCP, 41001, t);
+  return r.v.observe(ip, TCP, 1, t + 100);
+}
+
+Deno.test("past 5 failures in 10 minutes an IP's knocks are ignored for 10 minutes", async () => {
+  const r = await rig();
+  for (let i = 0; i < 5; i++) assert.equal(failOnce(r, IP1, NOW + i * 1_000), FAILED);
+  assert.equal(r.v.isPenalised(IP1, NOW + 5_000), false);
+  assert.equal(failOnce(r, IP1, NOW + 5_000), FAILED);
+  const start = NOW + 5_100;
+  assert.equal(r.v.isPenalised(IP1, start), true);
+  assert.deepEqual(r.events.at(-1), {
+    type: "knock-penalty",
+    ip: "203.0.113.7",
+    until: start + 600_000,
+  });
+  // Knocks on F are ignored, other traffic is not a knock; other IPs are untouched.
+  const a = r.seq("alice", T);
+  assert.deepEqual(knock(r.v, IP1, a, start + 1_000), [PENALISED, NOT_KNOCK, NOT_KNOCK, NOT_KNOCK]);
+  assert.equal(knock(r.v, IP2, a, start + 2_000).at(-1), UNLOCKED);
+  // After the penalty the IP may knock again (on a fresh step: T was used by IP2).
+  const after = start + 600_000;
+  assert.equal(r.v.isPenalised(IP1, after), false);
+  const step = Math.floor(after / STEP_MS);
+  await r.cache.refresh(after);
+  assert.equal(knock(r.v, IP1, r.seq("alice", step), after).at(-1), UNLOCKED);
+});
+
+Deno.test("failures spread wider than the failure window do not penalise", async () => {
+  const r = await rig();
+  for (let i = 0; i < 12; i++) failOnce(r, IP1, NOW + i * 150_000);
+  assert.equal(r.v.isPenalised(IP1, NOW + 12 * 150_000), false);
+  assert.equal(r.v.stats.penalties, 0);
+});
+
+Deno.test("failure limits follow the options", async () => {
+  const r = await rig({ maxFailures: 1, failureWindowMs: 1_000, penaltyMs: 5_000 });
+  failOnce(r, IP1, NOW);
+  failOnce(r, IP1, NOW + 2_000);
+  assert.equal(r.v.isPenalised(IP1, NOW + 2_200), false);
+  failOnce(r, IP1, NOW + 2_500);
+  assert.equal(r.v.isPenalised(IP1, NOW + 2_600), true);
+  assert.equal(r.v.isPenalised(IP1, NOW + 2_600 + 5_000), false);
+});
+
+Deno.test("a replay counts as a failure", async () => {
+  const r = await rig({ maxFailures: 0 });
+  knock(r.v, IP1, r.seq("alice", T));
+  assert.equal(knock(r.v, IP2, r.seq("alice", T)).at(-1), REPLAY);
+  assert.equal(r.v.isPenalised(IP2, NOW + 1_000), true);
+});
+
+Deno.test("knocks never touch another IP's state", async () => {
+  const r = await rig();
+  const a = r.seq("alice", T);
+  const b = r.seq("bob", T);
+  const out: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    out.push(r.v.observe(IP1, TCP, a[i], NOW + i));
+    out.push(r.v.observe(IP2, TCP, 9999, NOW + i)); // IP2's stray traffic
+    out.push(r.v.observe(IP2, UDP, b[i], NOW + i));
+  }
+  assert.deepEqual(out.filter((_, i) => i % 3 === 0), [KNOCK, KNOCK, KNOCK, UNLOCKED]);
+  // IP2 started bob's sequence and failed it with its own stray packet.
+  assert.deepEqual(out.filter((_, i) => i % 3 !== 0).slice(0, 4), [
+    NOT_KNOCK,
+    KNOCK,
+    FAILED,
+    NOT_KNOCK,
+  ]);
+  assert.deepEqual(r.events.map((e) => [e.type, e.ip]), [
+    ["knock-failure", "203.0.113.8"],
+    ["knock-success", "203.0.113.7"],
+  ]);
+});
+
+Deno.test("sweep ends sequences past their window and counts them as failures", async () => {
+  const r = await rig({ maxFailures: 0 });
+  knock(r.v, IP1, r.seq("alice", T).slice(0, 2));
+  r.v.sweep(NOW + 15_000);
+  assert.equal(r.v.inProgress, 1);
+  r.v.sweep(NOW + 15_101);
+  assert.equal(r.v.inProgress, 0);
+  assert.equal(r.events[0].type, "knock-failure");
+  assert.equal(r.v.isPenalised(IP1, NOW + 15_102), true);
+  r.v.sweep(NOW + 15_101 + 600_001);
+  assert.equal(r.v.failureTracked, 0);
+});
+
+Deno.test("sweep forgets failure records older than the failure window", async () => {
+  const r = await rig();
+  failOnce(r, IP1, NOW);
+  r.v.sweep(NOW + 600_100);
+  assert.equal(r.v.failureTracked, 1);
+  r.v.sweep(NOW + 600_101);
+  assert.equal(r.v.failureTracked, 0);
+});
+
+Deno.test("setProfiles validates and keeps sequences of unchanged users", async () => {
+  const r = await rig();
+  const a = r.seq("alice", T);
+  const b = r.seq("bob", T);
+  knock(r.v, IP1, a.slice(0, 2));
+  knock(r.v, IP2, b.slice(0, 2));
+  r.v.setProfiles([
+    { user: "bob", firstPort: 52201, length: 2, transport: "any" },
+    { user: "alice", firstPort: 41001, length: 3, transport: "any" },
+  ]);
+  assert.equal(r.v.inProgress, 1);
+  assert.deepEqual(r.events, [
+    { type: "knock-failure", ip: "203.0.113.8", user: "bob", reason: "profile-changed" },
+  ]);
+  assert.deepEqual(knock(r.v, IP1, a.slice(2), NOW + 500), [KNOCK, UNLOCKED]);
+  assert.equal(r.v.isPenalised(IP2, NOW), false);
+  assert.throws(
+    () =>
+      r.v.setProfiles([
+        { user: "a", firstPort: 1000, length: 3, transport: "any" },
+        { user: "b", firstPort: 1000, length: 3, transport: "any" },
+      ]),
+    /first port 1000 is used by "a" and "b"/,
+  );
+  assert.throws(
+    () => r.v.setProfiles([{ user: "a", firstPort: 70000, length: 3, transport: "any" }]),
+    /first port 70000 is out of range/,
+  );
+  assert.throws(
+    () => r.v.setProfiles([{ user: "a", firstPort: 1000, length: 9, transport: "any" }]),
+    /length 9 is out of range/,
+  );
+});
+
+Deno.test("a knock on F with no cached sequence is no knock", async () => {
+  const cache = new SequenceCache();
+  const v = new KnockVerifier(cache);
+  v.setProfiles([{ user: "ghost", firstPort: 41001, length: 3, transport: "any" }]);
+  assert.equal(v.observe(IP1, TCP, 41001, NOW), NOT_KNOCK);
+  assert.equal(v.stats.missingSequences, 1);
+  assert.equal(v.inProgress, 0);
+});
+
+Deno.test("memory stays bounded under 10^6 random knocks", async () => {
+  const cache = new SequenceCache();
+  const profiles: KnockProfile[] = [];
+  // 64 users: about one random port in a thousand is some user's F.
+  for (let i = 0; i < 64; i++) {
+    profiles.push({ user: `u${i}`, firstPort: 1024 + i * 1000, length: 3, transport: "any" });
+    await cache.setUser(profiles[i], SECRET_A, NOW);
+  }
+  const limits = { maxInProgress: 4096, maxPenalised: 8192 };
+  const v = new KnockVerifier(cache, limits);
+  v.setProfiles(profiles);
+  let x = 0x2545f491;
+  const rnd = () => (x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0);
+  let peakFailureTracked = 0;
+  for (let i = 0; i < 1_000_000; i++) {
+    // 2^16 sources, so IPs come back, fail their sequences and get penalised.
+    const ip = (0x0a000000 + (rnd() & 0xffff)) >>> 0;
+    // Half the flood aims at F ports, half at random ports (derived-port range included).
+    const port = i % 2 === 0 ? profiles[rnd() % 64].firstPort : rnd() & 0xffff;
+    v.observe(ip, i % 3 === 0 ? 17 : 6, port, NOW + (i >>> 8));
+    if (i % 65_536 === 0) v.sweep(NOW + (i >>> 8));
+    assert.ok(v.inProgress <= limits.maxInProgress);
+    assert.ok(v.failureTracked <= limits.maxPenalised);
+    peakFailureTracked = Math.max(peakFailureTracked, v.failureTracked);
+  }
+  assert.equal(v.inProgress, limits.maxInProgress);
+  assert.equal(peakFailureTracked, limits.maxPenalised);
+  assert.ok(v.stats.evictedSequences > 0);
+  assert.ok(v.stats.evictedFailureRecords > 0);
+  assert.ok(v.stats.penalties > 0);
+  assert.ok(v.replayEntries <= 65_536);
+  v.sweep(NOW + 10_000_000);
+  assert.equal(v.inProgress, 0);
+});
