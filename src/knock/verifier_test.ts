@@ -408,7 +408,7 @@ Deno.test("setProfiles validates and keeps sequences of unchanged users", async 
   );
 });
 
-Deno.test("a knock on F with no cached sequence is no knock", async () => {
+Deno.test("a knock on F with no cached sequence is no knock", () => {
   const cache = new SequenceCache();
   const v = new KnockVerifier(cache);
   v.setProfiles([{ user: "ghost", firstPort: 41001, length: 3, transport: "any" }]);
