@@ -207,10 +207,10 @@ export class RuleRepo {
   }
 
   /** Creates a rule; ConflictError if the name is taken or its ports overlap. */
-  createRule(input: RuleInput, actor: string): Promise<RuleRecord> {
+  async createRule(input: RuleInput, actor: string): Promise<RuleRecord> {
     validateRule(input);
     const name = input.rule.name;
-    return this.#write(name, name, "rule.create", actor, (before) => {
+    return await this.#write(name, name, "rule.create", actor, (before) => {
       if (before !== null) throw new ConflictError("name", `rule "${name}" already exists`);
       const now = this.clock.now();
       return { ...copyInput(input), createdAt: now, updatedAt: now, version: 1 };
@@ -221,14 +221,14 @@ export class RuleRepo {
    * Replaces rule `name` with `input` (which may rename it). With
    * `expectedVersion`, a ConflictError unless the stored version matches.
    */
-  updateRule(
+  async updateRule(
     name: string,
     input: RuleInput,
     actor: string,
     expectedVersion?: number,
   ): Promise<RuleRecord> {
     validateRule(input);
-    return this.#write(name, input.rule.name, "rule.update", actor, (before) => {
+    return await this.#write(name, input.rule.name, "rule.update", actor, (before) => {
       if (before === null) throw new NotFoundError("rule", name);
       if (expectedVersion !== undefined && before.version !== expectedVersion) {
         throw new ConflictError(

@@ -123,8 +123,8 @@ export class SessionRepo {
   }
 
   /** Ends the session whose stored hash is `idHash` (token revocation from a list). */
-  deleteSessionByHash(idHash: string, actor: string): Promise<boolean> {
-    return this.#delete(idHash, actor);
+  async deleteSessionByHash(idHash: string, actor: string): Promise<boolean> {
+    return await this.#delete(idHash, actor);
   }
 
   /** Ends every session of `user` (e.g. after a password change); returns how many. */

@@ -177,12 +177,12 @@ export class SettingsRepo {
    * Merges `patch`, validates and stores the result. With `expectedVersion`,
    * a ConflictError unless the stored version matches.
    */
-  updateSettings(
+  async updateSettings(
     patch: SettingsPatch,
     actor: string,
     expectedVersion?: number,
   ): Promise<SettingsRecord> {
-    return withRetry("settings", async () => {
+    return await withRetry("settings", async () => {
       const entry = await this.kv.get<SettingsRecord>(KEY);
       const before = entry.value ?? this.#defaults();
       if (expectedVersion !== undefined && before.version !== expectedVersion) {

@@ -61,14 +61,14 @@ export class UnlockRepo {
   constructor(private readonly kv: Deno.Kv, private readonly clock: Clock) {}
 
   /** Stores or replaces the unlock of `u.ip` in the current snapshot. */
-  saveUnlock(u: UnlockRecord): Promise<void> {
+  async saveUnlock(u: UnlockRecord): Promise<void> {
     validateUnlock(u);
-    return this.#inCurrent((op, gen) => op.set(entryKey(gen, u.ip), pick(u)));
+    return await this.#inCurrent((op, gen) => op.set(entryKey(gen, u.ip), pick(u)));
   }
 
   /** Removes the unlock of `ip` (no error if there is none). */
-  removeUnlock(ip: string): Promise<void> {
-    return this.#inCurrent((op, gen) => op.delete(entryKey(gen, ip)));
+  async removeUnlock(ip: string): Promise<void> {
+    return await this.#inCurrent((op, gen) => op.delete(entryKey(gen, ip)));
   }
 
   /** The unlocks whose `expiresAt` is still ahead. */
