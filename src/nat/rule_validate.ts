@@ -20,6 +20,8 @@ export interface RuleProblem {
   field: string;
   /** The complete message, naming the rule. */
   message: string;
+  /** The reason alone, for callers that name the rule themselves (e.g. `public port 70000 is out of range`). */
+  reason: string;
 }
 
 /** Thrown by `assertValidRules` (and so by `compileRules`) with every problem found. */
@@ -101,7 +103,13 @@ function ruleShapeProblems(
 ): RuleProblem[] {
   const out: RuleProblem[] = [];
   const add = (field: string, reason: string) =>
-    out.push({ list, index, field, message: `Cannot parse rule "${rule.name}": ${reason}` });
+    out.push({
+      list,
+      index,
+      field,
+      message: `Cannot parse rule "${rule.name}": ${reason}`,
+      reason,
+    });
   if (!NAME.test(rule.name)) {
     add("name", "a rule name must be 1-64 letters, digits, '.', '_' or '-'");
   }
@@ -205,12 +213,8 @@ function overlapProblems(claims: Claim[]): RuleProblem[] {
         const other = claims[prev].list === c.list && claims[prev].index === c.index
           ? "itself"
           : `rule "${claims[prev].name}"`;
-        out.push({
-          list: c.list,
-          index: c.index,
-          field: c.field,
-          message: `rule "${c.name}" overlaps ${other} on ${proto} port ${port}`,
-        });
+        const message = `rule "${c.name}" overlaps ${other} on ${proto} port ${port}`;
+        out.push({ list: c.list, index: c.index, field: c.field, message, reason: message });
       }
     });
   }
@@ -226,7 +230,8 @@ function duplicateNameProblems(
   const seen = new Set<string>();
   const check = (list: RuleList, index: number, name: string) => {
     if (seen.has(name)) {
-      out.push({ list, index, field: "name", message: `rule name "${name}" is used twice` });
+      const message = `rule name "${name}" is used twice`;
+      out.push({ list, index, field: "name", message, reason: message });
     }
     seen.add(name);
   };

@@ -85,6 +85,8 @@ Deno.test("validateRules: ports out of range, reversed, width mismatch", () => {
     field: "privatePorts",
     message: 'Cannot parse rule "web": public ports 52210-52219 span 10 ports but private ports ' +
       "8080-8085 span 6 (give the same width or one port)",
+    reason: "public ports 52210-52219 span 10 ports but private ports " +
+      "8080-8085 span 6 (give the same width or one port)",
   }]);
 });
 
@@ -118,6 +120,7 @@ Deno.test("validateRules: private address, names, users, empty open-ports rule",
       index: 0,
       field: "ports[0].ports",
       message: 'Cannot parse rule "mail": port 0 is out of range',
+      reason: "port 0 is out of range",
     }],
   );
 });
@@ -139,6 +142,7 @@ Deno.test("validateRules: overlapping public ports on the same transport", () =>
     index: 1,
     field: "publicPorts",
     message: 'rule "ssh" overlaps rule "web" on tcp port 52201',
+    reason: 'rule "ssh" overlaps rule "web" on tcp port 52201',
   }]);
   // Different transports do not overlap; "both" overlaps each.
   assert.deepEqual(messages([fwd(), fwd({ name: "u", protocol: "udp" })]), []);

@@ -1,0 +1,242 @@
+import assert from "node:assert/strict";
+import { parseIpv4 } from "../packet/address.ts";
+import { defaultConfig } from "./defaults.ts";
+import { ConfigError, loadConfig, parseConfig } from "./load.ts";
+
+const FILE = "config/appliance.jsonc";
+const DEFAULT_TEXT = Deno.readTextFileSync(
+  new URL("../../config/appliance.jsonc", import.meta.url),
+);
+
+/** `DEFAULT_TEXT` with the first occurrence of `from` replaced; returns the text and its line. */
+function edit(from: string, to: string, text = DEFAULT_TEXT): { text: string; line: number } {
+  const at = text.indexOf(from);
+  assert.ok(at >= 0, `${from} not in the file`);
+  return { text: text.slice(0, at) + to + text.slice(at + from.length), line: lineAt(text, at) };
+}
+
+function lineAt(text: string, offset: number): number {
+  return text.slice(0, offset).split("\n").length;
+}
+
+/** The error lines `parseConfig` throws for `text`. */
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, FILE);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.message.split("\n");
+  }
+  throw new Error("config parsed");
+}
+
+Deno.test("the default file parses and equals defaultConfig()", () => {
+  const fromFile = loadConfig(new URL("../../config/appliance.jsonc", import.meta.url).pathname);
+  assert.deepEqual(fromFile, defaultConfig());
+  assert.deepEqual(parseConfig(DEFAULT_TEXT, FILE), fromFile);
+});
+
+Deno.test("the default config has the lab's values, typed and parsed", () => {
+  const c = defaultConfig();
+  assert.equal(c.wan.addressU32, parseIpv4("198.51.100.1"));
+  assert.equal(c.lan.addressU32, parseIpv4("192.0.2.1"));
+  assert.deepEqual(c.lan.networkCidr, { addr: parseIpv4("192.0.2.0"), prefix: 24 });
+  assert.deepEqual(c.tun, { name: "kn0", mtu: 1500, offload: true, queues: 1 });
+  assert.equal(c.knock.windowSec, 15);
+  assert.deepEqual(c.users.map((u) => [u.name, u.firstPort, u.length, u.transport]), [
+    ["alice", 41001, 3, "any"],
+  ]);
+  assert.deepEqual(c.forwards.map((f) => f.name), ["web", "iperf", "range", "udp-echo"]);
+  assert.deepEqual(c.forwards[2].publicPorts, { start: 52210, end: 52219 });
+  assert.deepEqual(c.forwards[2].privatePorts, { start: 8080, end: 8089 });
+  assert.deepEqual(c.forwards[3].privatePorts, { start: 7, end: 7 });
+  assert.equal(c.management.listenU32, c.lan.addressU32);
+  assert.equal(c.store.path, "data/knockgate.kv");
+});
+
+Deno.test("defaults fill a minimal file; ports accept numbers and trailing commas parse", () => {
+  const c = parseConfig(`{
+    "wan": { "interface": "wan0", "address": "198.51.100.1" },
+    "lan": { "interface": "lan0", "address": "192.0.2.1", "network": "192.0.2.0/24" },
+    "forwards": [{ "name": "w", "publicPorts": 52201, "privateAddress": "192.0.2.12",
+                   "privatePorts": 80, },],
+    "syslog": [{ "host": "192.0.2.5" }],
+  }`);
+  assert.deepEqual(c.knock, defaultConfig().knock);
+  assert.deepEqual(c.tun, defaultConfig().tun);
+  assert.deepEqual(c.forwards[0], {
+    name: "w",
+    enabled: true,
+    protocol: "tcp",
+    publicPorts: { start: 52201, end: 52201 },
+    privateAddress: "192.0.2.12",
+    privatePorts: { start: 80, end: 80 },
+    enforceKnock: true,
+    users: [],
+  });
+  assert.deepEqual(c.syslog, [{ host: "192.0.2.5", port: 514, format: "rfc5424", facility: 16 }]);
+  assert.equal(c.management.listen, "192.0.2.1");
+  assert.equal(c.management.port, 8443);
+});
+
+Deno.test("a port out of range names file, line and field", () => {
+  const { text, line } = edit('"publicPorts": "52202"', '"publicPorts": 70000');
+  assert.deepEqual(problems(text), [
+    `${FILE}:${line}: forwards[1].publicPorts: port 70000 is out of range`,
+  ]);
+});
+
+Deno.test("a syntax error names the line of the unexpected token", () => {
+  const { text, line } = edit('"maxFlows": 262144', '"maxFlows": }');
+  assert.deepEqual(problems(text), [`${FILE}:${line}: unexpected "}"`]);
+});
+
+Deno.test("unknown fields are refused at their own line", () => {
+  const a = edit('"privatePorts": "5201"', '"privatePort": "5201"');
+  const b = edit('"windowSec"', '"windowsec"', a.text);
+  const iperf = lineAt(a.text, a.text.indexOf('"name": "iperf"')) - 1;
+  assert.deepEqual(problems(b.text), [
+    `${FILE}:${b.line}: knock.windowsec: unknown field`,
+    // The missing field points at the start of its object.
+    `${FILE}:${iperf}: forwards[1].privatePorts: is required`,
+    `${FILE}:${a.line}: forwards[1].privatePort: unknown field`,
+  ]);
+});
+
+Deno.test("wrong types, enums, bounds, addresses and names are explained", () => {
+  const cases: [string, string, string][] = [
+    ['"mtu": 1500', '"mtu": "1500"', 'tun.mtu: expected number, got the string "1500"'],
+    ['"mtu": 1500', '"mtu": 100', "tun.mtu: must be at least 576"],
+    ['"queues": 1', '"queues": 1.5', "tun.queues: expected an integer, got number 1.5"],
+    [
+      '"protocol": "both"',
+      '"protocol": "sctp"',
+      'forwards[1].protocol: must be one of "tcp", "udp", "both"',
+    ],
+    ['"offload": true', '"offload": null', "tun.offload: expected boolean, got null"],
+    [
+      '"address": "198.51.100.1"',
+      '"address": "198.51.100"',
+      'wan.address: "198.51.100" is not an IPv4 address',
+    ],
+    [
+      '"allow": []',
+      '"allow": ["203.0.113.0/33"]',
+      'admission.allow[0]: "203.0.113.0/33" is not an IPv4 network (a.b.c.d/n)',
+    ],
+    ['"length": 3', '"length": 9', "users[0].length: must be at most 8"],
+    [
+      '"secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"',
+      '"secret": "gezd"',
+      "users[0].secret: must be upper-case base32 of at least 32 characters (160 bits)",
+    ],
+    [
+      '"name": "web"',
+      '"name": "my web"',
+      "forwards[0].name: must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    ],
+    [
+      '"publicPorts": "52210-52219"',
+      '"publicPorts": "52219-52210"',
+      "forwards[2].publicPorts: port range 52219-52210 ends before it starts",
+    ],
+    [
+      '"publicPorts": "52201"',
+      '"publicPorts": true',
+      'forwards[0].publicPorts: must be a port, "N" or "A-B"',
+    ],
+    [
+      '"syslog": []',
+      '"syslog": [{ "host": "192.0.2.5", "format": "json" }]',
+      'syslog[0].format: must be one of "rfc5424", "rfc3164"',
+    ],
+  ];
+  for (const [from, to, want] of cases) {
+    const { text, line } = edit(from, to);
+    assert.deepEqual(problems(text), [`${FILE}:${line}: ${want}`], `${from} -> ${to}`);
+  }
+});
+
+Deno.test("rule problems across rules name the later rule's line", () => {
+  const overlap = edit('"publicPorts": "52203"', '"publicPorts": "52202"');
+  assert.deepEqual(problems(overlap.text), [
+    `${FILE}:${overlap.line}: forwards[3].publicPorts: rule "udp-echo" overlaps rule "iperf" on udp port 52202`,
+  ]);
+  const dup = edit('"name": "udp-echo"', '"name": "web"');
+  assert.deepEqual(problems(dup.text), [
+    `${FILE}:${dup.line}: forwards[3].name: rule name "web" is used twice`,
+  ]);
+  const width = edit('"privatePorts": "8080-8089"', '"privatePorts": "8080-8085"');
+  assert.deepEqual(problems(width.text), [
+    `${FILE}:${width.line}: forwards[2].privatePorts: public ports 52210-52219 span 10 ports but ` +
+    "private ports 8080-8085 span 6 (give the same width or one port)",
+  ]);
+  const outside = edit('"privateAddress": "192.0.2.12"', '"privateAddress": "10.0.0.12"');
+  assert.deepEqual(problems(outside.text), [
+    `${FILE}:${outside.line}: forwards[0].privateAddress: 10.0.0.12 is outside lan.network 192.0.2.0/24`,
+  ]);
+  const notIp = edit('"privateAddress": "192.0.2.12"', '"privateAddress": "server"');
+  assert.deepEqual(problems(notIp.text), [
+    `${FILE}:${notIp.line}: forwards[0].privateAddress: private address "server" is not an IPv4 address`,
+  ]);
+});
+
+Deno.test("checks across sections: LAN network, first ports, management port", () => {
+  const hostBits = edit('"network": "192.0.2.0/24"', '"network": "192.0.2.1/24"');
+  assert.deepEqual(problems(hostBits.text), [
+    `${FILE}:${hostBits.line}: lan.network: 192.0.2.1/24 has host bits set (did you mean 192.0.2.0/24?)`,
+  ]);
+  const lanOut = edit('"address": "192.0.2.1"', '"address": "192.0.3.1"');
+  assert.deepEqual(problems(lanOut.text), [
+    `${FILE}:${lanOut.line}: lan.address: 192.0.3.1 is outside lan.network 192.0.2.0/24`,
+  ]);
+  const knockOnRule = edit('"firstPort": 41001', '"firstPort": 52203');
+  assert.deepEqual(problems(knockOnRule.text), [
+    `${FILE}:${knockOnRule.line}: users[0].firstPort: first port 52203 is a public udp port of rule "udp-echo"`,
+  ]);
+  const tcpOnly = edit('"transport": "any"', '"transport": "tcp"', knockOnRule.text);
+  parseConfig(tcpOnly.text, FILE); // A TCP-only knock port may share a UDP-only rule's port.
+  const mgmt = edit('"port": 8443', '"port": 52201');
+  assert.deepEqual(problems(mgmt.text), [
+    `${FILE}:${mgmt.line}: management.port: port 52201 is also a public tcp port of rule "web"`,
+  ]);
+  parseConfig(edit('"wanAccess": "knock"', '"wanAccess": "never"', mgmt.text).text, FILE);
+  const twoUsers = edit(
+    '"users": [',
+    '"users": [{ "name": "alice", "secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "firstPort": 41001 },',
+  );
+  assert.deepEqual(problems(twoUsers.text), [
+    `${FILE}:${twoUsers.line + 2}: users[1].name: user "alice" is defined twice`,
+    `${FILE}:${twoUsers.line + 4}: users[1].firstPort: first port 41001 is also user "alice"'s`,
+  ]);
+});
+
+Deno.test("every problem is reported at once, sorted by line", () => {
+  const a = edit('"mtu": 1500', '"mtu": 1');
+  const b = edit('"publicPorts": "52202"', '"publicPorts": 0', a.text);
+  const lines = problems(b.text);
+  assert.equal(lines.length, 2);
+  assert.match(lines[0], /tun\.mtu: must be at least 576$/);
+  assert.match(lines[1], /forwards\[1\]\.publicPorts: port 0 is out of range$/);
+});
+
+Deno.test("loadConfig names a missing file", () => {
+  assert.throws(
+    () => loadConfig("/nonexistent/knockgate.jsonc"),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.message.startsWith("/nonexistent/knockgate.jsonc:0: cannot read"),
+  );
+});
+
+Deno.test("every example in config/ parses", () => {
+  const dir = new URL("../../config/", import.meta.url);
+  let count = 0;
+  for (const entry of Deno.readDirSync(dir)) {
+    if (!entry.name.endsWith(".jsonc")) continue;
+    const c = loadConfig(new URL(entry.name, dir).pathname);
+    assert.ok(c.forwards.length > 0, entry.name);
+    count++;
+  }
+  assert.ok(count >= 2);
+});

@@ -1,0 +1,166 @@
+/**
+ * The zod schema of `config/appliance.jsonc`: field shapes, ranges and
+ * defaults. Objects are strict, so a misspelt field is an error rather than
+ * silently ignored. Checks across fields live in `load.ts`.
+ */
+
+import { z } from "zod";
+import { parseCidr, parseIpv4 } from "../packet/address.ts";
+import { parsePortRange } from "../nat/rule_validate.ts";
+import type { PortRange } from "../nat/rule.ts";
+
+/** An integer in `[min, max]`. */
+function int(min: number, max: number) {
+  return z.number().int().min(min).max(max);
+}
+
+/** Interface names: what the kernel accepts (IFNAMSIZ is 16 with the NUL). */
+const ifName = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, {
+  error: "must be 1-15 letters, digits, '_', '.' or '-'",
+});
+
+/** A dotted quad. */
+const ipv4 = z.string().refine((s) => parseIpv4(s) !== null, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not an IPv4 address`,
+});
+
+/** `a.b.c.d/n`, or a bare address meaning /32. */
+const cidr = z.string().refine((s) => parseCidr(s) !== null, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not an IPv4 network (a.b.c.d/n)`,
+});
+
+/** A port or range written as a number, `"N"` or `"A-B"`. */
+const ports = z.union([z.number(), z.string()], {
+  error: (iss) => (iss.input === undefined ? "is required" : 'must be a port, "N" or "A-B"'),
+}).transform((v, ctx): PortRange => {
+  const r = parsePortRange(v);
+  if ("error" in r) {
+    ctx.addIssue({ code: "custom", message: r.error, input: v });
+    return z.NEVER;
+  }
+  return r.range;
+});
+
+/** A single port 1..65535. */
+const port = int(1, 65535);
+
+/** Rule names, as `rule_validate` also checks. */
+const ruleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+  error: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+});
+
+/** User names. */
+const userName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, {
+  error: "must be 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit",
+});
+
+const protocol = z.enum(["tcp", "udp", "both"]);
+
+const forward = z.strictObject({
+  name: ruleName,
+  enabled: z.boolean().default(true),
+  protocol: protocol.default("tcp"),
+  publicPorts: ports,
+  privateAddress: z.string(),
+  privatePorts: ports,
+  enforceKnock: z.boolean().default(true),
+  users: z.array(z.string()).default([]),
+});
+
+const openPorts = z.strictObject({
+  name: ruleName,
+  enabled: z.boolean().default(true),
+  privateAddress: z.string(),
+  ports: z.array(z.strictObject({ protocol: protocol.default("tcp"), ports })),
+  enforceKnock: z.boolean().default(true),
+  users: z.array(z.string()).default([]),
+});
+
+const user = z.strictObject({
+  name: userName,
+  // RFC 4648 base32; 32 characters carry 160 bits, the protocol's minimum.
+  secret: z.string().regex(/^[A-Z2-7]{32,}=*$/, {
+    error: "must be upper-case base32 of at least 32 characters (160 bits)",
+  }),
+  firstPort: port,
+  length: int(1, 8).default(3),
+  transport: z.enum(["tcp", "udp", "any"]).default("any"),
+});
+
+const knock = z.strictObject({
+  idleTimeoutSec: int(10, 7 * 86400).default(3600),
+  lifetimeSec: int(0, 365 * 86400).default(0),
+  windowSec: int(1, 300).default(15),
+  maxFailures: int(1, 1000).default(5),
+  failureWindowSec: int(1, 86400).default(600),
+  penaltySec: int(0, 7 * 86400).default(600),
+  maxInProgress: int(16, 1 << 24).default(65536),
+  maxPenalised: int(16, 1 << 24).default(65536),
+});
+
+const collector = z.strictObject({
+  host: z.string().min(1),
+  port: port.default(514),
+  format: z.enum(["rfc5424", "rfc3164"]).default("rfc5424"),
+  facility: int(0, 23).default(16),
+});
+
+/** The schema of the configuration file; its output still lacks the parsed addresses. */
+export const configSchema = z.strictObject({
+  wan: z.strictObject({ interface: ifName, address: ipv4 }),
+  lan: z.strictObject({ interface: ifName, address: ipv4, network: cidr }),
+  tun: z.strictObject({
+    name: ifName.default("kn0"),
+    mtu: int(576, 65535).default(1500),
+    offload: z.boolean().default(true),
+    queues: int(1, 64).default(1),
+  }).prefault({}),
+  conntrack: z.strictObject({ maxFlows: int(1024, 1 << 24).default(262144) }).prefault({}),
+  admission: z.strictObject({ allow: z.array(cidr).default([]) }).prefault({}),
+  knock: knock.prefault({}),
+  users: z.array(user).default([]),
+  forwards: z.array(forward).default([]),
+  openPorts: z.array(openPorts).default([]),
+  management: z.strictObject({
+    port: port.default(8443),
+    wanAccess: z.enum(["knock", "never"]).default("knock"),
+    listen: ipv4.optional(),
+  }).prefault({}),
+  syslog: z.array(collector).default([]),
+  store: z.strictObject({ path: z.string().min(1).default("data/knockgate.kv") }).prefault({}),
+});
+
+/** What the file may contain (before defaults). */
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** What the schema produces. */
+export type ConfigOutput = z.output<typeof configSchema>;
+
+/** Readable reasons for zod's built-in issues (custom issues carry their own). */
+export function issueMessage(iss: z.core.$ZodRawIssue): string | undefined {
+  switch (iss.code) {
+    case "invalid_type":
+      if (iss.input === undefined) return "is required";
+      return `expected ${iss.expected === "int" ? "an integer" : iss.expected}, got ${
+        describe(iss.input)
+      }`;
+    case "invalid_value":
+      return `must be one of ${iss.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "too_small":
+      return iss.origin === "string" && iss.minimum === 1
+        ? "must not be empty"
+        : `must be at least ${iss.minimum}`;
+    case "too_big":
+      return `must be at most ${iss.maximum}`;
+    default:
+      return undefined;
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  if (typeof v === "string") return `the string ${JSON.stringify(v)}`;
+  return `${typeof v} ${String(v)}`;
+}

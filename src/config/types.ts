@@ -1,0 +1,121 @@
+/**
+ * The appliance configuration as the rest of the program sees it: parsed,
+ * defaulted and cross-checked. Addresses stay dotted quads for display, with
+ * the unsigned 32-bit form (`...U32`) beside them for the data plane.
+ */
+
+import type { KnockTransport } from "../knock/profile.ts";
+import type { SyslogFormat } from "../log/syslog.ts";
+import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
+import type { Cidr } from "../packet/address.ts";
+
+/** The WAN side: the interface and the public address knocks and flows arrive on. */
+export interface WanConfig {
+  interface: string;
+  address: string;
+  addressU32: number;
+}
+
+/** The LAN side: the interface, the appliance's LAN address and the LAN network. */
+export interface LanConfig {
+  interface: string;
+  address: string;
+  addressU32: number;
+  /** `a.b.c.d/n`, host bits clear. */
+  network: string;
+  networkCidr: Cidr;
+}
+
+/** The TUN device the process owns. */
+export interface TunConfig {
+  name: string;
+  mtu: number;
+  /** Negotiate virtio-net header offloads (checksum, TSO). */
+  offload: boolean;
+  /** Number of TUN queues (IFF_MULTI_QUEUE when above 1). */
+  queues: number;
+}
+
+/** Connection tracking limits. */
+export interface ConntrackConfig {
+  /** Flows tracked at most (each has two hash entries). */
+  maxFlows: number;
+}
+
+/** The static gate before the knock engine. */
+export interface AdmissionConfig {
+  /** CIDRs of WAN sources admitted without knocking, as written. */
+  allow: string[];
+  /** The same, parsed. */
+  allowCidrs: Cidr[];
+}
+
+/** Knock engine settings (see `portknock/v1`). */
+export interface KnockSettings {
+  /** An unlock ends after this long without traffic or new sessions. */
+  idleTimeoutSec: number;
+  /** An unlock ends this long after it began regardless of traffic; 0 for no limit. */
+  lifetimeSec: number;
+  /** A sequence must complete within this long from its first port. */
+  windowSec: number;
+  /** Failures per source IP within `failureWindowSec` that trigger a penalty. */
+  maxFailures: number;
+  failureWindowSec: number;
+  /** How long a penalised IP's knocks are ignored. */
+  penaltySec: number;
+  /** Sequences in progress tracked at most. */
+  maxInProgress: number;
+  /** Penalised IPs tracked at most. */
+  maxPenalised: number;
+}
+
+/** A user seeded from the configuration file (the store holds users once it exists). */
+export interface SeedUser {
+  name: string;
+  /** RFC 4648 base32 TOTP secret, upper case, no padding. */
+  secret: string;
+  firstPort: number;
+  length: number;
+  transport: KnockTransport;
+}
+
+/** The management interface (HTTP API and web UI). */
+export interface ManagementConfig {
+  port: number;
+  /** `knock`: reachable from the WAN by knock-unlocked IPs; `never`: LAN only. */
+  wanAccess: "knock" | "never";
+  /** Address it listens on; the LAN address unless set. */
+  listen: string;
+  listenU32: number;
+}
+
+/** One syslog collector. */
+export interface SyslogCollectorConfig {
+  host: string;
+  port: number;
+  format: SyslogFormat;
+  /** 0..23; 16 is `local0`. */
+  facility: number;
+}
+
+/** Where persistent state lives. */
+export interface StoreConfig {
+  /** Deno KV file path. */
+  path: string;
+}
+
+/** The whole appliance configuration. */
+export interface Config {
+  wan: WanConfig;
+  lan: LanConfig;
+  tun: TunConfig;
+  conntrack: ConntrackConfig;
+  admission: AdmissionConfig;
+  knock: KnockSettings;
+  users: SeedUser[];
+  forwards: PortForwardRule[];
+  openPorts: OpenPortsRule[];
+  management: ManagementConfig;
+  syslog: SyslogCollectorConfig[];
+  store: StoreConfig;
+}
