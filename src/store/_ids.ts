@@ -1,4 +1,4 @@
-/** Identifier helpers shared by the repositories. */
+/** Identifiers and encodings shared by the repositories. */
 import type { Clock } from "../clock.ts";
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -61,6 +61,16 @@ function encodeBits(bytes: Uint8Array, alphabet: string): string {
     acc &= (1 << bits) - 1;
   }
   return out;
+}
+
+/** Standard base64 of `bytes`. */
+export function toBase64(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes));
+}
+
+/** Bytes of standard base64 `text`; throws on malformed input. */
+export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
 
 /** Lower-case hex of `bytes`. */

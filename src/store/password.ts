@@ -3,6 +3,7 @@
  * `scrypt$N$r$p$salt$hash` with base64 salt and hash.
  */
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { fromBase64, toBase64 } from "./_ids.ts";
 
 const N = 16384;
 const R = 8;
@@ -22,7 +23,7 @@ function derive(password: string, salt: Uint8Array, n: number, r: number, p: num
 
 function decodeBase64(text: string): Uint8Array | null {
   try {
-    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+    return fromBase64(text);
   } catch {
     return null;
   }
@@ -32,7 +33,7 @@ function decodeBase64(text: string): Uint8Array | null {
 export async function hashPassword(password: string): Promise<string> {
   const salt = new Uint8Array(randomBytes(SALT_BYTES));
   const hash = await derive(password, salt, N, R, P, KEY_BYTES);
-  return ["scrypt", N, R, P, btoa(String.fromCharCode(...salt)), btoa(String.fromCharCode(...hash))]
+  return ["scrypt", N, R, P, toBase64(salt), toBase64(hash)]
     .join("$");
 }
 

@@ -8,6 +8,7 @@
 import type { Clock } from "../clock.ts";
 import type { OpenPortsRule, PortForwardRule, PortRange, RuleProtocol } from "../nat/rule.ts";
 import { RETRY, withRetry } from "./_retry.ts";
+import { isDottedQuad, isInt } from "./_validate.ts";
 import type { AuditLog } from "./audit.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
 
@@ -29,9 +30,8 @@ export type RuleRecord = RuleInput & RuleMeta;
 
 const VERSION_KEY: Deno.KvKey = ["rules", "version"];
 const BY_NAME: Deno.KvKey = ["rules", "byName"];
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/; // as src/nat/rule_validate.ts
 const PROTOCOLS: readonly RuleProtocol[] = ["tcp", "udp", "both"];
-const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 function ruleKey(name: string): Deno.KvKey {
   return [...BY_NAME, name];
@@ -62,7 +62,7 @@ class RuleChecker {
 
   range(field: string, r: PortRange | undefined): void {
     for (const p of [r?.start, r?.end]) {
-      if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > 65535) {
+      if (!isInt(p, 1, 65535)) {
         this.fail(field, `port ${p} is out of range 1..65535`);
       }
     }
@@ -70,7 +70,7 @@ class RuleChecker {
   }
 
   address(v: unknown): void {
-    if (typeof v !== "string" || !DOTTED_QUAD.test(v)) {
+    if (!isDottedQuad(v)) {
       this.fail("privateAddress", `private address ${JSON.stringify(v)} is not a dotted quad`);
     }
   }
@@ -88,7 +88,9 @@ export function validateRule(input: RuleInput): void {
   if (typeof name !== "string" || !NAME_RE.test(name)) {
     throw new ValidationError(
       "name",
-      `Cannot save rule ${JSON.stringify(name)}: use 1..64 characters of A-Z a-z 0-9 . _ -`,
+      `Cannot save rule ${
+        JSON.stringify(name)
+      }: use 1..64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit`,
     );
   }
   const c = new RuleChecker(name);

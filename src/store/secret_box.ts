@@ -2,6 +2,7 @@
  * TOTP secrets encrypted at rest: AES-256-GCM through WebCrypto, with a raw
  * 32-byte key kept in a file of mode 0600 beside the KV file.
  */
+import { fromBase64, toBase64 } from "./_ids.ts";
 
 /** An encrypted value as stored: base64 IV and base64 ciphertext (tag included). */
 export interface SealedSecret {
@@ -13,14 +14,6 @@ const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function toBase64(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes));
-}
-
-function fromBase64(text: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}
 
 /** Encrypts and decrypts short secrets with one AES-GCM key. */
 export class SecretBox {

@@ -5,6 +5,7 @@
  */
 import type { Clock } from "../clock.ts";
 import { RETRY, withRetry } from "./_retry.ts";
+import { CIDR_RE, DOTTED_QUAD_RE, isInt } from "./_validate.ts";
 import type { AuditLog } from "./audit.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 
@@ -93,9 +94,6 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
 });
 
 const KEY: Deno.KvKey = ["settings"];
-const OCTET = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
-const QUAD_RE = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
-const CIDR_RE = new RegExp(`^${OCTET}(\\.${OCTET}){3}/([0-9]|[12][0-9]|3[0-2])$`);
 const IFNAME_RE = /^[A-Za-z0-9._-]{1,15}$/;
 const HOST_RE = /^[A-Za-z0-9.-]{1,253}$/;
 
@@ -104,7 +102,7 @@ function fail(field: string, what: string): never {
 }
 
 function int(field: string, v: unknown, min: number, max: number): void {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+  if (!isInt(v, min, max)) {
     fail(field, `${field} ${JSON.stringify(v)} is out of range ${min}..${max}`);
   }
 }
@@ -130,7 +128,7 @@ function validateCollector(c: SyslogCollector, i: number): void {
 export function validateSettings(s: Settings): void {
   match("wan.interface", s.wan.interface, IFNAME_RE, "an interface name");
   match("wan.address", s.wan.address, CIDR_RE, "an address/prefix");
-  if (s.wan.gateway !== null) match("wan.gateway", s.wan.gateway, QUAD_RE, "a dotted quad");
+  if (s.wan.gateway !== null) match("wan.gateway", s.wan.gateway, DOTTED_QUAD_RE, "a dotted quad");
   match("lan.interface", s.lan.interface, IFNAME_RE, "an interface name");
   match("lan.address", s.lan.address, CIDR_RE, "an address/prefix");
   int("idleTimeoutSeconds", s.idleTimeoutSeconds, 10, 7 * 86400);

@@ -8,6 +8,7 @@
  */
 import type { Clock } from "../clock.ts";
 import { RETRY, withRetry } from "./_retry.ts";
+import { isDottedQuad } from "./_validate.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 
 /** One unlocked source IP. */
@@ -30,14 +31,13 @@ export interface UnlockRecord {
 const GEN_KEY: Deno.KvKey = ["unlocks", "gen"];
 const ENTRIES: Deno.KvKey = ["unlocks", "entries"];
 const BATCH = 500; // below KV's 1000-mutations-per-atomic limit
-const QUAD_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 function entryKey(gen: number, ip: string): Deno.KvKey {
   return [...ENTRIES, gen, ip];
 }
 
 function validateUnlock(u: UnlockRecord): void {
-  if (typeof u.ip !== "string" || !QUAD_RE.test(u.ip)) {
+  if (!isDottedQuad(u.ip)) {
     throw new ValidationError(
       "ip",
       `Cannot save unlock: ${JSON.stringify(u.ip)} is not a dotted quad`,

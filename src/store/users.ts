@@ -8,6 +8,7 @@ import type { Clock } from "../clock.ts";
 import type { KnockProfile, KnockTransport } from "../knock/profile.ts";
 import { randomBase32Secret } from "./_ids.ts";
 import { RETRY, withRetry } from "./_retry.ts";
+import { isInt } from "./_validate.ts";
 import type { AuditLog } from "./audit.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
@@ -146,10 +147,6 @@ function validateRole(name: string, role: unknown): asserts role is Role {
       `Invalid role ${JSON.stringify(role)} for user "${name}": use ${ROLES.join(", ")}`,
     );
   }
-}
-
-function isInt(v: unknown, min: number, max: number): boolean {
-  return typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
 }
 
 function validateKnock(name: string, k: UserKnock): void {
