@@ -5,7 +5,6 @@
  * rate: each record is a synchronous write.
  */
 
-import { type Clock, systemClock } from "../clock.ts";
 import type { Device, PacketMeta } from "./device.ts";
 
 /** libpcap link type for raw IPv4/IPv6 packets without a link header. */
@@ -22,15 +21,15 @@ export interface PcapSink {
 /** Writes packets into a libpcap capture (microsecond timestamps). */
 export class PcapWriter {
   #sink: PcapSink;
-  #clock: Clock;
+  #now: () => number;
   #snaplen: number;
   #record = new Uint8Array(16);
   #view = new DataView(this.#record.buffer);
 
-  /** Writes the global header to `sink`; timestamps come from `clock`. */
-  constructor(sink: PcapSink, clock: Clock = systemClock, snaplen = 65535) {
+  /** Writes the global header to `sink`; `now` gives record times in epoch milliseconds. */
+  constructor(sink: PcapSink, now: () => number = Date.now, snaplen = 65535) {
     this.#sink = sink;
-    this.#clock = clock;
+    this.#now = now;
     this.#snaplen = snaplen;
     const header = new Uint8Array(24);
     const v = new DataView(header.buffer);
@@ -43,16 +42,16 @@ export class PcapWriter {
   }
 
   /** Creates (or truncates) the capture file at `path`. */
-  static create(path: string, clock: Clock = systemClock): PcapWriter {
+  static create(path: string, now: () => number = Date.now): PcapWriter {
     return new PcapWriter(
       Deno.openSync(path, { write: true, create: true, truncate: true }),
-      clock,
+      now,
     );
   }
 
-  /** Appends the packet `buf[start..end)` stamped with the clock's time. */
+  /** Appends the packet `buf[start..end)` stamped with the current time. */
   write(buf: Uint8Array, start = 0, end = buf.length): void {
-    const ms = this.#clock.now();
+    const ms = this.#now();
     const length = end - start;
     const captured = Math.min(length, this.#snaplen);
     const v = this.#view;

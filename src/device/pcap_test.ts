@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { ManualClock } from "../clock.ts";
 import { buildUdp } from "../packet/mod.ts";
 import { MemoryDevice } from "./memory.ts";
 import { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice } from "./pcap.ts";
@@ -23,7 +22,7 @@ class MemorySink implements PcapSink {
 
 Deno.test("PcapWriter writes a libpcap global header and timestamped records", () => {
   const sink = new MemorySink();
-  const pcap = new PcapWriter(sink, new ManualClock(1_700_000_000_123));
+  const pcap = new PcapWriter(sink, () => 1_700_000_000_123);
   const pkt = buildUdp({ src: "192.0.2.1", dst: "192.0.2.2", srcPort: 1, dstPort: 2 });
   pcap.write(new Uint8Array([0, 0, ...pkt]), 2);
   const v = sink.view();
@@ -45,10 +44,10 @@ Deno.test("TraceDevice records reads and writes and passes them through", () => 
   const inner = new MemoryDevice();
   const reads = new MemorySink();
   const writes = new MemorySink();
-  const clock = new ManualClock(0);
+  const now = () => 0;
   const dev = new TraceDevice(inner, {
-    reads: new PcapWriter(reads, clock),
-    writes: new PcapWriter(writes, clock),
+    reads: new PcapWriter(reads, now),
+    writes: new PcapWriter(writes, now),
   });
   const pkt = buildUdp({ src: "192.0.2.1", dst: "192.0.2.2", srcPort: 1, dstPort: 2 });
   inner.inject(pkt);
