@@ -25,9 +25,30 @@ export interface OpenStoreOptions {
   migrations?: readonly Migration[];
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/**
+ * Loads the key; creates one only for a new KV file, since a fresh key for an
+ * existing file would leave every stored TOTP secret undecryptable.
+ */
 async function openBox(path: string, keyFile: string | undefined): Promise<SecretBox> {
   if (keyFile === undefined && path === ":memory:") return await SecretBox.ephemeral();
-  return await loadOrCreateKey(keyFile ?? `${path}.key`);
+  const keyPath = keyFile ?? `${path}.key`;
+  if (path !== ":memory:" && await exists(path) && !(await exists(keyPath))) {
+    throw new Error(
+      `Cannot open store "${path}": its secret key file "${keyPath}" is missing; restore it ` +
+        `(the stored TOTP secrets need it) or move the KV file away to start empty`,
+    );
+  }
+  return await loadOrCreateKey(keyPath);
 }
 
 /** Opens (creating if needed) the store at `path`, a file path or ":memory:". */

@@ -3,6 +3,7 @@ import { ManualClock } from "../clock.ts";
 import { T0 } from "./_test_util.ts";
 import { openStore } from "./kv_store.ts";
 import { SCHEMA_KEY } from "./schema.ts";
+import { loadOrCreateKey } from "./secret_box.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kgt-kv-" });
@@ -91,7 +92,13 @@ Deno.test("reopening after close: everything persists and secrets decrypt", asyn
     } finally {
       again.close();
     }
-    // Another key file cannot open the secrets.
+    // A missing key file is refused for an existing store...
+    await assert.rejects(
+      openStore(path, { keyFile: `${dir}/other.key` }),
+      /secret key file ".*other.key" is missing; restore it/,
+    );
+    // ...and another key cannot open the secrets.
+    await loadOrCreateKey(`${dir}/other.key`);
     const foreign = await openStore(path, { keyFile: `${dir}/other.key` });
     try {
       await assert.rejects(
