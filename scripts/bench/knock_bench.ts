@@ -127,22 +127,25 @@ async function benchVerifier(): Promise<KnockBenchResult["verifier"]> {
   const step = Math.floor(NOW / 30_000);
   const seqs = valid.profiles.map((p) => valid.cache.sequence(p.user, step)!);
   let unlocks = 0;
+  const rounds = 20; // the same IP knocking its step again refreshes its unlock
   t = performance.now();
-  for (let k = 0; k < 4; k++) {
-    for (let i = 0; i < SOURCES; i++) {
-      if (valid.v.observe(ips[i], 6, seqs[i][k], NOW + k) === KnockVerdict.UNLOCKED) unlocks++;
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < 4; k++) {
+      for (let i = 0; i < SOURCES; i++) {
+        if (valid.v.observe(ips[i], 6, seqs[i][k], NOW + k) === KnockVerdict.UNLOCKED) unlocks++;
+      }
     }
   }
   const ms = performance.now() - t;
-  if (unlocks !== SOURCES) {
-    throw new Error(`Cannot bench verifier: ${unlocks} of ${SOURCES} unlocked`);
+  if (unlocks !== rounds * SOURCES) {
+    throw new Error(`Cannot bench verifier: ${unlocks} of ${rounds * SOURCES} unlocked`);
   }
   return {
     sourceIps: SOURCES,
     notKnockPerSec,
     floodPerSec,
-    validKnocksPerSec: perSec(4 * SOURCES, ms),
-    unlocksPerSec: perSec(SOURCES, ms),
+    validKnocksPerSec: perSec(4 * unlocks, ms),
+    unlocksPerSec: perSec(unlocks, ms),
     inProgressAfterFlood,
     failureTrackedAfterFlood,
   };
