@@ -1,0 +1,18 @@
+/**
+ * Connection tracking: flows hashed by original and reply tuple, a
+ * simplified Linux TCP tracker, per-protocol timeouts on a timer wheel, a
+ * bounded table with early drop, and SNAT port choice.
+ */
+export * from "./constants.ts";
+export {
+  ConnTable,
+  type ConnTableOptions,
+  type ConnTableStats,
+  type ExpireCallback,
+  type FlowInfo,
+  type TupleInfo,
+} from "./table.ts";
+export { DEFAULT_TIMEOUTS, resolveTimeouts, type Timeouts } from "./timeouts.ts";
+export { isTcpOpening } from "./tcp_tracker.ts";
+export { TimerWheel } from "./timer_wheel.ts";
+export { tupleHash } from "./hash.ts";

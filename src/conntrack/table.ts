@@ -1,0 +1,774 @@
+/**
+ * The connection table: a bounded set of flows in flat typed arrays, each
+ * flow hashed twice (original and reply tuple, as netfilter does), a TCP
+ * tracker, per-protocol timeouts and a timer wheel. Nothing on the per-packet
+ * path (`lookup`, `track`, `create`, `expire`) allocates or throws.
+ *
+ * Ids and handles: a flow is a slot `id` in `0..capacity-1`; a handle is
+ * `id * 2 + dir` (dir 0 original, 1 reply). Tuple arrays are indexed by
+ * handle, so the original tuple lives at `2 * id` and the reply at `2 * id + 1`.
+ *
+ * NAT as netfilter expresses it: the reply tuple differs from the inverted
+ * original. A DNAT flow: orig = (client:cp -> wan:52201), reply =
+ * (server:8080 -> client:cp). A packet seen in direction ORIGINAL leaves with
+ * source/destination (reply.dst, reply.src); one seen in direction REPLY
+ * leaves with (orig.dst, orig.src): see `translatedSrc()` and friends.
+ */
+import {
+  DIR_REPLY,
+  GONE_EVICTED,
+  GONE_KILLED,
+  GONE_TIMEOUT,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  STATUS_ASSURED,
+  STATUS_DYING,
+  STATUS_SEEN_REPLY,
+  TCP_ESTABLISHED,
+  TCP_SYN_RECV,
+  type TcpStateName,
+  tcpStateName,
+  TRACK_ACCEPT,
+  TRACK_INVALID,
+  TRACK_REOPEN,
+  type TrackVerdict,
+} from "./constants.ts";
+import { tupleHash } from "./hash.ts";
+import {
+  isTcpOpening,
+  STEP_IGNORE,
+  STEP_INVALID,
+  STEP_REOPEN,
+  tcpStep,
+  unansweredRun,
+} from "./tcp_tracker.ts";
+import { resolveTimeouts, tcpStateTimeouts, type Timeouts } from "./timeouts.ts";
+import { TimerWheel } from "./timer_wheel.ts";
+
+/** Called for each flow about to leave the table; `reason` is a GONE_* code. Must not modify the table. */
+export type ExpireCallback = (flowId: number, reason: number) => void;
+
+/** Options of a `ConnTable`. */
+export interface ConnTableOptions {
+  /** Flow slots (default 262144). */
+  capacity?: number;
+  /** Hash buckets, a power of two (default: the next power of two >= 2 * capacity). */
+  buckets?: number;
+  /** Timer wheel slots of one second, a power of two (default 1024). */
+  wheelSlots?: number;
+  /** Timeouts overriding Linux's defaults. */
+  timeouts?: Partial<Timeouts>;
+  /** Slots examined per early drop when the table is full (default 64). */
+  evictScan?: number;
+  /** Default work bound of one `expire()` call (default 65536). */
+  expireBudget?: number;
+  /** Packets in a row one way, unanswered, before `tcpUnacknowledged` caps the timeout (default 3). */
+  tcpMaxRetrans?: number;
+  /** Hash key (two 32-bit words); random by default. For tests. */
+  hashKey?: readonly [number, number];
+  /** See `ExpireCallback`. */
+  onExpire?: ExpireCallback;
+}
+
+/** One flow as a plain object, for status pages (allocates; not for the hot path). */
+export interface FlowInfo {
+  id: number;
+  proto: number;
+  tcpState: TcpStateName | null;
+  status: number;
+  flags: number;
+  orig: TupleInfo;
+  reply: TupleInfo;
+  packets: [number, number];
+  bytes: [number, number];
+  createdAt: number;
+  lastSeen: number;
+  expiresAt: number;
+  ruleId: number;
+  userIdx: number;
+}
+
+/** A tuple of a `FlowInfo`; addresses are unsigned 32-bit numbers. */
+export interface TupleInfo {
+  src: number;
+  srcPort: number;
+  dst: number;
+  dstPort: number;
+}
+
+/** Counters of a `ConnTable`. */
+export interface ConnTableStats {
+  size: number;
+  capacity: number;
+  inserted: number;
+  expired: number;
+  evicted: number;
+  refused: number;
+  killed: number;
+  removed: number;
+  clashes: number;
+  invalid: number;
+  reopened: number;
+}
+
+const DEFAULT_CAPACITY = 262144;
+
+/** Smallest power of two >= n (n >= 1). */
+function pow2AtLeast(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/** A bounded, two-way hashed connection table. */
+export class ConnTable {
+  /** Datapath-owned bits per flow (see FLAG_*); zeroed when a slot is freed. */
+  readonly flags: Uint16Array;
+  /** Datapath-owned rule index per flow; -1 when a slot is freed. */
+  readonly ruleId: Int32Array;
+  /** Datapath-owned user index per flow; -1 when a slot is freed. */
+  readonly userIdx: Int32Array;
+  /** See `ExpireCallback`. */
+  onExpire: ExpireCallback | undefined;
+
+  readonly #cap: number;
+  readonly #proto: Uint8Array;
+  readonly #state: Uint8Array;
+  readonly #aux: Uint8Array;
+  readonly #status: Uint8Array;
+  readonly #src: Uint32Array;
+  readonly #dst: Uint32Array;
+  readonly #sport: Uint16Array;
+  readonly #dport: Uint16Array;
+  readonly #packets: Float64Array;
+  readonly #bytes: Float64Array;
+  readonly #created: Uint32Array;
+  readonly #lastSeen: Uint32Array;
+  readonly #expires: Uint32Array;
+  readonly #heads: Int32Array;
+  readonly #chain: Int32Array;
+  readonly #bucketMask: number;
+  readonly #free: Int32Array;
+  #freeTop: number;
+  readonly #wheel: TimerWheel;
+  readonly #timeouts: Timeouts;
+  readonly #tcpTimeout: Uint32Array;
+  readonly #k0: number;
+  readonly #k1: number;
+  readonly #evictScan: number;
+  readonly #expireBudget: number;
+  readonly #maxRetrans: number;
+  #evictCursor = 0;
+  #rng: number;
+  #size = 0;
+  #inserted = 0;
+  #expired = 0;
+  #evicted = 0;
+  #refused = 0;
+  #killed = 0;
+  #removed = 0;
+  #clashes = 0;
+  #invalid = 0;
+  #reopened = 0;
+
+  /** Allocates every array up front; throws on a bad option (configuration time). */
+  constructor(options: ConnTableOptions = {}) {
+    const cap = options.capacity ?? DEFAULT_CAPACITY;
+    if (!Number.isInteger(cap) || cap < 1 || cap > 0x20000000) {
+      throw new RangeError(`Cannot create connection table: capacity ${cap} is out of range`);
+    }
+    const buckets = options.buckets ?? pow2AtLeast(2 * cap);
+    if (!Number.isInteger(buckets) || buckets < 1 || (buckets & (buckets - 1)) !== 0) {
+      throw new RangeError(
+        `Cannot create connection table: ${buckets} buckets is not a power of two`,
+      );
+    }
+    this.#cap = cap;
+    this.#proto = new Uint8Array(cap);
+    this.#state = new Uint8Array(cap);
+    this.#aux = new Uint8Array(cap);
+    this.#status = new Uint8Array(cap);
+    this.flags = new Uint16Array(cap);
+    this.ruleId = new Int32Array(cap).fill(-1);
+    this.userIdx = new Int32Array(cap).fill(-1);
+    this.#src = new Uint32Array(2 * cap);
+    this.#dst = new Uint32Array(2 * cap);
+    this.#sport = new Uint16Array(2 * cap);
+    this.#dport = new Uint16Array(2 * cap);
+    this.#packets = new Float64Array(2 * cap);
+    this.#bytes = new Float64Array(2 * cap);
+    this.#created = new Uint32Array(cap);
+    this.#lastSeen = new Uint32Array(cap);
+    this.#expires = new Uint32Array(cap);
+    this.#heads = new Int32Array(buckets).fill(-1);
+    this.#chain = new Int32Array(2 * cap).fill(-1);
+    this.#bucketMask = buckets - 1;
+    this.#free = new Int32Array(cap);
+    for (let i = 0; i < cap; i++) this.#free[i] = cap - 1 - i; // pop order 0, 1, 2...
+    this.#freeTop = cap;
+    this.#wheel = new TimerWheel(cap, options.wheelSlots ?? 1024, this.#expires);
+    this.#timeouts = resolveTimeouts(options.timeouts);
+    this.#tcpTimeout = tcpStateTimeouts(this.#timeouts);
+    const key = options.hashKey ?? crypto.getRandomValues(new Uint32Array(2));
+    this.#k0 = key[0] | 0;
+    this.#k1 = key[1] | 0;
+    this.#rng = (key[0] ^ 0x9e3779b9) | 1;
+    this.#evictScan = Math.max(1, Math.min(options.evictScan ?? 64, cap));
+    this.#expireBudget = Math.max(2, options.expireBudget ?? 65536);
+    this.#maxRetrans = Math.max(1, Math.min(options.tcpMaxRetrans ?? 3, 15));
+    this.onExpire = options.onExpire;
+  }
+
+  // ---- lookups ------------------------------------------------------------
+
+  /** The handle (`id * 2 + dir`) of the live flow with this tuple, or -1. */
+  lookup(proto: number, src: number, sport: number, dst: number, dport: number): number {
+    return this.#find(proto, src >>> 0, sport & 0xffff, dst >>> 0, dport & 0xffff, false);
+  }
+
+  /** True when any flow (dying ones included) holds this tuple in either direction. */
+  isTupleTaken(proto: number, src: number, sport: number, dst: number, dport: number): boolean {
+    return this.#find(proto, src >>> 0, sport & 0xffff, dst >>> 0, dport & 0xffff, true) !== -1;
+  }
+
+  #find(
+    proto: number,
+    src: number,
+    sport: number,
+    dst: number,
+    dport: number,
+    dying: boolean,
+  ): number {
+    const h = tupleHash(this.#k0, this.#k1, proto, src, sport, dst, dport);
+    let e = this.#heads[h & this.#bucketMask];
+    while (e !== -1) {
+      if (
+        this.#src[e] === src && this.#dst[e] === dst && this.#sport[e] === sport &&
+        this.#dport[e] === dport && this.#proto[e >> 1] === proto &&
+        (dying || (this.#status[e >> 1] & STATUS_DYING) === 0)
+      ) return e;
+      e = this.#chain[e];
+    }
+    return -1;
+  }
+
+  /** True when a packet may open a flow: TCP SYN alone, any UDP, ICMP echo request (`flagsOrType` = ICMP type 8). */
+  isNewFlowPacket(proto: number, flagsOrType: number): boolean {
+    if (proto === PROTO_TCP) return isTcpOpening(flagsOrType);
+    if (proto === PROTO_UDP) return true;
+    return proto === PROTO_ICMP && flagsOrType === 8;
+  }
+
+  // ---- create / remove ------------------------------------------------------
+
+  /**
+   * Adds a flow and returns its id; -1 when a tuple is already live (a clash)
+   * or the table is full and early drop found no unassured flow to evict.
+   * For ICMP echo pass the identifier as both ports of both tuples.
+   */
+  create(
+    proto: number,
+    origSrc: number,
+    origSrcPort: number,
+    origDst: number,
+    origDstPort: number,
+    replySrc: number,
+    replySrcPort: number,
+    replyDst: number,
+    replyDstPort: number,
+    nowSec: number,
+  ): number {
+    const now = nowSec >>> 0;
+    proto &= 0xff;
+    if (
+      proto === 0 || this.lookup(proto, origSrc, origSrcPort, origDst, origDstPort) !== -1 ||
+      this.lookup(proto, replySrc, replySrcPort, replyDst, replyDstPort) !== -1
+    ) {
+      this.#clashes++;
+      return -1;
+    }
+    const id = this.#freeTop > 0 ? this.#free[--this.#freeTop] : this.#earlyDrop(now);
+    if (id < 0) {
+      this.#refused++;
+      return -1;
+    }
+    this.#setTuple(2 * id + 1, replySrc, replySrcPort, replyDst, replyDstPort);
+    this.#setTuple(2 * id, origSrc, origSrcPort, origDst, origDstPort);
+    this.#proto[id] = proto;
+    this.#hashIn(2 * id + 1);
+    this.#hashIn(2 * id); // inserted last, so found first if both tuples are equal
+    this.#created[id] = now;
+    this.#lastSeen[id] = now;
+    this.#expires[id] = now + this.#timeoutOf(id);
+    this.#wheel.start(now);
+    this.#wheel.schedule(id);
+    this.#size++;
+    this.#inserted++;
+    return id;
+  }
+
+  /** Removes flow `id` at once, without calling `onExpire`. False when `id` is not live. */
+  remove(id: number): boolean {
+    if (!this.isLive(id)) return false;
+    this.#removed++;
+    this.#free_(id);
+    return true;
+  }
+
+  /**
+   * Marks flow `id` dying: lookups stop finding it and the next `expire()`
+   * removes it with reason GONE_KILLED. False when `id` is not live.
+   */
+  kill(id: number, nowSec: number): boolean {
+    if (!this.isLive(id) || (this.#status[id] & STATUS_DYING) !== 0) return false;
+    this.#status[id] |= STATUS_DYING;
+    this.#expires[id] = nowSec >>> 0;
+    this.#wheel.refresh(id);
+    return true;
+  }
+
+  #setTuple(h: number, src: number, sport: number, dst: number, dport: number): void {
+    this.#src[h] = src;
+    this.#dst[h] = dst;
+    this.#sport[h] = sport;
+    this.#dport[h] = dport;
+  }
+
+  #bucketOf(h: number): number {
+    const hash = tupleHash(
+      this.#k0,
+      this.#k1,
+      this.#proto[h >> 1],
+      this.#src[h],
+      this.#sport[h],
+      this.#dst[h],
+      this.#dport[h],
+    );
+    return hash & this.#bucketMask;
+  }
+
+  #hashIn(h: number): void {
+    const b = this.#bucketOf(h);
+    this.#chain[h] = this.#heads[b];
+    this.#heads[b] = h;
+  }
+
+  #hashOut(h: number): void {
+    const b = this.#bucketOf(h);
+    let e = this.#heads[b];
+    if (e === h) {
+      this.#heads[b] = this.#chain[h];
+    } else {
+      while (e !== -1 && this.#chain[e] !== h) e = this.#chain[e];
+      if (e !== -1) this.#chain[e] = this.#chain[h];
+    }
+    this.#chain[h] = -1;
+  }
+
+  /** Unhashes, unschedules and clears slot `id`, and returns it to the free list. */
+  #free_(id: number): void {
+    this.#hashOut(2 * id);
+    this.#hashOut(2 * id + 1);
+    this.#wheel.cancel(id);
+    this.#proto[id] = 0;
+    this.#state[id] = 0;
+    this.#aux[id] = 0;
+    this.#status[id] = 0;
+    this.flags[id] = 0;
+    this.ruleId[id] = -1;
+    this.userIdx[id] = -1;
+    this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
+    this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
+    this.#free[this.#freeTop++] = id;
+    this.#size--;
+  }
+
+  /** Leaves through `onExpire` with `reason`, then frees. */
+  #retire(id: number, reason: number): void {
+    this.#status[id] |= STATUS_DYING;
+    const cb = this.onExpire;
+    if (cb !== undefined) cb(id, reason);
+    this.#free_(id);
+  }
+
+  /**
+   * Linux early_drop: scans `evictScan` slots from a rotating cursor and frees
+   * an expired flow, else the least recently seen unassured one. Returns the
+   * freed slot, or -1.
+   */
+  #earlyDrop(now: number): number {
+    let best = -1;
+    let i = this.#evictCursor;
+    for (let n = 0; n < this.#evictScan; n++) {
+      if (++i >= this.#cap) i = 0;
+      if (this.#proto[i] === 0) continue;
+      if (this.#expires[i] <= now) {
+        best = i;
+        break;
+      }
+      if ((this.#status[i] & STATUS_ASSURED) !== 0) continue;
+      if (best === -1 || this.#lastSeen[i] < this.#lastSeen[best]) best = i;
+    }
+    this.#evictCursor = i;
+    if (best === -1) return -1;
+    const timedOut = this.#expires[best] <= now;
+    if (timedOut) this.#expired++;
+    else this.#evicted++;
+    this.#retire(best, timedOut ? GONE_TIMEOUT : GONE_EVICTED);
+    return this.#free[--this.#freeTop];
+  }
+
+  // ---- tracking -------------------------------------------------------------
+
+  /**
+   * Accounts one packet of `bytes` seen with handle `handle` at `nowSec`:
+   * moves the TCP state (`flags` = TCP header flags; ignored for other
+   * protocols), sets seen-reply/assured, counts, refreshes the expiry.
+   */
+  track(handle: number, flags: number, bytes: number, nowSec: number): TrackVerdict {
+    const id = handle >> 1;
+    if (
+      handle < 0 || id >= this.#cap || this.#proto[id] === 0 ||
+      (this.#status[id] & STATUS_DYING) !== 0
+    ) {
+      this.#invalid++;
+      return TRACK_INVALID;
+    }
+    const dir = handle & 1;
+    const now = nowSec >>> 0;
+    let verdict: TrackVerdict = TRACK_ACCEPT;
+    if (this.#proto[id] === PROTO_TCP) {
+      const old = this.#state[id];
+      const step = tcpStep(this.#state, this.#aux, id, dir, flags);
+      if (step === STEP_INVALID) {
+        this.#invalid++;
+        return TRACK_INVALID;
+      }
+      if (step === STEP_REOPEN) {
+        this.#reopen(id, now);
+        verdict = TRACK_REOPEN;
+      } else if (old === TCP_SYN_RECV && this.#state[id] === TCP_ESTABLISHED) {
+        this.#status[id] |= STATUS_ASSURED; // Linux: handshake completed after a reply
+      }
+      if (step === STEP_IGNORE) {
+        this.#account(handle, dir, bytes, now);
+        return verdict;
+      }
+    } else if (dir === DIR_REPLY && this.#proto[id] === PROTO_UDP) {
+      this.#status[id] |= STATUS_ASSURED;
+    }
+    this.#account(handle, dir, bytes, now);
+    const t = now + this.#timeoutOf(id);
+    if (t !== this.#expires[id]) {
+      this.#expires[id] = t;
+      this.#wheel.refresh(id);
+    }
+    return verdict;
+  }
+
+  #account(handle: number, dir: number, bytes: number, now: number): void {
+    const id = handle >> 1;
+    if (dir === DIR_REPLY) this.#status[id] |= STATUS_SEEN_REPLY;
+    this.#packets[handle]++;
+    this.#bytes[handle] += bytes;
+    this.#lastSeen[id] = now;
+  }
+
+  /** A SYN reused a TIME_WAIT/CLOSE flow: it starts over as a new connection. */
+  #reopen(id: number, now: number): void {
+    this.#status[id] = 0;
+    this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
+    this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
+    this.#created[id] = now;
+    this.#reopened++;
+  }
+
+  /** The timeout of flow `id` in its current state, in seconds. */
+  #timeoutOf(id: number): number {
+    const p = this.#proto[id];
+    const t = this.#timeouts;
+    if (p === PROTO_TCP) {
+      const base = this.#tcpTimeout[this.#state[id]];
+      const cap = t.tcpUnacknowledged;
+      return base > cap && unansweredRun(this.#aux[id]) >= this.#maxRetrans ? cap : base;
+    }
+    if (p === PROTO_UDP) {
+      return (this.#status[id] & STATUS_SEEN_REPLY) !== 0 ? t.udpReplied : t.udpUnreplied;
+    }
+    return p === PROTO_ICMP ? t.icmp : t.generic;
+  }
+
+  // ---- expiry ---------------------------------------------------------------
+
+  /**
+   * Advances the timer wheel to `nowSec` and removes every flow whose expiry
+   * has passed (calling `onExpire` first), examining at most about `maxWork`
+   * entries; the rest is picked up by the next call. Returns the flows removed.
+   */
+  expire(nowSec: number, maxWork = this.#expireBudget): number {
+    const before = this.#expired + this.#killed;
+    this.#wheel.advance(nowSec >>> 0, Math.max(2, maxWork), this.#onDue);
+    return this.#expired + this.#killed - before;
+  }
+
+  readonly #onDue = (id: number): void => {
+    const killed = (this.#status[id] & STATUS_DYING) !== 0;
+    if (killed) this.#killed++;
+    else this.#expired++;
+    this.#retire(id, killed ? GONE_KILLED : GONE_TIMEOUT);
+  };
+
+  // ---- SNAT port choice -----------------------------------------------------
+
+  /**
+   * A port P in `lo..hi` such that the reply tuple (proto, peer:peerPort ->
+   * natAddr:P) is free, trying `preferred` first (keeping a client's port
+   * when possible) and then up to `maxTries` ports from a random start.
+   * For ICMP, P is an echo identifier and the tuple is (peer:P -> natAddr:P).
+   * Returns -1 when none was found.
+   */
+  findFreePort(
+    proto: number,
+    peer: number,
+    peerPort: number,
+    natAddr: number,
+    lo: number,
+    hi: number,
+    preferred = -1,
+    maxTries = 128,
+  ): number {
+    if (lo > hi) return -1;
+    if (
+      preferred >= lo && preferred <= hi &&
+      !this.#portTaken(proto, peer, peerPort, natAddr, preferred)
+    ) {
+      return preferred;
+    }
+    const span = hi - lo + 1;
+    let p = lo + (this.#nextRandom() % span);
+    const tries = Math.min(maxTries, span);
+    for (let n = 0; n < tries; n++) {
+      if (!this.#portTaken(proto, peer, peerPort, natAddr, p)) return p;
+      if (++p > hi) p = lo;
+    }
+    return -1;
+  }
+
+  #portTaken(proto: number, peer: number, peerPort: number, natAddr: number, p: number): boolean {
+    return this.isTupleTaken(proto, peer, proto === PROTO_ICMP ? p : peerPort, natAddr, p);
+  }
+
+  /** xorshift32; enough to spread SNAT port probes. */
+  #nextRandom(): number {
+    let x = this.#rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#rng = x;
+    return x >>> 0;
+  }
+
+  // ---- per-flow getters -------------------------------------------------------
+
+  /** True when slot `id` holds a flow (dying ones included). */
+  isLive(id: number): boolean {
+    return id >= 0 && id < this.#cap && this.#proto[id] !== 0;
+  }
+  /** IP protocol of flow `id` (0 for a free slot). */
+  proto(id: number): number {
+    return this.#proto[id];
+  }
+  /** TCP state code of flow `id` (TCP_NONE for other protocols). */
+  tcpState(id: number): number {
+    return this.#state[id];
+  }
+  /** STATUS_* bits of flow `id`. */
+  status(id: number): number {
+    return this.#status[id];
+  }
+  /** Original source address. */
+  origSrc(id: number): number {
+    return this.#src[2 * id];
+  }
+  /** Original source port (ICMP: echo identifier). */
+  origSrcPort(id: number): number {
+    return this.#sport[2 * id];
+  }
+  /** Original destination address. */
+  origDst(id: number): number {
+    return this.#dst[2 * id];
+  }
+  /** Original destination port. */
+  origDstPort(id: number): number {
+    return this.#dport[2 * id];
+  }
+  /** Reply source address. */
+  replySrc(id: number): number {
+    return this.#src[2 * id + 1];
+  }
+  /** Reply source port. */
+  replySrcPort(id: number): number {
+    return this.#sport[2 * id + 1];
+  }
+  /** Reply destination address. */
+  replyDst(id: number): number {
+    return this.#dst[2 * id + 1];
+  }
+  /** Reply destination port. */
+  replyDstPort(id: number): number {
+    return this.#dport[2 * id + 1];
+  }
+  /** Source address a packet seen with `handle` leaves with (the other tuple's destination). */
+  translatedSrc(handle: number): number {
+    return this.#dst[handle ^ 1];
+  }
+  /** Source port a packet seen with `handle` leaves with. */
+  translatedSrcPort(handle: number): number {
+    return this.#dport[handle ^ 1];
+  }
+  /** Destination address a packet seen with `handle` leaves with (the other tuple's source). */
+  translatedDst(handle: number): number {
+    return this.#src[handle ^ 1];
+  }
+  /** Destination port a packet seen with `handle` leaves with. */
+  translatedDstPort(handle: number): number {
+    return this.#sport[handle ^ 1];
+  }
+  /** True when the reply tuple is not the inverted original (some NAT applies). */
+  needsNat(id: number): boolean {
+    return this.needsSnat(id) || this.needsDnat(id);
+  }
+  /** True when the original source is rewritten (reply.dst differs from orig.src). */
+  needsSnat(id: number): boolean {
+    const o = 2 * id;
+    return this.#dst[o + 1] !== this.#src[o] || this.#dport[o + 1] !== this.#sport[o];
+  }
+  /** True when the original destination is rewritten (reply.src differs from orig.dst). */
+  needsDnat(id: number): boolean {
+    const o = 2 * id;
+    return this.#src[o + 1] !== this.#dst[o] || this.#sport[o + 1] !== this.#dport[o];
+  }
+  /** Packets seen in the direction of `handle`. */
+  packets(handle: number): number {
+    return this.#packets[handle];
+  }
+  /** Bytes seen in the direction of `handle`. */
+  bytes(handle: number): number {
+    return this.#bytes[handle];
+  }
+  /** Creation second of flow `id`. */
+  createdAt(id: number): number {
+    return this.#created[id];
+  }
+  /** Second of the last tracked packet of flow `id`. */
+  lastSeen(id: number): number {
+    return this.#lastSeen[id];
+  }
+  /** Second at which flow `id` expires. */
+  expiresAt(id: number): number {
+    return this.#expires[id];
+  }
+
+  // ---- status ---------------------------------------------------------------
+
+  /** Live flows. */
+  get size(): number {
+    return this.#size;
+  }
+  /** Flow slots. */
+  get capacity(): number {
+    return this.#cap;
+  }
+  /** The timeouts in force. */
+  get timeouts(): Readonly<Timeouts> {
+    return this.#timeouts;
+  }
+  /** Bytes of every typed array the table holds. */
+  get byteLength(): number {
+    const arrays = [
+      this.#proto,
+      this.#state,
+      this.#aux,
+      this.#status,
+      this.flags,
+      this.ruleId,
+      this.userIdx,
+      this.#src,
+      this.#dst,
+      this.#sport,
+      this.#dport,
+      this.#packets,
+      this.#bytes,
+      this.#created,
+      this.#lastSeen,
+      this.#expires,
+      this.#heads,
+      this.#chain,
+      this.#free,
+    ];
+    return arrays.reduce((sum, a) => sum + a.byteLength, 0) + this.#wheel.byteLength;
+  }
+
+  /** All counters (allocates). */
+  stats(): ConnTableStats {
+    return {
+      size: this.#size,
+      capacity: this.#cap,
+      inserted: this.#inserted,
+      expired: this.#expired,
+      evicted: this.#evicted,
+      refused: this.#refused,
+      killed: this.#killed,
+      removed: this.#removed,
+      clashes: this.#clashes,
+      invalid: this.#invalid,
+      reopened: this.#reopened,
+    };
+  }
+
+  /** Calls `cb` with the id of every live flow, in slot order. `cb` must not modify the table. */
+  forEach(cb: (flowId: number) => void): void {
+    for (let id = 0; id < this.#cap; id++) if (this.#proto[id] !== 0) cb(id);
+  }
+
+  /** Up to `limit` live flows as objects, in slot order. */
+  snapshot(limit = Infinity): FlowInfo[] {
+    const out: FlowInfo[] = [];
+    for (let id = 0; id < this.#cap && out.length < limit; id++) {
+      if (this.#proto[id] !== 0) out.push(this.info(id));
+    }
+    return out;
+  }
+
+  /** Flow `id` as an object (allocates). */
+  info(id: number): FlowInfo {
+    const o = 2 * id;
+    return {
+      id,
+      proto: this.#proto[id],
+      tcpState: this.#proto[id] === PROTO_TCP ? tcpStateName(this.#state[id]) : null,
+      status: this.#status[id],
+      flags: this.flags[id],
+      orig: {
+        src: this.#src[o],
+        srcPort: this.#sport[o],
+        dst: this.#dst[o],
+        dstPort: this.#dport[o],
+      },
+      reply: {
+        src: this.#src[o + 1],
+        srcPort: this.#sport[o + 1],
+        dst: this.#dst[o + 1],
+        dstPort: this.#dport[o + 1],
+      },
+      packets: [this.#packets[o], this.#packets[o + 1]],
+      bytes: [this.#bytes[o], this.#bytes[o + 1]],
+      createdAt: this.#created[id],
+      lastSeen: this.#lastSeen[id],
+      expiresAt: this.#expires[id],
+      ruleId: this.ruleId[id],
+      userIdx: this.userIdx[id],
+    };
+  }
+}

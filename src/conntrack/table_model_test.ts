@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { GONE_EVICTED, GONE_TIMEOUT, PROTO_ICMP, PROTO_UDP } from "./constants.ts";
+import { ConnTable } from "./table.ts";
+
+/** A model flow: its tuples and what the table should know about it. */
+interface ModelFlow {
+  id: number;
+  orig: number[];
+  reply: number[];
+  assured: boolean;
+  seenReply: boolean;
+  proto: number;
+  lastSeen: number;
+  expiresAt: number;
+}
+
+type Op =
+  | { kind: "create"; tuple: number; nat: boolean }
+  | { kind: "track"; pick: number; dir: number }
+  | { kind: "remove"; pick: number }
+  | { kind: "advance"; dt: number; budget: number };
+
+const CAPACITY = 6;
+const SERVER = 0xc0000264;
+
+/** Tuple pool entry `i`: [proto, src, sport, dst, dport]; a third are ICMP echo. */
+function origTuple(i: number): number[] {
+  const icmp = i % 3 === 0;
+  const sport = 1000 + (i >> 2);
+  return [
+    icmp ? PROTO_ICMP : PROTO_UDP,
+    0xc0000200 + (i % 4),
+    sport,
+    0xcb007101,
+    icmp ? sport : 53,
+  ];
+}
+
+/** The reply tuple: inverted, or DNAT to the server (UDP only). */
+function replyTuple(o: number[], nat: boolean): number[] {
+  const [proto, src, sport, dst, dport] = o;
+  if (nat && proto === PROTO_UDP) return [proto, SERVER, 8053, src, sport];
+  return [proto, dst, dport, src, sport];
+}
+
+const key = (t: number[]) => t.join(",");
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("create" as const),
+      tuple: fc.nat(15),
+      nat: fc.boolean(),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("track" as const),
+      pick: fc.nat(100),
+      dir: fc.nat(1),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("remove" as const), pick: fc.nat(100) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      dt: fc.oneof(fc.nat(40), fc.nat(3000)),
+      budget: fc.oneof(fc.constant(1e9), fc.integer({ min: 2, max: 8 })),
+    }),
+  },
+);
+
+/** Runs `ops` against a table and a Map model, checking after every step. */
+function runModel(ops: Op[]): void {
+  let now = 1_000_000;
+  const model = new Map<number, ModelFlow>();
+  const gone: [number, number][] = [];
+  const t = new ConnTable({
+    capacity: CAPACITY,
+    evictScan: CAPACITY,
+    wheelSlots: 16,
+    onExpire: (id, why) => gone.push([id, why]),
+  });
+  for (const op of ops) {
+    gone.length = 0;
+    if (op.kind === "create") {
+      const orig = origTuple(op.tuple);
+      const reply = replyTuple(orig, op.nat);
+      const live = new Set([...model.values()].flatMap((f) => [key(f.orig), key(f.reply)]));
+      const clash = live.has(key(orig)) || live.has(key(reply));
+      const expired = [...model.values()].filter((f) => f.expiresAt <= now);
+      const unassured = [...model.values()].filter((f) => !f.assured);
+      const room = model.size < CAPACITY || expired.length > 0 || unassured.length > 0;
+      const id = t.create(
+        orig[0],
+        orig[1],
+        orig[2],
+        orig[3],
+        orig[4],
+        reply[1],
+        reply[2],
+        reply[3],
+        reply[4],
+        now,
+      );
+      if (clash || !room) {
+        assert.equal(id, -1);
+        assert.equal(gone.length, 0);
+        continue;
+      }
+      assert.ok(id >= 0);
+      checkEarlyDrop(model, gone, expired, unassured, now);
+      model.set(id, {
+        id,
+        orig,
+        reply,
+        assured: false,
+        seenReply: false,
+        proto: orig[0],
+        lastSeen: now,
+        expiresAt: now + 30,
+      });
+    } else if (op.kind === "track") {
+      if (model.size === 0) continue;
+      const f = [...model.values()][op.pick % model.size];
+      assert.equal(t.track(2 * f.id + op.dir, 0, 100, now), 0);
+      if (op.dir === 1) {
+        f.seenReply = true;
+        if (f.proto === PROTO_UDP) f.assured = true;
+      }
+      f.lastSeen = now;
+      f.expiresAt = now + (f.proto === PROTO_UDP && f.seenReply ? 120 : 30);
+    } else if (op.kind === "remove") {
+      if (model.size === 0) continue;
+      const f = [...model.values()][op.pick % model.size];
+      assert.equal(t.remove(f.id), true);
+      model.delete(f.id);
+    } else {
+      now += op.dt;
+      t.expire(now, op.budget);
+      for (const [id, why] of gone) {
+        assert.equal(why, GONE_TIMEOUT);
+        assert.ok(model.get(id)!.expiresAt <= now, `flow ${id} expired early`);
+        model.delete(id);
+      }
+      if (op.budget >= 1e9) {
+        for (const f of model.values()) {
+          assert.ok(f.expiresAt > now, `flow ${f.id} outlived its expiry`);
+        }
+      }
+    }
+    checkAgainst(t, model);
+  }
+}
+
+/** When create made room, the victim was a timed-out flow, else the stalest unassured one. */
+function checkEarlyDrop(
+  model: Map<number, ModelFlow>,
+  gone: [number, number][],
+  expired: ModelFlow[],
+  unassured: ModelFlow[],
+  now: number,
+): void {
+  if (model.size < CAPACITY) return assert.equal(gone.length, 0);
+  assert.equal(gone.length, 1);
+  const [victim, why] = gone[0];
+  const f = model.get(victim)!;
+  if (expired.length > 0) {
+    assert.equal(why, GONE_TIMEOUT);
+    assert.ok(f.expiresAt <= now);
+  } else {
+    assert.equal(why, GONE_EVICTED);
+    assert.equal(f.assured, false);
+    assert.equal(f.lastSeen, Math.min(...unassured.map((u) => u.lastSeen)));
+  }
+  model.delete(victim);
+}
+
+/** Every model flow is found both ways; every other pool tuple is absent. */
+function checkAgainst(t: ConnTable, model: Map<number, ModelFlow>): void {
+  assert.equal(t.size, model.size);
+  const want = new Map<string, number>();
+  for (const f of model.values()) {
+    want.set(key(f.reply), 2 * f.id + 1);
+    want.set(key(f.orig), 2 * f.id);
+    assert.equal(t.expiresAt(f.id), f.expiresAt);
+  }
+  for (let i = 0; i < 16; i++) {
+    for (const nat of [false, true]) {
+      for (const tuple of [origTuple(i), replyTuple(origTuple(i), nat)]) {
+        const [p, s, sp, d, dp] = tuple;
+        assert.equal(t.lookup(p, s, sp, d, dp), want.get(key(tuple)) ?? -1);
+      }
+    }
+  }
+}
+
+Deno.test("random operations agree with a Map model", () => {
+  fc.assert(fc.property(fc.array(opArb, { maxLength: 150, size: "max" }), runModel), {
+    numRuns: 400,
+  });
+});

@@ -1,0 +1,422 @@
+import assert from "node:assert/strict";
+import { ManualClock } from "../clock.ts";
+import {
+  FLAG_GATED,
+  GONE_EVICTED,
+  GONE_KILLED,
+  GONE_TIMEOUT,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  STATUS_ASSURED,
+  STATUS_DYING,
+  STATUS_SEEN_REPLY,
+  TCP_ACK,
+  TCP_CLOSE,
+  TCP_ESTABLISHED,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  TCP_SYN_SENT,
+  TCP_TIME_WAIT,
+  TRACK_ACCEPT,
+  TRACK_INVALID,
+  TRACK_REOPEN,
+} from "./constants.ts";
+import { ConnTable, type ConnTableOptions } from "./table.ts";
+
+/** Dotted quad to unsigned 32-bit. */
+function ip(s: string): number {
+  return s.split(".").reduce((a, o) => a * 256 + Number(o), 0);
+}
+
+const CLIENT = ip("203.0.113.7");
+const WAN = ip("198.51.100.2");
+const LAN_WAN = ip("192.0.2.1");
+const SERVER = ip("192.0.2.10");
+const T0 = 1_700_000_000;
+
+/** A plain (un-NATed) TCP flow client:40000 -> server:80. */
+function plainTcp(t: ConnTable, now = T0, sport = 40000): number {
+  return t.create(PROTO_TCP, CLIENT, sport, SERVER, 80, SERVER, 80, CLIENT, sport, now);
+}
+
+/** Runs a full handshake on flow `id`. */
+function handshake(t: ConnTable, id: number, now = T0): void {
+  assert.equal(t.track(2 * id, TCP_SYN, 60, now), TRACK_ACCEPT);
+  assert.equal(t.track(2 * id + 1, TCP_SYN | TCP_ACK, 60, now), TRACK_ACCEPT);
+  assert.equal(t.track(2 * id, TCP_ACK, 52, now), TRACK_ACCEPT);
+}
+
+function table(options: ConnTableOptions = {}): ConnTable {
+  return new ConnTable({ capacity: 64, hashKey: [1, 2], ...options });
+}
+
+Deno.test("a flow is found by both tuples, with its direction", () => {
+  const t = table();
+  const id = plainTcp(t);
+  assert.equal(t.lookup(PROTO_TCP, CLIENT, 40000, SERVER, 80), 2 * id);
+  assert.equal(t.lookup(PROTO_TCP, SERVER, 80, CLIENT, 40000), 2 * id + 1);
+  assert.equal(t.lookup(PROTO_UDP, CLIENT, 40000, SERVER, 80), -1, "protocol is part of the tuple");
+  assert.equal(t.lookup(PROTO_TCP, CLIENT, 40001, SERVER, 80), -1);
+  assert.equal(t.needsNat(id), false);
+  assert.equal(t.size, 1);
+});
+
+Deno.test("DNAT tuples and translated addresses", () => {
+  const t = table();
+  // orig = client:51000 -> wan:52201, reply = server:8080 -> client:51000
+  const id = t.create(PROTO_TCP, CLIENT, 51000, WAN, 52201, SERVER, 8080, CLIENT, 51000, T0);
+  assert.equal(t.needsNat(id), true);
+  assert.equal(t.needsDnat(id), true);
+  assert.equal(t.needsSnat(id), false);
+  const fwd = t.lookup(PROTO_TCP, CLIENT, 51000, WAN, 52201);
+  assert.equal(fwd, 2 * id);
+  // client -> wan:52201 leaves as client -> server:8080
+  assert.deepEqual(
+    [
+      t.translatedSrc(fwd),
+      t.translatedSrcPort(fwd),
+      t.translatedDst(fwd),
+      t.translatedDstPort(fwd),
+    ],
+    [CLIENT, 51000, SERVER, 8080],
+  );
+  const back = t.lookup(PROTO_TCP, SERVER, 8080, CLIENT, 51000);
+  assert.equal(back, 2 * id + 1);
+  // server:8080 -> client leaves as wan:52201 -> client
+  assert.deepEqual(
+    [
+      t.translatedSrc(back),
+      t.translatedSrcPort(back),
+      t.translatedDst(back),
+      t.translatedDstPort(back),
+    ],
+    [WAN, 52201, CLIENT, 51000],
+  );
+  assert.deepEqual(
+    [t.origSrc(id), t.origSrcPort(id), t.origDst(id), t.origDstPort(id)],
+    [CLIENT, 51000, WAN, 52201],
+  );
+  assert.deepEqual(
+    [t.replySrc(id), t.replySrcPort(id), t.replyDst(id), t.replyDstPort(id)],
+    [SERVER, 8080, CLIENT, 51000],
+  );
+});
+
+Deno.test("hairpin SNAT+DNAT and findFreePort", () => {
+  const t = table();
+  const lanClient = ip("192.0.2.20");
+  // LAN client reaches the forwarded WAN port; source masqueraded to the LAN address.
+  const port = t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 1024, 65535, 43000);
+  assert.equal(port, 43000, "the preferred port is kept when free");
+  const id = t.create(PROTO_TCP, lanClient, 43000, WAN, 52201, SERVER, 8080, LAN_WAN, port, T0);
+  assert.equal(t.needsSnat(id) && t.needsDnat(id), true);
+  assert.equal(t.isTupleTaken(PROTO_TCP, SERVER, 8080, LAN_WAN, 43000), true);
+  const other = t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 1024, 65535, 43000);
+  assert.ok(other >= 1024 && other !== 43000);
+  // A range of one taken port has no room.
+  assert.equal(t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 43000, 43000, 43000), -1);
+  assert.equal(t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 43000, 43001), 43001);
+});
+
+Deno.test("ICMP echo: identifier as both ports; masqueraded identifiers", () => {
+  const t = table();
+  const inet = ip("203.0.113.99");
+  const ident = t.findFreePort(PROTO_ICMP, inet, 0, WAN, 1, 65535, 777);
+  assert.equal(ident, 777);
+  const id = t.create(PROTO_ICMP, SERVER, 777, inet, 777, inet, 777, WAN, 777, T0);
+  assert.equal(t.isNewFlowPacket(PROTO_ICMP, 8), true);
+  assert.equal(t.isNewFlowPacket(PROTO_ICMP, 0), false);
+  assert.equal(t.findFreePort(PROTO_ICMP, inet, 0, WAN, 777, 777, 777), -1);
+  const h = t.lookup(PROTO_ICMP, inet, 777, WAN, 777);
+  assert.equal(h, 2 * id + 1);
+  assert.equal(t.track(2 * id, 0, 84, T0), TRACK_ACCEPT);
+  assert.equal(t.track(h, 0, 84, T0 + 1), TRACK_ACCEPT);
+  assert.equal(t.status(id) & STATUS_SEEN_REPLY, STATUS_SEEN_REPLY);
+  assert.equal(t.status(id) & STATUS_ASSURED, 0, "ICMP is never assured");
+  assert.equal(t.expiresAt(id), T0 + 1 + 30);
+});
+
+Deno.test("UDP: 30 s unreplied, 120 s and assured once answered", () => {
+  const t = table();
+  assert.equal(t.isNewFlowPacket(PROTO_UDP, 0), true);
+  const id = t.create(PROTO_UDP, CLIENT, 5353, SERVER, 53, SERVER, 53, CLIENT, 5353, T0);
+  assert.equal(t.expiresAt(id), T0 + 30);
+  t.track(2 * id, 0, 70, T0 + 5);
+  assert.equal(t.expiresAt(id), T0 + 35);
+  assert.equal(t.status(id), 0);
+  t.track(2 * id + 1, 0, 200, T0 + 6);
+  assert.equal(t.status(id), STATUS_SEEN_REPLY | STATUS_ASSURED);
+  assert.equal(t.expiresAt(id), T0 + 126);
+  assert.deepEqual([t.packets(2 * id), t.packets(2 * id + 1)], [1, 1]);
+  assert.deepEqual([t.bytes(2 * id), t.bytes(2 * id + 1)], [70, 200]);
+  assert.equal(t.lastSeen(id), T0 + 6);
+  assert.equal(t.createdAt(id), T0);
+});
+
+Deno.test("TCP through the table: assured after the handshake, timeouts per state", () => {
+  const t = table();
+  assert.equal(t.isNewFlowPacket(PROTO_TCP, TCP_SYN), true);
+  assert.equal(t.isNewFlowPacket(PROTO_TCP, TCP_ACK), false);
+  const id = plainTcp(t);
+  assert.equal(t.expiresAt(id), T0 + 120);
+  t.track(2 * id, TCP_SYN, 60, T0);
+  assert.equal(t.tcpState(id), TCP_SYN_SENT);
+  t.track(2 * id + 1, TCP_SYN | TCP_ACK, 60, T0);
+  assert.equal(t.status(id), STATUS_SEEN_REPLY);
+  assert.equal(t.expiresAt(id), T0 + 60);
+  t.track(2 * id, TCP_ACK, 52, T0 + 1);
+  assert.equal(t.tcpState(id), TCP_ESTABLISHED);
+  assert.equal(t.status(id), STATUS_SEEN_REPLY | STATUS_ASSURED);
+  assert.equal(t.expiresAt(id), T0 + 1 + 432000);
+  t.track(2 * id, TCP_FIN | TCP_ACK, 52, T0 + 2);
+  assert.equal(t.expiresAt(id), T0 + 2 + 120);
+  t.track(2 * id + 1, TCP_FIN | TCP_ACK, 52, T0 + 2);
+  assert.equal(t.expiresAt(id), T0 + 2 + 30);
+  t.track(2 * id, TCP_ACK, 52, T0 + 3);
+  assert.equal(t.tcpState(id), TCP_TIME_WAIT);
+  assert.equal(t.expiresAt(id), T0 + 3 + 120);
+  assert.equal(t.info(id).tcpState, "TIME_WAIT");
+});
+
+Deno.test("TCP: invalid segments are counted and change nothing", () => {
+  const t = table();
+  const id = plainTcp(t);
+  assert.equal(t.track(2 * id, TCP_ACK, 52, T0), TRACK_INVALID);
+  assert.equal(t.packets(2 * id), 0);
+  assert.equal(t.track(-1, TCP_SYN, 52, T0), TRACK_INVALID);
+  assert.equal(t.track(2 * 63, TCP_SYN, 52, T0), TRACK_INVALID, "free slot");
+  assert.equal(t.track(1e9, TCP_SYN, 52, T0), TRACK_INVALID, "out of range");
+  assert.equal(t.stats().invalid, 4);
+});
+
+Deno.test("TCP: RST closes with the 10 s timeout; a SYN reopens", () => {
+  const t = table();
+  const id = plainTcp(t);
+  handshake(t, id);
+  t.flags[id] = FLAG_GATED;
+  t.track(2 * id + 1, TCP_RST, 40, T0 + 5);
+  assert.equal(t.tcpState(id), TCP_CLOSE);
+  assert.equal(t.expiresAt(id), T0 + 15);
+  assert.equal(t.track(2 * id, TCP_SYN, 60, T0 + 6), TRACK_REOPEN);
+  assert.equal(t.tcpState(id), TCP_SYN_SENT);
+  assert.equal(t.status(id), 0, "a new connection: not yet seen-reply nor assured");
+  assert.equal(t.packets(2 * id), 1);
+  assert.equal(t.createdAt(id), T0 + 6);
+  assert.equal(t.flags[id], FLAG_GATED, "datapath flags survive");
+  assert.equal(t.expiresAt(id), T0 + 6 + 120);
+  assert.equal(t.stats().reopened, 1);
+});
+
+Deno.test("TCP: a peer that stops answering gets the unacknowledged cap", () => {
+  const t = table();
+  const id = plainTcp(t);
+  handshake(t, id);
+  t.track(2 * id + 1, TCP_ACK, 52, T0 + 1);
+  assert.equal(t.expiresAt(id), T0 + 1 + 432000);
+  t.track(2 * id, TCP_ACK, 1500, T0 + 2);
+  t.track(2 * id, TCP_ACK, 1500, T0 + 2);
+  assert.equal(t.expiresAt(id), T0 + 2 + 432000);
+  t.track(2 * id, TCP_ACK, 1500, T0 + 3); // third in a row, unanswered
+  assert.equal(t.expiresAt(id), T0 + 3 + 300);
+  t.track(2 * id + 1, TCP_ACK, 52, T0 + 4);
+  assert.equal(t.expiresAt(id), T0 + 4 + 432000);
+});
+
+Deno.test("clashing tuples are refused", () => {
+  const t = table();
+  plainTcp(t);
+  assert.equal(plainTcp(t), -1);
+  // A different flow whose reply tuple equals the first one's reply tuple.
+  assert.equal(
+    t.create(PROTO_TCP, ip("203.0.113.8"), 1, WAN, 2, SERVER, 80, CLIENT, 40000, T0),
+    -1,
+  );
+  assert.equal(t.stats().clashes, 2);
+  assert.equal(t.size, 1);
+});
+
+Deno.test("remove frees both entries and the slot", () => {
+  const t = table();
+  const id = plainTcp(t);
+  t.flags[id] = 7;
+  t.ruleId[id] = 3;
+  assert.equal(t.remove(id), true);
+  assert.equal(t.remove(id), false);
+  assert.equal(t.lookup(PROTO_TCP, CLIENT, 40000, SERVER, 80), -1);
+  assert.equal(t.lookup(PROTO_TCP, SERVER, 80, CLIENT, 40000), -1);
+  assert.equal(t.size, 0);
+  const again = plainTcp(t);
+  assert.equal(again, id, "slot reused");
+  assert.equal(t.flags[again], 0);
+  assert.equal(t.ruleId[again], -1);
+  assert.equal(t.packets(2 * again), 0);
+});
+
+Deno.test("every flow in one bucket: chains still resolve", () => {
+  const t = table({ capacity: 300, buckets: 1 });
+  const ids: number[] = [];
+  for (let p = 0; p < 300; p++) ids.push(plainTcp(t, T0, 10000 + p));
+  for (let p = 0; p < 300; p += 7) assert.equal(t.remove(ids[p]), true);
+  for (let p = 0; p < 300; p++) {
+    const want = p % 7 === 0 ? -1 : 2 * ids[p];
+    assert.equal(t.lookup(PROTO_TCP, CLIENT, 10000 + p, SERVER, 80), want);
+    assert.equal(t.lookup(PROTO_TCP, SERVER, 80, CLIENT, 10000 + p), want === -1 ? -1 : want + 1);
+  }
+});
+
+Deno.test("full table: unassured flows are evicted first, assured never", () => {
+  const gone: [number, number][] = [];
+  const t = table({ capacity: 8, onExpire: (id, why) => gone.push([id, why]) });
+  for (let i = 0; i < 8; i++) {
+    const id = plainTcp(t, T0, 1000 + i);
+    if (i !== 5) handshake(t, id); // all but flow 5 are assured
+  }
+  const id = plainTcp(t, T0 + 1, 2000);
+  assert.equal(id, 5, "the one unassured flow made room");
+  assert.deepEqual(gone, [[5, GONE_EVICTED]]);
+  assert.equal(t.lookup(PROTO_TCP, CLIENT, 1005, SERVER, 80), -1);
+  handshake(t, id, T0 + 1);
+  assert.equal(plainTcp(t, T0 + 2, 3000), -1, "only assured flows: refused");
+  assert.deepEqual(t.stats(), {
+    size: 8,
+    capacity: 8,
+    inserted: 9,
+    expired: 0,
+    evicted: 1,
+    refused: 1,
+    killed: 0,
+    removed: 0,
+    clashes: 0,
+    invalid: 0,
+    reopened: 0,
+  });
+});
+
+Deno.test("full table: a timed-out flow is reclaimed before any eviction", () => {
+  const gone: [number, number][] = [];
+  const t = table({ capacity: 4, onExpire: (id, why) => gone.push([id, why]) });
+  for (let i = 0; i < 4; i++) {
+    const id = t.create(
+      PROTO_UDP,
+      CLIENT,
+      1000 + i,
+      SERVER,
+      53,
+      SERVER,
+      53,
+      CLIENT,
+      1000 + i,
+      T0 + i,
+    );
+    if (i < 3) t.track(2 * id + 1, 0, 10, T0 + i); // assured, 120 s
+  }
+  const id = t.create(PROTO_UDP, CLIENT, 9, SERVER, 53, SERVER, 53, CLIENT, 9, T0 + 124);
+  assert.ok(id >= 0);
+  assert.equal(gone.length, 1);
+  assert.equal(gone[0][1], GONE_TIMEOUT);
+  assert.equal(t.stats().expired, 1);
+  assert.equal(t.stats().evicted, 0);
+});
+
+Deno.test("expiry through the wheel with a manual clock", () => {
+  const clock = new ManualClock(T0 * 1000);
+  const sec = () => clock.now() / 1000;
+  const gone: number[] = [];
+  const t = table({ onExpire: (id, why) => gone.push(id * 10 + why) });
+  const udp = t.create(PROTO_UDP, CLIENT, 1, SERVER, 53, SERVER, 53, CLIENT, 1, sec());
+  const tcp = plainTcp(t, sec());
+  handshake(t, tcp, sec()); // established: 5 days, far past one revolution
+  clock.advance(29_500);
+  assert.equal(t.expire(sec()), 0);
+  clock.advance(1_000);
+  assert.equal(t.expire(sec()), 1);
+  assert.deepEqual(gone, [udp * 10 + GONE_TIMEOUT]);
+  // Refresh the TCP flow every day for a week: it survives.
+  for (let day = 1; day <= 7; day++) {
+    for (let h = 0; h < 24; h++) {
+      clock.advance(3600_000);
+      t.expire(sec());
+    }
+    t.track(2 * tcp, TCP_ACK, 52, sec()); // a keepalive and its answer
+    t.track(2 * tcp + 1, TCP_ACK, 52, sec());
+  }
+  assert.equal(t.isLive(tcp), true);
+  clock.advance(432_000_000 - 1000);
+  t.expire(sec());
+  assert.equal(t.isLive(tcp), true);
+  clock.advance(1000);
+  t.expire(sec());
+  assert.equal(t.isLive(tcp), false);
+  assert.equal(t.stats().expired, 2);
+  assert.equal(t.size, 0);
+});
+
+Deno.test("state changes that shorten the timeout take effect", () => {
+  const t = table();
+  const id = plainTcp(t);
+  handshake(t, id);
+  t.track(2 * id, TCP_RST, 40, T0 + 1);
+  assert.equal(t.expire(T0 + 10), 0);
+  assert.equal(t.expire(T0 + 11), 1);
+});
+
+Deno.test("kill: lookups stop at once, expire reports GONE_KILLED", () => {
+  const gone: [number, number][] = [];
+  const t = table({ onExpire: (id, why) => gone.push([id, why]) });
+  const id = plainTcp(t);
+  handshake(t, id);
+  assert.equal(t.kill(id, T0 + 1), true);
+  assert.equal(t.kill(id, T0 + 1), false);
+  assert.equal(t.status(id) & STATUS_DYING, STATUS_DYING);
+  assert.equal(t.lookup(PROTO_TCP, CLIENT, 40000, SERVER, 80), -1);
+  assert.equal(t.isTupleTaken(PROTO_TCP, CLIENT, 40000, SERVER, 80), true);
+  assert.equal(t.track(2 * id, TCP_ACK, 52, T0 + 1), TRACK_INVALID);
+  assert.equal(t.expire(T0 + 1), 1);
+  assert.deepEqual(gone, [[id, GONE_KILLED]]);
+  assert.equal(t.stats().killed, 1);
+});
+
+Deno.test("onExpire sees the flow, marked dying, before it is freed", () => {
+  let seen = "";
+  const t = table({
+    onExpire: (id) => {
+      seen = `${t.origSrcPort(id)} ${t.status(id) & STATUS_DYING} ${t.flags[id]}`;
+    },
+  });
+  const id = t.create(PROTO_UDP, CLIENT, 4242, SERVER, 53, SERVER, 53, CLIENT, 4242, T0);
+  t.flags[id] = FLAG_GATED;
+  t.expire(T0 + 30);
+  assert.equal(seen, `4242 ${STATUS_DYING} ${FLAG_GATED}`);
+});
+
+Deno.test("snapshot and forEach list live flows", () => {
+  const t = table();
+  const a = plainTcp(t, T0, 1);
+  const b = t.create(PROTO_UDP, CLIENT, 2, SERVER, 53, SERVER, 53, CLIENT, 2, T0);
+  t.remove(a);
+  const ids: number[] = [];
+  t.forEach((id) => ids.push(id));
+  assert.deepEqual(ids, [b]);
+  const [info] = t.snapshot(10);
+  assert.deepEqual(info.orig, { src: CLIENT, srcPort: 2, dst: SERVER, dstPort: 53 });
+  assert.equal(info.tcpState, null);
+  assert.equal(info.expiresAt, T0 + 30);
+  assert.equal(t.snapshot(0).length, 0);
+});
+
+Deno.test("bad options throw with a clear message", () => {
+  assert.throws(() => new ConnTable({ capacity: 0 }), /capacity 0 is out of range/);
+  assert.throws(() => new ConnTable({ buckets: 3 }), /3 buckets is not a power of two/);
+  assert.throws(() => new ConnTable({ timeouts: { icmp: -1 } }), /timeout "icmp"/);
+});
+
+Deno.test("signed addresses are normalised", () => {
+  const t = table();
+  const hi = ip("203.0.113.200") | 0; // negative as int32
+  const id = t.create(PROTO_UDP, hi, 1, SERVER, 53, SERVER, 53, hi, 1, T0);
+  assert.equal(t.lookup(PROTO_UDP, hi >>> 0, 1, SERVER, 53), 2 * id);
+  assert.equal(t.lookup(PROTO_UDP, hi, 1, SERVER, 53), 2 * id);
+  assert.equal(t.origSrc(id), hi >>> 0);
+});
