@@ -94,7 +94,7 @@ const SYMBOLS = {
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 let lib: Libc | undefined;
-let errnoView: Deno.UnsafePointerView | undefined;
+let errnoCell: Int32Array | undefined;
 
 /** The libc symbols, opened on first use (needs `--allow-ffi`). */
 function libc(): Libc {
@@ -103,7 +103,8 @@ function libc(): Libc {
     // errno lives in thread-local storage; each Worker loads its own copy of this module.
     const at = lib.__errno_location();
     if (at === null) throw new Error("Cannot load libc: __errno_location returned NULL");
-    errnoView = new Deno.UnsafePointerView(at);
+    // A typed array over the errno cell reads in ~1 ns; UnsafePointerView.getInt32 costs ~80 ns.
+    errnoCell = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(at, 4));
   }
   return lib;
 }
@@ -111,7 +112,7 @@ function libc(): Libc {
 /** The calling thread's errno. */
 export function errno(): number {
   libc();
-  return errnoView!.getInt32(0);
+  return errnoCell![0];
 }
 
 const encoder = new TextEncoder();
@@ -150,13 +151,13 @@ export function ioctlValue(fd: number, request: number, value: number, what: str
 /** readv(2): bytes read, or `-errno`. Never throws. */
 export function readv(fd: number, iov: Uint8Array, count: number): number {
   const n = libc().readv(fd, iov, count);
-  return n < 0 ? -errnoView!.getInt32(0) : n;
+  return n < 0 ? -errnoCell![0] : n;
 }
 
 /** writev(2): bytes written, or `-errno`. Never throws. */
 export function writev(fd: number, iov: Uint8Array, count: number): number {
   const n = libc().writev(fd, iov, count);
-  return n < 0 ? -errnoView!.getInt32(0) : n;
+  return n < 0 ? -errnoCell![0] : n;
 }
 
 /**
@@ -165,7 +166,7 @@ export function writev(fd: number, iov: Uint8Array, count: number): number {
  */
 export function poll(fds: Uint8Array, count: bigint, timeoutMs: number): number {
   const n = libc().poll(fds, count, timeoutMs);
-  return n < 0 ? -errnoView!.getInt32(0) : n;
+  return n < 0 ? -errnoCell![0] : n;
 }
 
 /** The address of `buf[0]` as a number (user-space addresses fit in 53 bits). */

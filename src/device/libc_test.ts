@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import {
+  addressOf,
+  closeFd,
+  EAGAIN,
+  ErrnoError,
+  errnoName,
+  IoVecs,
+  O_RDWR,
+  openFile,
+  poll,
+  readv,
+  writev,
+} from "./libc.ts";
+
+Deno.test("errno names and ErrnoError messages", () => {
+  assert.equal(errnoName(EAGAIN), "EAGAIN");
+  assert.equal(errnoName(9999), "E9999");
+  const e = new ErrnoError("Cannot open /x", 2);
+  assert.equal(e.message, "Cannot open /x: ENOENT (errno 2)");
+  assert.equal(e.code, "ENOENT");
+  assert.equal(e.errno, 2);
+});
+
+Deno.test("control calls throw an ErrnoError with the errno", () => {
+  assert.throws(
+    () => openFile("/nonexistent/kgt-device-test", O_RDWR),
+    (e) => e instanceof ErrnoError && e.code === "ENOENT",
+  );
+});
+
+Deno.test("hot-path calls return -errno instead of throwing", () => {
+  const iov = new IoVecs(1);
+  assert.equal(readv(-1, iov.bytes, 1), -9); // EBADF
+  assert.equal(writev(-1, iov.bytes, 1), -9);
+  const pfd = new Uint8Array(8);
+  new DataView(pfd.buffer).setInt32(0, -1, true); // a negative fd is skipped by poll
+  assert.equal(poll(pfd, 1n, 0), 0);
+});
+
+Deno.test("IoVecs points readv/writev at a slice of a buffer", () => {
+  const fd = openFile("/dev/zero", O_RDWR);
+  try {
+    const buf = new Uint8Array(64).fill(7);
+    const iov = new IoVecs(2);
+    iov.set(0, addressOf(buf) + 8, 16);
+    assert.equal(readv(fd, iov.bytes, 1), 16);
+    assert.deepEqual([...buf.subarray(6, 26)], [7, 7, ...Array(16).fill(0), 7, 7]);
+    iov.set(1, addressOf(buf) + 40, 4);
+    assert.equal(writev(fd, iov.bytes, 2), 20);
+  } finally {
+    closeFd(fd);
+  }
+});
