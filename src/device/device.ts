@@ -38,7 +38,11 @@ export interface Device {
   /**
    * Writes `count` packets, packet i being `bufs[i][offset..offset+sizes[i])`,
    * with the metadata its read produced. Returns the number written; a packet
-   * the kernel refuses is counted by the device, never thrown.
+   * the kernel refuses is counted by the device, never thrown. A packet with
+   * `csumPartial` 1 must still have in its headroom what its read put there
+   * (the offload header, GSO information included); a packet with
+   * `csumPartial` 0 must be complete (checksums filled, at most the MTU), as
+   * a packet built from scratch is.
    */
   write(
     bufs: Uint8Array[],
