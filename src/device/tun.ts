@@ -91,6 +91,8 @@ export interface TunStats {
   nonIpv4Dropped: number;
   /** GSO super packets among the packets read. */
   gsoPackets: number;
+  /** Packets read and dropped because the buffer was too short for them. */
+  truncated: number;
 }
 
 const READ_PACKETS = 0;
@@ -101,6 +103,7 @@ const WRITE_BYTES = 4;
 const WRITE_ERRORS = 5;
 const NON_IPV4_DROPPED = 6;
 const GSO_PACKETS = 7;
+const TRUNCATED = 8;
 
 /** One queue (one fd) of a TUN device; itself a complete {@linkcode Device}. */
 export class TunQueue implements Device {
@@ -114,7 +117,7 @@ export class TunQueue implements Device {
   readonly maxPacketSize: number;
   /** The queue's file descriptor. */
   readonly fd: number;
-  #counters = new Float64Array(8);
+  #counters = new Float64Array(9);
   #iov = new IoVecs(2);
   #pollfd = new Uint8Array(8);
   // The addresses of the caller's buffers, looked up again only when a buffer changes.
@@ -137,7 +140,11 @@ export class TunQueue implements Device {
     pfd.setInt16(4, POLLIN, true);
   }
 
-  /** Reads up to `bufs.length` packets without blocking; see {@linkcode Device.read}. */
+  /**
+   * Reads up to `bufs.length` packets without blocking; see {@linkcode Device.read}.
+   * Each buffer should hold `offset + maxPacketSize` bytes: the kernel cuts a
+   * packet that does not fit, and the cut packet is dropped (`truncated`).
+   */
   read(bufs: Uint8Array[], sizes: Int32Array, meta: PacketMeta, offset: number): number {
     return this.readFrom(bufs, sizes, meta, offset, 0);
   }
@@ -169,6 +176,11 @@ export class TunQueue implements Device {
       const size = n - hr;
       if (size <= 0 || buf[offset] >> 4 !== 4) {
         c[NON_IPV4_DROPPED]++;
+        continue;
+      }
+      // The kernel cuts a packet to the room given without saying so: compare the IPv4 total length.
+      if (size < ((buf[offset + 2] << 8) | buf[offset + 3])) {
+        c[TRUNCATED]++;
         continue;
       }
       sizes[i] = size;
@@ -241,6 +253,7 @@ export class TunQueue implements Device {
       writeErrors: c[WRITE_ERRORS],
       nonIpv4Dropped: c[NON_IPV4_DROPPED],
       gsoPackets: c[GSO_PACKETS],
+      truncated: c[TRUNCATED],
     };
   }
 

@@ -32,6 +32,7 @@ interface ProbeReport {
   };
   icmp: { written: number; seen: boolean; type: number; from: string };
   ipv6Dropped: number;
+  truncation: { read: number; truncated: number };
   tcp: {
     synSeen: boolean;
     synCsumPartial: number;
@@ -84,6 +85,7 @@ function assertCommon(r: ProbeReport, offload: boolean): void {
   assert.deepEqual(r.udp.reply, { text: "knock-back", from: "198.51.100.2:9999" });
   assert.deepEqual(r.icmp, { written: 1, seen: true, type: 0, from: "198.51.100.1" });
   assert.ok(r.ipv6Dropped >= 1, "an IPv6 packet should be dropped and counted");
+  assert.deepEqual(r.truncation, { read: 0, truncated: 1 }, "a cut packet should be dropped");
   assert.equal(r.stats.readErrors, 0);
   assert.equal(r.stats.writeErrors, 0);
 }
@@ -123,7 +125,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "TunDevice with two queues reads from both",
+  name: "TunDevice with two queues opens both and reads through them",
   ignore,
   async fn() {
     const r = await runProbe("multiqueue", "m");

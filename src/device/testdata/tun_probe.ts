@@ -185,6 +185,22 @@ async function ipv6Dropped(): Promise<number> {
   return dev.stats().nonIpv4Dropped - before;
 }
 
+/** An echo reply longer than the buffer handed to read must be dropped and counted, not cut. */
+async function truncation() {
+  const before = dev.stats().truncated;
+  writeOne(
+    buildIcmpEcho({ src: PEER, dst: LOCAL, ident: 1, seq: 2, payload: new Uint8Array(500) }),
+  );
+  const small = [new Uint8Array(OFF + 100)];
+  let read = 0;
+  for (let i = 0; i < 100 && dev.stats().truncated === before; i++) {
+    dev.wait(20);
+    read += dev.read(small, sizes, meta, OFF);
+    await tick();
+  }
+  return { read, truncated: dev.stats().truncated - before };
+}
+
 /** A TCP connection answered by hand: SYN checksum state, then bulk data (GSO with offload). */
 async function tcpBulk() {
   const connecting = Deno.connect({ hostname: PEER, port: 8080 });
@@ -268,6 +284,7 @@ try {
     udp: await udpRoundTrip(),
     icmp: await icmpEcho(),
     ipv6Dropped: await ipv6Dropped(),
+    truncation: await truncation(),
   };
   if (mode !== "multiqueue") report.tcp = await tcpBulk();
   report.stats = dev.stats();
