@@ -214,10 +214,11 @@ export class KnockVerifier {
   }
 
   #remapProgress(old: readonly KnockProfile[]): void {
+    const index = new Map(this.#profiles.map((p, i) => [p.user, i]));
     for (let s = this.#prog.oldest(); s !== -1;) {
       const next = this.#prog.newer(s);
       const was = old[this.#pUser[s]];
-      const now = this.#profiles.findIndex((p) => p.user === was.user);
+      const now = index.get(was.user) ?? -1;
       if (now >= 0 && sameProfile(this.#profiles[now], was)) this.#pUser[s] = now;
       else this.#end(s, "profile-changed", 0, false, was.user);
       s = next;
