@@ -1,0 +1,139 @@
+/**
+ * Starting the lab: namespaces, the LAN server (HTTP, UDP echo, iperf3) and
+ * the appliance process inside its namespace; and taking it all down.
+ * Shared by `deno task lab`, the lab tests and the benchmark.
+ */
+import {
+  LAB,
+  labDown,
+  type LabNames,
+  labNames,
+  labUp,
+  nsRun,
+  runSuffix,
+  waitFor,
+} from "./topology.ts";
+import { run } from "../../src/host/run.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+/** A running lab with its appliance. */
+export interface RunningLab {
+  names: LabNames;
+  suffix: string;
+  /** The appliance process (null when started with `appliance: false`). */
+  appliance: Deno.ChildProcess | null;
+  /** Where the appliance's stdout and stderr go. */
+  logFile: string;
+  /** Runs a command in a namespace; throws on failure. */
+  exec(ns: keyof LabNames, argv: string[]): Promise<string>;
+  /** Runs a command in a namespace and returns its result, never throwing. */
+  tryExec(
+    ns: keyof LabNames,
+    argv: string[],
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Takes everything down; safe to call twice. */
+  down(): Promise<void>;
+}
+
+/** Options for `startLab`. */
+export interface LabOptions {
+  /** Appliance config file (default config/appliance.jsonc). */
+  config?: string;
+  /** Start the appliance (default true); false leaves the appliance namespace bare. */
+  appliance?: boolean;
+  /** Extra arguments for the appliance. */
+  args?: string[];
+  /** Extra environment for the appliance. */
+  env?: Record<string, string>;
+}
+
+/** Brings the lab up; on any failure it is torn down before the error is rethrown. */
+export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
+  const suffix = runSuffix();
+  const names = labNames(suffix);
+  const logFile = await Deno.makeTempFile({ prefix: `knockgate-${suffix}-`, suffix: ".log" });
+  let appliance: Deno.ChildProcess | null = null;
+  const lab: RunningLab = {
+    names,
+    suffix,
+    get appliance() {
+      return appliance;
+    },
+    logFile,
+    exec: (ns, argv) => nsRun(names[ns], argv),
+    tryExec: (ns, argv) => run(["ip", "netns", "exec", names[ns], ...argv]),
+    down: async () => {
+      if (appliance) {
+        try {
+          appliance.kill("SIGTERM");
+        } catch { /* already gone */ }
+        await Promise.race([appliance.status, new Promise((r) => setTimeout(r, 3000))]);
+        try {
+          appliance.kill("SIGKILL");
+        } catch { /* already gone */ }
+        appliance = null;
+      }
+      await labDown(names);
+    },
+  };
+  try {
+    await labUp(names);
+    await startServer(lab);
+    if (opts.appliance !== false) appliance = await startAppliance(lab, opts);
+    return lab;
+  } catch (err) {
+    await lab.down();
+    throw err;
+  }
+}
+
+async function startServer(lab: RunningLab): Promise<void> {
+  const s = lab.names.server;
+  const spawn = (argv: string[]) =>
+    new Deno.Command("ip", { args: ["netns", "exec", s, ...argv], stdout: "null", stderr: "null" })
+      .spawn();
+  spawn([Deno.execPath(), "run", "-A", `${root}scripts/lab/server.ts`, LAB.server]);
+  spawn(["iperf3", "-s", "-B", LAB.server, "-p", "5201"]);
+  const up = await waitFor(
+    async () =>
+      (await lab.tryExec("server", ["ss", "-Hltn", "sport = :8080"])).stdout.includes("8080"),
+    15000,
+  );
+  if (!up) throw new Error("lab server did not start within 15 s");
+}
+
+async function startAppliance(lab: RunningLab, opts: LabOptions): Promise<Deno.ChildProcess> {
+  const config = opts.config ?? `${root}config/appliance.jsonc`;
+  const argv = [
+    "ip",
+    "netns",
+    "exec",
+    lab.names.appliance,
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${root}mod.ts`,
+    "--config",
+    config,
+    "--routing",
+    ...(opts.args ?? []),
+  ];
+  // The process writes straight into the log file, so nothing is lost if this parent dies.
+  const child = new Deno.Command("sh", {
+    args: ["-c", 'exec "$@" >>"$KG_LOG" 2>&1', "sh", ...argv],
+    env: { ...opts.env, KG_LOG: lab.logFile },
+    stdin: "null",
+  }).spawn();
+  const ready = await waitFor(
+    async () => (await Deno.readTextFile(lab.logFile)).includes("appliance ready"),
+    30000,
+    100,
+  );
+  if (!ready) {
+    throw new Error(
+      `appliance did not start within 30 s:\n${await Deno.readTextFile(lab.logFile)}`,
+    );
+  }
+  return child;
+}

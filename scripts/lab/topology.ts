@@ -1,0 +1,145 @@
+/**
+ * The lab: network namespaces that emulate the appliance VM and its two
+ * networks. An "internet" namespace holds a bridge joining two clients
+ * (203.0.113.10 and .20) and the appliance's WAN port (198.51.100.1); the
+ * appliance's LAN port (192.0.2.1) faces a server (192.0.2.12). Every name
+ * carries a run-unique suffix so two runs cannot collide.
+ */
+import { run, runOk } from "../../src/host/run.ts";
+
+/** Fixed addresses of the lab (documentation ranges only). */
+export const LAB = {
+  client: "203.0.113.10",
+  client2: "203.0.113.20",
+  wan: "198.51.100.1",
+  lan: "192.0.2.1",
+  server: "192.0.2.12",
+} as const;
+
+/** Namespace names of one lab instance. */
+export interface LabNames {
+  inet: string;
+  client: string;
+  client2: string;
+  appliance: string;
+  server: string;
+}
+
+/** A short run-unique suffix: pid and a random part, fits interface-name limits. */
+export function runSuffix(): string {
+  return `${Deno.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`;
+}
+
+/** Builds the namespace names for `suffix`. */
+export function labNames(suffix: string): LabNames {
+  return {
+    inet: `kgi-${suffix}`,
+    client: `kgc-${suffix}`,
+    client2: `kgd-${suffix}`,
+    appliance: `kga-${suffix}`,
+    server: `kgs-${suffix}`,
+  };
+}
+
+/** Runs a command inside namespace `ns`, throwing on failure. */
+export function nsRun(ns: string, argv: string[]): Promise<string> {
+  return runOk(["ip", "netns", "exec", ns, ...argv]);
+}
+
+/** Joins `ns` to the internet bridge with address `addr`. */
+async function attachClient(n: LabNames, ns: string, addr: string): Promise<void> {
+  const port = `p${ns.slice(2, 3)}`;
+  await runOk([
+    "ip",
+    "link",
+    "add",
+    "eth0",
+    "netns",
+    ns,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    port,
+    "netns",
+    n.inet,
+  ]);
+  await nsRun(n.inet, ["ip", "link", "set", port, "master", "br0", "up"]);
+  await nsRun(ns, ["ip", "addr", "add", `${addr}/24`, "dev", "eth0"]);
+  await nsRun(ns, ["ip", "link", "set", "eth0", "up"]);
+  await nsRun(ns, ["ip", "link", "set", "lo", "up"]);
+  // The "Internet": the appliance's WAN network is reached on-link.
+  await nsRun(ns, ["ip", "route", "add", "198.51.100.0/24", "dev", "eth0"]);
+}
+
+/** Creates the namespaces, links and addresses (not the appliance process). */
+export async function labUp(n: LabNames): Promise<void> {
+  for (const ns of Object.values(n)) await runOk(["ip", "netns", "add", ns]);
+  await nsRun(n.inet, ["ip", "link", "add", "br0", "type", "bridge"]);
+  await nsRun(n.inet, ["ip", "link", "set", "br0", "up"]);
+  await attachClient(n, n.client, LAB.client);
+  await attachClient(n, n.client2, LAB.client2);
+  const a = n.appliance;
+  await runOk([
+    "ip",
+    "link",
+    "add",
+    "wan0",
+    "netns",
+    a,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "pa",
+    "netns",
+    n.inet,
+  ]);
+  await nsRun(n.inet, ["ip", "link", "set", "pa", "master", "br0", "up"]);
+  await runOk([
+    "ip",
+    "link",
+    "add",
+    "lan0",
+    "netns",
+    a,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "eth0",
+    "netns",
+    n.server,
+  ]);
+  await nsRun(a, ["ip", "addr", "add", `${LAB.wan}/24`, "dev", "wan0"]);
+  await nsRun(a, ["ip", "addr", "add", `${LAB.lan}/24`, "dev", "lan0"]);
+  for (const dev of ["lo", "wan0", "lan0"]) await nsRun(a, ["ip", "link", "set", dev, "up"]);
+  await nsRun(a, ["ip", "route", "add", "203.0.113.0/24", "dev", "wan0"]);
+  await nsRun(n.server, ["ip", "addr", "add", `${LAB.server}/24`, "dev", "eth0"]);
+  for (const dev of ["lo", "eth0"]) await nsRun(n.server, ["ip", "link", "set", dev, "up"]);
+  await nsRun(n.server, ["ip", "route", "add", "default", "via", LAB.lan]);
+}
+
+/** Deletes every namespace of the lab (and so their links); never throws. */
+export async function labDown(n: LabNames): Promise<void> {
+  for (const ns of Object.values(n)) {
+    await run(["ip", "netns", "pids", ns]).then(async (r) => {
+      for (const pid of r.stdout.split(/\s+/).filter(Boolean)) await run(["kill", "-9", pid]);
+    });
+    await run(["ip", "netns", "del", ns]);
+  }
+}
+
+/** Waits until `check` resolves true, polling every `stepMs`, at most `timeoutMs`. */
+export async function waitFor(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  stepMs = 50,
+): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check().catch(() => false)) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return false;
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the lab, tests and benchmarks use, when missing.
+# Idempotent; needs root (apt-get). Never downloads anything but Debian packages.
+set -euo pipefail
+need=()
+for pair in ip:iproute2 iperf3:iperf3 nmap:nmap hping3:hping3 tcpdump:tcpdump nft:nftables \
+  chromium:chromium tmux:tmux curl:curl nc:netcat-openbsd ping:iputils-ping; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: missing packages ${need[*]} and not root: install them with apt-get" >&2
+  exit 1
+fi
+echo "setup: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,120 @@
+/**
+ * Data-path counters: packets and bytes in and out, and every drop counted by
+ * reason. They live in a Float64Array that may sit on a SharedArrayBuffer, so
+ * the control plane reads them live without asking the Worker.
+ */
+import { PARSE_ERROR_COUNT, parseErrorName } from "../packet/mod.ts";
+
+/** Why a packet was dropped, after the packet layer's parse errors. */
+export const Drop = {
+  /** A TCP/UDP/ICMP packet without a tracked flow that cannot start one. */
+  NoFlow: PARSE_ERROR_COUNT,
+  /** A new flow to a WAN port with no rule: dropped silently, a stealthy closed port. */
+  NoRule: PARSE_ERROR_COUNT + 1,
+  /** A new flow to a rule that enforces knocking, from a locked source. */
+  Locked: PARSE_ERROR_COUNT + 2,
+  /** A knock, consumed by the verifier and never answered. */
+  Knock: PARSE_ERROR_COUNT + 3,
+  /** A knock from a source IP serving a penalty. */
+  Penalised: PARSE_ERROR_COUNT + 4,
+  /** The flow table is full of assured flows. */
+  TableFull: PARSE_ERROR_COUNT + 5,
+  /** TCP state tracking found the segment invalid for its flow. */
+  InvalidTcp: PARSE_ERROR_COUNT + 6,
+  /** A non-first fragment whose first fragment was never seen in time. */
+  FragmentOrphan: PARSE_ERROR_COUNT + 7,
+  /** A protocol the appliance does not forward (not TCP, UDP or ICMP). */
+  Protocol: PARSE_ERROR_COUNT + 8,
+  /** An ICMP message that is neither an echo nor an error about a tracked flow. */
+  IcmpUnmatched: PARSE_ERROR_COUNT + 9,
+  /** A WAN packet not addressed to the WAN address. */
+  NotForUs: PARSE_ERROR_COUNT + 10,
+  /** A LAN packet that has nothing to cross (to the LAN itself, or a martian). */
+  LanLocal: PARSE_ERROR_COUNT + 11,
+  /** No port left for source NAT. */
+  NatExhausted: PARSE_ERROR_COUNT + 12,
+  /** Device refused the write. */
+  WriteError: PARSE_ERROR_COUNT + 13,
+} as const;
+
+const DROP_NAMES = [
+  "no-flow",
+  "no-rule",
+  "locked",
+  "knock",
+  "penalised",
+  "table-full",
+  "invalid-tcp",
+  "fragment-orphan",
+  "protocol",
+  "icmp-unmatched",
+  "not-for-us",
+  "lan-local",
+  "nat-exhausted",
+  "write-error",
+];
+
+/** Number of drop reasons, parse errors included (index 0, "none", unused). */
+export const DROP_COUNT = PARSE_ERROR_COUNT + DROP_NAMES.length;
+
+/** The name of drop reason `code`, such as `bad-checksum` or `locked`. */
+export function dropName(code: number): string {
+  return code < PARSE_ERROR_COUNT ? parseErrorName(code) : DROP_NAMES[code - PARSE_ERROR_COUNT];
+}
+
+/** Slots of the non-drop counters, placed after the drop reasons. */
+export const Stat = {
+  RxPackets: DROP_COUNT,
+  RxBytes: DROP_COUNT + 1,
+  TxPackets: DROP_COUNT + 2,
+  TxBytes: DROP_COUNT + 3,
+  /** Packets of tracked flows rewritten from the flow entry alone. */
+  FastPath: DROP_COUNT + 4,
+  /** Packets that went through rule lookup and admission. */
+  SlowPath: DROP_COUNT + 5,
+  FlowsCreated: DROP_COUNT + 6,
+  FlowsAdmittedByKnock: DROP_COUNT + 7,
+  Unlocks: DROP_COUNT + 8,
+  Fragments: DROP_COUNT + 9,
+  IcmpErrorsTranslated: DROP_COUNT + 10,
+  Drops: DROP_COUNT + 11,
+} as const;
+
+const STAT_NAMES = [
+  "rx_packets",
+  "rx_bytes",
+  "tx_packets",
+  "tx_bytes",
+  "fast_path_packets",
+  "slow_path_packets",
+  "flows_created",
+  "flows_admitted_by_knock",
+  "unlocks",
+  "fragments",
+  "icmp_errors_translated",
+  "drops",
+];
+
+/** Total number of counter slots. */
+export const COUNTER_SLOTS = DROP_COUNT + STAT_NAMES.length;
+
+/** Allocates counters, shared between threads when `shared` is true. */
+export function newCounters(shared = true): Float64Array {
+  const bytes = COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT;
+  return new Float64Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+}
+
+/** A plain snapshot of the counters: stats by name and drops by reason (non-zero only). */
+export interface CounterSnapshot {
+  stats: Record<string, number>;
+  drops: Record<string, number>;
+}
+
+/** Reads `c` into a `CounterSnapshot`. */
+export function snapshotCounters(c: Float64Array): CounterSnapshot {
+  const stats: Record<string, number> = {};
+  STAT_NAMES.forEach((n, i) => stats[n] = c[DROP_COUNT + i]);
+  const drops: Record<string, number> = {};
+  for (let i = 1; i < DROP_COUNT; i++) if (c[i] > 0) drops[dropName(i)] = c[i];
+  return { stats, drops };
+}

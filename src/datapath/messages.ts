@@ -1,0 +1,104 @@
+/**
+ * Messages between the control plane (main thread) and the data-plane Worker.
+ * Structured-clone friendly: plain objects only.
+ */
+import type { ApplianceEvent } from "../log/events.ts";
+import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
+import type { KnockProfile } from "../knock/profile.ts";
+
+/** A user as the data plane sees it: knock profile plus the TOTP secret (base32). */
+export interface KnockUser extends KnockProfile {
+  secret: string;
+}
+
+/** Knock engine settings. */
+export interface KnockSettings {
+  idleTimeoutSec: number;
+  lifetimeSec: number;
+  windowSec: number;
+  maxFailures: number;
+  failureWindowSec: number;
+  penaltySec: number;
+  maxInProgress: number;
+  maxPenalised: number;
+}
+
+/** One persisted unlock, as saved by the store and restored at start. */
+export interface UnlockRecord {
+  ip: string;
+  user: string;
+  unlockedAt: number;
+  lastSeen: number;
+  expiresAt: number;
+  drift: number;
+  flows: number;
+  bytes: number;
+}
+
+/** One tracked flow, for the status table. */
+export interface FlowRecord {
+  proto: number;
+  state: string;
+  origSrc: string;
+  origSrcPort: number;
+  origDst: string;
+  origDstPort: number;
+  replySrc: string;
+  replySrcPort: number;
+  replyDst: string;
+  replyDstPort: number;
+  packets: number;
+  bytes: number;
+  expiresInSec: number;
+  rule: string | null;
+  assured: boolean;
+}
+
+/** Everything the data plane is configured with. */
+export interface DatapathSettings {
+  wanAddress: string;
+  lanAddress: string;
+  lanNetwork: string;
+  managementPort: number;
+  /** "knock": the management port opens from the WAN to unlocked IPs; "never": closed. */
+  managementWanAccess: "knock" | "never";
+  /** WAN sources admitted to knock-enforcing rules without knocking (CIDRs). */
+  allow: string[];
+  maxFlows: number;
+  knock: KnockSettings;
+}
+
+/** The device the Worker opens. */
+export interface DeviceSettings {
+  name: string;
+  mtu: number;
+  offload: boolean;
+}
+
+/** Control plane to Worker. */
+export type ToWorker =
+  | {
+    type: "init";
+    device: DeviceSettings;
+    settings: DatapathSettings;
+    forwards: PortForwardRule[];
+    openPorts: OpenPortsRule[];
+    users: KnockUser[];
+    unlocks: UnlockRecord[];
+    counters: SharedArrayBuffer;
+    control: SharedArrayBuffer;
+  }
+  | { type: "rules"; forwards: PortForwardRule[]; openPorts: OpenPortsRule[] }
+  | { type: "users"; users: KnockUser[] }
+  | { type: "settings"; settings: DatapathSettings }
+  | { type: "revoke"; ip: string; id: number }
+  | { type: "query"; id: number; what: "unlocks" | "flows" | "conntrack"; limit?: number }
+  | { type: "stop" };
+
+/** Worker to control plane. */
+export type FromWorker =
+  | { type: "ready"; device: string }
+  | { type: "fatal"; message: string }
+  | { type: "events"; events: ApplianceEvent[] }
+  | { type: "reply"; id: number; data: unknown }
+  | { type: "stopped" };

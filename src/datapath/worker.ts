@@ -1,0 +1,63 @@
+/**
+ * The data-plane Worker: opens the TUN device, builds the pipeline and runs
+ * the blocking loop; the main thread (control plane) talks to it by messages
+ * and reads its counters from shared memory.
+ */
+/// <reference lib="deno.worker" />
+import { TunDevice } from "../device/mod.ts";
+import { Engine } from "./engine.ts";
+import type { FromWorker, ToWorker } from "./messages.ts";
+import { Pipeline } from "./pipeline.ts";
+
+let engine: Engine | null = null;
+let pipeline: Pipeline | null = null;
+const post = (m: FromWorker) => self.postMessage(m);
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  try {
+    handle(e.data);
+  } catch (err) {
+    post({ type: "fatal", message: err instanceof Error ? err.message : String(err) });
+  }
+};
+
+function handle(m: ToWorker): void {
+  if (m.type === "init") return start(m);
+  if (!pipeline) return;
+  switch (m.type) {
+    case "rules":
+      return pipeline.setRules(m.forwards, m.openPorts);
+    case "users":
+      return void pipeline.setUsers(m.users);
+    case "settings":
+      return pipeline.setSettings(m.settings);
+    case "revoke":
+      return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now()) });
+    case "query":
+      return post({ type: "reply", id: m.id, data: pipeline.query(m.what, m.limit ?? 1000) });
+    case "stop":
+      engine?.stop();
+  }
+}
+
+function start(m: Extract<ToWorker, { type: "init" }>): void {
+  const dev = TunDevice.open({ name: m.device.name, mtu: m.device.mtu, offload: m.device.offload });
+  pipeline = new Pipeline({
+    settings: m.settings,
+    forwards: m.forwards,
+    openPorts: m.openPorts,
+    counters: new Float64Array(m.counters),
+    emit: (events) => post({ type: "events", events }),
+    nowMs: Date.now(),
+  });
+  pipeline.restoreUnlocks(m.unlocks, Date.now());
+  const proc = pipeline;
+  engine = new Engine(dev, proc, { control: new Int32Array(m.control) });
+  pipeline.setUsers(m.users).then(() => {
+    post({ type: "ready", device: dev.name });
+    return engine!.run();
+  }).then(() => {
+    dev.close();
+    post({ type: "stopped" });
+  }).catch((err) => post({ type: "fatal", message: String(err?.stack ?? err) }));
+}
