@@ -113,6 +113,8 @@ export interface ConnTableStats {
 }
 
 const DEFAULT_CAPACITY = 262144;
+/** Private status bit: a killed flow already taken out of the hash. */
+const UNHASHED = 0x80;
 
 /** Smallest power of two >= n (n >= 1). */
 function pow2AtLeast(n: number): number {
@@ -137,17 +139,14 @@ export class ConnTable {
   readonly #state: Uint8Array;
   readonly #aux: Uint8Array;
   readonly #status: Uint8Array;
-  readonly #src: Uint32Array;
-  readonly #dst: Uint32Array;
-  readonly #sport: Uint16Array;
-  readonly #dport: Uint16Array;
+  /** Per handle, 4 words in one cache-friendly record: src, dst, sport << 16 | dport, next in chain. */
+  readonly #keys: Int32Array;
   readonly #packets: Float64Array;
   readonly #bytes: Float64Array;
   readonly #created: Uint32Array;
   readonly #lastSeen: Uint32Array;
   readonly #expires: Uint32Array;
   readonly #heads: Int32Array;
-  readonly #chain: Int32Array;
   readonly #bucketMask: number;
   readonly #free: Int32Array;
   #freeTop: number;
@@ -192,17 +191,13 @@ export class ConnTable {
     this.flags = new Uint16Array(cap);
     this.ruleId = new Int32Array(cap).fill(-1);
     this.userIdx = new Int32Array(cap).fill(-1);
-    this.#src = new Uint32Array(2 * cap);
-    this.#dst = new Uint32Array(2 * cap);
-    this.#sport = new Uint16Array(2 * cap);
-    this.#dport = new Uint16Array(2 * cap);
+    this.#keys = new Int32Array(8 * cap);
     this.#packets = new Float64Array(2 * cap);
     this.#bytes = new Float64Array(2 * cap);
     this.#created = new Uint32Array(cap);
     this.#lastSeen = new Uint32Array(cap);
     this.#expires = new Uint32Array(cap);
     this.#heads = new Int32Array(buckets).fill(-1);
-    this.#chain = new Int32Array(2 * cap).fill(-1);
     this.#bucketMask = buckets - 1;
     this.#free = new Int32Array(cap);
     for (let i = 0; i < cap; i++) this.#free[i] = cap - 1 - i; // pop order 0, 1, 2...
@@ -222,35 +217,48 @@ export class ConnTable {
 
   // ---- lookups ------------------------------------------------------------
 
-  /** The handle (`id * 2 + dir`) of the live flow with this tuple, or -1. */
+  /** The handle (`id * 2 + dir`) of the flow with this tuple, or -1. Killed flows are not found. */
   lookup(proto: number, src: number, sport: number, dst: number, dport: number): number {
-    return this.#find(proto, src >>> 0, sport & 0xffff, dst >>> 0, dport & 0xffff, false);
+    return this.#findIn(this.#bucket(proto, src, sport, dst, dport), proto, src, sport, dst, dport);
   }
 
-  /** True when any flow (dying ones included) holds this tuple in either direction. */
-  isTupleTaken(proto: number, src: number, sport: number, dst: number, dport: number): boolean {
-    return this.#find(proto, src >>> 0, sport & 0xffff, dst >>> 0, dport & 0xffff, true) !== -1;
+  /** The bucket of a tuple. */
+  #bucket(proto: number, src: number, sport: number, dst: number, dport: number): number {
+    return tupleHash(this.#k0, this.#k1, proto, src, sport & 0xffff, dst, dport & 0xffff) &
+      this.#bucketMask;
   }
 
-  #find(
+  /** Walks bucket `b`'s chain for the tuple. */
+  #findIn(
+    b: number,
     proto: number,
     src: number,
     sport: number,
     dst: number,
     dport: number,
-    dying: boolean,
   ): number {
-    const h = tupleHash(this.#k0, this.#k1, proto, src, sport, dst, dport);
-    let e = this.#heads[h & this.#bucketMask];
+    src |= 0;
+    dst |= 0;
+    const ports = ((sport & 0xffff) << 16) | (dport & 0xffff);
+    const keys = this.#keys;
+    let e = this.#heads[b];
     while (e !== -1) {
+      const k = 4 * e;
+      // Protocol last: it lives in another array and rarely differs.
       if (
-        this.#src[e] === src && this.#dst[e] === dst && this.#sport[e] === sport &&
-        this.#dport[e] === dport && this.#proto[e >> 1] === proto &&
-        (dying || (this.#status[e >> 1] & STATUS_DYING) === 0)
-      ) return e;
-      e = this.#chain[e];
+        keys[k] === src && keys[k + 1] === dst && keys[k + 2] === ports &&
+        this.#proto[e >> 1] === proto
+      ) {
+        return e;
+      }
+      e = keys[k + 3];
     }
     return -1;
+  }
+
+  /** True when a flow holds this tuple in either direction (for choosing NAT ports). */
+  isTupleTaken(proto: number, src: number, sport: number, dst: number, dport: number): boolean {
+    return this.lookup(proto, src, sport, dst, dport) !== -1;
   }
 
   /** True when a packet may open a flow: TCP SYN alone, any UDP, ICMP echo request (`flagsOrType` = ICMP type 8). */
@@ -281,9 +289,11 @@ export class ConnTable {
   ): number {
     const now = nowSec >>> 0;
     proto &= 0xff;
+    const bo = this.#bucket(proto, origSrc, origSrcPort, origDst, origDstPort);
+    const br = this.#bucket(proto, replySrc, replySrcPort, replyDst, replyDstPort);
     if (
-      proto === 0 || this.lookup(proto, origSrc, origSrcPort, origDst, origDstPort) !== -1 ||
-      this.lookup(proto, replySrc, replySrcPort, replyDst, replyDstPort) !== -1
+      proto === 0 || this.#findIn(bo, proto, origSrc, origSrcPort, origDst, origDstPort) !== -1 ||
+      this.#findIn(br, proto, replySrc, replySrcPort, replyDst, replyDstPort) !== -1
     ) {
       this.#clashes++;
       return -1;
@@ -296,8 +306,8 @@ export class ConnTable {
     this.#setTuple(2 * id + 1, replySrc, replySrcPort, replyDst, replyDstPort);
     this.#setTuple(2 * id, origSrc, origSrcPort, origDst, origDstPort);
     this.#proto[id] = proto;
-    this.#hashIn(2 * id + 1);
-    this.#hashIn(2 * id); // inserted last, so found first if both tuples are equal
+    this.#hashIn(2 * id + 1, br);
+    this.#hashIn(2 * id, bo); // inserted last, so found first if both tuples are equal
     this.#created[id] = now;
     this.#lastSeen[id] = now;
     this.#expires[id] = now + this.#timeoutOf(id);
@@ -322,54 +332,68 @@ export class ConnTable {
    */
   kill(id: number, nowSec: number): boolean {
     if (!this.isLive(id) || (this.#status[id] & STATUS_DYING) !== 0) return false;
-    this.#status[id] |= STATUS_DYING;
+    this.#status[id] |= STATUS_DYING | UNHASHED;
+    this.#hashOut(2 * id);
+    this.#hashOut(2 * id + 1);
     this.#expires[id] = nowSec >>> 0;
     this.#wheel.refresh(id);
     return true;
   }
 
   #setTuple(h: number, src: number, sport: number, dst: number, dport: number): void {
-    this.#src[h] = src;
-    this.#dst[h] = dst;
-    this.#sport[h] = sport;
-    this.#dport[h] = dport;
+    this.#keys[4 * h] = src;
+    this.#keys[4 * h + 1] = dst;
+    this.#keys[4 * h + 2] = ((sport & 0xffff) << 16) | (dport & 0xffff);
   }
 
+  #kSrc(h: number): number {
+    return this.#keys[4 * h] >>> 0;
+  }
+  #kDst(h: number): number {
+    return this.#keys[4 * h + 1] >>> 0;
+  }
+  #kSport(h: number): number {
+    return this.#keys[4 * h + 2] >>> 16;
+  }
+  #kDport(h: number): number {
+    return this.#keys[4 * h + 2] & 0xffff;
+  }
+
+  /** The bucket of stored handle `h`. */
   #bucketOf(h: number): number {
-    const hash = tupleHash(
-      this.#k0,
-      this.#k1,
+    return this.#bucket(
       this.#proto[h >> 1],
-      this.#src[h],
-      this.#sport[h],
-      this.#dst[h],
-      this.#dport[h],
+      this.#kSrc(h),
+      this.#kSport(h),
+      this.#kDst(h),
+      this.#kDport(h),
     );
-    return hash & this.#bucketMask;
   }
 
-  #hashIn(h: number): void {
-    const b = this.#bucketOf(h);
-    this.#chain[h] = this.#heads[b];
+  #hashIn(h: number, b: number): void {
+    this.#keys[4 * h + 3] = this.#heads[b];
     this.#heads[b] = h;
   }
 
   #hashOut(h: number): void {
     const b = this.#bucketOf(h);
     let e = this.#heads[b];
+    const keys = this.#keys;
     if (e === h) {
-      this.#heads[b] = this.#chain[h];
+      this.#heads[b] = keys[4 * h + 3];
     } else {
-      while (e !== -1 && this.#chain[e] !== h) e = this.#chain[e];
-      if (e !== -1) this.#chain[e] = this.#chain[h];
+      while (e !== -1 && keys[4 * e + 3] !== h) e = keys[4 * e + 3];
+      if (e !== -1) keys[4 * e + 3] = keys[4 * h + 3];
     }
-    this.#chain[h] = -1;
+    keys[4 * h + 3] = -1;
   }
 
   /** Unhashes, unschedules and clears slot `id`, and returns it to the free list. */
   #free_(id: number): void {
-    this.#hashOut(2 * id);
-    this.#hashOut(2 * id + 1);
+    if ((this.#status[id] & UNHASHED) === 0) {
+      this.#hashOut(2 * id);
+      this.#hashOut(2 * id + 1);
+    }
     this.#wheel.cancel(id);
     this.#proto[id] = 0;
     this.#state[id] = 0;
@@ -585,55 +609,55 @@ export class ConnTable {
   }
   /** STATUS_* bits of flow `id`. */
   status(id: number): number {
-    return this.#status[id];
+    return this.#status[id] & ~UNHASHED;
   }
   /** Original source address. */
   origSrc(id: number): number {
-    return this.#src[2 * id];
+    return this.#kSrc(2 * id);
   }
   /** Original source port (ICMP: echo identifier). */
   origSrcPort(id: number): number {
-    return this.#sport[2 * id];
+    return this.#kSport(2 * id);
   }
   /** Original destination address. */
   origDst(id: number): number {
-    return this.#dst[2 * id];
+    return this.#kDst(2 * id);
   }
   /** Original destination port. */
   origDstPort(id: number): number {
-    return this.#dport[2 * id];
+    return this.#kDport(2 * id);
   }
   /** Reply source address. */
   replySrc(id: number): number {
-    return this.#src[2 * id + 1];
+    return this.#kSrc(2 * id + 1);
   }
   /** Reply source port. */
   replySrcPort(id: number): number {
-    return this.#sport[2 * id + 1];
+    return this.#kSport(2 * id + 1);
   }
   /** Reply destination address. */
   replyDst(id: number): number {
-    return this.#dst[2 * id + 1];
+    return this.#kDst(2 * id + 1);
   }
   /** Reply destination port. */
   replyDstPort(id: number): number {
-    return this.#dport[2 * id + 1];
+    return this.#kDport(2 * id + 1);
   }
   /** Source address a packet seen with `handle` leaves with (the other tuple's destination). */
   translatedSrc(handle: number): number {
-    return this.#dst[handle ^ 1];
+    return this.#kDst(handle ^ 1);
   }
   /** Source port a packet seen with `handle` leaves with. */
   translatedSrcPort(handle: number): number {
-    return this.#dport[handle ^ 1];
+    return this.#kDport(handle ^ 1);
   }
   /** Destination address a packet seen with `handle` leaves with (the other tuple's source). */
   translatedDst(handle: number): number {
-    return this.#src[handle ^ 1];
+    return this.#kSrc(handle ^ 1);
   }
   /** Destination port a packet seen with `handle` leaves with. */
   translatedDstPort(handle: number): number {
-    return this.#sport[handle ^ 1];
+    return this.#kSport(handle ^ 1);
   }
   /** True when the reply tuple is not the inverted original (some NAT applies). */
   needsNat(id: number): boolean {
@@ -642,12 +666,12 @@ export class ConnTable {
   /** True when the original source is rewritten (reply.dst differs from orig.src). */
   needsSnat(id: number): boolean {
     const o = 2 * id;
-    return this.#dst[o + 1] !== this.#src[o] || this.#dport[o + 1] !== this.#sport[o];
+    return this.#kDst(o + 1) !== this.#kSrc(o) || this.#kDport(o + 1) !== this.#kSport(o);
   }
   /** True when the original destination is rewritten (reply.src differs from orig.dst). */
   needsDnat(id: number): boolean {
     const o = 2 * id;
-    return this.#src[o + 1] !== this.#dst[o] || this.#sport[o + 1] !== this.#dport[o];
+    return this.#kSrc(o + 1) !== this.#kDst(o) || this.#kSport(o + 1) !== this.#kDport(o);
   }
   /** Packets seen in the direction of `handle`. */
   packets(handle: number): number {
@@ -694,17 +718,13 @@ export class ConnTable {
       this.flags,
       this.ruleId,
       this.userIdx,
-      this.#src,
-      this.#dst,
-      this.#sport,
-      this.#dport,
+      this.#keys,
       this.#packets,
       this.#bytes,
       this.#created,
       this.#lastSeen,
       this.#expires,
       this.#heads,
-      this.#chain,
       this.#free,
     ];
     return arrays.reduce((sum, a) => sum + a.byteLength, 0) + this.#wheel.byteLength;
@@ -748,19 +768,19 @@ export class ConnTable {
       id,
       proto: this.#proto[id],
       tcpState: this.#proto[id] === PROTO_TCP ? tcpStateName(this.#state[id]) : null,
-      status: this.#status[id],
+      status: this.status(id),
       flags: this.flags[id],
       orig: {
-        src: this.#src[o],
-        srcPort: this.#sport[o],
-        dst: this.#dst[o],
-        dstPort: this.#dport[o],
+        src: this.#kSrc(o),
+        srcPort: this.#kSport(o),
+        dst: this.#kDst(o),
+        dstPort: this.#kDport(o),
       },
       reply: {
-        src: this.#src[o + 1],
-        srcPort: this.#sport[o + 1],
-        dst: this.#dst[o + 1],
-        dstPort: this.#dport[o + 1],
+        src: this.#kSrc(o + 1),
+        srcPort: this.#kSport(o + 1),
+        dst: this.#kDst(o + 1),
+        dstPort: this.#kDport(o + 1),
       },
       packets: [this.#packets[o], this.#packets[o + 1]],
       bytes: [this.#bytes[o], this.#bytes[o + 1]],

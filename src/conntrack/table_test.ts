@@ -362,7 +362,7 @@ Deno.test("state changes that shorten the timeout take effect", () => {
   assert.equal(t.expire(T0 + 11), 1);
 });
 
-Deno.test("kill: lookups stop at once, expire reports GONE_KILLED", () => {
+Deno.test("kill: lookups stop at once, tuples are freed, expire reports GONE_KILLED", () => {
   const gone: [number, number][] = [];
   const t = table({ onExpire: (id, why) => gone.push([id, why]) });
   const id = plainTcp(t);
@@ -371,7 +371,12 @@ Deno.test("kill: lookups stop at once, expire reports GONE_KILLED", () => {
   assert.equal(t.kill(id, T0 + 1), false);
   assert.equal(t.status(id) & STATUS_DYING, STATUS_DYING);
   assert.equal(t.lookup(PROTO_TCP, CLIENT, 40000, SERVER, 80), -1);
-  assert.equal(t.isTupleTaken(PROTO_TCP, CLIENT, 40000, SERVER, 80), true);
+  assert.equal(
+    t.isTupleTaken(PROTO_TCP, CLIENT, 40000, SERVER, 80),
+    false,
+    "its tuples are free again",
+  );
+  assert.ok(plainTcp(t, T0 + 1) >= 0, "so a new flow may take them");
   assert.equal(t.track(2 * id, TCP_ACK, 52, T0 + 1), TRACK_INVALID);
   assert.equal(t.expire(T0 + 1), 1);
   assert.deepEqual(gone, [[id, GONE_KILLED]]);
