@@ -491,6 +491,26 @@ export class ConnTable {
     return verdict;
   }
 
+  /**
+   * Accounts one packet without protocol state checks (for flows whose other
+   * half the datapath never sees) and sets the expiry to `nowSec + timeoutSec`.
+   * False (nothing done) for a free, dying or out-of-range handle.
+   */
+  touch(handle: number, bytes: number, nowSec: number, timeoutSec: number): boolean {
+    const id = handle >> 1;
+    if (
+      handle < 0 || id >= this.#cap || this.#proto[id] === 0 ||
+      (this.#status[id] & STATUS_DYING) !== 0
+    ) {
+      return false;
+    }
+    const now = nowSec >>> 0;
+    this.#account(handle, handle & 1, bytes, now);
+    this.#expires[id] = now + (timeoutSec >>> 0);
+    this.#wheel.refresh(id);
+    return true;
+  }
+
   #account(handle: number, dir: number, bytes: number, now: number): void {
     const id = handle >> 1;
     if (dir === DIR_REPLY) this.#status[id] |= STATUS_SEEN_REPLY;

@@ -425,3 +425,17 @@ Deno.test("signed addresses are normalised", () => {
   assert.equal(t.lookup(PROTO_UDP, hi, 1, SERVER, 53), 2 * id);
   assert.equal(t.origSrc(id), hi >>> 0);
 });
+
+Deno.test("touch counts and sets the expiry without state checks", () => {
+  const t = table();
+  const id = plainTcp(t);
+  assert.equal(t.touch(2 * id, 100, T0 + 1, 3600), true);
+  assert.equal(t.tcpState(id), 0, "no TCP state change");
+  assert.equal(t.expiresAt(id), T0 + 1 + 3600);
+  assert.equal(t.touch(2 * id, 40, T0 + 2, 10), true);
+  assert.equal(t.packets(2 * id), 2);
+  assert.equal(t.expire(T0 + 11), 0);
+  assert.equal(t.expire(T0 + 12), 1, "a shorter timeout takes effect");
+  assert.equal(t.touch(2 * id, 40, T0 + 13, 10), false);
+  assert.equal(t.touch(-1, 40, T0 + 13, 10), false);
+});
