@@ -1,0 +1,9 @@
+/**
+ * NAT: port-forwarding and open-ports rules, their validation, the compiled
+ * rule index the data path looks ports up in, and in-place header rewrite
+ * with incremental checksums.
+ */
+export * from "./rule.ts";
+export * from "./rule_index.ts";
+export * from "./rule_validate.ts";
+export * from "./rewrite.ts";
