@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, defaultConfig, loadConfig } from "./config/mod.ts";
 import { DatapathControl } from "./datapath/control.ts";
+import { snapshotCounters } from "./datapath/counters.ts";
 import type { DatapathSettings, KnockUser } from "./datapath/messages.ts";
 import { clockHealth } from "./host/clock_health.ts";
 import { routingCommands, type RoutingPlan, unroutingCommands } from "./host/routing.ts";

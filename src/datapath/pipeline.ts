@@ -5,6 +5,7 @@
  * Verdicts are booleans (true = send on); drops are counted by reason. No
  * allocation and no throw on the fast path.
  */
+import { type Clock, systemClock } from "../clock.ts";
 import {
   ConnTable,
   FLAG_DNAT,
@@ -66,7 +67,8 @@ export interface PipelineInit {
   counters: Float64Array;
   /** Receives events in batches, once per housekeeping tick. */
   emit: (events: ApplianceEvent[]) => void;
-  nowMs: number;
+  /** Time for control operations (packets carry their own `nowMs`). */
+  clock?: Clock;
 }
 
 /** Parsed settings the hot path reads. */
@@ -104,6 +106,7 @@ export class Pipeline implements PacketProcessor {
   readonly #touchedAt: Uint32Array;
   readonly #c: Float64Array;
   readonly #emit: (events: ApplianceEvent[]) => void;
+  readonly #clock: Clock;
   readonly #ip = new Ipv4Packet();
   readonly #tcp = new TcpPacket();
   readonly #udp = new UdpPacket();
@@ -120,6 +123,7 @@ export class Pipeline implements PacketProcessor {
     const s = init.settings;
     this.#c = init.counters;
     this.#emit = init.emit;
+    this.#clock = init.clock ?? systemClock;
     this.#a = addressing(s);
     this.#rules = compileRules(init.forwards, init.openPorts);
     this.ct = new ConnTable({ capacity: s.maxFlows });
@@ -150,7 +154,7 @@ export class Pipeline implements PacketProcessor {
 
   /** Replaces the knock users; resolves once their sequences are derived. */
   async setUsers(users: KnockUser[]): Promise<void> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const keep = new Set(users.map((u) => u.user));
     for (const p of this.sequences.profiles()) {
       if (!keep.has(p.user)) this.sequences.removeUser(p.user);
@@ -190,7 +194,7 @@ export class Pipeline implements PacketProcessor {
 
   /** Up to `limit` tracked flows for the status table. */
   flows(limit: number): FlowRecord[] {
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.#clock.now() / 1000);
     return this.ct.snapshot(limit).map((f) => ({
       proto: f.proto,
       state: f.tcpState ?? (f.status & 1 ? "REPLIED" : "UNREPLIED"),
@@ -228,7 +232,7 @@ export class Pipeline implements PacketProcessor {
 
   #event(e: KnockEvent | UnlockEvent): void {
     const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
-    this.#pending.push({ ...e, time: Date.now(), severity } as ApplianceEvent);
+    this.#pending.push({ ...e, time: this.#clock.now(), severity } as ApplianceEvent);
     if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
   }
 
@@ -299,7 +303,8 @@ export class Pipeline implements PacketProcessor {
     }
     if (proto === PROTO_UDP) {
       const u = this.#udp.bind(ip.buf, off, len);
-      const e = u.check();
+      // A first fragment holds the UDP header but not the whole datagram its length names.
+      const e = ip.isFragment() ? (len < 8 ? ParseError.Truncated : ParseError.None) : u.check();
       if (e !== ParseError.None) return e;
       if (verify && !u.verifyChecksum(ip.src(), ip.dst())) return ParseError.BadL4Checksum;
       this.#sport = u.srcPort();

@@ -48,7 +48,6 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
     openPorts: m.openPorts,
     counters: new Float64Array(m.counters),
     emit: (events) => post({ type: "events", events }),
-    nowMs: Date.now(),
   });
   pipeline.restoreUnlocks(m.unlocks, Date.now());
   const proc = pipeline;

@@ -1,0 +1,410 @@
+import assert from "node:assert/strict";
+import { ManualClock } from "../clock.ts";
+import { MemoryDevice } from "../device/mod.ts";
+import { knockSequenceAt } from "../knock/sequence.ts";
+import {
+  buildIcmpEcho,
+  buildIcmpError,
+  buildTcp,
+  buildUdp,
+  formatIpv4,
+  fragment,
+  ICMP_DEST_UNREACHABLE,
+  ICMP_ECHO_REPLY,
+  Icmpv4Packet,
+  internetChecksum,
+  Ipv4Packet,
+  parseIpv4,
+  TCP_ACK,
+  TCP_SYN,
+  TcpPacket,
+  UdpPacket,
+} from "../packet/mod.ts";
+import { Drop, newCounters, snapshotCounters, Stat } from "./counters.ts";
+import { Engine } from "./engine.ts";
+import type { DatapathSettings } from "./messages.ts";
+import { Pipeline } from "./pipeline.ts";
+import type { ApplianceEvent } from "../log/events.ts";
+import type { PortForwardRule } from "../nat/rule.ts";
+
+const CLIENT = "203.0.113.10", CLIENT2 = "203.0.113.20", WAN = "198.51.100.1";
+const SERVER = "192.0.2.12", LAN = "192.0.2.1";
+const SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+const T0 = 1_764_028_800_000; // a fixed time, ms
+
+const SETTINGS: DatapathSettings = {
+  wanAddress: WAN,
+  lanAddress: LAN,
+  lanNetwork: "192.0.2.0/24",
+  managementPort: 8443,
+  managementWanAccess: "knock",
+  allow: [],
+  maxFlows: 1024,
+  knock: {
+    idleTimeoutSec: 60,
+    lifetimeSec: 0,
+    windowSec: 15,
+    maxFailures: 5,
+    failureWindowSec: 600,
+    penaltySec: 600,
+    maxInProgress: 1024,
+    maxPenalised: 1024,
+  },
+};
+
+function forward(name: string, pub: number, priv: number, enforceKnock: boolean): PortForwardRule {
+  return {
+    name,
+    enabled: true,
+    protocol: "both",
+    publicPorts: { start: pub, end: pub },
+    privateAddress: SERVER,
+    privatePorts: { start: priv, end: priv },
+    enforceKnock,
+    users: [],
+  };
+}
+
+const RULES = [forward("web", 52201, 8080, true), forward("open", 52300, 80, false)];
+
+async function setup(settings: Partial<DatapathSettings> = {}) {
+  const events: ApplianceEvent[] = [];
+  const counters = newCounters(false);
+  const p = new Pipeline({
+    settings: { ...SETTINGS, ...settings },
+    forwards: RULES,
+    openPorts: [],
+    counters,
+    emit: (e) => events.push(...e),
+    clock: new ManualClock(T0),
+  });
+  await p.setUsers([{
+    user: "alice",
+    secret: SECRET,
+    firstPort: 41001,
+    length: 3,
+    transport: "any",
+  }]);
+  return { p, counters, events };
+}
+
+/** Runs `pkt` through `p`; the rewritten copy, or null when dropped. */
+function run(p: Pipeline, pkt: Uint8Array, now = T0): Uint8Array | null {
+  const buf = pkt.slice();
+  return p.process(buf, 0, buf.length, 0, now) ? buf : null;
+}
+
+function syn(src: string, sport: number, dport: number, dst = WAN) {
+  return buildTcp({ src, dst, srcPort: sport, dstPort: dport, flags: TCP_SYN });
+}
+
+async function knock(p: Pipeline, src: string, now = T0) {
+  const seq = await knockSequenceAt(SECRET, Math.floor(now / 1000), 41001, 3);
+  for (const port of seq) assert.equal(run(p, syn(src, 40000, port), now), null);
+}
+
+function assertValid(pkt: Uint8Array) {
+  const ip = new Ipv4Packet().bind(pkt);
+  assert.equal(ip.verifyChecksum(), true, "IP checksum");
+  const proto = ip.protocol();
+  if (proto === 6) {
+    assert.ok(
+      new TcpPacket().bind(pkt, ip.payloadOffset(), ip.payloadLen()).verifyChecksum(
+        ip.src(),
+        ip.dst(),
+      ),
+    );
+  } else if (proto === 17) {
+    assert.ok(
+      new UdpPacket().bind(pkt, ip.payloadOffset(), ip.payloadLen()).verifyChecksum(
+        ip.src(),
+        ip.dst(),
+      ),
+    );
+  } else {
+    assert.equal(
+      internetChecksum(pkt, ip.payloadOffset(), ip.off + ip.totalLen()),
+      0,
+      "ICMP checksum",
+    );
+  }
+}
+
+function addrs(pkt: Uint8Array) {
+  const ip = new Ipv4Packet().bind(pkt);
+  const l4 = ip.payloadOffset();
+  return {
+    src: formatIpv4(ip.src()),
+    dst: formatIpv4(ip.dst()),
+    sport: (pkt[l4] << 8) | pkt[l4 + 1],
+    dport: (pkt[l4 + 2] << 8) | pkt[l4 + 3],
+  };
+}
+
+Deno.test("a locked source cannot open a knock-enforcing forward and creates no flow", async () => {
+  const { p, counters } = await setup();
+  for (let i = 0; i < 100; i++) assert.equal(run(p, syn(CLIENT2, 30000 + i, 52201)), null);
+  assert.equal(p.ct.size, 0);
+  assert.equal(counters[Drop.Locked], 100);
+});
+
+Deno.test("a port without a rule is dropped silently and counted", async () => {
+  const { p, counters } = await setup();
+  assert.equal(run(p, syn(CLIENT, 1234, 52299)), null);
+  assert.equal(run(p, buildIcmpEcho({ src: CLIENT, dst: WAN, ident: 7, seq: 1 })), null);
+  assert.equal(counters[Drop.NoRule], 2);
+});
+
+Deno.test("knock, DNAT both ways, and the [Port Unlock] event", async () => {
+  const { p, counters, events } = await setup();
+  await knock(p, CLIENT);
+  await p.housekeeping(T0);
+  assert.ok(
+    events.some((e) => e.type === "knock-success" && e.ip === CLIENT && e.user === "alice"),
+  );
+  const out = run(p, syn(CLIENT, 42829, 52201));
+  assert.ok(out);
+  assert.deepEqual(addrs(out), { src: CLIENT, dst: SERVER, sport: 42829, dport: 8080 });
+  assertValid(out);
+  const reply = buildTcp({
+    src: SERVER,
+    dst: CLIENT,
+    srcPort: 8080,
+    dstPort: 42829,
+    flags: TCP_SYN | TCP_ACK,
+  });
+  const back = run(p, reply);
+  assert.ok(back);
+  assert.deepEqual(addrs(back), { src: WAN, dst: CLIENT, sport: 52201, dport: 42829 });
+  assertValid(back);
+  await p.housekeeping(T0);
+  const admitted = events.find((e) => e.type === "flow-admitted");
+  assert.ok(admitted && admitted.type === "flow-admitted");
+  assert.equal(admitted.privateAddr, SERVER);
+  assert.equal(counters[Stat.FastPath], 1);
+  assert.equal(counters[Stat.FlowsAdmittedByKnock], 1);
+});
+
+Deno.test("an established flow survives the end of its unlock; new flows do not", async () => {
+  const { p } = await setup();
+  await knock(p, CLIENT);
+  assert.ok(run(p, syn(CLIENT, 5000, 52201)));
+  assert.ok(
+    run(
+      p,
+      buildTcp({
+        src: SERVER,
+        dst: CLIENT,
+        srcPort: 8080,
+        dstPort: 5000,
+        flags: TCP_SYN | TCP_ACK,
+      }),
+    ),
+  );
+  assert.ok(
+    run(p, buildTcp({ src: CLIENT, dst: WAN, srcPort: 5000, dstPort: 52201, flags: TCP_ACK })),
+  );
+  const later = T0 + 120_000; // past the 60 s idle timeout
+  await p.housekeeping(later);
+  assert.equal(p.unlocks.isUnlocked(parseIpv4(CLIENT)!, later), false);
+  assert.ok(
+    run(
+      p,
+      buildTcp({ src: CLIENT, dst: WAN, srcPort: 5000, dstPort: 52201, flags: TCP_ACK }),
+      later,
+    ),
+  );
+  assert.equal(run(p, syn(CLIENT, 5001, 52201), later), null);
+});
+
+Deno.test("the second client replaying the knocks stays locked", async () => {
+  const { p, events } = await setup();
+  await knock(p, CLIENT);
+  await knock(p, CLIENT2);
+  await p.housekeeping(T0);
+  assert.equal(run(p, syn(CLIENT2, 5000, 52201)), null);
+  assert.ok(events.some((e) => e.type === "knock-replay" && e.ip === CLIENT2));
+});
+
+Deno.test("the static allow-list admits without knocking; rules without knocking are open", async () => {
+  const { p } = await setup({ allow: ["203.0.113.0/24"] });
+  assert.ok(run(p, syn(CLIENT2, 5000, 52201)));
+  const open = await setup();
+  assert.ok(run(open.p, syn(CLIENT2, 5000, 52300)));
+});
+
+Deno.test("masquerade: LAN to WAN is hidden behind the WAN address, ICMP echo included", async () => {
+  const { p } = await setup();
+  const out = run(
+    p,
+    buildUdp({
+      src: SERVER,
+      dst: CLIENT,
+      srcPort: 5353,
+      dstPort: 9999,
+      payload: new Uint8Array(10),
+    }),
+  );
+  assert.ok(out);
+  const a = addrs(out);
+  assert.equal(a.src, WAN);
+  assertValid(out);
+  const back = run(
+    p,
+    buildUdp({
+      src: CLIENT,
+      dst: WAN,
+      srcPort: 9999,
+      dstPort: a.sport,
+      payload: new Uint8Array(3),
+    }),
+  );
+  assert.ok(back);
+  assert.deepEqual(addrs(back), { src: CLIENT, dst: SERVER, sport: 9999, dport: 5353 });
+  const ping = run(p, buildIcmpEcho({ src: SERVER, dst: CLIENT, ident: 77, seq: 1 }));
+  assert.ok(ping);
+  assertValid(ping);
+  const ident = new Icmpv4Packet().bind(ping, 20).ident();
+  const pong = run(
+    p,
+    buildIcmpEcho({ src: CLIENT, dst: WAN, type: ICMP_ECHO_REPLY, ident, seq: 1 }),
+  );
+  assert.ok(pong);
+  assert.equal(formatIpv4(new Ipv4Packet().bind(pong).dst()), SERVER);
+  assert.equal(new Icmpv4Packet().bind(pong, 20).ident(), 77);
+  assertValid(pong);
+});
+
+Deno.test("hairpin: a LAN host reaches a forward through the WAN address", async () => {
+  const { p } = await setup();
+  const out = run(p, syn("192.0.2.50", 6000, 52201));
+  assert.ok(out);
+  const a = addrs(out);
+  assert.equal(a.dst, SERVER);
+  assert.equal(a.src, WAN);
+  const back = run(
+    p,
+    buildTcp({ src: SERVER, dst: WAN, srcPort: 8080, dstPort: a.sport, flags: TCP_SYN | TCP_ACK }),
+  );
+  assert.ok(back);
+  assert.deepEqual(addrs(back), { src: WAN, dst: "192.0.2.50", sport: 52201, dport: 6000 });
+});
+
+Deno.test("an ICMP error about a forwarded flow is translated, inner header included", async () => {
+  const { p, counters } = await setup({ allow: ["203.0.113.0/24"] });
+  const first = buildUdp({
+    src: CLIENT,
+    dst: WAN,
+    srcPort: 7000,
+    dstPort: 52201,
+    payload: new Uint8Array(4),
+  });
+  const fwd = run(p, first);
+  assert.ok(fwd);
+  // The server's host answers "port unreachable" about the translated datagram.
+  const err = buildIcmpError({
+    src: SERVER,
+    dst: CLIENT,
+    type: ICMP_DEST_UNREACHABLE,
+    code: 3,
+    original: fwd,
+  });
+  const out = run(p, err);
+  assert.ok(out);
+  assertValid(out);
+  const ip = new Ipv4Packet().bind(out);
+  assert.equal(formatIpv4(ip.src()), WAN);
+  assert.equal(formatIpv4(ip.dst()), CLIENT);
+  const inner = new Ipv4Packet().bind(out, 28, out.length - 28);
+  assert.equal(formatIpv4(inner.src()), CLIENT);
+  assert.equal(formatIpv4(inner.dst()), WAN);
+  assert.equal((out[48 + 2] << 8) | out[48 + 3], 52201);
+  assert.equal(counters[Stat.IcmpErrorsTranslated], 1);
+});
+
+Deno.test("fragments of a forwarded datagram follow the first; orphans are dropped", async () => {
+  const { p, counters } = await setup({ allow: ["203.0.113.0/24"] });
+  const big = buildUdp({
+    src: CLIENT,
+    dst: WAN,
+    srcPort: 7001,
+    dstPort: 52201,
+    payload: new Uint8Array(3000).fill(7),
+    ident: 4242,
+  });
+  const frags = fragment(big, 1500);
+  assert.ok(frags.length >= 3);
+  for (const f of frags) {
+    const out = run(p, f);
+    assert.ok(out);
+    assert.equal(formatIpv4(new Ipv4Packet().bind(out).dst()), SERVER);
+    assert.ok(new Ipv4Packet().bind(out).verifyChecksum());
+  }
+  const orphan = fragment(
+    buildUdp({
+      src: CLIENT,
+      dst: WAN,
+      srcPort: 7002,
+      dstPort: 52201,
+      payload: new Uint8Array(3000),
+      ident: 99,
+    }),
+    1500,
+  );
+  assert.equal(run(p, orphan[1]), null);
+  assert.equal(counters[Drop.FragmentOrphan], 1);
+});
+
+Deno.test("malformed packets are dropped by reason and never throw", async () => {
+  const { p, counters } = await setup({ allow: ["203.0.113.0/24"] });
+  const good = syn(CLIENT, 1000, 52201);
+  const badSum = good.slice();
+  badSum[10] ^= 0xff;
+  const badL4 = good.slice();
+  badL4[36] ^= 0xff;
+  const short = good.slice(0, 30);
+  const v6 = good.slice();
+  v6[0] = 0x65;
+  for (const pkt of [badSum, badL4, short, v6, new Uint8Array(0), new Uint8Array(3)]) {
+    assert.equal(run(p, pkt), null);
+  }
+  const s = snapshotCounters(counters);
+  assert.equal(s.drops["bad-checksum"], 1);
+  assert.equal(s.drops["bad-l4-checksum"], 1);
+  assert.ok(s.drops["bad-total-len"] >= 1);
+  assert.ok(s.drops["bad-version"] >= 1);
+  assert.equal(p.ct.size, 0);
+  for (let i = 0; i < 2000; i++) {
+    const junk = crypto.getRandomValues(new Uint8Array(1 + (i % 200)));
+    if (i % 2) junk[0] = 0x45;
+    run(p, junk);
+  }
+});
+
+Deno.test("the management port opens from the WAN only for unlocked sources", async () => {
+  const { p } = await setup();
+  assert.equal(run(p, syn(CLIENT, 7000, 8443)), null);
+  await knock(p, CLIENT);
+  const out = run(p, syn(CLIENT, 7001, 8443));
+  assert.ok(out);
+  assert.deepEqual(addrs(out), { src: CLIENT, dst: WAN, sport: 7001, dport: 8443 });
+  const never = await setup({ managementWanAccess: "never" });
+  await knock(never.p, CLIENT);
+  assert.equal(run(never.p, syn(CLIENT, 7002, 8443)), null);
+});
+
+Deno.test("the engine moves a batch from a memory device through the pipeline", async () => {
+  const { p } = await setup({ allow: ["203.0.113.0/24"] });
+  const dev = new MemoryDevice();
+  for (let i = 0; i < 10; i++) dev.inject(syn(CLIENT, 2000 + i, 52201));
+  dev.inject(syn(CLIENT, 3000, 1)); // no rule
+  const engine = new Engine(dev, p, { batch: 4 });
+  let n = 0;
+  while (dev.wait(0) && n < 10) {
+    engine.pump(T0);
+    n++;
+  }
+  const out = dev.takeWritten();
+  assert.equal(out.length, 10);
+  for (const pkt of out) assert.equal(addrs(pkt).dst, SERVER);
+});
