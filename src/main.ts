@@ -99,6 +99,11 @@ export async function main(args: string[]): Promise<number> {
     lanAddress: config.lan.address,
   };
   if (flags.routing) await applyRouting(plan);
+  // SIGUSR2 prints the counters as one JSON line (SIGUSR1 belongs to the V8 inspector).
+  Deno.addSignalListener("SIGUSR2", async () => {
+    const conntrack = await plane.conntrack().catch(() => ({}));
+    console.log(`status ${JSON.stringify({ ...snapshotCounters(plane.counters), conntrack })}`);
+  });
   console.log(
     `appliance ready: ${config.tun.name} WAN ${config.wan.address} LAN ${config.lan.address}`,
   );
