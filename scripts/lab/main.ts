@@ -29,7 +29,10 @@ Try, in another terminal:
 
 Appliance log: ${lab.logFile} (followed below). Ctrl-C takes the lab down.
 `);
+let stopping = false;
 const stop = async () => {
+  if (stopping) return;
+  stopping = true;
   console.log("\nTaking the lab down...");
   try {
     tail.kill();
@@ -40,5 +43,5 @@ const stop = async () => {
 Deno.addSignalListener("SIGINT", stop);
 Deno.addSignalListener("SIGTERM", stop);
 await lab.appliance?.status;
-console.log("The appliance exited; taking the lab down.");
+if (!stopping) console.log("The appliance exited.");
 await stop();
