@@ -1,0 +1,244 @@
+/**
+ * Test harness: the API over a real KV store in a temp dir, a fake data
+ * plane in memory, a manual clock, and clients that sign in like a browser
+ * (cookie + CSRF header) or a script (bearer token).
+ */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { ManualClock } from "../clock.ts";
+import { defaultConfig } from "../config/defaults.ts";
+import type { Config } from "../config/types.ts";
+import type { DatapathApi } from "../datapath/control.ts";
+import { newCounters } from "../datapath/counters.ts";
+import type {
+  DatapathSettings,
+  FlowRecord,
+  KnockUser,
+  UnlockRecord,
+} from "../datapath/messages.ts";
+import { totpCode } from "../knock/totp.ts";
+import { Logger } from "../log/logger.ts";
+import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
+import { openStore } from "../store/kv_store.ts";
+import type { Store } from "../store/mod.ts";
+import { type AppOptions, createApp } from "./app.ts";
+import { SESSION_COOKIE } from "./auth.ts";
+import { type BootstrapAdmin, bootstrapAdmin } from "./bootstrap.ts";
+import { syncDatapath } from "./sync.ts";
+import type { AppEnv, ChangeKind } from "./types.ts";
+
+/** 2026-01-01T00:00:00Z. */
+export const T0 = Date.UTC(2026, 0, 1);
+
+/** An in-memory `DatapathApi` recording what it was told. */
+export class FakeDatapath implements DatapathApi {
+  readonly counters: Float64Array = newCounters(false);
+  rules: { forwards: PortForwardRule[]; openPorts: OpenPortsRule[] } | null = null;
+  users: KnockUser[] | null = null;
+  settings: DatapathSettings | null = null;
+  readonly unlockTable = new Map<string, UnlockRecord>();
+  flowTable: FlowRecord[] = [];
+  conntrackStats: Record<string, number> = { size: 0, capacity: 1024 };
+  /** Number of set* calls, for "was it synced" checks. */
+  pushes = 0;
+
+  /** Records the rule set. */
+  setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
+    this.rules = structuredClone({ forwards, openPorts });
+    this.pushes++;
+  }
+  /** Records the users. */
+  setUsers(users: KnockUser[]): void {
+    this.users = structuredClone(users);
+    this.pushes++;
+  }
+  /** Records the settings. */
+  setSettings(settings: DatapathSettings): void {
+    this.settings = structuredClone(settings);
+    this.pushes++;
+  }
+  /** Removes `ip` from the unlock table. */
+  revoke(ip: string): Promise<UnlockRecord | null> {
+    const u = this.unlockTable.get(ip) ?? null;
+    this.unlockTable.delete(ip);
+    return Promise.resolve(u);
+  }
+  /** The unlock table. */
+  unlocks(): Promise<UnlockRecord[]> {
+    return Promise.resolve([...this.unlockTable.values()]);
+  }
+  /** The flow table, cut to `limit`. */
+  flows(limit = 1000): Promise<FlowRecord[]> {
+    return Promise.resolve(this.flowTable.slice(0, limit));
+  }
+  /** Conntrack statistics. */
+  conntrack(): Promise<Record<string, number>> {
+    return Promise.resolve({ ...this.conntrackStats });
+  }
+  /** Adds an unlock as a knock would. */
+  unlock(ip: string, user: string, at: number): UnlockRecord {
+    const u = {
+      ip,
+      user,
+      unlockedAt: at,
+      lastSeen: at,
+      expiresAt: at + 3600_000,
+      drift: 0,
+      flows: 1,
+      bytes: 100,
+    };
+    this.unlockTable.set(ip, u);
+    return u;
+  }
+}
+
+/** Credentials a client presents. */
+export type Credentials =
+  | { kind: "cookie"; cookie: string; csrf: string }
+  | { kind: "token"; token: string }
+  | null;
+
+/** Options of one request. */
+export interface RequestOptions {
+  body?: unknown;
+  /** A raw body string (sent as is, as JSON unless `headers` say otherwise). */
+  raw?: string;
+  headers?: Record<string, string>;
+  /** Leave out the CSRF header of a cookie session. */
+  noCsrf?: boolean;
+}
+
+/** Sends requests to the app as one client from one IP. */
+export class Client {
+  /** A client of `app` from `ip` with `creds`. */
+  constructor(
+    readonly app: OpenAPIHono<AppEnv>,
+    readonly creds: Credentials,
+    readonly ip = "192.0.2.50",
+  ) {}
+
+  /** Sends one request. */
+  request(method: string, path: string, o: RequestOptions = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...o.headers };
+    const body = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
+    if (body !== undefined && headers["content-type"] === undefined) {
+      headers["content-type"] = "application/json";
+    }
+    if (this.creds?.kind === "token") headers["authorization"] = `Bearer ${this.creds.token}`;
+    if (this.creds?.kind === "cookie") {
+      headers["cookie"] = `${SESSION_COOKIE}=${this.creds.cookie}`;
+      if (!o.noCsrf) headers["x-csrf-token"] = this.creds.csrf;
+    }
+    const env = { remoteAddr: { hostname: this.ip, port: 40000, transport: "tcp" } };
+    return Promise.resolve(
+      this.app.request(`http://appliance.test${path}`, { method, headers, body }, env),
+    );
+  }
+
+  /** Sends one request and parses the JSON answer. */
+  async json(
+    method: string,
+    path: string,
+    o: RequestOptions = {},
+  ): Promise<{ status: number; body: Record<string, unknown>; res: Response }> {
+    const res = await this.request(method, path, o);
+    const text = await res.text();
+    return { status: res.status, body: text === "" ? {} : JSON.parse(text), res };
+  }
+}
+
+/** Everything a test gets. */
+export interface Harness {
+  app: OpenAPIHono<AppEnv>;
+  store: Store;
+  datapath: FakeDatapath;
+  logger: Logger;
+  clock: ManualClock;
+  config: Config;
+  admin: BootstrapAdmin;
+  /** Changes pushed through `onChange`, in order. */
+  changes: ChangeKind[];
+  /** A client without credentials. */
+  anon: Client;
+  /** Signs in `name` with a fresh TOTP step; returns a cookie client. */
+  login(name: string, password: string, secret: string, ip?: string): Promise<Client>;
+  /** An administrator client with a bearer token. */
+  adminClient(): Promise<Client>;
+  /** Creates an enrolled user with `role` and returns a token client for it. */
+  userClient(name: string, role: "administrator" | "operator" | "viewer"): Promise<Client>;
+}
+
+/** Runs `fn` against a fresh API and store; removes the store afterwards. */
+export async function withApi(
+  fn: (h: Harness) => Promise<void>,
+  options: AppOptions = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kgt-api-" });
+  const clock = new ManualClock(T0);
+  const store = await openStore(`${dir}/store.kv`, { clock });
+  try {
+    const datapath = new FakeDatapath();
+    const logger = new Logger({ clock });
+    const config = defaultConfig();
+    const changes: ChangeKind[] = [];
+    const admin = (await bootstrapAdmin(store))!;
+    const app = createApp({
+      store,
+      datapath,
+      logger,
+      clock,
+      config,
+      clockHealth: () => Promise.resolve({ synchronised: true, detail: "test", now: clock.now() }),
+      onChange: async (what) => {
+        changes.push(what);
+        await syncDatapath(store, datapath, config);
+      },
+    }, options);
+    const anon = new Client(app, null);
+    const login = async (name: string, password: string, secret: string, ip?: string) => {
+      clock.advance(30_000); // a fresh TOTP step: a code is accepted once
+      const code = totpCode(secret, Math.floor(clock.now() / 1000));
+      const r = await new Client(app, null, ip).json("POST", "/api/v1/auth/login", {
+        body: { username: name, password, code },
+      });
+      if (r.status !== 200) throw new Error(`login ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+      const cookie = /kg_session=([0-9a-f]+)/.exec(r.res.headers.get("set-cookie") ?? "")![1];
+      return new Client(app, { kind: "cookie", cookie, csrf: r.body.csrfToken as string }, ip);
+    };
+    const tokenFor = async (session: Client) => {
+      const r = await session.json("POST", "/api/v1/auth/tokens", { body: {} });
+      if (r.status !== 201) throw new Error(`token: ${r.status} ${JSON.stringify(r.body)}`);
+      return new Client(app, { kind: "token", token: r.body.token as string });
+    };
+    const adminClient = async () =>
+      await tokenFor(await login(admin.name, admin.password, admin.totpSecret));
+    const userClient = async (name: string, role: "administrator" | "operator" | "viewer") => {
+      const password = `${name}-password`;
+      await store.users.createUser({ name, password, role }, "test");
+      await store.users.confirmMfaEnrollment(name, "test");
+      const { secret } = await store.users.getMfaSecrets(name);
+      return await tokenFor(await login(name, password, secret));
+    };
+    await fn({
+      app,
+      store,
+      datapath,
+      logger,
+      clock,
+      config,
+      admin,
+      changes,
+      anon,
+      login,
+      adminClient,
+      userClient,
+    });
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The current TOTP code of `secret` at the harness clock. */
+export function codeAt(secret: string, clock: ManualClock): string {
+  return totpCode(secret, Math.floor(clock.now() / 1000));
+}

@@ -1,0 +1,162 @@
+/**
+ * First start: the store is seeded from the configuration file once (users,
+ * rules, settings) and an initial administrator is created, whose password
+ * and TOTP secret the composition root prints once. Afterwards the store
+ * owns all of it; the file's users and rules are not read again.
+ */
+import type { Config, SeedUser } from "../config/types.ts";
+import { generateSecret } from "../knock/totp.ts";
+import type { Logger } from "../log/logger.ts";
+import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
+import type { Store } from "../store/mod.ts";
+import type { SettingsPatch } from "../store/settings.ts";
+import { enrollment } from "./enrollment.ts";
+
+/** The actor recorded in the audit log for bootstrap writes. */
+export const SYSTEM_ACTOR = "system";
+
+/** Name of the initial administrator. */
+export const BOOTSTRAP_ADMIN = "admin";
+
+/** The initial administrator's credentials, to be shown once. */
+export interface BootstrapAdmin {
+  name: string;
+  password: string;
+  totpSecret: string;
+  otpauthUri: string;
+}
+
+/** A random password: 18 random bytes in base64url (24 characters, 144 bits). */
+export function randomPassword(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(18));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_");
+}
+
+/**
+ * Creates the administrator `admin` with a random password and TOTP secret,
+ * already enrolled, when no enrolled administrator exists (a fresh store).
+ * Returns the credentials, or null when nothing was done. A leftover `admin`
+ * that never finished enrolling (a crash between the two writes) is replaced.
+ */
+export async function bootstrapAdmin(
+  store: Store,
+  logger?: Logger,
+): Promise<BootstrapAdmin | null> {
+  const users = await store.users.listUsers();
+  if (users.some((u) => u.role === "administrator" && u.mfa.enrolled)) return null;
+  const leftover = users.find((u) => u.name === BOOTSTRAP_ADMIN);
+  if (leftover !== undefined) {
+    if (leftover.role !== "administrator") {
+      throw new Error(
+        `Cannot create the initial administrator: user "${BOOTSTRAP_ADMIN}" exists as ` +
+          `${leftover.role}; rename or delete it`,
+      );
+    }
+    await store.users.deleteUser(BOOTSTRAP_ADMIN, SYSTEM_ACTOR);
+  }
+  const password = randomPassword();
+  const totpSecret = generateSecret();
+  await store.users.createUser({
+    name: BOOTSTRAP_ADMIN,
+    password,
+    role: "administrator",
+    totpSecret,
+    allowedRules: ["*"],
+  }, SYSTEM_ACTOR);
+  await store.users.confirmMfaEnrollment(BOOTSTRAP_ADMIN, SYSTEM_ACTOR);
+  logger?.record("config-changed", {
+    source: "bootstrap",
+    detail: `initial administrator "${BOOTSTRAP_ADMIN}" created`,
+  });
+  const { otpauthUri } = await enrollment(BOOTSTRAP_ADMIN, totpSecret);
+  return { name: BOOTSTRAP_ADMIN, password, totpSecret, otpauthUri };
+}
+
+/**
+ * Imports the configuration's seed users into a store without users:
+ * knock-only viewers with a random password nobody knows, MFA enrolled with
+ * the configured secret, knocking enabled, every rule allowed. Returns how
+ * many were imported.
+ */
+export async function importSeedUsers(store: Store, seeds: readonly SeedUser[]): Promise<number> {
+  if ((await store.users.listUsers()).length > 0) return 0;
+  for (const s of seeds) {
+    await store.users.createUser({
+      name: s.name,
+      password: randomPassword() + randomPassword(),
+      role: "viewer",
+      totpSecret: s.secret,
+      knock: { enabled: true, firstPort: s.firstPort, length: s.length, transport: s.transport },
+      allowedRules: ["*"],
+    }, SYSTEM_ACTOR);
+    await store.users.confirmMfaEnrollment(s.name, SYSTEM_ACTOR);
+  }
+  return seeds.length;
+}
+
+/** Imports the configuration's rules into a store without rules; returns how many. */
+export async function importSeedRules(
+  store: Store,
+  forwards: readonly PortForwardRule[],
+  openPorts: readonly OpenPortsRule[],
+): Promise<number> {
+  if ((await store.rules.listRules()).length > 0) return 0;
+  for (const rule of forwards) {
+    await store.rules.createRule({ kind: "forward", rule: structuredClone(rule) }, SYSTEM_ACTOR);
+  }
+  for (const rule of openPorts) {
+    await store.rules.createRule({ kind: "open", rule: structuredClone(rule) }, SYSTEM_ACTOR);
+  }
+  return forwards.length + openPorts.length;
+}
+
+/**
+ * The store settings the configuration implies. Values beyond the store's
+ * ranges (which are narrower for a few limits) are clamped to them.
+ */
+export function seedSettings(config: Config): SettingsPatch {
+  const k = config.knock;
+  return {
+    idleTimeoutSeconds: k.idleTimeoutSec,
+    knock: {
+      sequenceWindowSeconds: k.windowSec,
+      failureLimit: k.maxFailures,
+      failureWindowSeconds: k.failureWindowSec,
+      penaltySeconds: Math.min(k.penaltySec, 86400),
+    },
+    limits: {
+      maxConnections: Math.min(config.conntrack.maxFlows, 1 << 22),
+      maxPendingKnocks: Math.min(k.maxInProgress, 1 << 20),
+    },
+    syslog: {
+      collectors: config.syslog.slice(0, 8).map(({ host, port, format }) => ({
+        host,
+        port,
+        format,
+      })),
+    },
+  };
+}
+
+/** Writes `seedSettings(config)` into a store whose settings were never written; true if it did. */
+export async function importSeedSettings(store: Store, config: Config): Promise<boolean> {
+  if ((await store.settings.getSettings()).version !== 0) return false;
+  await store.settings.updateSettings(seedSettings(config), SYSTEM_ACTOR);
+  return true;
+}
+
+/**
+ * Everything a first start needs, in the right order: seed users, rules and
+ * settings (each only into an empty store), then the initial administrator.
+ * Returns the administrator's credentials when one was created.
+ */
+export async function bootstrapStore(
+  store: Store,
+  config: Config,
+  logger?: Logger,
+): Promise<BootstrapAdmin | null> {
+  await importSeedUsers(store, config.users);
+  await importSeedRules(store, config.forwards, config.openPorts);
+  await importSeedSettings(store, config);
+  return await bootstrapAdmin(store, logger);
+}

@@ -1,0 +1,244 @@
+/**
+ * Sign-in and tokens. `POST /auth/login` takes password and TOTP code (the
+ * user must have enrolled), throttles failures per user and per client IP,
+ * refuses a code already used (RFC 6238 §5.2), and sets an HttpOnly,
+ * SameSite=Strict session cookie; the answer carries the CSRF token the
+ * client sends as `X-CSRF-Token`. Bearer tokens for scripts are created from
+ * a cookie session only, so a token cannot mint further tokens.
+ */
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { deleteCookie, setCookie } from "hono/cookie";
+import { TOTP_PERIOD_S, verifyTotp } from "../../knock/totp.ts";
+import { toPublicUser, type UserRecord } from "../../store/users.ts";
+import { ANY_ROLE, authOf, clientIp, requireRole, SESSION_COOKIE } from "../auth.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { errors, jsonBody, jsonResponse, newRouter, SIGNED_IN } from "../_router.ts";
+import {
+  CreatedTokenSchema,
+  LoginSchema,
+  NewTokenSchema,
+  SessionSchema,
+  TokenInfoSchema,
+} from "../schemas.ts";
+import { LoginThrottle } from "../throttle.ts";
+import type { ApiDeps, AppEnv } from "../types.ts";
+
+/** Lifetime of a browser session. */
+export const SESSION_TTL_MS = 12 * 3600_000;
+/** Default lifetime of a bearer token. */
+export const TOKEN_TTL_DAYS = 30;
+
+const login = createRoute({
+  method: "post",
+  path: "/auth/login",
+  tags: ["auth"],
+  summary: "Sign in with password and TOTP code; sets the session cookie",
+  request: { body: jsonBody(LoginSchema) },
+  responses: {
+    200: jsonResponse(SessionSchema, "Signed in"),
+    ...errors(400, 401, 429),
+  },
+});
+
+const logout = createRoute({
+  method: "post",
+  path: "/auth/logout",
+  tags: ["auth"],
+  summary: "End this session (or revoke the bearer token used)",
+  middleware: [requireRole(...ANY_ROLE)],
+  security: SIGNED_IN,
+  responses: { 204: { description: "Signed out" }, ...errors(401, 403) },
+});
+
+const me = createRoute({
+  method: "get",
+  path: "/auth/me",
+  tags: ["auth"],
+  summary: "The signed-in user",
+  middleware: [requireRole(...ANY_ROLE)],
+  security: SIGNED_IN,
+  responses: { 200: jsonResponse(SessionSchema, "The session"), ...errors(401) },
+});
+
+const createToken = createRoute({
+  method: "post",
+  path: "/auth/tokens",
+  tags: ["auth"],
+  summary: "Create a bearer token for scripts (returned once; needs a cookie session)",
+  middleware: [requireRole(...ANY_ROLE)],
+  security: [{ cookie: [] }],
+  request: { body: { content: { "application/json": { schema: NewTokenSchema } } } },
+  responses: {
+    201: jsonResponse(CreatedTokenSchema, "The token, shown this once"),
+    ...errors(400, 401, 403),
+  },
+});
+
+const listTokens = createRoute({
+  method: "get",
+  path: "/auth/tokens",
+  tags: ["auth"],
+  summary: "Your bearer tokens",
+  middleware: [requireRole(...ANY_ROLE)],
+  security: SIGNED_IN,
+  responses: {
+    200: jsonResponse(z.object({ tokens: z.array(TokenInfoSchema) }), "Tokens"),
+    ...errors(401),
+  },
+});
+
+const deleteToken = createRoute({
+  method: "delete",
+  path: "/auth/tokens/{id}",
+  tags: ["auth"],
+  summary: "Revoke one of your bearer tokens",
+  middleware: [requireRole(...ANY_ROLE)],
+  security: SIGNED_IN,
+  request: { params: z.object({ id: z.string().regex(/^[0-9a-f]{64}$/, "must be a token id") }) },
+  responses: { 204: { description: "Revoked" }, ...errors(400, 401, 403, 404) },
+});
+
+/** Checks the password and TOTP code; returns the user or why it failed. */
+async function checkCredentials(
+  deps: ApiDeps,
+  usedSteps: Map<string, number>,
+  body: z.infer<typeof LoginSchema>,
+): Promise<{ user: UserRecord; step: number } | { reason: string }> {
+  const user = await deps.store.users.verifyUserPassword(body.username, body.password);
+  if (user === null) return { reason: "bad-password" };
+  if (!user.mfa.enrolled) return { reason: "mfa-not-enrolled" };
+  const { secret } = await deps.store.users.getMfaSecrets(user.name);
+  const nowSec = Math.floor(deps.clock.now() / 1000);
+  const drift = verifyTotp(secret, body.code, nowSec, 1);
+  if (drift === null) return { reason: "bad-code" };
+  const step = Math.floor(nowSec / TOTP_PERIOD_S) + drift;
+  // A code is accepted once: the step must be later than the last one used.
+  if (step <= (usedSteps.get(user.name) ?? -1)) return { reason: "code-reused" };
+  return { user, step };
+}
+
+function isHttps(c: Context): boolean {
+  return new URL(c.req.url).protocol === "https:";
+}
+
+/** The auth router: login, logout, me, tokens. */
+export function authRouter(
+  deps: ApiDeps,
+  throttle: LoginThrottle = new LoginThrottle(deps.clock),
+): OpenAPIHono<AppEnv> {
+  const app = newRouter();
+  const usedSteps = new Map<string, number>();
+
+  app.openapi(login, async (c) => {
+    const body = c.req.valid("json");
+    const ip = clientIp(c);
+    const keys = [`ip:${ip}`, `user:${body.username}`];
+    const record = (success: boolean, reason?: string) =>
+      deps.logger.record("management-login", { ip, user: body.username, success, reason });
+    const wait = throttle.retryAfter(keys);
+    if (wait > 0) {
+      record(false, "throttled");
+      throw new ApiError(
+        429,
+        "too_many_attempts",
+        `Too many failed sign-ins; try again in ${wait} s`,
+        undefined,
+        undefined,
+        { "Retry-After": String(wait) },
+      );
+    }
+    const result = await checkCredentials(deps, usedSteps, body);
+    if ("reason" in result) {
+      throttle.fail(keys);
+      record(false, result.reason);
+      throw new ApiError(401, "invalid_credentials", "Wrong user name, password or code");
+    }
+    const { user, step } = result;
+    throttle.reset(`user:${body.username}`);
+    usedSteps.set(user.name, step);
+    const { id, session } = await deps.store.sessions.createSession({
+      user: user.name,
+      role: user.role,
+      kind: "cookie",
+      ttlMs: SESSION_TTL_MS,
+    });
+    setCookie(c, SESSION_COOKIE, id, {
+      httpOnly: true,
+      sameSite: "Strict",
+      path: "/",
+      secure: isHttps(c),
+      maxAge: SESSION_TTL_MS / 1000,
+    });
+    record(true);
+    return c.json({
+      user: toPublicUser(user),
+      role: user.role,
+      kind: "cookie" as const,
+      csrfToken: session.csrfToken,
+      expiresAt: session.expiresAt,
+    }, 200);
+  });
+
+  app.openapi(logout, async (c) => {
+    const auth = authOf(c);
+    await deps.store.sessions.deleteSession(auth.id, auth.user.name);
+    if (auth.kind === "cookie") deleteCookie(c, SESSION_COOKIE, { path: "/" });
+    return c.body(null, 204);
+  });
+
+  app.openapi(me, (c) => {
+    const { user, session, kind } = authOf(c);
+    return c.json({
+      user: toPublicUser(user),
+      role: user.role,
+      kind,
+      csrfToken: kind === "cookie" ? session.csrfToken : undefined,
+      expiresAt: session.expiresAt,
+    }, 200);
+  });
+
+  app.openapi(createToken, async (c) => {
+    const auth = authOf(c);
+    if (auth.kind !== "cookie") {
+      throw new ApiError(403, "forbidden", "Tokens are created from a signed-in session only");
+    }
+    const days = c.req.valid("json").ttlDays ?? TOKEN_TTL_DAYS;
+    const { id, session } = await deps.store.sessions.createSession({
+      user: auth.user.name,
+      role: auth.user.role,
+      kind: "token",
+      ttlMs: days * 86400_000,
+    });
+    return c.json({
+      token: id,
+      id: session.idHash,
+      createdAt: session.createdAt,
+      expiresAt: session.expiresAt,
+    }, 201);
+  });
+
+  app.openapi(listTokens, async (c) => {
+    const auth = authOf(c);
+    const sessions = await deps.store.sessions.listSessions(auth.user.name);
+    const tokens = sessions.filter((s) => s.kind === "token").map((s) => ({
+      id: s.idHash,
+      createdAt: s.createdAt,
+      expiresAt: s.expiresAt,
+    }));
+    return c.json({ tokens }, 200);
+  });
+
+  app.openapi(deleteToken, async (c) => {
+    const auth = authOf(c);
+    const { id } = c.req.valid("param");
+    const sessions = await deps.store.sessions.listSessions(auth.user.name);
+    if (!sessions.some((s) => s.kind === "token" && s.idHash === id)) {
+      throw notFound(`token ${id.slice(0, 12)}... does not exist`);
+    }
+    await deps.store.sessions.deleteSessionByHash(id, auth.user.name);
+    return c.body(null, 204);
+  });
+
+  return app;
+}

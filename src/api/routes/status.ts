@@ -1,0 +1,113 @@
+/**
+ * Live state of the data plane: counters, connection tracking, unlocked IPs
+ * (which an operator may revoke) and tracked flows.
+ */
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { snapshotCounters } from "../../datapath/counters.ts";
+import type { ClockHealth } from "../../host/clock_health.ts";
+import { parseIpv4 } from "../../packet/address.ts";
+import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
+import { notFound } from "../errors.ts";
+import { errors, jsonResponse, newRouter, SIGNED_IN } from "../_router.ts";
+import { FlowSchema, StatusSchema, UnlockSchema } from "../schemas.ts";
+import type { ApiDeps, AppEnv } from "../types.ts";
+
+const readers = [requireRole(...ANY_ROLE)];
+const tags = ["status"];
+
+const status = createRoute({
+  method: "get",
+  path: "/status",
+  tags,
+  summary: "Counters, conntrack, unlock count, clock health, uptime",
+  middleware: readers,
+  security: SIGNED_IN,
+  responses: { 200: jsonResponse(StatusSchema, "Status"), ...errors(401) },
+});
+
+const unlocks = createRoute({
+  method: "get",
+  path: "/status/unlocks",
+  tags,
+  summary: "Unlocked source IPs",
+  middleware: readers,
+  security: SIGNED_IN,
+  responses: {
+    200: jsonResponse(z.object({ unlocks: z.array(UnlockSchema) }), "Unlocks"),
+    ...errors(401),
+  },
+});
+
+const revoke = createRoute({
+  method: "delete",
+  path: "/status/unlocks/{ip}",
+  tags,
+  summary: "Revoke the unlock of an IP",
+  middleware: [requireRole("administrator", "operator")],
+  security: SIGNED_IN,
+  request: {
+    params: z.object({
+      ip: z.string().refine((s) => parseIpv4(s) !== null, "must be a dotted-quad IPv4 address")
+        .openapi({
+          param: { name: "ip", in: "path" },
+          example: "203.0.113.10",
+        }),
+    }),
+  },
+  responses: {
+    200: jsonResponse(z.object({ unlock: UnlockSchema }), "The unlock that ended"),
+    ...errors(400, 401, 403, 404),
+  },
+});
+
+const flows = createRoute({
+  method: "get",
+  path: "/status/flows",
+  tags,
+  summary: "Tracked flows",
+  middleware: readers,
+  security: SIGNED_IN,
+  request: {
+    query: z.object({ limit: z.coerce.number().int().min(1).max(10000).default(100) }),
+  },
+  responses: {
+    200: jsonResponse(z.object({ flows: z.array(FlowSchema) }), "Flows"),
+    ...errors(400, 401),
+  },
+});
+
+/** The status router; `clock` reads the (cached) clock health. */
+export function statusRouter(
+  deps: ApiDeps,
+  clock: () => Promise<ClockHealth>,
+  startedAt: number,
+): OpenAPIHono<AppEnv> {
+  const app = newRouter();
+  app.openapi(status, async (c) => {
+    const [conntrack, list, health] = await Promise.all([
+      deps.datapath.conntrack(),
+      deps.datapath.unlocks(),
+      clock(),
+    ]);
+    return c.json({
+      uptimeSec: Math.max(0, Math.floor((deps.clock.now() - startedAt) / 1000)),
+      counters: snapshotCounters(deps.datapath.counters),
+      conntrack,
+      unlocks: list.length,
+      clock: health,
+    }, 200);
+  });
+  app.openapi(unlocks, async (c) => c.json({ unlocks: await deps.datapath.unlocks() }, 200));
+  app.openapi(revoke, async (c) => {
+    authOf(c);
+    const { ip } = c.req.valid("param");
+    const removed = await deps.datapath.revoke(ip);
+    if (removed === null) throw notFound(`${ip} is not unlocked`);
+    await deps.store.unlocks.removeUnlock(ip);
+    return c.json({ unlock: removed }, 200);
+  });
+  app.openapi(flows, async (c) => {
+    return c.json({ flows: await deps.datapath.flows(c.req.valid("query").limit) }, 200);
+  });
+  return app;
+}

@@ -1,0 +1,338 @@
+/**
+ * Request and response schemas of the management API (zod, documented in
+ * the OpenAPI description). Input objects are strict: an unknown field is a
+ * 400 naming it, so a typo never passes silently. The CLI and UI may import
+ * these for types.
+ */
+import { z } from "@hono/zod-openapi";
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** Body of every error response. */
+export const ErrorSchema = z.object({
+  error: z.object({
+    status: z.number().int(),
+    code: z.string().openapi({ example: "invalid_input" }),
+    message: z.string(),
+    field: z.string().optional().openapi({ example: "knock.firstPort" }),
+    issues: z.array(z.object({ field: z.string(), reason: z.string() })).optional(),
+  }),
+}).openapi("Error");
+
+/** A user's role. */
+export const RoleSchema = z.enum(["administrator", "operator", "viewer"]).openapi("Role");
+
+/** Six TOTP digits. */
+export const CodeSchema = z.string().regex(/^\d{6}$/, "must be 6 digits").openapi({
+  example: "123456",
+});
+
+const transport = z.enum(["tcp", "udp", "any"]);
+
+/** A user's knock parameters. */
+export const KnockSchema = z.object({
+  enabled: z.boolean(),
+  firstPort: int(0, 65535),
+  length: int(1, 8),
+  transport,
+}).openapi("UserKnock");
+
+/** Knock parameters to set; absent fields keep their value (or the default). */
+export const KnockPatchSchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  firstPort: int(0, 65535).optional(),
+  length: int(1, 8).optional(),
+  transport: transport.optional(),
+}).openapi("UserKnockPatch");
+
+/** A user as clients see it (no password hash, no secret). */
+export const UserSchema = z.object({
+  name: z.string().openapi({ example: "alice" }),
+  role: RoleSchema,
+  mfa: z.object({ enrolled: z.boolean(), rotating: z.boolean() }),
+  knock: KnockSchema,
+  allowedRules: z.array(z.string()),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  version: z.number().int(),
+}).openapi("User");
+
+const ruleNames = z.array(z.string().min(1).max(64)).max(256).openapi({
+  description: 'Rule names this user\'s unlocks open; "*" for every rule',
+  example: ["*"],
+});
+
+/** Body of `POST /users`. */
+export const NewUserSchema = z.strictObject({
+  name: z.string().openapi({ example: "alice" }),
+  password: z.string().openapi({ example: "correct horse battery" }),
+  role: RoleSchema,
+  knock: KnockPatchSchema.optional(),
+  allowedRules: ruleNames.optional(),
+}).openapi("NewUser");
+
+/** Body of `PATCH /users/{name}`. */
+export const UserPatchSchema = z.strictObject({
+  password: z.string().optional(),
+  role: RoleSchema.optional(),
+  knock: KnockPatchSchema.optional(),
+  allowedRules: ruleNames.optional(),
+}).openapi("UserPatch");
+
+/** What a phone authenticator needs to enrol: the secret, its URI and a QR code. */
+export const EnrollmentSchema = z.object({
+  secret: z.string().openapi({ description: "RFC 4648 base32 TOTP secret" }),
+  otpauthUri: z.string(),
+  qrSvg: z.string().openapi({ description: "The otpauth URI as an SVG QR code" }),
+}).openapi("Enrollment");
+
+/** A user with the enrolment they must complete. */
+export const UserEnrollmentSchema = z.object({
+  user: UserSchema,
+  enrollment: EnrollmentSchema,
+}).openapi("UserEnrollment");
+
+/** Body carrying a TOTP code. */
+export const VerifySchema = z.strictObject({ code: CodeSchema }).openapi("VerifyCode");
+
+/** Body of `POST /auth/login`. */
+export const LoginSchema = z.strictObject({
+  username: z.string().min(1).max(64),
+  password: z.string().min(1).max(1024),
+  code: CodeSchema,
+}).openapi("Login");
+
+/** Answer of a sign-in and of `GET /auth/me`. */
+export const SessionSchema = z.object({
+  user: UserSchema,
+  role: RoleSchema,
+  kind: z.enum(["cookie", "token"]),
+  /** Send it as `X-CSRF-Token` on every non-GET request of a cookie session. */
+  csrfToken: z.string().optional(),
+  expiresAt: z.number(),
+}).openapi("Session");
+
+/** Body of `POST /auth/tokens`. */
+export const NewTokenSchema = z.strictObject({
+  ttlDays: int(1, 365).optional().openapi({ description: "Lifetime in days; default 30" }),
+}).openapi("NewToken");
+
+/** A token as listed (never the token itself). */
+export const TokenInfoSchema = z.object({
+  id: z.string().openapi({ description: "Token id (the SHA-256 of the token)" }),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+}).openapi("TokenInfo");
+
+/** A newly created token; `token` is shown this once. */
+export const CreatedTokenSchema = TokenInfoSchema.extend({
+  token: z.string().openapi({ description: "Send as `Authorization: Bearer <token>`" }),
+}).openapi("CreatedToken");
+
+/** An inclusive port range. */
+export const PortRangeSchema = z.strictObject({
+  start: int(1, 65535),
+  end: int(1, 65535),
+}).openapi("PortRange", { example: { start: 52201, end: 52201 } });
+
+const protocol = z.enum(["tcp", "udp", "both"]);
+const ruleName = z.string().openapi({ example: "web" });
+const ruleUsers = z.array(z.string().min(1).max(64)).max(256)
+  .refine((a) => new Set(a).size === a.length, "a user is listed twice")
+  .openapi({ description: "When non-empty, only these users' unlocks admit" });
+
+/** Body of a port-forward create or replace. */
+export const ForwardInputSchema = z.strictObject({
+  name: ruleName,
+  enabled: z.boolean().default(true),
+  protocol: protocol.default("tcp"),
+  publicPorts: PortRangeSchema,
+  privateAddress: z.string().openapi({ example: "192.0.2.12" }),
+  privatePorts: PortRangeSchema.optional().openapi({ description: "Default: publicPorts" }),
+  enforceKnock: z.boolean().default(true),
+  users: ruleUsers.default([]),
+}).openapi("ForwardInput");
+
+const ruleMeta = {
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  version: z.number().int(),
+};
+
+/** A stored port forward. */
+export const ForwardSchema = z.object({
+  name: z.string(),
+  enabled: z.boolean(),
+  protocol,
+  publicPorts: PortRangeSchema,
+  privateAddress: z.string(),
+  privatePorts: PortRangeSchema,
+  enforceKnock: z.boolean(),
+  users: z.array(z.string()),
+  ...ruleMeta,
+}).openapi("Forward");
+
+const openPortEntry = z.strictObject({ protocol: protocol.default("tcp"), ports: PortRangeSchema });
+
+/** Body of an open-ports create or replace. */
+export const OpenPortsInputSchema = z.strictObject({
+  name: ruleName,
+  enabled: z.boolean().default(true),
+  privateAddress: z.string(),
+  ports: z.array(openPortEntry).min(1).max(64),
+  enforceKnock: z.boolean().default(true),
+  users: ruleUsers.default([]),
+}).openapi("OpenPortsInput");
+
+/** A stored open-ports rule. */
+export const OpenPortsSchema = z.object({
+  name: z.string(),
+  enabled: z.boolean(),
+  privateAddress: z.string(),
+  ports: z.array(z.object({ protocol, ports: PortRangeSchema })),
+  enforceKnock: z.boolean(),
+  users: z.array(z.string()),
+  ...ruleMeta,
+}).openapi("OpenPorts");
+
+const collector = z.strictObject({
+  host: z.string(),
+  port: int(1, 65535).default(514),
+  format: z.enum(["rfc5424", "rfc3164"]).default("rfc5424"),
+});
+
+const knockTunables = {
+  sequenceWindowSeconds: z.number().int(),
+  failureLimit: z.number().int(),
+  failureWindowSeconds: z.number().int(),
+  penaltySeconds: z.number().int(),
+};
+const limits = {
+  maxConnections: z.number().int(),
+  maxUnlocks: z.number().int(),
+  maxPendingKnocks: z.number().int(),
+};
+
+/** The appliance settings the API manages, plus the network layout (read-only, from the config file). */
+export const SettingsSchema = z.object({
+  idleTimeoutSeconds: z.number().int(),
+  knock: z.object(knockTunables),
+  syslog: z.object({
+    collectors: z.array(z.object({
+      host: z.string(),
+      port: z.number().int(),
+      format: z.enum(["rfc5424", "rfc3164"]),
+    })),
+  }),
+  limits: z.object(limits),
+  network: z.object({
+    wanAddress: z.string(),
+    lanAddress: z.string(),
+    lanNetwork: z.string(),
+    managementPort: z.number().int(),
+    managementWanAccess: z.enum(["knock", "never"]),
+  }),
+  version: z.number().int(),
+  updatedAt: z.number(),
+}).openapi("Settings");
+
+/** Body of `PATCH /settings`; ranges are checked by the store (400 naming the field). */
+export const SettingsPatchSchema = z.strictObject({
+  idleTimeoutSeconds: z.number().int().optional(),
+  knock: z.strictObject({
+    sequenceWindowSeconds: z.number().int().optional(),
+    failureLimit: z.number().int().optional(),
+    failureWindowSeconds: z.number().int().optional(),
+    penaltySeconds: z.number().int().optional(),
+  }).optional(),
+  syslog: z.strictObject({ collectors: z.array(collector).max(8) }).optional(),
+  limits: z.strictObject({
+    maxConnections: z.number().int().optional(),
+    maxUnlocks: z.number().int().optional(),
+    maxPendingKnocks: z.number().int().optional(),
+  }).optional(),
+}).openapi("SettingsPatch");
+
+/** Whether the system clock can be trusted for TOTP. */
+export const ClockHealthSchema = z.object({
+  synchronised: z.boolean().nullable(),
+  detail: z.string(),
+  now: z.number(),
+}).openapi("ClockHealth");
+
+/** One unlocked source IP. */
+export const UnlockSchema = z.object({
+  ip: z.string(),
+  user: z.string(),
+  unlockedAt: z.number(),
+  lastSeen: z.number(),
+  expiresAt: z.number(),
+  drift: z.number().int(),
+  flows: z.number(),
+  bytes: z.number(),
+}).openapi("Unlock");
+
+/** One tracked flow. */
+export const FlowSchema = z.object({
+  proto: z.number().int(),
+  state: z.string(),
+  origSrc: z.string(),
+  origSrcPort: z.number().int(),
+  origDst: z.string(),
+  origDstPort: z.number().int(),
+  replySrc: z.string(),
+  replySrcPort: z.number().int(),
+  replyDst: z.string(),
+  replyDstPort: z.number().int(),
+  packets: z.number(),
+  bytes: z.number(),
+  expiresInSec: z.number(),
+  rule: z.string().nullable(),
+  assured: z.boolean(),
+}).openapi("Flow");
+
+/** The appliance at a glance. */
+export const StatusSchema = z.object({
+  uptimeSec: z.number(),
+  counters: z.object({
+    stats: z.record(z.string(), z.number()),
+    drops: z.record(z.string(), z.number()),
+  }),
+  conntrack: z.record(z.string(), z.number()),
+  unlocks: z.number().int(),
+  clock: ClockHealthSchema,
+}).openapi("Status");
+
+/** An appliance event with its sequence number. */
+export const EventSchema = z.looseObject({
+  seq: z.number().int(),
+  type: z.string(),
+  time: z.number(),
+  severity: z.number().int(),
+}).openapi("Event");
+
+/** One audit entry. */
+export const AuditEntrySchema = z.object({
+  id: z.string(),
+  time: z.number(),
+  actor: z.string(),
+  action: z.string(),
+  target: z.string(),
+  before: z.unknown(),
+  after: z.unknown(),
+}).openapi("AuditEntry");
+
+/** Answer of `GET /health`. */
+export const HealthSchema = z.object({
+  status: z.literal("ok"),
+  clock: ClockHealthSchema,
+}).openapi("Health");
+
+/** Inferred input and output types. */
+export type NewUserInput = z.infer<typeof NewUserSchema>;
+/** A port-forward body after defaults. */
+export type ForwardInput = z.infer<typeof ForwardInputSchema>;
+/** An open-ports body after defaults. */
+export type OpenPortsInput = z.infer<typeof OpenPortsInputSchema>;
+/** A settings document as the API shows it. */
+export type SettingsView = z.infer<typeof SettingsSchema>;

@@ -1,0 +1,45 @@
+/** What the API is built from, and what its handlers see in the context. */
+import type { Clock } from "../clock.ts";
+import type { Config } from "../config/types.ts";
+import type { DatapathApi } from "../datapath/control.ts";
+import type { ClockHealth } from "../host/clock_health.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Store } from "../store/mod.ts";
+import type { SessionRecord } from "../store/sessions.ts";
+import type { UserRecord } from "../store/users.ts";
+
+/** Which part of the store changed; the data plane is re-synced for it. */
+export type ChangeKind = "users" | "rules" | "settings";
+
+/** Everything `createApp` needs. */
+export interface ApiDeps {
+  store: Store;
+  datapath: DatapathApi;
+  logger: Logger;
+  clock: Clock;
+  config: Config;
+  /** Reports whether the system clock is NTP-synchronised (cached by the API). */
+  clockHealth?: () => Promise<ClockHealth>;
+  /** Pushes a store change into the running data plane (see `syncDatapath`). */
+  onChange?: (what: ChangeKind) => Promise<void>;
+  /** When the appliance started, ms since the epoch; default the time `createApp` ran. */
+  startedAt?: number;
+}
+
+/** The signed-in principal of a request. */
+export interface AuthContext {
+  /** The user, re-read from the store for this request. */
+  user: UserRecord;
+  session: SessionRecord;
+  /** The client's session id or token (only its hash is stored). */
+  id: string;
+  kind: "cookie" | "token";
+}
+
+/** Hono environment of every router. */
+export interface AppEnv {
+  Variables: {
+    /** Null when the request carries no valid session or token. */
+    auth: AuthContext | null;
+  };
+}
