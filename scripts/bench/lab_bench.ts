@@ -1,0 +1,423 @@
+/**
+ * The lab half of the benchmark: two labs up at once, one where the kernel
+ * does the NAT (nftables DNAT + masquerade in the appliance namespace, the
+ * ceiling) and one running the appliance; each measurement alternates
+ * between them rep by rep, so slow drifts of the shared machine's load hit
+ * both alike.
+ *
+ * Measured per setup: iperf3 TCP with 1 and 4 streams (client to
+ * 198.51.100.1:52202, forwarded to the server's 5201), a sendmmsg flood of
+ * small UDP datagrams counted where they arrive (an nftables counter in the
+ * server namespace), ping RTT from the server to a client through masquerade,
+ * CPU during each transfer, TCP connect time; and in the appliance lab the
+ * knock-to-first-admitted-SYN latency (knock_lab.ts).
+ */
+import { type RunningLab, startLab } from "../lab/appliance.ts";
+import { LAB } from "../lab/topology.ts";
+import { parseJsonc } from "../../src/config/parse_jsonc.ts";
+import { parseConfig } from "../../src/config/load.ts";
+import { CpuSampler, median, round } from "./stats.ts";
+import type { UdpFloodResult } from "./udp_flood.ts";
+import type { KnockLatencyResult } from "./knock_latency.ts";
+import { type KnockLatencySummary, runKnockLatency } from "./knock_lab.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+const here = new URL(".", import.meta.url).pathname;
+
+/** How long and how often to measure. */
+export interface LabBenchOptions {
+  /** Repetitions of every measurement (the median is reported). */
+  reps: number;
+  /** Seconds per iperf3 run. */
+  seconds: number;
+  /** Seconds per UDP flood. */
+  udpSeconds: number;
+  /** UDP payload bytes of the flood. */
+  udpSize: number;
+  /** Echo requests per ping run (10 ms apart). */
+  pingCount: number;
+  /** TCP connects timed per rep (20 ms apart). */
+  connectSamples: number;
+  /** Knock latency samples. */
+  knockSamples: number;
+  /** Progress lines go here. */
+  log: (line: string) => void;
+}
+
+/** One setup's figures: medians over the reps, and every rep. */
+export interface SetupResult {
+  tcp1Gbps: number;
+  tcp4Gbps: number;
+  udpRxPps: number;
+  udpTxPps: number;
+  /** ping from the server to client 1 through masquerade: avg, mdev, per-packet median, max. */
+  pingAvgMs: number;
+  pingMdevMs: number;
+  pingMedianMs: number;
+  pingMaxMs: number;
+  /** TCP connect time, client 1 to 198.51.100.1:52201 (forwarded to the server's 8080), ms. */
+  connectMs: number;
+  /** Appliance process CPU, % of one core, per transfer (null for the kernel). */
+  cpu: { tcp1: number | null; tcp4: number | null; udp: number | null };
+  /** Cores busy on the whole host (every namespace and other sessions), per transfer. */
+  hostCores: { tcp1: number; tcp4: number; udp: number };
+  runs: {
+    tcp1: number[];
+    tcp4: number[];
+    tcp1Retransmits: number[];
+    udpRx: number[];
+    udpTx: number[];
+    udpLossPct: number[];
+    pingAvg: number[];
+    pingMdev: number[];
+    pingMedian: number[];
+    pingMax: number[];
+    connectMs: number[];
+    cpuTcp1: number[];
+    cpuTcp4: number[];
+    cpuUdp: number[];
+  };
+}
+
+/** Everything the lab half measured. */
+export interface LabBenchResult {
+  options: Omit<LabBenchOptions, "log">;
+  appliancePid: number | null;
+  kernel: SetupResult;
+  appliance: SetupResult;
+  knock: KnockLatencySummary | null;
+  errors: string[];
+}
+
+interface Setup {
+  name: "kernel" | "appliance";
+  lab: RunningLab;
+  pid: number | null;
+  cpu: CpuSampler;
+  runs: SetupResult["runs"];
+  host: { tcp1: number[]; tcp4: number[]; udp: number[] };
+}
+
+const KERNEL_NAT = `
+table ip kgbench {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr ${LAB.wan} tcp dport 52202 dnat to ${LAB.server}:5201
+    ip daddr ${LAB.wan} udp dport 52202 dnat to ${LAB.server}:5201
+    ip daddr ${LAB.wan} tcp dport 52201 dnat to ${LAB.server}:8080
+  }
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" ip saddr 192.0.2.0/24 masquerade
+  }
+}
+`;
+
+// Counts the flood where it lands and drops it there, so no ICMP port unreachable comes back.
+const SERVER_COUNTER = `
+table inet kgbench {
+  counter udpflood { }
+  chain in {
+    type filter hook input priority 0; policy accept;
+    udp dport 5201 counter name "udpflood" drop
+  }
+}
+`;
+
+async function nftLoad(lab: RunningLab, ns: "appliance" | "server", text: string): Promise<void> {
+  const file = await Deno.makeTempFile({ prefix: "kgbench-", suffix: ".nft" });
+  try {
+    await Deno.writeTextFile(file, text);
+    await lab.exec(ns, ["nft", "-f", file]);
+  } finally {
+    await Deno.remove(file).catch(() => {});
+  }
+}
+
+/** The benchmark's appliance config: the lab's, with client 1 allow-listed and 1 s unlocks. */
+export async function benchConfig(dir: string): Promise<string> {
+  const text = await Deno.readTextFile(`${root}config/appliance.jsonc`);
+  const c = parseJsonc(text).value as Record<string, Record<string, unknown>>;
+  // Client 1 skips the gate for the transfers; client 2 knocks, and its unlock lapses after 1 s.
+  c.admission = { allow: [`${LAB.client}/32`] };
+  c.knock = { ...c.knock, lifetimeSec: 1 };
+  c.store = { path: `${dir}/knockgate.kv` };
+  const json = JSON.stringify(c, null, 2);
+  parseConfig(json, "bench config"); // fail here, not in the appliance's log
+  const file = `${dir}/appliance.json`;
+  await Deno.writeTextFile(file, json);
+  return file;
+}
+
+/** The deno process behind the lab's `sh -c exec ip netns exec ... deno` chain. */
+export function resolveDenoPid(pid: number): number | null {
+  for (let depth = 0; depth < 4; depth++) {
+    try {
+      const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+      if (comm === "deno") return pid;
+      const kids = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/);
+      if (!kids[0]) return null;
+      pid = Number(kids[0]);
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+async function iperf(s: Setup, streams: number, seconds: number): Promise<number> {
+  const t0 = Date.now();
+  const r = await s.lab.tryExec("client", [
+    "iperf3",
+    "-c",
+    LAB.wan,
+    "-p",
+    "52202",
+    "-t",
+    String(seconds),
+    "-P",
+    String(streams),
+    "-J",
+  ]);
+  const t1 = Date.now();
+  const j = JSON.parse(r.stdout || "{}");
+  if (r.code !== 0 || !j.end?.sum_received) {
+    throw new Error(`iperf3 -P ${streams} via ${s.name} failed: ${j.error ?? r.stderr.trim()}`);
+  }
+  const gbps = round(j.end.sum_received.bits_per_second / 1e9, 3);
+  // iperf3 starts within a few ms; skip its connect and the final exchange.
+  const w = s.cpu.window(t0 + 150, t1 - 50);
+  const key = streams === 1 ? "tcp1" : "tcp4";
+  s.runs[key].push(gbps);
+  s.host[key].push(w.hostCores);
+  if (s.pid !== null) s.runs[streams === 1 ? "cpuTcp1" : "cpuTcp4"].push(w.procPct);
+  if (streams === 1) s.runs.tcp1Retransmits.push(j.end.sum_sent?.retransmits ?? NaN);
+  return gbps;
+}
+
+async function udpCounter(s: Setup): Promise<number> {
+  const out = await s.lab.exec("server", ["nft", "list", "counter", "inet", "kgbench", "udpflood"]);
+  const m = out.match(/packets (\d+)/);
+  if (!m) throw new Error(`Cannot read the server's UDP counter: ${out.trim()}`);
+  return Number(m[1]);
+}
+
+async function udp(s: Setup, o: LabBenchOptions): Promise<number> {
+  const before = await udpCounter(s);
+  const r = await s.lab.tryExec("client", [
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${here}udp_flood.ts`,
+    "--host",
+    LAB.wan,
+    "--port",
+    "52202",
+    "--seconds",
+    String(o.udpSeconds),
+    "--size",
+    String(o.udpSize),
+  ]);
+  if (r.code !== 0) throw new Error(`udp flood via ${s.name} failed: ${r.stderr.trim()}`);
+  const f = JSON.parse(r.stdout) as UdpFloodResult;
+  await new Promise((res) => setTimeout(res, 300)); // let queues drain
+  const received = (await udpCounter(s)) - before;
+  const rx = Math.round(received / f.seconds);
+  const w = s.cpu.window(f.startedAt, f.endedAt);
+  s.runs.udpRx.push(rx);
+  s.runs.udpTx.push(f.pps);
+  s.runs.udpLossPct.push(round((1 - received / Math.max(1, f.sent)) * 100, 1));
+  s.host.udp.push(w.hostCores);
+  if (s.pid !== null) s.runs.cpuUdp.push(w.procPct);
+  return rx;
+}
+
+async function ping(s: Setup, count: number): Promise<number> {
+  const r = await s.lab.tryExec("server", [
+    "ping",
+    "-c",
+    String(count),
+    "-i",
+    "0.01",
+    "-W",
+    "1",
+    "-n",
+    LAB.client,
+  ]);
+  const m = r.stdout.match(/= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/);
+  if (!m) throw new Error(`ping via ${s.name} failed: ${r.stdout.trim()} ${r.stderr.trim()}`);
+  const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((x) => Number(x[1]));
+  s.runs.pingAvg.push(Number(m[2]));
+  s.runs.pingMdev.push(Number(m[4]));
+  s.runs.pingMedian.push(median(times));
+  s.runs.pingMax.push(Number(m[3]));
+  return Number(m[2]);
+}
+
+async function connect(s: Setup, samples: number): Promise<number> {
+  const r = await s.lab.tryExec("client", [
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${here}knock_latency.ts`,
+    "--host",
+    LAB.wan,
+    "--port",
+    "52201",
+    "--no-knock",
+    "--samples",
+    String(samples),
+    "--gap-ms",
+    "20",
+  ]);
+  if (r.code !== 0) throw new Error(`connect probe via ${s.name} failed: ${r.stderr.trim()}`);
+  const res = JSON.parse(r.stdout) as KnockLatencyResult;
+  const ms = median(res.samples.map((x) => x.connectMs ?? NaN));
+  s.runs.connectMs.push(round(ms, 3));
+  return ms;
+}
+
+function newSetup(name: Setup["name"], lab: RunningLab, pid: number | null): Setup {
+  return {
+    name,
+    lab,
+    pid,
+    cpu: new CpuSampler(pid),
+    runs: {
+      tcp1: [],
+      tcp4: [],
+      tcp1Retransmits: [],
+      udpRx: [],
+      udpTx: [],
+      udpLossPct: [],
+      pingAvg: [],
+      pingMdev: [],
+      pingMedian: [],
+      pingMax: [],
+      connectMs: [],
+      cpuTcp1: [],
+      cpuTcp4: [],
+      cpuUdp: [],
+    },
+    host: { tcp1: [], tcp4: [], udp: [] },
+  };
+}
+
+function summarise(s: Setup): SetupResult {
+  const r = s.runs, app = s.pid !== null;
+  return {
+    tcp1Gbps: median(r.tcp1),
+    tcp4Gbps: median(r.tcp4),
+    udpRxPps: median(r.udpRx),
+    udpTxPps: median(r.udpTx),
+    pingAvgMs: median(r.pingAvg),
+    pingMdevMs: median(r.pingMdev),
+    pingMedianMs: median(r.pingMedian),
+    pingMaxMs: median(r.pingMax),
+    connectMs: median(r.connectMs),
+    cpu: {
+      tcp1: app ? median(r.cpuTcp1) : null,
+      tcp4: app ? median(r.cpuTcp4) : null,
+      udp: app ? median(r.cpuUdp) : null,
+    },
+    hostCores: {
+      tcp1: median(s.host.tcp1),
+      tcp4: median(s.host.tcp4),
+      udp: median(s.host.udp),
+    },
+    runs: r,
+  };
+}
+
+/** Runs `fn`, recording its failure in `errors` instead of throwing. */
+async function attempt(errors: string[], fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    errors.push(e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** Brings both labs up, measures, and always takes them down. */
+export async function runLabBench(o: LabBenchOptions): Promise<LabBenchResult> {
+  const errors: string[] = [];
+  const dir = await Deno.makeTempDir({ prefix: "kgbench-" });
+  const labs: RunningLab[] = [];
+  const setups: Setup[] = [];
+  let knock: KnockLatencySummary | null = null;
+  // Ctrl-C must not leave namespaces behind: take the labs down, then exit.
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    o.log("lab: interrupted, taking the labs down");
+    Promise.all(labs.map((l) => l.down())).finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    const config = await benchConfig(dir);
+    o.log("lab: starting the kernel-NAT lab");
+    const kl = await startLab({ appliance: false });
+    labs.push(kl);
+    await kl.exec("appliance", ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    await nftLoad(kl, "appliance", KERNEL_NAT);
+    await nftLoad(kl, "server", SERVER_COUNTER);
+    o.log("lab: starting the appliance lab");
+    const al = await startLab({ config });
+    labs.push(al);
+    await nftLoad(al, "server", SERVER_COUNTER);
+    const pid = al.appliance ? resolveDenoPid(al.appliance.pid) : null;
+    if (pid === null) errors.push("appliance pid not found: no CPU figures");
+    setups.push(newSetup("kernel", kl, null), newSetup("appliance", al, pid));
+    for (const s of setups) s.cpu.start();
+    for (const s of setups) {
+      o.log(`lab: warm-up via ${s.name}`);
+      await attempt(errors, () => iperf(s, 1, 1).then(() => s.runs.tcp1.length = 0));
+      s.runs.tcp1Retransmits.length = s.runs.cpuTcp1.length = s.host.tcp1.length = 0;
+    }
+    for (let rep = 0; rep < o.reps; rep++) {
+      for (const s of setups) {
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: tcp 1 stream`);
+        await attempt(errors, () => iperf(s, 1, o.seconds));
+      }
+      for (const s of setups) {
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: tcp 4 streams`);
+        await attempt(errors, () => iperf(s, 4, o.seconds));
+      }
+      for (const s of setups) {
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: udp ${o.udpSize} B flood`);
+        await attempt(errors, () => udp(s, o));
+      }
+      for (const s of setups) {
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: ping`);
+        await attempt(errors, () => ping(s, o.pingCount));
+      }
+      for (const s of setups) {
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: tcp connect`);
+        await attempt(errors, () => connect(s, o.connectSamples));
+      }
+    }
+    o.log("lab: knock latency");
+    await attempt(errors, async () => knock = await runKnockLatency(al, o.knockSamples));
+    if (errors.length > 0) {
+      const log = await Deno.readTextFile(al.logFile).catch(() => "");
+      errors.push(`appliance log tail:\n${log.split("\n").slice(-30).join("\n")}`);
+    }
+    const { log: _log, ...options } = o;
+    return {
+      options,
+      appliancePid: pid,
+      kernel: summarise(setups[0]),
+      appliance: summarise(setups[1]),
+      knock,
+      errors,
+    };
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    for (const s of setups) s.cpu.stop();
+    for (const l of labs) await l.down();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
