@@ -1,0 +1,191 @@
+/**
+ * `deno task bench`: the performance figures of the appliance against the
+ * kernel doing the same NAT, in one run. The in-memory benchmarks (datapath
+ * pipeline, conntrack, knock engine) each run in a fresh Deno process (clean
+ * heap, `--expose-gc` for steadier memory figures); then two labs come up
+ * (kernel NAT and appliance) and the transfers alternate between them.
+ * Writes artifacts/bench/<timestamp>.{json,md}, artifacts/bench/latest.md and,
+ * for a full run, docs/bench.md. Benchmarks never run in the test suite.
+ *
+ *   deno task bench                 # full: 3 x 5 s per measurement, a few minutes
+ *   deno task bench --quick         # 1 x 2 s
+ *   deno task bench --reps 5 --seconds 10 --udp-seconds 5 --no-lab
+ */
+import { parseArgs } from "node:util";
+import { runConntrackBench } from "./conntrack_bench.ts";
+import { runKnockBench } from "./knock_bench.ts";
+import { runLabBench } from "./lab_bench.ts";
+import { runPipelineBench } from "./pipeline_bench.ts";
+import { type BenchRun, renderMarkdown } from "./report.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+const self = new URL(import.meta.url).pathname;
+const PARTS = ["pipeline", "conntrack", "knock"] as const;
+type Part = typeof PARTS[number];
+
+const USAGE = `Usage: deno task bench [--quick] [options]
+  --quick              1 x 2 s per measurement (default 3 x 5 s); docs/bench.md untouched
+  --reps N             repetitions per lab measurement (median reported)
+  --seconds S          seconds per iperf3 run
+  --udp-seconds S      seconds per UDP flood
+  --udp-size B         UDP payload bytes of the flood (default 64)
+  --ping-count N       pings per rep, 10 ms apart (default 50)
+  --knock-samples N    knock-latency samples (default 5)
+  --sizes A,B,C        conntrack table sizes (default 10000,100000,1000000)
+  --no-lab             only the in-memory benchmarks
+  --no-micro           only the lab
+  --docs / --no-docs   write docs/bench.md (default: for full runs only)
+  --part NAME          internal: run one in-memory part and print its JSON`;
+
+function flags() {
+  return parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      reps: { type: "string" },
+      seconds: { type: "string" },
+      "udp-seconds": { type: "string" },
+      "udp-size": { type: "string", default: "64" },
+      "ping-count": { type: "string" },
+      "knock-samples": { type: "string" },
+      sizes: { type: "string", default: "10000,100000,1000000" },
+      "no-lab": { type: "boolean", default: false },
+      "no-micro": { type: "boolean", default: false },
+      docs: { type: "boolean" },
+      "no-docs": { type: "boolean", default: false },
+      part: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  }).values;
+}
+
+type Flags = ReturnType<typeof flags>;
+
+function positive(name: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!(n > 0)) throw new Error(`Cannot bench: --${name} ${v} is not a positive number`);
+  return n;
+}
+
+/** Runs one in-memory part in this process (the child side of `--part`). */
+async function runPart(part: Part, f: Flags): Promise<unknown> {
+  if (part === "pipeline") {
+    return await runPipelineBench(
+      f.quick ? { rounds: 3, fastPackets: 300_000, slowPackets: 50_000 } : {},
+    );
+  }
+  if (part === "conntrack") return await runConntrackBench(f.sizes.split(",").map(Number));
+  return await runKnockBench();
+}
+
+/** Runs one in-memory part in a fresh Deno process and parses its JSON. */
+async function spawnPart(part: Part, f: Flags): Promise<unknown> {
+  const args = ["run", "-A", "--v8-flags=--expose-gc", self, "--part", part, "--sizes", f.sizes];
+  if (f.quick) args.push("--quick");
+  const out = await new Deno.Command(Deno.execPath(), { args, cwd: root, stderr: "inherit" })
+    .output();
+  if (!out.success) throw new Error(`Cannot bench ${part}: the child exited ${out.code}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+async function text(argv: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command(argv[0], { args: argv.slice(1), cwd: root }).output();
+    return new TextDecoder().decode(out.stdout).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+const loadAvg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+const log = (line: string) =>
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
+
+async function main(): Promise<number> {
+  let f: Flags;
+  try {
+    f = flags();
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (f.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (f.part) {
+    if (!(PARTS as readonly string[]).includes(f.part)) throw new Error(`unknown part ${f.part}`);
+    console.log(JSON.stringify(await runPart(f.part as Part, f)));
+    return 0;
+  }
+  const q = f.quick;
+  const labOpts = {
+    reps: positive("reps", f.reps, q ? 1 : 3),
+    seconds: positive("seconds", f.seconds, q ? 2 : 5),
+    udpSeconds: positive("udp-seconds", f["udp-seconds"], q ? 2 : 5),
+    udpSize: positive("udp-size", f["udp-size"], 64),
+    pingCount: positive("ping-count", f["ping-count"], q ? 20 : 50),
+    connectSamples: q ? 5 : 20,
+    knockSamples: positive("knock-samples", f["knock-samples"], q ? 2 : 5),
+    log,
+  };
+  const startedAt = new Date();
+  const run: BenchRun = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: "",
+    mode: q ? "quick" : "full",
+    environment: {
+      commit: await text(["git", "rev-parse", "--short", "HEAD"]),
+      kernel: await text(["uname", "-r"]),
+      deno: Deno.version.deno,
+      cpus: navigator.hardwareConcurrency,
+      loadAvgStart: loadAvg(),
+      loadAvgEnd: "",
+    },
+    lab: null,
+    pipeline: null,
+    conntrack: null,
+    knock: null,
+    errors: [],
+  };
+  if (!f["no-micro"]) {
+    for (const part of PARTS) {
+      log(`${part}: in-memory benchmark`);
+      try {
+        const r = await spawnPart(part, f);
+        if (part === "pipeline") run.pipeline = r as BenchRun["pipeline"];
+        else if (part === "conntrack") run.conntrack = r as BenchRun["conntrack"];
+        else run.knock = r as BenchRun["knock"];
+      } catch (e) {
+        run.errors.push((e as Error).message);
+      }
+    }
+  }
+  if (!f["no-lab"]) {
+    try {
+      run.lab = await runLabBench(labOpts);
+      run.errors.push(...run.lab.errors);
+    } catch (e) {
+      run.errors.push(`lab: ${(e as Error).stack ?? e}`);
+    }
+  }
+  run.finishedAt = new Date().toISOString();
+  run.environment.loadAvgEnd = loadAvg();
+  const md = renderMarkdown(run);
+  const dir = `${root}artifacts/bench`;
+  await Deno.mkdir(dir, { recursive: true });
+  const stamp = run.startedAt.replace(/[:.]/g, "-");
+  await Deno.writeTextFile(`${dir}/${stamp}.json`, JSON.stringify(run, null, 2) + "\n");
+  await Deno.writeTextFile(`${dir}/${stamp}.md`, md);
+  await Deno.writeTextFile(`${dir}/latest.md`, md);
+  const docs = f.docs ?? (!q && !f["no-docs"] && !f["no-lab"] && !f["no-micro"]);
+  if (docs && !f["no-docs"]) await Deno.writeTextFile(`${root}docs/bench.md`, md);
+  console.log(md);
+  log(
+    `wrote artifacts/bench/${stamp}.{json,md}${docs && !f["no-docs"] ? " and docs/bench.md" : ""}`,
+  );
+  return run.errors.length > 0 ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
