@@ -1,0 +1,403 @@
+/**
+ * The knock page's logic without the DOM: form validation, the TOTP code
+ * (RFC 6238 over WebCrypto), the knock plan and its runner, and the self-test
+ * against `knock-vectors.json`. The sequence math itself comes from
+ * `src/knock/sequence.ts`, never copied. Runs in Deno (tests) and browsers.
+ */
+
+import { base32Decode } from "../../src/knock/base32.ts";
+import { KNOCK_MAX_LENGTH, knockSequenceAt, stepOf } from "../../src/knock/sequence.ts";
+
+/**
+ * Ports browsers refuse to connect to (the Fetch standard's "bad ports",
+ * which Chromium, Firefox and Safari enforce for fetch and WebSocket alike).
+ */
+export const BLOCKED_PORTS: readonly number[] = [
+  1,
+  7,
+  9,
+  11,
+  13,
+  15,
+  17,
+  19,
+  20,
+  21,
+  22,
+  23,
+  25,
+  37,
+  42,
+  43,
+  53,
+  69,
+  77,
+  79,
+  87,
+  95,
+  101,
+  102,
+  103,
+  104,
+  109,
+  110,
+  111,
+  113,
+  115,
+  117,
+  119,
+  123,
+  135,
+  137,
+  139,
+  143,
+  161,
+  179,
+  389,
+  427,
+  465,
+  512,
+  513,
+  514,
+  515,
+  526,
+  530,
+  531,
+  532,
+  540,
+  548,
+  554,
+  556,
+  563,
+  587,
+  601,
+  636,
+  989,
+  990,
+  993,
+  995,
+  1719,
+  1720,
+  1723,
+  2049,
+  3659,
+  4045,
+  4190,
+  5060,
+  5061,
+  6000,
+  6566,
+  6665,
+  6666,
+  6667,
+  6668,
+  6669,
+  6679,
+  6697,
+  10080,
+];
+
+/** Default number of ports after the first one. */
+export const DEFAULT_LENGTH = 3;
+/** Default pause between knocks, in milliseconds. */
+export const DEFAULT_DELAY_MS = 100;
+/** Shortest pause between knocks the protocol allows. */
+export const MIN_DELAY_MS = 20;
+/** Longest pause between knocks the page accepts: 9 knocks fit the appliance's 15 s window. */
+export const MAX_DELAY_MS = 1500;
+/** Fewest secret bytes a `portknock/v1` secret holds. */
+export const MIN_SECRET_BYTES = 20;
+
+/** True when browsers refuse to connect to `port`. */
+export function isBlockedPort(port: number): boolean {
+  return BLOCKED_PORTS.includes(port);
+}
+
+/** The 6-digit RFC 6238 code (HMAC-SHA1, 30 s steps) of raw secret bytes at `unixSec`. */
+export async function totpCodeBytes(secret: Uint8Array, unixSec: number): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    secret.slice(),
+    { name: "HMAC", hash: "SHA-1" },
+    false,
+    ["sign"],
+  );
+  const counter = new Uint8Array(8);
+  new DataView(counter.buffer).setBigUint64(0, BigInt(stepOf(unixSec)), false);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, counter));
+  // RFC 4226 §5.3 dynamic truncation: the low nibble of the last byte picks 4 bytes.
+  const at = mac[19] & 0x0f;
+  const bin = ((mac[at] & 0x7f) << 24) | (mac[at + 1] << 16) | (mac[at + 2] << 8) | mac[at + 3];
+  return String(bin % 1_000_000).padStart(6, "0");
+}
+
+/** The 6-digit TOTP code of a base32 secret at `unixSec`. */
+export function totpCode(secretB32: string, unixSec: number): Promise<string> {
+  return totpCodeBytes(base32Decode(secretB32), unixSec);
+}
+
+/** Seconds left in the current 30 s step. */
+export function secondsLeft(unixSec: number): number {
+  return 30 - Math.floor(unixSec % 30);
+}
+
+/** The raw text of the form's fields. */
+export interface KnockForm {
+  profile: string;
+  server: string;
+  firstPort: string;
+  secret: string;
+  length: string;
+  delayMs: string;
+  thenPort: string;
+}
+
+/** A validated profile: everything a knock needs. */
+export interface KnockParams {
+  profile: string;
+  server: string;
+  firstPort: number;
+  secret: string;
+  length: number;
+  delayMs: number;
+  thenPort: number | null;
+}
+
+/** An error message per field at fault. */
+export type FieldErrors = Partial<Record<keyof KnockForm, string>>;
+
+/** The outcome of `validateForm`. */
+export type Validation = { ok: true; params: KnockParams } | { ok: false; errors: FieldErrors };
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** True when `server` is a dotted-quad IPv4 address (not a host name). */
+export function isIpv4(server: string): boolean {
+  return IPV4.test(server) && server.split(".").every((o) => Number(o) <= 255);
+}
+
+/** Why `server` cannot be knocked, or null when it can. */
+export function serverError(server: string): string | null {
+  if (server === "") {
+    return "Enter the appliance's address, e.g. 198.51.100.1 or knock.example.net.";
+  }
+  if (server.includes("://")) return "Enter the address alone, without http:// or a path.";
+  if ((server.match(/:/g) ?? []).length > 1) {
+    return "IPv6 addresses cannot be knocked: the appliance listens on IPv4.";
+  }
+  if (/[/:]/.test(server)) return "Enter the address alone, without a port or a path.";
+  if (IPV4.test(server)) {
+    return isIpv4(server) ? null : `${server} is not an IPv4 address: each part is 0..255.`;
+  }
+  const labels = server.replace(/\.$/, "").split(".");
+  if (server.length > 253 || !labels.every((l) => LABEL.test(l))) {
+    return `${server} is not a host name: use letters, digits, hyphens and dots.`;
+  }
+  return null;
+}
+
+/** Parses a whole number in `min..max`, or returns the error message for `what`. */
+function intIn(text: string, what: string, min: number, max: number): number | string {
+  if (!/^\d+$/.test(text)) return `${what} must be a whole number from ${min} to ${max}.`;
+  const n = Number(text);
+  if (n < min || n > max) return `${what} ${n} is out of range ${min}..${max}.`;
+  return n;
+}
+
+/** Why `port` cannot be used as a knock target, or null. */
+function portError(text: string, what: string): number | string {
+  const n = intIn(text, what, 1, 65535);
+  if (typeof n === "number" && isBlockedPort(n)) {
+    return `Browsers refuse to connect to port ${n} (a "bad port" of the Fetch standard): ` +
+      `pick another port or use the command-line client.`;
+  }
+  return n;
+}
+
+/** Why `secret` is not a usable base32 secret, or null. The secret is never echoed. */
+export function secretError(secret: string): string | null {
+  if (secret.trim() === "") return "Enter the secret your administrator gave you (base32).";
+  let bytes: Uint8Array;
+  try {
+    bytes = base32Decode(secret);
+  } catch (e) {
+    // base32Decode quotes the input: keep only the reason after it.
+    const reason = String((e as Error).message).replace(/^.*": /, "");
+    return `The secret is not valid base32 (letters A-Z and digits 2-7): ${reason}.`;
+  }
+  if (bytes.length < MIN_SECRET_BYTES) {
+    return `The secret holds ${bytes.length} bytes; a knock secret holds at least ` +
+      `${MIN_SECRET_BYTES} (32 base32 characters).`;
+  }
+  return null;
+}
+
+/** Checks every field; returns the params or one message per field at fault. */
+export function validateForm(form: KnockForm): Validation {
+  const errors: FieldErrors = {};
+  const server = form.server.trim();
+  const profile = form.profile.trim();
+  if (profile.length > 64) errors.profile = "The profile name holds at most 64 characters.";
+  const se = serverError(server);
+  if (se) errors.server = se;
+  const firstPort = portError(form.firstPort.trim(), "The first port");
+  if (typeof firstPort === "string") errors.firstPort = firstPort;
+  const sec = secretError(form.secret);
+  if (sec) errors.secret = sec;
+  const length = intIn(form.length.trim() || String(DEFAULT_LENGTH), "The length", 1, 8);
+  if (typeof length === "string") errors.length = length;
+  const delayText = form.delayMs.trim() || String(DEFAULT_DELAY_MS);
+  const delayMs = intIn(delayText, "The delay", MIN_DELAY_MS, MAX_DELAY_MS);
+  if (typeof delayMs === "string") errors.delayMs = delayMs;
+  const thenText = form.thenPort.trim();
+  const thenPort = thenText === "" ? null : portError(thenText, "The port");
+  if (typeof thenPort === "string") errors.thenPort = thenPort;
+  if (Object.keys(errors).length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    params: {
+      profile,
+      server,
+      firstPort: firstPort as number,
+      secret: form.secret.replace(/\s+/g, "").toUpperCase(),
+      length: length as number,
+      delayMs: delayMs as number,
+      thenPort: thenPort as number | null,
+    },
+  };
+}
+
+/** The knock sequence `[F, p1, .., pN]` of validated params at `unixSec`. */
+export function sequenceFor(params: KnockParams, unixSec: number): Promise<number[]> {
+  return knockSequenceAt(params.secret, unixSec, params.firstPort, params.length);
+}
+
+/**
+ * The longest delay Chromium's WebSocket throttle adds before connecting when
+ * the page has `failures` recent failed attempts (and none pending):
+ * `rand(1000..5000) * 2^min(failures, 16) / 65536` ms. Every knock is such a
+ * failure; the counts fade after two to four minutes.
+ */
+export function throttleBoundMs(failures: number): number {
+  return Math.ceil((5000 * 2 ** Math.min(failures, 16)) / 65536);
+}
+
+/** Margin for the browser to start the connection once the throttle lets it. */
+const START_MARGIN_MS = 20;
+/** Longest a name lookup may take before the first knock's SYN. */
+const NAME_LOOKUP_MS = 1500;
+
+/**
+ * How long each knock's connection attempt is held before it is abandoned
+ * and the next one starts: the delay, stretched so that the browser has sent
+ * the SYN before the attempt is dropped (throttle, name lookup).
+ */
+export function planHolds(
+  count: number,
+  delayMs: number,
+  priorFailures: number,
+  serverIsName: boolean,
+): number[] {
+  const holds: number[] = [];
+  for (let i = 0; i < count; i++) {
+    let hold = Math.max(delayMs, throttleBoundMs(priorFailures + i) + START_MARGIN_MS);
+    if (i === 0 && serverIsName) hold = Math.max(hold, NAME_LOOKUP_MS);
+    holds.push(hold);
+  }
+  return holds;
+}
+
+/** A connection attempt in flight. */
+export interface Attempt {
+  /** Abandons the attempt (no further packet is sent for it). */
+  close(): void;
+}
+
+/** Starts one knock's connection attempt to `port`. */
+export type Connect = (port: number) => Attempt;
+
+/** One knock as sent. */
+export interface KnockRecord {
+  index: number;
+  port: number;
+  /** Milliseconds since the first knock started. */
+  atMs: number;
+}
+
+/** What `runKnocks` needs from its surroundings; injectable for tests. */
+export interface KnockIo {
+  connect: Connect;
+  sleep(ms: number): Promise<void>;
+  now(): number;
+  onKnock?(record: KnockRecord): void;
+}
+
+/**
+ * Knocks `ports` in order, one attempt at a time: each attempt is held
+ * `holds[i]` ms, then abandoned, and the next starts at once.
+ */
+export async function runKnocks(
+  ports: readonly number[],
+  holds: readonly number[],
+  io: KnockIo,
+): Promise<KnockRecord[]> {
+  const records: KnockRecord[] = [];
+  const start = io.now();
+  for (let i = 0; i < ports.length; i++) {
+    const attempt = io.connect(ports[i]);
+    const record = { index: i, port: ports[i], atMs: Math.round(io.now() - start) };
+    records.push(record);
+    io.onKnock?.(record);
+    try {
+      await io.sleep(holds[i]);
+    } finally {
+      attempt.close();
+    }
+  }
+  return records;
+}
+
+/** One case of `knock-vectors.json`. */
+export interface VectorCase {
+  secret: string;
+  unixTime: number;
+  firstPort: number;
+  length: number;
+  totp: string;
+  sequence: number[];
+}
+
+/** The outcome of one vector case in `selfTest`. */
+export interface SelfTestCase {
+  index: number;
+  ok: boolean;
+  totp: string;
+  expectedTotp: string;
+  sequence: number[];
+  expectedSequence: number[];
+}
+
+/** The outcome of `selfTest`. */
+export interface SelfTestResult {
+  ok: boolean;
+  passed: number;
+  failed: number;
+  cases: SelfTestCase[];
+}
+
+/** Recomputes every vector's TOTP code and sequence with this runtime's WebCrypto. */
+export async function selfTest(cases: readonly VectorCase[]): Promise<SelfTestResult> {
+  const out: SelfTestCase[] = [];
+  for (const [index, v] of cases.entries()) {
+    const totp = await totpCode(v.secret, v.unixTime);
+    const sequence = await knockSequenceAt(v.secret, v.unixTime, v.firstPort, v.length);
+    const ok = totp === v.totp && sequence.join() === v.sequence.join();
+    out.push({ index, ok, totp, expectedTotp: v.totp, sequence, expectedSequence: v.sequence });
+  }
+  const passed = out.filter((c) => c.ok).length;
+  return { ok: passed === out.length, passed, failed: out.length - passed, cases: out };
+}
+
+/** The most ports a knock holds (F and N derived ports). */
+export const MAX_KNOCKS = KNOCK_MAX_LENGTH + 1;
