@@ -22,7 +22,7 @@ import { openStore } from "../store/kv_store.ts";
 import type { Store } from "../store/mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import { SESSION_COOKIE } from "./auth.ts";
-import { type BootstrapAdmin, bootstrapAdmin } from "./bootstrap.ts";
+import { type BootstrapAdmin, bootstrapStore } from "./bootstrap.ts";
 import { syncDatapath } from "./sync.ts";
 import type { AppEnv, ChangeKind } from "./types.ts";
 
@@ -180,7 +180,9 @@ export async function withApi(
     const logger = new Logger({ clock });
     const config = defaultConfig();
     const changes: ChangeKind[] = [];
-    const admin = (await bootstrapAdmin(store))!;
+    // The default config seeds user "alice" (first port 41001) and four forwards.
+    const admin = (await bootstrapStore(store, config))!;
+    await syncDatapath(store, datapath, config);
     const app = createApp({
       store,
       datapath,

@@ -16,7 +16,10 @@ Deno.test("app: security headers on API answers", async () => {
     const res = await anon.request("GET", "/api/v1/health");
     await res.body?.cancel();
     assert.equal(res.status, 200);
-    assert.equal(res.headers.get("content-security-policy")?.startsWith("default-src 'self'"), true);
+    assert.equal(
+      res.headers.get("content-security-policy")?.startsWith("default-src 'self'"),
+      true,
+    );
     assert.equal(res.headers.get("x-frame-options"), "DENY");
     assert.equal(res.headers.get("x-content-type-options"), "nosniff");
     assert.equal(res.headers.get("referrer-policy"), "no-referrer");
