@@ -8,7 +8,8 @@ import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, defaultConfig, loadConfig } from "./config/mod.ts";
 import { DatapathControl } from "./datapath/control.ts";
 import { snapshotCounters } from "./datapath/counters.ts";
-import type { DatapathSettings, KnockUser } from "./datapath/messages.ts";
+import { bootstrapStore, createApp, loadDatapathState, syncDatapath } from "./api/mod.ts";
+import { openStore } from "./store/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
 import { routingCommands, type RoutingPlan, unroutingCommands } from "./host/routing.ts";
 import { run } from "./host/run.ts";
@@ -16,32 +17,23 @@ import { Logger, StdoutSink, SyslogSink } from "./log/mod.ts";
 
 const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
   --config FILE   appliance configuration (JSONC); embedded defaults when absent
+  --store PATH    Deno KV file (overrides store.path of the configuration)
   --routing       install the policy routing that hands crossing packets to the TUN
                   (and remove it on exit)`;
 
-/** The data-plane settings a configuration implies. */
-export function datapathSettings(c: Config): DatapathSettings {
-  return {
-    wanAddress: c.wan.address,
-    lanAddress: c.lan.address,
-    lanNetwork: c.lan.network,
-    managementPort: c.management.port,
-    managementWanAccess: c.management.wanAccess,
-    allow: c.admission.allow,
-    maxFlows: c.conntrack.maxFlows,
-    knock: c.knock,
-  };
-}
+/** How often the unlock table is copied to the store. */
+const UNLOCK_SAVE_MS = 10_000;
 
-/** Seed users of the configuration as the data plane takes them. */
-export function seedUsers(c: Config): KnockUser[] {
-  return c.users.map((u) => ({
-    user: u.name,
-    secret: u.secret,
-    firstPort: u.firstPort,
-    length: u.length,
-    transport: u.transport,
-  }));
+/**
+ * Where the management API listens: the LAN address, and the WAN address too
+ * when knock-unlocked WAN sources may reach it (the data plane gates those).
+ */
+export function managementAddresses(c: Config): string[] {
+  const addrs = [c.management.listen];
+  if (c.management.wanAccess === "knock" && c.wan.address !== c.management.listen) {
+    addrs.push(c.wan.address);
+  }
+  return addrs;
 }
 
 async function applyRouting(plan: RoutingPlan, undo = false): Promise<void> {
@@ -60,6 +52,7 @@ export async function main(args: string[]): Promise<number> {
       options: {
         config: { type: "string" },
         routing: { type: "boolean" },
+        store: { type: "string" },
         help: { type: "boolean" },
       },
     }).values;
@@ -84,14 +77,41 @@ export async function main(args: string[]): Promise<number> {
   if (health.synchronised !== true) {
     logger.record("clock-unsynchronised", { detail: health.detail });
   }
+  const store = await openStore(flags.store ?? config.store.path);
+  const admin = await bootstrapStore(store, config, logger);
+  if (admin) {
+    console.log(
+      `Initial administrator (shown once): user=${admin.name} password=${admin.password} ` +
+        `totp-secret=${admin.totpSecret}`,
+    );
+  }
+  const state = await loadDatapathState(store, config);
   const plane = await DatapathControl.start({
     device: { name: config.tun.name, mtu: config.tun.mtu, offload: config.tun.offload },
-    settings: datapathSettings(config),
-    forwards: config.forwards,
-    openPorts: config.openPorts,
-    users: seedUsers(config),
-    unlocks: [],
+    ...state,
+    unlocks: await store.unlocks.listUnlocks(),
   }, (events) => events.forEach((e) => logger.log(e)));
+  // The unlock table lives in the data plane; the store keeps a copy for restarts.
+  const saveUnlocks = async () => {
+    try {
+      await store.unlocks.replaceAll(await plane.unlocks());
+    } catch (e) {
+      console.error(`cannot save the unlock table: ${(e as Error).message}`);
+    }
+  };
+  const saver = setInterval(saveUnlocks, UNLOCK_SAVE_MS);
+  const app = createApp({
+    store,
+    datapath: plane,
+    logger,
+    clock: systemClock,
+    config,
+    clockHealth,
+    onChange: async () => {
+      await syncDatapath(store, plane, config);
+      await saveUnlocks();
+    },
+  });
   const plan: RoutingPlan = {
     tun: config.tun.name,
     wanInterface: config.wan.interface,
@@ -99,6 +119,9 @@ export async function main(args: string[]): Promise<number> {
     lanAddress: config.lan.address,
   };
   if (flags.routing) await applyRouting(plan);
+  const servers = managementAddresses(config).map((hostname) =>
+    Deno.serve({ hostname, port: config.management.port, onListen: () => {} }, app.fetch)
+  );
   // SIGUSR2 prints the counters as one JSON line (SIGUSR1 belongs to the V8 inspector).
   Deno.addSignalListener("SIGUSR2", async () => {
     const conntrack = await plane.conntrack().catch(() => ({}));
@@ -112,8 +135,12 @@ export async function main(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGTERM", resolve);
   });
   console.log("appliance stopping");
+  clearInterval(saver);
+  await Promise.all(servers.map((srv) => srv.shutdown()));
+  await saveUnlocks();
   if (flags.routing) await applyRouting(plan, true);
   await plane.stop();
+  store.close();
   await logger.close();
   return 0;
 }

@@ -25,6 +25,8 @@ export interface RunningLab {
   appliance: Deno.ChildProcess | null;
   /** Where the appliance's stdout and stderr go. */
   logFile: string;
+  /** A directory of this run's state (the appliance's KV store); removed by `down()`. */
+  stateDir: string;
   /** Runs a command in a namespace; throws on failure. */
   exec(ns: keyof LabNames, argv: string[]): Promise<string>;
   /** Runs a command in a namespace and returns its result, never throwing. */
@@ -53,6 +55,7 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
   const suffix = runSuffix();
   const names = labNames(suffix);
   const logFile = await Deno.makeTempFile({ prefix: `knockgate-${suffix}-`, suffix: ".log" });
+  const stateDir = await Deno.makeTempDir({ prefix: `knockgate-${suffix}-` });
   let appliance: Deno.ChildProcess | null = null;
   const lab: RunningLab = {
     names,
@@ -61,6 +64,7 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
       return appliance;
     },
     logFile,
+    stateDir,
     exec: (ns, argv) => nsRun(names[ns], argv),
     tryExec: (ns, argv) => run(["ip", "netns", "exec", names[ns], ...argv]),
     down: async () => {
@@ -75,6 +79,7 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
         appliance = null;
       }
       await labDown(names);
+      await Deno.remove(stateDir, { recursive: true }).catch(() => {});
     },
   };
   try {

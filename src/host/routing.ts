@@ -52,6 +52,9 @@ export function routingCommands(p: RoutingPlan): string[][] {
     ["sysctl", "-qw", `net.ipv4.conf.${p.tun}.accept_local=1`],
     ["sysctl", "-qw", `net.ipv4.conf.${p.tun}.rp_filter=0`],
     ["sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0"],
+    // Early demux would tie a WAN packet to the appliance's own socket (the management API)
+    // before routing, and the forward path drops such packets instead of steering them.
+    ["sysctl", "-qw", "net.ipv4.ip_early_demux=0"],
     // The datapath tells WAN from LAN by source address: refuse spoofed LAN sources on the WAN.
     ["sysctl", "-qw", `net.ipv4.conf.${p.wanInterface}.rp_filter=1`],
   ];
