@@ -74,3 +74,25 @@ Deno.test("app: the OpenAPI description lists every resource", async () => {
     assert.deepEqual(Object.keys(schemes).sort(), ["bearer", "cookie"]);
   });
 });
+
+Deno.test("app: served by Deno.serve, the client IP comes from the connection", async () => {
+  await withApi(async ({ app, logger }) => {
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+    try {
+      const url = `http://127.0.0.1:${server.addr.port}`;
+      const res = await fetch(`${url}/api/v1/auth/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-forwarded-for": "203.0.113.1" },
+        body: JSON.stringify({ username: "admin", password: "wrong-password", code: "000000" }),
+      });
+      assert.equal(res.status, 401);
+      await res.body?.cancel();
+      const e = logger.recent(1)[0];
+      assert.equal(e.type === "management-login" && e.ip, "127.0.0.1");
+      const health = await fetch(`${url}/api/v1/health`);
+      assert.equal((await health.json()).status, "ok");
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
