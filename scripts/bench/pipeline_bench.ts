@@ -14,7 +14,8 @@
  * `runPipelineBench()`.
  */
 import { loadConfig } from "../../src/config/load.ts";
-import { datapathSettings, seedUsers } from "../../src/main.ts";
+import type { Config } from "../../src/config/types.ts";
+import type { DatapathSettings, KnockUser } from "../../src/datapath/messages.ts";
 import { newCounters, snapshotCounters, Stat } from "../../src/datapath/counters.ts";
 import { Pipeline } from "../../src/datapath/pipeline.ts";
 import { buildTcp, buildUdp } from "../../src/packet/build.ts";
@@ -96,17 +97,41 @@ function clientPort(i: number): number {
 
 const PAYLOAD = new Uint8Array(64).fill(0x6b);
 
+/** The data-plane settings the configuration file implies (as the appliance starts with). */
+function settingsOf(c: Config, allow: string[]): DatapathSettings {
+  return {
+    wanAddress: c.wan.address,
+    lanAddress: c.lan.address,
+    lanNetwork: c.lan.network,
+    managementPort: c.management.port,
+    managementWanAccess: c.management.wanAccess,
+    allow,
+    maxFlows: c.conntrack.maxFlows,
+    knock: c.knock,
+  };
+}
+
+function usersOf(c: Config): KnockUser[] {
+  return c.users.map((u) => ({
+    user: u.name,
+    secret: u.secret,
+    firstPort: u.firstPort,
+    length: u.length,
+    transport: u.transport,
+  }));
+}
+
 async function newPipeline(allow: string[]): Promise<{ p: Pipeline; c: Float64Array }> {
   const config = loadConfig(`${root}config/appliance.jsonc`);
   const counters = newCounters(false);
   const p = new Pipeline({
-    settings: { ...datapathSettings(config), allow },
+    settings: settingsOf(config, allow),
     forwards: config.forwards,
     openPorts: config.openPorts,
     counters,
     emit: () => {},
   });
-  await p.setUsers(seedUsers(config));
+  await p.setUsers(usersOf(config));
   return { p, c: counters };
 }
 

@@ -109,10 +109,14 @@ function runsSection(lab: LabBenchResult): string[] {
   const line = (name: string, k: number[], a: number[]) =>
     `| ${name} | ${k.map((x) => fmt(x, 3)).join(", ")} | ${a.map((x) => fmt(x, 3)).join(", ")} |`;
   const k = lab.kernel.runs, a = lab.appliance.runs;
+  // Reps alternate kernel and appliance, so the ratio within a rep shares its background load.
+  const paired = (x: number[], y: number[]) =>
+    y.map((v, i) => v / x[i]).map((r) => `${fmt(r)}x`).join(", ");
   return [
     "| per rep | kernel | appliance |",
     "| --- | --- | --- |",
     line("TCP 1 stream, Gbit/s", k.tcp1, a.tcp1),
+    `| TCP 1 stream, appliance / kernel within the rep | | ${paired(k.tcp1, a.tcp1)} |`,
     line("TCP 1 stream retransmits", k.tcp1Retransmits, a.tcp1Retransmits),
     line("TCP 4 streams, Gbit/s", k.tcp4, a.tcp4),
     line("UDP received, kpps", k.udpRx.map((x) => x / 1000), a.udpRx.map((x) => x / 1000)),
@@ -238,8 +242,9 @@ export function renderMarkdown(run: BenchRun): string {
       "- CPU: the appliance process (all threads, /proc/<pid>/stat) as % of one core; host " +
         "cores busy from /proc/stat over the same window (every namespace and every other " +
         "session on the machine). Both cores are shared by client, appliance, server and " +
-        "the kernel's forwarding work, so the sender competes with the appliance; figures " +
-        "move by 10-20% between runs.",
+        "the kernel's forwarding work, so the sender competes with the appliance; other " +
+        "sessions' work lands on the same cores, so single reps can differ by 2x (see every " +
+        "rep below, and the host's load average above).",
       "",
       "<details><summary>Every rep</summary>",
       "",
