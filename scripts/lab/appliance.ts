@@ -34,6 +34,8 @@ export interface RunningLab {
     ns: keyof LabNames,
     argv: string[],
   ): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Stops the appliance (SIGTERM, bounded wait) and starts it again on the same store. */
+  restartAppliance(): Promise<void>;
   /** Takes everything down; safe to call twice. */
   down(): Promise<void>;
 }
@@ -67,17 +69,13 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
     stateDir,
     exec: (ns, argv) => nsRun(names[ns], argv),
     tryExec: (ns, argv) => run(["ip", "netns", "exec", names[ns], ...argv]),
+    restartAppliance: async () => {
+      await stopAppliance(appliance);
+      appliance = await startAppliance(lab, opts);
+    },
     down: async () => {
-      if (appliance) {
-        try {
-          appliance.kill("SIGTERM");
-        } catch { /* already gone */ }
-        await Promise.race([appliance.status, new Promise((r) => setTimeout(r, 3000))]);
-        try {
-          appliance.kill("SIGKILL");
-        } catch { /* already gone */ }
-        appliance = null;
-      }
+      await stopAppliance(appliance);
+      appliance = null;
       await labDown(names);
       await Deno.remove(stateDir, { recursive: true }).catch(() => {});
     },
@@ -93,11 +91,28 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
   }
 }
 
+/** SIGTERM, up to 5 s for a clean stop (it saves its unlock table), then SIGKILL. */
+async function stopAppliance(child: Deno.ChildProcess | null): Promise<void> {
+  if (!child) return;
+  try {
+    child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  await Promise.race([child.status, new Promise((r) => setTimeout(r, 5000))]);
+  try {
+    child.kill("SIGKILL");
+  } catch { /* already gone */ }
+}
+
 async function startServer(lab: RunningLab): Promise<void> {
   const s = lab.names.server;
   const spawn = (argv: string[]) =>
-    new Deno.Command("ip", { args: ["netns", "exec", s, ...argv], stdout: "null", stderr: "null" })
-      .spawn();
+    new Deno.Command("ip", {
+      args: ["netns", "exec", s, ...argv],
+      // Deno's update check would send DNS queries from the LAN through the appliance.
+      env: { DENO_NO_UPDATE_CHECK: "1" },
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
   spawn([Deno.execPath(), "run", "-A", `${root}scripts/lab/server.ts`, LAB.server]);
   spawn(["iperf3", "-s", "-B", LAB.server, "-p", "5201"]);
   const up = await waitFor(
@@ -121,9 +136,13 @@ async function startAppliance(lab: RunningLab, opts: LabOptions): Promise<Deno.C
     `${root}mod.ts`,
     "--config",
     config,
+    // Each lab run has its own store, so runs never share state.
+    "--store",
+    `${lab.stateDir}/knockgate.kv`,
     "--routing",
     ...(opts.args ?? []),
   ];
+  const readyBefore = await readyCount(lab.logFile);
   // The process writes straight into the log file, so nothing is lost if this parent dies.
   const child = new Deno.Command("sh", {
     args: ["-c", 'exec "$@" >>"$KG_LOG" 2>&1', "sh", ...argv],
@@ -131,7 +150,7 @@ async function startAppliance(lab: RunningLab, opts: LabOptions): Promise<Deno.C
     stdin: "null",
   }).spawn();
   const ready = await waitFor(
-    async () => (await Deno.readTextFile(lab.logFile)).includes("appliance ready"),
+    async () => (await readyCount(lab.logFile)) > readyBefore,
     30000,
     100,
   );
@@ -141,4 +160,9 @@ async function startAppliance(lab: RunningLab, opts: LabOptions): Promise<Deno.C
     );
   }
   return child;
+}
+
+/** How many times the log says the appliance became ready. */
+async function readyCount(logFile: string): Promise<number> {
+  return (await Deno.readTextFile(logFile)).split("appliance ready").length - 1;
 }
