@@ -345,8 +345,8 @@ export async function runKnocks(
   const records: KnockRecord[] = [];
   const start = io.now();
   for (let i = 0; i < ports.length; i++) {
-    const attempt = io.connect(ports[i]);
     const record = { index: i, port: ports[i], atMs: Math.round(io.now() - start) };
+    const attempt = io.connect(ports[i]);
     records.push(record);
     io.onKnock?.(record);
     try {

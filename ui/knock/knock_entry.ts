@@ -205,9 +205,9 @@ async function probe(host: string, port: number): Promise<"open" | "answered" | 
   const first = await new Promise<"open" | "answered" | "closed">((resolve) => {
     const timer = setTimeout(() => resolve("closed"), wait);
     ws.onopen = () => (clearTimeout(timer), resolve("open"));
-    ws.onerror = () => (clearTimeout(timer), resolve("answered"));
+    ws.onerror = ws.onclose = () => (clearTimeout(timer), resolve("answered"));
   });
-  ws.onopen = ws.onerror = null;
+  ws.onopen = ws.onerror = ws.onclose = null;
   ws.close();
   if (first !== "answered") return first;
   try {
