@@ -1,0 +1,165 @@
+/**
+ * The management plane through real HTTP in the lab: sign in from the LAN,
+ * enroll a user (QR, verify the code), create a forward that enforces
+ * knocking for that user, knock from the client, see the unlock in the status
+ * table, revoke it, and see the client locked again. Then users, rules and
+ * unlocks survive a restart of the appliance.
+ */
+import assert from "node:assert/strict";
+import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
+import { LAB } from "../../scripts/lab/topology.ts";
+import { totpCode } from "../../src/knock/totp.ts";
+import { curl, knock, labSupported, sh } from "./_helpers.ts";
+
+const API = `http://${LAB.lan}:8443/api/v1`;
+
+interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** One API call made with curl from the LAN server's namespace. */
+async function api(
+  lab: RunningLab,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; jar?: string; csrf?: string } = {},
+): Promise<Reply> {
+  const argv = ["curl", "-sS", "-m", "10", "-X", method, "-w", "\n%{http_code}"];
+  if (opts.token) argv.push("-H", `Authorization: Bearer ${opts.token}`);
+  if (opts.jar) argv.push("-b", opts.jar, "-c", opts.jar);
+  if (opts.csrf) argv.push("-H", `X-CSRF-Token: ${opts.csrf}`);
+  if (opts.body !== undefined) {
+    argv.push("-H", "Content-Type: application/json", "--data", JSON.stringify(opts.body));
+  }
+  const r = await sh(lab, "server", [...argv, `${API}${path}`], 15);
+  const nl = r.stdout.lastIndexOf("\n");
+  const text = r.stdout.slice(0, nl);
+  return { status: Number(r.stdout.slice(nl + 1)), body: text ? JSON.parse(text) : {} };
+}
+
+/** The bootstrap administrator's credentials, read from the appliance log. */
+async function adminCredentials(lab: RunningLab) {
+  const log = await Deno.readTextFile(lab.logFile);
+  const m = log.match(/user=(\S+) password=(\S+) totp-secret=([A-Z2-7]+)/);
+  assert.ok(m, `no initial administrator in the log:\n${log}`);
+  return { username: m[1], password: m[2], secret: m[3] };
+}
+
+/** Signs in as the administrator and returns a bearer token. */
+async function signIn(lab: RunningLab): Promise<string> {
+  const admin = await adminCredentials(lab);
+  const code = totpCode(admin.secret, Math.floor(Date.now() / 1000));
+  const jar = `${lab.stateDir}/cookies.txt`;
+  const login = await api(lab, "POST", "/auth/login", {
+    jar,
+    body: { username: admin.username, password: admin.password, code },
+  });
+  assert.equal(login.status, 200, JSON.stringify(login.body));
+  // The cookie session (with its CSRF token) creates a bearer token for the rest.
+  const csrf = String(login.body.csrfToken);
+  const tok = await api(lab, "POST", "/auth/tokens", { jar, csrf, body: {} });
+  if (tok.status === 201 || tok.status === 200) return String(tok.body.token);
+  throw new Error(`cannot create a token: ${tok.status} ${JSON.stringify(tok.body)}`);
+}
+
+const BOB = { firstPort: 42001 };
+
+Deno.test({
+  name: "management plane over HTTP in the lab",
+  ignore: !labSupported(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const lab = await startLab();
+  try {
+    const token = await signIn(lab);
+    let secret = "";
+    await t.step("create a user, fetch the QR, verify the code", async () => {
+      const created = await api(lab, "POST", "/users", {
+        token,
+        body: {
+          name: "bob",
+          password: "a long enough password",
+          role: "viewer",
+          knock: { enabled: true, firstPort: BOB.firstPort, length: 3, transport: "any" },
+          allowedRules: ["*"],
+        },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const enrollment = created.body.enrollment as Record<string, string>;
+      assert.match(enrollment.qrSvg, /<svg/);
+      assert.match(enrollment.otpauthUri, /^otpauth:\/\/totp\//);
+      secret = enrollment.secret;
+      const wrong = await api(lab, "POST", "/users/bob/mfa/verify", {
+        token,
+        body: { code: "000000" },
+      });
+      assert.ok(wrong.status >= 400 && wrong.status < 500);
+      const code = totpCode(secret, Math.floor(Date.now() / 1000));
+      const ok = await api(lab, "POST", "/users/bob/mfa/verify", { token, body: { code } });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    });
+    await t.step("a forward that enforces knocking for bob only", async () => {
+      const r = await api(lab, "POST", "/rules/forwards", {
+        token,
+        body: {
+          name: "api-web",
+          protocol: "tcp",
+          publicPorts: { start: 52230, end: 52230 },
+          privateAddress: LAB.server,
+          privatePorts: { start: 8081, end: 8081 },
+          enforceKnock: true,
+          users: ["bob"],
+        },
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const bad = await api(lab, "POST", "/rules/forwards", {
+        token,
+        body: {
+          name: "bad",
+          protocol: "tcp",
+          publicPorts: { start: 70000, end: 70000 },
+          privateAddress: LAB.server,
+        },
+      });
+      assert.ok(bad.status >= 400 && bad.status < 500, JSON.stringify(bad.body));
+      assert.equal(await curl(lab, "client", `http://${LAB.wan}:52230/`, 3), null);
+    });
+    await t.step("knock as bob: the forward opens and the status table shows it", async () => {
+      const k = await knock(lab, "client", [], { secret, firstPort: BOB.firstPort });
+      assert.equal(k.code, 0, k.stderr);
+      const body = await curl(lab, "client", `http://${LAB.wan}:52230/`);
+      assert.match(body ?? "", /hello from 192\.0\.2\.12:8081/);
+      const unlocks = await api(lab, "GET", "/status/unlocks", { token });
+      assert.equal(unlocks.status, 200);
+      const list = (Array.isArray(unlocks.body) ? unlocks.body : unlocks.body.unlocks) as {
+        ip: string;
+        user: string;
+      }[];
+      assert.ok(list.some((u) => u.ip === LAB.client && u.user === "bob"), JSON.stringify(list));
+    });
+    await t.step("revoke: the client is locked again", async () => {
+      const r = await api(lab, "DELETE", `/status/unlocks/${LAB.client}`, { token });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(await curl(lab, "client", `http://${LAB.wan}:52230/`, 3), null);
+      const again = await api(lab, "DELETE", `/status/unlocks/${LAB.client}`, { token });
+      assert.equal(again.status, 404);
+    });
+    await t.step("users, rules and unlocks survive a restart", async () => {
+      const k = await knock(lab, "client", [], { secret, firstPort: BOB.firstPort });
+      assert.equal(k.code, 0, k.stderr);
+      assert.match(await curl(lab, "client", `http://${LAB.wan}:52230/`) ?? "", /hello/);
+      await lab.restartAppliance();
+      const users = await api(lab, "GET", "/users", { token });
+      assert.equal(users.status, 200, "the token survives too");
+      assert.ok(JSON.stringify(users.body).includes('"bob"'));
+      const rules = await api(lab, "GET", "/rules/forwards", { token });
+      assert.ok(JSON.stringify(rules.body).includes('"api-web"'));
+      // Still unlocked: a new connection opens without knocking again.
+      assert.match(await curl(lab, "client", `http://${LAB.wan}:52230/`) ?? "", /hello/);
+    });
+  } finally {
+    await lab.down();
+  }
+});
