@@ -70,6 +70,9 @@ export async function removeTestConfig(file: string): Promise<void> {
   await Deno.remove(file.slice(0, file.lastIndexOf("/")), { recursive: true }).catch(() => {});
 }
 
+/** Keeps Deno programs in the lab from checking for updates (DNS queries through the appliance). */
+const QUIET_DENO = { DENO_NO_UPDATE_CHECK: "1" };
+
 /** The outcome of one command. */
 export interface Result {
   code: number;
@@ -88,6 +91,7 @@ export async function sh(
   const cmd = new Deno.Command("ip", {
     args: ["netns", "exec", lab.names[ns], "timeout", "-k", "2", String(timeoutSec), ...argv],
     stdin: stdin ? "piped" : "null",
+    env: QUIET_DENO,
     stdout: "piped",
     stderr: "piped",
   });
@@ -118,10 +122,19 @@ export async function shOk(
   return r.stdout;
 }
 
-/** A process left running in a namespace; `stop` kills it and returns its output. */
+/** A process left running in a namespace. */
 export interface Background {
   child: Deno.ChildProcess;
+  /** Its standard output so far (read continuously). */
+  output(): string;
+  /** Its standard error so far. */
+  errors(): string;
+  /** Writes `text` to its standard input (when started with `stdin: true`). */
+  write(text: string): Promise<void>;
+  /** Interrupts it (if still running) and returns its exit code and output. */
   stop(): Promise<Result>;
+  /** Waits (at most `timeoutMs`) for it to exit on its own; then like `stop`. */
+  finish(timeoutMs: number): Promise<Result>;
 }
 
 /** Starts `argv` in namespace `ns` in the background, killed after `timeoutSec` at the latest. */
@@ -130,24 +143,49 @@ export function spawnIn(
   ns: keyof LabNames,
   argv: string[],
   timeoutSec = 60,
+  opts: { stdin?: boolean } = {},
 ): Background {
   const child = new Deno.Command("ip", {
     args: ["netns", "exec", lab.names[ns], "timeout", "-k", "2", String(timeoutSec), ...argv],
-    stdin: "null",
+    stdin: opts.stdin ? "piped" : "null",
+    env: QUIET_DENO,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const output = child.output();
+  const dec = new TextDecoder();
+  let out = "", err = "";
+  const drain = async (s: ReadableStream<Uint8Array>, to: (t: string) => void) => {
+    for await (const chunk of s) to(dec.decode(chunk, { stream: true }));
+  };
+  const done = Promise.all([
+    drain(child.stdout, (t) => out += t),
+    drain(child.stderr, (t) => err += t),
+    child.status,
+  ]).then(([, , st]) => ({ code: st.code, stdout: out, stderr: err }));
+  const writer = opts.stdin ? child.stdin.getWriter() : null;
+  const stop = async () => {
+    try {
+      // `timeout` passes the signal on to the command it runs.
+      child.kill("SIGINT");
+    } catch { /* already gone */ }
+    await writer?.close().catch(() => {});
+    return await done;
+  };
   return {
     child,
-    stop: async () => {
-      try {
-        // `timeout` passes the signal on to the command it runs.
-        child.kill("SIGINT");
-      } catch { /* already gone */ }
-      const out = await output;
-      const dec = new TextDecoder();
-      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    output: () => out,
+    errors: () => err,
+    write: async (text) => {
+      if (!writer) throw new Error("started without stdin");
+      await writer.write(new TextEncoder().encode(text));
+    },
+    stop,
+    finish: async (timeoutMs) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<null>((r) => timer = setTimeout(() => r(null), timeoutMs));
+      const r = await Promise.race([done, late]);
+      clearTimeout(timer);
+      return r ?? await stop();
     },
   };
 }
@@ -221,6 +259,37 @@ export async function status(lab: RunningLab): Promise<Status> {
   const ok = await until(async () => (lines = await count()).length > before, 5000, 50);
   if (!ok) throw new Error("the appliance printed no status line within 5 s of SIGUSR2");
   return JSON.parse(lines[lines.length - 1].slice("status ".length)) as Status;
+}
+
+/**
+ * Polls `status` until `done` holds for it (at most `timeoutMs`) and returns
+ * the last status either way: the appliance handles packets asynchronously.
+ */
+export async function statusWhen(
+  lab: RunningLab,
+  done: (s: Status) => boolean,
+  timeoutMs = 5000,
+): Promise<Status> {
+  const end = Date.now() + timeoutMs;
+  let s = await status(lab);
+  while (!done(s) && Date.now() < end) {
+    await sleep(200);
+    s = await status(lab);
+  }
+  return s;
+}
+
+/** Polls `status` until its rx_packets stops moving for 500 ms (at most `timeoutMs`). */
+export async function statusSettled(lab: RunningLab, timeoutMs = 10000): Promise<Status> {
+  const end = Date.now() + timeoutMs;
+  let s = await status(lab);
+  while (Date.now() < end) {
+    await sleep(500);
+    const next = await status(lab);
+    if (next.stats.rx_packets === s.stats.rx_packets) return next;
+    s = next;
+  }
+  return s;
 }
 
 /** The growth of drop reason `reason` between two statuses. */

@@ -21,9 +21,10 @@ import {
   ROOT,
   sh,
   shOk,
-  sleep,
   spawnIn,
   status,
+  statusSettled,
+  statusWhen,
   tcpSegment,
   udpDatagram,
   until,
@@ -135,18 +136,13 @@ Deno.test({
         const dump = spawnIn(
           l,
           "client",
-          ["tcpdump", "-n", "-l", "-i", "eth0", "-c", "2", "icmp"],
+          ["tcpdump", "-n", "-l", "--immediate-mode", "-i", "eth0", "-c", "2", "icmp"],
           20,
         );
-        // tcpdump needs a moment to attach before the first packet.
-        await until(
-          async () => (await sh(l, "client", ["pgrep", "-x", "tcpdump"])).code === 0,
-          5000,
-        );
-        await sleep(300);
+        assert.ok(await until(() => dump.errors().includes("listening on"), 5000), dump.errors());
         const out = await shOk(l, "server", ["ping", "-c", "3", "-W", "2", "-i", "0.2", C], 15);
         assert.match(out, /3 packets transmitted, 3 received/);
-        const seen = (await dump.stop()).stdout;
+        const seen = (await dump.finish(5000)).stdout;
         // On the WAN the echo request comes from the WAN address, not the server.
         assert.match(
           seen,
@@ -204,16 +200,15 @@ Deno.test({
       });
 
       await t.step("malformed packets from hping3 are counted and change nothing", async () => {
-        await sleep(500); // let iperf3's last segments settle
-        const before = await status(l);
+        const before = await statusSettled(l); // after iperf3's last segments
+
         const send = (args: string[]) => hping(l, "client", ["-q", "-i", "u20000", ...args]);
         assert.equal(await send(["-c", "3", "-S", "-p", "52201", "--badcksum"]), 3);
         assert.equal(await send(["-c", "3", "-2", "-p", "52203", "--badcksum"]), 3);
         assert.equal(await send(["-c", "3", "-S", "-p", "52201", "--rroute"]), 3); // record route
         // Later fragments (offset 800) of datagrams whose first fragment never came.
         assert.equal(await send(["-c", "3", "-2", "-p", "52203", "-g", "100", "-d", "64"]), 3);
-        await sleep(300);
-        const after = await status(l);
+        const after = await statusWhen(l, (s) => s.stats.drops - before.stats.drops >= 12);
         assert.equal(dropDelta(before, after, "bad-l4-checksum"), 6, JSON.stringify(after.drops));
         assert.equal(dropDelta(before, after, "ipv4-options"), 3, JSON.stringify(after.drops));
         assert.equal(dropDelta(before, after, "fragment-orphan"), 3, JSON.stringify(after.drops));
@@ -264,8 +259,10 @@ Deno.test({
           const before = await status(l);
           const kBefore = await kernelHeaderDrops(l);
           await rawSend(l, "client", [...reachApp, ...kernelDrops]);
-          await sleep(300);
-          const after = await status(l);
+          const after = await statusWhen(
+            l,
+            (s) => s.stats.drops - before.stats.drops >= reachApp.length,
+          );
           const kAfter = await kernelHeaderDrops(l);
           const d = (r: string) => dropDelta(before, after, r);
           assert.deepEqual(
@@ -294,8 +291,11 @@ Deno.test({
         const before = await status(l);
         const args = ["-q", "-c", "2", "-i", "u20000", "-S", "-p", "52201", "-f", "-d", "64"];
         assert.equal(await hping(l, "client", args), 2);
-        await sleep(300);
-        const after = await status(l);
+        const after = await statusWhen(
+          l,
+          (s) =>
+            dropDelta(before, s, "truncated") >= 2 && dropDelta(before, s, "fragment-orphan") >= 2,
+        );
         // The first fragment holds 16 bytes of TCP header; the rest have no first fragment.
         assert.equal(dropDelta(before, after, "truncated"), 2, JSON.stringify(after.drops));
         assert.ok(dropDelta(before, after, "fragment-orphan") >= 2, JSON.stringify(after.drops));
