@@ -11,7 +11,12 @@ import { snapshotCounters } from "./datapath/counters.ts";
 import { bootstrapStore, createApp, loadDatapathState, syncDatapath } from "./api/mod.ts";
 import { openStore } from "./store/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
-import { routingCommands, type RoutingPlan, unroutingCommands } from "./host/routing.ts";
+import {
+  localBypassCommands,
+  routingCommands,
+  type RoutingPlan,
+  unroutingCommands,
+} from "./host/routing.ts";
 import { run } from "./host/run.ts";
 import { Logger, StdoutSink, SyslogSink } from "./log/mod.ts";
 
@@ -37,7 +42,10 @@ export function managementAddresses(c: Config): string[] {
 }
 
 async function applyRouting(plan: RoutingPlan, undo = false): Promise<void> {
-  for (const argv of undo ? unroutingCommands(plan) : routingCommands(plan)) {
+  const cmds = undo
+    ? unroutingCommands(plan)
+    : [...routingCommands(plan), ...localBypassCommands(plan)];
+  for (const argv of cmds) {
     const r = await run(argv);
     if (r.code !== 0 && !undo) console.error(`routing: ${argv.join(" ")}: ${r.stderr.trim()}`);
   }

@@ -60,10 +60,83 @@ export function routingCommands(p: RoutingPlan): string[][] {
   ];
 }
 
+/** Connection mark of the appliance's own outbound connections ("KG"). */
+export const LOCAL_CONN_MARK = "0x4b47";
+
+/**
+ * nftables commands that let replies to the appliance's own outbound
+ * connections (NTP, DNS, updates) bypass the TUN: such connections are
+ * marked when they leave, and their replies arriving on the WAN carry the
+ * mark to a rule that delivers them locally ahead of the steering rules.
+ */
+export function localBypassCommands(p: RoutingPlan): string[][] {
+  const nft = (...args: string[]) => ["nft", ...args];
+  return [
+    nft("add", "table", "ip", "knockgate"),
+    nft("add", "chain", "ip", "knockgate", "out", "{ type filter hook output priority 0 ; }"),
+    nft(
+      "add",
+      "chain",
+      "ip",
+      "knockgate",
+      "pre",
+      "{ type filter hook prerouting priority -150 ; }",
+    ),
+    nft(
+      "add",
+      "rule",
+      "ip",
+      "knockgate",
+      "out",
+      "ct",
+      "direction",
+      "original",
+      "ct",
+      "mark",
+      "set",
+      LOCAL_CONN_MARK,
+    ),
+    nft(
+      "add",
+      "rule",
+      "ip",
+      "knockgate",
+      "pre",
+      "iifname",
+      p.wanInterface,
+      "ct",
+      "direction",
+      "reply",
+      "ct",
+      "mark",
+      LOCAL_CONN_MARK,
+      "meta",
+      "mark",
+      "set",
+      LOCAL_CONN_MARK,
+    ),
+    [
+      "ip",
+      "rule",
+      "add",
+      "pref",
+      "25",
+      "iif",
+      p.wanInterface,
+      "fwmark",
+      LOCAL_CONN_MARK,
+      "lookup",
+      "local",
+    ],
+  ];
+}
+
 /** The commands that undo `routingCommands` (best effort, for a clean stop). */
 export function unroutingCommands(p: RoutingPlan): string[][] {
   const t = String(p.table ?? 100);
   return [
+    ["nft", "delete", "table", "ip", "knockgate"],
+    ["ip", "rule", "del", "pref", "25"],
     ["ip", "rule", "add", "pref", "0", "lookup", "local"],
     ["ip", "rule", "del", "pref", "100", "lookup", "local"],
     ["ip", "rule", "del", "pref", "10"],

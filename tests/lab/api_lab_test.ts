@@ -146,6 +146,32 @@ Deno.test({
       const again = await api(lab, "DELETE", `/status/unlocks/${LAB.client}`, { token });
       assert.equal(again.status, 404);
     });
+    await t.step("the appliance's own connections to the WAN get their replies", async () => {
+      const listener = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          lab.names.client,
+          "timeout",
+          "10",
+          "sh",
+          "-c",
+          "echo from-client | nc -l -p 8000 -q 1",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        let got = "";
+        for (let i = 0; i < 20 && !got.includes("from-client"); i++) {
+          await new Promise((r) => setTimeout(r, 200));
+          got = (await sh(lab, "appliance", ["nc", "-w", "3", LAB.client, "8000"], 6)).stdout;
+        }
+        assert.match(got, /from-client/);
+      } finally {
+        await listener.status;
+      }
+    });
     await t.step("users, rules and unlocks survive a restart", async () => {
       const k = await knock(lab, "client", [], { secret, firstPort: BOB.firstPort });
       assert.equal(k.code, 0, k.stderr);
