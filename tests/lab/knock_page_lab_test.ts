@@ -1,0 +1,167 @@
+/**
+ * Lab test of the web knock tool: Chromium running inside the lab's client
+ * namespace opens ui/knock/index.html (file://), knocks alice's sequence on
+ * the appliance, and the knock-protected forward 52201 -> 192.0.2.12:8080
+ * opens. The wire shows one SYN per knock, in order, and nothing more (no
+ * retransmitted knock arrives after the sequence).
+ */
+import assert from "node:assert/strict";
+import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
+import { LAB, type LabNames } from "../../scripts/lab/topology.ts";
+import { chromiumAvailable } from "../browser/_browser.ts";
+import type { DriverOutput } from "./_knock_page_driver.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const ALICE = { secret: "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", firstPort: 41001 };
+const FORWARD = 52201;
+const URL_52201 = `http://${LAB.wan}:${FORWARD}/`;
+
+function labSupported(): boolean {
+  try {
+    return Deno.uid() === 0 && Deno.statSync("/dev/net/tun") !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** The default lab config with a private store, in a fresh temp dir. */
+async function writeConfig(): Promise<string> {
+  const text = await Deno.readTextFile(`${ROOT}config/appliance.jsonc`);
+  const dir = await Deno.makeTempDir({ prefix: "knockgate-knockpage-" });
+  const edited = text.replace(/"path":\s*"[^"]*"/, `"path": ${JSON.stringify(`${dir}/kg.kv`)}`);
+  if (edited === text) throw new Error("Cannot derive a test config: store path not found");
+  await Deno.writeTextFile(`${dir}/appliance.jsonc`, edited);
+  return `${dir}/appliance.jsonc`;
+}
+
+interface Done {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts `argv` in namespace `ns`, killed after `timeoutSec` at the latest. */
+function start(lab: RunningLab, ns: keyof LabNames, argv: string[], timeoutSec: number) {
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", lab.names[ns], "timeout", "-k", "2", String(timeoutSec), ...argv],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const dec = new TextDecoder();
+  let out = "", err = "";
+  const drain = async (s: ReadableStream<Uint8Array>, to: (t: string) => void) => {
+    for await (const chunk of s) to(dec.decode(chunk, { stream: true }));
+  };
+  const done: Promise<Done> = Promise.all([
+    drain(child.stdout, (t) => out += t),
+    drain(child.stderr, (t) => err += t),
+    child.status,
+  ]).then(([, , st]) => ({ code: st.code, stdout: out, stderr: err }));
+  return {
+    output: () => out,
+    errors: () => err,
+    done,
+    stop: async (): Promise<Done> => {
+      try {
+        child.kill("SIGINT");
+      } catch { /* already gone */ }
+      return await done;
+    },
+  };
+}
+
+/** Runs `argv` in `ns` to completion (bounded by `timeoutSec`). */
+function exec(lab: RunningLab, ns: keyof LabNames, argv: string[], timeoutSec = 20): Promise<Done> {
+  return start(lab, ns, argv, timeoutSec).done;
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+/** Destination ports of the client's TCP SYNs (no ACK) in tcpdump's text output. */
+function synPorts(text: string): number[] {
+  const re = new RegExp(`> ${LAB.wan.replaceAll(".", "\\.")}\\.(\\d+): Flags \\[S\\]`);
+  return text.split("\n").flatMap((l) => {
+    const m = l.match(re);
+    return m ? [Number(m[1])] : [];
+  });
+}
+
+function curl(lab: RunningLab): Promise<Done> {
+  return exec(lab, "client", ["curl", "-sS", "--max-time", "2", URL_52201], 10);
+}
+
+Deno.test({
+  name: "lab: the knock page in Chromium inside the client namespace opens the forward",
+  ignore: !labSupported() || !chromiumAvailable(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const config = await writeConfig();
+    let lab: RunningLab | null = null;
+    try {
+      lab = await startLab({ config });
+      const filter = `src host ${LAB.client} and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn`;
+      const dump = start(lab, "appliance", ["tcpdump", "-l", "-n", "-i", "wan0", filter], 120);
+      assert.ok(await until(() => dump.errors().includes("listening on"), 10_000), "tcpdump");
+
+      const locked = await curl(lab);
+      assert.notEqual(locked.code, 0, `locked forward answered: ${locked.stdout}`);
+      const synsBefore = synPorts(dump.output()).length;
+
+      const driver = await exec(lab, "client", [
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}tests/lab/_knock_page_driver.ts`,
+        "--server",
+        LAB.wan,
+        "--first-port",
+        String(ALICE.firstPort),
+        "--secret",
+        ALICE.secret,
+        "--then-port",
+        String(FORWARD),
+      ], 90);
+      assert.equal(driver.code, 0, `driver failed:\n${driver.stdout}\n${driver.stderr}`);
+      const out = JSON.parse(driver.stdout.trim().split("\n").at(-1) ?? "") as DriverOutput;
+      assert.equal(out.state, "open", out.result);
+      assert.match(
+        out.result,
+        /^Sent 4 knocks to 198\.51\.100\.1 in \d+ ms\. Port 52201 is open\./,
+      );
+      assert.equal(out.ports.length, 4);
+      assert.equal(out.ports[0], ALICE.firstPort);
+
+      const opened = await curl(lab);
+      assert.equal(opened.code, 0, `forward still closed: ${opened.stderr}`);
+      assert.equal(opened.stdout, `hello from ${LAB.server}:8080 to ${LAB.client}\n`);
+
+      // Long enough for any SYN retransmission (1 s) of an attempt left running.
+      await new Promise((r) => setTimeout(r, 2500));
+      const syns = synPorts((await dump.stop()).stdout).slice(synsBefore);
+      assert.deepEqual(
+        syns.filter((p) => p !== FORWARD),
+        out.ports,
+        `SYNs on the wire: ${syns}`,
+      );
+
+      const log = await Deno.readTextFile(lab.logFile);
+      assert.match(log, /\[Port Knock\] success user=alice ip=203\.0\.113\.10 /);
+      assert.doesNotMatch(log, /\[Port Knock\] (failure|replay|penalty) ip=203\.0\.113\.10/);
+    } finally {
+      await lab?.down();
+      await Deno.remove(config.slice(0, config.lastIndexOf("/")), { recursive: true })
+        .catch(() => {});
+    }
+  },
+});
