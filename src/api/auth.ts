@@ -122,11 +122,19 @@ export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** Throws 403 unless the principal is `name` itself or an administrator. */
-export function requireSelfOrAdmin(c: Context<AppEnv>, name: string): AuthContext {
-  const auth = authOf(c);
-  if (auth.user.name !== name && auth.user.role !== "administrator") {
-    throw new ApiError(403, "forbidden", `Only "${name}" or an administrator may do this`);
-  }
-  return auth;
+/**
+ * Guards a route about one user (path parameter `param`): 401 without a
+ * principal, 403 on a failed CSRF check or unless the principal is that user
+ * or an administrator. Checked before the body is validated.
+ */
+export function requireSelfOrAdmin(param = "name"): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const auth = authOf(c);
+    checkCsrf(c, auth);
+    const name = c.req.param(param);
+    if (auth.user.name !== name && auth.user.role !== "administrator") {
+      throw new ApiError(403, "forbidden", `Only "${name}" or an administrator may do this`);
+    }
+    await next();
+  };
 }

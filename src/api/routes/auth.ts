@@ -201,7 +201,11 @@ export function authRouter(
   app.openapi(createToken, async (c) => {
     const auth = authOf(c);
     if (auth.kind !== "cookie") {
-      throw new ApiError(403, "forbidden", "Tokens are created from a signed-in session only");
+      throw new ApiError(
+        403,
+        "session_required",
+        "Tokens are created from a signed-in session only",
+      );
     }
     const days = c.req.valid("json").ttlDays ?? TOKEN_TTL_DAYS;
     const { id, session } = await deps.store.sessions.createSession({

@@ -8,7 +8,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { verifyTotp } from "../../knock/totp.ts";
 import { toPublicUser, type UserRecord } from "../../store/users.ts";
-import { ANY_ROLE, authOf, requireRole, requireSelfOrAdmin } from "../auth.ts";
+import { authOf, requireRole, requireSelfOrAdmin } from "../auth.ts";
 import { enrollment } from "../enrollment.ts";
 import { ApiError, conflict } from "../errors.ts";
 import {
@@ -39,7 +39,7 @@ const IfMatchHeader = z.object({
   "if-match": z.string().optional().openapi({ description: "Expected user version" }),
 });
 const admin = [requireRole("administrator")];
-const anyone = [requireRole(...ANY_ROLE)];
+const selfOrAdmin = [requireSelfOrAdmin()];
 const tags = ["users"];
 
 const list = createRoute({
@@ -60,7 +60,7 @@ const get = createRoute({
   path: "/users/{name}",
   tags,
   summary: "One user (administrators, or the user themselves)",
-  middleware: anyone,
+  middleware: selfOrAdmin,
   security: SIGNED_IN,
   request: { params: NameParam },
   responses: { 200: jsonResponse(UserSchema, "The user"), ...errors(401, 403, 404) },
@@ -107,7 +107,7 @@ const rotate = createRoute({
   path: "/users/{name}/mfa/rotate",
   tags,
   summary: "Start enrolling a new TOTP secret (the old one stays valid until verified)",
-  middleware: anyone,
+  middleware: selfOrAdmin,
   security: SIGNED_IN,
   request: { params: NameParam },
   responses: {
@@ -121,7 +121,7 @@ const verify = createRoute({
   path: "/users/{name}/mfa/verify",
   tags,
   summary: "Confirm the enrolment with a code from the authenticator",
-  middleware: anyone,
+  middleware: selfOrAdmin,
   security: SIGNED_IN,
   request: { params: NameParam, body: jsonBody(VerifySchema) },
   responses: { 200: jsonResponse(UserSchema, "Enrolled"), ...errors(400, 401, 403, 404, 409) },
@@ -162,7 +162,6 @@ export function usersRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
 
   app.openapi(get, async (c) => {
     const { name } = c.req.valid("param");
-    requireSelfOrAdmin(c, name);
     return c.json(toPublicUser(await users.getUser(name)), 200);
   });
 
@@ -207,7 +206,7 @@ export function usersRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
 
   app.openapi(rotate, async (c) => {
     const { name } = c.req.valid("param");
-    const actor = requireSelfOrAdmin(c, name).user.name;
+    const actor = authOf(c).user.name;
     const secret = await users.beginMfaEnrollment(name, actor);
     return c.json({
       user: toPublicUser(await users.getUser(name)),
@@ -217,7 +216,7 @@ export function usersRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
 
   app.openapi(verify, async (c) => {
     const { name } = c.req.valid("param");
-    const actor = requireSelfOrAdmin(c, name).user.name;
+    const actor = authOf(c).user.name;
     const { code } = c.req.valid("json");
     const s = await users.getMfaSecrets(name);
     const target = s.pending ?? (s.enrolled ? null : s.secret);
