@@ -79,7 +79,7 @@ export async function main(args: string[]): Promise<number> {
     console.error(e instanceof ConfigError ? `Cannot start: ${e.message}` : String(e));
     return 1;
   }
-  const syslog = new SyslogSink({ collectors: config.syslog, appName: "knockgate" });
+  let syslog = new SyslogSink({ collectors: config.syslog, appName: "knockgate" });
   const logger = new Logger({ clock: systemClock, sinks: [new StdoutSink(), syslog] });
   const health = await clockHealth();
   if (health.synchronised !== true) {
@@ -93,6 +93,17 @@ export async function main(args: string[]): Promise<number> {
         `totp-secret=${admin.totpSecret}`,
     );
   }
+  // Collectors live in the store's settings (seeded from the file); follow their changes.
+  const applySyslog = async () => {
+    const { collectors } = (await store.settings.getSettings()).syslog;
+    const next = new SyslogSink({ collectors, appName: "knockgate" });
+    logger.addSink(next);
+    logger.removeSink(syslog);
+    const old = syslog;
+    syslog = next;
+    await old.close();
+  };
+  await applySyslog();
   const state = await loadDatapathState(store, config);
   const plane = await DatapathControl.start({
     device: { name: config.tun.name, mtu: config.tun.mtu, offload: config.tun.offload },
@@ -107,7 +118,10 @@ export async function main(args: string[]): Promise<number> {
       console.error(`cannot save the unlock table: ${(e as Error).message}`);
     }
   };
-  const saver = setInterval(saveUnlocks, UNLOCK_SAVE_MS);
+  const saver = setInterval(() => {
+    saveUnlocks();
+    store.sessions.purgeExpired().catch(() => {});
+  }, UNLOCK_SAVE_MS);
   const app = createApp({
     store,
     datapath: plane,
@@ -115,8 +129,9 @@ export async function main(args: string[]): Promise<number> {
     clock: systemClock,
     config,
     clockHealth,
-    onChange: async () => {
+    onChange: async (what) => {
       await syncDatapath(store, plane, config);
+      if (what === "settings") await applySyslog();
       await saveUnlocks();
     },
   });

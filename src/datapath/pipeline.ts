@@ -17,6 +17,7 @@ import {
 } from "../conntrack/mod.ts";
 import { KnockVerdict, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
 import type { KnockEvent, UnlockEvent } from "../knock/events.ts";
+import type { KnockProfile } from "../knock/profile.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import { Severity } from "../log/events.ts";
 import { compileRules, RuleIndex } from "../nat/rule_index.ts";
@@ -96,11 +97,13 @@ function addressing(s: DatapathSettings): Addressing {
 export class Pipeline implements PacketProcessor {
   readonly ct: ConnTable;
   readonly unlocks: UnlockTable;
-  readonly verifier: KnockVerifier;
+  verifier: KnockVerifier;
   readonly sequences = new SequenceCache();
   readonly fragments = new FragmentTable();
   #rules: RuleIndex;
   #a: Addressing;
+  #knock: DatapathSettings["knock"];
+  #profiles: KnockProfile[] = [];
   #pending: ApplianceEvent[] = [];
   /** Second at which each flow last refreshed its unlock. */
   readonly #touchedAt: Uint32Array;
@@ -134,14 +137,19 @@ export class Pipeline implements PacketProcessor {
       lifetimeMs: s.knock.lifetimeSec * 1000,
       onEvent,
     });
-    this.verifier = new KnockVerifier(this.sequences, {
-      windowMs: s.knock.windowSec * 1000,
-      maxFailures: s.knock.maxFailures,
-      failureWindowMs: s.knock.failureWindowSec * 1000,
-      penaltyMs: s.knock.penaltySec * 1000,
-      maxInProgress: s.knock.maxInProgress,
-      maxPenalised: s.knock.maxPenalised,
-      onEvent,
+    this.#knock = s.knock;
+    this.verifier = this.#newVerifier(s.knock);
+  }
+
+  #newVerifier(k: DatapathSettings["knock"]): KnockVerifier {
+    return new KnockVerifier(this.sequences, {
+      windowMs: k.windowSec * 1000,
+      maxFailures: k.maxFailures,
+      failureWindowMs: k.failureWindowSec * 1000,
+      penaltyMs: k.penaltySec * 1000,
+      maxInProgress: k.maxInProgress,
+      maxPenalised: k.maxPenalised,
+      onEvent: (e) => this.#event(e),
     });
   }
 
@@ -162,12 +170,23 @@ export class Pipeline implements PacketProcessor {
     await Promise.all(
       users.map(({ secret, ...profile }) => this.sequences.setUser(profile, secret, now)),
     );
-    this.verifier.setProfiles(users.map(({ secret: _s, ...profile }) => profile));
+    this.#profiles = users.map(({ secret: _s, ...profile }) => profile);
+    this.verifier.setProfiles(this.#profiles);
   }
 
-  /** Applies new addressing and gate settings (knock timings apply to new unlocks). */
+  /**
+   * Applies new addressing, gate and knock settings. Unlock timeouts apply to
+   * existing unlocks; changed verifier tunables start a fresh verifier
+   * (sequences in progress are dropped). `maxFlows` takes a restart.
+   */
   setSettings(s: DatapathSettings): void {
     this.#a = addressing(s);
+    this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
+    if (JSON.stringify(s.knock) !== JSON.stringify(this.#knock)) {
+      this.verifier = this.#newVerifier(s.knock);
+      this.verifier.setProfiles(this.#profiles);
+    }
+    this.#knock = s.knock;
   }
 
   /** Restores unlocks saved before a restart. */

@@ -408,3 +408,15 @@ Deno.test("the engine moves a batch from a memory device through the pipeline", 
   assert.equal(out.length, 10);
   for (const pkt of out) assert.equal(addrs(pkt).dst, SERVER);
 });
+
+Deno.test("settings change at run time: idle timeout applies to existing unlocks", async () => {
+  const { p } = await setup();
+  await knock(p, CLIENT);
+  const ip = parseIpv4(CLIENT)!;
+  assert.equal(p.unlocks.isUnlocked(ip, T0 + 30_000), true);
+  p.setSettings({ ...SETTINGS, knock: { ...SETTINGS.knock, idleTimeoutSec: 10, windowSec: 5 } });
+  assert.equal(p.unlocks.isUnlocked(ip, T0 + 30_000), false);
+  // The fresh verifier still knows the users.
+  await knock(p, CLIENT2);
+  assert.equal(p.unlocks.isUnlocked(parseIpv4(CLIENT2)!, T0), true);
+});

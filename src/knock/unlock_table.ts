@@ -44,8 +44,10 @@ export type UnlockSnapshotEntry = Omit<UnlockInfo, "expiresAt">;
 
 /** Source IP -> unlock; see the module comment. */
 export class UnlockTable {
-  readonly idleTimeoutMs: number;
-  readonly lifetimeMs: number;
+  /** Idle timeout in force (see `setTimeouts`). */
+  idleTimeoutMs: number;
+  /** Absolute lifetime in force; 0 for none. */
+  lifetimeMs: number;
   readonly #onEvent: (event: UnlockEvent) => void;
   readonly #map: IpSlotMap;
   #user = new Uint32Array(0);
@@ -65,6 +67,12 @@ export class UnlockTable {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#map = new IpSlotMap(options.maxEntries ?? 1 << 20);
     this.#grow();
+  }
+
+  /** Changes the idle timeout and lifetime; they apply to existing unlocks at once. */
+  setTimeouts(idleTimeoutMs: number, lifetimeMs: number): void {
+    this.idleTimeoutMs = idleTimeoutMs;
+    this.lifetimeMs = lifetimeMs;
   }
 
   /** Number of entries (expired ones not yet removed by `expire` included). */

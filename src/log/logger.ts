@@ -70,6 +70,13 @@ export class Logger {
     this.#sinks.push(sink);
   }
 
+  /** Detaches `sink` (it is not closed); true when it was attached. */
+  removeSink(sink: LogSink): boolean {
+    const i = this.#sinks.indexOf(sink);
+    if (i >= 0) this.#sinks.splice(i, 1);
+    return i >= 0;
+  }
+
   /** Logs a complete event; returns its sequence number. */
   log(event: ApplianceEvent): number {
     const seq = ++this.#seq;
