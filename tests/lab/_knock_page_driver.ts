@@ -5,13 +5,14 @@
  * for the outcome and prints it as one JSON line on stdout.
  *
  *   deno run -A tests/lab/_knock_page_driver.ts --server 198.51.100.1 \
- *     --first-port 41001 --secret GEZD... [--length 3] [--delay 100] [--then-port 52201]
+ *     --first-port 41001 --secret GEZD... [--length 3] [--delay 100] [--then-port 52201] \
+ *     [--rounds 1]
  */
 import { parseArgs } from "node:util";
 import { fileUrl, launchChromium } from "../browser/_browser.ts";
 
-/** What the driver prints. */
-export interface DriverOutput {
+/** One knock as the page reports it. */
+export interface RoundOutput {
   /** The result's data-state: sent, open, answered, closed, error, throttled or invalid. */
   state: string;
   /** The result's text. */
@@ -20,6 +21,11 @@ export interface DriverOutput {
   knocks: string[];
   /** The ports knocked, in order, as the page lists them. */
   ports: number[];
+}
+
+/** What the driver prints: every round (one click on Knock each), in order. */
+export interface DriverOutput {
+  rounds: RoundOutput[];
 }
 
 const FINAL = ["sent", "open", "answered", "closed", "error", "throttled", "invalid"];
@@ -35,6 +41,7 @@ async function main(): Promise<void> {
       delay: { type: "string", default: "100" },
       "then-port": { type: "string", default: "" },
       "timeout-ms": { type: "string", default: "30000" },
+      rounds: { type: "string", default: "1" },
     },
   });
   const browser = await launchChromium();
@@ -51,20 +58,23 @@ async function main(): Promise<void> {
       "then-port": values["then-port"],
     };
     for (const [id, value] of Object.entries(fields)) await page.fill(`#${id}`, value);
-    await page.click("#knock");
     const selector = FINAL.map((s) => `#result[data-state="${s}"]`).join(", ");
-    await page.waitForSelector(selector, { timeout: Number(values["timeout-ms"]) });
-    const knocks = await page.locator("#knock-log li").allTextContents();
-    const ports = await page.locator("#knock-log li").evaluateAll(
-      (items) => items.map((li) => Number(li.getAttribute("data-port"))),
-    );
-    const out: DriverOutput = {
-      state: await page.getAttribute("#result", "data-state") ?? "",
-      result: await page.textContent("#result") ?? "",
-      knocks,
-      ports,
-    };
-    console.log(JSON.stringify(out));
+    const rounds: RoundOutput[] = [];
+    for (let i = 0; i < Number(values.rounds); i++) {
+      // The previous round's outcome must not satisfy this round's wait.
+      await page.evaluate(`document.getElementById("result").dataset.state = "idle"`);
+      await page.click("#knock");
+      await page.waitForSelector(selector, { timeout: Number(values["timeout-ms"]) });
+      rounds.push({
+        state: await page.getAttribute("#result", "data-state") ?? "",
+        result: await page.textContent("#result") ?? "",
+        knocks: await page.locator("#knock-log li").allTextContents(),
+        ports: await page.locator("#knock-log li").evaluateAll(
+          (items) => items.map((li) => Number(li.getAttribute("data-port"))),
+        ),
+      });
+    }
+    console.log(JSON.stringify({ rounds } satisfies DriverOutput));
   } finally {
     await browser.close();
   }

@@ -275,16 +275,18 @@ export function sequenceFor(params: KnockParams, unixSec: number): Promise<numbe
 
 /**
  * The longest delay Chromium's WebSocket throttle adds before connecting when
- * the page has `failures` recent failed attempts (and none pending):
- * `rand(1000..5000) * 2^min(failures, 16) / 65536` ms. Every knock is such a
- * failure; the counts fade after two to four minutes.
+ * the page made `failures` earlier attempts: `rand(1000..5000) *
+ * 2^min(pending + failed, 16) / 65536` ms, where the attempt itself (and, as
+ * the close of the previous one may still be in flight, that one instead of
+ * its failure) counts as pending, hence `failures + 1`. Every knock ends as
+ * such a failure; the counts fade after two to four minutes.
  */
 export function throttleBoundMs(failures: number): number {
-  return Math.ceil((5000 * 2 ** Math.min(failures, 16)) / 65536);
+  return Math.ceil((5000 * 2 ** Math.min(failures + 1, 16)) / 65536);
 }
 
 /** Margin for the browser to start the connection once the throttle lets it. */
-const START_MARGIN_MS = 20;
+const START_MARGIN_MS = 25;
 /** Longest a name lookup may take before the first knock's SYN. */
 const NAME_LOOKUP_MS = 1500;
 

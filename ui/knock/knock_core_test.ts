@@ -113,19 +113,18 @@ Deno.test("blocked ports: none in the derived range 16384..32767", () => {
   assert.ok(isBlockedPort(22) && isBlockedPort(10080) && !isBlockedPort(41001));
 });
 
-Deno.test("throttleBoundMs follows Chromium's WebSocket throttle", () => {
-  assert.equal(throttleBoundMs(0), 1);
-  assert.equal(throttleBoundMs(8), 20); // 5000 * 256 / 65536 = 19.5
-  assert.equal(throttleBoundMs(16), 5000);
+Deno.test("throttleBoundMs follows Chromium's WebSocket throttle, the attempt itself pending", () => {
+  assert.equal(throttleBoundMs(0), 1); // 5000 * 2 / 65536 = 0.15
+  assert.equal(throttleBoundMs(7), 20); // 5000 * 256 / 65536 = 19.5
+  assert.equal(throttleBoundMs(15), 5000);
   assert.equal(throttleBoundMs(40), 5000);
 });
 
 Deno.test("planHolds: the delay when fresh, longer once throttled or for a name", () => {
   assert.deepEqual(planHolds(4, 100, 0, false), [100, 100, 100, 100]);
-  assert.deepEqual(planHolds(2, 20, 0, false), [21, 21]);
+  assert.deepEqual(planHolds(2, 20, 0, false), [26, 26]);
   assert.deepEqual(planHolds(2, 100, 0, true), [1500, 100]);
-  const late = planHolds(4, 100, 10, false);
-  assert.deepEqual(late, [100, 177, 333, 645]);
+  assert.deepEqual(planHolds(4, 100, 9, false), [104, 182, 338, 650]);
 });
 
 Deno.test("runKnocks: one attempt at a time, in order, each closed before the next", async () => {
