@@ -341,10 +341,11 @@ export async function nmapStates(
     "-Pn",
     "-n",
     "-sS",
+    // Bounded but patient: a SYN-ACK late on a busy host must not read as "filtered".
     "--max-retries",
-    "1",
+    "2",
     "--max-rtt-timeout",
-    "300ms",
+    "1000ms",
     "--host-timeout",
     "30s",
     "-p",

@@ -18,6 +18,7 @@ import {
   readLog,
   removeTestConfig,
   ROOT,
+  sh,
   shOk,
   spawnIn,
   status,
@@ -54,6 +55,12 @@ async function sequenceAt(step: number): Promise<number[]> {
     ],
   }).output();
   return new TextDecoder().decode(out.stdout).trim().split(/\s+/).map(Number);
+}
+
+/** Netfilter's conntrack entries in the appliance's namespace (0 when conntrack is not loaded). */
+async function kernelConntrackCount(lab: RunningLab): Promise<number> {
+  const r = await sh(lab, "appliance", ["cat", "/proc/sys/net/netfilter/nf_conntrack_count"], 5);
+  return r.code === 0 ? Number(r.stdout.trim()) : 0;
 }
 
 /** The TCP SYN destination ports, in order, in a pcap (repeats of one port collapsed). */
@@ -172,8 +179,10 @@ Deno.test({
         },
       );
 
+      let kernelBefore = 0;
       await t.step("a SYN flood from the locked client2 creates no conntrack state", async () => {
         const before = await statusSettled(l);
+        kernelBefore = await kernelConntrackCount(l);
         const sent = await hping(l, "client2", [
           "-q",
           "-S",
@@ -193,6 +202,13 @@ Deno.test({
         const locked = dropDelta(before, after, "locked");
         assert.ok(locked >= 1000 && locked <= 5000, `locked drops grew by ${locked}`);
         assert.equal(await curl(l, "client", `http://${W}:52201/`), HELLO_C);
+      });
+
+      await t.step("... nor any in the kernel of the appliance's namespace", async () => {
+        // Netfilter conntrack in the appliance's namespace would hold an entry per flood SYN
+        // (for 120 s); a fast flood then fills nf_conntrack_max and the kernel drops new flows.
+        const grown = (await kernelConntrackCount(l)) - kernelBefore;
+        assert.ok(grown < 100, `kernel conntrack entries grew by ${grown} during the flood`);
       });
     } finally {
       await lab?.down();
