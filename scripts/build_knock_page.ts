@@ -50,7 +50,17 @@ export async function bundleEntry(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "knockgate-knock-page-" });
   try {
     const out = `${dir}/knock.js`;
-    await deno(["bundle", "--quiet", "--platform", "browser", "-o", out, ENTRY.pathname]);
+    // --check type-checks the page script against the DOM types it references.
+    await deno([
+      "bundle",
+      "--check",
+      "--quiet",
+      "--platform",
+      "browser",
+      "-o",
+      out,
+      ENTRY.pathname,
+    ]);
     return await Deno.readTextFile(out);
   } finally {
     await Deno.remove(dir, { recursive: true });
