@@ -1,0 +1,54 @@
+/**
+ * Live state: `exec portknock` (the IPs that passed the knock, as the
+ * router's CLI lists them), `unlock list|revoke IP`, `status` and `flows`.
+ */
+import type { Flow, Status, Unlock } from "../api_types.ts";
+import { clientFor, emit, type ShellContext } from "../context.ts";
+import { UsageError } from "../io.ts";
+import type { Root } from "../program.ts";
+import { flowsTable, statusText, unlocksTable } from "../tables.ts";
+import { intArg } from "./args.ts";
+import type { GlobalOptions } from "../context.ts";
+
+async function listUnlocks(ctx: ShellContext, o: GlobalOptions): Promise<void> {
+  const body = await (await clientFor(ctx, o)).get<{ unlocks: Unlock[] }>("/status/unlocks");
+  emit(ctx, o, body, () => unlocksTable(body.unlocks, ctx.io.now()));
+}
+
+const QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+
+async function revoke(ctx: ShellContext, ip: string, o: GlobalOptions): Promise<void> {
+  if (!QUAD.test(ip)) throw new UsageError(`Cannot revoke "${ip}": not an IPv4 address`);
+  const api = await clientFor(ctx, o);
+  const body = await api.request<{ unlock: Unlock }>("DELETE", `/status/unlocks/${ip}`);
+  emit(ctx, o, body, () => `Revoked the unlock of ${body.unlock.ip} (user ${body.unlock.user}).`);
+}
+
+/** Registers `exec portknock`, `unlock`, `status` and `flows`. */
+export function registerStatus(root: Root, ctx: ShellContext): void {
+  const exec = root.command("exec").description("router-style show commands");
+  exec.command("portknock").description("list the IPs that passed the knock")
+    .action((_o, cmd) => listUnlocks(ctx, cmd.optsWithGlobals()));
+
+  const unlock = root.command("unlock").description("unlocked source IPs");
+  unlock.command("list").description("list the unlocked IPs (as exec portknock)")
+    .action((_o, cmd) => listUnlocks(ctx, cmd.optsWithGlobals()));
+  unlock.command("revoke <ip>").description("end the unlock of an IP")
+    .action((ip, _o, cmd) => revoke(ctx, ip, cmd.optsWithGlobals()));
+
+  root.command("status").description("counters, drops, conntrack, clock")
+    .action(async (_o, cmd) => {
+      const o = cmd.optsWithGlobals();
+      const body = await (await clientFor(ctx, o)).get<Status>("/status");
+      emit(ctx, o, body, () => statusText(body));
+    });
+
+  root.command("flows").description("tracked flows")
+    .option("-n, --limit <n>", "at most this many (default 100)", intArg("limit", 1, 10000))
+    .action(async (_o, cmd) => {
+      const o = cmd.optsWithGlobals();
+      const api = await clientFor(ctx, o);
+      const body = await api.get<{ flows: Flow[] }>("/status/flows", { limit: o.limit });
+      emit(ctx, o, body, () => flowsTable(body.flows));
+    });
+}

@@ -1,0 +1,48 @@
+/**
+ * The shell's entry: with a command it runs that one command (for scripts)
+ * and exits with its code; with nothing but connection options it starts
+ * the interactive shell.
+ */
+import { normalizeUrl } from "./api_client.ts";
+import { newContext } from "./context.ts";
+import { denoIo, ExitCode, messageOf, type ShellIo, UsageError } from "./io.ts";
+import { interactive } from "./interactive.ts";
+import { runCommand } from "./run.ts";
+
+/** The connection options of a command line and whether anything else is on it. */
+export function connectionOnly(
+  args: readonly string[],
+): { url?: string; token?: string; rest: string[] } {
+  const out: { url?: string; token?: string; rest: string[] } = { rest: [] };
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--(url|token)(?:=(.*))?$/.exec(args[i]);
+    if (m === null) {
+      out.rest.push(args[i]);
+      continue;
+    }
+    const value = m[2] ?? args[++i];
+    if (value === undefined) throw new UsageError(`option '--${m[1]}' needs a value`);
+    out[m[1] as "url" | "token"] = value;
+  }
+  return out;
+}
+
+/** Runs the shell on `args` (without the program name); resolves to the exit code. */
+export async function main(args: string[], io: ShellIo = denoIo()): Promise<ExitCode> {
+  // `deno task shell -- exec portknock` may hand the `--` on.
+  const argv = args[0] === "--" ? args.slice(1) : args;
+  let pre: ReturnType<typeof connectionOnly>;
+  try {
+    pre = connectionOnly(argv);
+    if (pre.rest.length > 0) return await runCommand(newContext(io), argv);
+    const ctx = newContext(io, true);
+    ctx.session = {
+      url: pre.url === undefined ? undefined : normalizeUrl(pre.url),
+      token: pre.token,
+    };
+    return await interactive(ctx);
+  } catch (e) {
+    io.err(`error: ${messageOf(e)}`);
+    return e instanceof UsageError ? ExitCode.Usage : ExitCode.Failed;
+  }
+}

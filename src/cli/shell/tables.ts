@@ -1,0 +1,163 @@
+/**
+ * The shell's tables (cli-table3, no colours so output is the same on a
+ * terminal and in a pipe): a generic table and key/value list, and the
+ * views of unlocks, users, rules, flows and status.
+ */
+import Table from "cli-table3";
+import type { Flow, Forward, OpenPorts, Status, Unlock, User } from "./api_types.ts";
+import {
+  formatAgo,
+  formatBytes,
+  formatDrift,
+  formatDuration,
+  formatRange,
+  formatTime,
+  formatUntil,
+} from "./format.ts";
+
+type Cell = string | number;
+
+/** A table with a header row. */
+export function renderTable(head: string[], rows: Cell[][]): string {
+  const t = new Table({ head, style: { head: [], border: [], compact: true } });
+  t.push(...rows.map((r) => r.map(String)));
+  return t.toString();
+}
+
+/** A two-column table of names and values. */
+export function renderPairs(pairs: [string, Cell][]): string {
+  const t = new Table({ style: { head: [], border: [], compact: true } });
+  t.push(...pairs.map(([k, v]) => [k, String(v)]));
+  return t.toString();
+}
+
+/** The unlocked IPs, as the router's `exec portknock` lists them. */
+export function unlocksTable(unlocks: readonly Unlock[], now: number): string {
+  if (unlocks.length === 0) return "No IP has passed the knock.";
+  const rows = [...unlocks].sort((a, b) => a.unlockedAt - b.unlockedAt).map((u) => [
+    u.ip,
+    u.user,
+    formatTime(u.unlockedAt),
+    formatAgo(u.lastSeen, now),
+    formatUntil(u.expiresAt, now),
+    formatDrift(u.drift),
+    u.flows,
+    formatBytes(u.bytes),
+  ]);
+  return renderTable(
+    ["IP", "User", "Since", "Last seen", "Expires", "Drift", "Flows", "Bytes"],
+    rows,
+  );
+}
+
+/** A user's MFA state in a word. */
+function mfaState(u: User): string {
+  if (!u.mfa.enrolled) return "pending";
+  return u.mfa.rotating ? "rotating" : "enrolled";
+}
+
+/** A user's knock settings in a word or three. */
+function knockText(u: User): string {
+  const k = u.knock;
+  return k.enabled ? `${k.firstPort} +${k.length} ${k.transport}` : "off";
+}
+
+/** Every user, one per row. */
+export function usersTable(users: readonly User[]): string {
+  if (users.length === 0) return "No users.";
+  return renderTable(
+    ["Name", "Role", "MFA", "Knock", "Allowed rules"],
+    users.map((u) => [u.name, u.role, mfaState(u), knockText(u), u.allowedRules.join(", ")]),
+  );
+}
+
+/** One user in detail. */
+export function userDetail(u: User): string {
+  return renderPairs([
+    ["Name", u.name],
+    ["Role", u.role],
+    ["MFA", mfaState(u)],
+    ["Knock", u.knock.enabled ? "enabled" : "disabled"],
+    ["Knock first port", u.knock.firstPort],
+    ["Knock length", u.knock.length],
+    ["Knock transport", u.knock.transport],
+    ["Allowed rules", u.allowedRules.join(", ")],
+    ["Created", formatTime(u.createdAt)],
+    ["Updated", formatTime(u.updatedAt)],
+    ["Version", u.version],
+  ]);
+}
+
+function usersText(users: readonly string[]): string {
+  return users.length === 0 ? "any" : users.join(", ");
+}
+
+/** Every rule of both kinds, one per row. */
+export function rulesTable(forwards: readonly Forward[], open: readonly OpenPorts[]): string {
+  if (forwards.length + open.length === 0) return "No rules.";
+  const rows: Cell[][] = [
+    ...forwards.map((f) => [
+      f.name,
+      "forward",
+      f.enabled ? "yes" : "no",
+      `${f.protocol} ${formatRange(f.publicPorts)}`,
+      `${f.privateAddress}:${formatRange(f.privatePorts)}`,
+      f.enforceKnock ? "yes" : "no",
+      usersText(f.users),
+    ]),
+    ...open.map((o) => [
+      o.name,
+      "open",
+      o.enabled ? "yes" : "no",
+      o.ports.map((p) => `${p.protocol} ${formatRange(p.ports)}`).join(", "),
+      o.privateAddress,
+      o.enforceKnock ? "yes" : "no",
+      usersText(o.users),
+    ]),
+  ];
+  return renderTable(["Name", "Kind", "Enabled", "Public", "To", "Knock", "Users"], rows);
+}
+
+const PROTO: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp" };
+
+/** Tracked flows, one per row. */
+export function flowsTable(flows: readonly Flow[]): string {
+  if (flows.length === 0) return "No tracked flows.";
+  return renderTable(
+    ["Proto", "State", "Source", "Destination", "Translated to", "Rule", "Packets", "Bytes", "TTL"],
+    flows.map((f) => [
+      PROTO[f.proto] ?? String(f.proto),
+      f.state,
+      `${f.origSrc}:${f.origSrcPort}`,
+      `${f.origDst}:${f.origDstPort}`,
+      `${f.replySrc}:${f.replySrcPort}`,
+      f.rule ?? "-",
+      f.packets,
+      formatBytes(f.bytes),
+      `${f.expiresInSec}s`,
+    ]),
+  );
+}
+
+/** The appliance at a glance: overview, counters, drops, conntrack. */
+export function statusText(s: Status): string {
+  const c = s.clock;
+  const sync = c.synchronised === null
+    ? "unknown"
+    : c.synchronised
+    ? "synchronised"
+    : "NOT synchronised";
+  const overview = renderPairs([
+    ["Uptime", formatDuration(s.uptimeSec * 1000)],
+    ["Unlocked IPs", s.unlocks],
+    ["Clock", `${sync} (${c.detail})`],
+    ["Appliance time", formatTime(c.now)],
+  ]);
+  const counters = renderTable(["Counter", "Value"], Object.entries(s.counters.stats));
+  const dropRows = Object.entries(s.counters.drops).filter(([, n]) => n > 0);
+  const drops = dropRows.length === 0
+    ? "No drops."
+    : renderTable(["Drop reason", "Packets"], dropRows);
+  const conntrack = renderTable(["Conntrack", "Value"], Object.entries(s.conntrack));
+  return [overview, counters, drops, conntrack].join("\n");
+}
