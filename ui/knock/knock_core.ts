@@ -6,96 +6,10 @@
  */
 
 import { base32Decode } from "../../src/knock/base32.ts";
+import { isBlockedPort } from "../../src/knock/browser_ports.ts";
 import { KNOCK_MAX_LENGTH, knockSequenceAt, stepOf } from "../../src/knock/sequence.ts";
 
-/**
- * Ports browsers refuse to connect to (the Fetch standard's "bad ports",
- * which Chromium, Firefox and Safari enforce for fetch and WebSocket alike).
- */
-export const BLOCKED_PORTS: readonly number[] = [
-  1,
-  7,
-  9,
-  11,
-  13,
-  15,
-  17,
-  19,
-  20,
-  21,
-  22,
-  23,
-  25,
-  37,
-  42,
-  43,
-  53,
-  69,
-  77,
-  79,
-  87,
-  95,
-  101,
-  102,
-  103,
-  104,
-  109,
-  110,
-  111,
-  113,
-  115,
-  117,
-  119,
-  123,
-  135,
-  137,
-  139,
-  143,
-  161,
-  179,
-  389,
-  427,
-  465,
-  512,
-  513,
-  514,
-  515,
-  526,
-  530,
-  531,
-  532,
-  540,
-  548,
-  554,
-  556,
-  563,
-  587,
-  601,
-  636,
-  989,
-  990,
-  993,
-  995,
-  1719,
-  1720,
-  1723,
-  2049,
-  3659,
-  4045,
-  4190,
-  5060,
-  5061,
-  6000,
-  6566,
-  6665,
-  6666,
-  6667,
-  6668,
-  6669,
-  6679,
-  6697,
-  10080,
-];
+export { BLOCKED_PORTS, isBlockedPort } from "../../src/knock/browser_ports.ts";
 
 /** Default number of ports after the first one. */
 export const DEFAULT_LENGTH = 3;
@@ -107,11 +21,6 @@ export const MIN_DELAY_MS = 20;
 export const MAX_DELAY_MS = 1500;
 /** Fewest secret bytes a `portknock/v1` secret holds. */
 export const MIN_SECRET_BYTES = 20;
-
-/** True when browsers refuse to connect to `port`. */
-export function isBlockedPort(port: number): boolean {
-  return BLOCKED_PORTS.includes(port);
-}
 
 /** The 6-digit RFC 6238 code (HMAC-SHA1, 30 s steps) of raw secret bytes at `unixSec`. */
 export async function totpCodeBytes(secret: Uint8Array, unixSec: number): Promise<string> {

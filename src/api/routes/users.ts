@@ -5,6 +5,7 @@
  * `mfa/rotate` starts the same two steps for a new secret while the old one
  * stays valid. The last enrolled administrator cannot be removed or demoted.
  */
+import { isBlockedPort } from "../../knock/browser_ports.ts";
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { verifyTotp } from "../../knock/totp.ts";
 import { toPublicUser, type UserRecord } from "../../store/users.ts";
@@ -168,6 +169,7 @@ export function usersRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
   app.openapi(create, async (c) => {
     const actor = authOf(c).user.name;
     const body = c.req.valid("json");
+    refuseBrowserBlockedPort(body.knock?.firstPort);
     const user = await users.createUser({ allowedRules: ["*"], ...body }, actor);
     const { secret } = await users.getMfaSecrets(user.name);
     await changed(deps, "users", actor, `user "${user.name}" created`);
@@ -181,6 +183,7 @@ export function usersRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     const actor = authOf(c).user.name;
     const { name } = c.req.valid("param");
     const patch = c.req.valid("json");
+    refuseBrowserBlockedPort(patch.knock?.firstPort);
     const before = await users.getUser(name);
     if (patch.role !== undefined && patch.role !== "administrator") {
       await keepAnAdministrator(deps, before, "demote");
@@ -238,4 +241,15 @@ export function usersRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
   });
 
   return app;
+}
+
+/** A first knock port the web knock page could never knock (browsers refuse it) is refused. */
+function refuseBrowserBlockedPort(port: number | undefined): void {
+  if (port === undefined || !isBlockedPort(port)) return;
+  throw new ApiError(
+    400,
+    "invalid_input",
+    `first knock port ${port} is refused by web browsers, so the web knock tool could not knock it; choose another`,
+    "knock.firstPort",
+  );
 }

@@ -263,3 +263,15 @@ Deno.test("users: a deleted user's session stops working", async () => {
     assert.ok(op instanceof Client);
   });
 });
+
+Deno.test("users: a first knock port browsers refuse is a 400 naming knock.firstPort", async () => {
+  await withApi(async (h) => {
+    const admin = await h.adminClient();
+    const r = await admin.json("POST", "/api/v1/users", {
+      body: { ...alice, knock: { ...alice.knock, firstPort: 6000 } },
+    });
+    assert.equal(r.status, 400);
+    assert.equal((r.body as ErrorJson).error.field, "knock.firstPort");
+    assert.match((r.body as ErrorJson).error.message, /refused by web browsers/);
+  });
+});
