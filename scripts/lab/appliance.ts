@@ -78,6 +78,7 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
       appliance = null;
       await labDown(names);
       await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+      await Deno.remove(logFile).catch(() => {});
     },
   };
   try {
@@ -149,14 +150,19 @@ async function startAppliance(lab: RunningLab, opts: LabOptions): Promise<Deno.C
     env: { ...opts.env, KG_LOG: lab.logFile },
     stdin: "null",
   }).spawn();
+  let exited = false;
+  child.status.then(() => exited = true);
   const ready = await waitFor(
-    async () => (await readyCount(lab.logFile)) > readyBefore,
+    // A process that exited (a bad config, say) will not become ready: stop waiting.
+    async () => exited || (await readyCount(lab.logFile)) > readyBefore,
     30000,
     100,
   );
-  if (!ready) {
+  if (!ready || exited) {
     throw new Error(
-      `appliance did not start within 30 s:\n${await Deno.readTextFile(lab.logFile)}`,
+      `appliance ${exited ? "exited" : "did not start within 30 s"}:\n${await Deno.readTextFile(
+        lab.logFile,
+      )}`,
     );
   }
   return child;

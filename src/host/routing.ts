@@ -60,83 +60,38 @@ export function routingCommands(p: RoutingPlan): string[][] {
   ];
 }
 
-/** Connection mark of the appliance's own outbound connections ("KG"). */
-export const LOCAL_CONN_MARK = "0x4b47";
+/** UDP services whose replies reach the appliance itself from the WAN: DNS and NTP. */
+export const LOCAL_UDP_SERVICES = [53, 123] as const;
 
 /**
- * nftables commands that let replies to the appliance's own outbound
- * connections (NTP, DNS, updates) bypass the TUN: such connections are
- * marked when they leave, and their replies arriving on the WAN carry the
- * mark to a rule that delivers them locally ahead of the steering rules.
+ * Rules that let replies to the appliance's own DNS and NTP queries bypass
+ * the TUN (TOTP needs a synchronised clock). Only UDP, by source port: the
+ * appliance has no UDP listener on the WAN, so nothing is exposed, and no
+ * kernel connection tracking is switched on (a SYN flood would fill it).
  */
 export function localBypassCommands(p: RoutingPlan): string[][] {
-  const nft = (...args: string[]) => ["nft", ...args];
-  return [
-    nft("add", "table", "ip", "knockgate"),
-    nft("add", "chain", "ip", "knockgate", "out", "{ type filter hook output priority 0 ; }"),
-    nft(
-      "add",
-      "chain",
-      "ip",
-      "knockgate",
-      "pre",
-      "{ type filter hook prerouting priority -150 ; }",
-    ),
-    nft(
-      "add",
-      "rule",
-      "ip",
-      "knockgate",
-      "out",
-      "ct",
-      "direction",
-      "original",
-      "ct",
-      "mark",
-      "set",
-      LOCAL_CONN_MARK,
-    ),
-    nft(
-      "add",
-      "rule",
-      "ip",
-      "knockgate",
-      "pre",
-      "iifname",
-      p.wanInterface,
-      "ct",
-      "direction",
-      "reply",
-      "ct",
-      "mark",
-      LOCAL_CONN_MARK,
-      "meta",
-      "mark",
-      "set",
-      LOCAL_CONN_MARK,
-    ),
-    [
-      "ip",
-      "rule",
-      "add",
-      "pref",
-      "25",
-      "iif",
-      p.wanInterface,
-      "fwmark",
-      LOCAL_CONN_MARK,
-      "lookup",
-      "local",
-    ],
-  ];
+  return LOCAL_UDP_SERVICES.map((port, i) => [
+    "ip",
+    "rule",
+    "add",
+    "pref",
+    String(25 + i),
+    "iif",
+    p.wanInterface,
+    "ipproto",
+    "udp",
+    "sport",
+    String(port),
+    "lookup",
+    "local",
+  ]);
 }
 
 /** The commands that undo `routingCommands` (best effort, for a clean stop). */
 export function unroutingCommands(p: RoutingPlan): string[][] {
   const t = String(p.table ?? 100);
   return [
-    ["nft", "delete", "table", "ip", "knockgate"],
-    ["ip", "rule", "del", "pref", "25"],
+    ...LOCAL_UDP_SERVICES.map((_, i) => ["ip", "rule", "del", "pref", String(25 + i)]),
     ["ip", "rule", "add", "pref", "0", "lookup", "local"],
     ["ip", "rule", "del", "pref", "100", "lookup", "local"],
     ["ip", "rule", "del", "pref", "10"],

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import { totpCode } from "../../src/knock/totp.ts";
-import { curl, knock, labSupported, sh } from "./_helpers.ts";
+import { curl, knock, labSupported, ROOT, sh } from "./_helpers.ts";
 
 const API = `http://${LAB.lan}:8443/api/v1`;
 
@@ -146,30 +146,39 @@ Deno.test({
       const again = await api(lab, "DELETE", `/status/unlocks/${LAB.client}`, { token });
       assert.equal(again.status, 404);
     });
-    await t.step("the appliance's own connections to the WAN get their replies", async () => {
-      const listener = new Deno.Command("ip", {
-        args: [
-          "netns",
-          "exec",
-          lab.names.client,
-          "timeout",
-          "10",
-          "sh",
-          "-c",
-          "echo from-client | nc -l -p 8000 -q 1",
-        ],
+    await t.step("replies to the appliance's own NTP queries reach it", async () => {
+      // An NTP-like echo on the client answers from UDP port 123.
+      const echo = `import d from "node:dgram"; const s = d.createSocket("udp4");
+        s.on("message", (m, r) => s.send(m, r.port, r.address)); s.bind(123, "${LAB.client}");
+        setTimeout(() => Deno.exit(0), 8000);`;
+      const server = new Deno.Command("ip", {
+        args: ["netns", "exec", lab.names.client, Deno.execPath(), "eval", echo],
+        env: { DENO_NO_UPDATE_CHECK: "1" },
         stdout: "null",
         stderr: "null",
       }).spawn();
       try {
         let got = "";
-        for (let i = 0; i < 20 && !got.includes("from-client"); i++) {
-          await new Promise((r) => setTimeout(r, 200));
-          got = (await sh(lab, "appliance", ["nc", "-w", "3", LAB.client, "8000"], 6)).stdout;
+        for (let i = 0; i < 10 && !got.includes('"received":16'); i++) {
+          await new Promise((r) => setTimeout(r, 300));
+          const r = await sh(lab, "appliance", [
+            Deno.execPath(),
+            "run",
+            "-A",
+            `${ROOT}tests/lab/_udp_echo.ts`,
+            LAB.client,
+            "123",
+            "16",
+            "1000",
+          ], 8);
+          got = r.stdout;
         }
-        assert.match(got, /from-client/);
+        assert.match(got, /"received":16/);
       } finally {
-        await listener.status;
+        try {
+          server.kill();
+        } catch { /* exited */ }
+        await server.status;
       }
     });
     await t.step("users, rules and unlocks survive a restart", async () => {
