@@ -28,7 +28,9 @@ function handle(m: ToWorker): void {
     case "rules":
       return pipeline.setRules(m.forwards, m.openPorts);
     case "users":
-      return void pipeline.setUsers(m.users);
+      return void pipeline.setUsers(m.users).catch((err) =>
+        post({ type: "fatal", message: `cannot apply users: ${err?.message ?? err}` })
+      );
     case "settings":
       return pipeline.setSettings(m.settings);
     case "revoke":
