@@ -417,7 +417,10 @@ export async function runLabBench(o: LabBenchOptions): Promise<LabBenchResult> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     for (const s of setups) s.cpu.stop();
-    for (const l of labs) await l.down();
+    for (const l of labs) {
+      await l.down();
+      await Deno.remove(l.logFile).catch(() => {}); // its tail is in `errors` when it mattered
+    }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
