@@ -1,0 +1,181 @@
+/**
+ * The dashboard: clock health, summary figures, the unlocked IPs (live, with
+ * Revoke), tracked flows, traffic counters and drop reasons. `dashboard.js`
+ * refreshes it from the API when the event stream reports a change.
+ */
+import type { FC } from "hono/jsx";
+import { Cell, DataTable, EmptyRow, Notice } from "../components.tsx";
+import type { Flow, Status, Unlock } from "../_types.ts";
+import {
+  dropRows,
+  FLOW_HEADERS,
+  flowCells,
+  statRows,
+  summaryItems,
+  UNLOCK_HEADERS,
+  unlockCells,
+} from "../static/format.js";
+
+/** What the dashboard shows. */
+export interface DashboardData {
+  status: Status;
+  unlocks: Unlock[];
+  flows: Flow[];
+  canRevoke: boolean;
+}
+
+/** How many flows the dashboard lists. */
+export const DASHBOARD_FLOWS = 20;
+
+/** The clock banner: a warning unless the clock is known to be synchronised. */
+export const ClockBanner: FC<{ clock: Status["clock"] }> = ({ clock }) => {
+  if (clock.synchronised === true) {
+    return (
+      <p class="clock ok" id="clock-state">
+        <span class="dot" aria-hidden="true"></span> Clock synchronised ({clock.detail})
+      </p>
+    );
+  }
+  const unknown = clock.synchronised === null;
+  return (
+    <Notice kind="warn" id="clock-state" role="alert">
+      <strong>
+        {unknown ? "Clock synchronisation unknown." : "The system clock is not synchronised."}
+      </strong>{" "}
+      Knock sequences and sign-in codes depend on the time; they may be refused until the clock is
+      set by NTP. ({clock.detail})
+    </Notice>
+  );
+};
+
+/** One row of the unlocked-IP table. */
+export const UnlockRow: FC<{ u: Unlock; now: number; canRevoke: boolean }> = (p) => {
+  const [head, ...cells] = unlockCells(p.u, p.now);
+  return (
+    <tr data-ip={p.u.ip}>
+      <th scope="row" data-label={head.label} class={head.cls}>{head.text}</th>
+      {cells.map((c) => <Cell key={c.label} label={c.label} class={c.cls}>{c.text}</Cell>)}
+      {p.canRevoke && (
+        <Cell label="Actions">
+          <button type="button" class="btn small danger" data-revoke={p.u.ip}>
+            Revoke <span class="visually-hidden">{p.u.ip}</span>
+          </button>
+        </Cell>
+      )}
+    </tr>
+  );
+};
+
+const FlowRow: FC<{ f: Flow }> = ({ f }) => {
+  const [head, ...cells] = flowCells(f);
+  return (
+    <tr>
+      <th scope="row" data-label={head.label}>{head.text}</th>
+      {cells.map((c) => <Cell key={c.label} label={c.label} class={c.cls}>{c.text}</Cell>)}
+    </tr>
+  );
+};
+
+const PairTable: FC<{ id: string; caption: string; head: [string, string]; rows: string[][] }> = (
+  p,
+) => (
+  <DataTable
+    id={p.id}
+    caption={p.caption}
+    headers={p.head}
+    captionHidden
+    numeric={[p.head[1]]}
+    stack={false}
+  >
+    {p.rows.length === 0 ? <EmptyRow span={2} text="None so far." /> : p.rows.map(([k, v]) => (
+      <tr>
+        <th scope="row" data-label={p.head[0]}>{k}</th>
+        <Cell label={p.head[1]} class="num">{v}</Cell>
+      </tr>
+    ))}
+  </DataTable>
+);
+
+/** The dashboard's content. */
+export const Dashboard: FC<DashboardData> = ({ status, unlocks, flows, canRevoke }) => {
+  const now = status.clock.now;
+  const sorted = [...unlocks].sort((a, b) => b.unlockedAt - a.unlockedAt);
+  const headers = canRevoke ? [...UNLOCK_HEADERS, "Actions"] : UNLOCK_HEADERS;
+  return (
+    <div id="dashboard" data-now={String(now)} data-can-revoke={canRevoke ? "1" : "0"}>
+      <ClockBanner clock={status.clock} />
+      <section aria-labelledby="summary-h">
+        <h2 id="summary-h" class="visually-hidden">Summary</h2>
+        <dl class="stats" id="summary">
+          {summaryItems(status).map(([k, v]) => (
+            <div class="stat">
+              <dt>{k}</dt>
+              <dd>{v}</dd>
+            </div>
+          ))}
+        </dl>
+      </section>
+      <section class="card" aria-labelledby="unlocks-h">
+        <div class="section-head">
+          <h2 id="unlocks-h">Unlocked IPs</h2>
+          <span class="pill muted" id="live-state">Connecting…</span>
+        </div>
+        <p class="hint">
+          Source addresses that completed a knock sequence. New connections from them reach the
+          rules that enforce port knocking until the unlock expires or is revoked.
+        </p>
+        <div class="alert error" id="unlocks-alert" role="alert" hidden></div>
+        <DataTable
+          id="unlocks"
+          caption="Unlocked IPs"
+          headers={headers}
+          captionHidden
+          numeric={["Drift", "Flows", "Bytes"]}
+        >
+          {sorted.length === 0
+            ? <EmptyRow span={headers.length} text="No IP is unlocked." />
+            : sorted.map((u) => <UnlockRow key={u.ip} u={u} now={now} canRevoke={canRevoke} />)}
+        </DataTable>
+      </section>
+      <section class="card" aria-labelledby="flows-h">
+        <div class="section-head">
+          <h2 id="flows-h">Tracked flows</h2>
+          <span class="muted" id="flows-count">
+            {flows.length >= DASHBOARD_FLOWS ? `first ${DASHBOARD_FLOWS}` : `${flows.length}`}
+          </span>
+        </div>
+        <DataTable
+          id="flows"
+          caption="Tracked flows"
+          headers={FLOW_HEADERS}
+          captionHidden
+          numeric={["Packets", "Bytes"]}
+        >
+          {flows.length === 0
+            ? <EmptyRow span={FLOW_HEADERS.length} text="No flow is tracked." />
+            : flows.map((f, i) => <FlowRow key={i} f={f} />)}
+        </DataTable>
+      </section>
+      <div class="columns">
+        <section class="card" aria-labelledby="traffic-h">
+          <h2 id="traffic-h">Traffic</h2>
+          <PairTable
+            id="traffic"
+            caption="Traffic counters"
+            head={["Counter", "Value"]}
+            rows={statRows(status.counters.stats)}
+          />
+        </section>
+        <section class="card" aria-labelledby="drops-h">
+          <h2 id="drops-h">Drop reasons</h2>
+          <PairTable
+            id="drops"
+            caption="Dropped packets by reason"
+            head={["Reason", "Packets"]}
+            rows={dropRows(status.counters.drops)}
+          />
+        </section>
+      </div>
+    </div>
+  );
+};

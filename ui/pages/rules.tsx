@@ -1,0 +1,314 @@
+/**
+ * Rules: port forwards (public port or range to a LAN server's port or
+ * range) and open-ports rules (ports forwarded unchanged to one LAN host),
+ * each optionally enforcing port knocking for chosen users. `rules.js`
+ * saves and deletes through the API and puts its errors next to the fields.
+ */
+import type { FC } from "hono/jsx";
+import {
+  Cell,
+  CheckField,
+  CheckGroup,
+  type Choice,
+  DataTable,
+  EmptyRow,
+  FormAlert,
+  Pill,
+  SelectField,
+  TextField,
+} from "../components.tsx";
+import type { Forward, OpenPorts } from "../_types.ts";
+import { formatPortList, formatPortRange } from "../static/format.js";
+
+const PROTOCOLS: Choice[] = [
+  { value: "tcp", label: "TCP" },
+  { value: "udp", label: "UDP" },
+  { value: "both", label: "TCP and UDP" },
+];
+
+/** A user to pick for a rule: name and whether their knock is on. */
+export interface RuleUser {
+  name: string;
+  knocking: boolean;
+}
+
+function usersText(users: readonly string[], enforce: boolean): string {
+  if (!enforce) return "Anyone (no knock needed)";
+  return users.length === 0 ? "Any knocking user" : users.join(", ");
+}
+
+const KnockPill: FC<{ on: boolean }> = ({ on }) =>
+  on ? <Pill kind="ok">Enforced</Pill> : <Pill kind="warn">Off</Pill>;
+
+const EnabledPill: FC<{ on: boolean }> = ({ on }) =>
+  on ? <Pill kind="ok">Enabled</Pill> : <Pill>Disabled</Pill>;
+
+const RowActions: FC<{ kind: "forwards" | "open-ports"; name: string }> = ({ kind, name }) => (
+  <Cell label="Actions" class="actions-cell">
+    <a class="btn small secondary" href={`/rules/${kind}/${encodeURIComponent(name)}/edit`}>
+      Edit <span class="visually-hidden">{name}</span>
+    </a>
+    <button type="button" class="btn small danger" data-delete-rule={name} data-kind={kind}>
+      Delete <span class="visually-hidden">{name}</span>
+    </button>
+  </Cell>
+);
+
+/** Props of the rules overview. */
+export interface RulesListProps {
+  forwards: Forward[];
+  openPorts: OpenPorts[];
+  canEdit: boolean;
+}
+
+/** Both rule tables. */
+export const RulesList: FC<RulesListProps> = (p) => {
+  const fwdHead = ["Name", "Status", "Protocol", "Public ports", "Private server", "Port knocking"];
+  const openHead = ["Name", "Status", "Private host", "Ports", "Port knocking"];
+  const more = ["Users", ...(p.canEdit ? ["Actions"] : [])];
+  return (
+    <>
+      <div class="alert error" id="rules-alert" role="alert" hidden></div>
+      <section class="card" aria-labelledby="fwd-h">
+        <div class="section-head">
+          <h2 id="fwd-h">Port forwarding</h2>
+          {p.canEdit && (
+            <a class="btn primary small" href="/rules/forwards/new">
+              Add port forward
+            </a>
+          )}
+        </div>
+        <DataTable
+          id="forwards"
+          caption="Port forwarding rules"
+          captionHidden
+          headers={[
+            ...fwdHead,
+            ...more,
+          ]}
+        >
+          {p.forwards.length === 0
+            ? <EmptyRow span={fwdHead.length + more.length} text="No port forwards." />
+            : p.forwards.map((r) => (
+              <tr data-rule={r.name}>
+                <th scope="row" data-label="Name">{r.name}</th>
+                <Cell label="Status">
+                  <EnabledPill on={r.enabled} />
+                </Cell>
+                <Cell label="Protocol">
+                  {r.protocol === "both" ? "TCP+UDP" : r.protocol.toUpperCase()}
+                </Cell>
+                <Cell label="Public ports" class="mono">{formatPortRange(r.publicPorts)}</Cell>
+                <Cell label="Private server" class="mono">
+                  {r.privateAddress}:{formatPortRange(r.privatePorts)}
+                </Cell>
+                <Cell label="Port knocking">
+                  <KnockPill on={r.enforceKnock} />
+                </Cell>
+                <Cell label="Users">{usersText(r.users, r.enforceKnock)}</Cell>
+                {p.canEdit && <RowActions kind="forwards" name={r.name} />}
+              </tr>
+            ))}
+        </DataTable>
+      </section>
+      <section class="card" aria-labelledby="open-h">
+        <div class="section-head">
+          <h2 id="open-h">Open ports</h2>
+          {p.canEdit && (
+            <a class="btn primary small" href="/rules/open-ports/new">
+              Add open ports
+            </a>
+          )}
+        </div>
+        <DataTable
+          id="open-ports"
+          caption="Open-ports rules"
+          captionHidden
+          headers={[
+            ...openHead,
+            ...more,
+          ]}
+        >
+          {p.openPorts.length === 0
+            ? <EmptyRow span={openHead.length + more.length} text="No open-ports rules." />
+            : p.openPorts.map((r) => (
+              <tr data-rule={r.name}>
+                <th scope="row" data-label="Name">{r.name}</th>
+                <Cell label="Status">
+                  <EnabledPill on={r.enabled} />
+                </Cell>
+                <Cell label="Private host" class="mono">{r.privateAddress}</Cell>
+                <Cell label="Ports" class="mono">{formatPortList(r.ports)}</Cell>
+                <Cell label="Port knocking">
+                  <KnockPill on={r.enforceKnock} />
+                </Cell>
+                <Cell label="Users">{usersText(r.users, r.enforceKnock)}</Cell>
+                {p.canEdit && <RowActions kind="open-ports" name={r.name} />}
+              </tr>
+            ))}
+        </DataTable>
+      </section>
+    </>
+  );
+};
+
+function userChoices(users: readonly RuleUser[], listed: readonly string[]): Choice[] {
+  const names = new Set([...users.map((u) => u.name), ...listed]);
+  const knocking = new Map(users.map((u) => [u.name, u.knocking]));
+  return [...names].sort().map((n) => ({
+    value: n,
+    label: knocking.get(n) === false ? `${n} (port knocking off)` : n,
+  }));
+}
+
+/** The fields both rule kinds share after their own: knocking and users. */
+const KnockFields: FC<{ enforce: boolean; users: readonly RuleUser[]; listed: string[] }> = (p) => (
+  <fieldset class="group-plain">
+    <legend>Port knocking</legend>
+    <CheckField
+      id="rule-enforce"
+      field="enforceKnock"
+      label="Enforce port knocking"
+      hint="New connections are admitted only from source IPs unlocked by a knock."
+      checked={p.enforce}
+    />
+    <CheckGroup
+      id="rule-users"
+      field="users"
+      legend="Users whose knock opens this rule"
+      hint="None selected: any user with port knocking enabled."
+      choices={userChoices(p.users, p.listed)}
+      checked={p.listed}
+      empty="No users yet."
+    />
+  </fieldset>
+);
+
+const FormButtons: FC<{ editing: boolean }> = ({ editing }) => (
+  <div class="actions">
+    <button type="submit" class="btn primary">{editing ? "Save" : "Apply"}</button>
+    <a href="/rules" class="btn secondary">Cancel</a>
+  </div>
+);
+
+/** The add/edit form of a port forward. */
+export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[] }> = ({ rule, users }) => (
+  <form
+    id="rule-form"
+    class="card form"
+    novalidate
+    data-kind="forwards"
+    data-name={rule?.name}
+    data-version={rule ? String(rule.version) : undefined}
+  >
+    <FormAlert id="rule-alert" />
+    <fieldset class="group-plain">
+      <legend>Profile</legend>
+      <TextField
+        id="rule-name"
+        field="name"
+        label="Name"
+        hint="Letters, digits, dot, underscore, dash; up to 64"
+        value={rule?.name}
+        maxlength={64}
+      />
+      <CheckField
+        id="rule-enabled"
+        field="enabled"
+        label="Enabled"
+        checked={rule?.enabled ?? true}
+      />
+    </fieldset>
+    <fieldset class="group-plain">
+      <legend>Forwarding</legend>
+      <div class="row">
+        <SelectField
+          id="rule-protocol"
+          field="protocol"
+          label="Protocol"
+          choices={PROTOCOLS}
+          value={rule?.protocol ?? "tcp"}
+        />
+        <TextField
+          id="rule-public"
+          field="publicPorts"
+          label="Public port or range"
+          hint="e.g. 52201 or 52210-52219"
+          value={rule ? formatPortRange(rule.publicPorts) : ""}
+          inputmode="numeric"
+        />
+      </div>
+      <div class="row">
+        <TextField
+          id="rule-address"
+          field="privateAddress"
+          label="Private IP"
+          hint="The LAN server, e.g. 192.0.2.12"
+          value={rule?.privateAddress}
+          inputmode="numeric"
+        />
+        <TextField
+          id="rule-private"
+          field="privatePorts"
+          label="Private port or range"
+          hint="Empty: the same as the public ports. One port, or a range as wide as the public one."
+          value={rule ? formatPortRange(rule.privatePorts) : ""}
+          inputmode="numeric"
+        />
+      </div>
+    </fieldset>
+    <KnockFields enforce={rule?.enforceKnock ?? true} users={users} listed={rule?.users ?? []} />
+    <FormButtons editing={rule !== undefined} />
+  </form>
+);
+
+/** The add/edit form of an open-ports rule. */
+export const OpenPortsForm: FC<{ rule?: OpenPorts; users: RuleUser[] }> = ({ rule, users }) => (
+  <form
+    id="rule-form"
+    class="card form"
+    novalidate
+    data-kind="open-ports"
+    data-name={rule?.name}
+    data-version={rule ? String(rule.version) : undefined}
+  >
+    <FormAlert id="rule-alert" />
+    <fieldset class="group-plain">
+      <legend>Profile</legend>
+      <TextField
+        id="rule-name"
+        field="name"
+        label="Name"
+        hint="Letters, digits, dot, underscore, dash; up to 64"
+        value={rule?.name}
+        maxlength={64}
+      />
+      <CheckField
+        id="rule-enabled"
+        field="enabled"
+        label="Enabled"
+        checked={rule?.enabled ?? true}
+      />
+    </fieldset>
+    <fieldset class="group-plain">
+      <legend>Ports</legend>
+      <TextField
+        id="rule-address"
+        field="privateAddress"
+        label="Private IP"
+        hint="The LAN host, e.g. 192.0.2.12"
+        value={rule?.privateAddress}
+        inputmode="numeric"
+      />
+      <TextField
+        id="rule-ports"
+        field="ports"
+        label="Ports"
+        hint="Comma-separated protocol and port or range: tcp 80, tcp 443, udp 5000-5010, both 53"
+        value={rule ? formatPortList(rule.ports) : ""}
+      />
+    </fieldset>
+    <KnockFields enforce={rule?.enforceKnock ?? true} users={users} listed={rule?.users ?? []} />
+    <FormButtons editing={rule !== undefined} />
+  </form>
+);
