@@ -52,6 +52,14 @@ const TUN_F_TSO6 = 0x04;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
 const SIOCSIFMTU = 0x8922;
+/** Sets an interface's transmit queue length (struct ifreq ifr_qlen). */
+const SIOCSIFTXQLEN = 0x8943;
+/**
+ * Transmit queue of the TUN (packets the kernel holds for our reads). The
+ * default 500 overflows during the Worker's rare pauses at small-packet
+ * rates; a deeper queue absorbs them.
+ */
+const TX_QUEUE_LEN = 4096;
 const IFF_UP = 0x1;
 const IFNAMSIZ = 16;
 const IFREQ_SIZE = 40;
@@ -433,13 +441,16 @@ function enableOffload(fd: number, name: string): void {
   ioctlValue(fd, TUNSETOFFLOAD, offloads, `Cannot enable offload on "${name}"`);
 }
 
-/** Sets the MTU and, if asked, the UP flag through ioctls on an AF_INET socket. */
+/** Sets the MTU, the transmit queue length and, if asked, the UP flag through ioctls on an AF_INET socket. */
 function configureLink(name: string, mtu: number, up: boolean): void {
   const sock = openSocket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   try {
     const req = ifreq(name);
     req.view.setInt32(IFNAMSIZ, mtu, true);
     ioctlBuffer(sock, SIOCSIFMTU, req.bytes, `Cannot set the MTU of "${name}" to ${mtu}`);
+    const qlen = ifreq(name);
+    qlen.view.setInt32(IFNAMSIZ, TX_QUEUE_LEN, true);
+    ioctlBuffer(sock, SIOCSIFTXQLEN, qlen.bytes, `Cannot set the queue length of "${name}"`);
     if (!up) return;
     const flags = ifreq(name);
     ioctlBuffer(sock, SIOCGIFFLAGS, flags.bytes, `Cannot read the flags of "${name}"`);
