@@ -26,6 +26,11 @@ const NAV: readonly NavItem[] = [
   { key: "settings", href: "/settings", label: "Settings", show: canOperate },
 ];
 
+/** A page module under /static/ (a component, so a list's `key` is not rendered). */
+const ModuleScript: FC<{ file: string }> = ({ file }) => (
+  <script type="module" src={`/static/${file}`}></script>
+);
+
 /** Props of `Layout`. */
 export interface LayoutProps {
   /** The page title (also the `<h1>` unless `heading` is false). */
@@ -84,7 +89,7 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = (p) => (
         <link rel="icon" href="/static/icon.svg" type="image/svg+xml" />
         <link rel="stylesheet" href="/static/app.css" />
         <script type="module" src="/static/common.js"></script>
-        {(p.scripts ?? []).map((s) => <script key={s} type="module" src={`/static/${s}`}></script>)}
+        {(p.scripts ?? []).map((s) => <ModuleScript key={s} file={s} />)}
       </head>
       <body>
         <a class="skip" href="#main">Skip to content</a>
@@ -269,6 +274,10 @@ export const Pill: FC<PropsWithChildren<{ kind?: "ok" | "warn" | "error" | "mute
   <span class={`pill ${p.kind ?? "muted"}`}>{p.children}</span>
 );
 
+const ColumnHeader: FC<{ text: string; numeric: boolean }> = ({ text, numeric }) => (
+  <th scope="col" class={numeric ? "num" : undefined}>{text}</th>
+);
+
 /** A table that becomes a list of cards on narrow screens (cells carry their header). */
 export const DataTable: FC<
   PropsWithChildren<{
@@ -288,7 +297,7 @@ export const DataTable: FC<
       <thead>
         <tr>
           {p.headers.map((h) => (
-            <th key={h} scope="col" class={p.numeric?.includes(h) ? "num" : undefined}>{h}</th>
+            <ColumnHeader key={h} text={h} numeric={p.numeric?.includes(h) ?? false} />
           ))}
         </tr>
       </thead>

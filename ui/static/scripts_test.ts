@@ -1,0 +1,22 @@
+import assert from "node:assert/strict";
+
+Deno.test("static: the browser scripts type-check (// @ts-check, DOM library)", async () => {
+  const dir = new URL("./", import.meta.url);
+  const files = [...Deno.readDirSync(dir)]
+    .filter((e) => e.isFile && e.name.endsWith(".js"))
+    .map((e) => new URL(e.name, dir).pathname)
+    .sort();
+  assert.ok(files.length >= 8, `found ${files.length} scripts`);
+  for (const f of files) {
+    const text = await Deno.readTextFile(f);
+    assert.ok(text.startsWith("// @ts-check\n"), `${f} does not start with // @ts-check`);
+  }
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["check", "--quiet", ...files],
+    cwd: new URL("../../", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+});
