@@ -4,7 +4,7 @@
  * and reads its counters from shared memory.
  */
 /// <reference lib="deno.worker" />
-import { TunDevice } from "../device/mod.ts";
+import { setThreadNice, TunDevice } from "../device/mod.ts";
 import { Engine } from "./engine.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -42,7 +42,12 @@ function handle(m: ToWorker): void {
   }
 }
 
+/** Nice value of the data-plane thread: ahead of ordinary work, behind the kernel's own threads. */
+const DATAPLANE_NICE = -10;
+
 function start(m: Extract<ToWorker, { type: "init" }>): void {
+  // Forwarding must not starve behind the traffic it forwards (senders, servers on the host).
+  if (!setThreadNice(DATAPLANE_NICE)) console.error("data plane: cannot raise thread priority");
   const dev = TunDevice.open({ name: m.device.name, mtu: m.device.mtu, offload: m.device.offload });
   pipeline = new Pipeline({
     settings: m.settings,

@@ -88,6 +88,8 @@ const SYMBOLS = {
   ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  gettid: { parameters: [], result: "i32" },
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -195,4 +197,18 @@ export class IoVecs {
     w[4 * i + 2] = len;
     w[4 * i + 3] = 0;
   }
+}
+
+/** `PRIO_PROCESS`: with a thread id, setpriority applies to that thread alone on Linux. */
+const PRIO_PROCESS = 0;
+
+/**
+ * Sets the nice value of the calling thread (Linux threads have their own).
+ * The data-plane thread runs above the host's ordinary work so it is not
+ * starved by the traffic it forwards; needs CAP_SYS_NICE. Returns false when
+ * refused, never throws.
+ */
+export function setThreadNice(nice: number): boolean {
+  const lc = libc();
+  return lc.setpriority(PRIO_PROCESS, lc.gettid(), nice) === 0;
 }

@@ -7,4 +7,4 @@ export type { Device, PacketMeta } from "./device.ts";
 export { TunDevice, type TunOptions, TunQueue, type TunStats } from "./tun.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./memory.ts";
 export { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice, type TraceOptions } from "./pcap.ts";
-export { ErrnoError } from "./libc.ts";
+export { ErrnoError, setThreadNice } from "./libc.ts";
