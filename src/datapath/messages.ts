@@ -5,35 +5,19 @@
 import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import type { KnockProfile } from "../knock/profile.ts";
+import type { KnockSettings } from "../config/types.ts";
+import type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
 
 /** A user as the data plane sees it: knock profile plus the TOTP secret (base32). */
 export interface KnockUser extends KnockProfile {
   secret: string;
 }
 
-/** Knock engine settings. */
-export interface KnockSettings {
-  idleTimeoutSec: number;
-  lifetimeSec: number;
-  windowSec: number;
-  maxFailures: number;
-  failureWindowSec: number;
-  penaltySec: number;
-  maxInProgress: number;
-  maxPenalised: number;
-}
+/** Knock engine settings, as the configuration names them. */
+export type { KnockSettings } from "../config/types.ts";
 
-/** One persisted unlock, as saved by the store and restored at start. */
-export interface UnlockRecord {
-  ip: string;
-  user: string;
-  unlockedAt: number;
-  lastSeen: number;
-  expiresAt: number;
-  drift: number;
-  flows: number;
-  bytes: number;
-}
+/** One unlock, as the data plane reports it and the store saves it. */
+export type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
 
 /** One tracked flow, for the status table. */
 export interface FlowRecord {

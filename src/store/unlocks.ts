@@ -11,22 +11,9 @@ import { RETRY, withRetry } from "./_retry.ts";
 import { isDottedQuad } from "./_validate.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 
-/** One unlocked source IP. */
-export interface UnlockRecord {
-  /** Source address, dotted quad. */
-  ip: string;
-  user: string;
-  /** Milliseconds since the epoch. */
-  unlockedAt: number;
-  lastSeen: number;
-  /** The unlock is void from this time on. */
-  expiresAt: number;
-  /** Which TOTP step matched: -1, 0 or +1. */
-  drift: number;
-  /** Flows admitted under this unlock. */
-  flows: number;
-  bytes: number;
-}
+/** One unlocked source IP (times in ms since the epoch), as the knock engine reports it. */
+export type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
+import type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
 
 const GEN_KEY: Deno.KvKey = ["unlocks", "gen"];
 const ENTRIES: Deno.KvKey = ["unlocks", "entries"];
