@@ -19,10 +19,13 @@ import {
 import type { User } from "../_types.ts";
 
 const ROLE_CHOICES: Choice[] = [
-  { value: "administrator", label: "Administrator: everything, users and settings included" },
-  { value: "operator", label: "Operator: rules, revoking unlocks, reading settings" },
-  { value: "viewer", label: "Viewer: read only" },
+  { value: "administrator", label: "Administrator" },
+  { value: "operator", label: "Operator" },
+  { value: "viewer", label: "Viewer" },
 ];
+
+const ROLE_HINT = "Administrators manage everything, users and settings included; operators " +
+  "manage rules and revoke unlocks; viewers only look.";
 
 const TRANSPORT_CHOICES: Choice[] = [
   { value: "any", label: "TCP or UDP" },
@@ -214,6 +217,7 @@ export const UserForm: FC<UserFormProps> = ({ user, rules }) => {
           id="user-role"
           field="role"
           label="Role"
+          hint={ROLE_HINT}
           choices={ROLE_CHOICES}
           value={user?.role ?? "operator"}
         />

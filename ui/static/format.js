@@ -70,7 +70,7 @@ export function formatDuration(sec) {
  * @returns {string}
  */
 export function formatAgo(ms, now) {
-  return ms > now ? "just now" : `${formatDuration((now - ms) / 1000)} ago`;
+  return now - ms < 5000 ? "just now" : `${formatDuration((now - ms) / 1000)} ago`;
 }
 
 /**
