@@ -18,11 +18,20 @@ export interface CommandNode {
   children: CommandNode[];
 }
 
+/** Appliance lists that arguments complete from. */
+export type Dynamic = "unlockIps" | "userNames" | "ruleNames";
+
 /** Where argument candidates come from; each may fail (no candidates then). */
-export interface CompletionSource {
-  unlockIps(): Promise<string[]>;
-  userNames(): Promise<string[]>;
-  ruleNames(): Promise<string[]>;
+export type CompletionSource = Record<Dynamic, () => Promise<string[]>>;
+
+/** What the word at the cursor completes from: fixed names or an appliance list. */
+export interface Wanted {
+  /** The word being typed. */
+  partial: string;
+  /** Fixed candidates (commands, options, setting keys). */
+  names: string[];
+  /** The appliance list to ask, when the word is such an argument. */
+  dynamic: Dynamic | null;
 }
 
 /** The completion tree of a commander program; `help` is added at the top only. */
@@ -44,45 +53,39 @@ export function commandTree(cmd: CommandUnknownOpts, top = true): CommandNode {
 }
 
 /** What the argument at `index` of the command at `path` completes from. */
-function argumentSource(
+function argumentWanted(
   path: string,
   index: number,
   root: CommandNode,
-  src: CompletionSource,
-): Promise<string[]> {
-  if (index !== 0) return Promise.resolve([]);
-  if (path === "unlock revoke") return src.unlockIps();
-  if (/^users (show|set|delete|verify|rotate)$/.test(path)) return src.userNames();
-  if (/^rules (delete|enable|disable)$/.test(path)) return src.ruleNames();
-  if (path === "settings set") return Promise.resolve([...SETTING_KEYS]);
-  if (path === "help") return Promise.resolve(root.children.map((c) => c.name));
-  return Promise.resolve([]);
+): Pick<Wanted, "names" | "dynamic"> {
+  const none = { names: [], dynamic: null };
+  if (index !== 0) return none;
+  if (path === "unlock revoke") return { names: [], dynamic: "unlockIps" };
+  if (/^users (show|set|delete|verify|rotate)$/.test(path)) {
+    return { names: [], dynamic: "userNames" };
+  }
+  if (/^rules (delete|enable|disable)$/.test(path)) return { names: [], dynamic: "ruleNames" };
+  if (path === "settings set") return { names: [...SETTING_KEYS], dynamic: null };
+  if (path === "help") return { names: root.children.map((c) => c.name), dynamic: null };
+  return none;
 }
 
 function find(node: CommandNode, word: string): CommandNode | undefined {
   return node.children.find((c) => c.name === word || c.aliases.includes(word));
 }
 
-/**
- * Completions of `line` (the text before the cursor): the candidates and the
- * word they complete, as node:readline's completer returns them. A single
- * candidate gets a trailing blank so the next word can follow at once.
- */
-export async function complete(
-  root: CommandNode,
-  line: string,
-  src: CompletionSource,
-): Promise<[string[], string]> {
+/** What the word at the end of `line` (the text before the cursor) completes from. */
+export function wanted(root: CommandNode, line: string): Wanted {
   const { words, partial } = splitPartial(line);
   let node = root;
   const path: string[] = [];
   let args = 0;
-  const globals = new Set(root.valued);
   for (let i = 0; i < words.length; i++) {
     const w = words[i];
     const child = args === 0 ? find(node, w) : undefined;
     if (w.startsWith("-")) {
-      if ((node.valued.includes(w) || globals.has(w)) && !w.includes("=")) i++;
+      // An option that takes a value owns the next word.
+      if ((node.valued.includes(w) || root.valued.includes(w)) && !w.includes("=")) i++;
     } else if (child !== undefined) {
       node = child;
       path.push(child.name);
@@ -90,14 +93,33 @@ export async function complete(
       args++;
     }
   }
-  let candidates: string[];
   if (partial.startsWith("-")) {
-    candidates = [...new Set([...node.options, ...root.options])];
-  } else if (node.children.length > 0 && args === 0) {
-    candidates = node.children.map((c) => c.name);
-  } else {
-    candidates = await argumentSource(path.join(" "), args, root, src).catch(() => []);
+    return { partial, names: [...new Set([...node.options, ...root.options])], dynamic: null };
   }
+  if (node.children.length > 0 && args === 0) {
+    const names = node.children.flatMap((c) => [c.name, ...c.aliases]);
+    return { partial, names, dynamic: null };
+  }
+  return { partial, ...argumentWanted(path.join(" "), args, root) };
+}
+
+/**
+ * The completer's answer for `partial` among `candidates`: the matches and the
+ * word they complete, as node:readline wants them. A single match gets a
+ * trailing blank so the next word can follow at once.
+ */
+export function answer(candidates: readonly string[], partial: string): [string[], string] {
   const hits = [...new Set(candidates)].filter((c) => c.startsWith(partial)).sort();
   return [hits.length === 1 ? [`${hits[0]} `] : hits, partial];
+}
+
+/** Completions of `line`, asking `src` for appliance lists. */
+export async function complete(
+  root: CommandNode,
+  line: string,
+  src: CompletionSource,
+): Promise<[string[], string]> {
+  const w = wanted(root, line);
+  const names = w.dynamic === null ? w.names : await src[w.dynamic]().catch(() => []);
+  return answer(names, w.partial);
 }

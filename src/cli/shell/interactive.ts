@@ -9,7 +9,8 @@ import * as readline from "node:readline";
 import { ApiClient } from "./api_client.ts";
 import type { Forward, OpenPorts, Unlock, User } from "./api_types.ts";
 import { historyPath } from "./config.ts";
-import { commandTree, complete, type CompletionSource } from "./completion.ts";
+import { answer, commandTree, type CompletionSource, type Dynamic, wanted } from "./completion.ts";
+import { CtrlCWatcher, watchedIo } from "./ctrl_c.ts";
 import { connection, type ShellContext } from "./context.ts";
 import { HISTORY_LIMIT, loadHistory, remember, saveHistory } from "./history.ts";
 import { ExitCode, messageOf } from "./io.ts";
@@ -45,11 +46,55 @@ export function apiSource(ctx: ShellContext): CompletionSource {
 
 type Completer = (line: string, cb: (err: null, result: [string[], string]) => void) => void;
 
-function completer(ctx: ShellContext): Completer {
+/**
+ * The appliance's lists for completion, kept in memory and refreshed in the
+ * background, so a Tab is answered at once (readline handles a second Tab
+ * typed during a slow answer as a literal tab).
+ */
+export class CompletionCache {
+  readonly #lists = new Map<Dynamic, string[]>();
+
+  /** A cache over `src`. */
+  constructor(readonly src: CompletionSource) {}
+
+  /** The list as last fetched, or undefined. */
+  peek(d: Dynamic): string[] | undefined {
+    return this.#lists.get(d);
+  }
+
+  /** Fetches list `d` again; on failure the old one stays. */
+  async get(d: Dynamic): Promise<string[]> {
+    try {
+      this.#lists.set(d, await this.src[d]());
+    } catch { /* not signed in, not allowed, or unreachable: no candidates */ }
+    return this.#lists.get(d) ?? [];
+  }
+
+  /** Fetches every list again. */
+  async refresh(): Promise<void> {
+    await Promise.all((["unlockIps", "userNames", "ruleNames"] as const).map((d) => this.get(d)));
+  }
+}
+
+function completer(ctx: ShellContext, cache: CompletionCache): Completer {
   const tree = commandTree(buildProgram(ctx));
-  const src = apiSource(ctx);
+  let busy = false;
   return (line, cb) => {
-    complete(tree, line, src).then((r) => cb(null, r), () => cb(null, [[], line]));
+    const w = wanted(tree, line);
+    if (w.dynamic === null) return cb(null, answer(w.names, w.partial));
+    const cached = cache.peek(w.dynamic);
+    if (cached !== undefined) {
+      cb(null, answer(cached, w.partial));
+      void cache.get(w.dynamic);
+      return;
+    }
+    // Nothing cached yet: ask now; a Tab arriving meanwhile is dropped.
+    if (busy) return cb(null, [[], ""]);
+    busy = true;
+    void cache.get(w.dynamic).then((list) => {
+      busy = false;
+      cb(null, answer(list, w.partial));
+    });
   };
 }
 
@@ -113,11 +158,14 @@ async function openHistory(ctx: ShellContext): Promise<{ lines: string[]; path: 
 
 /** Runs the interactive shell on the process's terminal (or piped lines); resolves to 0. */
 export async function interactive(ctx: ShellContext): Promise<ExitCode> {
-  const io = ctx.io;
-  // Ctrl-C while a command runs must not end the shell (`log tail -f` stops on it).
+  const watcher = new CtrlCWatcher();
+  const io = ctx.io = ctx.io.isTerminal ? watchedIo(ctx.io, watcher) : ctx.io;
+  // A SIGINT while a command runs must not end the shell (`log tail -f` stops on it).
   const unlisten = io.onInterrupt(() => {});
   const history = await openHistory(ctx);
-  const complete = completer(ctx);
+  const cache = new CompletionCache(apiSource(ctx));
+  void cache.refresh();
+  const complete = completer(ctx, cache);
   const piped = io.isTerminal ? null : pipedLines();
   if (io.isTerminal) {
     const where = ctx.session.url ?? "no appliance yet (login --url URL)";
@@ -136,7 +184,13 @@ export async function interactive(ctx: ShellContext): Promise<ExitCode> {
           io.err(`warning: history not saved: ${messageOf(e)}`);
         });
       }
-      await runLine(ctx, line);
+      watcher.start();
+      try {
+        await runLine(ctx, line);
+      } finally {
+        watcher.stop();
+      }
+      void cache.refresh();
     }
     if (io.isTerminal && !ctx.quit) io.out("");
   } finally {
