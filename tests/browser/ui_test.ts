@@ -131,7 +131,11 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     const ap = await startAppliance();
-    const browser = await launchChromium({ viewport: { width: 1280, height: 860 } });
+    const browser = await launchChromium({
+      viewport: { width: 1280, height: 860 },
+      // Chromium's own calls home go to a dead proxy; loopback (the appliance) is never proxied.
+      args: ["--proxy-server=http://127.0.0.1:9"],
+    });
     const problems: string[] = [];
     try {
       const page = await browser.newPage();
