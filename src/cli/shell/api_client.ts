@@ -102,16 +102,23 @@ async function errorOf(res: Response): Promise<ApiRequestError> {
 
 /** Talks to one appliance with one set of credentials. */
 export class ApiClient {
-  /** `baseUrl` as from `normalizeUrl`. */
+  /** `baseUrl` as from `normalizeUrl`; `cancel` (Ctrl-C) aborts every request. */
   constructor(
     readonly baseUrl: string,
     readonly creds: Credentials = null,
     readonly timeoutMs = DEFAULT_TIMEOUT_MS,
+    readonly cancel?: AbortSignal,
   ) {}
 
   /** A client of the same appliance with other credentials. */
   with(creds: Credentials): ApiClient {
-    return new ApiClient(this.baseUrl, creds, this.timeoutMs);
+    return new ApiClient(this.baseUrl, creds, this.timeoutMs, this.cancel);
+  }
+
+  /** The request's signal: the timeout, and Ctrl-C when there is a `cancel` signal. */
+  #signal(): AbortSignal {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    return this.cancel === undefined ? timeout : AbortSignal.any([timeout, this.cancel]);
   }
 
   #url(path: string, query: RequestOptions["query"] = {}): string {
@@ -139,7 +146,7 @@ export class ApiClient {
     method: string,
     path: string,
     o: RequestOptions = {},
-    signal: AbortSignal = AbortSignal.timeout(this.timeoutMs),
+    signal: AbortSignal = this.#signal(),
   ): Promise<Response> {
     let res: Response;
     try {
@@ -150,6 +157,7 @@ export class ApiClient {
         signal,
       });
     } catch (e) {
+      if (this.cancel?.aborted) throw new NetworkError("Interrupted");
       const why = signal.aborted && signal.reason instanceof DOMException &&
           signal.reason.name === "TimeoutError"
         ? `no answer within ${this.timeoutMs / 1000} s`

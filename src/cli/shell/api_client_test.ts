@@ -49,3 +49,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ApiClient: the cancel signal (Ctrl-C) abandons a request the appliance never answers",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // Requests are held until the end, so the server can shut down gracefully then.
+    let release = () => {};
+    const held = new Promise<void>((r) => release = r);
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () => held.then(() => new Response("late")),
+    );
+    try {
+      const cancel = new AbortController();
+      const api = new ApiClient(
+        `http://127.0.0.1:${server.addr.port}`,
+        null,
+        10_000,
+        cancel.signal,
+      );
+      setTimeout(() => cancel.abort(), 100);
+      const t0 = Date.now();
+      await assert.rejects(
+        api.get("/status"),
+        (e) => e instanceof NetworkError && e.message === "Interrupted",
+      );
+      assert.ok(Date.now() - t0 < 5_000);
+      const slow = new ApiClient(`http://127.0.0.1:${server.addr.port}`, null, 200);
+      await assert.rejects(slow.get("/status"), /no answer within 0\.2 s/);
+    } finally {
+      release();
+      await server.shutdown();
+    }
+  },
+});

@@ -5,7 +5,7 @@
  * the token likewise (`--token`, the session, `$KNOCKGATE_TOKEN`, the saved
  * token when it belongs to the same URL).
  */
-import { ApiClient, normalizeUrl } from "./api_client.ts";
+import { ApiClient, DEFAULT_TIMEOUT_MS, normalizeUrl } from "./api_client.ts";
 import { loadLogin, loginPath } from "./config.ts";
 import { type ShellIo, UsageError } from "./io.ts";
 
@@ -25,6 +25,8 @@ export interface ShellContext {
   session: { url?: string; token?: string };
   /** Set by `exit`/`quit`: the interactive loop ends. */
   quit: boolean;
+  /** Aborts the running command's requests (Ctrl-C in the interactive shell). */
+  cancel?: AbortSignal;
 }
 
 /** A fresh context over `io`. */
@@ -69,7 +71,8 @@ export async function connection(
 /** A client for the command's appliance, with its token when there is one. */
 export async function clientFor(ctx: ShellContext, opts: GlobalOptions): Promise<ApiClient> {
   const { url, token } = await connection(ctx, opts);
-  return new ApiClient(url, token === undefined ? null : { kind: "token", token });
+  const creds = token === undefined ? null : { kind: "token" as const, token };
+  return new ApiClient(url, creds, DEFAULT_TIMEOUT_MS, ctx.cancel);
 }
 
 /** Prints `value` as JSON with `--json`, else the text `render` makes. */

@@ -143,7 +143,17 @@ async function runLine(ctx: ShellContext, line: string): Promise<void> {
     ctx.io.err(`error: ${messageOf(e)}`);
     return;
   }
-  if (words.length > 0) await runCommand(ctx, words);
+  if (words.length === 0) return;
+  // Ctrl-C abandons the command's requests; the shell goes on.
+  const cancel = new AbortController();
+  const unlisten = ctx.io.onInterrupt(() => cancel.abort());
+  ctx.cancel = cancel.signal;
+  try {
+    await runCommand(ctx, words);
+  } finally {
+    unlisten();
+    ctx.cancel = undefined;
+  }
 }
 
 async function openHistory(ctx: ShellContext): Promise<{ lines: string[]; path: string | null }> {
