@@ -84,7 +84,6 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = (p) => (
         <meta name="color-scheme" content="light dark" />
         <meta name="referrer" content="no-referrer" />
         {p.viewer && <meta name="kg-csrf" content={p.viewer.csrfToken} />}
-        {p.viewer && <meta name="kg-user" content={p.viewer.name} />}
         <title>{p.title} · Knockgate</title>
         <link rel="icon" href="/static/icon.svg" type="image/svg+xml" />
         <link rel="stylesheet" href="/static/app.css" />

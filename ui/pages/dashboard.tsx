@@ -102,7 +102,12 @@ export const Dashboard: FC<DashboardData> = ({ status, unlocks, flows, canRevoke
   const sorted = [...unlocks].sort((a, b) => b.unlockedAt - a.unlockedAt);
   const headers = canRevoke ? [...UNLOCK_HEADERS, "Actions"] : UNLOCK_HEADERS;
   return (
-    <div id="dashboard" data-now={String(now)} data-can-revoke={canRevoke ? "1" : "0"}>
+    <div
+      id="dashboard"
+      data-now={String(now)}
+      data-can-revoke={canRevoke ? "1" : "0"}
+      data-clock={String(status.clock.synchronised)}
+    >
       <ClockBanner clock={status.clock} />
       <section aria-labelledby="summary-h">
         <h2 id="summary-h" class="visually-hidden">Summary</h2>

@@ -53,7 +53,7 @@ export const EventsPage: FC<EventsProps> = (p) => {
         </div>
       </form>
       <div class="section-head">
-        <p class="muted" id="event-count" aria-live="polite">
+        <p class="muted" id="event-count">
           {newest.length} event{newest.length === 1 ? "" : "s"}
         </p>
         <span class="pill muted" id="live-state">Connecting…</span>

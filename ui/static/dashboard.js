@@ -19,7 +19,8 @@ import {
 /**
  * @typedef {import("./format.js").UnlockView} UnlockView
  * @typedef {import("./format.js").FlowView} FlowView
- * @typedef {import("./format.js").StatusView & { clock: { now: number } }} StatusView
+ * @typedef {import("./format.js").StatusView &
+ *   { clock: { now: number, synchronised: boolean | null } }} StatusView
  */
 
 const POLL_MS = 10_000;
@@ -135,6 +136,8 @@ function renderPairs(id, rows, labels) {
 /** @param {StatusView} s */
 function renderStatus(s) {
   skew = s.clock.now - Date.now();
+  // The clock banner is rendered by the server; a change of state (rare) reloads the page.
+  if (root && root.dataset.clock !== String(s.clock.synchronised)) location.reload();
   const summary = document.getElementById("summary");
   if (summary) {
     summary.replaceChildren(
