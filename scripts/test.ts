@@ -10,7 +10,7 @@ if (Deno.uid() === 0) {
   if (!setup.success) console.error("setup: could not install every package; lab tests may skip");
 }
 const args = ["test", "--allow-all", "--parallel", ...Deno.args];
-if (!Deno.args.some((a) => !a.startsWith("-"))) args.push("src/", "tests/");
+if (!Deno.args.some((a) => !a.startsWith("-"))) args.push("src/", "ui/", "tests/");
 const child = new Deno.Command(Deno.execPath(), {
   args,
   cwd: root,

@@ -8,8 +8,15 @@ import { systemClock } from "./clock.ts";
 import { type Config, ConfigError, defaultConfig, loadConfig } from "./config/mod.ts";
 import { DatapathControl } from "./datapath/control.ts";
 import { snapshotCounters } from "./datapath/counters.ts";
-import { bootstrapStore, createApp, loadDatapathState, syncDatapath } from "./api/mod.ts";
+import {
+  type ApiDeps,
+  bootstrapStore,
+  createApp,
+  loadDatapathState,
+  syncDatapath,
+} from "./api/mod.ts";
 import { openStore } from "./store/mod.ts";
+import { createUi } from "../ui/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
 import {
   localBypassCommands,
@@ -122,7 +129,7 @@ export async function main(args: string[]): Promise<number> {
     saveUnlocks();
     store.sessions.purgeExpired().catch(() => {});
   }, UNLOCK_SAVE_MS);
-  const app = createApp({
+  const deps: ApiDeps = {
     store,
     datapath: plane,
     logger,
@@ -134,7 +141,10 @@ export async function main(args: string[]): Promise<number> {
       if (what === "settings") await applySyslog();
       await saveUnlocks();
     },
-  });
+  };
+  const app = createApp(deps);
+  // The web UI and the knock page, mounted before the first request builds the route table.
+  app.route("/", createUi(deps, { api: app }));
   const plan: RoutingPlan = {
     tun: config.tun.name,
     wanInterface: config.wan.interface,
