@@ -4,7 +4,7 @@
  * each optionally enforcing port knocking for chosen users. `rules.js`
  * saves and deletes through the API and puts its errors next to the fields.
  */
-import type { FC } from "hono/jsx";
+import type { FC, PropsWithChildren } from "hono/jsx";
 import {
   Cell,
   CheckField,
@@ -191,13 +191,17 @@ const FormButtons: FC<{ editing: boolean }> = ({ editing }) => (
   </div>
 );
 
-/** The add/edit form of a port forward. */
-export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[] }> = ({ rule, users }) => (
+/** What both rule forms share: the form element, its alert, the profile, knocking and buttons. */
+const RuleForm: FC<
+  PropsWithChildren<
+    { kind: "forwards" | "open-ports"; rule?: Forward | OpenPorts; users: RuleUser[] }
+  >
+> = ({ kind, rule, users, children }) => (
   <form
     id="rule-form"
     class="card form"
     novalidate
-    data-kind="forwards"
+    data-kind={kind}
     data-name={rule?.name}
     data-version={rule ? String(rule.version) : undefined}
   >
@@ -219,6 +223,15 @@ export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[] }> = ({ rule, u
         checked={rule?.enabled ?? true}
       />
     </fieldset>
+    {children}
+    <KnockFields enforce={rule?.enforceKnock ?? true} users={users} listed={rule?.users ?? []} />
+    <FormButtons editing={rule !== undefined} />
+  </form>
+);
+
+/** The add/edit form of a port forward. */
+export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[] }> = ({ rule, users }) => (
+  <RuleForm kind="forwards" rule={rule} users={users}>
     <fieldset class="group-plain">
       <legend>Forwarding</legend>
       <div class="row">
@@ -257,39 +270,12 @@ export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[] }> = ({ rule, u
         />
       </div>
     </fieldset>
-    <KnockFields enforce={rule?.enforceKnock ?? true} users={users} listed={rule?.users ?? []} />
-    <FormButtons editing={rule !== undefined} />
-  </form>
+  </RuleForm>
 );
 
 /** The add/edit form of an open-ports rule. */
 export const OpenPortsForm: FC<{ rule?: OpenPorts; users: RuleUser[] }> = ({ rule, users }) => (
-  <form
-    id="rule-form"
-    class="card form"
-    novalidate
-    data-kind="open-ports"
-    data-name={rule?.name}
-    data-version={rule ? String(rule.version) : undefined}
-  >
-    <FormAlert id="rule-alert" />
-    <fieldset class="group-plain">
-      <legend>Profile</legend>
-      <TextField
-        id="rule-name"
-        field="name"
-        label="Name"
-        hint="Letters, digits, dot, underscore, dash; up to 64"
-        value={rule?.name}
-        maxlength={64}
-      />
-      <CheckField
-        id="rule-enabled"
-        field="enabled"
-        label="Enabled"
-        checked={rule?.enabled ?? true}
-      />
-    </fieldset>
+  <RuleForm kind="open-ports" rule={rule} users={users}>
     <fieldset class="group-plain">
       <legend>Ports</legend>
       <TextField
@@ -308,7 +294,5 @@ export const OpenPortsForm: FC<{ rule?: OpenPorts; users: RuleUser[] }> = ({ rul
         value={rule ? formatPortList(rule.ports) : ""}
       />
     </fieldset>
-    <KnockFields enforce={rule?.enforceKnock ?? true} users={users} listed={rule?.users ?? []} />
-    <FormButtons editing={rule !== undefined} />
-  </form>
+  </RuleForm>
 );
