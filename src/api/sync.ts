@@ -42,6 +42,7 @@ export function datapathSettingsFrom(s: Settings, config: Config): DatapathSetti
     managementWanAccess: config.management.wanAccess,
     allow: [...config.admission.allow],
     maxFlows: s.limits.maxConnections,
+    maxUnlocks: s.limits.maxUnlocks,
     knock: {
       idleTimeoutSec: s.idleTimeoutSeconds,
       lifetimeSec: config.knock.lifetimeSec,

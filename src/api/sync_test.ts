@@ -68,6 +68,7 @@ Deno.test("sync: seeded store gives the data plane the config's users, rules and
       managementWanAccess: "knock",
       allow: [],
       maxFlows: config.conntrack.maxFlows,
+      maxUnlocks: 65536,
       knock: config.knock,
     });
     assert.equal(dp.pushes, 3);
@@ -145,6 +146,7 @@ Deno.test("sync: store settings map onto the data plane's names", () => {
     maxPenalised: config.knock.maxPenalised,
   });
   assert.equal(s.maxFlows, 5000);
+  assert.equal(s.maxUnlocks, 10);
   assert.equal(s.wanAddress, config.wan.address);
 });
 

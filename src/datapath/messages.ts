@@ -49,6 +49,8 @@ export interface DatapathSettings {
   /** WAN sources admitted to knock-enforcing rules without knocking (CIDRs). */
   allow: string[];
   maxFlows: number;
+  /** Unlocked IPs held at most (the least recently unlocked is evicted); fixed at start. */
+  maxUnlocks?: number;
   knock: KnockSettings;
 }
 

@@ -13,6 +13,8 @@ import {
   FLAG_HAIRPIN,
   FLAG_LOCAL,
   FLAG_SNAT,
+  STATUS_ASSURED,
+  STATUS_SEEN_REPLY,
   TRACK_INVALID,
 } from "../conntrack/mod.ts";
 import { KnockVerdict, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
@@ -133,6 +135,7 @@ export class Pipeline implements PacketProcessor {
     this.#touchedAt = new Uint32Array(s.maxFlows);
     const onEvent = (e: KnockEvent | UnlockEvent) => this.#event(e);
     this.unlocks = new UnlockTable({
+      maxEntries: s.maxUnlocks,
       idleTimeoutMs: s.knock.idleTimeoutSec * 1000,
       lifetimeMs: s.knock.lifetimeSec * 1000,
       onEvent,
@@ -216,7 +219,7 @@ export class Pipeline implements PacketProcessor {
     const now = Math.floor(this.#clock.now() / 1000);
     return this.ct.snapshot(limit).map((f) => ({
       proto: f.proto,
-      state: f.tcpState ?? (f.status & 1 ? "REPLIED" : "UNREPLIED"),
+      state: f.tcpState ?? (f.status & STATUS_SEEN_REPLY ? "REPLIED" : "UNREPLIED"),
       origSrc: formatIpv4(f.orig.src),
       origSrcPort: f.orig.srcPort,
       origDst: formatIpv4(f.orig.dst),
@@ -229,7 +232,7 @@ export class Pipeline implements PacketProcessor {
       bytes: this.ct.bytes(2 * f.id) + this.ct.bytes(2 * f.id + 1),
       expiresInSec: Math.max(0, this.ct.expiresAt(f.id) - now),
       rule: this.ct.ruleId[f.id] >= 0 ? this.#rules.ruleNames[this.ct.ruleId[f.id]] ?? null : null,
-      assured: (f.status & 2) !== 0,
+      assured: (f.status & STATUS_ASSURED) !== 0,
     }));
   }
 
@@ -275,16 +278,26 @@ export class Pipeline implements PacketProcessor {
     const c = this.#c;
     c[Stat.RxPackets]++;
     c[Stat.RxBytes] += len;
+    const pass = this.#decide(buf, off, len, csumPartial === 1, nowMs);
+    if (pass) {
+      c[Stat.TxPackets]++;
+      c[Stat.TxBytes] += len;
+    }
+    return pass;
+  }
+
+  /** Validates, tracks and translates one packet; true to send it on. */
+  #decide(buf: Uint8Array, off: number, len: number, partial: boolean, nowMs: number): boolean {
     const ip = this.#ip.bind(buf, off, len);
     const err = ip.check();
     if (err !== ParseError.None) return this.#drop(err);
     if (!ip.verifyChecksum()) return this.#drop(ParseError.BadChecksum);
     if (ip.isFragment()) {
-      c[Stat.Fragments]++;
-      if (ip.fragOffset() !== 0) return this.#laterFragment(ip, csumPartial === 1, nowMs);
+      this.#c[Stat.Fragments]++;
+      if (ip.fragOffset() !== 0) return this.#laterFragment(ip, partial, nowMs);
     }
     const proto = ip.protocol();
-    const perr = this.#parseL4(ip, proto, csumPartial === 1);
+    const perr = this.#parseL4(ip, proto, partial);
     if (perr !== ParseError.None) return this.#drop(perr);
     if (
       proto === PROTO_ICMP && this.#icmpType !== ICMP_ECHO_REQUEST &&
@@ -295,13 +308,9 @@ export class Pipeline implements PacketProcessor {
     const src = ip.src(), dst = ip.dst();
     const h = this.ct.lookup(proto, src, this.#sport, dst, this.#dport);
     const pass = h >= 0
-      ? this.#fastPath(h, ip, len, csumPartial === 1, nowMs)
-      : this.#slowPath(ip, proto, src, dst, len, csumPartial === 1, nowMs);
-    if (pass) {
-      if (ip.moreFragments()) this.#rememberFragment(ip, src, dst, proto, nowMs);
-      c[Stat.TxPackets]++;
-      c[Stat.TxBytes] += len;
-    }
+      ? this.#fastPath(h, ip, len, partial, nowMs)
+      : this.#slowPath(ip, proto, src, dst, len, partial, nowMs);
+    if (pass && ip.moreFragments()) this.#rememberFragment(ip, src, dst, proto, nowMs);
     return pass;
   }
 
@@ -428,14 +437,18 @@ export class Pipeline implements PacketProcessor {
     nowMs: number,
   ): boolean {
     const a = this.#a, dport = this.#dport;
+    const listed = this.#allowListed(src);
     if (proto === PROTO_TCP && dport === a.mgmtPort) {
-      if (!a.mgmtWan || !this.#admitted(src, -1, nowMs)) return this.#drop(Drop.Locked);
-      return this.#createLocal(ip, proto, src, len, nowMs);
+      if (!a.mgmtWan || (!listed && !this.#unlockAdmits(src, -1, nowMs))) {
+        return this.#drop(Drop.Locked);
+      }
+      return this.#createLocal(ip, proto, src, len, !listed, nowMs);
     }
     const e = this.#rules.lookup(proto, dport);
     if (e < 0) return this.#drop(Drop.NoRule);
-    const knock = this.#rules.enforceKnock(e);
-    if (knock && !this.#admitted(src, e, nowMs)) return this.#drop(Drop.Locked);
+    // Gated: admitted by a knock (allow-listed sources need none).
+    const gated = this.#rules.enforceKnock(e) && !listed;
+    if (gated && !this.#unlockAdmits(src, e, nowMs)) return this.#drop(Drop.Locked);
     const priv = this.#rules.privateAddress(e), pport = this.#rules.privatePort(e, dport);
     const id = this.ct.create(
       proto,
@@ -450,15 +463,13 @@ export class Pipeline implements PacketProcessor {
       Math.floor(nowMs / 1000),
     );
     if (id < 0) return this.#drop(Drop.TableFull);
-    const gated = knock && !this.#allowListed(src);
     this.#newFlow(id, e, FLAG_DNAT | (gated ? FLAG_GATED : 0), len, nowMs);
     if (gated) this.#admitEvent(src, dport, priv, pport, e, proto, nowMs);
     return this.#translate(ip.buf, ip.off, 2 * id, ip, partial);
   }
 
-  /** True when `src` may open a flow to rule entry `e` (-1: the management interface). */
-  #admitted(src: number, e: number, nowMs: number): boolean {
-    if (this.#allowListed(src)) return true;
+  /** True when an unlock of `src` admits a flow to rule entry `e` (-1: the management interface). */
+  #unlockAdmits(src: number, e: number, nowMs: number): boolean {
     if (!this.unlocks.isUnlocked(src, nowMs)) return false;
     return e < 0 || this.#rules.userAllowed(e, this.unlocks.userOf(src) ?? "");
   }
@@ -503,8 +514,18 @@ export class Pipeline implements PacketProcessor {
     });
   }
 
-  /** A new flow to the appliance itself (the management interface): passed on unchanged. */
-  #createLocal(ip: Ipv4Packet, proto: number, src: number, len: number, nowMs: number): boolean {
+  /**
+   * A new flow to the appliance itself (the management interface): passed on
+   * unchanged; `gated` when a knock admitted it (it then refreshes the unlock).
+   */
+  #createLocal(
+    ip: Ipv4Packet,
+    proto: number,
+    src: number,
+    len: number,
+    gated: boolean,
+    nowMs: number,
+  ): boolean {
     const d = ip.dst();
     const id = this.ct.create(
       proto,
@@ -519,9 +540,9 @@ export class Pipeline implements PacketProcessor {
       Math.floor(nowMs / 1000),
     );
     if (id < 0) return this.#drop(Drop.TableFull);
-    this.ct.flags[id] = FLAG_LOCAL | (this.#allowListed(src) ? 0 : FLAG_GATED);
+    this.ct.flags[id] = FLAG_LOCAL | (gated ? FLAG_GATED : 0);
     this.ct.touch(2 * id, len, Math.floor(nowMs / 1000), LOCAL_FLOW_TIMEOUT_S);
-    if (!this.#allowListed(src)) this.unlocks.admitFlow(src, nowMs);
+    if (gated) this.unlocks.admitFlow(src, nowMs);
     this.#c[Stat.FlowsCreated]++;
     return true;
   }
@@ -541,7 +562,7 @@ export class Pipeline implements PacketProcessor {
     const a = this.#a, nowSec = Math.floor(nowMs / 1000);
     if (dst === a.wan) {
       if (proto === PROTO_TCP && this.#dport === a.mgmtPort) {
-        return this.#createLocal(ip, proto, src, len, nowMs);
+        return this.#createLocal(ip, proto, src, len, false, nowMs);
       }
       const e = this.#rules.lookup(proto, this.#dport);
       if (e < 0) return this.#drop(Drop.NoRule);
@@ -621,7 +642,6 @@ export class Pipeline implements PacketProcessor {
     rewriteIcmpErrorInner(buf, ip.off, nd, ct.translatedDstPort(h), ns, ct.translatedSrcPort(h));
     ct.track(h, 0, 0, Math.floor(nowMs / 1000));
     this.#c[Stat.IcmpErrorsTranslated]++;
-    this.#c[Stat.TxPackets]++;
     return true;
   }
 
@@ -635,7 +655,6 @@ export class Pipeline implements PacketProcessor {
     if (!f) return this.#drop(Drop.FragmentOrphan);
     if (f.newSrc !== f.src) rewriteSource(ip.buf, ip.off, f.newSrc, 0, partial);
     if (f.newDst !== f.dst) rewriteDestination(ip.buf, ip.off, f.newDst, 0, partial);
-    this.#c[Stat.TxPackets]++;
     return true;
   }
 }

@@ -90,7 +90,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
     failureWindowSeconds: 600,
     penaltySeconds: 600,
   },
-  limits: { maxConnections: 65536, maxUnlocks: 4096, maxPendingKnocks: 4096 },
+  limits: { maxConnections: 65536, maxUnlocks: 65536, maxPendingKnocks: 4096 },
 });
 
 const KEY: Deno.KvKey = ["settings"];
