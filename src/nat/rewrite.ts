@@ -17,6 +17,7 @@ import {
   ICMP_ECHO_REQUEST,
   ICMP_HEADER_LEN,
   ICMP_IDENT,
+  internetChecksum,
   IPV4_CHECKSUM,
   IPV4_DST,
   IPV4_FLAGS_FRAG,
@@ -137,7 +138,13 @@ function rewriteAddrPort(
     case PROTO_ICMP:
       if (l4Len < ICMP_HEADER_LEN) return false;
       // The ICMP checksum has no pseudo header: only the echo identifier counts.
-      if (isEcho(buf[l4])) setChecked16(buf, l4 + ICMP_IDENT, l4 + ICMP_CHECKSUM, port);
+      if (!isEcho(buf[l4])) return true;
+      setChecked16(buf, l4 + ICMP_IDENT, l4 + ICMP_CHECKSUM, port);
+      // RFC 1624 eqn 3 yields 0x0000 for an all-zero message, whose checksum is 0xFFFF
+      // (+0 and -0 look alike); only then, rarely, sum the message again.
+      if (read16(buf, l4 + ICMP_CHECKSUM) === 0) {
+        write16(buf, l4 + ICMP_CHECKSUM, internetChecksum(buf, l4, l4 + l4Len));
+      }
       return true;
     default:
       return true;

@@ -473,3 +473,15 @@ Deno.test("property: partial checksums completed by the kernel verify after any 
     { numRuns: 1000 },
   );
 });
+
+Deno.test("an all-zero echo keeps checksum 0xFFFF through an identifier rewrite (RFC 1624 +0/-0)", () => {
+  const pkt = buildIcmpEcho({ src: 0, dst: 0, type: 0, ident: 0, seq: 0 });
+  assert.equal((pkt[22] << 8) | pkt[23], 0xffff);
+  const b = pkt.slice();
+  assert.ok(rewriteDestination(b, 0, 0, 0, false));
+  assertChecksums(b);
+  assert.deepEqual(b, pkt);
+  assert.ok(rewriteSource(b, 0, 0, 0x1234, false));
+  assert.ok(rewriteSource(b, 0, 0, 0, false));
+  assert.deepEqual(b, pkt);
+});
