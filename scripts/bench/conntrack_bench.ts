@@ -5,7 +5,14 @@
  * `runConntrackBench()` (add `--v8-flags=--expose-gc` for steadier memory).
  */
 
-import { ConnTable, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_SYN } from "../../src/conntrack/mod.ts";
+import {
+  ConnTable,
+  FlowSpec,
+  PROTO_TCP,
+  PROTO_UDP,
+  TCP_ACK,
+  TCP_SYN,
+} from "../../src/conntrack/mod.ts";
 
 /** What `runConntrackBench` measured for one table size. */
 export interface ConntrackBenchResult {
@@ -84,19 +91,17 @@ function benchSize(n: number): ConntrackBenchResult {
   const before = memory();
   const t = new ConnTable({ capacity: n });
   const ids = new Int32Array(n).fill(-1);
+  const spec = new FlowSpec();
   let t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const proto = tu.dport[i] === 443 ? PROTO_TCP : PROTO_UDP;
     const id = t.create(
-      proto,
-      tu.src[i],
-      tu.sport[i],
-      tu.dst[i],
-      tu.dport[i],
-      tu.dst[i],
-      tu.dport[i],
-      tu.src[i],
-      tu.sport[i],
+      spec.original(proto, tu.src[i], tu.sport[i], tu.dst[i], tu.dport[i]).reply(
+        tu.dst[i],
+        tu.dport[i],
+        tu.src[i],
+        tu.sport[i],
+      ),
       T0,
     );
     if (id >= 0) t.track(2 * id, TCP_SYN, 60, T0);

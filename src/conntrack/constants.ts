@@ -101,6 +101,11 @@ export const TRACK_REOPEN = 2;
 /** A `track()` verdict code. */
 export type TrackVerdict = typeof TRACK_ACCEPT | typeof TRACK_INVALID | typeof TRACK_REOPEN;
 
+/** Result of `create()`: a tuple of the new flow is already live (a NAT clash, or a racing duplicate). */
+export const CREATE_CLASH = -1;
+/** Result of `create()`: no free slot, and early drop found no unassured flow to evict. */
+export const CREATE_FULL = -2;
+
 /** Why a flow left the table (second argument of `onExpire`): its timer ran out. */
 export const GONE_TIMEOUT = 0;
 /** Why a flow left the table: early-dropped to make room for a new flow. */

@@ -1,7 +1,7 @@
 /**
  * Connection tracking: flows hashed by original and reply tuple, a
  * simplified Linux TCP tracker, per-protocol timeouts on a timer wheel, a
- * bounded table with early drop, and SNAT port choice.
+ * bounded table with early drop. (SNAT port choice is nat's: see nat/port_alloc.ts.)
  */
 export * from "./constants.ts";
 export {
@@ -12,6 +12,7 @@ export {
   type FlowInfo,
   type TupleInfo,
 } from "./table.ts";
+export { FlowSpec } from "./flow_spec.ts";
 export { DEFAULT_TIMEOUTS, resolveTimeouts, type Timeouts } from "./timeouts.ts";
 export { isTcpOpening } from "./tcp_tracker.ts";
 export { TimerWheel } from "./timer_wheel.ts";

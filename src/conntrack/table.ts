@@ -15,6 +15,8 @@
  * leaves with (orig.dst, orig.src): see `translatedSrc()` and friends.
  */
 import {
+  CREATE_CLASH,
+  CREATE_FULL,
   DIR_REPLY,
   GONE_EVICTED,
   GONE_KILLED,
@@ -34,6 +36,7 @@ import {
   TRACK_REOPEN,
   type TrackVerdict,
 } from "./constants.ts";
+import type { FlowSpec } from "./flow_spec.ts";
 import { tupleHash } from "./hash.ts";
 import {
   isTcpOpening,
@@ -159,7 +162,6 @@ export class ConnTable {
   readonly #expireBudget: number;
   readonly #maxRetrans: number;
   #evictCursor = 0;
-  #rng: number;
   #size = 0;
   #inserted = 0;
   #expired = 0;
@@ -208,7 +210,6 @@ export class ConnTable {
     const key = options.hashKey ?? crypto.getRandomValues(new Uint32Array(2));
     this.#k0 = key[0] | 0;
     this.#k1 = key[1] | 0;
-    this.#rng = (key[0] ^ 0x9e3779b9) | 1;
     this.#evictScan = Math.max(1, Math.min(options.evictScan ?? 64, cap));
     this.#expireBudget = Math.max(2, options.expireBudget ?? 65536);
     this.#maxRetrans = Math.max(1, Math.min(options.tcpMaxRetrans ?? 3, 15));
@@ -256,7 +257,7 @@ export class ConnTable {
     return -1;
   }
 
-  /** True when a flow holds this tuple in either direction (for choosing NAT ports). */
+  /** True when a flow holds this tuple in either direction (for choosing NAT ports, see nat/port_alloc.ts). */
   isTupleTaken(proto: number, src: number, sport: number, dst: number, dport: number): boolean {
     return this.lookup(proto, src, sport, dst, dport) !== -1;
   }
@@ -271,40 +272,31 @@ export class ConnTable {
   // ---- create / remove ------------------------------------------------------
 
   /**
-   * Adds a flow and returns its id; -1 when a tuple is already live (a clash)
-   * or the table is full and early drop found no unassured flow to evict.
-   * For ICMP echo pass the identifier as both ports of both tuples.
+   * Adds the flow `spec` describes and returns its id, or CREATE_CLASH when
+   * one of its tuples is already live (or `spec.proto` is 0), or CREATE_FULL
+   * when the table is full and early drop found no unassured flow to evict.
    */
-  create(
-    proto: number,
-    origSrc: number,
-    origSrcPort: number,
-    origDst: number,
-    origDstPort: number,
-    replySrc: number,
-    replySrcPort: number,
-    replyDst: number,
-    replyDstPort: number,
-    nowSec: number,
-  ): number {
+  create(spec: FlowSpec, nowSec: number): number {
     const now = nowSec >>> 0;
-    proto &= 0xff;
-    const bo = this.#bucket(proto, origSrc, origSrcPort, origDst, origDstPort);
-    const br = this.#bucket(proto, replySrc, replySrcPort, replyDst, replyDstPort);
+    const proto = spec.proto & 0xff;
+    const os = spec.origSrc, osp = spec.origSrcPort, od = spec.origDst, odp = spec.origDstPort;
+    const rs = spec.replySrc, rsp = spec.replySrcPort, rd = spec.replyDst, rdp = spec.replyDstPort;
+    const bo = this.#bucket(proto, os, osp, od, odp);
+    const br = this.#bucket(proto, rs, rsp, rd, rdp);
     if (
-      proto === 0 || this.#findIn(bo, proto, origSrc, origSrcPort, origDst, origDstPort) !== -1 ||
-      this.#findIn(br, proto, replySrc, replySrcPort, replyDst, replyDstPort) !== -1
+      proto === 0 || this.#findIn(bo, proto, os, osp, od, odp) !== -1 ||
+      this.#findIn(br, proto, rs, rsp, rd, rdp) !== -1
     ) {
       this.#clashes++;
-      return -1;
+      return CREATE_CLASH;
     }
     const id = this.#freeTop > 0 ? this.#free[--this.#freeTop] : this.#earlyDrop(now);
     if (id < 0) {
       this.#refused++;
-      return -1;
+      return CREATE_FULL;
     }
-    this.#setTuple(2 * id + 1, replySrc, replySrcPort, replyDst, replyDstPort);
-    this.#setTuple(2 * id, origSrc, origSrcPort, origDst, origDstPort);
+    this.#setTuple(2 * id + 1, rs, rsp, rd, rdp);
+    this.#setTuple(2 * id, os, osp, od, odp);
     this.#proto[id] = proto;
     this.#hashIn(2 * id + 1, br);
     this.#hashIn(2 * id, bo); // inserted last, so found first if both tuples are equal
@@ -562,56 +554,6 @@ export class ConnTable {
     else this.#expired++;
     this.#retire(id, killed ? GONE_KILLED : GONE_TIMEOUT);
   };
-
-  // ---- SNAT port choice -----------------------------------------------------
-
-  /**
-   * A port P in `lo..hi` such that the reply tuple (proto, peer:peerPort ->
-   * natAddr:P) is free, trying `preferred` first (keeping a client's port
-   * when possible) and then up to `maxTries` ports from a random start.
-   * For ICMP, P is an echo identifier and the tuple is (peer:P -> natAddr:P).
-   * Returns -1 when none was found.
-   */
-  findFreePort(
-    proto: number,
-    peer: number,
-    peerPort: number,
-    natAddr: number,
-    lo: number,
-    hi: number,
-    preferred = -1,
-    maxTries = 128,
-  ): number {
-    if (lo > hi) return -1;
-    if (
-      preferred >= lo && preferred <= hi &&
-      !this.#portTaken(proto, peer, peerPort, natAddr, preferred)
-    ) {
-      return preferred;
-    }
-    const span = hi - lo + 1;
-    let p = lo + (this.#nextRandom() % span);
-    const tries = Math.min(maxTries, span);
-    for (let n = 0; n < tries; n++) {
-      if (!this.#portTaken(proto, peer, peerPort, natAddr, p)) return p;
-      if (++p > hi) p = lo;
-    }
-    return -1;
-  }
-
-  #portTaken(proto: number, peer: number, peerPort: number, natAddr: number, p: number): boolean {
-    return this.isTupleTaken(proto, peer, proto === PROTO_ICMP ? p : peerPort, natAddr, p);
-  }
-
-  /** xorshift32; enough to spread SNAT port probes. */
-  #nextRandom(): number {
-    let x = this.#rng;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.#rng = x;
-    return x >>> 0;
-  }
 
   // ---- per-flow getters -------------------------------------------------------
 

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { GONE_EVICTED, GONE_TIMEOUT, PROTO_ICMP, PROTO_UDP } from "./constants.ts";
+import {
+  CREATE_CLASH,
+  CREATE_FULL,
+  GONE_EVICTED,
+  GONE_TIMEOUT,
+  PROTO_ICMP,
+  PROTO_UDP,
+} from "./constants.ts";
+import { FlowSpec } from "./flow_spec.ts";
 import { ConnTable } from "./table.ts";
 
 /** A model flow: its tuples and what the table should know about it. */
@@ -96,19 +104,16 @@ function runModel(ops: Op[]): void {
       const unassured = [...model.values()].filter((f) => !f.assured);
       const room = model.size < CAPACITY || expired.length > 0 || unassured.length > 0;
       const id = t.create(
-        orig[0],
-        orig[1],
-        orig[2],
-        orig[3],
-        orig[4],
-        reply[1],
-        reply[2],
-        reply[3],
-        reply[4],
+        new FlowSpec().original(orig[0], orig[1], orig[2], orig[3], orig[4]).reply(
+          reply[1],
+          reply[2],
+          reply[3],
+          reply[4],
+        ),
         now,
       );
       if (clash || !room) {
-        assert.equal(id, -1);
+        assert.equal(id, clash ? CREATE_CLASH : CREATE_FULL);
         assert.equal(gone.length, 0);
         continue;
       }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../clock.ts";
 import {
+  CREATE_CLASH,
+  CREATE_FULL,
   FLAG_GATED,
   GONE_EVICTED,
   GONE_KILLED,
@@ -23,6 +25,7 @@ import {
   TRACK_INVALID,
   TRACK_REOPEN,
 } from "./constants.ts";
+import { FlowSpec } from "./flow_spec.ts";
 import { ConnTable, type ConnTableOptions } from "./table.ts";
 
 /** Dotted quad to unsigned 32-bit. */
@@ -38,7 +41,10 @@ const T0 = 1_700_000_000;
 
 /** A plain (un-NATed) TCP flow client:40000 -> server:80. */
 function plainTcp(t: ConnTable, now = T0, sport = 40000): number {
-  return t.create(PROTO_TCP, CLIENT, sport, SERVER, 80, SERVER, 80, CLIENT, sport, now);
+  return t.create(
+    new FlowSpec().original(PROTO_TCP, CLIENT, sport, SERVER, 80).reply(SERVER, 80, CLIENT, sport),
+    now,
+  );
 }
 
 /** Runs a full handshake on flow `id`. */
@@ -66,7 +72,15 @@ Deno.test("a flow is found by both tuples, with its direction", () => {
 Deno.test("DNAT tuples and translated addresses", () => {
   const t = table();
   // orig = client:51000 -> wan:52201, reply = server:8080 -> client:51000
-  const id = t.create(PROTO_TCP, CLIENT, 51000, WAN, 52201, SERVER, 8080, CLIENT, 51000, T0);
+  const id = t.create(
+    new FlowSpec().original(PROTO_TCP, CLIENT, 51000, WAN, 52201).reply(
+      SERVER,
+      8080,
+      CLIENT,
+      51000,
+    ),
+    T0,
+  );
   assert.equal(t.needsNat(id), true);
   assert.equal(t.needsDnat(id), true);
   assert.equal(t.needsSnat(id), false);
@@ -104,31 +118,34 @@ Deno.test("DNAT tuples and translated addresses", () => {
   );
 });
 
-Deno.test("hairpin SNAT+DNAT and findFreePort", () => {
+Deno.test("hairpin SNAT+DNAT", () => {
   const t = table();
   const lanClient = ip("192.0.2.20");
   // LAN client reaches the forwarded WAN port; source masqueraded to the LAN address.
-  const port = t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 1024, 65535, 43000);
-  assert.equal(port, 43000, "the preferred port is kept when free");
-  const id = t.create(PROTO_TCP, lanClient, 43000, WAN, 52201, SERVER, 8080, LAN_WAN, port, T0);
+  assert.equal(t.isTupleTaken(PROTO_TCP, SERVER, 8080, LAN_WAN, 43000), false);
+  const id = t.create(
+    new FlowSpec().original(PROTO_TCP, lanClient, 43000, WAN, 52201).reply(
+      SERVER,
+      8080,
+      LAN_WAN,
+      43000,
+    ),
+    T0,
+  );
   assert.equal(t.needsSnat(id) && t.needsDnat(id), true);
   assert.equal(t.isTupleTaken(PROTO_TCP, SERVER, 8080, LAN_WAN, 43000), true);
-  const other = t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 1024, 65535, 43000);
-  assert.ok(other >= 1024 && other !== 43000);
-  // A range of one taken port has no room.
-  assert.equal(t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 43000, 43000, 43000), -1);
-  assert.equal(t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 43000, 43001), 43001);
+  assert.equal(t.isTupleTaken(PROTO_TCP, lanClient, 43000, WAN, 52201), true);
 });
 
 Deno.test("ICMP echo: identifier as both ports; masqueraded identifiers", () => {
   const t = table();
   const inet = ip("203.0.113.99");
-  const ident = t.findFreePort(PROTO_ICMP, inet, 0, WAN, 1, 65535, 777);
-  assert.equal(ident, 777);
-  const id = t.create(PROTO_ICMP, SERVER, 777, inet, 777, inet, 777, WAN, 777, T0);
+  const id = t.create(
+    new FlowSpec().original(PROTO_ICMP, SERVER, 777, inet, 777).reply(inet, 777, WAN, 777),
+    T0,
+  );
   assert.equal(t.isNewFlowPacket(PROTO_ICMP, 8), true);
   assert.equal(t.isNewFlowPacket(PROTO_ICMP, 0), false);
-  assert.equal(t.findFreePort(PROTO_ICMP, inet, 0, WAN, 777, 777, 777), -1);
   const h = t.lookup(PROTO_ICMP, inet, 777, WAN, 777);
   assert.equal(h, 2 * id + 1);
   assert.equal(t.track(2 * id, 0, 84, T0), TRACK_ACCEPT);
@@ -141,7 +158,10 @@ Deno.test("ICMP echo: identifier as both ports; masqueraded identifiers", () => 
 Deno.test("UDP: 30 s unreplied, 120 s and assured once answered", () => {
   const t = table();
   assert.equal(t.isNewFlowPacket(PROTO_UDP, 0), true);
-  const id = t.create(PROTO_UDP, CLIENT, 5353, SERVER, 53, SERVER, 53, CLIENT, 5353, T0);
+  const id = t.create(
+    new FlowSpec().original(PROTO_UDP, CLIENT, 5353, SERVER, 53).reply(SERVER, 53, CLIENT, 5353),
+    T0,
+  );
   assert.equal(t.expiresAt(id), T0 + 30);
   t.track(2 * id, 0, 70, T0 + 5);
   assert.equal(t.expiresAt(id), T0 + 35);
@@ -227,11 +247,19 @@ Deno.test("TCP: a peer that stops answering gets the unacknowledged cap", () => 
 Deno.test("clashing tuples are refused", () => {
   const t = table();
   plainTcp(t);
-  assert.equal(plainTcp(t), -1);
+  assert.equal(plainTcp(t), CREATE_CLASH);
   // A different flow whose reply tuple equals the first one's reply tuple.
   assert.equal(
-    t.create(PROTO_TCP, ip("203.0.113.8"), 1, WAN, 2, SERVER, 80, CLIENT, 40000, T0),
-    -1,
+    t.create(
+      new FlowSpec().original(PROTO_TCP, ip("203.0.113.8"), 1, WAN, 2).reply(
+        SERVER,
+        80,
+        CLIENT,
+        40000,
+      ),
+      T0,
+    ),
+    CREATE_CLASH,
   );
   assert.equal(t.stats().clashes, 2);
   assert.equal(t.size, 1);
@@ -278,7 +306,7 @@ Deno.test("full table: unassured flows are evicted first, assured never", () => 
   assert.deepEqual(gone, [[5, GONE_EVICTED]]);
   assert.equal(t.lookup(PROTO_TCP, CLIENT, 1005, SERVER, 80), -1);
   handshake(t, id, T0 + 1);
-  assert.equal(plainTcp(t, T0 + 2, 3000), -1, "only assured flows: refused");
+  assert.equal(plainTcp(t, T0 + 2, 3000), CREATE_FULL, "only assured flows: refused");
   assert.deepEqual(t.stats(), {
     size: 8,
     capacity: 8,
@@ -299,20 +327,20 @@ Deno.test("full table: a timed-out flow is reclaimed before any eviction", () =>
   const t = table({ capacity: 4, onExpire: (id, why) => gone.push([id, why]) });
   for (let i = 0; i < 4; i++) {
     const id = t.create(
-      PROTO_UDP,
-      CLIENT,
-      1000 + i,
-      SERVER,
-      53,
-      SERVER,
-      53,
-      CLIENT,
-      1000 + i,
+      new FlowSpec().original(PROTO_UDP, CLIENT, 1000 + i, SERVER, 53).reply(
+        SERVER,
+        53,
+        CLIENT,
+        1000 + i,
+      ),
       T0 + i,
     );
     if (i < 3) t.track(2 * id + 1, 0, 10, T0 + i); // assured, 120 s
   }
-  const id = t.create(PROTO_UDP, CLIENT, 9, SERVER, 53, SERVER, 53, CLIENT, 9, T0 + 124);
+  const id = t.create(
+    new FlowSpec().original(PROTO_UDP, CLIENT, 9, SERVER, 53).reply(SERVER, 53, CLIENT, 9),
+    T0 + 124,
+  );
   assert.ok(id >= 0);
   assert.equal(gone.length, 1);
   assert.equal(gone[0][1], GONE_TIMEOUT);
@@ -325,7 +353,10 @@ Deno.test("expiry through the wheel with a manual clock", () => {
   const sec = () => clock.now() / 1000;
   const gone: number[] = [];
   const t = table({ onExpire: (id, why) => gone.push(id * 10 + why) });
-  const udp = t.create(PROTO_UDP, CLIENT, 1, SERVER, 53, SERVER, 53, CLIENT, 1, sec());
+  const udp = t.create(
+    new FlowSpec().original(PROTO_UDP, CLIENT, 1, SERVER, 53).reply(SERVER, 53, CLIENT, 1),
+    sec(),
+  );
   const tcp = plainTcp(t, sec());
   handshake(t, tcp, sec()); // established: 5 days, far past one revolution
   clock.advance(29_500);
@@ -390,7 +421,10 @@ Deno.test("onExpire sees the flow, marked dying, before it is freed", () => {
       seen = `${t.origSrcPort(id)} ${t.status(id) & STATUS_DYING} ${t.flags[id]}`;
     },
   });
-  const id = t.create(PROTO_UDP, CLIENT, 4242, SERVER, 53, SERVER, 53, CLIENT, 4242, T0);
+  const id = t.create(
+    new FlowSpec().original(PROTO_UDP, CLIENT, 4242, SERVER, 53).reply(SERVER, 53, CLIENT, 4242),
+    T0,
+  );
   t.flags[id] = FLAG_GATED;
   t.expire(T0 + 30);
   assert.equal(seen, `4242 ${STATUS_DYING} ${FLAG_GATED}`);
@@ -399,7 +433,10 @@ Deno.test("onExpire sees the flow, marked dying, before it is freed", () => {
 Deno.test("snapshot and forEach list live flows", () => {
   const t = table();
   const a = plainTcp(t, T0, 1);
-  const b = t.create(PROTO_UDP, CLIENT, 2, SERVER, 53, SERVER, 53, CLIENT, 2, T0);
+  const b = t.create(
+    new FlowSpec().original(PROTO_UDP, CLIENT, 2, SERVER, 53).reply(SERVER, 53, CLIENT, 2),
+    T0,
+  );
   t.remove(a);
   const ids: number[] = [];
   t.forEach((id) => ids.push(id));
@@ -420,7 +457,10 @@ Deno.test("bad options throw with a clear message", () => {
 Deno.test("signed addresses are normalised", () => {
   const t = table();
   const hi = ip("203.0.113.200") | 0; // negative as int32
-  const id = t.create(PROTO_UDP, hi, 1, SERVER, 53, SERVER, 53, hi, 1, T0);
+  const id = t.create(
+    new FlowSpec().original(PROTO_UDP, hi, 1, SERVER, 53).reply(SERVER, 53, hi, 1),
+    T0,
+  );
   assert.equal(t.lookup(PROTO_UDP, hi >>> 0, 1, SERVER, 53), 2 * id);
   assert.equal(t.lookup(PROTO_UDP, hi, 1, SERVER, 53), 2 * id);
   assert.equal(t.origSrc(id), hi >>> 0);

@@ -35,6 +35,8 @@ export const Drop = {
   NatExhausted: PARSE_ERROR_COUNT + 12,
   /** Device refused the write. */
   WriteError: PARSE_ERROR_COUNT + 13,
+  /** A new flow's reply tuple is already another flow's (a NAT clash; the table has room). */
+  NatClash: PARSE_ERROR_COUNT + 14,
 } as const;
 
 const DROP_NAMES = [
@@ -52,6 +54,7 @@ const DROP_NAMES = [
   "lan-local",
   "nat-exhausted",
   "write-error",
+  "nat-clash",
 ];
 
 /** Number of drop reasons, parse errors included (index 0, "none", unused). */

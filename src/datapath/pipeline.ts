@@ -1,28 +1,24 @@
 /**
  * The per-packet pipeline: parse and validate, fast path for tracked flows
- * (rewrite from the flow entry alone), and for everything else the slow
- * path: knock watch, admission gate, rule lookup, flow creation and NAT.
- * Verdicts are booleans (true = send on); drops are counted by reason. No
- * allocation and no throw on the fast path.
+ * (rewrite from the flow entry alone), and for everything else the verdict of
+ * admission (`admission.ts`: knock watch, gate, rule lookup, flow creation),
+ * applied here. Verdicts are booleans (true = send on); drops are counted by
+ * reason. No allocation and no throw on the fast path.
  */
 import { type Clock, systemClock } from "../clock.ts";
 import {
   ConnTable,
   FLAG_DNAT,
   FLAG_GATED,
-  FLAG_HAIRPIN,
   FLAG_LOCAL,
   FLAG_SNAT,
   STATUS_ASSURED,
   STATUS_SEEN_REPLY,
   TRACK_INVALID,
+  TRACK_REOPEN,
 } from "../conntrack/mod.ts";
-import { KnockVerdict, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
-import type { KnockEvent, UnlockEvent } from "../knock/events.ts";
-import type { KnockProfile } from "../knock/profile.ts";
+import type { KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
-import { Severity } from "../log/events.ts";
-import { compileRules, RuleIndex } from "../nat/rule_index.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import {
   icmpErrorInnerOffset,
@@ -31,16 +27,12 @@ import {
   rewriteSource,
 } from "../nat/rewrite.ts";
 import {
-  type Cidr,
-  cidrContains,
   formatIpv4,
   ICMP_ECHO_REPLY,
   ICMP_ECHO_REQUEST,
   Icmpv4Packet,
   Ipv4Packet,
-  parseCidr,
   ParseError,
-  parseIpv4,
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
@@ -52,13 +44,12 @@ import {
   TcpPacket,
   UdpPacket,
 } from "../packet/mod.ts";
+import { Admission, ADMITTED } from "./admission.ts";
 import { Drop, Stat } from "./counters.ts";
 import { FragmentTable } from "./fragments.ts";
 import type { DatapathSettings, FlowRecord, KnockUser, UnlockRecord } from "./messages.ts";
 import type { PacketProcessor } from "./engine.ts";
 
-/** Source ports used for masquerade (LAN to WAN) and hairpin. */
-const SNAT_LO = 32768, SNAT_HI = 60999;
 /** Idle timeout of flows delivered to the appliance itself (only one direction is seen). */
 const LOCAL_FLOW_TIMEOUT_S = 3600;
 
@@ -74,43 +65,15 @@ export interface PipelineInit {
   clock?: Clock;
 }
 
-/** Parsed settings the hot path reads. */
-interface Addressing {
-  wan: number;
-  lan: number;
-  lanNet: Cidr;
-  allow: Cidr[];
-  mgmtPort: number;
-  mgmtWan: boolean;
-}
-
-function addressing(s: DatapathSettings): Addressing {
-  return {
-    wan: parseIpv4(s.wanAddress)!,
-    lan: parseIpv4(s.lanAddress)!,
-    lanNet: parseCidr(s.lanNetwork)!,
-    allow: s.allow.map((c) => parseCidr(c)!),
-    mgmtPort: s.managementPort,
-    mgmtWan: s.managementWanAccess === "knock",
-  };
-}
-
-/** Parse, track, gate, translate. One instance per data-plane Worker. */
+/** Parse, track, apply admission's verdict, translate. One instance per data-plane Worker. */
 export class Pipeline implements PacketProcessor {
   readonly ct: ConnTable;
+  readonly admission: Admission;
   readonly unlocks: UnlockTable;
-  verifier: KnockVerifier;
-  readonly sequences = new SequenceCache();
   readonly fragments = new FragmentTable();
-  #rules: RuleIndex;
-  #a: Addressing;
-  #knock: DatapathSettings["knock"];
-  #profiles: KnockProfile[] = [];
-  #pending: ApplianceEvent[] = [];
   /** Second at which each flow last refreshed its unlock. */
   readonly #touchedAt: Uint32Array;
   readonly #c: Float64Array;
-  readonly #emit: (events: ApplianceEvent[]) => void;
   readonly #clock: Clock;
   readonly #ip = new Ipv4Packet();
   readonly #tcp = new TcpPacket();
@@ -127,84 +90,48 @@ export class Pipeline implements PacketProcessor {
   constructor(init: PipelineInit) {
     const s = init.settings;
     this.#c = init.counters;
-    this.#emit = init.emit;
     this.#clock = init.clock ?? systemClock;
-    this.#a = addressing(s);
-    this.#rules = compileRules(init.forwards, init.openPorts);
     this.ct = new ConnTable({ capacity: s.maxFlows });
     this.#touchedAt = new Uint32Array(s.maxFlows);
-    const onEvent = (e: KnockEvent | UnlockEvent) => this.#event(e);
-    this.unlocks = new UnlockTable({
-      maxEntries: s.maxUnlocks,
-      idleTimeoutMs: s.knock.idleTimeoutSec * 1000,
-      lifetimeMs: s.knock.lifetimeSec * 1000,
-      onEvent,
-    });
-    this.#knock = s.knock;
-    this.verifier = this.#newVerifier(s.knock);
+    this.admission = new Admission({ ...init, ct: this.ct });
+    this.unlocks = this.admission.unlocks;
   }
 
-  #newVerifier(k: DatapathSettings["knock"]): KnockVerifier {
-    return new KnockVerifier(this.sequences, {
-      windowMs: k.windowSec * 1000,
-      maxFailures: k.maxFailures,
-      failureWindowMs: k.failureWindowSec * 1000,
-      penaltyMs: k.penaltySec * 1000,
-      maxInProgress: k.maxInProgress,
-      maxPenalised: k.maxPenalised,
-      onEvent: (e) => this.#event(e),
-    });
+  /** The knock verifier (admission's). */
+  get verifier(): KnockVerifier {
+    return this.admission.verifier;
+  }
+
+  /** The users' knock sequences (admission's). */
+  get sequences(): SequenceCache {
+    return this.admission.sequences;
   }
 
   // ---- control -------------------------------------------------------------
 
-  /** Replaces the rules; established flows keep their translation. */
+  /** Replaces the rules; established flows keep their translation and rule. */
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
-    this.#rules = compileRules(forwards, openPorts);
+    this.admission.setRules(forwards, openPorts);
   }
 
   /** Replaces the knock users; resolves once their sequences are derived. */
-  async setUsers(users: KnockUser[]): Promise<void> {
-    const now = this.#clock.now();
-    const keep = new Set(users.map((u) => u.user));
-    for (const p of this.sequences.profiles()) {
-      if (!keep.has(p.user)) this.sequences.removeUser(p.user);
-    }
-    await Promise.all(
-      users.map(({ secret, ...profile }) => this.sequences.setUser(profile, secret, now)),
-    );
-    this.#profiles = users.map(({ secret: _s, ...profile }) => profile);
-    this.verifier.setProfiles(this.#profiles);
+  setUsers(users: KnockUser[]): Promise<void> {
+    return this.admission.setUsers(users);
   }
 
-  /**
-   * Applies new addressing, gate and knock settings. Unlock timeouts apply to
-   * existing unlocks; changed verifier tunables start a fresh verifier
-   * (sequences in progress are dropped). `maxFlows` takes a restart.
-   */
+  /** Applies new addressing, gate and knock settings (see `Admission.setSettings`). */
   setSettings(s: DatapathSettings): void {
-    this.#a = addressing(s);
-    this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
-    if (JSON.stringify(s.knock) !== JSON.stringify(this.#knock)) {
-      this.verifier = this.#newVerifier(s.knock);
-      this.verifier.setProfiles(this.#profiles);
-    }
-    this.#knock = s.knock;
+    this.admission.setSettings(s);
   }
 
   /** Restores unlocks saved before a restart. */
   restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
-    this.unlocks.restore(records, nowMs);
+    this.admission.restoreUnlocks(records, nowMs);
   }
 
   /** Ends the unlock of `ip`; returns what it was, or null. */
   revoke(ip: string, _nowMs: number): UnlockRecord | null {
-    const n = parseIpv4(ip);
-    if (n === null) return null;
-    const info = this.unlocks.get(n);
-    if (!info || !this.unlocks.revoke(n, "operator")) return null;
-    this.#flush();
-    return info;
+    return this.admission.revoke(ip);
   }
 
   /** Answers a status query. */
@@ -231,7 +158,7 @@ export class Pipeline implements PacketProcessor {
       packets: this.ct.packets(2 * f.id) + this.ct.packets(2 * f.id + 1),
       bytes: this.ct.bytes(2 * f.id) + this.ct.bytes(2 * f.id + 1),
       expiresInSec: Math.max(0, this.ct.expiresAt(f.id) - now),
-      rule: this.ct.ruleId[f.id] >= 0 ? this.#rules.ruleNames[this.ct.ruleId[f.id]] ?? null : null,
+      rule: this.admission.ruleName(f.ruleId),
       assured: (f.status & STATUS_ASSURED) !== 0,
     }));
   }
@@ -239,30 +166,14 @@ export class Pipeline implements PacketProcessor {
   /** Expiry of flows, unlocks, sequences and fragments; sequence refresh; event flush. */
   async housekeeping(nowMs: number): Promise<void> {
     this.ct.expire(Math.floor(nowMs / 1000));
-    this.unlocks.expire(nowMs);
-    this.verifier.sweep(nowMs);
     this.fragments.sweep(nowMs);
-    await this.sequences.refresh(nowMs);
-    this.#flush();
+    await this.admission.housekeeping(nowMs);
   }
 
   /** Counts packets the device would not take. */
   countWriteError(n: number): void {
     this.#c[Drop.WriteError] += n;
     this.#c[Stat.Drops] += n;
-  }
-
-  #event(e: KnockEvent | UnlockEvent): void {
-    const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
-    this.#pending.push({ ...e, time: this.#clock.now(), severity } as ApplianceEvent);
-    if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
-  }
-
-  #flush(): void {
-    if (this.#pending.length === 0) return;
-    const batch = this.#pending;
-    this.#pending = [];
-    this.#emit(batch);
   }
 
   // ---- per packet ------------------------------------------------------------
@@ -308,8 +219,8 @@ export class Pipeline implements PacketProcessor {
     const src = ip.src(), dst = ip.dst();
     const h = this.ct.lookup(proto, src, this.#sport, dst, this.#dport);
     const pass = h >= 0
-      ? this.#fastPath(h, ip, len, partial, nowMs)
-      : this.#slowPath(ip, proto, src, dst, len, partial, nowMs);
+      ? this.#fastPath(h, ip, proto, len, partial, nowMs)
+      : this.#slowPath(ip, proto, len, partial, nowMs);
     if (pass && ip.moreFragments()) this.#rememberFragment(ip, src, dst, proto, nowMs);
     return pass;
   }
@@ -355,20 +266,33 @@ export class Pipeline implements PacketProcessor {
   }
 
   /** A packet of a tracked flow: account and rewrite from the flow entry. */
-  #fastPath(h: number, ip: Ipv4Packet, len: number, partial: boolean, nowMs: number): boolean {
+  #fastPath(
+    h: number,
+    ip: Ipv4Packet,
+    proto: number,
+    len: number,
+    partial: boolean,
+    nowMs: number,
+  ): boolean {
     const ct = this.ct, id = h >> 1;
     const flags = ct.flags[id];
     const nowSec = Math.floor(nowMs / 1000);
     if ((flags & FLAG_LOCAL) !== 0) {
-      // Only the client's half is seen: keep the flow alive without TCP state checks.
+      // Only the client's half is seen, so no TCP state says when a SYN starts a new
+      // connection on the tuple: every SYN alone does, and passes admission again.
+      if ((this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN) {
+        return this.#reopen(id, ip, proto, len, partial, nowMs);
+      }
       ct.touch(
         h,
         len,
         nowSec,
         (this.#flags & (TCP_RST | TCP_FIN)) !== 0 ? 10 : LOCAL_FLOW_TIMEOUT_S,
       );
-    } else if (ct.track(h, this.#flags, len, nowSec) === TRACK_INVALID) {
-      return this.#drop(Drop.InvalidTcp);
+    } else {
+      const v = ct.track(h, this.#flags, len, nowSec);
+      if (v === TRACK_INVALID) return this.#drop(Drop.InvalidTcp);
+      if (v === TRACK_REOPEN) return this.#reopen(id, ip, proto, len, partial, nowMs);
     }
     if ((flags & FLAG_GATED) !== 0 && (h & 1) === 0 && ct.lastSeen(id) !== this.#touchedAt[id]) {
       // An admitted flow keeps its unlock alive; once a second is enough.
@@ -378,6 +302,20 @@ export class Pipeline implements PacketProcessor {
     this.#c[Stat.FastPath]++;
     if ((flags & (FLAG_DNAT | FLAG_SNAT)) === 0) return true;
     return this.#translate(ip.buf, ip.off, h, ip, partial);
+  }
+
+  /** A SYN starts a new connection on a finished flow's tuple: admission judges it anew. */
+  #reopen(
+    id: number,
+    ip: Ipv4Packet,
+    proto: number,
+    len: number,
+    partial: boolean,
+    nowMs: number,
+  ): boolean {
+    this.#c[Stat.SlowPath]++;
+    const v = this.admission.reopen(id, proto, ip.src(), this.#sport, ip.dst(), this.#dport, nowMs);
+    return this.#apply(v, ip, len, partial, nowMs);
   }
 
   /** Rewrites the packet with handle `h`'s translation. */
@@ -394,227 +332,34 @@ export class Pipeline implements PacketProcessor {
     return true;
   }
 
-  /** A packet without a flow: may it start one, and where does it go? */
-  #slowPath(
-    ip: Ipv4Packet,
-    proto: number,
-    src: number,
-    dst: number,
-    len: number,
-    partial: boolean,
-    nowMs: number,
-  ): boolean {
+  /** A packet without a flow: admission decides; an admitted one is tracked and translated. */
+  #slowPath(ip: Ipv4Packet, proto: number, len: number, partial: boolean, nowMs: number): boolean {
     this.#c[Stat.SlowPath]++;
     const opening = proto === PROTO_TCP
       ? (this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN
       : proto === PROTO_UDP || this.#icmpType === ICMP_ECHO_REQUEST;
-    if (cidrContains(this.#a.lanNet, src)) {
-      return this.#fromLan(ip, proto, src, dst, len, opening, partial, nowMs);
-    }
-    if (dst !== this.#a.wan) return this.#drop(Drop.NotForUs);
-    if (!opening) return this.#drop(Drop.NoFlow);
-    if (proto === PROTO_ICMP) return this.#drop(Drop.NoRule); // stealth: the WAN address answers no ping
-    switch (this.verifier.observe(src, proto as 6 | 17, this.#dport, nowMs)) {
-      case KnockVerdict.KNOCK:
-      case KnockVerdict.REPLAY:
-        return this.#drop(Drop.Knock);
-      case KnockVerdict.UNLOCKED:
-        this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs);
-        return this.#drop(Drop.Knock);
-      case KnockVerdict.PENALISED:
-        return this.#drop(Drop.Penalised);
-    }
-    return this.#fromWan(ip, proto, src, len, partial, nowMs);
-  }
-
-  /** A new flow from the WAN to the WAN address: management, forward, or nothing. */
-  #fromWan(
-    ip: Ipv4Packet,
-    proto: number,
-    src: number,
-    len: number,
-    partial: boolean,
-    nowMs: number,
-  ): boolean {
-    const a = this.#a, dport = this.#dport;
-    const listed = this.#allowListed(src);
-    if (proto === PROTO_TCP && dport === a.mgmtPort) {
-      if (!a.mgmtWan || (!listed && !this.#unlockAdmits(src, -1, nowMs))) {
-        return this.#drop(Drop.Locked);
-      }
-      return this.#createLocal(ip, proto, src, len, !listed, nowMs);
-    }
-    const e = this.#rules.lookup(proto, dport);
-    if (e < 0) return this.#drop(Drop.NoRule);
-    // Gated: admitted by a knock (allow-listed sources need none).
-    const gated = this.#rules.enforceKnock(e) && !listed;
-    if (gated && !this.#unlockAdmits(src, e, nowMs)) return this.#drop(Drop.Locked);
-    const priv = this.#rules.privateAddress(e), pport = this.#rules.privatePort(e, dport);
-    const id = this.ct.create(
+    const v = this.admission.admit(
       proto,
-      src,
+      ip.src(),
       this.#sport,
-      a.wan,
-      dport,
-      priv,
-      pport,
-      src,
-      this.#sport,
-      Math.floor(nowMs / 1000),
-    );
-    if (id < 0) return this.#drop(Drop.TableFull);
-    this.#newFlow(id, e, FLAG_DNAT | (gated ? FLAG_GATED : 0), len, nowMs);
-    if (gated) this.#admitEvent(src, dport, priv, pport, e, proto, nowMs);
-    return this.#translate(ip.buf, ip.off, 2 * id, ip, partial);
-  }
-
-  /** True when an unlock of `src` admits a flow to rule entry `e` (-1: the management interface). */
-  #unlockAdmits(src: number, e: number, nowMs: number): boolean {
-    if (!this.unlocks.isUnlocked(src, nowMs)) return false;
-    return e < 0 || this.#rules.userAllowed(e, this.unlocks.userOf(src) ?? "");
-  }
-
-  #allowListed(src: number): boolean {
-    const allow = this.#a.allow;
-    for (let i = 0; i < allow.length; i++) if (cidrContains(allow[i], src)) return true;
-    return false;
-  }
-
-  #newFlow(id: number, e: number, flags: number, len: number, nowMs: number): void {
-    this.ct.flags[id] = flags;
-    this.ct.ruleId[id] = e >= 0 ? this.#rules.entryRule[e] : -1;
-    this.ct.track(2 * id, this.#flags, len, Math.floor(nowMs / 1000));
-    this.#c[Stat.FlowsCreated]++;
-  }
-
-  #admitEvent(
-    src: number,
-    dport: number,
-    priv: number,
-    pport: number,
-    e: number,
-    proto: number,
-    nowMs: number,
-  ): void {
-    this.unlocks.admitFlow(src, nowMs);
-    this.#c[Stat.FlowsAdmittedByKnock]++;
-    this.#pending.push({
-      type: "flow-admitted",
-      time: nowMs,
-      severity: Severity.Notice,
-      proto: proto as 6 | 17,
-      src: formatIpv4(src),
-      srcPort: this.#sport,
-      dst: formatIpv4(this.#a.wan),
-      dstPort: dport,
-      privateAddr: formatIpv4(priv),
-      privatePort: pport,
-      rule: this.#rules.ruleName(e),
-      user: this.unlocks.userOf(src) ?? undefined,
-    });
-  }
-
-  /**
-   * A new flow to the appliance itself (the management interface): passed on
-   * unchanged; `gated` when a knock admitted it (it then refreshes the unlock).
-   */
-  #createLocal(
-    ip: Ipv4Packet,
-    proto: number,
-    src: number,
-    len: number,
-    gated: boolean,
-    nowMs: number,
-  ): boolean {
-    const d = ip.dst();
-    const id = this.ct.create(
-      proto,
-      src,
-      this.#sport,
-      d,
+      ip.dst(),
       this.#dport,
-      d,
-      this.#dport,
-      src,
-      this.#sport,
-      Math.floor(nowMs / 1000),
+      opening,
+      nowMs,
     );
-    if (id < 0) return this.#drop(Drop.TableFull);
-    this.ct.flags[id] = FLAG_LOCAL | (gated ? FLAG_GATED : 0);
-    this.ct.touch(2 * id, len, Math.floor(nowMs / 1000), LOCAL_FLOW_TIMEOUT_S);
-    if (gated) this.unlocks.admitFlow(src, nowMs);
-    this.#c[Stat.FlowsCreated]++;
-    return true;
+    return this.#apply(v, ip, len, partial, nowMs);
   }
 
-  /** A new flow from the LAN: hairpin to a forward, or masquerade to the WAN. */
-  #fromLan(
-    ip: Ipv4Packet,
-    proto: number,
-    src: number,
-    dst: number,
-    len: number,
-    opening: boolean,
-    partial: boolean,
-    nowMs: number,
-  ): boolean {
-    if (!opening) return this.#drop(Drop.NoFlow);
-    const a = this.#a, nowSec = Math.floor(nowMs / 1000);
-    if (dst === a.wan) {
-      if (proto === PROTO_TCP && this.#dport === a.mgmtPort) {
-        return this.#createLocal(ip, proto, src, len, false, nowMs);
-      }
-      const e = this.#rules.lookup(proto, this.#dport);
-      if (e < 0) return this.#drop(Drop.NoRule);
-      const priv = this.#rules.privateAddress(e), pport = this.#rules.privatePort(e, this.#dport);
-      // Hairpin: the server must answer through us, so the client is hidden behind the WAN
-      // address (its replies then arrive on the LAN port, which is steered to us; the LAN
-      // address would be delivered locally).
-      const np = this.ct.findFreePort(proto, priv, pport, a.wan, SNAT_LO, SNAT_HI, this.#sport);
-      if (np < 0) return this.#drop(Drop.NatExhausted);
-      const id = this.ct.create(
-        proto,
-        src,
-        this.#sport,
-        dst,
-        this.#dport,
-        priv,
-        pport,
-        a.wan,
-        np,
-        nowSec,
-      );
-      if (id < 0) return this.#drop(Drop.TableFull);
-      this.#newFlow(id, e, FLAG_DNAT | FLAG_SNAT | FLAG_HAIRPIN, len, nowMs);
-      return this.#translate(ip.buf, ip.off, 2 * id, ip, partial);
+  /** Applies admission's verdict: drop, or track the new flow and translate. */
+  #apply(v: number, ip: Ipv4Packet, len: number, partial: boolean, nowMs: number): boolean {
+    if (v !== ADMITTED) return this.#drop(v);
+    const ct = this.ct, id = this.admission.flowId, flags = ct.flags[id];
+    const nowSec = Math.floor(nowMs / 1000);
+    if ((flags & FLAG_LOCAL) !== 0) {
+      ct.touch(2 * id, len, nowSec, LOCAL_FLOW_TIMEOUT_S);
+      return true;
     }
-    if (cidrContains(a.lanNet, dst) || dst === a.lan) return this.#drop(Drop.LanLocal);
-    const icmp = proto === PROTO_ICMP;
-    const np = this.ct.findFreePort(
-      proto,
-      dst,
-      this.#dport,
-      a.wan,
-      icmp ? 1 : SNAT_LO,
-      icmp ? 65535 : SNAT_HI,
-      this.#sport,
-    );
-    if (np < 0) return this.#drop(Drop.NatExhausted);
-    const rport = icmp ? np : this.#dport;
-    const id = this.ct.create(
-      proto,
-      src,
-      this.#sport,
-      dst,
-      this.#dport,
-      dst,
-      rport,
-      a.wan,
-      np,
-      nowSec,
-    );
-    if (id < 0) return this.#drop(Drop.TableFull);
-    this.#newFlow(id, -1, FLAG_SNAT, len, nowMs);
+    ct.track(2 * id, this.#flags, len, nowSec);
     return this.#translate(ip.buf, ip.off, 2 * id, ip, partial);
   }
 

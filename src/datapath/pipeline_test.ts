@@ -16,6 +16,7 @@ import {
   Ipv4Packet,
   parseIpv4,
   TCP_ACK,
+  TCP_FIN,
   TCP_SYN,
   TcpPacket,
   UdpPacket,
@@ -419,4 +420,88 @@ Deno.test("settings change at run time: idle timeout applies to existing unlocks
   // The fresh verifier still knows the users.
   await knock(p, CLIENT2);
   assert.equal(p.unlocks.isUnlocked(parseIpv4(CLIENT2)!, T0), true);
+});
+
+/** Client and server segments of `CLIENT:sport -> WAN:52201` (server side: SERVER:8080). */
+function segments(sport: number) {
+  const c = (flags: number) =>
+    buildTcp({ src: CLIENT, dst: WAN, srcPort: sport, dstPort: 52201, flags });
+  const s = (flags: number) =>
+    buildTcp({ src: SERVER, dst: CLIENT, srcPort: 8080, dstPort: sport, flags });
+  return { c, s };
+}
+
+/** Opens and closes a connection through `p` (handshake, FIN both ways, last ACK: TIME_WAIT). */
+function openAndClose(p: Pipeline, sport: number, now = T0) {
+  const { c, s } = segments(sport);
+  assert.ok(run(p, c(TCP_SYN), now));
+  assert.ok(run(p, s(TCP_SYN | TCP_ACK), now));
+  assert.ok(run(p, c(TCP_ACK), now));
+  assert.ok(run(p, c(TCP_FIN | TCP_ACK), now));
+  assert.ok(run(p, s(TCP_FIN | TCP_ACK), now));
+  assert.ok(run(p, c(TCP_ACK), now));
+  assert.equal(p.flows(10)[0].state, "TIME_WAIT");
+}
+
+Deno.test("a SYN reusing a TIME_WAIT tuple after revoke is refused and counted as locked", async () => {
+  const { p, counters } = await setup();
+  await knock(p, CLIENT);
+  openAndClose(p, 5000);
+  assert.ok(p.revoke(CLIENT, T0));
+  const locked = counters[Drop.Locked];
+  assert.equal(run(p, segments(5000).c(TCP_SYN), T0 + 1000), null);
+  assert.equal(counters[Drop.Locked], locked + 1);
+  assert.equal(p.ct.stats().reopened, 1);
+  await p.housekeeping(T0 + 1000);
+  assert.equal(p.ct.size, 0, "the old flow is gone");
+  assert.equal(run(p, segments(5000).c(TCP_SYN), T0 + 2000), null);
+  assert.equal(counters[Drop.Locked], locked + 2);
+});
+
+Deno.test("a SYN reusing a TIME_WAIT tuple while unlocked is a new admitted flow", async () => {
+  const { p, counters, events } = await setup();
+  await knock(p, CLIENT);
+  openAndClose(p, 5000);
+  const out = run(p, segments(5000).c(TCP_SYN), T0 + 1000);
+  assert.ok(out);
+  assert.deepEqual(addrs(out), { src: CLIENT, dst: SERVER, sport: 5000, dport: 8080 });
+  assert.equal(counters[Stat.FlowsAdmittedByKnock], 2);
+  assert.equal(p.unlocks.get(parseIpv4(CLIENT)!)?.flows, 2);
+  await p.housekeeping(T0 + 1000);
+  assert.equal(events.filter((e) => e.type === "flow-admitted").length, 2);
+  const [flow] = p.flows(10);
+  assert.equal(flow.state, "SYN_SENT");
+  assert.equal(flow.rule, "web");
+  assert.ok(run(p, segments(5000).s(TCP_SYN | TCP_ACK), T0 + 1000));
+});
+
+Deno.test("a new SYN on a management flow passes admission again", async () => {
+  const { p, counters } = await setup();
+  await knock(p, CLIENT);
+  assert.ok(run(p, syn(CLIENT, 7001, 8443)));
+  assert.ok(
+    run(p, buildTcp({ src: CLIENT, dst: WAN, srcPort: 7001, dstPort: 8443, flags: TCP_ACK })),
+  );
+  assert.ok(run(p, syn(CLIENT, 7001, 8443)), "a retransmitted SYN while unlocked");
+  p.revoke(CLIENT, T0);
+  assert.equal(run(p, syn(CLIENT, 7001, 8443), T0 + 1000), null);
+  assert.equal(counters[Drop.Locked], 1);
+});
+
+Deno.test("the status table names a flow's rule after rules are added and deleted around it", async () => {
+  const { p } = await setup({ allow: ["203.0.113.0/24"] });
+  assert.ok(run(p, syn(CLIENT, 5000, 52201)));
+  const rule = () => p.flows(10).find((f) => f.origSrcPort === 5000)?.rule;
+  assert.equal(rule(), "web");
+  p.setRules([forward("ssh", 52222, 22, true), ...RULES], []);
+  assert.equal(rule(), "web");
+  assert.ok(run(p, syn(CLIENT, 5001, 52222)));
+  p.setRules([forward("open", 52300, 80, false)], []);
+  assert.equal(rule(), "web", "a deleted rule's flows keep its name");
+  assert.equal(p.flows(10).find((f) => f.origSrcPort === 5001)?.rule, "ssh");
+  p.setRules([forward("web", 52201, 8081, true)], []);
+  assert.equal(rule(), "web");
+  assert.ok(run(p, syn(CLIENT, 5002, 52201)));
+  assert.equal(p.flows(10).find((f) => f.origSrcPort === 5002)?.replySrcPort, 8081);
+  assert.equal(p.flows(10).find((f) => f.origSrcPort === 5002)?.rule, "web");
 });

@@ -1,0 +1,453 @@
+/**
+ * Admission: may a packet open a flow, and with which translation? The one
+ * home of the gate: the compiled rules, the knock verifier, the unlock table
+ * and the allow-list. New flows, and flows reopened by a SYN on a
+ * TIME_WAIT/CLOSE tuple (the pipeline kills the old entry first), both come
+ * through `admit()`, so a revoked or expired source cannot get back in by
+ * reusing a tuple.
+ *
+ * Per packet nothing allocates or throws: `admit()` returns ADMITTED or a
+ * drop reason; on ADMITTED the new flow is `flowId` (its tuples in `spec`,
+ * its FLAG_* bits and stable rule id in the flow table) and the caller tracks
+ * it and rewrites the packet.
+ */
+import { type Clock, systemClock } from "../clock.ts";
+import {
+  ConnTable,
+  CREATE_CLASH,
+  FLAG_DNAT,
+  FLAG_GATED,
+  FLAG_HAIRPIN,
+  FLAG_LOCAL,
+  FLAG_SNAT,
+  FlowSpec,
+} from "../conntrack/mod.ts";
+import { KnockVerdict, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
+import type { KnockEvent, UnlockEvent } from "../knock/events.ts";
+import type { KnockProfile } from "../knock/profile.ts";
+import type { ApplianceEvent } from "../log/events.ts";
+import { Severity } from "../log/events.ts";
+import { PortAllocator } from "../nat/port_alloc.ts";
+import { compileRules, type RuleIndex } from "../nat/rule_index.ts";
+import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
+import {
+  type Cidr,
+  cidrContains,
+  formatIpv4,
+  parseCidr,
+  parseIpv4,
+  PROTO_ICMP,
+  PROTO_TCP,
+} from "../packet/mod.ts";
+import { Drop, Stat } from "./counters.ts";
+import type { DatapathSettings, KnockUser, UnlockRecord } from "./messages.ts";
+
+/** Verdict of `admit()`: the flow was created (see `flowId`). Any other value is a `Drop` reason. */
+export const ADMITTED = 0;
+
+/** Source ports used for masquerade (LAN to WAN) and hairpin. */
+const SNAT_LO = 32768, SNAT_HI = 60999;
+
+/** What admission starts with. */
+export interface AdmissionInit {
+  settings: DatapathSettings;
+  forwards: PortForwardRule[];
+  openPorts: OpenPortsRule[];
+  /** The flow table new flows go into. */
+  ct: ConnTable;
+  counters: Float64Array;
+  /** Receives events in batches, on `flush()`. */
+  emit: (events: ApplianceEvent[]) => void;
+  /** Time for control operations and events. */
+  clock?: Clock;
+  /** Seed of the NAT port probes; random by default. For tests. */
+  portSeed?: number;
+}
+
+/** Parsed settings the gate reads. */
+interface Addressing {
+  wan: number;
+  lan: number;
+  lanNet: Cidr;
+  allow: Cidr[];
+  mgmtPort: number;
+  mgmtWan: boolean;
+}
+
+function addressing(s: DatapathSettings): Addressing {
+  return {
+    wan: parseIpv4(s.wanAddress)!,
+    lan: parseIpv4(s.lanAddress)!,
+    lanNet: parseCidr(s.lanNetwork)!,
+    allow: s.allow.map((c) => parseCidr(c)!),
+    mgmtPort: s.managementPort,
+    mgmtWan: s.managementWanAccess === "knock",
+  };
+}
+
+/**
+ * Rule names to ids that stay put while rules are added, edited and deleted:
+ * a flow names its rule by id, and an id is never given to another name
+ * while a flow may hold it.
+ */
+class RuleIds {
+  readonly #byName = new Map<string, number>();
+  readonly #names = new Map<number, string>();
+  #next = 0;
+
+  /** The id of `name`, given one if it has none. */
+  idOf(name: string): number {
+    let id = this.#byName.get(name);
+    if (id === undefined) {
+      id = this.#next++;
+      this.#byName.set(name, id);
+      this.#names.set(id, name);
+    }
+    return id;
+  }
+
+  /** The name of rule `id`, or null. */
+  nameOf(id: number): string | null {
+    return this.#names.get(id) ?? null;
+  }
+
+  /** Forgets the names neither in `current` nor held by a flow (their ids are never reused). */
+  prune(current: ReadonlySet<string>, held: ReadonlySet<number>): void {
+    for (const [name, id] of this.#byName) {
+      if (current.has(name) || held.has(id)) continue;
+      this.#byName.delete(name);
+      this.#names.delete(id);
+    }
+  }
+
+  get size(): number {
+    return this.#byName.size;
+  }
+}
+
+/** The gate for new flows. One instance per pipeline. */
+export class Admission {
+  readonly ct: ConnTable;
+  readonly unlocks: UnlockTable;
+  readonly sequences = new SequenceCache();
+  verifier: KnockVerifier;
+  /** The tuples of the flow `admit()` last tried to create. */
+  readonly spec = new FlowSpec();
+  /** The flow the last ADMITTED verdict created; -1 after any other. */
+  flowId = -1;
+  #rules: RuleIndex;
+  /** Per rule-index entry: the stable id of its rule. */
+  #entryRule: Int32Array;
+  readonly #ruleIds = new RuleIds();
+  readonly #ports: PortAllocator;
+  #a: Addressing;
+  #knock: DatapathSettings["knock"];
+  #profiles: KnockProfile[] = [];
+  #pending: ApplianceEvent[] = [];
+  readonly #c: Float64Array;
+  readonly #emit: (events: ApplianceEvent[]) => void;
+  readonly #clock: Clock;
+
+  /** Builds the tables from `init`; throws on invalid rules (configuration time). */
+  constructor(init: AdmissionInit) {
+    const s = init.settings;
+    this.ct = init.ct;
+    this.#c = init.counters;
+    this.#emit = init.emit;
+    this.#clock = init.clock ?? systemClock;
+    this.#ports = new PortAllocator(init.ct, { seed: init.portSeed });
+    this.#a = addressing(s);
+    this.#rules = compileRules(init.forwards, init.openPorts);
+    this.#entryRule = this.#stableIds(this.#rules);
+    this.unlocks = new UnlockTable({
+      maxEntries: s.maxUnlocks,
+      idleTimeoutMs: s.knock.idleTimeoutSec * 1000,
+      lifetimeMs: s.knock.lifetimeSec * 1000,
+      onEvent: (e) => this.#event(e),
+    });
+    this.#knock = s.knock;
+    this.verifier = this.#newVerifier(s.knock);
+  }
+
+  #newVerifier(k: DatapathSettings["knock"]): KnockVerifier {
+    return new KnockVerifier(this.sequences, {
+      windowMs: k.windowSec * 1000,
+      maxFailures: k.maxFailures,
+      failureWindowMs: k.failureWindowSec * 1000,
+      penaltyMs: k.penaltySec * 1000,
+      maxInProgress: k.maxInProgress,
+      maxPenalised: k.maxPenalised,
+      onEvent: (e) => this.#event(e),
+    });
+  }
+
+  #stableIds(rules: RuleIndex): Int32Array {
+    const ids = new Int32Array(rules.size);
+    for (let e = 0; e < rules.size; e++) ids[e] = this.#ruleIds.idOf(rules.ruleName(e));
+    return ids;
+  }
+
+  // ---- control -------------------------------------------------------------
+
+  /** Replaces the rules (throws on invalid ones); established flows keep their translation and rule. */
+  setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
+    const rules = compileRules(forwards, openPorts);
+    const held = new Set<number>();
+    this.ct.forEach((id) => {
+      if (this.ct.ruleId[id] >= 0) held.add(this.ct.ruleId[id]);
+    });
+    this.#ruleIds.prune(new Set(rules.ruleNames), held);
+    this.#entryRule = this.#stableIds(rules);
+    this.#rules = rules;
+  }
+
+  /** The name of the rule with stable id `id` (as flows hold it), or null. */
+  ruleName(id: number): string | null {
+    return id < 0 ? null : this.#ruleIds.nameOf(id);
+  }
+
+  /** Rule names holding an id: the current rules and those flows still name. */
+  get knownRuleNames(): number {
+    return this.#ruleIds.size;
+  }
+
+  /** Replaces the knock users; resolves once their sequences are derived. */
+  async setUsers(users: KnockUser[]): Promise<void> {
+    const now = this.#clock.now();
+    const keep = new Set(users.map((u) => u.user));
+    for (const p of this.sequences.profiles()) {
+      if (!keep.has(p.user)) this.sequences.removeUser(p.user);
+    }
+    await Promise.all(
+      users.map(({ secret, ...profile }) => this.sequences.setUser(profile, secret, now)),
+    );
+    this.#profiles = users.map(({ secret: _s, ...profile }) => profile);
+    this.verifier.setProfiles(this.#profiles);
+  }
+
+  /**
+   * Applies new addressing, gate and knock settings. Unlock timeouts apply to
+   * existing unlocks; changed verifier tunables start a fresh verifier
+   * (sequences in progress are dropped). `maxFlows` takes a restart.
+   */
+  setSettings(s: DatapathSettings): void {
+    this.#a = addressing(s);
+    this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
+    if (JSON.stringify(s.knock) !== JSON.stringify(this.#knock)) {
+      this.verifier = this.#newVerifier(s.knock);
+      this.verifier.setProfiles(this.#profiles);
+    }
+    this.#knock = s.knock;
+  }
+
+  /** Restores unlocks saved before a restart. */
+  restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
+    this.unlocks.restore(records, nowMs);
+  }
+
+  /** Ends the unlock of `ip`; returns what it was, or null. */
+  revoke(ip: string): UnlockRecord | null {
+    const n = parseIpv4(ip);
+    if (n === null) return null;
+    const info = this.unlocks.get(n);
+    if (!info || !this.unlocks.revoke(n, "operator")) return null;
+    this.flush();
+    return info;
+  }
+
+  /** Expiry of unlocks and sequences in progress; sequence refresh; event flush. */
+  async housekeeping(nowMs: number): Promise<void> {
+    this.unlocks.expire(nowMs);
+    this.verifier.sweep(nowMs);
+    await this.sequences.refresh(nowMs);
+    this.flush();
+  }
+
+  /** Hands the pending events to `emit`. */
+  flush(): void {
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#emit(batch);
+  }
+
+  #event(e: KnockEvent | UnlockEvent): void {
+    const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
+    this.#pending.push({ ...e, time: this.#clock.now(), severity } as ApplianceEvent);
+    if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
+  }
+
+  // ---- per packet ------------------------------------------------------------
+
+  /**
+   * Judges a packet of no tracked flow, (proto, src:srcPort -> dst:dstPort)
+   * (ICMP echo: identifier as both ports); `opening` when it may start a
+   * flow (TCP SYN alone, UDP, ICMP echo request). Knocks are consumed here.
+   * Returns ADMITTED (the flow is `flowId`) or a `Drop` reason.
+   */
+  admit(
+    proto: number,
+    src: number,
+    srcPort: number,
+    dst: number,
+    dstPort: number,
+    opening: boolean,
+    nowMs: number,
+  ): number {
+    this.flowId = -1;
+    if (cidrContains(this.#a.lanNet, src)) {
+      return opening ? this.#fromLan(proto, src, srcPort, dst, dstPort, nowMs) : Drop.NoFlow;
+    }
+    if (dst !== this.#a.wan) return Drop.NotForUs;
+    if (!opening) return Drop.NoFlow;
+    if (proto === PROTO_ICMP) return Drop.NoRule; // stealth: the WAN address answers no ping
+    switch (this.verifier.observe(src, proto as 6 | 17, dstPort, nowMs)) {
+      case KnockVerdict.KNOCK:
+      case KnockVerdict.REPLAY:
+        return Drop.Knock;
+      case KnockVerdict.UNLOCKED:
+        this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs);
+        return Drop.Knock;
+      case KnockVerdict.PENALISED:
+        return Drop.Penalised;
+    }
+    return this.#fromWan(proto, src, srcPort, dstPort, nowMs);
+  }
+
+  /**
+   * A SYN started a new connection on the tuple of flow `id`, a finished one
+   * (conntrack's TRACK_REOPEN, or any SYN on a flow to the appliance itself):
+   * as Linux does (nf_conntrack_proto_tcp kills the old entry and repeats the
+   * packet as new), the old flow goes and the packet is judged as a new one,
+   * so a source revoked or expired since cannot reuse the tuple. Returns
+   * what `admit()` does.
+   */
+  reopen(
+    id: number,
+    proto: number,
+    src: number,
+    srcPort: number,
+    dst: number,
+    dstPort: number,
+    nowMs: number,
+  ): number {
+    this.ct.kill(id, Math.floor(nowMs / 1000));
+    return this.admit(proto, src, srcPort, dst, dstPort, true, nowMs);
+  }
+
+  /** A new flow from the WAN to the WAN address: management, forward, or nothing. */
+  #fromWan(proto: number, src: number, srcPort: number, dstPort: number, nowMs: number): number {
+    const a = this.#a, rules = this.#rules;
+    const listed = this.#allowListed(src);
+    if (proto === PROTO_TCP && dstPort === a.mgmtPort) {
+      if (!a.mgmtWan || (!listed && !this.#unlockAdmits(src, -1, nowMs))) return Drop.Locked;
+      this.spec.original(proto, src, srcPort, a.wan, dstPort);
+      const v = this.#create(FLAG_LOCAL | (listed ? 0 : FLAG_GATED), -1, nowMs);
+      if (v === ADMITTED && !listed) this.unlocks.admitFlow(src, nowMs);
+      return v;
+    }
+    const e = rules.lookup(proto, dstPort);
+    if (e < 0) return Drop.NoRule;
+    // Gated: admitted by a knock (allow-listed sources need none).
+    const gated = rules.enforceKnock(e) && !listed;
+    if (gated && !this.#unlockAdmits(src, e, nowMs)) return Drop.Locked;
+    const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
+    // DNAT: answers come from the private host.
+    this.spec.original(proto, src, srcPort, a.wan, dstPort).reply(priv, privPort, src, srcPort);
+    const v = this.#create(FLAG_DNAT | (gated ? FLAG_GATED : 0), e, nowMs);
+    if (v === ADMITTED && gated) this.#admitted(e, nowMs);
+    return v;
+  }
+
+  /** A new flow from the LAN: the management interface, hairpin to a forward, or masquerade. */
+  #fromLan(
+    proto: number,
+    src: number,
+    srcPort: number,
+    dst: number,
+    dstPort: number,
+    nowMs: number,
+  ): number {
+    const a = this.#a, rules = this.#rules;
+    if (dst === a.wan) {
+      if (proto === PROTO_TCP && dstPort === a.mgmtPort) {
+        this.spec.original(proto, src, srcPort, dst, dstPort);
+        return this.#create(FLAG_LOCAL, -1, nowMs);
+      }
+      const e = rules.lookup(proto, dstPort);
+      if (e < 0) return Drop.NoRule;
+      const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
+      // Hairpin: the server must answer through us, so the client is hidden behind the WAN
+      // address (its replies then arrive on the LAN port, which is steered to us; the LAN
+      // address would be delivered locally).
+      const np = this.#ports.pick(proto, priv, privPort, a.wan, SNAT_LO, SNAT_HI, srcPort);
+      if (np < 0) return Drop.NatExhausted;
+      this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, a.wan, np);
+      return this.#create(FLAG_DNAT | FLAG_SNAT | FLAG_HAIRPIN, e, nowMs);
+    }
+    if (cidrContains(a.lanNet, dst) || dst === a.lan) return Drop.LanLocal;
+    const icmp = proto === PROTO_ICMP;
+    const np = this.#ports.pick(
+      proto,
+      dst,
+      dstPort,
+      a.wan,
+      icmp ? 1 : SNAT_LO,
+      icmp ? 65535 : SNAT_HI,
+      srcPort,
+    );
+    if (np < 0) return Drop.NatExhausted;
+    // Masquerade: answers go to the WAN address (an echo's identifier is rewritten too).
+    this.spec.original(proto, src, srcPort, dst, dstPort).reply(
+      dst,
+      icmp ? np : dstPort,
+      a.wan,
+      np,
+    );
+    return this.#create(FLAG_SNAT, -1, nowMs);
+  }
+
+  /** Creates the flow in `spec` with datapath `flags` for rule entry `e` (-1: none). */
+  #create(flags: number, e: number, nowMs: number): number {
+    const id = this.ct.create(this.spec, Math.floor(nowMs / 1000));
+    if (id < 0) return id === CREATE_CLASH ? Drop.NatClash : Drop.TableFull;
+    this.ct.flags[id] = flags;
+    this.ct.ruleId[id] = e >= 0 ? this.#entryRule[e] : -1;
+    this.#c[Stat.FlowsCreated]++;
+    this.flowId = id;
+    return ADMITTED;
+  }
+
+  /** True when an unlock of `src` admits a flow to rule entry `e` (-1: the management interface). */
+  #unlockAdmits(src: number, e: number, nowMs: number): boolean {
+    if (!this.unlocks.isUnlocked(src, nowMs)) return false;
+    return e < 0 || this.#rules.userAllowed(e, this.unlocks.userOf(src) ?? "");
+  }
+
+  #allowListed(src: number): boolean {
+    const allow = this.#a.allow;
+    for (let i = 0; i < allow.length; i++) if (cidrContains(allow[i], src)) return true;
+    return false;
+  }
+
+  /** A knock admitted the flow in `spec`: it refreshes the unlock and is reported. */
+  #admitted(e: number, nowMs: number): void {
+    const s = this.spec;
+    this.unlocks.admitFlow(s.origSrc, nowMs);
+    this.#c[Stat.FlowsAdmittedByKnock]++;
+    this.#pending.push({
+      type: "flow-admitted",
+      time: nowMs,
+      severity: Severity.Notice,
+      proto: s.proto as 6 | 17,
+      src: formatIpv4(s.origSrc),
+      srcPort: s.origSrcPort,
+      dst: formatIpv4(s.origDst),
+      dstPort: s.origDstPort,
+      privateAddr: formatIpv4(s.replySrc),
+      privatePort: s.replySrcPort,
+      rule: this.#rules.ruleName(e),
+      user: this.unlocks.userOf(s.origSrc) ?? undefined,
+    });
+  }
+}

@@ -1,0 +1,325 @@
+import assert from "node:assert/strict";
+import { ManualClock } from "../clock.ts";
+import {
+  ConnTable,
+  FLAG_DNAT,
+  FLAG_GATED,
+  FLAG_HAIRPIN,
+  FLAG_LOCAL,
+  FLAG_SNAT,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_SYN,
+  TCP_TIME_WAIT,
+  TRACK_REOPEN,
+} from "../conntrack/mod.ts";
+import { knockSequenceAt } from "../knock/sequence.ts";
+import type { ApplianceEvent } from "../log/events.ts";
+import type { PortForwardRule } from "../nat/rule.ts";
+import { parseIpv4 } from "../packet/mod.ts";
+import { Admission, ADMITTED } from "./admission.ts";
+import { Drop, newCounters, Stat } from "./counters.ts";
+import type { DatapathSettings } from "./messages.ts";
+
+const ip = (s: string) => parseIpv4(s)!;
+const CLIENT = ip("203.0.113.10"), CLIENT2 = ip("203.0.113.20"), WAN = ip("198.51.100.1");
+const SERVER = ip("192.0.2.12"), LAN_HOST = ip("192.0.2.50"), INET = ip("203.0.113.99");
+const ALICE = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", BOB = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
+const T0 = 1_764_028_800_000;
+
+const SETTINGS: DatapathSettings = {
+  wanAddress: "198.51.100.1",
+  lanAddress: "192.0.2.1",
+  lanNetwork: "192.0.2.0/24",
+  managementPort: 8443,
+  managementWanAccess: "knock",
+  allow: [],
+  maxFlows: 64,
+  knock: {
+    idleTimeoutSec: 60,
+    lifetimeSec: 0,
+    windowSec: 15,
+    maxFailures: 5,
+    failureWindowSec: 600,
+    penaltySec: 600,
+    maxInProgress: 64,
+    maxPenalised: 64,
+  },
+};
+
+function forward(
+  name: string,
+  pub: number,
+  priv: number,
+  o: Partial<PortForwardRule> = {},
+): PortForwardRule {
+  return {
+    name,
+    enabled: true,
+    protocol: "both",
+    publicPorts: { start: pub, end: pub },
+    privateAddress: "192.0.2.12",
+    privatePorts: { start: priv, end: priv },
+    enforceKnock: true,
+    users: [],
+    ...o,
+  };
+}
+
+const WEB = forward("web", 52201, 8080);
+const BOBS = forward("bobs", 52202, 9090, { users: ["bob"] });
+
+async function setup(settings: Partial<DatapathSettings> = {}, forwards = [WEB, BOBS]) {
+  const s = { ...SETTINGS, ...settings };
+  const ct = new ConnTable({ capacity: s.maxFlows, hashKey: [1, 2] });
+  const counters = newCounters(false);
+  const events: ApplianceEvent[] = [];
+  const adm = new Admission({
+    settings: s,
+    forwards,
+    openPorts: [],
+    ct,
+    counters,
+    emit: (e) => events.push(...e),
+    clock: new ManualClock(T0),
+    portSeed: 1,
+  });
+  await adm.setUsers([
+    { user: "alice", secret: ALICE, firstPort: 41001, length: 3, transport: "any" },
+    { user: "bob", secret: BOB, firstPort: 42001, length: 3, transport: "any" },
+  ]);
+  return { adm, ct, counters, events };
+}
+
+/** A TCP SYN from `src:sport` to `dst:dport` through `admit`. */
+function syn(adm: Admission, src: number, sport: number, dport: number, dst = WAN, now = T0) {
+  return adm.admit(PROTO_TCP, src, sport, dst, dport, true, now);
+}
+
+/** Knocks `secret`'s sequence from `src` through `admit`, as the datapath would see it. */
+async function knock(adm: Admission, src: number, secret: string, first: number, now = T0) {
+  const seq = await knockSequenceAt(secret, Math.floor(now / 1000), first, 3);
+  for (const port of seq) assert.equal(syn(adm, src, 40000, port, WAN, now), Drop.Knock);
+}
+
+/** Drives flow `id` (a TCP flow admitted with a SYN) through handshake and close to TIME_WAIT. */
+function toTimeWait(ct: ConnTable, id: number, sec: number) {
+  ct.track(2 * id, TCP_SYN, 60, sec);
+  ct.track(2 * id + 1, TCP_SYN | TCP_ACK, 60, sec);
+  ct.track(2 * id, TCP_ACK, 52, sec);
+  ct.track(2 * id, TCP_FIN | TCP_ACK, 52, sec);
+  ct.track(2 * id + 1, TCP_FIN | TCP_ACK, 52, sec);
+  ct.track(2 * id, TCP_ACK, 52, sec);
+  assert.equal(ct.tcpState(id), TCP_TIME_WAIT);
+}
+
+Deno.test("WAN: a locked source is refused and creates no flow; a knock admits it with DNAT", async () => {
+  const { adm, ct, counters, events } = await setup();
+  assert.equal(syn(adm, CLIENT, 5000, 52201), Drop.Locked);
+  assert.equal(adm.flowId, -1);
+  assert.equal(ct.size, 0);
+  await knock(adm, CLIENT, ALICE, 41001);
+  assert.equal(syn(adm, CLIENT, 5001, 52201), ADMITTED);
+  const id = adm.flowId;
+  assert.equal(ct.flags[id], FLAG_DNAT | FLAG_GATED);
+  assert.equal(adm.ruleName(ct.ruleId[id]), "web");
+  assert.deepEqual(
+    [ct.origSrc(id), ct.origSrcPort(id), ct.origDst(id), ct.origDstPort(id)],
+    [CLIENT, 5001, WAN, 52201],
+  );
+  assert.deepEqual(
+    [ct.replySrc(id), ct.replySrcPort(id), ct.replyDst(id), ct.replyDstPort(id)],
+    [SERVER, 8080, CLIENT, 5001],
+  );
+  assert.equal(counters[Stat.FlowsCreated], 1);
+  assert.equal(counters[Stat.FlowsAdmittedByKnock], 1);
+  assert.equal(counters[Stat.Unlocks], 1);
+  assert.equal(adm.unlocks.get(CLIENT)?.flows, 1);
+  adm.flush();
+  assert.ok(events.some((e) => e.type === "knock-success"));
+  const admitted = events.find((e) => e.type === "flow-admitted");
+  assert.ok(admitted?.type === "flow-admitted" && admitted.rule === "web");
+});
+
+Deno.test("WAN: allow-listed sources need no knock; non-enforcing rules admit anyone", async () => {
+  const { adm, ct, counters } = await setup({ allow: ["203.0.113.0/28"] }, [
+    WEB,
+    forward("open", 52300, 80, { enforceKnock: false }),
+  ]);
+  assert.equal(syn(adm, CLIENT, 5000, 52201), ADMITTED);
+  assert.equal(ct.flags[adm.flowId], FLAG_DNAT, "not gated: it refreshes no unlock");
+  assert.equal(syn(adm, CLIENT2, 5000, 52201), Drop.Locked, "outside the allow-list");
+  assert.equal(syn(adm, CLIENT2, 5000, 52300), ADMITTED);
+  assert.equal(counters[Stat.FlowsAdmittedByKnock], 0);
+  assert.equal(syn(adm, CLIENT2, 5001, 52399), Drop.NoRule);
+  assert.equal(syn(adm, CLIENT2, 5001, 52201, ip("198.51.100.7")), Drop.NotForUs);
+  assert.equal(adm.admit(PROTO_TCP, CLIENT, 5002, WAN, 52201, false, T0), Drop.NoFlow);
+  assert.equal(adm.admit(PROTO_ICMP, CLIENT, 7, WAN, 7, true, T0), Drop.NoRule);
+});
+
+Deno.test("WAN: a rule naming users admits only their unlocks", async () => {
+  const { adm } = await setup();
+  await knock(adm, CLIENT, ALICE, 41001);
+  await knock(adm, CLIENT2, BOB, 42001);
+  assert.equal(syn(adm, CLIENT, 5000, 52202), Drop.Locked);
+  assert.equal(syn(adm, CLIENT2, 5000, 52202), ADMITTED);
+  assert.equal(syn(adm, CLIENT, 5001, 52201), ADMITTED, "a rule without users admits alice");
+});
+
+Deno.test("management port: from the WAN only unlocked (or allow-listed) and only when enabled", async () => {
+  const { adm, ct, counters } = await setup();
+  assert.equal(syn(adm, CLIENT, 7000, 8443), Drop.Locked);
+  await knock(adm, CLIENT, ALICE, 41001);
+  assert.equal(syn(adm, CLIENT, 7001, 8443), ADMITTED);
+  const id = adm.flowId;
+  assert.equal(ct.flags[id], FLAG_LOCAL | FLAG_GATED);
+  assert.equal(ct.replySrc(id), WAN, "delivered unchanged to the appliance");
+  assert.equal(ct.ruleId[id], -1);
+  assert.equal(adm.ruleName(ct.ruleId[id]), null);
+  assert.equal(counters[Stat.FlowsAdmittedByKnock], 0, "the management interface is no forward");
+  assert.equal(adm.unlocks.get(CLIENT)?.flows, 1);
+  // From the LAN it is always open.
+  assert.equal(syn(adm, LAN_HOST, 7002, 8443), ADMITTED);
+  assert.equal(ct.flags[adm.flowId], FLAG_LOCAL);
+  const never = await setup({ managementWanAccess: "never", allow: ["203.0.113.0/24"] });
+  assert.equal(syn(never.adm, CLIENT, 7003, 8443), Drop.Locked);
+});
+
+Deno.test("LAN: hairpin to a forward through the WAN address, without knocking", async () => {
+  const { adm, ct } = await setup();
+  assert.equal(syn(adm, LAN_HOST, 40000, 52201), ADMITTED);
+  const id = adm.flowId;
+  assert.equal(ct.flags[id], FLAG_DNAT | FLAG_SNAT | FLAG_HAIRPIN);
+  assert.equal(adm.ruleName(ct.ruleId[id]), "web");
+  // The server answers the WAN address, on the client's own port while it is free.
+  assert.deepEqual(
+    [ct.replySrc(id), ct.replySrcPort(id), ct.replyDst(id), ct.replyDstPort(id)],
+    [SERVER, 8080, WAN, 40000],
+  );
+  // A client port outside the masquerade range is replaced by one inside it.
+  assert.equal(syn(adm, LAN_HOST, 6000, 52201), ADMITTED);
+  const p = ct.replyDstPort(adm.flowId);
+  assert.ok(p >= 32768 && p <= 60999);
+  assert.equal(syn(adm, LAN_HOST, 6001, 52399), Drop.NoRule);
+  assert.equal(syn(adm, LAN_HOST, 6001, 80, ip("192.0.2.13")), Drop.LanLocal);
+  assert.equal(syn(adm, LAN_HOST, 6001, 80, ip("192.0.2.1")), Drop.LanLocal);
+});
+
+Deno.test("LAN: masquerade behind the WAN address, ICMP echo identifiers included", async () => {
+  const { adm, ct } = await setup();
+  assert.equal(adm.admit(PROTO_UDP, LAN_HOST, 40000, INET, 53, true, T0), ADMITTED);
+  let id = adm.flowId;
+  assert.equal(ct.flags[id], FLAG_SNAT);
+  assert.deepEqual(
+    [ct.replySrc(id), ct.replySrcPort(id), ct.replyDst(id), ct.replyDstPort(id)],
+    [INET, 53, WAN, 40000],
+  );
+  // A second LAN host with the same port gets another one.
+  assert.equal(adm.admit(PROTO_UDP, SERVER, 40000, INET, 53, true, T0), ADMITTED);
+  id = adm.flowId;
+  assert.notEqual(ct.replyDstPort(id), 40000);
+  assert.ok(ct.replyDstPort(id) >= 32768 && ct.replyDstPort(id) <= 60999);
+  assert.equal(adm.admit(PROTO_ICMP, LAN_HOST, 77, INET, 77, true, T0), ADMITTED);
+  id = adm.flowId;
+  assert.deepEqual(
+    [ct.replySrc(id), ct.replySrcPort(id), ct.replyDst(id), ct.replyDstPort(id)],
+    [INET, 77, WAN, 77],
+  );
+  assert.equal(adm.admit(PROTO_ICMP, SERVER, 77, INET, 77, true, T0), ADMITTED);
+  id = adm.flowId;
+  assert.equal(ct.replySrcPort(id), ct.replyDstPort(id), "the new identifier stands for both");
+  assert.notEqual(ct.replyDstPort(id), 77);
+  assert.equal(adm.admit(PROTO_TCP, LAN_HOST, 40001, INET, 80, false, T0), Drop.NoFlow);
+});
+
+Deno.test("reopen: a TIME_WAIT tuple reused after revoke is refused, and the old flow is gone", async () => {
+  const { adm, ct, counters } = await setup();
+  await knock(adm, CLIENT, ALICE, 41001);
+  assert.equal(syn(adm, CLIENT, 5000, 52201), ADMITTED);
+  const id = adm.flowId, sec = Math.floor(T0 / 1000);
+  toTimeWait(ct, id, sec);
+  assert.ok(adm.revoke("203.0.113.10"));
+  // The datapath sees TRACK_REOPEN for the new SYN, then asks admission again.
+  assert.equal(ct.track(2 * id, TCP_SYN, 60, sec + 1), TRACK_REOPEN);
+  assert.equal(adm.reopen(id, PROTO_TCP, CLIENT, 5000, WAN, 52201, T0 + 1000), Drop.Locked);
+  assert.equal(ct.lookup(PROTO_TCP, CLIENT, 5000, WAN, 52201), -1);
+  ct.expire(sec + 1);
+  assert.equal(ct.size, 0);
+  assert.equal(counters[Stat.FlowsAdmittedByKnock], 1);
+  // A retransmitted SYN, now with no flow at all, is refused as well.
+  assert.equal(syn(adm, CLIENT, 5000, 52201, WAN, T0 + 2000), Drop.Locked);
+});
+
+Deno.test("reopen: while unlocked the reused tuple is admitted anew and refreshes the unlock", async () => {
+  const { adm, ct, counters } = await setup();
+  await knock(adm, CLIENT, ALICE, 41001);
+  assert.equal(syn(adm, CLIENT, 5000, 52201), ADMITTED);
+  const old = adm.flowId, sec = Math.floor(T0 / 1000);
+  toTimeWait(ct, old, sec);
+  assert.equal(ct.track(2 * old, TCP_SYN, 60, sec + 30), TRACK_REOPEN);
+  assert.equal(adm.reopen(old, PROTO_TCP, CLIENT, 5000, WAN, 52201, T0 + 30_000), ADMITTED);
+  const id = adm.flowId;
+  assert.notEqual(id, old);
+  assert.equal(ct.lookup(PROTO_TCP, CLIENT, 5000, WAN, 52201), 2 * id);
+  assert.equal(ct.replySrcPort(id), 8080);
+  assert.equal(counters[Stat.FlowsAdmittedByKnock], 2);
+  assert.equal(adm.unlocks.get(CLIENT)?.flows, 2);
+  assert.equal(adm.unlocks.get(CLIENT)?.lastSeen, T0 + 30_000);
+  // A user restriction added meanwhile applies to the reopened connection too.
+  adm.setRules([forward("web", 52201, 8080, { users: ["bob"] })], []);
+  assert.equal(adm.reopen(id, PROTO_TCP, CLIENT, 5000, WAN, 52201, T0 + 31_000), Drop.Locked);
+});
+
+Deno.test("a NAT tuple clash and a full table are told apart", async () => {
+  // Two forwards to the same private port: the second flow's reply tuple is the first's.
+  const twin = forward("twin", 52203, 8080);
+  const { adm, ct } = await setup({ allow: ["203.0.113.0/24"] }, [WEB, twin]);
+  assert.equal(syn(adm, CLIENT, 5000, 52201), ADMITTED);
+  assert.equal(syn(adm, CLIENT, 5000, 52203), Drop.NatClash);
+  assert.equal(adm.flowId, -1);
+  assert.equal(ct.size, 1);
+  // A table of one assured flow has no room (early drop evicts only unassured flows).
+  const full = await setup({ allow: ["203.0.113.0/24"], maxFlows: 1 });
+  assert.equal(syn(full.adm, CLIENT, 5000, 52201), ADMITTED);
+  const id = full.adm.flowId, sec = Math.floor(T0 / 1000);
+  full.ct.track(2 * id, TCP_SYN, 60, sec);
+  full.ct.track(2 * id + 1, TCP_SYN | TCP_ACK, 60, sec);
+  full.ct.track(2 * id, TCP_ACK, 52, sec);
+  assert.equal(syn(full.adm, CLIENT, 5001, 52201), Drop.TableFull);
+});
+
+Deno.test("stable rule ids: a flow names its rule through adds, edits and deletes", async () => {
+  const { adm, ct } = await setup({ allow: ["203.0.113.0/24"] }, [WEB]);
+  assert.equal(syn(adm, CLIENT, 5000, 52201), ADMITTED);
+  const id = adm.flowId;
+  const mail = forward("mail", 52225, 25);
+  // A rule added before it shifts every index the compiled rules use.
+  adm.setRules([mail, WEB], []);
+  assert.equal(adm.ruleName(ct.ruleId[id]), "web");
+  assert.equal(syn(adm, CLIENT, 5001, 52225), ADMITTED);
+  const mailFlow = adm.flowId;
+  assert.equal(adm.ruleName(ct.ruleId[mailFlow]), "mail");
+  // Edited: same name, same id.
+  adm.setRules([mail, forward("web", 52210, 8081)], []);
+  assert.equal(adm.ruleName(ct.ruleId[id]), "web");
+  assert.equal(syn(adm, CLIENT, 5002, 52210), ADMITTED);
+  assert.equal(ct.ruleId[adm.flowId], ct.ruleId[id]);
+  // Deleted: live flows still name it; a new rule gets a fresh id.
+  adm.setRules([forward("www", 52201, 8080)], []);
+  assert.equal(adm.ruleName(ct.ruleId[id]), "web");
+  assert.equal(adm.ruleName(ct.ruleId[mailFlow]), "mail");
+  assert.equal(syn(adm, CLIENT, 5003, 52201), ADMITTED);
+  const www = ct.ruleId[adm.flowId];
+  assert.equal(adm.ruleName(www), "www");
+  assert.ok(www !== ct.ruleId[id] && www !== ct.ruleId[mailFlow]);
+  // Once no flow holds a deleted rule's id, its name is forgotten at the next change.
+  const others: number[] = [];
+  ct.forEach((f) => ct.ruleId[f] !== www && others.push(f));
+  for (const f of others) ct.remove(f);
+  adm.setRules([forward("www", 52201, 8080)], []);
+  assert.equal(adm.knownRuleNames, 1);
+  assert.equal(adm.ruleName(www), "www");
+});
