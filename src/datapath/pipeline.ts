@@ -13,6 +13,7 @@ import {
   FLAG_LOCAL,
   FLAG_SNAT,
   STATUS_ASSURED,
+  STATUS_DYING,
   STATUS_SEEN_REPLY,
   TRACK_INVALID,
   TRACK_REOPEN,
@@ -144,7 +145,8 @@ export class Pipeline implements PacketProcessor {
   /** Up to `limit` tracked flows for the status table. */
   flows(limit: number): FlowRecord[] {
     const now = Math.floor(this.#clock.now() / 1000);
-    return this.ct.snapshot(limit).map((f) => ({
+    // A killed flow (a refused reopen) is gone for every lookup; it is swept at the next tick.
+    return this.ct.snapshot(limit).filter((f) => (f.status & STATUS_DYING) === 0).map((f) => ({
       proto: f.proto,
       state: f.tcpState ?? (f.status & STATUS_SEEN_REPLY ? "REPLIED" : "UNREPLIED"),
       origSrc: formatIpv4(f.orig.src),
@@ -219,7 +221,7 @@ export class Pipeline implements PacketProcessor {
     const src = ip.src(), dst = ip.dst();
     const h = this.ct.lookup(proto, src, this.#sport, dst, this.#dport);
     const pass = h >= 0
-      ? this.#fastPath(h, ip, proto, len, partial, nowMs)
+      ? this.#fastPath(h, ip, len, partial, nowMs)
       : this.#slowPath(ip, proto, len, partial, nowMs);
     if (pass && ip.moreFragments()) this.#rememberFragment(ip, src, dst, proto, nowMs);
     return pass;
@@ -266,14 +268,7 @@ export class Pipeline implements PacketProcessor {
   }
 
   /** A packet of a tracked flow: account and rewrite from the flow entry. */
-  #fastPath(
-    h: number,
-    ip: Ipv4Packet,
-    proto: number,
-    len: number,
-    partial: boolean,
-    nowMs: number,
-  ): boolean {
+  #fastPath(h: number, ip: Ipv4Packet, len: number, partial: boolean, nowMs: number): boolean {
     const ct = this.ct, id = h >> 1;
     const flags = ct.flags[id];
     const nowSec = Math.floor(nowMs / 1000);
@@ -281,7 +276,7 @@ export class Pipeline implements PacketProcessor {
       // Only the client's half is seen, so no TCP state says when a SYN starts a new
       // connection on the tuple: every SYN alone does, and passes admission again.
       if ((this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN) {
-        return this.#reopen(id, ip, proto, len, partial, nowMs);
+        return this.#reopen(id, ip, len, partial, nowMs);
       }
       ct.touch(
         h,
@@ -292,7 +287,7 @@ export class Pipeline implements PacketProcessor {
     } else {
       const v = ct.track(h, this.#flags, len, nowSec);
       if (v === TRACK_INVALID) return this.#drop(Drop.InvalidTcp);
-      if (v === TRACK_REOPEN) return this.#reopen(id, ip, proto, len, partial, nowMs);
+      if (v === TRACK_REOPEN) return this.#reopen(id, ip, len, partial, nowMs);
     }
     if ((flags & FLAG_GATED) !== 0 && (h & 1) === 0 && ct.lastSeen(id) !== this.#touchedAt[id]) {
       // An admitted flow keeps its unlock alive; once a second is enough.
@@ -305,16 +300,17 @@ export class Pipeline implements PacketProcessor {
   }
 
   /** A SYN starts a new connection on a finished flow's tuple: admission judges it anew. */
-  #reopen(
-    id: number,
-    ip: Ipv4Packet,
-    proto: number,
-    len: number,
-    partial: boolean,
-    nowMs: number,
-  ): boolean {
+  #reopen(id: number, ip: Ipv4Packet, len: number, partial: boolean, nowMs: number): boolean {
     this.#c[Stat.SlowPath]++;
-    const v = this.admission.reopen(id, proto, ip.src(), this.#sport, ip.dst(), this.#dport, nowMs);
+    const v = this.admission.reopen(
+      id,
+      ip.protocol(),
+      ip.src(),
+      this.#sport,
+      ip.dst(),
+      this.#dport,
+      nowMs,
+    );
     return this.#apply(v, ip, len, partial, nowMs);
   }
 
