@@ -74,13 +74,13 @@ Deno.test("TcpPacket options: window scale, SACK permitted, SACK right edge", ()
   b[12] = 10 << 4;
   b.set([1, 1, 5, 18], 20);
   const v = new DataView(b.buffer);
-  v.setUint32(24, 100);
-  v.setUint32(28, 200);
+  v.setUint32(24, 0xffffff40);
+  v.setUint32(28, 0xffffff80);
   v.setUint32(32, 0xfffffff0);
   v.setUint32(36, 0x10);
   const t = new TcpPacket().bind(b);
   assert.equal(t.sackRightEdge(0xffffff00), 0x10);
-  assert.equal(t.sackRightEdge(150), 200, "edges before the ack are passed over");
+  assert.equal(t.sackRightEdge(5), 0x10, "edges before the ack are passed over");
   assert.equal(t.windowScale(), -1);
   // A truncated option ends the walk.
   b.set([1, 1, 5, 40], 20);
