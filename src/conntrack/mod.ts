@@ -1,6 +1,6 @@
 /**
- * Connection tracking: flows hashed by original and reply tuple, a
- * simplified Linux TCP tracker, per-protocol timeouts on a timer wheel, a
+ * Connection tracking: flows hashed by original and reply tuple, Linux's
+ * TCP tracker with sequence-window checks, per-protocol timeouts on a timer wheel, a
  * bounded table with early drop, and SNAT port choice.
  */
 export * from "./constants.ts";
@@ -13,6 +13,7 @@ export {
   type TupleInfo,
 } from "./table.ts";
 export { DEFAULT_TIMEOUTS, resolveTimeouts, type Timeouts } from "./timeouts.ts";
+export { TcpSegment } from "./segment.ts";
 export { isTcpOpening } from "./tcp_tracker.ts";
 export { TimerWheel } from "./timer_wheel.ts";
 export { tupleHash } from "./hash.ts";

@@ -21,8 +21,10 @@ import {
   TCP_TIME_WAIT,
   TRACK_ACCEPT,
   TRACK_INVALID,
+  TRACK_OUT_OF_WINDOW,
   TRACK_REOPEN,
 } from "./constants.ts";
+import { TcpSegment } from "./segment.ts";
 import { ConnTable, type ConnTableOptions } from "./table.ts";
 
 /** Dotted quad to unsigned 32-bit. */
@@ -36,6 +38,18 @@ const LAN_WAN = ip("192.0.2.1");
 const SERVER = ip("192.0.2.10");
 const T0 = 1_700_000_000;
 
+/** Initial sequence numbers of the client and the server. */
+const ISN_C = 1000, ISN_S = 5000;
+const S = new TcpSegment();
+
+/** A hand-filled segment (the one shared instance, as the pipeline has). */
+function seg(flags: number, seq: number, ack = 0, win = 65535, len = 0): TcpSegment {
+  return S.set(flags, seq, ack, win, len);
+}
+/** Client segments after the handshake, without data. */
+const cAck = () => seg(TCP_ACK, ISN_C + 1, ISN_S + 1);
+const sAck = () => seg(TCP_ACK, ISN_S + 1, ISN_C + 1);
+
 /** A plain (un-NATed) TCP flow client:40000 -> server:80. */
 function plainTcp(t: ConnTable, now = T0, sport = 40000): number {
   return t.create(PROTO_TCP, CLIENT, sport, SERVER, 80, SERVER, 80, CLIENT, sport, now);
@@ -43,9 +57,12 @@ function plainTcp(t: ConnTable, now = T0, sport = 40000): number {
 
 /** Runs a full handshake on flow `id`. */
 function handshake(t: ConnTable, id: number, now = T0): void {
-  assert.equal(t.track(2 * id, TCP_SYN, 60, now), TRACK_ACCEPT);
-  assert.equal(t.track(2 * id + 1, TCP_SYN | TCP_ACK, 60, now), TRACK_ACCEPT);
-  assert.equal(t.track(2 * id, TCP_ACK, 52, now), TRACK_ACCEPT);
+  assert.equal(t.track(2 * id, 60, now, seg(TCP_SYN, ISN_C)), TRACK_ACCEPT);
+  assert.equal(
+    t.track(2 * id + 1, 60, now, seg(TCP_SYN | TCP_ACK, ISN_S, ISN_C + 1)),
+    TRACK_ACCEPT,
+  );
+  assert.equal(t.track(2 * id, 52, now, cAck()), TRACK_ACCEPT);
 }
 
 function table(options: ConnTableOptions = {}): ConnTable {
@@ -59,7 +76,6 @@ Deno.test("a flow is found by both tuples, with its direction", () => {
   assert.equal(t.lookup(PROTO_TCP, SERVER, 80, CLIENT, 40000), 2 * id + 1);
   assert.equal(t.lookup(PROTO_UDP, CLIENT, 40000, SERVER, 80), -1, "protocol is part of the tuple");
   assert.equal(t.lookup(PROTO_TCP, CLIENT, 40001, SERVER, 80), -1);
-  assert.equal(t.needsNat(id), false);
   assert.equal(t.size, 1);
 });
 
@@ -67,9 +83,6 @@ Deno.test("DNAT tuples and translated addresses", () => {
   const t = table();
   // orig = client:51000 -> wan:52201, reply = server:8080 -> client:51000
   const id = t.create(PROTO_TCP, CLIENT, 51000, WAN, 52201, SERVER, 8080, CLIENT, 51000, T0);
-  assert.equal(t.needsNat(id), true);
-  assert.equal(t.needsDnat(id), true);
-  assert.equal(t.needsSnat(id), false);
   const fwd = t.lookup(PROTO_TCP, CLIENT, 51000, WAN, 52201);
   assert.equal(fwd, 2 * id);
   // client -> wan:52201 leaves as client -> server:8080
@@ -111,7 +124,8 @@ Deno.test("hairpin SNAT+DNAT and findFreePort", () => {
   const port = t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 1024, 65535, 43000);
   assert.equal(port, 43000, "the preferred port is kept when free");
   const id = t.create(PROTO_TCP, lanClient, 43000, WAN, 52201, SERVER, 8080, LAN_WAN, port, T0);
-  assert.equal(t.needsSnat(id) && t.needsDnat(id), true);
+  assert.equal(t.translatedSrc(2 * id), LAN_WAN);
+  assert.equal(t.translatedDst(2 * id), SERVER);
   assert.equal(t.isTupleTaken(PROTO_TCP, SERVER, 8080, LAN_WAN, 43000), true);
   const other = t.findFreePort(PROTO_TCP, SERVER, 8080, LAN_WAN, 1024, 65535, 43000);
   assert.ok(other >= 1024 && other !== 43000);
@@ -126,13 +140,11 @@ Deno.test("ICMP echo: identifier as both ports; masqueraded identifiers", () => 
   const ident = t.findFreePort(PROTO_ICMP, inet, 0, WAN, 1, 65535, 777);
   assert.equal(ident, 777);
   const id = t.create(PROTO_ICMP, SERVER, 777, inet, 777, inet, 777, WAN, 777, T0);
-  assert.equal(t.isNewFlowPacket(PROTO_ICMP, 8), true);
-  assert.equal(t.isNewFlowPacket(PROTO_ICMP, 0), false);
   assert.equal(t.findFreePort(PROTO_ICMP, inet, 0, WAN, 777, 777, 777), -1);
   const h = t.lookup(PROTO_ICMP, inet, 777, WAN, 777);
   assert.equal(h, 2 * id + 1);
-  assert.equal(t.track(2 * id, 0, 84, T0), TRACK_ACCEPT);
-  assert.equal(t.track(h, 0, 84, T0 + 1), TRACK_ACCEPT);
+  assert.equal(t.track(2 * id, 84, T0, null), TRACK_ACCEPT);
+  assert.equal(t.track(h, 84, T0 + 1, null), TRACK_ACCEPT);
   assert.equal(t.status(id) & STATUS_SEEN_REPLY, STATUS_SEEN_REPLY);
   assert.equal(t.status(id) & STATUS_ASSURED, 0, "ICMP is never assured");
   assert.equal(t.expiresAt(id), T0 + 1 + 30);
@@ -140,13 +152,12 @@ Deno.test("ICMP echo: identifier as both ports; masqueraded identifiers", () => 
 
 Deno.test("UDP: 30 s unreplied, 120 s and assured once answered", () => {
   const t = table();
-  assert.equal(t.isNewFlowPacket(PROTO_UDP, 0), true);
   const id = t.create(PROTO_UDP, CLIENT, 5353, SERVER, 53, SERVER, 53, CLIENT, 5353, T0);
   assert.equal(t.expiresAt(id), T0 + 30);
-  t.track(2 * id, 0, 70, T0 + 5);
+  t.track(2 * id, 70, T0 + 5, null);
   assert.equal(t.expiresAt(id), T0 + 35);
   assert.equal(t.status(id), 0);
-  t.track(2 * id + 1, 0, 200, T0 + 6);
+  t.track(2 * id + 1, 200, T0 + 6, null);
   assert.equal(t.status(id), STATUS_SEEN_REPLY | STATUS_ASSURED);
   assert.equal(t.expiresAt(id), T0 + 126);
   assert.deepEqual([t.packets(2 * id), t.packets(2 * id + 1)], [1, 1]);
@@ -157,24 +168,22 @@ Deno.test("UDP: 30 s unreplied, 120 s and assured once answered", () => {
 
 Deno.test("TCP through the table: assured after the handshake, timeouts per state", () => {
   const t = table();
-  assert.equal(t.isNewFlowPacket(PROTO_TCP, TCP_SYN), true);
-  assert.equal(t.isNewFlowPacket(PROTO_TCP, TCP_ACK), false);
   const id = plainTcp(t);
   assert.equal(t.expiresAt(id), T0 + 120);
-  t.track(2 * id, TCP_SYN, 60, T0);
+  t.track(2 * id, 60, T0, seg(TCP_SYN, ISN_C));
   assert.equal(t.tcpState(id), TCP_SYN_SENT);
-  t.track(2 * id + 1, TCP_SYN | TCP_ACK, 60, T0);
+  t.track(2 * id + 1, 60, T0, seg(TCP_SYN | TCP_ACK, ISN_S, ISN_C + 1));
   assert.equal(t.status(id), STATUS_SEEN_REPLY);
   assert.equal(t.expiresAt(id), T0 + 60);
-  t.track(2 * id, TCP_ACK, 52, T0 + 1);
+  t.track(2 * id, 52, T0 + 1, cAck());
   assert.equal(t.tcpState(id), TCP_ESTABLISHED);
   assert.equal(t.status(id), STATUS_SEEN_REPLY | STATUS_ASSURED);
   assert.equal(t.expiresAt(id), T0 + 1 + 432000);
-  t.track(2 * id, TCP_FIN | TCP_ACK, 52, T0 + 2);
+  t.track(2 * id, 52, T0 + 2, seg(TCP_FIN | TCP_ACK, ISN_C + 1, ISN_S + 1));
   assert.equal(t.expiresAt(id), T0 + 2 + 120);
-  t.track(2 * id + 1, TCP_FIN | TCP_ACK, 52, T0 + 2);
+  t.track(2 * id + 1, 52, T0 + 2, seg(TCP_FIN | TCP_ACK, ISN_S + 1, ISN_C + 2));
   assert.equal(t.expiresAt(id), T0 + 2 + 30);
-  t.track(2 * id, TCP_ACK, 52, T0 + 3);
+  t.track(2 * id, 52, T0 + 3, seg(TCP_ACK, ISN_C + 2, ISN_S + 2));
   assert.equal(t.tcpState(id), TCP_TIME_WAIT);
   assert.equal(t.expiresAt(id), T0 + 3 + 120);
   assert.equal(t.info(id).tcpState, "TIME_WAIT");
@@ -183,12 +192,13 @@ Deno.test("TCP through the table: assured after the handshake, timeouts per stat
 Deno.test("TCP: invalid segments are counted and change nothing", () => {
   const t = table();
   const id = plainTcp(t);
-  assert.equal(t.track(2 * id, TCP_ACK, 52, T0), TRACK_INVALID);
+  assert.equal(t.track(2 * id, 52, T0, cAck()), TRACK_INVALID);
   assert.equal(t.packets(2 * id), 0);
-  assert.equal(t.track(-1, TCP_SYN, 52, T0), TRACK_INVALID);
-  assert.equal(t.track(2 * 63, TCP_SYN, 52, T0), TRACK_INVALID, "free slot");
-  assert.equal(t.track(1e9, TCP_SYN, 52, T0), TRACK_INVALID, "out of range");
-  assert.equal(t.stats().invalid, 4);
+  assert.equal(t.track(2 * id, 52, T0, null), TRACK_INVALID, "a TCP flow needs its segment");
+  assert.equal(t.track(-1, 52, T0, seg(TCP_SYN, 1)), TRACK_INVALID);
+  assert.equal(t.track(2 * 63, 52, T0, seg(TCP_SYN, 1)), TRACK_INVALID, "free slot");
+  assert.equal(t.track(1e9, 52, T0, seg(TCP_SYN, 1)), TRACK_INVALID, "out of range");
+  assert.equal(t.stats().invalid, 5);
 });
 
 Deno.test("TCP: RST closes with the 10 s timeout; a SYN reopens", () => {
@@ -196,10 +206,10 @@ Deno.test("TCP: RST closes with the 10 s timeout; a SYN reopens", () => {
   const id = plainTcp(t);
   handshake(t, id);
   t.flags[id] = FLAG_GATED;
-  t.track(2 * id + 1, TCP_RST, 40, T0 + 5);
+  t.track(2 * id + 1, 40, T0 + 5, seg(TCP_RST, ISN_S + 1));
   assert.equal(t.tcpState(id), TCP_CLOSE);
   assert.equal(t.expiresAt(id), T0 + 15);
-  assert.equal(t.track(2 * id, TCP_SYN, 60, T0 + 6), TRACK_REOPEN);
+  assert.equal(t.track(2 * id, 60, T0 + 6, seg(TCP_SYN, 777_777)), TRACK_REOPEN);
   assert.equal(t.tcpState(id), TCP_SYN_SENT);
   assert.equal(t.status(id), 0, "a new connection: not yet seen-reply nor assured");
   assert.equal(t.packets(2 * id), 1);
@@ -207,20 +217,37 @@ Deno.test("TCP: RST closes with the 10 s timeout; a SYN reopens", () => {
   assert.equal(t.flags[id], FLAG_GATED, "datapath flags survive");
   assert.equal(t.expiresAt(id), T0 + 6 + 120);
   assert.equal(t.stats().reopened, 1);
+  assert.deepEqual(t.tcpWindow(2 * id), { end: 777_778, maxEnd: 777_778, maxWin: 65535, scale: 0 });
+  assert.equal(t.tcpWindow(2 * id + 1).maxWin, 0, "the reply side starts over");
+});
+
+Deno.test("TCP: a blind RST or SYN is dropped and counted; an inexact RST passes, state kept", () => {
+  const t = table();
+  const id = plainTcp(t);
+  handshake(t, id);
+  const expires = t.expiresAt(id);
+  assert.equal(t.track(2 * id + 1, 40, T0 + 1, seg(TCP_RST, ISN_S + 1 + 2e9)), TRACK_OUT_OF_WINDOW);
+  assert.equal(t.track(2 * id, 40, T0 + 1, seg(TCP_SYN, 123_456_789)), TRACK_OUT_OF_WINDOW);
+  assert.equal(t.track(2 * id, 40, T0 + 1, seg(TCP_RST, ISN_C + 100)), TRACK_ACCEPT);
+  assert.equal(t.tcpState(id), TCP_ESTABLISHED);
+  assert.equal(t.expiresAt(id), expires, "neither refreshes the timer");
+  assert.equal(t.packets(2 * id + 1), 1, "dropped segments are not counted as the flow's");
+  assert.deepEqual([t.stats().outOfWindow, t.stats().challenged], [2, 1]);
 });
 
 Deno.test("TCP: a peer that stops answering gets the unacknowledged cap", () => {
   const t = table();
   const id = plainTcp(t);
   handshake(t, id);
-  t.track(2 * id + 1, TCP_ACK, 52, T0 + 1);
+  t.track(2 * id + 1, 52, T0 + 1, sAck());
   assert.equal(t.expiresAt(id), T0 + 1 + 432000);
-  t.track(2 * id, TCP_ACK, 1500, T0 + 2);
-  t.track(2 * id, TCP_ACK, 1500, T0 + 2);
+  t.track(2 * id, 1500, T0 + 2, seg(TCP_ACK, ISN_C + 1, ISN_S + 1, 65535, 1448));
+  t.track(2 * id, 1500, T0 + 2, seg(TCP_ACK, ISN_C + 1, ISN_S + 1, 65535, 1448));
   assert.equal(t.expiresAt(id), T0 + 2 + 432000);
-  t.track(2 * id, TCP_ACK, 1500, T0 + 3); // third in a row, unanswered
+  // third in a row, unanswered (a retransmission)
+  t.track(2 * id, 1500, T0 + 3, seg(TCP_ACK, ISN_C + 1, ISN_S + 1, 65535, 1448));
   assert.equal(t.expiresAt(id), T0 + 3 + 300);
-  t.track(2 * id + 1, TCP_ACK, 52, T0 + 4);
+  t.track(2 * id + 1, 52, T0 + 4, seg(TCP_ACK, ISN_S + 1, ISN_C + 1449));
   assert.equal(t.expiresAt(id), T0 + 4 + 432000);
 });
 
@@ -291,6 +318,8 @@ Deno.test("full table: unassured flows are evicted first, assured never", () => 
     clashes: 0,
     invalid: 0,
     reopened: 0,
+    outOfWindow: 0,
+    challenged: 0,
   });
 });
 
@@ -310,7 +339,7 @@ Deno.test("full table: a timed-out flow is reclaimed before any eviction", () =>
       1000 + i,
       T0 + i,
     );
-    if (i < 3) t.track(2 * id + 1, 0, 10, T0 + i); // assured, 120 s
+    if (i < 3) t.track(2 * id + 1, 10, T0 + i, null); // assured, 120 s
   }
   const id = t.create(PROTO_UDP, CLIENT, 9, SERVER, 53, SERVER, 53, CLIENT, 9, T0 + 124);
   assert.ok(id >= 0);
@@ -339,8 +368,8 @@ Deno.test("expiry through the wheel with a manual clock", () => {
       clock.advance(3600_000);
       t.expire(sec());
     }
-    t.track(2 * tcp, TCP_ACK, 52, sec()); // a keepalive and its answer
-    t.track(2 * tcp + 1, TCP_ACK, 52, sec());
+    t.track(2 * tcp, 52, sec(), cAck()); // a keepalive and its answer
+    t.track(2 * tcp + 1, 52, sec(), sAck());
   }
   assert.equal(t.isLive(tcp), true);
   clock.advance(432_000_000 - 1000);
@@ -357,7 +386,7 @@ Deno.test("state changes that shorten the timeout take effect", () => {
   const t = table();
   const id = plainTcp(t);
   handshake(t, id);
-  t.track(2 * id, TCP_RST, 40, T0 + 1);
+  t.track(2 * id, 40, T0 + 1, seg(TCP_RST, ISN_C + 1));
   assert.equal(t.expire(T0 + 10), 0);
   assert.equal(t.expire(T0 + 11), 1);
 });
@@ -377,7 +406,7 @@ Deno.test("kill: lookups stop at once, tuples are freed, expire reports GONE_KIL
     "its tuples are free again",
   );
   assert.ok(plainTcp(t, T0 + 1) >= 0, "so a new flow may take them");
-  assert.equal(t.track(2 * id, TCP_ACK, 52, T0 + 1), TRACK_INVALID);
+  assert.equal(t.track(2 * id, 52, T0 + 1, cAck()), TRACK_INVALID);
   assert.equal(t.expire(T0 + 1), 1);
   assert.deepEqual(gone, [[id, GONE_KILLED]]);
   assert.equal(t.stats().killed, 1);

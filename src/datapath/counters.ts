@@ -35,6 +35,8 @@ export const Drop = {
   NatExhausted: PARSE_ERROR_COUNT + 12,
   /** Device refused the write. */
   WriteError: PARSE_ERROR_COUNT + 13,
+  /** A TCP segment outside its flow's window (a blind RST or SYN, forged or stale data). */
+  TcpOutOfWindow: PARSE_ERROR_COUNT + 14,
 } as const;
 
 const DROP_NAMES = [
@@ -52,6 +54,7 @@ const DROP_NAMES = [
   "lan-local",
   "nat-exhausted",
   "write-error",
+  "tcp-out-of-window",
 ];
 
 /** Number of drop reasons, parse errors included (index 0, "none", unused). */

@@ -15,7 +15,9 @@ import {
   FLAG_SNAT,
   STATUS_ASSURED,
   STATUS_SEEN_REPLY,
+  TcpSegment,
   TRACK_INVALID,
+  TRACK_OUT_OF_WINDOW,
 } from "../conntrack/mod.ts";
 import { KnockVerdict, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
 import type { KnockEvent, UnlockEvent } from "../knock/events.ts";
@@ -117,6 +119,8 @@ export class Pipeline implements PacketProcessor {
   readonly #udp = new UdpPacket();
   readonly #icmp = new Icmpv4Packet();
   readonly #inner = new Ipv4Packet();
+  /** The current TCP packet's segment for the tracker, set by #parseL4. */
+  readonly #seg = new TcpSegment();
   // The current packet's L4 fields, set by #parseL4.
   #sport = 0;
   #dport = 0;
@@ -326,7 +330,7 @@ export class Pipeline implements PacketProcessor {
       if (verify && !t.verifyChecksum(ip.src(), ip.dst())) return ParseError.BadL4Checksum;
       this.#sport = t.srcPort();
       this.#dport = t.dstPort();
-      this.#flags = t.flags();
+      this.#flags = this.#seg.read(t).flags;
       return ParseError.None;
     }
     if (proto === PROTO_UDP) {
@@ -367,8 +371,10 @@ export class Pipeline implements PacketProcessor {
         nowSec,
         (this.#flags & (TCP_RST | TCP_FIN)) !== 0 ? 10 : LOCAL_FLOW_TIMEOUT_S,
       );
-    } else if (ct.track(h, this.#flags, len, nowSec) === TRACK_INVALID) {
-      return this.#drop(Drop.InvalidTcp);
+    } else {
+      const v = ct.track(h, len, nowSec, this.#seg);
+      if (v === TRACK_INVALID) return this.#drop(Drop.InvalidTcp);
+      if (v === TRACK_OUT_OF_WINDOW) return this.#drop(Drop.TcpOutOfWindow);
     }
     if ((flags & FLAG_GATED) !== 0 && (h & 1) === 0 && ct.lastSeen(id) !== this.#touchedAt[id]) {
       // An admitted flow keeps its unlock alive; once a second is enough.
@@ -483,7 +489,7 @@ export class Pipeline implements PacketProcessor {
   #newFlow(id: number, e: number, flags: number, len: number, nowMs: number): void {
     this.ct.flags[id] = flags;
     this.ct.ruleId[id] = e >= 0 ? this.#rules.entryRule[e] : -1;
-    this.ct.track(2 * id, this.#flags, len, Math.floor(nowMs / 1000));
+    this.ct.track(2 * id, len, Math.floor(nowMs / 1000), this.#seg);
     this.#c[Stat.FlowsCreated]++;
   }
 
@@ -640,7 +646,7 @@ export class Pipeline implements PacketProcessor {
     if (ip.dst() !== nd) rewriteDestination(buf, ip.off, nd, 0, false);
     if (ip.src() === inner.dst() && ns !== ip.src()) rewriteSource(buf, ip.off, ns, 0, false);
     rewriteIcmpErrorInner(buf, ip.off, nd, ct.translatedDstPort(h), ns, ct.translatedSrcPort(h));
-    ct.track(h, 0, 0, Math.floor(nowMs / 1000));
+    ct.track(h, 0, Math.floor(nowMs / 1000), null);
     this.#c[Stat.IcmpErrorsTranslated]++;
     return true;
   }
