@@ -1,15 +1,12 @@
 /**
- * Numeric codes shared by the connection tracker: protocols, directions,
- * status bits, TCP flags and states, verdicts. Plain numbers so the hot path
- * compares integers and allocates nothing.
+ * Numeric codes shared by the connection tracker: directions, status bits,
+ * TCP states, verdicts. Plain numbers so the hot path compares integers and
+ * allocates nothing. Protocol numbers and TCP flags are the packet layer's,
+ * re-exported here for the tracker's users.
  */
 
-/** IP protocol number of ICMP. */
-export const PROTO_ICMP = 1;
-/** IP protocol number of TCP. */
-export const PROTO_TCP = 6;
-/** IP protocol number of UDP. */
-export const PROTO_UDP = 17;
+export { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "../packet/ipv4.ts";
+export { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../packet/tcp.ts";
 
 /** Direction of the packet that opened the flow (handle bit 0 clear). */
 export const DIR_ORIGINAL = 0;
@@ -36,17 +33,6 @@ export const FLAG_SNAT = 0x0004;
 export const FLAG_DNAT = 0x0008;
 /** Suggested datapath flag: LAN to LAN through the WAN address (hairpin). */
 export const FLAG_HAIRPIN = 0x0010;
-
-/** TCP header flag FIN. */
-export const TCP_FIN = 0x01;
-/** TCP header flag SYN. */
-export const TCP_SYN = 0x02;
-/** TCP header flag RST. */
-export const TCP_RST = 0x04;
-/** TCP header flag PSH. */
-export const TCP_PSH = 0x08;
-/** TCP header flag ACK. */
-export const TCP_ACK = 0x10;
 
 /** TCP state: created, no packet tracked yet. */
 export const TCP_NONE = 0;
@@ -98,8 +84,19 @@ export const TRACK_INVALID = 1;
  */
 export const TRACK_REOPEN = 2;
 
+/**
+ * Verdict of `track()`: a TCP segment lies outside the flow's sequence or
+ * acknowledgment window (a blind RST or SYN, stale or forged data); drop it.
+ * The flow's state and windows are untouched.
+ */
+export const TRACK_OUT_OF_WINDOW = 3;
+
 /** A `track()` verdict code. */
-export type TrackVerdict = typeof TRACK_ACCEPT | typeof TRACK_INVALID | typeof TRACK_REOPEN;
+export type TrackVerdict =
+  | typeof TRACK_ACCEPT
+  | typeof TRACK_INVALID
+  | typeof TRACK_REOPEN
+  | typeof TRACK_OUT_OF_WINDOW;
 
 /** Result of `create()`: a tuple of the new flow is already live (a NAT clash, or a racing duplicate). */
 export const CREATE_CLASH = -1;

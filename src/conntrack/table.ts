@@ -33,17 +33,20 @@ import {
   tcpStateName,
   TRACK_ACCEPT,
   TRACK_INVALID,
+  TRACK_OUT_OF_WINDOW,
   TRACK_REOPEN,
   type TrackVerdict,
 } from "./constants.ts";
 import type { FlowSpec } from "./flow_spec.ts";
 import { tupleHash } from "./hash.ts";
+import type { TcpSegment } from "./segment.ts";
 import {
-  isTcpOpening,
+  STEP_CHALLENGE,
   STEP_IGNORE,
   STEP_INVALID,
+  STEP_OUT_OF_WINDOW,
   STEP_REOPEN,
-  tcpStep,
+  TcpTracker,
   unansweredRun,
 } from "./tcp_tracker.ts";
 import { resolveTimeouts, tcpStateTimeouts, type Timeouts } from "./timeouts.ts";
@@ -89,7 +92,6 @@ export interface FlowInfo {
   lastSeen: number;
   expiresAt: number;
   ruleId: number;
-  userIdx: number;
 }
 
 /** A tuple of a `FlowInfo`; addresses are unsigned 32-bit numbers. */
@@ -113,6 +115,10 @@ export interface ConnTableStats {
   clashes: number;
   invalid: number;
   reopened: number;
+  /** TCP segments outside their flow's window (dropped). */
+  outOfWindow: number;
+  /** In-window RSTs that were not exact and in-window SYNs on synchronized flows: passed, state kept. */
+  challenged: number;
 }
 
 const DEFAULT_CAPACITY = 262144;
@@ -132,15 +138,12 @@ export class ConnTable {
   readonly flags: Uint16Array;
   /** Datapath-owned rule index per flow; -1 when a slot is freed. */
   readonly ruleId: Int32Array;
-  /** Datapath-owned user index per flow; -1 when a slot is freed. */
-  readonly userIdx: Int32Array;
   /** See `ExpireCallback`. */
   onExpire: ExpireCallback | undefined;
 
   readonly #cap: number;
   readonly #proto: Uint8Array;
-  readonly #state: Uint8Array;
-  readonly #aux: Uint8Array;
+  readonly #tcp: TcpTracker;
   readonly #status: Uint8Array;
   /** Per handle, 4 words in one cache-friendly record: src, dst, sport << 16 | dport, next in chain. */
   readonly #keys: Int32Array;
@@ -172,6 +175,8 @@ export class ConnTable {
   #clashes = 0;
   #invalid = 0;
   #reopened = 0;
+  #outOfWindow = 0;
+  #challenged = 0;
 
   /** Allocates every array up front; throws on a bad option (configuration time). */
   constructor(options: ConnTableOptions = {}) {
@@ -187,12 +192,10 @@ export class ConnTable {
     }
     this.#cap = cap;
     this.#proto = new Uint8Array(cap);
-    this.#state = new Uint8Array(cap);
-    this.#aux = new Uint8Array(cap);
+    this.#tcp = new TcpTracker(cap);
     this.#status = new Uint8Array(cap);
     this.flags = new Uint16Array(cap);
     this.ruleId = new Int32Array(cap).fill(-1);
-    this.userIdx = new Int32Array(cap).fill(-1);
     this.#keys = new Int32Array(8 * cap);
     this.#packets = new Float64Array(2 * cap);
     this.#bytes = new Float64Array(2 * cap);
@@ -260,13 +263,6 @@ export class ConnTable {
   /** True when a flow holds this tuple in either direction (for choosing NAT ports, see nat/port_alloc.ts). */
   isTupleTaken(proto: number, src: number, sport: number, dst: number, dport: number): boolean {
     return this.lookup(proto, src, sport, dst, dport) !== -1;
-  }
-
-  /** True when a packet may open a flow: TCP SYN alone, any UDP, ICMP echo request (`flagsOrType` = ICMP type 8). */
-  isNewFlowPacket(proto: number, flagsOrType: number): boolean {
-    if (proto === PROTO_TCP) return isTcpOpening(flagsOrType);
-    if (proto === PROTO_UDP) return true;
-    return proto === PROTO_ICMP && flagsOrType === 8;
   }
 
   // ---- create / remove ------------------------------------------------------
@@ -388,12 +384,10 @@ export class ConnTable {
     }
     this.#wheel.cancel(id);
     this.#proto[id] = 0;
-    this.#state[id] = 0;
-    this.#aux[id] = 0;
+    this.#tcp.clear(id);
     this.#status[id] = 0;
     this.flags[id] = 0;
     this.ruleId[id] = -1;
-    this.userIdx[id] = -1;
     this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
     this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
     this.#free[this.#freeTop++] = id;
@@ -439,10 +433,11 @@ export class ConnTable {
 
   /**
    * Accounts one packet of `bytes` seen with handle `handle` at `nowSec`:
-   * moves the TCP state (`flags` = TCP header flags; ignored for other
-   * protocols), sets seen-reply/assured, counts, refreshes the expiry.
+   * moves the TCP state and windows (`seg`, the packet's TCP segment; null
+   * for other protocols, and for a TCP flow it makes the packet invalid),
+   * sets seen-reply/assured, counts, refreshes the expiry.
    */
-  track(handle: number, flags: number, bytes: number, nowSec: number): TrackVerdict {
+  track(handle: number, bytes: number, nowSec: number, seg: TcpSegment | null): TrackVerdict {
     const id = handle >> 1;
     if (
       handle < 0 || id >= this.#cap || this.#proto[id] === 0 ||
@@ -455,19 +450,25 @@ export class ConnTable {
     const now = nowSec >>> 0;
     let verdict: TrackVerdict = TRACK_ACCEPT;
     if (this.#proto[id] === PROTO_TCP) {
-      const old = this.#state[id];
-      const step = tcpStep(this.#state, this.#aux, id, dir, flags);
+      const tcp = this.#tcp;
+      const old = tcp.state[id];
+      const step = seg === null ? STEP_INVALID : tcp.step(id, dir, seg);
       if (step === STEP_INVALID) {
         this.#invalid++;
         return TRACK_INVALID;
       }
+      if (step === STEP_OUT_OF_WINDOW) {
+        this.#outOfWindow++;
+        return TRACK_OUT_OF_WINDOW;
+      }
       if (step === STEP_REOPEN) {
         this.#reopen(id, now);
         verdict = TRACK_REOPEN;
-      } else if (old === TCP_SYN_RECV && this.#state[id] === TCP_ESTABLISHED) {
+      } else if (old === TCP_SYN_RECV && tcp.state[id] === TCP_ESTABLISHED) {
         this.#status[id] |= STATUS_ASSURED; // Linux: handshake completed after a reply
       }
-      if (step === STEP_IGNORE) {
+      if (step === STEP_CHALLENGE) this.#challenged++;
+      if (step === STEP_IGNORE || step === STEP_CHALLENGE) {
         this.#account(handle, dir, bytes, now);
         return verdict;
       }
@@ -525,9 +526,9 @@ export class ConnTable {
     const p = this.#proto[id];
     const t = this.#timeouts;
     if (p === PROTO_TCP) {
-      const base = this.#tcpTimeout[this.#state[id]];
+      const base = this.#tcpTimeout[this.#tcp.state[id]];
       const cap = t.tcpUnacknowledged;
-      return base > cap && unansweredRun(this.#aux[id]) >= this.#maxRetrans ? cap : base;
+      return base > cap && unansweredRun(this.#tcp.aux[id]) >= this.#maxRetrans ? cap : base;
     }
     if (p === PROTO_UDP) {
       return (this.#status[id] & STATUS_SEEN_REPLY) !== 0 ? t.udpReplied : t.udpUnreplied;
@@ -567,7 +568,17 @@ export class ConnTable {
   }
   /** TCP state code of flow `id` (TCP_NONE for other protocols). */
   tcpState(id: number): number {
-    return this.#state[id];
+    return this.#tcp.state[id];
+  }
+  /** TCP window of the sender of `handle`: td_end, td_maxend, td_maxwin, shift (for status pages and tests). */
+  tcpWindow(handle: number): { end: number; maxEnd: number; maxWin: number; scale: number } {
+    const t = this.#tcp;
+    return {
+      end: t.end[handle],
+      maxEnd: t.maxEnd[handle],
+      maxWin: t.maxWin[handle],
+      scale: t.scale(handle),
+    };
   }
   /** STATUS_* bits of flow `id`. */
   status(id: number): number {
@@ -621,20 +632,6 @@ export class ConnTable {
   translatedDstPort(handle: number): number {
     return this.#kSport(handle ^ 1);
   }
-  /** True when the reply tuple is not the inverted original (some NAT applies). */
-  needsNat(id: number): boolean {
-    return this.needsSnat(id) || this.needsDnat(id);
-  }
-  /** True when the original source is rewritten (reply.dst differs from orig.src). */
-  needsSnat(id: number): boolean {
-    const o = 2 * id;
-    return this.#kDst(o + 1) !== this.#kSrc(o) || this.#kDport(o + 1) !== this.#kSport(o);
-  }
-  /** True when the original destination is rewritten (reply.src differs from orig.dst). */
-  needsDnat(id: number): boolean {
-    const o = 2 * id;
-    return this.#kSrc(o + 1) !== this.#kDst(o) || this.#kSport(o + 1) !== this.#kDport(o);
-  }
   /** Packets seen in the direction of `handle`. */
   packets(handle: number): number {
     return this.#packets[handle];
@@ -674,12 +671,9 @@ export class ConnTable {
   get byteLength(): number {
     const arrays = [
       this.#proto,
-      this.#state,
-      this.#aux,
       this.#status,
       this.flags,
       this.ruleId,
-      this.userIdx,
       this.#keys,
       this.#packets,
       this.#bytes,
@@ -689,7 +683,8 @@ export class ConnTable {
       this.#heads,
       this.#free,
     ];
-    return arrays.reduce((sum, a) => sum + a.byteLength, 0) + this.#wheel.byteLength;
+    return arrays.reduce((sum, a) => sum + a.byteLength, 0) + this.#wheel.byteLength +
+      this.#tcp.byteLength;
   }
 
   /** All counters (allocates). */
@@ -706,6 +701,8 @@ export class ConnTable {
       clashes: this.#clashes,
       invalid: this.#invalid,
       reopened: this.#reopened,
+      outOfWindow: this.#outOfWindow,
+      challenged: this.#challenged,
     };
   }
 
@@ -729,7 +726,7 @@ export class ConnTable {
     return {
       id,
       proto: this.#proto[id],
-      tcpState: this.#proto[id] === PROTO_TCP ? tcpStateName(this.#state[id]) : null,
+      tcpState: this.#proto[id] === PROTO_TCP ? tcpStateName(this.#tcp.state[id]) : null,
       status: this.status(id),
       flags: this.flags[id],
       orig: {
@@ -750,7 +747,6 @@ export class ConnTable {
       lastSeen: this.#lastSeen[id],
       expiresAt: this.#expires[id],
       ruleId: this.ruleId[id],
-      userIdx: this.userIdx[id],
     };
   }
 }

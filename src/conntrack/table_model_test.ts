@@ -132,7 +132,7 @@ function runModel(ops: Op[]): void {
     } else if (op.kind === "track") {
       if (model.size === 0) continue;
       const f = [...model.values()][op.pick % model.size];
-      assert.equal(t.track(2 * f.id + op.dir, 0, 100, now), 0);
+      assert.equal(t.track(2 * f.id + op.dir, 100, now, null), 0);
       if (op.dir === 1) {
         f.seenReply = true;
         if (f.proto === PROTO_UDP) f.assured = true;

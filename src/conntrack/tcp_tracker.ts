@@ -1,9 +1,46 @@
 /**
- * A simplified Linux TCP connection tracker (nf_conntrack_proto_tcp): the
- * state follows SYN, SYN/ACK, ACK, FIN and RST per direction; sequence
- * windows are not checked. Differences from Linux: simultaneous open (a
- * reply-direction SYN in SYN_SENT) is ignored rather than tracked, and only
- * an original-direction SYN reopens a TIME_WAIT/CLOSE flow.
+ * Linux's TCP connection tracker (nf_conntrack_proto_tcp): a state machine
+ * over SYN, SYN/ACK, FIN, ACK and RST per direction, and `tcp_in_window`'s
+ * sequence and acknowledgment windows per direction (td_end, td_maxend,
+ * td_maxwin, td_scale, td_maxack), in flat typed arrays: per flow `state`
+ * and `aux`, per handle (`id * 2 + dir`) the window of that direction's
+ * sender.
+ *
+ * The four window bounds (sender s, receiver r; sack is the highest SACK
+ * right edge, or the ack; a segment without data is checked by its ack only):
+ *   I.   seq <= s.maxEnd                         (not past what r allowed)
+ *   II.  end >= s.end - r.maxWin                  (not older than a window)
+ *   III. sack <= r.end                            (acks nothing unseen)
+ *   IV.  sack >= r.end - max(s.maxWin, 66000)     (not an ancient ack)
+ * Linux's leniency is kept: the first SYN and SYN/ACK initialise their
+ * direction; a direction first seen without SYN is picked up from its
+ * packet (td_maxwin == 0); window scaling applies only when both SYNs
+ * carried the option (RFC 7323); a SYN with a higher sequence number in
+ * SYN_SENT/SYN_RECV re-initialises its side; retransmissions within a window
+ * pass by II; a segment that fails only IV (an overly delayed ACK), or only
+ * I by less than a window (a sender overshooting the advertised window),
+ * passes without moving anything (the latter records its end, as Linux does).
+ *
+ * Choices of our own, where a middlebox in front of a knock gate should be
+ * stricter than Linux's defaults:
+ * - Any segment outside the window is dropped (STEP_OUT_OF_WINDOW), as
+ *   Linux's INVALID is under the usual `ct state invalid drop`; it never
+ *   moves state or windows.
+ * - RST (RFC 5961 §3): an in-window RST closes the flow only when its
+ *   sequence number is exactly what the receiver expects next: the sender's
+ *   td_end (its SND.NXT) or the receiver's highest ack (the RCV.NXT it last
+ *   announced; covers a reset from a peer that lost its state). Any other
+ *   in-window RST is passed (STEP_CHALLENGE) so the endpoint answers it with
+ *   a challenge ACK, and our state stays. In SYN_SENT a reply RST must
+ *   acknowledge the SYN (RFC 9293 §3.10.7.3); the original side's must match
+ *   its td_end.
+ * - SYN on a synchronized flow (RFC 5961 §4): in the window it is passed
+ *   unchanged (STEP_CHALLENGE; the endpoint sends a challenge ACK, and a
+ *   client that really restarted then resets the old connection with an
+ *   exact RST); outside the window it is dropped. A SYN on TIME_WAIT or CLOSE
+ *   from the originator still reopens the flow, windows and all.
+ * - Simultaneous open (a reply SYN in SYN_SENT) is ignored rather than
+ *   tracked, and only an original-direction SYN reopens a flow.
  *
  * Per-flow side state lives in one byte (`aux`): which sides sent FIN, the
  * direction of the last FIN, the direction of the last packet and how many
@@ -25,6 +62,8 @@ import {
   TCP_SYN_SENT,
   TCP_TIME_WAIT,
 } from "./constants.ts";
+import { TCP_URG } from "../packet/tcp.ts";
+import type { TcpSegment } from "./segment.ts";
 
 /** Step result: state updated (or unchanged), packet accepted. */
 export const STEP_OK = 0;
@@ -34,6 +73,10 @@ export const STEP_IGNORE = 1;
 export const STEP_INVALID = 2;
 /** Step result: a SYN restarted a TIME_WAIT/CLOSE flow as a new connection. */
 export const STEP_REOPEN = 3;
+/** Step result: outside the sequence or ack window; drop, nothing changed. */
+export const STEP_OUT_OF_WINDOW = 4;
+/** Step result: an in-window RST that is not exact, or an in-window SYN on a synchronized flow: pass it, nothing changed. */
+export const STEP_CHALLENGE = 5;
 
 const AUX_FIN_ORIG = 0x01;
 const AUX_LAST_FIN_REPLY = 0x04;
@@ -48,6 +91,47 @@ const IDX_ACK = 3;
 const IDX_RST = 4;
 const IDX_NONE = 5;
 
+// transition() results besides a state.
+const NEXT_INVALID = -1;
+const NEXT_IGNORE = -2;
+const NEXT_REOPEN = -3;
+
+// Per-direction window flags (`wflags`): the window shift in the low nibble.
+const WF_SCALE = 0x0f;
+const WF_WSCALE_SEEN = 0x10;
+const WF_SACK_PERM = 0x20;
+const WF_MAXACK_SET = 0x40;
+
+/** Linux MAXACKWINCONST: the least slack for acks below the receiver's end. */
+const MAX_ACK_WINDOW = 66000;
+
+const WIN_OK = 0;
+const WIN_IGNORE = 1;
+const WIN_BAD = 2;
+
+/**
+ * Flag combinations that may appear at all (Linux tcp_valid_flags), indexed by
+ * FIN|SYN|RST|PSH-less|ACK|URG bits; PSH, ECE and CWR are always allowed.
+ */
+const VALID_FLAGS = (() => {
+  const t = new Uint8Array(64);
+  for (
+    const f of [
+      TCP_SYN,
+      TCP_SYN | TCP_URG,
+      TCP_SYN | TCP_ACK,
+      TCP_RST,
+      TCP_RST | TCP_ACK,
+      TCP_FIN | TCP_ACK,
+      TCP_FIN | TCP_ACK | TCP_URG,
+      TCP_ACK,
+      TCP_ACK | TCP_URG,
+    ]
+  ) t[f] = 1;
+  return t;
+})();
+const VALID_MASK = TCP_FIN | TCP_SYN | TCP_RST | TCP_ACK | TCP_URG;
+
 /** True for a packet that may open a TCP flow: SYN without ACK, RST or FIN. */
 export function isTcpOpening(flags: number): boolean {
   return (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN;
@@ -58,6 +142,11 @@ export function unansweredRun(aux: number): number {
   return aux >>> AUX_RUN_SHIFT;
 }
 
+/** a > b in sequence space (RFC 9293 §3.4: modulo 2^32, within half the space). */
+function after(a: number, b: number): boolean {
+  return ((b - a) | 0) < 0;
+}
+
 /** The flag class of a segment, in Linux's precedence (RST, SYN, FIN, ACK). */
 function flagIndex(flags: number): number {
   if (flags & TCP_RST) return IDX_RST;
@@ -66,72 +155,274 @@ function flagIndex(flags: number): number {
   return flags & TCP_ACK ? IDX_ACK : IDX_NONE;
 }
 
-/**
- * Applies one segment with `flags` seen in direction `dir` to flow `id`,
- * updating `state[id]` and `aux[id]`. Returns a STEP_* code.
- */
-export function tcpStep(
-  state: Uint8Array,
-  aux: Uint8Array,
-  id: number,
-  dir: number,
-  flags: number,
-): number {
-  // SYN with FIN is never valid (Linux tcp_valid_flags).
-  if ((flags & (TCP_SYN | TCP_FIN)) === (TCP_SYN | TCP_FIN)) return STEP_INVALID;
-  const old = state[id];
-  const a = aux[id];
-  const idx = flagIndex(flags);
-  let next: number;
-  if (idx === IDX_FIN) next = finState(old, a, dir);
-  else if (idx === IDX_ACK) next = ackState(old, a, dir);
-  else if (idx === IDX_RST) next = old === TCP_NONE ? -1 : TCP_CLOSE;
-  else if (idx === IDX_SYN) next = synState(old, dir);
-  else if (idx === IDX_SYNACK) next = synAckState(old, dir);
-  else next = -1;
-  if (next === -1) return STEP_INVALID;
-  if (next === -3) {
-    state[id] = TCP_SYN_SENT;
-    aux[id] = 1 << AUX_RUN_SHIFT; // a fresh run: this SYN, original direction
-    return STEP_REOPEN;
+/** TCP state and windows of `capacity` flows. */
+export class TcpTracker {
+  /** TCP_* state per flow. */
+  readonly state: Uint8Array;
+  /** Side state per flow (FINs seen, unanswered run). */
+  readonly aux: Uint8Array;
+  /** Per handle: td_end, the sender's highest seq + len seen. */
+  readonly end: Uint32Array;
+  /** Per handle: td_maxend, the highest ack + window the receiver announced to this sender. */
+  readonly maxEnd: Uint32Array;
+  /** Per handle: td_maxwin, the largest (scaled) window this sender announced, at least 1. */
+  readonly maxWin: Uint32Array;
+  /** Per handle: td_maxack, the highest ack this sender sent. */
+  readonly maxAck: Uint32Array;
+  /** Per handle: window shift and option bits. */
+  readonly wflags: Uint8Array;
+  // The segment under check, as tcp_in_window adjusted it.
+  #end = 0;
+  #win = 0;
+  #ack = 0;
+  #sack = 0;
+
+  /** Allocates the arrays of `capacity` flows. */
+  constructor(capacity: number) {
+    this.state = new Uint8Array(capacity);
+    this.aux = new Uint8Array(capacity);
+    this.end = new Uint32Array(2 * capacity);
+    this.maxEnd = new Uint32Array(2 * capacity);
+    this.maxWin = new Uint32Array(2 * capacity);
+    this.maxAck = new Uint32Array(2 * capacity);
+    this.wflags = new Uint8Array(2 * capacity);
   }
-  aux[id] = runAux(idx === IDX_FIN ? finAux(a, dir) : a, dir);
-  if (next === -2) return STEP_IGNORE;
-  state[id] = next;
-  return STEP_OK;
+
+  /** Bytes of the arrays. */
+  get byteLength(): number {
+    return this.state.byteLength + this.aux.byteLength + this.end.byteLength +
+      this.maxEnd.byteLength + this.maxWin.byteLength + this.maxAck.byteLength +
+      this.wflags.byteLength;
+  }
+
+  /** Forgets flow `id`: state NONE, both windows empty. */
+  clear(id: number): void {
+    this.state[id] = TCP_NONE;
+    this.aux[id] = 0;
+    this.#clearWindows(id);
+  }
+
+  /** The window shift in force for the sender of handle `h` (0..14). */
+  scale(h: number): number {
+    return this.wflags[h] & WF_SCALE;
+  }
+
+  #clearWindows(id: number): void {
+    for (let h = 2 * id; h <= 2 * id + 1; h++) {
+      this.end[h] =
+        this.maxEnd[h] =
+        this.maxWin[h] =
+        this.maxAck[h] =
+          0;
+      this.wflags[h] = 0;
+    }
+  }
+
+  /**
+   * Applies segment `seg` seen in direction `dir` to flow `id`. Returns a
+   * STEP_* code; on STEP_INVALID and STEP_OUT_OF_WINDOW nothing changed.
+   */
+  step(id: number, dir: number, seg: TcpSegment): number {
+    const flags = seg.flags;
+    if (VALID_FLAGS[flags & VALID_MASK] === 0) return STEP_INVALID;
+    const old = this.state[id];
+    const a = this.aux[id];
+    const idx = flagIndex(flags);
+    const next = transition(old, a, dir, idx);
+    if (next === NEXT_INVALID) return STEP_INVALID;
+    const h = 2 * id + dir;
+    if (next === NEXT_REOPEN) {
+      this.#clearWindows(id);
+      this.#initSender(h, seg);
+      this.state[id] = TCP_SYN_SENT;
+      this.aux[id] = 1 << AUX_RUN_SHIFT; // a fresh run: this SYN, original direction
+      return STEP_REOPEN;
+    }
+    if (old === TCP_NONE) {
+      this.#initSender(h, seg); // the flow's first SYN (transition() allows nothing else)
+      return this.#commit(id, a, dir, idx, next);
+    }
+    if (next === NEXT_IGNORE && (old < TCP_SYN_RECV || (idx !== IDX_SYN && idx !== IDX_SYNACK))) {
+      // Linux passes these unchecked: a reply ACK or SYN in SYN_SENT (half-open, simultaneous open).
+      this.aux[id] = runAux(a, dir);
+      return STEP_IGNORE;
+    }
+    if (idx === IDX_RST && old === TCP_SYN_SENT) {
+      const ok = dir === DIR_REPLY
+        ? (flags & TCP_ACK) !== 0 && seg.ack === this.end[h ^ 1]
+        : seg.seq === this.end[h];
+      return ok ? this.#commit(id, a, dir, idx, next) : STEP_OUT_OF_WINDOW;
+    }
+    const w = this.#inWindow(h, old, idx, seg);
+    if (w === WIN_BAD) return STEP_OUT_OF_WINDOW;
+    if (idx === IDX_RST) {
+      if (!this.#exactReset(h, seg.seq)) return STEP_CHALLENGE;
+      return this.#commit(id, a, dir, idx, next);
+    }
+    if (next === NEXT_IGNORE) {
+      // An in-window SYN or SYN/ACK on a synchronized flow: nothing moves.
+      if (idx === IDX_SYN && old >= TCP_ESTABLISHED) return STEP_CHALLENGE;
+      this.aux[id] = runAux(a, dir);
+      return STEP_IGNORE;
+    }
+    if (w === WIN_IGNORE) return STEP_IGNORE;
+    this.#update(h, flags);
+    return this.#commit(id, a, dir, idx, next);
+  }
+
+  #commit(id: number, a: number, dir: number, idx: number, next: number): number {
+    this.aux[id] = runAux(idx === IDX_FIN ? finAux(a, dir) : a, dir);
+    this.state[id] = next;
+    return STEP_OK;
+  }
+
+  /** RFC 5961 §3.2: the RST's sequence number is exactly the next one the receiver expects. */
+  #exactReset(h: number, seq: number): boolean {
+    const r = h ^ 1;
+    return seq === this.end[h] ||
+      ((this.wflags[r] & WF_MAXACK_SET) !== 0 && seq === this.maxAck[r]);
+  }
+
+  /**
+   * Initialises the sender of handle `h` from its SYN (Linux
+   * tcp_init_sender). Once the other side has sent its SYN, scaling stays
+   * on only if both offered it (RFC 7323 §1.3).
+   */
+  #initSender(h: number, seg: TcpSegment): void {
+    const r = h ^ 1;
+    const end = (seg.seq + seg.payloadLen + 1 + (seg.flags & TCP_FIN ? 1 : 0)) >>> 0;
+    this.end[h] = this.maxEnd[h] = end;
+    this.maxWin[h] = seg.window === 0 ? 1 : seg.window;
+    let f = this.wflags[h] & WF_MAXACK_SET;
+    if (seg.wscale >= 0) f |= WF_WSCALE_SEEN | seg.wscale;
+    if (seg.sackPerm) f |= WF_SACK_PERM;
+    this.wflags[h] = f;
+    if (this.maxWin[r] !== 0 && (f & this.wflags[r] & WF_WSCALE_SEEN) === 0) {
+      this.wflags[h] &= ~WF_SCALE;
+      this.wflags[r] &= ~WF_SCALE;
+    }
+  }
+
+  /**
+   * tcp_in_window's checks for sender `h`: WIN_OK (then `#update` applies
+   * it), WIN_IGNORE (passes, updates nothing) or WIN_BAD. Initialises or
+   * picks up the sender first, as Linux does.
+   */
+  #inWindow(h: number, old: number, idx: number, seg: TcpSegment): number {
+    const r = h ^ 1;
+    const flags = seg.flags;
+    const syn = (flags & TCP_SYN) !== 0;
+    const rst = (flags & TCP_RST) !== 0;
+    const hasAck = (flags & TCP_ACK) !== 0;
+    let seq = seg.seq;
+    let end = (seq + seg.payloadLen + (syn ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) >>> 0;
+    let ack = seg.ack;
+    let sack = hasAck && (this.wflags[r] & WF_SACK_PERM) !== 0 ? seg.sackRightEdge() : ack;
+    if (this.maxWin[h] === 0) {
+      if (syn) {
+        this.#initSender(h, seg);
+      } else {
+        // Mid-stream pickup: the history of this direction is lost; trust the packet.
+        const swin = (seg.window << this.scale(h)) >>> 0;
+        this.end[h] = end;
+        this.maxWin[h] = swin === 0 ? 1 : swin;
+        this.maxEnd[h] = (end + this.maxWin[h]) >>> 0;
+        if (this.maxWin[r] === 0) this.end[r] = this.maxEnd[r] = sack;
+      }
+    } else if (
+      syn && after(end, this.end[h]) && (old === TCP_SYN_SENT || old === TCP_SYN_RECV)
+    ) {
+      // RFC 9293 §3.4: a restarted side uses higher sequence numbers; start its window over.
+      this.#initSender(h, seg);
+    }
+    if (!hasAck || (rst && ack === 0)) ack = sack = this.end[r]; // no ack (or a broken stack's RST|ACK 0)
+    // A segment without data is checked by its ack only; a RST always by its seq.
+    if (seq === end && !rst) seq = end = this.end[h];
+    this.#end = end;
+    this.#win = seg.window;
+    this.#ack = ack;
+    this.#sack = sack;
+
+    const seqOk = !after(seq, this.maxEnd[h]);
+    const rMaxWin = this.maxWin[r];
+    const inRecvWin = rMaxWin === 0 || after(end, (this.end[h] - rMaxWin - 1) >>> 0);
+    const ackUpperOk = !after(sack, this.end[r]);
+    const ackWin = this.maxWin[h] > MAX_ACK_WINDOW ? this.maxWin[h] : MAX_ACK_WINDOW;
+    const ackLowerOk = after(sack, (this.end[r] - ackWin - 1) >>> 0);
+    if (seqOk && inRecvWin && ackUpperOk) return ackLowerOk ? WIN_OK : WIN_IGNORE;
+    if (!seqOk && idx !== IDX_RST && !syn && inRecvWin && ackUpperOk && ackLowerOk) {
+      const overshot = (end - this.maxEnd[h] + 1) >>> 0;
+      if (overshot <= rMaxWin) {
+        // More data than the window allowed: pass it and remember its end, so its ACK fits III.
+        this.end[h] = end;
+        return WIN_IGNORE;
+      }
+    }
+    return WIN_BAD;
+  }
+
+  /** Linux's "update sender data" and "update receiver data" for an accepted segment. */
+  #update(h: number, flags: number): void {
+    const r = h ^ 1;
+    const seg = this.#end, ack = this.#ack, sack = this.#sack;
+    let win = this.#win;
+    if ((flags & TCP_SYN) === 0) win = (win << this.scale(h)) >>> 0; // RFC 7323: SYN windows are unscaled
+    const swin = (win + sack - ack) >>> 0;
+    if (this.maxWin[h] < swin) this.maxWin[h] = swin;
+    if (after(seg, this.end[h])) this.end[h] = seg;
+    if ((flags & TCP_ACK) !== 0) {
+      if ((this.wflags[h] & WF_MAXACK_SET) === 0 || after(ack, this.maxAck[h])) {
+        this.maxAck[h] = ack;
+        this.wflags[h] |= WF_MAXACK_SET;
+      }
+    }
+    if (this.maxWin[r] !== 0 && after(seg, this.maxEnd[h])) {
+      this.maxWin[r] = (this.maxWin[r] + seg - this.maxEnd[h]) >>> 0;
+    }
+    const right = (sack + win) >>> 0;
+    if (after(right, (this.maxEnd[r] - 1) >>> 0)) {
+      this.maxEnd[r] = win === 0 ? (right + 1) >>> 0 : right;
+    }
+  }
 }
 
-/** New state for a SYN; -1 invalid, -2 ignore, -3 reopen. */
+/** New state for a segment of class `idx`; NEXT_* or a TCP state. */
+function transition(old: number, a: number, dir: number, idx: number): number {
+  if (idx === IDX_FIN) return finState(old, a, dir);
+  if (idx === IDX_ACK) return ackState(old, a, dir);
+  if (idx === IDX_RST) return old === TCP_NONE ? NEXT_INVALID : TCP_CLOSE;
+  if (idx === IDX_SYN) return synState(old, dir);
+  if (idx === IDX_SYNACK) return synAckState(old, dir);
+  return NEXT_INVALID;
+}
+
 function synState(old: number, dir: number): number {
-  if (dir === DIR_REPLY) return old === TCP_SYN_SENT ? -2 : -1;
+  if (dir === DIR_REPLY) return old === TCP_SYN_SENT ? NEXT_IGNORE : NEXT_INVALID;
   if (old === TCP_NONE || old === TCP_SYN_SENT) return TCP_SYN_SENT;
-  if (old === TCP_TIME_WAIT || old === TCP_CLOSE) return -3;
-  return -2;
+  if (old === TCP_TIME_WAIT || old === TCP_CLOSE) return NEXT_REOPEN;
+  return NEXT_IGNORE;
 }
 
-/** New state for a SYN/ACK; -1 invalid, -2 ignore. */
 function synAckState(old: number, dir: number): number {
-  if (dir !== DIR_REPLY) return old === TCP_SYN_RECV ? TCP_SYN_RECV : -1;
+  if (dir !== DIR_REPLY) return old === TCP_SYN_RECV ? TCP_SYN_RECV : NEXT_INVALID;
   if (old === TCP_SYN_SENT) return TCP_SYN_RECV;
-  return old === TCP_NONE ? -1 : -2;
+  return old === TCP_NONE ? NEXT_INVALID : NEXT_IGNORE;
 }
 
-/** New state for a FIN (with or without ACK); -1 invalid. */
 function finState(old: number, a: number, dir: number): number {
-  if (old === TCP_NONE || old === TCP_SYN_SENT) return -1;
+  if (old === TCP_NONE || old === TCP_SYN_SENT) return NEXT_INVALID;
   if (old === TCP_TIME_WAIT || old === TCP_CLOSE) return old;
   const fins = finAux(a, dir) & 0x03;
   if (fins === 0x03) return TCP_LAST_ACK;
   return old === TCP_SYN_RECV || old === TCP_ESTABLISHED ? TCP_FIN_WAIT : old;
 }
 
-/** New state for a segment with ACK only; -1 invalid, -2 ignore. */
 function ackState(old: number, a: number, dir: number): number {
   switch (old) {
     case TCP_NONE:
-      return -1;
+      return NEXT_INVALID;
     case TCP_SYN_SENT:
-      return dir === DIR_REPLY ? -2 : -1;
+      return dir === DIR_REPLY ? NEXT_IGNORE : NEXT_INVALID;
     case TCP_SYN_RECV:
       return dir === DIR_REPLY ? TCP_SYN_RECV : TCP_ESTABLISHED;
     case TCP_FIN_WAIT:

@@ -14,6 +14,7 @@ import {
   TCP_FIN,
   TCP_SYN,
   TCP_TIME_WAIT,
+  TcpSegment,
   TRACK_REOPEN,
 } from "../conntrack/mod.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
@@ -25,6 +26,8 @@ import { Drop, newCounters, Stat } from "./counters.ts";
 import type { DatapathSettings } from "./messages.ts";
 
 const ip = (s: string) => parseIpv4(s)!;
+/** The one segment the tests fill by hand, as the pipeline reuses its own. */
+const S = new TcpSegment();
 const CLIENT = ip("203.0.113.10"), CLIENT2 = ip("203.0.113.20"), WAN = ip("198.51.100.1");
 const SERVER = ip("192.0.2.12"), LAN_HOST = ip("192.0.2.50"), INET = ip("203.0.113.99");
 const ALICE = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", BOB = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
@@ -107,12 +110,12 @@ async function knock(adm: Admission, src: number, secret: string, first: number,
 
 /** Drives flow `id` (a TCP flow admitted with a SYN) through handshake and close to TIME_WAIT. */
 function toTimeWait(ct: ConnTable, id: number, sec: number) {
-  ct.track(2 * id, TCP_SYN, 60, sec);
-  ct.track(2 * id + 1, TCP_SYN | TCP_ACK, 60, sec);
-  ct.track(2 * id, TCP_ACK, 52, sec);
-  ct.track(2 * id, TCP_FIN | TCP_ACK, 52, sec);
-  ct.track(2 * id + 1, TCP_FIN | TCP_ACK, 52, sec);
-  ct.track(2 * id, TCP_ACK, 52, sec);
+  ct.track(2 * id, 60, sec, S.set(TCP_SYN, 1000, 0, 65535));
+  ct.track(2 * id + 1, 60, sec, S.set(TCP_SYN | TCP_ACK, 5000, 1001, 65535));
+  ct.track(2 * id, 52, sec, S.set(TCP_ACK, 1001, 5001, 65535));
+  ct.track(2 * id, 52, sec, S.set(TCP_FIN | TCP_ACK, 1001, 5001, 65535));
+  ct.track(2 * id + 1, 52, sec, S.set(TCP_FIN | TCP_ACK, 5001, 1002, 65535));
+  ct.track(2 * id, 52, sec, S.set(TCP_ACK, 1002, 5002, 65535));
   assert.equal(ct.tcpState(id), TCP_TIME_WAIT);
 }
 
@@ -243,7 +246,7 @@ Deno.test("reopen: a TIME_WAIT tuple reused after revoke is refused, and the old
   toTimeWait(ct, id, sec);
   assert.ok(adm.revoke("203.0.113.10"));
   // The datapath sees TRACK_REOPEN for the new SYN, then asks admission again.
-  assert.equal(ct.track(2 * id, TCP_SYN, 60, sec + 1), TRACK_REOPEN);
+  assert.equal(ct.track(2 * id, 60, sec + 1, S.set(TCP_SYN, 900_000, 0, 65535)), TRACK_REOPEN);
   assert.equal(adm.reopen(id, PROTO_TCP, CLIENT, 5000, WAN, 52201, T0 + 1000), Drop.Locked);
   assert.equal(ct.lookup(PROTO_TCP, CLIENT, 5000, WAN, 52201), -1);
   ct.expire(sec + 1);
@@ -259,7 +262,7 @@ Deno.test("reopen: while unlocked the reused tuple is admitted anew and refreshe
   assert.equal(syn(adm, CLIENT, 5000, 52201), ADMITTED);
   const old = adm.flowId, sec = Math.floor(T0 / 1000);
   toTimeWait(ct, old, sec);
-  assert.equal(ct.track(2 * old, TCP_SYN, 60, sec + 30), TRACK_REOPEN);
+  assert.equal(ct.track(2 * old, 60, sec + 30, S.set(TCP_SYN, 900_000, 0, 65535)), TRACK_REOPEN);
   assert.equal(adm.reopen(old, PROTO_TCP, CLIENT, 5000, WAN, 52201, T0 + 30_000), ADMITTED);
   const id = adm.flowId;
   assert.notEqual(id, old);
@@ -285,9 +288,9 @@ Deno.test("a NAT tuple clash and a full table are told apart", async () => {
   const full = await setup({ allow: ["203.0.113.0/24"], maxFlows: 1 });
   assert.equal(syn(full.adm, CLIENT, 5000, 52201), ADMITTED);
   const id = full.adm.flowId, sec = Math.floor(T0 / 1000);
-  full.ct.track(2 * id, TCP_SYN, 60, sec);
-  full.ct.track(2 * id + 1, TCP_SYN | TCP_ACK, 60, sec);
-  full.ct.track(2 * id, TCP_ACK, 52, sec);
+  full.ct.track(2 * id, 60, sec, S.set(TCP_SYN, 1000, 0, 65535));
+  full.ct.track(2 * id + 1, 60, sec, S.set(TCP_SYN | TCP_ACK, 5000, 1001, 65535));
+  full.ct.track(2 * id, 52, sec, S.set(TCP_ACK, 1001, 5001, 65535));
   assert.equal(syn(full.adm, CLIENT, 5001, 52201), Drop.TableFull);
 });
 

@@ -37,6 +37,8 @@ export const Drop = {
   WriteError: PARSE_ERROR_COUNT + 13,
   /** A new flow's reply tuple is already another flow's (a NAT clash; the table has room). */
   NatClash: PARSE_ERROR_COUNT + 14,
+  /** A TCP segment outside its flow's window (a blind RST or SYN, forged or stale data). */
+  TcpOutOfWindow: PARSE_ERROR_COUNT + 15,
 } as const;
 
 const DROP_NAMES = [
@@ -55,6 +57,7 @@ const DROP_NAMES = [
   "nat-exhausted",
   "write-error",
   "nat-clash",
+  "tcp-out-of-window",
 ];
 
 /** Number of drop reasons, parse errors included (index 0, "none", unused). */

@@ -15,7 +15,9 @@ import {
   STATUS_ASSURED,
   STATUS_DYING,
   STATUS_SEEN_REPLY,
+  TcpSegment,
   TRACK_INVALID,
+  TRACK_OUT_OF_WINDOW,
   TRACK_REOPEN,
 } from "../conntrack/mod.ts";
 import type { KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
@@ -81,6 +83,8 @@ export class Pipeline implements PacketProcessor {
   readonly #udp = new UdpPacket();
   readonly #icmp = new Icmpv4Packet();
   readonly #inner = new Ipv4Packet();
+  /** The current TCP packet's segment for the tracker, set by #parseL4. */
+  readonly #seg = new TcpSegment();
   // The current packet's L4 fields, set by #parseL4.
   #sport = 0;
   #dport = 0;
@@ -239,7 +243,7 @@ export class Pipeline implements PacketProcessor {
       if (verify && !t.verifyChecksum(ip.src(), ip.dst())) return ParseError.BadL4Checksum;
       this.#sport = t.srcPort();
       this.#dport = t.dstPort();
-      this.#flags = t.flags();
+      this.#flags = this.#seg.read(t).flags;
       return ParseError.None;
     }
     if (proto === PROTO_UDP) {
@@ -285,8 +289,9 @@ export class Pipeline implements PacketProcessor {
         (this.#flags & (TCP_RST | TCP_FIN)) !== 0 ? 10 : LOCAL_FLOW_TIMEOUT_S,
       );
     } else {
-      const v = ct.track(h, this.#flags, len, nowSec);
+      const v = ct.track(h, len, nowSec, this.#seg);
       if (v === TRACK_INVALID) return this.#drop(Drop.InvalidTcp);
+      if (v === TRACK_OUT_OF_WINDOW) return this.#drop(Drop.TcpOutOfWindow);
       if (v === TRACK_REOPEN) return this.#reopen(id, ip, len, partial, nowMs);
     }
     if ((flags & FLAG_GATED) !== 0 && (h & 1) === 0 && ct.lastSeen(id) !== this.#touchedAt[id]) {
@@ -355,7 +360,7 @@ export class Pipeline implements PacketProcessor {
       ct.touch(2 * id, len, nowSec, LOCAL_FLOW_TIMEOUT_S);
       return true;
     }
-    ct.track(2 * id, this.#flags, len, nowSec);
+    ct.track(2 * id, len, nowSec, this.#seg);
     return this.#translate(ip.buf, ip.off, 2 * id, ip, partial);
   }
 
@@ -381,7 +386,7 @@ export class Pipeline implements PacketProcessor {
     if (ip.dst() !== nd) rewriteDestination(buf, ip.off, nd, 0, false);
     if (ip.src() === inner.dst() && ns !== ip.src()) rewriteSource(buf, ip.off, ns, 0, false);
     rewriteIcmpErrorInner(buf, ip.off, nd, ct.translatedDstPort(h), ns, ct.translatedSrcPort(h));
-    ct.track(h, 0, 0, Math.floor(nowMs / 1000));
+    ct.track(h, 0, Math.floor(nowMs / 1000), null);
     this.#c[Stat.IcmpErrorsTranslated]++;
     return true;
   }

@@ -15,12 +15,15 @@ import {
   internetChecksum,
   Ipv4Packet,
   parseIpv4,
+  PROTO_TCP,
   TCP_ACK,
   TCP_FIN,
+  TCP_RST,
   TCP_SYN,
   TcpPacket,
   UdpPacket,
 } from "../packet/mod.ts";
+import { TCP_CLOSE } from "../conntrack/mod.ts";
 import { Drop, newCounters, snapshotCounters, Stat } from "./counters.ts";
 import { Engine } from "./engine.ts";
 import type { DatapathSettings } from "./messages.ts";
@@ -504,4 +507,29 @@ Deno.test("the status table names a flow's rule after rules are added and delete
   assert.ok(run(p, syn(CLIENT, 5002, 52201)));
   assert.equal(p.flows(10).find((f) => f.origSrcPort === 5002)?.replySrcPort, 8081);
   assert.equal(p.flows(10).find((f) => f.origSrcPort === 5002)?.rule, "web");
+});
+
+Deno.test("a blind RST or SYN on an established forward is dropped as tcp-out-of-window", async () => {
+  const { p, counters } = await setup();
+  const fromClient = (flags: number, seq: number, ack: number, payload?: Uint8Array) =>
+    buildTcp({ src: CLIENT, dst: WAN, srcPort: 6000, dstPort: 52300, flags, seq, ack, payload });
+  const fromServer = (flags: number, seq: number, ack: number) =>
+    buildTcp({ src: SERVER, dst: CLIENT, srcPort: 80, dstPort: 6000, flags, seq, ack });
+  assert.ok(run(p, fromClient(TCP_SYN, 1_000, 0)));
+  assert.ok(run(p, fromServer(TCP_SYN | TCP_ACK, 90_000, 1_001)));
+  assert.ok(run(p, fromClient(TCP_ACK, 1_001, 90_001)));
+  assert.equal(run(p, fromClient(TCP_RST, 2_500_000_000, 0)), null, "a blind RST");
+  assert.equal(run(p, fromClient(TCP_SYN, 3_000_000_000, 0)), null, "a blind SYN");
+  assert.equal(
+    run(p, fromServer(TCP_RST, 1_000_000_000, 0)),
+    null,
+    "a blind RST from the LAN side",
+  );
+  assert.equal(counters[Drop.TcpOutOfWindow], 3);
+  assert.equal(snapshotCounters(counters).drops["tcp-out-of-window"], 3);
+  assert.ok(run(p, fromClient(TCP_RST, 1_101, 0)), "an in-window inexact RST is passed on");
+  assert.ok(run(p, fromClient(TCP_ACK, 1_001, 90_001, new Uint8Array(10))), "data still flows");
+  assert.ok(run(p, fromServer(TCP_RST, 90_001, 0)), "an exact RST");
+  const h = p.ct.lookup(PROTO_TCP, parseIpv4(CLIENT)!, 6000, parseIpv4(WAN)!, 52300);
+  assert.equal(p.ct.tcpState(h >> 1), TCP_CLOSE);
 });

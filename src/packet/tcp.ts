@@ -46,6 +46,23 @@ export const TCP_ECE = 0x40;
 /** CWR flag bit. */
 export const TCP_CWR = 0x80;
 
+/** Option kind: end of option list. */
+export const TCP_OPT_EOL = 0;
+/** Option kind: no-operation (padding). */
+export const TCP_OPT_NOP = 1;
+/** Option kind: maximum segment size (RFC 9293). */
+export const TCP_OPT_MSS = 2;
+/** Option kind: window scale (RFC 7323), SYN only, 3 bytes. */
+export const TCP_OPT_WSCALE = 3;
+/** Option kind: SACK permitted (RFC 2018), SYN only, 2 bytes. */
+export const TCP_OPT_SACK_PERM = 4;
+/** Option kind: SACK blocks (RFC 2018), 2 + 8n bytes. */
+export const TCP_OPT_SACK = 5;
+/** Option kind: timestamps (RFC 7323), 10 bytes. */
+export const TCP_OPT_TIMESTAMP = 8;
+/** Largest window shift RFC 7323 §2.3 allows; larger values are taken as 14. */
+export const TCP_MAX_WSCALE = 14;
+
 const FLAG_LETTERS = "FSRPAUEC";
 
 /** Formats TCP flags as letters, such as `SA` for SYN+ACK; `.` for none. */
@@ -128,6 +145,59 @@ export class TcpPacket {
   /** Data length (segment length minus header length), never negative. */
   payloadLen(): number {
     return Math.max(0, this.len - this.headerLen());
+  }
+
+  /**
+   * Offset in `buf` of the first option of `kind` whose length is `len` (0:
+   * any length >= 2), or -1. Stops at EOL and at a malformed or truncated
+   * option, as Linux's tcp_parse_options does.
+   */
+  findOption(kind: number, len = 0): number {
+    const b = this.buf;
+    const end = this.off + this.headerLen();
+    let i = this.off + TCP_HEADER_LEN;
+    while (i < end) {
+      const k = b[i];
+      if (k === TCP_OPT_EOL) return -1;
+      if (k === TCP_OPT_NOP) {
+        i++;
+        continue;
+      }
+      const n = i + 1 < end ? b[i + 1] : 0;
+      if (n < 2 || i + n > end) return -1;
+      if (k === kind && (len === 0 || n === len)) return i;
+      i += n;
+    }
+    return -1;
+  }
+
+  /** The window scale option's shift (capped at 14), or -1 without one. */
+  windowScale(): number {
+    const i = this.headerLen() > TCP_HEADER_LEN ? this.findOption(TCP_OPT_WSCALE, 3) : -1;
+    return i < 0 ? -1 : Math.min(this.buf[i + 2], TCP_MAX_WSCALE);
+  }
+
+  /** True when the segment carries the SACK-permitted option. */
+  sackPermitted(): boolean {
+    return this.headerLen() > TCP_HEADER_LEN && this.findOption(TCP_OPT_SACK_PERM, 2) >= 0;
+  }
+
+  /**
+   * The highest SACK block right edge that lies after `ack` (sequence space,
+   * modulo 2^32), or `ack` when the segment carries no SACK option.
+   */
+  sackRightEdge(ack: number): number {
+    let edge = ack >>> 0;
+    if (this.headerLen() <= TCP_HEADER_LEN) return edge;
+    const i = this.findOption(TCP_OPT_SACK);
+    if (i < 0) return edge;
+    const n = this.buf[i + 1];
+    if ((n - 2) % 8 !== 0) return edge;
+    for (let j = i + 2; j + 8 <= i + n; j += 8) {
+      const right = read32(this.buf, j + 4);
+      if (((right - edge) | 0) > 0) edge = right;
+    }
+    return edge;
   }
 
   /** Sets the source port (the checksum is not updated). */

@@ -63,3 +63,29 @@ Deno.test("formatTcpFlags", () => {
   assert.equal(formatTcpFlags(0), ".");
   assert.equal(formatTcpFlags(0xff), "FSRPAUEC");
 });
+
+Deno.test("TcpPacket options: window scale, SACK permitted, SACK right edge", () => {
+  const { tcp } = syn(); // the captured SYN: MSS, SACK permitted, timestamps, NOP, window scale 10
+  assert.equal(tcp.windowScale(), 10);
+  assert.equal(tcp.sackPermitted(), true);
+  assert.equal(tcp.sackRightEdge(5), 5, "no SACK blocks");
+  // NOP NOP SACK with two blocks; the second right edge wraps past 2^32.
+  const b = new Uint8Array(20 + 20);
+  b[12] = 10 << 4;
+  b.set([1, 1, 5, 18], 20);
+  const v = new DataView(b.buffer);
+  v.setUint32(24, 0xffffff40);
+  v.setUint32(28, 0xffffff80);
+  v.setUint32(32, 0xfffffff0);
+  v.setUint32(36, 0x10);
+  const t = new TcpPacket().bind(b);
+  assert.equal(t.sackRightEdge(0xffffff00), 0x10);
+  assert.equal(t.sackRightEdge(5), 0x10, "edges before the ack are passed over");
+  assert.equal(t.windowScale(), -1);
+  // A truncated option ends the walk.
+  b.set([1, 1, 5, 40], 20);
+  assert.equal(t.sackRightEdge(150), 150);
+  // Window scale above 14 is taken as 14 (RFC 7323 §2.3).
+  b.set([3, 3, 20, 0], 20);
+  assert.equal(t.windowScale(), 14);
+});

@@ -1,0 +1,73 @@
+/**
+ * What the TCP tracker reads of one segment. The datapath owns one and fills
+ * it from the packet view it already parsed (`read`), so tracking allocates
+ * nothing; tests and benchmarks fill it by hand (`set`).
+ */
+import { TCP_SYN, type TcpPacket } from "../packet/tcp.ts";
+
+/** One TCP segment's flags, sequence space and window, reused per packet. */
+export class TcpSegment {
+  /** TCP header flags. */
+  flags = 0;
+  /** Sequence number, unsigned 32-bit. */
+  seq = 0;
+  /** Acknowledgment number, unsigned 32-bit. */
+  ack = 0;
+  /** Window field, unscaled. */
+  window = 0;
+  /** Data bytes after the header (a GSO super-packet counts them all). */
+  payloadLen = 0;
+  /** A SYN's window scale option (0..14), or -1 without one. */
+  wscale = -1;
+  /** True when a SYN offered SACK (RFC 2018). */
+  sackPerm = false;
+  #view: TcpPacket | null = null;
+  #sackEdge = -1;
+
+  /** Fills the fields from a checked view; options are read for SYNs only. */
+  read(t: TcpPacket): this {
+    this.flags = t.flags();
+    this.seq = t.seq();
+    this.ack = t.ack();
+    this.window = t.window();
+    this.payloadLen = t.payloadLen();
+    const syn = (this.flags & TCP_SYN) !== 0;
+    this.wscale = syn ? t.windowScale() : -1;
+    this.sackPerm = syn && t.sackPermitted();
+    this.#view = t;
+    return this;
+  }
+
+  /** Fills the fields by hand: no options, no SACK blocks. */
+  set(flags: number, seq: number, ack: number, window: number, payloadLen = 0): this {
+    this.flags = flags;
+    this.seq = seq >>> 0;
+    this.ack = ack >>> 0;
+    this.window = window;
+    this.payloadLen = payloadLen;
+    this.wscale = -1;
+    this.sackPerm = false;
+    this.#view = null;
+    this.#sackEdge = -1;
+    return this;
+  }
+
+  /** Adds a SYN's options to a hand-filled segment. */
+  synOptions(wscale: number, sackPerm: boolean): this {
+    this.wscale = wscale;
+    this.sackPerm = sackPerm;
+    return this;
+  }
+
+  /** Adds one SACK block's right edge to a hand-filled segment. */
+  sackBlock(rightEdge: number): this {
+    this.#sackEdge = rightEdge >>> 0;
+    return this;
+  }
+
+  /** The highest SACK right edge after `ack`, or `ack` (read on demand: most flows never ask). */
+  sackRightEdge(): number {
+    if (this.#view !== null) return this.#view.sackRightEdge(this.ack);
+    return this.#sackEdge >= 0 && ((this.#sackEdge - this.ack) | 0) > 0 ? this.#sackEdge : this.ack;
+  }
+}
