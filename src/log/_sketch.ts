@@ -66,11 +66,13 @@ export class DistinctCounter {
 /**
  * The `capacity` most frequent keys. A new key, when full, takes the place
  * of the least counted one and inherits its count plus one, so a count
- * overestimates by at most the smallest count kept.
+ * overestimates by at most the count inherited; that error is kept with it,
+ * and `top()` reports what is certain: count minus error.
  */
 export class TopCounter {
   readonly #capacity: number;
   readonly #counts = new Map<string, number>();
+  readonly #errors = new Map<string, number>();
 
   /** Keeps at most `capacity` keys. */
   constructor(capacity = 64) {
@@ -86,6 +88,7 @@ export class TopCounter {
     }
     if (this.#counts.size < this.#capacity) {
       this.#counts.set(key, n);
+      this.#errors.set(key, 0);
       return;
     }
     let minKey = "";
@@ -97,17 +100,28 @@ export class TopCounter {
       }
     }
     this.#counts.delete(minKey);
+    this.#errors.delete(minKey);
     this.#counts.set(key, min + n);
+    this.#errors.set(key, min);
   }
 
-  /** The `n` keys with the highest counts, highest first. */
-  top(n: number): { key: string; count: number }[] {
-    return [...this.#counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n)
+  /**
+   * The `n` keys seen at least `least` times for certain, by that certain
+   * count (a lower bound), highest first.
+   */
+  top(n: number, least = 1): { key: string; count: number }[] {
+    const sure: [string, number][] = [];
+    for (const [k, c] of this.#counts) {
+      const count = c - this.#errors.get(k)!;
+      if (count >= least) sure.push([k, count]);
+    }
+    return sure.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n)
       .map(([key, count]) => ({ key, count }));
   }
 
   /** Forgets every key. */
   clear(): void {
     this.#counts.clear();
+    this.#errors.clear();
   }
 }

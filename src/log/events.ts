@@ -171,7 +171,7 @@ export interface LogSummaryEvent extends EventBase {
   sources: number;
   /** Counts by reason (for drops: by drop reason), largest first. */
   reasons: Record<string, number>;
-  /** The busiest sources, most events first (Space-Saving counts: may overestimate). */
+  /** The busiest sources seen more than once, most events first (certain lower bounds of their counts). */
   top: { ip: string; count: number }[];
 }
 

@@ -62,7 +62,7 @@ const SUMMARY_WORDS: Partial<Record<EventType, [string, string]>> = {
  */
 function summaryLine(e: LogSummaryEvent): string {
   const [tag, what] = SUMMARY_WORDS[e.kind] ?? ["[Log]", `${e.kind} events`];
-  const from = e.top.length > 0 ? ` from ${e.sources} source${e.sources === 1 ? "" : "s"}` : "";
+  const from = e.sources > 0 ? ` from ${e.sources} source${e.sources === 1 ? "" : "s"}` : "";
   const parts: string[] = [];
   const reasons = Object.entries(e.reasons).map(([r, n]) => `${escapeControl(r)} ${n}`);
   if (reasons.length > 0) parts.push(reasons.join(", "));

@@ -147,7 +147,9 @@ export class LogLimiter {
       shown: w.shown,
       sources: w.sources.estimate(),
       reasons,
-      top: w.top.top(this.#topN).map(({ key, count }) => ({ ip: key, count })),
+      // Only sources seen more than once for certain: in a flood of one-off
+      // spoofed sources there is no busiest one to name.
+      top: w.top.top(this.#topN, 2).map(({ key, count }) => ({ ip: key, count })),
     };
   }
 }

@@ -63,12 +63,14 @@ Deno.test("Logger: 200k knock failures from many sources become a bounded number
   const [first] = summaries;
   assert.equal(first.kind, "knock-failure");
   assert.equal(first.shown, 5);
-  assert.deepEqual(first.top[0].ip, "198.18.0.7");
+  // The one repeated source is named, with a count it certainly reached; one-off sources are not.
+  assert.deepEqual(first.top.map((x) => x.ip), ["198.18.0.7"]);
+  assert.ok(first.top[0].count >= 1000 && first.top[0].count <= 2100, `${first.top[0].count}`);
   assert.ok(Math.abs(first.sources - first.count * 0.98) / first.count < 0.05, `${first.sources}`);
   assert.deepEqual(Object.keys(first.reasons), ["wrong-port", "window-expired"]);
   assert.match(
     formatEvent(first),
-    /^\[Port Knock\] \d+ failures from \d+ sources in 10 s \(wrong-port \d+, window-expired \d+; top: 198\.18\.0\.7 x\d+, .*; 5 shown\)$/,
+    /^\[Port Knock\] \d+ failures from \d+ sources in 10 s \(wrong-port \d+, window-expired \d+; top: 198\.18\.0\.7 x\d+; 5 shown\)$/,
   );
 });
 
