@@ -31,7 +31,7 @@ const API = `http://${LAB.lan}:8443/api/v1`;
 const FLOOD_PACKETS = 200_000;
 /** Paced so that the appliance (not the TUN queue) sees most of them. */
 const FLOOD_PPS = 40_000;
-/** A port of no knock sequence (sequence ports are above 1024 and differ per step; this is fixed). */
+/** A port of no knock sequence: derived sequence ports lie in 16384..32767 (docs/knock-protocol.md). */
 const WRONG_PORT = 9;
 /** The logger's defaults: 10 s intervals, the first 5 of a kind in full, then one summary. */
 const INTERVAL_S = 10, BURST = 5;
