@@ -21,7 +21,7 @@ import { settingsRouter } from "./routes/settings.ts";
 import { statusRouter } from "./routes/status.ts";
 import { usersRouter } from "./routes/users.ts";
 import { securityHeaders } from "./security.ts";
-import { LoginThrottle, type ThrottleOptions } from "./throttle.ts";
+import { SignInThrottle, type ThrottleOptions } from "./throttle.ts";
 import type { ApiDeps, AppEnv } from "./types.ts";
 
 /** Base path of every resource. */
@@ -33,7 +33,7 @@ export const API_VERSION = "1.0.0";
 
 /** Tuning for tests and special deployments. */
 export interface AppOptions {
-  /** Sign-in throttling; default 5 failures per 5 minutes per user and per IP. */
+  /** Sign-in throttling; default 5 failures per (user, source) and 20 per source in 5 minutes. */
   throttle?: ThrottleOptions;
   /** Where swagger-ui-dist lives; found automatically by default. */
   swaggerUiDir?: string | null;
@@ -61,7 +61,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): OpenAPIHono<
   app.use(`${API_BASE}/*`, authenticate(deps.store));
   app.use("/metrics", authenticate(deps.store));
 
-  const throttle = new LoginThrottle(deps.clock, options.throttle);
+  const throttle = new SignInThrottle(deps.clock, options.throttle);
   app.route(API_BASE, authRouter(deps, throttle));
   app.route(API_BASE, usersRouter(deps));
   app.route(API_BASE, rulesRouter(deps));

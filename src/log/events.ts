@@ -153,6 +153,28 @@ export interface ManagementLoginEvent extends EventBase {
   reason?: string;
 }
 
+/**
+ * Events of one kind that the log sinks did not get one by one within an
+ * interval (a flood of knock failures, say): counted here instead.
+ */
+export interface LogSummaryEvent extends EventBase {
+  type: "log-summary";
+  /** The type of the events summarised, e.g. `knock-failure`. */
+  kind: EventType;
+  /** Length of the interval, in milliseconds. */
+  intervalMs: number;
+  /** Events of `kind` in the interval, those written in full included. */
+  count: number;
+  /** Of them, how many the sinks got in full (the first of the interval). */
+  shown: number;
+  /** Distinct source addresses, estimated (HyperLogLog, about 1.6 % standard error). */
+  sources: number;
+  /** Counts by reason (for drops: by drop reason), largest first. */
+  reasons: Record<string, number>;
+  /** The busiest sources seen more than once, most events first (certain lower bounds of their counts). */
+  top: { ip: string; count: number }[];
+}
+
 /** Every event the appliance reports. */
 export type ApplianceEvent =
   | KnockSuccessEvent
@@ -167,7 +189,8 @@ export type ApplianceEvent =
   | ApplianceStartEvent
   | ApplianceStopEvent
   | PacketDropSummaryEvent
-  | ManagementLoginEvent;
+  | ManagementLoginEvent
+  | LogSummaryEvent;
 
 /** The `type` tag of an event. */
 export type EventType = ApplianceEvent["type"];
@@ -193,6 +216,7 @@ export const DEFAULT_SEVERITY: Readonly<Record<EventType, Severity>> = {
   "appliance-stop": Severity.Notice,
   "packet-drop-summary": Severity.Info,
   "management-login": Severity.Notice,
+  "log-summary": Severity.Warning,
 };
 
 /** Every event type, in declaration order. */
@@ -209,4 +233,36 @@ export function makeEvent<T extends EventType>(
   severity: Severity = DEFAULT_SEVERITY[type],
 ): EventOf<T> {
   return { type, time: clock.now(), severity, ...fields } as unknown as EventOf<T>;
+}
+
+/**
+ * Classes of events, each kept in its own part of the event history so that
+ * a flood of one (failures) cannot push out another (the last success).
+ */
+export const EVENT_CLASSES = ["access", "flow", "system", "failure"] as const;
+
+/** `access`: unlocks and penalties; `flow`: admitted flows; `system`: config, sign-ins, start/stop; `failure`: failures, replays, drops. */
+export type EventClass = typeof EVENT_CLASSES[number];
+
+const CLASS_OF: Readonly<Record<EventType, EventClass>> = {
+  "knock-success": "access",
+  "knock-penalty": "access",
+  "unlock-expired": "access",
+  "unlock-revoked": "access",
+  "flow-admitted": "flow",
+  "config-changed": "system",
+  "clock-unsynchronised": "system",
+  "appliance-start": "system",
+  "appliance-stop": "system",
+  "management-login": "system",
+  "knock-failure": "failure",
+  "knock-replay": "failure",
+  "packet-drop-summary": "failure",
+  "log-summary": "failure",
+};
+
+/** The class of `e`; a failed sign-in is a failure (anyone can cause many). */
+export function eventClass(e: ApplianceEvent): EventClass {
+  if (e.type === "management-login" && !e.success) return "failure";
+  return CLASS_OF[e.type] ?? "failure";
 }

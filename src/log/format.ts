@@ -4,7 +4,8 @@
  * The same line is the MSG of a syslog message and the tail of a stdout line.
  */
 
-import type { ApplianceEvent } from "./events.ts";
+import { escapeControl } from "./escape.ts";
+import type { ApplianceEvent, EventType, LogSummaryEvent } from "./events.ts";
 
 /** Formats `e` as one line without a timestamp and without a trailing newline. */
 export function formatEvent(e: ApplianceEvent): string {
@@ -43,12 +44,41 @@ export function formatEvent(e: ApplianceEvent): string {
     case "management-login":
       return `[Management] login ${e.success ? "success" : "failure"} ${kv("user", e.user)} ` +
         `${kv("ip", e.ip)}${optional("reason", e.reason)}`;
+    case "log-summary":
+      return summaryLine(e);
   }
 }
 
-/** `key=value`, the value quoted when it is empty or holds a space, a quote or `=`. */
+/** How a summary names its kind: the line's tag and what is counted. */
+const SUMMARY_WORDS: Partial<Record<EventType, [string, string]>> = {
+  "knock-failure": ["[Port Knock]", "failures"],
+  "knock-replay": ["[Port Knock]", "replays refused"],
+  "packet-drop-summary": ["[Drops]", "drops"],
+};
+
+/**
+ * `[Port Knock] 18234 failures from 18012 sources in 10 s (wrong-port 18000,
+ * window-expired 234; top: 198.18.0.7 x12; 5 shown)`.
+ */
+function summaryLine(e: LogSummaryEvent): string {
+  const [tag, what] = SUMMARY_WORDS[e.kind] ?? ["[Log]", `${e.kind} events`];
+  const from = e.sources > 0 ? ` from ${e.sources} source${e.sources === 1 ? "" : "s"}` : "";
+  const parts: string[] = [];
+  const reasons = Object.entries(e.reasons).map(([r, n]) => `${escapeControl(r)} ${n}`);
+  if (reasons.length > 0) parts.push(reasons.join(", "));
+  if (e.top.length > 0) parts.push(`top: ${e.top.map((t) => `${t.ip} x${t.count}`).join(", ")}`);
+  parts.push(`${e.shown} shown`);
+  const seconds = Math.max(1, Math.round(e.intervalMs / 1000));
+  return `${tag} ${e.count} ${what}${from} in ${seconds} s (${parts.join("; ")})`;
+}
+
+/**
+ * `key=value`, the value quoted when it is empty or holds a space, a quote or
+ * `=`; control characters are escaped either way, so no value ends the line.
+ */
 function kv(key: string, value: string): string {
-  return `${key}=${/^[^\s"=]+$/.test(value) ? value : JSON.stringify(value)}`;
+  const safe = escapeControl(value);
+  return `${key}=${/^[^\s"=]+$/.test(safe) ? safe : `"${safe.replaceAll('"', '\\"')}"`}`;
 }
 
 /** ` key=value` when `value` is set, else nothing. */

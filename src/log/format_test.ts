@@ -8,6 +8,7 @@ import {
   makeEvent,
   Severity,
 } from "./events.ts";
+import { hasControl } from "./escape.ts";
 import { formatEvent } from "./format.ts";
 
 const clock = new ManualClock(Date.UTC(2023, 9, 17, 5, 36, 54));
@@ -96,6 +97,19 @@ const SAMPLES: [ApplianceEvent, string][] = [
     }),
     '[Management] login failure user=admin ip=192.0.2.50 reason="bad code"',
   ],
+  [
+    makeEvent(clock, "log-summary", {
+      kind: "knock-failure",
+      intervalMs: 10_000,
+      count: 18234,
+      shown: 5,
+      sources: 18012,
+      reasons: { "wrong-port": 18000, "window-expired": 234 },
+      top: [{ ip: "198.18.0.7", count: 12 }, { ip: "198.18.3.9", count: 4 }],
+    }),
+    "[Port Knock] 18234 failures from 18012 sources in 10 s (wrong-port 18000, " +
+    "window-expired 234; top: 198.18.0.7 x12, 198.18.3.9 x4; 5 shown)",
+  ],
 ];
 
 Deno.test("formatEvent formats every event type", () => {
@@ -154,4 +168,21 @@ Deno.test("makeEvent stamps time and default severity, or the given one", () => 
   const f = makeEvent(clock, "appliance-stop", { reason: "crash" }, Severity.Critical);
   assert.equal(f.severity, 2);
   assert.deepEqual(f, { type: "appliance-stop", time: clock.now(), severity: 2, reason: "crash" });
+});
+
+Deno.test("formatEvent escapes control characters in every value: no value ends or forges a line", () => {
+  const user = "admin\n2023-10-17 05:36:54 [Management] login success\u001b[2J\u0000";
+  const line = formatEvent(
+    makeEvent(clock, "management-login", { ip: "192.0.2.50", user, success: false }),
+  );
+  assert.equal(
+    line,
+    '[Management] login failure user="admin\\x0a2023-10-17 05:36:54 [Management] login ' +
+      'success\\x1b[2J\\x00" ip=192.0.2.50',
+  );
+  assert.ok(!hasControl(line));
+  assert.equal(
+    formatEvent(makeEvent(clock, "knock-failure", { ip: "203.0.113.9", reason: "a\tb\u009bc" })),
+    "[Port Knock] failure ip=203.0.113.9 reason=a\\x09b\\x9bc",
+  );
 });

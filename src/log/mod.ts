@@ -15,3 +15,5 @@ export * from "./logger.ts";
 export * from "./sink.ts";
 export * from "./stdout.ts";
 export * from "./syslog.ts";
+export * from "./escape.ts";
+export * from "./limiter.ts";

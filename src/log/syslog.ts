@@ -2,10 +2,16 @@
  * Events to syslog collectors over UDP: RFC 5424 framing by default
  * (RFC 5426 transport: one message per datagram), RFC 3164 (BSD) as an option.
  * Uses `node:dgram`: `Deno.listenDatagram` is still unstable.
+ *
+ * A collector given by name is resolved in the background (the system
+ * resolver, so /etc/hosts counts), each try bounded by a timeout and retried
+ * with backoff; until it resolves its messages wait in a short queue. Nothing
+ * here ever waits on DNS: not `emit`, not `flush`, not `close`.
  */
 
 import dgram from "node:dgram";
-import { isIPv6 } from "node:net";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import type { ApplianceEvent, Severity } from "./events.ts";
 import { formatEvent } from "./format.ts";
 import type { LogSink } from "./sink.ts";
@@ -21,6 +27,28 @@ export const DEFAULT_SYSLOG_PORT = 514;
 
 /** Datagrams waiting for the kernel beyond which new ones are dropped, not queued. */
 const MAX_PENDING = 1024;
+
+/** Messages kept per collector while its name is unresolved; later ones are dropped. */
+export const MAX_UNRESOLVED_QUEUE = 64;
+
+/** Timing of background name resolution. */
+export interface ResolveTiming {
+  /** One lookup is given up after this long; default 3 s. */
+  timeoutMs: number;
+  /** First retry after a failure; doubled each time up to `maxRetryMs`; default 1 s. */
+  retryMs: number;
+  /** Longest wait between retries; default 60 s. */
+  maxRetryMs: number;
+  /** A resolved name is looked up again this often; default 10 minutes. */
+  refreshMs: number;
+}
+
+const DEFAULT_TIMING: ResolveTiming = {
+  timeoutMs: 3000,
+  retryMs: 1000,
+  maxRetryMs: 60_000,
+  refreshMs: 600_000,
+};
 
 /** One collector to send to. */
 export interface SyslogCollector {
@@ -45,6 +73,8 @@ export interface SyslogSinkOptions {
   procId?: string;
   /** Least severe severity sent (default 6, info). */
   maxSeverity?: Severity;
+  /** Background resolution of collectors given by name. */
+  resolve?: Partial<ResolveTiming>;
 }
 
 /** What a message header needs besides the event. */
@@ -61,8 +91,40 @@ export interface SyslogStats {
   sent: number;
   /** Datagrams that failed (resolution or send error). */
   errors: number;
-  /** Datagrams dropped because too many were pending. */
+  /** Datagrams dropped because too many were pending, or queued for an unresolved name. */
   dropped: number;
+  /** Lookups of collector names that failed or timed out (each is retried). */
+  resolveFailures: number;
+}
+
+/** Where a collector stands: its address once resolved. */
+export interface CollectorStatus {
+  host: string;
+  port: number;
+  /** The address sent to, null while the name is unresolved. */
+  address: string | null;
+  /** Messages waiting for the name to resolve. */
+  queued: number;
+  /** Why the last lookup failed, if it did. */
+  lastError: string | null;
+}
+
+/** One collector with its resolution state. */
+class Target {
+  address: string | null = null;
+  family: 4 | 6 = 4;
+  queue: Uint8Array[] = [];
+  lastError: string | null = null;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  backoffMs = 0;
+
+  constructor(readonly c: Required<SyslogCollector>) {
+    const family = isIP(c.host);
+    if (family !== 0) {
+      this.address = c.host;
+      this.family = family as 4 | 6;
+    }
+  }
 }
 
 /** PRI value: facility * 8 + severity (RFC 5424 §6.2.1). */
@@ -102,9 +164,10 @@ function field(value: string, max: number): string {
   return clean === "" ? "-" : clean;
 }
 
-/** Sends every event to every configured collector; never throws on send. */
+/** Sends every event to every configured collector; never throws on send, never waits on DNS. */
 export class SyslogSink implements LogSink {
-  #collectors: Required<SyslogCollector>[];
+  #targets: Target[];
+  #timing: ResolveTiming;
   #header: Omit<SyslogHeader, "facility">;
   #maxSeverity: Severity;
   #sockets = new Map<"udp4" | "udp6", dgram.Socket>();
@@ -113,43 +176,66 @@ export class SyslogSink implements LogSink {
   #idle: (() => void)[] = [];
   #closed = false;
   /** Counters since the sink was created. */
-  readonly stats: SyslogStats = { sent: 0, errors: 0, dropped: 0 };
+  readonly stats: SyslogStats = { sent: 0, errors: 0, dropped: 0, resolveFailures: 0 };
 
-  /** A sink for `options.collectors`; sockets open on first use. */
+  /** A sink for `options.collectors`; names start resolving now, sockets open on first use. */
   constructor(options: SyslogSinkOptions) {
-    this.#collectors = options.collectors.map((c) => ({
-      host: c.host,
-      port: c.port ?? DEFAULT_SYSLOG_PORT,
-      format: c.format ?? "rfc5424",
-      facility: c.facility ?? DEFAULT_FACILITY,
-    }));
+    this.#timing = { ...DEFAULT_TIMING, ...options.resolve };
+    this.#targets = options.collectors.map((c) =>
+      new Target({
+        host: c.host,
+        port: c.port ?? DEFAULT_SYSLOG_PORT,
+        format: c.format ?? "rfc5424",
+        facility: c.facility ?? DEFAULT_FACILITY,
+      })
+    );
     this.#header = {
       hostname: options.hostname ?? localHostname(),
       appName: options.appName ?? "knockgate",
       procId: options.procId ?? String(Deno.pid),
     };
     this.#maxSeverity = options.maxSeverity ?? 6;
+    for (const t of this.#targets) if (t.address === null) this.#resolve(t);
   }
 
-  /** Frames `e` for each collector and sends it; drops when closed or overloaded. */
+  /** Each collector's address (null while unresolved) and queue. */
+  collectors(): CollectorStatus[] {
+    return this.#targets.map((t) => ({
+      host: t.c.host,
+      port: t.c.port,
+      address: t.address,
+      queued: t.queue.length,
+      lastError: t.lastError,
+    }));
+  }
+
+  /** Frames `e` for each collector and sends it; queues while unresolved; drops when closed or overloaded. */
   emit(e: ApplianceEvent): void {
     if (this.#closed || e.severity > this.#maxSeverity) return;
-    for (const c of this.#collectors) {
-      const header = { ...this.#header, facility: c.facility };
-      const text = c.format === "rfc3164" ? frameRfc3164(e, header) : frameRfc5424(e, header);
-      this.#send(c, this.#encoder.encode(text));
+    for (const t of this.#targets) {
+      const header = { ...this.#header, facility: t.c.facility };
+      const text = t.c.format === "rfc3164" ? frameRfc3164(e, header) : frameRfc5424(e, header);
+      const bytes = this.#encoder.encode(text);
+      if (t.address !== null) this.#send(t, bytes);
+      else if (t.queue.length < MAX_UNRESOLVED_QUEUE) t.queue.push(bytes);
+      else this.stats.dropped++;
     }
   }
 
-  /** Resolves once every datagram handed to the kernel so far has been sent or failed. */
+  /** Resolves once every datagram handed to the kernel so far has been sent or failed (queued ones are not waited for). */
   flush(): Promise<void> {
     if (this.#pending === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  /** Flushes, then closes the sockets; later events are ignored. */
+  /** Stops resolving, flushes, then closes the sockets; later events and queued messages are dropped. */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const t of this.#targets) {
+      clearTimeout(t.timer);
+      this.stats.dropped += t.queue.length;
+      t.queue = [];
+    }
     await this.flush();
     const closing = [...this.#sockets.values()].map((s) =>
       new Promise<void>((resolve) => s.close(() => resolve()))
@@ -158,14 +244,56 @@ export class SyslogSink implements LogSink {
     await Promise.all(closing);
   }
 
-  #send(c: Required<SyslogCollector>, bytes: Uint8Array): void {
+  /** Looks `t`'s name up once, bounded by the timeout; schedules the retry or the refresh. */
+  async #resolve(t: Target): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer in ${this.#timing.timeoutMs} ms`)),
+        this.#timing.timeoutMs,
+      );
+      Deno.unrefTimer(timer);
+    });
+    try {
+      const all = await Promise.race([lookup(t.c.host, { all: true, verbatim: true }), timeout]);
+      if (this.#closed) return;
+      // IPv4 first: that is what collectors listen on most (and "localhost" may list ::1 first).
+      const found = all.find((a) => a.family === 4) ?? all[0];
+      if (found === undefined) throw new Error("no address");
+      t.address = found.address;
+      t.family = found.family === 6 ? 6 : 4;
+      t.lastError = null;
+      t.backoffMs = 0;
+      for (const bytes of t.queue.splice(0)) this.#send(t, bytes);
+      this.#schedule(t, this.#timing.refreshMs);
+    } catch (err) {
+      if (this.#closed) return;
+      this.stats.resolveFailures++;
+      t.lastError = err instanceof Error ? err.message : String(err);
+      // A name that stopped resolving keeps its last address until one resolves again.
+      t.backoffMs = Math.min(
+        this.#timing.maxRetryMs,
+        t.backoffMs === 0 ? this.#timing.retryMs : 2 * t.backoffMs,
+      );
+      this.#schedule(t, t.backoffMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #schedule(t: Target, ms: number): void {
+    t.timer = setTimeout(() => this.#resolve(t), ms);
+    Deno.unrefTimer(t.timer);
+  }
+
+  #send(t: Target, bytes: Uint8Array): void {
     if (this.#pending >= MAX_PENDING) {
       this.stats.dropped++;
       return;
     }
     this.#pending++;
     try {
-      this.#socket(isIPv6(c.host) ? "udp6" : "udp4").send(bytes, c.port, c.host, (err) => {
+      this.#socket(t.family === 6 ? "udp6" : "udp4").send(bytes, t.c.port, t.address!, (err) => {
         this.#done(err);
       });
     } catch (err) {

@@ -7,6 +7,7 @@ import {
   bsdTimestamp,
   frameRfc3164,
   frameRfc5424,
+  MAX_UNRESOLVED_QUEUE,
   priority,
   type SyslogHeader,
   SyslogSink,
@@ -92,7 +93,7 @@ Deno.test("SyslogSink sends real UDP datagrams to 127.0.0.1 in both formats", as
       `<134>1 2023-10-17T05:36:54.123Z knockgate1 knockgate 4242 flow-admitted - ${ROUTER_LINE}`,
     ]);
     assert.deepEqual(b.got, [`<14>Oct 17 05:36:54 knockgate1 knockgate[4242]: ${ROUTER_LINE}`]);
-    assert.deepEqual(sink.stats, { sent: 2, errors: 0, dropped: 0 });
+    assert.deepEqual(sink.stats, { sent: 2, errors: 0, dropped: 0, resolveFailures: 0 });
   } finally {
     await sink.close();
     await a.close();
@@ -111,4 +112,43 @@ Deno.test("SyslogSink counts a send error instead of throwing", async () => {
   } finally {
     await sink.close();
   }
+});
+
+Deno.test("SyslogSink resolves a collector name in the background and sends what it queued", async () => {
+  const a = await listen();
+  const sink = new SyslogSink({ collectors: [{ host: "localhost", port: a.port }] });
+  try {
+    sink.emit(admitted); // before the name has resolved: queued, not lost
+    await waitFor(() => a.got.length >= 1);
+    assert.equal(a.got.length, 1);
+    assert.equal(sink.collectors()[0].address, "127.0.0.1");
+    sink.emit(admitted);
+    await sink.flush();
+    await waitFor(() => a.got.length >= 2);
+    assert.equal(a.got.length, 2);
+  } finally {
+    await sink.close();
+    await a.close();
+  }
+});
+
+Deno.test("SyslogSink: a name that does not resolve never blocks emit, flush or close; it is retried", async () => {
+  const sink = new SyslogSink({
+    collectors: [{ host: "collector.invalid" }, { host: "127.0.0.1", port: 70000 }],
+    resolve: { retryMs: 10, maxRetryMs: 20 },
+  });
+  try {
+    for (let i = 0; i < MAX_UNRESOLVED_QUEUE + 10; i++) sink.emit(admitted);
+    await sink.flush(); // waits for the IP collector's sends only
+    const [named] = sink.collectors();
+    assert.equal(named.address, null);
+    assert.equal(named.queued, MAX_UNRESOLVED_QUEUE);
+    assert.equal(sink.stats.dropped, 10, "the queue is bounded");
+    await waitFor(() => sink.stats.resolveFailures >= 2);
+    assert.ok(sink.stats.resolveFailures >= 2, "retried after a failure");
+    assert.notEqual(sink.collectors()[0].lastError, null);
+  } finally {
+    await sink.close();
+  }
+  assert.equal(sink.collectors()[0].queued, 0);
 });

@@ -13,6 +13,7 @@ import { loadOrCreateKey, SecretBox } from "./secret_box.ts";
 import { SessionRepo } from "./sessions.ts";
 import { SettingsRepo } from "./settings.ts";
 import { UnlockRepo } from "./unlocks.ts";
+import { UsedCodeRepo } from "./used_codes.ts";
 import { UserRepo } from "./users.ts";
 
 /** Options of `openStore`. */
@@ -51,12 +52,45 @@ async function openBox(path: string, keyFile: string | undefined): Promise<Secre
   return await loadOrCreateKey(keyPath);
 }
 
+/** The KV file and SQLite's write-ahead log and shared-memory index beside it. */
+export function storeFiles(path: string): string[] {
+  return [path, `${path}-wal`, `${path}-shm`];
+}
+
+/**
+ * Creates the KV file empty with mode 0600 when it is missing (SQLite gives
+ * its -wal and -shm files the database file's mode) and narrows an existing
+ * one: the directory's 0700 protects nothing when the directory already
+ * existed, and Deno.openKv would create the file 0644.
+ */
+async function createPrivate(path: string): Promise<void> {
+  try {
+    (await Deno.open(path, { write: true, createNew: true, mode: 0o600 })).close();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  await Deno.chmod(path, 0o600);
+}
+
+/** Makes every store file that exists mode 0600 (files from older releases may be 0644). */
+async function narrowModes(path: string): Promise<void> {
+  for (const file of storeFiles(path)) {
+    try {
+      await Deno.chmod(file, 0o600);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+}
+
 /** Opens (creating if needed) the store at `path`, a file path or ":memory:". */
 export async function openStore(path: string, options: OpenStoreOptions = {}): Promise<Store> {
   if (path !== ":memory:") await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const box = await openBox(path, options.keyFile);
+  if (path !== ":memory:") await createPrivate(path);
   const kv = await Deno.openKv(path);
   try {
+    if (path !== ":memory:") await narrowModes(path);
     await migrate(kv, options.migrations ?? MIGRATIONS);
   } catch (err) {
     kv.close();
@@ -72,6 +106,7 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     settings: new SettingsRepo(kv, audit, clock),
     unlocks: new UnlockRepo(kv, clock),
     sessions: new SessionRepo(kv, audit, clock),
+    usedCodes: new UsedCodeRepo(kv, clock),
     close: () => kv.close(),
   };
 }

@@ -194,3 +194,62 @@ Deno.test("kill -9 durability: every acknowledged write survives", async () => {
     }
   });
 });
+
+Deno.test("store files are 0600 in a directory that already existed, old 0644 files narrowed", async () => {
+  await withDir(async (dir) => {
+    await Deno.chmod(dir, 0o755);
+    const path = `${dir}/store.kv`;
+    const mode = async (p: string) => (await Deno.stat(p)).mode! & 0o777;
+    const first = await openStore(path);
+    try {
+      await first.settings.updateSettings({ idleTimeoutSeconds: 600 }, "test");
+      for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}.key`]) {
+        assert.equal(await mode(file), 0o600, file);
+      }
+    } finally {
+      first.close();
+    }
+    await Deno.chmod(path, 0o644); // as an older release left it
+    const second = await openStore(path);
+    try {
+      assert.equal((await second.settings.getSettings()).idleTimeoutSeconds, 600);
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+        assert.equal(await mode(file), 0o600, file);
+      }
+    } finally {
+      second.close();
+    }
+  });
+});
+
+Deno.test("a used sign-in step is refused after the store is reopened, until it cannot be valid", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/store.kv`;
+    const clock = new ManualClock(T0);
+    const validUntil = T0 + 90_000;
+    const first = await openStore(path, { clock });
+    try {
+      assert.equal(await first.usedCodes.claim("admin", 100, validUntil), true);
+      assert.equal(await first.usedCodes.claim("admin", 100, validUntil), false);
+      assert.equal(await first.usedCodes.claim("bob", 100, validUntil), true, "per user");
+    } finally {
+      first.close();
+    }
+    const second = await openStore(path, { clock });
+    try {
+      assert.equal(await second.usedCodes.claim("admin", 100, validUntil), false);
+      assert.equal(await second.usedCodes.claim("admin", 99, validUntil), false, "older step");
+      assert.deepEqual(await second.usedCodes.lastUsed("admin"), { step: 100, validUntil });
+      const racing = await Promise.all([
+        second.usedCodes.claim("admin", 101, validUntil + 30_000),
+        second.usedCodes.claim("admin", 101, validUntil + 30_000),
+      ]);
+      assert.deepEqual(racing.sort(), [false, true], "of two racing sign-ins one wins");
+      clock.set(validUntil + 30_001);
+      assert.equal(await second.usedCodes.lastUsed("admin"), null, "no longer matters");
+      assert.equal(await second.usedCodes.claim("admin", 5, validUntil + 60_000), true);
+    } finally {
+      second.close();
+    }
+  });
+});

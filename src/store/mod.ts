@@ -7,6 +7,7 @@ import type { RuleRepo } from "./rules.ts";
 import type { SessionRepo } from "./sessions.ts";
 import type { SettingsRepo } from "./settings.ts";
 import type { UnlockRepo } from "./unlocks.ts";
+import type { UsedCodeRepo } from "./used_codes.ts";
 import type { UserRepo } from "./users.ts";
 
 /** Every repository over one open KV file. */
@@ -19,6 +20,8 @@ export interface Store {
   unlocks: UnlockRepo;
   audit: AuditLog;
   sessions: SessionRepo;
+  /** Sign-in TOTP steps already used (a code is accepted once, across restarts). */
+  usedCodes: UsedCodeRepo;
   /** Closes the KV file; the store is unusable afterwards. */
   close(): void;
 }
@@ -33,4 +36,5 @@ export * from "./secret_box.ts";
 export * from "./sessions.ts";
 export * from "./settings.ts";
 export * from "./unlocks.ts";
+export * from "./used_codes.ts";
 export * from "./users.ts";

@@ -95,7 +95,12 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
 
 const KEY: Deno.KvKey = ["settings"];
 const IFNAME_RE = /^[A-Za-z0-9._-]{1,15}$/;
-const HOST_RE = /^[A-Za-z0-9.-]{1,253}$/;
+/**
+ * A host name (RFC 1123 labels: letters, digits, inner hyphens, 1..63 each)
+ * or a dotted quad; nothing a resolver would refuse without asking.
+ */
+const HOST_RE =
+  /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 function fail(field: string, what: string): never {
   throw new ValidationError(field, `Cannot save settings: ${what}`);

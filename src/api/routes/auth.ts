@@ -1,7 +1,9 @@
 /**
  * Sign-in and tokens. `POST /auth/login` takes password and TOTP code (the
- * user must have enrolled), throttles failures per user and per client IP,
- * refuses a code already used (RFC 6238 §5.2), and sets an HttpOnly,
+ * user must have enrolled), throttles failures per (user, client address)
+ * and per client address (never per user alone: see `SignInThrottle`),
+ * refuses a code already used, even after a restart (RFC 6238 §5.2: the used
+ * step is kept in the store), and sets an HttpOnly,
  * SameSite=Strict session cookie; the answer carries the CSRF token the
  * client sends as `X-CSRF-Token`. Bearer tokens for scripts are created from
  * a cookie session only, so a token cannot mint further tokens.
@@ -10,6 +12,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { TOTP_PERIOD_S, verifyTotp } from "../../knock/totp.ts";
+import { escapeControl } from "../../log/escape.ts";
 import { toPublicUser, type UserRecord } from "../../store/users.ts";
 import { ANY_ROLE, authOf, clientIp, requireRole, SESSION_COOKIE } from "../auth.ts";
 import { ApiError, notFound } from "../errors.ts";
@@ -21,7 +24,7 @@ import {
   SessionSchema,
   TokenInfoSchema,
 } from "../schemas.ts";
-import { LoginThrottle } from "../throttle.ts";
+import { SignInThrottle } from "../throttle.ts";
 import type { ApiDeps, AppEnv } from "../types.ts";
 
 /** Lifetime of a browser session. */
@@ -99,23 +102,32 @@ const deleteToken = createRoute({
   responses: { 204: { description: "Revoked" }, ...errors(400, 401, 403, 404) },
 });
 
-/** Checks the password and TOTP code; returns the user or why it failed. */
+/** Codes of steps T-1, T and T+1 are accepted (one step of clock drift either way). */
+const DRIFT_STEPS = 1;
+
+/**
+ * Checks the password and TOTP code and claims the code's step; returns the
+ * user or why it failed.
+ */
 async function checkCredentials(
   deps: ApiDeps,
-  usedSteps: Map<string, number>,
   body: z.infer<typeof LoginSchema>,
-): Promise<{ user: UserRecord; step: number } | { reason: string }> {
+): Promise<{ user: UserRecord } | { reason: string }> {
   const user = await deps.store.users.verifyUserPassword(body.username, body.password);
   if (user === null) return { reason: "bad-password" };
   if (!user.mfa.enrolled) return { reason: "mfa-not-enrolled" };
   const { secret } = await deps.store.users.getMfaSecrets(user.name);
   const nowSec = Math.floor(deps.clock.now() / 1000);
-  const drift = verifyTotp(secret, body.code, nowSec, 1);
+  const drift = verifyTotp(secret, body.code, nowSec, DRIFT_STEPS);
   if (drift === null) return { reason: "bad-code" };
   const step = Math.floor(nowSec / TOTP_PERIOD_S) + drift;
   // A code is accepted once: the step must be later than the last one used.
-  if (step <= (usedSteps.get(user.name) ?? -1)) return { reason: "code-reused" };
-  return { user, step };
+  // Step T stays acceptable while the clock is in step T + DRIFT_STEPS.
+  const validUntil = (step + DRIFT_STEPS + 1) * TOTP_PERIOD_S * 1000;
+  if (!(await deps.store.usedCodes.claim(user.name, step, validUntil))) {
+    return { reason: "code-reused" };
+  }
+  return { user };
 }
 
 function isHttps(c: Context): boolean {
@@ -125,18 +137,18 @@ function isHttps(c: Context): boolean {
 /** The auth router: login, logout, me, tokens. */
 export function authRouter(
   deps: ApiDeps,
-  throttle: LoginThrottle = new LoginThrottle(deps.clock),
+  throttle: SignInThrottle = new SignInThrottle(deps.clock),
 ): OpenAPIHono<AppEnv> {
   const app = newRouter();
-  const usedSteps = new Map<string, number>();
 
   app.openapi(login, async (c) => {
     const body = c.req.valid("json");
     const ip = clientIp(c);
-    const keys = [`ip:${ip}`, `user:${body.username}`];
+    // The name is whatever was typed: no control character of it reaches a log line.
+    const user = escapeControl(body.username);
     const record = (success: boolean, reason?: string) =>
-      deps.logger.record("management-login", { ip, user: body.username, success, reason });
-    const wait = throttle.retryAfter(keys);
+      deps.logger.record("management-login", { ip, user, success, reason });
+    const wait = throttle.retryAfter(body.username, ip);
     if (wait > 0) {
       record(false, "throttled");
       throw new ApiError(
@@ -148,18 +160,17 @@ export function authRouter(
         { "Retry-After": String(wait) },
       );
     }
-    const result = await checkCredentials(deps, usedSteps, body);
+    const result = await checkCredentials(deps, body);
     if ("reason" in result) {
-      throttle.fail(keys);
+      throttle.fail(body.username, ip);
       record(false, result.reason);
       throw new ApiError(401, "invalid_credentials", "Wrong user name, password or code");
     }
-    const { user, step } = result;
-    throttle.reset(`user:${body.username}`);
-    usedSteps.set(user.name, step);
+    const account = result.user;
+    throttle.succeeded(body.username, ip);
     const { id, session } = await deps.store.sessions.createSession({
-      user: user.name,
-      role: user.role,
+      user: account.name,
+      role: account.role,
       kind: "cookie",
       ttlMs: SESSION_TTL_MS,
     });
@@ -172,8 +183,8 @@ export function authRouter(
     });
     record(true);
     return c.json({
-      user: toPublicUser(user),
-      role: user.role,
+      user: toPublicUser(account),
+      role: account.role,
       kind: "cookie" as const,
       csrfToken: session.csrfToken,
       expiresAt: session.expiresAt,

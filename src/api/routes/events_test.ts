@@ -101,3 +101,47 @@ Deno.test("events: the stream needs a principal", async () => {
     assert.equal((await h.anon.json("GET", "/api/v1/events/stream")).status, 401);
   });
 });
+
+Deno.test("events: a flood of failures leaves the last success; ?class= lists one class", async () => {
+  await withApi(async (h) => {
+    const viewer = await h.userClient("vic", "viewer");
+    h.logger.record("knock-success", { ip: "203.0.113.2", user: "alice", drift: 0, step: 1 });
+    for (let i = 0; i < 5000; i++) {
+      h.logger.record("knock-failure", { ip: `198.18.${i >> 8}.${i & 255}`, reason: "wrong-port" });
+    }
+    const access = await viewer.json("GET", "/api/v1/events?class=access");
+    assert.deepEqual((access.body.events as EventJson[]).map((e) => e.ip), ["203.0.113.2"]);
+    const both = await viewer.json("GET", "/api/v1/events?class=access,failure&limit=10000");
+    const events = both.body.events as EventJson[];
+    assert.equal(events[0].type, "knock-success");
+    assert.ok(events.slice(1).every((e) => e.type === "knock-failure"));
+    assert.ok(events.length <= 1 + h.logger.capacity);
+    const system = await viewer.json("GET", "/api/v1/events?class=system");
+    assert.ok((system.body.events as EventJson[]).every((e) => e.type !== "knock-failure"));
+    const bad = await viewer.json("GET", "/api/v1/events?class=access,nonsense");
+    assert.equal(bad.status, 400);
+    assert.equal((bad.body.error as { field: string }).field, "class");
+    await h.logger.close(); // ends the pending summary's timer
+  });
+});
+
+Deno.test("events: the stream filters by class", async () => {
+  await withApi(async (h) => {
+    const viewer = await h.userClient("vic", "viewer");
+    const first = h.logger.lastSeq;
+    h.logger.record("knock-failure", { ip: "203.0.113.1", reason: "wrong-port" });
+    h.logger.record("knock-success", { ip: "203.0.113.2", user: "alice", drift: 0, step: 1 });
+    h.logger.record("knock-penalty", { ip: "203.0.113.3", until: 1 });
+    const res = await viewer.request("GET", "/api/v1/events/stream?class=access", {
+      headers: { "last-event-id": String(first) },
+    });
+    const reader = res.body!.getReader();
+    try {
+      const text = await readUntil(reader, (t) => t.includes("203.0.113.3"));
+      const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+      assert.deepEqual(ids, [first + 2, first + 3]);
+    } finally {
+      await reader.cancel();
+    }
+  });
+});

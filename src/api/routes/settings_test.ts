@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { withApi } from "../_test_util.ts";
+import { Logger } from "../../log/logger.ts";
+import { SyslogSink } from "../../log/syslog.ts";
+import { createApp } from "../app.ts";
+import { Client, withApi } from "../_test_util.ts";
 
 type ErrorJson = { error: { status: number; code: string; message: string; field?: string } };
 
@@ -70,6 +73,12 @@ Deno.test("settings: out-of-range and unknown fields are 400 naming the field", 
       [{ knock: { failureLimit: 0 } }, "knock.failureLimit"],
       [{ knock: { bogus: 1 } }, "knock"],
       [{ syslog: { collectors: [{ host: "bad host!" }] } }, "syslog.collectors.0.host"],
+      [{ syslog: { collectors: [{ host: "a..b" }] } }, "syslog.collectors.0.host"],
+      [{ syslog: { collectors: [{ host: "-lead.example" }] } }, "syslog.collectors.0.host"],
+      [
+        { syslog: { collectors: [{ host: `${"a".repeat(64)}.example` }] } },
+        "syslog.collectors.0.host",
+      ],
       [{ syslog: { collectors: [{ host: "h", format: "json" }] } }, "syslog.collectors.0.format"],
       [{ limits: { maxConnections: 1 } }, "limits.maxConnections"],
       [{ wan: { address: "1.2.3.4/8" } }, ""],
@@ -90,5 +99,47 @@ Deno.test("settings: operators read, only administrators write, viewers neither"
     assert.equal((await op.json("PATCH", "/api/v1/settings", { body: {} })).status, 403);
     assert.equal((await viewer.json("GET", "/api/v1/settings")).status, 403);
     assert.equal((await h.anon.json("GET", "/api/v1/settings")).status, 401);
+  });
+});
+
+Deno.test("settings: a syslog collector whose name does not resolve is saved at once, resolved in the background", async () => {
+  await withApi(async (h) => {
+    const token = (await h.adminClient()).creds;
+    // As the composition root does: the settings' collectors become a new sink.
+    let syslog = new SyslogSink({ collectors: [] });
+    const logger = new Logger({ clock: h.clock, sinks: [syslog] });
+    const app = createApp({
+      store: h.store,
+      datapath: h.datapath,
+      logger,
+      clock: h.clock,
+      config: h.config,
+      clockHealth: () =>
+        Promise.resolve({ synchronised: true, detail: "test", now: h.clock.now() }),
+      onChange: async (what) => {
+        if (what !== "settings") return;
+        const { collectors } = (await h.store.settings.getSettings()).syslog;
+        const next = new SyslogSink({ collectors });
+        logger.addSink(next);
+        logger.removeSink(syslog);
+        const old = syslog;
+        syslog = next;
+        await old.close();
+      },
+    });
+    const admin = new Client(app, token);
+    const collectors = [{ host: "collector.invalid", port: 514 }];
+    const r = await admin.json("PATCH", "/api/v1/settings", { body: { syslog: { collectors } } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.syslog, { collectors: [{ ...collectors[0], format: "rfc5424" }] });
+    // Answered while the name is still unresolved; the next change does not wait on it either.
+    assert.equal(syslog.collectors()[0].address, null);
+    const again = await admin.json("PATCH", "/api/v1/settings", {
+      body: { syslog: { collectors: [{ host: "other.invalid" }] } },
+    });
+    assert.equal(again.status, 200);
+    logger.record("appliance-stop", { reason: "test" });
+    assert.ok(syslog.collectors()[0].queued >= 1, "messages wait for the name");
+    await logger.close();
   });
 });
