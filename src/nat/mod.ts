@@ -7,3 +7,4 @@ export * from "./rule.ts";
 export * from "./rule_index.ts";
 export * from "./rule_validate.ts";
 export * from "./rewrite.ts";
+export * from "./ttl.ts";
