@@ -19,6 +19,7 @@ import { openStore } from "./store/mod.ts";
 import { createUi } from "../ui/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
 import {
+  clearSteeringCommands,
   failClosedRuleset,
   localBypassCommands,
   NFT_APPLY,
@@ -66,7 +67,7 @@ async function applyFailClosed(plan: RoutingPlan): Promise<string | null> {
 
 async function applyRouting(plan: RoutingPlan, undo = false): Promise<void> {
   // A start first clears what a crashed run left, silently: `ip rule add` does not replace.
-  if (!undo) { for (const argv of unroutingCommands(plan)) await run(argv); }
+  if (!undo) { for (const argv of clearSteeringCommands(plan)) await run(argv); }
   const cmds = undo
     ? unroutingCommands(plan)
     : [...routingCommands(plan), ...localBypassCommands(plan)];

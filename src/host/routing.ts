@@ -202,22 +202,29 @@ export function localBypassCommands(p: RoutingPlan): string[][] {
 }
 
 /**
- * The commands that undo `routingCommands` and `localBypassCommands` (best
- * effort: a clean stop, and a start after a crash). The fail-closed table
- * stays, and so does `ip_forward`: the table keeps the host closed.
+ * The commands that remove the steering and the bypass but leave the local
+ * table's rules as they are: run first on every start, so a start after a
+ * crash (whose rules stayed) does not add them twice.
  */
-export function unroutingCommands(p: RoutingPlan): string[][] {
+export function clearSteeringCommands(p: RoutingPlan): string[][] {
   const t = String(p.table ?? 100);
   return [
     ...LOCAL_UDP_SERVICES.map((_, i) => ["ip", "rule", "del", "pref", String(BYPASS_PREF + i)]),
+    ...[10, 20, 30, 31, 32].map((pref) => ["ip", "rule", "del", "pref", String(pref)]),
+    ["ip", "route", "flush", "table", t],
+  ];
+}
+
+/**
+ * The commands that undo `routingCommands` and `localBypassCommands` (best
+ * effort, for a clean stop). The fail-closed table stays, and so does
+ * `ip_forward`: the table keeps the host closed.
+ */
+export function unroutingCommands(p: RoutingPlan): string[][] {
+  return [
+    ...clearSteeringCommands(p),
     ["ip", "rule", "add", "pref", "0", "lookup", "local"],
     ["ip", "rule", "del", "pref", "100", "lookup", "local"],
-    ["ip", "rule", "del", "pref", "10"],
-    ["ip", "rule", "del", "pref", "20"],
-    ["ip", "rule", "del", "pref", "30"],
-    ["ip", "rule", "del", "pref", "31"],
-    ["ip", "rule", "del", "pref", "32"],
-    ["ip", "route", "flush", "table", t],
   ];
 }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  clearSteeringCommands,
   failClosedRuleset,
   localBypassCommands,
   NFT_APPLY,
@@ -163,4 +164,12 @@ Deno.test({
       await run(["ip", "netns", "del", ns]);
     }
   },
+});
+
+Deno.test("a start clears stale steering without touching the local table's rules", () => {
+  const cmds = clearSteeringCommands(PLAN).map((c) => c.join(" "));
+  assert.ok(cmds.every((c) => !c.includes("lookup local")), cmds.join("\n"));
+  for (const pref of [10, 20, 25, 26, 30, 31, 32]) {
+    assert.ok(cmds.includes(`ip rule del pref ${pref}`));
+  }
 });
