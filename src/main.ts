@@ -23,6 +23,8 @@ import {
   failClosedRuleset,
   localBypassCommands,
   NFT_APPLY,
+  NFT_LIST_JSON,
+  parseNftCounters,
   routingCommands,
   type RoutingPlan,
   systemEphemeralPorts,
@@ -187,7 +189,10 @@ export async function main(args: string[]): Promise<number> {
   // SIGUSR2 prints the counters as one JSON line (SIGUSR1 belongs to the V8 inspector).
   Deno.addSignalListener("SIGUSR2", async () => {
     const conntrack = await plane.conntrack().catch(() => ({}));
-    console.log(`status ${JSON.stringify({ ...snapshotCounters(plane.counters), conntrack })}`);
+    // The fail-closed table's drops by rule (spoofed sources, WAN input, stealth).
+    const host = flags.routing ? parseNftCounters((await run(NFT_LIST_JSON)).stdout) : {};
+    const counters = { ...snapshotCounters(plane.counters), conntrack, host };
+    console.log(`status ${JSON.stringify(counters)}`);
   });
   console.log(
     `appliance ready: ${config.tun.name} WAN ${config.wan.address} LAN ${config.lan.address}`,

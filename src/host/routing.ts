@@ -31,7 +31,11 @@
  * dropped there when they go out of the WAN interface. Errors the process
  * translates (a LAN server's port unreachable) are forwarded, not output, and
  * pass. Fragmentation needed is kept: path MTU discovery needs it, and a
- * locked source only meets it if the TUN MTU is below the WAN MTU.
+ * locked source only meets it if the TUN MTU is below the WAN MTU. A packet
+ * of an admitted flow that arrives with TTL 1 is dropped silently too (the
+ * kernel will not forward it into the TUN): the appliance is an invisible hop.
+ * The process gives back the second decrement (`nat/ttl.ts`), so a forwarded
+ * packet loses one hop, as through any router.
  *
  * Spoofed sources: the datapath tells LAN from WAN by source address, so a
  * LAN-side packet with a non-LAN source (or the LAN address itself) is
@@ -177,7 +181,8 @@ export function routingCommands(p: RoutingPlan): string[][] {
  * ephemeral port, where the kernel binds the client sockets of resolvers and
  * of systemd-timesyncd and chrony. Anything else from port 53 or 123 goes to
  * the TUN and is dropped there as a packet of no flow; the input chain of the
- * fail-closed table narrows DNS further to the known resolvers. No kernel
+ * fail-closed table narrows DNS further to the known resolvers (read at
+ * start: a changed resolv.conf takes a restart). No kernel
  * connection tracking is switched on (a SYN flood would fill it).
  */
 export function localBypassCommands(p: RoutingPlan): string[][] {
@@ -272,4 +277,31 @@ export function systemEphemeralPorts(): [number, number] {
   } catch {
     return parsePortRange("");
   }
+}
+
+/** The command that prints the fail-closed table with its counters as JSON. */
+export const NFT_LIST_JSON = ["nft", "-j", "list", "table", "inet", "knockgate"];
+
+/**
+ * The packets each commented counter rule of the fail-closed table dropped
+ * (`lan-spoofed`, `wan-spoofed`, `wan-input`, `not-through-tun`, `stealth`),
+ * summed by comment, from `nft -j list table` output; empty when unparsable.
+ */
+export function parseNftCounters(json: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  let doc: { nftables?: { rule?: { comment?: string; expr?: unknown[] } }[] };
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    return out;
+  }
+  for (const item of doc.nftables ?? []) {
+    const rule = item.rule;
+    if (!rule?.comment || !Array.isArray(rule.expr)) continue;
+    for (const e of rule.expr as { counter?: { packets?: number } }[]) {
+      const n = e?.counter?.packets;
+      if (typeof n === "number") out[rule.comment] = (out[rule.comment] ?? 0) + n;
+    }
+  }
+  return out;
 }

@@ -4,6 +4,8 @@ import {
   failClosedRuleset,
   localBypassCommands,
   NFT_APPLY,
+  NFT_LIST_JSON,
+  parseNftCounters,
   parsePortRange,
   parseResolvers,
   routingCommands,
@@ -150,6 +152,14 @@ Deno.test({
       }
       const list = await run(["ip", "netns", "exec", ns, "nft", "list", "tables"]);
       assert.equal(list.stdout.trim(), "table inet knockgate");
+      const json = await run(["ip", "netns", "exec", ns, ...NFT_LIST_JSON]);
+      assert.deepEqual(parseNftCounters(json.stdout), {
+        "lan-spoofed": 0,
+        "wan-spoofed": 0,
+        "wan-input": 0,
+        "not-through-tun": 0,
+        "stealth": 0,
+      });
       const count = await run([
         "ip",
         "netns",
@@ -172,4 +182,22 @@ Deno.test("a start clears stale steering without touching the local table's rule
   for (const pref of [10, 20, 25, 26, 30, 31, 32]) {
     assert.ok(cmds.includes(`ip rule del pref ${pref}`));
   }
+});
+
+Deno.test("parseNftCounters sums counters by rule comment and ignores the rest", () => {
+  const rule = (comment: string | undefined, packets: number) => ({
+    rule: { comment, expr: [{ match: {} }, { counter: { packets, bytes: 60 * packets } }] },
+  });
+  const json = JSON.stringify({
+    nftables: [
+      { metainfo: { version: "1.0.6" } },
+      { table: { family: "inet", name: "knockgate" } },
+      rule("stealth", 2),
+      rule("stealth", 3),
+      rule("lan-spoofed", 7),
+      rule(undefined, 9),
+    ],
+  });
+  assert.deepEqual(parseNftCounters(json), { stealth: 5, "lan-spoofed": 7 });
+  assert.deepEqual(parseNftCounters("not json"), {});
 });
