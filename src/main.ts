@@ -190,7 +190,8 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGUSR2", async () => {
     const conntrack = await plane.conntrack().catch(() => ({}));
     // The fail-closed table's drops by rule (spoofed sources, WAN input, stealth).
-    const host = flags.routing ? parseNftCounters((await run(NFT_LIST_JSON)).stdout) : {};
+    const nft = flags.routing ? await run(NFT_LIST_JSON).catch(() => null) : null;
+    const host = nft ? parseNftCounters(nft.stdout) : {};
     const counters = { ...snapshotCounters(plane.counters), conntrack, host };
     console.log(`status ${JSON.stringify(counters)}`);
   });
