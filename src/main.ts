@@ -19,9 +19,16 @@ import { openStore } from "./store/mod.ts";
 import { createUi } from "../ui/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
 import {
+  clearSteeringCommands,
+  failClosedRuleset,
   localBypassCommands,
+  NFT_APPLY,
+  NFT_LIST_JSON,
+  parseNftCounters,
   routingCommands,
   type RoutingPlan,
+  systemEphemeralPorts,
+  systemResolvers,
   unroutingCommands,
 } from "./host/routing.ts";
 import { run } from "./host/run.ts";
@@ -30,8 +37,8 @@ import { Logger, StdoutSink, SyslogSink } from "./log/mod.ts";
 const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
   --config FILE   appliance configuration (JSONC); embedded defaults when absent
   --store PATH    Deno KV file (overrides store.path of the configuration)
-  --routing       install the policy routing that hands crossing packets to the TUN
-                  (and remove it on exit)`;
+  --routing       install the fail-closed nftables table (kept on exit) and the policy
+                  routing that hands crossing packets to the TUN (removed on exit)`;
 
 /** How often the unlock table is copied to the store. */
 const UNLOCK_SAVE_MS = 10_000;
@@ -48,7 +55,21 @@ export function managementAddresses(c: Config): string[] {
   return addrs;
 }
 
+/**
+ * Installs the fail-closed table (replacing an earlier one); it stays when
+ * the process ends. Returns an error message when nft refused it.
+ */
+async function applyFailClosed(plan: RoutingPlan): Promise<string | null> {
+  const r = await run(NFT_APPLY, failClosedRuleset(plan)).catch((e) => ({
+    code: -1,
+    stderr: (e as Error).message,
+  }));
+  return r.code === 0 ? null : `nft -f: ${r.stderr.trim()}`;
+}
+
 async function applyRouting(plan: RoutingPlan, undo = false): Promise<void> {
+  // A start first clears what a crashed run left, silently: `ip rule add` does not replace.
+  if (!undo) { for (const argv of clearSteeringCommands(plan)) await run(argv); }
   const cmds = undo
     ? unroutingCommands(plan)
     : [...routingCommands(plan), ...localBypassCommands(plan)];
@@ -84,6 +105,22 @@ export async function main(args: string[]): Promise<number> {
     config = flags.config ? loadConfig(flags.config) : defaultConfig();
   } catch (e) {
     console.error(e instanceof ConfigError ? `Cannot start: ${e.message}` : String(e));
+    return 1;
+  }
+  const plan: RoutingPlan = {
+    tun: config.tun.name,
+    wanInterface: config.wan.interface,
+    lanInterface: config.lan.interface,
+    wanAddress: config.wan.address,
+    lanAddress: config.lan.address,
+    lanNetwork: config.lan.network,
+    resolvers: systemResolvers(),
+    ephemeralPorts: systemEphemeralPorts(),
+  };
+  // Fail closed first: nothing is forwarded unless it crosses the TUN, with or without us.
+  const nftError = flags.routing ? await applyFailClosed(plan) : null;
+  if (nftError) {
+    console.error(`Cannot start: the fail-closed table: ${nftError}`);
     return 1;
   }
   let syslog = new SyslogSink({ collectors: config.syslog, appName: "knockgate" });
@@ -145,12 +182,6 @@ export async function main(args: string[]): Promise<number> {
   const app = createApp(deps);
   // The web UI and the knock page, mounted before the first request builds the route table.
   app.route("/", createUi(deps, { api: app }));
-  const plan: RoutingPlan = {
-    tun: config.tun.name,
-    wanInterface: config.wan.interface,
-    lanInterface: config.lan.interface,
-    lanAddress: config.lan.address,
-  };
   if (flags.routing) await applyRouting(plan);
   const servers = managementAddresses(config).map((hostname) =>
     Deno.serve({ hostname, port: config.management.port, onListen: () => {} }, app.fetch)
@@ -158,7 +189,11 @@ export async function main(args: string[]): Promise<number> {
   // SIGUSR2 prints the counters as one JSON line (SIGUSR1 belongs to the V8 inspector).
   Deno.addSignalListener("SIGUSR2", async () => {
     const conntrack = await plane.conntrack().catch(() => ({}));
-    console.log(`status ${JSON.stringify({ ...snapshotCounters(plane.counters), conntrack })}`);
+    // The fail-closed table's drops by rule (spoofed sources, WAN input, stealth).
+    const nft = flags.routing ? await run(NFT_LIST_JSON).catch(() => null) : null;
+    const host = nft ? parseNftCounters(nft.stdout) : {};
+    const counters = { ...snapshotCounters(plane.counters), conntrack, host };
+    console.log(`status ${JSON.stringify(counters)}`);
   });
   console.log(
     `appliance ready: ${config.tun.name} WAN ${config.wan.address} LAN ${config.lan.address}`,

@@ -36,6 +36,13 @@ export interface RunningLab {
   ): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Stops the appliance (SIGTERM, bounded wait) and starts it again on the same store. */
   restartAppliance(): Promise<void>;
+  /**
+   * Stops the appliance with `signal` (SIGKILL: a crash) and waits for it to
+   * exit; its fail-closed nftables table stays, as on a real host.
+   */
+  stopAppliance(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** Starts the appliance again (after `stopAppliance`) on the same store. */
+  startAppliance(): Promise<void>;
   /** Takes everything down; safe to call twice. */
   down(): Promise<void>;
 }
@@ -73,6 +80,13 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
       await stopAppliance(appliance);
       appliance = await startAppliance(lab, opts);
     },
+    stopAppliance: async (signal = "SIGTERM") => {
+      await stopAppliance(appliance, signal);
+      appliance = null;
+    },
+    startAppliance: async () => {
+      if (!appliance) appliance = await startAppliance(lab, opts);
+    },
     down: async () => {
       await stopAppliance(appliance);
       appliance = null;
@@ -92,11 +106,14 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
   }
 }
 
-/** SIGTERM, up to 5 s for a clean stop (it saves its unlock table), then SIGKILL. */
-async function stopAppliance(child: Deno.ChildProcess | null): Promise<void> {
+/** `signal` (SIGTERM: up to 5 s for a clean stop, it saves its unlock table), then SIGKILL. */
+async function stopAppliance(
+  child: Deno.ChildProcess | null,
+  signal: "SIGTERM" | "SIGKILL" = "SIGTERM",
+): Promise<void> {
   if (!child) return;
   try {
-    child.kill("SIGTERM");
+    child.kill(signal);
   } catch { /* already gone */ }
   await Promise.race([child.status, new Promise((r) => setTimeout(r, 5000))]);
   try {

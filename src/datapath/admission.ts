@@ -240,6 +240,11 @@ export class Admission {
     this.#knock = s.knock;
   }
 
+  /** True for the appliance's own WAN or LAN address (packets delivered locally, not forwarded). */
+  isOwnAddress(addr: number): boolean {
+    return addr === this.#a.wan || addr === this.#a.lan;
+  }
+
   /** Restores unlocks saved before a restart. */
   restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
     this.unlocks.restore(records, nowMs);

@@ -29,17 +29,20 @@ import {
   rewriteIcmpErrorInner,
   rewriteSource,
 } from "../nat/rewrite.ts";
+import { incrementTtl } from "../nat/ttl.ts";
 import {
   formatIpv4,
   ICMP_ECHO_REPLY,
   ICMP_ECHO_REQUEST,
   Icmpv4Packet,
+  IPV4_DST,
   Ipv4Packet,
   ParseError,
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
   read16,
+  read32,
   TCP_ACK,
   TCP_FIN,
   TCP_RST,
@@ -197,6 +200,9 @@ export class Pipeline implements PacketProcessor {
     c[Stat.RxBytes] += len;
     const pass = this.#decide(buf, off, len, csumPartial === 1, nowMs);
     if (pass) {
+      // Forwarded (not to our own addresses), it lost a hop into the TUN and loses one out of it.
+      const d = read32(buf, off + IPV4_DST);
+      if (!this.admission.isOwnAddress(d)) incrementTtl(buf, off);
       c[Stat.TxPackets]++;
       c[Stat.TxBytes] += len;
     }

@@ -533,3 +533,32 @@ Deno.test("a blind RST or SYN on an established forward is dropped as tcp-out-of
   const h = p.ct.lookup(PROTO_TCP, parseIpv4(CLIENT)!, 6000, parseIpv4(WAN)!, 52300);
   assert.equal(p.ct.tcpState(h >> 1), TCP_CLOSE);
 });
+
+Deno.test("a forwarded packet gets back the hop the TUN cost; one to the appliance does not", async () => {
+  const { p } = await setup();
+  const ttlOf = (b: Uint8Array | null) => new Ipv4Packet().bind(b!).ttl();
+  const fwd = run(
+    p,
+    buildTcp({ src: CLIENT, dst: WAN, srcPort: 40001, dstPort: 52300, flags: TCP_SYN, ttl: 40 }),
+  );
+  assert.equal(ttlOf(fwd), 41);
+  assertValid(fwd!);
+  const reply = run(
+    p,
+    buildTcp({
+      src: SERVER,
+      dst: CLIENT,
+      srcPort: 80,
+      dstPort: 40001,
+      flags: TCP_SYN | TCP_ACK,
+      ttl: 63,
+    }),
+  );
+  assert.equal(ttlOf(reply), 64);
+  assertValid(reply!);
+  const mgmt = run(
+    p,
+    buildTcp({ src: SERVER, dst: WAN, srcPort: 40002, dstPort: 8443, flags: TCP_SYN, ttl: 63 }),
+  );
+  assert.equal(ttlOf(mgmt), 63);
+});

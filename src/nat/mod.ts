@@ -8,3 +8,4 @@ export * from "./rule_index.ts";
 export * from "./rule_validate.ts";
 export * from "./port_alloc.ts";
 export * from "./rewrite.ts";
+export * from "./ttl.ts";
