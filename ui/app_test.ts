@@ -47,7 +47,7 @@ Deno.test("ui: the sign-in page labels every field and loads no inline script", 
       assert.match(html, new RegExp(`<label for="${id}">`));
       assert.match(html, new RegExp(`id="${id}"`));
     }
-    assert.match(html, /data-next="\/rules"/);
+    assert.match(html, /<input type="hidden" name="next" value="\/rules">/);
     // The CSP forbids inline scripts and style attributes.
     assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/);
     assert.doesNotMatch(html, /\sstyle=/);
@@ -179,7 +179,7 @@ Deno.test("ui: static files with ETag; unknown names fall through to the API's 4
     });
     await again.body?.cancel();
     assert.equal(again.status, 304);
-    const js = await h.anon.request("GET", "/static/dashboard.js");
+    const js = await h.anon.request("GET", "/static/kg.js");
     await js.body?.cancel();
     assert.equal(js.headers.get("content-type"), "text/javascript; charset=utf-8");
     for (const path of ["/static/nope.js", "/static/format_test.ts", "/static/..%2Fapp.tsx"]) {
@@ -214,5 +214,35 @@ Deno.test("ui: mounting the UI leaves the API as it was", async () => {
     const missing = await h.anon.json("GET", "/no-such-page");
     assert.equal(missing.status, 404);
     assert.equal((missing.body.error as { code: string }).code, "not_found");
+  });
+});
+
+/** Posts a form the way kg.js does (urlencoded, CSRF header from the client). */
+async function post(
+  client: Awaited<ReturnType<Harness["login"]>>,
+  path: string,
+  fields: [string, string][] = [],
+) {
+  const res = await client.request("POST", path, {
+    raw: new URLSearchParams(fields).toString(),
+    headers: { "content-type": "application/x-www-form-urlencoded", "kg-request": "1" },
+  });
+  return { status: res.status, html: await res.text(), res };
+}
+
+Deno.test("ui: a refused user form names every bad field beside it", async () => {
+  await withUi(async (h) => {
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const r = await post(admin, "/users/new", [
+      ["name", "bob"],
+      ["password", "bob-password-1"],
+      ["role", "operator"],
+      ["knock.enabled", "on"],
+      ["knock.firstPort", "41001"],
+      ["knock.length", "3"],
+      ["knock.transport", "any"],
+      ["allowedRules", "*"],
+    ]);
+    console.log(r.status, r.html);
   });
 });

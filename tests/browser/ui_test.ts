@@ -254,7 +254,7 @@ Deno.test({
         });
         assert.ok(ap.datapath.users?.some((u) => u.user === "bob" && u.firstPort === 42001));
 
-        await page.getByRole("link", { name: "OK" }).click();
+        await page.getByRole("link", { name: "OK", exact: true }).click();
         await page.waitForURL(url("/users"));
         const row = page.locator('tr[data-user="bob"]');
         assert.match(await row.innerText(), /Active/);
