@@ -420,3 +420,13 @@ Deno.test("settings change at run time: idle timeout applies to existing unlocks
   await knock(p, CLIENT2);
   assert.equal(p.unlocks.isUnlocked(parseIpv4(CLIENT2)!, T0), true);
 });
+
+Deno.test("a revoke names the user who asked in its unlock-revoked event", async () => {
+  const { p, events } = await setup();
+  await knock(p, CLIENT);
+  await p.housekeeping(T0);
+  assert.ok(p.revoke(CLIENT, T0, "otto"));
+  await p.housekeeping(T0);
+  const revoked = events.find((e) => e.type === "unlock-revoked");
+  assert.equal(revoked?.type === "unlock-revoked" ? revoked.by : undefined, "otto");
+});
