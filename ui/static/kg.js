@@ -112,8 +112,7 @@ function swap(target, html) {
  * @param {string} text
  */
 function failed(near, text) {
-  const box = near.querySelector("[data-form-error]") ??
-    near.closest("main")?.querySelector("[data-page-error]");
+  const box = near.matches("[data-form-error]") ? near : near.querySelector("[data-form-error]");
   if (box instanceof HTMLElement) {
     box.textContent = text;
     box.hidden = false;
