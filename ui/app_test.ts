@@ -47,7 +47,7 @@ Deno.test("ui: the sign-in page labels every field and loads no inline script", 
       assert.match(html, new RegExp(`<label for="${id}">`));
       assert.match(html, new RegExp(`id="${id}"`));
     }
-    assert.match(html, /data-next="\/rules"/);
+    assert.match(html, /<input type="hidden" name="next" value="\/rules">/);
     // The CSP forbids inline scripts and style attributes.
     assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/);
     assert.doesNotMatch(html, /\sstyle=/);
@@ -179,7 +179,7 @@ Deno.test("ui: static files with ETag; unknown names fall through to the API's 4
     });
     await again.body?.cancel();
     assert.equal(again.status, 304);
-    const js = await h.anon.request("GET", "/static/dashboard.js");
+    const js = await h.anon.request("GET", "/static/kg.js");
     await js.body?.cancel();
     assert.equal(js.headers.get("content-type"), "text/javascript; charset=utf-8");
     for (const path of ["/static/nope.js", "/static/format_test.ts", "/static/..%2Fapp.tsx"]) {
@@ -214,5 +214,239 @@ Deno.test("ui: mounting the UI leaves the API as it was", async () => {
     const missing = await h.anon.json("GET", "/no-such-page");
     assert.equal(missing.status, 404);
     assert.equal((missing.body.error as { code: string }).code, "not_found");
+  });
+});
+
+/** Posts a form the way kg.js does (urlencoded, CSRF header from the client). */
+async function post(
+  client: Awaited<ReturnType<Harness["login"]>>,
+  path: string,
+  fields: [string, string][] = [],
+) {
+  const res = await client.request("POST", path, {
+    raw: new URLSearchParams(fields).toString(),
+    headers: { "content-type": "application/x-www-form-urlencoded", "kg-request": "1" },
+  });
+  return { status: res.status, html: await res.text(), res };
+}
+
+/** The text of the error slot of `field` in `html` ("" when hidden or absent). */
+function slotText(html: string, field: string): string {
+  const m = new RegExp(`<p [^>]*data-error-for="${field.replaceAll(".", "\\.")}"[^>]*>([^<]*)<`)
+    .exec(html);
+  return m && !/ hidden/.test(m[0].slice(0, m[0].indexOf(">"))) ? m[1] : "";
+}
+
+Deno.test("ui: a refused user form comes back with the problem beside its field", async () => {
+  await withUi(async (h) => {
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const fields: [string, string][] = [
+      ["name", "bob"],
+      ["password", "bob-password-1"],
+      ["role", "operator"],
+      ["knock.enabled", "on"],
+      ["knock.firstPort", "41001"],
+      ["knock.length", "3"],
+      ["knock.transport", "any"],
+      ["allowedRules", "*"],
+    ];
+    const r = await post(admin, "/users/new", fields);
+    assert.equal(r.status, 409);
+    assert.match(r.html, /^<div id="user-new"><form id="user-form"/);
+    assert.match(
+      slotText(r.html, "knock.firstPort"),
+      /41001 is already used by user &quot;alice&quot;/,
+    );
+    assert.match(r.html, /id="knock-first-port"[^>]*value="41001"/);
+    assert.match(r.html, /aria-invalid="true"/);
+    assert.doesNotMatch(r.html, /bob-password-1/, "a password is never sent back");
+    assert.equal(await h.store.users.findUser("bob"), null);
+
+    fields[4] = ["knock.firstPort", "42001"];
+    const ok = await post(admin, "/users/new", fields);
+    assert.equal(ok.status, 200);
+    assert.match(ok.html, /<section class="card enroll" id="enroll"/);
+    assert.match(ok.html, /<div class="qr" id="enroll-qr"[^>]*><svg aria-hidden="true"/);
+    assert.match(ok.html, /id="enroll-secret" class="mono" readonly value="[A-Z2-7]{32}"/);
+    assert.equal((await h.store.users.getUser("bob")).mfa.enrolled, false);
+  });
+});
+
+Deno.test("ui: a rule form names every bad field at once, then saves", async () => {
+  await withUi(async (h) => {
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const bad = await post(admin, "/rules/forwards/new", [
+      ["name", ""],
+      ["enabled", "on"],
+      ["protocol", "tcp"],
+      ["publicPorts", "70000"],
+      ["privateAddress", "192.0.2.12"],
+      ["privatePorts", "8080-"],
+      ["enforceKnock", "on"],
+    ]);
+    assert.equal(bad.status, 400);
+    assert.match(slotText(bad.html, "name"), /Enter a name/);
+    assert.match(slotText(bad.html, "publicPorts"), /70000 is out of range/);
+    assert.notEqual(slotText(bad.html, "privatePorts"), "");
+    assert.match(bad.html, /Please correct the 3 fields marked below\./);
+
+    const api = await post(admin, "/rules/forwards/new", [
+      ["name", "rdp"],
+      ["protocol", "tcp"],
+      ["publicPorts", "52230"],
+      ["privateAddress", "192.0.2.300"],
+    ]);
+    assert.equal(api.status, 400);
+    assert.match(slotText(api.html, "privateAddress"), /192\.0\.2\.300/);
+
+    const ok = await post(admin, "/rules/forwards/new", [
+      ["name", "rdp"],
+      ["enabled", "on"],
+      ["protocol", "tcp"],
+      ["publicPorts", "52230"],
+      ["privateAddress", "192.0.2.12"],
+      ["privatePorts", "8080"],
+    ]);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.res.headers.get("kg-location"), "%2Frules");
+    assert.equal(decodeURIComponent(ok.res.headers.get("kg-flash")!), "Rule rdp saved.");
+    assert.equal((await h.store.rules.getRule("rdp")).kind, "forward");
+
+    const del = await post(admin, "/rules/forwards/rdp/delete");
+    assert.match(del.html, /^<div id="rules-list">/);
+    assert.doesNotMatch(del.html, /data-rule="rdp"/);
+    assert.equal(decodeURIComponent(del.res.headers.get("kg-announce")!), "Rule rdp deleted");
+  });
+});
+
+Deno.test("ui: fragments render alone; without a session they send the browser to sign in", async () => {
+  await withUi(async (h) => {
+    h.datapath.unlock("203.0.113.10", "alice", h.clock.now());
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const dash = await page(admin, "/fragments/dashboard");
+    assert.equal(dash.status, 200);
+    assert.match(dash.html, /^<div id="dashboard" data-kg-src="\/fragments\/dashboard"/);
+    assert.doesNotMatch(dash.html, /<html/);
+    assert.match(dash.html, /<tr data-ip="203.0.113.10">/);
+
+    const ev = await page(admin, "/fragments/events?type=management-login&q=");
+    assert.match(
+      ev.html,
+      /^<div id="events-region" data-kg-src="\/fragments\/events\?type=management-login&amp;q="/,
+    );
+    const types = [...ev.html.matchAll(/<tr data-type="([^"]+)"/g)].map((m) => m[1]);
+    assert.ok(types.length > 0 && types.every((t) => t === "management-login"));
+
+    for (const path of ["/fragments/dashboard", "/fragments/events"]) {
+      const anon = await h.anon.request("GET", path);
+      await anon.body?.cancel();
+      assert.match(
+        decodeURIComponent(anon.headers.get("kg-location") ?? ""),
+        /^\/login\?expired=1/,
+      );
+    }
+  });
+});
+
+Deno.test("ui: Revoke answers with the dashboard without the row; viewers may not", async () => {
+  await withUi(async (h) => {
+    h.datapath.unlock("203.0.113.10", "alice", h.clock.now());
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const r = await post(admin, "/unlocks/203.0.113.10/revoke");
+    assert.equal(r.status, 200);
+    assert.doesNotMatch(r.html, /data-ip="203.0.113.10"/);
+    assert.match(r.html, /No IP is unlocked/);
+    assert.match(r.html, /id="unlocks-h" tabindex="-1" data-kg-focus/);
+    assert.equal(
+      decodeURIComponent(r.res.headers.get("kg-announce")!),
+      "Revoked the unlock of 203.0.113.10",
+    );
+    assert.equal(h.datapath.revokedBy.get("203.0.113.10"), h.admin.name);
+    // A CSRF-less post is refused by the API, not by the UI.
+    const forged = await admin.request("POST", "/unlocks/203.0.113.10/revoke", { noCsrf: true });
+    assert.match(
+      await forged.text(),
+      /Cannot revoke 203\.0\.113\.10: Missing or wrong X-CSRF-Token/,
+    );
+
+    await h.store.users.createUser(
+      { name: "vera", password: "vera-password", role: "viewer" },
+      "t",
+    );
+    await h.store.users.confirmMfaEnrollment("vera", "t");
+    const viewer = await h.login(
+      "vera",
+      "vera-password",
+      (await h.store.users.getMfaSecrets("vera")).secret,
+    );
+    assert.equal((await post(viewer, "/unlocks/203.0.113.10/revoke")).status, 403);
+  });
+});
+
+Deno.test("ui: API tokens are created (secret shown once), listed and revoked", async () => {
+  await withUi(async (h) => {
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const empty = await page(admin, "/tokens");
+    assert.match(empty.html, /<h1>API tokens<\/h1>/);
+    assert.match(empty.html, /No tokens\./);
+    const badDays = await post(admin, "/tokens", [["ttlDays", "9999"]]);
+    assert.equal(badDays.status, 400);
+    assert.notEqual(slotText(badDays.html, "ttlDays"), "");
+    const made = await post(admin, "/tokens", [["ttlDays", "7"]]);
+    const secret = /id="token-secret" class="mono" readonly value="([^"]+)"/.exec(made.html)?.[1];
+    assert.ok(secret, made.html.slice(0, 400));
+    const [info] = (await h.store.sessions.listSessions(h.admin.name)).filter((s) =>
+      s.kind === "token"
+    );
+    assert.match(made.html, new RegExp(`data-token="${info.idHash}"`));
+    // The token works as a bearer token; the list never shows it again.
+    const res = await h.app.request("http://appliance.test/api/v1/auth/me", {
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    const listed = await page(admin, "/tokens");
+    assert.doesNotMatch(listed.html, new RegExp(secret));
+    const gone = await post(admin, `/tokens/${info.idHash}/revoke`);
+    assert.match(gone.html, /No tokens\./);
+    assert.equal(decodeURIComponent(gone.res.headers.get("kg-announce")!), "Token revoked");
+  });
+});
+
+Deno.test("ui: settings Add collector answers with the form, saving nothing", async () => {
+  await withUi(async (h) => {
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const before = await h.store.settings.getSettings();
+    const r = await post(admin, "/settings", [
+      ["version", String(before.version)],
+      ["idleTimeoutSeconds", "5"],
+      ["op", "add"],
+    ]);
+    assert.equal(r.status, 200);
+    assert.match(r.html, /name="syslog\.collectors\.0\.host"[^>]*data-kg-focus/);
+    assert.match(r.html, /id="set-idle"[^>]*value="5"/);
+    assert.equal((await h.store.settings.getSettings()).version, before.version);
+  });
+});
+
+Deno.test("ui: sign-in through the form passes the API's session cookie on", async () => {
+  await withUi(async (h) => {
+    const wrong = await post(h.anon, "/login", [
+      ["username", h.admin.name],
+      ["password", "not it"],
+      ["code", "000000"],
+      ["next", "/rules"],
+    ]);
+    assert.equal(wrong.status, 401);
+    assert.match(wrong.html, /Wrong user name, password or code\. Enter a fresh code\./);
+    const { totpCode } = await import("../src/knock/totp.ts");
+    const ok = await post(h.anon, "/login", [
+      ["username", h.admin.name],
+      ["password", h.admin.password],
+      ["code", totpCode(h.admin.totpSecret, Math.floor(h.clock.now() / 1000))],
+      ["next", "/rules"],
+    ]);
+    assert.equal(ok.res.headers.get("kg-location"), "%2Frules");
+    assert.match(ok.res.headers.get("set-cookie") ?? "", /HttpOnly/i);
   });
 });

@@ -1,15 +1,36 @@
 /**
  * Building blocks of every page: the document layout (landmarks, navigation,
  * the live region), form fields with their hint and error slots, and small
- * display pieces. Field error slots carry `data-error-for` with the API's
- * field path, so `/static/api.js` puts each API error next to its field.
+ * display pieces. Fields read the form's state (posted values, problems by
+ * field path) from `FormContext`, so a refused form is rendered again with
+ * what was typed and every problem beside its field. Error slots carry
+ * `data-error-for` (the API's field path) and `data-label`.
  */
-import type { Child, FC, PropsWithChildren } from "hono/jsx";
+import { type Child, createContext, type FC, type PropsWithChildren, useContext } from "hono/jsx";
 import { raw } from "hono/html";
 import { canOperate, isAdmin, type Viewer } from "./_types.ts";
+import { type FormState, FRESH_FORM } from "./_problems.ts";
+
+/** The state of the form being rendered (values and problems after a refused post). */
+export const FormContext = createContext<FormState>(FRESH_FORM);
+
+/** The posted value of `field`, or undefined before a post. */
+function posted(state: FormState, field: string): string | undefined {
+  return state.values?.get(field)?.[0];
+}
+
+/** `aria-invalid` of a control of `field`. */
+function invalid(state: FormState, field: string): "true" | undefined {
+  return state.errors.has(field) ? "true" : undefined;
+}
+
+function fieldClass(base: string, state: FormState, field: string, extra?: string): string {
+  return [base, extra ?? "", state.errors.has(field) ? "invalid" : ""].filter((s) => s !== "")
+    .join(" ");
+}
 
 /** The sections of the main navigation. */
-export type NavKey = "dashboard" | "users" | "rules" | "events" | "settings";
+export type NavKey = "dashboard" | "users" | "rules" | "events" | "settings" | "tokens";
 
 interface NavItem {
   key: NavKey;
@@ -24,12 +45,8 @@ const NAV: readonly NavItem[] = [
   { key: "rules", href: "/rules", label: "Rules", show: () => true },
   { key: "events", href: "/events", label: "Events", show: () => true },
   { key: "settings", href: "/settings", label: "Settings", show: canOperate },
+  { key: "tokens", href: "/tokens", label: "API tokens", show: () => true },
 ];
-
-/** A page module under /static/ (a component, so a list's `key` is not rendered). */
-const ModuleScript: FC<{ file: string }> = ({ file }) => (
-  <script type="module" src={`/static/${file}`}></script>
-);
 
 /** Props of `Layout`. */
 export interface LayoutProps {
@@ -37,8 +54,6 @@ export interface LayoutProps {
   title: string;
   nav?: NavKey;
   viewer?: Viewer;
-  /** Page modules under /static/, e.g. `dashboard.js`. */
-  scripts?: string[];
   /** Render the `<h1>` from `title` (default true). */
   heading?: boolean;
   /** A class on `<main>`, e.g. `narrow`. */
@@ -67,7 +82,9 @@ const Header: FC<{ viewer?: Viewer; nav?: NavKey }> = ({ viewer, nav }) => (
           <span class="visually-hidden">Signed in as</span>
           <strong>{viewer.name}</strong> <span class="role">{viewer.role}</span>
         </span>
-        <button type="button" class="btn small secondary" id="sign-out">Sign out</button>
+        <button type="button" class="btn small secondary" id="sign-out" data-kg-post="/logout">
+          Sign out
+        </button>
       </div>
     )}
   </header>
@@ -87,8 +104,7 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = (p) => (
         <title>{p.title} · Knockgate</title>
         <link rel="icon" href="/static/icon.svg" type="image/svg+xml" />
         <link rel="stylesheet" href="/static/app.css" />
-        <script type="module" src="/static/common.js"></script>
-        {(p.scripts ?? []).map((s) => <ModuleScript key={s} file={s} />)}
+        <script type="module" src="/static/kg.js"></script>
       </head>
       <body>
         <a class="skip" href="#main">Skip to content</a>
@@ -124,20 +140,34 @@ export function describedBy(id: string, hint?: string): string {
   return hint ? `${id}-hint ${id}-error` : `${id}-error`;
 }
 
-/** The error slot of a field: empty and hidden until a script fills it. */
-export const FieldError: FC<{ id: string; field: string }> = ({ id, field }) => (
-  <p class="field-error" id={`${id}-error`} data-error-for={field} hidden></p>
-);
+/** The error slot of a field: the form state's messages for `field`, hidden when none. */
+export const FieldError: FC<{ id: string; field: string; label: string }> = (p) => {
+  const messages = useContext(FormContext).errors.get(p.field) ?? [];
+  return (
+    <p
+      class="field-error"
+      id={`${p.id}-error`}
+      data-error-for={p.field}
+      data-label={p.label}
+      hidden={messages.length === 0}
+    >
+      {messages.join(" ")}
+    </p>
+  );
+};
 
 /** A label, the control (children), a hint and the error slot. */
-export const Field: FC<PropsWithChildren<FieldProps>> = (p) => (
-  <div class={`field ${p.class ?? ""}`.trim()} data-field={p.field}>
-    <label for={p.id}>{p.label}</label>
-    {p.children}
-    {p.hint && <p class="hint" id={`${p.id}-hint`}>{p.hint}</p>}
-    <FieldError id={p.id} field={p.field} />
-  </div>
-);
+export const Field: FC<PropsWithChildren<FieldProps>> = (p) => {
+  const state = useContext(FormContext);
+  return (
+    <div class={fieldClass("field", state, p.field, p.class)} data-field={p.field}>
+      <label for={p.id}>{p.label}</label>
+      {p.children}
+      {p.hint && <p class="hint" id={`${p.id}-hint`}>{p.hint}</p>}
+      <FieldError id={p.id} field={p.field} label={p.label} />
+    </div>
+  );
+};
 
 /** Props of `TextField`. */
 export interface TextFieldProps extends FieldProps {
@@ -151,69 +181,102 @@ export interface TextFieldProps extends FieldProps {
   pattern?: string;
   maxlength?: number;
   size?: number;
+  /** Focus this field when the page opens. */
+  autofocus?: boolean;
 }
 
-/** A labelled text (or number, or password) input. */
-export const TextField: FC<TextFieldProps> = (p) => (
-  <Field id={p.id} field={p.field} label={p.label} hint={p.hint} class={p.class}>
-    <input
-      id={p.id}
-      name={p.field}
-      type={p.type ?? "text"}
-      value={p.value === undefined ? undefined : String(p.value)}
-      required={p.required}
-      autocomplete={p.autocomplete ?? "off"}
-      inputmode={p.inputmode}
-      placeholder={p.placeholder}
-      disabled={p.disabled}
-      pattern={p.pattern}
-      maxlength={p.maxlength}
-      size={p.size}
-      aria-describedby={describedBy(p.id, p.hint)}
-    />
-  </Field>
-);
+/** A labelled text (or number, or password) input; a password is never echoed. */
+export const TextField: FC<TextFieldProps> = (p) => {
+  const state = useContext(FormContext);
+  const value = p.type === "password"
+    ? undefined
+    : posted(state, p.field) ?? (p.value === undefined ? undefined : String(p.value));
+  return (
+    <Field id={p.id} field={p.field} label={p.label} hint={p.hint} class={p.class}>
+      <input
+        id={p.id}
+        name={p.field}
+        type={p.type ?? "text"}
+        value={value}
+        required={p.required}
+        autocomplete={p.autocomplete ?? "off"}
+        inputmode={p.inputmode}
+        placeholder={p.placeholder}
+        disabled={p.disabled}
+        pattern={p.pattern}
+        maxlength={p.maxlength}
+        size={p.size}
+        aria-describedby={describedBy(p.id, p.hint)}
+        aria-invalid={invalid(state, p.field)}
+        data-kg-autofocus={p.autofocus ? "" : undefined}
+      />
+    </Field>
+  );
+};
 
-/** One choice of a select. */
+/** One choice of a select or check group. */
 export interface Choice {
   value: string;
   label: string;
+  /** In a check group: checking it switches the other boxes off (e.g. "All rules"). */
+  exclusive?: boolean;
 }
 
 /** A labelled select. */
 export const SelectField: FC<
   FieldProps & { choices: Choice[]; value?: string; disabled?: boolean }
-> = (p) => (
-  <Field id={p.id} field={p.field} label={p.label} hint={p.hint} class={p.class}>
-    <select
-      id={p.id}
-      name={p.field}
-      disabled={p.disabled}
-      aria-describedby={describedBy(p.id, p.hint)}
-    >
-      {p.choices.map((c) => (
-        <option value={c.value} selected={c.value === p.value}>{c.label}</option>
-      ))}
-    </select>
-  </Field>
-);
+> = (p) => {
+  const state = useContext(FormContext);
+  const value = posted(state, p.field) ?? p.value;
+  return (
+    <Field id={p.id} field={p.field} label={p.label} hint={p.hint} class={p.class}>
+      <select
+        id={p.id}
+        name={p.field}
+        disabled={p.disabled}
+        aria-describedby={describedBy(p.id, p.hint)}
+        aria-invalid={invalid(state, p.field)}
+      >
+        {p.choices.map((c) => (
+          <option value={c.value} selected={c.value === value}>{c.label}</option>
+        ))}
+      </select>
+    </Field>
+  );
+};
 
 /** A checkbox with its label after it (a switch-like row). */
-export const CheckField: FC<FieldProps & { checked?: boolean; disabled?: boolean }> = (p) => (
-  <div class={`field check ${p.class ?? ""}`.trim()} data-field={p.field}>
-    <input
-      id={p.id}
-      name={p.field}
-      type="checkbox"
-      checked={p.checked}
-      disabled={p.disabled}
-      aria-describedby={describedBy(p.id, p.hint)}
-    />
-    <label for={p.id}>{p.label}</label>
-    {p.hint && <p class="hint" id={`${p.id}-hint`}>{p.hint}</p>}
-    <FieldError id={p.id} field={p.field} />
-  </div>
-);
+export const CheckField: FC<
+  FieldProps & {
+    checked?: boolean;
+    disabled?: boolean;
+    /** Controls (a selector) this box enables while checked. */
+    enables?: string;
+    /** Controls (a selector) this box disables while checked. */
+    disables?: string;
+  }
+> = (p) => {
+  const state = useContext(FormContext);
+  const checked = state.values ? state.values.has(p.field) : p.checked;
+  return (
+    <div class={fieldClass("field check", state, p.field, p.class)} data-field={p.field}>
+      <input
+        id={p.id}
+        name={p.field}
+        type="checkbox"
+        checked={checked}
+        disabled={p.disabled}
+        aria-describedby={describedBy(p.id, p.hint)}
+        aria-invalid={invalid(state, p.field)}
+        data-kg-enables={p.enables}
+        data-kg-disables={p.disables}
+      />
+      <label for={p.id}>{p.label}</label>
+      {p.hint && <p class="hint" id={`${p.id}-hint`}>{p.hint}</p>}
+      <FieldError id={p.id} field={p.field} label={p.label} />
+    </div>
+  );
+};
 
 /** A group of checkboxes for a list field (users of a rule, rules of a user). */
 export const CheckGroup: FC<{
@@ -225,39 +288,56 @@ export const CheckGroup: FC<{
   checked: readonly string[];
   disabled?: boolean;
   empty?: string;
-}> = (p) => (
-  <fieldset
-    class="field group"
-    data-field={p.field}
-    id={p.id}
-    aria-describedby={describedBy(p.id, p.hint)}
-  >
-    <legend>{p.legend}</legend>
-    {p.hint && <p class="hint" id={`${p.id}-hint`}>{p.hint}</p>}
-    {p.choices.length === 0 && <p class="muted">{p.empty ?? "Nothing to choose from."}</p>}
-    <ul class="choices">
-      {p.choices.map((c, i) => (
-        <li>
-          <input
-            type="checkbox"
-            id={`${p.id}-${i}`}
-            name={p.field}
-            value={c.value}
-            checked={p.checked.includes(c.value)}
-            disabled={p.disabled}
-          />
-          <label for={`${p.id}-${i}`}>{c.label}</label>
-        </li>
-      ))}
-    </ul>
-    <FieldError id={p.id} field={p.field} />
-  </fieldset>
-);
+}> = (p) => {
+  const state = useContext(FormContext);
+  const checked = state.values ? state.values.get(p.field) ?? [] : p.checked;
+  return (
+    <fieldset
+      class={fieldClass("field group", state, p.field)}
+      data-field={p.field}
+      id={p.id}
+      aria-describedby={describedBy(p.id, p.hint)}
+      aria-invalid={invalid(state, p.field)}
+    >
+      <legend>{p.legend}</legend>
+      {p.hint && <p class="hint" id={`${p.id}-hint`}>{p.hint}</p>}
+      {p.choices.length === 0 && <p class="muted">{p.empty ?? "Nothing to choose from."}</p>}
+      <ul class="choices">
+        {p.choices.map((c, i) => (
+          <li>
+            <input
+              type="checkbox"
+              id={`${p.id}-${i}`}
+              name={p.field}
+              value={c.value}
+              checked={checked.includes(c.value)}
+              disabled={p.disabled}
+              data-kg-disables={c.exclusive ? `#${p.id} input[type="checkbox"]` : undefined}
+            />
+            <label for={`${p.id}-${i}`}>{c.label}</label>
+          </li>
+        ))}
+      </ul>
+      <FieldError id={p.id} field={p.field} label={p.legend} />
+    </fieldset>
+  );
+};
 
-/** The alert above a form that summarises what went wrong (filled by scripts). */
-export const FormAlert: FC<{ id: string }> = ({ id }) => (
-  <div class="alert error" id={id} role="alert" data-form-error hidden></div>
-);
+/** A hidden input (e.g. the version read, sent back as `If-Match`); the posted value wins. */
+export const HiddenField: FC<{ name: string; value: string }> = (p) => {
+  const state = useContext(FormContext);
+  return <input type="hidden" name={p.name} value={posted(state, p.name) ?? p.value} />;
+};
+
+/** The alert above a form that summarises what went wrong. */
+export const FormAlert: FC<{ id: string }> = ({ id }) => {
+  const text = useContext(FormContext).alert;
+  return (
+    <div class="alert error" id={id} role="alert" data-form-error hidden={text === ""}>
+      {text}
+    </div>
+  );
+};
 
 /** A notice box; `kind` picks the colour. */
 export const Notice: FC<

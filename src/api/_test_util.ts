@@ -36,6 +36,8 @@ export class FakeDatapath implements DatapathApi {
   users: KnockUser[] | null = null;
   settings: DatapathSettings | null = null;
   readonly unlockTable = new Map<string, UnlockRecord>();
+  /** Who revoked each IP (the `by` the data plane names in `unlock-revoked`). */
+  readonly revokedBy = new Map<string, string>();
   flowTable: FlowRecord[] = [];
   conntrackStats: Record<string, number> = { size: 0, capacity: 1024 };
   /** Number of set* calls, for "was it synced" checks. */
@@ -57,8 +59,9 @@ export class FakeDatapath implements DatapathApi {
     this.pushes++;
   }
   /** Removes `ip` from the unlock table. */
-  revoke(ip: string): Promise<UnlockRecord | null> {
+  revoke(ip: string, by = "operator"): Promise<UnlockRecord | null> {
     const u = this.unlockTable.get(ip) ?? null;
+    if (u !== null) this.revokedBy.set(ip, by);
     this.unlockTable.delete(ip);
     return Promise.resolve(u);
   }

@@ -250,12 +250,12 @@ export class Admission {
     this.unlocks.restore(records, nowMs);
   }
 
-  /** Ends the unlock of `ip`; returns what it was, or null. */
-  revoke(ip: string): UnlockRecord | null {
+  /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */
+  revoke(ip: string, by = "operator"): UnlockRecord | null {
     const n = parseIpv4(ip);
     if (n === null) return null;
     const info = this.unlocks.get(n);
-    if (!info || !this.unlocks.revoke(n, "operator")) return null;
+    if (!info || !this.unlocks.revoke(n, by)) return null;
     this.flush();
     return info;
   }

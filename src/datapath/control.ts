@@ -33,7 +33,8 @@ export interface DatapathApi {
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void;
   setUsers(users: KnockUser[]): void;
   setSettings(settings: DatapathSettings): void;
-  revoke(ip: string): Promise<UnlockRecord | null>;
+  /** Ends the unlock of `ip`; `by` (who asked) is named in the `unlock-revoked` event. */
+  revoke(ip: string, by?: string): Promise<UnlockRecord | null>;
   unlocks(): Promise<UnlockRecord[]>;
   flows(limit?: number): Promise<FlowRecord[]>;
   conntrack(): Promise<Record<string, number>>;
@@ -124,8 +125,8 @@ export class DatapathControl implements DatapathApi {
     this.#send({ type: "settings", settings });
   }
   /** Ends the unlock of `ip`; the removed record, or null when it was not unlocked. */
-  revoke(ip: string): Promise<UnlockRecord | null> {
-    return this.#ask((id) => ({ type: "revoke", ip, id }));
+  revoke(ip: string, by?: string): Promise<UnlockRecord | null> {
+    return this.#ask((id) => ({ type: "revoke", ip, id, by }));
   }
   /** The unlocked IPs. */
   unlocks(): Promise<UnlockRecord[]> {

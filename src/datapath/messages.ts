@@ -77,7 +77,7 @@ export type ToWorker =
   | { type: "rules"; forwards: PortForwardRule[]; openPorts: OpenPortsRule[] }
   | { type: "users"; users: KnockUser[] }
   | { type: "settings"; settings: DatapathSettings }
-  | { type: "revoke"; ip: string; id: number }
+  | { type: "revoke"; ip: string; id: number; by?: string }
   | { type: "query"; id: number; what: "unlocks" | "flows" | "conntrack"; limit?: number }
   | { type: "stop" };
 

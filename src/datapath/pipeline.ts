@@ -137,9 +137,9 @@ export class Pipeline implements PacketProcessor {
     this.admission.restoreUnlocks(records, nowMs);
   }
 
-  /** Ends the unlock of `ip`; returns what it was, or null. */
-  revoke(ip: string, _nowMs: number): UnlockRecord | null {
-    return this.admission.revoke(ip);
+  /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */
+  revoke(ip: string, _nowMs: number, by = "operator"): UnlockRecord | null {
+    return this.admission.revoke(ip, by);
   }
 
   /** Answers a status query. */

@@ -562,3 +562,13 @@ Deno.test("a forwarded packet gets back the hop the TUN cost; one to the applian
   );
   assert.equal(ttlOf(mgmt), 63);
 });
+
+Deno.test("a revoke names the user who asked in its unlock-revoked event", async () => {
+  const { p, events } = await setup();
+  await knock(p, CLIENT);
+  await p.housekeeping(T0);
+  assert.ok(p.revoke(CLIENT, T0, "otto"));
+  await p.housekeeping(T0);
+  const revoked = events.find((e) => e.type === "unlock-revoked");
+  assert.equal(revoked?.type === "unlock-revoked" ? revoked.by : undefined, "otto");
+});

@@ -34,7 +34,7 @@ function handle(m: ToWorker): void {
     case "settings":
       return pipeline.setSettings(m.settings);
     case "revoke":
-      return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now()) });
+      return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now(), m.by) });
     case "query":
       return post({ type: "reply", id: m.id, data: pipeline.query(m.what, m.limit ?? 1000) });
     case "stop":

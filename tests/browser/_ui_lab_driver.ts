@@ -4,8 +4,10 @@
  * (`{"event": ...}`) as it goes and reads commands from standard input:
  *
  *   signed-in -> forward-created -> ready (dashboard live) -> unlocked
- *   (the client IP appeared in the table) -> waits for "revoke" on stdin ->
- *   revoked (the row is gone) -> exits 0; on any failure {"event":"error"} and exit 1.
+ *   (the client IP appeared in the table) -> on "relabel": adds the rule
+ *   `aaa-label`, deletes `web` and prints flow-rules (the Rule column of
+ *   every tracked flow to the forward's port) -> on "revoke": revoked (the
+ *   row is gone) -> exits 0; on any failure {"event":"error"} and exit 1.
  *
  *   deno run -A tests/browser/_ui_lab_driver.ts --base http://192.0.2.1:8443 \
  *     --user admin --password ... --secret ... --client 203.0.113.10
@@ -104,6 +106,33 @@ async function createForward(page: Page, base: string): Promise<void> {
   await saveScreenshot(page, "ui-lab-rules");
 }
 
+/**
+ * Adds a rule named to sort first (every rule moves one place down) and
+ * deletes `web` (after the lab forward) through the forms; then reads the
+ * Rule column of the flows to the lab forward's public port from the
+ * dashboard.
+ */
+async function relabel(page: Page, base: string): Promise<string[]> {
+  await page.goto(`${base}/rules/forwards/new`);
+  await page.getByLabel("Name", { exact: true }).fill("aaa-label");
+  await page.getByLabel("Public port or range").fill("52241");
+  await page.getByLabel("Private IP").fill(LAB_FORWARD.address);
+  await page.getByLabel("Private port or range").fill("8081");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.waitForURL(`${base}/rules`);
+  page.once("dialog", (d) => d.accept());
+  await page.locator('tr[data-rule="web"]').getByRole("button", { name: "Delete" }).click();
+  await page.locator('tr[data-rule="web"]').waitFor({ state: "detached" });
+  await page.goto(`${base}/`);
+  await page.locator("#live-state", { hasText: "Live" }).waitFor();
+  const rows = page.locator("#flows tbody tr").filter({
+    has: page.locator('td[data-label="To"]', { hasText: `:${LAB_FORWARD.publicPort}` }),
+  });
+  await rows.first().waitFor();
+  await saveScreenshot(page, "ui-lab-dashboard-relabel");
+  return await rows.locator('td[data-label="Rule"]').allInnerTexts();
+}
+
 async function main(a: DriverArgs): Promise<number> {
   const { base, client } = a;
   const lines = stdinLines();
@@ -130,7 +159,12 @@ async function main(a: DriverArgs): Promise<number> {
     emit("unlocked", { text: await row.innerText() });
     await saveScreenshot(page, "ui-lab-dashboard-unlocked");
     for await (const line of lines) {
+      if (line === "relabel") {
+        emit("flow-rules", { rules: await relabel(page, base) });
+        continue;
+      }
       if (line !== "revoke") continue;
+      await page.goto(`${base}/`);
       await row.getByRole("button", { name: `Revoke ${client}` }).click();
       await row.waitFor({ state: "detached" });
       emit("revoked");

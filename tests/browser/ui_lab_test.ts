@@ -6,7 +6,9 @@
  * 192.0.2.12:8080) through the forms and watches the dashboard. The lab
  * client knocks with the CLI; the unlock must appear on the dashboard by the
  * event stream (well before its poll), the client must reach the server,
- * and after Revoke in the browser it must be locked out again.
+ * and after Revoke in the browser it must be locked out again. Between the
+ * two, the rule-label case: after a rule is added and another deleted in the
+ * UI, the dashboard's flows to the forward still name it.
  */
 import assert from "node:assert/strict";
 import { startLab } from "../../scripts/lab/appliance.ts";
@@ -130,6 +132,15 @@ Deno.test({
       );
       assert.match(await curl(lab, "client", url) ?? "", /hello from 192\.0\.2\.12:8080/);
       assert.match(await curl(lab, "client", `http://${LAB.wan}:52201/`) ?? "", /hello/);
+
+      await driver.write("relabel\n");
+      const labels = await waitEvent(driver, "flow-rules", 60_000);
+      const rules = labels.rules as string[];
+      console.log(
+        `flows to :${LAB_FORWARD.publicPort} after a rule added and one deleted: ${rules}`,
+      );
+      assert.ok(rules.length > 0, "the dashboard lists the forward's flow");
+      assert.deepEqual(new Set(rules), new Set([LAB_FORWARD.name]), "flows name their rule");
 
       await driver.write("revoke\n");
       await waitEvent(driver, "revoked", 30_000);

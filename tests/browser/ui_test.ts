@@ -5,8 +5,10 @@
  * from the page, code computed, verified), create a knock-enforcing forward
  * for that user, watch an unlock arrive live over the event stream and revoke
  * it, field errors beside their field, settings, secret rotation, deletion,
- * a phone-sized viewport without horizontal scrolling, and a screenshot of
- * every page in artifacts/screenshots/.
+ * two bad fields of a rule form shown at once, API tokens created, used and
+ * revoked, a phone-sized viewport without horizontal scrolling, and a
+ * screenshot of every page in artifacts/screenshots/. Every page and row is
+ * rendered by the server; the browser only swaps fragments (ui/static/kg.js).
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
@@ -254,7 +256,7 @@ Deno.test({
         });
         assert.ok(ap.datapath.users?.some((u) => u.user === "bob" && u.firstPort === 42001));
 
-        await page.getByRole("link", { name: "OK" }).click();
+        await page.getByRole("link", { name: "OK", exact: true }).click();
         await page.waitForURL(url("/users"));
         const row = page.locator('tr[data-user="bob"]');
         assert.match(await row.innerText(), /Active/);
@@ -396,6 +398,7 @@ Deno.test({
         await row.getByRole("button", { name: `Revoke ${CLIENT_IP}` }).click();
         await row.waitFor({ state: "detached" });
         assert.equal(ap.datapath.unlockTable.has(CLIENT_IP), false, "revoked in the data plane");
+        assert.equal(ap.datapath.revokedBy.get(CLIENT_IP), ap.admin.name, "audited as the user");
         await waitUntil(
           page,
           `document.getElementById("announcer").textContent.includes("Revoked")`,
@@ -468,6 +471,71 @@ Deno.test({
         await saveScreenshot(page, "ui-settings");
       });
 
+      await t.step("rules: two bad fields show both errors beside their fields", async () => {
+        await page.goto(url("/rules/forwards/new"));
+        await page.getByLabel("Name", { exact: true }).fill("two-bad");
+        await page.getByLabel("Public port or range").fill("70000");
+        await page.getByLabel("Private IP").fill("192.0.2.12");
+        await page.getByLabel("Private port or range").fill("9-x");
+        await page.getByRole("button", { name: "Apply" }).click();
+        const publicError = page.locator("#rule-public-error");
+        const privateError = page.locator("#rule-private-error");
+        await publicError.waitFor();
+        await privateError.waitFor();
+        assert.match(await publicError.innerText(), /70000 is out of range/);
+        assert.notEqual(await privateError.innerText(), "");
+        assert.equal(
+          await page.getByLabel("Public port or range").getAttribute("aria-invalid"),
+          "true",
+        );
+        assert.equal(
+          await page.getByLabel("Private port or range").getAttribute("aria-invalid"),
+          "true",
+        );
+        assert.match(
+          await page.locator("#rule-alert").innerText(),
+          /Please correct the 2 fields marked below/,
+        );
+        assert.equal(await js(page, "document.activeElement.id"), "rule-public");
+        // What was typed is kept.
+        assert.equal(await page.getByLabel("Name", { exact: true }).inputValue(), "two-bad");
+        await saveScreenshot(page, "ui-rule-two-errors");
+        assert.equal(ap.datapath.rules?.forwards.some((r) => r.name === "two-bad"), false);
+      });
+
+      await t.step("API tokens: create (shown once), list, use, revoke", async () => {
+        await page.getByRole("link", { name: "API tokens" }).click();
+        await page.waitForURL(url("/tokens"));
+        await checkStructure(page, "tokens");
+        assert.match(await page.locator("#tokens").innerText(), /No tokens/);
+        await page.getByLabel("Lifetime (days)").fill("7");
+        await page.getByRole("button", { name: "Create token" }).click();
+        const secretBox = page.getByLabel("New token");
+        await secretBox.waitFor();
+        const token = await secretBox.inputValue();
+        assert.match(token, /^\S{20,}$/);
+        const row = page.locator("#tokens tbody tr[data-token]");
+        assert.equal(await row.count(), 1);
+        await saveScreenshot(page, "ui-tokens-created");
+        const me = await fetch(url("/api/v1/auth/me"), {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        assert.equal(me.status, 200, "the new token works");
+        await me.body?.cancel();
+        await page.reload();
+        assert.equal(await page.getByLabel("New token").count(), 0, "shown only once");
+        assert.equal(await row.count(), 1);
+        page.once("dialog", (d) => d.accept());
+        await row.getByRole("button", { name: /Revoke/ }).click();
+        await row.waitFor({ state: "detached" });
+        assert.match(await page.locator("#tokens").innerText(), /No tokens/);
+        const after = await fetch(url("/api/v1/auth/me"), {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        assert.equal(after.status, 401, "a revoked token is refused");
+        await after.body?.cancel();
+      });
+
       await t.step("users: a new secret in the same two steps, then delete", async () => {
         await page.goto(url("/users"));
         await page.locator('tr[data-user="bob"]').getByRole("link", { name: "New secret" }).click();
@@ -506,6 +574,7 @@ Deno.test({
           ["/rules/open-ports/new", "open-ports-new"],
           ["/events", "events"],
           ["/settings", "settings"],
+          ["/tokens", "tokens"],
         ];
         for (const [path, name] of pages) {
           await page.goto(url(path));

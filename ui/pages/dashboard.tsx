@@ -1,7 +1,8 @@
 /**
  * The dashboard: clock health, summary figures, the unlocked IPs (live, with
- * Revoke), tracked flows, traffic counters and drop reasons. `dashboard.js`
- * refreshes it from the API when the event stream reports a change.
+ * Revoke), tracked flows, traffic counters and drop reasons. The whole of it
+ * is one fragment (`/fragments/dashboard`), fetched again by the browser when
+ * the live stream reports an unlock change, and every 10 s.
  */
 import type { FC } from "hono/jsx";
 import { Cell, DataTable, EmptyRow, Notice } from "../components.tsx";
@@ -14,7 +15,7 @@ import {
   summaryItems,
   UNLOCK_HEADERS,
   unlockCells,
-} from "../static/format.js";
+} from "../_format.js";
 
 /** What the dashboard shows. */
 export interface DashboardData {
@@ -22,7 +23,16 @@ export interface DashboardData {
   unlocks: Unlock[];
   flows: Flow[];
   canRevoke: boolean;
+  /** Focus the unlocks heading (after a revoke took the focused row away). */
+  focusUnlocks?: boolean;
+  /** A failure to show above the unlocks (a refused revoke). */
+  alert?: string;
 }
+
+/** Event types after which the dashboard is fetched again. */
+export const DASHBOARD_EVENTS = "knock-success unlock-expired unlock-revoked flow-admitted";
+/** Of those, the ones said aloud. */
+const SPOKEN_EVENTS = "knock-success unlock-expired unlock-revoked";
 
 /** How many flows the dashboard lists. */
 export const DASHBOARD_FLOWS = 20;
@@ -57,7 +67,14 @@ export const UnlockRow: FC<{ u: Unlock; now: number; canRevoke: boolean }> = (p)
       {cells.map((c) => <Cell key={c.label} label={c.label} class={c.cls}>{c.text}</Cell>)}
       {p.canRevoke && (
         <Cell label="Actions">
-          <button type="button" class="btn small danger" data-revoke={p.u.ip}>
+          <button
+            type="button"
+            class="btn small danger"
+            id={`revoke-${p.u.ip}`}
+            data-revoke={p.u.ip}
+            data-kg-post={`/unlocks/${encodeURIComponent(p.u.ip)}/revoke`}
+            data-kg-target="#dashboard"
+          >
             Revoke <span class="visually-hidden">{p.u.ip}</span>
           </button>
         </Cell>
@@ -97,16 +114,19 @@ const PairTable: FC<{ id: string; caption: string; head: [string, string]; rows:
 );
 
 /** The dashboard's content. */
-export const Dashboard: FC<DashboardData> = ({ status, unlocks, flows, canRevoke }) => {
+export const Dashboard: FC<DashboardData> = (
+  { status, unlocks, flows, canRevoke, focusUnlocks, alert },
+) => {
   const now = status.clock.now;
   const sorted = [...unlocks].sort((a, b) => b.unlockedAt - a.unlockedAt);
   const headers = canRevoke ? [...UNLOCK_HEADERS, "Actions"] : UNLOCK_HEADERS;
   return (
     <div
       id="dashboard"
-      data-now={String(now)}
-      data-can-revoke={canRevoke ? "1" : "0"}
-      data-clock={String(status.clock.synchronised)}
+      data-kg-src="/fragments/dashboard"
+      data-kg-events={DASHBOARD_EVENTS}
+      data-kg-speak={SPOKEN_EVENTS}
+      data-kg-poll="10000"
     >
       <ClockBanner clock={status.clock} />
       <section aria-labelledby="summary-h">
@@ -122,14 +142,22 @@ export const Dashboard: FC<DashboardData> = ({ status, unlocks, flows, canRevoke
       </section>
       <section class="card" aria-labelledby="unlocks-h">
         <div class="section-head">
-          <h2 id="unlocks-h">Unlocked IPs</h2>
-          <span class="pill muted" id="live-state">Connecting…</span>
+          <h2
+            id="unlocks-h"
+            tabindex={focusUnlocks ? -1 : undefined}
+            data-kg-focus={focusUnlocks ? "" : undefined}
+          >
+            Unlocked IPs
+          </h2>
+          <span class="pill muted" id="live-state" data-kg-live>Connecting…</span>
         </div>
         <p class="hint">
           Source addresses that completed a knock sequence. New connections from them reach the
           rules that enforce port knocking until the unlock expires or is revoked.
         </p>
-        <div class="alert error" id="unlocks-alert" role="alert" hidden></div>
+        <div class="alert error" id="unlocks-alert" role="alert" data-form-error hidden={!alert}>
+          {alert}
+        </div>
         <DataTable
           id="unlocks"
           caption="Unlocked IPs"

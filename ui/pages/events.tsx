@@ -1,11 +1,12 @@
 /**
- * Recent appliance events, newest first, filtered by type and text; new
- * events arrive live through the API's event stream (`events.js`).
+ * Recent appliance events, newest first, filtered by type and text. The
+ * table is a fragment (`/fragments/events?type=&q=`), fetched again when the
+ * filters change and whenever the live stream reports an event.
  */
 import type { FC } from "hono/jsx";
 import { Cell, type Choice, DataTable, EmptyRow, SelectField, TextField } from "../components.tsx";
 import type { EventView } from "../_types.ts";
-import { EVENT_HEADERS, eventCells } from "../static/format.js";
+import { EVENT_HEADERS, eventCells } from "../_format.js";
 
 /** How many events the page keeps. */
 export const EVENTS_SHOWN = 300;
@@ -24,11 +25,37 @@ export const EventRow: FC<{ e: EventView }> = ({ e }) => {
 /** Props of the events page. */
 export interface EventsProps {
   events: EventView[];
-  lastSeq: number;
   types: readonly string[];
   type: string;
   query: string;
 }
+
+/** The count and the table: the fragment the filters and the live stream fetch. */
+export const EventsTable: FC<EventsProps> = (p) => {
+  const newest = [...p.events].reverse();
+  const q = new URLSearchParams({ type: p.type, q: p.query }).toString();
+  return (
+    <div
+      id="events-region"
+      data-kg-src={`/fragments/events?${q}`}
+      data-kg-events={p.types.join(" ")}
+    >
+      <p class="muted" id="event-count">
+        {newest.length} event{newest.length === 1 ? "" : "s"}
+      </p>
+      <DataTable
+        id="events"
+        caption="Recent events, newest first"
+        captionHidden
+        headers={EVENT_HEADERS}
+      >
+        {newest.length === 0
+          ? <EmptyRow span={EVENT_HEADERS.length} text="No events match." />
+          : newest.map((e) => <EventRow key={e.seq} e={e} />)}
+      </DataTable>
+    </div>
+  );
+};
 
 /** The filter form and the event table. */
 export const EventsPage: FC<EventsProps> = (p) => {
@@ -36,10 +63,17 @@ export const EventsPage: FC<EventsProps> = (p) => {
     { value: "", label: "All types" },
     ...p.types.map((t) => ({ value: t, label: t })),
   ];
-  const newest = [...p.events].reverse();
   return (
     <>
-      <form id="event-filter" class="card form filters" method="get" action="/events" role="search">
+      <form
+        id="event-filter"
+        class="card form filters"
+        method="get"
+        action="/events"
+        role="search"
+        data-kg-filter
+        data-kg-target="#events-region"
+      >
         <SelectField id="filter-type" field="type" label="Type" choices={choices} value={p.type} />
         <TextField
           id="filter-text"
@@ -53,28 +87,9 @@ export const EventsPage: FC<EventsProps> = (p) => {
         </div>
       </form>
       <div class="section-head">
-        <p class="muted" id="event-count">
-          {newest.length} event{newest.length === 1 ? "" : "s"}
-        </p>
-        <span class="pill muted" id="live-state">Connecting…</span>
+        <span class="pill muted" id="live-state" data-kg-live>Connecting…</span>
       </div>
-      <DataTable
-        id="events"
-        caption="Recent events, newest first"
-        captionHidden
-        headers={EVENT_HEADERS}
-      >
-        {newest.length === 0
-          ? <EmptyRow span={EVENT_HEADERS.length} text="No events match." />
-          : newest.map((e) => <EventRow key={e.seq} e={e} />)}
-      </DataTable>
-      <div
-        hidden
-        id="events-meta"
-        data-last-seq={String(p.lastSeq)}
-        data-max={String(EVENTS_SHOWN)}
-      >
-      </div>
+      <EventsTable {...p} />
     </>
   );
 };

@@ -1,8 +1,9 @@
 /**
  * Rules: port forwards (public port or range to a LAN server's port or
  * range) and open-ports rules (ports forwarded unchanged to one LAN host),
- * each optionally enforcing port knocking for chosen users. `rules.js`
- * saves and deletes through the API and puts its errors next to the fields.
+ * each optionally enforcing port knocking for chosen users. The forms post
+ * to their own page; a refused one comes back with every problem beside its
+ * field. Delete answers with the list again.
  */
 import type { FC, PropsWithChildren } from "hono/jsx";
 import {
@@ -13,12 +14,13 @@ import {
   DataTable,
   EmptyRow,
   FormAlert,
+  HiddenField,
   Pill,
   SelectField,
   TextField,
 } from "../components.tsx";
 import type { Forward, OpenPorts } from "../_types.ts";
-import { formatPortList, formatPortRange } from "../static/format.js";
+import { formatPortList, formatPortRange } from "../_format.js";
 
 const PROTOCOLS: Choice[] = [
   { value: "tcp", label: "TCP" },
@@ -48,7 +50,15 @@ const RowActions: FC<{ kind: "forwards" | "open-ports"; name: string }> = ({ kin
     <a class="btn small secondary" href={`/rules/${kind}/${encodeURIComponent(name)}/edit`}>
       Edit <span class="visually-hidden">{name}</span>
     </a>
-    <button type="button" class="btn small danger" data-delete-rule={name} data-kind={kind}>
+    <button
+      type="button"
+      class="btn small danger"
+      data-delete-rule={name}
+      data-kind={kind}
+      data-kg-post={`/rules/${kind}/${encodeURIComponent(name)}/delete`}
+      data-kg-confirm={`Delete rule "${name}"? Connections it admitted are not cut.`}
+      data-kg-target="#rules-list"
+    >
       Delete <span class="visually-hidden">{name}</span>
     </button>
   </Cell>
@@ -59,6 +69,8 @@ export interface RulesListProps {
   forwards: Forward[];
   openPorts: OpenPorts[];
   canEdit: boolean;
+  /** A failure to show above the tables (a refused delete). */
+  alert?: string;
 }
 
 /** Both rule tables. */
@@ -67,8 +79,10 @@ export const RulesList: FC<RulesListProps> = (p) => {
   const openHead = ["Name", "Status", "Private host", "Ports", "Port knocking"];
   const more = ["Users", ...(p.canEdit ? ["Actions"] : [])];
   return (
-    <>
-      <div class="alert error" id="rules-alert" role="alert" hidden></div>
+    <div id="rules-list">
+      <div class="alert error" id="rules-alert" role="alert" data-form-error hidden={!p.alert}>
+        {p.alert}
+      </div>
       <section class="card" aria-labelledby="fwd-h">
         <div class="section-head">
           <h2 id="fwd-h">Port forwarding</h2>
@@ -148,7 +162,7 @@ export const RulesList: FC<RulesListProps> = (p) => {
             ))}
         </DataTable>
       </section>
-    </>
+    </div>
   );
 };
 
@@ -171,6 +185,7 @@ const KnockFields: FC<{ enforce: boolean; users: readonly RuleUser[]; listed: st
       label="Enforce port knocking"
       hint="New connections are admitted only from source IPs unlocked by a knock."
       checked={p.enforce}
+      enables="#rule-users input"
     />
     <CheckGroup
       id="rule-users"
@@ -201,10 +216,12 @@ const RuleForm: FC<
     id="rule-form"
     class="card form"
     novalidate
+    method="post"
+    action={rule ? `/rules/${kind}/${encodeURIComponent(rule.name)}/edit` : `/rules/${kind}/new`}
+    data-kg-form
     data-kind={kind}
-    data-name={rule?.name}
-    data-version={rule ? String(rule.version) : undefined}
   >
+    {rule && <HiddenField name="version" value={String(rule.version)} />}
     <FormAlert id="rule-alert" />
     <fieldset class="group-plain">
       <legend>Profile</legend>

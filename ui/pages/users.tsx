@@ -1,9 +1,12 @@
 /**
  * Users: the list, the "Add user" form followed by the TOTP enrolment (QR
  * code, secret, otpauth URI, then a code to verify, as on the router), the
- * edit form and the secret rotation page. `users.js` drives the forms.
+ * edit form and the secret rotation page. A saved new user is answered with
+ * the enrolment panel in place of the form; the verification form is
+ * answered with itself (problems) or the confirmation.
  */
 import type { FC } from "hono/jsx";
+import { raw } from "hono/html";
 import {
   Cell,
   CheckField,
@@ -12,11 +15,19 @@ import {
   DataTable,
   EmptyRow,
   FormAlert,
+  HiddenField,
   Pill,
   SelectField,
   TextField,
 } from "../components.tsx";
 import type { User } from "../_types.ts";
+
+/** What a phone authenticator needs to enrol (as the API returns it once). */
+export interface Enrollment {
+  secret: string;
+  otpauthUri: string;
+  qrSvg: string;
+}
 
 const ROLE_CHOICES: Choice[] = [
   { value: "administrator", label: "Administrator" },
@@ -59,12 +70,14 @@ export function allowedText(rules: readonly string[]): string {
 }
 
 /** The users table. */
-export const UsersList: FC<{ users: User[]; me: string }> = (p) => (
-  <>
+export const UsersList: FC<{ users: User[]; me: string; alert?: string }> = (p) => (
+  <div id="users-list">
     <div class="toolbar">
       <a class="btn primary" href="/users/new">Add user</a>
     </div>
-    <div class="alert error" id="users-alert" role="alert" hidden></div>
+    <div class="alert error" id="users-alert" role="alert" data-form-error hidden={!p.alert}>
+      {p.alert}
+    </div>
     <DataTable
       id="users"
       caption="Users"
@@ -91,7 +104,14 @@ export const UsersList: FC<{ users: User[]; me: string }> = (p) => (
                 <span class="visually-hidden">for {u.name}</span>
               </a>
               {u.name !== p.me && (
-                <button type="button" class="btn small danger" data-delete-user={u.name}>
+                <button
+                  type="button"
+                  class="btn small danger"
+                  data-delete-user={u.name}
+                  data-kg-post={`/users/${encodeURIComponent(u.name)}/delete`}
+                  data-kg-confirm={`Delete user "${u.name}"? Their sessions end and their unlocks are revoked.`}
+                  data-kg-target="#users-list"
+                >
                   Delete <span class="visually-hidden">{u.name}</span>
                 </button>
               )}
@@ -99,14 +119,63 @@ export const UsersList: FC<{ users: User[]; me: string }> = (p) => (
           </tr>
         ))}
     </DataTable>
-  </>
+  </div>
 );
 
-/** The TOTP enrolment step: hidden until the API returned a secret to verify. */
-export const EnrollmentPanel: FC<{ user?: string; back: string }> = ({ user, back }) => (
-  <section class="card enroll" id="enroll" aria-labelledby="enroll-h" hidden data-user={user}>
-    <h2 id="enroll-h" tabindex={-1}>
-      Set up the authenticator for <span data-enroll-user>{user ?? ""}</span>
+/** The API's QR code as inline SVG (our own API's output; anything else is dropped). */
+function qrMarkup(svg: string): string {
+  const at = svg.indexOf("<svg");
+  const body = at < 0 ? "" : svg.slice(at);
+  if (!/^<svg[\s>]/.test(body) || /<(script|foreignObject)|\son\w+=/i.test(body)) return "";
+  return body.replace(/^<svg/, '<svg aria-hidden="true" focusable="false"');
+}
+
+/** The verification form of an enrolment (answered with itself or `VerifyDone`). */
+export const VerifyForm: FC<{ user: string }> = ({ user }) => (
+  <form
+    id="verify-form"
+    class="form inline-form"
+    novalidate
+    method="post"
+    action={`/users/${encodeURIComponent(user)}/verify`}
+    data-kg-form
+  >
+    <FormAlert id="verify-alert" />
+    <TextField
+      id="enroll-code"
+      field="code"
+      label="Validation code"
+      hint="The 6 digits from the authenticator"
+      inputmode="numeric"
+      autocomplete="one-time-code"
+      maxlength={6}
+      class="code"
+    />
+    <div class="actions">
+      <button type="submit" class="btn primary">Verify</button>
+    </div>
+  </form>
+);
+
+/** The confirmation after a verified code. */
+export const VerifyDone: FC<{ user: string; back: string }> = ({ user, back }) => (
+  <div class="alert ok" id="verify-ok" role="status" tabindex={-1} data-kg-focus>
+    <p>
+      <strong>Verify successfully.</strong> User {user} is active with this secret.
+    </p>
+    <p>
+      <a href={back} class="btn small primary" id="verify-done">OK</a>
+    </p>
+  </div>
+);
+
+/** The TOTP enrolment step for a secret the API has just returned. */
+export const EnrollmentPanel: FC<{ user: string; back: string; enrollment: Enrollment }> = (
+  { user, back, enrollment },
+) => (
+  <section class="card enroll" id="enroll" aria-labelledby="enroll-h" data-user={user}>
+    <h2 id="enroll-h" tabindex={-1} data-kg-focus>
+      Set up the authenticator for <span data-enroll-user>{user}</span>
     </h2>
     <ol class="steps">
       <li>
@@ -115,12 +184,14 @@ export const EnrollmentPanel: FC<{ user?: string; back: string }> = ({ user, bac
       <li>Enter the 6-digit code the app shows and select Verify.</li>
     </ol>
     <div class="enroll-grid">
-      <div class="qr" id="enroll-qr" role="img" aria-label="QR code of the TOTP secret"></div>
+      <div class="qr" id="enroll-qr" role="img" aria-label="QR code of the TOTP secret">
+        {raw(qrMarkup(enrollment.qrSvg))}
+      </div>
       <div class="enroll-text">
         <div class="field">
           <label for="enroll-secret">TOTP secret</label>
           <div class="copy-row">
-            <input id="enroll-secret" class="mono" readonly />
+            <input id="enroll-secret" class="mono" readonly value={enrollment.secret} />
             <button type="button" class="btn small secondary" data-copy="enroll-secret">
               Copy <span class="visually-hidden">secret</span>
             </button>
@@ -129,7 +200,7 @@ export const EnrollmentPanel: FC<{ user?: string; back: string }> = ({ user, bac
         <div class="field">
           <label for="enroll-uri">otpauth URI</label>
           <div class="copy-row">
-            <input id="enroll-uri" class="mono" readonly />
+            <input id="enroll-uri" class="mono" readonly value={enrollment.otpauthUri} />
             <button type="button" class="btn small secondary" data-copy="enroll-uri">
               Copy <span class="visually-hidden">URI</span>
             </button>
@@ -137,31 +208,20 @@ export const EnrollmentPanel: FC<{ user?: string; back: string }> = ({ user, bac
         </div>
       </div>
     </div>
-    <form id="verify-form" class="form inline-form" novalidate>
-      <FormAlert id="verify-alert" />
-      <TextField
-        id="enroll-code"
-        field="code"
-        label="Validation code"
-        hint="The 6 digits from the authenticator"
-        inputmode="numeric"
-        autocomplete="one-time-code"
-        maxlength={6}
-        class="code"
-      />
-      <div class="actions">
-        <button type="submit" class="btn primary">Verify</button>
-      </div>
-    </form>
-    <div class="alert ok" id="verify-ok" role="status" tabindex={-1} hidden>
-      <p>
-        <strong>Verify successfully.</strong> <span data-verify-text></span>
-      </p>
-      <p>
-        <a href={back} class="btn small primary" id="verify-done">OK</a>
-      </p>
-    </div>
+    <VerifyForm user={user} />
+    <p class="muted small">
+      Not verified yet? <a href={back}>Leave</a>; the user stays inactive until a code is verified.
+    </p>
   </section>
+);
+
+/** Where the enrolment panel goes on the rotation page (empty until a secret is made). */
+export const EnrollmentSlot: FC<{ alert?: string }> = ({ alert }) => (
+  <div id="enroll">
+    <div class="alert error" id="rotate-alert" role="alert" data-form-error hidden={!alert}>
+      {alert}
+    </div>
+  </div>
 );
 
 /** Props of the user form. */
@@ -182,10 +242,13 @@ export const UserForm: FC<UserFormProps> = ({ user, rules }) => {
       id="user-form"
       class="card form"
       novalidate
+      method="post"
+      action={editing ? `/users/${encodeURIComponent(user.name)}/edit` : "/users/new"}
+      data-kg-form
+      data-kg-target={editing ? undefined : "#user-new"}
       data-mode={editing ? "edit" : "new"}
-      data-user={user?.name}
-      data-version={user ? String(user.version) : undefined}
     >
+      {editing && <HiddenField name="version" value={String(user.version)} />}
       <FormAlert id="user-alert" />
       <fieldset class="group-plain">
         <legend>Account</legend>
@@ -229,6 +292,7 @@ export const UserForm: FC<UserFormProps> = ({ user, rules }) => {
           field="knock.enabled"
           label="Enable port knocking for this user"
           checked={knock.enabled}
+          enables="#knock-first-port, #knock-length, #knock-transport"
         />
         <div class="row">
           <TextField
@@ -262,7 +326,7 @@ export const UserForm: FC<UserFormProps> = ({ user, rules }) => {
         legend="Allowed rules"
         hint="The rules this user's knock unlocks. All rules includes rules added later."
         choices={[
-          { value: "*", label: "All rules" },
+          { value: "*", label: "All rules", exclusive: true },
           ...rules.map((r) => ({ value: r, label: r })),
         ]}
         checked={allowed}
@@ -294,14 +358,19 @@ export const MfaRotation: FC<{ user: User; back: string }> = ({ user, back }) =>
             finish the enrollment.
           </p>
         )}
-      <div class="alert error" id="rotate-alert" role="alert" hidden></div>
       <div class="actions">
-        <button type="button" class="btn primary" id="rotate-btn" data-user={user.name}>
+        <button
+          type="button"
+          class="btn primary"
+          id="rotate-btn"
+          data-kg-post={`/users/${encodeURIComponent(user.name)}/rotate`}
+          data-kg-target="#enroll"
+        >
           Generate new secret
         </button>
         <a href={back} class="btn secondary">Cancel</a>
       </div>
     </div>
-    <EnrollmentPanel user={user.name} back={back} />
+    <EnrollmentSlot />
   </>
 );

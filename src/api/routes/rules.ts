@@ -213,6 +213,35 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
       }, 200);
     },
   );
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/rules/users",
+      tags: ["rules"],
+      summary: "The users a rule may name (for operators, who may not list users)",
+      middleware: writers,
+      security: SIGNED_IN,
+      responses: {
+        200: jsonResponse(
+          z.object({
+            users: z.array(z.object({
+              name: z.string(),
+              knocking: z.boolean().openapi({ description: "Knock enabled and TOTP enrolled" }),
+            })),
+          }),
+          "Users",
+        ),
+        ...errors(401, 403),
+      },
+    }),
+    async (c) => {
+      const users = (await deps.store.users.listUsers()).map((u) => ({
+        name: u.name,
+        knocking: u.knock.enabled && u.mfa.enrolled,
+      }));
+      return c.json({ users }, 200);
+    },
+  );
   mountKind(app, deps, {
     path: "/rules/forwards",
     store: "forward",

@@ -197,3 +197,16 @@ Deno.test("rules: viewers read, operators write, strangers get 401", async () =>
     assert.equal((await h.anon.json("POST", "/api/v1/rules/forwards", { body: ssh })).status, 401);
   });
 });
+
+Deno.test("rules: operators read the users a rule may name; viewers may not", async () => {
+  await withApi(async (h) => {
+    const op = await h.userClient("otto", "operator");
+    const viewer = await h.userClient("vic", "viewer");
+    const r = await op.json("GET", "/api/v1/rules/users");
+    assert.equal(r.status, 200);
+    const users = (r.body as { users: { name: string; knocking: boolean }[] }).users;
+    assert.deepEqual(users.find((u) => u.name === "alice"), { name: "alice", knocking: true });
+    assert.equal(users.find((u) => u.name === "vic")?.knocking, false);
+    assert.equal((await viewer.json("GET", "/api/v1/rules/users")).status, 403);
+  });
+});

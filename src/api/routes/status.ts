@@ -6,7 +6,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { snapshotCounters } from "../../datapath/counters.ts";
 import type { ClockHealth } from "../../host/clock_health.ts";
 import { parseIpv4 } from "../../packet/address.ts";
-import { ANY_ROLE, requireRole } from "../auth.ts";
+import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { errors, jsonResponse, newRouter, SIGNED_IN } from "../_router.ts";
 import { FlowSchema, StatusSchema, UnlockSchema } from "../schemas.ts";
@@ -100,7 +100,7 @@ export function statusRouter(
   app.openapi(unlocks, async (c) => c.json({ unlocks: await deps.datapath.unlocks() }, 200));
   app.openapi(revoke, async (c) => {
     const { ip } = c.req.valid("param");
-    const removed = await deps.datapath.revoke(ip);
+    const removed = await deps.datapath.revoke(ip, authOf(c).user.name);
     if (removed === null) throw notFound(`${ip} is not unlocked`);
     await deps.store.unlocks.removeUnlock(ip);
     return c.json({ unlock: removed }, 200);

@@ -40,6 +40,8 @@ Deno.test("status: unlocks list and revoke", async () => {
     const del = await op.json("DELETE", "/api/v1/status/unlocks/203.0.113.10");
     assert.equal(del.status, 200);
     assert.deepEqual(del.body, { unlock: u });
+    // The audit names who revoked it, not a role.
+    assert.equal(h.datapath.revokedBy.get("203.0.113.10"), "otto");
     assert.deepEqual(await h.store.unlocks.listUnlocks(), []);
     const again = await op.json("DELETE", "/api/v1/status/unlocks/203.0.113.10");
     assert.equal(again.status, 404);

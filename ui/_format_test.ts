@@ -14,7 +14,7 @@ import {
   parsePortList,
   parsePortRange,
   unlockCells,
-} from "./format.js";
+} from "./_format.js";
 
 Deno.test("format: bytes, counts, durations, times", () => {
   assert.equal(formatBytes(0), "0 B");

@@ -1,9 +1,8 @@
 // @ts-check
 /**
- * Formatting shared by the server-rendered pages and the browser scripts
- * (the server imports this file, the browser loads it from /static/), so a
- * row looks the same whether it was rendered first or refreshed live.
- * No DOM and no Deno APIs here.
+ * Formatting of the server-rendered pages and fragments: sizes, times, port
+ * ranges (and their parsing from form text), table cells, event summaries.
+ * Plain JavaScript with JSDoc types, no DOM and no Deno APIs.
  */
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
