@@ -479,23 +479,8 @@ function managementProblems(
   });
 }
 
-/**
- * Users: rule `users` must name existing users; an enabled user's first knock
- * port must be its own (not another user's, not a rule's public port on any
- * transport, not the management port). The verifier would only take a
- * packet of the user's own transport as a knock, so a UDP-only first port on
- * a TCP-only forward would work today; it is refused anyway, since the
- * forward's reachability would then hang on a detail of the verifier and the
- * same port number in two places reads as a mistake.
- */
-function userProblems(
-  out: Problems,
-  c: ConfigCandidate,
-  users: readonly KnockClaim[],
-  claims: Claim[],
-  owners: PortOwners,
-  managementPort: number | null,
-): void {
+/** Rule `users` must name existing users. */
+function ruleUserProblems(out: Problems, c: ConfigCandidate, users: readonly KnockClaim[]): void {
   const names = new Set(users.map((u) => u.name));
   for (const { subject, rule } of ruleSubjects(c)) {
     if (!Array.isArray(rule.users)) continue;
@@ -505,6 +490,24 @@ function userProblems(
       }
     });
   }
+}
+
+/**
+ * An enabled user's first knock
+ * port must be its own (not another user's, not a rule's public port on any
+ * transport, not the management port). The verifier would only take a
+ * packet of the user's own transport as a knock, so a UDP-only first port on
+ * a TCP-only forward would work today; it is refused anyway, since the
+ * forward's reachability would then hang on a detail of the verifier and the
+ * same port number in two places reads as a mistake.
+ */
+function knockPortProblems(
+  out: Problems,
+  users: readonly KnockClaim[],
+  claims: Claim[],
+  owners: PortOwners,
+  managementPort: number | null,
+): void {
   const firstPorts = new Map<number, number>();
   users.forEach((u, index) => {
     if (!u.enabled) return;
@@ -575,6 +578,7 @@ export function validateConfig(c: ConfigCandidate): ConfigProblem[] {
   duplicateNameProblems(out, c);
   const lan = c.network ? lanOf(out, c.network) : null;
   if (c.network && lan) addressProblems(out, c, c.network, lan);
+  if (c.users) ruleUserProblems(out, c, c.users);
   // Port clashes only mean something once every range is well formed.
   if (!shapeOk) return out.list;
   const claims = claimsOf(c);
@@ -583,7 +587,7 @@ export function validateConfig(c: ConfigCandidate): ConfigProblem[] {
   if (mgmt !== null && Number.isInteger(mgmt) && mgmt >= 1 && mgmt <= 65535) {
     managementProblems(out, claims, owners, mgmt);
   }
-  if (c.users) userProblems(out, c, c.users, claims, owners, mgmt);
+  if (c.users) knockPortProblems(out, c.users, claims, owners, mgmt);
   return out.list;
 }
 

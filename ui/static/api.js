@@ -127,13 +127,13 @@ export async function busy(button, work) {
 
 /**
  * The error slot for an API field path, trying shorter paths
- * (`ports.0.ports.start` -> `ports.0.ports` -> `ports.0` -> `ports`).
+ * (`ports[0].ports.start` -> `ports.0.ports` -> `ports.0` -> `ports`).
  * @param {ParentNode} root
  * @param {string} field
  * @returns {HTMLElement | null}
  */
 export function errorSlot(root, field) {
-  const parts = field.split(".");
+  const parts = field.replace(/\[(\d+)\]/g, ".$1").split(".");
   while (parts.length > 0) {
     const name = parts.join(".");
     const slot = root.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
