@@ -299,20 +299,21 @@ function ruleSubjects(c: ConfigCandidate): {
   ];
 }
 
+/** The claims of enabled rules, leaving out malformed ones (their shape problem is reported). */
 function claimsOf(c: ConfigCandidate): Claim[] {
   const claims: Claim[] = [];
+  const claim = (cl: Claim) => {
+    if (protocolProblem(cl.protocol) === null && checkPortRange(cl.ports ?? {}, "") === null) {
+      claims.push(cl);
+    }
+  };
   for (const { subject, rule } of ruleSubjects(c)) {
-    if (!rule.enabled) continue;
+    if (rule.enabled !== true) continue;
     if ("publicPorts" in rule) {
-      claims.push({
-        subject,
-        field: "publicPorts",
-        protocol: rule.protocol,
-        ports: rule.publicPorts,
-      });
-    } else {
+      claim({ subject, field: "publicPorts", protocol: rule.protocol, ports: rule.publicPorts });
+    } else if (Array.isArray(rule.ports)) {
       rule.ports.forEach((p, i) => {
-        claims.push({ subject, field: `ports[${i}].ports`, protocol: p.protocol, ports: p.ports });
+        claim({ subject, field: `ports[${i}].ports`, protocol: p?.protocol, ports: p?.ports });
       });
     }
   }
@@ -566,7 +567,8 @@ function knockPortProblems(
 /**
  * Every problem of a candidate configuration: each rule's own shape (names,
  * protocols, ports, widths, addresses, users), names used twice, public
- * ports claimed twice on one transport by enabled rules; with `network`, the
+ * ports claimed twice on one transport by enabled rules (well-formed claims
+ * only, so a bad range does not hide another rule's clash); with `network`, the
  * private addresses against the addressing and the management port against
  * the rules; with `users`, rule users that do not exist and first knock
  * ports claimed twice. An empty array means the set is good.
@@ -574,13 +576,10 @@ function knockPortProblems(
 export function validateConfig(c: ConfigCandidate): ConfigProblem[] {
   const out = new Problems();
   for (const { subject, rule } of ruleSubjects(c)) ruleShapeProblems(out, subject, rule);
-  const shapeOk = out.list.length === 0;
   duplicateNameProblems(out, c);
   const lan = c.network ? lanOf(out, c.network) : null;
   if (c.network && lan) addressProblems(out, c, c.network, lan);
   if (c.users) ruleUserProblems(out, c, c.users);
-  // Port clashes only mean something once every range is well formed.
-  if (!shapeOk) return out.list;
   const claims = claimsOf(c);
   const owners = overlapProblems(out, claims);
   const mgmt = c.network?.managementPort ?? null;

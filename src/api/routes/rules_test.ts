@@ -260,10 +260,10 @@ Deno.test("rules: every clash is a 4xx naming the field and the clash", async ()
         users: ["ghost"],
       },
     });
-    assert.equal(many.status, 422);
+    assert.equal(many.status, 409);
     assert.deepEqual(
       (many.body as ErrorJson).problems!.map((p) => p.field).sort(),
-      ["privateAddress", "privatePorts", "users[0]"],
+      ["privateAddress", "privatePorts", "publicPorts", "users[0]"],
     );
     const many2 = await admin.json("POST", "/api/v1/rules/forwards", {
       body: { ...ssh, publicPorts: at(41001), privateAddress: "198.51.100.1", users: ["ghost"] },
