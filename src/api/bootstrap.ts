@@ -37,6 +37,7 @@ export function networkLayout(config: Config): NetworkLayout {
     lanAddress: config.lan.address,
     lanNetwork: config.lan.network,
     managementPort: config.management.port,
+    managementWanAccess: config.management.wanAccess,
   };
 }
 

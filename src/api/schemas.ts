@@ -165,6 +165,9 @@ export const PortRangeSchema = z.strictObject({
 }).openapi("PortRange", { example: { start: 52201, end: 52201 } });
 
 const protocol = z.enum(["tcp", "udp", "both"]);
+/** A dotted quad; the message repeats the value, as an operator reads it next to the field. */
+const ipv4 = () =>
+  z.ipv4({ error: (iss) => `private address ${JSON.stringify(iss.input)} is not an IPv4 address` });
 const ruleName = z.string().openapi({ example: "web" });
 const ruleUsers = z.array(z.string().min(1).max(64)).max(256)
   .openapi({ description: "When non-empty, only these users' unlocks admit" });
@@ -175,7 +178,7 @@ export const ForwardInputSchema = z.strictObject({
   enabled: z.boolean().default(true),
   protocol: protocol.default("tcp"),
   publicPorts: PortRangeSchema,
-  privateAddress: z.ipv4().openapi({ example: "192.0.2.12" }),
+  privateAddress: ipv4().openapi({ example: "192.0.2.12" }),
   privatePorts: PortRangeSchema.optional().openapi({ description: "Default: publicPorts" }),
   enforceKnock: z.boolean().default(true),
   users: ruleUsers.default([]),
@@ -206,7 +209,7 @@ const openPortEntry = z.strictObject({ protocol: protocol.default("tcp"), ports:
 export const OpenPortsInputSchema = z.strictObject({
   name: ruleName,
   enabled: z.boolean().default(true),
-  privateAddress: z.ipv4().openapi({ example: "192.0.2.25" }),
+  privateAddress: ipv4().openapi({ example: "192.0.2.25" }),
   ports: z.array(openPortEntry).min(1).max(64),
   enforceKnock: z.boolean().default(true),
   users: ruleUsers.default([]),

@@ -118,7 +118,7 @@ export async function loadDatapathState(store: Store, config: Config): Promise<D
     openPorts: stored.flatMap((r) => r.kind === "open" ? [r.rule] : []),
     users: all.map((u) => ({ name: u.name, ...u.knock })),
     network: networkLayout(config),
-  }).filter((p) => !p.mirror);
+  }).filter((p) => !p.mirror && p.code !== "unknown-user"); // a deleted user's rules admit nobody
   if (problems.length > 0) throw new InvalidConfigError(problems.map((p) => p.message));
   const active = all.filter(knockActive);
   const users: KnockUser[] = [];

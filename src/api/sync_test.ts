@@ -175,13 +175,14 @@ Deno.test("sync: an invalid stored set (an older release's) is refused, every pr
       assert.ok(e instanceof InvalidConfigError);
       assert.deepEqual(e.problems, [
         'Cannot parse rule "loop": private address "127.0.0.1" is not a unicast host address',
+        'user "alice": first knock port 41001 is a public tcp port of rule "loop"',
       ]);
       return true;
     });
     const dp = new FakeDatapath();
     await assert.rejects(syncDatapath(store, dp, defaultConfig()), /rule "loop"/);
     assert.equal(dp.pushes, 0);
-    // With the address fixed, the first knock port clash is what remains.
+    // With another bad address: both problems again, each named.
     await store.kv.set(["rules", "byName", "loop"], {
       kind: "forward",
       rule: { ...rule, privateAddress: "192.0.2.1" },

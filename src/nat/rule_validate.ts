@@ -103,8 +103,13 @@ export interface NetworkLayout {
   lanAddress: string;
   /** The LAN network, `a.b.c.d/n`. */
   lanNetwork: string;
-  /** TCP port of the management API on the WAN and LAN addresses. */
+  /**
+   * TCP port of the management API. The data plane takes every WAN TCP packet
+   * to it for the management API, so no forward may claim it.
+   */
   managementPort: number;
+  /** `knock`: reachable from the WAN after a knock (a first knock port on it would eat it). */
+  managementWanAccess: "knock" | "never";
 }
 
 /** A configuration to validate; without `users` or `network` those checks are skipped. */
@@ -135,6 +140,13 @@ export interface ConfigProblem {
   clash?: string;
   /** The other party's subject, for a clash with another rule, user or the network layout. */
   other?: ProblemSubject;
+  /**
+   * `unknown-user`: a rule names a user that does not exist. Refused when the
+   * rule is written; left behind when the user is deleted, since the rule then
+   * admits nobody by that name (never everyone), so deleting a user is not
+   * blocked by the rules that name them.
+   */
+  code?: "unknown-user";
   /**
    * True on the second report of a clash, from the other party's side (every
    * clash is reported on both, so a writer of either finds it on its own
@@ -488,6 +500,7 @@ function ruleUserProblems(out: Problems, c: ConfigCandidate, users: readonly Kno
     rule.users.forEach((name, i) => {
       if (typeof name === "string" && name !== "" && !names.has(name)) {
         out.own(subject, `users[${i}]`, `user "${name}" does not exist`, `user "${name}"`);
+        out.list[out.list.length - 1].code = "unknown-user";
       }
     });
   }
@@ -495,12 +508,13 @@ function ruleUserProblems(out: Problems, c: ConfigCandidate, users: readonly Kno
 
 /**
  * An enabled user's first knock
- * port must be its own (not another user's, not a rule's public port on any
- * transport, not the management port). The verifier would only take a
- * packet of the user's own transport as a knock, so a UDP-only first port on
- * a TCP-only forward would work today; it is refused anyway, since the
- * forward's reachability would then hang on a detail of the verifier and the
- * same port number in two places reads as a mistake.
+ * port must be its own: not another user's on any transport (the verifier
+ * maps a port to one user), and not a rule's public port nor the management
+ * port (TCP, when reachable from the WAN) on a transport the user knocks
+ * with. The other transport does not clash: the verifier starts a sequence
+ * only for a packet of the user's own transport on `F` (`KnockVerifier`'s
+ * transport bits), so a TCP SYN to a UDP-only user's `F` reaches the forward,
+ * as the config loader has always allowed.
  */
 function knockPortProblems(
   out: Problems,
@@ -508,6 +522,7 @@ function knockPortProblems(
   claims: Claim[],
   owners: PortOwners,
   managementPort: number | null,
+  managementFromWan: boolean,
 ): void {
   const firstPorts = new Map<number, number>();
   users.forEach((u, index) => {
@@ -531,7 +546,9 @@ function knockPortProblems(
         clash: mine,
       });
     } else firstPorts.set(f, index);
+    const knocksWith = (proto: "tcp" | "udp") => u.transport === "any" || u.transport === proto;
     for (const proto of ["tcp", "udp"] as const) {
+      if (!knocksWith(proto)) continue;
       const ci = owners[proto][f];
       if (ci < 0) continue;
       const r = claims[ci];
@@ -548,7 +565,7 @@ function knockPortProblems(
       });
       if (proto === "tcp" && claimsProto(r, "udp")) break; // one report per rule
     }
-    if (managementPort !== null && f === managementPort) {
+    if (managementPort !== null && managementFromWan && knocksWith("tcp") && f === managementPort) {
       out.clash({
         subject,
         field: "knock.firstPort",
@@ -586,7 +603,8 @@ export function validateConfig(c: ConfigCandidate): ConfigProblem[] {
   if (mgmt !== null && Number.isInteger(mgmt) && mgmt >= 1 && mgmt <= 65535) {
     managementProblems(out, claims, owners, mgmt);
   }
-  if (c.users) knockPortProblems(out, c.users, claims, owners, mgmt);
+  const fromWan = c.network?.managementWanAccess !== "never";
+  if (c.users) knockPortProblems(out, c.users, claims, owners, mgmt, fromWan);
   return out.list;
 }
 

@@ -189,6 +189,7 @@ const network: NetworkLayout = {
   lanAddress: "192.0.2.1",
   lanNetwork: "192.0.2.0/24",
   managementPort: 8443,
+  managementWanAccess: "knock",
 };
 
 function user(name: string, firstPort: number, over: Partial<KnockClaim> = {}): KnockClaim {
@@ -224,10 +225,10 @@ Deno.test("validateConfig: first knock ports against rules, each other and the m
     fwd({ name: "dns", protocol: "udp", publicPorts: { start: 53, end: 53 } }),
   ];
   const users = [
-    user("alice", 52201, { transport: "udp" }), // a udp-only knock on a tcp forward: refused
-    user("bob", 53, { transport: "tcp" }),
+    user("alice", 52201, { transport: "tcp" }),
+    user("bob", 53, { transport: "any" }),
     user("carol", 8443),
-    user("dave", 52201),
+    user("dave", 52201, { transport: "udp" }), // udp-only on a tcp forward: no clash with it
   ];
   assert.deepEqual(configProblems({ forwards, openPorts: [], users, network }), [
     [
@@ -286,31 +287,34 @@ Deno.test("validateConfig: first knock ports against rules, each other and the m
       'user "dave" knock.firstPort 52201',
       true,
     ],
-    [
-      'user "dave"',
-      "knock.firstPort",
-      'first knock port 52201 is a public tcp port of rule "web"',
-      'rule "web" publicPorts 52201',
-      false,
-    ],
-    [
-      'rule "web"',
-      "publicPorts",
-      'public tcp port 52201 is user "dave"\'s first knock port',
-      'user "dave" knock.firstPort 52201',
-      true,
-    ],
   ]);
-  // Disabled knocks and disabled rules claim nothing.
+  // The other transport does not clash (the verifier ignores it on F); neither do disabled
+  // knocks, disabled rules, nor a UDP-only knock or an unreachable management port.
   assert.deepEqual(
     validateConfig({
       forwards: [
         fwd(),
         fwd({ name: "off", enabled: false, publicPorts: { start: 41001, end: 41001 } }),
+        fwd({ name: "dns", protocol: "udp", publicPorts: { start: 53, end: 53 } }),
       ],
       openPorts: [],
-      users: [user("alice", 52201, { enabled: false }), user("bob", 41001)],
+      users: [
+        user("alice", 52201, { enabled: false }),
+        user("bob", 41001),
+        user("carol", 52201, { transport: "udp" }),
+        user("dave", 53, { transport: "tcp" }),
+        user("erin", 8443, { transport: "udp" }),
+      ],
       network,
+    }),
+    [],
+  );
+  assert.deepEqual(
+    validateConfig({
+      forwards: [],
+      openPorts: [],
+      users: [user("carol", 8443)],
+      network: { ...network, managementWanAccess: "never" },
     }),
     [],
   );

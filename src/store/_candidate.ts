@@ -82,8 +82,9 @@ function isClashWithRecord(s: ProblemSubject | undefined): boolean {
  * Throws a ConfigProblemError listing every problem `after` has and `before`
  * had not (so a problem stored before this validation existed does not
  * block unrelated writes), in the terms of the written record: its own
- * fields first; a problem only another record shows (a rule naming a deleted
- * user) under the record's `name`, with that record as the clash.
+ * fields first; a problem only another record shows under the record's
+ * `name`, with that record as the clash. Deleting a user a rule names is
+ * not refused (see `ConfigProblem.code`).
  */
 export function refuseNewProblems(
   before: ConfigCandidate,
@@ -91,7 +92,9 @@ export function refuseNewProblems(
   focus: WriteFocus,
 ): void {
   const old = new Set(validateConfig(before).map(keyOf));
-  const added = validateConfig(after).filter((p) => !old.has(keyOf(p)));
+  const leftBehind = (p: ConfigProblem) =>
+    p.code === "unknown-user" && focus.kind === "user" && focus.verb === "delete";
+  const added = validateConfig(after).filter((p) => !old.has(keyOf(p)) && !leftBehind(p));
   if (added.length === 0) return;
   const me: ProblemSubject = focus.kind === "rule"
     ? { kind: "rule", list: "forwards", index: 0, name: focus.name }

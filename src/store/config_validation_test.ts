@@ -14,6 +14,7 @@ const network: NetworkLayout = {
   lanAddress: "192.0.2.1",
   lanNetwork: "192.0.2.0/24",
   managementPort: 8443,
+  managementWanAccess: "knock",
 };
 
 function web(over: Partial<RuleInput["rule"]> = {}, start = 52201): RuleInput {
@@ -65,8 +66,7 @@ Deno.test("store: a user's first knock port on a forward or the management port 
   await withNetworkStore(async (store) => {
     await store.rules.createRule(web(), "root");
     await refused(knocker(store, "bob", 52201), true, "knock.firstPort", /rule "web" publicPorts/);
-    // A UDP-only knock user against a TCP forward: refused as well (see validateConfig).
-    await refused(knocker(store, "bob", 52201, "udp"), true, "knock.firstPort", /rule "web"/);
+    await refused(knocker(store, "bob", 52201, "tcp"), true, "knock.firstPort", /rule "web"/);
     await refused(knocker(store, "bob", 8443), false, "knock.firstPort", /management port 8443/);
     // Moving an existing user onto the forward is refused the same way.
     await knocker(store, "bob", 41002);
@@ -90,6 +90,8 @@ Deno.test("store: a user's first knock port on a forward or the management port 
       /rule "web"/,
     );
     assert.equal((await store.users.getUser("bob")).knock.firstPort, 41002);
+    // A UDP-only knock user on a TCP forward's port does not clash (see validateConfig).
+    await knocker(store, "udp-only", 52201, "udp");
   });
 });
 
@@ -128,15 +130,19 @@ Deno.test("store: a forward on a first knock port, the management port or a bad 
       /user "ghost"/,
     );
     assert.deepEqual(await store.rules.listRules(), []);
-    // A rule naming a user keeps the user from being deleted under it.
+    // Deleting a user a rule names is allowed (the rule then admits nobody by that name);
+    // the rule can still be saved with the name it had, but not given a new unknown one.
     await store.rules.createRule(web({ users: ["alice"] }), "root");
-    const e = await refused(
-      store.users.deleteUser("alice", "root"),
-      true,
-      "name",
-      /rule "web" users\[0\]/,
+    await store.users.deleteUser("alice", "root");
+    await store.rules.updateRule("web", web({ users: ["alice"], enforceKnock: false }), "root");
+    await refused(
+      store.rules.updateRule("web", web({ users: ["alice", "ghost"] }), "root"),
+      false,
+      "users[1]",
+      /user "ghost"/,
     );
-    assert.match(e.message, /^Cannot delete user "alice": rule "web": user "alice" does not exist/);
+    await store.rules.deleteRule("web", "root");
+    await knocker(store, "alice", 41001);
     // Every problem of one write at once.
     const many = await refused(
       store.rules.createRule(

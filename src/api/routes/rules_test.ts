@@ -291,7 +291,7 @@ Deno.test("rules: a user's first knock port clash is refused on the user too", a
     assert.match(e.problems![0].message, /public tcp port of rule "web"/);
     assert.equal(e.problems![0].clash, 'rule "web" publicPorts 52201');
     const onMgmt = await admin.json("POST", "/api/v1/users", {
-      body: { ...bob, knock: { enabled: true, firstPort: 8443, transport: "udp" } },
+      body: { ...bob, knock: { enabled: true, firstPort: 8443, transport: "tcp" } },
     });
     assert.equal(onMgmt.status, 422);
     assert.equal((onMgmt.body as ErrorJson).problems![0].clash, "management port 8443");
@@ -303,17 +303,16 @@ Deno.test("rules: a user's first knock port clash is refused on the user too", a
       (onAlice.body as ErrorJson).problems![0].clash,
       'user "alice" knock.firstPort 41001',
     );
-    // A user named by a rule cannot be deleted from under it.
+    // A user a rule names may be deleted: the rule then admits nobody, never everyone.
     const ok = await admin.json("POST", "/api/v1/users", { body: bob });
     assert.equal(ok.status, 201);
     const named = await admin.json("POST", "/api/v1/rules/forwards", {
       body: { ...ssh, users: ["bob"] },
     });
     assert.equal(named.status, 201);
-    const del = await admin.json("DELETE", "/api/v1/users/bob");
-    assert.equal(del.status, 409);
-    assert.equal((del.body as ErrorJson).problems![0].field, "name");
-    assert.equal((del.body as ErrorJson).problems![0].clash, 'rule "ssh" users[0]');
+    assert.equal((await admin.request("DELETE", "/api/v1/users/bob")).status, 204);
+    const pushed = h.datapath.rules!.forwards.find((r) => r.name === "ssh")!;
+    assert.deepEqual(pushed.users, ["!nobody"]);
   });
 });
 
