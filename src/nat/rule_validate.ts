@@ -168,7 +168,7 @@ export function sameSubject(a: ProblemSubject, b: ProblemSubject): boolean {
 
 const PROTOCOLS: readonly string[] = ["tcp", "udp", "both"];
 
-/** Collects problems; `add` reports one on a subject, `clash` one on both sides. */
+/** Collects problems; `add` and `own` report one on a subject, `clash` one on both sides. */
 class Problems {
   readonly list: ConfigProblem[] = [];
 
@@ -176,8 +176,8 @@ class Problems {
     this.list.push({ subject, field, message, reason });
   }
 
-  /** A problem of `subject` alone, worded `<label>: reason`. */
-  own(subject: ProblemSubject, field: string, reason: string, clash?: string): void {
+  /** A problem of `subject` alone, worded `<label>: reason`; returns it. */
+  own(subject: ProblemSubject, field: string, reason: string, clash?: string): ConfigProblem {
     const p: ConfigProblem = {
       subject,
       field,
@@ -186,6 +186,7 @@ class Problems {
     };
     if (clash !== undefined) p.clash = clash;
     this.list.push(p);
+    return p;
   }
 
   /** A clash between two parties, reported on `a` and mirrored on `b`. */
@@ -499,8 +500,8 @@ function ruleUserProblems(out: Problems, c: ConfigCandidate, users: readonly Kno
     if (!Array.isArray(rule.users)) continue;
     rule.users.forEach((name, i) => {
       if (typeof name === "string" && name !== "" && !names.has(name)) {
-        out.own(subject, `users[${i}]`, `user "${name}" does not exist`, `user "${name}"`);
-        out.list[out.list.length - 1].code = "unknown-user";
+        out.own(subject, `users[${i}]`, `user "${name}" does not exist`, `user "${name}"`)
+          .code = "unknown-user";
       }
     });
   }
