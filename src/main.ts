@@ -13,6 +13,7 @@ import {
   bootstrapStore,
   createApp,
   loadDatapathState,
+  networkLayout,
   syncDatapath,
 } from "./api/mod.ts";
 import { openStore } from "./store/mod.ts";
@@ -129,7 +130,9 @@ export async function main(args: string[]): Promise<number> {
   if (health.synchronised !== true) {
     logger.record("clock-unsynchronised", { detail: health.detail });
   }
-  const store = await openStore(flags.store ?? config.store.path);
+  const store = await openStore(flags.store ?? config.store.path, {
+    network: networkLayout(config),
+  });
   const admin = await bootstrapStore(store, config, logger);
   if (admin) {
     console.log(

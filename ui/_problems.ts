@@ -91,7 +91,8 @@ const RULES: [RegExp, (m: RegExpExecArray) => string][] = [
  * their labels.
  */
 export function plainWords(message: string, labels: ReadonlyMap<string, string>): string {
-  let text = message.replace(/^Cannot save [^:]+: /, "").replace(/^Invalid request body: /, "");
+  let text = message.replace(/^Cannot save [^:]+: /, "").replace(/^Invalid request body: /, "")
+    .replace(/(\w)\[(\d+)\]/g, "$1.$2"); // the API's `collectors[1].host` is the form's `collectors.1.host`
   for (const [re, say] of RULES) {
     const m = re.exec(text);
     if (m) {
@@ -109,9 +110,12 @@ export function plainWords(message: string, labels: ReadonlyMap<string, string>)
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-/** The error slot for `field` among `slots`, trying ever shorter paths; null when none. */
+/**
+ * The error slot for `field` among `slots`, trying ever shorter paths
+ * (`ports[0].ports.start` -> `ports.0.ports` -> `ports.0` -> `ports`); null when none.
+ */
 export function slotFor(field: string, slots: ReadonlyMap<string, string>): string | null {
-  const parts = field.split(".");
+  const parts = field.replace(/\[(\d+)\]/g, ".$1").split(".");
   while (parts.length > 0) {
     const name = parts.join(".");
     if (slots.has(name)) return name;

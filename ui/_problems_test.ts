@@ -60,6 +60,7 @@ Deno.test("problems: plain words instead of zod's and internal paths", () => {
 Deno.test("problems: placed on the nearest field, the rest in the alert", () => {
   assert.equal(slotFor("syslog.collectors.1.host", SLOTS), "syslog.collectors.1.host");
   assert.equal(slotFor("ports.0.ports.start", SLOTS), "ports");
+  assert.equal(slotFor("syslog.collectors[1].host", SLOTS), "syslog.collectors.1.host");
   assert.equal(slotFor("limits.maxUnlocks", SLOTS), null);
   const s = placeProblems([
     { field: "ports.0.ports.start", message: "Too big: expected number to be <=65535" },

@@ -255,7 +255,7 @@ Deno.test("ui: a refused user form comes back with the problem beside its field"
     assert.match(r.html, /^<div id="user-new"><form id="user-form"/);
     assert.match(
       slotText(r.html, "knock.firstPort"),
-      /41001 is already used by user &quot;alice&quot;/,
+      /knock port 41001 is also user &quot;alice&quot;/,
     );
     assert.match(r.html, /id="knock-first-port"[^>]*value="41001"/);
     assert.match(r.html, /aria-invalid="true"/);

@@ -18,7 +18,9 @@ const ERROR_TEXT: Record<number, string> = {
   401: "Not signed in",
   403: "Role not allowed, or CSRF token missing",
   404: "Not found",
-  409: "Conflicts with stored state",
+  409:
+    "Conflicts with stored state (`problems` names each field and the rule or user it clashes with)",
+  422: "The configuration would be invalid (`problems` names each field and why)",
   429: "Too many failed attempts; see Retry-After",
 };
 

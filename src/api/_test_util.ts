@@ -22,7 +22,7 @@ import { openStore } from "../store/kv_store.ts";
 import type { Store } from "../store/mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import { SESSION_COOKIE } from "./auth.ts";
-import { type BootstrapAdmin, bootstrapStore } from "./bootstrap.ts";
+import { type BootstrapAdmin, bootstrapStore, networkLayout } from "./bootstrap.ts";
 import { syncDatapath } from "./sync.ts";
 import type { AppEnv, ChangeKind } from "./types.ts";
 
@@ -177,11 +177,11 @@ export async function withApi(
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kgt-api-" });
   const clock = new ManualClock(T0);
-  const store = await openStore(`${dir}/store.kv`, { clock });
+  const config = defaultConfig();
+  const store = await openStore(`${dir}/store.kv`, { clock, network: networkLayout(config) });
   try {
     const datapath = new FakeDatapath();
     const logger = new Logger({ clock });
-    const config = defaultConfig();
     const changes: ChangeKind[] = [];
     // The default config seeds user "alice" (first port 41001) and four forwards.
     const admin = (await bootstrapStore(store, config))!;

@@ -8,6 +8,7 @@ import type { Config, SeedUser } from "../config/types.ts";
 import { generateSecret } from "../knock/totp.ts";
 import type { Logger } from "../log/logger.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
+import type { NetworkLayout } from "../nat/rule_validate.ts";
 import type { Store } from "../store/mod.ts";
 import type { SettingsPatch } from "../store/settings.ts";
 import { enrollment } from "./enrollment.ts";
@@ -24,6 +25,20 @@ export interface BootstrapAdmin {
   password: string;
   totpSecret: string;
   otpauthUri: string;
+}
+
+/**
+ * The addressing and management port of `config`, which the store validates
+ * every rule and user write against: pass it to `openStore` as `network`.
+ */
+export function networkLayout(config: Config): NetworkLayout {
+  return {
+    wanAddress: config.wan.address,
+    lanAddress: config.lan.address,
+    lanNetwork: config.lan.network,
+    managementPort: config.management.port,
+    managementWanAccess: config.management.wanAccess,
+  };
 }
 
 /** A random password: 18 random bytes in base64url (24 characters, 144 bits). */

@@ -1,14 +1,25 @@
 /**
  * The API's one error type and the handlers that turn every failure into the
- * same JSON body: `{error: {status, code, message, field?}}`. Store errors
- * map to statuses (NotFoundError 404, ConflictError 409, ValidationError
- * 400); request validation fails with 400 naming the field.
+ * same JSON body: `{error: {status, code, message, field?, issues?},
+ * problems?: [{field, message, clash?}]}`. Store errors map to statuses
+ * (NotFoundError 404, ConflictError 409, ValidationError 400,
+ * ConfigProblemError 409 when it clashes with another stored rule or user,
+ * else 422); request validation (shape only) fails with 400. Every
+ * validation error lists its problems, each naming the field in the
+ * operator's words (`publicPorts.start`, `ports[0].ports`, `users[1]`) and,
+ * for a clash, the other party.
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { ConflictError, NotFoundError, ValidationError } from "../store/errors.ts";
+import {
+  ConfigProblemError,
+  ConflictError,
+  type FieldProblem,
+  NotFoundError,
+  ValidationError,
+} from "../store/errors.ts";
 
 /** One problem of a request, by field. */
 export interface FieldIssue {
@@ -16,6 +27,9 @@ export interface FieldIssue {
   field: string;
   reason: string;
 }
+
+/** One problem of a validation error: the field, a sentence, and the other party of a clash. */
+export type Problem = FieldProblem;
 
 /** The JSON body of every error response. */
 export interface ErrorBody {
@@ -26,9 +40,11 @@ export interface ErrorBody {
     message: string;
     /** The input field at fault, when there is one. */
     field?: string;
-    /** Every field problem, for validation errors. */
+    /** Every field problem, for validation errors (`problems` in the older shape). */
     issues?: FieldIssue[];
   };
+  /** Every problem of a validation error, all at once. */
+  problems?: Problem[];
 }
 
 /** An error the API answers with `status` and a JSON body. */
@@ -42,6 +58,8 @@ export class ApiError extends Error {
     readonly issues?: FieldIssue[],
     /** Extra response headers, e.g. Retry-After. */
     readonly headers: Record<string, string> = {},
+    /** Every problem of a validation error. */
+    readonly problems?: Problem[],
   ) {
     super(message);
     this.name = "ApiError";
@@ -56,13 +74,25 @@ export class ApiError extends Error {
     };
     if (this.field !== undefined) error.field = this.field;
     if (this.issues !== undefined) error.issues = this.issues;
-    return { error };
+    return this.problems === undefined ? { error } : { error, problems: this.problems };
   }
 }
 
 /** 400: the input is malformed. */
 export function badRequest(message: string, field?: string): ApiError {
-  return new ApiError(400, "invalid_input", message, field);
+  return fieldError(400, "invalid_input", message, field);
+}
+
+/** An ApiError about one field, with it as the one problem. */
+function fieldError(
+  status: ContentfulStatusCode,
+  code: string,
+  message: string,
+  field?: string,
+): ApiError {
+  const problems = field === undefined ? undefined : [{ field, message }];
+  const issues = field === undefined ? undefined : [{ field, reason: message }];
+  return new ApiError(status, code, message, field, issues, {}, problems);
 }
 
 /** 404: the named thing does not exist. */
@@ -83,9 +113,13 @@ const TARGET_NAMES: Record<string, string> = {
   cookie: "cookie",
 };
 
-/** The dotted path of a zod issue, e.g. `knock.firstPort` or `ports.0.ports`. */
+/** The path of a zod issue in the operator's words, e.g. `knock.firstPort` or `ports[0].ports`. */
 function issuePath(issue: z.core.$ZodIssue): string {
-  return issue.path.map(String).join(".");
+  return issue.path.reduce<string>(
+    (acc, k) =>
+      typeof k === "number" ? `${acc}[${k}]` : acc === "" ? String(k) : `${acc}.${String(k)}`,
+    "",
+  );
 }
 
 /** A 400 ApiError listing every zod issue, the first one named in the message. */
@@ -94,24 +128,37 @@ export function zodError(target: string, error: z.ZodError): ApiError {
     const keys = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
     return { field: issuePath(i), reason: `${i.message}${keys}` };
   });
-  const first = issues[0] ?? { field: "", reason: "invalid" };
   const where = TARGET_NAMES[target] ?? target;
+  const sentence = (i: FieldIssue) =>
+    i.field === "" ? `Invalid ${where}: ${i.reason}` : `Invalid ${where}: ${i.field}: ${i.reason}`;
+  const first = issues[0] ?? { field: "", reason: "invalid" };
   const field = first.field === "" ? undefined : first.field;
-  const message = field === undefined
-    ? `Invalid ${where}: ${first.reason}`
-    : `Invalid ${where}: ${field}: ${first.reason}`;
-  return new ApiError(400, "invalid_input", message, field, issues);
+  const problems = issues.map((i) => ({ field: i.field, message: sentence(i) }));
+  return new ApiError(400, "invalid_input", sentence(first), field, issues, {}, problems);
+}
+
+/** 409 when a refused configuration write clashes with another rule or user, else 422. */
+function configError(err: ConfigProblemError): ApiError {
+  const issues = err.problems.map((p) => ({ field: p.field, reason: p.message }));
+  return new ApiError(
+    err.conflict ? 409 : 422,
+    err.conflict ? "conflict" : "invalid_config",
+    err.message,
+    err.field,
+    issues,
+    {},
+    err.problems,
+  );
 }
 
 /** The ApiError a thrown value stands for, or null when it is unexpected. */
 export function toApiError(err: unknown): ApiError | null {
   if (err instanceof ApiError) return err;
   if (err instanceof NotFoundError) return new ApiError(404, "not_found", err.message);
-  if (err instanceof ConflictError) return new ApiError(409, "conflict", err.message, err.field);
+  if (err instanceof ConfigProblemError) return configError(err);
+  if (err instanceof ConflictError) return fieldError(409, "conflict", err.message, err.field);
   if (err instanceof ValidationError) {
-    return new ApiError(400, "invalid_input", err.message, err.field, [
-      { field: err.field, reason: err.message },
-    ]);
+    return fieldError(400, "invalid_input", err.message, err.field);
   }
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;

@@ -3,19 +3,48 @@
  * the OpenAPI description). Input objects are strict: an unknown field is a
  * 400 naming it, so a typo never passes silently. The CLI and UI may import
  * these for types.
+ *
+ * They check shape only: types, ranges, formats. Whatever depends on other
+ * fields or records (range widths, port clashes, private addresses against
+ * the addressing, rule users that must exist) is `validateConfig`'s, run by
+ * the store's write transaction (409 or 422 listing every problem).
  */
 import { z } from "@hono/zod-openapi";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
+/** One problem of a validation error. */
+export const ProblemSchema = z.object({
+  field: z.string().openapi({
+    description: "The field at fault in the operator's words; empty for the whole body",
+    example: "knock.firstPort",
+  }),
+  message: z.string().openapi({
+    example: 'Cannot save user "bob": first knock port 52201 is a public tcp port of rule "web"',
+  }),
+  clash: z.string().optional().openapi({
+    description: "For a clash, the other party and its field",
+    example: 'rule "web" publicPorts 52201',
+  }),
+}).openapi("Problem");
+
 /** Body of every error response. */
 export const ErrorSchema = z.object({
   error: z.object({
     status: z.number().int(),
-    code: z.string().openapi({ example: "invalid_input" }),
+    code: z.string().openapi({
+      description: "invalid_input (400), conflict (409), invalid_config (422), not_found, ...",
+      example: "invalid_input",
+    }),
     message: z.string(),
-    field: z.string().optional().openapi({ example: "knock.firstPort" }),
+    field: z.string().optional().openapi({
+      description: "The first problem's field",
+      example: "knock.firstPort",
+    }),
     issues: z.array(z.object({ field: z.string(), reason: z.string() })).optional(),
+  }),
+  problems: z.array(ProblemSchema).optional().openapi({
+    description: "Every problem of a validation error (400, 409, 422), all at once",
   }),
 }).openapi("Error");
 
@@ -136,9 +165,11 @@ export const PortRangeSchema = z.strictObject({
 }).openapi("PortRange", { example: { start: 52201, end: 52201 } });
 
 const protocol = z.enum(["tcp", "udp", "both"]);
+/** A dotted quad; the message repeats the value, as an operator reads it next to the field. */
+const ipv4 = () =>
+  z.ipv4({ error: (iss) => `private address ${JSON.stringify(iss.input)} is not an IPv4 address` });
 const ruleName = z.string().openapi({ example: "web" });
 const ruleUsers = z.array(z.string().min(1).max(64)).max(256)
-  .refine((a) => new Set(a).size === a.length, "a user is listed twice")
   .openapi({ description: "When non-empty, only these users' unlocks admit" });
 
 /** Body of a port-forward create or replace. */
@@ -147,7 +178,7 @@ export const ForwardInputSchema = z.strictObject({
   enabled: z.boolean().default(true),
   protocol: protocol.default("tcp"),
   publicPorts: PortRangeSchema,
-  privateAddress: z.string().openapi({ example: "192.0.2.12" }),
+  privateAddress: ipv4().openapi({ example: "192.0.2.12" }),
   privatePorts: PortRangeSchema.optional().openapi({ description: "Default: publicPorts" }),
   enforceKnock: z.boolean().default(true),
   users: ruleUsers.default([]),
@@ -178,7 +209,7 @@ const openPortEntry = z.strictObject({ protocol: protocol.default("tcp"), ports:
 export const OpenPortsInputSchema = z.strictObject({
   name: ruleName,
   enabled: z.boolean().default(true),
-  privateAddress: z.string(),
+  privateAddress: ipv4().openapi({ example: "192.0.2.25" }),
   ports: z.array(openPortEntry).min(1).max(64),
   enforceKnock: z.boolean().default(true),
   users: ruleUsers.default([]),

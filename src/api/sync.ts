@@ -6,12 +6,13 @@
 import type { Config } from "../config/types.ts";
 import type { DatapathApi } from "../datapath/control.ts";
 import type { DatapathSettings, KnockUser } from "../datapath/messages.ts";
-import { assertValidRules } from "../nat/rule_validate.ts";
+import { validateConfig } from "../nat/rule_validate.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import type { Store } from "../store/mod.ts";
 import type { RuleRecord } from "../store/rules.ts";
 import type { Settings } from "../store/settings.ts";
 import type { UserRecord } from "../store/users.ts";
+import { networkLayout } from "./bootstrap.ts";
 
 /** Everything the data plane is configured with from the store. */
 export interface DatapathState {
@@ -94,9 +95,31 @@ export function datapathRules(
   return { forwards, openPorts };
 }
 
-/** Reads the whole data-plane state from the store; throws if the rules would not compile. */
+/**
+ * Thrown by `loadDatapathState` when the stored set has problems (`validateConfig`
+ * over every rule and user under the configuration's addressing): it is not
+ * pushed to the data plane. The store refuses writes that would make one, so
+ * this means a store written by an older release or a changed configuration file.
+ */
+export class InvalidConfigError extends Error {
+  /** An error listing `problems`, one per line. */
+  constructor(readonly problems: string[]) {
+    super(`Cannot configure the data plane:\n${problems.join("\n")}`);
+    this.name = "InvalidConfigError";
+  }
+}
+
+/** Reads the whole data-plane state from the store; throws InvalidConfigError if it is invalid. */
 export async function loadDatapathState(store: Store, config: Config): Promise<DatapathState> {
   const all = await store.users.listUsers();
+  const stored = await store.rules.listRules();
+  const problems = validateConfig({
+    forwards: stored.flatMap((r) => r.kind === "forward" ? [r.rule] : []),
+    openPorts: stored.flatMap((r) => r.kind === "open" ? [r.rule] : []),
+    users: all.map((u) => ({ name: u.name, ...u.knock })),
+    network: networkLayout(config),
+  }).filter((p) => !p.mirror && p.code !== "unknown-user"); // a deleted user's rules admit nobody
+  if (problems.length > 0) throw new InvalidConfigError(problems.map((p) => p.message));
   const active = all.filter(knockActive);
   const users: KnockUser[] = [];
   for (const u of active) {
@@ -104,9 +127,7 @@ export async function loadDatapathState(store: Store, config: Config): Promise<D
     const { firstPort, length, transport } = u.knock;
     users.push({ user: u.name, secret, firstPort, length, transport });
   }
-  const { forwards, openPorts } = datapathRules(await store.rules.listRules(), active);
-  // The Worker compiles what it gets; refuse here, with names, what it could not.
-  assertValidRules(forwards, openPorts);
+  const { forwards, openPorts } = datapathRules(stored, active);
   const settings = datapathSettingsFrom(await store.settings.getSettings(), config);
   return { settings, forwards, openPorts, users };
 }

@@ -8,6 +8,7 @@ import { importSeedRules, importSeedSettings, importSeedUsers } from "./bootstra
 import {
   datapathSettingsFrom,
   effectiveRuleUsers,
+  InvalidConfigError,
   knockActive,
   loadDatapathState,
   NOBODY,
@@ -150,25 +151,52 @@ Deno.test("sync: store settings map onto the data plane's names", () => {
   assert.equal(s.wanAddress, config.wan.address);
 });
 
-Deno.test("sync: a rule set the data plane could not compile is refused by name", async () => {
+Deno.test("sync: an invalid stored set (an older release's) is refused, every problem named", async () => {
   await withSeededStore(async (store) => {
-    // The store accepts a loopback private address; the data plane would not.
-    await store.rules.createRule({
+    // Written around the repositories, as a store from before the one validation could hold.
+    const rule = {
+      name: "loop",
+      enabled: true,
+      protocol: "tcp",
+      publicPorts: { start: 41001, end: 41001 },
+      privateAddress: "127.0.0.1",
+      privatePorts: { start: 1, end: 1 },
+      enforceKnock: false,
+      users: [],
+    };
+    await store.kv.set(["rules", "byName", "loop"], {
       kind: "forward",
-      rule: {
-        name: "loop",
-        enabled: true,
-        protocol: "tcp",
-        publicPorts: { start: 50000, end: 50000 },
-        privateAddress: "127.0.0.1",
-        privatePorts: { start: 1, end: 1 },
-        enforceKnock: false,
-        users: [],
-      },
-    }, "t");
-    await assert.rejects(loadDatapathState(store, defaultConfig()), /rule "loop"/);
+      rule,
+      createdAt: T0,
+      updatedAt: T0,
+      version: 1,
+    });
+    await assert.rejects(loadDatapathState(store, defaultConfig()), (e) => {
+      assert.ok(e instanceof InvalidConfigError);
+      assert.deepEqual(e.problems, [
+        'Cannot parse rule "loop": private address "127.0.0.1" is not a unicast host address',
+        'user "alice": first knock port 41001 is a public tcp port of rule "loop"',
+      ]);
+      return true;
+    });
     const dp = new FakeDatapath();
     await assert.rejects(syncDatapath(store, dp, defaultConfig()), /rule "loop"/);
     assert.equal(dp.pushes, 0);
+    // With another bad address: both problems again, each named.
+    await store.kv.set(["rules", "byName", "loop"], {
+      kind: "forward",
+      rule: { ...rule, privateAddress: "192.0.2.1" },
+      createdAt: T0,
+      updatedAt: T0,
+      version: 1,
+    });
+    await assert.rejects(loadDatapathState(store, defaultConfig()), (e) => {
+      assert.ok(e instanceof InvalidConfigError);
+      assert.deepEqual(e.problems, [
+        'rule "loop": private address 192.0.2.1 is the appliance\'s LAN address',
+        'user "alice": first knock port 41001 is a public tcp port of rule "loop"',
+      ]);
+      return true;
+    });
   });
 });

@@ -6,8 +6,7 @@
  */
 
 import type { z } from "zod";
-import { compileRules, NO_ENTRY, type RuleIndex } from "../nat/rule_index.ts";
-import { validateRules } from "../nat/rule_validate.ts";
+import { validateConfig } from "../nat/rule_validate.ts";
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
 import { joinPath, JsoncSyntaxError, parseJsonc } from "./parse_jsonc.ts";
 import { type ConfigOutput, configSchema, issueMessage } from "./schema.ts";
@@ -124,8 +123,7 @@ function finish(c: ConfigOutput, report: Reporter): Config {
     report.add("wan.address", `${c.wan.address} is inside lan.network ${formatCidr(lanNet)}`);
   }
   checkUsers(c, report);
-  const index = checkRules(c, lanNet, report);
-  if (index) checkPortClashes(c, index, report);
+  checkRules(c, report);
   const listen = c.management.listen ?? c.lan.address;
   return {
     wan: { ...c.wan, addressU32: wanAddr },
@@ -156,66 +154,44 @@ function checkLanNetwork(network: string, report: Reporter): Cidr {
   return cidr;
 }
 
-/** Seed users: unique names and first ports. */
+/** Seed users: unique names (first ports are `validateConfig`'s, in `checkRules`). */
 function checkUsers(c: ConfigOutput, report: Reporter): void {
-  const names = new Map<string, number>();
-  const ports = new Map<number, string>();
+  const names = new Set<string>();
   c.users.forEach((u, i) => {
     if (names.has(u.name)) report.add(`users[${i}].name`, `user "${u.name}" is defined twice`);
-    names.set(u.name, i);
-    const owner = ports.get(u.firstPort);
-    if (owner !== undefined) {
-      report.add(`users[${i}].firstPort`, `first port ${u.firstPort} is also user "${owner}"'s`);
-    } else {
-      ports.set(u.firstPort, u.name);
-    }
+    names.add(u.name);
   });
 }
 
-/** Rule problems (shape, names, overlaps, private hosts outside the LAN); the index when none. */
-function checkRules(c: ConfigOutput, lanNet: Cidr, report: Reporter): RuleIndex | null {
-  const before = report.problems.length;
-  for (const p of validateRules(c.forwards, c.openPorts)) {
-    report.add(`${p.list}[${p.index}].${p.field}`, p.reason);
-  }
-  const rules = [
-    ...c.forwards.map((r, i) => ({ r, path: `forwards[${i}]` })),
-    ...c.openPorts.map((r, i) => ({ r, path: `openPorts[${i}]` })),
-  ];
-  for (const { r, path } of rules) {
-    const addr = parseIpv4(r.privateAddress);
-    if (addr !== null && !cidrContains(lanNet, addr)) {
-      report.add(
-        `${path}.privateAddress`,
-        `${r.privateAddress} is outside lan.network ${formatCidr(lanNet)}`,
-      );
-    }
-  }
-  return report.problems.length === before ? compileRules(c.forwards, c.openPorts) : null;
-}
-
-/** First knock ports and the management port must not be public ports of enabled rules. */
-function checkPortClashes(c: ConfigOutput, index: RuleIndex, report: Reporter): void {
-  c.users.forEach((u, i) => {
-    for (const [proto, name] of [[6, "tcp"], [17, "udp"]] as const) {
-      if (u.transport !== "any" && u.transport !== name) continue;
-      const entry = index.lookup(proto, u.firstPort);
-      if (entry !== NO_ENTRY) {
-        report.add(
-          `users[${i}].firstPort`,
-          `first port ${u.firstPort} is a public ${name} port of rule "${index.ruleName(entry)}"`,
-        );
-      }
-    }
-    if (c.management.wanAccess === "knock" && u.firstPort === c.management.port) {
-      report.add(`users[${i}].firstPort`, `first port ${u.firstPort} is the management port`);
-    }
+/**
+ * The rules, seed users and addressing through `validateConfig` (the same
+ * validation the store runs on every write, so a file that loads also seeds):
+ * each problem once, at the path of the rule or user it is about.
+ */
+function checkRules(c: ConfigOutput, report: Reporter): void {
+  const problems = validateConfig({
+    forwards: c.forwards,
+    openPorts: c.openPorts,
+    users: c.users.map((u) => ({ ...u, enabled: true })),
+    network: {
+      wanAddress: c.wan.address,
+      lanAddress: c.lan.address,
+      lanNetwork: c.lan.network,
+      managementPort: c.management.port,
+      managementWanAccess: c.management.wanAccess,
+    },
   });
-  const entry = index.lookup(6, c.management.port);
-  if (c.management.wanAccess === "knock" && entry !== NO_ENTRY) {
-    report.add(
-      "management.port",
-      `port ${c.management.port} is also a public tcp port of rule "${index.ruleName(entry)}"`,
-    );
+  for (const p of problems) {
+    // A forward on the management port is reported where the port is set.
+    if (p.subject.kind === "network" && p.field === "managementPort" && p.other?.kind === "rule") {
+      report.add("management.port", p.reason);
+      continue;
+    }
+    if (p.subject.kind === "rule" && p.other?.kind === "network") continue;
+    if (p.mirror || p.subject.kind === "network") continue; // the LAN layout is checked above
+    const path = p.subject.kind === "rule"
+      ? `${p.subject.list}[${p.subject.index}].${p.field}`
+      : `users[${p.subject.index}].${p.field.replace(/^knock\./, "")}`;
+    report.add(path, p.reason);
   }
 }

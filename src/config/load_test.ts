@@ -173,7 +173,7 @@ Deno.test("rule problems across rules name the later rule's line", () => {
   ]);
   const outside = edit('"privateAddress": "192.0.2.12"', '"privateAddress": "10.0.0.12"');
   assert.deepEqual(problems(outside.text), [
-    `${FILE}:${outside.line}: forwards[0].privateAddress: 10.0.0.12 is outside lan.network 192.0.2.0/24`,
+    `${FILE}:${outside.line}: forwards[0].privateAddress: private address 10.0.0.12 is outside the LAN network 192.0.2.0/24`,
   ]);
   const notIp = edit('"privateAddress": "192.0.2.12"', '"privateAddress": "server"');
   assert.deepEqual(problems(notIp.text), [
@@ -192,22 +192,28 @@ Deno.test("checks across sections: LAN network, first ports, management port", (
   ]);
   const knockOnRule = edit('"firstPort": 41001', '"firstPort": 52203');
   assert.deepEqual(problems(knockOnRule.text), [
-    `${FILE}:${knockOnRule.line}: users[0].firstPort: first port 52203 is a public udp port of rule "udp-echo"`,
+    `${FILE}:${knockOnRule.line}: users[0].firstPort: first knock port 52203 is a public udp port of rule "udp-echo"`,
   ]);
   const tcpOnly = edit('"transport": "any"', '"transport": "tcp"', knockOnRule.text);
   parseConfig(tcpOnly.text, FILE); // A TCP-only knock port may share a UDP-only rule's port.
   const mgmt = edit('"port": 8443', '"port": 52201');
   assert.deepEqual(problems(mgmt.text), [
-    `${FILE}:${mgmt.line}: management.port: port 52201 is also a public tcp port of rule "web"`,
+    `${FILE}:${mgmt.line}: management.port: management port 52201 is a public tcp port of rule "web"`,
   ]);
-  parseConfig(edit('"wanAccess": "knock"', '"wanAccess": "never"', mgmt.text).text, FILE);
+  // The data plane takes every WAN TCP packet to the management port, reachable or not.
+  assert.deepEqual(
+    problems(edit('"wanAccess": "knock"', '"wanAccess": "never"', mgmt.text).text),
+    [`${FILE}:${mgmt.line}: management.port: management port 52201 is a public tcp port of rule "web"`],
+  );
   const twoUsers = edit(
     '"users": [',
     '"users": [{ "name": "alice", "secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "firstPort": 41001 },',
   );
   assert.deepEqual(problems(twoUsers.text), [
     `${FILE}:${twoUsers.line + 2}: users[1].name: user "alice" is defined twice`,
-    `${FILE}:${twoUsers.line + 4}: users[1].firstPort: first port 41001 is also user "alice"'s`,
+    `${FILE}:${
+      twoUsers.line + 4
+    }: users[1].firstPort: first knock port 41001 is also user "alice"'s`,
   ]);
 });
 

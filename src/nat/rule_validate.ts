@@ -1,40 +1,28 @@
 /**
- * Validation of port-forwarding and open-ports rules before they are
- * compiled: every problem is reported (not only the first), each naming the
- * rule and the field, e.g. `Cannot parse rule "web": public port 70000 is out
- * of range` or `rule "ssh" overlaps rule "web" on tcp port 52201`.
+ * The one validation of the appliance's forwarding configuration: the rules
+ * (port forwards and open ports) and, when given, the users' first knock
+ * ports, the management port and the addressing (WAN address, LAN address,
+ * LAN network). `validateConfig` returns every problem at once, as values,
+ * each naming its subject, the field in the operator's words and, for a
+ * clash, the other party, e.g. `Cannot parse rule "web": public port 70000 is
+ * out of range`, `rule "ssh" overlaps rule "web" on tcp port 52201` or
+ * `user "bob": first knock port 52201 is a public tcp port of rule "web"`.
+ *
+ * Everything here is refused, nothing only warned about: each case either
+ * makes a rule unusable (a forward to the appliance's own addresses, to the
+ * LAN network or broadcast address, or outside the LAN network, which the
+ * data plane's routing does not reach) or silently shadows another part of
+ * the configuration for everyone (a port claimed twice).
+ *
+ * The store runs it inside its write transactions over the whole candidate
+ * set; the config loader, the API's sync and `compileRules` call it too.
  */
 
-import { parseIpv4 } from "../packet/address.ts";
+import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
 import type { OpenPortsRule, PortForwardRule, PortRange, RuleProtocol } from "./rule.ts";
 
 /** Which list a rule sits in. */
 export type RuleList = "forwards" | "openPorts";
-
-/** One thing wrong with a rule. */
-export interface RuleProblem {
-  list: RuleList;
-  /** Position of the rule in its list. */
-  index: number;
-  /** Field path inside the rule, e.g. `publicPorts`, `ports[1].ports`, `users[0]`. */
-  field: string;
-  /** The complete message, naming the rule. */
-  message: string;
-  /** The reason alone, for callers that name the rule themselves (e.g. `public port 70000 is out of range`). */
-  reason: string;
-}
-
-/** Thrown by `assertValidRules` (and so by `compileRules`) with every problem found. */
-export class RuleValidationError extends Error {
-  /** All problems, in rule order. */
-  readonly problems: RuleProblem[];
-  /** An error whose message lists `problems`, one per line. */
-  constructor(problems: RuleProblem[]) {
-    super(problems.map((p) => p.message).join("\n"));
-    this.name = "RuleValidationError";
-    this.problems = problems;
-  }
-}
 
 /** Rule names: 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -95,43 +83,183 @@ export function privateAddressError(addr: string): string | null {
   return null;
 }
 
+/** Transports a user's knock sequence may use (as `KnockTransport`). */
+export type KnockClaimTransport = "tcp" | "udp" | "any";
+
+/** What validation needs of a user: the name, and the first knock port when knocking. */
+export interface KnockClaim {
+  name: string;
+  /** Knocking enabled: the user's first knock port is claimed on the WAN address. */
+  enabled: boolean;
+  firstPort: number;
+  transport: KnockClaimTransport;
+}
+
+/** The addressing and the management port, from the configuration file. */
+export interface NetworkLayout {
+  /** The WAN address, dotted quad. */
+  wanAddress: string;
+  /** The appliance's LAN address, dotted quad. */
+  lanAddress: string;
+  /** The LAN network, `a.b.c.d/n`. */
+  lanNetwork: string;
+  /**
+   * TCP port of the management API. The data plane takes every WAN TCP packet
+   * to it for the management API, so no forward may claim it.
+   */
+  managementPort: number;
+  /** `knock`: reachable from the WAN after a knock (a first knock port on it would eat it). */
+  managementWanAccess: "knock" | "never";
+}
+
+/** A configuration to validate; without `users` or `network` those checks are skipped. */
+export interface ConfigCandidate {
+  forwards: readonly PortForwardRule[];
+  openPorts: readonly OpenPortsRule[];
+  /** Every user: rule `users` must name one of them; enabled ones claim their first port. */
+  users?: readonly KnockClaim[];
+  network?: NetworkLayout;
+}
+
+/** Whose field a problem is about. */
+export type ProblemSubject =
+  | { kind: "rule"; list: RuleList; index: number; name: string }
+  | { kind: "user"; index: number; name: string }
+  | { kind: "network" };
+
+/** One thing wrong with a candidate configuration. */
+export interface ConfigProblem {
+  subject: ProblemSubject;
+  /** Field path inside the subject, e.g. `publicPorts`, `ports[1].ports`, `users[0]`, `knock.firstPort`. */
+  field: string;
+  /** The complete message, naming the subject. */
+  message: string;
+  /** The reason alone, without the subject. */
+  reason: string;
+  /** For a clash, the other party and its field, e.g. `user "alice" knock.firstPort 41001`. */
+  clash?: string;
+  /** The other party's subject, for a clash with another rule, user or the network layout. */
+  other?: ProblemSubject;
+  /**
+   * `unknown-user`: a rule names a user that does not exist. Refused when the
+   * rule is written; left behind when the user is deleted, since the rule then
+   * admits nobody by that name (never everyone), so deleting a user is not
+   * blocked by the rules that name them.
+   */
+  code?: "unknown-user";
+  /**
+   * True on the second report of a clash, from the other party's side (every
+   * clash is reported on both, so a writer of either finds it on its own
+   * subject); whole-set readers skip these.
+   */
+  mirror?: true;
+}
+
+/** `rule "web"`, `user "alice"` or `network`. */
+export function subjectLabel(s: ProblemSubject): string {
+  return s.kind === "network" ? "network" : `${s.kind} "${s.name}"`;
+}
+
+/** True when `a` and `b` name the same rule (by name), user (by name) or the network. */
+export function sameSubject(a: ProblemSubject, b: ProblemSubject): boolean {
+  if (a.kind === "network" || b.kind === "network") return a.kind === b.kind;
+  return a.kind === b.kind && a.name === b.name;
+}
+
+const PROTOCOLS: readonly string[] = ["tcp", "udp", "both"];
+
+/** Collects problems; `add` and `own` report one on a subject, `clash` one on both sides. */
+class Problems {
+  readonly list: ConfigProblem[] = [];
+
+  add(subject: ProblemSubject, field: string, message: string, reason: string): void {
+    this.list.push({ subject, field, message, reason });
+  }
+
+  /** A problem of `subject` alone, worded `<label>: reason`; returns it. */
+  own(subject: ProblemSubject, field: string, reason: string, clash?: string): ConfigProblem {
+    const p: ConfigProblem = {
+      subject,
+      field,
+      message: `${subjectLabel(subject)}: ${reason}`,
+      reason,
+    };
+    if (clash !== undefined) p.clash = clash;
+    this.list.push(p);
+    return p;
+  }
+
+  /** A clash between two parties, reported on `a` and mirrored on `b`. */
+  clash(
+    a: { subject: ProblemSubject; field: string; reason: string; clash: string; message?: string },
+    b: { subject: ProblemSubject; field: string; reason: string; clash: string },
+  ): void {
+    this.list.push({
+      subject: a.subject,
+      field: a.field,
+      message: a.message ?? `${subjectLabel(a.subject)}: ${a.reason}`,
+      reason: a.reason,
+      clash: a.clash,
+      other: b.subject,
+    });
+    this.list.push({
+      subject: b.subject,
+      field: b.field,
+      message: `${subjectLabel(b.subject)}: ${b.reason}`,
+      reason: b.reason,
+      clash: b.clash,
+      other: a.subject,
+      mirror: true,
+    });
+  }
+}
+
 /** Problems of one rule on its own (not against other rules). */
 function ruleShapeProblems(
-  list: RuleList,
-  index: number,
+  out: Problems,
+  subject: ProblemSubject & { kind: "rule" },
   rule: PortForwardRule | OpenPortsRule,
-): RuleProblem[] {
-  const out: RuleProblem[] = [];
+): void {
   const add = (field: string, reason: string) =>
-    out.push({
-      list,
-      index,
-      field,
-      message: `Cannot parse rule "${rule.name}": ${reason}`,
-      reason,
-    });
-  if (!NAME.test(rule.name)) {
+    out.add(subject, field, `Cannot parse rule "${rule.name}": ${reason}`, reason);
+  if (typeof rule.name !== "string" || !NAME.test(rule.name)) {
     add("name", "a rule name must be 1-64 letters, digits, '.', '_' or '-'");
   }
-  const addrError = privateAddressError(rule.privateAddress);
+  if (typeof rule.enabled !== "boolean") add("enabled", "enabled must be true or false");
+  if (typeof rule.enforceKnock !== "boolean") {
+    add("enforceKnock", "enforceKnock must be true or false");
+  }
+  const addrError = typeof rule.privateAddress === "string"
+    ? privateAddressError(rule.privateAddress)
+    : "private address is not a dotted quad";
   if (addrError) add("privateAddress", addrError);
-  const seen = new Set<string>();
-  rule.users.forEach((user, i) => {
-    if (user === "") add(`users[${i}]`, "a user name is empty");
-    else if (seen.has(user)) add(`users[${i}]`, `user "${user}" is listed twice`);
-    seen.add(user);
-  });
+  if (!Array.isArray(rule.users)) add("users", "users must be a list of user names");
+  else {
+    const seen = new Set<string>();
+    rule.users.forEach((user, i) => {
+      if (typeof user !== "string" || user === "") add(`users[${i}]`, "a user name is empty");
+      else if (seen.has(user)) add(`users[${i}]`, `user "${user}" is listed twice`);
+      seen.add(user);
+    });
+  }
   if ("publicPorts" in rule) forwardPortProblems(rule, add);
   else openPortProblems(rule, add);
-  return out;
+}
+
+function protocolProblem(p: unknown): string | null {
+  return PROTOCOLS.includes(p as string)
+    ? null
+    : `protocol ${JSON.stringify(p)} is not tcp, udp or both`;
 }
 
 function forwardPortProblems(
   rule: PortForwardRule,
   add: (field: string, reason: string) => void,
 ): void {
-  const pub = checkPortRange(rule.publicPorts, "public");
-  const priv = checkPortRange(rule.privatePorts, "private");
+  const proto = protocolProblem(rule.protocol);
+  if (proto) add("protocol", proto);
+  const pub = checkPortRange(rule.publicPorts ?? {}, "public");
+  const priv = checkPortRange(rule.privatePorts ?? {}, "private");
   if (pub) add("publicPorts", pub.error);
   if (priv) add("privatePorts", priv.error);
   if (pub || priv) return;
@@ -148,59 +276,80 @@ function forwardPortProblems(
 }
 
 function openPortProblems(rule: OpenPortsRule, add: (field: string, reason: string) => void): void {
-  if (rule.ports.length === 0) add("ports", "an open-ports rule needs at least one port");
+  if (!Array.isArray(rule.ports) || rule.ports.length === 0) {
+    add("ports", "an open-ports rule needs at least one port");
+    return;
+  }
   rule.ports.forEach((p, i) => {
-    const e = checkPortRange(p.ports, "");
+    const proto = protocolProblem(p?.protocol);
+    if (proto) add(`ports[${i}].protocol`, proto);
+    const e = checkPortRange(p?.ports ?? {}, "");
     if (e) add(`ports[${i}].ports`, e.error);
   });
 }
 
-/** One claim of ports by a rule, for the overlap check. */
+/** One claim of public ports by an enabled rule. */
 interface Claim {
-  list: RuleList;
-  index: number;
+  subject: ProblemSubject & { kind: "rule" };
   field: string;
-  name: string;
   protocol: RuleProtocol;
   ports: PortRange;
 }
 
-function claimsOf(forwards: readonly PortForwardRule[], opens: readonly OpenPortsRule[]): Claim[] {
+function ruleSubjects(c: ConfigCandidate): {
+  subject: ProblemSubject & { kind: "rule" };
+  rule: PortForwardRule | OpenPortsRule;
+}[] {
+  return [
+    ...c.forwards.map((rule, index) => ({
+      subject: { kind: "rule" as const, list: "forwards" as const, index, name: rule.name },
+      rule,
+    })),
+    ...c.openPorts.map((rule, index) => ({
+      subject: { kind: "rule" as const, list: "openPorts" as const, index, name: rule.name },
+      rule,
+    })),
+  ];
+}
+
+/** The claims of enabled rules, leaving out malformed ones (their shape problem is reported). */
+function claimsOf(c: ConfigCandidate): Claim[] {
   const claims: Claim[] = [];
-  forwards.forEach((r, index) => {
-    if (!r.enabled) return;
-    claims.push({
-      list: "forwards",
-      index,
-      field: "publicPorts",
-      name: r.name,
-      protocol: r.protocol,
-      ports: r.publicPorts,
-    });
-  });
-  opens.forEach((r, index) => {
-    if (!r.enabled) return;
-    r.ports.forEach((p, i) => {
-      claims.push({
-        list: "openPorts",
-        index,
-        field: `ports[${i}].ports`,
-        name: r.name,
-        protocol: p.protocol,
-        ports: p.ports,
+  const claim = (cl: Claim) => {
+    if (protocolProblem(cl.protocol) === null && checkPortRange(cl.ports ?? {}, "") === null) {
+      claims.push(cl);
+    }
+  };
+  for (const { subject, rule } of ruleSubjects(c)) {
+    if (rule.enabled !== true) continue;
+    if ("publicPorts" in rule) {
+      claim({ subject, field: "publicPorts", protocol: rule.protocol, ports: rule.publicPorts });
+    } else if (Array.isArray(rule.ports)) {
+      rule.ports.forEach((p, i) => {
+        claim({ subject, field: `ports[${i}].ports`, protocol: p?.protocol, ports: p?.ports });
       });
-    });
-  });
+    }
+  }
   return claims;
 }
 
-/** Problems where enabled rules claim the same public port on the same transport. */
-function overlapProblems(claims: Claim[]): RuleProblem[] {
-  const out: RuleProblem[] = [];
+/** Public port to claim index, per transport; -1 when unclaimed. */
+interface PortOwners {
+  tcp: Int32Array;
+  udp: Int32Array;
+}
+
+function claimsProto(c: Claim, proto: "tcp" | "udp"): boolean {
+  return c.protocol === proto || c.protocol === "both";
+}
+
+/** Fills the port owners; clashes where enabled rules claim a port twice on one transport. */
+function overlapProblems(out: Problems, claims: Claim[]): PortOwners {
+  const owners = { tcp: new Int32Array(65536).fill(-1), udp: new Int32Array(65536).fill(-1) };
   for (const proto of ["tcp", "udp"] as const) {
-    const owner = new Int32Array(65536).fill(-1);
+    const owner = owners[proto];
     claims.forEach((c, ci) => {
-      if (c.protocol !== proto && c.protocol !== "both") return;
+      if (!claimsProto(c, proto)) return;
       const reported = new Set<number>();
       for (let port = c.ports.start; port <= c.ports.end; port++) {
         const prev = owner[port];
@@ -210,53 +359,301 @@ function overlapProblems(claims: Claim[]): RuleProblem[] {
         }
         if (reported.has(prev)) continue;
         reported.add(prev);
-        const other = claims[prev].list === c.list && claims[prev].index === c.index
-          ? "itself"
-          : `rule "${claims[prev].name}"`;
-        const message = `rule "${c.name}" overlaps ${other} on ${proto} port ${port}`;
-        out.push({ list: c.list, index: c.index, field: c.field, message, reason: message });
+        const p = claims[prev];
+        const name = c.subject.name;
+        if (sameSubject(p.subject, c.subject)) {
+          const message = `rule "${name}" overlaps itself on ${proto} port ${port}`;
+          out.list.push({
+            subject: c.subject,
+            field: c.field,
+            message,
+            reason: message,
+            clash: `rule "${name}" ${p.field} ${formatPortRange(p.ports)}`,
+          });
+          continue;
+        }
+        const message = `rule "${name}" overlaps rule "${p.subject.name}" on ${proto} port ${port}`;
+        out.clash({
+          subject: c.subject,
+          field: c.field,
+          reason: message,
+          message,
+          clash: `rule "${p.subject.name}" ${p.field} ${formatPortRange(p.ports)}`,
+        }, {
+          subject: p.subject,
+          field: p.field,
+          reason: `overlaps rule "${name}" on ${proto} port ${port}`,
+          clash: `rule "${name}" ${c.field} ${formatPortRange(c.ports)}`,
+        });
       }
     });
   }
-  return out;
+  return owners;
 }
 
 /** Problems of rule names used more than once across both lists. */
-function duplicateNameProblems(
-  forwards: readonly PortForwardRule[],
-  opens: readonly OpenPortsRule[],
-): RuleProblem[] {
-  const out: RuleProblem[] = [];
+function duplicateNameProblems(out: Problems, c: ConfigCandidate): void {
   const seen = new Set<string>();
-  const check = (list: RuleList, index: number, name: string) => {
-    if (seen.has(name)) {
-      const message = `rule name "${name}" is used twice`;
-      out.push({ list, index, field: "name", message, reason: message });
+  for (const { subject, rule } of ruleSubjects(c)) {
+    if (seen.has(rule.name)) {
+      const message = `rule name "${rule.name}" is used twice`;
+      out.list.push({
+        subject,
+        field: "name",
+        message,
+        reason: message,
+        clash: `rule "${rule.name}"`,
+      });
     }
-    seen.add(name);
+    seen.add(rule.name);
+  }
+}
+
+/** The LAN layout as numbers, or null (with problems reported) when it is malformed. */
+interface Lan {
+  wan: number;
+  lan: number;
+  net: Cidr;
+  /** The network and broadcast addresses; null for /31 and /32, which have neither. */
+  netAddr: number | null;
+  broadcast: number | null;
+}
+
+function lanOf(out: Problems, n: NetworkLayout): Lan | null {
+  const network: ProblemSubject = { kind: "network" };
+  const wan = parseIpv4(n.wanAddress);
+  const lan = parseIpv4(n.lanAddress);
+  const net = parseCidr(n.lanNetwork);
+  if (wan === null) out.own(network, "wanAddress", `"${n.wanAddress}" is not an IPv4 address`);
+  if (lan === null) out.own(network, "lanAddress", `"${n.lanAddress}" is not an IPv4 address`);
+  if (net === null) out.own(network, "lanNetwork", `"${n.lanNetwork}" is not a network a.b.c.d/n`);
+  if (!Number.isInteger(n.managementPort) || n.managementPort < 1 || n.managementPort > 65535) {
+    out.own(network, "managementPort", `management port ${n.managementPort} is out of range`);
+  }
+  if (wan === null || lan === null || net === null) return null;
+  if (!cidrContains(net, lan)) {
+    out.own(network, "lanAddress", `${n.lanAddress} is outside the LAN network ${formatCidr(net)}`);
+  }
+  if (cidrContains(net, wan)) {
+    out.own(network, "wanAddress", `${n.wanAddress} is inside the LAN network ${formatCidr(net)}`);
+  }
+  const hostBits = net.prefix >= 31 ? 0 : (2 ** (32 - net.prefix)) - 1;
+  return {
+    wan,
+    lan,
+    net,
+    netAddr: net.prefix >= 31 ? null : net.addr,
+    broadcast: net.prefix >= 31 ? null : (net.addr + hostBits) >>> 0,
   };
-  forwards.forEach((r, i) => check("forwards", i, r.name));
-  opens.forEach((r, i) => check("openPorts", i, r.name));
-  return out;
+}
+
+/** A rule's private host must be a LAN host other than the appliance. */
+function addressProblems(out: Problems, c: ConfigCandidate, n: NetworkLayout, lan: Lan): void {
+  const net = formatCidr(lan.net);
+  for (const { subject, rule } of ruleSubjects(c)) {
+    const a = typeof rule.privateAddress === "string" ? parseIpv4(rule.privateAddress) : null;
+    const addr = rule.privateAddress;
+    if (a === null || privateAddressError(addr) !== null) continue; // the shape check's
+    const why = (reason: string, clash: string) =>
+      out.own(subject, "privateAddress", reason, clash);
+    if (a === lan.wan) {
+      why(`private address ${addr} is the WAN address`, `WAN address ${n.wanAddress}`);
+    } else if (a === lan.lan) {
+      why(`private address ${addr} is the appliance's LAN address`, `LAN address ${n.lanAddress}`);
+    } else if (a === lan.netAddr) {
+      why(`private address ${addr} is the LAN network address`, `LAN network ${net}`);
+    } else if (a === lan.broadcast) {
+      why(`private address ${addr} is the LAN broadcast address`, `LAN network ${net}`);
+    } else if (!cidrContains(lan.net, a)) {
+      why(`private address ${addr} is outside the LAN network ${net}`, `LAN network ${net}`);
+    }
+  }
+}
+
+/** The management port (TCP) must not be a public TCP port of an enabled rule. */
+function managementProblems(
+  out: Problems,
+  claims: Claim[],
+  owners: PortOwners,
+  port: number,
+): void {
+  const ci = owners.tcp[port] ?? -1;
+  if (ci < 0) return;
+  const c = claims[ci];
+  out.clash({
+    subject: c.subject,
+    field: c.field,
+    reason: `public tcp port ${port} is the management port`,
+    clash: `management port ${port}`,
+  }, {
+    subject: { kind: "network" },
+    field: "managementPort",
+    reason: `management port ${port} is a public tcp port of rule "${c.subject.name}"`,
+    clash: `rule "${c.subject.name}" ${c.field} ${formatPortRange(c.ports)}`,
+  });
+}
+
+/** Rule `users` must name existing users. */
+function ruleUserProblems(out: Problems, c: ConfigCandidate, users: readonly KnockClaim[]): void {
+  const names = new Set(users.map((u) => u.name));
+  for (const { subject, rule } of ruleSubjects(c)) {
+    if (!Array.isArray(rule.users)) continue;
+    rule.users.forEach((name, i) => {
+      if (typeof name === "string" && name !== "" && !names.has(name)) {
+        out.own(subject, `users[${i}]`, `user "${name}" does not exist`, `user "${name}"`)
+          .code = "unknown-user";
+      }
+    });
+  }
 }
 
 /**
- * Every problem of a rule set: each rule's own shape (names, ports, widths,
- * addresses, users), names used twice, and public ports claimed twice on the
- * same transport by enabled rules. An empty array means the set compiles.
+ * An enabled user's first knock
+ * port must be its own: not another user's on any transport (the verifier
+ * maps a port to one user), and not a rule's public port nor the management
+ * port (TCP, when reachable from the WAN) on a transport the user knocks
+ * with. The other transport does not clash: the verifier starts a sequence
+ * only for a packet of the user's own transport on `F` (`KnockVerifier`'s
+ * transport bits), so a TCP SYN to a UDP-only user's `F` reaches the forward,
+ * as the config loader has always allowed.
+ */
+function knockPortProblems(
+  out: Problems,
+  users: readonly KnockClaim[],
+  claims: Claim[],
+  owners: PortOwners,
+  managementPort: number | null,
+  managementFromWan: boolean,
+): void {
+  const firstPorts = new Map<number, number>();
+  users.forEach((u, index) => {
+    if (!u.enabled) return;
+    const subject: ProblemSubject = { kind: "user", index, name: u.name };
+    const f = u.firstPort;
+    if (!Number.isInteger(f) || f < 1 || f > 65535) return; // the user's own shape check
+    const mine = `user "${u.name}" knock.firstPort ${f}`;
+    const prev = firstPorts.get(f);
+    if (prev !== undefined) {
+      const p = users[prev];
+      out.clash({
+        subject,
+        field: "knock.firstPort",
+        reason: `first knock port ${f} is also user "${p.name}"'s`,
+        clash: `user "${p.name}" knock.firstPort ${f}`,
+      }, {
+        subject: { kind: "user", index: prev, name: p.name },
+        field: "knock.firstPort",
+        reason: `first knock port ${f} is also user "${u.name}"'s`,
+        clash: mine,
+      });
+    } else firstPorts.set(f, index);
+    const knocksWith = (proto: "tcp" | "udp") => u.transport === "any" || u.transport === proto;
+    for (const proto of ["tcp", "udp"] as const) {
+      if (!knocksWith(proto)) continue;
+      const ci = owners[proto][f];
+      if (ci < 0) continue;
+      const r = claims[ci];
+      out.clash({
+        subject,
+        field: "knock.firstPort",
+        reason: `first knock port ${f} is a public ${proto} port of rule "${r.subject.name}"`,
+        clash: `rule "${r.subject.name}" ${r.field} ${formatPortRange(r.ports)}`,
+      }, {
+        subject: r.subject,
+        field: r.field,
+        reason: `public ${proto} port ${f} is user "${u.name}"'s first knock port`,
+        clash: mine,
+      });
+      if (proto === "tcp" && claimsProto(r, "udp")) break; // one report per rule
+    }
+    if (managementPort !== null && managementFromWan && knocksWith("tcp") && f === managementPort) {
+      out.clash({
+        subject,
+        field: "knock.firstPort",
+        reason: `first knock port ${f} is the management port`,
+        clash: `management port ${f}`,
+      }, {
+        subject: { kind: "network" },
+        field: "managementPort",
+        reason: `management port ${f} is user "${u.name}"'s first knock port`,
+        clash: mine,
+      });
+    }
+  });
+}
+
+/**
+ * Every problem of a candidate configuration: each rule's own shape (names,
+ * protocols, ports, widths, addresses, users), names used twice, public
+ * ports claimed twice on one transport by enabled rules (well-formed claims
+ * only, so a bad range does not hide another rule's clash); with `network`, the
+ * private addresses against the addressing and the management port against
+ * the rules; with `users`, rule users that do not exist and first knock
+ * ports claimed twice. An empty array means the set is good.
+ */
+export function validateConfig(c: ConfigCandidate): ConfigProblem[] {
+  const out = new Problems();
+  for (const { subject, rule } of ruleSubjects(c)) ruleShapeProblems(out, subject, rule);
+  duplicateNameProblems(out, c);
+  const lan = c.network ? lanOf(out, c.network) : null;
+  if (c.network && lan) addressProblems(out, c, c.network, lan);
+  if (c.users) ruleUserProblems(out, c, c.users);
+  const claims = claimsOf(c);
+  const owners = overlapProblems(out, claims);
+  const mgmt = c.network?.managementPort ?? null;
+  if (mgmt !== null && Number.isInteger(mgmt) && mgmt >= 1 && mgmt <= 65535) {
+    managementProblems(out, claims, owners, mgmt);
+  }
+  const fromWan = c.network?.managementWanAccess !== "never";
+  if (c.users) knockPortProblems(out, c.users, claims, owners, mgmt, fromWan);
+  return out.list;
+}
+
+/** One thing wrong with a rule (the rules-only view of a `ConfigProblem`). */
+export interface RuleProblem {
+  list: RuleList;
+  /** Position of the rule in its list. */
+  index: number;
+  /** Field path inside the rule, e.g. `publicPorts`, `ports[1].ports`, `users[0]`. */
+  field: string;
+  /** The complete message, naming the rule. */
+  message: string;
+  /** The reason alone, for callers that name the rule themselves (e.g. `public port 70000 is out of range`). */
+  reason: string;
+}
+
+/** Thrown by `assertValidRules` (and so by `compileRules`) with every problem found. */
+export class RuleValidationError extends Error {
+  /** All problems, in rule order. */
+  readonly problems: RuleProblem[];
+  /** An error whose message lists `problems`, one per line. */
+  constructor(problems: RuleProblem[]) {
+    super(problems.map((p) => p.message).join("\n"));
+    this.name = "RuleValidationError";
+    this.problems = problems;
+  }
+}
+
+/**
+ * Every problem of a rule set alone (`validateConfig` without users and
+ * network), each clash once, on the later rule. An empty array means the set
+ * compiles.
  */
 export function validateRules(
   forwards: readonly PortForwardRule[],
   openPorts: readonly OpenPortsRule[],
 ): RuleProblem[] {
-  const shape = [
-    ...forwards.flatMap((r, i) => ruleShapeProblems("forwards", i, r)),
-    ...openPorts.flatMap((r, i) => ruleShapeProblems("openPorts", i, r)),
-  ];
-  const names = duplicateNameProblems(forwards, openPorts);
-  // Overlaps only mean something once every range is well formed.
-  const overlaps = shape.length === 0 ? overlapProblems(claimsOf(forwards, openPorts)) : [];
-  return [...shape, ...names, ...overlaps];
+  return validateConfig({ forwards, openPorts }).flatMap((p) =>
+    p.subject.kind === "rule" && !p.mirror
+      ? [{
+        list: p.subject.list,
+        index: p.subject.index,
+        field: p.field,
+        message: p.message,
+        reason: p.reason,
+      }]
+      : []
+  );
 }
 
 /** Throws a `RuleValidationError` listing every problem, if there is any. */

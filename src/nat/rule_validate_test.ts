@@ -2,9 +2,14 @@ import assert from "node:assert/strict";
 import type { OpenPortsRule, PortForwardRule } from "./rule.ts";
 import {
   assertValidRules,
+  type ConfigCandidate,
   formatPortRange,
+  type KnockClaim,
+  type NetworkLayout,
   parsePortRange,
   RuleValidationError,
+  subjectLabel,
+  validateConfig,
   validateRules,
 } from "./rule_validate.ts";
 
@@ -177,4 +182,279 @@ Deno.test("assertValidRules throws every problem at once", () => {
     );
     return true;
   });
+});
+
+const network: NetworkLayout = {
+  wanAddress: "198.51.100.1",
+  lanAddress: "192.0.2.1",
+  lanNetwork: "192.0.2.0/24",
+  managementPort: 8443,
+  managementWanAccess: "knock",
+};
+
+function user(name: string, firstPort: number, over: Partial<KnockClaim> = {}): KnockClaim {
+  return { name, enabled: true, firstPort, transport: "any", ...over };
+}
+
+/** The problems of a candidate set as `[subject, field, reason, clash, mirror]`. */
+function configProblems(c: ConfigCandidate): [string, string, string, string, boolean][] {
+  return validateConfig(c).map((p) => [
+    subjectLabel(p.subject),
+    p.field,
+    p.reason,
+    p.clash ?? "",
+    p.mirror === true,
+  ]);
+}
+
+Deno.test("validateConfig: a good set with users and network has no problem", () => {
+  assert.deepEqual(
+    validateConfig({
+      forwards: [fwd({ users: ["alice"] })],
+      openPorts: [open()],
+      users: [user("alice", 41001), user("bob", 41002, { enabled: false, firstPort: 52201 })],
+      network,
+    }),
+    [],
+  );
+});
+
+Deno.test("validateConfig: first knock ports against rules, each other and the management port", () => {
+  const forwards = [
+    fwd(),
+    fwd({ name: "dns", protocol: "udp", publicPorts: { start: 53, end: 53 } }),
+  ];
+  const users = [
+    user("alice", 52201, { transport: "tcp" }),
+    user("bob", 53, { transport: "any" }),
+    user("carol", 8443),
+    user("dave", 52201, { transport: "udp" }), // udp-only on a tcp forward: no clash with it
+  ];
+  assert.deepEqual(configProblems({ forwards, openPorts: [], users, network }), [
+    [
+      'user "alice"',
+      "knock.firstPort",
+      'first knock port 52201 is a public tcp port of rule "web"',
+      'rule "web" publicPorts 52201',
+      false,
+    ],
+    [
+      'rule "web"',
+      "publicPorts",
+      'public tcp port 52201 is user "alice"\'s first knock port',
+      'user "alice" knock.firstPort 52201',
+      true,
+    ],
+    [
+      'user "bob"',
+      "knock.firstPort",
+      'first knock port 53 is a public udp port of rule "dns"',
+      'rule "dns" publicPorts 53',
+      false,
+    ],
+    [
+      'rule "dns"',
+      "publicPorts",
+      'public udp port 53 is user "bob"\'s first knock port',
+      'user "bob" knock.firstPort 53',
+      true,
+    ],
+    [
+      'user "carol"',
+      "knock.firstPort",
+      "first knock port 8443 is the management port",
+      "management port 8443",
+      false,
+    ],
+    [
+      "network",
+      "managementPort",
+      'management port 8443 is user "carol"\'s first knock port',
+      'user "carol" knock.firstPort 8443',
+      true,
+    ],
+    [
+      'user "dave"',
+      "knock.firstPort",
+      'first knock port 52201 is also user "alice"\'s',
+      'user "alice" knock.firstPort 52201',
+      false,
+    ],
+    [
+      'user "alice"',
+      "knock.firstPort",
+      'first knock port 52201 is also user "dave"\'s',
+      'user "dave" knock.firstPort 52201',
+      true,
+    ],
+  ]);
+  // The other transport does not clash (the verifier ignores it on F); neither do disabled
+  // knocks, disabled rules, nor a UDP-only knock or an unreachable management port.
+  assert.deepEqual(
+    validateConfig({
+      forwards: [
+        fwd(),
+        fwd({ name: "off", enabled: false, publicPorts: { start: 41001, end: 41001 } }),
+        fwd({ name: "dns", protocol: "udp", publicPorts: { start: 53, end: 53 } }),
+      ],
+      openPorts: [],
+      users: [
+        user("alice", 52201, { enabled: false }),
+        user("bob", 41001),
+        user("carol", 52201, { transport: "udp" }),
+        user("dave", 53, { transport: "tcp" }),
+        user("erin", 8443, { transport: "udp" }),
+      ],
+      network,
+    }),
+    [],
+  );
+  assert.deepEqual(
+    validateConfig({
+      forwards: [],
+      openPorts: [],
+      users: [user("carol", 8443)],
+      network: { ...network, managementWanAccess: "never" },
+    }),
+    [],
+  );
+});
+
+Deno.test("validateConfig: a public range containing a first knock port or the management port", () => {
+  const range = fwd({
+    name: "range",
+    publicPorts: { start: 8000, end: 9000 },
+    privatePorts: { start: 8080, end: 8080 },
+  });
+  const mail = open({ ports: [{ protocol: "both", ports: { start: 41000, end: 41010 } }] });
+  assert.deepEqual(
+    configProblems({ forwards: [range], openPorts: [mail], users: [user("alice", 41005)], network })
+      .filter((p) => !p[4]),
+    [
+      [
+        'rule "range"',
+        "publicPorts",
+        "public tcp port 8443 is the management port",
+        "management port 8443",
+        false,
+      ],
+      [
+        'user "alice"',
+        "knock.firstPort",
+        'first knock port 41005 is a public tcp port of rule "mail"',
+        'rule "mail" ports[0].ports 41000-41010',
+        false,
+      ],
+    ],
+  );
+  // The management port is TCP only: a UDP forward on it does not clash.
+  const udp = fwd({ protocol: "udp", publicPorts: { start: 8443, end: 8443 } });
+  assert.deepEqual(validateConfig({ forwards: [udp], openPorts: [], network }), []);
+});
+
+Deno.test("validateConfig: private addresses against the addressing", () => {
+  const at = (name: string, privateAddress: string) => fwd({ name, privateAddress });
+  const forwards = [
+    at("wan", "198.51.100.1"),
+    at("lan", "192.0.2.1"),
+    at("net", "192.0.2.0"),
+    at("bcast", "192.0.2.255"),
+    at("away", "10.0.0.5"),
+    at("loop", "127.0.0.1"),
+  ].map((r, i) => ({ ...r, publicPorts: { start: 100 + i, end: 100 + i } }));
+  assert.deepEqual(
+    validateConfig({ forwards, openPorts: [], network }).map((p) => [p.message, p.clash ?? ""]),
+    [
+      [
+        'Cannot parse rule "loop": private address "127.0.0.1" is not a unicast host address',
+        "",
+      ],
+      ['rule "wan": private address 198.51.100.1 is the WAN address', "WAN address 198.51.100.1"],
+      [
+        'rule "lan": private address 192.0.2.1 is the appliance\'s LAN address',
+        "LAN address 192.0.2.1",
+      ],
+      [
+        'rule "net": private address 192.0.2.0 is the LAN network address',
+        "LAN network 192.0.2.0/24",
+      ],
+      [
+        'rule "bcast": private address 192.0.2.255 is the LAN broadcast address',
+        "LAN network 192.0.2.0/24",
+      ],
+      [
+        'rule "away": private address 10.0.0.5 is outside the LAN network 192.0.2.0/24',
+        "LAN network 192.0.2.0/24",
+      ],
+    ],
+  );
+  // A /31 has neither network nor broadcast address; both hosts may be forwarded to.
+  const p2p = { ...network, lanAddress: "192.0.2.0", lanNetwork: "192.0.2.0/31" };
+  assert.deepEqual(
+    validateConfig({ forwards: [at("peer", "192.0.2.1")], openPorts: [], network: p2p }),
+    [],
+  );
+  // The layout itself.
+  assert.deepEqual(
+    configProblems({
+      forwards: [],
+      openPorts: [],
+      network: { ...network, wanAddress: "192.0.2.7", lanAddress: "192.0.3.1", managementPort: 0 },
+    }).map((p) => [p[1], p[2]]),
+    [
+      ["managementPort", "management port 0 is out of range"],
+      ["lanAddress", "192.0.3.1 is outside the LAN network 192.0.2.0/24"],
+      ["wanAddress", "192.0.2.7 is inside the LAN network 192.0.2.0/24"],
+    ],
+  );
+});
+
+Deno.test("validateConfig: rule users must exist; overlaps are reported on both rules", () => {
+  const ssh = fwd({ name: "ssh", publicPorts: { start: 52200, end: 52205 }, users: ["ghost"] });
+  assert.deepEqual(configProblems({ forwards: [fwd(), ssh], openPorts: [], users: [] }), [
+    ['rule "ssh"', "users[0]", 'user "ghost" does not exist', 'user "ghost"', false],
+    [
+      'rule "ssh"',
+      "publicPorts",
+      'rule "ssh" overlaps rule "web" on tcp port 52201',
+      'rule "web" publicPorts 52201',
+      false,
+    ],
+    [
+      'rule "web"',
+      "publicPorts",
+      'overlaps rule "ssh" on tcp port 52201',
+      'rule "ssh" publicPorts 52200-52205',
+      true,
+    ],
+  ]);
+});
+
+Deno.test("validateConfig: several problems of one rule at once", () => {
+  const bad = fwd({
+    name: "bad",
+    publicPorts: { start: 41001, end: 41001 },
+    privatePorts: { start: 1, end: 2 },
+    privateAddress: "198.51.100.1",
+    users: ["alice", "ghost", "alice"],
+  });
+  const problems = validateConfig({
+    forwards: [bad],
+    openPorts: [],
+    users: [user("alice", 41001)],
+    network,
+  }).filter((p) => p.subject.kind === "rule");
+  assert.deepEqual(problems.map((p) => p.field), [
+    "users[2]",
+    "privatePorts",
+    "privateAddress",
+    "users[1]",
+    "publicPorts",
+  ]);
+  const fixed = { ...bad, privatePorts: { start: 1, end: 1 }, users: ["alice", "ghost"] };
+  assert.deepEqual(
+    validateConfig({ forwards: [fixed], openPorts: [], users: [user("alice", 41001)], network })
+      .filter((p) => p.subject.kind === "rule").map((p) => p.field),
+    ["privateAddress", "users[1]", "publicPorts"],
+  );
 });

@@ -1,6 +1,6 @@
 /**
  * Typed store errors. The API turns each into one HTTP status: NotFoundError
- * 404, ConflictError 409, ValidationError 400.
+ * 404, ConflictError 409, ValidationError 400, ConfigProblemError 409 or 422.
  */
 
 /** Base class of every error the store throws on purpose. */
@@ -33,5 +33,32 @@ export class ValidationError extends StoreError {
   /** `field` names the offending input field, e.g. "publicPorts.end". */
   constructor(readonly field: string, message: string) {
     super(message);
+  }
+}
+
+/** One problem of a configuration write, in the writer's terms. */
+export interface FieldProblem {
+  /** The written record's field, e.g. `publicPorts`, `users[0]`, `knock.firstPort`. */
+  field: string;
+  message: string;
+  /** The other party of a clash and its field, e.g. `rule "web" publicPorts 52201`. */
+  clash?: string;
+}
+
+/**
+ * A rule or user write the configuration validation refused, with every
+ * problem it would introduce. `conflict` is true when one of them is a clash
+ * with another stored rule or user (HTTP 409), false when the write is wrong
+ * on its own or against the addressing (HTTP 422).
+ */
+export class ConfigProblemError extends StoreError {
+  /** Every problem, the first one's field in `field`. */
+  constructor(readonly problems: FieldProblem[], readonly conflict: boolean) {
+    super(problems.map((p) => p.message).join("; "));
+  }
+
+  /** The first problem's field. */
+  get field(): string {
+    return this.problems[0]?.field ?? "";
   }
 }

@@ -5,6 +5,7 @@
  */
 import { dirname } from "node:path";
 import { type Clock, systemClock } from "../clock.ts";
+import type { NetworkLayout } from "../nat/rule_validate.ts";
 import { AuditLog } from "./audit.ts";
 import type { Store } from "./mod.ts";
 import { RuleRepo } from "./rules.ts";
@@ -24,6 +25,11 @@ export interface OpenStoreOptions {
   clock?: Clock;
   /** Migrations to run; default this release's `MIGRATIONS` (tests pass their own). */
   migrations?: readonly Migration[];
+  /**
+   * The addressing and management port rule and user writes are validated
+   * against (from the configuration file); without it those checks are skipped.
+   */
+  network?: NetworkLayout;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -101,8 +107,8 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
   return {
     kv,
     audit,
-    users: new UserRepo(kv, box, audit, clock),
-    rules: new RuleRepo(kv, audit, clock),
+    users: new UserRepo(kv, box, audit, clock, options.network),
+    rules: new RuleRepo(kv, audit, clock, options.network),
     settings: new SettingsRepo(kv, audit, clock),
     unlocks: new UnlockRepo(kv, clock),
     sessions: new SessionRepo(kv, audit, clock),

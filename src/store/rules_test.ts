@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import { withStore } from "./_test_util.ts";
-import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
+import { ConfigProblemError, NotFoundError } from "./errors.ts";
 import type { RuleInput } from "./rules.ts";
 
 function forward(
@@ -80,16 +80,17 @@ Deno.test("rules: overlapping enabled public ports are refused", async () => {
     await assert.rejects(
       rules.createRule(forward("inside", 8050), "root"),
       (e) =>
-        e instanceof ConflictError && e.field === "publicPorts" &&
+        e instanceof ConfigProblemError && e.conflict && e.field === "publicPorts" &&
         e.message ===
-          'Cannot save rule "inside": tcp port 8050 overlap tcp ports 8000..8100 of rule "range"',
+          'Cannot save rule "inside": rule "inside" overlaps rule "range" on tcp port 8050' &&
+        e.problems[0].clash === 'rule "range" publicPorts 8000-8100',
     );
     await assert.rejects(
       rules.createRule(
         open("o", [{ protocol: "both", ports: { start: 7000, end: 8000 } }]),
         "root",
       ),
-      (e) => e instanceof ConflictError && e.field === "ports",
+      (e) => e instanceof ConfigProblemError && e.field === "ports[0].ports",
     );
     // Same port, other protocol: fine.
     await rules.createRule(forward("dns", 8053, 8053, { protocol: "udp" }), "root");
@@ -97,7 +98,7 @@ Deno.test("rules: overlapping enabled public ports are refused", async () => {
     await rules.createRule(forward("off", 8050, 8050, { enabled: false }), "root");
     await assert.rejects(
       rules.updateRule("off", forward("off", 8050), "root"),
-      ConflictError,
+      ConfigProblemError,
     );
     // An open-ports rule must not overlap itself.
     await assert.rejects(
@@ -108,7 +109,7 @@ Deno.test("rules: overlapping enabled public ports are refused", async () => {
         ]),
         "root",
       ),
-      /overlap its own/,
+      /overlaps itself/,
     );
     // Updating a rule may keep its own ports.
     await rules.updateRule("range", forward("range", 8000, 8049), "root");
@@ -127,7 +128,9 @@ Deno.test("rules: concurrent creates of overlapping rules: exactly one wins", as
       );
       assert.equal(results.filter((r) => r.status === "fulfilled").length, 1, `round ${round}`);
       for (const r of results) {
-        if (r.status === "rejected") assert.ok(r.reason instanceof ConflictError, String(r.reason));
+        if (r.status === "rejected") {
+          assert.ok(r.reason instanceof ConfigProblemError && r.reason.conflict, String(r.reason));
+        }
       }
     }
     assert.equal((await rules.listRules()).length, 5);
@@ -144,12 +147,12 @@ Deno.test("rules: malformed rules are refused with the field named", async () =>
       [forward("p", 80, 80, { privateAddress: "192.0.2.300" }), "privateAddress"],
       [forward("p", 80, 80, { protocol: "sctp" as "tcp" }), "protocol"],
       [open("o", []), "ports"],
-      [open("o", [{ protocol: "tcp", ports: { start: 0, end: 1 } }]), "ports.0.ports"],
+      [open("o", [{ protocol: "tcp", ports: { start: 0, end: 1 } }]), "ports[0].ports"],
     ];
     for (const [input, field] of cases) {
       await assert.rejects(
         rules.createRule(input, "root"),
-        (e) => e instanceof ValidationError && e.field === field,
+        (e) => e instanceof ConfigProblemError && !e.conflict && e.field === field,
         field,
       );
     }
@@ -158,9 +161,15 @@ Deno.test("rules: malformed rules are refused with the field named", async () =>
       forward("p", 80, 90, { privatePorts: { start: 8080, end: 8080 } }),
       "root",
     );
-    assert.match(
-      await rules.createRule(forward("q", 70000), "root").catch((e) => e.message),
-      /^Cannot save rule "q": port 70000 is out of range 1..65535$/,
-    );
+    // Every problem at once.
+    const e = await rules.createRule(forward("q", 70000), "root").catch((e) => e);
+    assert.ok(e instanceof ConfigProblemError);
+    assert.deepEqual(e.problems, [
+      { field: "publicPorts", message: 'Cannot save rule "q": public port 70000 is out of range' },
+      {
+        field: "privatePorts",
+        message: 'Cannot save rule "q": private port 70000 is out of range',
+      },
+    ]);
   });
 });

@@ -119,11 +119,11 @@ function match(field: string, v: unknown, re: RegExp, what: string): void {
 }
 
 function validateCollector(c: SyslogCollector, i: number): void {
-  match(`syslog.collectors.${i}.host`, c?.host, HOST_RE, "a host name or address");
-  int(`syslog.collectors.${i}.port`, c.port, 1, 65535);
+  match(`syslog.collectors[${i}].host`, c?.host, HOST_RE, "a host name or address");
+  int(`syslog.collectors[${i}].port`, c.port, 1, 65535);
   if (c.format !== "rfc5424" && c.format !== "rfc3164") {
     fail(
-      `syslog.collectors.${i}.format`,
+      `syslog.collectors[${i}].format`,
       `format ${JSON.stringify(c.format)} is not rfc5424 or rfc3164`,
     );
   }

@@ -53,7 +53,7 @@ Deno.test("settings: invalid values and stale versions are refused", async () =>
         { syslog: { collectors: [{ host: "h", port: 514, format: "json" as "rfc5424" }] } },
         "root",
       ),
-      (e) => e instanceof ValidationError && e.field === "syslog.collectors.0.format",
+      (e) => e instanceof ValidationError && e.field === "syslog.collectors[0].format",
     );
     await settings.updateSettings({ idleTimeoutSeconds: 60 }, "root");
     await assert.rejects(

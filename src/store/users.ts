@@ -1,11 +1,16 @@
 /**
  * Users: credentials, role, MFA secret (encrypted), knock parameters and the
- * rules they may unlock. A user's first knock port is unique among users with
- * knocking enabled, enforced by the index key `["idx","user-firstport",port]`
- * checked in the same atomic operation as the user record.
+ * rules they may unlock. Every user write validates the whole candidate set
+ * (a first knock port unique among users with knocking enabled, not a rule's
+ * public port nor the management port; no rule naming a deleted user; see
+ * `_candidate.ts`) and commits only if no rule or user was written since it
+ * read them. The index key `["idx","user-firstport",port]` is kept in the
+ * same atomic operation as the user record.
  */
 import type { Clock } from "../clock.ts";
 import type { KnockProfile, KnockTransport } from "../knock/profile.ts";
+import type { NetworkLayout } from "../nat/rule_validate.ts";
+import { candidateOf, readConfig, refuseNewProblems, stageConfigVersion } from "./_candidate.ts";
 import { randomBase32Secret } from "./_ids.ts";
 import { RETRY, withRetry } from "./_retry.ts";
 import { isInt } from "./_validate.ts";
@@ -192,12 +197,17 @@ function indexedPort(u: UserRecord | null): number | null {
 export class UserRepo {
   #dummyHash: Promise<string> | null = null;
 
-  /** Users in `kv`; secrets sealed by `box`; changes recorded in `audit`. */
+  /**
+   * Users in `kv`; secrets sealed by `box`; changes recorded in `audit`.
+   * Without `network` the first knock port is not checked against the
+   * management port.
+   */
   constructor(
     private readonly kv: Deno.Kv,
     private readonly box: SecretBox,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
+    private readonly network?: NetworkLayout,
   ) {}
 
   /** Creates a user; ConflictError if the name or first knock port is taken. */
@@ -369,10 +379,11 @@ export class UserRepo {
   }
 
   /**
-   * The one write path: reads the user, computes the new record (null =
-   * delete), and commits record, first-port index and audit entry in one
-   * atomic operation checked against what was read. Retries when another
-   * write got in between; the re-read then reports the clash.
+   * The one write path: reads the user, every rule and every user, computes
+   * the new record (null = delete), validates the candidate set, and commits
+   * record, first-port index, config version and audit entry in one atomic
+   * operation checked against what was read. Retries when another write got
+   * in between; the re-read then reports the clash.
    */
   #write<T extends UserRecord | null>(
     name: string,
@@ -382,9 +393,19 @@ export class UserRepo {
   ): Promise<T> {
     return withRetry(`user "${name}"`, async () => {
       const entry = await this.kv.get<UserRecord>(userKey(name));
+      const snap = await readConfig(this.kv);
       const after = change(entry.value);
+      const others = snap.users.filter((u) => u.name !== name);
+      refuseNewProblems(
+        candidateOf(snap.rules, snap.users, this.network),
+        candidateOf(snap.rules, after === null ? others : [...others, after], this.network),
+        { kind: "user", name, verb: after === null ? "delete" : "save" },
+      );
       const op = this.kv.atomic().check(entry);
-      await this.#stagePortMove(op, name, indexedPort(entry.value), indexedPort(after));
+      stageConfigVersion(op, snap);
+      if (!await this.#stagePortMove(op, name, indexedPort(entry.value), indexedPort(after))) {
+        return RETRY;
+      }
       if (after === null) op.delete(userKey(name));
       else op.set(userKey(name), after);
       this.audit.stage(op, { actor, action, target: name, before: entry.value, after });
@@ -392,24 +413,24 @@ export class UserRepo {
     });
   }
 
-  /** Moves the user's first-port index entry from `from` to `to` within `op`. */
+  /**
+   * Moves the user's first-port index entry from `from` to `to` within `op`;
+   * false when another user holds `to` (a write that committed after this one
+   * read the candidate set: the retry's validation names the clash).
+   */
   async #stagePortMove(
     op: Deno.AtomicOperation,
     name: string,
     from: number | null,
     to: number | null,
-  ): Promise<void> {
-    if (from === to) return;
+  ): Promise<boolean> {
+    if (from === to) return true;
     if (from !== null) op.delete(portKey(from));
-    if (to === null) return;
+    if (to === null) return true;
     const held = await this.kv.get<string>(portKey(to));
-    if (held.value !== null && held.value !== name) {
-      throw new ConflictError(
-        "knock.firstPort",
-        `first knock port ${to} is already used by user "${held.value}"`,
-      );
-    }
+    if (held.value !== null && held.value !== name) return false;
     // The check makes a concurrent claim of the same port fail this commit.
     op.check(held).set(portKey(to), name);
+    return true;
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { dumpKv, T0, withStore } from "./_test_util.ts";
-import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
+import { ConfigProblemError, ConflictError, NotFoundError, ValidationError } from "./errors.ts";
 import { toPublicUser } from "./users.ts";
 
 const SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -89,8 +89,9 @@ Deno.test("users: duplicate name and taken first port are conflicts", async () =
     await assert.rejects(
       users.createUser({ name: "bob", password: "password1", role: "viewer", knock }, "root"),
       (e) =>
-        e instanceof ConflictError && e.field === "knock.firstPort" &&
-        e.message === 'first knock port 41001 is already used by user "alice"',
+        e instanceof ConfigProblemError && e.conflict && e.field === "knock.firstPort" &&
+        e.message === 'Cannot save user "bob": first knock port 41001 is also user "alice"\'s' &&
+        e.problems[0].clash === 'user "alice" knock.firstPort 41001',
     );
     // A disabled knock does not hold its port.
     await users.createUser(
@@ -99,7 +100,7 @@ Deno.test("users: duplicate name and taken first port are conflicts", async () =
     );
     await assert.rejects(
       users.updateUser("bob", { knock: { enabled: true } }, "root"),
-      ConflictError,
+      ConfigProblemError,
     );
   });
 });
@@ -127,7 +128,7 @@ Deno.test("users: concurrent creates claiming one first port: exactly one wins",
       assert.equal(won.length, 1, `round ${round}`);
       for (const r of lost) {
         assert.ok(
-          r.reason instanceof ConflictError && r.reason.field === "knock.firstPort",
+          r.reason instanceof ConfigProblemError && r.reason.field === "knock.firstPort",
           String(r.reason),
         );
       }

@@ -1,15 +1,16 @@
 /**
  * Port forwards (`/rules/forwards`) and open-ports rules
- * (`/rules/open-ports`). Names are unique across both kinds; two enabled
- * rules may not claim the same public port and protocol (409 naming the
- * other rule). Operators and administrators write, viewers read.
+ * (`/rules/open-ports`). The body's shape is zod's (400); the store
+ * validates the rule against every other rule, the users' first knock ports,
+ * the management port and the addressing, and the API answers 409 (a clash
+ * with another rule or user) or 422 listing every problem. Operators and
+ * administrators write, viewers read.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { privateAddressError } from "../../nat/rule_validate.ts";
 import type { OpenPortsRule, PortForwardRule } from "../../nat/rule.ts";
 import type { RuleInput, RuleRecord } from "../../store/rules.ts";
 import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
-import { badRequest, notFound } from "../errors.ts";
+import { notFound } from "../errors.ts";
 import {
   changed,
   errors,
@@ -63,20 +64,12 @@ export function openPortsView(r: RuleRecord & { kind: "open" }) {
   return { ...r.rule, ...meta(r) };
 }
 
-/** Checks the private address as the data plane will (unicast host), 400 otherwise. */
-function checkAddress(name: string, addr: string): void {
-  const error = privateAddressError(addr);
-  if (error !== null) throw badRequest(`Cannot save rule "${name}": ${error}`, "privateAddress");
-}
-
 function forwardRule(b: ForwardInput): RuleInput {
-  checkAddress(b.name, b.privateAddress);
   const rule: PortForwardRule = { ...b, privatePorts: b.privatePorts ?? { ...b.publicPorts } };
   return { kind: "forward", rule };
 }
 
 function openRule(b: OpenPortsInput): RuleInput {
-  checkAddress(b.name, b.privateAddress);
   const rule: OpenPortsRule = { ...b };
   return { kind: "open", rule };
 }
@@ -115,7 +108,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       middleware: writers,
       security: SIGNED_IN,
       request: { body: jsonBody(k.input) },
-      responses: { 201: jsonResponse(k.output, "Created"), ...errors(400, 401, 403, 409) },
+      responses: { 201: jsonResponse(k.output, "Created"), ...errors(400, 401, 403, 409, 422) },
     }),
     replace: createRoute({
       method: "put",
@@ -125,7 +118,10 @@ function routesFor<I, O>(k: Kind<I, O>) {
       middleware: writers,
       security: SIGNED_IN,
       request: { params: NameParam, headers: IfMatchHeader, body: jsonBody(k.input) },
-      responses: { 200: jsonResponse(k.output, "Replaced"), ...errors(400, 401, 403, 404, 409) },
+      responses: {
+        200: jsonResponse(k.output, "Replaced"),
+        ...errors(400, 401, 403, 404, 409, 422),
+      },
     }),
     remove: createRoute({
       method: "delete",

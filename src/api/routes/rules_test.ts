@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { withApi } from "../_test_util.ts";
 
-type ErrorJson = { error: { status: number; code: string; message: string; field?: string } };
+type ErrorJson = {
+  error: { status: number; code: string; message: string; field?: string };
+  problems?: { field: string; message: string; clash?: string }[];
+};
 
 const ssh = {
   name: "ssh",
@@ -133,46 +136,183 @@ Deno.test("rules: overlaps and name clashes are 409 naming the other rule", asyn
   });
 });
 
-Deno.test("rules: bad input is 400 naming the field and reason", async () => {
+Deno.test("rules: bad shape is 400, a bad rule 422, each naming the field and reason", async () => {
   await withApi(async (h) => {
     const admin = await h.adminClient();
-    const cases: [string, unknown, string, RegExp][] = [
-      ["forwards", { ...ssh, publicPorts: { start: 0, end: 1 } }, "publicPorts.start", /=1/],
+    const cases: [string, unknown, number, string, RegExp][] = [
+      ["forwards", { ...ssh, publicPorts: { start: 0, end: 1 } }, 400, "publicPorts.start", /=1/],
       [
         "forwards",
         { ...ssh, publicPorts: { start: 70000, end: 70000 } },
+        400,
         "publicPorts.start",
         /65535/,
       ],
       [
         "forwards",
         { ...ssh, publicPorts: { start: 52300, end: 52200 } },
+        422,
         "publicPorts",
-        /reversed/,
+        /ends before it starts/,
       ],
-      ["forwards", { ...ssh, privatePorts: { start: 1, end: 5 } }, "privatePorts", /span/],
-      ["forwards", { ...ssh, privateAddress: "300.1.1.1" }, "privateAddress", /IPv4/],
-      ["forwards", { ...ssh, privateAddress: "127.0.0.1" }, "privateAddress", /unicast/],
-      ["forwards", { ...ssh, protocol: "icmp" }, "protocol", /tcp/],
-      ["forwards", { ...ssh, name: "-bad" }, "name", /rule/],
-      ["forwards", { ...ssh, users: ["a", "a"] }, "users", /twice/],
-      ["forwards", { ...ssh, colour: "red" }, "", /colour/],
-      ["forwards", { name: "x" }, "publicPorts", /./],
-      ["open-ports", { ...games, ports: [] }, "ports", /./],
+      ["forwards", { ...ssh, privatePorts: { start: 1, end: 5 } }, 422, "privatePorts", /span/],
+      ["forwards", { ...ssh, privateAddress: "300.1.1.1" }, 400, "privateAddress", /IPv4/],
+      ["forwards", { ...ssh, privateAddress: "127.0.0.1" }, 422, "privateAddress", /unicast/],
+      ["forwards", { ...ssh, protocol: "icmp" }, 400, "protocol", /tcp/],
+      ["forwards", { ...ssh, name: "-bad" }, 422, "name", /rule/],
+      ["forwards", { ...ssh, users: ["alice", "alice"] }, 422, "users[1]", /twice/],
+      ["forwards", { ...ssh, colour: "red" }, 400, "", /colour/],
+      ["forwards", { name: "x" }, 400, "publicPorts", /./],
+      ["open-ports", { ...games, ports: [] }, 400, "ports", /./],
       [
         "open-ports",
         { ...games, ports: [{ protocol: "udp", ports: { start: 5, end: 4 } }] },
-        "ports.0.ports",
-        /reversed/,
+        422,
+        "ports[0].ports",
+        /ends before it starts/,
+      ],
+      [
+        "open-ports",
+        { ...games, ports: [{ protocol: "udp", ports: { start: 0, end: 4 } }] },
+        400,
+        "ports[0].ports.start",
+        /=1/,
       ],
     ];
-    for (const [kind, body, field, reason] of cases) {
+    for (const [kind, body, status, field, reason] of cases) {
       const r = await admin.json("POST", `/api/v1/rules/${kind}`, { body });
-      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.status, status, JSON.stringify(body));
       const e = (r.body as ErrorJson).error;
       assert.equal(e.field ?? "", field, JSON.stringify(e));
       assert.match(e.message, reason, e.message);
+      const problems = (r.body as ErrorJson).problems!;
+      assert.ok(problems.length >= 1, JSON.stringify(r.body));
+      assert.equal(problems[0].field, field);
     }
+  });
+});
+
+Deno.test("rules: every clash is a 4xx naming the field and the clash", async () => {
+  await withApi(async (h) => {
+    const admin = await h.adminClient();
+    // The seeded set: user alice knocks on 41001; web tcp 52201, iperf both 52202,
+    // range tcp 52210-52219, udp-echo udp 52203 to 192.0.2.12; management tcp 8443;
+    // WAN 198.51.100.1, LAN 192.0.2.1 in 192.0.2.0/24.
+    const at = (start: number, end = start) => ({ start, end });
+    const cases: [string, unknown, number, string, RegExp, RegExp | undefined][] = [
+      ["forwards", { ...ssh, publicPorts: at(52201) }, 409, "publicPorts", /rule "web"/, /web/],
+      ["forwards", { ...ssh, publicPorts: at(41000, 41010) }, 409, "publicPorts", /alice/, /41001/],
+      ["forwards", { ...ssh, publicPorts: at(8443) }, 422, "publicPorts", /management/, /8443/],
+      [
+        "forwards",
+        { ...ssh, protocol: "udp", publicPorts: at(41001) },
+        409,
+        "publicPorts",
+        /first knock port/,
+        /alice/,
+      ],
+      ["forwards", { ...ssh, privateAddress: "198.51.100.1" }, 422, "privateAddress", /WAN/, /WAN/],
+      ["forwards", { ...ssh, privateAddress: "192.0.2.1" }, 422, "privateAddress", /LAN/, /LAN/],
+      [
+        "forwards",
+        { ...ssh, privateAddress: "192.0.2.255" },
+        422,
+        "privateAddress",
+        /broadcast/,
+        /192\.0\.2\.0\/24/,
+      ],
+      [
+        "forwards",
+        { ...ssh, privateAddress: "192.0.2.0" },
+        422,
+        "privateAddress",
+        /network/,
+        /LAN/,
+      ],
+      ["forwards", { ...ssh, privateAddress: "10.0.0.5" }, 422, "privateAddress", /outside/, /LAN/],
+      ["forwards", { ...ssh, users: ["alice", "nobody"] }, 422, "users[1]", /"nobody"/, /nobody/],
+      ["open-ports", { ...games, name: "web" }, 409, "name", /already exists/, /web/],
+      [
+        "open-ports",
+        { ...games, ports: [{ protocol: "both", ports: at(52215, 52216) }] },
+        409,
+        "ports[0].ports",
+        /rule "range"/,
+        /range/,
+      ],
+    ];
+    for (const [kind, body, status, field, message, clash] of cases) {
+      const r = await admin.json("POST", `/api/v1/rules/${kind}`, { body });
+      assert.equal(r.status, status, JSON.stringify([body, r.body]));
+      const { error, problems } = r.body as ErrorJson;
+      assert.equal(error.field, field, JSON.stringify(r.body));
+      assert.equal(problems![0].field, field);
+      assert.match(problems![0].message, message);
+      if (clash) assert.match(problems![0].clash ?? "", clash, JSON.stringify(problems));
+    }
+    // Several at once, every one listed.
+    const many = await admin.json("POST", "/api/v1/rules/forwards", {
+      body: {
+        ...ssh,
+        publicPorts: at(41001),
+        privatePorts: at(1, 2),
+        privateAddress: "198.51.100.1",
+        users: ["ghost"],
+      },
+    });
+    assert.equal(many.status, 409);
+    assert.deepEqual(
+      (many.body as ErrorJson).problems!.map((p) => p.field).sort(),
+      ["privateAddress", "privatePorts", "publicPorts", "users[0]"],
+    );
+    const many2 = await admin.json("POST", "/api/v1/rules/forwards", {
+      body: { ...ssh, publicPorts: at(41001), privateAddress: "198.51.100.1", users: ["ghost"] },
+    });
+    assert.equal(many2.status, 409);
+    assert.deepEqual(
+      (many2.body as ErrorJson).problems!.map((p) => p.field).sort(),
+      ["privateAddress", "publicPorts", "users[0]"],
+    );
+    // Nothing was stored, the data plane still has the seeded four.
+    assert.equal(h.datapath.rules!.forwards.length, 4);
+  });
+});
+
+Deno.test("rules: a user's first knock port clash is refused on the user too", async () => {
+  await withApi(async (h) => {
+    const admin = await h.adminClient();
+    const bob = { name: "bob", password: "bob-password", role: "viewer" };
+    const onWeb = await admin.json("POST", "/api/v1/users", {
+      body: { ...bob, knock: { enabled: true, firstPort: 52201 } },
+    });
+    assert.equal(onWeb.status, 409);
+    const e = onWeb.body as ErrorJson;
+    assert.equal(e.error.field, "knock.firstPort");
+    assert.match(e.problems![0].message, /public tcp port of rule "web"/);
+    assert.equal(e.problems![0].clash, 'rule "web" publicPorts 52201');
+    const onMgmt = await admin.json("POST", "/api/v1/users", {
+      body: { ...bob, knock: { enabled: true, firstPort: 8443, transport: "tcp" } },
+    });
+    assert.equal(onMgmt.status, 422);
+    assert.equal((onMgmt.body as ErrorJson).problems![0].clash, "management port 8443");
+    const onAlice = await admin.json("POST", "/api/v1/users", {
+      body: { ...bob, knock: { enabled: true, firstPort: 41001 } },
+    });
+    assert.equal(onAlice.status, 409);
+    assert.equal(
+      (onAlice.body as ErrorJson).problems![0].clash,
+      'user "alice" knock.firstPort 41001',
+    );
+    // A user a rule names may be deleted: the rule then admits nobody, never everyone.
+    const ok = await admin.json("POST", "/api/v1/users", { body: bob });
+    assert.equal(ok.status, 201);
+    const named = await admin.json("POST", "/api/v1/rules/forwards", {
+      body: { ...ssh, users: ["bob"] },
+    });
+    assert.equal(named.status, 201);
+    assert.equal((await admin.request("DELETE", "/api/v1/users/bob")).status, 204);
+    const pushed = h.datapath.rules!.forwards.find((r) => r.name === "ssh")!;
+    assert.deepEqual(pushed.users, ["!nobody"]);
   });
 });
 

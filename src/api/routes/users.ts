@@ -77,7 +77,7 @@ const create = createRoute({
   request: { body: jsonBody(NewUserSchema) },
   responses: {
     201: jsonResponse(UserEnrollmentSchema, "Created, not active until mfa/verify"),
-    ...errors(400, 401, 403, 409),
+    ...errors(400, 401, 403, 409, 422),
   },
 });
 
@@ -89,7 +89,10 @@ const update = createRoute({
   middleware: admin,
   security: SIGNED_IN,
   request: { params: NameParam, headers: IfMatchHeader, body: jsonBody(UserPatchSchema) },
-  responses: { 200: jsonResponse(UserSchema, "Updated"), ...errors(400, 401, 403, 404, 409) },
+  responses: {
+    200: jsonResponse(UserSchema, "Updated"),
+    ...errors(400, 401, 403, 404, 409, 422),
+  },
 });
 
 const remove = createRoute({
@@ -100,7 +103,7 @@ const remove = createRoute({
   middleware: admin,
   security: SIGNED_IN,
   request: { params: NameParam },
-  responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404, 409) },
+  responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404, 409, 422) },
 });
 
 const rotate = createRoute({
