@@ -19,6 +19,7 @@ const ERROR_TEXT: Record<number, string> = {
   403: "Role not allowed, or CSRF token missing",
   404: "Not found",
   409: "Conflicts with stored state",
+  413: "Request body over 64 KiB",
   429: "Too many failed attempts; see Retry-After",
 };
 

@@ -30,10 +30,12 @@ export const SESSION_TTL_MS = 12 * 3600_000;
 export const TOKEN_TTL_DAYS = 30;
 
 const login = createRoute({
+  operationId: "signIn",
   method: "post",
   path: "/auth/login",
   tags: ["auth"],
   summary: "Sign in with password and TOTP code; sets the session cookie",
+  security: [],
   request: { body: jsonBody(LoginSchema) },
   responses: {
     200: jsonResponse(SessionSchema, "Signed in"),
@@ -42,6 +44,7 @@ const login = createRoute({
 });
 
 const logout = createRoute({
+  operationId: "signOut",
   method: "post",
   path: "/auth/logout",
   tags: ["auth"],
@@ -52,6 +55,7 @@ const logout = createRoute({
 });
 
 const me = createRoute({
+  operationId: "whoAmI",
   method: "get",
   path: "/auth/me",
   tags: ["auth"],
@@ -62,6 +66,7 @@ const me = createRoute({
 });
 
 const createToken = createRoute({
+  operationId: "createToken",
   method: "post",
   path: "/auth/tokens",
   tags: ["auth"],
@@ -76,6 +81,7 @@ const createToken = createRoute({
 });
 
 const listTokens = createRoute({
+  operationId: "listTokens",
   method: "get",
   path: "/auth/tokens",
   tags: ["auth"],
@@ -89,6 +95,7 @@ const listTokens = createRoute({
 });
 
 const deleteToken = createRoute({
+  operationId: "deleteToken",
   method: "delete",
   path: "/auth/tokens/{id}",
   tags: ["auth"],

@@ -23,6 +23,7 @@ const seqParam = z.coerce.number().int().min(0).optional();
 const readers = [requireRole(...ANY_ROLE)];
 
 const list = createRoute({
+  operationId: "listEvents",
   method: "get",
   path: "/events",
   tags: ["events"],
@@ -46,6 +47,7 @@ const list = createRoute({
 });
 
 const stream = createRoute({
+  operationId: "streamEvents",
   method: "get",
   path: "/events/stream",
   tags: ["events"],

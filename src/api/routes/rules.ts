@@ -43,6 +43,8 @@ interface Kind<I, O> {
   path: string;
   store: RuleInput["kind"];
   noun: string;
+  /** The kind in operationIds: `list${plural}`, `get${one}`, ... */
+  opName: { one: string; plural: string };
   tag: string;
   input: z.ZodType<I>;
   output: z.ZodType<O>;
@@ -86,6 +88,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
   const item = `${k.path}/{name}`;
   return {
     list: createRoute({
+      operationId: `list${k.opName.plural}`,
       method: "get",
       path: k.path,
       tags,
@@ -98,6 +101,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       },
     }),
     get: createRoute({
+      operationId: `get${k.opName.one}`,
       method: "get",
       path: item,
       tags,
@@ -108,6 +112,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       responses: { 200: jsonResponse(k.output, "The rule"), ...errors(401, 404) },
     }),
     create: createRoute({
+      operationId: `create${k.opName.one}`,
       method: "post",
       path: k.path,
       tags,
@@ -118,6 +123,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       responses: { 201: jsonResponse(k.output, "Created"), ...errors(400, 401, 403, 409) },
     }),
     replace: createRoute({
+      operationId: `replace${k.opName.one}`,
       method: "put",
       path: item,
       tags,
@@ -128,6 +134,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       responses: { 200: jsonResponse(k.output, "Replaced"), ...errors(400, 401, 403, 404, 409) },
     }),
     remove: createRoute({
+      operationId: `delete${k.opName.one}`,
       method: "delete",
       path: item,
       tags,
@@ -191,6 +198,7 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.openapi(
     createRoute({
+      operationId: "listRules",
       method: "get",
       path: "/rules",
       tags: ["rules"],
@@ -217,6 +225,7 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     path: "/rules/forwards",
     store: "forward",
     noun: "port forward",
+    opName: { one: "Forward", plural: "Forwards" },
     tag: "rules",
     input: ForwardInputSchema,
     output: ForwardSchema,
@@ -226,6 +235,7 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     path: "/rules/open-ports",
     store: "open",
     noun: "open-ports rule",
+    opName: { one: "OpenPortsRule", plural: "OpenPortsRules" },
     tag: "rules",
     input: OpenPortsInputSchema,
     output: OpenPortsSchema,
