@@ -40,7 +40,8 @@ async function tree(dir: string): Promise<string[]> {
 }
 
 Deno.test({
-  name: "install.sh into a temp root: the unit verifies, the appliance runs, uninstall leaves nothing",
+  name:
+    "install.sh into a temp root: the unit verifies, the appliance runs, uninstall leaves nothing",
   ignore: Deno.uid() !== 0 || !has("systemd-analyze") || !has("unshare"),
   fn: async () => {
     const root = await Deno.makeTempDir({ prefix: "knockgate-install-" });
@@ -51,7 +52,13 @@ Deno.test({
       assert.match(first.text, /first install needs --config FILE/);
       assert.deepEqual(await tree(root), []);
 
-      const inst = await run([INSTALL, "--root", root, "--config", `${ROOT}config/appliance.jsonc`]);
+      const inst = await run([
+        INSTALL,
+        "--root",
+        root,
+        "--config",
+        `${ROOT}config/appliance.jsonc`,
+      ]);
       assert.equal(inst.code, 0, inst.text);
       const unit = `${root}/etc/systemd/system/knockgate.service`;
       const conf = `${root}/etc/knockgate/appliance.jsonc`;
