@@ -4,7 +4,8 @@
 set -euo pipefail
 need=()
 for pair in ip:iproute2 iperf3:iperf3 nmap:nmap hping3:hping3 tcpdump:tcpdump nft:nftables \
-  chromium:chromium tmux:tmux curl:curl nc:netcat-openbsd ping:iputils-ping; do
+  chromium:chromium tmux:tmux curl:curl nc:netcat-openbsd ping:iputils-ping \
+  systemd-analyze:systemd; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -4,13 +4,16 @@
  * `N passed, N failed` (Deno's own summary has another shape).
  */
 
+import { taskArgs } from "../src/cli/task_args.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 if (Deno.uid() === 0) {
   const setup = await new Deno.Command("bash", { args: [`${root}scripts/setup.sh`] }).output();
   if (!setup.success) console.error("setup: could not install every package; lab tests may skip");
 }
-const args = ["test", "--allow-all", "--parallel", ...Deno.args];
-if (!Deno.args.some((a) => !a.startsWith("-"))) args.push("src/", "ui/", "tests/");
+const given = taskArgs(Deno.args);
+const args = ["test", "--allow-all", "--parallel", ...given];
+if (!given.some((a) => !a.startsWith("-"))) args.push("src/", "ui/", "tests/");
 const child = new Deno.Command(Deno.execPath(), {
   args,
   cwd: root,

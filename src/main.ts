@@ -33,6 +33,7 @@ import {
   unroutingCommands,
 } from "./host/routing.ts";
 import { run } from "./host/run.ts";
+import { taskArgs } from "./cli/task_args.ts";
 import { Logger, StdoutSink, SyslogSink } from "./log/mod.ts";
 
 const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
@@ -85,7 +86,7 @@ export async function main(args: string[]): Promise<number> {
   let flags;
   try {
     flags = parseArgs({
-      args,
+      args: taskArgs(args),
       options: {
         config: { type: "string" },
         routing: { type: "boolean" },

@@ -17,6 +17,7 @@ import { runKnockBench } from "./knock_bench.ts";
 import { runLabBench } from "./lab_bench.ts";
 import { runPipelineBench } from "./pipeline_bench.ts";
 import { type BenchRun, renderMarkdown } from "./report.ts";
+import { taskArgs } from "../../src/cli/task_args.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const self = new URL(import.meta.url).pathname;
@@ -39,7 +40,7 @@ const USAGE = `Usage: deno task bench [--quick] [options]
 
 function flags() {
   return parseArgs({
-    args: Deno.args,
+    args: taskArgs(Deno.args),
     options: {
       quick: { type: "boolean", default: false },
       reps: { type: "string" },

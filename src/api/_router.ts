@@ -20,6 +20,7 @@ const ERROR_TEXT: Record<number, string> = {
   404: "Not found",
   409:
     "Conflicts with stored state (`problems` names each field and the rule or user it clashes with)",
+  413: "Request body over 64 KiB",
   422: "The configuration would be invalid (`problems` names each field and why)",
   429: "Too many failed attempts; see Retry-After",
 };

@@ -39,6 +39,13 @@ export interface AppOptions {
   swaggerUiDir?: string | null;
 }
 
+/**
+ * package.json is private with no license: the document says so (an SPDX
+ * LicenseRef) rather than invent one. A constant, as doc31's types know only
+ * OpenAPI 3.0's license object (no `identifier`).
+ */
+const LICENSE = { name: "Proprietary (no licence granted)", identifier: "LicenseRef-Proprietary" };
+
 /** Builds the management API over `deps`. */
 export function createApp(deps: ApiDeps, options: AppOptions = {}): OpenAPIHono<AppEnv> {
   const app = newRouter();
@@ -90,7 +97,10 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): OpenAPIHono<
       title: "Knockgate management API",
       version: API_VERSION,
       description: "Users, rules, settings and live status of the Knockgate appliance.",
+      license: LICENSE,
     },
+    // Paths hold /api/v1 themselves: the server is the appliance the document came from.
+    servers: [{ url: "/", description: "This appliance (the document's own origin)" }],
   });
   return app;
 }

@@ -78,6 +78,7 @@ export function renderMetrics(m: MetricsInput): string {
 }
 
 const metrics = createRoute({
+  operationId: "getMetrics",
   method: "get",
   path: "/metrics",
   tags: ["status"],

@@ -14,6 +14,7 @@ import dgram from "node:dgram";
 import dns from "node:dns/promises";
 import { base32Decode } from "../knock/base32.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
+import { taskArgs } from "./task_args.ts";
 import {
   type ClientTransport,
   type Env,
@@ -206,7 +207,7 @@ function message(e: unknown): string {
 export async function main(args: string[], io: KnockIo = denoIo()): Promise<number> {
   const cmd = program(io);
   try {
-    cmd.parse(args, { from: "user" });
+    cmd.parse(taskArgs(args), { from: "user" });
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     throw e;

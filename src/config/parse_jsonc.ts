@@ -1,9 +1,12 @@
 /**
- * A small JSONC parser: JSON plus `//` and `/* *\/` comments and trailing
- * commas. Besides the value it records the source line of every value path
- * (`forwards[1].publicPorts`), so configuration errors can name the line.
- * Duplicate keys are refused: in a hand-edited file they are always a mistake.
+ * JSONC (JSON plus `//` and `/* *\/` comments and trailing commas) through
+ * Microsoft's `jsonc-parser`, the parser of VS Code's settings files: it gives
+ * every node its offset, from which we record the source line of every value
+ * path (`forwards[1].publicPorts`), so configuration errors can name the line.
+ * Duplicate keys are refused (the library keeps the last): in a hand-edited
+ * file they are always a mistake.
  */
+import { type Node, type ParseError, parseTree, printParseErrorCode } from "jsonc-parser";
 
 /** A path segment: an object key or an array index. */
 export type PathSegment = string | number;
@@ -48,201 +51,110 @@ export function joinPath(path: readonly PathSegment[]): string {
 
 /** Parses JSONC `text`; throws `JsoncSyntaxError` on malformed input. */
 export function parseJsonc(text: string): JsoncDocument {
-  const p = new Parser(text);
-  const value = p.parseDocument();
-  return { value, lines: p.lines };
+  // A leading byte order mark is not part of the document.
+  const t = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const pos = new Positions(t);
+  const errors: ParseError[] = [];
+  const root = parseTree(t, errors, { allowTrailingComma: true, disallowComments: false });
+  // The parser recovers and goes on; the first error is the one a person made.
+  if (errors.length > 0) throw syntaxError(t, pos, errors[0]);
+  if (!root) throw pos.error(0, "unexpected end of input");
+  const lines = new Map<string, number>();
+  const value = build(root, [], pos.line(root.offset), lines, pos);
+  return { value, lines };
 }
 
-const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-const ESCAPES: Record<string, string> = {
-  '"': '"',
-  "\\": "\\",
-  "/": "/",
-  b: "\b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t",
-};
-
-class Parser {
-  readonly lines = new Map<string, number>();
-  #text: string;
-  #i = 0;
-  #line = 1;
-  #lineStart = 0;
+/** Turns offsets into 1-based lines and columns. */
+class Positions {
+  readonly #starts: number[] = [0];
 
   constructor(text: string) {
-    // A leading byte order mark is not part of the document.
-    this.#text = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  }
-
-  parseDocument(): unknown {
-    this.#skip();
-    const value = this.#value([], this.#line);
-    this.#skip();
-    if (this.#i < this.#text.length) this.#unexpected();
-    return value;
-  }
-
-  #fail(reason: string, line = this.#line, column = this.#i - this.#lineStart + 1): never {
-    throw new JsoncSyntaxError(line, column, reason);
-  }
-
-  /** Fails naming the token at the cursor: a whole word, or one character. */
-  #unexpected(): never {
-    if (this.#i >= this.#text.length) this.#fail("unexpected end of input");
-    const word = /[A-Za-z0-9_$.+-]+/y;
-    word.lastIndex = this.#i;
-    const token = word.exec(this.#text)?.[0] ?? this.#text[this.#i];
-    this.#fail(`unexpected ${JSON.stringify(token)}`);
-  }
-
-  /** Skips whitespace and comments, counting lines. */
-  #skip(): void {
-    const t = this.#text;
-    while (this.#i < t.length) {
-      const c = t[this.#i];
-      if (c === "\n") this.#newline(this.#i + 1);
-      else if (c === " " || c === "\t" || c === "\r") this.#i++;
-      else if (c === "/" && t[this.#i + 1] === "/") {
-        while (this.#i < t.length && t[this.#i] !== "\n") this.#i++;
-      } else if (c === "/" && t[this.#i + 1] === "*") this.#blockComment();
-      else return;
+    for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) {
+      this.#starts.push(i + 1);
     }
   }
 
-  #newline(next: number): void {
-    this.#line++;
-    this.#i = next;
-    this.#lineStart = next;
-  }
-
-  #blockComment(): void {
-    const [line, column] = [this.#line, this.#i - this.#lineStart + 1];
-    this.#i += 2;
-    while (this.#i < this.#text.length) {
-      if (this.#text.startsWith("*/", this.#i)) {
-        this.#i += 2;
-        return;
-      }
-      if (this.#text[this.#i] === "\n") this.#newline(this.#i + 1);
-      else this.#i++;
+  line(offset: number): number {
+    let [lo, hi] = [0, this.#starts.length - 1];
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.#starts[mid] <= offset) lo = mid;
+      else hi = mid - 1;
     }
-    this.#fail("unterminated comment", line, column);
+    return lo + 1;
   }
 
-  /** Parses the value at the cursor (whitespace already skipped), recording `path` at `line`. */
-  #value(path: PathSegment[], line: number): unknown {
-    this.lines.set(joinPath(path), line);
-    const c = this.#text[this.#i];
-    if (c === "{") return this.#object(path);
-    if (c === "[") return this.#array(path);
-    if (c === '"') return this.#string();
-    if (c === "-" || (c >= "0" && c <= "9")) return this.#number();
-    for (const [word, value] of [["true", true], ["false", false], ["null", null]] as const) {
-      if (
-        this.#text.startsWith(word, this.#i) &&
-        !/[A-Za-z0-9_$]/.test(this.#text[this.#i + word.length] ?? "")
-      ) {
-        this.#i += word.length;
-        return value;
-      }
+  error(offset: number, reason: string): JsoncSyntaxError {
+    const line = this.line(offset);
+    return new JsoncSyntaxError(line, offset - this.#starts[line - 1] + 1, reason);
+  }
+}
+
+/** A value from the parse tree, recording `path` at `line`; objects refuse duplicate keys. */
+function build(
+  node: Node,
+  path: PathSegment[],
+  line: number,
+  lines: Map<string, number>,
+  pos: Positions,
+): unknown {
+  lines.set(joinPath(path), line);
+  const kids = node.children ?? [];
+  if (node.type === "array") {
+    return kids.map((kid, i) => build(kid, [...path, i], pos.line(kid.offset), lines, pos));
+  }
+  if (node.type !== "object") return node.value;
+  const out: Record<string, unknown> = {};
+  for (const member of kids) {
+    const [keyNode, valueNode] = member.children ?? [];
+    const key = keyNode.value as string;
+    if (Object.hasOwn(out, key)) throw pos.error(keyNode.offset, `duplicate field "${key}"`);
+    const keyLine = pos.line(keyNode.offset);
+    // defineProperty: a "__proto__" key is data, not the prototype.
+    Object.defineProperty(out, key, {
+      value: build(valueNode, [...path, key], keyLine, lines, pos),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
+/** The library's error in our words, at the token it names. */
+function syntaxError(text: string, pos: Positions, e: ParseError): JsoncSyntaxError {
+  const token = text.slice(e.offset, e.offset + e.length);
+  // The codes are a const enum, which isolated modules cannot read: switch on their names.
+  switch (printParseErrorCode(e.error)) {
+    case "UnexpectedEndOfString":
+      return pos.error(e.offset, "unterminated string");
+    case "UnexpectedEndOfComment":
+      return pos.error(e.offset, "unterminated comment");
+    case "InvalidNumberFormat":
+    case "UnexpectedEndOfNumber":
+      return pos.error(e.offset, "bad number");
+    case "InvalidCharacter":
+      return pos.error(e.offset, "control character in string");
+    case "InvalidUnicode":
+    case "InvalidEscapeCharacter": {
+      // The error spans the whole string: point at the escape itself.
+      const bad = /\\(?:u(?![0-9a-fA-F]{4})|[^"\\/bfnrtu])/.exec(token);
+      const at = e.offset + (bad?.index ?? 0);
+      return pos.error(
+        at,
+        bad?.[0] === "\\u" ? "bad \\u escape" : `bad escape "${bad?.[0] ?? token}"`,
+      );
     }
-    this.#unexpected();
+    default:
+      return unexpected(text, pos, e.offset);
   }
+}
 
-  #object(path: PathSegment[]): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    this.#i++;
-    for (;;) {
-      this.#skip();
-      if (this.#text[this.#i] === "}") break;
-      if (this.#text[this.#i] !== '"') this.#unexpected();
-      const [keyLine, keyColumn] = [this.#line, this.#i - this.#lineStart + 1];
-      const key = this.#string();
-      if (Object.hasOwn(out, key)) this.#fail(`duplicate field "${key}"`, keyLine, keyColumn);
-      this.#skip();
-      if (this.#text[this.#i] !== ":") this.#unexpected();
-      this.#i++;
-      this.#skip();
-      // defineProperty: a "__proto__" key is data, not the prototype.
-      Object.defineProperty(out, key, {
-        value: this.#value([...path, key], keyLine),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-      if (!this.#comma("}")) break;
-    }
-    this.#i++;
-    return out;
-  }
-
-  #array(path: PathSegment[]): unknown[] {
-    const out: unknown[] = [];
-    this.#i++;
-    for (;;) {
-      this.#skip();
-      if (this.#text[this.#i] === "]") break;
-      out.push(this.#value([...path, out.length], this.#line));
-      if (!this.#comma("]")) break;
-    }
-    this.#i++;
-    return out;
-  }
-
-  /** After a member: true after a comma (a closer may follow: trailing commas are allowed), false before `close`. */
-  #comma(close: string): boolean {
-    this.#skip();
-    const c = this.#text[this.#i];
-    if (c === ",") {
-      this.#i++;
-      return true;
-    }
-    if (c !== close) this.#unexpected();
-    return false;
-  }
-
-  #string(): string {
-    const [line, column] = [this.#line, this.#i - this.#lineStart + 1];
-    let out = "";
-    this.#i++;
-    for (;;) {
-      const c = this.#text[this.#i];
-      if (c === undefined || c === "\n") this.#fail("unterminated string", line, column);
-      if (c === '"') break;
-      if (c < " ") this.#fail("control character in string");
-      if (c === "\\") out += this.#escape();
-      else {
-        out += c;
-        this.#i++;
-      }
-    }
-    this.#i++;
-    return out;
-  }
-
-  #escape(): string {
-    const e = this.#text[this.#i + 1];
-    if (e === "u") {
-      const hex = this.#text.slice(this.#i + 2, this.#i + 6);
-      if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.#fail("bad \\u escape");
-      this.#i += 6;
-      return String.fromCharCode(parseInt(hex, 16));
-    }
-    if (e === undefined || !Object.hasOwn(ESCAPES, e)) this.#fail(`bad escape "\\${e ?? ""}"`);
-    this.#i += 2;
-    return ESCAPES[e];
-  }
-
-  #number(): number {
-    NUMBER.lastIndex = this.#i;
-    const m = NUMBER.exec(this.#text);
-    if (!m) this.#unexpected();
-    this.#i += m[0].length;
-    // "01" or "1x": the number must end where a delimiter can follow.
-    if (/[A-Za-z0-9_$.]/.test(this.#text[this.#i] ?? "")) this.#fail(`bad number`);
-    return Number(m[0]);
-  }
+/** Names the token at `offset`: a whole word, or one character. */
+function unexpected(text: string, pos: Positions, offset: number): JsoncSyntaxError {
+  if (offset >= text.length) return pos.error(offset, "unexpected end of input");
+  const word = /[A-Za-z0-9_$.+-]+/y;
+  word.lastIndex = offset;
+  const token = word.exec(text)?.[0] ?? text[offset];
+  return pos.error(offset, `unexpected ${JSON.stringify(token)}`);
 }

@@ -66,7 +66,10 @@ Deno.test("parseJsonc reports syntax errors with line, column and token", () => 
   assert.deepEqual(syntaxError('{"a": 1} x'), [1, 10, 'unexpected "x"']);
   assert.deepEqual(syntaxError('{\n "a": "abc\n}'), [2, 7, "unterminated string"]);
   assert.deepEqual(syntaxError("{\n /* open\n\n"), [2, 2, "unterminated comment"]);
-  assert.deepEqual(syntaxError('{"a": 01}'), [1, 8, "bad number"]);
+  // A leading zero ends the number: the next digit is a second token.
+  assert.deepEqual(syntaxError('{"a": 01}'), [1, 8, 'unexpected "1"']);
+  assert.deepEqual(syntaxError('{"a": 1.}'), [1, 7, "bad number"]);
+  assert.deepEqual(syntaxError('{"a": "\\u00zz"}'), [1, 8, "bad \\u escape"]);
   assert.deepEqual(syntaxError('{"a": "\\q"}'), [1, 8, 'bad escape "\\q"']);
   assert.deepEqual(syntaxError(""), [1, 1, "unexpected end of input"]);
 });

@@ -1,30 +1,15 @@
 /**
- * RFC 4648 §6 base32: the encoding of TOTP secrets. Decoding is strict (only
- * the 32-letter alphabet, a valid length, zero trailing bits) but forgiving of
- * case, spaces and missing padding, as authenticator apps show secrets.
- * Self-contained: the browser knock page copies it.
+ * RFC 4648 §6 base32 decoding of TOTP secrets: strict (only the 32-letter
+ * alphabet, a valid length, zero trailing bits) but forgiving of case, spaces
+ * and missing padding, as authenticator apps show secrets. Encoding is
+ * otpauth's (`Secret#base32`); its decoder is not used because it accepts an
+ * impossible length and non-zero trailing bits without a word (a secret
+ * mistyped by one character would silently become another secret) and
+ * strips only the space character. Self-contained: the browser knock page
+ * bundles it, and otpauth would bring its hash functions along.
  */
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
-/** Encodes bytes as upper-case base32, with `=` padding unless `pad` is false. */
-export function base32Encode(bytes: Uint8Array, pad = true): string {
-  let out = "";
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += ALPHABET[(buffer >>> bits) & 31];
-    }
-    buffer &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
-  if (pad) { while (out.length % 8 !== 0) out += "="; }
-  return out;
-}
 
 /**
  * Decodes base32 (case-insensitive, spaces ignored, padding optional).

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
-import { base32Decode, base32Encode } from "./base32.ts";
+import { Secret } from "otpauth";
+import { base32Decode } from "./base32.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
+/** otpauth's encoder (unpadded), which the appliance uses to make secrets. */
+const base32Encode = (bytes: Uint8Array) => new Secret({ buffer: bytes.slice().buffer }).base32;
 
-Deno.test("base32 encodes the RFC 4648 §10 vectors", () => {
+Deno.test("base32 decodes the RFC 4648 §10 vectors otpauth encodes", () => {
   const cases: [string, string][] = [
     ["", ""],
     ["f", "MY======"],
@@ -14,8 +17,7 @@ Deno.test("base32 encodes the RFC 4648 §10 vectors", () => {
     ["foobar", "MZXW6YTBOI======"],
   ];
   for (const [plain, b32] of cases) {
-    assert.equal(base32Encode(enc(plain)), b32);
-    assert.equal(base32Encode(enc(plain), false), b32.replace(/=/g, ""));
+    assert.equal(base32Encode(enc(plain)), b32.replace(/=/g, ""));
     assert.deepEqual(base32Decode(b32), enc(plain));
     assert.deepEqual(base32Decode(b32.replace(/=/g, "")), enc(plain));
     assert.deepEqual(base32Decode(b32.toLowerCase()), enc(plain));
@@ -37,10 +39,9 @@ Deno.test("base32 decode is strict", () => {
   assert.throws(() => base32Decode("MY=A===="), /"=" is not a base32 character/);
 });
 
-Deno.test("base32 round-trips random bytes", () => {
+Deno.test("base32 decodes otpauth's encoding of random bytes", () => {
   for (let n = 0; n < 40; n++) {
     const bytes = crypto.getRandomValues(new Uint8Array(n));
     assert.deepEqual(base32Decode(base32Encode(bytes)), bytes);
-    assert.deepEqual(base32Decode(base32Encode(bytes, false)), bytes);
   }
 });

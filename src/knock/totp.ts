@@ -5,7 +5,7 @@
  */
 
 import { Secret, TOTP } from "otpauth";
-import { base32Decode, base32Encode } from "./base32.ts";
+import { base32Decode } from "./base32.ts";
 import { timingSafeEqual } from "./timing_safe_equal.ts";
 
 export { timingSafeEqual };
@@ -63,7 +63,7 @@ function driftOrder(window: number): number[] {
 /** A new random secret of `bytes` bytes (at least 20), base32 without padding. */
 export function generateSecret(bytes = 20): string {
   if (bytes < 20) throw new Error(`Cannot generate a secret of ${bytes} bytes: at least 20 needed`);
-  return base32Encode(crypto.getRandomValues(new Uint8Array(bytes)), false);
+  return new Secret({ size: bytes }).base32;
 }
 
 /** Parameters of an `otpauth://` enrollment URI. */

@@ -1,12 +1,13 @@
 /**
  * Drives the web knock tool in Chromium, from whatever network namespace it
  * runs in (the lab test starts it with `ip netns exec <client> deno run -A`):
- * opens ui/knock/index.html from file://, fills the form, clicks Knock, waits
- * for the outcome and prints it as one JSON line on stdout.
+ * opens ui/knock/index.html from file:// (or `--url`, e.g. over plain http),
+ * runs its self-test, fills the form, clicks Knock, waits for the outcome and
+ * prints it as one JSON line on stdout.
  *
  *   deno run -A tests/lab/_knock_page_driver.ts --server 198.51.100.1 \
  *     --first-port 41001 --secret GEZD... [--length 3] [--delay 100] [--then-port 52201] \
- *     [--rounds 1]
+ *     [--rounds 1] [--url http://203.0.113.10:8000/] [--ignore-certificate-errors]
  */
 import { parseArgs } from "node:util";
 import { fileUrl, launchChromium } from "../browser/_browser.ts";
@@ -23,8 +24,16 @@ export interface RoundOutput {
   ports: number[];
 }
 
-/** What the driver prints: every round (one click on Knock each), in order. */
+/** What the driver prints: the page's context, its self-test, every round (one click on Knock each). */
 export interface DriverOutput {
+  /** `isSecureContext` of the page. */
+  secureContext: boolean;
+  /** `typeof crypto.subtle` in the page ("undefined" outside secure contexts). */
+  subtle: string;
+  /** The page's self-test over its embedded vectors. */
+  selfTest: { ok: boolean; engines: string[]; passed: number; failed: number };
+  /** The self-test line the page shows after a click on "Run self-test". */
+  selfTestText: string;
   rounds: RoundOutput[];
 }
 
@@ -42,13 +51,27 @@ async function main(): Promise<void> {
       "then-port": { type: "string", default: "" },
       "timeout-ms": { type: "string", default: "30000" },
       rounds: { type: "string", default: "1" },
+      url: { type: "string" },
+      "ignore-certificate-errors": { type: "boolean", default: false },
     },
   });
-  const browser = await launchChromium();
+  const browser = await launchChromium({
+    args: values["ignore-certificate-errors"] ? ["--ignore-certificate-errors"] : [],
+  });
   try {
     const page = await browser.newPage();
-    await page.goto(fileUrl("ui/knock/index.html"));
+    await page.goto(values.url ?? fileUrl("ui/knock/index.html"));
     await page.waitForFunction(() => "knockgate" in globalThis);
+    const secureContext = await page.evaluate<boolean>("isSecureContext");
+    const subtle = await page.evaluate<string>("typeof crypto.subtle");
+    const selfTest = await page.evaluate<DriverOutput["selfTest"]>(
+      "knockgate.selfTest().then((r) => " +
+        "({ ok: r.ok, engines: r.engines, passed: r.passed, failed: r.failed }))",
+    );
+    await page.click("summary");
+    await page.click("#selftest");
+    await page.waitForSelector("#selftest-result[data-state]");
+    const selfTestText = await page.textContent("#selftest-result") ?? "";
     const fields: Record<string, string> = {
       server: values.server ?? "",
       "first-port": values["first-port"] ?? "",
@@ -74,7 +97,11 @@ async function main(): Promise<void> {
         ),
       });
     }
-    console.log(JSON.stringify({ rounds } satisfies DriverOutput));
+    console.log(
+      JSON.stringify(
+        { secureContext, subtle, selfTest, selfTestText, rounds } satisfies DriverOutput,
+      ),
+    );
   } finally {
     await browser.close();
   }

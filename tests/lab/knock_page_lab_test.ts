@@ -25,9 +25,18 @@ function labSupported(): boolean {
   }
 }
 
-/** The default lab config with a private store, in a fresh temp dir. */
-async function writeConfig(): Promise<string> {
-  const text = await Deno.readTextFile(`${ROOT}config/appliance.jsonc`);
+/** A second lab user: alice's sequence from another IP in the same step is a replay. */
+const BOB = { name: "bob", secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", firstPort: 42001 };
+
+/** The default lab config with a private store (and bob, when asked), in a fresh temp dir. */
+async function writeConfig(withBob = false): Promise<string> {
+  let text = await Deno.readTextFile(`${ROOT}config/appliance.jsonc`);
+  if (withBob) {
+    const user = { ...BOB, length: 3, transport: "any" };
+    const more = text.replace(/"users": \[/, `"users": [${JSON.stringify(user)},`);
+    if (more === text) throw new Error("Cannot derive a test config: users not found");
+    text = more;
+  }
   const dir = await Deno.makeTempDir({ prefix: "knockgate-knockpage-" });
   const edited = text.replace(/"path":\s*"[^"]*"/, `"path": ${JSON.stringify(`${dir}/kg.kv`)}`);
   if (edited === text) throw new Error("Cannot derive a test config: store path not found");
@@ -97,9 +106,14 @@ function synPorts(text: string): number[] {
   });
 }
 
-/** Runs the page driver inside the client namespace with alice's profile and `args`. */
-async function runDriver(lab: RunningLab, args: string[]): Promise<DriverOutput> {
-  const driver = await exec(lab, "client", [
+/** Runs the page driver inside a client namespace with alice's profile and `args`. */
+async function runDriver(
+  lab: RunningLab,
+  args: string[],
+  ns: "client" | "client2" = "client",
+  user: { secret: string; firstPort: number } = ALICE,
+): Promise<DriverOutput> {
+  const driver = await exec(lab, ns, [
     Deno.execPath(),
     "run",
     "-A",
@@ -107,17 +121,17 @@ async function runDriver(lab: RunningLab, args: string[]): Promise<DriverOutput>
     "--server",
     LAB.wan,
     "--first-port",
-    String(ALICE.firstPort),
+    String(user.firstPort),
     "--secret",
-    ALICE.secret,
+    user.secret,
     ...args,
   ], 120);
   assert.equal(driver.code, 0, `driver failed:\n${driver.stdout}\n${driver.stderr}`);
   return JSON.parse(driver.stdout.trim().split("\n").at(-1) ?? "") as DriverOutput;
 }
 
-function curl(lab: RunningLab): Promise<Done> {
-  return exec(lab, "client", ["curl", "-sS", "--max-time", "2", URL_52201], 10);
+function curl(lab: RunningLab, ns: "client" | "client2" = "client"): Promise<Done> {
+  return exec(lab, ns, ["curl", "-sS", "--max-time", "2", URL_52201], 10);
 }
 
 Deno.test({
@@ -174,6 +188,94 @@ Deno.test({
       await lab?.down();
       await Deno.remove(config.slice(0, config.lastIndexOf("/")), { recursive: true })
         .catch(() => {});
+    }
+  },
+});
+
+/** A self-signed certificate for `ip`, made by openssl in `dir`. */
+async function selfSigned(dir: string, ip: string): Promise<{ cert: string; key: string }> {
+  const [cert, key] = [`${dir}/page.crt`, `${dir}/page.key`];
+  const out = await new Deno.Command("openssl", {
+    args: ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+      .concat(["-days", "1", "-subj", `/CN=${ip}`, "-addext", `subjectAltName=IP:${ip}`])
+      .concat(["-keyout", key, "-out", cert]),
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return { cert, key };
+}
+
+Deno.test({
+  name: "lab: the knock page served over http:// (no crypto.subtle) and https:// opens the forward",
+  ignore: !labSupported() || !chromiumAvailable(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const config = await writeConfig(true);
+    const dir = config.slice(0, config.lastIndexOf("/"));
+    let lab: RunningLab | null = null;
+    const servers: { stop(): Promise<Done> }[] = [];
+    try {
+      lab = await startLab({ config });
+      const serve = async (ns: "client" | "client2", host: string, port: number, tls: string[]) => {
+        const srv = start(lab!, ns, [
+          Deno.execPath(),
+          "run",
+          "-A",
+          `${ROOT}tests/lab/_static_page.ts`,
+          host,
+          String(port),
+          ...tls,
+        ], 120);
+        servers.push(srv);
+        assert.ok(await until(() => srv.output().includes("listening"), 15_000), srv.errors());
+      };
+      // Plain http from the client's own documentation address: not "potentially trustworthy"
+      // (only https, file, localhost and 127/8 are), so the page has no crypto.subtle.
+      await serve("client", LAB.client, 8000, []);
+      const { cert, key } = await selfSigned(dir, LAB.client2);
+      await serve("client2", LAB.client2, 8443, ["--cert", cert, "--key", key]);
+
+      for (
+        const [ns, url, extra, secure, user] of [
+          ["client", `http://${LAB.client}:8000/knock/`, [], false, ALICE],
+          [
+            "client2",
+            `https://${LAB.client2}:8443/knock/`,
+            ["--ignore-certificate-errors"],
+            true,
+            BOB,
+          ],
+        ] as const
+      ) {
+        const locked = await curl(lab, ns);
+        assert.notEqual(locked.code, 0, `${ns}: locked forward answered: ${locked.stdout}`);
+        const out = await runDriver(
+          lab,
+          ["--url", url, ...extra, "--then-port", String(FORWARD)],
+          ns,
+          user,
+        );
+        assert.equal(out.secureContext, secure, url);
+        assert.equal(out.subtle, secure ? "object" : "undefined", url);
+        assert.deepEqual(out.selfTest.engines, secure ? ["webcrypto", "noble"] : ["noble"], url);
+        assert.ok(out.selfTest.ok && out.selfTest.failed === 0, `${url}: ${JSON.stringify(out)}`);
+        assert.match(out.selfTestText, /^All \d+ protocol test vector checks reproduced/);
+        const [round] = out.rounds;
+        // From an https:// page the http:// probe of the forward is mixed content, which the
+        // browser blocks: the page can only tell that the port answered. curl tells the rest.
+        assert.equal(round.state, secure ? "answered" : "open", `${url}: ${round.result}`);
+        const opened = await curl(lab, ns);
+        assert.equal(opened.code, 0, `${ns}: forward still closed: ${opened.stderr}`);
+      }
+      const log = await Deno.readTextFile(lab.logFile);
+      assert.match(log, /\[Port Knock\] success user=alice ip=203\.0\.113\.10 /);
+      assert.match(log, /\[Port Knock\] success user=bob ip=203\.0\.113\.20 /);
+    } finally {
+      for (const srv of servers) await srv.stop();
+      await lab?.down();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
 });

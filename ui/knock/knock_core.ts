@@ -1,13 +1,23 @@
 /**
  * The knock page's logic without the DOM: form validation, the TOTP code
- * (RFC 6238 over WebCrypto), the knock plan and its runner, and the self-test
- * against `knock-vectors.json`. The sequence math itself comes from
- * `src/knock/sequence.ts`, never copied. Runs in Deno (tests) and browsers.
+ * (RFC 6238), the knock sequence, the knock plan and its runner, and the
+ * self-test against `knock-vectors.json`. HMACs come from `hmac.ts` (WebCrypto
+ * or, without a secure context, the bundled `@noble/hashes`); the message and
+ * port selection from `src/knock/sequence.ts`, never copied. Runs in Deno
+ * (tests) and browsers.
  */
 
 import { base32Decode } from "../../src/knock/base32.ts";
 import { isBlockedPort } from "../../src/knock/browser_ports.ts";
-import { KNOCK_MAX_LENGTH, knockSequenceAt, stepOf } from "../../src/knock/sequence.ts";
+import {
+  KNOCK_MAX_LENGTH,
+  knockMessage,
+  portsFromDigest,
+  stepOf,
+} from "../../src/knock/sequence.ts";
+import { type HmacEngine, hmacEngines, hmacSign } from "./hmac.ts";
+
+export { type HmacEngine, hmacEngines } from "./hmac.ts";
 
 export { BLOCKED_PORTS, isBlockedPort } from "../../src/knock/browser_ports.ts";
 
@@ -23,17 +33,14 @@ export const MAX_DELAY_MS = 1500;
 export const MIN_SECRET_BYTES = 20;
 
 /** The 6-digit RFC 6238 code (HMAC-SHA1, 30 s steps) of raw secret bytes at `unixSec`. */
-export async function totpCodeBytes(secret: Uint8Array, unixSec: number): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    secret.slice(),
-    { name: "HMAC", hash: "SHA-1" },
-    false,
-    ["sign"],
-  );
+export async function totpCodeBytes(
+  secret: Uint8Array,
+  unixSec: number,
+  engine?: HmacEngine,
+): Promise<string> {
   const counter = new Uint8Array(8);
   new DataView(counter.buffer).setBigUint64(0, BigInt(stepOf(unixSec)), false);
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, counter));
+  const mac = await hmacSign("SHA-1", secret, counter, engine);
   // RFC 4226 §5.3 dynamic truncation: the low nibble of the last byte picks 4 bytes.
   const at = mac[19] & 0x0f;
   const bin = ((mac[at] & 0x7f) << 24) | (mac[at + 1] << 16) | (mac[at + 2] << 8) | mac[at + 3];
@@ -41,8 +48,30 @@ export async function totpCodeBytes(secret: Uint8Array, unixSec: number): Promis
 }
 
 /** The 6-digit TOTP code of a base32 secret at `unixSec`. */
-export function totpCode(secretB32: string, unixSec: number): Promise<string> {
-  return totpCodeBytes(base32Decode(secretB32), unixSec);
+export function totpCode(secretB32: string, unixSec: number, engine?: HmacEngine): Promise<string> {
+  return totpCodeBytes(base32Decode(secretB32), unixSec, engine);
+}
+
+/**
+ * `[F, p1, .., pN]` at `unixSec` from a base32 secret, as
+ * `src/knock/sequence.ts`'s `knockSequenceAt` derives it, by `engine`.
+ */
+export async function sequenceAt(
+  secretB32: string,
+  unixSec: number,
+  firstPort: number,
+  length: number,
+  engine?: HmacEngine,
+): Promise<number[]> {
+  if (!Number.isInteger(firstPort) || firstPort < 1 || firstPort > 65535) {
+    throw new Error(`Cannot derive knock sequence: first port ${firstPort} is out of range`);
+  }
+  if (!Number.isInteger(length) || length < 1 || length > KNOCK_MAX_LENGTH) {
+    throw new Error(`Cannot derive knock sequence: length ${length} is out of range 1..8`);
+  }
+  const msg = knockMessage(stepOf(unixSec), firstPort);
+  const mac = await hmacSign("SHA-256", base32Decode(secretB32), msg, engine);
+  return portsFromDigest(mac, firstPort, length);
 }
 
 /** Seconds left in the current 30 s step. */
@@ -179,7 +208,7 @@ export function validateForm(form: KnockForm): Validation {
 
 /** The knock sequence `[F, p1, .., pN]` of validated params at `unixSec`. */
 export function sequenceFor(params: KnockParams, unixSec: number): Promise<number[]> {
-  return knockSequenceAt(params.secret, unixSec, params.firstPort, params.length);
+  return sequenceAt(params.secret, unixSec, params.firstPort, params.length);
 }
 
 /**
@@ -282,6 +311,7 @@ export interface VectorCase {
 /** The outcome of one vector case in `selfTest`. */
 export interface SelfTestCase {
   index: number;
+  engine: HmacEngine;
   ok: boolean;
   totp: string;
   expectedTotp: string;
@@ -292,22 +322,38 @@ export interface SelfTestCase {
 /** The outcome of `selfTest`. */
 export interface SelfTestResult {
   ok: boolean;
+  /** The engines checked; the first is the one the page knocks with. */
+  engines: HmacEngine[];
   passed: number;
   failed: number;
   cases: SelfTestCase[];
 }
 
-/** Recomputes every vector's TOTP code and sequence with this runtime's WebCrypto. */
-export async function selfTest(cases: readonly VectorCase[]): Promise<SelfTestResult> {
+/** Recomputes every vector's TOTP code and sequence with each HMAC engine of this runtime. */
+export async function selfTest(
+  cases: readonly VectorCase[],
+  engines: HmacEngine[] = hmacEngines(),
+): Promise<SelfTestResult> {
   const out: SelfTestCase[] = [];
-  for (const [index, v] of cases.entries()) {
-    const totp = await totpCode(v.secret, v.unixTime);
-    const sequence = await knockSequenceAt(v.secret, v.unixTime, v.firstPort, v.length);
-    const ok = totp === v.totp && sequence.join() === v.sequence.join();
-    out.push({ index, ok, totp, expectedTotp: v.totp, sequence, expectedSequence: v.sequence });
+  for (const engine of engines) {
+    for (const [index, v] of cases.entries()) {
+      const totp = await totpCode(v.secret, v.unixTime, engine);
+      const sequence = await sequenceAt(v.secret, v.unixTime, v.firstPort, v.length, engine);
+      const ok = totp === v.totp && sequence.join() === v.sequence.join();
+      out.push({
+        index,
+        engine,
+        ok,
+        totp,
+        expectedTotp: v.totp,
+        sequence,
+        expectedSequence: v.sequence,
+      });
+    }
   }
   const passed = out.filter((c) => c.ok).length;
-  return { ok: passed === out.length, passed, failed: out.length - passed, cases: out };
+  const ok = out.length > 0 && passed === out.length;
+  return { ok, engines, passed, failed: out.length - passed, cases: out };
 }
 
 /** The most ports a knock holds (F and N derived ports). */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { loadVectors } from "../../src/knock/_vectors.ts";
 import { totpCode as appTotpCode } from "../../src/knock/totp.ts";
-import { base32Encode } from "../../src/knock/base32.ts";
+import { Secret } from "otpauth";
+import { knockSequenceAt } from "../../src/knock/sequence.ts";
 import {
   BLOCKED_PORTS,
   isBlockedPort,
@@ -10,6 +11,7 @@ import {
   runKnocks,
   secondsLeft,
   selfTest,
+  sequenceAt,
   serverError,
   throttleBoundMs,
   totpCode,
@@ -32,20 +34,45 @@ Deno.test("totpCode (WebCrypto) reproduces every vector's code", async () => {
 
 Deno.test("totpCode agrees with the appliance's otpauth-based code on random secrets", async () => {
   for (let i = 0; i < 50; i++) {
-    const secret = base32Encode(crypto.getRandomValues(new Uint8Array(20 + (i % 13))), false);
+    const secret = new Secret({ size: 20 + (i % 13) }).base32;
     const t = Math.floor(Math.random() * 4_000_000_000);
     assert.equal(await totpCode(secret, t), appTotpCode(secret, t), `${secret} at ${t}`);
   }
 });
 
-Deno.test("selfTest passes on the vectors and reports a tampered case", async () => {
+Deno.test("selfTest passes on the vectors with both HMAC engines and reports a tampered case", async () => {
   const vectors = await loadVectors();
   const ok = await selfTest(vectors);
-  assert.deepEqual([ok.ok, ok.passed, ok.failed], [true, vectors.length, 0]);
+  assert.deepEqual(ok.engines, ["webcrypto", "noble"]);
+  assert.deepEqual([ok.ok, ok.passed, ok.failed], [true, 2 * vectors.length, 0]);
   const bad = vectors.map((v, i) => i === 2 ? { ...v, sequence: [...v.sequence].reverse() } : v);
   const r = await selfTest(bad);
   assert.equal(r.ok, false);
-  assert.deepEqual(r.cases.filter((c) => !c.ok).map((c) => c.index), [2]);
+  assert.deepEqual(r.cases.filter((c) => !c.ok).map((c) => `${c.engine} ${c.index}`), [
+    "webcrypto 2",
+    "noble 2",
+  ]);
+  assert.equal((await selfTest(vectors, [])).ok, false, "no engine checked is no pass");
+});
+
+Deno.test("the bundled HMAC engine alone derives what the appliance derives", async () => {
+  for (const v of await loadVectors()) {
+    assert.equal(await totpCode(v.secret, v.unixTime, "noble"), v.totp);
+    assert.deepEqual(
+      await sequenceAt(v.secret, v.unixTime, v.firstPort, v.length, "noble"),
+      v.sequence,
+    );
+  }
+  for (let i = 0; i < 50; i++) {
+    const secret = new Secret({ size: 20 + (i % 13) }).base32;
+    const t = Math.floor(Math.random() * 4_000_000_000);
+    const [f, n] = [1024 + i * 997, 1 + (i % 8)];
+    assert.deepEqual(
+      await sequenceAt(secret, t, f, n, "noble"),
+      await knockSequenceAt(secret, t, f, n),
+      `${secret} at ${t}`,
+    );
+  }
 });
 
 Deno.test("validateForm accepts a good profile and normalises the secret", () => {

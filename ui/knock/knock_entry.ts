@@ -17,6 +17,8 @@ import vectorFile from "../../src/knock/testdata/knock_vectors.json" with { type
 import {
   BLOCKED_PORTS,
   type FieldErrors,
+  type HmacEngine,
+  hmacEngines,
   isIpv4,
   type KnockForm,
   type KnockParams,
@@ -27,13 +29,13 @@ import {
   secretError,
   selfTest,
   type SelfTestResult,
+  sequenceAt,
   sequenceFor,
   throttleBoundMs,
   totpCode,
   validateForm,
   type VectorCase,
 } from "./knock_core.ts";
-import { knockSequenceAt } from "../../src/knock/sequence.ts";
 
 /** Form field keys and the ids of their inputs. */
 const FIELD_IDS: Record<keyof KnockForm, string> = {
@@ -304,13 +306,21 @@ function runSelfTest(doc: VectorDoc = vectorFile as VectorDoc): Promise<SelfTest
   return selfTest(Array.isArray(doc) ? doc : doc.cases);
 }
 
+/** How the self-test names the engines. */
+const ENGINE_NAMES: Record<HmacEngine, string> = {
+  webcrypto: "WebCrypto",
+  noble: "the page's own HMAC, as this page is not a secure context",
+};
+
 async function onSelfTest(): Promise<void> {
   const out = $("selftest-result");
   out.textContent = "Running…";
   const r = await runSelfTest();
+  const by = r.engines.map((e) => ENGINE_NAMES[e]).join(" and ");
   out.textContent = r.ok
-    ? `All ${r.passed} protocol test vectors reproduced in this browser.`
-    : `${r.failed} of ${r.cases.length} test vectors FAILED in this browser: do not use it.`;
+    ? `All ${r.passed} protocol test vector checks reproduced in this browser (${by}).`
+    : `${r.failed} of ${r.cases.length} test vector checks FAILED in this browser (${by}): ` +
+      `do not use it.`;
   out.dataset.state = r.ok ? "ok" : "failed";
 }
 
@@ -320,7 +330,8 @@ const api = {
   blockedPorts: BLOCKED_PORTS,
   selfTest: runSelfTest,
   totpCode,
-  sequenceAt: knockSequenceAt,
+  sequenceAt,
+  hmacEngines,
   validate: validateForm,
 };
 

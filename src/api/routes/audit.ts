@@ -6,6 +6,7 @@ import { AuditEntrySchema } from "../schemas.ts";
 import type { ApiDeps, AppEnv } from "../types.ts";
 
 const audit = createRoute({
+  operationId: "listAudit",
   method: "get",
   path: "/audit",
   tags: ["audit"],

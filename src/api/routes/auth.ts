@@ -33,10 +33,12 @@ export const SESSION_TTL_MS = 12 * 3600_000;
 export const TOKEN_TTL_DAYS = 30;
 
 const login = createRoute({
+  operationId: "signIn",
   method: "post",
   path: "/auth/login",
   tags: ["auth"],
   summary: "Sign in with password and TOTP code; sets the session cookie",
+  security: [],
   request: { body: jsonBody(LoginSchema) },
   responses: {
     200: jsonResponse(SessionSchema, "Signed in"),
@@ -45,6 +47,7 @@ const login = createRoute({
 });
 
 const logout = createRoute({
+  operationId: "signOut",
   method: "post",
   path: "/auth/logout",
   tags: ["auth"],
@@ -55,6 +58,7 @@ const logout = createRoute({
 });
 
 const me = createRoute({
+  operationId: "whoAmI",
   method: "get",
   path: "/auth/me",
   tags: ["auth"],
@@ -65,6 +69,7 @@ const me = createRoute({
 });
 
 const createToken = createRoute({
+  operationId: "createToken",
   method: "post",
   path: "/auth/tokens",
   tags: ["auth"],
@@ -79,6 +84,7 @@ const createToken = createRoute({
 });
 
 const listTokens = createRoute({
+  operationId: "listTokens",
   method: "get",
   path: "/auth/tokens",
   tags: ["auth"],
@@ -92,6 +98,7 @@ const listTokens = createRoute({
 });
 
 const deleteToken = createRoute({
+  operationId: "deleteToken",
   method: "delete",
   path: "/auth/tokens/{id}",
   tags: ["auth"],

@@ -43,6 +43,7 @@ const classParam = z.string().regex(
 const readers = [requireRole(...ANY_ROLE)];
 
 const list = createRoute({
+  operationId: "listEvents",
   method: "get",
   path: "/events",
   tags: ["events"],
@@ -67,6 +68,7 @@ const list = createRoute({
 });
 
 const stream = createRoute({
+  operationId: "streamEvents",
   method: "get",
   path: "/events/stream",
   tags: ["events"],

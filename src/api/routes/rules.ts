@@ -44,6 +44,8 @@ interface Kind<I, O> {
   path: string;
   store: RuleInput["kind"];
   noun: string;
+  /** The kind in operationIds: `list${plural}`, `get${one}`, ... */
+  opName: { one: string; plural: string };
   tag: string;
   input: z.ZodType<I>;
   output: z.ZodType<O>;
@@ -79,6 +81,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
   const item = `${k.path}/{name}`;
   return {
     list: createRoute({
+      operationId: `list${k.opName.plural}`,
       method: "get",
       path: k.path,
       tags,
@@ -91,6 +94,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       },
     }),
     get: createRoute({
+      operationId: `get${k.opName.one}`,
       method: "get",
       path: item,
       tags,
@@ -101,6 +105,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       responses: { 200: jsonResponse(k.output, "The rule"), ...errors(401, 404) },
     }),
     create: createRoute({
+      operationId: `create${k.opName.one}`,
       method: "post",
       path: k.path,
       tags,
@@ -111,6 +116,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       responses: { 201: jsonResponse(k.output, "Created"), ...errors(400, 401, 403, 409, 422) },
     }),
     replace: createRoute({
+      operationId: `replace${k.opName.one}`,
       method: "put",
       path: item,
       tags,
@@ -124,6 +130,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       },
     }),
     remove: createRoute({
+      operationId: `delete${k.opName.one}`,
       method: "delete",
       path: item,
       tags,
@@ -187,6 +194,7 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.openapi(
     createRoute({
+      operationId: "listRules",
       method: "get",
       path: "/rules",
       tags: ["rules"],
@@ -213,6 +221,7 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     createRoute({
       method: "get",
       path: "/rules/users",
+      operationId: "listRuleUsers",
       tags: ["rules"],
       summary: "The users a rule may name (for operators, who may not list users)",
       middleware: writers,
@@ -242,6 +251,7 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     path: "/rules/forwards",
     store: "forward",
     noun: "port forward",
+    opName: { one: "Forward", plural: "Forwards" },
     tag: "rules",
     input: ForwardInputSchema,
     output: ForwardSchema,
@@ -251,6 +261,7 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     path: "/rules/open-ports",
     store: "open",
     noun: "open-ports rule",
+    opName: { one: "OpenPortsRule", plural: "OpenPortsRules" },
     tag: "rules",
     input: OpenPortsInputSchema,
     output: OpenPortsSchema,

@@ -20,6 +20,7 @@ import { SettingsPatchSchema, SettingsSchema, type SettingsView } from "../schem
 import type { ApiDeps, AppEnv } from "../types.ts";
 
 const get = createRoute({
+  operationId: "getSettings",
   method: "get",
   path: "/settings",
   tags: ["settings"],
@@ -30,6 +31,7 @@ const get = createRoute({
 });
 
 const patch = createRoute({
+  operationId: "updateSettings",
   method: "patch",
   path: "/settings",
   tags: ["settings"],

@@ -16,6 +16,7 @@ const readers = [requireRole(...ANY_ROLE)];
 const tags = ["status"];
 
 const status = createRoute({
+  operationId: "getStatus",
   method: "get",
   path: "/status",
   tags,
@@ -26,6 +27,7 @@ const status = createRoute({
 });
 
 const unlocks = createRoute({
+  operationId: "listUnlocks",
   method: "get",
   path: "/status/unlocks",
   tags,
@@ -39,6 +41,7 @@ const unlocks = createRoute({
 });
 
 const revoke = createRoute({
+  operationId: "revokeUnlock",
   method: "delete",
   path: "/status/unlocks/{ip}",
   tags,
@@ -61,6 +64,7 @@ const revoke = createRoute({
 });
 
 const flows = createRoute({
+  operationId: "listFlows",
   method: "get",
   path: "/status/flows",
   tags,

@@ -44,6 +44,7 @@ const selfOrAdmin = [requireSelfOrAdmin()];
 const tags = ["users"];
 
 const list = createRoute({
+  operationId: "listUsers",
   method: "get",
   path: "/users",
   tags,
@@ -57,6 +58,7 @@ const list = createRoute({
 });
 
 const get = createRoute({
+  operationId: "getUser",
   method: "get",
   path: "/users/{name}",
   tags,
@@ -68,6 +70,7 @@ const get = createRoute({
 });
 
 const create = createRoute({
+  operationId: "createUser",
   method: "post",
   path: "/users",
   tags,
@@ -82,6 +85,7 @@ const create = createRoute({
 });
 
 const update = createRoute({
+  operationId: "updateUser",
   method: "patch",
   path: "/users/{name}",
   tags,
@@ -96,6 +100,7 @@ const update = createRoute({
 });
 
 const remove = createRoute({
+  operationId: "deleteUser",
   method: "delete",
   path: "/users/{name}",
   tags,
@@ -107,6 +112,7 @@ const remove = createRoute({
 });
 
 const rotate = createRoute({
+  operationId: "rotateUserSecret",
   method: "post",
   path: "/users/{name}/mfa/rotate",
   tags,
@@ -121,6 +127,7 @@ const rotate = createRoute({
 });
 
 const verify = createRoute({
+  operationId: "verifyUserMfa",
   method: "post",
   path: "/users/{name}/mfa/verify",
   tags,

@@ -8,6 +8,7 @@ import { newContext } from "./context.ts";
 import { denoIo, ExitCode, messageOf, type ShellIo, UsageError } from "./io.ts";
 import { interactive } from "./interactive.ts";
 import { runCommand } from "./run.ts";
+import { taskArgs } from "../task_args.ts";
 
 /** The connection options of a command line and whether anything else is on it. */
 export function connectionOnly(
@@ -29,8 +30,7 @@ export function connectionOnly(
 
 /** Runs the shell on `args` (without the program name); resolves to the exit code. */
 export async function main(args: string[], io: ShellIo = denoIo()): Promise<ExitCode> {
-  // `deno task shell -- exec portknock` may hand the `--` on.
-  const argv = args[0] === "--" ? args.slice(1) : args;
+  const argv = taskArgs(args);
   let pre: ReturnType<typeof connectionOnly>;
   try {
     pre = connectionOnly(argv);
