@@ -17,7 +17,14 @@ import {
   STATUS_SEEN_REPLY,
   TRACK_INVALID,
 } from "../conntrack/mod.ts";
-import { KnockVerdict, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
+import {
+  type KnockStateRecord,
+  type KnockTunables,
+  KnockVerdict,
+  KnockVerifier,
+  SequenceCache,
+  UnlockTable,
+} from "../knock/mod.ts";
 import type { KnockEvent, UnlockEvent } from "../knock/events.ts";
 import type { KnockProfile } from "../knock/profile.ts";
 import type { ApplianceEvent } from "../log/events.ts";
@@ -70,6 +77,8 @@ export interface PipelineInit {
   counters: Float64Array;
   /** Receives events in batches, once per housekeeping tick. */
   emit: (events: ApplianceEvent[]) => void;
+  /** Receives the verifier's changed state records (for the store), once per housekeeping tick. */
+  emitKnockState?: (records: KnockStateRecord[]) => void;
   /** Time for control operations (packets carry their own `nowMs`). */
   clock?: Clock;
 }
@@ -99,18 +108,18 @@ function addressing(s: DatapathSettings): Addressing {
 export class Pipeline implements PacketProcessor {
   readonly ct: ConnTable;
   readonly unlocks: UnlockTable;
-  verifier: KnockVerifier;
+  readonly verifier: KnockVerifier;
   readonly sequences = new SequenceCache();
   readonly fragments = new FragmentTable();
   #rules: RuleIndex;
   #a: Addressing;
-  #knock: DatapathSettings["knock"];
   #profiles: KnockProfile[] = [];
   #pending: ApplianceEvent[] = [];
   /** Second at which each flow last refreshed its unlock. */
   readonly #touchedAt: Uint32Array;
   readonly #c: Float64Array;
   readonly #emit: (events: ApplianceEvent[]) => void;
+  readonly #emitKnockState: (records: KnockStateRecord[]) => void;
   readonly #clock: Clock;
   readonly #ip = new Ipv4Packet();
   readonly #tcp = new TcpPacket();
@@ -128,6 +137,7 @@ export class Pipeline implements PacketProcessor {
     const s = init.settings;
     this.#c = init.counters;
     this.#emit = init.emit;
+    this.#emitKnockState = init.emitKnockState ?? (() => {});
     this.#clock = init.clock ?? systemClock;
     this.#a = addressing(s);
     this.#rules = compileRules(init.forwards, init.openPorts);
@@ -140,19 +150,12 @@ export class Pipeline implements PacketProcessor {
       lifetimeMs: s.knock.lifetimeSec * 1000,
       onEvent,
     });
-    this.#knock = s.knock;
-    this.verifier = this.#newVerifier(s.knock);
-  }
-
-  #newVerifier(k: DatapathSettings["knock"]): KnockVerifier {
-    return new KnockVerifier(this.sequences, {
-      windowMs: k.windowSec * 1000,
-      maxFailures: k.maxFailures,
-      failureWindowMs: k.failureWindowSec * 1000,
-      penaltyMs: k.penaltySec * 1000,
-      maxInProgress: k.maxInProgress,
-      maxPenalised: k.maxPenalised,
+    this.verifier = new KnockVerifier(this.sequences, {
+      ...verifierTunables(s.knock),
       onEvent: (e) => this.#event(e),
+      // A step's first IP may repeat it only while the unlock it gave is live.
+      unlockLive: (ip, user, nowMs) =>
+        this.unlocks.isUnlocked(ip, nowMs) && this.unlocks.userOf(ip) === user,
     });
   }
 
@@ -179,22 +182,23 @@ export class Pipeline implements PacketProcessor {
 
   /**
    * Applies new addressing, gate and knock settings. Unlock timeouts apply to
-   * existing unlocks; changed verifier tunables start a fresh verifier
-   * (sequences in progress are dropped). `maxFlows` takes a restart.
+   * existing unlocks; the verifier is retuned in place (sequences, replay
+   * memory, failures and penalties kept). `maxFlows` takes a restart.
    */
   setSettings(s: DatapathSettings): void {
     this.#a = addressing(s);
     this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
-    if (JSON.stringify(s.knock) !== JSON.stringify(this.#knock)) {
-      this.verifier = this.#newVerifier(s.knock);
-      this.verifier.setProfiles(this.#profiles);
-    }
-    this.#knock = s.knock;
+    this.verifier.retune(verifierTunables(s.knock), this.#clock.now());
   }
 
   /** Restores unlocks saved before a restart. */
   restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
     this.unlocks.restore(records, nowMs);
+  }
+
+  /** Restores the verifier's replay memory, failures and penalties saved before a restart. */
+  restoreKnockState(records: KnockStateRecord[], nowMs: number): number {
+    return this.verifier.restoreState(records, nowMs);
   }
 
   /** Ends the unlock of `ip`; returns what it was, or null. */
@@ -259,6 +263,8 @@ export class Pipeline implements PacketProcessor {
   }
 
   #flush(): void {
+    const state = this.verifier.drainState();
+    if (state.length > 0) this.#emitKnockState(state);
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
@@ -422,6 +428,7 @@ export class Pipeline implements PacketProcessor {
         this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs);
         return this.#drop(Drop.Knock);
       case KnockVerdict.PENALISED:
+      case KnockVerdict.THROTTLED:
         return this.#drop(Drop.Penalised);
     }
     return this.#fromWan(ip, proto, src, len, partial, nowMs);
@@ -657,4 +664,16 @@ export class Pipeline implements PacketProcessor {
     if (f.newDst !== f.dst) rewriteDestination(ip.buf, ip.off, f.newDst, 0, partial);
     return true;
   }
+}
+
+/** The verifier's tunables from the knock settings. */
+function verifierTunables(k: DatapathSettings["knock"]): KnockTunables {
+  return {
+    windowMs: k.windowSec * 1000,
+    maxFailures: k.maxFailures,
+    failureWindowMs: k.failureWindowSec * 1000,
+    penaltyMs: k.penaltySec * 1000,
+    maxInProgress: k.maxInProgress,
+    maxPenalised: k.maxPenalised,
+  };
 }

@@ -6,6 +6,7 @@
 import { dirname } from "node:path";
 import { type Clock, systemClock } from "../clock.ts";
 import { AuditLog } from "./audit.ts";
+import { KnockStateRepo } from "./knock_state.ts";
 import type { Store } from "./mod.ts";
 import { RuleRepo } from "./rules.ts";
 import { migrate, type Migration, MIGRATIONS } from "./schema.ts";
@@ -71,6 +72,7 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     rules: new RuleRepo(kv, audit, clock),
     settings: new SettingsRepo(kv, audit, clock),
     unlocks: new UnlockRepo(kv, clock),
+    knockState: new KnockStateRepo(kv, clock),
     sessions: new SessionRepo(kv, audit, clock),
     close: () => kv.close(),
   };
