@@ -51,11 +51,13 @@ export class SequenceCache {
    */
   async setUser(profile: KnockProfile, secret: Uint8Array | string, nowMs: number): Promise<void> {
     const bytes = typeof secret === "string" ? base32Decode(secret) : secret;
-    const key = await importKnockKey(bytes);
-    const entry: Entry = { profile: { ...profile }, key, base: NaN, seqs: [], gen: 0 };
+    const keyPromise = importKnockKey(bytes);
+    const entry: Entry = { profile: { ...profile }, key: null!, base: NaN, seqs: [], gen: 0 };
     // The old sequences keep serving until the new ones are derived: in the data-plane
     // Worker each WebCrypto await can wait for a loop yield, which takes up to seconds.
+    // Registered before the first await, so a removeUser right after this call wins.
     this.#pending.set(profile.user, entry);
+    entry.key = await keyPromise;
     await this.#compute(entry, stepAtMs(nowMs));
     if (this.#pending.get(profile.user) !== entry) return; // replaced or removed meanwhile
     this.#pending.delete(profile.user);
