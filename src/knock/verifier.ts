@@ -44,7 +44,7 @@
  * within the budget 64 · 2880 steps/day = 184,320 attempts, 2.0e-5 per day;
  * under a sustained 1 Mpps flood of starts (more than the slow path carries),
  * 64 · (1 + ln(30e6 / 64)) = 899 attempts per step, 2.9e-4 per day. Each
- * further derived port divides these by 16384 / (N + k + 1).
+ * further derived port divides these by 16384 · (N + 1) / (N + k + 1).
  */
 
 import { formatIpv4, parseIpv4 } from "../packet/address.ts";

@@ -107,11 +107,11 @@ Deno.test({
         async () => {
           // The victim is client2 (never knocked yet); the spoofer sends from client's namespace.
           const penalty = `[Port Knock] penalty ip=${V}`;
-        // The evasion flood spent alice's budget for its step: start in a fresh step, with
-        // tokens refilled (64 per 30 s), so that the spoofed failures are evaluated at all.
-        const floodStep = Math.floor(Date.now() / 30_000);
-        await until(() => Math.floor(Date.now() / 30_000) > floodStep, 31_000, 200);
-        await sleep(6_000);
+          // The evasion flood spent alice's budget for its step: start in a fresh step, with
+          // tokens refilled (64 per 30 s), so that the spoofed failures are evaluated at all.
+          const floodStep = Math.floor(Date.now() / 30_000);
+          await until(() => Math.floor(Date.now() / 30_000) > floodStep, 31_000, 200);
+          await sleep(6_000);
           // Each failure: F, then 9 strays (one more than a sequence tolerates).
           await flood(l, "client", {
             sources: { first: V, count: 1 },
