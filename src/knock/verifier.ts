@@ -193,7 +193,8 @@ const DEFAULTS: Required<KnockTunables> = {
 
 interface ReplayEntry {
   ip: number;
-  expiresMs: number;
+  /** (step + 2) steps: the last F that can still pick the step; the window in force follows. */
+  lastStartMs: number;
 }
 
 /** Verifies knocks per source IP; see the module comment. */
@@ -605,12 +606,13 @@ export class KnockVerifier {
     if (this.#replay.size >= this.#t.maxReplay) {
       this.#replay.delete(this.#replay.keys().next().value!);
     }
-    // Step S is a candidate for F in steps S-1..S+1, and F may be refreshed until the
-    // window closes, so S can complete until (S + 2) steps + window. Persisted longer than
-    // the window in force, in case it grows.
-    const expiresMs = (step + 2) * STEP_MS + this.#t.windowMs;
-    this.#replay.set(`${user}\n${step}`, { ip, expiresMs });
-    this.#pushState({ type: "replay", user, step, ip: formatIpv4(ip), expiresAt: expiresMs });
+    // Step S is a candidate for an F in steps S-1..S+1, so S can complete until (S + 2)
+    // steps plus the window; the sweep adds the window in force, so a retune that widens
+    // it cannot free a step early.
+    const lastStartMs = (step + 2) * STEP_MS;
+    this.#replay.set(`${user}\n${step}`, { ip, lastStartMs });
+    const expiresAt = lastStartMs + this.#t.windowMs;
+    this.#pushState({ type: "replay", user, step, ip: formatIpv4(ip), expiresAt });
   }
 
   #pushState(r: ReplayStateRecord): void {
@@ -708,7 +710,7 @@ export class KnockVerifier {
       f = next;
     }
     for (const [key, entry] of this.#replay) {
-      if (entry.expiresMs < nowMs) this.#replay.delete(key);
+      if (entry.lastStartMs + t.windowMs < nowMs) this.#replay.delete(key);
     }
   }
 
@@ -753,9 +755,10 @@ export class KnockVerifier {
       if (r.type === "replay") {
         const ip = parseIpv4(r.ip);
         const key = `${r.user}\n${r.step}`;
-        if (ip === null || typeof r.user !== "string" || this.#replay.has(key)) continue;
+        const bad = ip === null || typeof r.user !== "string" || !Number.isInteger(r.step);
+        if (bad || this.#replay.has(key)) continue;
         if (this.#replay.size >= this.#t.maxReplay) continue;
-        this.#replay.set(key, { ip, expiresMs: r.expiresAt });
+        this.#replay.set(key, { ip, lastStartMs: (r.step + 2) * STEP_MS });
         n++;
       } else if (r.type === "failures") {
         if (this.#restoreFailures(r)) n++;

@@ -297,7 +297,11 @@ Deno.test("replay entries expire once their step can no longer match", async () 
   assert.equal(r.v.replayEntries, 1);
   r.v.sweep((T + 2) * STEP_MS + 15_000);
   assert.equal(r.v.replayEntries, 1);
+  // A retune that widens the window keeps the step spent for the wider window.
+  r.v.retune({ windowMs: 20_000 });
   r.v.sweep((T + 2) * STEP_MS + 15_001);
+  assert.equal(r.v.replayEntries, 1);
+  r.v.sweep((T + 2) * STEP_MS + 20_001);
   assert.equal(r.v.replayEntries, 0);
 });
 
