@@ -16,7 +16,7 @@ import {
   networkLayout,
   syncDatapath,
 } from "./api/mod.ts";
-import { openStore } from "./store/mod.ts";
+import { openStore, UnlockJournal } from "./store/mod.ts";
 import { createUi } from "../ui/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
 import {
@@ -42,7 +42,11 @@ const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
   --routing       install the fail-closed nftables table (kept on exit) and the policy
                   routing that hands crossing packets to the TUN (removed on exit)`;
 
-/** How often the unlock table is copied to the store. */
+/**
+ * How often the whole unlock table is copied to the store (counters, idle
+ * times). New and ended unlocks are written as their events arrive: at most
+ * one housekeeping tick (100 ms) plus one KV commit after they take effect.
+ */
 const UNLOCK_SAVE_MS = 10_000;
 
 /**
@@ -153,19 +157,24 @@ export async function main(args: string[]): Promise<number> {
   };
   await applySyslog();
   const state = await loadDatapathState(store, config);
+  // The unlock table and the verifier's state live in the data plane; the store keeps a copy.
+  const journal = new UnlockJournal(
+    store.unlocks,
+    () => state.settings.knock.idleTimeoutSec * 1000,
+  );
+  const saveFailed = (what: string) => (e: Error) =>
+    console.error(`cannot save the ${what}: ${e.message}`);
   const plane = await DatapathControl.start({
     device: { name: config.tun.name, mtu: config.tun.mtu, offload: config.tun.offload },
     ...state,
     unlocks: await store.unlocks.listUnlocks(),
-  }, (events) => events.forEach((e) => logger.log(e)));
-  // The unlock table lives in the data plane; the store keeps a copy for restarts.
-  const saveUnlocks = async () => {
-    try {
-      await store.unlocks.replaceAll(await plane.unlocks());
-    } catch (e) {
-      console.error(`cannot save the unlock table: ${(e as Error).message}`);
-    }
-  };
+    knockState: await store.knockState.list(),
+  }, (events) => {
+    events.forEach((e) => logger.log(e));
+    journal.apply(events).catch(saveFailed("unlock table"));
+  }, (records) => store.knockState.save(records).catch(saveFailed("knock state")));
+  const saveUnlocks = () =>
+    journal.snapshot(() => plane.unlocks()).catch(saveFailed("unlock table"));
   const saver = setInterval(() => {
     saveUnlocks();
     store.sessions.purgeExpired().catch(() => {});
@@ -212,6 +221,7 @@ export async function main(args: string[]): Promise<number> {
   await saveUnlocks();
   if (flags.routing) await applyRouting(plan, true);
   await plane.stop();
+  await store.knockState.flushed();
   store.close();
   await logger.close();
   return 0;

@@ -22,7 +22,14 @@ import {
   FLAG_SNAT,
   FlowSpec,
 } from "../conntrack/mod.ts";
-import { KnockVerdict, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
+import {
+  type KnockStateRecord,
+  type KnockTunables,
+  KnockVerdict,
+  KnockVerifier,
+  SequenceCache,
+  UnlockTable,
+} from "../knock/mod.ts";
 import type { KnockEvent, UnlockEvent } from "../knock/events.ts";
 import type { KnockProfile } from "../knock/profile.ts";
 import type { ApplianceEvent } from "../log/events.ts";
@@ -58,6 +65,8 @@ export interface AdmissionInit {
   counters: Float64Array;
   /** Receives events in batches, on `flush()`. */
   emit: (events: ApplianceEvent[]) => void;
+  /** Receives the verifier's changed state records (for the store), on `flush()`. */
+  emitKnockState?: (records: KnockStateRecord[]) => void;
   /** Time for control operations and events. */
   clock?: Clock;
   /** Seed of the NAT port probes; random by default. For tests. */
@@ -130,7 +139,7 @@ export class Admission {
   readonly ct: ConnTable;
   readonly unlocks: UnlockTable;
   readonly sequences = new SequenceCache();
-  verifier: KnockVerifier;
+  readonly verifier: KnockVerifier;
   /** The tuples of the flow `admit()` last tried to create. */
   readonly spec = new FlowSpec();
   /** The flow the last ADMITTED verdict created; -1 after any other. */
@@ -141,11 +150,11 @@ export class Admission {
   readonly #ruleIds = new RuleIds();
   readonly #ports: PortAllocator;
   #a: Addressing;
-  #knock: DatapathSettings["knock"];
   #profiles: KnockProfile[] = [];
   #pending: ApplianceEvent[] = [];
   readonly #c: Float64Array;
   readonly #emit: (events: ApplianceEvent[]) => void;
+  readonly #emitKnockState: (records: KnockStateRecord[]) => void;
   readonly #clock: Clock;
 
   /** Builds the tables from `init`; throws on invalid rules (configuration time). */
@@ -154,6 +163,7 @@ export class Admission {
     this.ct = init.ct;
     this.#c = init.counters;
     this.#emit = init.emit;
+    this.#emitKnockState = init.emitKnockState ?? (() => {});
     this.#clock = init.clock ?? systemClock;
     this.#ports = new PortAllocator(init.ct, { seed: init.portSeed });
     this.#a = addressing(s);
@@ -165,19 +175,12 @@ export class Admission {
       lifetimeMs: s.knock.lifetimeSec * 1000,
       onEvent: (e) => this.#event(e),
     });
-    this.#knock = s.knock;
-    this.verifier = this.#newVerifier(s.knock);
-  }
-
-  #newVerifier(k: DatapathSettings["knock"]): KnockVerifier {
-    return new KnockVerifier(this.sequences, {
-      windowMs: k.windowSec * 1000,
-      maxFailures: k.maxFailures,
-      failureWindowMs: k.failureWindowSec * 1000,
-      penaltyMs: k.penaltySec * 1000,
-      maxInProgress: k.maxInProgress,
-      maxPenalised: k.maxPenalised,
+    this.verifier = new KnockVerifier(this.sequences, {
+      ...verifierTunables(s.knock),
       onEvent: (e) => this.#event(e),
+      // A step's first IP may repeat it only while the unlock it gave is live.
+      unlockLive: (ip, user, nowMs) =>
+        this.unlocks.isUnlocked(ip, nowMs) && this.unlocks.userOf(ip) === user,
     });
   }
 
@@ -227,17 +230,13 @@ export class Admission {
 
   /**
    * Applies new addressing, gate and knock settings. Unlock timeouts apply to
-   * existing unlocks; changed verifier tunables start a fresh verifier
-   * (sequences in progress are dropped). `maxFlows` takes a restart.
+   * existing unlocks; the verifier is retuned in place (sequences, replay
+   * memory, failures and penalties kept). `maxFlows` takes a restart.
    */
   setSettings(s: DatapathSettings): void {
     this.#a = addressing(s);
     this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
-    if (JSON.stringify(s.knock) !== JSON.stringify(this.#knock)) {
-      this.verifier = this.#newVerifier(s.knock);
-      this.verifier.setProfiles(this.#profiles);
-    }
-    this.#knock = s.knock;
+    this.verifier.retune(verifierTunables(s.knock), this.#clock.now());
   }
 
   /** True for the appliance's own WAN or LAN address (packets delivered locally, not forwarded). */
@@ -248,6 +247,11 @@ export class Admission {
   /** Restores unlocks saved before a restart. */
   restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
     this.unlocks.restore(records, nowMs);
+  }
+
+  /** Restores the verifier's replay memory, failures and penalties saved before a restart. */
+  restoreKnockState(records: KnockStateRecord[], nowMs: number): number {
+    return this.verifier.restoreState(records, nowMs);
   }
 
   /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */
@@ -268,8 +272,10 @@ export class Admission {
     this.flush();
   }
 
-  /** Hands the pending events to `emit`. */
+  /** Hands the verifier's changed state and the pending events on. */
   flush(): void {
+    const state = this.verifier.drainState();
+    if (state.length > 0) this.#emitKnockState(state);
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
@@ -314,6 +320,7 @@ export class Admission {
         this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs);
         return Drop.Knock;
       case KnockVerdict.PENALISED:
+      case KnockVerdict.THROTTLED:
         return Drop.Penalised;
     }
     return this.#fromWan(proto, src, srcPort, dstPort, nowMs);
@@ -455,4 +462,16 @@ export class Admission {
       user: this.unlocks.userOf(s.origSrc) ?? undefined,
     });
   }
+}
+
+/** The verifier's tunables from the knock settings. */
+function verifierTunables(k: DatapathSettings["knock"]): KnockTunables {
+  return {
+    windowMs: k.windowSec * 1000,
+    maxFailures: k.maxFailures,
+    failureWindowMs: k.failureWindowSec * 1000,
+    penaltyMs: k.penaltySec * 1000,
+    maxInProgress: k.maxInProgress,
+    maxPenalised: k.maxPenalised,
+  };
 }

@@ -11,6 +11,7 @@ import type {
   DeviceSettings,
   FlowRecord,
   FromWorker,
+  KnockStateRecord,
   KnockUser,
   ToWorker,
   UnlockRecord,
@@ -24,6 +25,8 @@ export interface DatapathInit {
   openPorts: OpenPortsRule[];
   users: KnockUser[];
   unlocks: UnlockRecord[];
+  /** The verifier's state saved before the restart (`KnockStateRepo.list`). */
+  knockState?: KnockStateRecord[];
 }
 
 /** The operations the API and CLI layers need from the data plane. */
@@ -51,17 +54,24 @@ export class DatapathControl implements DatapathApi {
   #onStopped = () => {};
 
   /** Starts the Worker; resolves `ready` once the device is open. */
-  private constructor(readonly onEvents: (events: ApplianceEvent[]) => void) {
+  private constructor(
+    readonly onEvents: (events: ApplianceEvent[]) => void,
+    readonly onKnockState: (records: KnockStateRecord[]) => void,
+  ) {
     this.#worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
     this.#stopped = new Promise((r) => this.#onStopped = r);
   }
 
-  /** Starts the data plane and waits until its device is up. */
+  /**
+   * Starts the data plane and waits until its device is up. `onKnockState`
+   * receives the verifier's state records to persist (`KnockStateRepo.save`).
+   */
   static start(
     init: DatapathInit,
     onEvents: (events: ApplianceEvent[]) => void,
+    onKnockState: (records: KnockStateRecord[]) => void = () => {},
   ): Promise<DatapathControl> {
-    const c = new DatapathControl(onEvents);
+    const c = new DatapathControl(onEvents, onKnockState);
     return new Promise((resolve, reject) => {
       c.#worker.onerror = (e) => {
         e.preventDefault();
@@ -76,6 +86,7 @@ export class DatapathControl implements DatapathApi {
       c.#send({
         type: "init",
         ...init,
+        knockState: init.knockState ?? [],
         counters: c.counters.buffer as SharedArrayBuffer,
         control: c.#control.buffer as SharedArrayBuffer,
       });
@@ -84,6 +95,7 @@ export class DatapathControl implements DatapathApi {
 
   #dispatch(m: FromWorker): void {
     if (m.type === "events") this.onEvents(m.events);
+    else if (m.type === "knock-state") this.onKnockState(m.records);
     else if (m.type === "reply") {
       this.#pending.get(m.id)?.(m.data);
       this.#pending.delete(m.id);

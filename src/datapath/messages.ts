@@ -7,6 +7,7 @@ import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import type { KnockProfile } from "../knock/profile.ts";
 import type { KnockSettings } from "../config/types.ts";
 import type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
+import type { KnockStateRecord } from "../knock/verifier.ts";
 
 /** A user as the data plane sees it: knock profile plus the TOTP secret (base32). */
 export interface KnockUser extends KnockProfile {
@@ -15,6 +16,9 @@ export interface KnockUser extends KnockProfile {
 
 /** Knock engine settings, as the configuration names them. */
 export type { KnockSettings } from "../config/types.ts";
+
+/** Replay memory, failure buckets and penalties, as the verifier emits them and the store saves them. */
+export type { KnockStateRecord } from "../knock/verifier.ts";
 
 /** One unlock, as the data plane reports it and the store saves it. */
 export type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
@@ -71,6 +75,8 @@ export type ToWorker =
     openPorts: OpenPortsRule[];
     users: KnockUser[];
     unlocks: UnlockRecord[];
+    /** The verifier's state saved before the restart. */
+    knockState: KnockStateRecord[];
     counters: SharedArrayBuffer;
     control: SharedArrayBuffer;
   }
@@ -86,5 +92,7 @@ export type FromWorker =
   | { type: "ready"; device: string }
   | { type: "fatal"; message: string }
   | { type: "events"; events: ApplianceEvent[] }
+  /** The verifier's changed state, once per housekeeping tick (before that tick's events). */
+  | { type: "knock-state"; records: KnockStateRecord[] }
   | { type: "reply"; id: number; data: unknown }
   | { type: "stopped" };

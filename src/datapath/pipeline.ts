@@ -20,7 +20,7 @@ import {
   TRACK_OUT_OF_WINDOW,
   TRACK_REOPEN,
 } from "../conntrack/mod.ts";
-import type { KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
+import type { KnockStateRecord, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import {
@@ -67,6 +67,8 @@ export interface PipelineInit {
   counters: Float64Array;
   /** Receives events in batches, once per housekeeping tick. */
   emit: (events: ApplianceEvent[]) => void;
+  /** Receives the verifier's changed state records (for the store), once per housekeeping tick. */
+  emitKnockState?: (records: KnockStateRecord[]) => void;
   /** Time for control operations (packets carry their own `nowMs`). */
   clock?: Clock;
 }
@@ -130,6 +132,11 @@ export class Pipeline implements PacketProcessor {
   /** Applies new addressing, gate and knock settings (see `Admission.setSettings`). */
   setSettings(s: DatapathSettings): void {
     this.admission.setSettings(s);
+  }
+
+  /** Restores the verifier's replay memory, failures and penalties saved before a restart. */
+  restoreKnockState(records: KnockStateRecord[], nowMs: number): number {
+    return this.admission.restoreKnockState(records, nowMs);
   }
 
   /** Restores unlocks saved before a restart. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../clock.ts";
 import { MemoryDevice } from "../device/mod.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
+import type { KnockStateRecord } from "../knock/verifier.ts";
 import {
   buildIcmpEcho,
   buildIcmpError,
@@ -71,7 +72,10 @@ function forward(name: string, pub: number, priv: number, enforceKnock: boolean)
 
 const RULES = [forward("web", 52201, 8080, true), forward("open", 52300, 80, false)];
 
-async function setup(settings: Partial<DatapathSettings> = {}) {
+async function setup(
+  settings: Partial<DatapathSettings> = {},
+  emitKnockState?: (records: KnockStateRecord[]) => void,
+) {
   const events: ApplianceEvent[] = [];
   const counters = newCounters(false);
   const p = new Pipeline({
@@ -80,6 +84,7 @@ async function setup(settings: Partial<DatapathSettings> = {}) {
     openPorts: [],
     counters,
     emit: (e) => events.push(...e),
+    emitKnockState,
     clock: new ManualClock(T0),
   });
   await p.setUsers([{
@@ -418,11 +423,59 @@ Deno.test("settings change at run time: idle timeout applies to existing unlocks
   await knock(p, CLIENT);
   const ip = parseIpv4(CLIENT)!;
   assert.equal(p.unlocks.isUnlocked(ip, T0 + 30_000), true);
+  const verifier = p.verifier;
   p.setSettings({ ...SETTINGS, knock: { ...SETTINGS.knock, idleTimeoutSec: 10, windowSec: 5 } });
   assert.equal(p.unlocks.isUnlocked(ip, T0 + 30_000), false);
-  // The fresh verifier still knows the users.
+  // The verifier is retuned, not rebuilt: it still knows the users and the step CLIENT used.
+  assert.equal(p.verifier, verifier);
+  assert.equal(p.verifier.tunables.windowMs, 5_000);
   await knock(p, CLIENT2);
-  assert.equal(p.unlocks.isUnlocked(parseIpv4(CLIENT2)!, T0), true);
+  assert.equal(p.unlocks.isUnlocked(parseIpv4(CLIENT2)!, T0), false, "a replay of CLIENT's step");
+  await knock(p, CLIENT2, T0 + 30_000);
+  assert.equal(p.unlocks.isUnlocked(parseIpv4(CLIENT2)!, T0 + 30_000), true);
+});
+
+Deno.test("a step is spent once its unlock is revoked or has expired, even for the same IP", async () => {
+  const { p, events } = await setup({
+    knock: { ...SETTINGS.knock, idleTimeoutSec: 10 },
+  });
+  const ip = parseIpv4(CLIENT)!;
+  await knock(p, CLIENT);
+  await knock(p, CLIENT, T0 + 1_000); // a repeat while live: a refresh
+  assert.equal(p.unlocks.isUnlocked(ip, T0 + 1_000), true);
+  assert.ok(p.revoke(CLIENT, T0 + 2_000));
+  await knock(p, CLIENT, T0 + 3_000);
+  assert.equal(p.unlocks.isUnlocked(ip, T0 + 3_000), false, "replay after revoke");
+  await p.housekeeping(T0 + 3_000);
+  assert.ok(events.some((e) => e.type === "knock-replay" && e.ip === CLIENT));
+  // Expiry: CLIENT2 knocks, idles past 10 s, and repeats its step (still a candidate).
+  const ip2 = parseIpv4(CLIENT2)!;
+  const t = T0 + 30_000;
+  await knock(p, CLIENT2, t);
+  assert.equal(p.unlocks.isUnlocked(ip2, t), true);
+  await p.housekeeping(t + 11_000);
+  assert.equal(p.unlocks.isUnlocked(ip2, t + 11_000), false);
+  await knock(p, CLIENT2, t + 12_000);
+  assert.equal(p.unlocks.isUnlocked(ip2, t + 12_000), false, "replay after expiry");
+});
+
+Deno.test("knock state goes out per housekeeping tick and comes back after a restart", async () => {
+  const records: KnockStateRecord[] = [];
+  const { p } = await setup({}, (r) => records.push(...r));
+  await knock(p, CLIENT);
+  await p.housekeeping(T0);
+  assert.deepEqual(records.map((r) => [r.type, r.ip]), [["replay", CLIENT]]);
+  // A restarted appliance: a new pipeline given the records (and no unlocks).
+  const { p: again, events } = await setup();
+  assert.equal(again.restoreKnockState(records, T0 + 1_000), 1);
+  await knock(again, CLIENT2, T0 + 1_000);
+  await knock(again, CLIENT, T0 + 1_000);
+  assert.equal(again.unlocks.size, 0);
+  await again.housekeeping(T0 + 1_000);
+  assert.deepEqual(
+    events.filter((e) => e.type === "knock-replay").map((e) => "ip" in e && e.ip),
+    [CLIENT2, CLIENT],
+  );
 });
 
 /** Client and server segments of `CLIENT:sport -> WAN:52201` (server side: SERVER:8080). */

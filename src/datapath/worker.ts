@@ -55,8 +55,10 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
     openPorts: m.openPorts,
     counters: new Float64Array(m.counters),
     emit: (events) => post({ type: "events", events }),
+    emitKnockState: (records) => post({ type: "knock-state", records }),
   });
   pipeline.restoreUnlocks(m.unlocks, Date.now());
+  pipeline.restoreKnockState(m.knockState, Date.now());
   const proc = pipeline;
   engine = new Engine(dev, proc, { control: new Int32Array(m.control) });
   pipeline.setUsers(m.users).then(() => {

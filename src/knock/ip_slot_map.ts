@@ -13,8 +13,8 @@ const NONE = -1;
 
 /** Bounded IPv4 -> slot map in insertion order. */
 export class IpSlotMap {
-  /** Most entries ever held. */
-  readonly maxSize: number;
+  /** Most entries held (see `setMaxSize`). */
+  maxSize: number;
   #capacity: number;
   #size = 0;
   /** Hash buckets: slot + 1, 0 for empty. Kept at most half full. */
@@ -45,6 +45,16 @@ export class IpSlotMap {
     this.#free = new Int32Array(this.#capacity);
     this.#buckets = new Int32Array(bucketCount(this.#capacity));
     this.#mask = this.#buckets.length - 1;
+  }
+
+  /**
+   * Changes the bound. Shrinking below `size` is refused (returns false): the
+   * owner evicts the entries it chooses first.
+   */
+  setMaxSize(maxSize: number): boolean {
+    if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize < this.#size) return false;
+    this.maxSize = maxSize;
+    return true;
   }
 
   /** Number of entries. */

@@ -32,6 +32,8 @@ function stepAtMs(nowMs: number): number {
 /** Per-user knock sequences for the steps around now, readable synchronously. */
 export class SequenceCache {
   #users = new Map<string, Entry>();
+  /** Entries being derived by `setUser`; they replace the held ones only once derived. */
+  #pending = new Map<string, Entry>();
 
   /** Number of users held. */
   get size(): number {
@@ -49,19 +51,28 @@ export class SequenceCache {
    */
   async setUser(profile: KnockProfile, secret: Uint8Array | string, nowMs: number): Promise<void> {
     const bytes = typeof secret === "string" ? base32Decode(secret) : secret;
-    const key = await importKnockKey(bytes);
-    const entry: Entry = { profile: { ...profile }, key, base: NaN, seqs: [], gen: 0 };
-    this.#users.set(profile.user, entry);
+    const keyPromise = importKnockKey(bytes);
+    const entry: Entry = { profile: { ...profile }, key: null!, base: NaN, seqs: [], gen: 0 };
+    // The old sequences keep serving until the new ones are derived: in the data-plane
+    // Worker each WebCrypto await can wait for a loop yield, which takes up to seconds.
+    // Registered before the first await, so a removeUser right after this call wins.
+    this.#pending.set(profile.user, entry);
+    entry.key = await keyPromise;
     await this.#compute(entry, stepAtMs(nowMs));
+    if (this.#pending.get(profile.user) !== entry) return; // replaced or removed meanwhile
+    this.#pending.delete(profile.user);
+    this.#users.set(profile.user, entry);
   }
 
   /** Forgets a user; true if it was held. */
   removeUser(user: string): boolean {
+    this.#pending.delete(user);
     return this.#users.delete(user);
   }
 
   /** Forgets every user. */
   clear(): void {
+    this.#pending.clear();
     this.#users.clear();
   }
 
@@ -105,7 +116,9 @@ export class SequenceCache {
       );
     }
     // A newer computation (or a replaced user) wins over this one.
-    if (entry.gen !== gen || this.#users.get(entry.profile.user) !== entry) return;
+    const user = entry.profile.user;
+    if (entry.gen !== gen) return;
+    if (this.#users.get(user) !== entry && this.#pending.get(user) !== entry) return;
     entry.seqs = seqs;
     entry.base = base;
   }

@@ -66,3 +66,25 @@ Deno.test("SequenceCache has no sequence before the epoch", async () => {
   assert.equal(cache.sequence("a", -1)!.length, 0);
   assert.equal(cache.sequence("a", 0)!.length, 4);
 });
+
+Deno.test("SequenceCache keeps serving a user's old sequences while new ones are derived", async () => {
+  const v = (await loadVectors())[0];
+  const cache = new SequenceCache();
+  const profile = {
+    user: "u",
+    firstPort: v.firstPort,
+    length: v.length,
+    transport: "any" as const,
+  };
+  const now = v.unixTime * 1000;
+  await cache.setUser(profile, v.secret, now);
+  const pending = cache.setUser({ ...profile }, v.secret, now);
+  assert.deepEqual([...cache.sequence("u", v.step)!], v.sequence, "not blank meanwhile");
+  await pending;
+  assert.deepEqual([...cache.sequence("u", v.step)!], v.sequence);
+  // A removal during a derivation wins.
+  const again = cache.setUser({ ...profile }, v.secret, now);
+  cache.removeUser("u");
+  await again;
+  assert.equal(cache.sequence("u", v.step), null);
+});

@@ -38,7 +38,12 @@ async function rig(
   await cache.setUser(profiles[0], SECRET_A, nowMs);
   await cache.setUser(profiles[1], SECRET_B, nowMs);
   const events: KnockEvent[] = [];
-  const v = new KnockVerifier(cache, { ...options, onEvent: (e) => events.push(e) });
+  // The protocol's strict reading (no stray tolerated) unless a test asks for tolerance.
+  const v = new KnockVerifier(cache, {
+    noiseLimit: 0,
+    ...options,
+    onEvent: (e) => events.push(e),
+  });
   v.setProfiles(profiles);
   return { v, cache, events, seq: (u, s) => [...cache.sequence(u, s)!] };
 }
@@ -199,7 +204,7 @@ Deno.test("another user's F ends the sequence as a failure and starts that user'
   assert.deepEqual(r.events.map((e) => e.type), ["knock-failure", "knock-success"]);
 });
 
-Deno.test("restarting the same user's sequence mid-way fails the old one and starts anew", async () => {
+Deno.test("F again mid-way is taken as a retransmission, not a restart", async () => {
   const r = await rig();
   const a = r.seq("alice", T);
   assert.deepEqual(knock(r.v, IP1, [a[0], a[1], ...a]).at(-1), UNLOCKED);
@@ -238,7 +243,8 @@ Deno.test("transport: a knock on the wrong transport fails; F on it is no knock"
 });
 
 Deno.test("a step that unlocked one IP cannot unlock another; the same IP refreshes", async () => {
-  const r = await rig();
+  let live = true;
+  const r = await rig({ unlockLive: () => live });
   const a = r.seq("alice", T);
   assert.equal(knock(r.v, IP1, a).at(-1), UNLOCKED);
   assert.equal(knock(r.v, IP2, a, NOW + 1_000).at(-1), REPLAY);
@@ -249,11 +255,40 @@ Deno.test("a step that unlocked one IP cannot unlock another; the same IP refres
     step: T,
     firstIp: "203.0.113.7",
   });
+  // Refused from the other IP even while the first IP's unlock is live.
   assert.equal(knock(r.v, IP1, a, NOW + 2_000).at(-1), UNLOCKED);
   // The other IP may use another step, and another user's same step is unrelated.
   assert.equal(knock(r.v, IP2, r.seq("alice", T + 1), NOW + 3_000).at(-1), UNLOCKED);
   assert.equal(r.v.lastDrift, 1);
   assert.equal(knock(r.v, IP2, r.seq("bob", T), NOW + 4_000).at(-1), UNLOCKED);
+  assert.equal(r.v.stats.replays, 1);
+  live = false;
+  assert.equal(knock(r.v, IP2, r.seq("alice", T), NOW + 5_000).at(-1), REPLAY);
+});
+
+Deno.test("the same IP repeating its step after the unlock ended (revoke, expiry) is a replay", async () => {
+  // The unlock table's answer, as the pipeline wires it: live until revoked or expired.
+  const unlocked = new Set<number>();
+  const r = await rig({ unlockLive: (ip) => unlocked.has(ip) });
+  const a = r.seq("alice", T);
+  assert.equal(knock(r.v, IP1, a).at(-1), UNLOCKED);
+  unlocked.add(IP1);
+  assert.equal(knock(r.v, IP1, a, NOW + 1_000).at(-1), UNLOCKED, "a refresh while live");
+  unlocked.delete(IP1); // revoked
+  assert.equal(knock(r.v, IP1, a, NOW + 2_000).at(-1), REPLAY);
+  assert.deepEqual(r.events.at(-1), {
+    type: "knock-replay",
+    ip: "203.0.113.7",
+    user: "alice",
+    step: T,
+    firstIp: "203.0.113.7",
+  });
+  // Without an unlock table to ask, a repeat is never live.
+  const bare = await rig();
+  assert.equal(knock(bare.v, IP1, a).at(-1), UNLOCKED);
+  assert.equal(knock(bare.v, IP1, a, NOW + 1_000).at(-1), REPLAY);
+  // A fresh step unlocks again.
+  assert.equal(knock(r.v, IP1, r.seq("alice", T + 1), NOW + 3_000).at(-1), UNLOCKED);
 });
 
 Deno.test("replay entries expire once their step can no longer match", async () => {
@@ -262,7 +297,11 @@ Deno.test("replay entries expire once their step can no longer match", async () 
   assert.equal(r.v.replayEntries, 1);
   r.v.sweep((T + 2) * STEP_MS + 15_000);
   assert.equal(r.v.replayEntries, 1);
+  // A retune that widens the window keeps the step spent for the wider window.
+  r.v.retune({ windowMs: 20_000 });
   r.v.sweep((T + 2) * STEP_MS + 15_001);
+  assert.equal(r.v.replayEntries, 1);
+  r.v.sweep((T + 2) * STEP_MS + 20_001);
   assert.equal(r.v.replayEntries, 0);
 });
 
@@ -426,11 +465,11 @@ Deno.test("memory stays bounded under 10^6 random knocks", async () => {
     await cache.setUser(profiles[i], SECRET_A, NOW);
   }
   const limits = { maxInProgress: 4096, maxPenalised: 8192 };
-  const v = new KnockVerifier(cache, limits);
+  const v = new KnockVerifier(cache, { ...limits, noiseLimit: 0, userAttemptsPerStep: 1e9 });
   v.setProfiles(profiles);
   let x = 0x2545f491;
   const rnd = () => (x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0);
-  let peakFailureTracked = 0;
+  let peakFailureTracked = 0, peakInProgress = 0;
   for (let i = 0; i < 1_000_000; i++) {
     // 2^16 sources, so IPs come back, fail their sequences and get penalised.
     const ip = (0x0a000000 + (rnd() & 0xffff)) >>> 0;
@@ -441,13 +480,210 @@ Deno.test("memory stays bounded under 10^6 random knocks", async () => {
     assert.ok(v.inProgress <= limits.maxInProgress);
     assert.ok(v.failureTracked <= limits.maxPenalised);
     peakFailureTracked = Math.max(peakFailureTracked, v.failureTracked);
+    peakInProgress = Math.max(peakInProgress, v.inProgress);
   }
-  assert.equal(v.inProgress, limits.maxInProgress);
+  assert.equal(peakInProgress, limits.maxInProgress);
+  assert.ok(v.stats.penalisedKnocks > 0);
   assert.equal(peakFailureTracked, limits.maxPenalised);
   assert.ok(v.stats.evictedSequences > 0);
-  assert.ok(v.stats.evictedFailureRecords > 0);
+  // A full failure table counts the rest in the overflow bucket; it forgets nobody.
+  assert.equal(v.stats.evictedFailureRecords, 0);
+  assert.ok(v.stats.overflowFailures > 0);
   assert.ok(v.stats.penalties > 0);
+  assert.ok(v.drainState().length <= limits.maxPenalised + 1 + 65_536);
   assert.ok(v.replayEntries <= 65_536);
   v.sweep(NOW + 10_000_000);
   assert.equal(v.inProgress, 0);
+});
+
+// ---- retune, durable state, throttling ----------------------------------------------------
+
+Deno.test("retune keeps sequences, replay memory, failures and penalties", async () => {
+  const r = await rig({ maxFailures: 1 });
+  const a = r.seq("alice", T);
+  assert.equal(knock(r.v, IP1, a).at(-1), UNLOCKED);
+  failOnce(r, IP2, NOW);
+  failOnce(r, IP2, NOW + 200);
+  assert.equal(r.v.isPenalised(IP2, NOW + 300), true);
+  const b = r.seq("bob", T);
+  knock(r.v, 0xcb007109, b.slice(0, 2), NOW + 400);
+  r.v.retune({ windowMs: 5_000, maxFailures: 3, penaltyMs: 60_000, noiseLimit: 2 }, NOW + 500);
+  assert.equal(r.v.tunables.windowMs, 5_000);
+  assert.equal(r.v.tunables.noiseLimit, 2);
+  assert.equal(r.v.inProgress, 1);
+  assert.equal(knock(r.v, 0xcb007109, b.slice(2), NOW + 600).at(-1), UNLOCKED);
+  assert.equal(knock(r.v, IP2, a, NOW + 1_000)[0], PENALISED);
+  assert.equal(knock(r.v, 0xcb00710a, a, NOW + 1_000).at(-1), REPLAY);
+  assert.equal(r.v.replayEntries, 2);
+  // New limits apply: 3 failures tolerated, and the new window.
+  assert.equal(knock(r.v, IP1, r.seq("alice", T + 1).slice(0, 2), NOW + 2_000).at(-1), KNOCK);
+  assert.equal(r.v.observe(IP1, TCP, r.seq("alice", T + 1)[2], NOW + 7_001), FAILED);
+  assert.equal(r.v.isPenalised(IP1, NOW + 7_002), false);
+  // Shrinking a table drops its oldest entries only.
+  knock(r.v, IP1, [41001], NOW + 8_000);
+  knock(r.v, IP2, [41001], NOW + 8_001);
+  r.v.retune({ maxInProgress: 1, maxReplay: 1 }, NOW + 8_002);
+  assert.equal(r.v.inProgress, 1);
+  assert.equal(r.v.replayEntries, 1);
+  assert.throws(() => r.v.retune({ noiseLimit: -1 }), /noiseLimit -1 is out of range/);
+  assert.throws(() => r.v.retune({ maxInProgress: 0.5 }), /maxInProgress 0.5 is out of range/);
+});
+
+Deno.test("records drained and restored into a new verifier refuse the replay and keep penalties", async () => {
+  const r = await rig({ maxFailures: 1 });
+  const a = r.seq("alice", T);
+  knock(r.v, IP1, a);
+  failOnce(r, IP2, NOW);
+  failOnce(r, IP2, NOW + 200);
+  const records = r.v.drainState();
+  assert.deepEqual(r.v.drainState(), [], "drained once");
+  const replay = records.find((x) => x.type === "replay")!;
+  assert.deepEqual(replay, {
+    type: "replay",
+    user: "alice",
+    step: T,
+    ip: "203.0.113.7",
+    expiresAt: (T + 2) * STEP_MS + 15_000,
+  });
+  const failures = records.filter((x) => x.type === "failures");
+  assert.equal(failures.length, 1, "one record per IP per drain");
+  assert.equal(failures[0].ip, "203.0.113.8");
+  // A restart: a fresh verifier, the same records (a round trip through JSON, as the store does).
+  const again = await rig({ maxFailures: 1 });
+  const saved = JSON.parse(JSON.stringify(records));
+  assert.equal(again.v.restoreState(saved, NOW + 1_000), 2);
+  assert.equal(knock(again.v, 0xcb00710a, a, NOW + 1_000).at(-1), REPLAY);
+  assert.equal(knock(again.v, IP1, a, NOW + 1_100).at(-1), REPLAY, "no live unlock after restart");
+  assert.equal(again.v.isPenalised(IP2, NOW + 1_200), true);
+  // Expired records and malformed ones are left out.
+  const late = await rig();
+  const junk = [{ type: "replay", user: "alice", step: T, ip: "x", expiresAt: NOW * 2 }];
+  assert.equal(late.v.restoreState([...saved, ...junk], (T + 3) * STEP_MS), 1);
+});
+
+Deno.test("noise: a sequence tolerates noiseLimit strays (passed on); one more fails it", async () => {
+  const r = await rig({ noiseLimit: 3 });
+  const [f, p1, p2, p3] = r.seq("alice", T);
+  assert.deepEqual(knock(r.v, IP1, [f, 443, p1, 80, 9, p2, p3]), [
+    KNOCK,
+    NOT_KNOCK,
+    KNOCK,
+    NOT_KNOCK,
+    NOT_KNOCK,
+    KNOCK,
+    UNLOCKED,
+  ]);
+  assert.equal(r.v.stats.strays, 3);
+  const b = r.seq("alice", T + 1);
+  assert.deepEqual(knock(r.v, IP2, [b[0], 1, 2, 3, 4, b[1]], NOW + 1_000), [
+    KNOCK,
+    NOT_KNOCK,
+    NOT_KNOCK,
+    NOT_KNOCK,
+    FAILED,
+    NOT_KNOCK,
+  ]);
+  // Another user's F is a stray too while a sequence is in progress.
+  const c = r.seq("bob", T);
+  assert.deepEqual(knock(r.v, IP2, [b[0], c[0], b[1], b[2], b[3]], NOW + 2_000).at(-1), UNLOCKED);
+});
+
+Deno.test("F before any match restarts the window; later it is a retransmission", async () => {
+  const r = await rig();
+  const [f, p1, p2, p3] = r.seq("alice", T);
+  r.v.observe(IP1, TCP, f, NOW);
+  assert.equal(r.v.observe(IP1, TCP, f, NOW + 14_000), KNOCK);
+  // 14 s + 14 s after the first F: within the window of the second.
+  assert.deepEqual(knock(r.v, IP1, [p1, f, p2, p3], NOW + 28_000), [KNOCK, KNOCK, KNOCK, UNLOCKED]);
+  assert.equal(r.v.stats.failures, 0);
+});
+
+/** Fails one attempt from `ip` at `t` whatever the noise limit: F, then strays. */
+function failHard(v: KnockVerifier, ip: number, t: number): number {
+  let verdict = v.observe(ip, TCP, 41001, t);
+  for (let i = 0; i <= v.tunables.noiseLimit && verdict !== FAILED; i++) {
+    verdict = v.observe(ip, TCP, 1 + i, t);
+  }
+  return verdict;
+}
+
+Deno.test("evasion: failures from 131,072 spoofed sources are throttled by the overflow bucket", async () => {
+  // Per-IP layer alone (the user budget off): more sources than the failure table holds.
+  const r = await rig({ noiseLimit: 8, userAttemptsPerStep: 1e9 });
+  const SPOOF = 0xc6120000; // 198.18.0.0/15
+  let admitted = 0;
+  for (let i = 0; i < 131_072; i++) {
+    const t = NOW + Math.floor(i / 64); // 64 sources per ms, 2 s in all
+    if (r.v.observe((SPOOF + i) >>> 0, TCP, 41001, t) === KNOCK) admitted++;
+    failHard(r.v, (SPOOF + i) >>> 0, t);
+  }
+  assert.equal(r.v.failureTracked, 65_536);
+  assert.equal(r.v.stats.evictedFailureRecords, 0, "nobody is forgotten");
+  // Sources beyond the table share one bucket: penalised after 6 failures, then one attempt
+  // per 30 s for all of them together.
+  assert.ok(admitted <= 65_536 + 6 + 1, `admitted ${admitted}`);
+  assert.ok(r.v.stats.penalisedKnocks >= 65_536 - 7, `${r.v.stats.penalisedKnocks}`);
+  assert.equal(r.v.isPenalised((SPOOF + 131_071) >>> 0, NOW + 3_000), true);
+  assert.deepEqual(r.events.filter((e) => e.type === "knock-penalty").map((e) => e.ip), ["*"]);
+  const records = r.v.drainState();
+  assert.ok(records.some((x) => x.type === "failures" && x.ip === "*"));
+  // A tracked source is judged on its own record (it failed once: not penalised).
+  assert.equal(r.v.isPenalised(SPOOF, NOW + 3_000), false);
+});
+
+Deno.test("evasion: the per-user budget bounds attempts across all sources", async () => {
+  const r = await rig({ noiseLimit: 8 }); // default budget: 64 per step
+  const SPOOF = 0xc6120000;
+  let admitted = 0;
+  const D = 131_072;
+  for (let i = 0; i < D; i++) {
+    const t = T * STEP_MS + Math.floor(i / 8); // 16 s of one step
+    if (r.v.observe((SPOOF + i) >>> 0, TCP, 41001, t) === KNOCK) admitted++;
+  }
+  // Budget B, then admission with probability B / requests: about B (1 + ln(D / B)).
+  const bound = 64 * (1 + Math.log(D / 64));
+  assert.ok(admitted <= bound * 1.5, `admitted ${admitted} of ${D} (bound ${bound})`);
+  assert.ok(admitted > 64);
+  assert.equal(r.v.stats.throttledAttempts, D - admitted);
+  // Bob's budget is his own.
+  assert.equal(knock(r.v, IP1, r.seq("bob", T), T * STEP_MS + 20_000).at(-1), UNLOCKED);
+});
+
+Deno.test("victim lockout: 12 spoofed failures and 20/s spoofed SYNs on F do not stop alice", async () => {
+  // Defaults: noise limit 8, penalty = one attempt per 30 s, user budget 64 per step.
+  const r = await rig({ noiseLimit: 8 });
+  const victim = IP1;
+  const t0 = NOW;
+  for (let i = 0; i < 12; i++) failHard(r.v, victim, t0 + i * 100);
+  assert.equal(r.v.isPenalised(victim, t0 + 1_200), true);
+  // 20/s spoofed SYNs on alice's F from the victim's address, for 60 s; alice knocks at +40 s.
+  const seq = (step: number) => r.seq("alice", step);
+  let unlockedAt = -1;
+  const knockAt = t0 + 40_000;
+  const real = seq(Math.floor(knockAt / STEP_MS));
+  let next = 0;
+  for (let t = t0 + 2_000; t < t0 + 62_000; t += 50) {
+    r.v.observe(victim, TCP, 41001, t);
+    while (next < real.length && knockAt + 100 * next <= t + 50) {
+      const at = knockAt + 100 * next;
+      if (r.v.observe(victim, TCP, real[next], at) === UNLOCKED) unlockedAt = at;
+      next++;
+    }
+  }
+  assert.ok(unlockedAt > 0, JSON.stringify(r.v.stats));
+  assert.equal(r.v.lastUser, "alice");
+});
+
+Deno.test("victim lockout: spoofed strays at 20/s during the victim's knock do not break it", async () => {
+  const r = await rig({ noiseLimit: 8 });
+  const real = r.seq("alice", T);
+  let verdict: number = NOT_KNOCK;
+  let stray = 0;
+  // The knock client's pace (100 ms); strays every 50 ms, on derived-range ports.
+  for (let t = NOW; t < NOW + 1_000; t += 50) {
+    r.v.observe(IP1, TCP, 16384 + (stray++ * 7919) % 16384, t);
+    const i = (t - NOW) / 100;
+    if (Number.isInteger(i) && i < real.length) verdict = r.v.observe(IP1, TCP, real[i], t + 1);
+  }
+  assert.equal(verdict, UNLOCKED);
 });

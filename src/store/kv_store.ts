@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import { type Clock, systemClock } from "../clock.ts";
 import type { NetworkLayout } from "../nat/rule_validate.ts";
 import { AuditLog } from "./audit.ts";
+import { KnockStateRepo } from "./knock_state.ts";
 import type { Store } from "./mod.ts";
 import { RuleRepo } from "./rules.ts";
 import { migrate, type Migration, MIGRATIONS } from "./schema.ts";
@@ -111,6 +112,7 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     rules: new RuleRepo(kv, audit, clock, options.network),
     settings: new SettingsRepo(kv, audit, clock),
     unlocks: new UnlockRepo(kv, clock),
+    knockState: new KnockStateRepo(kv, clock),
     sessions: new SessionRepo(kv, audit, clock),
     usedCodes: new UsedCodeRepo(kv, clock),
     close: () => kv.close(),

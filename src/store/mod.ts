@@ -1,8 +1,9 @@
 /**
- * The store layer: users, rules, settings, unlock snapshot, audit log and
- * sessions on Deno KV. `openStore` returns the `Store` facade.
+ * The store layer: users, rules, settings, unlock snapshot, knock verifier
+ * state, audit log and sessions on Deno KV. `openStore` returns the `Store` facade.
  */
 import type { AuditLog } from "./audit.ts";
+import type { KnockStateRepo } from "./knock_state.ts";
 import type { RuleRepo } from "./rules.ts";
 import type { SessionRepo } from "./sessions.ts";
 import type { SettingsRepo } from "./settings.ts";
@@ -18,6 +19,8 @@ export interface Store {
   rules: RuleRepo;
   settings: SettingsRepo;
   unlocks: UnlockRepo;
+  /** The knock verifier's replay memory, failures and penalties. */
+  knockState: KnockStateRepo;
   audit: AuditLog;
   sessions: SessionRepo;
   /** Sign-in TOTP steps already used (a code is accepted once, across restarts). */
@@ -28,6 +31,7 @@ export interface Store {
 
 export * from "./audit.ts";
 export * from "./errors.ts";
+export * from "./knock_state.ts";
 export * from "./kv_store.ts";
 export * from "./password.ts";
 export * from "./rules.ts";

@@ -121,3 +121,78 @@ export class UnlockRepo {
     }
   }
 }
+
+/** The data-plane events that change the unlock table (a subset of the log's events). */
+export type UnlockChange =
+  | { type: "knock-success"; time: number; ip: string; user: string; drift: number }
+  | { type: "unlock-expired" | "unlock-revoked"; ip: string };
+
+/**
+ * Keeps the saved unlocks in step with the data plane between snapshots:
+ * each new unlock is written as its `knock-success` event arrives (so it is
+ * persisted at most one housekeeping tick, 100 ms, plus one KV commit after
+ * it took effect), each ended one is removed as its event arrives, and a
+ * periodic `snapshot` refreshes counters and idle times. Changes that arrive
+ * while a snapshot is being written are applied again after it, so a
+ * revoke is never undone by a snapshot taken just before it.
+ */
+export class UnlockJournal {
+  #queue: Promise<void> = Promise.resolve();
+  #racing: UnlockChange[] | null = null;
+
+  /** Writes to `repo`; a new unlock's `expiresAt` is its time plus `idleTimeoutMs()`. */
+  constructor(
+    private readonly repo: UnlockRepo,
+    private readonly idleTimeoutMs: () => number,
+  ) {}
+
+  /** Applies the unlock changes among `events` (others are ignored), in order. */
+  apply(events: readonly { type: string }[]): Promise<void> {
+    const changes = events.filter(isUnlockChange);
+    if (changes.length === 0) return this.#queue;
+    this.#racing?.push(...changes);
+    return this.#enqueue(() => this.#applyAll(changes));
+  }
+
+  /** Replaces the saved snapshot with the table `take` reads from the data plane. */
+  snapshot(take: () => Promise<UnlockRecord[]>): Promise<void> {
+    return this.#enqueue(async () => {
+      this.#racing = [];
+      try {
+        await this.repo.replaceAll(await take());
+        await this.#applyAll(this.#racing);
+      } finally {
+        this.#racing = null;
+      }
+    });
+  }
+
+  async #applyAll(changes: readonly UnlockChange[]): Promise<void> {
+    for (const c of changes) {
+      if (c.type === "knock-success") {
+        await this.repo.saveUnlock({
+          ip: c.ip,
+          user: c.user,
+          unlockedAt: c.time,
+          lastSeen: c.time,
+          expiresAt: c.time + this.idleTimeoutMs(),
+          drift: c.drift,
+          flows: 0,
+          bytes: 0,
+        });
+      } else {
+        await this.repo.removeUnlock(c.ip);
+      }
+    }
+  }
+
+  #enqueue(job: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(job);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+}
+
+function isUnlockChange(e: { type: string }): e is UnlockChange {
+  return e.type === "knock-success" || e.type === "unlock-expired" || e.type === "unlock-revoked";
+}

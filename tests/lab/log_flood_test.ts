@@ -157,11 +157,12 @@ Deno.test({
             `${ROOT}tests/lab/_spoof_flood.ts`,
             "eth0",
             mac,
-            LAB.wan,
-            String(ALICE.firstPort),
-            String(WRONG_PORT),
-            String(FLOOD_PACKETS),
-            String(FLOOD_PPS),
+            JSON.stringify({
+              dst: LAB.wan,
+              sources: { first: "198.18.0.1", count: FLOOD_PACKETS / 2 },
+              ports: [ALICE.firstPort, WRONG_PORT],
+              pps: FLOOD_PPS,
+            }),
           ], 120);
           const flood = JSON.parse(out.trim().split("\n").pop()!);
           assert.equal(flood.sent, FLOOD_PACKETS, out);

@@ -1,0 +1,102 @@
+/**
+ * The knock verifier's durable state: which (user, step) unlocked which IP
+ * (replay memory), and the failure buckets and penalties per source IP (`*`
+ * for the overflow bucket). The data plane emits changed records once per
+ * housekeeping tick; they are written here as they arrive and handed back
+ * to the verifier at start, so a restart forgets neither a spent step nor a
+ * running penalty.
+ *
+ * Bounded: one key per (user, step) and per IP, each written with KV's
+ * `expireIn` at the record's own `expiresAt` (a step is spent for about
+ * 1.5 min, a penalty for its length); `list` skips and deletes the expired
+ * ones KV has not tidied yet. The verifier's tables bound how many live at once.
+ */
+import type { Clock } from "../clock.ts";
+import type { KnockStateRecord } from "../knock/verifier.ts";
+import { OVERFLOW_IP } from "../knock/verifier.ts";
+import { isDottedQuad } from "./_validate.ts";
+import { ValidationError } from "./errors.ts";
+
+export type { KnockStateRecord } from "../knock/verifier.ts";
+
+const PREFIX: Deno.KvKey = ["knock-state"];
+const BATCH = 500; // below KV's 1000-mutations-per-atomic limit
+
+function keyOf(r: KnockStateRecord): Deno.KvKey {
+  return r.type === "replay" ? [...PREFIX, "replay", r.user, r.step] : [...PREFIX, "ip", r.ip];
+}
+
+function validate(r: KnockStateRecord): void {
+  if (r.type !== "replay" && r.type !== "failures") {
+    throw new ValidationError("type", `Cannot save knock state: unknown record type`);
+  }
+  const ipOk = isDottedQuad(r.ip) || (r.type === "failures" && r.ip === OVERFLOW_IP);
+  if (!ipOk) {
+    throw new ValidationError("ip", `Cannot save knock state: ${JSON.stringify(r.ip)} is no IP`);
+  }
+  if (!Number.isFinite(r.expiresAt)) {
+    throw new ValidationError("expiresAt", `Cannot save knock state of ${r.ip}: no expiry`);
+  }
+  if (r.type === "replay" && (typeof r.user !== "string" || !Number.isInteger(r.step))) {
+    throw new ValidationError("step", `Cannot save knock state of ${r.ip}: bad user or step`);
+  }
+}
+
+/** Repository of the verifier's replay memory, failure buckets and penalties. */
+export class KnockStateRepo {
+  #queue: Promise<void> = Promise.resolve();
+
+  /** State in `kv`; `clock` decides what has expired. */
+  constructor(private readonly kv: Deno.Kv, private readonly clock: Clock) {}
+
+  /**
+   * Writes `records` (a newer record of the same key replaces the older);
+   * saves run one after another in call order. Records already expired are
+   * skipped. Resolves once committed.
+   */
+  save(records: readonly KnockStateRecord[]): Promise<void> {
+    try {
+      records.forEach(validate);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = this.#queue.then(() => this.#write(records));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #write(records: readonly KnockStateRecord[]): Promise<void> {
+    const now = this.clock.now();
+    const live = records.filter((r) => r.expiresAt > now);
+    for (let i = 0; i < live.length; i += BATCH) {
+      const op = this.kv.atomic();
+      for (const r of live.slice(i, i + BATCH)) {
+        op.set(keyOf(r), r, { expireIn: Math.max(1, Math.ceil(r.expiresAt - now)) });
+      }
+      await op.commit();
+    }
+  }
+
+  /** Resolves once every `save` called so far has finished. */
+  flushed(): Promise<void> {
+    return this.#queue;
+  }
+
+  /** Every record whose `expiresAt` is still ahead (expired leftovers are deleted). */
+  async list(): Promise<KnockStateRecord[]> {
+    await this.#queue;
+    const now = this.clock.now();
+    const out: KnockStateRecord[] = [];
+    const stale: Deno.KvKey[] = [];
+    for await (const e of this.kv.list<KnockStateRecord>({ prefix: PREFIX })) {
+      if (e.value.expiresAt > now) out.push(e.value);
+      else stale.push(e.key);
+    }
+    for (let i = 0; i < stale.length; i += BATCH) {
+      const op = this.kv.atomic();
+      for (const k of stale.slice(i, i + BATCH)) op.delete(k);
+      await op.commit();
+    }
+    return out;
+  }
+}
