@@ -311,23 +311,7 @@ export class TcpTracker {
     let end = (seq + seg.payloadLen + (syn ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
     let ack = seg.ack | 0;
     let sack = hasAck && (this.wflags[r] & WF_SACK_PERM) !== 0 ? seg.sackRightEdge() | 0 : ack;
-    if (this.maxWin[h] === 0) {
-      if (syn) {
-        this.#initSender(h, seg);
-      } else {
-        // Mid-stream pickup: the history of this direction is lost; trust the packet.
-        const swin = (seg.window << (this.wflags[h] & WF_SCALE)) >>> 0;
-        this.end[h] = end;
-        this.maxWin[h] = swin === 0 ? 1 : swin;
-        this.maxEnd[h] = (end + this.maxWin[h]) | 0;
-        if (this.maxWin[r] === 0) this.end[r] = this.maxEnd[r] = sack;
-      }
-    } else if (
-      syn && ((this.end[h] - end) | 0) < 0 && (old === TCP_SYN_SENT || old === TCP_SYN_RECV)
-    ) {
-      // RFC 9293 §3.4: a restarted side uses higher sequence numbers; start its window over.
-      this.#initSender(h, seg);
-    }
+    if (syn || this.maxWin[h] === 0) this.#prepareSender(h, old, seg, end, sack);
     const rst = (flags & TCP_RST) !== 0;
     if (!hasAck || (rst && ack === 0)) ack = sack = this.end[r]; // no ack (or a broken stack's RST|ACK 0)
     // A segment without data is checked by its ack only; a RST always by its seq.
@@ -346,14 +330,45 @@ export class TcpTracker {
       return WIN_OK;
     }
     if (!seqOk && !rst && !syn && inRecvWin && ackUpperOk && ackLowerOk) {
-      const overshot = (end - sMaxEnd + 1) >>> 0;
-      if (overshot <= rMaxWin) {
-        // More data than the window allowed: pass it and remember its end, so its ACK fits III.
-        this.end[h] = end;
-        return WIN_IGNORE;
-      }
+      return this.#overshoot(h, end);
     }
     return WIN_BAD;
+  }
+
+  /**
+   * Before the checks, as Linux: a sender first seen without SYN is picked
+   * up from this packet (its history is lost to us); a SYN initialises its
+   * side, or re-initialises it in SYN_SENT/SYN_RECV when it moved forward
+   * (RFC 9293 §3.4: a restarted side uses higher sequence numbers).
+   */
+  #prepareSender(h: number, old: number, seg: TcpSegment, end: number, sack: number): void {
+    const r = h ^ 1;
+    if (this.maxWin[h] === 0) {
+      if ((seg.flags & TCP_SYN) !== 0) {
+        this.#initSender(h, seg);
+        return;
+      }
+      const swin = (seg.window << (this.wflags[h] & WF_SCALE)) >>> 0;
+      this.end[h] = end;
+      this.maxWin[h] = swin === 0 ? 1 : swin;
+      this.maxEnd[h] = (end + this.maxWin[h]) | 0;
+      if (this.maxWin[r] === 0) this.end[r] = this.maxEnd[r] = sack;
+    } else if (
+      ((this.end[h] - end) | 0) < 0 && (old === TCP_SYN_SENT || old === TCP_SYN_RECV)
+    ) {
+      this.#initSender(h, seg);
+    }
+  }
+
+  /**
+   * A segment that fails only bound I: by less than the receiver's largest
+   * window it passes (some stacks send more than the window allowed) and its
+   * end is recorded, so that the ACK for it fits bound III.
+   */
+  #overshoot(h: number, end: number): number {
+    if (((end - this.maxEnd[h] + 1) >>> 0) > this.maxWin[h ^ 1]) return WIN_BAD;
+    this.end[h] = end;
+    return WIN_IGNORE;
   }
 
   /** Linux's "update sender data" and "update receiver data" for an accepted segment. */
