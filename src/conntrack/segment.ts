@@ -9,9 +9,9 @@ import { TCP_SYN, type TcpPacket } from "../packet/tcp.ts";
 export class TcpSegment {
   /** TCP header flags. */
   flags = 0;
-  /** Sequence number, unsigned 32-bit. */
+  /** Sequence number as a signed 32-bit word (the tracker compares modulo 2^32; `>>> 0` for the unsigned value). */
   seq = 0;
-  /** Acknowledgment number, unsigned 32-bit. */
+  /** Acknowledgment number, a signed 32-bit word like `seq`. */
   ack = 0;
   /** Window field, unscaled. */
   window = 0;
@@ -26,23 +26,29 @@ export class TcpSegment {
 
   /** Fills the fields from a checked view; options are read for SYNs only. */
   read(t: TcpPacket): this {
-    this.flags = t.flags();
-    this.seq = t.seq();
-    this.ack = t.ack();
-    this.window = t.window();
-    this.payloadLen = t.payloadLen();
-    const syn = (this.flags & TCP_SYN) !== 0;
-    this.wscale = syn ? t.windowScale() : -1;
-    this.sackPerm = syn && t.sackPermitted();
+    const b = t.buf, o = t.off;
+    const flags = b[o + 13];
+    this.flags = flags;
+    this.seq = (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
+    this.ack = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
+    this.window = (b[o + 14] << 8) | b[o + 15];
+    this.payloadLen = t.len - ((b[o + 12] >>> 4) << 2); // check() made the header fit
     this.#view = t;
+    if ((flags & TCP_SYN) === 0) {
+      this.wscale = -1;
+      this.sackPerm = false;
+    } else {
+      this.wscale = t.windowScale();
+      this.sackPerm = t.sackPermitted();
+    }
     return this;
   }
 
   /** Fills the fields by hand: no options, no SACK blocks. */
   set(flags: number, seq: number, ack: number, window: number, payloadLen = 0): this {
     this.flags = flags;
-    this.seq = seq >>> 0;
-    this.ack = ack >>> 0;
+    this.seq = seq | 0;
+    this.ack = ack | 0;
     this.window = window;
     this.payloadLen = payloadLen;
     this.wscale = -1;

@@ -574,8 +574,8 @@ export class ConnTable {
   tcpWindow(handle: number): { end: number; maxEnd: number; maxWin: number; scale: number } {
     const t = this.#tcp;
     return {
-      end: t.end[handle],
-      maxEnd: t.maxEnd[handle],
+      end: t.end[handle] >>> 0,
+      maxEnd: t.maxEnd[handle] >>> 0,
       maxWin: t.maxWin[handle],
       scale: t.scale(handle),
     };

@@ -142,11 +142,6 @@ export function unansweredRun(aux: number): number {
   return aux >>> AUX_RUN_SHIFT;
 }
 
-/** a > b in sequence space (RFC 9293 §3.4: modulo 2^32, within half the space). */
-function after(a: number, b: number): boolean {
-  return ((b - a) | 0) < 0;
-}
-
 /** The flag class of a segment, in Linux's precedence (RST, SYN, FIN, ACK). */
 function flagIndex(flags: number): number {
   if (flags & TCP_RST) return IDX_RST;
@@ -155,36 +150,35 @@ function flagIndex(flags: number): number {
   return flags & TCP_ACK ? IDX_ACK : IDX_NONE;
 }
 
-/** TCP state and windows of `capacity` flows. */
+/**
+ * TCP state and windows of `capacity` flows. Sequence numbers are kept as
+ * signed 32-bit words so that `((a - b) | 0) < 0` (a before b, RFC 9293
+ * §3.4: modulo 2^32, within half the space) stays integer arithmetic.
+ */
 export class TcpTracker {
   /** TCP_* state per flow. */
   readonly state: Uint8Array;
   /** Side state per flow (FINs seen, unanswered run). */
   readonly aux: Uint8Array;
-  /** Per handle: td_end, the sender's highest seq + len seen. */
-  readonly end: Uint32Array;
-  /** Per handle: td_maxend, the highest ack + window the receiver announced to this sender. */
-  readonly maxEnd: Uint32Array;
+  /** Per handle: td_end, the sender's highest seq + len seen (`| 0`). */
+  readonly end: Int32Array;
+  /** Per handle: td_maxend, the highest ack + window the receiver announced to this sender (`| 0`). */
+  readonly maxEnd: Int32Array;
   /** Per handle: td_maxwin, the largest (scaled) window this sender announced, at least 1. */
   readonly maxWin: Uint32Array;
-  /** Per handle: td_maxack, the highest ack this sender sent. */
-  readonly maxAck: Uint32Array;
+  /** Per handle: td_maxack, the highest ack this sender sent (`| 0`). */
+  readonly maxAck: Int32Array;
   /** Per handle: window shift and option bits. */
   readonly wflags: Uint8Array;
-  // The segment under check, as tcp_in_window adjusted it.
-  #end = 0;
-  #win = 0;
-  #ack = 0;
-  #sack = 0;
 
   /** Allocates the arrays of `capacity` flows. */
   constructor(capacity: number) {
     this.state = new Uint8Array(capacity);
     this.aux = new Uint8Array(capacity);
-    this.end = new Uint32Array(2 * capacity);
-    this.maxEnd = new Uint32Array(2 * capacity);
+    this.end = new Int32Array(2 * capacity);
+    this.maxEnd = new Int32Array(2 * capacity);
     this.maxWin = new Uint32Array(2 * capacity);
-    this.maxAck = new Uint32Array(2 * capacity);
+    this.maxAck = new Int32Array(2 * capacity);
     this.wflags = new Uint8Array(2 * capacity);
   }
 
@@ -249,14 +243,15 @@ export class TcpTracker {
     }
     if (idx === IDX_RST && old === TCP_SYN_SENT) {
       const ok = dir === DIR_REPLY
-        ? (flags & TCP_ACK) !== 0 && seg.ack === this.end[h ^ 1]
-        : seg.seq === this.end[h];
+        ? (flags & TCP_ACK) !== 0 && (seg.ack | 0) === this.end[h ^ 1]
+        : (seg.seq | 0) === this.end[h];
       return ok ? this.#commit(id, a, dir, idx, next) : STEP_OUT_OF_WINDOW;
     }
-    const w = this.#inWindow(h, old, idx, seg);
+    // A RST or an ignored SYN is only checked: a challenge must not move the windows.
+    const w = this.#inWindow(h, old, seg, idx !== IDX_RST && next !== NEXT_IGNORE);
     if (w === WIN_BAD) return STEP_OUT_OF_WINDOW;
     if (idx === IDX_RST) {
-      if (!this.#exactReset(h, seg.seq)) return STEP_CHALLENGE;
+      if (!this.#exactReset(h, seg.seq | 0)) return STEP_CHALLENGE;
       return this.#commit(id, a, dir, idx, next);
     }
     if (next === NEXT_IGNORE) {
@@ -266,7 +261,6 @@ export class TcpTracker {
       return STEP_IGNORE;
     }
     if (w === WIN_IGNORE) return STEP_IGNORE;
-    this.#update(h, flags);
     return this.#commit(id, a, dir, idx, next);
   }
 
@@ -290,7 +284,7 @@ export class TcpTracker {
    */
   #initSender(h: number, seg: TcpSegment): void {
     const r = h ^ 1;
-    const end = (seg.seq + seg.payloadLen + 1 + (seg.flags & TCP_FIN ? 1 : 0)) >>> 0;
+    const end = (seg.seq + seg.payloadLen + 1 + (seg.flags & TCP_FIN ? 1 : 0)) | 0;
     this.end[h] = this.maxEnd[h] = end;
     this.maxWin[h] = seg.window === 0 ? 1 : seg.window;
     let f = this.wflags[h] & WF_MAXACK_SET;
@@ -304,85 +298,99 @@ export class TcpTracker {
   }
 
   /**
-   * tcp_in_window's checks for sender `h`: WIN_OK (then `#update` applies
-   * it), WIN_IGNORE (passes, updates nothing) or WIN_BAD. Initialises or
-   * picks up the sender first, as Linux does.
+   * tcp_in_window for sender `h`: WIN_OK (and, when `apply`, the sender's
+   * and receiver's windows updated), WIN_IGNORE (passes, updates nothing)
+   * or WIN_BAD. Initialises or picks up the sender first, as Linux does.
    */
-  #inWindow(h: number, old: number, idx: number, seg: TcpSegment): number {
+  #inWindow(h: number, old: number, seg: TcpSegment, apply: boolean): number {
     const r = h ^ 1;
     const flags = seg.flags;
     const syn = (flags & TCP_SYN) !== 0;
-    const rst = (flags & TCP_RST) !== 0;
     const hasAck = (flags & TCP_ACK) !== 0;
-    let seq = seg.seq;
-    let end = (seq + seg.payloadLen + (syn ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) >>> 0;
-    let ack = seg.ack;
-    let sack = hasAck && (this.wflags[r] & WF_SACK_PERM) !== 0 ? seg.sackRightEdge() : ack;
-    if (this.maxWin[h] === 0) {
-      if (syn) {
-        this.#initSender(h, seg);
-      } else {
-        // Mid-stream pickup: the history of this direction is lost; trust the packet.
-        const swin = (seg.window << this.scale(h)) >>> 0;
-        this.end[h] = end;
-        this.maxWin[h] = swin === 0 ? 1 : swin;
-        this.maxEnd[h] = (end + this.maxWin[h]) >>> 0;
-        if (this.maxWin[r] === 0) this.end[r] = this.maxEnd[r] = sack;
-      }
-    } else if (
-      syn && after(end, this.end[h]) && (old === TCP_SYN_SENT || old === TCP_SYN_RECV)
-    ) {
-      // RFC 9293 §3.4: a restarted side uses higher sequence numbers; start its window over.
-      this.#initSender(h, seg);
-    }
+    let seq = seg.seq | 0;
+    let end = (seq + seg.payloadLen + (syn ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
+    let ack = seg.ack | 0;
+    let sack = hasAck && (this.wflags[r] & WF_SACK_PERM) !== 0 ? seg.sackRightEdge() | 0 : ack;
+    if (syn || this.maxWin[h] === 0) this.#prepareSender(h, old, seg, end, sack);
+    const rst = (flags & TCP_RST) !== 0;
     if (!hasAck || (rst && ack === 0)) ack = sack = this.end[r]; // no ack (or a broken stack's RST|ACK 0)
     // A segment without data is checked by its ack only; a RST always by its seq.
     if (seq === end && !rst) seq = end = this.end[h];
-    this.#end = end;
-    this.#win = seg.window;
-    this.#ack = ack;
-    this.#sack = sack;
 
-    const seqOk = !after(seq, this.maxEnd[h]);
-    const rMaxWin = this.maxWin[r];
-    const inRecvWin = rMaxWin === 0 || after(end, (this.end[h] - rMaxWin - 1) >>> 0);
-    const ackUpperOk = !after(sack, this.end[r]);
-    const ackWin = this.maxWin[h] > MAX_ACK_WINDOW ? this.maxWin[h] : MAX_ACK_WINDOW;
-    const ackLowerOk = after(sack, (this.end[r] - ackWin - 1) >>> 0);
-    if (seqOk && inRecvWin && ackUpperOk) return ackLowerOk ? WIN_OK : WIN_IGNORE;
-    if (!seqOk && idx !== IDX_RST && !syn && inRecvWin && ackUpperOk && ackLowerOk) {
-      const overshot = (end - this.maxEnd[h] + 1) >>> 0;
-      if (overshot <= rMaxWin) {
-        // More data than the window allowed: pass it and remember its end, so its ACK fits III.
-        this.end[h] = end;
-        return WIN_IGNORE;
-      }
+    const sEnd = this.end[h], sMaxEnd = this.maxEnd[h], rEnd = this.end[r];
+    const rMaxWin = this.maxWin[r], sMaxWin = this.maxWin[h];
+    const seqOk = ((sMaxEnd - seq) | 0) >= 0; // I
+    const inRecvWin = rMaxWin === 0 || ((end - (sEnd - rMaxWin - 1)) | 0) > 0; // II
+    const ackUpperOk = ((rEnd - sack) | 0) >= 0; // III
+    const ackWin = sMaxWin > MAX_ACK_WINDOW ? sMaxWin : MAX_ACK_WINDOW;
+    const ackLowerOk = ((sack - (rEnd - ackWin - 1)) | 0) > 0; // IV
+    if (seqOk && inRecvWin && ackUpperOk) {
+      if (!ackLowerOk) return WIN_IGNORE;
+      if (apply) this.#update(h, flags, end, ack, sack, seg.window);
+      return WIN_OK;
+    }
+    if (!seqOk && !rst && !syn && inRecvWin && ackUpperOk && ackLowerOk) {
+      return this.#overshoot(h, end);
     }
     return WIN_BAD;
   }
 
-  /** Linux's "update sender data" and "update receiver data" for an accepted segment. */
-  #update(h: number, flags: number): void {
+  /**
+   * Before the checks, as Linux: a sender first seen without SYN is picked
+   * up from this packet (its history is lost to us); a SYN initialises its
+   * side, or re-initialises it in SYN_SENT/SYN_RECV when it moved forward
+   * (RFC 9293 §3.4: a restarted side uses higher sequence numbers).
+   */
+  #prepareSender(h: number, old: number, seg: TcpSegment, end: number, sack: number): void {
     const r = h ^ 1;
-    const seg = this.#end, ack = this.#ack, sack = this.#sack;
-    let win = this.#win;
-    if ((flags & TCP_SYN) === 0) win = (win << this.scale(h)) >>> 0; // RFC 7323: SYN windows are unscaled
+    if (this.maxWin[h] === 0) {
+      if ((seg.flags & TCP_SYN) !== 0) {
+        this.#initSender(h, seg);
+        return;
+      }
+      const swin = (seg.window << (this.wflags[h] & WF_SCALE)) >>> 0;
+      this.end[h] = end;
+      this.maxWin[h] = swin === 0 ? 1 : swin;
+      this.maxEnd[h] = (end + this.maxWin[h]) | 0;
+      if (this.maxWin[r] === 0) this.end[r] = this.maxEnd[r] = sack;
+    } else if (
+      ((this.end[h] - end) | 0) < 0 && (old === TCP_SYN_SENT || old === TCP_SYN_RECV)
+    ) {
+      this.#initSender(h, seg);
+    }
+  }
+
+  /**
+   * A segment that fails only bound I: by less than the receiver's largest
+   * window it passes (some stacks send more than the window allowed) and its
+   * end is recorded, so that the ACK for it fits bound III.
+   */
+  #overshoot(h: number, end: number): number {
+    if (((end - this.maxEnd[h] + 1) >>> 0) > this.maxWin[h ^ 1]) return WIN_BAD;
+    this.end[h] = end;
+    return WIN_IGNORE;
+  }
+
+  /** Linux's "update sender data" and "update receiver data" for an accepted segment. */
+  #update(h: number, flags: number, end: number, ack: number, sack: number, window: number): void {
+    const r = h ^ 1;
+    // RFC 7323 §2.2: the window of a SYN is never scaled.
+    const win = (flags & TCP_SYN) === 0 ? (window << (this.wflags[h] & WF_SCALE)) >>> 0 : window;
     const swin = (win + sack - ack) >>> 0;
     if (this.maxWin[h] < swin) this.maxWin[h] = swin;
-    if (after(seg, this.end[h])) this.end[h] = seg;
+    if (((this.end[h] - end) | 0) < 0) this.end[h] = end;
     if ((flags & TCP_ACK) !== 0) {
-      if ((this.wflags[h] & WF_MAXACK_SET) === 0 || after(ack, this.maxAck[h])) {
+      if ((this.wflags[h] & WF_MAXACK_SET) === 0 || ((this.maxAck[h] - ack) | 0) < 0) {
         this.maxAck[h] = ack;
         this.wflags[h] |= WF_MAXACK_SET;
       }
     }
-    if (this.maxWin[r] !== 0 && after(seg, this.maxEnd[h])) {
-      this.maxWin[r] = (this.maxWin[r] + seg - this.maxEnd[h]) >>> 0;
+    const sMaxEnd = this.maxEnd[h];
+    if (this.maxWin[r] !== 0 && ((sMaxEnd - end) | 0) < 0) {
+      this.maxWin[r] = (this.maxWin[r] + end - sMaxEnd) >>> 0;
     }
-    const right = (sack + win) >>> 0;
-    if (after(right, (this.maxEnd[r] - 1) >>> 0)) {
-      this.maxEnd[r] = win === 0 ? (right + 1) >>> 0 : right;
-    }
+    const right = (sack + win) | 0;
+    if (((right - this.maxEnd[r]) | 0) >= 0) this.maxEnd[r] = win === 0 ? (right + 1) | 0 : right;
   }
 }
 
