@@ -183,7 +183,7 @@ const CONNTRACK: Record<string, [string, "counter" | "gauge", string]> = {
   challenged: [
     "conntrack_challenged_total",
     "counter",
-    "In-window RSTs and SYNs answered as RFC 5961 challenges (passed, state kept)",
+    "Inexact in-window RSTs and SYNs on established flows, passed for the endpoint's challenge ACK (RFC 5961), state kept",
   ],
 };
 
@@ -281,7 +281,7 @@ export function renderMetrics(m: MetricsInput): string {
   if (m.rules) {
     const rules = m.rules.filter((r) => r.id >= 0 && r.id < MAX_RULE_IDS)
       .sort((a, b) => a.name.localeCompare(b.name));
-    const help = "(IP packets) of flows through each forward or open-ports rule, both directions";
+    const help = "of flows through each forward or open-ports rule, both directions";
     family(
       out,
       "rule_packets_total",
@@ -293,7 +293,7 @@ export function renderMetrics(m: MetricsInput): string {
       out,
       "rule_bytes_total",
       "counter",
-      `Bytes ${help}`,
+      `Bytes (IP headers included) ${help}`,
       rules.map((r) => [label("rule", r.name), c[RULE_BASE + 2 * r.id + 1]]),
     );
   }
