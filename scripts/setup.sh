@@ -5,7 +5,7 @@ set -euo pipefail
 need=()
 for pair in ip:iproute2 iperf3:iperf3 nmap:nmap hping3:hping3 tcpdump:tcpdump nft:nftables \
   chromium:chromium tmux:tmux curl:curl nc:netcat-openbsd ping:iputils-ping \
-  systemd-analyze:systemd; do
+  systemd-analyze:systemd promtool:prometheus; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
@@ -17,3 +17,7 @@ echo "setup: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Only promtool is wanted (the /metrics test); the package's own server is not.
+if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

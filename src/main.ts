@@ -186,6 +186,10 @@ export async function main(args: string[]): Promise<number> {
     clock: systemClock,
     config,
     clockHealth,
+    // The fail-closed table's packets by rule (spoofed sources, WAN input, stealth), for /metrics.
+    hostCounters: flags.routing
+      ? async () => parseNftCounters((await run(NFT_LIST_JSON)).stdout)
+      : undefined,
     onChange: async (what) => {
       await syncDatapath(store, plane, config);
       if (what === "settings") await applySyslog();

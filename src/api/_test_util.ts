@@ -13,6 +13,7 @@ import type {
   DatapathSettings,
   FlowRecord,
   KnockUser,
+  RuleIdName,
   UnlockRecord,
 } from "../datapath/messages.ts";
 import { totpCode } from "../knock/totp.ts";
@@ -40,6 +41,8 @@ export class FakeDatapath implements DatapathApi {
   readonly revokedBy = new Map<string, string>();
   flowTable: FlowRecord[] = [];
   conntrackStats: Record<string, number> = { size: 0, capacity: 1024 };
+  /** The rules by stable id (what the per-rule counters are named by). */
+  ruleIdTable: RuleIdName[] = [];
   /** Number of set* calls, for "was it synced" checks. */
   pushes = 0;
 
@@ -76,6 +79,10 @@ export class FakeDatapath implements DatapathApi {
   /** Conntrack statistics. */
   conntrack(): Promise<Record<string, number>> {
     return Promise.resolve({ ...this.conntrackStats });
+  }
+  /** The rules by stable id. */
+  ruleIds(): Promise<RuleIdName[]> {
+    return Promise.resolve(structuredClone(this.ruleIdTable));
   }
   /** Adds an unlock as a knock would. */
   unlock(ip: string, user: string, at: number): UnlockRecord {

@@ -21,6 +21,7 @@ import { settingsRouter } from "./routes/settings.ts";
 import { statusRouter } from "./routes/status.ts";
 import { usersRouter } from "./routes/users.ts";
 import { securityHeaders } from "./security.ts";
+import { SignInFailures } from "./sign_in_failures.ts";
 import { SignInThrottle, type ThrottleOptions } from "./throttle.ts";
 import type { ApiDeps, AppEnv } from "./types.ts";
 
@@ -69,7 +70,8 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): OpenAPIHono<
   app.use("/metrics", authenticate(deps.store));
 
   const throttle = new SignInThrottle(deps.clock, options.throttle);
-  app.route(API_BASE, authRouter(deps, throttle));
+  const signInFailures = new SignInFailures();
+  app.route(API_BASE, authRouter(deps, throttle, signInFailures));
   app.route(API_BASE, usersRouter(deps));
   app.route(API_BASE, rulesRouter(deps));
   app.route(API_BASE, settingsRouter(deps));
@@ -77,7 +79,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): OpenAPIHono<
   app.route(API_BASE, eventsRouter(deps));
   app.route(API_BASE, auditRouter(deps));
   app.route(API_BASE, healthRouter(clock));
-  app.route("/", metricsRouter(deps, startedAt));
+  app.route("/", metricsRouter(deps, { startedAt, clock, signInFailures }));
   app.route("/", docsRouter(options.swaggerUiDir));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

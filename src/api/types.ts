@@ -22,6 +22,8 @@ export interface ApiDeps {
   clockHealth?: () => Promise<ClockHealth>;
   /** Pushes a store change into the running data plane (see `syncDatapath`). */
   onChange?: (what: ChangeKind) => Promise<void>;
+  /** The host firewall's packets by rule comment (`parseNftCounters`); absent without host routing. */
+  hostCounters?: () => Promise<Record<string, number>>;
   /** When the appliance started, ms since the epoch; default the time `createApp` ran. */
   startedAt?: number;
 }

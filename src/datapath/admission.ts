@@ -46,8 +46,8 @@ import {
   PROTO_ICMP,
   PROTO_TCP,
 } from "../packet/mod.ts";
-import { Drop, Stat } from "./counters.ts";
-import type { DatapathSettings, KnockUser, UnlockRecord } from "./messages.ts";
+import { Drop, KNOCK_STAT_BASE, KNOCK_STATS, knockFailureSlot, Stat } from "./counters.ts";
+import type { DatapathSettings, KnockUser, RuleIdName, UnlockRecord } from "./messages.ts";
 
 /** Verdict of `admit()`: the flow was created (see `flowId`). Any other value is a `Drop` reason. */
 export const ADMITTED = 0;
@@ -132,6 +132,11 @@ class RuleIds {
   get size(): number {
     return this.#byName.size;
   }
+
+  /** Every (id, name) held. */
+  list(): RuleIdName[] {
+    return [...this.#names].map(([id, name]) => ({ id, name }));
+  }
 }
 
 /** The gate for new flows. One instance per pipeline. */
@@ -209,6 +214,11 @@ export class Admission {
     return id < 0 ? null : this.#ruleIds.nameOf(id);
   }
 
+  /** The rules by stable id: the current rules and those flows still name. */
+  ruleIds(): RuleIdName[] {
+    return this.#ruleIds.list();
+  }
+
   /** Rule names holding an id: the current rules and those flows still name. */
   get knownRuleNames(): number {
     return this.#ruleIds.size;
@@ -268,8 +278,15 @@ export class Admission {
   async housekeeping(nowMs: number): Promise<void> {
     this.unlocks.expire(nowMs);
     this.verifier.sweep(nowMs);
+    this.#copyKnockStats();
     await this.sequences.refresh(nowMs);
     this.flush();
+  }
+
+  /** Publishes the verifier's counts in the shared counters. */
+  #copyKnockStats(): void {
+    const st = this.verifier.stats;
+    for (let i = 0; i < KNOCK_STATS.length; i++) this.#c[KNOCK_STAT_BASE + i] = st[KNOCK_STATS[i]];
   }
 
   /** Hands the verifier's changed state and the pending events on. */
@@ -286,6 +303,7 @@ export class Admission {
     const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
     this.#pending.push({ ...e, time: this.#clock.now(), severity } as ApplianceEvent);
     if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
+    else if (e.type === "knock-failure") this.#c[knockFailureSlot(e.reason)]++;
   }
 
   // ---- per packet ------------------------------------------------------------

@@ -13,6 +13,7 @@ import type {
   FromWorker,
   KnockStateRecord,
   KnockUser,
+  RuleIdName,
   ToWorker,
   UnlockRecord,
 } from "./messages.ts";
@@ -41,6 +42,8 @@ export interface DatapathApi {
   unlocks(): Promise<UnlockRecord[]>;
   flows(limit?: number): Promise<FlowRecord[]>;
   conntrack(): Promise<Record<string, number>>;
+  /** The rules by stable id, naming the per-rule counters (`RULE_BASE` in counters.ts). */
+  ruleIds(): Promise<RuleIdName[]>;
 }
 
 /** Runs the data plane in a Worker and speaks to it. */
@@ -151,6 +154,11 @@ export class DatapathControl implements DatapathApi {
   /** Connection-tracking table statistics. */
   conntrack(): Promise<Record<string, number>> {
     return this.#ask((id) => ({ type: "query", id, what: "conntrack" }));
+  }
+
+  /** The rules by stable id. */
+  ruleIds(): Promise<RuleIdName[]> {
+    return this.#ask((id) => ({ type: "query", id, what: "rules" }));
   }
 
   /** Stops the loop, closes the device and ends the Worker (bounded wait). */

@@ -3,6 +3,7 @@
  * reason. They live in a Float64Array that may sit on a SharedArrayBuffer, so
  * the control plane reads them live without asking the Worker.
  */
+import type { KnockFailureReason, KnockStats } from "../knock/mod.ts";
 import { PARSE_ERROR_COUNT, parseErrorName } from "../packet/mod.ts";
 
 /** Why a packet was dropped, after the packet layer's parse errors. */
@@ -101,8 +102,53 @@ const STAT_NAMES = [
   "drops",
 ];
 
+/** The verifier's running counts the data plane copies out, once per housekeeping tick. */
+export const KNOCK_STATS = [
+  "knocks",
+  "replays",
+  "penalties",
+  "penalisedKnocks",
+  "throttledAttempts",
+  "strays",
+  "overflowFailures",
+  "evictedSequences",
+  "missingSequences",
+] as const satisfies readonly (keyof KnockStats)[];
+
+/** Slot of the verifier's count `KNOCK_STATS[i]`. */
+export const KNOCK_STAT_BASE = DROP_COUNT + STAT_NAMES.length;
+
+/** Why a knock sequence failed, one counter each (counted as the verifier reports them). */
+export const KNOCK_FAILURE_REASONS = [
+  "wrong-port",
+  "wrong-transport",
+  "window-expired",
+  "profile-changed",
+  "evicted",
+] as const satisfies readonly KnockFailureReason[];
+
+// Every reason has a slot: a new reason fails the type check here.
+const _everyReason: readonly (typeof KNOCK_FAILURE_REASONS)[number][] = [] as KnockFailureReason[];
+
+/** Slot of the failures for `KNOCK_FAILURE_REASONS[i]`. */
+export const KNOCK_FAILURE_BASE = KNOCK_STAT_BASE + KNOCK_STATS.length;
+
+/** The slot counting knock failures for `reason`. */
+export function knockFailureSlot(reason: KnockFailureReason): number {
+  return KNOCK_FAILURE_BASE + KNOCK_FAILURE_REASONS.indexOf(reason);
+}
+
+/**
+ * Rules counted per stable rule id (admission's ids are never reused, so
+ * edits past this many distinct rule names go uncounted).
+ */
+export const MAX_RULE_IDS = 4096;
+
+/** Slot of rule `id`'s packets (`RULE_BASE + 2 * id`) and bytes (`+ 1`), both directions. */
+export const RULE_BASE = KNOCK_FAILURE_BASE + KNOCK_FAILURE_REASONS.length;
+
 /** Total number of counter slots. */
-export const COUNTER_SLOTS = DROP_COUNT + STAT_NAMES.length;
+export const COUNTER_SLOTS = RULE_BASE + 2 * MAX_RULE_IDS;
 
 /** Allocates counters, shared between threads when `shared` is true. */
 export function newCounters(shared = true): Float64Array {

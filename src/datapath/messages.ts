@@ -42,6 +42,12 @@ export interface FlowRecord {
   assured: boolean;
 }
 
+/** A rule's stable id in the data plane (flows and per-rule counters name rules by it). */
+export interface RuleIdName {
+  id: number;
+  name: string;
+}
+
 /** Everything the data plane is configured with. */
 export interface DatapathSettings {
   wanAddress: string;
@@ -84,7 +90,7 @@ export type ToWorker =
   | { type: "users"; users: KnockUser[] }
   | { type: "settings"; settings: DatapathSettings }
   | { type: "revoke"; ip: string; id: number; by?: string }
-  | { type: "query"; id: number; what: "unlocks" | "flows" | "conntrack"; limit?: number }
+  | { type: "query"; id: number; what: "unlocks" | "flows" | "conntrack" | "rules"; limit?: number }
   | { type: "stop" };
 
 /** Worker to control plane. */

@@ -51,7 +51,7 @@ import {
   UdpPacket,
 } from "../packet/mod.ts";
 import { Admission, ADMITTED } from "./admission.ts";
-import { Drop, Stat } from "./counters.ts";
+import { Drop, MAX_RULE_IDS, RULE_BASE, Stat } from "./counters.ts";
 import { FragmentTable } from "./fragments.ts";
 import type { DatapathSettings, FlowRecord, KnockUser, UnlockRecord } from "./messages.ts";
 import type { PacketProcessor } from "./engine.ts";
@@ -150,8 +150,9 @@ export class Pipeline implements PacketProcessor {
   }
 
   /** Answers a status query. */
-  query(what: "unlocks" | "flows" | "conntrack", limit: number): unknown {
+  query(what: "unlocks" | "flows" | "conntrack" | "rules", limit: number): unknown {
     if (what === "unlocks") return this.unlocks.list();
+    if (what === "rules") return this.admission.ruleIds();
     if (what === "conntrack") return { ...this.ct.stats(), fragments: this.fragments.size };
     return this.flows(limit);
   }
@@ -313,6 +314,7 @@ export class Pipeline implements PacketProcessor {
       this.unlocks.touch(ct.origSrc(id), nowMs, len);
     }
     this.#c[Stat.FastPath]++;
+    this.#countRule(ct.ruleId[id], len);
     if ((flags & (FLAG_DNAT | FLAG_SNAT)) === 0) return true;
     return this.#translate(ip.buf, ip.off, h, ip, partial);
   }
@@ -374,7 +376,16 @@ export class Pipeline implements PacketProcessor {
       return true;
     }
     ct.track(2 * id, len, nowSec, this.#seg);
+    this.#countRule(ct.ruleId[id], len);
     return this.#translate(ip.buf, ip.off, 2 * id, ip, partial);
+  }
+
+  /** Counts a packet of `len` bytes against stable rule id `rule` (-1: none). */
+  #countRule(rule: number, len: number): void {
+    if (rule < 0 || rule >= MAX_RULE_IDS) return;
+    const c = this.#c, i = RULE_BASE + 2 * rule;
+    c[i]++;
+    c[i + 1] += len;
   }
 
   /**

@@ -25,7 +25,16 @@ import {
   UdpPacket,
 } from "../packet/mod.ts";
 import { TCP_CLOSE } from "../conntrack/mod.ts";
-import { Drop, newCounters, snapshotCounters, Stat } from "./counters.ts";
+import {
+  Drop,
+  KNOCK_STAT_BASE,
+  KNOCK_STATS,
+  knockFailureSlot,
+  newCounters,
+  RULE_BASE,
+  snapshotCounters,
+  Stat,
+} from "./counters.ts";
 import { Engine } from "./engine.ts";
 import type { DatapathSettings } from "./messages.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -624,4 +633,47 @@ Deno.test("a revoke names the user who asked in its unlock-revoked event", async
   await p.housekeeping(T0);
   const revoked = events.find((e) => e.type === "unlock-revoked");
   assert.equal(revoked?.type === "unlock-revoked" ? revoked.by : undefined, "otto");
+});
+
+Deno.test("per-rule packets and bytes count both directions by stable rule id", async () => {
+  const { p, counters } = await setup({ allow: ["203.0.113.0/24"] });
+  const req = syn(CLIENT, 5000, 52201);
+  assert.ok(run(p, req));
+  const reply = buildTcp({
+    src: SERVER,
+    dst: CLIENT,
+    srcPort: 8080,
+    dstPort: 5000,
+    flags: TCP_SYN | TCP_ACK,
+  });
+  assert.ok(run(p, reply));
+  const web = p.admission.ruleIds().find((r) => r.name === "web")!;
+  assert.equal(counters[RULE_BASE + 2 * web.id], 2);
+  assert.equal(counters[RULE_BASE + 2 * web.id + 1], req.length + reply.length);
+  const open = p.admission.ruleIds().find((r) => r.name === "open")!;
+  assert.equal(counters[RULE_BASE + 2 * open.id], 0);
+  // A rule added later keeps the old ids and counts under its own.
+  p.setRules([forward("ssh", 52222, 22, true), ...RULES], []);
+  assert.ok(run(p, syn(CLIENT, 5001, 52222)));
+  const ssh = p.admission.ruleIds().find((r) => r.name === "ssh")!;
+  assert.equal(p.admission.ruleIds().find((r) => r.name === "web")!.id, web.id);
+  assert.equal(counters[RULE_BASE + 2 * ssh.id], 1);
+  assert.equal(counters[RULE_BASE + 2 * web.id], 2);
+});
+
+Deno.test("knock successes, failures by reason and verifier counts reach the counters", async () => {
+  const { p, counters } = await setup();
+  await knock(p, CLIENT);
+  // A sequence's first port, a stray, then nothing until its window has passed.
+  const seq = await knockSequenceAt(SECRET, Math.floor(T0 / 1000), 41001, 3);
+  run(p, syn(CLIENT2, 40000, seq[0]));
+  run(p, syn(CLIENT2, 40000, 41000));
+  await p.housekeeping(T0 + 16_000);
+  assert.equal(counters[Stat.Unlocks], 1);
+  assert.equal(counters[knockFailureSlot("window-expired")], 1);
+  assert.equal(counters[knockFailureSlot("wrong-port")], 0);
+  assert.equal(counters[KNOCK_STAT_BASE + KNOCK_STATS.indexOf("strays")], 1);
+  const knocks = KNOCK_STAT_BASE + KNOCK_STATS.indexOf("knocks");
+  assert.equal(counters[knocks], p.verifier.stats.knocks);
+  assert.ok(counters[knocks] >= 4);
 });

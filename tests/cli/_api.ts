@@ -11,7 +11,7 @@ import { syncDatapath } from "../../src/api/sync.ts";
 import { defaultConfig } from "../../src/config/defaults.ts";
 import type { DatapathApi } from "../../src/datapath/control.ts";
 import { newCounters } from "../../src/datapath/counters.ts";
-import type { FlowRecord, UnlockRecord } from "../../src/datapath/messages.ts";
+import type { FlowRecord, RuleIdName, UnlockRecord } from "../../src/datapath/messages.ts";
 import { totpCode } from "../../src/knock/totp.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { openStore } from "../../src/store/kv_store.ts";
@@ -50,6 +50,10 @@ export class FakeDatapath implements DatapathApi {
   /** Conntrack figures. */
   conntrack(): Promise<Record<string, number>> {
     return Promise.resolve({ size: this.flowTable.length, capacity: 1024 });
+  }
+  /** No rules are counted. */
+  ruleIds(): Promise<RuleIdName[]> {
+    return Promise.resolve([]);
   }
   /** Adds an unlock as a knock would. */
   unlock(ip: string, user: string, at: number): void {

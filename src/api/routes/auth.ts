@@ -24,6 +24,7 @@ import {
   SessionSchema,
   TokenInfoSchema,
 } from "../schemas.ts";
+import { type SignInFailureReason, SignInFailures } from "../sign_in_failures.ts";
 import { SignInThrottle } from "../throttle.ts";
 import type { ApiDeps, AppEnv } from "../types.ts";
 
@@ -119,7 +120,7 @@ const DRIFT_STEPS = 1;
 async function checkCredentials(
   deps: ApiDeps,
   body: z.infer<typeof LoginSchema>,
-): Promise<{ user: UserRecord } | { reason: string }> {
+): Promise<{ user: UserRecord } | { reason: SignInFailureReason }> {
   const user = await deps.store.users.verifyUserPassword(body.username, body.password);
   if (user === null) return { reason: "bad-password" };
   if (!user.mfa.enrolled) return { reason: "mfa-not-enrolled" };
@@ -145,6 +146,7 @@ function isHttps(c: Context): boolean {
 export function authRouter(
   deps: ApiDeps,
   throttle: SignInThrottle = new SignInThrottle(deps.clock),
+  failures: SignInFailures = new SignInFailures(),
 ): OpenAPIHono<AppEnv> {
   const app = newRouter();
 
@@ -153,8 +155,10 @@ export function authRouter(
     const ip = clientIp(c);
     // The name is whatever was typed: no control character of it reaches a log line.
     const user = escapeControl(body.username);
-    const record = (success: boolean, reason?: string) =>
+    const record = (success: boolean, reason?: SignInFailureReason) => {
+      if (reason !== undefined) failures.count(reason);
       deps.logger.record("management-login", { ip, user, success, reason });
+    };
     const wait = throttle.retryAfter(body.username, ip);
     if (wait > 0) {
       record(false, "throttled");
