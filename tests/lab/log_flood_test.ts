@@ -203,7 +203,10 @@ Deno.test({
             failed + throttled >= FLOOD_PACKETS / 2 / 4,
             `the flood left ${failed} failures and ${throttled} throttled starts`,
           );
-          assert.ok(failed > full + summaries.length, `${failed} failures in ${lines.length} lines`);
+          assert.ok(
+            failed > full + summaries.length,
+            `${failed} failures in ${lines.length} lines`,
+          );
 
           const access = await api(l, "GET", "/events?class=access", { token });
           assert.equal(access.status, 200, JSON.stringify(access.body));
