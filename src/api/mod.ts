@@ -15,6 +15,7 @@
  */
 export * from "./app.ts";
 export * from "./auth.ts";
+export * from "./backup.ts";
 export * from "./bootstrap.ts";
 export * from "./drift.ts";
 export * from "./enrollment.ts";
