@@ -227,9 +227,6 @@ export async function main(args: string[]): Promise<number> {
     console.log(`status ${JSON.stringify(counters)}`);
   });
   // SIGHUP re-reads the file: the allow-list applies, the network needs a restart.
-  Deno.addSignalListener("SIGHUP", () => {
-    reload().catch((e) => console.error(`reload: failed: ${(e as Error).message}`));
-  });
   const reload = async () => {
     if (!flags.config) {
       console.log("reload: no --config file; syslog reopened");
@@ -258,6 +255,9 @@ export async function main(args: string[]): Promise<number> {
         `${plan.restart.length} field(s) need a restart`,
     );
   };
+  Deno.addSignalListener("SIGHUP", () => {
+    reload().catch((e) => console.error(`reload: failed: ${(e as Error).message}`));
+  });
   console.log(
     `appliance ready: ${config.tun.name} WAN ${config.wan.address} LAN ${config.lan.address}`,
   );

@@ -4,6 +4,7 @@
  * against. Stop the appliance before an import; an export may run beside it.
  */
 import { defaultConfig, loadConfig } from "../config/mod.ts";
+import type { NetworkLayout } from "../nat/rule_validate.ts";
 import {
   type Backup,
   exportBackup,
@@ -21,11 +22,15 @@ export interface StoreLocation {
   store?: string;
 }
 
-async function withStore<T>(at: StoreLocation, fn: (s: Store) => Promise<T>): Promise<T> {
+async function withStore<T>(
+  at: StoreLocation,
+  fn: (s: Store, network: NetworkLayout) => Promise<T>,
+): Promise<T> {
   const config = at.config ? loadConfig(at.config) : defaultConfig();
-  const store = await openStore(at.store ?? config.store.path, { network: networkLayout(config) });
+  const network = networkLayout(config);
+  const store = await openStore(at.store ?? config.store.path, { network });
   try {
-    return await fn(store);
+    return await fn(store, network);
   } finally {
     store.close();
   }
@@ -45,13 +50,8 @@ export function importStore(
   doc: unknown,
   opts: { key?: string; replace?: boolean } = {},
 ): Promise<ImportResult> {
-  return withStore(at, async (store) => {
-    const config = at.config ? loadConfig(at.config) : defaultConfig();
+  return withStore(at, async (store, network) => {
     const key = opts.key === undefined ? undefined : await loadKey(opts.key);
-    return await importBackup(store, doc, {
-      key,
-      replace: opts.replace,
-      network: networkLayout(config),
-    });
+    return await importBackup(store, doc, { key, replace: opts.replace, network });
   });
 }

@@ -99,6 +99,12 @@ Deno.test({
           assert.equal(await curl(l, "client", `http://${W}:52201/`), HELLO_C);
           assert.equal(await appliancePid(l), pid, "SIGHUP ended the appliance");
           await status(l); // still answering signals
+          // A file that does not load changes nothing, and the process lives on.
+          await editFile(config, `"mtu": 1400`, `"mtu": 100`);
+          Deno.kill(pid, "SIGHUP");
+          assert.ok(await waitForLog(l, /^reload: .* not applied, nothing changed/));
+          assert.equal(await curl(l, "client", `http://${W}:52201/`), HELLO_C);
+          await editFile(config, `"mtu": 100`, `"mtu": 1400`);
           await editFile(config, `"allow": ["${LAB.client}/32"]`, `"allow": []`);
           await editFile(config, `"mtu": 1400`, `"mtu": 1500`);
         },
