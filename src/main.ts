@@ -2,15 +2,27 @@
  * The composition root: the one file that wires every layer. Loads the
  * configuration, starts logging, the data plane (a Worker owning the TUN
  * device), optional host routing, and stops cleanly on SIGINT/SIGTERM.
+ * At start it warns where the file's users, rules and settings differ from
+ * the store's; SIGHUP re-reads the file (see `config/reload.ts`).
  */
 import { parseArgs } from "node:util";
 import { systemClock } from "./clock.ts";
-import { type Config, ConfigError, defaultConfig, loadConfig } from "./config/mod.ts";
+import {
+  applyReload,
+  type Config,
+  ConfigError,
+  type ConfigProblem,
+  defaultConfig,
+  formatProblem,
+  loadConfig,
+  reloadPlan,
+} from "./config/mod.ts";
 import { DatapathControl } from "./datapath/control.ts";
 import { snapshotCounters } from "./datapath/counters.ts";
 import {
   type ApiDeps,
   bootstrapStore,
+  configDrift,
   createApp,
   loadDatapathState,
   networkLayout,
@@ -107,12 +119,14 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   let config: Config;
+  const warnings: ConfigProblem[] = [];
   try {
-    config = flags.config ? loadConfig(flags.config) : defaultConfig();
+    config = flags.config ? loadConfig(flags.config, warnings) : defaultConfig();
   } catch (e) {
     console.error(e instanceof ConfigError ? `Cannot start: ${e.message}` : String(e));
     return 1;
   }
+  for (const w of warnings) console.warn(`config: ${formatProblem(w)}`);
   const plan: RoutingPlan = {
     tun: config.tun.name,
     wanInterface: config.wan.interface,
@@ -144,6 +158,10 @@ export async function main(args: string[]): Promise<number> {
       `Initial administrator (shown once): user=${admin.name} password=${admin.password} ` +
         `totp-secret=${admin.totpSecret}`,
     );
+  }
+  // The file only seeds an empty store: say where it and the store disagree.
+  if (flags.config) {
+    for (const line of await configDrift(store, config, flags.config)) console.warn(line);
   }
   // Collectors live in the store's settings (seeded from the file); follow their changes.
   const applySyslog = async () => {
@@ -211,6 +229,38 @@ export async function main(args: string[]): Promise<number> {
     const host = nft ? parseNftCounters(nft.stdout) : {};
     const counters = { ...snapshotCounters(plane.counters), conntrack, host };
     console.log(`status ${JSON.stringify(counters)}`);
+  });
+  // SIGHUP re-reads the file: the allow-list applies, the network needs a restart.
+  const reload = async () => {
+    if (!flags.config) {
+      console.log("reload: no --config file; syslog reopened");
+      await applySyslog();
+      return;
+    }
+    const notes: ConfigProblem[] = [];
+    let next: Config;
+    try {
+      next = loadConfig(flags.config, notes);
+    } catch (e) {
+      const why = e instanceof ConfigError ? e.message : String(e);
+      console.error(`reload: ${flags.config} not applied, nothing changed:\n${why}`);
+      return;
+    }
+    for (const w of notes) console.warn(`config: ${formatProblem(w)}`);
+    const plan = reloadPlan(config, next);
+    for (const field of plan.restart) console.warn(`reload: ${field} needs a restart`);
+    applyReload(config, next);
+    await syncDatapath(store, plane, config);
+    await applySyslog();
+    for (const line of await configDrift(store, next, flags.config)) console.warn(line);
+    const applied = plan.apply.length > 0 ? plan.apply.join(", ") : "nothing new";
+    console.log(
+      `reload: ${flags.config} read; applied ${applied}; syslog reopened; ` +
+        `${plan.restart.length} field(s) need a restart`,
+    );
+  };
+  Deno.addSignalListener("SIGHUP", () => {
+    reload().catch((e) => console.error(`reload: failed: ${(e as Error).message}`));
   });
   console.log(
     `appliance ready: ${config.tun.name} WAN ${config.wan.address} LAN ${config.lan.address}`,

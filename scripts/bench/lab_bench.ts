@@ -140,7 +140,7 @@ export async function benchConfig(dir: string): Promise<string> {
   const c = parseJsonc(text).value as Record<string, Record<string, unknown>>;
   // Client 1 skips the gate for the transfers; client 2 knocks, and its unlock lapses after 1 s.
   c.admission = { allow: [`${LAB.client}/32`] };
-  c.knock = { ...c.knock, lifetimeSec: 1 };
+  c.knock = { ...c.knock, lifetimeSeconds: 1 };
   c.store = { path: `${dir}/knockgate.kv` };
   const json = JSON.stringify(c, null, 2);
   parseConfig(json, "bench config"); // fail here, not in the appliance's log

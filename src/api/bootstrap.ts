@@ -2,7 +2,8 @@
  * First start: the store is seeded from the configuration file once (users,
  * rules, settings) and an initial administrator is created, whose password
  * and TOTP secret the composition root prints once. Afterwards the store
- * owns all of it; the file's users and rules are not read again.
+ * owns all of it: the file's users, rules and settings are not applied
+ * again, and `configDrift` names where they differ from the store's.
  */
 import type { Config, SeedUser } from "../config/types.ts";
 import { generateSecret } from "../knock/totp.ts";

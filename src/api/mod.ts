@@ -15,7 +15,9 @@
  */
 export * from "./app.ts";
 export * from "./auth.ts";
+export * from "./backup.ts";
 export * from "./bootstrap.ts";
+export * from "./drift.ts";
 export * from "./enrollment.ts";
 export * from "./errors.ts";
 export * from "./metrics.ts";

@@ -265,7 +265,12 @@ export const SettingsSchema = z.object({
   }),
   version: z.number().int(),
   updatedAt: z.number(),
-}).openapi("Settings");
+}).openapi("Settings", {
+  description: "Owned by the store. The configuration file's `knock` section uses the same names " +
+    "(`idleTimeoutSeconds`, `sequenceWindowSeconds`, `failureLimit`, `failureWindowSeconds`, " +
+    "`penaltySeconds`) and its values, with `syslog`, only seed an empty store; " +
+    "`deno task config export`/`import` back them up and restore them.",
+});
 
 /** Body of `PATCH /settings`; ranges are checked by the store (400 naming the field). */
 export const SettingsPatchSchema = z.strictObject({

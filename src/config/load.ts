@@ -9,7 +9,7 @@ import type { z } from "zod";
 import { validateConfig } from "../nat/rule_validate.ts";
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
 import { joinPath, JsoncSyntaxError, parseJsonc } from "./parse_jsonc.ts";
-import { type ConfigOutput, configSchema, issueMessage } from "./schema.ts";
+import { type ConfigOutput, configSchema, issueMessage, KNOCK_ALIASES } from "./schema.ts";
 import type { Config } from "./types.ts";
 
 /** One thing wrong with a configuration file. */
@@ -39,8 +39,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** Reads and parses the configuration file at `path`; throws `ConfigError` when it is wrong. */
-export function loadConfig(path: string): Config {
+/**
+ * Reads and parses the configuration file at `path`; throws `ConfigError`
+ * when it is wrong. What loads but should change (a deprecated field name) is
+ * appended to `warnings`.
+ */
+export function loadConfig(path: string, warnings?: ConfigProblem[]): Config {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -48,11 +52,18 @@ export function loadConfig(path: string): Config {
     const reason = e instanceof Error ? e.message : String(e);
     throw new ConfigError([{ file: path, line: 0, path: "", reason: `cannot read: ${reason}` }]);
   }
-  return parseConfig(text, path);
+  return parseConfig(text, path, warnings);
 }
 
-/** Parses configuration `text` (named `fileName` in errors); throws `ConfigError` when it is wrong. */
-export function parseConfig(text: string, fileName = "config"): Config {
+/**
+ * Parses configuration `text` (named `fileName` in errors); throws
+ * `ConfigError` when it is wrong, appends warnings to `warnings`.
+ */
+export function parseConfig(
+  text: string,
+  fileName = "config",
+  warnings: ConfigProblem[] = [],
+): Config {
   let doc;
   try {
     doc = parseJsonc(text);
@@ -61,6 +72,9 @@ export function parseConfig(text: string, fileName = "config"): Config {
     throw new ConfigError([{ file: fileName, line: e.line, path: "", reason: e.reason }]);
   }
   const report = new Reporter(fileName, doc.lines);
+  const renamed = new Reporter(fileName, doc.lines);
+  renameAliases(doc.value, doc.lines, renamed, report);
+  warnings.push(...renamed.problems);
   const parsed = configSchema.safeParse(doc.value, { error: issueMessage });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) report.issue(issue);
@@ -111,6 +125,46 @@ class Reporter {
   }
 }
 
+/**
+ * Renames the deprecated `knock.*` fields to their new names in place (the
+ * line map too), warning once per field; both names at once is an error.
+ */
+function renameAliases(
+  value: unknown,
+  lines: Map<string, number>,
+  warn: Reporter,
+  report: Reporter,
+): void {
+  const k = (value as { knock?: unknown } | null)?.knock;
+  if (k === null || typeof k !== "object" || Array.isArray(k)) return;
+  const knock = k as Record<string, unknown>;
+  for (const [old, name] of Object.entries(KNOCK_ALIASES)) {
+    if (!(old in knock)) continue;
+    if (name in knock) {
+      report.add(`knock.${old}`, `is the old name of knock.${name}, which is also set; drop it`);
+      continue;
+    }
+    warn.add(`knock.${old}`, `is deprecated; rename it to knock.${name}`);
+    knock[name] = knock[old];
+    delete knock[old];
+    lines.set(`knock.${name}`, lines.get(`knock.${old}`) ?? 1);
+  }
+}
+
+/** The data plane's names of the knock tunables. */
+function knockSettings(k: ConfigOutput["knock"]): Config["knock"] {
+  return {
+    idleTimeoutSec: k.idleTimeoutSeconds,
+    lifetimeSec: k.lifetimeSeconds,
+    windowSec: k.sequenceWindowSeconds,
+    maxFailures: k.failureLimit,
+    failureWindowSec: k.failureWindowSeconds,
+    penaltySec: k.penaltySeconds,
+    maxInProgress: k.maxInProgress,
+    maxPenalised: k.maxPenalised,
+  };
+}
+
 /** Builds the `Config` from the schema's output, reporting checks across fields. */
 function finish(c: ConfigOutput, report: Reporter): Config {
   const lanNet = checkLanNetwork(c.lan.network, report);
@@ -134,7 +188,7 @@ function finish(c: ConfigOutput, report: Reporter): Config {
       allow: c.admission.allow,
       allowCidrs: c.admission.allow.map((s) => parseCidr(s)!),
     },
-    knock: c.knock,
+    knock: knockSettings(c.knock),
     users: c.users,
     forwards: c.forwards,
     openPorts: c.openPorts,

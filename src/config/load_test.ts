@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseIpv4 } from "../packet/address.ts";
 import { defaultConfig } from "./defaults.ts";
-import { ConfigError, loadConfig, parseConfig } from "./load.ts";
+import { ConfigError, type ConfigProblem, formatProblem, loadConfig, parseConfig } from "./load.ts";
 
 const FILE = "config/appliance.jsonc";
 const DEFAULT_TEXT = Deno.readTextFileSync(
@@ -93,7 +93,7 @@ Deno.test("a syntax error names the line of the unexpected token", () => {
 
 Deno.test("unknown fields are refused at their own line", () => {
   const a = edit('"privatePorts": "5201"', '"privatePort": "5201"');
-  const b = edit('"windowSec"', '"windowsec"', a.text);
+  const b = edit('"sequenceWindowSeconds"', '"windowsec"', a.text);
   const iperf = lineAt(a.text, a.text.indexOf('"name": "iperf"')) - 1;
   assert.deepEqual(problems(b.text), [
     `${FILE}:${b.line}: knock.windowsec: unknown field`,
@@ -245,4 +245,46 @@ Deno.test("every example in config/ parses", () => {
     count++;
   }
   assert.ok(count >= 2);
+});
+
+Deno.test("the old knock names load unchanged, each with a warning naming the new name", () => {
+  let text = DEFAULT_TEXT;
+  const renames: [string, string][] = [
+    ["idleTimeoutSeconds", "idleTimeoutSec"],
+    ["lifetimeSeconds", "lifetimeSec"],
+    ["sequenceWindowSeconds", "windowSec"],
+    ["failureLimit", "maxFailures"],
+    ["failureWindowSeconds", "failureWindowSec"],
+    ["penaltySeconds", "penaltySec"],
+  ];
+  const lines: number[] = [];
+  for (const [now, old] of renames) {
+    const e = edit(`"${now}":`, `"${old}":`, text);
+    text = e.text;
+    lines.push(e.line);
+  }
+  const warnings: ConfigProblem[] = [];
+  assert.deepEqual(parseConfig(text, FILE, warnings), defaultConfig());
+  assert.deepEqual(
+    warnings.map(formatProblem),
+    renames.map(([now, old], i) =>
+      `${FILE}:${lines[i]}: knock.${old}: is deprecated; rename it to knock.${now}`
+    ),
+  );
+  const none: ConfigProblem[] = [];
+  parseConfig(DEFAULT_TEXT, FILE, none);
+  assert.deepEqual(none, []);
+});
+
+Deno.test("an old knock name beside its new one is an error; its value is still checked", () => {
+  const both = edit('"failureLimit": 5,', '"failureLimit": 5, "maxFailures": 7,');
+  assert.deepEqual(problems(both.text), [
+    `${FILE}:${both.line}: knock.maxFailures: is the old name of knock.failureLimit, which is ` +
+    "also set; drop it",
+    `${FILE}:${both.line}: knock.maxFailures: unknown field`,
+  ]);
+  const bad = edit('"sequenceWindowSeconds": 15', '"windowSec": 0');
+  assert.deepEqual(problems(bad.text), [
+    `${FILE}:${bad.line}: knock.sequenceWindowSeconds: must be at least 1`,
+  ]);
 });

@@ -10,5 +10,6 @@
 export * from "./defaults.ts";
 export * from "./load.ts";
 export * from "./parse_jsonc.ts";
+export * from "./reload.ts";
 export * from "./schema.ts";
 export * from "./types.ts";

@@ -87,15 +87,29 @@ const user = z.strictObject({
   transport: z.enum(["tcp", "udp", "any"]).default("any"),
 });
 
+/**
+ * The knock tunables, named as the API's settings are (`GET /settings`), so
+ * one name means one thing everywhere. `KNOCK_ALIASES` lists the old names.
+ */
 const knock = z.strictObject({
-  idleTimeoutSec: int(10, 7 * 86400).default(3600),
-  lifetimeSec: int(0, 365 * 86400).default(0),
-  windowSec: int(1, 300).default(15),
-  maxFailures: int(1, 1000).default(5),
-  failureWindowSec: int(1, 86400).default(600),
-  penaltySec: int(0, 7 * 86400).default(600),
+  idleTimeoutSeconds: int(10, 7 * 86400).default(3600),
+  lifetimeSeconds: int(0, 365 * 86400).default(0),
+  sequenceWindowSeconds: int(1, 300).default(15),
+  failureLimit: int(1, 1000).default(5),
+  failureWindowSeconds: int(1, 86400).default(600),
+  penaltySeconds: int(0, 7 * 86400).default(600),
   maxInProgress: int(16, 1 << 24).default(65536),
   maxPenalised: int(16, 1 << 24).default(65536),
+});
+
+/** Deprecated names of `knock.*` fields (before the file took the API's names) and the new ones. */
+export const KNOCK_ALIASES: Readonly<Record<string, string>> = Object.freeze({
+  idleTimeoutSec: "idleTimeoutSeconds",
+  lifetimeSec: "lifetimeSeconds",
+  windowSec: "sequenceWindowSeconds",
+  maxFailures: "failureLimit",
+  failureWindowSec: "failureWindowSeconds",
+  penaltySec: "penaltySeconds",
 });
 
 const collector = z.strictObject({

@@ -50,7 +50,12 @@ export interface AdmissionConfig {
   allowCidrs: Cidr[];
 }
 
-/** Knock engine settings (see `portknock/v1`). */
+/**
+ * Knock engine settings (see `portknock/v1`) under the data plane's names.
+ * The file spells them as the API does (`idleTimeoutSeconds`,
+ * `sequenceWindowSeconds`, `failureLimit`, `failureWindowSeconds`,
+ * `penaltySeconds`, `lifetimeSeconds`); the old names load with a warning.
+ */
 export interface KnockSettings {
   /** An unlock ends after this long without traffic or new sessions. */
   idleTimeoutSec: number;

@@ -30,6 +30,7 @@ export interface Store {
 }
 
 export * from "./audit.ts";
+export * from "./backup.ts";
 export * from "./errors.ts";
 export * from "./knock_state.ts";
 export * from "./kv_store.ts";

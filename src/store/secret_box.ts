@@ -18,9 +18,15 @@ const decoder = new TextDecoder();
 /** Encrypts and decrypts short secrets with one AES-GCM key. */
 export class SecretBox {
   readonly #key: CryptoKey;
+  /**
+   * Names the key without revealing it: the first 8 bytes of its SHA-256, in
+   * hex. A backup records it, so an import knows which key file it needs.
+   */
+  readonly keyId: string;
 
-  private constructor(key: CryptoKey) {
+  private constructor(key: CryptoKey, keyId: string) {
     this.#key = key;
+    this.keyId = keyId;
   }
 
   /** A box over 32 raw key bytes. */
@@ -32,7 +38,9 @@ export class SecretBox {
       "encrypt",
       "decrypt",
     ]);
-    return new SecretBox(key);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", raw));
+    const keyId = [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return new SecretBox(key, keyId);
   }
 
   /** A box over a fresh random key that lives only in memory (tests, `:memory:` stores). */
@@ -88,6 +96,11 @@ async function readKeyFile(path: string): Promise<Uint8Array<ArrayBuffer>> {
     );
   }
   return await Deno.readFile(path);
+}
+
+/** Opens an existing key file (a backup's key for `config import --key`). */
+export async function loadKey(path: string): Promise<SecretBox> {
+  return await SecretBox.fromRawKey(await readKeyFile(path));
 }
 
 /**

@@ -188,6 +188,39 @@ function validateTotpSecret(name: string, secret: string): void {
   }
 }
 
+/**
+ * Every field problem of a whole user record (a backup's), one message per
+ * field, where the write paths throw at the first.
+ */
+export function userRecordProblems(u: UserRecord): ValidationError[] {
+  const out: ValidationError[] = [];
+  const check = (fn: () => void) => {
+    try {
+      fn();
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      out.push(e);
+    }
+  };
+  check(() => validateUserName(u?.name));
+  const name = String(u?.name);
+  check(() => validateRole(name, u.role));
+  check(() => validateKnock(name, { ...DEFAULT_KNOCK, ...u.knock }));
+  check(() => validateAllowedRules(name, u.allowedRules));
+  if (typeof u.passwordHash !== "string" || !u.passwordHash.startsWith("scrypt$")) {
+    out.push(new ValidationError("passwordHash", `User "${name}": passwordHash is not scrypt$...`));
+  }
+  const sealed = (s: unknown) =>
+    s !== null && typeof s === "object" && typeof (s as SealedSecret).iv === "string" &&
+    typeof (s as SealedSecret).ciphertext === "string";
+  if (!sealed(u.mfa?.secretEnc) || typeof u.mfa.enrolled !== "boolean") {
+    out.push(new ValidationError("mfa", `User "${name}": mfa needs secretEnc {iv, ciphertext}`));
+  } else if (u.mfa.pendingSecretEnc !== undefined && !sealed(u.mfa.pendingSecretEnc)) {
+    out.push(new ValidationError("mfa.pendingSecretEnc", `User "${name}": not {iv, ciphertext}`));
+  }
+  return out;
+}
+
 /** The port a user holds in the first-port index, or null. */
 function indexedPort(u: UserRecord | null): number | null {
   return u !== null && u.knock.enabled ? u.knock.firstPort : null;
@@ -235,6 +268,45 @@ export class UserRepo {
         knock,
         allowedRules: [...allowedRules],
         createdAt: now,
+        updatedAt: now,
+        version: 1,
+      };
+    });
+  }
+
+  /** The id of the key this store seals secrets with (see `SecretBox.keyId`). */
+  get keyId(): string {
+    return this.box.keyId;
+  }
+
+  /**
+   * Writes a user record restored from a backup, keeping its password hash
+   * and sealed secrets. With `from` (the box of the key the backup was sealed
+   * with) the secrets are re-sealed with this store's key; otherwise they must
+   * already be this store's. ConflictError if the name exists.
+   */
+  async restoreUser(record: UserRecord, actor: string, from?: SecretBox): Promise<UserRecord> {
+    const name = record.name;
+    const reseal = async (s: SealedSecret) =>
+      from === undefined ? s : await this.box.seal(await from.open(s, name), name);
+    const mfa: UserMfa = {
+      secretEnc: await reseal(record.mfa.secretEnc),
+      enrolled: record.mfa.enrolled,
+    };
+    if (record.mfa.pendingSecretEnc !== undefined) {
+      mfa.pendingSecretEnc = await reseal(record.mfa.pendingSecretEnc);
+    }
+    return await this.#write(name, "user.restore", actor, (before) => {
+      if (before !== null) throw new ConflictError("name", `user "${name}" already exists`);
+      const now = this.clock.now();
+      return {
+        name,
+        passwordHash: record.passwordHash,
+        role: record.role,
+        mfa,
+        knock: { ...DEFAULT_KNOCK, ...record.knock },
+        allowedRules: [...record.allowedRules],
+        createdAt: record.createdAt ?? now,
         updatedAt: now,
         version: 1,
       };

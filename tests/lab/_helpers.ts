@@ -53,8 +53,8 @@ export async function writeTestConfig(edits: ConfigEdits = {}): Promise<string> 
   if (edits.idleTimeoutSec !== undefined) {
     text = replaceOnce(
       text,
-      /"idleTimeoutSec":\s*\d+/,
-      `"idleTimeoutSec": ${edits.idleTimeoutSec}`,
+      /"idleTimeoutSeconds":\s*\d+/,
+      `"idleTimeoutSeconds": ${edits.idleTimeoutSec}`,
     );
   }
   if (edits.syslog) {
