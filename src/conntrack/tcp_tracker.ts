@@ -41,6 +41,10 @@
  *   from the originator still reopens the flow, windows and all.
  * - Simultaneous open (a reply SYN in SYN_SENT) is ignored rather than
  *   tracked, and only an original-direction SYN reopens a flow.
+ * - Liberal checks (Linux's be_liberal) only for flows whose history was
+ *   lost: a picked-up flow for its life (`pickUp`: the window scale was never
+ *   seen), a flow restored from a checkpoint until each side fits its window
+ *   again (`loosen`). A RST or SYN is never passed liberally.
  *
  * Per-flow side state lives in one byte (`aux`): which sides sent FIN, the
  * direction of the last FIN, the direction of the last packet and how many
