@@ -66,6 +66,8 @@ export class FlowSnapshots {
   #cursor = -1;
   #count = 0;
   #nextAt = 0;
+  /** Flows in the last checkpoint handed out (-1: none yet). */
+  #lastCount = -1;
 
   /** Allocates the record buffer (`maxFlows` records). */
   constructor(
@@ -85,7 +87,8 @@ export class FlowSnapshots {
 
   /**
    * Housekeeping: starts a checkpoint every `periodMs` and advances the one
-   * under way by one slice. Returns the finished snapshot's bytes, or null.
+   * under way by one slice. Returns the finished snapshot's bytes, or null
+   * (also for a second empty one in a row).
    */
   tick(nowMs: number): Uint8Array | null {
     if (this.#cursor < 0) {
@@ -101,6 +104,9 @@ export class FlowSnapshots {
       return null;
     }
     this.#cursor = -1;
+    // An idle table is not rewritten every period.
+    if (this.#count === 0 && this.#lastCount === 0) return null;
+    this.#lastCount = this.#count;
     return this.#encode(KIND_CHECKPOINT, nowMs);
   }
 

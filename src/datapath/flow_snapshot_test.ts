@@ -214,6 +214,10 @@ Deno.test("a checkpoint is taken in slices, holds only assured forwarded flows, 
   while (snap === null && ticks < 100) snap = snaps.tick(T0 + ticks++ * 100);
   assert.equal(ticks, 11, "1024 slots, 100 a tick");
   assert.equal(snaps.tick(T0 + 1200), null, "the next one waits for its period");
+  const { p: q0 } = await setup();
+  const empty = new FlowSnapshots(q0.ct, () => null, () => 0, { periodMs: 0 });
+  assert.ok(empty.tick(T0), "the first empty checkpoint goes out (it replaces an older file)");
+  assert.equal(empty.tick(T0), null, "an idle table is not rewritten");
   const { p: q } = await setup();
   const r = q.restoreFlows(snap!, T0 + 3000);
   assert.equal(r.restored, 1);
