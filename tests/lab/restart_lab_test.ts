@@ -1,7 +1,8 @@
 /**
- * Restarts lose nothing: two long-lived TCP connections, one from a WAN
- * client through a forward to a LAN echo server, one from the LAN server out
- * through masquerade to an echo server on the client's side, each carry a
+ * Restarts lose nothing: long-lived TCP connections from two WAN clients (one
+ * allow-listed, one knock-unlocked) through a forward to a LAN echo server,
+ * and one from the LAN server out through masquerade to an echo server on
+ * the client's side, each carry a
  * counter stream (every byte checked in order) across a SIGTERM and start, a
  * kill -9 and start (the last checkpoint), and a kill -9 with the snapshot
  * gone (loose pickup alone). Counters are sent while the appliance is down:
@@ -13,6 +14,7 @@ import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import {
   type Background,
+  knock,
   labSupported,
   readLog,
   removeTestConfig,
@@ -29,9 +31,12 @@ const CLIENT_ECHO_PORT = 7007;
 /** Counters each round sends (4 bytes each). */
 const ROUND = 5000;
 
-/** A config whose "udp-echo" forward (52203 -> server:7) carries TCP too; the client net is allow-listed. */
+/**
+ * A config whose "udp-echo" forward (52203 -> server:7, knock enforced)
+ * carries TCP too; the first client is allow-listed, the second knocks.
+ */
 async function restartConfig(): Promise<string> {
-  const file = await writeTestConfig({ allow: ["203.0.113.0/24"] });
+  const file = await writeTestConfig({ allow: [`${LAB.client}/32`] });
   const text = await Deno.readTextFile(file);
   const edited = text.replace(
     /("name": "udp-echo",\s*"enabled": true,\s*"protocol": )"udp"/,
@@ -84,7 +89,7 @@ Deno.test({
       for (const s of servers) {
         assert.ok(await until(() => s.output().includes("listening"), 15000), s.errors());
       }
-      const connect = (ns: "server" | "client", host: string, port: number) => {
+      const connect = (ns: "server" | "client" | "client2", host: string, port: number) => {
         const s = spawnIn(
           l,
           ns,
@@ -95,8 +100,11 @@ Deno.test({
         bg.push(s);
         return s;
       };
+      const k = await knock(l, "client2");
+      assert.equal(k.code, 0, k.stdout + k.stderr);
       const streams = {
         forward: connect("client", LAB.wan, 52203),
+        knocked: connect("client2", LAB.wan, 52203),
         masquerade: connect("server", LAB.client, CLIENT_ECHO_PORT),
       };
       let total = 0;
@@ -108,23 +116,23 @@ Deno.test({
         for (const [name, s] of Object.entries(streams)) await echoed(s, total, name);
       };
 
-      await t.step("both connections carry a counter stream", async () => {
+      await t.step("each connection carries a counter stream", async () => {
         for (const [name, s] of Object.entries(streams)) {
           assert.ok(await until(() => s.output().includes("connected"), 15000), name + s.errors());
         }
         await round();
       });
 
-      await t.step("SIGTERM and start: the stop's snapshot restores both flows", async () => {
+      await t.step("SIGTERM and start: the stop's snapshot restores every flow", async () => {
         await l.stopAppliance("SIGTERM");
         await round(() => l.startAppliance());
-        assert.match(await readLog(l), /flow table restored: 2 flows .* a clean stop/);
+        assert.match(await readLog(l), /flow table restored: 3 flows .* a clean stop/);
         const file = await Deno.stat(`${l.stateDir}/knockgate.kv.flows`);
         assert.equal(file.mode! & 0o777, 0o600);
         await round();
       });
 
-      await t.step("kill -9 and start: the last checkpoint restores both flows", async () => {
+      await t.step("kill -9 and start: the last checkpoint restores every flow", async () => {
         // Past a checkpoint (every 5 s) of this run, with more data after it.
         const before = (await readLog(l)).split("flow table restored").length;
         await new Promise((r) => setTimeout(r, 6000));
@@ -135,20 +143,20 @@ Deno.test({
         assert.equal(log.split("flow table restored").length, before + 1);
         assert.match(
           log.slice(log.lastIndexOf("flow table restored")),
-          /^flow table restored: 2 flows .* a checkpoint/,
+          /^flow table restored: 3 flows .* a checkpoint/,
         );
         await round();
       });
 
       await t.step(
-        "kill -9 without a snapshot: loose pickup carries both connections",
+        "kill -9 without a snapshot: loose pickup carries every connection",
         async () => {
           await l.stopAppliance("SIGKILL");
           await Deno.remove(`${l.stateDir}/knockgate.kv.flows`);
           await round(() => l.startAppliance());
           await round();
           const s = await status(l);
-          assert.equal(s.stats.tcp_picked_up, 2, JSON.stringify(s.stats));
+          assert.equal(s.stats.tcp_picked_up, 3, JSON.stringify(s.stats));
         },
       );
     } finally {
