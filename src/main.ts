@@ -20,6 +20,12 @@ import {
 import { DatapathControl } from "./datapath/control.ts";
 import { snapshotCounters } from "./datapath/counters.ts";
 import {
+  markCheckpoint,
+  readSnapshotFile,
+  snapshotPath,
+  writeSnapshotFile,
+} from "./datapath/flow_snapshot.ts";
+import {
   type ApiDeps,
   bootstrapStore,
   configDrift,
@@ -182,15 +188,47 @@ export async function main(args: string[]): Promise<number> {
   );
   const saveFailed = (what: string) => (e: Error) =>
     console.error(`cannot save the ${what}: ${e.message}`);
-  const plane = await DatapathControl.start({
-    device: { name: config.tun.name, mtu: config.tun.mtu, offload: config.tun.offload },
-    ...state,
-    unlocks: await store.unlocks.listUnlocks(),
-    knockState: await store.knockState.list(),
-  }, (events) => {
-    events.forEach((e) => logger.log(e));
-    journal.apply(events).catch(saveFailed("unlock table"));
-  }, (records) => store.knockState.save(records).catch(saveFailed("knock state")));
+  // The flow table beside the store: saved on stop, checkpointed while running, restored here.
+  const flowsPath = snapshotPath(flags.store ?? config.store.path);
+  const savedFlows = flowsPath
+    ? await readSnapshotFile(flowsPath).catch((e) => {
+      console.error(`cannot read the flow table snapshot: ${(e as Error).message}`);
+      return null;
+    })
+    : null;
+  let flowWrites = Promise.resolve();
+  const saveFlows = (snapshot: Uint8Array) => {
+    if (!flowsPath) return;
+    flowWrites = flowWrites.then(() => writeSnapshotFile(flowsPath, snapshot)).catch(
+      saveFailed("flow table"),
+    );
+  };
+  // A crash before this run's first checkpoint must not restore its windows as exact.
+  if (savedFlows) saveFlows(markCheckpoint(savedFlows.slice()));
+  const plane = await DatapathControl.start(
+    {
+      device: { name: config.tun.name, mtu: config.tun.mtu, offload: config.tun.offload },
+      ...state,
+      unlocks: await store.unlocks.listUnlocks(),
+      knockState: await store.knockState.list(),
+      flows: savedFlows,
+    },
+    (events) => {
+      events.forEach((e) => logger.log(e));
+      journal.apply(events).catch(saveFailed("unlock table"));
+    },
+    (records) => store.knockState.save(records).catch(saveFailed("knock state")),
+    saveFlows,
+  );
+  const r = plane.restored;
+  if (r?.error) console.error(`cannot restore the flow table: ${r.error}`);
+  else if (r) {
+    console.log(
+      `flow table restored: ${r.restored} flows (${r.skipped} expired or refused) from ` +
+        `${r.final ? "the snapshot of a clean stop" : "a checkpoint"} taken ` +
+        `${new Date(r.savedAt * 1000).toISOString()}`,
+    );
+  }
   const saveUnlocks = () =>
     journal.snapshot(() => plane.unlocks()).catch(saveFailed("unlock table"));
   const saver = setInterval(() => {
@@ -275,6 +313,7 @@ export async function main(args: string[]): Promise<number> {
   await saveUnlocks();
   if (flags.routing) await applyRouting(plan, true);
   await plane.stop();
+  await flowWrites;
   await store.knockState.flushed();
   store.close();
   await logger.close();

@@ -87,6 +87,11 @@ const DATAPLANE: [number, string, string][] = [
     "icmp_errors_translated_total",
     "ICMP errors about tracked flows translated and passed on",
   ],
+  [
+    Stat.PickedUp,
+    "tcp_picked_up_total",
+    "Mid-stream TCP connections taken up without a handshake (after a restart or failover)",
+  ],
 ];
 
 /** The knock engine's counts, by `KNOCK_STATS` key: metric name, help. */

@@ -9,7 +9,9 @@ export {
   type ConnTableOptions,
   type ConnTableStats,
   type ExpireCallback,
+  FLOW_RECORD_BYTES,
   type FlowInfo,
+  RESTORE_SKIPPED,
   type TupleInfo,
 } from "./table.ts";
 export { FlowSpec } from "./flow_spec.ts";

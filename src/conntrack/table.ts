@@ -37,7 +37,7 @@ import {
   TRACK_REOPEN,
   type TrackVerdict,
 } from "./constants.ts";
-import type { FlowSpec } from "./flow_spec.ts";
+import { FlowSpec } from "./flow_spec.ts";
 import { tupleHash } from "./hash.ts";
 import type { TcpSegment } from "./segment.ts";
 import {
@@ -46,6 +46,7 @@ import {
   STEP_INVALID,
   STEP_OUT_OF_WINDOW,
   STEP_REOPEN,
+  TCP_RECORD_BYTES,
   TcpTracker,
   unansweredRun,
 } from "./tcp_tracker.ts";
@@ -121,6 +122,18 @@ export interface ConnTableStats {
   challenged: number;
 }
 
+/**
+ * Bytes of one flow record (`saveFlow`, `restoreFlow`), little-endian:
+ * proto u8, status u8, flags u16, rule i32; orig src, dst u32, sport, dport
+ * u16; the same for reply; created, lastSeen, expires u32 (seconds), 4 spare;
+ * packets and bytes f64 per direction; the TCP record (state, aux, per
+ * direction td_end, td_maxend, td_maxwin, td_maxack, window flags; liberal).
+ */
+export const FLOW_RECORD_BYTES = 80 + TCP_RECORD_BYTES + 3;
+
+/** `restoreFlow`: the record's flow has expired (or its protocol or state is unknown). */
+export const RESTORE_SKIPPED = -3;
+
 const DEFAULT_CAPACITY = 262144;
 /** Private status bit: a killed flow already taken out of the hash. */
 const UNHASHED = 0x80;
@@ -164,6 +177,7 @@ export class ConnTable {
   readonly #evictScan: number;
   readonly #expireBudget: number;
   readonly #maxRetrans: number;
+  readonly #restoreSpec = new FlowSpec();
   #evictCursor = 0;
   #size = 0;
   #inserted = 0;
@@ -429,6 +443,92 @@ export class ConnTable {
     return this.#free[--this.#freeTop];
   }
 
+  /**
+   * Takes TCP flow `id`, just created for a segment in mid stream (no SYN),
+   * as ESTABLISHED with unknown windows (Linux nf_conntrack_tcp_loose, see
+   * `TcpTracker.pickUp`). It becomes assured when the reply side answers.
+   */
+  pickUp(id: number): void {
+    if (this.#proto[id] === PROTO_TCP && this.#tcp.state[id] === 0) this.#tcp.pickUp(id);
+  }
+
+  // ---- save / restore --------------------------------------------------------
+
+  /** Writes flow `id` as a FLOW_RECORD_BYTES record at `off` of `v` (allocates nothing). */
+  saveFlow(id: number, v: DataView, off: number): void {
+    const o = 2 * id;
+    v.setUint8(off, this.#proto[id]);
+    v.setUint8(off + 1, this.status(id));
+    v.setUint16(off + 2, this.flags[id], true);
+    v.setInt32(off + 4, this.ruleId[id], true);
+    for (let d = 0; d < 2; d++) {
+      const k = 4 * (o + d), p = off + 8 + 12 * d;
+      v.setInt32(p, this.#keys[k], true);
+      v.setInt32(p + 4, this.#keys[k + 1], true);
+      v.setInt32(p + 8, this.#keys[k + 2], true);
+    }
+    v.setUint32(off + 32, this.#created[id], true);
+    v.setUint32(off + 36, this.#lastSeen[id], true);
+    v.setUint32(off + 40, this.#expires[id], true);
+    v.setFloat64(off + 48, this.#packets[o], true);
+    v.setFloat64(off + 56, this.#packets[o + 1], true);
+    v.setFloat64(off + 64, this.#bytes[o], true);
+    v.setFloat64(off + 72, this.#bytes[o + 1], true);
+    this.#tcp.save(id, v, off + 80);
+  }
+
+  /**
+   * Adds the flow a `saveFlow` record at `off` of `v` describes, with its
+   * state, windows, counters and expiry, and returns its id; RESTORE_SKIPPED
+   * when it expired by `nowSec`, or a CREATE_* code. `staleWindows` (a
+   * checkpoint, older than the connection's last packets): each TCP sender is
+   * checked liberally until one of its segments fits (see `TcpTracker.loosen`).
+   */
+  restoreFlow(v: DataView, off: number, nowSec: number, staleWindows: boolean): number {
+    const now = nowSec >>> 0;
+    const proto = v.getUint8(off);
+    const expires = v.getUint32(off + 40, true);
+    const state = v.getUint8(off + 80);
+    if (
+      proto === 0 || expires <= now || (proto === PROTO_TCP && (state === 0 || state > 8))
+    ) {
+      return RESTORE_SKIPPED;
+    }
+    const s = this.#restoreSpec;
+    const ports0 = v.getInt32(off + 16, true), ports1 = v.getInt32(off + 28, true);
+    s.original(
+      proto,
+      v.getUint32(off + 8, true),
+      ports0 >>> 16,
+      v.getUint32(off + 12, true),
+      ports0 & 0xffff,
+    ).reply(
+      v.getUint32(off + 20, true),
+      ports1 >>> 16,
+      v.getUint32(off + 24, true),
+      ports1 & 0xffff,
+    );
+    const id = this.create(s, now);
+    if (id < 0) return id;
+    const o = 2 * id;
+    this.#status[id] = v.getUint8(off + 1) & (STATUS_ASSURED | STATUS_SEEN_REPLY);
+    this.flags[id] = v.getUint16(off + 2, true);
+    this.ruleId[id] = v.getInt32(off + 4, true);
+    this.#created[id] = v.getUint32(off + 32, true);
+    this.#lastSeen[id] = v.getUint32(off + 36, true);
+    this.#packets[o] = v.getFloat64(off + 48, true);
+    this.#packets[o + 1] = v.getFloat64(off + 56, true);
+    this.#bytes[o] = v.getFloat64(off + 64, true);
+    this.#bytes[o + 1] = v.getFloat64(off + 72, true);
+    if (proto === PROTO_TCP) {
+      this.#tcp.load(id, v, off + 80);
+      if (staleWindows) this.#tcp.loosen(id);
+    }
+    this.#expires[id] = expires;
+    this.#wheel.refresh(id);
+    return id;
+  }
+
   // ---- tracking -------------------------------------------------------------
 
   /**
@@ -466,6 +566,8 @@ export class ConnTable {
         verdict = TRACK_REOPEN;
       } else if (old === TCP_SYN_RECV && tcp.state[id] === TCP_ESTABLISHED) {
         this.#status[id] |= STATUS_ASSURED; // Linux: handshake completed after a reply
+      } else if (dir === DIR_REPLY && old === TCP_ESTABLISHED) {
+        this.#status[id] |= STATUS_ASSURED; // a picked-up flow, answered
       }
       if (step === STEP_CHALLENGE) this.#challenged++;
       if (step === STEP_IGNORE || step === STEP_CHALLENGE) {

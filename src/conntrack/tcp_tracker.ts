@@ -41,6 +41,10 @@
  *   from the originator still reopens the flow, windows and all.
  * - Simultaneous open (a reply SYN in SYN_SENT) is ignored rather than
  *   tracked, and only an original-direction SYN reopens a flow.
+ * - Liberal checks (Linux's be_liberal) only for flows whose history was
+ *   lost: a picked-up flow for its life (`pickUp`: the window scale was never
+ *   seen), a flow restored from a checkpoint until each side fits its window
+ *   again (`loosen`). A RST or SYN is never passed liberally.
  *
  * Per-flow side state lives in one byte (`aux`): which sides sent FIN, the
  * direction of the last FIN, the direction of the last packet and how many
@@ -102,6 +106,13 @@ const WF_WSCALE_SEEN = 0x10;
 const WF_SACK_PERM = 0x20;
 const WF_MAXACK_SET = 0x40;
 
+// `liberal` bits per flow (Linux IP_CT_TCP_FLAG_BE_LIBERAL, for senders whose
+// history we lost): bit `dir` makes that sender's segments outside the window
+// pass and move the window to them; it clears once one of its segments fits by
+// itself, unless LIBERAL_STICKY (a picked-up flow: the window scale is unknown).
+const LIBERAL_BOTH = 0x03;
+const LIBERAL_STICKY = 0x04;
+
 /** Linux MAXACKWINCONST: the least slack for acks below the receiver's end. */
 const MAX_ACK_WINDOW = 66000;
 
@@ -137,6 +148,9 @@ export function isTcpOpening(flags: number): boolean {
   return (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN;
 }
 
+/** Bytes `TcpTracker.save` writes per flow. */
+export const TCP_RECORD_BYTES = 37;
+
 /** Packets in a row that went the flow's last direction without an answer (0..15). */
 export function unansweredRun(aux: number): number {
   return aux >>> AUX_RUN_SHIFT;
@@ -170,6 +184,8 @@ export class TcpTracker {
   readonly maxAck: Int32Array;
   /** Per handle: window shift and option bits. */
   readonly wflags: Uint8Array;
+  /** Per flow: LIBERAL_* bits. */
+  readonly liberal: Uint8Array;
 
   /** Allocates the arrays of `capacity` flows. */
   constructor(capacity: number) {
@@ -180,25 +196,85 @@ export class TcpTracker {
     this.maxWin = new Uint32Array(2 * capacity);
     this.maxAck = new Int32Array(2 * capacity);
     this.wflags = new Uint8Array(2 * capacity);
+    this.liberal = new Uint8Array(capacity);
   }
 
   /** Bytes of the arrays. */
   get byteLength(): number {
     return this.state.byteLength + this.aux.byteLength + this.end.byteLength +
       this.maxEnd.byteLength + this.maxWin.byteLength + this.maxAck.byteLength +
-      this.wflags.byteLength;
+      this.wflags.byteLength + this.liberal.byteLength;
   }
 
   /** Forgets flow `id`: state NONE, both windows empty. */
   clear(id: number): void {
     this.state[id] = TCP_NONE;
     this.aux[id] = 0;
+    this.liberal[id] = 0;
     this.#clearWindows(id);
   }
 
   /** The window shift in force for the sender of handle `h` (0..14). */
   scale(h: number): number {
     return this.wflags[h] & WF_SCALE;
+  }
+
+  /**
+   * Linux nf_conntrack_tcp_loose: flow `id` (state NONE), first seen in mid
+   * stream, is taken as ESTABLISHED with both windows unknown (td_maxwin 0:
+   * each side is picked up from its first segment), SACK assumed and liberal
+   * window checks, as Linux's tcp_new does. The scale is unknown (the SYNs
+   * were not seen), so windows count unscaled until the checks catch up.
+   */
+  pickUp(id: number): void {
+    this.state[id] = TCP_ESTABLISHED;
+    this.aux[id] = 0;
+    this.#clearWindows(id);
+    this.wflags[2 * id] = this.wflags[2 * id + 1] = WF_SACK_PERM;
+    this.liberal[id] = LIBERAL_BOTH | LIBERAL_STICKY;
+  }
+
+  /** Makes both senders of flow `id` liberal until each fits its window (stale windows: a checkpoint). */
+  loosen(id: number): void {
+    this.liberal[id] |= LIBERAL_BOTH;
+  }
+
+  /** True while the sender of handle `h` is checked liberally. */
+  isLiberal(h: number): boolean {
+    return (this.liberal[h >> 1] & (1 << (h & 1))) !== 0;
+  }
+
+  /** Writes flow `id`'s state and both windows at `off` (TCP_RECORD_BYTES, little-endian). */
+  save(id: number, v: DataView, off: number): void {
+    v.setUint8(off, this.state[id]);
+    v.setUint8(off + 1, this.aux[id]);
+    v.setUint8(off + 36, this.liberal[id]);
+    for (let d = 0; d < 2; d++) {
+      const h = 2 * id + d, o = off + 2 + 17 * d;
+      v.setInt32(o, this.end[h], true);
+      v.setInt32(o + 4, this.maxEnd[h], true);
+      v.setUint32(o + 8, this.maxWin[h], true);
+      v.setInt32(o + 12, this.maxAck[h], true);
+      v.setUint8(o + 16, this.wflags[h]);
+    }
+  }
+
+  /** Reads what `save` wrote into flow `id`; false (nothing set) for an unknown state. */
+  load(id: number, v: DataView, off: number): boolean {
+    const state = v.getUint8(off);
+    if (state > TCP_CLOSE) return false;
+    this.state[id] = state;
+    this.aux[id] = v.getUint8(off + 1);
+    this.liberal[id] = v.getUint8(off + 36) & (LIBERAL_BOTH | LIBERAL_STICKY);
+    for (let d = 0; d < 2; d++) {
+      const h = 2 * id + d, o = off + 2 + 17 * d;
+      this.end[h] = v.getInt32(o, true);
+      this.maxEnd[h] = v.getInt32(o + 4, true);
+      this.maxWin[h] = v.getUint32(o + 8, true);
+      this.maxAck[h] = v.getInt32(o + 12, true);
+      this.wflags[h] = v.getUint8(o + 16);
+    }
+    return true;
   }
 
   #clearWindows(id: number): void {
@@ -227,6 +303,7 @@ export class TcpTracker {
     const h = 2 * id + dir;
     if (next === NEXT_REOPEN) {
       this.#clearWindows(id);
+      this.liberal[id] = 0;
       this.#initSender(h, seg);
       this.state[id] = TCP_SYN_SENT;
       this.aux[id] = 1 << AUX_RUN_SHIFT; // a fresh run: this SYN, original direction
@@ -326,13 +403,33 @@ export class TcpTracker {
     const ackLowerOk = ((sack - (rEnd - ackWin - 1)) | 0) > 0; // IV
     if (seqOk && inRecvWin && ackUpperOk) {
       if (!ackLowerOk) return WIN_IGNORE;
-      if (apply) this.#update(h, flags, end, ack, sack, seg.window);
+      if (apply) {
+        this.#update(h, flags, end, ack, sack, seg.window);
+        const lib = this.liberal[h >> 1];
+        if (lib !== 0 && (lib & LIBERAL_STICKY) === 0) this.liberal[h >> 1] = lib & ~(1 << (h & 1));
+      }
+      return WIN_OK;
+    }
+    if (this.isLiberal(h) && !rst && !syn) {
+      if (apply) {
+        this.#resync(h, end, sack);
+        this.#update(h, flags, end, ack, sack, seg.window);
+      }
       return WIN_OK;
     }
     if (!seqOk && !rst && !syn && inRecvWin && ackUpperOk && ackLowerOk) {
       return this.#overshoot(h, end);
     }
     return WIN_BAD;
+  }
+
+  /** A liberal sender's segment outside the window: the window moves to take it (its history was lost). */
+  #resync(h: number, end: number, sack: number): void {
+    const r = h ^ 1;
+    if (((end - this.end[h]) | 0) > 0) this.end[h] = end;
+    if (((end - this.maxEnd[h]) | 0) > 0) this.maxEnd[h] = end;
+    if (((sack - this.end[r]) | 0) > 0) this.end[r] = sack;
+    if (((sack - this.maxEnd[r]) | 0) > 0) this.maxEnd[r] = sack;
   }
 
   /**

@@ -26,6 +26,7 @@ import {
   STEP_OK,
   STEP_OUT_OF_WINDOW,
   STEP_REOPEN,
+  TCP_RECORD_BYTES,
   TcpTracker,
   unansweredRun,
 } from "./tcp_tracker.ts";
@@ -410,4 +411,32 @@ Deno.test("isTcpOpening accepts SYN alone (PSH/ECN bits allowed)", () => {
   assert.equal(isTcpOpening(SYN | TCP_RST), false);
   assert.equal(isTcpOpening(SYN | TCP_FIN), false);
   assert.equal(isTcpOpening(ACK), false);
+});
+
+Deno.test("pickup and save/load: a mid-stream flow passes liberally; a saved flow loads as it was", () => {
+  const t = new TcpTracker(2);
+  t.pickUp(0);
+  const seg = (flags: number, seq: number, ack: number, len = 0, window = 500) => {
+    const s = new TcpSegment();
+    s.flags = flags;
+    s.seq = seq;
+    s.ack = ack;
+    s.payloadLen = len;
+    s.window = window;
+    return s;
+  };
+  assert.equal(t.step(0, 0, seg(TCP_ACK, 1_000_000, 5_000, 100)), STEP_OK);
+  assert.equal(t.step(0, 1, seg(TCP_ACK, 5_000, 1_000_100, 100)), STEP_OK);
+  // Far beyond the unscaled window: a scaled window we never saw negotiated.
+  assert.equal(t.step(0, 0, seg(TCP_ACK, 1_400_000, 5_100, 1000)), STEP_OK);
+  assert.equal(t.isLiberal(0), true, "a picked-up flow stays liberal");
+  assert.equal(t.step(0, 0, seg(TCP_RST, 900_000_000, 0)), STEP_OUT_OF_WINDOW, "never a RST");
+  const v = new DataView(new ArrayBuffer(TCP_RECORD_BYTES));
+  t.save(0, v, 0);
+  assert.equal(t.load(1, v, 0), true);
+  for (const a of [t.end, t.maxEnd, t.maxWin, t.maxAck, t.wflags]) {
+    assert.deepEqual([a[2], a[3]], [a[0], a[1]]);
+  }
+  assert.equal(t.state[1], TCP_ESTABLISHED);
+  assert.equal(t.isLiberal(2) && t.isLiberal(3), true);
 });

@@ -9,12 +9,25 @@
  * Per packet nothing allocates or throws: `admit()` returns ADMITTED or a
  * drop reason; on ADMITTED the new flow is `flowId` (its tuples in `spec`,
  * its FLAG_* bits and stable rule id in the flow table) and the caller tracks
- * it and rewrites the packet.
+ * it and rewrites the packet as seen in direction `flowDir`.
+ *
+ * Loose pickup (Linux nf_conntrack_tcp_loose): after a restart that lost a
+ * flow, a TCP segment in mid stream (ACK, no SYN, RST or FIN) of no tracked
+ * flow is taken as ESTABLISHED when the rules alone determine its
+ * translation and the gate would admit it: from the WAN to a forward (the
+ * source unlocked, allow-listed, or the rule enforces no knock); a forward's
+ * server answering a WAN client (the client likewise); from the LAN to the
+ * WAN (masquerade) when the source port is one the port allocator keeps, as
+ * it does unless two LAN hosts clash. Lost: a masqueraded flow whose port was
+ * remapped, and hairpin flows (their port was random); the snapshot covers
+ * those.
  */
 import { type Clock, systemClock } from "../clock.ts";
 import {
   ConnTable,
   CREATE_CLASH,
+  DIR_ORIGINAL,
+  DIR_REPLY,
   FLAG_DNAT,
   FLAG_GATED,
   FLAG_HAIRPIN,
@@ -149,6 +162,8 @@ export class Admission {
   readonly spec = new FlowSpec();
   /** The flow the last ADMITTED verdict created; -1 after any other. */
   flowId = -1;
+  /** The direction the packet of the last ADMITTED verdict travels in its flow (a picked-up server reply: DIR_REPLY). */
+  flowDir = DIR_ORIGINAL;
   #rules: RuleIndex;
   /** Per rule-index entry: the stable id of its rule. */
   #entryRule: Int32Array;
@@ -207,6 +222,11 @@ export class Admission {
     this.#ruleIds.prune(new Set(rules.ruleNames), held);
     this.#entryRule = this.#stableIds(rules);
     this.#rules = rules;
+  }
+
+  /** The stable id of the rule named `name`, given one if it has none (restored flows name their rule). */
+  ruleIdOf(name: string): number {
+    return this.#ruleIds.idOf(name);
   }
 
   /** The name of the rule with stable id `id` (as flows hold it), or null. */
@@ -311,8 +331,9 @@ export class Admission {
   /**
    * Judges a packet of no tracked flow, (proto, src:srcPort -> dst:dstPort)
    * (ICMP echo: identifier as both ports); `opening` when it may start a
-   * flow (TCP SYN alone, UDP, ICMP echo request). Knocks are consumed here.
-   * Returns ADMITTED (the flow is `flowId`) or a `Drop` reason.
+   * flow (TCP SYN alone, UDP, ICMP echo request); `midStream` for a TCP
+   * segment with ACK and without SYN, RST or FIN (loose pickup). Knocks are
+   * consumed here. Returns ADMITTED (the flow is `flowId`) or a `Drop` reason.
    */
   admit(
     proto: number,
@@ -322,13 +343,20 @@ export class Admission {
     dstPort: number,
     opening: boolean,
     nowMs: number,
+    midStream = false,
   ): number {
     this.flowId = -1;
+    this.flowDir = DIR_ORIGINAL;
     if (cidrContains(this.#a.lanNet, src)) {
-      return opening ? this.#fromLan(proto, src, srcPort, dst, dstPort, nowMs) : Drop.NoFlow;
+      if (opening) return this.#fromLan(proto, src, srcPort, dst, dstPort, nowMs);
+      return midStream
+        ? this.#pickUpFromLan(proto, src, srcPort, dst, dstPort, nowMs)
+        : Drop.NoFlow;
     }
     if (dst !== this.#a.wan) return Drop.NotForUs;
-    if (!opening) return Drop.NoFlow;
+    if (!opening) {
+      return midStream ? this.#pickUpFromWan(proto, src, srcPort, dstPort, nowMs) : Drop.NoFlow;
+    }
     if (proto === PROTO_ICMP) return Drop.NoRule; // stealth: the WAN address answers no ping
     switch (this.verifier.observe(src, proto as 6 | 17, dstPort, nowMs)) {
       case KnockVerdict.KNOCK:
@@ -437,15 +465,97 @@ export class Admission {
     return this.#create(FLAG_SNAT, -1, nowMs);
   }
 
-  /** Creates the flow in `spec` with datapath `flags` for rule entry `e` (-1: none). */
-  #create(flags: number, e: number, nowMs: number): number {
+  /** Creates the flow in `spec` with datapath `flags` for rule entry `e` (-1: none); `pickUp`: in mid stream. */
+  #create(flags: number, e: number, nowMs: number, pickUp = false): number {
     const id = this.ct.create(this.spec, Math.floor(nowMs / 1000));
     if (id < 0) return id === CREATE_CLASH ? Drop.NatClash : Drop.TableFull;
     this.ct.flags[id] = flags;
     this.ct.ruleId[id] = e >= 0 ? this.#entryRule[e] : -1;
     this.#c[Stat.FlowsCreated]++;
+    if (pickUp) {
+      this.ct.pickUp(id);
+      this.#c[Stat.PickedUp]++;
+    }
     this.flowId = id;
     return ADMITTED;
+  }
+
+  /** Loose pickup of a segment from the WAN to the WAN address: a forward the gate admits. */
+  #pickUpFromWan(
+    proto: number,
+    src: number,
+    srcPort: number,
+    dstPort: number,
+    nowMs: number,
+  ): number {
+    const a = this.#a, rules = this.#rules;
+    // The management interface's sockets ended with the process: nothing to pick up.
+    if (proto !== PROTO_TCP || dstPort === a.mgmtPort) return Drop.NoFlow;
+    const e = rules.lookup(proto, dstPort);
+    if (e < 0) return Drop.NoFlow;
+    const gated = rules.enforceKnock(e) && !this.#allowListed(src);
+    if (gated && !this.#unlockAdmits(src, e, nowMs)) return Drop.NoFlow;
+    const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
+    this.spec.original(proto, src, srcPort, a.wan, dstPort).reply(priv, privPort, src, srcPort);
+    const v = this.#create(FLAG_DNAT | (gated ? FLAG_GATED : 0), e, nowMs, true);
+    if (v === ADMITTED && gated) this.unlocks.admitFlow(src, nowMs);
+    return v;
+  }
+
+  /** Loose pickup of a segment from the LAN: a forward's server answering, or masquerade. */
+  #pickUpFromLan(
+    proto: number,
+    src: number,
+    srcPort: number,
+    dst: number,
+    dstPort: number,
+    nowMs: number,
+  ): number {
+    const a = this.#a;
+    if (proto !== PROTO_TCP || dst === a.wan || dst === a.lan || cidrContains(a.lanNet, dst)) {
+      return Drop.NoFlow; // hairpin: its port was random
+    }
+    const e = this.#forwardFrom(proto, src, srcPort);
+    if (e >= 0) {
+      const gated = this.#rules.enforceKnock(e) && !this.#allowListed(dst);
+      if (gated && !this.#unlockAdmits(dst, e, nowMs)) return Drop.NoFlow;
+      this.spec.original(proto, dst, dstPort, a.wan, this.#publicPort).reply(
+        src,
+        srcPort,
+        dst,
+        dstPort,
+      );
+      const v = this.#create(FLAG_DNAT | (gated ? FLAG_GATED : 0), e, nowMs, true);
+      if (v === ADMITTED) this.flowDir = DIR_REPLY;
+      return v;
+    }
+    const np = this.#ports.pick(proto, dst, dstPort, a.wan, SNAT_LO, SNAT_HI, srcPort);
+    if (np !== srcPort) return Drop.NoFlow; // the flow's port was not its own: unknown
+    this.spec.original(proto, src, srcPort, dst, dstPort).reply(dst, dstPort, a.wan, np);
+    return this.#create(FLAG_SNAT, -1, nowMs, true);
+  }
+
+  /** Set by `#forwardFrom`: the public port of the entry it found. */
+  #publicPort = 0;
+
+  /**
+   * The rule entry forwarding to private `addr:port` whose public port is
+   * unambiguous (one public port per private one), or -1; sets `#publicPort`.
+   */
+  #forwardFrom(proto: number, addr: number, port: number): number {
+    const r = this.#rules;
+    for (let e = 0; e < r.size; e++) {
+      if (r.privateAddress(e) !== addr) continue;
+      const fixed = r.fixedPrivatePort[e] === 1;
+      const pub = r.publicPortBase[e] + (fixed ? 0 : port - r.privatePortBase[e]);
+      if (pub < 0 || pub > 65535 || r.lookup(proto, pub) !== e || r.privatePort(e, pub) !== port) {
+        continue;
+      }
+      if (fixed && pub < 65535 && r.lookup(proto, pub + 1) === e) continue; // many to one
+      this.#publicPort = pub;
+      return e;
+    }
+    return -1;
   }
 
   /** True when an unlock of `src` admits a flow to rule entry `e` (-1: the management interface). */

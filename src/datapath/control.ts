@@ -13,6 +13,7 @@ import type {
   FromWorker,
   KnockStateRecord,
   KnockUser,
+  RestoredFlows,
   RuleIdName,
   ToWorker,
   UnlockRecord,
@@ -28,6 +29,8 @@ export interface DatapathInit {
   unlocks: UnlockRecord[];
   /** The verifier's state saved before the restart (`KnockStateRepo.list`). */
   knockState?: KnockStateRecord[];
+  /** The flow-table snapshot saved before the restart (`readSnapshotFile`), restored before traffic passes. */
+  flows?: Uint8Array | null;
 }
 
 /** The operations the API and CLI layers need from the data plane. */
@@ -53,6 +56,8 @@ export class DatapathControl implements DatapathApi {
   readonly #worker: Worker;
   readonly #pending = new Map<number, (data: unknown) => void>();
   #nextId = 1;
+  /** What restoring `DatapathInit.flows` did (null: there was none). */
+  restored: RestoredFlows | null = null;
   #stopped: Promise<void>;
   #onStopped = () => {};
 
@@ -60,6 +65,7 @@ export class DatapathControl implements DatapathApi {
   private constructor(
     readonly onEvents: (events: ApplianceEvent[]) => void,
     readonly onKnockState: (records: KnockStateRecord[]) => void,
+    readonly onFlows: (snapshot: Uint8Array, final: boolean) => void,
   ) {
     this.#worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
     this.#stopped = new Promise((r) => this.#onStopped = r);
@@ -67,14 +73,17 @@ export class DatapathControl implements DatapathApi {
 
   /**
    * Starts the data plane and waits until its device is up. `onKnockState`
-   * receives the verifier's state records to persist (`KnockStateRepo.save`).
+   * receives the verifier's state records to persist (`KnockStateRepo.save`);
+   * `onFlows` the flow-table snapshots to save (`writeSnapshotFile`): a
+   * checkpoint every few seconds, and a final one (`final`) as it stops.
    */
   static start(
     init: DatapathInit,
     onEvents: (events: ApplianceEvent[]) => void,
     onKnockState: (records: KnockStateRecord[]) => void = () => {},
+    onFlows: (snapshot: Uint8Array, final: boolean) => void = () => {},
   ): Promise<DatapathControl> {
-    const c = new DatapathControl(onEvents, onKnockState);
+    const c = new DatapathControl(onEvents, onKnockState, onFlows);
     return new Promise((resolve, reject) => {
       c.#worker.onerror = (e) => {
         e.preventDefault();
@@ -82,14 +91,17 @@ export class DatapathControl implements DatapathApi {
       };
       c.#worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
-        if (m.type === "ready") resolve(c);
-        else if (m.type === "fatal") reject(new Error(`data plane failed: ${m.message}`));
+        if (m.type === "ready") {
+          c.restored = m.restored;
+          resolve(c);
+        } else if (m.type === "fatal") reject(new Error(`data plane failed: ${m.message}`));
         else c.#dispatch(m);
       };
       c.#send({
         type: "init",
         ...init,
         knockState: init.knockState ?? [],
+        flows: init.flows ?? null,
         counters: c.counters.buffer as SharedArrayBuffer,
         control: c.#control.buffer as SharedArrayBuffer,
       });
@@ -99,6 +111,7 @@ export class DatapathControl implements DatapathApi {
   #dispatch(m: FromWorker): void {
     if (m.type === "events") this.onEvents(m.events);
     else if (m.type === "knock-state") this.onKnockState(m.records);
+    else if (m.type === "flows") this.onFlows(m.snapshot, m.final);
     else if (m.type === "reply") {
       this.#pending.get(m.id)?.(m.data);
       this.#pending.delete(m.id);
@@ -161,7 +174,7 @@ export class DatapathControl implements DatapathApi {
     return this.#ask((id) => ({ type: "query", id, what: "rules" }));
   }
 
-  /** Stops the loop, closes the device and ends the Worker (bounded wait). */
+  /** Stops the loop (its final flow snapshot goes to `onFlows`), closes the device and ends the Worker (bounded wait). */
   async stop(): Promise<void> {
     this.#send({ type: "stop" });
     await Promise.race([this.#stopped, new Promise((r) => setTimeout(r, 2000))]);

@@ -85,6 +85,8 @@ export const Stat = {
   Fragments: DROP_COUNT + 9,
   IcmpErrorsTranslated: DROP_COUNT + 10,
   Drops: DROP_COUNT + 11,
+  /** TCP flows picked up in mid stream (no SYN seen; after a restart that lost them). */
+  PickedUp: DROP_COUNT + 12,
 } as const;
 
 const STAT_NAMES = [
@@ -100,6 +102,7 @@ const STAT_NAMES = [
   "fragments",
   "icmp_errors_translated",
   "drops",
+  "tcp_picked_up",
 ];
 
 /** The verifier's running counts the data plane copies out, once per housekeeping tick. */

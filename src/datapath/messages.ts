@@ -64,6 +64,18 @@ export interface DatapathSettings {
   knock: KnockSettings;
 }
 
+/** What restoring the saved flow table did at start. */
+export interface RestoredFlows {
+  restored: number;
+  skipped: number;
+  /** The snapshot was written by a clean stop (false: a checkpoint, the last run crashed). */
+  final: boolean;
+  /** When it was taken (Unix seconds). */
+  savedAt: number;
+  /** Why it could not be read, when it could not. */
+  error?: string;
+}
+
 /** The device the Worker opens. */
 export interface DeviceSettings {
   name: string;
@@ -83,6 +95,8 @@ export type ToWorker =
     unlocks: UnlockRecord[];
     /** The verifier's state saved before the restart. */
     knockState: KnockStateRecord[];
+    /** The flow-table snapshot saved before the restart (see flow_snapshot.ts), or null. */
+    flows: Uint8Array | null;
     counters: SharedArrayBuffer;
     control: SharedArrayBuffer;
   }
@@ -95,10 +109,12 @@ export type ToWorker =
 
 /** Worker to control plane. */
 export type FromWorker =
-  | { type: "ready"; device: string }
+  | { type: "ready"; device: string; restored: RestoredFlows | null }
   | { type: "fatal"; message: string }
   | { type: "events"; events: ApplianceEvent[] }
   /** The verifier's changed state, once per housekeeping tick (before that tick's events). */
   | { type: "knock-state"; records: KnockStateRecord[] }
   | { type: "reply"; id: number; data: unknown }
+  /** A flow-table snapshot to save: a checkpoint every few seconds, and a final one before "stopped". */
+  | { type: "flows"; snapshot: Uint8Array; final: boolean }
   | { type: "stopped" };

@@ -52,6 +52,7 @@ import {
 } from "../packet/mod.ts";
 import { Admission, ADMITTED } from "./admission.ts";
 import { Drop, MAX_RULE_IDS, RULE_BASE, Stat } from "./counters.ts";
+import { FlowSnapshots, type RestoreResult } from "./flow_snapshot.ts";
 import { FragmentTable } from "./fragments.ts";
 import type { DatapathSettings, FlowRecord, KnockUser, UnlockRecord } from "./messages.ts";
 import type { PacketProcessor } from "./engine.ts";
@@ -69,6 +70,10 @@ export interface PipelineInit {
   emit: (events: ApplianceEvent[]) => void;
   /** Receives the verifier's changed state records (for the store), once per housekeeping tick. */
   emitKnockState?: (records: KnockStateRecord[]) => void;
+  /** Receives each finished checkpoint of the flow table (see `flow_snapshot.ts`). */
+  emitFlows?: (snapshot: Uint8Array) => void;
+  /** Milliseconds between flow-table checkpoints (default 5000). */
+  checkpointMs?: number;
   /** Time for control operations (packets carry their own `nowMs`). */
   clock?: Clock;
 }
@@ -79,6 +84,8 @@ export class Pipeline implements PacketProcessor {
   readonly admission: Admission;
   readonly unlocks: UnlockTable;
   readonly fragments = new FragmentTable();
+  readonly snapshots: FlowSnapshots;
+  readonly #emitFlows: ((snapshot: Uint8Array) => void) | undefined;
   /** Second at which each flow last refreshed its unlock. */
   readonly #touchedAt: Uint32Array;
   readonly #c: Float64Array;
@@ -105,6 +112,23 @@ export class Pipeline implements PacketProcessor {
     this.#touchedAt = new Uint32Array(s.maxFlows);
     this.admission = new Admission({ ...init, ct: this.ct });
     this.unlocks = this.admission.unlocks;
+    this.snapshots = new FlowSnapshots(
+      this.ct,
+      (id) => this.admission.ruleName(id),
+      (name) => this.admission.ruleIdOf(name),
+      { periodMs: init.checkpointMs },
+    );
+    this.#emitFlows = init.emitFlows;
+  }
+
+  /** Restores a flow-table snapshot taken before a restart (before any packet passes). */
+  restoreFlows(snapshot: Uint8Array, nowMs: number): RestoreResult {
+    return this.snapshots.restore(snapshot, nowMs);
+  }
+
+  /** The whole flow table's snapshot, for a data plane that has stopped. */
+  finalSnapshot(nowMs: number): Uint8Array {
+    return this.snapshots.final(nowMs);
   }
 
   /** The knock verifier (admission's). */
@@ -180,9 +204,13 @@ export class Pipeline implements PacketProcessor {
     }));
   }
 
-  /** Expiry of flows, unlocks, sequences and fragments; sequence refresh; event flush. */
+  /** Expiry of flows, unlocks, sequences and fragments; flow checkpoints; sequence refresh; event flush. */
   async housekeeping(nowMs: number): Promise<void> {
     this.ct.expire(Math.floor(nowMs / 1000));
+    if (this.#emitFlows !== undefined) {
+      const snap = this.snapshots.tick(nowMs);
+      if (snap !== null) this.#emitFlows(snap);
+    }
     this.fragments.sweep(nowMs);
     await this.admission.housekeeping(nowMs);
   }
@@ -354,6 +382,8 @@ export class Pipeline implements PacketProcessor {
     const opening = proto === PROTO_TCP
       ? (this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN
       : proto === PROTO_UDP || this.#icmpType === ICMP_ECHO_REQUEST;
+    const midStream = proto === PROTO_TCP &&
+      (this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_ACK;
     const v = this.admission.admit(
       proto,
       ip.src(),
@@ -362,6 +392,7 @@ export class Pipeline implements PacketProcessor {
       this.#dport,
       opening,
       nowMs,
+      midStream,
     );
     return this.#apply(v, ip, len, partial, nowMs);
   }
@@ -375,9 +406,10 @@ export class Pipeline implements PacketProcessor {
       ct.touch(2 * id, len, nowSec, LOCAL_FLOW_TIMEOUT_S);
       return true;
     }
-    ct.track(2 * id, len, nowSec, this.#seg);
+    const h = 2 * id + this.admission.flowDir;
+    ct.track(h, len, nowSec, this.#seg);
     this.#countRule(ct.ruleId[id], len);
-    return this.#translate(ip.buf, ip.off, 2 * id, ip, partial);
+    return this.#translate(ip.buf, ip.off, h, ip, partial);
   }
 
   /** Counts a packet of `len` bytes against stable rule id `rule` (-1: none). */

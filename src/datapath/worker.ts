@@ -6,12 +6,13 @@
 /// <reference lib="deno.worker" />
 import { setThreadNice, TunDevice } from "../device/mod.ts";
 import { Engine } from "./engine.ts";
-import type { FromWorker, ToWorker } from "./messages.ts";
+import { KIND_FINAL } from "./flow_snapshot.ts";
+import type { FromWorker, RestoredFlows, ToWorker } from "./messages.ts";
 import { Pipeline } from "./pipeline.ts";
 
 let engine: Engine | null = null;
 let pipeline: Pipeline | null = null;
-const post = (m: FromWorker) => self.postMessage(m);
+const post = (m: FromWorker, transfer: Transferable[] = []) => self.postMessage(m, { transfer });
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   try {
@@ -56,16 +57,36 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
     counters: new Float64Array(m.counters),
     emit: (events) => post({ type: "events", events }),
     emitKnockState: (records) => post({ type: "knock-state", records }),
+    emitFlows: (snapshot) =>
+      post({ type: "flows", snapshot, final: false }, [snapshot.buffer as ArrayBuffer]),
   });
   pipeline.restoreUnlocks(m.unlocks, Date.now());
   pipeline.restoreKnockState(m.knockState, Date.now());
+  // Before the loop reads the device: no packet of a restored flow meets an empty table.
+  const restored = m.flows ? restoreFlows(pipeline, m.flows) : null;
   const proc = pipeline;
   engine = new Engine(dev, proc, { control: new Int32Array(m.control) });
   pipeline.setUsers(m.users).then(() => {
-    post({ type: "ready", device: dev.name });
+    post({ type: "ready", device: dev.name, restored });
     return engine!.run();
   }).then(() => {
+    const snapshot = proc.finalSnapshot(Date.now());
+    post({ type: "flows", snapshot, final: true }, [snapshot.buffer as ArrayBuffer]);
     dev.close();
     post({ type: "stopped" });
   }).catch((err) => post({ type: "fatal", message: String(err?.stack ?? err) }));
+}
+
+function restoreFlows(p: Pipeline, data: Uint8Array): RestoredFlows {
+  try {
+    const r = p.restoreFlows(data, Date.now());
+    return {
+      restored: r.restored,
+      skipped: r.skipped,
+      final: r.kind === KIND_FINAL,
+      savedAt: r.savedAt,
+    };
+  } catch (err) {
+    return { restored: 0, skipped: 0, final: false, savedAt: 0, error: (err as Error).message };
+  }
 }
