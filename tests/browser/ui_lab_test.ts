@@ -17,6 +17,7 @@ import {
   type Background,
   curl,
   knock,
+  labCert,
   labSupported,
   ROOT,
   sh,
@@ -77,6 +78,8 @@ Deno.test({
 
       const page = await sh(lab, "server", [
         "curl",
+        "--cacert",
+        labCert(lab),
         "-sS",
         "-m",
         "5",
