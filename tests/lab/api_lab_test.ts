@@ -77,7 +77,7 @@ async function signIn(lab: RunningLab): Promise<string> {
 const BOB = { firstPort: 42001 };
 
 Deno.test({
-  name: "management plane over HTTP in the lab",
+  name: "management plane over HTTPS in the lab",
   ignore: !labSupported(),
   sanitizeOps: false,
   sanitizeResources: false,
