@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { ApiClient, NetworkError } from "./api_client.ts";
-import { httpClientFor, parseFingerprint, peerCertificate, pinnedCertificate } from "./trust.ts";
+import {
+  httpClientFor,
+  parseFingerprint,
+  peerCertificate,
+  pinnedCertificate,
+  readCaFile,
+} from "./trust.ts";
 import { UsageError } from "./io.ts";
 
 /** A self-signed P-256 pair for 127.0.0.1, as the appliance makes it (src/host/tls.ts). */
@@ -64,6 +70,37 @@ Deno.test({
       await assert.rejects(impostor.get("/ok"), NetworkError);
     } finally {
       await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "a CA file: its certificate is trusted; a file without one is a usage error",
+  sanitizeResources: false,
+  fn: async () => {
+    const pair = await selfSigned();
+    const dir = await Deno.makeTempDir();
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert: pair.cert, key: pair.key, onListen: () => {} },
+      () => Response.json({ fine: true }),
+    );
+    try {
+      await Deno.writeTextFile(`${dir}/ca.pem`, pair.cert);
+      await Deno.writeTextFile(`${dir}/junk.pem`, "not a certificate");
+      const ca = await readCaFile(`${dir}/ca.pem`);
+      const api = new ApiClient(
+        `https://127.0.0.1:${server.addr.port}`,
+        null,
+        5000,
+        undefined,
+        httpClientFor(ca),
+      );
+      assert.deepEqual(await api.get("/ok"), { fine: true });
+      await assert.rejects(readCaFile(`${dir}/junk.pem`), UsageError);
+      await assert.rejects(readCaFile(`${dir}/missing.pem`), UsageError);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
