@@ -258,6 +258,18 @@ Deno.test({
         "the appliance's knock page is not reachable over https after carol's knock",
       );
       const spki = await spkiHash(await Deno.readTextFile(labCert(lab)));
+      // The SPKI list is a pin: another key's hash leaves the certificate untrusted.
+      const wrongSpki = btoa(String.fromCharCode(...new Uint8Array(32)));
+      const untrusted = await exec(lab, "client2", [
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}tests/lab/_knock_page_driver.ts`,
+        ...["--server", LAB.wan, "--first-port", "1", "--secret", BOB.secret],
+        ...["--url", page, "--spki", wrongSpki, "--timeout-ms", "5000"],
+      ], 60);
+      assert.notEqual(untrusted.code, 0, `Chromium opened the page with a wrong pin`);
+      assert.match(untrusted.stderr + untrusted.stdout, /ERR_CERT_AUTHORITY_INVALID/);
 
       for (
         const [ns, url, extra, secure, user] of [
