@@ -51,6 +51,7 @@ import {
   unroutingCommands,
 } from "./host/routing.ts";
 import { run } from "./host/run.ts";
+import { type ActiveTls, loadOrCreateTls } from "./host/tls.ts";
 import { taskArgs } from "./cli/task_args.ts";
 import { Logger, StdoutSink, SyslogSink } from "./log/mod.ts";
 
@@ -155,7 +156,19 @@ export async function main(args: string[]): Promise<number> {
   if (health.synchronised !== true) {
     logger.record("clock-unsynchronised", { detail: health.detail });
   }
-  const store = await openStore(flags.store ?? config.store.path, {
+  const storePath = flags.store ?? config.store.path;
+  let tls: ActiveTls;
+  try {
+    tls = await loadOrCreateTls({
+      configured: config.tls,
+      storePath,
+      ips: [config.lan.address, config.management.listen, config.wan.address],
+    });
+  } catch (e) {
+    console.error(`Cannot start: TLS: ${(e as Error).message}`);
+    return 1;
+  }
+  const store = await openStore(storePath, {
     network: networkLayout(config),
   });
   const admin = await bootstrapStore(store, config, logger);
@@ -246,6 +259,7 @@ export async function main(args: string[]): Promise<number> {
     hostCounters: flags.routing
       ? async () => parseNftCounters((await run(NFT_LIST_JSON)).stdout)
       : undefined,
+    tls: { active: tls.info, source: tls.source, paths: tls.paths, pending: null },
     onChange: async (what) => {
       await syncDatapath(store, plane, config);
       if (what === "settings") await applySyslog();
@@ -256,8 +270,15 @@ export async function main(args: string[]): Promise<number> {
   // The web UI and the knock page, mounted before the first request builds the route table.
   app.route("/", createUi(deps, { api: app }));
   if (flags.routing) await applyRouting(plan);
+  // TLS only: a plain-HTTP request to the port fails its handshake (no redirect listener).
   const servers = managementAddresses(config).map((hostname) =>
-    Deno.serve({ hostname, port: config.management.port, onListen: () => {} }, app.fetch)
+    Deno.serve({
+      hostname,
+      port: config.management.port,
+      cert: tls.cert,
+      key: tls.key,
+      onListen: () => {},
+    }, app.fetch)
   );
   // SIGUSR2 prints the counters as one JSON line (SIGUSR1 belongs to the V8 inspector).
   Deno.addSignalListener("SIGUSR2", async () => {
@@ -301,7 +322,12 @@ export async function main(args: string[]): Promise<number> {
     reload().catch((e) => console.error(`reload: failed: ${(e as Error).message}`));
   });
   console.log(
-    `appliance ready: ${config.tun.name} WAN ${config.wan.address} LAN ${config.lan.address}`,
+    `management certificate (${tls.source} ${tls.paths.cert}) SHA-256 fingerprint ` +
+      tls.info.fingerprint,
+  );
+  console.log(
+    `appliance ready: ${config.tun.name} WAN ${config.wan.address} LAN ${config.lan.address} ` +
+      `management https://${config.management.listen}:${config.management.port}/`,
   );
   await new Promise<void>((resolve) => {
     Deno.addSignalListener("SIGINT", resolve);

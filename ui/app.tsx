@@ -56,6 +56,7 @@ import { EVENTS_SHOWN, EventsPage, EventsTable } from "./pages/events.tsx";
 import { LoginForm, LoginPage } from "./pages/login.tsx";
 import { ForwardForm, OpenPortsForm, RulesList, type RuleUser } from "./pages/rules.tsx";
 import { MAX_COLLECTORS, SettingsForm, SettingsPage } from "./pages/settings.tsx";
+import { TlsForm, type TlsView } from "./pages/tls.tsx";
 import { type TokenInfo, TokensSection } from "./pages/tokens.tsx";
 import {
   type Enrollment,
@@ -551,12 +552,35 @@ function liveStream(api: Fetcher): PageRender {
 
 async function settings(c: Context, p: PageContext): Promise<Response> {
   const s = await p.api.must<Settings>("/api/v1/settings");
+  const canEdit = p.viewer.role === "administrator";
+  const tls = await p.api.send<TlsView>("GET", "/api/v1/tls");
   return render(
     c,
     p,
     "Settings",
     "settings",
-    <SettingsPage s={s} canEdit={p.viewer.role === "administrator"} />,
+    <>
+      <SettingsPage s={s} canEdit={canEdit} />
+      {tls.ok && <TlsForm t={tls.body} canEdit={canEdit} />}
+    </>,
+  );
+}
+
+async function tlsInstall(c: Context, p: PageContext): Promise<Response> {
+  const values = await posted(c);
+  const t = await p.api.must<TlsView>("/api/v1/tls");
+  const canEdit = p.viewer.role === "administrator";
+  const form = () => <TlsForm t={t} canEdit={canEdit} />;
+  const body = { cert: values.get("cert")?.[0] ?? "", key: values.get("key")?.[0] ?? "" };
+  const r = await p.api.send<TlsView>("PUT", "/api/v1/tls", { body });
+  // The key is not sent back into the page.
+  if (!r.ok) return formAnswer(c, form, r.problems, undefined, refused(r));
+  return c.html(
+    <TlsForm
+      t={r.body}
+      canEdit={canEdit}
+      saved="Certificate installed; it is served from the next start of the appliance."
+    />,
   );
 }
 
@@ -743,6 +767,7 @@ export function createUi(deps: ApiDeps, options: UiOptions = {}): Hono {
   app.get("/fragments/events", act("any", eventsFragment));
   app.get("/settings", page(OPERATORS, settings));
   app.post("/settings", act(OPERATORS, settingsSave));
+  app.post("/settings/tls", act(ADMINS, tlsInstall));
   app.get("/tokens", page("any", tokens));
   app.post("/tokens", act("any", tokenCreate));
   app.post("/tokens/:id/revoke", act("any", tokenRevoke));

@@ -450,3 +450,46 @@ Deno.test("ui: sign-in through the form passes the API's session cookie on", asy
     assert.match(ok.res.headers.get("set-cookie") ?? "", /HttpOnly/i);
   });
 });
+
+/** A self-signed P-256 pair for 192.0.2.1 (openssl, as src/host/tls.ts makes them). */
+async function selfSigned(): Promise<{ cert: string; key: string }> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = await new Deno.Command("openssl", {
+      args: [
+        ..."req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1".split(" "),
+        ...["-keyout", `${dir}/k.pem`, "-out", `${dir}/c.pem`, "-subj", "/CN=knockgate"],
+        ...["-addext", "subjectAltName=IP:192.0.2.1"],
+      ],
+      stderr: "null",
+    }).output();
+    assert.equal(out.code, 0);
+    return {
+      cert: await Deno.readTextFile(`${dir}/c.pem`),
+      key: await Deno.readTextFile(`${dir}/k.pem`),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("ui: settings show the HTTPS fingerprint; an administrator installs a pair", async () => {
+  await withUi(async (h) => {
+    h.clock.advance(Date.now() - h.clock.now()); // the pairs below are valid from now on
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const r = await page(admin, "/settings");
+    assert.equal(r.status, 200);
+    assert.ok(r.html.includes(h.tls.active.fingerprint), "no fingerprint on the settings page");
+    assert.match(r.html, /<label for="tls-cert">Certificate \(PEM\)<\/label>/);
+    const a = await selfSigned();
+    const b = await selfSigned();
+    const bad = await post(admin, "/settings/tls", [["cert", a.cert], ["key", b.key]]);
+    assert.equal(bad.status, 400);
+    assert.match(slotText(bad.html, "key"), /does not belong/);
+    assert.ok(!bad.html.includes("PRIVATE KEY"), "the key is echoed back");
+    const ok = await post(admin, "/settings/tls", [["cert", a.cert], ["key", a.key]]);
+    assert.equal(ok.status, 200);
+    assert.match(ok.html, /served from the next start/);
+    assert.equal(await Deno.readTextFile(h.tls.paths.cert), a.cert);
+  });
+});

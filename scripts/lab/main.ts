@@ -111,7 +111,8 @@ Try, in another terminal:
   ip netns exec ${n.client} iperf3 -c ${LAB.wan} -p 52202 -t 5
   ip netns exec ${n.server} ping -c 3 ${LAB.client}      # LAN to WAN through masquerade
   ip netns exec ${n.client} nmap -Pn -p 52201-52205 ${LAB.wan}
-  ip netns exec ${n.server} curl http://${LAB.lan}:8443/   # management API from the LAN
+  # management over HTTPS from the LAN, verified by the appliance's self-signed certificate
+  ip netns exec ${n.server} curl --cacert ${lab.stateDir}/tls-cert.pem https://${LAB.lan}:8443/api/v1/health
 
 Appliance log: ${lab.logFile} (followed below). Ctrl-C takes the lab down.
 `);

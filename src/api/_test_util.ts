@@ -3,6 +3,7 @@
  * plane in memory, a manual clock, and clients that sign in like a browser
  * (cookie + CSRF header) or a script (bearer token).
  */
+import { loadOrCreateTls } from "../host/tls.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { ManualClock } from "../clock.ts";
 import { defaultConfig } from "../config/defaults.ts";
@@ -25,7 +26,7 @@ import { type AppOptions, createApp } from "./app.ts";
 import { SESSION_COOKIE } from "./auth.ts";
 import { type BootstrapAdmin, bootstrapStore, networkLayout } from "./bootstrap.ts";
 import { syncDatapath } from "./sync.ts";
-import type { AppEnv, ChangeKind } from "./types.ts";
+import type { AppEnv, ChangeKind, TlsState } from "./types.ts";
 
 /** 2026-01-01T00:00:00Z. */
 export const T0 = Date.UTC(2026, 0, 1);
@@ -165,6 +166,8 @@ export interface Harness {
   clock: ManualClock;
   config: Config;
   admin: BootstrapAdmin;
+  /** The listener's certificate state `/tls` shows (a real self-signed pair in the temp dir). */
+  tls: TlsState;
   /** Changes pushed through `onChange`, in order. */
   changes: ChangeKind[];
   /** A client without credentials. */
@@ -193,12 +196,20 @@ export async function withApi(
     // The default config seeds user "alice" (first port 41001) and four forwards.
     const admin = (await bootstrapStore(store, config))!;
     await syncDatapath(store, datapath, config);
+    const made = await loadOrCreateTls({ storePath: `${dir}/store.kv`, ips: ["192.0.2.1"] });
+    const tls: TlsState = {
+      active: made.info,
+      source: made.source,
+      paths: made.paths,
+      pending: null,
+    };
     const app = createApp({
       store,
       datapath,
       logger,
       clock,
       config,
+      tls,
       clockHealth: () => Promise.resolve({ synchronised: true, detail: "test", now: clock.now() }),
       onChange: async (what) => {
         changes.push(what);
@@ -238,6 +249,7 @@ export async function withApi(
       clock,
       config,
       admin,
+      tls,
       changes,
       anon,
       login,

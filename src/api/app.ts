@@ -19,6 +19,7 @@ import { healthRouter } from "./routes/health.ts";
 import { rulesRouter } from "./routes/rules.ts";
 import { settingsRouter } from "./routes/settings.ts";
 import { statusRouter } from "./routes/status.ts";
+import { tlsRouter } from "./routes/tls.ts";
 import { usersRouter } from "./routes/users.ts";
 import { securityHeaders } from "./security.ts";
 import { SignInFailures } from "./sign_in_failures.ts";
@@ -79,6 +80,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): OpenAPIHono<
   app.route(API_BASE, eventsRouter(deps));
   app.route(API_BASE, auditRouter(deps));
   app.route(API_BASE, healthRouter(clock));
+  app.route(API_BASE, tlsRouter(deps));
   app.route("/", metricsRouter(deps, { startedAt, clock, signInFailures }));
   app.route("/", docsRouter(options.swaggerUiDir));
 

@@ -10,7 +10,9 @@
  * await syncDatapath(store, datapath, config);
  * const app = createApp({ store, datapath, logger, clock, config, clockHealth,
  *   onChange: () => syncDatapath(store, datapath, config) });
- * Deno.serve({ hostname: config.management.listen, port: config.management.port }, app.fetch);
+ * const tls = await loadOrCreateTls({ storePath: config.store.path, ips: [config.lan.address] });
+ * Deno.serve({ hostname: config.management.listen, port: config.management.port,
+ *   cert: tls.cert, key: tls.key }, app.fetch); // src/host/tls.ts; HTTPS only
  * ```
  */
 export * from "./app.ts";

@@ -372,3 +372,35 @@ export type ForwardInput = z.infer<typeof ForwardInputSchema>;
 export type OpenPortsInput = z.infer<typeof OpenPortsInputSchema>;
 /** A settings document as the API shows it. */
 export type SettingsView = z.infer<typeof SettingsSchema>;
+
+/** A certificate as clients see it. */
+export const CertificateSchema = z.object({
+  fingerprint: z.string().openapi({
+    description: "SHA-256 of the DER certificate, hex pairs joined by ':' (pin this)",
+  }),
+  subject: z.string(),
+  issuer: z.string(),
+  subjectAltNames: z.array(z.string()),
+  notBefore: z.number().int(),
+  notAfter: z.number().int(),
+  selfSigned: z.boolean(),
+}).openapi("Certificate");
+
+/** The management listener's certificate. */
+export const TlsSchema = z.object({
+  active: CertificateSchema,
+  source: z.enum(["config", "store", "generated"]).openapi({
+    description: "config: the file's tls paths; store/generated: the pair beside the store",
+  }),
+  pending: CertificateSchema.nullable().openapi({
+    description: "Installed through the API, served from the next start",
+  }),
+  /** False when the configuration file names the pair. */
+  replaceable: z.boolean(),
+}).openapi("Tls");
+
+/** An operator's certificate (chain allowed, leaf first) and its private key, PEM. */
+export const TlsPutSchema = z.strictObject({
+  cert: z.string().min(1).max(32_768),
+  key: z.string().min(1).max(16_384),
+}).openapi("TlsPut");

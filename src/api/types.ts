@@ -3,6 +3,7 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config/types.ts";
 import type { DatapathApi } from "../datapath/control.ts";
 import type { ClockHealth } from "../host/clock_health.ts";
+import type { CertInfo } from "../host/tls.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Store } from "../store/mod.ts";
 import type { SessionRecord } from "../store/sessions.ts";
@@ -10,6 +11,18 @@ import type { UserRecord } from "../store/users.ts";
 
 /** Which part of the store changed; the data plane is re-synced for it. */
 export type ChangeKind = "users" | "rules" | "settings";
+
+/** The management listener's certificate, as `GET`/`PUT /tls` see and change it. */
+export interface TlsState {
+  /** What the listener serves now. */
+  active: CertInfo;
+  /** `config`: the file's `tls` paths (the API cannot replace them); else the pair beside the store. */
+  source: "config" | "store" | "generated";
+  /** Where `PUT /tls` writes the pair (read at the next start). */
+  paths: { cert: string; key: string };
+  /** A pair installed through the API since the start, served from the next start. */
+  pending: CertInfo | null;
+}
 
 /** Everything `createApp` needs. */
 export interface ApiDeps {
@@ -24,6 +37,8 @@ export interface ApiDeps {
   onChange?: (what: ChangeKind) => Promise<void>;
   /** The host firewall's packets by rule comment (`parseNftCounters`); absent without host routing. */
   hostCounters?: () => Promise<Record<string, number>>;
+  /** The listener's certificate; absent under tests that serve no TLS (`/tls` answers 404). */
+  tls?: TlsState;
   /** When the appliance started, ms since the epoch; default the time `createApp` ran. */
   startedAt?: number;
 }

@@ -2,8 +2,8 @@
  * The Knockgate admin shell (`deno task shell`): manages the appliance over
  * its HTTP management API, never its store.
  *
- *   deno task shell --url http://192.0.2.1:8443            # interactive, knockgate> prompt
- *   deno task shell -- --url http://192.0.2.1:8443 login admin   # saves a token
+ *   deno task shell --url https://192.0.2.1:8443           # interactive, knockgate> prompt
+ *   deno task shell -- --url https://192.0.2.1:8443 --fingerprint FP login admin  # pins, saves a token
  *   deno task shell -- exec portknock                      # the IPs that passed the knock
  *   deno task shell -- users list --json                   # for scripts
  *

@@ -195,6 +195,7 @@ function finish(c: ConfigOutput, report: Reporter): Config {
     management: { ...c.management, listen, listenU32: parseIpv4(listen)! },
     syslog: c.syslog,
     store: c.store,
+    ...(c.tls ? { tls: c.tls } : {}),
   };
 }
 

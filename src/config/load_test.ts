@@ -288,3 +288,20 @@ Deno.test("an old knock name beside its new one is an error; its value is still 
     `${FILE}:${bad.line}: knock.sequenceWindowSeconds: must be at least 1`,
   ]);
 });
+
+Deno.test("tls: absent by default; both file paths or none", () => {
+  assert.equal(defaultConfig().tls, undefined);
+  const own = edit(
+    `"store": { "path": "data/knockgate.kv" }`,
+    `"store": { "path": "data/knockgate.kv" }, "tls": { "cert": "/etc/kg/c.pem", "key": "/etc/kg/k.pem" }`,
+  );
+  assert.deepEqual(parseConfig(own.text, FILE).tls, {
+    cert: "/etc/kg/c.pem",
+    key: "/etc/kg/k.pem",
+  });
+  const half = edit(
+    `"store": { "path": "data/knockgate.kv" }`,
+    `"store": { "path": "data/knockgate.kv" }, "tls": { "cert": "/etc/kg/c.pem" }`,
+  );
+  assert.deepEqual(problems(half.text), [`${FILE}:${half.line}: tls.key: is required`]);
+});

@@ -142,6 +142,8 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   syslog: z.array(collector).default([]),
   store: z.strictObject({ path: z.string().min(1).default("data/knockgate.kv") }).prefault({}),
+  /** An operator's certificate and key (PEM files); a self-signed pair is made when absent. */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });
 
 /** What the file may contain (before defaults). */

@@ -109,6 +109,12 @@ export interface StoreConfig {
   path: string;
 }
 
+/** The management listener's own certificate and key, PEM file paths. */
+export interface TlsConfig {
+  cert: string;
+  key: string;
+}
+
 /** The whole appliance configuration. */
 export interface Config {
   wan: WanConfig;
@@ -123,4 +129,6 @@ export interface Config {
   management: ManagementConfig;
   syslog: SyslogCollectorConfig[];
   store: StoreConfig;
+  /** Absent: a self-signed certificate beside the store (made on first start). */
+  tls?: TlsConfig;
 }

@@ -9,7 +9,7 @@
  *   every tracked flow to the forward's port) -> on "revoke": revoked (the
  *   row is gone) -> exits 0; on any failure {"event":"error"} and exit 1.
  *
- *   deno run -A tests/browser/_ui_lab_driver.ts --base http://192.0.2.1:8443 \
+ *   deno run -A tests/browser/_ui_lab_driver.ts --base https://192.0.2.1:8443 \
  *     --user admin --password ... --secret ... --client 203.0.113.10
  */
 import { parseArgs } from "node:util";
@@ -34,18 +34,21 @@ interface DriverArgs {
   secret: string;
   client: string;
   unlockTimeoutMs: number;
+  /** Base64 SHA-256 of the appliance certificate's SPKI: Chromium trusts that key only. */
+  spki?: string;
 }
 
 function parse(argv: string[]): DriverArgs {
   const v = parseArgs({
     args: argv,
     options: {
-      base: { type: "string", default: "http://192.0.2.1:8443" },
+      base: { type: "string", default: "https://192.0.2.1:8443" },
       user: { type: "string", default: "admin" },
       password: { type: "string", default: "" },
       secret: { type: "string", default: "" },
       client: { type: "string", default: "203.0.113.10" },
       "unlock-timeout": { type: "string", default: "60000" },
+      spki: { type: "string" },
     },
   }).values;
   return {
@@ -55,6 +58,7 @@ function parse(argv: string[]): DriverArgs {
     secret: v.secret,
     client: v.client,
     unlockTimeoutMs: Number(v["unlock-timeout"]),
+    spki: v.spki,
   };
 }
 
@@ -140,7 +144,11 @@ async function main(a: DriverArgs): Promise<number> {
   const browser = await launchChromium({
     viewport: { width: 1280, height: 860 },
     // Chromium's own calls home (updates, accounts, autofill) go to a dead proxy, not to DNS.
-    args: ["--proxy-server=http://127.0.0.1:9", `--proxy-bypass-list=${host}`],
+    args: [
+      "--proxy-server=http://127.0.0.1:9",
+      `--proxy-bypass-list=${host}`,
+      ...(a.spki ? [`--ignore-certificate-errors-spki-list=${a.spki}`] : []),
+    ],
   });
   try {
     const page = await browser.newPage();

@@ -11,12 +11,14 @@
  * UI, the dashboard's flows to the forward still name it.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import {
   type Background,
   curl,
   knock,
+  labCert,
   labSupported,
   ROOT,
   sh,
@@ -59,6 +61,12 @@ async function waitEvent(driver: Background, name: string, timeoutMs: number) {
   return found;
 }
 
+/** Chromium's `--ignore-certificate-errors-spki-list` form: base64 SHA-256 of the SPKI. */
+async function spkiHash(pem: string): Promise<string> {
+  const spki = new X509Certificate(pem).publicKey.export({ type: "spki", format: "der" });
+  return btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest("SHA-256", spki))));
+}
+
 Deno.test({
   name: "web UI in the lab: sign in, forward, live unlock after a real knock, revoke locks again",
   ignore: !labSupported() || !chromiumAvailable(),
@@ -77,6 +85,8 @@ Deno.test({
 
       const page = await sh(lab, "server", [
         "curl",
+        "--cacert",
+        labCert(lab),
         "-sS",
         "-m",
         "5",
@@ -84,7 +94,7 @@ Deno.test({
         "/dev/null",
         "-w",
         "%{http_code}",
-        `http://${LAB.lan}:8443/login`,
+        `https://${LAB.lan}:8443/login`,
       ]);
       assert.equal(
         page.stdout,
@@ -101,7 +111,9 @@ Deno.test({
           "-A",
           `${ROOT}tests/browser/_ui_lab_driver.ts`,
           "--base",
-          `http://${LAB.lan}:8443`,
+          `https://${LAB.lan}:8443`,
+          "--spki",
+          await spkiHash(await Deno.readTextFile(labCert(lab))),
           "--user",
           user,
           "--password",

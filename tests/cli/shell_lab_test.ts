@@ -11,7 +11,7 @@ import { LAB } from "../../scripts/lab/topology.ts";
 import { totpCode } from "../../src/knock/totp.ts";
 import { knock, labSupported, ROOT, sh, until, waitForLog } from "../lab/_helpers.ts";
 
-const URL = `http://${LAB.lan}:8443`;
+const URL = `https://${LAB.lan}:8443`;
 
 /** Runs the shell one-shot in the server namespace with its config dir in `home`. */
 function shell(lab: RunningLab, home: string, ...args: string[]) {
@@ -26,6 +26,14 @@ function shell(lab: RunningLab, home: string, ...args: string[]) {
   ], 30);
 }
 
+/** The management certificate's fingerprint as the appliance printed it at start. */
+async function printedFingerprint(lab: RunningLab): Promise<string> {
+  const line = await waitForLog(lab, /SHA-256 fingerprint /, 10_000);
+  const m = /SHA-256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})/.exec(line ?? "");
+  assert.ok(m, `no fingerprint in the log: ${line}`);
+  return m[1];
+}
+
 /** The bootstrap administrator from the appliance log. */
 async function initialAdmin(lab: RunningLab) {
   const line = await waitForLog(lab, /Initial administrator \(shown once\):/, 10_000);
@@ -35,7 +43,8 @@ async function initialAdmin(lab: RunningLab) {
 }
 
 Deno.test({
-  name: "lab: the shell's exec portknock shows a real knock's unlock; unlock revoke ends it",
+  name:
+    "lab: the shell pins the printed fingerprint (a wrong pin and no pin are refused); exec portknock shows a real knock's unlock; unlock revoke ends it",
   ignore: !labSupported(),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -49,12 +58,27 @@ Deno.test({
       const k = await knock(lab, "client");
       assert.equal(k.code, 0, `knock failed: ${k.stdout}${k.stderr}`);
 
+      const fingerprint = await printedFingerprint(lab);
+      const wrong = fingerprint.replace(/^../, fingerprint.startsWith("00") ? "11" : "00");
+      const creds = ["login", admin.user, "-p", admin.password, "-c", "000000"];
+      const refused = await shell(lab, home, "--url", URL, "--fingerprint", wrong, ...creds);
+      assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+      assert.match(
+        refused.stderr,
+        /Refusing https:\/\/192\.0\.2\.1:8443: its certificate's SHA-256/,
+      );
+      const unpinned = await shell(lab, home, "--url", URL, ...creds);
+      assert.equal(unpinned.code, 1, unpinned.stdout + unpinned.stderr);
+      assert.match(unpinned.stderr, /Cannot reach .*--fingerprint/);
+
       const code = totpCode(admin.secret, Math.floor(Date.now() / 1000));
       const login = await shell(
         lab,
         home,
         "--url",
         URL,
+        "--fingerprint",
+        fingerprint,
         "login",
         admin.user,
         "-p",
@@ -65,10 +89,11 @@ Deno.test({
       assert.equal(login.code, 0, `login failed: ${login.stdout}${login.stderr}`);
       assert.match(
         login.stdout,
-        /Signed in to http:\/\/192\.0\.2\.1:8443 as admin \(administrator\)/,
+        /Signed in to https:\/\/192\.0\.2\.1:8443 as admin \(administrator\)/,
       );
       const file = `${home}/knockgate/shell.json`;
       assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
+      assert.equal(JSON.parse(await Deno.readTextFile(file)).fingerprint, fingerprint);
 
       // The saved URL and token serve the next commands; the unlock may take a moment.
       let table = "";

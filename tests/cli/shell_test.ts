@@ -407,7 +407,7 @@ Deno.test("shell: exit codes for usage, network and authentication failures", as
     assert.equal(badUrl.code, 2);
     const down = await sh("--url", "127.0.0.1:1", "status");
     assert.equal(down.code, 1);
-    assert.match(down.err, /Cannot reach http:\/\/127\.0\.0\.1:1/);
+    assert.match(down.err, /Cannot reach https:\/\/127\.0\.0\.1:1/);
     // `deno task shell -- ...` passes the `--` on.
     assert.equal((await sh("--", "whoami")).code, 0);
   });

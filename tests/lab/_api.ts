@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import type { RunningLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import { totpCode } from "../../src/knock/totp.ts";
-import { sh } from "./_helpers.ts";
+import { labCert, sh } from "./_helpers.ts";
 
-const API = `http://${LAB.lan}:8443/api/v1`;
+const API = `https://${LAB.lan}:8443/api/v1`;
 
 /** An API answer: HTTP status and the parsed JSON body. */
 export interface Reply {
@@ -20,7 +20,18 @@ export async function api(
   path: string,
   opts: { token?: string; body?: unknown; jar?: string; csrf?: string } = {},
 ): Promise<Reply> {
-  const argv = ["curl", "-sS", "-m", "10", "-X", method, "-w", "\n%{http_code}"];
+  const argv = [
+    "curl",
+    "--cacert",
+    labCert(lab),
+    "-sS",
+    "-m",
+    "10",
+    "-X",
+    method,
+    "-w",
+    "\n%{http_code}",
+  ];
   if (opts.token) argv.push("-H", `Authorization: Bearer ${opts.token}`);
   if (opts.jar) argv.push("-b", opts.jar, "-c", opts.jar);
   if (opts.csrf) argv.push("-H", `X-CSRF-Token: ${opts.csrf}`);

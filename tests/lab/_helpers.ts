@@ -190,6 +190,11 @@ export function spawnIn(
   };
 }
 
+/** The appliance's self-signed certificate (made at its first start): curl's `--cacert`. */
+export function labCert(lab: RunningLab): string {
+  return `${lab.stateDir}/tls-cert.pem`;
+}
+
 /** Sleeps `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

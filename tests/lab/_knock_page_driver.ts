@@ -7,7 +7,11 @@
  *
  *   deno run -A tests/lab/_knock_page_driver.ts --server 198.51.100.1 \
  *     --first-port 41001 --secret GEZD... [--length 3] [--delay 100] [--then-port 52201] \
- *     [--rounds 1] [--url http://203.0.113.10:8000/] [--ignore-certificate-errors]
+ *     [--rounds 1] [--url https://198.51.100.1:8443/knock/] [--spki BASE64]
+ *
+ * `--spki` trusts the one certificate whose key has that SHA-256 (base64 of the
+ * SPKI's digest, Chromium's `--ignore-certificate-errors-spki-list`): a pin,
+ * not a switch that ignores every certificate error.
  */
 import { parseArgs } from "node:util";
 import { fileUrl, launchChromium } from "../browser/_browser.ts";
@@ -52,11 +56,11 @@ async function main(): Promise<void> {
       "timeout-ms": { type: "string", default: "30000" },
       rounds: { type: "string", default: "1" },
       url: { type: "string" },
-      "ignore-certificate-errors": { type: "boolean", default: false },
+      spki: { type: "string" },
     },
   });
   const browser = await launchChromium({
-    args: values["ignore-certificate-errors"] ? ["--ignore-certificate-errors"] : [],
+    args: values.spki ? [`--ignore-certificate-errors-spki-list=${values.spki}`] : [],
   });
   try {
     const page = await browser.newPage();

@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import { totpCode } from "../../src/knock/totp.ts";
-import { curl, knock, labSupported, ROOT, sh } from "./_helpers.ts";
+import { curl, knock, labCert, labSupported, ROOT, sh } from "./_helpers.ts";
 
-const API = `http://${LAB.lan}:8443/api/v1`;
+const API = `https://${LAB.lan}:8443/api/v1`;
 
 interface Reply {
   status: number;
@@ -25,7 +25,18 @@ async function api(
   path: string,
   opts: { token?: string; body?: unknown; jar?: string; csrf?: string } = {},
 ): Promise<Reply> {
-  const argv = ["curl", "-sS", "-m", "10", "-X", method, "-w", "\n%{http_code}"];
+  const argv = [
+    "curl",
+    "--cacert",
+    labCert(lab),
+    "-sS",
+    "-m",
+    "10",
+    "-X",
+    method,
+    "-w",
+    "\n%{http_code}",
+  ];
   if (opts.token) argv.push("-H", `Authorization: Bearer ${opts.token}`);
   if (opts.jar) argv.push("-b", opts.jar, "-c", opts.jar);
   if (opts.csrf) argv.push("-H", `X-CSRF-Token: ${opts.csrf}`);
@@ -66,7 +77,7 @@ async function signIn(lab: RunningLab): Promise<string> {
 const BOB = { firstPort: 42001 };
 
 Deno.test({
-  name: "management plane over HTTP in the lab",
+  name: "management plane over HTTPS in the lab",
   ignore: !labSupported(),
   sanitizeOps: false,
   sanitizeResources: false,

@@ -11,9 +11,9 @@ import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import { totpCode } from "../../src/knock/totp.ts";
-import { ALICE, curl, knock, labSupported, sh, sleep } from "./_helpers.ts";
+import { ALICE, curl, knock, labCert, labSupported, sh, sleep } from "./_helpers.ts";
 
-const API = `http://${LAB.lan}:8443/api/v1`;
+const API = `https://${LAB.lan}:8443/api/v1`;
 
 interface Problem {
   field: string;
@@ -33,7 +33,18 @@ async function api(
   path: string,
   opts: { token?: string; body?: unknown; jar?: string; csrf?: string } = {},
 ): Promise<Reply> {
-  const argv = ["curl", "-sS", "-m", "10", "-X", method, "-w", "\n%{http_code}"];
+  const argv = [
+    "curl",
+    "--cacert",
+    labCert(lab),
+    "-sS",
+    "-m",
+    "10",
+    "-X",
+    method,
+    "-w",
+    "\n%{http_code}",
+  ];
   if (opts.token) argv.push("-H", `Authorization: Bearer ${opts.token}`);
   if (opts.jar) argv.push("-b", opts.jar, "-c", opts.jar);
   if (opts.csrf) argv.push("-H", `X-CSRF-Token: ${opts.csrf}`);

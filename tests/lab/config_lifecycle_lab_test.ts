@@ -15,6 +15,7 @@ import {
   appliancePid,
   curl,
   knock,
+  labCert,
   labSupported,
   readLog,
   removeTestConfig,
@@ -55,6 +56,8 @@ async function signInStatus(lab: RunningLab): Promise<number> {
   const code = totpCode(m[3], Math.floor(Date.now() / 1000));
   const r = await sh(lab, "server", [
     "curl",
+    "--cacert",
+    labCert(lab),
     "-sS",
     "-m",
     "10",
@@ -66,7 +69,7 @@ async function signInStatus(lab: RunningLab): Promise<number> {
     "Content-Type: application/json",
     "--data",
     JSON.stringify({ username: m[1], password: m[2], code }),
-    `http://${LAB.lan}:8443/api/v1/auth/login`,
+    `https://${LAB.lan}:8443/api/v1/auth/login`,
   ], 15);
   return Number(r.stdout);
 }

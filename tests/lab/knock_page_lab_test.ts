@@ -7,9 +7,11 @@
  * row from one page (Chromium's WebSocket throttle) loses no knock.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB, type LabNames } from "../../scripts/lab/topology.ts";
 import { chromiumAvailable } from "../browser/_browser.ts";
+import { knock, labCert } from "./_helpers.ts";
 import type { DriverOutput } from "./_knock_page_driver.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -27,13 +29,20 @@ function labSupported(): boolean {
 
 /** A second lab user: alice's sequence from another IP in the same step is a replay. */
 const BOB = { name: "bob", secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", firstPort: 42001 };
+/** A third, whose unlock reaches the management port but not the forward "web". */
+const CAROL = { name: "carol", secret: "MFRGGZDFMZTWQ2LKMFRGGZDFMZTWQ2LK", firstPort: 43001 };
 
-/** The default lab config with a private store (and bob, when asked), in a fresh temp dir. */
+/**
+ * The default lab config with a private store in a fresh temp dir; `withBob`
+ * adds bob and carol and keeps the forward "web" (the first `"users": []`) to
+ * alice and bob.
+ */
 async function writeConfig(withBob = false): Promise<string> {
   let text = await Deno.readTextFile(`${ROOT}config/appliance.jsonc`);
   if (withBob) {
-    const user = { ...BOB, length: 3, transport: "any" };
-    const more = text.replace(/"users": \[/, `"users": [${JSON.stringify(user)},`);
+    const users = [BOB, CAROL].map((u) => JSON.stringify({ ...u, length: 3, transport: "any" }));
+    const more = text.replace(/"users": \[/, `"users": [${users.join(",")},`)
+      .replace(/"users": \[\]/, `"users": ["alice", "bob"]`);
     if (more === text) throw new Error("Cannot derive a test config: users not found");
     text = more;
   }
@@ -192,22 +201,16 @@ Deno.test({
   },
 });
 
-/** A self-signed certificate for `ip`, made by openssl in `dir`. */
-async function selfSigned(dir: string, ip: string): Promise<{ cert: string; key: string }> {
-  const [cert, key] = [`${dir}/page.crt`, `${dir}/page.key`];
-  const out = await new Deno.Command("openssl", {
-    args: ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-      .concat(["-days", "1", "-subj", `/CN=${ip}`, "-addext", `subjectAltName=IP:${ip}`])
-      .concat(["-keyout", key, "-out", cert]),
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return { cert, key };
+/** Chromium's `--ignore-certificate-errors-spki-list` form of a certificate: base64 SHA-256 of its SPKI. */
+async function spkiHash(pem: string): Promise<string> {
+  const spki = new X509Certificate(pem).publicKey.export({ type: "spki", format: "der" });
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(spki)));
+  return btoa(String.fromCharCode(...digest));
 }
 
 Deno.test({
-  name: "lab: the knock page served over http:// (no crypto.subtle) and https:// opens the forward",
+  name:
+    "lab: the knock page over http:// (no crypto.subtle) and from the appliance's own https:// opens the forward",
   ignore: !labSupported() || !chromiumAvailable(),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -234,19 +237,44 @@ Deno.test({
       // Plain http from the client's own documentation address: not "potentially trustworthy"
       // (only https, file, localhost and 127/8 are), so the page has no crypto.subtle.
       await serve("client", LAB.client, 8000, []);
-      const { cert, key } = await selfSigned(dir, LAB.client2);
-      await serve("client2", LAB.client2, 8443, ["--cert", cert, "--key", key]);
+      // The appliance's own page over https from the WAN: carol's unlock (a knock client) lets
+      // client2 reach the management port but not the forward "web"; the page knocks bob's.
+      const k = await knock(lab, "client2", [], CAROL);
+      assert.equal(k.code, 0, k.stdout + k.stderr);
+      const page = `https://${LAB.wan}:8443/knock/`;
+      const fetchPage = [
+        "curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--cacert",
+        labCert(lab),
+        "-m",
+        "3",
+        page,
+      ];
+      assert.ok(
+        await until(async () => (await exec(lab!, "client2", fetchPage, 10)).code === 0, 15_000),
+        "the appliance's knock page is not reachable over https after carol's knock",
+      );
+      const spki = await spkiHash(await Deno.readTextFile(labCert(lab)));
+      // The SPKI list is a pin: another key's hash leaves the certificate untrusted.
+      const wrongSpki = btoa(String.fromCharCode(...new Uint8Array(32)));
+      const untrusted = await exec(lab, "client2", [
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}tests/lab/_knock_page_driver.ts`,
+        ...["--server", LAB.wan, "--first-port", "1", "--secret", BOB.secret],
+        ...["--url", page, "--spki", wrongSpki, "--timeout-ms", "5000"],
+      ], 60);
+      assert.notEqual(untrusted.code, 0, `Chromium opened the page with a wrong pin`);
+      assert.match(untrusted.stderr + untrusted.stdout, /ERR_CERT_AUTHORITY_INVALID/);
 
       for (
         const [ns, url, extra, secure, user] of [
           ["client", `http://${LAB.client}:8000/knock/`, [], false, ALICE],
-          [
-            "client2",
-            `https://${LAB.client2}:8443/knock/`,
-            ["--ignore-certificate-errors"],
-            true,
-            BOB,
-          ],
+          ["client2", page, ["--spki", spki], true, BOB],
         ] as const
       ) {
         const locked = await curl(lab, ns);

@@ -13,6 +13,7 @@ import {
   ALICE,
   dropDelta,
   knock,
+  labCert,
   labSupported,
   macOf,
   readLog,
@@ -26,7 +27,7 @@ import {
   writeTestConfig,
 } from "./_helpers.ts";
 
-const API = `http://${LAB.lan}:8443/api/v1`;
+const API = `https://${LAB.lan}:8443/api/v1`;
 /** Packets of the flood: 100k spoofed sources, two packets each. */
 const FLOOD_PACKETS = 200_000;
 /** Paced so that the appliance (not the TUN queue) sees most of them. */
@@ -48,7 +49,18 @@ async function api(
   path: string,
   opts: { token?: string; body?: unknown } = {},
 ): Promise<Reply> {
-  const argv = ["curl", "-sS", "-m", "10", "-X", method, "-w", "\n%{http_code}"];
+  const argv = [
+    "curl",
+    "--cacert",
+    labCert(lab),
+    "-sS",
+    "-m",
+    "10",
+    "-X",
+    method,
+    "-w",
+    "\n%{http_code}",
+  ];
   if (opts.token) argv.push("-H", `Authorization: Bearer ${opts.token}`);
   if (opts.body !== undefined) {
     argv.push("-H", "Content-Type: application/json", "--data", JSON.stringify(opts.body));
@@ -105,6 +117,8 @@ Deno.test({
       const code2 = await freshCode();
       const cookie = await sh(l, "server", [
         "curl",
+        "--cacert",
+        labCert(l),
         "-sS",
         "-m",
         "10",
@@ -119,6 +133,8 @@ Deno.test({
       const csrf = String(JSON.parse(cookie.stdout).csrfToken);
       const tok = await sh(l, "server", [
         "curl",
+        "--cacert",
+        labCert(l),
         "-sS",
         "-m",
         "10",

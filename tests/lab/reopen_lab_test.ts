@@ -12,9 +12,9 @@ import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import { totpCode } from "../../src/knock/totp.ts";
-import { knock, labSupported, sh, until } from "./_helpers.ts";
+import { knock, labCert, labSupported, sh, until } from "./_helpers.ts";
 
-const API = `http://${LAB.lan}:8443/api/v1`;
+const API = `https://${LAB.lan}:8443/api/v1`;
 /** The client's fixed source port. */
 const PORT = 45123;
 
@@ -25,7 +25,18 @@ interface Reply {
 
 /** One API call with a bearer token, made with curl from the LAN server's namespace. */
 async function api(lab: RunningLab, method: string, path: string, token = ""): Promise<Reply> {
-  const argv = ["curl", "-sS", "-m", "10", "-X", method, "-w", "\n%{http_code}"];
+  const argv = [
+    "curl",
+    "--cacert",
+    labCert(lab),
+    "-sS",
+    "-m",
+    "10",
+    "-X",
+    method,
+    "-w",
+    "\n%{http_code}",
+  ];
   if (token) argv.push("-H", `Authorization: Bearer ${token}`);
   const r = await sh(lab, "server", [...argv, `${API}${path}`], 15);
   const nl = r.stdout.lastIndexOf("\n");
@@ -42,6 +53,8 @@ async function signIn(lab: RunningLab): Promise<string> {
   const jar = `${lab.stateDir}/cookies.txt`;
   const login = await sh(lab, "server", [
     "curl",
+    "--cacert",
+    labCert(lab),
     "-sS",
     "-m",
     "10",
@@ -58,6 +71,8 @@ async function signIn(lab: RunningLab): Promise<string> {
   const csrf = String(JSON.parse(login.stdout).csrfToken);
   const tok = await sh(lab, "server", [
     "curl",
+    "--cacert",
+    labCert(lab),
     "-sS",
     "-m",
     "10",

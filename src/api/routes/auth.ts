@@ -9,7 +9,6 @@
  * a cookie session only, so a token cannot mint further tokens.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { TOTP_PERIOD_S, verifyTotp } from "../../knock/totp.ts";
 import { escapeControl } from "../../log/escape.ts";
@@ -138,10 +137,6 @@ async function checkCredentials(
   return { user };
 }
 
-function isHttps(c: Context): boolean {
-  return new URL(c.req.url).protocol === "https:";
-}
-
 /** The auth router: login, logout, me, tokens. */
 export function authRouter(
   deps: ApiDeps,
@@ -189,7 +184,8 @@ export function authRouter(
       httpOnly: true,
       sameSite: "Strict",
       path: "/",
-      secure: isHttps(c),
+      // The appliance serves only https; Strict: no cross-site request ever needs the session.
+      secure: true,
       maxAge: SESSION_TTL_MS / 1000,
     });
     record(true);
@@ -205,7 +201,7 @@ export function authRouter(
   app.openapi(logout, async (c) => {
     const auth = authOf(c);
     await deps.store.sessions.deleteSession(auth.id, auth.user.name);
-    if (auth.kind === "cookie") deleteCookie(c, SESSION_COOKIE, { path: "/" });
+    if (auth.kind === "cookie") deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true });
     return c.body(null, 204);
   });
 

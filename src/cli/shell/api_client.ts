@@ -56,12 +56,12 @@ export class NetworkError extends Error {
 }
 
 /**
- * The base URL of an appliance from what a user typed: `http://` is added
+ * The base URL of an appliance from what a user typed: `https://` is added
  * when no scheme is given, a trailing slash dropped. Throws a UsageError
  * when it is not an http(s) URL.
  */
 export function normalizeUrl(input: string): string {
-  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(input) ? input : `http://${input}`;
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(input) ? input : `https://${input}`;
   let url: URL;
   try {
     url = new URL(text);
@@ -72,6 +72,14 @@ export function normalizeUrl(input: string): string {
     throw new UsageError(`Cannot use URL "${input}": only http and https are supported`);
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** What to do about a certificate the system's roots do not know. */
+function tlsHint(e: unknown, pinned: Deno.HttpClient | undefined): string {
+  const text = `${messageOf(e)} ${(e as { cause?: unknown })?.cause ?? ""}`;
+  if (pinned !== undefined || !/certificate|UnknownIssuer|tls/i.test(text)) return "";
+  return " (the certificate is not trusted: pass --fingerprint SHA256 as the appliance printed " +
+    "it at start, or --ca FILE)";
 }
 
 /** Options of one request. */
@@ -108,11 +116,13 @@ export class ApiClient {
     readonly creds: Credentials = null,
     readonly timeoutMs = DEFAULT_TIMEOUT_MS,
     readonly cancel?: AbortSignal,
+    /** Whom TLS trusts (see trust.ts); undefined: the system's roots. */
+    readonly httpClient?: Deno.HttpClient,
   ) {}
 
   /** A client of the same appliance with other credentials. */
   with(creds: Credentials): ApiClient {
-    return new ApiClient(this.baseUrl, creds, this.timeoutMs, this.cancel);
+    return new ApiClient(this.baseUrl, creds, this.timeoutMs, this.cancel, this.httpClient);
   }
 
   /** The request's signal: the timeout, and Ctrl-C when there is a `cancel` signal. */
@@ -155,6 +165,7 @@ export class ApiClient {
         headers: this.#headers(method, o),
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
         signal,
+        client: this.httpClient,
       });
     } catch (e) {
       if (this.cancel?.aborted) throw new NetworkError("Interrupted");
@@ -162,7 +173,7 @@ export class ApiClient {
           signal.reason.name === "TimeoutError"
         ? `no answer within ${this.timeoutMs / 1000} s`
         : messageOf(e);
-      throw new NetworkError(`Cannot reach ${this.baseUrl}: ${why}`);
+      throw new NetworkError(`Cannot reach ${this.baseUrl}: ${why}${tlsHint(e, this.httpClient)}`);
     }
     if (!res.ok) throw await errorOf(res);
     return res;

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { ApiClient, ApiRequestError, NetworkError, normalizeUrl } from "./api_client.ts";
 import { UsageError } from "./io.ts";
 
-Deno.test("normalizeUrl: scheme added, trailing slash dropped, only http(s)", () => {
-  assert.equal(normalizeUrl("192.0.2.1:8443"), "http://192.0.2.1:8443");
+Deno.test("normalizeUrl: https:// added, trailing slash dropped, only http(s)", () => {
+  assert.equal(normalizeUrl("192.0.2.1:8443"), "https://192.0.2.1:8443");
   assert.equal(normalizeUrl("https://kg.example/"), "https://kg.example");
   assert.equal(normalizeUrl("http://192.0.2.1:8443/base/"), "http://192.0.2.1:8443/base");
   assert.throws(() => normalizeUrl("ftp://x"), UsageError);

@@ -16,6 +16,10 @@ export interface SavedLogin {
   user?: string;
   /** When the token expires, ms since the epoch. */
   expiresAt?: number;
+  /** The pinned certificate's SHA-256 fingerprint (`login --fingerprint`). */
+  fingerprint?: string;
+  /** The PEM the shell trusts for `url`: the pinned certificate, or the `--ca` file's. */
+  caCert?: string;
 }
 
 /** The knockgate config dir for this environment; throws when neither variable is set. */

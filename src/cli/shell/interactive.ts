@@ -6,6 +6,7 @@
  */
 import process from "node:process";
 import * as readline from "node:readline";
+import { httpClientFor } from "./trust.ts";
 import { ApiClient } from "./api_client.ts";
 import type { Forward, OpenPorts, Unlock, User } from "./api_types.ts";
 import { historyPath } from "./config.ts";
@@ -26,9 +27,9 @@ const COMPLETION_TIMEOUT_MS = 2000;
 /** Completion candidates fetched from the appliance with a short timeout. */
 export function apiSource(ctx: ShellContext): CompletionSource {
   const api = async () => {
-    const { url, token } = await connection(ctx, {});
+    const { url, token, caCert } = await connection(ctx, {});
     const creds = token === undefined ? null : { kind: "token" as const, token };
-    return new ApiClient(url, creds, COMPLETION_TIMEOUT_MS);
+    return new ApiClient(url, creds, COMPLETION_TIMEOUT_MS, undefined, httpClientFor(caCert));
   };
   return {
     unlockIps: async () =>

@@ -6,7 +6,7 @@
  *
  * ```ts
  * import { main } from "./mod.ts";
- * Deno.exit(await main(["--url", "http://192.0.2.1:8443", "exec", "portknock"]));
+ * Deno.exit(await main(["--url", "https://192.0.2.1:8443", "exec", "portknock"]));
  * ```
  */
 export * from "./api_client.ts";

@@ -18,8 +18,13 @@ export function newRoot(ctx: ShellContext) {
     .description("Knockgate admin shell: manage the appliance over its HTTP API.")
     .option(
       "--url <url>",
-      "appliance API, e.g. http://192.0.2.1:8443 (else $KNOCKGATE_URL or saved)",
+      "appliance API, e.g. https://192.0.2.1:8443 (else $KNOCKGATE_URL or saved)",
     )
+    .option(
+      "--fingerprint <sha256>",
+      "pin the appliance's certificate by its SHA-256 fingerprint (printed at its start)",
+    )
+    .option("--ca <file>", "trust this PEM CA file (or certificate) for the appliance")
     .option("--token <token>", "bearer token (else $KNOCKGATE_TOKEN or the one saved by login)")
     .option("--json", "print JSON for scripts instead of tables")
     .exitOverride()

@@ -2,7 +2,8 @@
  * `login` (password + TOTP code, prompted when missing, for a bearer token
  * saved with the URL in shell.json), `logout` (revokes the token) and `whoami`.
  */
-import { ApiClient, ApiRequestError } from "../api_client.ts";
+import { ApiClient, ApiRequestError, DEFAULT_TIMEOUT_MS } from "../api_client.ts";
+import { httpClientFor, parseFingerprint } from "../trust.ts";
 import type { Session } from "../api_types.ts";
 import { loadLogin, loginPath, saveLogin } from "../config.ts";
 import { clientFor, connection, emit, type ShellContext } from "../context.ts";
@@ -34,10 +35,12 @@ interface LoginOptions {
   url?: string;
   token?: string;
   json?: true;
+  fingerprint?: string;
+  ca?: string;
 }
 
 async function login(ctx: ShellContext, name: string | undefined, o: LoginOptions) {
-  const { url } = await connection(ctx, { ...o, token: undefined });
+  const { url, caCert, fingerprint } = await connection(ctx, { ...o, token: undefined });
   const user = await ask(ctx, name, "User");
   const password = await ask(
     ctx,
@@ -46,10 +49,19 @@ async function login(ctx: ShellContext, name: string | undefined, o: LoginOption
     true,
   );
   const code = await ask(ctx, o.code, "TOTP code");
-  const { session, token } = await new ApiClient(url).createToken(user, password, code, o.ttlDays);
+  const api = new ApiClient(url, null, DEFAULT_TIMEOUT_MS, ctx.cancel, httpClientFor(caCert));
+  const { session, token } = await api.createToken(user, password, code, o.ttlDays);
   const path = loginPath(ctx.io.env);
-  await saveLogin(path, { url, token: token.token, user, expiresAt: token.expiresAt });
-  ctx.session = { url, token: token.token };
+  const pin = fingerprint === undefined ? {} : { fingerprint: parseFingerprint(fingerprint) };
+  await saveLogin(path, {
+    url,
+    token: token.token,
+    user,
+    expiresAt: token.expiresAt,
+    ...pin,
+    ...(caCert === undefined ? {} : { caCert }),
+  });
+  ctx.session = { url, token: token.token, caCert };
   if (o.printToken) return ctx.io.out(token.token);
   const view = {
     url,
@@ -69,12 +81,17 @@ async function login(ctx: ShellContext, name: string | undefined, o: LoginOption
   );
 }
 
-async function logout(ctx: ShellContext, o: { url?: string; token?: string; json?: true }) {
-  const { url, token } = await connection(ctx, o);
+async function logout(
+  ctx: ShellContext,
+  o: { url?: string; token?: string; json?: true; fingerprint?: string; ca?: string },
+) {
+  const { url, token, caCert } = await connection(ctx, o);
   if (token === undefined) return ctx.io.out("Not signed in.");
   let note = "token revoked";
   try {
-    await new ApiClient(url, { kind: "token", token }).post("/auth/logout");
+    const creds = { kind: "token" as const, token };
+    await new ApiClient(url, creds, DEFAULT_TIMEOUT_MS, ctx.cancel, httpClientFor(caCert))
+      .post("/auth/logout");
   } catch (e) {
     // A token the appliance no longer knows is as good as revoked.
     if (!(e instanceof ApiRequestError && e.status === 401)) throw e;
@@ -82,8 +99,11 @@ async function logout(ctx: ShellContext, o: { url?: string; token?: string; json
   }
   const path = loginPath(ctx.io.env);
   const saved = await loadLogin(path);
-  if (saved?.token === token) await saveLogin(path, { url: saved.url });
-  ctx.session = { url };
+  // The trusted certificate stays: signing in again needs no new pin.
+  if (saved?.token === token) {
+    await saveLogin(path, { url: saved.url, fingerprint: saved.fingerprint, caCert: saved.caCert });
+  }
+  ctx.session = { url, caCert };
   emit(ctx, o, { url, revoked: true }, () => `Signed out of ${url}: ${note}.`);
 }
 
