@@ -15,6 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { fileUrl, launchChromium } from "../browser/_browser.ts";
+import type { Page } from "playwright-core";
 
 /** One knock as the page reports it. */
 export interface RoundOutput {
@@ -43,6 +44,22 @@ export interface DriverOutput {
 
 const FINAL = ["sent", "open", "answered", "closed", "error", "throttled", "invalid"];
 
+/**
+ * `page.goto`, once more when Chromium aborts it with ERR_NETWORK_CHANGED (it does
+ * when interfaces come and go on the host, as other lab tests' namespaces do).
+ */
+async function gotoSettled(page: Page, url: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (e) {
+      if (attempt >= 3 || !String(e).includes("ERR_NETWORK_CHANGED")) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -64,7 +81,7 @@ async function main(): Promise<void> {
   });
   try {
     const page = await browser.newPage();
-    await page.goto(values.url ?? fileUrl("ui/knock/index.html"));
+    await gotoSettled(page, values.url ?? fileUrl("ui/knock/index.html"));
     await page.waitForFunction(() => "knockgate" in globalThis);
     const secureContext = await page.evaluate<boolean>("isSecureContext");
     const subtle = await page.evaluate<string>("typeof crypto.subtle");
