@@ -8,18 +8,18 @@ import { labCert, sh } from "./_helpers.ts";
 const API = `https://${LAB.lan}:8443/api/v1`;
 
 /** An API answer: HTTP status and the parsed JSON body. */
-export interface Reply {
+export interface Reply<B = Record<string, unknown>> {
   status: number;
-  body: Record<string, unknown>;
+  body: B;
 }
 
 /** One API call made with curl from the LAN server's namespace. */
-export async function api(
+export async function api<B = Record<string, unknown>>(
   lab: RunningLab,
   method: string,
   path: string,
   opts: { token?: string; body?: unknown; jar?: string; csrf?: string } = {},
-): Promise<Reply> {
+): Promise<Reply<B>> {
   const argv = [
     "curl",
     "--cacert",
@@ -44,16 +44,22 @@ export async function api(
   return { status: Number(r.stdout.slice(nl + 1)), body: text ? JSON.parse(text) : {} };
 }
 
-/** Signs in as the bootstrap administrator (credentials from the log); a bearer token. */
-export async function signIn(lab: RunningLab): Promise<string> {
+/** The bootstrap administrator's credentials, read from the appliance log. */
+export async function adminCredentials(lab: RunningLab) {
   const log = await Deno.readTextFile(lab.logFile);
   const m = log.match(/user=(\S+) password=(\S+) totp-secret=([A-Z2-7]+)/);
   assert.ok(m, `no initial administrator in the log:\n${log}`);
-  const code = totpCode(m[3], Math.floor(Date.now() / 1000));
+  return { username: m[1], password: m[2], secret: m[3] };
+}
+
+/** Signs in as the bootstrap administrator (credentials from the log); a bearer token. */
+export async function signIn(lab: RunningLab): Promise<string> {
+  const admin = await adminCredentials(lab);
+  const code = totpCode(admin.secret, Math.floor(Date.now() / 1000));
   const jar = `${lab.stateDir}/cookies.txt`;
   const login = await api(lab, "POST", "/auth/login", {
     jar,
-    body: { username: m[1], password: m[2], code },
+    body: { username: admin.username, password: admin.password, code },
   });
   assert.equal(login.status, 200, JSON.stringify(login.body));
   const csrf = String(login.body.csrfToken);

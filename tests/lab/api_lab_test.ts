@@ -6,73 +6,11 @@
  * unlocks survive a restart of the appliance.
  */
 import assert from "node:assert/strict";
-import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
+import { startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import { totpCode } from "../../src/knock/totp.ts";
-import { curl, knock, labCert, labSupported, ROOT, sh } from "./_helpers.ts";
-
-const API = `https://${LAB.lan}:8443/api/v1`;
-
-interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** One API call made with curl from the LAN server's namespace. */
-async function api(
-  lab: RunningLab,
-  method: string,
-  path: string,
-  opts: { token?: string; body?: unknown; jar?: string; csrf?: string } = {},
-): Promise<Reply> {
-  const argv = [
-    "curl",
-    "--cacert",
-    labCert(lab),
-    "-sS",
-    "-m",
-    "10",
-    "-X",
-    method,
-    "-w",
-    "\n%{http_code}",
-  ];
-  if (opts.token) argv.push("-H", `Authorization: Bearer ${opts.token}`);
-  if (opts.jar) argv.push("-b", opts.jar, "-c", opts.jar);
-  if (opts.csrf) argv.push("-H", `X-CSRF-Token: ${opts.csrf}`);
-  if (opts.body !== undefined) {
-    argv.push("-H", "Content-Type: application/json", "--data", JSON.stringify(opts.body));
-  }
-  const r = await sh(lab, "server", [...argv, `${API}${path}`], 15);
-  const nl = r.stdout.lastIndexOf("\n");
-  const text = r.stdout.slice(0, nl);
-  return { status: Number(r.stdout.slice(nl + 1)), body: text ? JSON.parse(text) : {} };
-}
-
-/** The bootstrap administrator's credentials, read from the appliance log. */
-async function adminCredentials(lab: RunningLab) {
-  const log = await Deno.readTextFile(lab.logFile);
-  const m = log.match(/user=(\S+) password=(\S+) totp-secret=([A-Z2-7]+)/);
-  assert.ok(m, `no initial administrator in the log:\n${log}`);
-  return { username: m[1], password: m[2], secret: m[3] };
-}
-
-/** Signs in as the administrator and returns a bearer token. */
-async function signIn(lab: RunningLab): Promise<string> {
-  const admin = await adminCredentials(lab);
-  const code = totpCode(admin.secret, Math.floor(Date.now() / 1000));
-  const jar = `${lab.stateDir}/cookies.txt`;
-  const login = await api(lab, "POST", "/auth/login", {
-    jar,
-    body: { username: admin.username, password: admin.password, code },
-  });
-  assert.equal(login.status, 200, JSON.stringify(login.body));
-  // The cookie session (with its CSRF token) creates a bearer token for the rest.
-  const csrf = String(login.body.csrfToken);
-  const tok = await api(lab, "POST", "/auth/tokens", { jar, csrf, body: {} });
-  if (tok.status === 201 || tok.status === 200) return String(tok.body.token);
-  throw new Error(`cannot create a token: ${tok.status} ${JSON.stringify(tok.body)}`);
-}
+import { curl, knock, labSupported, ROOT, sh } from "./_helpers.ts";
+import { api, signIn } from "./_api.ts";
 
 const BOB = { firstPort: 42001 };
 

@@ -8,12 +8,10 @@
  * the clash, and the existing forward keeps working afterwards.
  */
 import assert from "node:assert/strict";
-import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
+import { startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
-import { totpCode } from "../../src/knock/totp.ts";
-import { ALICE, curl, knock, labCert, labSupported, sh, sleep } from "./_helpers.ts";
-
-const API = `https://${LAB.lan}:8443/api/v1`;
+import { ALICE, curl, knock, labSupported, sleep } from "./_helpers.ts";
+import { api, signIn } from "./_api.ts";
 
 interface Problem {
   field: string;
@@ -21,58 +19,10 @@ interface Problem {
   clash?: string;
 }
 
-interface Reply {
-  status: number;
-  body: { error?: { field?: string; message: string }; problems?: Problem[] };
-}
-
-/** One API call made with curl from the LAN server's namespace. */
-async function api(
-  lab: RunningLab,
-  method: string,
-  path: string,
-  opts: { token?: string; body?: unknown; jar?: string; csrf?: string } = {},
-): Promise<Reply> {
-  const argv = [
-    "curl",
-    "--cacert",
-    labCert(lab),
-    "-sS",
-    "-m",
-    "10",
-    "-X",
-    method,
-    "-w",
-    "\n%{http_code}",
-  ];
-  if (opts.token) argv.push("-H", `Authorization: Bearer ${opts.token}`);
-  if (opts.jar) argv.push("-b", opts.jar, "-c", opts.jar);
-  if (opts.csrf) argv.push("-H", `X-CSRF-Token: ${opts.csrf}`);
-  if (opts.body !== undefined) {
-    argv.push("-H", "Content-Type: application/json", "--data", JSON.stringify(opts.body));
-  }
-  const r = await sh(lab, "server", [...argv, `${API}${path}`], 15);
-  const nl = r.stdout.lastIndexOf("\n");
-  const text = r.stdout.slice(0, nl);
-  return { status: Number(r.stdout.slice(nl + 1)), body: text ? JSON.parse(text) : {} };
-}
-
-/** Signs in as the bootstrap administrator (credentials from the log); returns a bearer token. */
-async function signIn(lab: RunningLab): Promise<string> {
-  const log = await Deno.readTextFile(lab.logFile);
-  const m = log.match(/user=(\S+) password=(\S+) totp-secret=([A-Z2-7]+)/);
-  assert.ok(m, `no initial administrator in the log:\n${log}`);
-  const code = totpCode(m[3], Math.floor(Date.now() / 1000));
-  const jar = `${lab.stateDir}/cookies.txt`;
-  const login = await api(lab, "POST", "/auth/login", {
-    jar,
-    body: { username: m[1], password: m[2], code },
-  });
-  assert.equal(login.status, 200, JSON.stringify(login.body));
-  const csrf = String((login.body as Record<string, unknown>).csrfToken);
-  const tok = await api(lab, "POST", "/auth/tokens", { jar, csrf, body: {} });
-  assert.equal(tok.status, 201, JSON.stringify(tok.body));
-  return String((tok.body as Record<string, unknown>).token);
+/** The error envelope of a refused write. */
+interface Refusal {
+  error?: { field?: string; message: string };
+  problems?: Problem[];
 }
 
 const at = (start: number, end = start) => ({ start, end });
@@ -286,7 +236,7 @@ Deno.test({
     const usersBefore = await api(lab, "GET", "/users", { token });
     for (const [what, method, path, body, status, field, message, clash] of CASES) {
       await t.step(`${what}: ${status} naming ${field}`, async () => {
-        const r = await api(lab, method, path, { token, body });
+        const r = await api<Refusal>(lab, method, path, { token, body });
         assert.equal(r.status, status, JSON.stringify(r.body));
         assert.equal(r.body.error?.field, field, JSON.stringify(r.body));
         const p = r.body.problems?.find((x) => x.field === field);
@@ -296,7 +246,7 @@ Deno.test({
       });
     }
     await t.step("several problems of one write come back at once", async () => {
-      const r = await api(lab, "POST", "/rules/forwards", {
+      const r = await api<Refusal>(lab, "POST", "/rules/forwards", {
         token,
         body: {
           ...forward,

@@ -13,21 +13,19 @@ import {
   ALICE,
   dropDelta,
   knock,
-  labCert,
   labSupported,
   macOf,
   readLog,
   removeTestConfig,
   ROOT,
-  sh,
   shOk,
   sleep,
   status,
   waitForLog,
   writeTestConfig,
 } from "./_helpers.ts";
+import { adminCredentials, api, type Reply } from "./_api.ts";
 
-const API = `https://${LAB.lan}:8443/api/v1`;
 /** Packets of the flood: 100k spoofed sources, two packets each. */
 const FLOOD_PACKETS = 200_000;
 /** Paced so that the appliance (not the TUN queue) sees most of them. */
@@ -36,47 +34,6 @@ const FLOOD_PPS = 40_000;
 const WRONG_PORT = 9;
 /** The logger's defaults: 10 s intervals, the first 5 of a kind in full, then one summary. */
 const INTERVAL_S = 10, BURST = 5;
-
-interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** One API call with curl from the LAN server's namespace. */
-async function api(
-  lab: RunningLab,
-  method: string,
-  path: string,
-  opts: { token?: string; body?: unknown } = {},
-): Promise<Reply> {
-  const argv = [
-    "curl",
-    "--cacert",
-    labCert(lab),
-    "-sS",
-    "-m",
-    "10",
-    "-X",
-    method,
-    "-w",
-    "\n%{http_code}",
-  ];
-  if (opts.token) argv.push("-H", `Authorization: Bearer ${opts.token}`);
-  if (opts.body !== undefined) {
-    argv.push("-H", "Content-Type: application/json", "--data", JSON.stringify(opts.body));
-  }
-  const r = await sh(lab, "server", [...argv, `${API}${path}`], 15);
-  const nl = r.stdout.lastIndexOf("\n");
-  const text = r.stdout.slice(0, nl);
-  return { status: Number(r.stdout.slice(nl + 1)), body: text ? JSON.parse(text) : {} };
-}
-
-/** The bootstrap administrator's credentials, from the appliance log. */
-async function adminCredentials(lab: RunningLab) {
-  const m = (await readLog(lab)).match(/user=(\S+) password=(\S+) totp-secret=([A-Z2-7]+)/);
-  assert.ok(m, "no initial administrator in the log");
-  return { username: m[1], password: m[2], secret: m[3] };
-}
 
 type Admin = Awaited<ReturnType<typeof adminCredentials>>;
 
@@ -115,40 +72,14 @@ Deno.test({
       // A cookie session mints the bearer token for the rest.
       const jar = `${l.stateDir}/jar.txt`;
       const code2 = await freshCode();
-      const cookie = await sh(l, "server", [
-        "curl",
-        "--cacert",
-        labCert(l),
-        "-sS",
-        "-m",
-        "10",
-        "-c",
+      const cookie = await api(l, "POST", "/auth/login", {
         jar,
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        JSON.stringify({ username: admin.username, password: admin.password, code: code2 }),
-        `${API}/auth/login`,
-      ], 15);
-      const csrf = String(JSON.parse(cookie.stdout).csrfToken);
-      const tok = await sh(l, "server", [
-        "curl",
-        "--cacert",
-        labCert(l),
-        "-sS",
-        "-m",
-        "10",
-        "-b",
-        jar,
-        "-H",
-        `X-CSRF-Token: ${csrf}`,
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        "{}",
-        `${API}/auth/tokens`,
-      ], 15);
-      const token = String(JSON.parse(tok.stdout).token);
+        body: { username: admin.username, password: admin.password, code: code2 },
+      });
+      assert.equal(cookie.status, 200, JSON.stringify(cookie.body));
+      const csrf = String(cookie.body.csrfToken);
+      const tok = await api(l, "POST", "/auth/tokens", { jar, csrf, body: {} });
+      const token = String(tok.body.token);
 
       await t.step("a real knock before the flood succeeds", async () => {
         const r = await knock(l, "client");

@@ -11,85 +11,11 @@
 import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
-import { totpCode } from "../../src/knock/totp.ts";
-import { knock, labCert, labSupported, sh, until } from "./_helpers.ts";
+import { knock, labSupported, sh, until } from "./_helpers.ts";
+import { api, signIn } from "./_api.ts";
 
-const API = `https://${LAB.lan}:8443/api/v1`;
 /** The client's fixed source port. */
 const PORT = 45123;
-
-interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** One API call with a bearer token, made with curl from the LAN server's namespace. */
-async function api(lab: RunningLab, method: string, path: string, token = ""): Promise<Reply> {
-  const argv = [
-    "curl",
-    "--cacert",
-    labCert(lab),
-    "-sS",
-    "-m",
-    "10",
-    "-X",
-    method,
-    "-w",
-    "\n%{http_code}",
-  ];
-  if (token) argv.push("-H", `Authorization: Bearer ${token}`);
-  const r = await sh(lab, "server", [...argv, `${API}${path}`], 15);
-  const nl = r.stdout.lastIndexOf("\n");
-  const text = r.stdout.slice(0, nl);
-  return { status: Number(r.stdout.slice(nl + 1)), body: text ? JSON.parse(text) : {} };
-}
-
-/** Signs in as the bootstrap administrator (credentials from the log); returns a bearer token. */
-async function signIn(lab: RunningLab): Promise<string> {
-  const log = await Deno.readTextFile(lab.logFile);
-  const m = log.match(/user=(\S+) password=(\S+) totp-secret=([A-Z2-7]+)/);
-  assert.ok(m, `no initial administrator in the log:\n${log}`);
-  const code = totpCode(m[3], Math.floor(Date.now() / 1000));
-  const jar = `${lab.stateDir}/cookies.txt`;
-  const login = await sh(lab, "server", [
-    "curl",
-    "--cacert",
-    labCert(lab),
-    "-sS",
-    "-m",
-    "10",
-    "-b",
-    jar,
-    "-c",
-    jar,
-    "-H",
-    "Content-Type: application/json",
-    "--data",
-    JSON.stringify({ username: m[1], password: m[2], code }),
-    `${API}/auth/login`,
-  ], 15);
-  const csrf = String(JSON.parse(login.stdout).csrfToken);
-  const tok = await sh(lab, "server", [
-    "curl",
-    "--cacert",
-    labCert(lab),
-    "-sS",
-    "-m",
-    "10",
-    "-b",
-    jar,
-    "-c",
-    jar,
-    "-H",
-    `X-CSRF-Token: ${csrf}`,
-    "-H",
-    "Content-Type: application/json",
-    "--data",
-    "{}",
-    `${API}/auth/tokens`,
-  ], 15);
-  return String(JSON.parse(tok.stdout).token);
-}
 
 interface Flow {
   origSrc: string;
@@ -100,13 +26,13 @@ interface Flow {
 
 /** The appliance's flows from the client's fixed port. */
 async function clientFlows(lab: RunningLab, token: string): Promise<Flow[]> {
-  const r = await api(lab, "GET", "/status/flows?limit=1000", token);
+  const r = await api(lab, "GET", "/status/flows?limit=1000", { token });
   return (r.body.flows as Flow[]).filter((f) => f.origSrc === LAB.client && f.origSrcPort === PORT);
 }
 
 /** Drop counters and conntrack stats from GET /status. */
 async function counters(lab: RunningLab, token: string) {
-  const r = await api(lab, "GET", "/status", token);
+  const r = await api(lab, "GET", "/status", { token });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const c = r.body.counters as { drops: Record<string, number> };
   const ct = r.body.conntrack as Record<string, number>;
@@ -167,7 +93,7 @@ Deno.test({
     assert.equal(reused.locked, start.locked);
     await timeWait(lab, token);
 
-    const revoked = await api(lab, "DELETE", `/status/unlocks/${LAB.client}`, token);
+    const revoked = await api(lab, "DELETE", `/status/unlocks/${LAB.client}`, { token });
     assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
     const before = await counters(lab, token);
     const late = await get(lab, 3);
