@@ -523,3 +523,39 @@ export async function hping(
   if (!m) throw new Error(`hping3 ${args.join(" ")} failed (${r.code}): ${r.stdout}\n${r.stderr}`);
   return Number(m[1]);
 }
+
+/** What `spoofSyns` sends: see tests/lab/_spoof_flood.ts. */
+export interface SpoofSpec {
+  dst: string;
+  sources: { first: string; count: number };
+  ports: number[];
+  repeat?: number;
+  pps?: number;
+}
+
+/** What `spoofSyns` sent. */
+export interface SpoofResult {
+  sent: number;
+  errors: number;
+  sources: number;
+  seconds: number;
+}
+
+/** Sends SYNs with spoofed sources per `spec` from `ns`'s eth0 to the appliance's WAN port. */
+export async function spoofSyns(
+  lab: RunningLab,
+  ns: "client" | "client2",
+  spec: SpoofSpec,
+  timeoutSec = 60,
+): Promise<SpoofResult> {
+  const out = await shOk(lab, ns, [
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${ROOT}tests/lab/_spoof_flood.ts`,
+    "eth0",
+    await macOf(lab, "appliance", "wan0"),
+    JSON.stringify(spec),
+  ], timeoutSec);
+  return JSON.parse(out.trim().split("\n").pop()!);
+}

@@ -14,12 +14,11 @@ import {
   dropDelta,
   knock,
   labSupported,
-  macOf,
   readLog,
   removeTestConfig,
-  ROOT,
   shOk,
   sleep,
+  spoofSyns,
   status,
   waitForLog,
   writeTestConfig,
@@ -95,24 +94,14 @@ Deno.test({
           await shOk(l, "appliance", ["ip", "route", "add", "198.18.0.0/15", "dev", "wan0"]);
           const from = (await readLog(l)).length;
           const before = await status(l);
-          const mac = await macOf(l, "appliance", "wan0");
           const began = Date.now();
-          const out = await shOk(l, "client", [
-            Deno.execPath(),
-            "run",
-            "-A",
-            `${ROOT}tests/lab/_spoof_flood.ts`,
-            "eth0",
-            mac,
-            JSON.stringify({
-              dst: LAB.wan,
-              sources: { first: "198.18.0.1", count: FLOOD_PACKETS / 2 },
-              ports: [ALICE.firstPort, WRONG_PORT],
-              pps: FLOOD_PPS,
-            }),
-          ], 120);
-          const flood = JSON.parse(out.trim().split("\n").pop()!);
-          assert.equal(flood.sent, FLOOD_PACKETS, out);
+          const flood = await spoofSyns(l, "client", {
+            dst: LAB.wan,
+            sources: { first: "198.18.0.1", count: FLOOD_PACKETS / 2 },
+            ports: [ALICE.firstPort, WRONG_PORT],
+            pps: FLOOD_PPS,
+          }, 120);
+          assert.equal(flood.sent, FLOOD_PACKETS, JSON.stringify(flood));
           // Every interval the flood touched ends, and its summary is written.
           await waitForLog(l, /\[Port Knock\] \d+ failures from/, 2 * INTERVAL_S * 1000);
           await sleep((INTERVAL_S + 2) * 1000);

@@ -20,12 +20,11 @@ import {
   curl,
   knock,
   labSupported,
-  macOf,
   readLog,
   removeTestConfig,
   ROOT,
-  shOk,
   sleep,
+  spoofSyns,
   until,
   writeTestConfig,
 } from "./_helpers.ts";
@@ -64,16 +63,7 @@ async function sendKnocks(
   src: string,
   ports: number[],
 ): Promise<void> {
-  const spec = { dst: W, sources: { first: src, count: 1 }, ports, pps: 10 };
-  await shOk(lab, ns, [
-    Deno.execPath(),
-    "run",
-    "-A",
-    `${ROOT}tests/lab/_spoof_flood.ts`,
-    "eth0",
-    await macOf(lab, "appliance", "wan0"),
-    JSON.stringify(spec),
-  ], 30);
+  await spoofSyns(lab, ns, { dst: W, sources: { first: src, count: 1 }, ports, pps: 10 }, 30);
 }
 
 /** Log lines matching `pattern` so far. */

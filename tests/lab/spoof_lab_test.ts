@@ -23,13 +23,12 @@ import {
   dropDelta,
   knock,
   labSupported,
-  macOf,
   readLog,
   removeTestConfig,
-  ROOT,
-  shOk,
   sleep,
   spawnIn,
+  type SpoofSpec,
+  spoofSyns,
   status,
   statusSettled,
   until,
@@ -40,22 +39,13 @@ import {
 const C = LAB.client, V = LAB.client2, W = LAB.wan;
 const SOURCES = 131_072;
 
-/** Sends SYNs per `spec` (see _spoof_flood.ts) out of `ns`; how many were sent. */
+/** Sends SYNs per `spec` to the WAN address out of `ns`; how many were sent. */
 async function flood(
   lab: RunningLab,
   ns: "client" | "client2",
-  spec: Record<string, unknown>,
+  spec: Omit<SpoofSpec, "dst">,
 ): Promise<number> {
-  const out = await shOk(lab, ns, [
-    Deno.execPath(),
-    "run",
-    "-A",
-    `${ROOT}tests/lab/_spoof_flood.ts`,
-    "eth0",
-    await macOf(lab, "appliance", "wan0"),
-    JSON.stringify({ dst: W, ...spec }),
-  ], 60);
-  return JSON.parse(out.trim().split("\n").pop()!).sent;
+  return (await spoofSyns(lab, ns, { dst: W, ...spec })).sent;
 }
 
 Deno.test({
