@@ -5,7 +5,7 @@ set -euo pipefail
 need=()
 for pair in ip:iproute2 iperf3:iperf3 nmap:nmap hping3:hping3 tcpdump:tcpdump nft:nftables \
   chromium:chromium tmux:tmux curl:curl nc:netcat-openbsd ping:iputils-ping \
-  systemd-analyze:systemd promtool:prometheus openssl:openssl; do
+  systemd-analyze:systemd promtool:prometheus openssl:openssl firefox-esr:firefox-esr; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
