@@ -19,7 +19,6 @@ import {
   TRACK_ACCEPT,
   TRACK_INVALID,
   TRACK_OUT_OF_WINDOW,
-  TRACK_REOPEN,
 } from "../conntrack/mod.ts";
 import type { KnockStateRecord, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
