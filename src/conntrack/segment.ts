@@ -33,7 +33,7 @@ export class TcpSegment {
     this.ack = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
     this.window = (b[o + 14] << 8) | b[o + 15];
     this.payloadLen = t.len - ((b[o + 12] >>> 4) << 2); // check() made the header fit
-    this.#view = t;
+    if (this.#view !== t) this.#view = t; // the datapath passes the same view: no store, no write barrier
     if ((flags & TCP_SYN) === 0) {
       this.wscale = -1;
       this.sackPerm = false;

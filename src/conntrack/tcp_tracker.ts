@@ -224,7 +224,8 @@ export class TcpTracker {
     const old = this.state[id];
     const a = this.aux[id];
     const idx = flagIndex(flags);
-    const next = transition(old, a, dir, idx);
+    // An ACK keeps an established flow established: the bulk of all segments skips transition().
+    const next = old === TCP_ESTABLISHED && idx === IDX_ACK ? old : transition(old, a, dir, idx);
     if (next < 0 || old === TCP_NONE || idx === IDX_RST) {
       return this.#special(id, dir, seg, old, a, idx, next);
     }
