@@ -291,6 +291,8 @@ export class TcpTracker {
   /**
    * Applies segment `seg` seen in direction `dir` to flow `id`. Returns a
    * STEP_* code; on STEP_INVALID and STEP_OUT_OF_WINDOW nothing changed.
+   * This body is the common case (a state change or none, checked against
+   * the window); it stays under V8's inlining limit, the rest is `#special`.
    */
   step(id: number, dir: number, seg: TcpSegment): number {
     const flags = seg.flags;
@@ -298,7 +300,26 @@ export class TcpTracker {
     const old = this.state[id];
     const a = this.aux[id];
     const idx = flagIndex(flags);
-    const next = transition(old, a, dir, idx);
+    // An ACK keeps an established flow established: the bulk of all segments skips transition().
+    const next = old === TCP_ESTABLISHED && idx === IDX_ACK ? old : transition(old, a, dir, idx);
+    if (next < 0 || old === TCP_NONE || idx === IDX_RST) {
+      return this.#special(id, dir, seg, old, a, idx, next);
+    }
+    const w = this.#inWindow(2 * id + dir, old, seg, true);
+    if (w === WIN_OK) return this.#commit(id, a, dir, idx, next);
+    return w === WIN_BAD ? STEP_OUT_OF_WINDOW : STEP_IGNORE;
+  }
+
+  /** `step` for a transition that is not a plain state (NEXT_*), the flow's first SYN, and RSTs. */
+  #special(
+    id: number,
+    dir: number,
+    seg: TcpSegment,
+    old: number,
+    a: number,
+    idx: number,
+    next: number,
+  ): number {
     if (next === NEXT_INVALID) return STEP_INVALID;
     const h = 2 * id + dir;
     if (next === NEXT_REOPEN) {
@@ -320,25 +341,21 @@ export class TcpTracker {
     }
     if (idx === IDX_RST && old === TCP_SYN_SENT) {
       const ok = dir === DIR_REPLY
-        ? (flags & TCP_ACK) !== 0 && (seg.ack | 0) === this.end[h ^ 1]
+        ? (seg.flags & TCP_ACK) !== 0 && (seg.ack | 0) === this.end[h ^ 1]
         : (seg.seq | 0) === this.end[h];
       return ok ? this.#commit(id, a, dir, idx, next) : STEP_OUT_OF_WINDOW;
     }
     // A RST or an ignored SYN is only checked: a challenge must not move the windows.
-    const w = this.#inWindow(h, old, seg, idx !== IDX_RST && next !== NEXT_IGNORE);
+    const w = this.#inWindow(h, old, seg, false);
     if (w === WIN_BAD) return STEP_OUT_OF_WINDOW;
     if (idx === IDX_RST) {
       if (!this.#exactReset(h, seg.seq | 0)) return STEP_CHALLENGE;
       return this.#commit(id, a, dir, idx, next);
     }
-    if (next === NEXT_IGNORE) {
-      // An in-window SYN or SYN/ACK on a synchronized flow: nothing moves.
-      if (idx === IDX_SYN && old >= TCP_ESTABLISHED) return STEP_CHALLENGE;
-      this.aux[id] = runAux(a, dir);
-      return STEP_IGNORE;
-    }
-    if (w === WIN_IGNORE) return STEP_IGNORE;
-    return this.#commit(id, a, dir, idx, next);
+    // An in-window SYN or SYN/ACK on a synchronized flow (NEXT_IGNORE): nothing moves.
+    if (idx === IDX_SYN && old >= TCP_ESTABLISHED) return STEP_CHALLENGE;
+    this.aux[id] = runAux(a, dir);
+    return STEP_IGNORE;
   }
 
   #commit(id: number, a: number, dir: number, idx: number, next: number): number {

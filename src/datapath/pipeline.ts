@@ -16,9 +16,9 @@ import {
   STATUS_DYING,
   STATUS_SEEN_REPLY,
   TcpSegment,
+  TRACK_ACCEPT,
   TRACK_INVALID,
   TRACK_OUT_OF_WINDOW,
-  TRACK_REOPEN,
 } from "../conntrack/mod.ts";
 import type { KnockStateRecord, KnockVerifier, SequenceCache, UnlockTable } from "../knock/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
@@ -313,28 +313,19 @@ export class Pipeline implements PacketProcessor {
     return Drop.Protocol;
   }
 
-  /** A packet of a tracked flow: account and rewrite from the flow entry. */
+  /**
+   * A packet of a tracked flow: account and rewrite from the flow entry.
+   * Kept under V8's inlining limit (460 bytecodes) so that it is inlined into
+   * `#decide`; the rare branches live in `#localFlow` and `#notAccepted`.
+   */
   #fastPath(h: number, ip: Ipv4Packet, len: number, partial: boolean, nowMs: number): boolean {
     const ct = this.ct, id = h >> 1;
     const flags = ct.flags[id];
-    const nowSec = Math.floor(nowMs / 1000);
     if ((flags & FLAG_LOCAL) !== 0) {
-      // Only the client's half is seen, so no TCP state says when a SYN starts a new
-      // connection on the tuple: every SYN alone does, and passes admission again.
-      if ((this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN) {
-        return this.#reopen(id, ip, len, partial, nowMs);
-      }
-      ct.touch(
-        h,
-        len,
-        nowSec,
-        (this.#flags & (TCP_RST | TCP_FIN)) !== 0 ? 10 : LOCAL_FLOW_TIMEOUT_S,
-      );
+      if (!this.#localFlow(h, len, nowMs)) return this.#reopen(id, ip, len, partial, nowMs);
     } else {
-      const v = ct.track(h, len, nowSec, this.#seg);
-      if (v === TRACK_INVALID) return this.#drop(Drop.InvalidTcp);
-      if (v === TRACK_OUT_OF_WINDOW) return this.#drop(Drop.TcpOutOfWindow);
-      if (v === TRACK_REOPEN) return this.#reopen(id, ip, len, partial, nowMs);
+      const v = ct.track(h, len, Math.floor(nowMs / 1000), this.#seg);
+      if (v !== TRACK_ACCEPT) return this.#notAccepted(v, id, ip, len, partial, nowMs);
     }
     if ((flags & FLAG_GATED) !== 0 && (h & 1) === 0 && ct.lastSeen(id) !== this.#touchedAt[id]) {
       // An admitted flow keeps its unlock alive; once a second is enough.
@@ -345,6 +336,32 @@ export class Pipeline implements PacketProcessor {
     this.#countRule(ct.ruleId[id], len);
     if ((flags & (FLAG_DNAT | FLAG_SNAT)) === 0) return true;
     return this.#translate(ip.buf, ip.off, h, ip, partial);
+  }
+
+  /**
+   * Accounts a packet of a flow delivered to the appliance itself; false when
+   * it is a SYN, which starts a new connection on the tuple (only the client's
+   * half is seen, so no TCP state says so): it passes admission again.
+   */
+  #localFlow(h: number, len: number, nowMs: number): boolean {
+    if ((this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN) return false;
+    const timeout = (this.#flags & (TCP_RST | TCP_FIN)) !== 0 ? 10 : LOCAL_FLOW_TIMEOUT_S;
+    this.ct.touch(h, len, Math.floor(nowMs / 1000), timeout);
+    return true;
+  }
+
+  /** A tracked packet the tracker did not accept as is: drop it, or judge a reopening SYN. */
+  #notAccepted(
+    v: number,
+    id: number,
+    ip: Ipv4Packet,
+    len: number,
+    partial: boolean,
+    nowMs: number,
+  ): boolean {
+    if (v === TRACK_INVALID) return this.#drop(Drop.InvalidTcp);
+    if (v === TRACK_OUT_OF_WINDOW) return this.#drop(Drop.TcpOutOfWindow);
+    return this.#reopen(id, ip, len, partial, nowMs); // TRACK_REOPEN
   }
 
   /** A SYN starts a new connection on a finished flow's tuple: admission judges it anew. */
