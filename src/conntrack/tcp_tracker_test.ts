@@ -416,15 +416,8 @@ Deno.test("isTcpOpening accepts SYN alone (PSH/ECN bits allowed)", () => {
 Deno.test("pickup and save/load: a mid-stream flow passes liberally; a saved flow loads as it was", () => {
   const t = new TcpTracker(2);
   t.pickUp(0);
-  const seg = (flags: number, seq: number, ack: number, len = 0, window = 500) => {
-    const s = new TcpSegment();
-    s.flags = flags;
-    s.seq = seq;
-    s.ack = ack;
-    s.payloadLen = len;
-    s.window = window;
-    return s;
-  };
+  const seg = (flags: number, seq: number, ack: number, len = 0, window = 500) =>
+    new TcpSegment().set(flags, seq, ack, window, len);
   assert.equal(t.step(0, 0, seg(TCP_ACK, 1_000_000, 5_000, 100)), STEP_OK);
   assert.equal(t.step(0, 1, seg(TCP_ACK, 5_000, 1_000_100, 100)), STEP_OK);
   // Far beyond the unscaled window: a scaled window we never saw negotiated.
