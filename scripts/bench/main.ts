@@ -18,6 +18,7 @@ import { runLabBench } from "./lab_bench.ts";
 import { runPipelineBench } from "./pipeline_bench.ts";
 import { type BenchRun, renderMarkdown } from "./report.ts";
 import { taskArgs } from "../../src/cli/task_args.ts";
+import { DATAPLANE_V8_FLAGS } from "../../src/datapath/v8_flags.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const self = new URL(import.meta.url).pathname;
@@ -82,7 +83,9 @@ async function runPart(part: Part, f: Flags): Promise<unknown> {
 
 /** Runs one in-memory part in a fresh Deno process and parses its JSON. */
 async function spawnPart(part: Part, f: Flags): Promise<unknown> {
-  const args = ["run", "-A", "--v8-flags=--expose-gc", self, "--part", part, "--sizes", f.sizes];
+  // The appliance's own V8 flags, so the figures are the appliance's.
+  const v8 = `--v8-flags=--expose-gc,${DATAPLANE_V8_FLAGS}`;
+  const args = ["run", "-A", v8, self, "--part", part, "--sizes", f.sizes];
   if (f.quick) args.push("--quick");
   const out = await new Deno.Command(Deno.execPath(), { args, cwd: root, stderr: "inherit" })
     .output();

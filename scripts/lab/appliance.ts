@@ -14,6 +14,7 @@ import {
   waitFor,
 } from "./topology.ts";
 import { run } from "../../src/host/run.ts";
+import { DATAPLANE_V8_FLAGS } from "../../src/datapath/v8_flags.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -151,6 +152,7 @@ async function startAppliance(lab: RunningLab, opts: LabOptions): Promise<Deno.C
     Deno.execPath(),
     "run",
     "-A",
+    `--v8-flags=${DATAPLANE_V8_FLAGS}`,
     `${root}mod.ts`,
     "--config",
     config,
