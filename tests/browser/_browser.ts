@@ -124,3 +124,19 @@ export async function saveScreenshot(page: Page, name: string): Promise<string> 
   await page.screenshot({ path, fullPage: true });
   return path;
 }
+
+/**
+ * `page.goto`, again (up to three tries) when Chromium aborts it with ERR_NETWORK_CHANGED (it does
+ * when interfaces come and go on the host, as other lab tests' namespaces do).
+ */
+export async function gotoSettled(page: Page, url: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (e) {
+      if (attempt >= 3 || !String(e).includes("ERR_NETWORK_CHANGED")) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}

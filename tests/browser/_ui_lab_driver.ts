@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import type { Page } from "playwright-core";
 import { totpCode } from "../../src/knock/totp.ts";
-import { launchChromium, saveScreenshot } from "./_browser.ts";
+import { gotoSettled, launchChromium, saveScreenshot } from "./_browser.ts";
 
 /** The forward the driver creates (the lab server answers HTTP on 8080). */
 export const LAB_FORWARD = {
@@ -81,7 +81,7 @@ async function* stdinLines(): AsyncGenerator<string> {
 
 async function signIn(page: Page, a: DriverArgs): Promise<void> {
   const base = a.base;
-  await page.goto(`${base}/`);
+  await gotoSettled(page, `${base}/`);
   await page.waitForURL(`${base}/login?next=%2F`);
   await page.getByLabel("User name").fill(a.user);
   await page.getByLabel("Password").fill(a.password);
@@ -94,7 +94,7 @@ async function signIn(page: Page, a: DriverArgs): Promise<void> {
 
 async function createForward(page: Page, base: string): Promise<void> {
   const f = LAB_FORWARD;
-  await page.goto(`${base}/rules`);
+  await gotoSettled(page, `${base}/rules`);
   await page.getByRole("link", { name: "Add port forward" }).click();
   await page.waitForURL(`${base}/rules/forwards/new`);
   await page.getByLabel("Name", { exact: true }).fill(f.name);
@@ -117,7 +117,7 @@ async function createForward(page: Page, base: string): Promise<void> {
  * dashboard.
  */
 async function relabel(page: Page, base: string): Promise<string[]> {
-  await page.goto(`${base}/rules/forwards/new`);
+  await gotoSettled(page, `${base}/rules/forwards/new`);
   await page.getByLabel("Name", { exact: true }).fill("aaa-label");
   await page.getByLabel("Public port or range").fill("52241");
   await page.getByLabel("Private IP").fill(LAB_FORWARD.address);
@@ -127,7 +127,7 @@ async function relabel(page: Page, base: string): Promise<string[]> {
   page.once("dialog", (d) => d.accept());
   await page.locator('tr[data-rule="web"]').getByRole("button", { name: "Delete" }).click();
   await page.locator('tr[data-rule="web"]').waitFor({ state: "detached" });
-  await page.goto(`${base}/`);
+  await gotoSettled(page, `${base}/`);
   await page.locator("#live-state", { hasText: "Live" }).waitFor();
   const rows = page.locator("#flows tbody tr").filter({
     has: page.locator('td[data-label="To"]', { hasText: `:${LAB_FORWARD.publicPort}` }),
@@ -158,7 +158,7 @@ async function main(a: DriverArgs): Promise<number> {
     emit("signed-in");
     await createForward(page, base);
     emit("forward-created");
-    await page.goto(`${base}/`);
+    await gotoSettled(page, `${base}/`);
     await page.locator("#live-state", { hasText: "Live" }).waitFor();
     await saveScreenshot(page, "ui-lab-dashboard");
     emit("ready");
@@ -172,7 +172,7 @@ async function main(a: DriverArgs): Promise<number> {
         continue;
       }
       if (line !== "revoke") continue;
-      await page.goto(`${base}/`);
+      await gotoSettled(page, `${base}/`);
       await row.getByRole("button", { name: `Revoke ${client}` }).click();
       await row.waitFor({ state: "detached" });
       emit("revoked");

@@ -9,7 +9,13 @@ import assert from "node:assert/strict";
 import type { Page, WebSocketRoute } from "playwright-core";
 import { knockSequenceAt } from "../../src/knock/sequence.ts";
 import type { SelfTestResult, VectorCase } from "../../ui/knock/knock_core.ts";
-import { chromiumAvailable, fileUrl, launchChromium, saveScreenshot } from "./_browser.ts";
+import {
+  chromiumAvailable,
+  fileUrl,
+  gotoSettled,
+  launchChromium,
+  saveScreenshot,
+} from "./_browser.ts";
 
 const PAGE_URL = fileUrl("ui/knock/index.html");
 const STORE_KEY = "knockgate.knock.v1";
@@ -59,7 +65,7 @@ function activeId(page: Page): Promise<string | undefined> {
 }
 
 async function openPage(page: Page): Promise<void> {
-  await page.goto(PAGE_URL);
+  await gotoSettled(page, PAGE_URL);
   await page.waitForFunction(() => "knockgate" in globalThis);
 }
 

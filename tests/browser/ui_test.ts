@@ -23,7 +23,7 @@ import { TOTP_PERIOD_S, totpCode } from "../../src/knock/totp.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { openStore } from "../../src/store/kv_store.ts";
 import { createUi } from "../../ui/mod.ts";
-import { chromiumAvailable, launchChromium, saveScreenshot } from "./_browser.ts";
+import { chromiumAvailable, gotoSettled, launchChromium, saveScreenshot } from "./_browser.ts";
 
 const CLIENT_IP = "203.0.113.10";
 /** Live updates must come from the event stream, well before the dashboard's 10 s poll. */
@@ -152,7 +152,7 @@ Deno.test({
       const url = (path: string) => `${ap.base}${path}`;
 
       await t.step("sign-in: redirect, field errors, wrong password, success", async () => {
-        await page.goto(url("/"));
+        await gotoSettled(page, url("/"));
         assert.equal(page.url(), url("/login?next=%2F"));
         await checkStructure(page, "login");
         await page.setViewportSize({ width: 390, height: 844 });
@@ -317,7 +317,7 @@ Deno.test({
       });
 
       await t.step("rules and users: an open-ports rule, then editing it and a user", async () => {
-        await page.goto(url("/rules"));
+        await gotoSettled(page, url("/rules"));
         await page.getByRole("link", { name: "Add open ports" }).click();
         await page.waitForURL(url("/rules/open-ports/new"));
         await checkStructure(page, "add open ports");
@@ -346,7 +346,7 @@ Deno.test({
         await page.waitForURL(url("/rules"));
         assert.equal(ap.datapath.rules?.openPorts.find((r) => r.name === "nas")?.enabled, false);
 
-        await page.goto(url("/users/bob/edit"));
+        await gotoSettled(page, url("/users/bob/edit"));
         await checkStructure(page, "edit user");
         assert.equal(await page.getByLabel("First knock port").inputValue(), "42001");
         await page.getByLabel("Transport").selectOption("udp");
@@ -358,7 +358,7 @@ Deno.test({
       });
 
       await t.step("dashboard: an unlock appears live, then Revoke ends it", async () => {
-        await page.goto(url("/"));
+        await gotoSettled(page, url("/"));
         await page.locator("#live-state", { hasText: "Live" }).waitFor();
         const now = Date.now();
         ap.datapath.unlock(CLIENT_IP, "bob", now);
@@ -472,7 +472,7 @@ Deno.test({
       });
 
       await t.step("rules: two bad fields show both errors beside their fields", async () => {
-        await page.goto(url("/rules/forwards/new"));
+        await gotoSettled(page, url("/rules/forwards/new"));
         await page.getByLabel("Name", { exact: true }).fill("two-bad");
         await page.getByLabel("Public port or range").fill("70000");
         await page.getByLabel("Private IP").fill("192.0.2.12");
@@ -537,7 +537,7 @@ Deno.test({
       });
 
       await t.step("users: a new secret in the same two steps, then delete", async () => {
-        await page.goto(url("/users"));
+        await gotoSettled(page, url("/users"));
         await page.locator('tr[data-user="bob"]').getByRole("link", { name: "New secret" }).click();
         await page.waitForURL(url("/users/bob/mfa"));
         await page.getByRole("button", { name: "Generate new secret" }).click();
@@ -555,7 +555,7 @@ Deno.test({
         await page.getByText("Verify successfully").waitFor();
         assert.equal((await ap.store.users.getMfaSecrets("bob")).secret, secret);
 
-        await page.goto(url("/users"));
+        await gotoSettled(page, url("/users"));
         page.once("dialog", (d) => d.accept());
         await page.locator('tr[data-user="bob"]').getByRole("button", { name: "Delete" }).click();
         await page.locator('tr[data-user="bob"]').waitFor({ state: "detached" });
@@ -577,7 +577,7 @@ Deno.test({
           ["/tokens", "tokens"],
         ];
         for (const [path, name] of pages) {
-          await page.goto(url(path));
+          await gotoSettled(page, url(path));
           assert.equal(await scrollsSideways(page), false, `${path} scrolls sideways on a phone`);
           await saveScreenshot(page, `ui-phone-${name}`);
         }
@@ -585,10 +585,10 @@ Deno.test({
       });
 
       await t.step("sign out", async () => {
-        await page.goto(url("/"));
+        await gotoSettled(page, url("/"));
         await page.getByRole("button", { name: "Sign out" }).click();
         await page.waitForURL(url("/login"));
-        await page.goto(url("/rules"));
+        await gotoSettled(page, url("/rules"));
         assert.equal(page.url(), url("/login?next=%2Frules"));
       });
 

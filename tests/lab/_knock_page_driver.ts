@@ -14,8 +14,7 @@
  * not a switch that ignores every certificate error.
  */
 import { parseArgs } from "node:util";
-import { fileUrl, launchChromium } from "../browser/_browser.ts";
-import type { Page } from "playwright-core";
+import { fileUrl, gotoSettled, launchChromium } from "../browser/_browser.ts";
 
 /** One knock as the page reports it. */
 export interface RoundOutput {
@@ -43,22 +42,6 @@ export interface DriverOutput {
 }
 
 const FINAL = ["sent", "open", "answered", "closed", "error", "throttled", "invalid"];
-
-/**
- * `page.goto`, once more when Chromium aborts it with ERR_NETWORK_CHANGED (it does
- * when interfaces come and go on the host, as other lab tests' namespaces do).
- */
-async function gotoSettled(page: Page, url: string): Promise<void> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      await page.goto(url);
-      return;
-    } catch (e) {
-      if (attempt >= 3 || !String(e).includes("ERR_NETWORK_CHANGED")) throw e;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
