@@ -559,3 +559,27 @@ export async function spoofSyns(
   ], timeoutSec);
   return JSON.parse(out.trim().split("\n").pop()!);
 }
+
+/** Escapes `s` for a RegExp. */
+export function re(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Alice's sequence (F first) for time step `step`, from the knock client. */
+export async function sequenceAt(step: number): Promise<number[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}src/cli/knock.ts`,
+      "--first-port",
+      String(ALICE.firstPort),
+      "--secret",
+      ALICE.secret,
+      "--print-sequence",
+      "--time",
+      String(step * 30),
+    ],
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim().split(/\s+/).map(Number);
+}

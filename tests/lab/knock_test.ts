@@ -15,9 +15,11 @@ import {
   knock,
   labSupported,
   nmapStates,
+  re,
   readLog,
   removeTestConfig,
   ROOT,
+  sequenceAt,
   sh,
   shOk,
   spawnIn,
@@ -32,30 +34,6 @@ const C = LAB.client, C2 = LAB.client2, W = LAB.wan;
 const HELLO_C = `hello from ${LAB.server}:8080 to ${C}\n`;
 /** A secret that is not alice's: knocking it on her first port is a wrong sequence. */
 const WRONG_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-
-/** Escapes `s` for a RegExp. */
-function re(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** Alice's sequence (F first) for time step `step`, from the knock client. */
-async function sequenceAt(step: number): Promise<number[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}src/cli/knock.ts`,
-      "--first-port",
-      String(ALICE.firstPort),
-      "--secret",
-      ALICE.secret,
-      "--print-sequence",
-      "--time",
-      String(step * 30),
-    ],
-  }).output();
-  return new TextDecoder().decode(out.stdout).trim().split(/\s+/).map(Number);
-}
 
 /** Netfilter's conntrack entries in the appliance's namespace (0 when conntrack is not loaded). */
 async function kernelConntrackCount(lab: RunningLab): Promise<number> {

@@ -16,13 +16,13 @@ import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import { api, signIn } from "./_api.ts";
 import {
-  ALICE,
   curl,
   knock,
   labSupported,
+  re,
   readLog,
   removeTestConfig,
-  ROOT,
+  sequenceAt,
   sleep,
   spoofSyns,
   until,
@@ -32,29 +32,6 @@ import {
 const C = LAB.client, C2 = LAB.client2, W = LAB.wan;
 const SPOOFED = "203.0.113.99";
 const STEP_MS = 30_000;
-
-function re(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** Alice's sequence (F first) for time step `step`, from the knock client. */
-async function sequenceAt(step: number): Promise<number[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}src/cli/knock.ts`,
-      "--first-port",
-      String(ALICE.firstPort),
-      "--secret",
-      ALICE.secret,
-      "--print-sequence",
-      "--time",
-      String(step * 30),
-    ],
-  }).output();
-  return new TextDecoder().decode(out.stdout).trim().split(/\s+/).map(Number);
-}
 
 /** Sends `ports` as SYNs from `src` out of `ns`, 100 ms apart (the knock client's pace). */
 async function sendKnocks(
