@@ -24,46 +24,10 @@ import {
   snapshotPath,
   writeSnapshotFile,
 } from "./flow_snapshot.ts";
-import type { DatapathSettings } from "./messages.ts";
 import { Pipeline } from "./pipeline.ts";
+import { CLIENT, forward, SECRET, SERVER, SETTINGS, T0, WAN } from "./_test_fixtures.ts";
 
-const CLIENT = "203.0.113.10", WAN = "198.51.100.1", LAN = "192.0.2.1";
-const SERVER = "192.0.2.12", LAN_HOST = "192.0.2.50", REMOTE = "203.0.113.80";
-const SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const T0 = 1_764_028_800_000;
-
-const SETTINGS: DatapathSettings = {
-  wanAddress: WAN,
-  lanAddress: LAN,
-  lanNetwork: "192.0.2.0/24",
-  managementPort: 8443,
-  managementWanAccess: "knock",
-  allow: [],
-  maxFlows: 1024,
-  knock: {
-    idleTimeoutSec: 60,
-    lifetimeSec: 0,
-    windowSec: 15,
-    maxFailures: 5,
-    failureWindowSec: 600,
-    penaltySec: 600,
-    maxInProgress: 1024,
-    maxPenalised: 1024,
-  },
-};
-
-function forward(name: string, pub: number, priv: number, enforceKnock: boolean): PortForwardRule {
-  return {
-    name,
-    enabled: true,
-    protocol: "both",
-    publicPorts: { start: pub, end: pub },
-    privateAddress: SERVER,
-    privatePorts: { start: priv, end: priv },
-    enforceKnock,
-    users: [],
-  };
-}
+const LAN_HOST = "192.0.2.50", REMOTE = "203.0.113.80";
 
 const WEB = forward("web", 52201, 8080, true), OPEN = forward("open", 52300, 80, false);
 
