@@ -136,9 +136,14 @@ export async function main(args: string[]): Promise<number> {
   for (const w of warnings) console.warn(`config: ${formatProblem(w)}`);
   const plan: RoutingPlan = {
     tun: config.tun.name,
-    wanInterface: config.wan.interface,
+    uplinks: [{
+      name: "wan",
+      interface: config.wan.interface,
+      addresses: [{ address: config.wan.address, network: `${config.wan.address}/32` }],
+      gateway: null,
+      table: 201,
+    }],
     lanInterface: config.lan.interface,
-    wanAddress: config.wan.address,
     lanAddress: config.lan.address,
     lanNetwork: config.lan.network,
     resolvers: systemResolvers(),

@@ -47,15 +47,61 @@
  *
  * The steering (see the shared lab notes): the local table moves behind the
  * steering rules, and only tcp/udp/icmp from the WAN are steered so ARP for
- * the WAN address still answers.
+ * the WAN addresses still answers. Every WAN interface is steered and
+ * bypassed alike, and the nft table matches them all (sets of names).
+ *
+ * Several uplinks: replies leave by the uplink their flow came in on. An ISP
+ * drops packets whose source address is not one of its own (ingress
+ * filtering, BCP 38), so a reply from uplink B's address sent to uplink A's
+ * gateway (the main table's one default route) never arrives. Each uplink
+ * with a gateway gets its own routing table (its connected networks and
+ * `default via GATEWAY dev IF`) and one `from ADDRESS lookup TABLE` rule per
+ * address; everything the process writes into the TUN with that source (a
+ * reply, a masqueraded packet), and what the host sends from it (the
+ * management API, the health probe), routes by it. `to LAN_NET lookup main`
+ * comes first, so a packet from a WAN address to the LAN (hairpin) still goes
+ * to the LAN. Strict reverse-path filtering on a WAN interface passes
+ * because of the same rules: the kernel validates the source of a packet
+ * arriving on uplink B by routing back to it from the address it was sent to,
+ * which the from-rule sends through B's table, out of B.
+ *
+ * Rule preferences (at most {@linkcode MAX_UPLINKS} uplinks, every steering
+ * rule below the local table's 100):
+ *
+ * | pref | rule |
+ * | --- | --- |
+ * | 10 | `iif LAN to LAN_ADDRESS lookup local` |
+ * | 15 | `iif LAN lookup 100` |
+ * | 20 + 5i, 21 + 5i | uplink i: DNS and NTP replies `lookup local` |
+ * | 22 + 5i .. 24 + 5i | uplink i: tcp, udp, icmp `lookup 100` |
+ * | 100 | `lookup local` (moved from 0) |
+ * | 200 | `to LAN_NET lookup main` |
+ * | 1000 + i | uplink i: `from ADDRESS lookup TABLE`, one per address |
+ *
+ * Every rule and route added carries the routing protocol
+ * {@linkcode ROUTE_PROTOCOL}, so one `ip rule flush protocol` and one
+ * `ip route flush table all proto` remove them whatever configuration (how
+ * many uplinks, which tables) installed them.
  */
+
+/** One uplink as the routing sees it (a structural subset of the configuration's uplink). */
+export interface RoutingUplink {
+  name: string;
+  interface: string;
+  /** Its addresses (dotted quads) with their connected networks (`198.51.100.0/26`). */
+  addresses: readonly { address: string; network: string }[];
+  /** Next hop of its default route; null: on-link only (no table, no rules by source). */
+  gateway: string | null;
+  /** Its routing table number. */
+  table: number;
+}
 
 /** The interfaces and addresses the host setup is built from. */
 export interface RoutingPlan {
   tun: string;
-  wanInterface: string;
+  /** The WAN uplinks, at least one and at most {@linkcode MAX_UPLINKS}. */
+  uplinks: readonly RoutingUplink[];
   lanInterface: string;
-  wanAddress: string;
   lanAddress: string;
   /** The LAN network, CIDR. */
   lanNetwork: string;
@@ -76,12 +122,46 @@ export const NFT_TABLE = "inet knockgate";
 /** UDP services whose replies reach the appliance itself from the WAN: DNS and NTP. */
 export const LOCAL_UDP_SERVICES = [53, 123] as const;
 
-/** Preference of the first local bypass rule (one per service). */
-const BYPASS_PREF = 25;
+/** Uplinks the rule numbering has room for. */
+export const MAX_UPLINKS = 16;
+
+/** The routing protocol number every rule and route of ours carries (unassigned in rt_protos). */
+export const ROUTE_PROTOCOL = 75;
+
+/** Preference of the rule that lets the LAN reach the appliance's LAN address. */
+const LAN_LOCAL_PREF = 10;
+/** Preference of the LAN's steering rule. */
+const LAN_STEER_PREF = 15;
+/** Preference of uplink 0's first rule; each uplink has a block of five. */
+const UPLINK_PREF = 20;
+const UPLINK_BLOCK = 5;
+/** Where the local table's rule moves to (from 0). */
+const LOCAL_PREF = 100;
+/** Preference of `to LAN_NET lookup main`, before the rules by source. */
+const LAN_MAIN_PREF = 200;
+/** Preference of uplink i's rules by source address: 1000 + i. */
+const FROM_PREF = 1000;
+
+/** The preference of uplink `i`'s DNS bypass (`+ 1` NTP) and tcp steering (`+ 3` udp, `+ 4` icmp). */
+export function uplinkPrefs(i: number): { bypass: number; steer: number; from: number } {
+  const base = UPLINK_PREF + UPLINK_BLOCK * i;
+  return { bypass: base, steer: base + 2, from: FROM_PREF + i };
+}
 
 /** `"a", "b"` quoted for nft; interface names are quoted so any name parses. */
 function q(s: string): string {
   return JSON.stringify(s);
+}
+
+/** One nft value, or an anonymous set of several. */
+function nftSet(items: readonly string[]): string {
+  const unique = [...new Set(items)];
+  return unique.length === 1 ? unique[0] : `{ ${unique.join(", ")} }`;
+}
+
+/** Every WAN address of the plan. */
+function wanAddresses(p: RoutingPlan): string[] {
+  return p.uplinks.flatMap((u) => u.addresses.map((a) => a.address));
 }
 
 /**
@@ -91,9 +171,11 @@ function q(s: string): string {
  * host is open.
  */
 export function failClosedRuleset(p: RoutingPlan): string {
-  const wan = q(p.wanInterface), lan = q(p.lanInterface), tun = q(p.tun);
+  const wan = nftSet(p.uplinks.map((u) => q(u.interface)));
+  const lan = q(p.lanInterface), tun = q(p.tun);
   const [lo, hi] = p.ephemeralPorts;
   const dnsFrom = p.resolvers.length > 0 ? ` ip saddr { ${p.resolvers.join(", ")} }` : "";
+  const ours = [p.lanNetwork, ...wanAddresses(p)].join(", ");
   return `add table ${NFT_TABLE}
 delete table ${NFT_TABLE}
 table ${NFT_TABLE} {
@@ -101,7 +183,7 @@ table ${NFT_TABLE} {
     type filter hook prerouting priority raw; policy accept;
     iifname ${lan} ip saddr != ${p.lanNetwork} counter drop comment "lan-spoofed"
     iifname ${lan} ip saddr ${p.lanAddress} counter drop comment "lan-spoofed"
-    iifname ${wan} ip saddr { ${p.lanNetwork}, ${p.wanAddress} } counter drop comment "wan-spoofed"
+    iifname ${wan} ip saddr { ${ours} } counter drop comment "wan-spoofed"
   }
   chain input {
     type filter hook input priority filter; policy accept;
@@ -129,35 +211,93 @@ table ${NFT_TABLE} {
 /** The command that applies a ruleset given on its standard input. */
 export const NFT_APPLY = ["nft", "-f", "-"];
 
-/** The commands (argv lists) that install the steering; run after the fail-closed table. */
-export function routingCommands(p: RoutingPlan): string[][] {
-  const t = String(p.table ?? 100);
-  const steer = (
-    pref: number,
-    ...sel: string[]
-  ) => ["ip", "rule", "add", "pref", String(pref), ...sel, "lookup", t];
+const PROTO = String(ROUTE_PROTOCOL);
+
+/** `ip rule add pref PREF SELECTORS... lookup TABLE protocol OURS`. */
+function rule(pref: number, sel: readonly string[], table: string | number): string[] {
   return [
-    ["ip", "route", "replace", "default", "dev", p.tun, "table", t],
-    ["ip", "rule", "add", "pref", "100", "lookup", "local"],
+    "ip",
+    "rule",
+    "add",
+    "pref",
+    String(pref),
+    ...sel,
+    "lookup",
+    String(table),
+    "protocol",
+    PROTO,
+  ];
+}
+
+/** `ip route replace ROUTE... table TABLE proto OURS`. */
+function route(table: number | string, ...spec: string[]): string[] {
+  return ["ip", "route", "replace", ...spec, "table", String(table), "proto", PROTO];
+}
+
+/** The dotted quad `s` as an unsigned 32-bit number (no validation: the configuration did it). */
+function u32(s: string): number {
+  return s.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+}
+
+/** True when `addr` lies in `cidr` (`a.b.c.d/n`). */
+function inNetwork(addr: string, cidr: string): boolean {
+  const [net, len] = cidr.split("/");
+  const size = 2 ** (32 - Number(len));
+  return Math.floor(u32(addr) / size) === Math.floor(u32(net) / size);
+}
+
+/**
+ * The uplink's table: each connected network (source: its first address
+ * there) and the default route. A gateway outside every connected network
+ * (an address configured as /32) is declared on-link.
+ */
+function uplinkTableCommands(u: RoutingUplink, gateway: string): string[][] {
+  const cmds: string[][] = [];
+  const seen = new Set<string>();
+  for (const a of u.addresses) {
+    if (seen.has(a.network)) continue;
+    seen.add(a.network);
+    cmds.push(route(u.table, a.network, "dev", u.interface, "src", a.address));
+  }
+  const onLink = u.addresses.some((a) => inNetwork(gateway, a.network)) ? [] : ["onlink"];
+  cmds.push(route(u.table, "default", "via", gateway, "dev", u.interface, ...onLink));
+  return cmds;
+}
+
+/**
+ * The commands (argv lists) that install the steering and the per-uplink
+ * tables; run after the fail-closed table and after `clearSteeringCommands`.
+ * Throws a RangeError for more than {@linkcode MAX_UPLINKS} uplinks.
+ */
+export function routingCommands(p: RoutingPlan): string[][] {
+  if (p.uplinks.length === 0 || p.uplinks.length > MAX_UPLINKS) {
+    throw new RangeError(`routing: 1 to ${MAX_UPLINKS} uplinks, not ${p.uplinks.length}`);
+  }
+  const t = String(p.table ?? 100);
+  const steer = p.uplinks.flatMap((u, i) => {
+    const at = uplinkPrefs(i).steer, iif = ["iif", u.interface];
+    return ["tcp", "udp", "icmp"].map((proto, k) => rule(at + k, [...iif, "ipproto", proto], t));
+  });
+  const gatewayed = p.uplinks.filter((u) => u.gateway !== null);
+  const replies = gatewayed.length === 0 ? [] : [
+    rule(LAN_MAIN_PREF, ["to", p.lanNetwork], "main"),
+    ...p.uplinks.flatMap((u, i) =>
+      u.gateway === null ? [] : [
+        ...uplinkTableCommands(u, u.gateway),
+        ...u.addresses.map((a) => rule(uplinkPrefs(i).from, ["from", a.address], u.table)),
+      ]
+    ),
+  ];
+  return [
+    route(t, "default", "dev", p.tun),
+    // Ours (tagged): the flush in clearSteeringCommands removes it once the rule at 0 is back.
+    rule(LOCAL_PREF, [], "local"),
     ["ip", "rule", "del", "pref", "0", "lookup", "local"],
     // LAN hosts still reach the appliance's own LAN address (management API).
-    [
-      "ip",
-      "rule",
-      "add",
-      "pref",
-      "10",
-      "iif",
-      p.lanInterface,
-      "to",
-      p.lanAddress,
-      "lookup",
-      "local",
-    ],
-    steer(20, "iif", p.lanInterface),
-    steer(30, "iif", p.wanInterface, "ipproto", "tcp"),
-    steer(31, "iif", p.wanInterface, "ipproto", "udp"),
-    steer(32, "iif", p.wanInterface, "ipproto", "icmp"),
+    rule(LAN_LOCAL_PREF, ["iif", p.lanInterface, "to", p.lanAddress], "local"),
+    rule(LAN_STEER_PREF, ["iif", p.lanInterface], t),
+    ...steer,
+    ...replies,
     ["sysctl", "-qw", `net.ipv6.conf.${p.tun}.disable_ipv6=1`],
     ["sysctl", "-qw", "net.ipv4.conf.all.accept_local=1"],
     ["sysctl", "-qw", `net.ipv4.conf.${p.tun}.accept_local=1`],
@@ -168,7 +308,7 @@ export function routingCommands(p: RoutingPlan): string[][] {
     ["sysctl", "-qw", "net.ipv4.ip_early_demux=0"],
     // The datapath tells WAN from LAN by source address; the nft table drops spoofed sources
     // whatever `all` says, strict reverse-path filtering is the second line.
-    ["sysctl", "-qw", `net.ipv4.conf.${p.wanInterface}.rp_filter=1`],
+    ...p.uplinks.map((u) => ["sysctl", "-qw", `net.ipv4.conf.${u.interface}.rp_filter=1`]),
     ["sysctl", "-qw", `net.ipv4.conf.${p.lanInterface}.rp_filter=1`],
     // Last: the fail-closed table is in place before anything is forwarded.
     ["sysctl", "-qw", "net.ipv4.ip_forward=1"],
@@ -179,44 +319,43 @@ export function routingCommands(p: RoutingPlan): string[][] {
  * Rules that let replies to the appliance's own DNS and NTP queries bypass
  * the TUN (TOTP needs a synchronised clock): UDP from the service port to an
  * ephemeral port, where the kernel binds the client sockets of resolvers and
- * of systemd-timesyncd and chrony. Anything else from port 53 or 123 goes to
- * the TUN and is dropped there as a packet of no flow; the input chain of the
- * fail-closed table narrows DNS further to the known resolvers (read at
- * start: a changed resolv.conf takes a restart). No kernel
+ * of systemd-timesyncd and chrony, on every WAN interface. Anything else from
+ * port 53 or 123 goes to the TUN and is dropped there as a packet of no flow;
+ * the input chain of the fail-closed table narrows DNS further to the known
+ * resolvers (read at start: a changed resolv.conf takes a restart). No kernel
  * connection tracking is switched on (a SYN flood would fill it).
  */
 export function localBypassCommands(p: RoutingPlan): string[][] {
   const [lo, hi] = p.ephemeralPorts;
-  return LOCAL_UDP_SERVICES.map((port, i) => [
-    "ip",
-    "rule",
-    "add",
-    "pref",
-    String(BYPASS_PREF + i),
-    "iif",
-    p.wanInterface,
-    "ipproto",
-    "udp",
-    "sport",
-    String(port),
-    "dport",
-    `${lo}-${hi}`,
-    "lookup",
-    "local",
-  ]);
+  return p.uplinks.flatMap((u, i) =>
+    LOCAL_UDP_SERVICES.map((port, k) =>
+      rule(uplinkPrefs(i).bypass + k, [
+        "iif",
+        u.interface,
+        "ipproto",
+        "udp",
+        "sport",
+        String(port),
+        "dport",
+        `${lo}-${hi}`,
+      ], "local")
+    )
+  );
 }
 
 /**
- * The commands that remove the steering and the bypass but leave the local
- * table's rules as they are: run first on every start, so a start after a
- * crash (whose rules stayed) does not add them twice.
+ * The commands that remove every rule and route of ours, whatever plan
+ * installed them: run (errors ignored) first on every start, so a start
+ * after a crash (whose rules stayed) does not add them twice, and on stop.
+ * The local table's rule goes back to 0 first, so the host never lacks one;
+ * the flush then removes ours at 100 with the rest.
  */
-export function clearSteeringCommands(p: RoutingPlan): string[][] {
-  const t = String(p.table ?? 100);
+export function clearSteeringCommands(_p?: RoutingPlan): string[][] {
   return [
-    ...LOCAL_UDP_SERVICES.map((_, i) => ["ip", "rule", "del", "pref", String(BYPASS_PREF + i)]),
-    ...[10, 20, 30, 31, 32].map((pref) => ["ip", "rule", "del", "pref", String(pref)]),
-    ["ip", "route", "flush", "table", t],
+    // As the kernel's own (`proto kernel`): an identical rule already there refuses the add.
+    ["ip", "rule", "add", "pref", "0", "lookup", "local", "protocol", "kernel"],
+    ["ip", "rule", "flush", "protocol", PROTO],
+    ["ip", "route", "flush", "table", "all", "proto", PROTO],
   ];
 }
 
@@ -225,12 +364,8 @@ export function clearSteeringCommands(p: RoutingPlan): string[][] {
  * effort, for a clean stop). The fail-closed table stays, and so does
  * `ip_forward`: the table keeps the host closed.
  */
-export function unroutingCommands(p: RoutingPlan): string[][] {
-  return [
-    ...clearSteeringCommands(p),
-    ["ip", "rule", "add", "pref", "0", "lookup", "local"],
-    ["ip", "rule", "del", "pref", "100", "lookup", "local"],
-  ];
+export function unroutingCommands(p?: RoutingPlan): string[][] {
+  return clearSteeringCommands(p);
 }
 
 /**

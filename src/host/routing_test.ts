@@ -16,13 +16,39 @@ import { run } from "./run.ts";
 
 const PLAN: RoutingPlan = {
   tun: "kn0",
-  wanInterface: "wan0",
+  uplinks: [{
+    name: "wan",
+    interface: "wan0",
+    addresses: [{ address: "198.51.100.1", network: "198.51.100.1/32" }],
+    gateway: null,
+    table: 201,
+  }],
   lanInterface: "lan0",
-  wanAddress: "198.51.100.1",
   lanAddress: "192.0.2.1",
   lanNetwork: "192.0.2.0/24",
   resolvers: ["198.51.100.53"],
   ephemeralPorts: [32768, 60999],
+};
+
+/** Two ISPs: isp-a with two addresses of one /26, isp-b with one of the next. */
+const TWO: RoutingPlan = {
+  ...PLAN,
+  uplinks: [{
+    name: "isp-a",
+    interface: "wan0",
+    addresses: [
+      { address: "198.51.100.1", network: "198.51.100.0/26" },
+      { address: "198.51.100.2", network: "198.51.100.0/26" },
+    ],
+    gateway: "198.51.100.62",
+    table: 201,
+  }, {
+    name: "isp-b",
+    interface: "wan1",
+    addresses: [{ address: "198.51.100.65", network: "198.51.100.64/26" }],
+    gateway: "198.51.100.126",
+    table: 202,
+  }],
 };
 
 /** The rules of chain `name` in `text`, one string each. */
@@ -96,24 +122,121 @@ Deno.test("forwarding is switched on last, after every steering rule", () => {
   assert.equal(cmds[cmds.length - 1], "sysctl -qw net.ipv4.ip_forward=1");
   assert.equal(cmds.filter((c) => c.includes("ip_forward")).length, 1);
   assert.ok(cmds.includes("sysctl -qw net.ipv4.conf.lan0.rp_filter=1"));
-  assert.ok(cmds.includes("ip rule add pref 31 iif wan0 ipproto udp lookup 100"));
+  assert.ok(cmds.includes("ip rule add pref 23 iif wan0 ipproto udp lookup 100 protocol 75"));
 });
 
 Deno.test("the DNS/NTP bypass only takes replies to ephemeral ports", () => {
   assert.deepEqual(localBypassCommands(PLAN).map((c) => c.join(" ")), [
-    "ip rule add pref 25 iif wan0 ipproto udp sport 53 dport 32768-60999 lookup local",
-    "ip rule add pref 26 iif wan0 ipproto udp sport 123 dport 32768-60999 lookup local",
+    "ip rule add pref 20 iif wan0 ipproto udp sport 53 dport 32768-60999 lookup local protocol 75",
+    "ip rule add pref 21 iif wan0 ipproto udp sport 123 dport 32768-60999 lookup local protocol 75",
   ]);
 });
 
-Deno.test("stopping removes the steering and the bypass, never the table nor forwarding", () => {
-  const cmds = unroutingCommands(PLAN).map((c) => c.join(" "));
-  for (const pref of [10, 20, 25, 26, 30, 31, 32]) {
-    assert.ok(cmds.includes(`ip rule del pref ${pref}`));
+Deno.test("stopping removes every rule and route of ours, never the table nor forwarding", () => {
+  assert.deepEqual(unroutingCommands(PLAN).map((c) => c.join(" ")), [
+    "ip rule add pref 0 lookup local protocol kernel",
+    "ip rule flush protocol 75",
+    "ip route flush table all proto 75",
+  ]);
+  // Every rule and route added carries the protocol the flush removes.
+  for (const c of [...routingCommands(TWO), ...localBypassCommands(TWO)]) {
+    if (c[0] === "ip" && c[2] === "add") {
+      assert.deepEqual(c.slice(-2), ["protocol", "75"], c.join(" "));
+    }
+    if (c[0] === "ip" && c[2] === "replace") {
+      assert.deepEqual(c.slice(-2), ["proto", "75"], c.join(" "));
+    }
   }
-  assert.ok(cmds.includes("ip rule add pref 0 lookup local"));
-  assert.ok(cmds.includes("ip route flush table 100"));
-  assert.ok(cmds.every((c) => !c.startsWith("nft") && !c.includes("ip_forward")));
+});
+
+Deno.test("one uplink without a gateway: steering only, no table, no rules by source", () => {
+  const cmds = routingCommands(PLAN).map((c) => c.join(" ")).filter((c) => c.startsWith("ip "));
+  assert.deepEqual(cmds, [
+    "ip route replace default dev kn0 table 100 proto 75",
+    "ip rule add pref 100 lookup local protocol 75",
+    "ip rule del pref 0 lookup local",
+    "ip rule add pref 10 iif lan0 to 192.0.2.1 lookup local protocol 75",
+    "ip rule add pref 15 iif lan0 lookup 100 protocol 75",
+    "ip rule add pref 22 iif wan0 ipproto tcp lookup 100 protocol 75",
+    "ip rule add pref 23 iif wan0 ipproto udp lookup 100 protocol 75",
+    "ip rule add pref 24 iif wan0 ipproto icmp lookup 100 protocol 75",
+  ]);
+});
+
+Deno.test("two uplinks: each its table and rules by source, steering and bypass on both", () => {
+  const cmds = routingCommands(TWO).map((c) => c.join(" "));
+  const ip = cmds.filter((c) => c.startsWith("ip ")).slice(5);
+  assert.deepEqual(ip, [
+    "ip rule add pref 22 iif wan0 ipproto tcp lookup 100 protocol 75",
+    "ip rule add pref 23 iif wan0 ipproto udp lookup 100 protocol 75",
+    "ip rule add pref 24 iif wan0 ipproto icmp lookup 100 protocol 75",
+    "ip rule add pref 27 iif wan1 ipproto tcp lookup 100 protocol 75",
+    "ip rule add pref 28 iif wan1 ipproto udp lookup 100 protocol 75",
+    "ip rule add pref 29 iif wan1 ipproto icmp lookup 100 protocol 75",
+    "ip rule add pref 200 to 192.0.2.0/24 lookup main protocol 75",
+    // One connected route per network, though isp-a has two addresses in it.
+    "ip route replace 198.51.100.0/26 dev wan0 src 198.51.100.1 table 201 proto 75",
+    "ip route replace default via 198.51.100.62 dev wan0 table 201 proto 75",
+    "ip rule add pref 1000 from 198.51.100.1 lookup 201 protocol 75",
+    "ip rule add pref 1000 from 198.51.100.2 lookup 201 protocol 75",
+    "ip route replace 198.51.100.64/26 dev wan1 src 198.51.100.65 table 202 proto 75",
+    "ip route replace default via 198.51.100.126 dev wan1 table 202 proto 75",
+    "ip rule add pref 1001 from 198.51.100.65 lookup 202 protocol 75",
+  ]);
+  assert.ok(cmds.includes("sysctl -qw net.ipv4.conf.wan0.rp_filter=1"));
+  assert.ok(cmds.includes("sysctl -qw net.ipv4.conf.wan1.rp_filter=1"));
+  assert.deepEqual(localBypassCommands(TWO).map((c) => c.slice(4, 7).join(" ")), [
+    "20 iif wan0",
+    "21 iif wan0",
+    "25 iif wan1",
+    "26 iif wan1",
+  ]);
+});
+
+Deno.test("sixteen uplinks keep every steering rule below the local table's 100", () => {
+  const many: RoutingPlan = {
+    ...PLAN,
+    uplinks: Array.from({ length: 16 }, (_, i) => ({ ...PLAN.uplinks[0], interface: `wan${i}` })),
+  };
+  const prefs = [...routingCommands(many), ...localBypassCommands(many)]
+    .filter((c) => c[2] === "add" && c.includes("iif")).map((c) => Number(c[4]));
+  assert.equal(prefs.length, 2 + 16 * 5);
+  assert.equal(new Set(prefs).size, prefs.length);
+  assert.ok(Math.max(...prefs) < 100, String(Math.max(...prefs)));
+  assert.throws(
+    () => routingCommands({ ...many, uplinks: [...many.uplinks, PLAN.uplinks[0]] }),
+    RangeError,
+  );
+});
+
+Deno.test("a gateway outside the uplink's networks is declared on-link", () => {
+  const u = {
+    ...TWO.uplinks[0],
+    addresses: [{ address: "198.51.100.1", network: "198.51.100.1/32" }],
+  };
+  const cmds = routingCommands({ ...PLAN, uplinks: [u] }).map((c) => c.join(" "));
+  assert.ok(
+    cmds.includes("ip route replace default via 198.51.100.62 dev wan0 onlink table 201 proto 75"),
+    cmds.join("\n"),
+  );
+});
+
+Deno.test("the nft table covers every WAN interface and address", () => {
+  const text = failClosedRuleset(TWO);
+  assert.equal(
+    chain(text, "prerouting")[3],
+    'iifname { "wan0", "wan1" } ip saddr { 192.0.2.0/24, 198.51.100.1, 198.51.100.2, 198.51.100.65 } counter drop comment "wan-spoofed"',
+  );
+  const input = chain(text, "input");
+  assert.ok(
+    input.slice(1).every((r) => r.startsWith('iifname { "wan0", "wan1" } ')),
+    input.join("\n"),
+  );
+  const output = chain(text, "output");
+  assert.ok(
+    output.slice(1).every((r) => r.startsWith('oifname { "wan0", "wan1" } ')),
+    output.join("\n"),
+  );
 });
 
 Deno.test("parseResolvers keeps IPv4 name servers that are not loopback", () => {
@@ -147,7 +270,7 @@ Deno.test({
     try {
       const nft = ["ip", "netns", "exec", ns, ...NFT_APPLY];
       for (let i = 0; i < 2; i++) {
-        const r = await run(nft, failClosedRuleset(PLAN));
+        const r = await run(nft, failClosedRuleset(TWO));
         assert.equal(r.code, 0, r.stderr);
       }
       const list = await run(["ip", "netns", "exec", ns, "nft", "list", "tables"]);
@@ -176,14 +299,6 @@ Deno.test({
   },
 });
 
-Deno.test("a start clears stale steering without touching the local table's rules", () => {
-  const cmds = clearSteeringCommands(PLAN).map((c) => c.join(" "));
-  assert.ok(cmds.every((c) => !c.includes("lookup local")), cmds.join("\n"));
-  for (const pref of [10, 20, 25, 26, 30, 31, 32]) {
-    assert.ok(cmds.includes(`ip rule del pref ${pref}`));
-  }
-});
-
 Deno.test("parseNftCounters sums counters by rule comment and ignores the rest", () => {
   const rule = (comment: string | undefined, packets: number) => ({
     rule: { comment, expr: [{ match: {} }, { counter: { packets, bytes: 60 * packets } }] },
@@ -200,4 +315,73 @@ Deno.test("parseNftCounters sums counters by rule comment and ignores the rest",
   });
   assert.deepEqual(parseNftCounters(json), { stealth: 5, "lan-spoofed": 7 });
   assert.deepEqual(parseNftCounters("not json"), {});
+});
+
+Deno.test({
+  name:
+    "two uplinks in a namespace: the commands apply twice, strict RPF passes replies, stop clears",
+  ignore: Deno.uid() !== 0 ||
+    (await run(["sh", "-c", "command -v ip"]).catch(() => null))?.code !== 0,
+  fn: async () => {
+    const ns = `kgr-${Deno.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    const inNs = (argv: string[]) => run(["ip", "netns", "exec", ns, ...argv]);
+    const sh = async (script: string) => {
+      const r = await inNs(["sh", "-ec", script]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    assert.equal((await run(["ip", "netns", "add", ns])).code, 0);
+    try {
+      await sh(`ip link set lo up
+        for i in wan0 wan1 lan0; do
+          ip link add $i type veth peer name \${i}p; ip link set $i up; ip link set \${i}p up
+        done
+        ip addr add 198.51.100.1/26 dev wan0; ip addr add 198.51.100.2/26 dev wan0
+        ip addr add 198.51.100.65/26 dev wan1; ip addr add 192.0.2.1/24 dev lan0
+        ip tuntap add dev kn0 mode tun; ip link set kn0 up
+        ip route add default via 198.51.100.62`);
+      const state = () => sh("ip rule; ip route show table all proto 75");
+      const before = await state();
+      let installed = "";
+      for (let round = 0; round < 2; round++) {
+        for (const c of clearSteeringCommands(TWO)) await inNs(c);
+        for (const c of [...routingCommands(TWO), ...localBypassCommands(TWO)]) {
+          const r = await inNs(c);
+          assert.equal(r.code, 0, `round ${round}: ${c.join(" ")}: ${r.stderr}`);
+        }
+        if (round === 1) assert.equal(await state(), installed);
+        installed = await state();
+      }
+      // A client's packet to each uplink's address is steered to the TUN through strict RPF on
+      // its own interface (the rule by source routes the check through that uplink's table) and
+      // refused on the other one; main's default (isp-a) would fail isp-b's.
+      const get = (dst: string, iif: string) =>
+        inNs(["ip", "route", "get", dst, "from", "203.0.113.10", "iif", iif, "ipproto", "tcp"]);
+      for (
+        const [dst, own, other] of [["198.51.100.1", "wan0", "wan1"], [
+          "198.51.100.65",
+          "wan1",
+          "wan0",
+        ]]
+      ) {
+        const r = await get(dst, own);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /dev kn0 table 100/);
+        assert.notEqual((await get(dst, other)).code, 0, `${dst} accepted on ${other}`);
+      }
+      // What the process writes back leaves by the uplink of its source; to the LAN, to the LAN.
+      const out = await sh(`ip route get 203.0.113.10 from 198.51.100.65 iif kn0
+        ip route get 203.0.113.10 from 198.51.100.2 iif kn0
+        ip route get 192.0.2.12 from 198.51.100.65 iif kn0`);
+      assert.match(out, /via 198\.51\.100\.126 dev wan1 table 202/);
+      assert.match(out, /via 198\.51\.100\.62 dev wan0 table 201/);
+      assert.match(out, /192\.0\.2\.12 from 198\.51\.100\.65 dev lan0/);
+      for (const c of unroutingCommands(TWO)) await inNs(c);
+      assert.equal(await state(), before);
+      for (const c of unroutingCommands(TWO)) await inNs(c);
+      assert.equal(await state(), before);
+    } finally {
+      await run(["ip", "netns", "del", ns]);
+    }
+  },
 });
