@@ -22,8 +22,18 @@ export const O_CLOEXEC = 0x80000;
 export const AF_INET = 2;
 /** socket(2) type: datagram. */
 export const SOCK_DGRAM = 2;
+/** socket(2) type: raw. */
+export const SOCK_RAW = 3;
+/** socket(2) type flag: non-blocking. */
+export const SOCK_NONBLOCK = 0x800;
 /** socket(2) type flag: close on exec. */
 export const SOCK_CLOEXEC = 0x80000;
+/** IP protocol number of ICMP (the protocol of a raw ICMP socket). */
+export const IPPROTO_ICMP = 1;
+/** setsockopt(2) level of raw sockets. */
+export const SOL_RAW = 255;
+/** Raw ICMP socket option: a bit mask of the ICMP types not to receive (`linux/icmp.h`). */
+export const ICMP_FILTER = 1;
 /** poll(2) event: data to read. */
 export const POLLIN = 0x1;
 /** errno: interrupted system call. */
@@ -54,7 +64,10 @@ const ERRNO_NAMES: Record<number, string> = {
   90: "EMSGSIZE",
   95: "EOPNOTSUPP",
   97: "EAFNOSUPPORT",
+  99: "EADDRNOTAVAIL",
+  101: "ENETUNREACH",
   105: "ENOBUFS",
+  113: "EHOSTUNREACH",
 };
 
 /** The symbolic name of an errno value, such as `EAGAIN`, or `E<n>`. */
@@ -88,6 +101,9 @@ const SYMBOLS = {
   ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
   gettid: { parameters: [], result: "i32" },
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -136,6 +152,50 @@ export function openSocket(domain: number, type: number, protocol: number): numb
   const fd = libc().socket(domain, type, protocol);
   if (fd < 0) throw new ErrnoError("Cannot create a socket", errno());
   return fd;
+}
+
+/** The size of `struct sockaddr_in`. */
+export const SOCKADDR_IN_LEN = 16;
+
+/**
+ * Writes a `struct sockaddr_in` for IPv4 address `addr` (host order) and
+ * `port` into `sa` (16 bytes): family in host order, port and address in
+ * network order.
+ */
+export function writeSockaddrIn(sa: Uint8Array, addr: number, port: number): void {
+  sa.fill(0);
+  sa[0] = AF_INET & 0xff; // sa_family_t, little-endian on x86-64
+  sa[1] = AF_INET >> 8;
+  sa[2] = port >> 8;
+  sa[3] = port & 0xff;
+  sa[4] = addr >>> 24;
+  sa[5] = (addr >>> 16) & 0xff;
+  sa[6] = (addr >>> 8) & 0xff;
+  sa[7] = addr & 0xff;
+}
+
+/** bind(2) to the `sockaddr_in` in `sa`: 0, or `-errno`. Never throws. */
+export function bindSocket(fd: number, sa: Uint8Array): number {
+  return libc().bind(fd, sa, SOCKADDR_IN_LEN) < 0 ? -errnoCell![0] : 0;
+}
+
+/** setsockopt(2) with the option value in `value`: 0, or `-errno`. Never throws. */
+export function setSocketOption(
+  fd: number,
+  level: number,
+  name: number,
+  value: Uint8Array,
+): number {
+  return libc().setsockopt(fd, level, name, value, value.length) < 0 ? -errnoCell![0] : 0;
+}
+
+/**
+ * sendto(2) of the first `len` bytes of `buf` to the `sockaddr_in` in `sa`:
+ * bytes sent, or `-errno`. Never throws.
+ */
+export function sendTo(fd: number, buf: Uint8Array, len: number, sa: Uint8Array): number {
+  const n = libc().sendto(fd, buf, BigInt(len), 0, sa, SOCKADDR_IN_LEN);
+  return n < 0 ? -errnoCell![0] : n;
 }
 
 /** ioctl(2) with a pointer argument; throws an {@linkcode ErrnoError} saying `what` failed. */

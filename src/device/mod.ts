@@ -1,6 +1,7 @@
 /**
  * The device layer: the {@linkcode Device} contract, a TUN over libc FFI,
- * an in-memory device for tests, and pcap tracing.
+ * an in-memory device for tests, pcap tracing, and the raw ICMP socket of
+ * the uplink health probe.
  */
 
 export type { Device, PacketMeta } from "./device.ts";
@@ -8,3 +9,4 @@ export { TunDevice, type TunOptions, TunQueue, type TunStats } from "./tun.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./memory.ts";
 export { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice, type TraceOptions } from "./pcap.ts";
 export { ErrnoError, setThreadNice } from "./libc.ts";
+export { IcmpSocket } from "./icmp_socket.ts";
