@@ -15,6 +15,7 @@ import {
   defaultConfig,
   formatProblem,
   loadConfig,
+  primaryWanAddress,
   reloadPlan,
 } from "./config/mod.ts";
 import { DatapathControl } from "./datapath/control.ts";
@@ -68,14 +69,23 @@ const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
  */
 const UNLOCK_SAVE_MS = 10_000;
 
+/** `wan 198.51.100.1/24` or `isp-a 198.51.100.1/26,198.51.100.2/26 isp-b 198.51.100.65/26`. */
+function uplinkSummary(c: Config): string {
+  return c.wan.map((u) =>
+    `${u.name} ${u.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(",")}`
+  ).join(" ");
+}
+
 /**
  * Where the management API listens: the LAN address, and the WAN address too
  * when knock-unlocked WAN sources may reach it (the data plane gates those).
  */
 export function managementAddresses(c: Config): string[] {
   const addrs = [c.management.listen];
-  if (c.management.wanAccess === "knock" && c.wan.address !== c.management.listen) {
-    addrs.push(c.wan.address);
+  if (c.management.wanAccess !== "knock") return addrs;
+  for (const u of c.wan) {
+    if (!c.management.uplinks.includes(u.name)) continue;
+    for (const a of u.addresses) if (!addrs.includes(a.address)) addrs.push(a.address);
   }
   return addrs;
 }
@@ -136,13 +146,7 @@ export async function main(args: string[]): Promise<number> {
   for (const w of warnings) console.warn(`config: ${formatProblem(w)}`);
   const plan: RoutingPlan = {
     tun: config.tun.name,
-    uplinks: [{
-      name: "wan",
-      interface: config.wan.interface,
-      addresses: [{ address: config.wan.address, network: `${config.wan.address}/32` }],
-      gateway: null,
-      table: 201,
-    }],
+    uplinks: config.wan,
     lanInterface: config.lan.interface,
     lanAddress: config.lan.address,
     lanNetwork: config.lan.network,
@@ -167,7 +171,7 @@ export async function main(args: string[]): Promise<number> {
     tls = await loadOrCreateTls({
       configured: config.tls,
       storePath,
-      ips: [config.lan.address, config.management.listen, config.wan.address],
+      ips: [config.lan.address, ...managementAddresses(config), primaryWanAddress(config)],
     });
   } catch (e) {
     console.error(`Cannot start: TLS: ${(e as Error).message}`);
@@ -331,7 +335,7 @@ export async function main(args: string[]): Promise<number> {
       tls.info.fingerprint,
   );
   console.log(
-    `appliance ready: ${config.tun.name} WAN ${config.wan.address} LAN ${config.lan.address} ` +
+    `appliance ready: ${config.tun.name} WAN ${uplinkSummary(config)} LAN ${config.lan.address} ` +
       `management https://${config.management.listen}:${config.management.port}/`,
   );
   await new Promise<void>((resolve) => {

@@ -15,6 +15,7 @@
  */
 import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/types.ts";
+import { datapathUplinks } from "../../src/config/uplinks.ts";
 import type { DatapathSettings, KnockUser } from "../../src/datapath/messages.ts";
 import { newCounters, snapshotCounters, Stat } from "../../src/datapath/counters.ts";
 import { Pipeline } from "../../src/datapath/pipeline.ts";
@@ -100,7 +101,9 @@ const PAYLOAD = new Uint8Array(64).fill(0x6b);
 /** The data-plane settings the configuration file implies (as the appliance starts with). */
 function settingsOf(c: Config, allow: string[]): DatapathSettings {
   return {
-    wanAddress: c.wan.address,
+    wanAddress: c.wan[0].addresses[0].address,
+    uplinks: datapathUplinks(c),
+    masquerade: c.masquerade.uplinks,
     lanAddress: c.lan.address,
     lanNetwork: c.lan.network,
     managementPort: c.management.port,

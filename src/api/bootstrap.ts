@@ -6,6 +6,7 @@
  * again, and `configDrift` names where they differ from the store's.
  */
 import type { Config, SeedUser } from "../config/types.ts";
+import { layoutUplinks, primaryWanAddress } from "../config/uplinks.ts";
 import { generateSecret } from "../knock/totp.ts";
 import type { Logger } from "../log/logger.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
@@ -34,7 +35,8 @@ export interface BootstrapAdmin {
  */
 export function networkLayout(config: Config): NetworkLayout {
   return {
-    wanAddress: config.wan.address,
+    wanAddress: primaryWanAddress(config),
+    uplinks: layoutUplinks(config.wan, config.management.uplinks),
     lanAddress: config.lan.address,
     lanNetwork: config.lan.network,
     managementPort: config.management.port,

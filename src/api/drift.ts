@@ -43,6 +43,8 @@ function fieldDiffs(file: object, store: object, prefix = ""): string[] {
 
 function openPortsView(r: OpenPortsRule): object {
   return {
+    uplink: r.uplink ?? "all",
+    wanAddress: r.wanAddress ?? "all",
     enabled: r.enabled,
     privateAddress: r.privateAddress,
     ports: r.ports.map((p) => `${p.protocol}/${ports(p.ports)}`),
@@ -53,7 +55,7 @@ function openPortsView(r: OpenPortsRule): object {
 
 function forwardView(r: PortForwardRule): object {
   const { name: _, ...rest } = r;
-  return rest;
+  return { ...rest, uplink: r.uplink ?? "all", wanAddress: r.wanAddress ?? "all" };
 }
 
 function ruleDiffs(config: Config, file: string, stored: readonly RuleRecord[]): string[] {

@@ -4,6 +4,7 @@
  * calls `syncDatapath` at start and from the API's `onChange`.
  */
 import type { Config } from "../config/types.ts";
+import { datapathUplinks, primaryWanAddress } from "../config/uplinks.ts";
 import type { DatapathApi } from "../datapath/control.ts";
 import type { DatapathSettings, KnockUser } from "../datapath/messages.ts";
 import { validateConfig } from "../nat/rule_validate.ts";
@@ -36,7 +37,9 @@ export function knockActive(u: UserRecord): boolean {
 /** The data-plane settings: network layout from the config, tunables from the store. */
 export function datapathSettingsFrom(s: Settings, config: Config): DatapathSettings {
   return {
-    wanAddress: config.wan.address,
+    wanAddress: primaryWanAddress(config),
+    uplinks: datapathUplinks(config),
+    masquerade: [...config.masquerade.uplinks],
     lanAddress: config.lan.address,
     lanNetwork: config.lan.network,
     managementPort: config.management.port,

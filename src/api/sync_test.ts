@@ -63,6 +63,8 @@ Deno.test("sync: seeded store gives the data plane the config's users, rules and
     // Seeded settings reproduce the config's data-plane settings.
     assert.deepEqual(dp.settings, {
       wanAddress: "198.51.100.1",
+      uplinks: [{ name: "wan", addresses: ["198.51.100.1"], management: true, probe: null }],
+      masquerade: ["wan"],
       lanAddress: "192.0.2.1",
       lanNetwork: "192.0.2.0/24",
       managementPort: 8443,
@@ -148,7 +150,7 @@ Deno.test("sync: store settings map onto the data plane's names", () => {
   });
   assert.equal(s.maxFlows, 5000);
   assert.equal(s.maxUnlocks, 10);
-  assert.equal(s.wanAddress, config.wan.address);
+  assert.equal(s.wanAddress, config.wan[0].addresses[0].address);
 });
 
 Deno.test("sync: an invalid stored set (an older release's) is refused, every problem named", async () => {

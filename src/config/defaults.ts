@@ -10,7 +10,7 @@ import type { Config } from "./types.ts";
 
 /** The default configuration as written in the file (ports still `"N"` / `"A-B"`). */
 export const DEFAULT_CONFIG_INPUT: ConfigInput = {
-  wan: { interface: "wan0", address: "198.51.100.1" },
+  wan: [{ name: "wan", interface: "wan0", addresses: ["198.51.100.1/24"] }],
   lan: { interface: "lan0", address: "192.0.2.1", network: "192.0.2.0/24" },
   tun: { name: "kn0", mtu: 1500, offload: true, queues: 1 },
   conntrack: { maxFlows: 262144 },

@@ -10,7 +10,8 @@ import { validateConfig } from "../nat/rule_validate.ts";
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
 import { joinPath, JsoncSyntaxError, parseJsonc } from "./parse_jsonc.ts";
 import { type ConfigOutput, configSchema, issueMessage, KNOCK_ALIASES } from "./schema.ts";
-import type { Config } from "./types.ts";
+import type { Config, UplinkAddress, UplinkConfig, UplinkProbe } from "./types.ts";
+import { layoutUplinks } from "./uplinks.ts";
 
 /** One thing wrong with a configuration file. */
 export interface ConfigProblem {
@@ -74,6 +75,7 @@ export function parseConfig(
   const report = new Reporter(fileName, doc.lines);
   const renamed = new Reporter(fileName, doc.lines);
   renameAliases(doc.value, doc.lines, renamed, report);
+  if (listLegacyWan(doc.value, doc.lines)) report.rename = legacyWanPath;
   warnings.push(...renamed.problems);
   const parsed = configSchema.safeParse(doc.value, { error: issueMessage });
   if (!parsed.success) {
@@ -88,6 +90,8 @@ export function parseConfig(
 /** Collects problems, finding each one's line from the document's line map. */
 class Reporter {
   readonly problems: ConfigProblem[] = [];
+  /** Maps a path of the parsed document back to the file's spelling of it. */
+  rename: (path: string) => string = (p) => p;
   #file: string;
   #lines: Map<string, number>;
 
@@ -97,7 +101,8 @@ class Reporter {
   }
 
   add(path: string, reason: string): void {
-    this.problems.push({ file: this.#file, line: this.#lineOf(path), path, reason });
+    const line = this.#lineOf(path);
+    this.problems.push({ file: this.#file, line, path: this.rename(path), reason });
   }
 
   issue(issue: z.core.$ZodIssue): void {
@@ -151,6 +156,41 @@ function renameAliases(
   }
 }
 
+/**
+ * The single-object `wan` of earlier versions (`{ interface, address }`),
+ * rewritten in place to a list of one uplink named `wan` whose address is a
+ * /32 (no network was written, so none is assumed). The line map learns the
+ * new paths. Returns true when it rewrote.
+ */
+function listLegacyWan(value: unknown, lines: Map<string, number>): boolean {
+  const doc = value as { wan?: unknown } | null;
+  const w = doc?.wan;
+  if (w === null || typeof w !== "object" || Array.isArray(w)) return false;
+  const { address, ...rest } = w as Record<string, unknown>;
+  const uplink: Record<string, unknown> = { name: LEGACY_UPLINK, ...rest };
+  if (address !== undefined) {
+    uplink.addresses = [
+      typeof address === "string" && !address.includes("/") ? `${address}/32` : address,
+    ];
+  }
+  doc!.wan = [uplink];
+  for (const [path, line] of [...lines]) {
+    if (path === "wan.address") lines.set("wan[0].addresses[0]", line);
+    else if (path.startsWith("wan.")) lines.set(`wan[0]${path.slice(3)}`, line);
+  }
+  lines.set("wan[0]", lines.get("wan") ?? 1);
+  lines.set("wan[0].addresses", lines.get("wan.address") ?? lines.get("wan") ?? 1);
+  return true;
+}
+
+/** The name a single-object `wan` loads under. */
+export const LEGACY_UPLINK = "wan";
+
+/** A path of the rewritten single-object `wan`, as the file spells it. */
+function legacyWanPath(path: string): string {
+  return path.replace(/^wan\[0\]\.addresses(\[0\])?/, "wan.address").replace(/^wan\[0\]/, "wan");
+}
+
 /** The data plane's names of the knock tunables. */
 function knockSettings(k: ConfigOutput["knock"]): Config["knock"] {
   return {
@@ -169,18 +209,19 @@ function knockSettings(k: ConfigOutput["knock"]): Config["knock"] {
 function finish(c: ConfigOutput, report: Reporter): Config {
   const lanNet = checkLanNetwork(c.lan.network, report);
   const lanAddr = parseIpv4(c.lan.address)!;
-  const wanAddr = parseIpv4(c.wan.address)!;
   if (!cidrContains(lanNet, lanAddr)) {
     report.add("lan.address", `${c.lan.address} is outside lan.network ${formatCidr(lanNet)}`);
   }
-  if (cidrContains(lanNet, wanAddr)) {
-    report.add("wan.address", `${c.wan.address} is inside lan.network ${formatCidr(lanNet)}`);
-  }
+  const wan = uplinks(c, lanNet, report);
+  const names = wan.map((u) => u.name);
+  const masquerade = uplinkList(c.masquerade.uplinks, names, "masquerade.uplinks", report);
+  const mgmtUplinks = uplinkList(c.management.uplinks, names, "management.uplinks", report);
   checkUsers(c, report);
-  checkRules(c, report);
+  checkRules(c, wan, mgmtUplinks, report);
   const listen = c.management.listen ?? c.lan.address;
   return {
-    wan: { ...c.wan, addressU32: wanAddr },
+    wan,
+    masquerade: { uplinks: masquerade },
     lan: { ...c.lan, addressU32: lanAddr, network: formatCidr(lanNet), networkCidr: lanNet },
     tun: c.tun,
     conntrack: c.conntrack,
@@ -192,11 +233,153 @@ function finish(c: ConfigOutput, report: Reporter): Config {
     users: c.users,
     forwards: c.forwards,
     openPorts: c.openPorts,
-    management: { ...c.management, listen, listenU32: parseIpv4(listen)! },
+    management: { ...c.management, listen, listenU32: parseIpv4(listen)!, uplinks: mgmtUplinks },
     syslog: c.syslog,
     store: c.store,
     ...(c.tls ? { tls: c.tls } : {}),
   };
+}
+
+/** The uplinks with their addresses parsed, checked against each other and the LAN. */
+function uplinks(c: ConfigOutput, lanNet: Cidr, report: Reporter): UplinkConfig[] {
+  const out: UplinkConfig[] = [];
+  const seen = { names: new Map<string, number>(), ifs: new Map<string, number>() };
+  const owners = new Map<number, string>();
+  const tables = new Map<number, number>();
+  c.wan.forEach((u, i) => {
+    const at = `wan[${i}]`;
+    if (u.name === "all") {
+      report.add(`${at}.name`, `"all" is reserved (a rule bound to every uplink)`);
+    }
+    once(seen.names, u.name, i, `${at}.name`, `uplink "${u.name}" is defined twice`, report);
+    once(
+      seen.ifs,
+      u.interface,
+      i,
+      `${at}.interface`,
+      `interface ${u.interface} is already wan[${seen.ifs.get(u.interface)}]'s`,
+      report,
+    );
+    if (u.interface === c.lan.interface || u.interface === c.tun.name) {
+      report.add(
+        `${at}.interface`,
+        `interface ${u.interface} is also the ${
+          u.interface === c.tun.name ? "TUN device" : "LAN interface"
+        }`,
+      );
+    }
+    const addresses = u.addresses.map((a, j) =>
+      uplinkAddress(a, `${at}.addresses[${j}]`, u.name, lanNet, owners, report)
+    );
+    const gateway = u.gateway ?? null;
+    if (gateway !== null) checkGateway(gateway, addresses, `${at}.gateway`, u.name, report);
+    const table = u.table ?? 201 + i;
+    const other = tables.get(table);
+    if (other !== undefined) report.add(`${at}.table`, `table ${table} is already wan[${other}]'s`);
+    tables.set(table, i);
+    out.push({
+      name: u.name,
+      interface: u.interface,
+      addresses,
+      gateway,
+      probe: probeOf(u, `${at}.probe`, report),
+      table,
+    });
+  });
+  return out;
+}
+
+/** Records `key` for index `i`, reporting `reason` at `path` when it was there already. */
+function once(
+  seen: Map<string, number>,
+  key: string,
+  i: number,
+  path: string,
+  reason: string,
+  report: Reporter,
+): void {
+  if (seen.has(key)) report.add(path, reason);
+  else seen.set(key, i);
+}
+
+/** One `a.b.c.d/n` of an uplink: outside the LAN, not another uplink's. */
+function uplinkAddress(
+  written: string,
+  path: string,
+  uplink: string,
+  lanNet: Cidr,
+  owners: Map<number, string>,
+  report: Reporter,
+): UplinkAddress {
+  const [text, len] = written.split("/");
+  const addr = parseIpv4(text)!, net = parseCidr(written)!;
+  if (cidrContains(lanNet, addr)) {
+    report.add(path, `${text} is inside lan.network ${formatCidr(lanNet)}`);
+  }
+  const owner = owners.get(addr);
+  if (owner !== undefined) report.add(path, `${text} is already an address of uplink "${owner}"`);
+  owners.set(addr, uplink);
+  return { address: text, addressU32: addr, prefixLength: Number(len), network: formatCidr(net) };
+}
+
+/** The gateway must be on one of the uplink's networks and not one of its addresses. */
+function checkGateway(
+  gw: string,
+  addresses: UplinkAddress[],
+  path: string,
+  uplink: string,
+  report: Reporter,
+): void {
+  const g = parseIpv4(gw)!;
+  if (addresses.some((a) => a.addressU32 === g)) {
+    report.add(path, `${gw} is an address of uplink "${uplink}" itself`);
+  } else if (!addresses.some((a) => cidrContains(parseCidr(a.network)!, g))) {
+    report.add(
+      path,
+      `${gw} is on no network of uplink "${uplink}" (${
+        addresses.map((a) => a.network).join(", ")
+      })`,
+    );
+  }
+}
+
+/** The probe: on by default when there is a gateway, aimed at it unless a target is named. */
+function probeOf(
+  u: ConfigOutput["wan"][number],
+  path: string,
+  report: Reporter,
+): UplinkProbe | null {
+  if (u.probe === false) return null;
+  const p = u.probe ?? (u.gateway ? { intervalMs: 1000, downAfter: 3, upAfter: 2 } : undefined);
+  if (p === undefined) return null;
+  const target = p.target ?? u.gateway ?? null;
+  if (target === null) {
+    report.add(path, `uplink "${u.name}" has no gateway: name the probe's target`);
+    return null;
+  }
+  return {
+    target,
+    targetU32: parseIpv4(target)!,
+    intervalMs: p.intervalMs,
+    downAfter: p.downAfter,
+    upAfter: p.upAfter,
+  };
+}
+
+/** A list of uplink names (default: every uplink in order), each known and named once. */
+function uplinkList(
+  list: string[] | undefined,
+  names: string[],
+  path: string,
+  report: Reporter,
+): string[] {
+  if (list === undefined) return [...names];
+  list.forEach((n, i) => {
+    if (!names.includes(n)) {
+      report.add(`${path}[${i}]`, `no uplink is named "${n}" (uplinks: ${names.join(", ")})`);
+    } else if (list.indexOf(n) !== i) report.add(`${path}[${i}]`, `uplink "${n}" is listed twice`);
+  });
+  return list.filter((n, i) => names.includes(n) && list.indexOf(n) === i);
 }
 
 /** The LAN network, refusing host bits (`192.0.2.1/24` is almost surely a typo). */
@@ -223,13 +406,19 @@ function checkUsers(c: ConfigOutput, report: Reporter): void {
  * validation the store runs on every write, so a file that loads also seeds):
  * each problem once, at the path of the rule or user it is about.
  */
-function checkRules(c: ConfigOutput, report: Reporter): void {
+function checkRules(
+  c: ConfigOutput,
+  wan: UplinkConfig[],
+  mgmtUplinks: string[],
+  report: Reporter,
+): void {
   const problems = validateConfig({
     forwards: c.forwards,
     openPorts: c.openPorts,
     users: c.users.map((u) => ({ ...u, enabled: true })),
     network: {
-      wanAddress: c.wan.address,
+      wanAddress: wan[0].addresses[0].address,
+      uplinks: layoutUplinks(wan, mgmtUplinks),
       lanAddress: c.lan.address,
       lanNetwork: c.lan.network,
       managementPort: c.management.port,

@@ -38,7 +38,7 @@ Deno.test("the default file parses and equals defaultConfig()", () => {
 
 Deno.test("the default config has the lab's values, typed and parsed", () => {
   const c = defaultConfig();
-  assert.equal(c.wan.addressU32, parseIpv4("198.51.100.1"));
+  assert.equal(c.wan[0].addresses[0].addressU32, parseIpv4("198.51.100.1"));
   assert.equal(c.lan.addressU32, parseIpv4("192.0.2.1"));
   assert.deepEqual(c.lan.networkCidr, { addr: parseIpv4("192.0.2.0"), prefix: 24 });
   assert.deepEqual(c.tun, { name: "kn0", mtu: 1500, offload: true, queues: 1 });
@@ -66,6 +66,8 @@ Deno.test("defaults fill a minimal file; ports accept numbers and trailing comma
   assert.deepEqual(c.tun, defaultConfig().tun);
   assert.deepEqual(c.forwards[0], {
     name: "w",
+    uplink: "all",
+    wanAddress: "all",
     enabled: true,
     protocol: "tcp",
     publicPorts: { start: 52201, end: 52201 },
@@ -115,9 +117,9 @@ Deno.test("wrong types, enums, bounds, addresses and names are explained", () =>
     ],
     ['"offload": true', '"offload": null', "tun.offload: expected boolean, got null"],
     [
-      '"address": "198.51.100.1"',
-      '"address": "198.51.100"',
-      'wan.address: "198.51.100" is not an IPv4 address',
+      '"addresses": ["198.51.100.1/24"]',
+      '"addresses": ["198.51.100/24"]',
+      'wan[0].addresses[0]: "198.51.100/24" is not an address with prefix length (a.b.c.d/n)',
     ],
     [
       '"allow": []',
@@ -304,4 +306,122 @@ Deno.test("tls: absent by default; both file paths or none", () => {
     `"store": { "path": "data/knockgate.kv" }, "tls": { "cert": "/etc/kg/c.pem" }`,
   );
   assert.deepEqual(problems(half.text), [`${FILE}:${half.line}: tls.key: is required`]);
+});
+
+Deno.test("the single-object wan of earlier versions loads as one uplink named wan", () => {
+  const c = parseConfig(`{
+    "wan": { "interface": "eth0", "address": "198.51.100.7" },
+    "lan": { "interface": "lan0", "address": "192.0.2.1", "network": "192.0.2.0/24" },
+  }`);
+  assert.deepEqual(c.wan, [{
+    name: "wan",
+    interface: "eth0",
+    addresses: [{
+      address: "198.51.100.7",
+      addressU32: parseIpv4("198.51.100.7")!,
+      prefixLength: 32,
+      network: "198.51.100.7/32",
+    }],
+    gateway: null,
+    probe: null,
+    table: 201,
+  }]);
+  assert.deepEqual(c.masquerade, { uplinks: ["wan"] });
+  assert.deepEqual(c.management.uplinks, ["wan"]);
+  // Its problems are named as the file spells them.
+  const bad = `{\n  "wan": { "interface": "eth0",\n    "address": "198.51.100" },\n` +
+    `  "lan": { "interface": "lan0", "address": "192.0.2.1", "network": "192.0.2.0/24" } }`;
+  assert.deepEqual(problems(bad), [
+    `${FILE}:3: wan.address: "198.51.100/32" is not an address with prefix length (a.b.c.d/n)`,
+  ]);
+});
+
+const TWO_UPLINKS = `{
+  "wan": [
+    { "name": "isp-a", "interface": "wan0", "addresses": ["198.51.100.1/26", "198.51.100.2/26"],
+      "gateway": "198.51.100.62", "probe": { "intervalMs": 500 } },
+    { "name": "isp-b", "interface": "wan1", "addresses": ["198.51.100.65/26"],
+      "gateway": "198.51.100.126", "table": 220 }
+  ],
+  "masquerade": { "uplinks": ["isp-b", "isp-a"] },
+  "lan": { "interface": "lan0", "address": "192.0.2.1", "network": "192.0.2.0/24" },
+  "management": { "uplinks": ["isp-a"] },
+  "forwards": [
+    { "name": "a", "uplink": "isp-a", "wanAddress": "198.51.100.2", "publicPorts": 443,
+      "privateAddress": "192.0.2.12", "privatePorts": 443 }
+  ]
+}`;
+
+Deno.test("several uplinks: addresses, gateways, probes, tables, masquerade and management lists", () => {
+  const c = parseConfig(TWO_UPLINKS, FILE);
+  assert.deepEqual(c.wan.map((u) => [u.name, u.interface, u.gateway, u.table]), [
+    ["isp-a", "wan0", "198.51.100.62", 201],
+    ["isp-b", "wan1", "198.51.100.126", 220],
+  ]);
+  assert.deepEqual(c.wan[0].addresses.map((a) => `${a.address} ${a.network}`), [
+    "198.51.100.1 198.51.100.0/26",
+    "198.51.100.2 198.51.100.0/26",
+  ]);
+  assert.deepEqual(c.wan[0].probe, {
+    target: "198.51.100.62",
+    targetU32: parseIpv4("198.51.100.62")!,
+    intervalMs: 500,
+    downAfter: 3,
+    upAfter: 2,
+  });
+  assert.equal(c.wan[1].probe?.intervalMs, 1000);
+  assert.deepEqual(c.masquerade.uplinks, ["isp-b", "isp-a"]);
+  assert.deepEqual(c.management.uplinks, ["isp-a"]);
+  assert.deepEqual([c.forwards[0].uplink, c.forwards[0].wanAddress], ["isp-a", "198.51.100.2"]);
+});
+
+Deno.test("uplinks that clash or point nowhere are refused, each at its line", () => {
+  const cases: [string, string, string][] = [
+    ['"name": "isp-b"', '"name": "isp-a"', 'wan[1].name: uplink "isp-a" is defined twice'],
+    [
+      '"interface": "wan1"',
+      '"interface": "wan0"',
+      "wan[1].interface: interface wan0 is already wan[0]'s",
+    ],
+    [
+      '"interface": "wan1"',
+      '"interface": "lan0"',
+      "wan[1].interface: interface lan0 is also the LAN interface",
+    ],
+    [
+      '"addresses": ["198.51.100.65/26"]',
+      '"addresses": ["198.51.100.65/26", "198.51.100.2/26"]',
+      'wan[1].addresses[1]: 198.51.100.2 is already an address of uplink "isp-a"',
+    ],
+    [
+      '"addresses": ["198.51.100.65/26"]',
+      '"addresses": ["198.51.100.65/26", "192.0.2.9/24"]',
+      "wan[1].addresses[1]: 192.0.2.9 is inside lan.network 192.0.2.0/24",
+    ],
+    [
+      '"gateway": "198.51.100.126"',
+      '"gateway": "198.51.100.200"',
+      'wan[1].gateway: 198.51.100.200 is on no network of uplink "isp-b" (198.51.100.64/26)',
+    ],
+    ['"table": 220', '"table": 201', "wan[1].table: table 201 is already wan[0]'s"],
+    [
+      '"uplinks": ["isp-b", "isp-a"]',
+      '"uplinks": ["isp-c"]',
+      'masquerade.uplinks[0]: no uplink is named "isp-c" (uplinks: isp-a, isp-b)',
+    ],
+    [
+      '"management": { "uplinks": ["isp-a"] }',
+      '"management": { "uplinks": ["isp-a", "isp-a"] }',
+      'management.uplinks[1]: uplink "isp-a" is listed twice',
+    ],
+  ];
+  for (const [from, to, want] of cases) {
+    const i = TWO_UPLINKS.indexOf(from);
+    assert.ok(i >= 0, from);
+    const text = TWO_UPLINKS.slice(0, i) + to + TWO_UPLINKS.slice(i + from.length);
+    const line = text.slice(0, i).split("\n").length;
+    // A second "isp-a" leaves the masquerade list's "isp-b" pointing nowhere too.
+    const found = problems(text).filter((p) => !p.includes('named "isp-b"'));
+    assert.deepEqual(found, [`${FILE}:${line}: ${want}`], `${from} -> ${to}`);
+  }
 });

@@ -13,3 +13,4 @@ export * from "./parse_jsonc.ts";
 export * from "./reload.ts";
 export * from "./schema.ts";
 export * from "./types.ts";
+export * from "./uplinks.ts";

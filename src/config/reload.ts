@@ -40,6 +40,10 @@ export function reloadPlan(running: Config, next: Config): ReloadPlan {
   const b = next as unknown as Record<string, Record<string, unknown>>;
   for (const section of Object.keys({ ...a, ...b })) {
     if (STORE_OWNED.has(section) || same(a[section], b[section])) continue;
+    if (Array.isArray(a[section]) || Array.isArray(b[section])) {
+      plan.restart.push(section); // the uplinks: any change re-plans the routing
+      continue;
+    }
     if (section === "admission") {
       plan.apply.push("admission.allow");
       continue;

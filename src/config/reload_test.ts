@@ -9,8 +9,8 @@ Deno.test("reload: an unchanged file changes nothing", () => {
 
 Deno.test("reload: network, device, management and store need a restart; allow-list applies", () => {
   const next = defaultConfig();
-  next.wan.address = "198.51.100.2";
-  next.wan.addressU32 = parseIpv4("198.51.100.2")!;
+  next.wan[0].addresses[0].address = "198.51.100.2";
+  next.wan[0].addresses[0].addressU32 = parseIpv4("198.51.100.2")!;
   next.tun.mtu = 1400;
   next.management.port = 9443;
   next.store.path = "/var/lib/knockgate/kg.kv";
@@ -21,12 +21,12 @@ Deno.test("reload: network, device, management and store need a restart; allow-l
   next.forwards[0].enabled = false; // the store's rule: drift
   assert.deepEqual(reloadPlan(defaultConfig(), next), {
     apply: ["admission.allow", "knock.lifetimeSeconds"],
-    restart: ["wan.address", "tun.mtu", "management.port", "store.path"],
+    restart: ["wan", "tun.mtu", "management.port", "store.path"],
   });
   const running = defaultConfig();
   applyReload(running, next);
   assert.deepEqual(running.admission, next.admission);
   assert.equal(running.knock.lifetimeSec, 3600);
   assert.equal(running.knock.maxFailures, 5);
-  assert.equal(running.wan.address, "198.51.100.1");
+  assert.equal(running.wan[0].addresses[0].address, "198.51.100.1");
 });

@@ -56,8 +56,52 @@ const userName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, {
 
 const protocol = z.enum(["tcp", "udp", "both"]);
 
+/** Uplink names; "all" is what a rule binds to when it names none. */
+const uplinkName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, {
+  error: "must be 1-32 letters, digits, '.', '_' or '-', starting with a letter or digit",
+});
+
+/** `a.b.c.d/n` with the prefix written out: an address on its network, host bits kept. */
+const addressPrefix = z.string().refine(
+  (s) => /^[^/]+\/\d{1,2}$/.test(s) && parseCidr(s) !== null && parseIpv4(s.split("/")[0]) !== null,
+  {
+    error: (iss) => `${JSON.stringify(iss.input)} is not an address with prefix length (a.b.c.d/n)`,
+  },
+);
+
+/** A rule's uplink binding: "all" or an uplink's name, and "all" or one of its addresses. */
+const uplinkBinding = {
+  uplink: z.string().min(1).default("all"),
+  wanAddress: z.string().min(1).default("all"),
+};
+
+/** The gateway health probe (ICMP echo); `false` switches it off. */
+const probe = z.union([
+  z.literal(false),
+  z.strictObject({
+    /** Default: the gateway. */
+    target: ipv4.optional(),
+    intervalMs: int(100, 60_000).default(1000),
+    downAfter: int(1, 100).default(3),
+    upAfter: int(1, 100).default(2),
+  }),
+]);
+
+/** One WAN uplink: an interface, its public addresses and its next hop. */
+const uplink = z.strictObject({
+  name: uplinkName,
+  interface: ifName,
+  addresses: z.array(addressPrefix).min(1).max(64),
+  /** Absent or null: on-link only (no routing table, no probe). */
+  gateway: ipv4.nullable().default(null),
+  probe: probe.optional(),
+  /** Routing table of replies leaving by this uplink; default 201 + its index. */
+  table: int(1, 252).optional(),
+});
+
 const forward = z.strictObject({
   name: ruleName,
+  ...uplinkBinding,
   enabled: z.boolean().default(true),
   protocol: protocol.default("tcp"),
   publicPorts: ports,
@@ -69,6 +113,7 @@ const forward = z.strictObject({
 
 const openPorts = z.strictObject({
   name: ruleName,
+  ...uplinkBinding,
   enabled: z.boolean().default(true),
   privateAddress: z.string(),
   ports: z.array(z.strictObject({ protocol: protocol.default("tcp"), ports })),
@@ -121,7 +166,10 @@ const collector = z.strictObject({
 
 /** The schema of the configuration file; its output still lacks the parsed addresses. */
 export const configSchema = z.strictObject({
-  wan: z.strictObject({ interface: ifName, address: ipv4 }),
+  /** The uplinks (the single-object form is rewritten to a list of one by `load.ts`). */
+  wan: z.array(uplink).min(1).max(16),
+  /** Masquerade from the LAN: uplink names in order of preference (default: all, in list order). */
+  masquerade: z.strictObject({ uplinks: z.array(uplinkName).optional() }).prefault({}),
   lan: z.strictObject({ interface: ifName, address: ipv4, network: cidr }),
   tun: z.strictObject({
     name: ifName.default("kn0"),
@@ -139,6 +187,8 @@ export const configSchema = z.strictObject({
     port: port.default(8443),
     wanAccess: z.enum(["knock", "never"]).default("knock"),
     listen: ipv4.optional(),
+    /** Uplinks whose addresses answer the management port after a knock (default: all). */
+    uplinks: z.array(uplinkName).optional(),
   }).prefault({}),
   syslog: z.array(collector).default([]),
   store: z.strictObject({ path: z.string().min(1).default("data/knockgate.kv") }).prefault({}),

@@ -9,11 +9,48 @@ import type { SyslogFormat } from "../log/syslog.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import type { Cidr } from "../packet/address.ts";
 
-/** The WAN side: the interface and the public address knocks and flows arrive on. */
-export interface WanConfig {
-  interface: string;
+/** One public address of an uplink. */
+export interface UplinkAddress {
+  /** Dotted quad. */
   address: string;
   addressU32: number;
+  prefixLength: number;
+  /** The connected network, `a.b.c.d/n` with host bits clear. */
+  network: string;
+}
+
+/** The gateway health probe of an uplink (ICMP echo from its primary address). */
+export interface UplinkProbe {
+  target: string;
+  targetU32: number;
+  intervalMs: number;
+  /** Consecutive lost probes that take the uplink down. */
+  downAfter: number;
+  /** Consecutive answered probes that bring it back. */
+  upAfter: number;
+}
+
+/**
+ * A WAN uplink: knocks and forwarded flows arrive on its addresses, replies
+ * leave by it (routing table `table`), and masquerade may use its first
+ * address.
+ */
+export interface UplinkConfig {
+  name: string;
+  interface: string;
+  /** At least one; the first is the uplink's primary address (masquerade, probes). */
+  addresses: UplinkAddress[];
+  /** Next hop, or null when the uplink is on-link only (no table, no probe). */
+  gateway: string | null;
+  probe: UplinkProbe | null;
+  /** Routing table number of replies leaving by this uplink. */
+  table: number;
+}
+
+/** Masquerade from the LAN to the WAN. */
+export interface MasqueradeConfig {
+  /** Uplink names in order of preference; the first one up is used. */
+  uplinks: string[];
 }
 
 /** The LAN side: the interface, the appliance's LAN address and the LAN network. */
@@ -92,6 +129,8 @@ export interface ManagementConfig {
   /** Address it listens on; the LAN address unless set. */
   listen: string;
   listenU32: number;
+  /** Uplinks whose addresses answer the management port (after a knock). */
+  uplinks: string[];
 }
 
 /** One syslog collector. */
@@ -117,7 +156,9 @@ export interface TlsConfig {
 
 /** The whole appliance configuration. */
 export interface Config {
-  wan: WanConfig;
+  /** At least one uplink; `wan[0].addresses[0]` is the primary WAN address. */
+  wan: UplinkConfig[];
+  masquerade: MasqueradeConfig;
   lan: LanConfig;
   tun: TunConfig;
   conntrack: ConntrackConfig;

@@ -11,6 +11,8 @@ export const T0 = 1_764_028_800_000;
 
 export const SETTINGS: DatapathSettings = {
   wanAddress: WAN,
+  uplinks: [{ name: "wan", addresses: [WAN], management: true, probe: null }],
+  masquerade: ["wan"],
   lanAddress: LAN,
   lanNetwork: "192.0.2.0/24",
   managementPort: 8443,

@@ -35,6 +35,8 @@ const T0 = 1_764_028_800_000;
 
 const SETTINGS: DatapathSettings = {
   wanAddress: "198.51.100.1",
+  uplinks: [{ name: "wan", addresses: ["198.51.100.1"], management: true, probe: null }],
+  masquerade: ["wan"],
   lanAddress: "192.0.2.1",
   lanNetwork: "192.0.2.0/24",
   managementPort: 8443,

@@ -48,9 +48,41 @@ export interface RuleIdName {
   name: string;
 }
 
+/** An uplink as the data plane sees it. */
+export interface DatapathUplink {
+  name: string;
+  /** Its public addresses, dotted quads; the first is its primary (masquerade, probes). */
+  addresses: string[];
+  /** The management port answers (after a knock) on its addresses. */
+  management: boolean;
+  /** The gateway health probe, or null (then the uplink counts as up). */
+  probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
+}
+
+/** An uplink's health, for the status table and the API. */
+export interface UplinkStatus {
+  name: string;
+  up: boolean;
+  /** A probe watches it (false: always up). */
+  probing: boolean;
+  target: string | null;
+  sent: number;
+  received: number;
+  lastRttMs: number | null;
+  /** When `up` last changed, ms since the epoch; 0 never. */
+  changedAt: number;
+  /** Masquerade from the LAN uses this uplink now. */
+  masquerade: boolean;
+}
+
 /** Everything the data plane is configured with. */
 export interface DatapathSettings {
+  /** The primary WAN address (`uplinks[0].addresses[0]`). */
   wanAddress: string;
+  /** Every uplink, in configuration order (health and masquerade name them by index). */
+  uplinks: DatapathUplink[];
+  /** Uplink names masquerade may use, in order of preference. */
+  masquerade: string[];
   lanAddress: string;
   lanNetwork: string;
   managementPort: number;

@@ -13,7 +13,7 @@ export interface PortRange {
 }
 
 /**
- * A port-forwarding rule: public ports on the WAN address map to a private
+ * A port-forwarding rule: public ports on a WAN address (or every one) map to a private
  * host's ports. When the public range is wider than one port, the private
  * range has the same width (port N of the public range maps to port N of the
  * private range) or is a single port (every public port maps to it).
@@ -21,6 +21,10 @@ export interface PortRange {
 export interface PortForwardRule {
   /** Unique name, shown in logs and the UI. */
   name: string;
+  /** The uplink it listens on: a name, or "all" (also when absent). */
+  uplink?: string;
+  /** The WAN address it listens on: one of the uplink's, or "all" (also when absent). */
+  wanAddress?: string;
   enabled: boolean;
   protocol: RuleProtocol;
   publicPorts: PortRange;
@@ -45,6 +49,10 @@ export interface OpenPort {
  */
 export interface OpenPortsRule {
   name: string;
+  /** The uplink it listens on: a name, or "all" (also when absent). */
+  uplink?: string;
+  /** The WAN address it listens on: one of the uplink's, or "all" (also when absent). */
+  wanAddress?: string;
   enabled: boolean;
   privateAddress: string;
   ports: OpenPort[];

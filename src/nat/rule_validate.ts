@@ -95,10 +95,21 @@ export interface KnockClaim {
   transport: KnockClaimTransport;
 }
 
+/** One uplink as the rules may bind to it. */
+export interface UplinkLayout {
+  name: string;
+  /** Its public addresses, dotted quads. */
+  addresses: string[];
+  /** The management port answers (after a knock) on its addresses. */
+  management: boolean;
+}
+
 /** The addressing and the management port, from the configuration file. */
 export interface NetworkLayout {
-  /** The WAN address, dotted quad. */
+  /** The primary WAN address (the first uplink's first), dotted quad. */
   wanAddress: string;
+  /** Every uplink; absent: one uplink holding `wanAddress` alone. */
+  uplinks?: UplinkLayout[];
   /** The appliance's LAN address, dotted quad. */
   lanAddress: string;
   /** The LAN network, `a.b.c.d/n`. */

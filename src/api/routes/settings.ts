@@ -5,6 +5,7 @@
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Config } from "../../config/types.ts";
+import { primaryWanAddress } from "../../config/uplinks.ts";
 import type { SettingsRecord } from "../../store/settings.ts";
 import { authOf, requireRole } from "../auth.ts";
 import {
@@ -53,7 +54,7 @@ export function settingsView(s: SettingsRecord, config: Config): SettingsView {
     syslog: { collectors: s.syslog.collectors.map((c) => ({ ...c })) },
     limits: { ...s.limits },
     network: {
-      wanAddress: config.wan.address,
+      wanAddress: primaryWanAddress(config),
       lanAddress: config.lan.address,
       lanNetwork: config.lan.network,
       managementPort: config.management.port,

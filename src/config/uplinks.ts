@@ -1,0 +1,43 @@
+/** Views of the configured uplinks that other layers take as they are. */
+import type { UplinkLayout } from "../nat/rule_validate.ts";
+import type { Config, UplinkConfig } from "./types.ts";
+
+/** The primary WAN address (the first uplink's first address), dotted quad. */
+export function primaryWanAddress(config: Config): string {
+  return config.wan[0].addresses[0].address;
+}
+
+/** Every WAN address of every uplink, dotted quads, in order. */
+export function wanAddresses(config: Config): string[] {
+  return config.wan.flatMap((u) => u.addresses.map((a) => a.address));
+}
+
+/** The uplinks as rule validation sees them: names, addresses, management reach. */
+export function layoutUplinks(wan: UplinkConfig[], managementUplinks: string[]): UplinkLayout[] {
+  return wan.map((u) => ({
+    name: u.name,
+    addresses: u.addresses.map((a) => a.address),
+    management: managementUplinks.includes(u.name),
+  }));
+}
+
+/** The uplinks as the data plane takes them (`DatapathUplink`): addresses as dotted quads. */
+export function datapathUplinks(config: Config): {
+  name: string;
+  addresses: string[];
+  management: boolean;
+  probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
+}[] {
+  return config.wan.map((u) => ({
+    name: u.name,
+    addresses: u.addresses.map((a) => a.address),
+    management: config.management.wanAccess === "knock" &&
+      config.management.uplinks.includes(u.name),
+    probe: u.probe && {
+      target: u.probe.target,
+      intervalMs: u.probe.intervalMs,
+      downAfter: u.probe.downAfter,
+      upAfter: u.probe.upAfter,
+    },
+  }));
+}
