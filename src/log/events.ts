@@ -153,6 +153,25 @@ export interface ManagementLoginEvent extends EventBase {
   reason?: string;
 }
 
+/** An uplink's gateway stopped answering its health probe; masquerade moves off it. */
+export interface UplinkDownEvent extends EventBase {
+  type: "uplink-down";
+  uplink: string;
+  /** The probe's target (the gateway unless configured). */
+  target: string;
+  /** Consecutive probes lost. */
+  lost: number;
+}
+
+/** An uplink's gateway answers its health probe again. */
+export interface UplinkUpEvent extends EventBase {
+  type: "uplink-up";
+  uplink: string;
+  target: string;
+  /** Round-trip time of the answer that brought it up, ms. */
+  rttMs: number;
+}
+
 /**
  * Events of one kind that the log sinks did not get one by one within an
  * interval (a flood of knock failures, say): counted here instead.
@@ -190,6 +209,8 @@ export type ApplianceEvent =
   | ApplianceStopEvent
   | PacketDropSummaryEvent
   | ManagementLoginEvent
+  | UplinkDownEvent
+  | UplinkUpEvent
   | LogSummaryEvent;
 
 /** The `type` tag of an event. */
@@ -216,6 +237,8 @@ export const DEFAULT_SEVERITY: Readonly<Record<EventType, Severity>> = {
   "appliance-stop": Severity.Notice,
   "packet-drop-summary": Severity.Info,
   "management-login": Severity.Notice,
+  "uplink-down": Severity.Warning,
+  "uplink-up": Severity.Notice,
   "log-summary": Severity.Warning,
 };
 
@@ -241,7 +264,7 @@ export function makeEvent<T extends EventType>(
  */
 export const EVENT_CLASSES = ["access", "flow", "system", "failure"] as const;
 
-/** `access`: unlocks and penalties; `flow`: admitted flows; `system`: config, sign-ins, start/stop; `failure`: failures, replays, drops. */
+/** `access`: unlocks and penalties; `flow`: admitted flows; `system`: config, sign-ins, start/stop, uplinks; `failure`: failures, replays, drops. */
 export type EventClass = typeof EVENT_CLASSES[number];
 
 const CLASS_OF: Readonly<Record<EventType, EventClass>> = {
@@ -255,6 +278,8 @@ const CLASS_OF: Readonly<Record<EventType, EventClass>> = {
   "appliance-start": "system",
   "appliance-stop": "system",
   "management-login": "system",
+  "uplink-down": "system",
+  "uplink-up": "system",
   "knock-failure": "failure",
   "knock-replay": "failure",
   "packet-drop-summary": "failure",

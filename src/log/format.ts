@@ -44,6 +44,12 @@ export function formatEvent(e: ApplianceEvent): string {
     case "management-login":
       return `[Management] login ${e.success ? "success" : "failure"} ${kv("user", e.user)} ` +
         `${kv("ip", e.ip)}${optional("reason", e.reason)}`;
+    case "uplink-down":
+      return `[Uplink] down ${kv("uplink", e.uplink)} ${kv("target", e.target)} lost=${e.lost}`;
+    case "uplink-up":
+      // A tenth of a millisecond says enough of a gateway's round trip.
+      return `[Uplink] up ${kv("uplink", e.uplink)} ${kv("target", e.target)} ` +
+        `rtt-ms=${Math.round(e.rttMs * 10) / 10}`;
     case "log-summary":
       return summaryLine(e);
   }

@@ -98,6 +98,14 @@ const SAMPLES: [ApplianceEvent, string][] = [
     '[Management] login failure user=admin ip=192.0.2.50 reason="bad code"',
   ],
   [
+    makeEvent(clock, "uplink-down", { uplink: "isp-a", target: "198.51.100.62", lost: 3 }),
+    "[Uplink] down uplink=isp-a target=198.51.100.62 lost=3",
+  ],
+  [
+    makeEvent(clock, "uplink-up", { uplink: "isp-a", target: "198.51.100.62", rttMs: 0.4213 }),
+    "[Uplink] up uplink=isp-a target=198.51.100.62 rtt-ms=0.4",
+  ],
+  [
     makeEvent(clock, "log-summary", {
       kind: "knock-failure",
       intervalMs: 10_000,
