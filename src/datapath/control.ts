@@ -17,6 +17,7 @@ import type {
   RuleIdName,
   ToWorker,
   UnlockRecord,
+  UplinkStatus,
 } from "./messages.ts";
 
 /** What the data plane starts with. */
@@ -172,6 +173,11 @@ export class DatapathControl implements DatapathApi {
   /** The rules by stable id. */
   ruleIds(): Promise<RuleIdName[]> {
     return this.#ask((id) => ({ type: "query", id, what: "rules" }));
+  }
+
+  /** Every uplink's health and probe counts, in configuration order. */
+  uplinks(): Promise<UplinkStatus[]> {
+    return this.#ask((id) => ({ type: "query", id, what: "uplinks" }));
   }
 
   /** Stops the loop (its final flow snapshot goes to `onFlows`), closes the device and ends the Worker (bounded wait). */

@@ -87,6 +87,8 @@ export const Stat = {
   Drops: DROP_COUNT + 11,
   /** TCP flows picked up in mid stream (no SYN seen; after a restart that lost them). */
   PickedUp: DROP_COUNT + 12,
+  /** Echo replies to the uplink health probe, consumed (not forwarded, not dropped). */
+  ProbeReplies: DROP_COUNT + 13,
 } as const;
 
 const STAT_NAMES = [
@@ -103,6 +105,7 @@ const STAT_NAMES = [
   "icmp_errors_translated",
   "drops",
   "tcp_picked_up",
+  "uplink_probe_replies",
 ];
 
 /** The verifier's running counts the data plane copies out, once per housekeeping tick. */

@@ -115,6 +115,9 @@ export interface DeviceSettings {
   offload: boolean;
 }
 
+/** What the data plane answers queries about (`uplinks`: `UplinkStatus[]`). */
+export type DatapathQuery = "unlocks" | "flows" | "conntrack" | "rules" | "uplinks";
+
 /** Control plane to Worker. */
 export type ToWorker =
   | {
@@ -136,7 +139,7 @@ export type ToWorker =
   | { type: "users"; users: KnockUser[] }
   | { type: "settings"; settings: DatapathSettings }
   | { type: "revoke"; ip: string; id: number; by?: string }
-  | { type: "query"; id: number; what: "unlocks" | "flows" | "conntrack" | "rules"; limit?: number }
+  | { type: "query"; id: number; what: DatapathQuery; limit?: number }
   | { type: "stop" };
 
 /** Worker to control plane. */

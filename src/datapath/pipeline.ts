@@ -54,8 +54,21 @@ import { Admission, ADMITTED } from "./admission.ts";
 import { Drop, MAX_RULE_IDS, RULE_BASE, Stat } from "./counters.ts";
 import { FlowSnapshots, type RestoreResult } from "./flow_snapshot.ts";
 import { FragmentTable } from "./fragments.ts";
-import type { DatapathSettings, FlowRecord, KnockUser, UnlockRecord } from "./messages.ts";
+import type {
+  DatapathQuery,
+  DatapathSettings,
+  FlowRecord,
+  KnockUser,
+  UnlockRecord,
+} from "./messages.ts";
 import type { PacketProcessor } from "./engine.ts";
+import { type ProbeSender, UplinkMonitor } from "./uplink_monitor.ts";
+
+/** Admission's side of uplink health (the core lane's `setUplinkHealth`, `masqueradeUplink`). */
+interface UplinkHealthSink {
+  setUplinkHealth?(up: readonly boolean[]): void;
+  masqueradeUplink?(): number;
+}
 
 /** Idle timeout of flows delivered to the appliance itself (only one direction is seen). */
 const LOCAL_FLOW_TIMEOUT_S = 3600;
@@ -76,6 +89,8 @@ export interface PipelineInit {
   checkpointMs?: number;
   /** Time for control operations (packets carry their own `nowMs`). */
   clock?: Clock;
+  /** Sends the uplink health probes; without one nothing is probed (every uplink up). */
+  probeSender?: ProbeSender;
 }
 
 /** Parse, track, apply admission's verdict, translate. One instance per data-plane Worker. */
@@ -85,6 +100,7 @@ export class Pipeline implements PacketProcessor {
   readonly unlocks: UnlockTable;
   readonly fragments = new FragmentTable();
   readonly snapshots: FlowSnapshots;
+  readonly uplinks: UplinkMonitor;
   readonly #emitFlows: ((snapshot: Uint8Array) => void) | undefined;
   /** Second at which each flow last refreshed its unlock. */
   readonly #touchedAt: Uint32Array;
@@ -119,6 +135,15 @@ export class Pipeline implements PacketProcessor {
       { periodMs: init.checkpointMs },
     );
     this.#emitFlows = init.emitFlows;
+    const health = this.admission as unknown as UplinkHealthSink;
+    this.uplinks = new UplinkMonitor({
+      uplinks: s.uplinks,
+      masquerade: s.masquerade,
+      sender: init.probeSender ?? null,
+      emit: init.emit,
+      onHealth: (up) => health.setUplinkHealth?.(up),
+      masqueradeUplink: health.masqueradeUplink ? () => health.masqueradeUplink!() : undefined,
+    });
   }
 
   /** Restores a flow-table snapshot taken before a restart (before any packet passes). */
@@ -174,8 +199,9 @@ export class Pipeline implements PacketProcessor {
   }
 
   /** Answers a status query. */
-  query(what: "unlocks" | "flows" | "conntrack" | "rules", limit: number): unknown {
+  query(what: DatapathQuery, limit: number): unknown {
     if (what === "unlocks") return this.unlocks.list();
+    if (what === "uplinks") return this.uplinks.status();
     if (what === "rules") return this.admission.ruleIds();
     if (what === "conntrack") return { ...this.ct.stats(), fragments: this.fragments.size };
     return this.flows(limit);
@@ -204,9 +230,10 @@ export class Pipeline implements PacketProcessor {
     }));
   }
 
-  /** Expiry of flows, unlocks, sequences and fragments; flow checkpoints; sequence refresh; event flush. */
+  /** Expiry of flows, unlocks, sequences and fragments; flow checkpoints; uplink probes; sequence refresh; event flush. */
   async housekeeping(nowMs: number): Promise<void> {
     this.ct.expire(Math.floor(nowMs / 1000));
+    this.uplinks.tick(nowMs);
     if (this.#emitFlows !== undefined) {
       const snap = this.snapshots.tick(nowMs);
       if (snap !== null) this.#emitFlows(snap);
@@ -395,6 +422,13 @@ export class Pipeline implements PacketProcessor {
 
   /** A packet without a flow: admission decides; an admitted one is tracked and translated. */
   #slowPath(ip: Ipv4Packet, proto: number, len: number, partial: boolean, nowMs: number): boolean {
+    if (
+      proto === PROTO_ICMP && this.#icmpType === ICMP_ECHO_REPLY &&
+      this.uplinks.onReply(ip.buf, ip.payloadOffset(), ip.payloadLen(), ip.src(), ip.dst(), nowMs)
+    ) {
+      this.#c[Stat.ProbeReplies]++;
+      return false;
+    }
     this.#c[Stat.SlowPath]++;
     const opening = proto === PROTO_TCP
       ? (this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN

@@ -639,3 +639,58 @@ Deno.test("knock successes, failures by reason and verifier counts reach the cou
   assert.equal(counters[knocks], p.verifier.stats.knocks);
   assert.ok(counters[knocks] >= 4);
 });
+
+Deno.test("the gateway's answer to a health probe is consumed and counted, a forged one dropped", async () => {
+  const GW = "198.51.100.62";
+  const sent: Uint8Array[] = [];
+  const counters = newCounters(false);
+  const events: ApplianceEvent[] = [];
+  const p = new Pipeline({
+    settings: {
+      ...SETTINGS,
+      uplinks: [{
+        name: "isp-a",
+        addresses: [WAN],
+        management: true,
+        probe: { target: GW, intervalMs: 1000, downAfter: 3, upAfter: 2 },
+      }],
+      masquerade: ["isp-a"],
+    },
+    forwards: RULES,
+    openPorts: [],
+    counters,
+    emit: (e) => events.push(...e),
+    clock: new ManualClock(T0),
+    probeSender: {
+      send: (uplink, msg, len, target) => {
+        assert.equal(uplink, 0);
+        assert.equal(formatIpv4(target), GW);
+        sent.push(msg.slice(0, len));
+        return len;
+      },
+    },
+  });
+  await p.housekeeping(T0);
+  assert.equal(sent.length, 1);
+  const echo = new Icmpv4Packet().bind(sent[0]);
+  const reply = (payload: Uint8Array) =>
+    buildIcmpEcho({
+      src: GW,
+      dst: WAN,
+      type: ICMP_ECHO_REPLY,
+      ident: echo.ident(),
+      seq: echo.seqNo(),
+      payload,
+    });
+  const forged = sent[0].slice(8);
+  forged[0] ^= 0xff;
+  assert.equal(run(p, reply(forged)), null);
+  const drops = counters[Stat.Drops];
+  assert.equal(drops, 1, "a forged answer is dropped like any echo reply of no flow");
+  assert.equal(run(p, reply(sent[0].slice(8))), null);
+  assert.equal(counters[Stat.ProbeReplies], 1);
+  assert.equal(counters[Stat.Drops], drops, "the answer is not a drop");
+  assert.equal(snapshotCounters(counters).stats.uplink_probe_replies, 1);
+  const [st] = p.query("uplinks", 10) as { name: string; sent: number; received: number }[];
+  assert.deepEqual([st.name, st.sent, st.received], ["isp-a", 1, 1]);
+});

@@ -4,11 +4,13 @@
  * and reads its counters from shared memory.
  */
 /// <reference lib="deno.worker" />
-import { setThreadNice, TunDevice } from "../device/mod.ts";
+import { IcmpSocket, setThreadNice, TunDevice } from "../device/mod.ts";
+import { parseIpv4 } from "../packet/mod.ts";
 import { Engine } from "./engine.ts";
 import { KIND_FINAL } from "./flow_snapshot.ts";
-import type { FromWorker, RestoredFlows, ToWorker } from "./messages.ts";
+import type { DatapathUplink, FromWorker, RestoredFlows, ToWorker } from "./messages.ts";
 import { Pipeline } from "./pipeline.ts";
+import type { ProbeSender } from "./uplink_monitor.ts";
 
 let engine: Engine | null = null;
 let pipeline: Pipeline | null = null;
@@ -50,7 +52,9 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
   // Forwarding must not starve behind the traffic it forwards (senders, servers on the host).
   if (!setThreadNice(DATAPLANE_NICE)) console.error("data plane: cannot raise thread priority");
   const dev = TunDevice.open({ name: m.device.name, mtu: m.device.mtu, offload: m.device.offload });
+  const probes = openProbeSockets(m.settings.uplinks);
   pipeline = new Pipeline({
+    probeSender: probes.sender,
     settings: m.settings,
     forwards: m.forwards,
     openPorts: m.openPorts,
@@ -73,8 +77,34 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
     const snapshot = proc.finalSnapshot(Date.now());
     post({ type: "flows", snapshot, final: true }, [snapshot.buffer as ArrayBuffer]);
     dev.close();
+    probes.close();
     post({ type: "stopped" });
   }).catch((err) => post({ type: "fatal", message: String(err?.stack ?? err) }));
+}
+
+/** EBADF: an uplink whose socket did not open sends nothing, and its probes count as lost. */
+const EBADF = 9;
+
+/**
+ * One raw ICMP socket per probed uplink, bound to its primary address. A
+ * socket that does not open is reported; that uplink's probes then fail and
+ * it goes down (its address is not the host's, or CAP_NET_RAW is missing).
+ */
+function openProbeSockets(uplinks: DatapathUplink[]): { sender: ProbeSender; close(): void } {
+  const sockets = uplinks.map((u) => {
+    const source = u.probe ? parseIpv4(u.addresses[0] ?? "") : null;
+    if (source === null) return null;
+    const s = IcmpSocket.open(source);
+    if (s instanceof IcmpSocket) return s;
+    console.error(`data plane: uplink ${u.name}: no health probe: ${s.message}`);
+    return null;
+  });
+  return {
+    sender: {
+      send: (i, msg, len, target) => sockets[i]?.send(msg, len, target) ?? -EBADF,
+    },
+    close: () => sockets.forEach((s) => s?.close()),
+  };
 }
 
 function restoreFlows(p: Pipeline, data: Uint8Array): RestoredFlows {
