@@ -42,7 +42,6 @@ import {
   clearSteeringCommands,
   failClosedRuleset,
   localBypassCommands,
-  MAX_UPLINKS,
   NFT_APPLY,
   NFT_LIST_JSON,
   parseNftCounters,
@@ -154,12 +153,6 @@ export async function main(args: string[]): Promise<number> {
     resolvers: systemResolvers(),
     ephemeralPorts: systemEphemeralPorts(),
   };
-  if (flags.routing && config.wan.length > MAX_UPLINKS) {
-    console.error(
-      `Cannot start: --routing has room for ${MAX_UPLINKS} uplinks, not ${config.wan.length}`,
-    );
-    return 1;
-  }
   // Fail closed first: nothing is forwarded unless it crosses the TUN, with or without us.
   const nftError = flags.routing ? await applyFailClosed(plan) : null;
   if (nftError) {
