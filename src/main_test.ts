@@ -39,30 +39,3 @@ Deno.test("unknown options are a usage error; --help prints usage", async () => 
   assert.equal(h.code, 0);
   assert.match(h.stdout, /--config FILE/);
 });
-
-Deno.test("management listens on the LAN and on every address of the management uplinks", async () => {
-  const { managementAddresses } = await import("./main.ts");
-  const { parseConfig } = await import("./config/mod.ts");
-  const text = (await Deno.readTextFile(`${root}config/appliance.jsonc`)).replace(
-    /"wan": \[[^\n]*\],/,
-    `"wan": [
-      { "name": "isp-a", "interface": "wan0", "addresses": ["198.51.100.1/26", "198.51.100.2/26"],
-        "gateway": "198.51.100.62" },
-      { "name": "isp-b", "interface": "wan1", "addresses": ["198.51.100.65/26"],
-        "gateway": "198.51.100.126" }],`,
-  );
-  const config = parseConfig(text);
-  assert.equal(config.wan.length, 2);
-  config.management.wanAccess = "knock";
-  config.management.uplinks = ["isp-a"];
-  assert.deepEqual(managementAddresses(config), ["192.0.2.1", "198.51.100.1", "198.51.100.2"]);
-  config.management.uplinks = ["isp-a", "isp-b"];
-  assert.deepEqual(managementAddresses(config), [
-    "192.0.2.1",
-    "198.51.100.1",
-    "198.51.100.2",
-    "198.51.100.65",
-  ]);
-  config.management.wanAccess = "never";
-  assert.deepEqual(managementAddresses(config), ["192.0.2.1"]);
-});

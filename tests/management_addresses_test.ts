@@ -1,0 +1,31 @@
+/** Where the management API listens with several uplinks (`managementAddresses` in src/main.ts). */
+import assert from "node:assert/strict";
+import { parseConfig } from "../src/config/mod.ts";
+import { managementAddresses } from "../src/main.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+
+Deno.test("management listens on the LAN and on every address of the management uplinks", async () => {
+  const text = (await Deno.readTextFile(`${root}config/appliance.jsonc`)).replace(
+    /"wan": \[[^\n]*\],/,
+    `"wan": [
+      { "name": "isp-a", "interface": "wan0", "addresses": ["198.51.100.1/26", "198.51.100.2/26"],
+        "gateway": "198.51.100.62" },
+      { "name": "isp-b", "interface": "wan1", "addresses": ["198.51.100.65/26"],
+        "gateway": "198.51.100.126" }],`,
+  );
+  const config = parseConfig(text);
+  assert.equal(config.wan.length, 2);
+  config.management.wanAccess = "knock";
+  config.management.uplinks = ["isp-a"];
+  assert.deepEqual(managementAddresses(config), ["192.0.2.1", "198.51.100.1", "198.51.100.2"]);
+  config.management.uplinks = ["isp-a", "isp-b"];
+  assert.deepEqual(managementAddresses(config), [
+    "192.0.2.1",
+    "198.51.100.1",
+    "198.51.100.2",
+    "198.51.100.65",
+  ]);
+  config.management.wanAccess = "never";
+  assert.deepEqual(managementAddresses(config), ["192.0.2.1"]);
+});
