@@ -183,6 +183,9 @@ function listLegacyWan(value: unknown, lines: Map<string, number>): boolean {
   return true;
 }
 
+/** The routing table that hands crossing packets to the TUN (`src/host/routing.ts`). */
+const STEERING_TABLE = 100;
+
 /** The name a single-object `wan` loads under. */
 export const LEGACY_UPLINK = "wan";
 
@@ -274,6 +277,9 @@ function uplinks(c: ConfigOutput, lanNet: Cidr, report: Reporter): UplinkConfig[
     const gateway = u.gateway ?? null;
     if (gateway !== null) checkGateway(gateway, addresses, `${at}.gateway`, u.name, report);
     const table = u.table ?? 201 + i;
+    if (table === STEERING_TABLE) {
+      report.add(`${at}.table`, `table ${STEERING_TABLE} is the one steering packets into the TUN`);
+    }
     const other = tables.get(table);
     if (other !== undefined) report.add(`${at}.table`, `table ${table} is already wan[${other}]'s`);
     tables.set(table, i);

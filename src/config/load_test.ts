@@ -405,6 +405,11 @@ Deno.test("uplinks that clash or point nowhere are refused, each at its line", (
     ],
     ['"table": 220', '"table": 201', "wan[1].table: table 201 is already wan[0]'s"],
     [
+      '"table": 220',
+      '"table": 100',
+      "wan[1].table: table 100 is the one steering packets into the TUN",
+    ],
+    [
       '"uplinks": ["isp-b", "isp-a"]',
       '"uplinks": ["isp-c"]',
       'masquerade.uplinks[0]: no uplink is named "isp-c" (uplinks: isp-a, isp-b)',
