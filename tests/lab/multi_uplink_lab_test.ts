@@ -3,7 +3,8 @@
  * (scripts/lab/two_uplinks.ts, config/lab-two-uplinks.jsonc): a forward bound
  * to ISP A is closed on ISP B; one public port forwards to two servers on two
  * WAN addresses; a knock on WAN A opens a knock-enforced forward on WAN B for
- * the same source; replies to a flow that came in on WAN B leave by wan1
+ * the same source (and one on WAN B opens WAN A), management answers on ISP
+ * A's addresses only; replies to a flow that came in on WAN B leave by wan1
  * (each ISP drops a packet from the appliance with a source not its own, so
  * the wrong uplink would lose it); masquerade fails over to ISP B when ISP A's
  * gateway goes away, and comes back. Then a config in the old single-`wan`
@@ -34,12 +35,16 @@ import {
   readLog,
   removeTestConfig,
   ROOT,
+  sh,
   shOk,
   until,
   waitForLog,
 } from "./_helpers.ts";
 
 type Lab = RunningLab<TwoUplinkNames>;
+
+/** The second lab user of config/lab-two-uplinks.jsonc. */
+const BOB = { secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", firstPort: 42001 } as const;
 
 /** One entry of `GET /api/v1/uplinks` (the contract of issue 10). */
 interface UplinkView {
@@ -219,6 +224,49 @@ Deno.test({
         assert.match(line, new RegExp(` wan=${re(T.wanA)} `), "the line names the WAN address");
       });
 
+      await t.step("a knock on WAN B opens the same forward on WAN A (bob, client B)", async () => {
+        const url = `http://${T.wanA}:52303/`;
+        assert.equal(
+          await curl(l, "clientb", url, 2),
+          null,
+          "52303 open to client B before its knock",
+        );
+        const k = await knock(l, "clientb", [], BOB, T.wanB);
+        assert.equal(k.code, 0, `knock on ${T.wanB}: ${k.stdout}${k.stderr}`);
+        assert.equal(
+          await answer(l, "clientb", url),
+          `hello from ${T.server2}:8083 to ${T.clientB}\n`,
+          `client B knocked on ${T.wanB}; ${url} stayed closed`,
+        );
+        const line = await waitForLog(
+          l,
+          new RegExp(`\\[Port Knock\\] success user=bob ip=${re(T.clientB)} `),
+        );
+        assert.ok(line, `no knock-success line for bob:\n${await readLog(l)}`);
+        assert.match(line, new RegExp(` wan=${re(T.wanB)} `), "the line names the WAN address");
+      });
+
+      await t.step("management from the WAN only on isp-a (management.uplinks)", async () => {
+        // Client A is unlocked; the certificate's names are not what this step is about (-k).
+        const health = (wan: string) =>
+          sh(l, "clienta", [
+            "curl",
+            "-k",
+            "-sS",
+            "-m",
+            "3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            `https://${wan}:8443/api/v1/health`,
+          ], 10);
+        const onA = await health(T.wanA);
+        assert.equal(onA.stdout, "200", `management on ${T.wanA}: ${onA.stdout} ${onA.stderr}`);
+        const onB = await health(T.wanB);
+        assert.notEqual(onB.code, 0, `management answered on ${T.wanB}: ${onB.stdout}`);
+      });
+
       await t.step("the unlock shows the WAN address the knock arrived on", async () => {
         const r = await api(l, "GET", "/status/unlocks", { token });
         assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -226,9 +274,11 @@ Deno.test({
           ip: string;
           wanAddress?: string;
         }[];
-        const mine = list.find((u) => u.ip === T.clientA);
-        assert.ok(mine, `no unlock for ${T.clientA}: ${JSON.stringify(list)}`);
-        assert.equal(mine.wanAddress, T.wanA, JSON.stringify(mine));
+        for (const [ip, wan] of [[T.clientA, T.wanA], [T.clientB, T.wanB]]) {
+          const mine = list.find((u) => u.ip === ip);
+          assert.ok(mine, `no unlock for ${ip}: ${JSON.stringify(list)}`);
+          assert.equal(mine.wanAddress, wan, `${ip} knocked on ${wan}: ${JSON.stringify(mine)}`);
+        }
       });
 
       await t.step("masquerade from the LAN leaves with ISP A's address", async () => {
