@@ -190,7 +190,13 @@ Deno.test({
           const dropsA = await bcp38Drops(l.names.ispa);
           const body = await answer(l, "clienta", `http://${T.wanB}:52302/`);
           const [wan1, wan0] = [await onWan1.stop(), await onWan0.stop()];
-          assert.equal(body, `hello from ${T.server2}:8082 to ${T.clientA}\n`);
+          assert.equal(
+            body,
+            `hello from ${T.server2}:8082 to ${T.clientA}\n`,
+            `client A through ${T.wanB}:52302 (wan1 saw:\n${wan1.join("\n")}\nwan0 saw:\n${
+              wan0.join("\n")
+            })`,
+          );
           const expected = `IP ${T.wanB}.52302 > ${T.clientA}.`;
           assert.ok(
             wan1.some((x) => x.includes(expected)),
@@ -282,7 +288,11 @@ Deno.test({
       });
 
       await t.step("masquerade from the LAN leaves with ISP A's address", async () => {
-        assert.equal(await masqueradeUntil(l, T.wanA, 5000), seenFrom(T.wanA));
+        assert.equal(
+          await masqueradeUntil(l, T.wanA, 5000),
+          seenFrom(T.wanA),
+          "the remote server must see ISP A's primary address",
+        );
         const u = await uplinks(l, token);
         assert.equal(u["isp-a"].status?.up, true, JSON.stringify(u["isp-a"]));
         assert.equal(u["isp-a"].status?.masquerade, true, JSON.stringify(u["isp-a"]));
@@ -297,7 +307,11 @@ Deno.test({
         await shOk(l, "ispa", ["ip", "addr", "del", `${T.gatewayA}/26`, "dev", "app"]);
         const line = await nextLogLine(l, down, before, 15000);
         assert.ok(line, `no uplink-down for isp-a within 15 s:\n${await readLog(l)}`);
-        assert.equal(await masqueradeUntil(l, T.wanB, 10000), seenFrom(T.wanB));
+        assert.equal(
+          await masqueradeUntil(l, T.wanB, 10000),
+          seenFrom(T.wanB),
+          "new masquerade flows did not move to ISP B within 10 s of isp-a going down",
+        );
         const u = await uplinks(l, token);
         assert.equal(u["isp-a"].status?.up, false, JSON.stringify(u["isp-a"]));
         assert.equal(u["isp-a"].status?.masquerade, false, JSON.stringify(u["isp-a"]));
@@ -309,7 +323,11 @@ Deno.test({
         await shOk(l, "ispa", ["ip", "addr", "add", `${T.gatewayA}/26`, "dev", "app"]);
         const line = await nextLogLine(l, up, before, 15000);
         assert.ok(line, `no uplink-up for isp-a within 15 s:\n${await readLog(l)}`);
-        assert.equal(await masqueradeUntil(l, T.wanA, 10000), seenFrom(T.wanA));
+        assert.equal(
+          await masqueradeUntil(l, T.wanA, 10000),
+          seenFrom(T.wanA),
+          "new masquerade flows did not return to ISP A within 10 s of isp-a coming up",
+        );
         const u = await uplinks(l, token);
         assert.equal(u["isp-a"].status?.up, true, JSON.stringify(u["isp-a"]));
         assert.equal(u["isp-a"].status?.masquerade, true, JSON.stringify(u["isp-a"]));
@@ -374,6 +392,7 @@ Deno.test({
         assert.equal(
           await curl(l, "client", `http://${LAB.wan}:52201/`),
           `hello from ${LAB.server}:8080 to ${LAB.client}\n`,
+          `the web forward (${LAB.wan}:52201) with the old-form config`,
         );
         const out = await shOk(l, "server", [
           "ping",
