@@ -11,9 +11,17 @@
  * server namespace), ping RTT from the server to a client through masquerade,
  * CPU during each transfer, TCP connect time; and in the appliance lab the
  * knock-to-first-admitted-SYN latency (knock_lab.ts).
+ *
+ * Two topologies: the one-uplink lab, and the two-ISP lab (scripts/lab/
+ * two_uplinks.ts) with the appliance on config/lab-two-uplinks.jsonc, where
+ * the same traffic crosses ISP A (client A, WAN address 198.51.100.1, the same
+ * addresses as the one-uplink lab) while ISP B is configured and both gateways
+ * are probed. Each topology has its own kernel-NAT lab, so every ratio compares
+ * the same paths.
  */
-import { type RunningLab, startLab } from "../lab/appliance.ts";
+import { type Names, type RunningLab, startLab, startTwoUplinkLab } from "../lab/appliance.ts";
 import { LAB } from "../lab/topology.ts";
+import { TWO_UPLINKS } from "../lab/two_uplinks.ts";
 import { parseJsonc } from "../../src/config/parse_jsonc.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { CpuSampler, median, round } from "./stats.ts";
@@ -79,8 +87,12 @@ export interface SetupResult {
   };
 }
 
+/** Which lab the figures come from. */
+export type BenchTopology = "one-uplink" | "two-uplinks";
+
 /** Everything the lab half measured. */
 export interface LabBenchResult {
+  topology: BenchTopology;
   options: Omit<LabBenchOptions, "log">;
   appliancePid: number | null;
   kernel: SetupResult;
@@ -89,9 +101,33 @@ export interface LabBenchResult {
   errors: string[];
 }
 
+/** The namespaces a measurement runs in, by role, whatever the topology. */
+type Role = "client" | "server" | "appliance";
+
+/** A lab as the measurements see it. */
+interface BenchLab {
+  exec(role: Role, argv: string[]): Promise<string>;
+  tryExec(role: Role, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  readonly appliance: Deno.ChildProcess | null;
+  logFile: string;
+  down(): Promise<void>;
+}
+
+function benchLab<N extends Names<N>>(lab: RunningLab<N>, roles: Record<Role, keyof N>): BenchLab {
+  return {
+    exec: (role, argv) => lab.exec(roles[role], argv),
+    tryExec: (role, argv) => lab.tryExec(roles[role], argv),
+    get appliance() {
+      return lab.appliance;
+    },
+    logFile: lab.logFile,
+    down: () => lab.down(),
+  };
+}
+
 interface Setup {
   name: "kernel" | "appliance";
-  lab: RunningLab;
+  lab: BenchLab;
   pid: number | null;
   cpu: CpuSampler;
   runs: SetupResult["runs"];
@@ -124,7 +160,7 @@ table inet kgbench {
 }
 `;
 
-async function nftLoad(lab: RunningLab, ns: "appliance" | "server", text: string): Promise<void> {
+async function nftLoad(lab: BenchLab, ns: "appliance" | "server", text: string): Promise<void> {
   const file = await Deno.makeTempFile({ prefix: "kgbench-", suffix: ".nft" });
   try {
     await Deno.writeTextFile(file, text);
@@ -134,9 +170,15 @@ async function nftLoad(lab: RunningLab, ns: "appliance" | "server", text: string
   }
 }
 
-/** The benchmark's appliance config: the lab's, with client 1 allow-listed and 1 s unlocks. */
-export async function benchConfig(dir: string): Promise<string> {
-  const text = await Deno.readTextFile(`${root}config/appliance.jsonc`);
+/**
+ * The benchmark's appliance config: the lab's (`source`, relative to the
+ * repository), with client 1 allow-listed and 1 s unlocks.
+ */
+export async function benchConfig(
+  dir: string,
+  source = "config/appliance.jsonc",
+): Promise<string> {
+  const text = await Deno.readTextFile(`${root}${source}`);
   const c = parseJsonc(text).value as Record<string, Record<string, unknown>>;
   // Client 1 skips the gate for the transfers; client 2 knocks, and its unlock lapses after 1 s.
   c.admission = { allow: [`${LAB.client}/32`] };
@@ -144,7 +186,7 @@ export async function benchConfig(dir: string): Promise<string> {
   c.store = { path: `${dir}/knockgate.kv` };
   const json = JSON.stringify(c, null, 2);
   parseConfig(json, "bench config"); // fail here, not in the appliance's log
-  const file = `${dir}/appliance.json`;
+  const file = `${dir}/${source.slice(source.lastIndexOf("/") + 1).replace(/\.jsonc$/, "")}.json`;
   await Deno.writeTextFile(file, json);
   return file;
 }
@@ -277,7 +319,7 @@ async function connect(s: Setup, samples: number): Promise<number> {
   return ms;
 }
 
-function newSetup(name: Setup["name"], lab: RunningLab, pid: number | null): Setup {
+function newSetup(name: Setup["name"], lab: BenchLab, pid: number | null): Setup {
   return {
     name,
     lab,
@@ -338,11 +380,61 @@ async function attempt(errors: string[], fn: () => Promise<unknown>): Promise<vo
   }
 }
 
-/** Brings both labs up, measures, and always takes them down. */
-export async function runLabBench(o: LabBenchOptions): Promise<LabBenchResult> {
+const ONE_UPLINK_ROLES = { client: "client", server: "server", appliance: "appliance" } as const;
+const TWO_UPLINK_ROLES = { client: "clienta", server: "server", appliance: "appliance" } as const;
+
+/** The kernel-NAT lab of `topology`: the appliance namespace forwards and NATs with nftables. */
+async function startKernelLab(topology: BenchTopology, labs: BenchLab[]): Promise<BenchLab> {
+  let kl: BenchLab;
+  if (topology === "one-uplink") {
+    kl = benchLab(await startLab({ appliance: false }), ONE_UPLINK_ROLES);
+    labs.push(kl);
+  } else {
+    kl = benchLab(await startTwoUplinkLab({ appliance: false }), TWO_UPLINK_ROLES);
+    labs.push(kl);
+    // Without the appliance nothing routes by uplink; all of the bench's traffic is ISP A's.
+    await kl.exec("appliance", ["ip", "route", "add", "default", "via", TWO_UPLINKS.gatewayA]);
+  }
+  await kl.exec("appliance", ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+  await nftLoad(kl, "appliance", KERNEL_NAT);
+  return kl;
+}
+
+/** The appliance lab of `topology` on `config`; the one-uplink lab also for the knock latency. */
+async function startApplianceLab(
+  topology: BenchTopology,
+  config: string,
+  labs: BenchLab[],
+): Promise<{ lab: BenchLab; knockLab: RunningLab | null }> {
+  if (topology === "one-uplink") {
+    const al = await startLab({ config });
+    const lab = benchLab(al, ONE_UPLINK_ROLES);
+    labs.push(lab);
+    return { lab, knockLab: al };
+  }
+  const lab = benchLab(await startTwoUplinkLab({ config }), TWO_UPLINK_ROLES);
+  labs.push(lab);
+  return { lab, knockLab: null };
+}
+
+/**
+ * Brings both labs of `topology` up (kernel NAT and appliance), measures, and
+ * always takes them down. The knock latency is measured in the one-uplink lab only.
+ */
+export async function runLabBench(
+  o: LabBenchOptions,
+  topology: BenchTopology = "one-uplink",
+): Promise<LabBenchResult> {
+  const T = TWO_UPLINKS;
+  // The measurements address client 1, the WAN address and the server by the one-uplink
+  // lab's names; the two-uplink lab puts client A, ISP A's primary address and the first
+  // LAN server at the same addresses.
+  if (T.clientA !== LAB.client || T.wanA !== LAB.wan || T.server !== LAB.server) {
+    throw new Error("Cannot bench two uplinks: the labs' measured addresses differ");
+  }
   const errors: string[] = [];
   const dir = await Deno.makeTempDir({ prefix: "kgbench-" });
-  const labs: RunningLab[] = [];
+  const labs: BenchLab[] = [];
   const setups: Setup[] = [];
   let knock: KnockLatencySummary | null = null;
   // Ctrl-C must not leave namespaces behind: take the labs down, then exit.
@@ -355,57 +447,60 @@ export async function runLabBench(o: LabBenchOptions): Promise<LabBenchResult> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  const what = topology === "one-uplink" ? "" : " (two uplinks)";
   try {
-    const config = await benchConfig(dir);
-    o.log("lab: starting the kernel-NAT lab");
-    const kl = await startLab({ appliance: false });
-    labs.push(kl);
-    await kl.exec("appliance", ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    await nftLoad(kl, "appliance", KERNEL_NAT);
+    const config = await benchConfig(
+      dir,
+      topology === "one-uplink" ? "config/appliance.jsonc" : "config/lab-two-uplinks.jsonc",
+    );
+    o.log(`lab: starting the kernel-NAT lab${what}`);
+    const kl = await startKernelLab(topology, labs);
     await nftLoad(kl, "server", SERVER_COUNTER);
-    o.log("lab: starting the appliance lab");
-    const al = await startLab({ config });
-    labs.push(al);
+    o.log(`lab: starting the appliance lab${what}`);
+    const { lab: al, knockLab } = await startApplianceLab(topology, config, labs);
     await nftLoad(al, "server", SERVER_COUNTER);
     const pid = al.appliance ? resolveDenoPid(al.appliance.pid) : null;
     if (pid === null) errors.push("appliance pid not found: no CPU figures");
     setups.push(newSetup("kernel", kl, null), newSetup("appliance", al, pid));
     for (const s of setups) s.cpu.start();
     for (const s of setups) {
-      o.log(`lab: warm-up via ${s.name}`);
+      o.log(`lab: warm-up via ${s.name}${what}`);
       await attempt(errors, () => iperf(s, 1, 1).then(() => s.runs.tcp1.length = 0));
       s.runs.tcp1Retransmits.length = s.runs.cpuTcp1.length = s.host.tcp1.length = 0;
     }
     for (let rep = 0; rep < o.reps; rep++) {
       for (const s of setups) {
-        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: tcp 1 stream`);
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: tcp 1 stream`);
         await attempt(errors, () => iperf(s, 1, o.seconds));
       }
       for (const s of setups) {
-        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: tcp 4 streams`);
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: tcp 4 streams`);
         await attempt(errors, () => iperf(s, 4, o.seconds));
       }
       for (const s of setups) {
-        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: udp ${o.udpSize} B flood`);
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: udp ${o.udpSize} B flood`);
         await attempt(errors, () => udp(s, o));
       }
       for (const s of setups) {
-        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: ping`);
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: ping`);
         await attempt(errors, () => ping(s, o.pingCount));
       }
       for (const s of setups) {
-        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: tcp connect`);
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: tcp connect`);
         await attempt(errors, () => connect(s, o.connectSamples));
       }
     }
-    o.log("lab: knock latency");
-    await attempt(errors, async () => knock = await runKnockLatency(al, o.knockSamples));
+    if (knockLab) {
+      o.log("lab: knock latency");
+      await attempt(errors, async () => knock = await runKnockLatency(knockLab, o.knockSamples));
+    }
     if (errors.length > 0) {
       const log = await Deno.readTextFile(al.logFile).catch(() => "");
       errors.push(`appliance log tail:\n${log.split("\n").slice(-30).join("\n")}`);
     }
     const { log: _log, ...options } = o;
     return {
+      topology,
       options,
       appliancePid: pid,
       kernel: summarise(setups[0]),

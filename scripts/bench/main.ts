@@ -3,13 +3,15 @@
  * kernel doing the same NAT, in one run. The in-memory benchmarks (datapath
  * pipeline, conntrack, knock engine) each run in a fresh Deno process (clean
  * heap, `--expose-gc` for steadier memory figures); then two labs come up
- * (kernel NAT and appliance) and the transfers alternate between them.
- * Writes artifacts/bench/<timestamp>.{json,md}, artifacts/bench/latest.md and,
+ * (kernel NAT and appliance) and the transfers alternate between them; then
+ * the same pair in the two-ISP lab (traffic over ISP A while ISP B is
+ * configured and probed), each against its own kernel-NAT lab. Writes artifacts/bench/<timestamp>.{json,md}, artifacts/bench/latest.md and,
  * for a full run, docs/bench.md. Benchmarks never run in the test suite.
  *
  *   deno task bench                 # full: 3 x 5 s per measurement, a few minutes
  *   deno task bench --quick         # 1 x 2 s
  *   deno task bench --reps 5 --seconds 10 --udp-seconds 5 --no-lab
+ *   deno task bench --uplinks 2     # the lab with two uplinks only
  */
 import { parseArgs } from "node:util";
 import { runConntrackBench } from "./conntrack_bench.ts";
@@ -34,9 +36,10 @@ const USAGE = `Usage: deno task bench [--quick] [options]
   --ping-count N       pings per rep, 10 ms apart (default 50)
   --knock-samples N    knock-latency samples (default 5)
   --sizes A,B,C        conntrack table sizes (default 10000,100000,1000000)
+  --uplinks LIST       lab topologies: 1 (one uplink), 2 (two ISPs), or 1,2 (default)
   --no-lab             only the in-memory benchmarks
   --no-micro           only the lab
-  --docs / --no-docs   write docs/bench.md (default: for full runs only)
+  --docs / --no-docs   write docs/bench.md (default: for full runs of every part only)
   --part NAME          internal: run one in-memory part and print its JSON`;
 
 function flags() {
@@ -51,6 +54,7 @@ function flags() {
       "ping-count": { type: "string" },
       "knock-samples": { type: "string" },
       sizes: { type: "string", default: "10000,100000,1000000" },
+      uplinks: { type: "string", default: "1,2" },
       "no-lab": { type: "boolean", default: false },
       "no-micro": { type: "boolean", default: false },
       docs: { type: "boolean" },
@@ -123,6 +127,11 @@ async function main(): Promise<number> {
     console.log(JSON.stringify(await runPart(f.part as Part, f)));
     return 0;
   }
+  const uplinks = f.uplinks.split(",").map((x) => x.trim());
+  if (uplinks.length === 0 || uplinks.some((x) => x !== "1" && x !== "2")) {
+    console.error(`--uplinks takes 1, 2 or 1,2; got ${f.uplinks}\n${USAGE}`);
+    return 2;
+  }
   const q = f.quick;
   const labOpts = {
     reps: positive("reps", f.reps, q ? 1 : 3),
@@ -148,6 +157,7 @@ async function main(): Promise<number> {
       loadAvgEnd: "",
     },
     lab: null,
+    labTwoUplinks: null,
     pipeline: null,
     conntrack: null,
     knock: null,
@@ -166,12 +176,20 @@ async function main(): Promise<number> {
       }
     }
   }
-  if (!f["no-lab"]) {
+  if (!f["no-lab"] && uplinks.includes("1")) {
     try {
-      run.lab = await runLabBench(labOpts);
+      run.lab = await runLabBench(labOpts, "one-uplink");
       run.errors.push(...run.lab.errors);
     } catch (e) {
       run.errors.push(`lab: ${(e as Error).stack ?? e}`);
+    }
+  }
+  if (!f["no-lab"] && uplinks.includes("2")) {
+    try {
+      run.labTwoUplinks = await runLabBench(labOpts, "two-uplinks");
+      run.errors.push(...run.labTwoUplinks.errors.map((x) => `two uplinks: ${x}`));
+    } catch (e) {
+      run.errors.push(`lab (two uplinks): ${(e as Error).stack ?? e}`);
     }
   }
   run.finishedAt = new Date().toISOString();
@@ -183,7 +201,8 @@ async function main(): Promise<number> {
   await Deno.writeTextFile(`${dir}/${stamp}.json`, JSON.stringify(run, null, 2) + "\n");
   await Deno.writeTextFile(`${dir}/${stamp}.md`, md);
   await Deno.writeTextFile(`${dir}/latest.md`, md);
-  const docs = f.docs ?? (!q && !f["no-docs"] && !f["no-lab"] && !f["no-micro"]);
+  const docs = f.docs ??
+    (!q && !f["no-docs"] && !f["no-lab"] && !f["no-micro"] && uplinks.length === 2);
   if (docs && !f["no-docs"]) await Deno.writeTextFile(`${root}docs/bench.md`, md);
   console.log(md);
   log(

@@ -1,6 +1,7 @@
 /**
  * Renders a benchmark run as Markdown: kernel against appliance with the
- * ratio and the targets of the performance issue, then the in-memory
+ * ratio and the targets of the performance issue (with one uplink, then with
+ * two, beside the one-uplink ratios), then the in-memory
  * figures (pipeline fast path, conntrack, knock engine) and the conditions.
  */
 import type { ConntrackBenchResult } from "./conntrack_bench.ts";
@@ -23,6 +24,8 @@ export interface BenchRun {
     loadAvgEnd: string;
   };
   lab: LabBenchResult | null;
+  /** The same lab measurements with two uplinks configured (the two-ISP lab). */
+  labTwoUplinks: LabBenchResult | null;
   pipeline: PipelineBenchResult | null;
   conntrack: ConntrackBenchResult[] | null;
   knock: KnockBenchResult | null;
@@ -128,6 +131,27 @@ function runsSection(lab: LabBenchResult): string[] {
     line("appliance CPU % (TCP 1)", [], a.cpuTcp1),
     line("appliance CPU % (TCP 4)", [], a.cpuTcp4),
     line("appliance CPU % (UDP)", [], a.cpuUdp),
+  ];
+}
+
+/** The appliance / kernel ratios with one uplink and with two, side by side. */
+function uplinksBeside(one: LabBenchResult | null, two: LabBenchResult): string[] {
+  const r = (l: LabBenchResult | null, pick: (s: SetupResult) => number) =>
+    l ? ratio(pick(l.appliance), pick(l.kernel)) : "n/a";
+  const added = (l: LabBenchResult | null, pick: (s: SetupResult) => number) =>
+    l && finite(pick(l.appliance), pick(l.kernel))
+      ? `+${fmt((pick(l.appliance) - pick(l.kernel)) * 1000, 0)} us`
+      : "n/a";
+  const row = (name: string, f: typeof r, pick: (s: SetupResult) => number) =>
+    `| ${name} | ${f(one, pick)} | ${f(two, pick)} |`;
+  return [
+    "| appliance against the kernel | one uplink | two uplinks |",
+    "| --- | ---: | ---: |",
+    row("TCP 1 stream, ratio", r, (s) => s.tcp1Gbps),
+    row("TCP 4 streams, ratio", r, (s) => s.tcp4Gbps),
+    row("UDP received, ratio", r, (s) => s.udpRxPps),
+    row("ping RTT avg, added", added, (s) => s.pingAvgMs),
+    row("TCP connect time, added", added, (s) => s.connectMs),
   ];
 }
 
@@ -249,6 +273,38 @@ export function renderMarkdown(run: BenchRun): string {
       "<details><summary>Every rep</summary>",
       "",
       ...runsSection(lab),
+      "",
+      "</details>",
+      "",
+    );
+  }
+  const two = run.labTwoUplinks;
+  if (two) {
+    const o = two.options;
+    out.push(
+      "## Kernel NAT against the appliance, two uplinks (lab)",
+      "",
+      ...uplinksBeside(lab, two),
+      "",
+      ...labTable(two.kernel, two.appliance, o.udpSize),
+      "",
+      `Medians of ${o.reps} x ${o.seconds} s (iperf3), ${o.reps} x ${o.udpSeconds} s (UDP), ` +
+        `${o.reps} x ${o.pingCount} pings, ${o.reps} x ${o.connectSamples} connects, the same ` +
+        "measurements as above; kernel and appliance alternate rep by rep, both two-ISP labs up " +
+        "at once (after the one-uplink labs are down).",
+      "",
+      "- The two-ISP lab (scripts/lab/two_uplinks.ts): client A 203.0.113.10 is ISP A's " +
+        "customer, one router hop from the appliance's wan0 (the one-uplink lab's client is on " +
+        "a bridge), so each ratio compares with a kernel-NAT lab of the same topology.",
+      "- Kernel: the appliance namespace without TUN, the same nftables DNAT and masquerade, " +
+        "a default route via ISP A's gateway. Appliance: config/lab-two-uplinks.jsonc (isp-a " +
+        "with 198.51.100.1 and .2, isp-b with 198.51.100.65, both gateways probed every " +
+        "200 ms, per-uplink routing tables) with 203.0.113.10/32 allow-listed and 1 s unlocks. " +
+        "All measured traffic crosses ISP A; ISP B is configured and probed. No knock latency here.",
+      "",
+      "<details><summary>Every rep, two uplinks</summary>",
+      "",
+      ...runsSection(two),
       "",
       "</details>",
       "",

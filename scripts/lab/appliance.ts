@@ -1,7 +1,9 @@
 /**
  * Starting the lab: namespaces, the LAN server (HTTP, UDP echo, iperf3) and
  * the appliance process inside its namespace; and taking it all down.
- * Shared by `deno task lab`, the lab tests and the benchmark.
+ * Shared by `deno task lab`, the lab tests and the benchmark. Two topologies:
+ * the one-uplink lab (`startLab`, topology.ts) and the two-ISP lab
+ * (`startTwoUplinkLab`, two_uplinks.ts).
  */
 import {
   LAB,
@@ -13,14 +15,18 @@ import {
   runSuffix,
   waitFor,
 } from "./topology.ts";
+import { TWO_UPLINKS, type TwoUplinkNames, twoUplinkNames, twoUplinksUp } from "./two_uplinks.ts";
 import { run } from "../../src/host/run.ts";
 import { DATAPLANE_V8_FLAGS } from "../../src/datapath/v8_flags.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
-/** A running lab with its appliance. */
-export interface RunningLab {
-  names: LabNames;
+/** Namespace names of a topology, by role; every topology has an `appliance`. */
+export type Names<N> = Record<keyof N, string> & { appliance: string };
+
+/** A running lab with its appliance (`N`: the topology's namespace names). */
+export interface RunningLab<N extends Names<N> = LabNames> {
+  names: N;
   suffix: string;
   /** The appliance process (null when started with `appliance: false`). */
   appliance: Deno.ChildProcess | null;
@@ -29,10 +35,10 @@ export interface RunningLab {
   /** A directory of this run's state (the appliance's KV store); removed by `down()`. */
   stateDir: string;
   /** Runs a command in a namespace; throws on failure. */
-  exec(ns: keyof LabNames, argv: string[]): Promise<string>;
+  exec(ns: keyof N, argv: string[]): Promise<string>;
   /** Runs a command in a namespace and returns its result, never throwing. */
   tryExec(
-    ns: keyof LabNames,
+    ns: keyof N,
     argv: string[],
   ): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Stops the appliance (SIGTERM, bounded wait) and starts it again on the same store. */
@@ -60,14 +66,39 @@ export interface LabOptions {
   env?: Record<string, string>;
 }
 
-/** Brings the lab up; on any failure it is torn down before the error is rethrown. */
-export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
+/** The one-uplink lab up (topology.ts); on any failure it is torn down before the error is rethrown. */
+export function startLab(opts: LabOptions = {}): Promise<RunningLab> {
+  return startTopology({ names: labNames, up: labUp, servers: startServer }, opts);
+}
+
+/**
+ * The two-ISP lab up (two_uplinks.ts), by default with the appliance on
+ * config/lab-two-uplinks.jsonc; torn down on any failure, as `startLab`.
+ */
+export function startTwoUplinkLab(opts: LabOptions = {}): Promise<RunningLab<TwoUplinkNames>> {
+  return startTopology(
+    { names: twoUplinkNames, up: twoUplinksUp, servers: startTwoUplinkServers },
+    { ...opts, config: opts.config ?? `${root}config/lab-two-uplinks.jsonc` },
+  );
+}
+
+/** How to build one topology's namespaces and start its servers. */
+interface Topology<N extends Names<N>> {
+  names(suffix: string): N;
+  up(names: N): Promise<void>;
+  servers(lab: RunningLab<N>): Promise<void>;
+}
+
+async function startTopology<N extends Names<N>>(
+  topology: Topology<N>,
+  opts: LabOptions,
+): Promise<RunningLab<N>> {
   const suffix = runSuffix();
-  const names = labNames(suffix);
+  const names = topology.names(suffix);
   const logFile = await Deno.makeTempFile({ prefix: `knockgate-${suffix}-`, suffix: ".log" });
   const stateDir = await Deno.makeTempDir({ prefix: `knockgate-${suffix}-` });
   let appliance: Deno.ChildProcess | null = null;
-  const lab: RunningLab = {
+  const lab: RunningLab<N> = {
     names,
     suffix,
     get appliance() {
@@ -97,8 +128,8 @@ export async function startLab(opts: LabOptions = {}): Promise<RunningLab> {
     },
   };
   try {
-    await labUp(names);
-    await startServer(lab);
+    await topology.up(names);
+    await topology.servers(lab);
     if (opts.appliance !== false) appliance = await startAppliance(lab, opts);
     return lab;
   } catch (err) {
@@ -122,27 +153,56 @@ async function stopAppliance(
   } catch { /* already gone */ }
 }
 
-async function startServer(lab: RunningLab): Promise<void> {
-  const s = lab.names.server;
-  const spawn = (argv: string[]) =>
-    new Deno.Command("ip", {
-      args: ["netns", "exec", s, ...argv],
-      // Deno's update check would send DNS queries from the LAN through the appliance.
-      env: { DENO_NO_UPDATE_CHECK: "1" },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-  spawn([Deno.execPath(), "run", "-A", `${root}scripts/lab/server.ts`, LAB.server]);
-  spawn(["iperf3", "-s", "-B", LAB.server, "-p", "5201"]);
-  const up = await waitFor(
-    async () =>
-      (await lab.tryExec("server", ["ss", "-Hltn", "sport = :8080"])).stdout.includes("8080"),
-    15000,
-  );
-  if (!up) throw new Error("lab server did not start within 15 s");
+/** Starts the lab's HTTP server (server.ts) answering as `address` in namespace `ns`. */
+function spawnServer(ns: string, argv: string[]): void {
+  new Deno.Command("ip", {
+    args: ["netns", "exec", ns, ...argv],
+    // Deno's update check would send DNS queries from the LAN through the appliance.
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
 }
 
-async function startAppliance(lab: RunningLab, opts: LabOptions): Promise<Deno.ChildProcess> {
+function httpServer(address: string): string[] {
+  return [Deno.execPath(), "run", "-A", `${root}scripts/lab/server.ts`, address];
+}
+
+/** Waits (at most 15 s) until something listens on TCP 8080 in namespace `ns`. */
+async function listening(ns: string, what: string): Promise<void> {
+  const up = await waitFor(
+    async () =>
+      (await run(["ip", "netns", "exec", ns, "ss", "-Hltn", "sport = :8080"])).stdout.includes(
+        "8080",
+      ),
+    15000,
+  );
+  if (!up) throw new Error(`${what} did not start within 15 s`);
+}
+
+async function startServer(lab: RunningLab): Promise<void> {
+  const s = lab.names.server;
+  spawnServer(s, httpServer(LAB.server));
+  spawnServer(s, ["iperf3", "-s", "-B", LAB.server, "-p", "5201"]);
+  await listening(s, "lab server");
+}
+
+/** The two LAN servers (iperf3 beside the first) and the remote server on the Internet. */
+async function startTwoUplinkServers(lab: RunningLab<TwoUplinkNames>): Promise<void> {
+  const n = lab.names, T = TWO_UPLINKS;
+  spawnServer(n.server, httpServer(T.server));
+  spawnServer(n.server, ["iperf3", "-s", "-B", T.server, "-p", "5201"]);
+  spawnServer(n.server2, httpServer(T.server2));
+  spawnServer(n.remote, httpServer(T.remote));
+  await listening(n.server, "lab server");
+  await listening(n.server2, "second lab server");
+  await listening(n.remote, "remote server");
+}
+
+async function startAppliance<N extends Names<N>>(
+  lab: RunningLab<N>,
+  opts: LabOptions,
+): Promise<Deno.ChildProcess> {
   const config = opts.config ?? `${root}config/appliance.jsonc`;
   const argv = [
     "ip",

@@ -120,9 +120,9 @@ export async function labUp(n: LabNames): Promise<void> {
   await nsRun(n.server, ["ip", "route", "add", "default", "via", LAB.lan]);
 }
 
-/** Deletes every namespace of the lab (and so their links); never throws. */
-export async function labDown(n: LabNames): Promise<void> {
-  for (const ns of Object.values(n)) {
+/** Deletes every namespace of a lab (and so their links); never throws. */
+export async function labDown<N extends Record<keyof N, string>>(n: N): Promise<void> {
+  for (const ns of Object.values<string>(n)) {
     await run(["ip", "netns", "pids", ns]).then(async (r) => {
       for (const pid of r.stdout.split(/\s+/).filter(Boolean)) await run(["kill", "-9", pid]);
     });

@@ -1,7 +1,7 @@
 /** The management API from the LAN server's namespace, for lab tests (curl, bearer token). */
 import assert from "node:assert/strict";
-import type { RunningLab } from "../../scripts/lab/appliance.ts";
-import { LAB } from "../../scripts/lab/topology.ts";
+import type { Names, RunningLab } from "../../scripts/lab/appliance.ts";
+import { LAB, type LabNames } from "../../scripts/lab/topology.ts";
 import { totpCode } from "../../src/knock/totp.ts";
 import { labCert, sh } from "./_helpers.ts";
 
@@ -14,8 +14,11 @@ export interface Reply<B = Record<string, unknown>> {
 }
 
 /** One API call made with curl from the LAN server's namespace. */
-export async function api<B = Record<string, unknown>>(
-  lab: RunningLab,
+export async function api<
+  B = Record<string, unknown>,
+  N extends Names<N> & { server: string } = LabNames,
+>(
+  lab: RunningLab<N>,
   method: string,
   path: string,
   opts: { token?: string; body?: unknown; jar?: string; csrf?: string } = {},
@@ -45,7 +48,7 @@ export async function api<B = Record<string, unknown>>(
 }
 
 /** The bootstrap administrator's credentials, read from the appliance log. */
-export async function adminCredentials(lab: RunningLab) {
+export async function adminCredentials<N extends Names<N>>(lab: RunningLab<N>) {
   const log = await Deno.readTextFile(lab.logFile);
   const m = log.match(/user=(\S+) password=(\S+) totp-secret=([A-Z2-7]+)/);
   assert.ok(m, `no initial administrator in the log:\n${log}`);
@@ -53,7 +56,9 @@ export async function adminCredentials(lab: RunningLab) {
 }
 
 /** Signs in as the bootstrap administrator (credentials from the log); a bearer token. */
-export async function signIn(lab: RunningLab): Promise<string> {
+export async function signIn<N extends Names<N> & { server: string }>(
+  lab: RunningLab<N>,
+): Promise<string> {
   const admin = await adminCredentials(lab);
   const code = totpCode(admin.secret, Math.floor(Date.now() / 1000));
   const jar = `${lab.stateDir}/cookies.txt`;

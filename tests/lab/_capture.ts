@@ -3,8 +3,7 @@
  * and the fail-closed nftables table's counters in the appliance namespace.
  */
 import assert from "node:assert/strict";
-import type { RunningLab } from "../../scripts/lab/appliance.ts";
-import type { LabNames } from "../../scripts/lab/topology.ts";
+import type { Names, RunningLab } from "../../scripts/lab/appliance.ts";
 import { sh, shOk, spawnIn, until } from "./_helpers.ts";
 
 /** A running tcpdump. */
@@ -14,16 +13,19 @@ export interface Capture {
 }
 
 /**
- * Starts tcpdump on `iface` in `ns` with `filter` (verbose, so TTLs show);
+ * Starts tcpdump on `iface` in `ns` with `filter` (verbose, so TTLs show,
+ * unless `verbose` is false: then one line a packet with its addresses);
  * resolves once it is listening.
  */
-export async function capture(
-  lab: RunningLab,
-  ns: keyof LabNames,
+export async function capture<N extends Names<N>>(
+  lab: RunningLab<N>,
+  ns: keyof N,
   filter: string,
   iface = "eth0",
+  verbose = true,
 ): Promise<Capture> {
-  const dump = spawnIn(lab, ns, ["tcpdump", "-n", "-l", "-v", "-i", iface, filter], 120);
+  const argv = ["tcpdump", "-n", "-l", ...(verbose ? ["-v"] : []), "-i", iface, filter];
+  const dump = spawnIn(lab, ns, argv, 120);
   assert.ok(await until(() => dump.errors().includes("listening on"), 5000), dump.errors());
   return {
     stop: async () => {

@@ -4,7 +4,7 @@
  * namespaces, the appliance's status (SIGUSR2) and log, the knock client, and
  * hand-built IPv4 packets sent byte for byte.
  */
-import type { RunningLab } from "../../scripts/lab/appliance.ts";
+import type { Names, RunningLab } from "../../scripts/lab/appliance.ts";
 import { LAB, type LabNames } from "../../scripts/lab/topology.ts";
 
 /** The repository root (ends with a slash). */
@@ -81,9 +81,9 @@ export interface Result {
 }
 
 /** Runs `argv` in namespace `ns`, killed after `timeoutSec`; never throws. */
-export async function sh(
-  lab: RunningLab,
-  ns: keyof LabNames,
+export async function sh<N extends Names<N>>(
+  lab: RunningLab<N>,
+  ns: keyof N,
   argv: string[],
   timeoutSec = 20,
   stdin?: Uint8Array,
@@ -107,16 +107,16 @@ export async function sh(
 }
 
 /** Like `sh`, but throws with the output when the command fails. */
-export async function shOk(
-  lab: RunningLab,
-  ns: keyof LabNames,
+export async function shOk<N extends Names<N>>(
+  lab: RunningLab<N>,
+  ns: keyof N,
   argv: string[],
   timeoutSec = 20,
 ): Promise<string> {
   const r = await sh(lab, ns, argv, timeoutSec);
   if (r.code !== 0) {
     throw new Error(
-      `Command failed (${r.code}) in ${ns}: ${argv.join(" ")}\n${r.stdout}\n${r.stderr}`,
+      `Command failed (${r.code}) in ${String(ns)}: ${argv.join(" ")}\n${r.stdout}\n${r.stderr}`,
     );
   }
   return r.stdout;
@@ -138,9 +138,9 @@ export interface Background {
 }
 
 /** Starts `argv` in namespace `ns` in the background, killed after `timeoutSec` at the latest. */
-export function spawnIn(
-  lab: RunningLab,
-  ns: keyof LabNames,
+export function spawnIn<N extends Names<N>>(
+  lab: RunningLab<N>,
+  ns: keyof N,
   argv: string[],
   timeoutSec = 60,
   opts: { stdin?: boolean } = {},
@@ -191,7 +191,7 @@ export function spawnIn(
 }
 
 /** The appliance's self-signed certificate (made at its first start): curl's `--cacert`. */
-export function labCert(lab: RunningLab): string {
+export function labCert<N extends Names<N>>(lab: RunningLab<N>): string {
   return `${lab.stateDir}/tls-cert.pem`;
 }
 
@@ -215,13 +215,13 @@ export async function until(
 }
 
 /** The appliance log so far. */
-export function readLog(lab: RunningLab): Promise<string> {
+export function readLog<N extends Names<N>>(lab: RunningLab<N>): Promise<string> {
   return Deno.readTextFile(lab.logFile);
 }
 
 /** Waits until the appliance log matches `re`; returns the matching line or null. */
-export async function waitForLog(
-  lab: RunningLab,
+export async function waitForLog<N extends Names<N>>(
+  lab: RunningLab<N>,
   re: RegExp,
   timeoutMs = 5000,
 ): Promise<string | null> {
@@ -234,7 +234,7 @@ export async function waitForLog(
 }
 
 /** The pid of the appliance's Deno process (the one SIGUSR2 goes to). */
-export async function appliancePid(lab: RunningLab): Promise<number> {
+export async function appliancePid<N extends Names<N>>(lab: RunningLab<N>): Promise<number> {
   const r = await new Deno.Command("ip", { args: ["netns", "pids", lab.names.appliance] })
     .output();
   const pids = new TextDecoder().decode(r.stdout).split(/\s+/).filter(Boolean).map(Number);
@@ -256,7 +256,7 @@ export interface Status {
 }
 
 /** Sends SIGUSR2 and returns the status line it prints (within 5 s). */
-export async function status(lab: RunningLab): Promise<Status> {
+export async function status<N extends Names<N>>(lab: RunningLab<N>): Promise<Status> {
   const count = async () => (await readLog(lab)).split("\n").filter((l) => l.startsWith("status "));
   const before = (await count()).length;
   Deno.kill(await appliancePid(lab), "SIGUSR2");
@@ -270,8 +270,8 @@ export async function status(lab: RunningLab): Promise<Status> {
  * Polls `status` until `done` holds for it (at most `timeoutMs`) and returns
  * the last status either way: the appliance handles packets asynchronously.
  */
-export async function statusWhen(
-  lab: RunningLab,
+export async function statusWhen<N extends Names<N>>(
+  lab: RunningLab<N>,
   done: (s: Status) => boolean,
   timeoutMs = 5000,
 ): Promise<Status> {
@@ -285,7 +285,10 @@ export async function statusWhen(
 }
 
 /** Polls `status` until its rx_packets stops moving for 500 ms (at most `timeoutMs`). */
-export async function statusSettled(lab: RunningLab, timeoutMs = 10000): Promise<Status> {
+export async function statusSettled<N extends Names<N>>(
+  lab: RunningLab<N>,
+  timeoutMs = 10000,
+): Promise<Status> {
   const end = Date.now() + timeoutMs;
   let s = await status(lab);
   while (Date.now() < end) {
@@ -302,12 +305,13 @@ export function dropDelta(a: Status, b: Status, reason: string): number {
   return (b.drops[reason] ?? 0) - (a.drops[reason] ?? 0);
 }
 
-/** Runs the knock client in `ns` with `args` after the host, first port and secret. */
-export function knock(
-  lab: RunningLab,
-  ns: keyof LabNames,
+/** Runs the knock client in `ns` against `host` with `args` after the host, first port and secret. */
+export function knock<N extends Names<N>>(
+  lab: RunningLab<N>,
+  ns: keyof N,
   args: string[] = [],
   user: { secret: string; firstPort: number } = ALICE,
+  host: string = LAB.wan,
 ): Promise<Result> {
   return sh(lab, ns, [
     Deno.execPath(),
@@ -315,7 +319,7 @@ export function knock(
     "-A",
     `${ROOT}src/cli/knock.ts`,
     "--host",
-    LAB.wan,
+    host,
     "--first-port",
     String(user.firstPort),
     "--secret",
@@ -325,9 +329,9 @@ export function knock(
 }
 
 /** curl inside `ns`: the body on success, null on any failure (bounded by `maxTimeSec`). */
-export async function curl(
-  lab: RunningLab,
-  ns: keyof LabNames,
+export async function curl<N extends Names<N>>(
+  lab: RunningLab<N>,
+  ns: keyof N,
   url: string,
   maxTimeSec = 5,
 ): Promise<string | null> {
