@@ -98,6 +98,7 @@ Deno.test("unlock journal: a revoke racing with a snapshot is not undone by it",
       drift: 0,
       flows: 2,
       bytes: 10,
+      wanAddress: "198.51.100.1",
     };
     // The snapshot is read from the data plane, then the revoke arrives before it is written.
     const snap = journal.snapshot(async () => {
