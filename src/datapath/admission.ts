@@ -28,9 +28,9 @@
  * one WAN address, else the client's next segment picks it up from the WAN
  * side with the right one); from the LAN to the WAN (masquerade, from the
  * current masquerade address) when the source port is one the port allocator
- * keeps, as it does unless two LAN hosts clash. Lost: a masqueraded flow whose port was
- * remapped, and hairpin flows (their port was random); the snapshot covers
- * those.
+ * keeps, as it does unless two LAN hosts clash. Lost: a masqueraded flow
+ * whose port was remapped, and hairpin flows (their port was random); the
+ * snapshot covers those.
  */
 import { type Clock, systemClock } from "../clock.ts";
 import {
@@ -222,6 +222,9 @@ export class Admission {
   #a: Addressing;
   /** The uplinks as the rule index numbers their address slots. */
   #uplinks: DatapathSettings["uplinks"];
+  /** The rules in force, compiled again when the uplinks change. */
+  #forwards: PortForwardRule[];
+  #openPorts: OpenPortsRule[];
   /** Per uplink: 1 while up (its probe answers, or it has none). */
   #up: Uint8Array;
   /** The uplink masquerade uses now (index), -1 when the masquerade list is empty. */
@@ -250,6 +253,8 @@ export class Admission {
     this.#uplinks = s.uplinks;
     this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
+    this.#forwards = init.forwards;
+    this.#openPorts = init.openPorts;
     this.#rules = compileRules(init.forwards, init.openPorts, this.#uplinks);
     this.#entryRule = this.#stableIds(this.#rules);
     this.unlocks = new UnlockTable({
@@ -277,7 +282,12 @@ export class Admission {
 
   /** Replaces the rules (throws on invalid ones); established flows keep their translation and rule. */
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
-    const rules = compileRules(forwards, openPorts, this.#uplinks);
+    this.#swapRules(compileRules(forwards, openPorts, this.#uplinks));
+    this.#forwards = forwards;
+    this.#openPorts = openPorts;
+  }
+
+  #swapRules(rules: RuleIndex): void {
     const held = new Set<number>();
     this.ct.forEach((id) => {
       if (this.ct.ruleId[id] >= 0) held.add(this.ct.ruleId[id]);
@@ -324,10 +334,16 @@ export class Admission {
   /**
    * Applies new addressing, gate and knock settings. Unlock timeouts apply to
    * existing unlocks; the verifier is retuned in place (sequences, replay
-   * memory, failures and penalties kept). `maxFlows` takes a restart.
+   * memory, failures and penalties kept). New uplink addresses bind the
+   * rules again. `maxFlows` takes a restart.
    */
   setSettings(s: DatapathSettings): void {
-    this.#a = addressing(s);
+    const a = addressing(s);
+    // New address slots: the rules are bound again (throwing, before any change, if they cannot be).
+    if (JSON.stringify(wanLayout(s.uplinks)) !== JSON.stringify(wanLayout(this.#uplinks))) {
+      this.#swapRules(compileRules(this.#forwards, this.#openPorts, s.uplinks));
+    }
+    this.#a = a;
     this.#uplinks = s.uplinks;
     if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
@@ -727,6 +743,11 @@ export class Admission {
       user: this.unlocks.userOf(s.origSrc) ?? undefined,
     });
   }
+}
+
+/** What the rule index's address slots depend on: the uplinks' names and addresses. */
+function wanLayout(uplinks: DatapathSettings["uplinks"]): [string, string[]][] {
+  return uplinks.map((u) => [u.name, u.addresses]);
 }
 
 /** The verifier's tunables from the knock settings. */
