@@ -101,8 +101,6 @@ export interface AdmissionInit {
 interface Addressing {
   /** Every WAN address by slot: uplink order, then address order. */
   wan: Uint32Array;
-  /** Per slot: the index of its uplink. */
-  wanUplink: Uint8Array;
   /** The lowest and highest WAN address, for a quick miss. */
   wanMin: number;
   wanMax: number;
@@ -122,24 +120,22 @@ interface Addressing {
 
 /** Parses the addressing; throws (configuration time) beyond 64 WAN addresses. */
 function addressing(s: DatapathSettings): Addressing {
-  const wan: number[] = [], wanUplink: number[] = [];
+  const wan: number[] = [];
   let mgmtLo = 0, mgmtHi = 0;
-  s.uplinks.forEach((u, i) => {
+  for (const u of s.uplinks) {
     for (const a of u.addresses) {
       const slot = wan.push(parseIpv4(a)!) - 1;
-      wanUplink.push(i);
       if (!u.management) continue;
       if (slot < 32) mgmtLo |= 1 << slot;
       else mgmtHi |= 1 << (slot - 32);
     }
-  });
+  }
   if (wan.length > MAX_WAN_ADDRESSES) {
     throw new Error(`${wan.length} WAN addresses: at most ${MAX_WAN_ADDRESSES} in all`);
   }
   const names = s.uplinks.map((u) => u.name);
   return {
     wan: Uint32Array.from(wan),
-    wanUplink: Uint8Array.from(wanUplink),
     wanMin: Math.min(...wan),
     wanMax: Math.max(...wan),
     primary: Uint32Array.from(s.uplinks, (u) => parseIpv4(u.addresses[0])!),
