@@ -76,6 +76,9 @@ import type { DatapathSettings, KnockUser, RuleIdName, UnlockRecord } from "./me
 /** Verdict of `admit()`: the flow was created (see `flowId`). Any other value is a `Drop` reason. */
 export const ADMITTED = 0;
 
+/** `#forwardFrom`: several rule entries forward to the server port. */
+const AMBIGUOUS = -2;
+
 /** Source ports used for masquerade (LAN to WAN) and hairpin. */
 const SNAT_LO = 32768, SNAT_HI = 60999;
 
@@ -658,6 +661,7 @@ export class Admission {
       return Drop.NoFlow; // hairpin: its port was random
     }
     const e = this.#forwardFrom(proto, src, srcPort);
+    if (e === AMBIGUOUS) return Drop.NoFlow;
     if (e >= 0) {
       // Which WAN address the client used is known only when the rule has one.
       const slot = this.#rules.soleSlot[e];
@@ -688,9 +692,12 @@ export class Admission {
   /**
    * The rule entry forwarding to private `addr:port` whose public port is
    * unambiguous (one public port per private one), or -1; sets `#publicPort`.
+   * AMBIGUOUS when several entries do (two public ports or addresses to one
+   * server port: the server's reply does not tell which the client used).
    */
   #forwardFrom(proto: number, addr: number, port: number): number {
     const r = this.#rules;
+    let found = -1;
     for (let e = 0; e < r.size; e++) {
       if (r.privateAddress(e) !== addr) continue;
       const fixed = r.fixedPrivatePort[e] === 1, slot = r.firstSlot[e];
@@ -701,10 +708,11 @@ export class Admission {
         continue;
       }
       if (fixed && pub < 65535 && r.lookup(proto, slot, pub + 1) === e) continue; // many to one
+      if (found >= 0) return AMBIGUOUS;
       this.#publicPort = pub;
-      return e;
+      found = e;
     }
-    return -1;
+    return found;
   }
 
   /** True when an unlock of `src` admits a flow to rule entry `e` (-1: the management interface). */

@@ -480,6 +480,17 @@ Deno.test("uplinks: loose pickup uses the destination, the rule's one address, o
   assert.equal(ct.origDstPort(adm.flowId), 52210);
   // ...and nothing for a rule on three addresses (the client's next segment tells which).
   assert.equal(adm.admit(PROTO_TCP, SERVER, 8080, CLIENT, 5002, false, T0, true), Drop.NoFlow);
+  // ...nor when two rules on two addresses forward to the same server port.
+  adm.setRules([
+    WEB,
+    onB,
+    forward("on-a2", 52210, 8090, {
+      uplink: "isp-a",
+      wanAddress: "198.51.100.2",
+      enforceKnock: false,
+    }),
+  ], []);
+  assert.equal(adm.admit(PROTO_TCP, SERVER, 8090, CLIENT, 5003, false, T0, true), Drop.NoFlow);
   // Masquerade: the current masquerade address.
   adm.setUplinkHealth([false, true]);
   assert.equal(adm.admit(PROTO_TCP, LAN_HOST, 40000, INET, 80, false, T0, true), ADMITTED);

@@ -2,9 +2,9 @@
  * The one validation of the appliance's forwarding configuration: the rules
  * (port forwards and open ports) and, when given, the users' first knock
  * ports, the management port and the addressing (the uplinks and their WAN
- * addresses, LAN address, LAN network). `validateConfig` returns every problem at once, as values,
- * each naming its subject, the field in the operator's words and, for a
- * clash, the other party, e.g. `Cannot parse rule "web": public port 70000 is
+ * addresses, LAN address, LAN network). `validateConfig` returns every
+ * problem at once, as values, each naming its subject, the field in the
+ * operator's words and, for a clash, the other party, e.g. `Cannot parse rule "web": public port 70000 is
  * out of range`, `rule "ssh" overlaps rule "web" on tcp port 52201`,
  * `rule "b" overlaps rule "a" on tcp port 443 at 198.51.100.2` (a clash on
  * some of the WAN addresses names them) or `user "bob": first knock port
@@ -284,7 +284,7 @@ function ruleShapeProblems(
   if (why) add(why.field, why.reason);
 }
 
-/** `all`, or what a rule names when it names something. */
+/** A binding to every uplink, or to every address of one. */
 const ALL = "all";
 
 /** The WAN addresses a rule listens on, as written: "all" or an uplink, "all" or one address. */
