@@ -96,6 +96,7 @@ export class FakeDatapath implements DatapathApi {
       drift: 0,
       flows: 1,
       bytes: 100,
+      wanAddress: "198.51.100.1",
     };
     this.unlockTable.set(ip, u);
     return u;

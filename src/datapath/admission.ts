@@ -6,6 +6,14 @@
  * through `admit()`, so a revoked or expired source cannot get back in by
  * reusing a tuple.
  *
+ * Several WAN uplinks, each with one or more addresses: a WAN packet to any
+ * of them is judged for that address (its slot in the rule index; the
+ * management port only on the management uplinks' addresses); knocks are
+ * watched on every one and an unlock admits to knock-enforced rules on all.
+ * Hairpin hides the LAN client behind the WAN address it targeted;
+ * masquerade uses the primary address of the first uplink up in the
+ * masquerade order (`setUplinkHealth`).
+ *
  * Per packet nothing allocates or throws: `admit()` returns ADMITTED or a
  * drop reason; on ADMITTED the new flow is `flowId` (its tuples in `spec`,
  * its FLAG_* bits and stable rule id in the flow table) and the caller tracks
@@ -16,11 +24,13 @@
  * flow is taken as ESTABLISHED when the rules alone determine its
  * translation and the gate would admit it: from the WAN to a forward (the
  * source unlocked, allow-listed, or the rule enforces no knock); a forward's
- * server answering a WAN client (the client likewise); from the LAN to the
- * WAN (masquerade) when the source port is one the port allocator keeps, as
- * it does unless two LAN hosts clash. Lost: a masqueraded flow whose port was
- * remapped, and hairpin flows (their port was random); the snapshot covers
- * those.
+ * server answering a WAN client (the client likewise; only for a rule on
+ * one WAN address, else the client's next segment picks it up from the WAN
+ * side with the right one); from the LAN to the WAN (masquerade, from the
+ * current masquerade address) when the source port is one the port allocator
+ * keeps, as it does unless two LAN hosts clash. Lost: a masqueraded flow
+ * whose port was remapped, and hairpin flows (their port was random); the
+ * snapshot covers those.
  */
 import { type Clock, systemClock } from "../clock.ts";
 import {
@@ -49,6 +59,7 @@ import type { ApplianceEvent } from "../log/events.ts";
 import { Severity } from "../log/events.ts";
 import { PortAllocator } from "../nat/port_alloc.ts";
 import { compileRules, type RuleIndex } from "../nat/rule_index.ts";
+import { MAX_WAN_ADDRESSES } from "../nat/rule_validate.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import {
   type Cidr,
@@ -64,6 +75,9 @@ import type { DatapathSettings, KnockUser, RuleIdName, UnlockRecord } from "./me
 
 /** Verdict of `admit()`: the flow was created (see `flowId`). Any other value is a `Drop` reason. */
 export const ADMITTED = 0;
+
+/** `#forwardFrom`: several rule entries forward to the server port. */
+const AMBIGUOUS = -2;
 
 /** Source ports used for masquerade (LAN to WAN) and hairpin. */
 const SNAT_LO = 32768, SNAT_HI = 60999;
@@ -88,7 +102,18 @@ export interface AdmissionInit {
 
 /** Parsed settings the gate reads. */
 interface Addressing {
-  wan: number;
+  /** Every WAN address by slot: uplink order, then address order. */
+  wan: Uint32Array;
+  /** The lowest and highest WAN address, for a quick miss. */
+  wanMin: number;
+  wanMax: number;
+  /** Per uplink: its primary address (masquerade's). */
+  primary: Uint32Array;
+  /** Slots where the management port answers (uplinks with `management`), bits 0-31 and 32-63. */
+  mgmtLo: number;
+  mgmtHi: number;
+  /** Uplink indexes masquerade may use, in order of preference. */
+  masquerade: Int32Array;
   lan: number;
   lanNet: Cidr;
   allow: Cidr[];
@@ -96,9 +121,33 @@ interface Addressing {
   mgmtWan: boolean;
 }
 
+/** Parses the addressing; throws (configuration time) beyond 64 WAN addresses. */
 function addressing(s: DatapathSettings): Addressing {
+  const wan: number[] = [];
+  let mgmtLo = 0, mgmtHi = 0;
+  for (const u of s.uplinks) {
+    for (const a of u.addresses) {
+      const slot = wan.push(parseIpv4(a)!) - 1;
+      if (!u.management) continue;
+      if (slot < 32) mgmtLo |= 1 << slot;
+      else mgmtHi |= 1 << (slot - 32);
+    }
+  }
+  if (wan.length > MAX_WAN_ADDRESSES) {
+    throw new Error(`${wan.length} WAN addresses: at most ${MAX_WAN_ADDRESSES} in all`);
+  }
+  const names = s.uplinks.map((u) => u.name);
   return {
-    wan: parseIpv4(s.wanAddress)!,
+    wan: Uint32Array.from(wan),
+    wanMin: Math.min(...wan),
+    wanMax: Math.max(...wan),
+    primary: Uint32Array.from(s.uplinks, (u) => parseIpv4(u.addresses[0])!),
+    mgmtLo: mgmtLo >>> 0,
+    mgmtHi: mgmtHi >>> 0,
+    masquerade: Int32Array.from(
+      s.masquerade.filter((n) => names.includes(n)),
+      (n) => names.indexOf(n),
+    ),
     lan: parseIpv4(s.lanAddress)!,
     lanNet: parseCidr(s.lanNetwork)!,
     allow: s.allow.map((c) => parseCidr(c)!),
@@ -170,6 +219,19 @@ export class Admission {
   readonly #ruleIds = new RuleIds();
   readonly #ports: PortAllocator;
   #a: Addressing;
+  /** The uplinks as the rule index numbers their address slots. */
+  #uplinks: DatapathSettings["uplinks"];
+  /** The rules in force, compiled again when the uplinks change. */
+  #forwards: PortForwardRule[];
+  #openPorts: OpenPortsRule[];
+  /** Per uplink: 1 while up (its probe answers, or it has none). */
+  #up: Uint8Array;
+  /** The uplink masquerade uses now (index), -1 when the masquerade list is empty. */
+  #masqUplink = -1;
+  /** Its primary address. */
+  #masqAddr = 0;
+  /** The destination of the packet `verifier.observe()` is judging (a knock's WAN address). */
+  #knockDst = 0;
   #profiles: KnockProfile[] = [];
   #pending: ApplianceEvent[] = [];
   readonly #c: Float64Array;
@@ -187,7 +249,12 @@ export class Admission {
     this.#clock = init.clock ?? systemClock;
     this.#ports = new PortAllocator(init.ct, { seed: init.portSeed });
     this.#a = addressing(s);
-    this.#rules = compileRules(init.forwards, init.openPorts);
+    this.#uplinks = s.uplinks;
+    this.#up = new Uint8Array(s.uplinks.length).fill(1);
+    this.#pickMasquerade();
+    this.#forwards = init.forwards;
+    this.#openPorts = init.openPorts;
+    this.#rules = compileRules(init.forwards, init.openPorts, this.#uplinks);
     this.#entryRule = this.#stableIds(this.#rules);
     this.unlocks = new UnlockTable({
       maxEntries: s.maxUnlocks,
@@ -214,7 +281,12 @@ export class Admission {
 
   /** Replaces the rules (throws on invalid ones); established flows keep their translation and rule. */
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
-    const rules = compileRules(forwards, openPorts);
+    this.#swapRules(compileRules(forwards, openPorts, this.#uplinks));
+    this.#forwards = forwards;
+    this.#openPorts = openPorts;
+  }
+
+  #swapRules(rules: RuleIndex): void {
     const held = new Set<number>();
     this.ct.forEach((id) => {
       if (this.ct.ruleId[id] >= 0) held.add(this.ct.ruleId[id]);
@@ -261,17 +333,70 @@ export class Admission {
   /**
    * Applies new addressing, gate and knock settings. Unlock timeouts apply to
    * existing unlocks; the verifier is retuned in place (sequences, replay
-   * memory, failures and penalties kept). `maxFlows` takes a restart.
+   * memory, failures and penalties kept). New uplink addresses bind the
+   * rules again. `maxFlows` takes a restart.
    */
   setSettings(s: DatapathSettings): void {
-    this.#a = addressing(s);
+    const a = addressing(s);
+    // New address slots: the rules are bound again (throwing, before any change, if they cannot be).
+    if (JSON.stringify(wanLayout(s.uplinks)) !== JSON.stringify(wanLayout(this.#uplinks))) {
+      this.#swapRules(compileRules(this.#forwards, this.#openPorts, s.uplinks));
+    }
+    this.#a = a;
+    this.#uplinks = s.uplinks;
+    if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
+    this.#pickMasquerade();
     this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
     this.verifier.retune(verifierTunables(s.knock), this.#clock.now());
   }
 
-  /** True for the appliance's own WAN or LAN address (packets delivered locally, not forwarded). */
+  /**
+   * Takes the uplinks' health, `up[i]` for uplink `i` in settings order (a
+   * missing entry counts as up): masquerade moves to the primary address of
+   * the first uplink up in the masquerade order (all down: the first in
+   * order). Flows already masqueraded keep their address.
+   */
+  setUplinkHealth(up: readonly boolean[]): void {
+    for (let i = 0; i < this.#up.length; i++) this.#up[i] = up[i] === false ? 0 : 1;
+    this.#pickMasquerade();
+  }
+
+  /** The uplink (index in settings order) masquerade uses now; -1 when the masquerade list is empty. */
+  masqueradeUplink(): number {
+    return this.#masqUplink;
+  }
+
+  #pickMasquerade(): void {
+    const order = this.#a.masquerade;
+    let pick = order.length > 0 ? order[0] : -1;
+    for (let i = 0; i < order.length; i++) {
+      if (this.#up[order[i]] === 1) {
+        pick = order[i];
+        break;
+      }
+    }
+    this.#masqUplink = pick;
+    this.#masqAddr = pick >= 0 ? this.#a.primary[pick] : 0;
+  }
+
+  /** True for one of the appliance's own WAN or LAN addresses (packets delivered locally, not forwarded). */
   isOwnAddress(addr: number): boolean {
-    return addr === this.#a.wan || addr === this.#a.lan;
+    return addr === this.#a.lan || this.#wanSlot(addr) >= 0;
+  }
+
+  /** The slot of WAN address `addr`, or -1 when it is none of ours. Hot path. */
+  #wanSlot(addr: number): number {
+    const a = this.#a;
+    if (addr < a.wanMin || addr > a.wanMax) return -1;
+    const wan = a.wan;
+    for (let i = 0; i < wan.length; i++) if (wan[i] === addr) return i;
+    return -1;
+  }
+
+  /** Whether the management port answers on the WAN address in `slot`. */
+  #mgmtAt(slot: number): boolean {
+    const a = this.#a;
+    return ((slot < 32 ? a.mgmtLo : a.mgmtHi) & (1 << (slot & 31))) !== 0;
   }
 
   /** Restores unlocks saved before a restart. */
@@ -321,7 +446,10 @@ export class Admission {
 
   #event(e: KnockEvent | UnlockEvent): void {
     const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
-    this.#pending.push({ ...e, time: this.#clock.now(), severity } as ApplianceEvent);
+    const time = this.#clock.now();
+    // A success comes out of `verifier.observe()`, judging the knock to `#knockDst`.
+    const wan = e.type === "knock-success" ? { wan: formatIpv4(this.#knockDst) } : {};
+    this.#pending.push({ ...e, ...wan, time, severity } as ApplianceEvent);
     if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
     else if (e.type === "knock-failure") this.#c[knockFailureSlot(e.reason)]++;
   }
@@ -353,23 +481,28 @@ export class Admission {
         ? this.#pickUpFromLan(proto, src, srcPort, dst, dstPort, nowMs)
         : Drop.NoFlow;
     }
-    if (dst !== this.#a.wan) return Drop.NotForUs;
+    const slot = this.#wanSlot(dst);
+    if (slot < 0) return Drop.NotForUs;
     if (!opening) {
-      return midStream ? this.#pickUpFromWan(proto, src, srcPort, dstPort, nowMs) : Drop.NoFlow;
+      return midStream
+        ? this.#pickUpFromWan(proto, src, srcPort, dst, slot, dstPort, nowMs)
+        : Drop.NoFlow;
     }
-    if (proto === PROTO_ICMP) return Drop.NoRule; // stealth: the WAN address answers no ping
+    if (proto === PROTO_ICMP) return Drop.NoRule; // stealth: the WAN addresses answer no ping
+    // Knocks are watched on every WAN address; the verifier keys on the source alone.
+    this.#knockDst = dst;
     switch (this.verifier.observe(src, proto as 6 | 17, dstPort, nowMs)) {
       case KnockVerdict.KNOCK:
       case KnockVerdict.REPLAY:
         return Drop.Knock;
       case KnockVerdict.UNLOCKED:
-        this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs);
+        this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs, dst);
         return Drop.Knock;
       case KnockVerdict.PENALISED:
       case KnockVerdict.THROTTLED:
         return Drop.Penalised;
     }
-    return this.#fromWan(proto, src, srcPort, dstPort, nowMs);
+    return this.#fromWan(proto, src, srcPort, dst, slot, dstPort, nowMs);
   }
 
   /**
@@ -393,25 +526,33 @@ export class Admission {
     return this.admit(proto, src, srcPort, dst, dstPort, true, nowMs);
   }
 
-  /** A new flow from the WAN to the WAN address: management, forward, or nothing. */
-  #fromWan(proto: number, src: number, srcPort: number, dstPort: number, nowMs: number): number {
+  /** A new flow from the WAN to WAN address `dst` (in `slot`): management, forward, or nothing. */
+  #fromWan(
+    proto: number,
+    src: number,
+    srcPort: number,
+    dst: number,
+    slot: number,
+    dstPort: number,
+    nowMs: number,
+  ): number {
     const a = this.#a, rules = this.#rules;
     const listed = this.#allowListed(src);
-    if (proto === PROTO_TCP && dstPort === a.mgmtPort) {
+    if (proto === PROTO_TCP && dstPort === a.mgmtPort && this.#mgmtAt(slot)) {
       if (!a.mgmtWan || (!listed && !this.#unlockAdmits(src, -1, nowMs))) return Drop.Locked;
-      this.spec.original(proto, src, srcPort, a.wan, dstPort);
+      this.spec.original(proto, src, srcPort, dst, dstPort);
       const v = this.#create(FLAG_LOCAL | (listed ? 0 : FLAG_GATED), -1, nowMs);
       if (v === ADMITTED && !listed) this.unlocks.admitFlow(src, nowMs);
       return v;
     }
-    const e = rules.lookup(proto, dstPort);
+    const e = rules.lookup(proto, slot, dstPort);
     if (e < 0) return Drop.NoRule;
     // Gated: admitted by a knock (allow-listed sources need none).
     const gated = rules.enforceKnock(e) && !listed;
     if (gated && !this.#unlockAdmits(src, e, nowMs)) return Drop.Locked;
     const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
     // DNAT: answers come from the private host.
-    this.spec.original(proto, src, srcPort, a.wan, dstPort).reply(priv, privPort, src, srcPort);
+    this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, src, srcPort);
     const v = this.#create(FLAG_DNAT | (gated ? FLAG_GATED : 0), e, nowMs);
     if (v === ADMITTED && gated) this.#admitted(e, nowMs);
     return v;
@@ -427,39 +568,41 @@ export class Admission {
     nowMs: number,
   ): number {
     const a = this.#a, rules = this.#rules;
-    if (dst === a.wan) {
-      if (proto === PROTO_TCP && dstPort === a.mgmtPort) {
+    const slot = this.#wanSlot(dst);
+    if (slot >= 0) {
+      if (proto === PROTO_TCP && dstPort === a.mgmtPort && this.#mgmtAt(slot)) {
         this.spec.original(proto, src, srcPort, dst, dstPort);
         return this.#create(FLAG_LOCAL, -1, nowMs);
       }
-      const e = rules.lookup(proto, dstPort);
+      const e = rules.lookup(proto, slot, dstPort);
       if (e < 0) return Drop.NoRule;
       const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
       // Hairpin: the server must answer through us, so the client is hidden behind the WAN
-      // address (its replies then arrive on the LAN port, which is steered to us; the LAN
-      // address would be delivered locally).
-      const np = this.#ports.pick(proto, priv, privPort, a.wan, SNAT_LO, SNAT_HI, srcPort);
+      // address it targeted (its replies then arrive on the LAN port, which is steered to us;
+      // the LAN address would be delivered locally).
+      const np = this.#ports.pick(proto, priv, privPort, dst, SNAT_LO, SNAT_HI, srcPort);
       if (np < 0) return Drop.NatExhausted;
-      this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, a.wan, np);
+      this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, dst, np);
       return this.#create(FLAG_DNAT | FLAG_SNAT | FLAG_HAIRPIN, e, nowMs);
     }
     if (cidrContains(a.lanNet, dst) || dst === a.lan) return Drop.LanLocal;
-    const icmp = proto === PROTO_ICMP;
+    if (this.#masqUplink < 0) return Drop.NoUplink;
+    const icmp = proto === PROTO_ICMP, masq = this.#masqAddr;
     const np = this.#ports.pick(
       proto,
       dst,
       dstPort,
-      a.wan,
+      masq,
       icmp ? 1 : SNAT_LO,
       icmp ? 65535 : SNAT_HI,
       srcPort,
     );
     if (np < 0) return Drop.NatExhausted;
-    // Masquerade: answers go to the WAN address (an echo's identifier is rewritten too).
+    // Masquerade: answers go to the masquerade address (an echo's identifier is rewritten too).
     this.spec.original(proto, src, srcPort, dst, dstPort).reply(
       dst,
       icmp ? np : dstPort,
-      a.wan,
+      masq,
       np,
     );
     return this.#create(FLAG_SNAT, -1, nowMs);
@@ -480,23 +623,25 @@ export class Admission {
     return ADMITTED;
   }
 
-  /** Loose pickup of a segment from the WAN to the WAN address: a forward the gate admits. */
+  /** Loose pickup of a segment from the WAN to WAN address `dst` (in `slot`): a forward the gate admits. */
   #pickUpFromWan(
     proto: number,
     src: number,
     srcPort: number,
+    dst: number,
+    slot: number,
     dstPort: number,
     nowMs: number,
   ): number {
     const a = this.#a, rules = this.#rules;
     // The management interface's sockets ended with the process: nothing to pick up.
-    if (proto !== PROTO_TCP || dstPort === a.mgmtPort) return Drop.NoFlow;
-    const e = rules.lookup(proto, dstPort);
+    if (proto !== PROTO_TCP || (dstPort === a.mgmtPort && this.#mgmtAt(slot))) return Drop.NoFlow;
+    const e = rules.lookup(proto, slot, dstPort);
     if (e < 0) return Drop.NoFlow;
     const gated = rules.enforceKnock(e) && !this.#allowListed(src);
     if (gated && !this.#unlockAdmits(src, e, nowMs)) return Drop.NoFlow;
     const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
-    this.spec.original(proto, src, srcPort, a.wan, dstPort).reply(priv, privPort, src, srcPort);
+    this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, src, srcPort);
     const v = this.#create(FLAG_DNAT | (gated ? FLAG_GATED : 0), e, nowMs, true);
     if (v === ADMITTED && gated) this.unlocks.admitFlow(src, nowMs);
     return v;
@@ -512,14 +657,18 @@ export class Admission {
     nowMs: number,
   ): number {
     const a = this.#a;
-    if (proto !== PROTO_TCP || dst === a.wan || dst === a.lan || cidrContains(a.lanNet, dst)) {
+    if (proto !== PROTO_TCP || this.isOwnAddress(dst) || cidrContains(a.lanNet, dst)) {
       return Drop.NoFlow; // hairpin: its port was random
     }
     const e = this.#forwardFrom(proto, src, srcPort);
+    if (e === AMBIGUOUS) return Drop.NoFlow;
     if (e >= 0) {
+      // Which WAN address the client used is known only when the rule has one.
+      const slot = this.#rules.soleSlot[e];
+      if (slot < 0) return Drop.NoFlow;
       const gated = this.#rules.enforceKnock(e) && !this.#allowListed(dst);
       if (gated && !this.#unlockAdmits(dst, e, nowMs)) return Drop.NoFlow;
-      this.spec.original(proto, dst, dstPort, a.wan, this.#publicPort).reply(
+      this.spec.original(proto, dst, dstPort, a.wan[slot], this.#publicPort).reply(
         src,
         srcPort,
         dst,
@@ -529,9 +678,11 @@ export class Admission {
       if (v === ADMITTED) this.flowDir = DIR_REPLY;
       return v;
     }
-    const np = this.#ports.pick(proto, dst, dstPort, a.wan, SNAT_LO, SNAT_HI, srcPort);
+    if (this.#masqUplink < 0) return Drop.NoFlow;
+    const masq = this.#masqAddr;
+    const np = this.#ports.pick(proto, dst, dstPort, masq, SNAT_LO, SNAT_HI, srcPort);
     if (np !== srcPort) return Drop.NoFlow; // the flow's port was not its own: unknown
-    this.spec.original(proto, src, srcPort, dst, dstPort).reply(dst, dstPort, a.wan, np);
+    this.spec.original(proto, src, srcPort, dst, dstPort).reply(dst, dstPort, masq, np);
     return this.#create(FLAG_SNAT, -1, nowMs, true);
   }
 
@@ -541,21 +692,27 @@ export class Admission {
   /**
    * The rule entry forwarding to private `addr:port` whose public port is
    * unambiguous (one public port per private one), or -1; sets `#publicPort`.
+   * AMBIGUOUS when several entries do (two public ports or addresses to one
+   * server port: the server's reply does not tell which the client used).
    */
   #forwardFrom(proto: number, addr: number, port: number): number {
     const r = this.#rules;
+    let found = -1;
     for (let e = 0; e < r.size; e++) {
       if (r.privateAddress(e) !== addr) continue;
-      const fixed = r.fixedPrivatePort[e] === 1;
+      const fixed = r.fixedPrivatePort[e] === 1, slot = r.firstSlot[e];
       const pub = r.publicPortBase[e] + (fixed ? 0 : port - r.privatePortBase[e]);
-      if (pub < 0 || pub > 65535 || r.lookup(proto, pub) !== e || r.privatePort(e, pub) !== port) {
+      if (
+        pub < 0 || pub > 65535 || r.lookup(proto, slot, pub) !== e || r.privatePort(e, pub) !== port
+      ) {
         continue;
       }
-      if (fixed && pub < 65535 && r.lookup(proto, pub + 1) === e) continue; // many to one
+      if (fixed && pub < 65535 && r.lookup(proto, slot, pub + 1) === e) continue; // many to one
+      if (found >= 0) return AMBIGUOUS;
       this.#publicPort = pub;
-      return e;
+      found = e;
     }
-    return -1;
+    return found;
   }
 
   /** True when an unlock of `src` admits a flow to rule entry `e` (-1: the management interface). */
@@ -590,6 +747,11 @@ export class Admission {
       user: this.unlocks.userOf(s.origSrc) ?? undefined,
     });
   }
+}
+
+/** What the rule index's address slots depend on: the uplinks' names and addresses. */
+function wanLayout(uplinks: DatapathSettings["uplinks"]): [string, string[]][] {
+  return uplinks.map((u) => [u.name, u.addresses]);
 }
 
 /** The verifier's tunables from the knock settings. */

@@ -22,7 +22,7 @@ import type { ApplianceEvent } from "../log/events.ts";
 import type { PortForwardRule } from "../nat/rule.ts";
 import { parseIpv4 } from "../packet/mod.ts";
 import { Admission, ADMITTED } from "./admission.ts";
-import { Drop, newCounters, Stat } from "./counters.ts";
+import { Drop, dropName, newCounters, Stat } from "./counters.ts";
 import type { DatapathSettings } from "./messages.ts";
 
 const ip = (s: string) => parseIpv4(s)!;
@@ -104,10 +104,17 @@ function syn(adm: Admission, src: number, sport: number, dport: number, dst = WA
   return adm.admit(PROTO_TCP, src, sport, dst, dport, true, now);
 }
 
-/** Knocks `secret`'s sequence from `src` through `admit`, as the datapath would see it. */
-async function knock(adm: Admission, src: number, secret: string, first: number, now = T0) {
+/** Knocks `secret`'s sequence from `src` to `dst` through `admit`, as the datapath would see it. */
+async function knock(
+  adm: Admission,
+  src: number,
+  secret: string,
+  first: number,
+  now = T0,
+  dst = WAN,
+) {
   const seq = await knockSequenceAt(secret, Math.floor(now / 1000), first, 3);
-  for (const port of seq) assert.equal(syn(adm, src, 40000, port, WAN, now), Drop.Knock);
+  for (const port of seq) assert.equal(syn(adm, src, 40000, port, dst, now), Drop.Knock);
 }
 
 /** Drives flow `id` (a TCP flow admitted with a SYN) through handshake and close to TIME_WAIT. */
@@ -327,4 +334,186 @@ Deno.test("stable rule ids: a flow names its rule through adds, edits and delete
   adm.setRules([forward("www", 52201, 8080)], []);
   assert.equal(adm.knownRuleNames, 1);
   assert.equal(adm.ruleName(www), "www");
+});
+
+// ---- several uplinks ---------------------------------------------------------
+
+const A1 = ip("198.51.100.1"), A2 = ip("198.51.100.2"), B = ip("198.51.100.65");
+const SERVER2 = ip("192.0.2.13");
+const PROBE = { target: "198.51.100.62", intervalMs: 1000, downAfter: 3, upAfter: 2 };
+
+/** Two uplinks: isp-a (two addresses, management) and isp-b (one address). */
+const TWO: Partial<DatapathSettings> = {
+  uplinks: [
+    { name: "isp-a", addresses: ["198.51.100.1", "198.51.100.2"], management: true, probe: PROBE },
+    {
+      name: "isp-b",
+      addresses: ["198.51.100.65"],
+      management: false,
+      probe: { ...PROBE, target: "198.51.100.126" },
+    },
+  ],
+  masquerade: ["isp-a", "isp-b"],
+};
+
+Deno.test("uplinks: a forward bound to uplink A is closed on B; one bound to an address only there", async () => {
+  const onA = forward("on-a", 52201, 8080, { uplink: "isp-a" });
+  const onA2 = forward("on-a2", 52202, 9090, { uplink: "isp-a", wanAddress: "198.51.100.2" });
+  const { adm, ct } = await setup(TWO, [onA, onA2]);
+  await knock(adm, CLIENT, ALICE, 41001);
+  assert.equal(syn(adm, CLIENT, 5000, 52201, B), Drop.NoRule);
+  assert.equal(syn(adm, CLIENT, 5001, 52201, A2), ADMITTED);
+  assert.deepEqual([ct.origDst(adm.flowId), ct.replySrc(adm.flowId)], [A2, SERVER]);
+  assert.equal(syn(adm, CLIENT, 5002, 52201, A1), ADMITTED);
+  assert.equal(syn(adm, CLIENT, 5003, 52202, A1), Drop.NoRule);
+  assert.equal(syn(adm, CLIENT, 5004, 52202, B), Drop.NoRule);
+  assert.equal(syn(adm, CLIENT, 5005, 52202, A2), ADMITTED);
+  assert.equal(syn(adm, CLIENT, 5006, 52201, ip("198.51.100.66")), Drop.NotForUs);
+  for (const a of [A1, A2, B, ip("192.0.2.1")]) assert.ok(adm.isOwnAddress(a));
+  assert.ok(!adm.isOwnAddress(ip("198.51.100.66")) && !adm.isOwnAddress(SERVER));
+});
+
+Deno.test("uplinks: the same public port forwards to two servers on two WAN addresses", async () => {
+  const { adm, ct } = await setup({ ...TWO, allow: ["203.0.113.0/24"] }, [
+    forward("web-a", 443, 8443, { uplink: "isp-a", wanAddress: "198.51.100.2" }),
+    forward("web-b", 443, 8443, { uplink: "isp-b", privateAddress: "192.0.2.13" }),
+  ]);
+  assert.equal(syn(adm, CLIENT, 5000, 443, A2), ADMITTED);
+  assert.deepEqual([ct.origDst(adm.flowId), ct.replySrc(adm.flowId)], [A2, SERVER]);
+  assert.equal(adm.ruleName(ct.ruleId[adm.flowId]), "web-a");
+  assert.equal(syn(adm, CLIENT, 5000, 443, B), ADMITTED);
+  assert.deepEqual([ct.origDst(adm.flowId), ct.replySrc(adm.flowId)], [B, SERVER2]);
+  assert.equal(adm.ruleName(ct.ruleId[adm.flowId]), "web-b");
+  assert.equal(syn(adm, CLIENT, 5001, 443, A1), Drop.NoRule);
+});
+
+Deno.test("uplinks: a knock on A opens a rule on B; the unlock and the event name A's address", async () => {
+  const { adm, events } = await setup(TWO, [forward("on-b", 52201, 8080, { uplink: "isp-b" })]);
+  assert.equal(syn(adm, CLIENT, 5000, 52201, B), Drop.Locked);
+  await knock(adm, CLIENT, ALICE, 41001, T0, A2);
+  assert.equal(syn(adm, CLIENT, 5001, 52201, B), ADMITTED);
+  assert.equal(adm.unlocks.get(CLIENT)?.wanAddress, "198.51.100.2");
+  // Knocks are watched on B's address as well.
+  await knock(adm, CLIENT2, BOB, 42001, T0, B);
+  assert.equal(adm.unlocks.get(CLIENT2)?.wanAddress, "198.51.100.65");
+  adm.flush();
+  const wans = events.flatMap((e) => e.type === "knock-success" ? [[e.ip, e.wan]] : []);
+  assert.deepEqual(wans, [["203.0.113.10", "198.51.100.2"], ["203.0.113.20", "198.51.100.65"]]);
+  const admitted = events.find((e) => e.type === "flow-admitted");
+  assert.ok(admitted?.type === "flow-admitted" && admitted.dst === "198.51.100.65");
+});
+
+Deno.test("uplinks: the management port answers only on the management uplinks' addresses", async () => {
+  const mgmtOnB = forward("mgmt-b", 8443, 443, { uplink: "isp-b", protocol: "tcp" });
+  const { adm, ct } = await setup(TWO, [mgmtOnB]);
+  await knock(adm, CLIENT, ALICE, 41001);
+  assert.equal(syn(adm, CLIENT, 7000, 8443, A2), ADMITTED);
+  assert.equal(ct.flags[adm.flowId], FLAG_LOCAL | FLAG_GATED);
+  assert.equal(ct.origDst(adm.flowId), A2);
+  // On B the port is the rule's.
+  assert.equal(syn(adm, CLIENT, 7001, 8443, B), ADMITTED);
+  assert.equal(ct.flags[adm.flowId], FLAG_DNAT | FLAG_GATED);
+  assert.equal(adm.ruleName(ct.ruleId[adm.flowId]), "mgmt-b");
+  // From the LAN likewise: local on A's addresses, the forward (hairpin) on B's.
+  assert.equal(syn(adm, LAN_HOST, 7002, 8443, A1), ADMITTED);
+  assert.equal(ct.flags[adm.flowId], FLAG_LOCAL);
+  assert.equal(syn(adm, LAN_HOST, 7003, 8443, B), ADMITTED);
+  assert.equal(ct.flags[adm.flowId], FLAG_DNAT | FLAG_SNAT | FLAG_HAIRPIN);
+  const none = await setup(TWO, []);
+  await knock(none.adm, CLIENT, ALICE, 41001);
+  assert.equal(syn(none.adm, CLIENT, 7004, 8443, B), Drop.NoRule);
+});
+
+Deno.test("uplinks: hairpin hides the client behind the WAN address it targeted", async () => {
+  const { adm, ct } = await setup(TWO, [WEB]);
+  for (const dst of [A1, A2, B]) {
+    assert.equal(syn(adm, LAN_HOST, 40000, 52201, dst), ADMITTED);
+    const id = adm.flowId;
+    assert.equal(ct.flags[id], FLAG_DNAT | FLAG_SNAT | FLAG_HAIRPIN);
+    assert.deepEqual([ct.origDst(id), ct.replySrc(id), ct.replyDst(id)], [dst, SERVER, dst]);
+  }
+});
+
+Deno.test("uplinks: masquerade follows health in the masquerade order", async () => {
+  const { adm, ct } = await setup(TWO);
+  const masq = (sport: number) => {
+    assert.equal(adm.admit(PROTO_UDP, LAN_HOST, sport, INET, 53, true, T0), ADMITTED);
+    return ct.replyDst(adm.flowId);
+  };
+  assert.equal(adm.masqueradeUplink(), 0);
+  assert.equal(masq(40000), A1, "isp-a's primary address");
+  adm.setUplinkHealth([false, true]);
+  assert.equal(adm.masqueradeUplink(), 1);
+  assert.equal(masq(40001), B);
+  assert.equal(ct.replyDst(ct.lookup(PROTO_UDP, LAN_HOST, 40000, INET, 53) >> 1), A1, "kept");
+  adm.setUplinkHealth([false, false]);
+  assert.equal(adm.masqueradeUplink(), 0, "all down: the first in order");
+  assert.equal(masq(40002), A1);
+  adm.setUplinkHealth([true, true]);
+  assert.equal(masq(40003), A1);
+  // Another order; an uplink left out of it is never used.
+  const order = await setup({ ...TWO, masquerade: ["isp-b"] });
+  assert.equal(order.adm.masqueradeUplink(), 1);
+  order.adm.setUplinkHealth([true, false]);
+  assert.equal(order.adm.masqueradeUplink(), 1);
+  assert.equal(order.adm.admit(PROTO_TCP, LAN_HOST, 40000, INET, 80, true, T0), ADMITTED);
+  assert.equal(order.ct.replyDst(order.adm.flowId), B);
+  // No uplink may masquerade: new LAN-to-WAN flows are dropped, forwards still work.
+  const none = await setup({ ...TWO, masquerade: [] });
+  assert.equal(none.adm.masqueradeUplink(), -1);
+  const v = none.adm.admit(PROTO_UDP, LAN_HOST, 40000, INET, 53, true, T0);
+  assert.equal(v, Drop.NoUplink);
+  assert.equal(dropName(v), "no-uplink");
+  assert.equal(syn(none.adm, LAN_HOST, 40001, 52201, B), ADMITTED);
+});
+
+Deno.test("uplinks: loose pickup uses the destination, the rule's one address, or the masquerade address", async () => {
+  const onB = forward("on-b", 52210, 8090, { uplink: "isp-b", enforceKnock: false });
+  const { adm, ct } = await setup({ ...TWO, allow: ["203.0.113.0/24"] }, [WEB, onB]);
+  // From the WAN: the packet's destination.
+  assert.equal(adm.admit(PROTO_TCP, CLIENT, 5000, A2, 52201, false, T0, true), ADMITTED);
+  assert.equal(ct.origDst(adm.flowId), A2);
+  // A server's reply from the LAN: the rule's address when it has one...
+  assert.equal(adm.admit(PROTO_TCP, SERVER, 8090, CLIENT, 5001, false, T0, true), ADMITTED);
+  assert.equal(adm.flowDir, 1);
+  assert.deepEqual([ct.origSrc(adm.flowId), ct.origDst(adm.flowId)], [CLIENT, B]);
+  assert.equal(ct.origDstPort(adm.flowId), 52210);
+  // ...and nothing for a rule on three addresses (the client's next segment tells which).
+  assert.equal(adm.admit(PROTO_TCP, SERVER, 8080, CLIENT, 5002, false, T0, true), Drop.NoFlow);
+  // ...nor when two rules on two addresses forward to the same server port.
+  adm.setRules([
+    WEB,
+    onB,
+    forward("on-a2", 52210, 8090, {
+      uplink: "isp-a",
+      wanAddress: "198.51.100.2",
+      enforceKnock: false,
+    }),
+  ], []);
+  assert.equal(adm.admit(PROTO_TCP, SERVER, 8090, CLIENT, 5003, false, T0, true), Drop.NoFlow);
+  // Masquerade: the current masquerade address.
+  adm.setUplinkHealth([false, true]);
+  assert.equal(adm.admit(PROTO_TCP, LAN_HOST, 40000, INET, 80, false, T0, true), ADMITTED);
+  assert.equal(ct.replyDst(adm.flowId), B);
+});
+
+Deno.test("uplinks: new uplink addresses bind the rules again", async () => {
+  const { adm } = await setup({ ...TWO, allow: ["203.0.113.0/24"] }, [
+    forward("on-b", 52210, 8090, { uplink: "isp-b" }),
+  ]);
+  assert.equal(syn(adm, CLIENT, 5000, 52210, B), ADMITTED);
+  const moved = ip("198.51.100.70");
+  adm.setSettings({
+    ...SETTINGS,
+    ...TWO,
+    allow: ["203.0.113.0/24"],
+    uplinks: [TWO.uplinks![0], { ...TWO.uplinks![1], addresses: ["198.51.100.70"] }],
+  });
+  assert.equal(syn(adm, CLIENT, 5001, 52210, moved), ADMITTED);
+  assert.equal(syn(adm, CLIENT, 5002, 52210, B), Drop.NotForUs);
+  assert.throws(
+    () => adm.setSettings({ ...SETTINGS, allow: ["203.0.113.0/24"] }),
+    /uplink "isp-b" does not exist/,
+  );
+  assert.equal(syn(adm, CLIENT, 5003, 52210, moved), ADMITTED, "unchanged after the refusal");
 });

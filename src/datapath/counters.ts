@@ -28,7 +28,7 @@ export const Drop = {
   Protocol: PARSE_ERROR_COUNT + 8,
   /** An ICMP message that is neither an echo nor an error about a tracked flow. */
   IcmpUnmatched: PARSE_ERROR_COUNT + 9,
-  /** A WAN packet not addressed to the WAN address. */
+  /** A WAN packet not addressed to one of the WAN addresses. */
   NotForUs: PARSE_ERROR_COUNT + 10,
   /** A LAN packet that has nothing to cross (to the LAN itself, or a martian). */
   LanLocal: PARSE_ERROR_COUNT + 11,
@@ -40,6 +40,8 @@ export const Drop = {
   NatClash: PARSE_ERROR_COUNT + 14,
   /** A TCP segment outside its flow's window (a blind RST or SYN, forged or stale data). */
   TcpOutOfWindow: PARSE_ERROR_COUNT + 15,
+  /** A new flow from the LAN to the WAN while no uplink may masquerade (the masquerade list is empty). */
+  NoUplink: PARSE_ERROR_COUNT + 16,
 } as const;
 
 const DROP_NAMES = [
@@ -59,6 +61,7 @@ const DROP_NAMES = [
   "write-error",
   "nat-clash",
   "tcp-out-of-window",
+  "no-uplink",
 ];
 
 /** Number of drop reasons, parse errors included (index 0, "none", unused). */

@@ -31,10 +31,10 @@ const LAN_HOST = "192.0.2.50", REMOTE = "203.0.113.80";
 
 const WEB = forward("web", 52201, 8080, true), OPEN = forward("open", 52300, 80, false);
 
-async function setup(forwards: PortForwardRule[] = [WEB, OPEN]) {
+async function setup(forwards: PortForwardRule[] = [WEB, OPEN], settings = SETTINGS) {
   const counters = newCounters(false);
   const p = new Pipeline({
-    settings: SETTINGS,
+    settings,
     forwards,
     openPorts: [],
     counters,
@@ -310,4 +310,37 @@ Deno.test("pickup: a forward's server answering a WAN client first", async () =>
   assert.deepEqual(addrs(out), { src: CLIENT, dst: SERVER, sport: 42000, dport: 8080 });
   assert.equal(counters[Stat.PickedUp], 1);
   assert.equal(counters[Stat.FastPath], 1);
+});
+
+Deno.test("flows on a second uplink's address restore as they were: the tuples hold the addresses", async () => {
+  const B = "198.51.100.65";
+  const two = {
+    ...SETTINGS,
+    uplinks: [
+      { name: "isp-a", addresses: [WAN], management: true, probe: null },
+      { name: "isp-b", addresses: [B], management: false, probe: null },
+    ],
+    masquerade: ["isp-b", "isp-a"],
+  };
+  const { p } = await setup([WEB, OPEN], two);
+  const legs: Leg[] = [
+    { ...DNAT, dst: B, dport: 52300 },
+    MASQ,
+    { ...HAIRPIN, dst: B },
+  ];
+  const backs = legs.map((l) => connect(p, l));
+  assert.equal(backs[1].dst, B, "masquerade from isp-b's address");
+  assert.equal(backs[2].dst, B, "hairpin hidden behind the address it targeted");
+  const { p: q } = await setup([WEB, OPEN], two);
+  assert.equal(q.restoreFlows(p.finalSnapshot(T0 + 1000), T0 + 2000).restored, 3);
+  for (const [i, back] of backs.entries()) {
+    const out = run(q, seg(back, TCP_ACK, 50_101, 1101, 10), T0 + 3000);
+    assert.ok(out, `flow ${i} answers after the restore`);
+    assert.deepEqual(addrs(out), {
+      src: legs[i].dst,
+      dst: legs[i].src,
+      sport: legs[i].dport,
+      dport: legs[i].sport,
+    });
+  }
 });

@@ -77,7 +77,7 @@ export interface UplinkStatus {
 
 /** Everything the data plane is configured with. */
 export interface DatapathSettings {
-  /** The primary WAN address (`uplinks[0].addresses[0]`). */
+  /** The primary WAN address (`uplinks[0].addresses[0]`); the data plane reads `uplinks`. */
   wanAddress: string;
   /** Every uplink, in configuration order (health and masquerade name them by index). */
   uplinks: DatapathUplink[];

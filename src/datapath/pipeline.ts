@@ -64,12 +64,6 @@ import type {
 import type { PacketProcessor } from "./engine.ts";
 import { type ProbeSender, UplinkMonitor } from "./uplink_monitor.ts";
 
-/** Admission's side of uplink health (the core lane's `setUplinkHealth`, `masqueradeUplink`). */
-interface UplinkHealthSink {
-  setUplinkHealth?(up: readonly boolean[]): void;
-  masqueradeUplink?(): number;
-}
-
 /** Idle timeout of flows delivered to the appliance itself (only one direction is seen). */
 const LOCAL_FLOW_TIMEOUT_S = 3600;
 
@@ -135,14 +129,11 @@ export class Pipeline implements PacketProcessor {
       { periodMs: init.checkpointMs },
     );
     this.#emitFlows = init.emitFlows;
-    const health = this.admission as unknown as UplinkHealthSink;
     this.uplinks = new UplinkMonitor({
       uplinks: s.uplinks,
-      masquerade: s.masquerade,
       sender: init.probeSender ?? null,
       emit: init.emit,
-      onHealth: (up) => health.setUplinkHealth?.(up),
-      masqueradeUplink: health.masqueradeUplink ? () => health.masqueradeUplink!() : undefined,
+      onHealth: (up) => this.admission.setUplinkHealth(up),
     });
   }
 
@@ -201,7 +192,7 @@ export class Pipeline implements PacketProcessor {
   /** Answers a status query. */
   query(what: DatapathQuery, limit: number): unknown {
     if (what === "unlocks") return this.unlocks.list();
-    if (what === "uplinks") return this.uplinks.status();
+    if (what === "uplinks") return this.uplinks.status(this.admission.masqueradeUplink());
     if (what === "rules") return this.admission.ruleIds();
     if (what === "conntrack") return { ...this.ct.stats(), fragments: this.fragments.size };
     return this.flows(limit);

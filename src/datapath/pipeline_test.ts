@@ -694,3 +694,46 @@ Deno.test("the gateway's answer to a health probe is consumed and counted, a for
   const [st] = p.query("uplinks", 10) as { name: string; sent: number; received: number }[];
   assert.deepEqual([st.name, st.sent, st.received], ["isp-a", 1, 1]);
 });
+
+Deno.test("two uplinks: a knock on A opens B's address; replies leave from B's; masquerade fails over", async () => {
+  const B = "198.51.100.65";
+  const { p, counters, events } = await setup({
+    uplinks: [
+      { name: "isp-a", addresses: [WAN], management: true, probe: null },
+      { name: "isp-b", addresses: [B], management: false, probe: null },
+    ],
+    masquerade: ["isp-a", "isp-b"],
+  });
+  await knock(p, CLIENT);
+  const out = run(p, syn(CLIENT, 5000, 52201, B))!;
+  assertValid(out);
+  assert.deepEqual(addrs(out), { src: CLIENT, dst: SERVER, sport: 5000, dport: 8080 });
+  const reply = buildTcp({
+    src: SERVER,
+    dst: CLIENT,
+    srcPort: 8080,
+    dstPort: 5000,
+    flags: TCP_SYN | TCP_ACK,
+  });
+  const back = run(p, reply)!;
+  assertValid(back);
+  assert.deepEqual(addrs(back), { src: B, dst: CLIENT, sport: 52201, dport: 5000 });
+  await p.housekeeping(T0);
+  const success = events.find((e) => e.type === "knock-success");
+  assert.ok(success?.type === "knock-success" && success.wan === WAN);
+  assert.equal(p.unlocks.get(parseIpv4(CLIENT)!)?.wanAddress, WAN);
+  // Masquerade from A's address, from B's once A is down.
+  const dns = (sport: number) =>
+    run(p, buildUdp({ src: "192.0.2.50", dst: "203.0.113.99", srcPort: sport, dstPort: 53 }));
+  assert.equal(addrs(dns(40000)!).src, WAN);
+  p.admission.setUplinkHealth([false, true]);
+  assert.equal(addrs(dns(40001)!).src, B);
+  // No masquerade uplink: LAN-to-WAN flows are dropped as no-uplink.
+  const none = await setup({ masquerade: [] });
+  assert.equal(
+    run(none.p, buildUdp({ src: "192.0.2.50", dst: "203.0.113.99", srcPort: 1, dstPort: 53 })),
+    null,
+  );
+  assert.equal(snapshotCounters(none.counters).drops["no-uplink"], 1);
+  assert.equal(counters[Drop.NoUplink], 0);
+});

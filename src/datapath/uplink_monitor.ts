@@ -54,16 +54,12 @@ export interface ProbeSender {
 /** What a monitor is built from. */
 export interface UplinkMonitorInit {
   uplinks: readonly DatapathUplink[];
-  /** Uplink names masquerade may use, in order of preference. */
-  masquerade: readonly string[];
   /** Null: nothing is probed (every uplink stays up). */
   sender: ProbeSender | null;
   /** Receives the events of health changes. */
   emit: (events: ApplianceEvent[]) => void;
   /** Receives every uplink's health (index = uplink order) on each change. */
   onHealth: (up: readonly boolean[]) => void;
-  /** The uplink masquerade uses now; by default the first up in `masquerade` order. */
-  masqueradeUplink?: () => number;
   /** Fills a buffer with random bytes (identifiers, cookies); `crypto.getRandomValues` by default. */
   random?: (bytes: Uint8Array) => void;
   /** A fine clock for round trips, ms; `performance.now` by default. */
@@ -73,11 +69,9 @@ export interface UplinkMonitorInit {
 /** Probes each uplink's gateway and keeps its health with hysteresis. */
 export class UplinkMonitor {
   readonly #names: string[];
-  readonly #masq: number[];
   readonly #sender: ProbeSender | null;
   readonly #emit: (events: ApplianceEvent[]) => void;
   readonly #onHealth: (up: readonly boolean[]) => void;
-  readonly #masqueradeUplink: (() => number) | undefined;
   readonly #random: (bytes: Uint8Array) => void;
   readonly #hrNow: () => number;
   readonly #n: number;
@@ -109,11 +103,9 @@ export class UplinkMonitor {
   constructor(init: UplinkMonitorInit) {
     const n = this.#n = init.uplinks.length;
     this.#names = init.uplinks.map((u) => u.name);
-    this.#masq = init.masquerade.map((m) => this.#names.indexOf(m)).filter((i) => i >= 0);
     this.#sender = init.sender;
     this.#emit = init.emit;
     this.#onHealth = init.onHealth;
-    this.#masqueradeUplink = init.masqueradeUplink;
     this.#random = init.random ?? ((b) => crypto.getRandomValues(b));
     this.#hrNow = init.hrNow ?? (() => performance.now());
     this.#probed = new Uint8Array(n);
@@ -265,16 +257,8 @@ export class UplinkMonitor {
     this.#emit([e]);
   }
 
-  /** The uplink masquerade uses: the first up in preference order; all down, the first. */
-  masqueradeUplink(): number {
-    if (this.#masqueradeUplink) return this.#masqueradeUplink();
-    for (const i of this.#masq) if (this.#up[i] === 1) return i;
-    return this.#masq[0] ?? 0;
-  }
-
   /** Every uplink's health and probe counts, for the status table and the API. */
-  status(): UplinkStatus[] {
-    const masq = this.masqueradeUplink();
+  status(masquerade: number): UplinkStatus[] {
     return this.#names.map((name, i) => ({
       name,
       up: this.#up[i] === 1,
@@ -284,7 +268,7 @@ export class UplinkMonitor {
       received: this.#received[i],
       lastRttMs: Number.isNaN(this.#rtt[i]) ? null : Math.round(this.#rtt[i] * 1000) / 1000,
       changedAt: this.#changedAt[i],
-      masquerade: i === masq,
+      masquerade: i === masquerade,
     }));
   }
 }

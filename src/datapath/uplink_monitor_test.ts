@@ -43,7 +43,6 @@ function setup() {
   let hr = 0;
   const mon = new UplinkMonitor({
     uplinks: UPLINKS,
-    masquerade: ["isp-a", "isp-b"],
     sender,
     emit: (e) => events.push(...e),
     onHealth: (up) => health.push([...up]),
@@ -120,17 +119,17 @@ Deno.test("downAfter lost probes take an uplink down, upAfter answers bring it b
     lost: 3,
   });
   assert.deepEqual(health, [[false, true, true]]);
-  assert.equal(mon.status()[0].up, false);
+  assert.equal(mon.status(0)[0].up, false);
   // One answer then a loss: still down (upAfter 2 in a row).
   assert.ok(answer(0, downAt + 1));
   step();
-  assert.equal(mon.status()[0].up, false);
+  assert.equal(mon.status(0)[0].up, false);
   const now = step();
   assert.ok(answer(0, now + 1));
-  assert.equal(mon.status()[0].up, false);
+  assert.equal(mon.status(0)[0].up, false);
   const upAt = step();
   assert.ok(answer(0, upAt + 1));
-  assert.equal(mon.status()[0].up, true);
+  assert.equal(mon.status(0)[0].up, true);
   const up = events[events.length - 1];
   assert.equal(up.type, "uplink-up");
   assert.deepEqual(up, {
@@ -141,21 +140,20 @@ Deno.test("downAfter lost probes take an uplink down, upAfter answers bring it b
     target: GW_A,
     rttMs: 0.4,
   });
-  assert.equal(mon.status()[0].changedAt, upAt + 1);
+  assert.equal(mon.status(0)[0].changedAt, upAt + 1);
 });
 
-Deno.test("masquerade fails over to the next uplink up; all down, to the first", () => {
+Deno.test("each uplink's health is its own; status names the uplink masquerade uses", () => {
   const { mon, answer } = setup();
   for (let t = 0; t <= 3000; t += 1000) {
     mon.tick(t);
     answer(1, t);
   }
   assert.deepEqual(mon.health(), [false, true, true]);
-  assert.deepEqual(mon.status().map((s) => s.masquerade), [false, true, false]);
-  // Both down: the first in order.
+  // Which uplink masquerade takes is admission's choice (admission_test); status shows it.
+  assert.deepEqual(mon.status(1).map((s) => s.masquerade), [false, true, false]);
   for (let t = 4000; t <= 7000; t += 1000) mon.tick(t);
   assert.deepEqual(mon.health(), [false, false, true]);
-  assert.equal(mon.masqueradeUplink(), 0);
 });
 
 Deno.test("replies with a wrong cookie, identifier, sequence, source or destination are not ours", () => {
@@ -175,14 +173,14 @@ Deno.test("replies with a wrong cookie, identifier, sequence, source or destinat
   mon.tick(1000);
   const stale = replyTo(sender.sent[0].msg);
   assert.equal(mon.onReply(stale, 0, stale.length, parseIpv4(GW_A)!, parseIpv4(A)!, 1001), false);
-  const st = mon.status()[0];
+  const st = mon.status(0)[0];
   assert.equal(st.sent, 2);
   assert.equal(st.received, 1);
 });
 
 Deno.test("status: probe counts, round trip, and an unprobed uplink always up", () => {
   const { mon, answer } = setup();
-  assert.deepEqual(mon.status()[2], {
+  assert.deepEqual(mon.status(0)[2], {
     name: "static",
     up: true,
     probing: false,
@@ -195,7 +193,7 @@ Deno.test("status: probe counts, round trip, and an unprobed uplink always up", 
   });
   mon.tick(0);
   answer(0, 0);
-  assert.deepEqual(mon.status()[0], {
+  assert.deepEqual(mon.status(0)[0], {
     name: "isp-a",
     up: true,
     probing: true,
@@ -212,13 +210,12 @@ Deno.test("without a sender nothing is probed and every uplink stays up", () => 
   const events: ApplianceEvent[] = [];
   const mon = new UplinkMonitor({
     uplinks: UPLINKS,
-    masquerade: [],
     sender: null,
     emit: (e) => events.push(...e),
     onHealth: () => assert.fail("no change"),
   });
   for (let t = 0; t < 10_000; t += 1000) mon.tick(t);
   assert.deepEqual(mon.health(), [true, true, true]);
-  assert.ok(mon.status().every((s) => !s.probing && s.sent === 0));
+  assert.ok(mon.status(0).every((s) => !s.probing && s.sent === 0));
   assert.equal(events.length, 0);
 });

@@ -37,6 +37,8 @@ export interface UnlockInfo {
   flows: number;
   /** Bytes counted on those flows. */
   bytes: number;
+  /** The WAN address the unlocking knock arrived on; "" when restored from an older record. */
+  wanAddress: string;
 }
 
 /** One unlock as saved across restarts. */
@@ -56,6 +58,8 @@ export class UnlockTable {
   #drift = new Int8Array(0);
   #flows = new Uint32Array(0);
   #bytes = new Float64Array(0);
+  /** The WAN address of the last unlocking knock (u32), 0 when unknown. */
+  #wan = new Uint32Array(0);
   /** Interned user names: id -> name, name -> id. */
   #names: string[] = [];
   #ids = new Map<string, number>();
@@ -82,11 +86,14 @@ export class UnlockTable {
 
   /** Bytes held by the table's typed arrays. */
   get byteLength(): number {
-    return this.#map.byteLength + this.#map.capacity * (4 + 8 + 8 + 1 + 4 + 8);
+    return this.#map.byteLength + this.#map.capacity * (4 + 8 + 8 + 1 + 4 + 8 + 4);
   }
 
-  /** Unlocks `ip` for `user` (a new unlock, or a refresh of an existing one). */
-  unlock(ip: number, user: string, drift: number, nowMs: number): void {
+  /**
+   * Unlocks `ip` for `user` (a new unlock, or a refresh of an existing one)
+   * after a knock to WAN address `wanAddr` (u32; 0 when unknown).
+   */
+  unlock(ip: number, user: string, drift: number, nowMs: number, wanAddr = 0): void {
     let s = this.#map.find(ip);
     const id = this.#intern(user);
     if (s >= 0) {
@@ -102,6 +109,7 @@ export class UnlockTable {
     this.#unlockedAt[s] = nowMs;
     this.#lastSeen[s] = nowMs;
     this.#drift[s] = drift;
+    this.#wan[s] = wanAddr;
   }
 
   /** Whether `ip` is unlocked at `nowMs`. Hot path. */
@@ -201,7 +209,8 @@ export class UnlockTable {
       const ip = typeof e.ip === "string" ? parseIpv4(e.ip) : null;
       if (ip === null || typeof e.user !== "string" || !(e.lastSeen >= 0)) continue;
       if (this.#map.find(ip) >= 0) continue;
-      this.unlock(ip, e.user, e.drift | 0, e.unlockedAt);
+      const wan = typeof e.wanAddress === "string" ? parseIpv4(e.wanAddress) ?? 0 : 0;
+      this.unlock(ip, e.user, e.drift | 0, e.unlockedAt, wan);
       const s = this.#map.find(ip);
       this.#lastSeen[s] = e.lastSeen;
       this.#flows[s] = e.flows >>> 0;
@@ -220,6 +229,7 @@ export class UnlockTable {
       drift: this.#drift[s],
       flows: this.#flows[s],
       bytes: this.#bytes[s],
+      wanAddress: this.#wan[s] === 0 ? "" : formatIpv4(this.#wan[s]),
     };
   }
 
@@ -275,5 +285,6 @@ export class UnlockTable {
     this.#drift = growI8(this.#drift, n);
     this.#flows = growU32(this.#flows, n);
     this.#bytes = growF64(this.#bytes, n);
+    this.#wan = growU32(this.#wan, n);
   }
 }

@@ -31,6 +31,7 @@ Deno.test("an unlock admits its IP only, and names its user", () => {
     drift: -1,
     flows: 0,
     bytes: 0,
+    wanAddress: "",
   });
 });
 
@@ -122,9 +123,18 @@ Deno.test("a full table evicts the least recently unlocked IP", () => {
   }]);
 });
 
+Deno.test("an unlock keeps the WAN address of its knock; a later knock replaces it", () => {
+  const { t } = table();
+  t.unlock(IP1, "alice", 0, NOW, 0xc6336441); // 198.51.100.65
+  assert.equal(t.get(IP1)?.wanAddress, "198.51.100.65");
+  t.unlock(IP1, "alice", 0, NOW + 1_000, 0xc6336401); // 198.51.100.1
+  assert.equal(t.get(IP1)?.wanAddress, "198.51.100.1");
+  assert.equal(t.list()[0].wanAddress, "198.51.100.1");
+});
+
 Deno.test("toJSON and restore carry unlocks across a restart, dropping ended ones", () => {
   const { t } = table();
-  t.unlock(IP1, "alice", 1, NOW);
+  t.unlock(IP1, "alice", 1, NOW, 0xc6336441);
   t.admitFlow(IP1, NOW + 10);
   t.touch(IP1, NOW + 20, 4096);
   t.unlock(IP2, "bob", 0, NOW - HOUR);
@@ -132,8 +142,13 @@ Deno.test("toJSON and restore carry unlocks across a restart, dropping ended one
   const { t: t2 } = table();
   assert.equal(t2.restore(saved, NOW + 1_000), 1);
   assert.deepEqual(t2.get(IP1), { ...t.get(IP1)!, expiresAt: NOW + 20 + HOUR });
+  assert.equal(t2.get(IP1)?.wanAddress, "198.51.100.65");
   assert.equal(t2.isUnlocked(IP2, NOW + 1_000), false);
   assert.equal(t2.restore([{ ...saved[0], ip: "not an ip" }], NOW), 0);
+  // A record saved before unlocks named their WAN address restores with "".
+  const { wanAddress: _, ...old } = saved[0];
+  assert.equal(t2.restore([old], NOW + 1_000), 1);
+  assert.equal(t2.get(IP1)?.wanAddress, "");
 });
 
 Deno.test("a million unlocked IPs fit, and lookups still answer", () => {

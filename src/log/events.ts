@@ -35,6 +35,8 @@ export interface KnockSuccessEvent extends EventBase {
   type: "knock-success";
   ip: string;
   user: string;
+  /** The WAN address the unlocking knock arrived on. */
+  wan: string;
   /** Which candidate matched: -1 (T-1), 0 (T) or 1 (T+1): the client's clock drift in steps. */
   drift: number;
   /** The time step `T` of the matched sequence. */

@@ -11,8 +11,8 @@ import type { ApplianceEvent, EventType, LogSummaryEvent } from "./events.ts";
 export function formatEvent(e: ApplianceEvent): string {
   switch (e.type) {
     case "knock-success":
-      return `[Port Knock] success ${kv("user", e.user)} ${kv("ip", e.ip)} drift=${e.drift} ` +
-        `step=${e.step}`;
+      return `[Port Knock] success ${kv("user", e.user)} ${kv("ip", e.ip)} ${kv("wan", e.wan)} ` +
+        `drift=${e.drift} step=${e.step}`;
     case "knock-failure":
       return `[Port Knock] failure ${kv("ip", e.ip)}${optional("user", e.user)} ` +
         kv("reason", e.reason);

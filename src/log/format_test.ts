@@ -16,8 +16,14 @@ const clock = new ManualClock(Date.UTC(2023, 9, 17, 5, 36, 54));
 /** One sample of every event type, with the line it must format to. */
 const SAMPLES: [ApplianceEvent, string][] = [
   [
-    makeEvent(clock, "knock-success", { ip: "203.0.113.10", user: "alice", drift: 0, step: 56 }),
-    "[Port Knock] success user=alice ip=203.0.113.10 drift=0 step=56",
+    makeEvent(clock, "knock-success", {
+      ip: "203.0.113.10",
+      user: "alice",
+      drift: 0,
+      step: 56,
+      wan: "198.51.100.65",
+    }),
+    "[Port Knock] success user=alice ip=203.0.113.10 wan=198.51.100.65 drift=0 step=56",
   ],
   [
     makeEvent(clock, "knock-failure", { ip: "203.0.113.10", reason: "wrong-port" }),
@@ -161,6 +167,7 @@ Deno.test("formatEvent: optional user, negative drift, quoting, empty drop summa
     user: "bob",
     drift: -1,
     step: 7,
+    wan: "198.51.100.1",
   });
   assert.match(formatEvent(drift), / drift=-1 step=7$/);
   const empty = makeEvent(clock, "appliance-stop", { reason: "" });

@@ -43,7 +43,13 @@ Deno.test("Logger: 200k knock failures from many sources become a bounded number
   const logger = new Logger({ clock, sinks: [sink], limits: { intervalMs: 10_000, burst: 5 } });
   const flood = 200_000;
   const success = () =>
-    logger.record("knock-success", { ip: "203.0.113.10", user: "alice", drift: 0, step: 1 });
+    logger.record("knock-success", {
+      ip: "203.0.113.10",
+      user: "alice",
+      drift: 0,
+      step: 1,
+      wan: "198.51.100.1",
+    });
   for (let i = 0; i < flood; i++) {
     if (i % 1000 === 0) clock.advance(100); // 200k over 20 s: two intervals
     const ip = i % 50 === 0 ? "198.18.0.7" : spoofed(i);
@@ -79,7 +85,13 @@ Deno.test("Logger: successes, penalties and config changes are never limited; qu
   const sink = new MemorySink();
   const logger = new Logger({ clock, sinks: [sink], limits: { burst: 2 } });
   for (let i = 0; i < 100; i++) {
-    logger.record("knock-success", { ip: spoofed(i), user: "alice", drift: 0, step: i });
+    logger.record("knock-success", {
+      ip: spoofed(i),
+      user: "alice",
+      drift: 0,
+      step: i,
+      wan: "198.51.100.1",
+    });
     logger.record("knock-penalty", { ip: spoofed(i), until: 1 });
     logger.record("config-changed", { source: "api", detail: `change ${i}` });
   }
@@ -149,7 +161,13 @@ Deno.test("Logger: the summary is written by a timer when the flood stops", asyn
 
 Deno.test("Logger: a flood of failures leaves the last success in the history", async () => {
   const logger = new Logger({ clock: new ManualClock(0), capacity: 1000 });
-  logger.record("knock-success", { ip: "203.0.113.10", user: "alice", drift: 0, step: 1 });
+  logger.record("knock-success", {
+    ip: "203.0.113.10",
+    user: "alice",
+    drift: 0,
+    step: 1,
+    wan: "198.51.100.1",
+  });
   logger.record("flow-admitted", {
     proto: 6,
     src: "203.0.113.10",

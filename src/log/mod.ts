@@ -5,7 +5,7 @@
  *
  * ```ts
  * const logger = new Logger({ clock: systemClock, sinks: [new StdoutSink()] });
- * logger.record("knock-success", { ip: "203.0.113.10", user: "alice", drift: 0, step: 1 });
+ * logger.record("knock-success", { ip: "203.0.113.10", user: "alice", drift: 0, step: 1, wan: "198.51.100.1" });
  * ```
  */
 

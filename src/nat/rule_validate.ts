@@ -1,12 +1,20 @@
 /**
  * The one validation of the appliance's forwarding configuration: the rules
  * (port forwards and open ports) and, when given, the users' first knock
- * ports, the management port and the addressing (WAN address, LAN address,
- * LAN network). `validateConfig` returns every problem at once, as values,
- * each naming its subject, the field in the operator's words and, for a
- * clash, the other party, e.g. `Cannot parse rule "web": public port 70000 is
- * out of range`, `rule "ssh" overlaps rule "web" on tcp port 52201` or
- * `user "bob": first knock port 52201 is a public tcp port of rule "web"`.
+ * ports, the management port and the addressing (the uplinks and their WAN
+ * addresses, LAN address, LAN network). `validateConfig` returns every
+ * problem at once, as values, each naming its subject, the field in the
+ * operator's words and, for a clash, the other party, e.g. `Cannot parse rule "web": public port 70000 is
+ * out of range`, `rule "ssh" overlaps rule "web" on tcp port 52201`,
+ * `rule "b" overlaps rule "a" on tcp port 443 at 198.51.100.2` (a clash on
+ * some of the WAN addresses names them) or `user "bob": first knock port
+ * 52201 is a public tcp port of rule "web"`.
+ *
+ * A rule listens on the WAN addresses its `uplink` and `wanAddress` name
+ * ("all" when absent), so two rules clash only where protocol, public ports
+ * and addresses all meet. The management port clashes only on the
+ * management uplinks' addresses; first knock ports clash on every address
+ * (knocks are watched on all of them).
  *
  * Everything here is refused, nothing only warned about: each case either
  * makes a rule unusable (a forward to the appliance's own addresses, to the
@@ -102,6 +110,23 @@ export interface UplinkLayout {
   addresses: string[];
   /** The management port answers (after a knock) on its addresses. */
   management: boolean;
+}
+
+/** What binding rules needs of an uplink: its name and addresses (dotted quads, in order). */
+export interface UplinkAddresses {
+  name: string;
+  addresses: readonly string[];
+}
+
+/** Most WAN addresses in all (the rule index keeps a 64-bit address mask per entry). */
+export const MAX_WAN_ADDRESSES = 64;
+
+/** The name of the one uplink of a layout that lists none (the old single `wan` object's). */
+export const DEFAULT_UPLINK = "wan";
+
+/** The uplinks of `n`: its list, or one uplink holding `wanAddress` (management on it). */
+export function layoutOf(n: NetworkLayout): readonly UplinkLayout[] {
+  return n.uplinks ?? [{ name: DEFAULT_UPLINK, addresses: [n.wanAddress], management: true }];
 }
 
 /** The addressing and the management port, from the configuration file. */
@@ -255,6 +280,110 @@ function ruleShapeProblems(
   }
   if ("publicPorts" in rule) forwardPortProblems(rule, add);
   else openPortProblems(rule, add);
+  const why = bindingShapeError(rule);
+  if (why) add(why.field, why.reason);
+}
+
+/** A binding to every uplink, or to every address of one. */
+const ALL = "all";
+
+/** The WAN addresses a rule listens on, as written: "all" or an uplink, "all" or one address. */
+interface Scope {
+  uplink: string;
+  address: string;
+}
+
+function scopeOf(rule: PortForwardRule | OpenPortsRule): Scope {
+  return { uplink: rule.uplink ?? ALL, address: rule.wanAddress ?? ALL };
+}
+
+/** What is wrong with a rule's uplink binding on its own (without the uplinks), or null. */
+function bindingShapeError(
+  rule: PortForwardRule | OpenPortsRule,
+): { field: "uplink" | "wanAddress"; reason: string } | null {
+  const { uplink, address } = scopeOf(rule);
+  if (typeof uplink !== "string" || uplink === "") {
+    return { field: "uplink", reason: 'uplink must be "all" or an uplink name' };
+  }
+  if (typeof address !== "string" || (address !== ALL && parseIpv4(address) === null)) {
+    return {
+      field: "wanAddress",
+      reason: `WAN address ${JSON.stringify(address)} is not "all" or an IPv4 address`,
+    };
+  }
+  if (uplink === ALL && address !== ALL) {
+    return {
+      field: "wanAddress",
+      reason: `WAN address ${address} needs its uplink named (uplink is "all")`,
+    };
+  }
+  return null;
+}
+
+/** Problems of rule bindings against the uplinks: an unknown uplink, an address not of it. */
+function bindingProblems(out: Problems, c: ConfigCandidate, layout: readonly UplinkLayout[]): void {
+  const names = layout.map((u) => u.name).join(", ");
+  for (const { subject, rule } of ruleSubjects(c)) {
+    if (bindingShapeError(rule) !== null) continue;
+    const { uplink, address } = scopeOf(rule);
+    if (uplink === ALL) continue;
+    const u = layout.find((l) => l.name === uplink);
+    if (u === undefined) {
+      out.own(
+        subject,
+        "uplink",
+        `uplink "${uplink}" does not exist (uplinks: ${names})`,
+        `uplinks ${names}`,
+      );
+    } else if (address !== ALL && !u.addresses.includes(address)) {
+      const own = u.addresses.join(", ");
+      out.own(
+        subject,
+        "wanAddress",
+        `${address} is not an address of uplink "${uplink}" (${own})`,
+        `uplink "${uplink}" addresses ${own}`,
+      );
+    }
+  }
+}
+
+/** True when the binding names uplinks and addresses that exist (always, without `layout`). */
+function bindingKnown(
+  rule: PortForwardRule | OpenPortsRule,
+  layout: readonly UplinkLayout[] | null,
+): boolean {
+  if (bindingShapeError(rule) !== null) return false;
+  const { uplink, address } = scopeOf(rule);
+  if (uplink === ALL || layout === null) return true;
+  const u = layout.find((l) => l.name === uplink);
+  return u !== undefined && (address === ALL || u.addresses.includes(address));
+}
+
+/**
+ * The addresses two well-bound scopes share, or null: exact, as an address
+ * belongs to one uplink and a named address to the uplink named with it.
+ */
+function meet(a: Scope, b: Scope): Scope | null {
+  if (a.uplink === ALL) return b;
+  if (b.uplink === ALL) return a;
+  if (a.uplink !== b.uplink) return null;
+  if (a.address === ALL) return b;
+  if (b.address === ALL || a.address === b.address) return a;
+  return null;
+}
+
+/**
+ * ` at 198.51.100.2` (` at A, B`, or ` on uplink isp-a` without the uplinks)
+ * for a scope short of every WAN address; "" for every one.
+ */
+function scopeSuffix(s: Scope, layout: readonly UplinkLayout[] | null): string {
+  if (s.uplink === ALL) return "";
+  if (layout === null) return s.address === ALL ? ` on uplink ${s.uplink}` : ` at ${s.address}`;
+  const addrs = s.address === ALL
+    ? layout.find((u) => u.name === s.uplink)?.addresses ?? []
+    : [s.address];
+  const total = layout.reduce((n, u) => n + u.addresses.length, 0);
+  return addrs.length === total ? "" : ` at ${addrs.join(", ")}`;
 }
 
 function protocolProblem(p: unknown): string | null {
@@ -305,6 +434,7 @@ interface Claim {
   field: string;
   protocol: RuleProtocol;
   ports: PortRange;
+  scope: Scope;
 }
 
 function ruleSubjects(c: ConfigCandidate): {
@@ -323,8 +453,11 @@ function ruleSubjects(c: ConfigCandidate): {
   ];
 }
 
-/** The claims of enabled rules, leaving out malformed ones (their shape problem is reported). */
-function claimsOf(c: ConfigCandidate): Claim[] {
+/**
+ * The claims of enabled rules, leaving out malformed ones and those bound to
+ * an uplink or address that does not exist (their own problem is reported).
+ */
+function claimsOf(c: ConfigCandidate, layout: readonly UplinkLayout[] | null): Claim[] {
   const claims: Claim[] = [];
   const claim = (cl: Claim) => {
     if (protocolProblem(cl.protocol) === null && checkPortRange(cl.ports ?? {}, "") === null) {
@@ -332,74 +465,103 @@ function claimsOf(c: ConfigCandidate): Claim[] {
     }
   };
   for (const { subject, rule } of ruleSubjects(c)) {
-    if (rule.enabled !== true) continue;
+    if (rule.enabled !== true || !bindingKnown(rule, layout)) continue;
+    const scope = scopeOf(rule);
     if ("publicPorts" in rule) {
-      claim({ subject, field: "publicPorts", protocol: rule.protocol, ports: rule.publicPorts });
+      claim({
+        subject,
+        field: "publicPorts",
+        protocol: rule.protocol,
+        ports: rule.publicPorts,
+        scope,
+      });
     } else if (Array.isArray(rule.ports)) {
       rule.ports.forEach((p, i) => {
-        claim({ subject, field: `ports[${i}].ports`, protocol: p?.protocol, ports: p?.ports });
+        claim({
+          subject,
+          field: `ports[${i}].ports`,
+          protocol: p?.protocol,
+          ports: p?.ports,
+          scope,
+        });
       });
     }
   }
   return claims;
 }
 
-/** Public port to claim index, per transport; -1 when unclaimed. */
-interface PortOwners {
-  tcp: Int32Array;
-  udp: Int32Array;
-}
-
 function claimsProto(c: Claim, proto: "tcp" | "udp"): boolean {
   return c.protocol === proto || c.protocol === "both";
 }
 
-/** Fills the port owners; clashes where enabled rules claim a port twice on one transport. */
-function overlapProblems(out: Problems, claims: Claim[]): PortOwners {
-  const owners = { tcp: new Int32Array(65536).fill(-1), udp: new Int32Array(65536).fill(-1) };
+function claimsPort(c: Claim, proto: "tcp" | "udp", port: number): boolean {
+  return claimsProto(c, proto) && c.ports.start <= port && port <= c.ports.end;
+}
+
+/**
+ * Clashes where enabled rules claim a port twice on one transport and on a
+ * shared WAN address: each later claim against each earlier one it meets,
+ * at their first common port.
+ */
+function overlapProblems(
+  out: Problems,
+  claims: Claim[],
+  layout: readonly UplinkLayout[] | null,
+): void {
   for (const proto of ["tcp", "udp"] as const) {
-    const owner = owners[proto];
     claims.forEach((c, ci) => {
       if (!claimsProto(c, proto)) return;
-      const reported = new Set<number>();
-      for (let port = c.ports.start; port <= c.ports.end; port++) {
-        const prev = owner[port];
-        if (prev === -1) {
-          owner[port] = ci;
-          continue;
-        }
-        if (reported.has(prev)) continue;
-        reported.add(prev);
-        const p = claims[prev];
-        const name = c.subject.name;
-        if (sameSubject(p.subject, c.subject)) {
-          const message = `rule "${name}" overlaps itself on ${proto} port ${port}`;
-          out.list.push({
-            subject: c.subject,
-            field: c.field,
-            message,
-            reason: message,
-            clash: `rule "${name}" ${p.field} ${formatPortRange(p.ports)}`,
-          });
-          continue;
-        }
-        const message = `rule "${name}" overlaps rule "${p.subject.name}" on ${proto} port ${port}`;
-        out.clash({
-          subject: c.subject,
-          field: c.field,
-          reason: message,
-          message,
-          clash: `rule "${p.subject.name}" ${p.field} ${formatPortRange(p.ports)}`,
-        }, {
-          subject: p.subject,
-          field: p.field,
-          reason: `overlaps rule "${name}" on ${proto} port ${port}`,
-          clash: `rule "${name}" ${c.field} ${formatPortRange(c.ports)}`,
-        });
+      const found: { port: number; p: Claim; at: Scope }[] = [];
+      for (let pi = 0; pi < ci; pi++) {
+        const p = claims[pi];
+        const port = Math.max(p.ports.start, c.ports.start);
+        if (!claimsProto(p, proto) || port > Math.min(p.ports.end, c.ports.end)) continue;
+        const at = meet(p.scope, c.scope);
+        if (at !== null) found.push({ port, p, at });
+      }
+      found.sort((x, y) => x.port - y.port);
+      for (const { port, p, at } of found) {
+        overlapClash(out, proto, port, c, p, scopeSuffix(at, layout));
       }
     });
   }
-  return owners;
+}
+
+/** Reports claim `c` overlapping the earlier claim `p` on `proto` `port` (`where`: the addresses). */
+function overlapClash(
+  out: Problems,
+  proto: "tcp" | "udp",
+  port: number,
+  c: Claim,
+  p: Claim,
+  where: string,
+): void {
+  const name = c.subject.name;
+  if (sameSubject(p.subject, c.subject)) {
+    const message = `rule "${name}" overlaps itself on ${proto} port ${port}${where}`;
+    out.list.push({
+      subject: c.subject,
+      field: c.field,
+      message,
+      reason: message,
+      clash: `rule "${name}" ${p.field} ${formatPortRange(p.ports)}`,
+    });
+    return;
+  }
+  const message =
+    `rule "${name}" overlaps rule "${p.subject.name}" on ${proto} port ${port}${where}`;
+  out.clash({
+    subject: c.subject,
+    field: c.field,
+    reason: message,
+    message,
+    clash: `rule "${p.subject.name}" ${p.field} ${formatPortRange(p.ports)}`,
+  }, {
+    subject: p.subject,
+    field: p.field,
+    reason: `overlaps rule "${name}" on ${proto} port ${port}${where}`,
+    clash: `rule "${name}" ${c.field} ${formatPortRange(c.ports)}`,
+  });
 }
 
 /** Problems of rule names used more than once across both lists. */
@@ -423,6 +585,8 @@ function duplicateNameProblems(out: Problems, c: ConfigCandidate): void {
 /** The LAN layout as numbers, or null (with problems reported) when it is malformed. */
 interface Lan {
   wan: number;
+  /** Every WAN address (u32) to its uplink's name. */
+  wans: Map<number, string>;
   lan: number;
   net: Cidr;
   /** The network and broadcast addresses; null for /31 and /32, which have neither. */
@@ -441,6 +605,18 @@ function lanOf(out: Problems, n: NetworkLayout): Lan | null {
   if (!Number.isInteger(n.managementPort) || n.managementPort < 1 || n.managementPort > 65535) {
     out.own(network, "managementPort", `management port ${n.managementPort} is out of range`);
   }
+  const wans = new Map<number, string>();
+  for (const u of layoutOf(n)) {
+    for (const a of u.addresses) {
+      const x = parseIpv4(a);
+      if (x === null) {
+        out.own(network, "uplinks", `"${a}" of uplink "${u.name}" is not an IPv4 address`);
+      } else wans.set(x, u.name);
+    }
+  }
+  if (wans.size > MAX_WAN_ADDRESSES) {
+    out.own(network, "uplinks", `${wans.size} WAN addresses: at most ${MAX_WAN_ADDRESSES} in all`);
+  }
   if (wan === null || lan === null || net === null) return null;
   if (!cidrContains(net, lan)) {
     out.own(network, "lanAddress", `${n.lanAddress} is outside the LAN network ${formatCidr(net)}`);
@@ -451,6 +627,7 @@ function lanOf(out: Problems, n: NetworkLayout): Lan | null {
   const hostBits = net.prefix >= 31 ? 0 : (2 ** (32 - net.prefix)) - 1;
   return {
     wan,
+    wans,
     lan,
     net,
     netAddr: net.prefix >= 31 ? null : net.addr,
@@ -467,8 +644,14 @@ function addressProblems(out: Problems, c: ConfigCandidate, n: NetworkLayout, la
     if (a === null || privateAddressError(addr) !== null) continue; // the shape check's
     const why = (reason: string, clash: string) =>
       out.own(subject, "privateAddress", reason, clash);
-    if (a === lan.wan) {
+    const uplink = lan.wans.get(a);
+    if (a === lan.wan && lan.wans.size <= 1) {
       why(`private address ${addr} is the WAN address`, `WAN address ${n.wanAddress}`);
+    } else if (uplink !== undefined || a === lan.wan) {
+      why(
+        `private address ${addr} is a WAN address of uplink "${uplink ?? layoutOf(n)[0].name}"`,
+        `WAN address ${addr}`,
+      );
     } else if (a === lan.lan) {
       why(`private address ${addr} is the appliance's LAN address`, `LAN address ${n.lanAddress}`);
     } else if (a === lan.netAddr) {
@@ -481,16 +664,25 @@ function addressProblems(out: Problems, c: ConfigCandidate, n: NetworkLayout, la
   }
 }
 
-/** The management port (TCP) must not be a public TCP port of an enabled rule. */
+/**
+ * The management port (TCP) must not be a public TCP port of an enabled rule
+ * on a management uplink's address.
+ */
 function managementProblems(
   out: Problems,
   claims: Claim[],
-  owners: PortOwners,
+  layout: readonly UplinkLayout[],
   port: number,
 ): void {
-  const ci = owners.tcp[port] ?? -1;
-  if (ci < 0) return;
-  const c = claims[ci];
+  const mgmt = layout.filter((u) => u.management).map((u) => u.name);
+  for (const c of claims) {
+    if (!claimsPort(c, "tcp", port)) continue;
+    if (c.scope.uplink === ALL ? mgmt.length === 0 : !mgmt.includes(c.scope.uplink)) continue;
+    managementClash(out, c, port);
+  }
+}
+
+function managementClash(out: Problems, c: Claim, port: number): void {
   out.clash({
     subject: c.subject,
     field: c.field,
@@ -532,7 +724,6 @@ function knockPortProblems(
   out: Problems,
   users: readonly KnockClaim[],
   claims: Claim[],
-  owners: PortOwners,
   managementPort: number | null,
   managementFromWan: boolean,
 ): void {
@@ -559,23 +750,15 @@ function knockPortProblems(
       });
     } else firstPorts.set(f, index);
     const knocksWith = (proto: "tcp" | "udp") => u.transport === "any" || u.transport === proto;
+    const reported = new Set<Claim>();
     for (const proto of ["tcp", "udp"] as const) {
       if (!knocksWith(proto)) continue;
-      const ci = owners[proto][f];
-      if (ci < 0) continue;
-      const r = claims[ci];
-      out.clash({
-        subject,
-        field: "knock.firstPort",
-        reason: `first knock port ${f} is a public ${proto} port of rule "${r.subject.name}"`,
-        clash: `rule "${r.subject.name}" ${r.field} ${formatPortRange(r.ports)}`,
-      }, {
-        subject: r.subject,
-        field: r.field,
-        reason: `public ${proto} port ${f} is user "${u.name}"'s first knock port`,
-        clash: mine,
-      });
-      if (proto === "tcp" && claimsProto(r, "udp")) break; // one report per rule
+      // Knocks are watched on every WAN address: a rule on any of them clashes.
+      for (const r of claims) {
+        if (reported.has(r) || !claimsPort(r, proto, f)) continue;
+        reported.add(r); // one report per claim
+        knockClash(out, u, index, proto, r);
+      }
     }
     if (managementPort !== null && managementFromWan && knocksWith("tcp") && f === managementPort) {
       out.clash({
@@ -593,6 +776,28 @@ function knockPortProblems(
   });
 }
 
+/** Reports user `u`'s first knock port (a `proto` port) claimed by rule claim `r`. */
+function knockClash(
+  out: Problems,
+  u: KnockClaim,
+  index: number,
+  proto: "tcp" | "udp",
+  r: Claim,
+): void {
+  const f = u.firstPort;
+  out.clash({
+    subject: { kind: "user", index, name: u.name },
+    field: "knock.firstPort",
+    reason: `first knock port ${f} is a public ${proto} port of rule "${r.subject.name}"`,
+    clash: `rule "${r.subject.name}" ${r.field} ${formatPortRange(r.ports)}`,
+  }, {
+    subject: r.subject,
+    field: r.field,
+    reason: `public ${proto} port ${f} is user "${u.name}"'s first knock port`,
+    clash: `user "${u.name}" knock.firstPort ${f}`,
+  });
+}
+
 /**
  * Every problem of a candidate configuration: each rule's own shape (names,
  * protocols, ports, widths, addresses, users), names used twice, public
@@ -603,20 +808,26 @@ function knockPortProblems(
  * ports claimed twice. An empty array means the set is good.
  */
 export function validateConfig(c: ConfigCandidate): ConfigProblem[] {
+  return problemsOf(c, c.network ? layoutOf(c.network) : null);
+}
+
+/** `validateConfig` with the rules bound against `layout` (null: bindings not checked). */
+function problemsOf(c: ConfigCandidate, layout: readonly UplinkLayout[] | null): ConfigProblem[] {
   const out = new Problems();
   for (const { subject, rule } of ruleSubjects(c)) ruleShapeProblems(out, subject, rule);
   duplicateNameProblems(out, c);
+  if (layout !== null) bindingProblems(out, c, layout);
   const lan = c.network ? lanOf(out, c.network) : null;
   if (c.network && lan) addressProblems(out, c, c.network, lan);
   if (c.users) ruleUserProblems(out, c, c.users);
-  const claims = claimsOf(c);
-  const owners = overlapProblems(out, claims);
+  const claims = claimsOf(c, layout);
+  overlapProblems(out, claims, layout);
   const mgmt = c.network?.managementPort ?? null;
-  if (mgmt !== null && Number.isInteger(mgmt) && mgmt >= 1 && mgmt <= 65535) {
-    managementProblems(out, claims, owners, mgmt);
+  if (mgmt !== null && layout !== null && Number.isInteger(mgmt) && mgmt >= 1 && mgmt <= 65535) {
+    managementProblems(out, claims, layout, mgmt);
   }
   const fromWan = c.network?.managementWanAccess !== "never";
-  if (c.users) knockPortProblems(out, c.users, claims, owners, mgmt, fromWan);
+  if (c.users) knockPortProblems(out, c.users, claims, mgmt, fromWan);
   return out.list;
 }
 
@@ -647,14 +858,16 @@ export class RuleValidationError extends Error {
 
 /**
  * Every problem of a rule set alone (`validateConfig` without users and
- * network), each clash once, on the later rule. An empty array means the set
- * compiles.
+ * network), each clash once, on the later rule; with `uplinks`, the rules'
+ * bindings are checked against them. An empty array means the set compiles.
  */
 export function validateRules(
   forwards: readonly PortForwardRule[],
   openPorts: readonly OpenPortsRule[],
+  uplinks?: readonly UplinkAddresses[],
 ): RuleProblem[] {
-  return validateConfig({ forwards, openPorts }).flatMap((p) =>
+  const layout = uplinks?.map((u) => ({ ...u, addresses: [...u.addresses], management: false }));
+  return problemsOf({ forwards, openPorts }, layout ?? null).flatMap((p) =>
     p.subject.kind === "rule" && !p.mirror
       ? [{
         list: p.subject.list,
@@ -671,7 +884,8 @@ export function validateRules(
 export function assertValidRules(
   forwards: readonly PortForwardRule[],
   openPorts: readonly OpenPortsRule[],
+  uplinks?: readonly UplinkAddresses[],
 ): void {
-  const problems = validateRules(forwards, openPorts);
+  const problems = validateRules(forwards, openPorts, uplinks);
   if (problems.length > 0) throw new RuleValidationError(problems);
 }

@@ -458,3 +458,228 @@ Deno.test("validateConfig: several problems of one rule at once", () => {
     ["privateAddress", "users[1]", "publicPorts"],
   );
 });
+
+/** Two uplinks: isp-a (two addresses, management) and isp-b (one address). */
+const twoUplinks: NetworkLayout = {
+  ...network,
+  uplinks: [
+    { name: "isp-a", addresses: ["198.51.100.1", "198.51.100.2"], management: true },
+    { name: "isp-b", addresses: ["198.51.100.65"], management: false },
+  ],
+};
+
+Deno.test("validateConfig: bindings name an uplink that exists and one of its addresses", () => {
+  const forwards = [
+    fwd({ name: "ghost", uplink: "isp-c" }),
+    fwd({
+      name: "stray",
+      uplink: "isp-b",
+      wanAddress: "198.51.100.2",
+      publicPorts: { start: 1, end: 1 },
+    }),
+    fwd({ name: "loose", wanAddress: "198.51.100.2", publicPorts: { start: 2, end: 2 } }),
+    fwd({ name: "bad", uplink: "isp-a", wanAddress: "x", publicPorts: { start: 3, end: 3 } }),
+    fwd({
+      name: "good",
+      uplink: "isp-a",
+      wanAddress: "198.51.100.2",
+      publicPorts: { start: 4, end: 4 },
+    }),
+  ];
+  assert.deepEqual(
+    validateConfig({ forwards, openPorts: [], network: twoUplinks }).map((p) => [
+      subjectLabel(p.subject),
+      p.field,
+      p.message,
+      p.clash ?? "",
+    ]),
+    [
+      [
+        'rule "loose"',
+        "wanAddress",
+        'Cannot parse rule "loose": WAN address 198.51.100.2 needs its uplink named (uplink is "all")',
+        "",
+      ],
+      [
+        'rule "bad"',
+        "wanAddress",
+        'Cannot parse rule "bad": WAN address "x" is not "all" or an IPv4 address',
+        "",
+      ],
+      [
+        'rule "ghost"',
+        "uplink",
+        'rule "ghost": uplink "isp-c" does not exist (uplinks: isp-a, isp-b)',
+        "uplinks isp-a, isp-b",
+      ],
+      [
+        'rule "stray"',
+        "wanAddress",
+        'rule "stray": 198.51.100.2 is not an address of uplink "isp-b" (198.51.100.65)',
+        'uplink "isp-b" addresses 198.51.100.65',
+      ],
+    ],
+  );
+  // Without `uplinks` the layout is one uplink "wan" holding the WAN address.
+  assert.deepEqual(
+    validateConfig({
+      forwards: [fwd({ uplink: "wan", wanAddress: "198.51.100.1" })],
+      openPorts: [open({ uplink: "wan" })],
+      network,
+    }),
+    [],
+  );
+  // Open-ports rules are bound the same way.
+  assert.deepEqual(
+    validateConfig({ forwards: [], openPorts: [open({ uplink: "isp-c" })], network: twoUplinks })
+      .map((p) => [p.field, p.reason]),
+    [["uplink", 'uplink "isp-c" does not exist (uplinks: isp-a, isp-b)']],
+  );
+});
+
+Deno.test("validateConfig: overlap is per address, and the message names the addresses", () => {
+  const a = fwd({
+    name: "a",
+    uplink: "isp-a",
+    wanAddress: "198.51.100.2",
+    publicPorts: { start: 443, end: 443 },
+  });
+  const onB = fwd({ name: "on-b", uplink: "isp-b", publicPorts: { start: 443, end: 443 } });
+  const on1 = fwd({
+    name: "on-1",
+    uplink: "isp-a",
+    wanAddress: "198.51.100.1",
+    publicPorts: { start: 443, end: 443 },
+  });
+  // The same port on three addresses: no clash.
+  assert.deepEqual(
+    validateConfig({ forwards: [a, onB, on1], openPorts: [], network: twoUplinks }),
+    [],
+  );
+  const problems = (forwards: PortForwardRule[], openPorts: OpenPortsRule[] = []) =>
+    validateConfig({ forwards, openPorts, network: twoUplinks }).map((p) => [
+      p.field,
+      p.message,
+      p.mirror === true,
+    ]);
+  assert.deepEqual(problems([a, fwd({ name: "b", publicPorts: { start: 443, end: 443 } })]), [
+    ["publicPorts", 'rule "b" overlaps rule "a" on tcp port 443 at 198.51.100.2', false],
+    ["publicPorts", 'rule "a": overlaps rule "b" on tcp port 443 at 198.51.100.2', true],
+  ]);
+  assert.deepEqual(
+    problems([fwd({ name: "all-a", uplink: "isp-a", publicPorts: { start: 440, end: 450 } }), a])
+      .filter((p) => !p[2]),
+    [["publicPorts", 'rule "a" overlaps rule "all-a" on tcp port 443 at 198.51.100.2', false]],
+  );
+  assert.deepEqual(
+    problems([fwd({ name: "all-a", uplink: "isp-a", publicPorts: { start: 443, end: 443 } })], [
+      open({ ports: [{ protocol: "both", ports: { start: 440, end: 445 } }] }),
+    ]).filter((p) => !p[2]),
+    [[
+      "ports[0].ports",
+      'rule "mail" overlaps rule "all-a" on tcp port 443 at 198.51.100.1, 198.51.100.2',
+      false,
+    ]],
+  );
+  // Two rules on every address name none.
+  assert.deepEqual(problems([fwd(), fwd({ name: "b" })]).filter((p) => !p[2]), [
+    ["publicPorts", 'rule "b" overlaps rule "web" on tcp port 52201', false],
+  ]);
+  // A rule bound to what does not exist claims nothing (its own problem says why).
+  assert.deepEqual(
+    problems([fwd(), fwd({ name: "b", uplink: "isp-c" })]).map((p) => p[0]),
+    ["uplink"],
+  );
+  // Without the uplinks (rules alone) bindings are compared as written.
+  assert.deepEqual(messages([fwd({ uplink: "isp-a" }), fwd({ name: "b", uplink: "isp-b" })]), []);
+  assert.deepEqual(messages([fwd({ uplink: "isp-a" }), fwd({ name: "b" })]), [
+    'rule "b" overlaps rule "web" on tcp port 52201 on uplink isp-a',
+  ]);
+  assert.deepEqual(
+    messages([
+      fwd({ uplink: "isp-a", wanAddress: "198.51.100.1" }),
+      fwd({ name: "b", uplink: "isp-a", wanAddress: "198.51.100.2" }),
+      fwd({ name: "c", uplink: "isp-a" }),
+    ]),
+    [
+      'rule "c" overlaps rule "web" on tcp port 52201 at 198.51.100.1',
+      'rule "c" overlaps rule "b" on tcp port 52201 at 198.51.100.2',
+    ],
+  );
+});
+
+Deno.test("validateConfig: the management port clashes only on management uplinks' addresses", () => {
+  const at8443 = { publicPorts: { start: 8443, end: 8443 } };
+  const problems = (forwards: PortForwardRule[]) =>
+    validateConfig({ forwards, openPorts: [], network: twoUplinks })
+      .filter((p) => !p.mirror).map((p) => `${subjectLabel(p.subject)} ${p.field}: ${p.reason}`);
+  assert.deepEqual(problems([fwd({ ...at8443, uplink: "isp-b" })]), []);
+  assert.deepEqual(problems([fwd({ ...at8443, uplink: "isp-a", wanAddress: "198.51.100.2" })]), [
+    'rule "web" publicPorts: public tcp port 8443 is the management port',
+  ]);
+  assert.deepEqual(problems([fwd(at8443)]), [
+    'rule "web" publicPorts: public tcp port 8443 is the management port',
+  ]);
+  const noMgmt: NetworkLayout = {
+    ...twoUplinks,
+    uplinks: twoUplinks.uplinks!.map((u) => ({ ...u, management: false })),
+  };
+  assert.deepEqual(validateConfig({ forwards: [fwd(at8443)], openPorts: [], network: noMgmt }), []);
+});
+
+Deno.test("validateConfig: first knock ports clash with rules on any address", () => {
+  const onB = fwd({ name: "on-b", uplink: "isp-b", publicPorts: { start: 41001, end: 41001 } });
+  const onA = fwd({
+    name: "on-a",
+    uplink: "isp-a",
+    wanAddress: "198.51.100.2",
+    publicPorts: { start: 41001, end: 41001 },
+  });
+  assert.deepEqual(
+    validateConfig({
+      forwards: [onB, onA],
+      openPorts: [],
+      users: [user("alice", 41001)],
+      network: twoUplinks,
+    })
+      .filter((p) => !p.mirror).map((p) => p.reason),
+    [
+      'first knock port 41001 is a public tcp port of rule "on-b"',
+      'first knock port 41001 is a public tcp port of rule "on-a"',
+    ],
+  );
+});
+
+Deno.test("validateConfig: a private address may be no WAN address of any uplink", () => {
+  const forwards = [
+    fwd({ name: "p", privateAddress: "198.51.100.1" }),
+    fwd({ name: "q", privateAddress: "198.51.100.65", publicPorts: { start: 1, end: 1 } }),
+  ];
+  assert.deepEqual(
+    validateConfig({ forwards, openPorts: [], network: twoUplinks }).map((
+      p,
+    ) => [p.message, p.clash]),
+    [
+      [
+        'rule "p": private address 198.51.100.1 is a WAN address of uplink "isp-a"',
+        "WAN address 198.51.100.1",
+      ],
+      [
+        'rule "q": private address 198.51.100.65 is a WAN address of uplink "isp-b"',
+        "WAN address 198.51.100.65",
+      ],
+    ],
+  );
+  const many: NetworkLayout = {
+    ...network,
+    uplinks: [{
+      name: "block",
+      addresses: Array.from({ length: 65 }, (_, i) => `198.51.100.${i + 1}`),
+      management: true,
+    }],
+  };
+  assert.deepEqual(
+    validateConfig({ forwards: [], openPorts: [], network: many }).map((p) => [p.field, p.reason]),
+    [["uplinks", "65 WAN addresses: at most 64 in all"]],
+  );
+});

@@ -69,6 +69,7 @@ Deno.test("reopening after close: everything persists and secrets decrypt", asyn
         drift: -1,
         flows: 0,
         bytes: 0,
+        wanAddress: "198.51.100.1",
       });
       sessionId = (await first.sessions.createSession({
         user: "alice",

@@ -39,7 +39,17 @@ function validateUnlock(u: UnlockRecord): void {
 
 function pick(u: UnlockRecord): UnlockRecord {
   const { ip, user, unlockedAt, lastSeen, expiresAt, drift, flows, bytes } = u;
-  return { ip, user, unlockedAt, lastSeen, expiresAt, drift, flows, bytes };
+  return {
+    ip,
+    user,
+    unlockedAt,
+    lastSeen,
+    expiresAt,
+    drift,
+    flows,
+    bytes,
+    wanAddress: u.wanAddress ?? "",
+  };
 }
 
 /** Repository of the unlock snapshot. */
@@ -124,7 +134,7 @@ export class UnlockRepo {
 
 /** The data-plane events that change the unlock table (a subset of the log's events). */
 export type UnlockChange =
-  | { type: "knock-success"; time: number; ip: string; user: string; drift: number }
+  | { type: "knock-success"; time: number; ip: string; user: string; drift: number; wan?: string }
   | { type: "unlock-expired" | "unlock-revoked"; ip: string };
 
 /**
@@ -179,6 +189,7 @@ export class UnlockJournal {
           drift: c.drift,
           flows: 0,
           bytes: 0,
+          wanAddress: c.wan ?? "",
         });
       } else {
         await this.repo.removeUnlock(c.ip);

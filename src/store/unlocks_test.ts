@@ -4,7 +4,17 @@ import { ValidationError } from "./errors.ts";
 import type { UnlockRecord } from "./unlocks.ts";
 
 function unlock(ip: string, expiresAt = T0 + 3_600_000, user = "alice"): UnlockRecord {
-  return { ip, user, unlockedAt: T0, lastSeen: T0, expiresAt, drift: 0, flows: 1, bytes: 100 };
+  return {
+    ip,
+    user,
+    unlockedAt: T0,
+    lastSeen: T0,
+    expiresAt,
+    drift: 0,
+    flows: 1,
+    bytes: 100,
+    wanAddress: "198.51.100.1",
+  };
 }
 
 Deno.test("unlocks: save, list, remove; expired ones are filtered out", async () => {

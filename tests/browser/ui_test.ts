@@ -384,6 +384,7 @@ Deno.test({
           user: "bob",
           drift: 0,
           step: Math.floor(now / 30_000),
+          wan: "198.51.100.1",
         });
         const row = page.locator(`#unlocks tr[data-ip="${CLIENT_IP}"]`);
         await row.waitFor({ timeout: LIVE_TIMEOUT_MS });

@@ -66,6 +66,7 @@ export class FakeDatapath implements DatapathApi {
       drift: -1,
       flows: 2,
       bytes: 1536,
+      wanAddress: "198.51.100.1",
     });
   }
 }

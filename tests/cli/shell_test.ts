@@ -357,7 +357,13 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     await withWorld(async ({ api, io, sh }) => {
-      api.logger.record("knock-success", { ip: UNLOCKED_IP, user: "alice", drift: 0, step: 1 });
+      api.logger.record("knock-success", {
+        ip: UNLOCKED_IP,
+        user: "alice",
+        drift: 0,
+        step: 1,
+        wan: "198.51.100.1",
+      });
       const tail = await sh("log", "tail", "-n", "5");
       assert.equal(tail.code, 0, tail.err);
       assert.match(tail.out, /knock-success ip=203\.0\.113\.10 user=alice drift=0 step=1/);

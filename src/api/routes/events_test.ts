@@ -29,7 +29,13 @@ Deno.test("events: recent events, filtered by type, limited, after a seq", async
   await withApi(async (h) => {
     const viewer = await h.userClient("vic", "viewer");
     h.logger.record("knock-failure", { ip: "203.0.113.1", reason: "wrong-port" });
-    h.logger.record("knock-success", { ip: "203.0.113.2", user: "alice", drift: 0, step: 1 });
+    h.logger.record("knock-success", {
+      ip: "203.0.113.2",
+      user: "alice",
+      drift: 0,
+      step: 1,
+      wan: "198.51.100.1",
+    });
     h.logger.record("knock-failure", { ip: "203.0.113.3", reason: "window-expired" });
     const all = await viewer.json("GET", "/api/v1/events?limit=3");
     const events = all.body.events as EventJson[];
@@ -61,7 +67,13 @@ Deno.test("events: the stream delivers an event logged after connecting", async 
     try {
       assert.match(await readUntil(reader, (t) => t.includes("connected")), /: connected/);
       const seq = h.logger.lastSeq + 1;
-      h.logger.record("knock-success", { ip: "203.0.113.9", user: "alice", drift: -1, step: 7 });
+      h.logger.record("knock-success", {
+        ip: "203.0.113.9",
+        user: "alice",
+        drift: -1,
+        step: 7,
+        wan: "198.51.100.1",
+      });
       const text = await readUntil(reader, (t) => t.includes("\n\n"));
       assert.match(text, new RegExp(`^event: knock-success\ndata: .*\nid: ${seq}\n\n`));
       const data = JSON.parse(/data: (.*)/.exec(text)![1]);
@@ -79,7 +91,13 @@ Deno.test("events: the stream resumes after Last-Event-ID and filters by type", 
     const viewer = await h.userClient("vic", "viewer");
     const first = h.logger.lastSeq;
     h.logger.record("knock-failure", { ip: "203.0.113.1", reason: "wrong-port" });
-    h.logger.record("knock-success", { ip: "203.0.113.2", user: "alice", drift: 0, step: 1 });
+    h.logger.record("knock-success", {
+      ip: "203.0.113.2",
+      user: "alice",
+      drift: 0,
+      step: 1,
+      wan: "198.51.100.1",
+    });
     h.logger.record("knock-failure", { ip: "203.0.113.3", reason: "wrong-port" });
     const res = await viewer.request("GET", "/api/v1/events/stream?type=knock-failure", {
       headers: { "last-event-id": String(first) },
@@ -105,7 +123,13 @@ Deno.test("events: the stream needs a principal", async () => {
 Deno.test("events: a flood of failures leaves the last success; ?class= lists one class", async () => {
   await withApi(async (h) => {
     const viewer = await h.userClient("vic", "viewer");
-    h.logger.record("knock-success", { ip: "203.0.113.2", user: "alice", drift: 0, step: 1 });
+    h.logger.record("knock-success", {
+      ip: "203.0.113.2",
+      user: "alice",
+      drift: 0,
+      step: 1,
+      wan: "198.51.100.1",
+    });
     for (let i = 0; i < 5000; i++) {
       h.logger.record("knock-failure", { ip: `198.18.${i >> 8}.${i & 255}`, reason: "wrong-port" });
     }
@@ -130,7 +154,13 @@ Deno.test("events: the stream filters by class", async () => {
     const viewer = await h.userClient("vic", "viewer");
     const first = h.logger.lastSeq;
     h.logger.record("knock-failure", { ip: "203.0.113.1", reason: "wrong-port" });
-    h.logger.record("knock-success", { ip: "203.0.113.2", user: "alice", drift: 0, step: 1 });
+    h.logger.record("knock-success", {
+      ip: "203.0.113.2",
+      user: "alice",
+      drift: 0,
+      step: 1,
+      wan: "198.51.100.1",
+    });
     h.logger.record("knock-penalty", { ip: "203.0.113.3", until: 1 });
     const res = await viewer.request("GET", "/api/v1/events/stream?class=access", {
       headers: { "last-event-id": String(first) },
