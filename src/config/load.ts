@@ -6,7 +6,7 @@
  */
 
 import type { z } from "zod";
-import { validateConfig } from "../nat/rule_validate.ts";
+import { MAX_WAN_ADDRESSES, validateConfig } from "../nat/rule_validate.ts";
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
 import { joinPath, JsoncSyntaxError, parseJsonc } from "./parse_jsonc.ts";
 import { type ConfigOutput, configSchema, issueMessage, KNOCK_ALIASES } from "./schema.ts";
@@ -292,6 +292,10 @@ function uplinks(c: ConfigOutput, lanNet: Cidr, report: Reporter): UplinkConfig[
       table,
     });
   });
+  const total = out.reduce((n, u) => n + u.addresses.length, 0);
+  if (total > MAX_WAN_ADDRESSES) {
+    report.add("wan", `${total} WAN addresses in all; at most ${MAX_WAN_ADDRESSES}`);
+  }
   return out;
 }
 

@@ -430,3 +430,16 @@ Deno.test("uplinks that clash or point nowhere are refused, each at its line", (
     assert.deepEqual(found, [`${FILE}:${line}: ${want}`], `${from} -> ${to}`);
   }
 });
+
+Deno.test("more than 64 WAN addresses in all are refused at wan", () => {
+  const addrs = (base: number) =>
+    Array.from({ length: 40 }, (_, i) => `"198.51.100.${base + i}/24"`).join(", ");
+  const text = `{
+  "wan": [
+    { "name": "a", "interface": "wan0", "addresses": [${addrs(1)}] },
+    { "name": "b", "interface": "wan1", "addresses": [${addrs(101)}] }
+  ],
+  "lan": { "interface": "lan0", "address": "192.0.2.1", "network": "192.0.2.0/24" }
+}`;
+  assert.deepEqual(problems(text), [`${FILE}:2: wan: 80 WAN addresses in all; at most 64`]);
+});
