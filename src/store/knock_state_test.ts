@@ -75,12 +75,24 @@ Deno.test("unlock journal: each new unlock saved as its event arrives, each end 
     await journal.apply(events(
       { type: "knock-success", time: T0, ip: "203.0.113.7", user: "alice", drift: 0, step: 1 },
       { type: "knock-failure", ip: "203.0.113.8" },
-      { type: "knock-success", time: T0, ip: "203.0.113.9", user: "bob", drift: 1, step: 1 },
+      {
+        type: "knock-success",
+        time: T0,
+        ip: "203.0.113.9",
+        user: "bob",
+        wan: "198.51.100.65",
+        drift: 1,
+        step: 1,
+      },
     ));
-    assert.deepEqual((await unlocks.listUnlocks()).map((u) => [u.ip, u.expiresAt]), [
-      ["203.0.113.7", T0 + 3_600_000],
-      ["203.0.113.9", T0 + 3_600_000],
-    ]);
+    // The WAN address the knock arrived on is kept; an event without one (of before) saves "".
+    assert.deepEqual(
+      (await unlocks.listUnlocks()).map((u) => [u.ip, u.wanAddress, u.expiresAt]),
+      [
+        ["203.0.113.7", "", T0 + 3_600_000],
+        ["203.0.113.9", "198.51.100.65", T0 + 3_600_000],
+      ],
+    );
     await journal.apply(events({ type: "unlock-revoked", ip: "203.0.113.7" }));
     assert.deepEqual((await unlocks.listUnlocks()).map((u) => u.ip), ["203.0.113.9"]);
   });
