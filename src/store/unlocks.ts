@@ -41,7 +41,9 @@ function validateUnlock(u: UnlockRecord): void {
   if (u.wanAddress !== undefined && u.wanAddress !== "" && !isDottedQuad(u.wanAddress)) {
     throw new ValidationError(
       "wanAddress",
-      `Cannot save unlock of ${u.ip}: WAN address ${JSON.stringify(u.wanAddress)} is not a dotted quad`,
+      `Cannot save unlock of ${u.ip}: WAN address ${
+        JSON.stringify(u.wanAddress)
+      } is not a dotted quad`,
     );
   }
   for (const f of ["unlockedAt", "lastSeen", "expiresAt", "drift", "flows", "bytes"] as const) {
