@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import type { Config } from "../src/config/types.ts";
 import { type Harness, twoUplinkConfig, twoUplinkStatus, withApi } from "../src/api/_test_util.ts";
 import { createUi, safeNext } from "./mod.ts";
 
 /** Runs `fn` with the UI mounted on the API app of a fresh harness. */
-function withUi(fn: (h: Harness) => Promise<void>, config?: Config): Promise<void> {
+function withUi(
+  fn: (h: Harness) => Promise<void>,
+  config?: Parameters<typeof withApi>[2],
+): Promise<void> {
   return withApi(
     async (h) => {
       const { store, datapath, logger, clock, config } = h;
