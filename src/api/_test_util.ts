@@ -158,13 +158,13 @@ export class FakeDatapath implements DatapathApi {
     const u = {
       ip,
       user,
-      wanAddress,
       unlockedAt: at,
       lastSeen: at,
       expiresAt: at + 3600_000,
       drift: 0,
       flows: 1,
       bytes: 100,
+      wanAddress,
     };
     this.unlockTable.set(ip, u);
     return u;

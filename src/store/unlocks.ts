@@ -55,8 +55,17 @@ function validateUnlock(u: UnlockRecord): void {
 
 function pick(u: UnlockRecord): SavedUnlock {
   const { ip, user, unlockedAt, lastSeen, expiresAt, drift, flows, bytes } = u;
-  const wanAddress = u.wanAddress ?? "";
-  return { ip, user, wanAddress, unlockedAt, lastSeen, expiresAt, drift, flows, bytes };
+  return {
+    ip,
+    user,
+    unlockedAt,
+    lastSeen,
+    expiresAt,
+    drift,
+    flows,
+    bytes,
+    wanAddress: u.wanAddress ?? "",
+  };
 }
 
 /** Repository of the unlock snapshot. */
@@ -141,15 +150,7 @@ export class UnlockRepo {
 
 /** The data-plane events that change the unlock table (a subset of the log's events). */
 export type UnlockChange =
-  | {
-    type: "knock-success";
-    time: number;
-    ip: string;
-    user: string;
-    drift: number;
-    /** The WAN address the knock arrived on (absent from events of before). */
-    wan?: string;
-  }
+  | { type: "knock-success"; time: number; ip: string; user: string; drift: number; wan?: string }
   | { type: "unlock-expired" | "unlock-revoked"; ip: string };
 
 /**
@@ -198,13 +199,13 @@ export class UnlockJournal {
         await this.repo.saveUnlock({
           ip: c.ip,
           user: c.user,
-          wanAddress: c.wan ?? "",
           unlockedAt: c.time,
           lastSeen: c.time,
           expiresAt: c.time + this.idleTimeoutMs(),
           drift: c.drift,
           flows: 0,
           bytes: 0,
+          wanAddress: c.wan ?? "",
         });
       } else {
         await this.repo.removeUnlock(c.ip);

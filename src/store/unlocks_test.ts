@@ -4,17 +4,16 @@ import { ValidationError } from "./errors.ts";
 import type { UnlockRecord } from "./unlocks.ts";
 
 function unlock(ip: string, expiresAt = T0 + 3_600_000, user = "alice"): UnlockRecord {
-  const wanAddress = "198.51.100.2";
   return {
     ip,
     user,
-    wanAddress,
     unlockedAt: T0,
     lastSeen: T0,
     expiresAt,
     drift: 0,
     flows: 1,
     bytes: 100,
+    wanAddress: "198.51.100.1",
   };
 }
 

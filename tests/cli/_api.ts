@@ -30,7 +30,7 @@ export const UNLOCKED_IP = "203.0.113.10";
 /** An in-memory data plane: one unlock, a flow, conntrack figures, uplink health. */
 export class FakeDatapath implements DatapathApi {
   readonly counters: Float64Array = newCounters(false);
-  readonly unlockTable = new Map<string, UnlockRecord>();
+  readonly unlockTable = new Map<string, UnlockRecord & { wanAddress?: string }>();
   flowTable: FlowRecord[] = [];
   /** What the `uplinks` query answers; null: it fails. */
   uplinkTable: UplinkStatus[] | null = null;
@@ -69,20 +69,19 @@ export class FakeDatapath implements DatapathApi {
   ruleIds(): Promise<RuleIdName[]> {
     return Promise.resolve([]);
   }
-  /** Adds an unlock as a knock on `wanAddress` would. */
-  unlock(ip: string, user: string, at: number, wanAddress = "198.51.100.1"): void {
-    const u = {
+  /** Adds an unlock as a knock would. */
+  unlock(ip: string, user: string, at: number): void {
+    this.unlockTable.set(ip, {
       ip,
       user,
-      wanAddress,
       unlockedAt: at,
       lastSeen: at + 5_000,
       expiresAt: at + 3_600_000,
       drift: -1,
       flows: 2,
       bytes: 1536,
-    };
-    this.unlockTable.set(ip, u);
+      wanAddress: "198.51.100.1",
+    });
   }
 }
 
