@@ -229,13 +229,14 @@ export function eventMatches(e, query) {
  */
 
 /**
- * @typedef {{ ip: string, user: string, unlockedAt: number, lastSeen: number,
- *   expiresAt: number, drift: number, flows: number, bytes: number }} UnlockView
+ * @typedef {{ ip: string, user: string, wanAddress: string, unlockedAt: number,
+ *   lastSeen: number, expiresAt: number, drift: number, flows: number, bytes: number }} UnlockView
  */
 
 /** Column labels of the unlocked-IP table (without the action column). */
 export const UNLOCK_HEADERS = [
   "IP",
+  "WAN address",
   "User",
   "Since",
   "Last seen",
@@ -257,6 +258,12 @@ export function unlockCells(u, now) {
     : `Knocked with the code ${Math.abs(u.drift)} step(s) ${u.drift < 0 ? "behind" : "ahead"}`;
   return [
     { label: "IP", text: u.ip, cls: "mono" },
+    {
+      label: "WAN address",
+      text: u.wanAddress === "" ? "-" : u.wanAddress,
+      cls: "mono",
+      title: "The WAN address the knock arrived on; the unlock opens rules on every uplink",
+    },
     { label: "User", text: u.user },
     { label: "Since", text: formatTime(u.unlockedAt) },
     { label: "Last seen", text: formatAgo(u.lastSeen, now), title: formatTime(u.lastSeen) },
@@ -404,6 +411,17 @@ export function summaryItems(s) {
  */
 export function formatPortList(entries) {
   return entries.map((e) => `${e.protocol} ${formatPortRange(e.ports)}`).join(", ");
+}
+
+/**
+ * The WAN address a rule listens on, as the rule tables show it: `all`,
+ * `isp-a` (every address of that uplink) or `isp-a 198.51.100.2`.
+ * @param {{ uplink: string, wanAddress: string }} r
+ * @returns {string}
+ */
+export function formatWan(r) {
+  if (r.uplink === "all") return "all";
+  return r.wanAddress === "all" ? r.uplink : `${r.uplink} ${r.wanAddress}`;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   formatIn,
   formatPortList,
   formatTime,
+  formatWan,
   parsePortList,
   parsePortRange,
   unlockCells,
@@ -95,6 +96,7 @@ Deno.test("format: table cells of unlocks and flows", () => {
   const cells = unlockCells({
     ip: "203.0.113.10",
     user: "alice",
+    wanAddress: "198.51.100.65",
     unlockedAt: now - 60_000,
     lastSeen: now - 5_000,
     expiresAt: now + 3_595_000,
@@ -104,6 +106,7 @@ Deno.test("format: table cells of unlocks and flows", () => {
   }, now);
   assert.deepEqual(cells.map((c) => c.text), [
     "203.0.113.10",
+    "198.51.100.65",
     "alice",
     "2026-01-01 00:59:00 UTC",
     "5 s ago",
@@ -135,4 +138,10 @@ Deno.test("format: table cells of unlocks and flows", () => {
     "198.51.100.1:52203",
     "192.0.2.12:7",
   ]);
+});
+
+Deno.test("format: a rule's WAN binding", () => {
+  assert.equal(formatWan({ uplink: "all", wanAddress: "all" }), "all");
+  assert.equal(formatWan({ uplink: "isp-a", wanAddress: "all" }), "isp-a");
+  assert.equal(formatWan({ uplink: "isp-a", wanAddress: "198.51.100.2" }), "isp-a 198.51.100.2");
 });

@@ -67,6 +67,9 @@ export function ruleBody(kind: "forwards" | "open-ports", v: Values): Parsed {
     users: [...(v.get("users") ?? [])],
   };
   if (body.name === "") problems.push({ field: "name", message: "Enter a name" });
+  // The WAN pickers; a form without them (an older page) leaves the binding to the API's default.
+  if (v.has("uplink")) body.uplink = text(v, "uplink");
+  if (v.has("uplink") || v.has("wanAddress")) body.wanAddress = text(v, "wanAddress") || "all";
   if (kind === "forwards") {
     body.protocol = text(v, "protocol");
     const pub = parsePortRange(text(v, "publicPorts"));

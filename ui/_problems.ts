@@ -83,6 +83,10 @@ const RULES: [RegExp, (m: RegExpExecArray) => string][] = [
     (m) => `Choose one of ${m[1].replaceAll('"', "").split("|").join(", ")}`,
   ],
   [/^Invalid input$/, () => "This value is not valid"],
+  [
+    /^WAN address "([^"]*)" is not "all" or an IPv4 address$/,
+    (m) => `"${m[1]}" is not an IPv4 address; choose one of the uplink's addresses or All`,
+  ],
 ];
 
 /**
@@ -91,7 +95,9 @@ const RULES: [RegExp, (m: RegExpExecArray) => string][] = [
  * their labels.
  */
 export function plainWords(message: string, labels: ReadonlyMap<string, string>): string {
-  let text = message.replace(/^Cannot save [^:]+: /, "").replace(/^Invalid request body: /, "")
+  // The field path after "Invalid request body:" goes too: the message sits beside that field.
+  let text = message.replace(/^Cannot save [^:]+: /, "")
+    .replace(/^Invalid request body: (?:[A-Za-z][\w.[\]]*: )?/, "")
     .replace(/(\w)\[(\d+)\]/g, "$1.$2"); // the API's `collectors[1].host` is the form's `collectors.1.host`
   for (const [re, say] of RULES) {
     const m = re.exec(text);
@@ -113,6 +119,8 @@ export function plainWords(message: string, labels: ReadonlyMap<string, string>)
 /**
  * The error slot for `field` among `slots`, trying ever shorter paths
  * (`ports[0].ports.start` -> `ports.0.ports` -> `ports.0` -> `ports`); null when none.
+ * A path in the configuration's terms (`forwards[0].uplink`, `openPorts[2].wanAddress`)
+ * is the rule form's field after its list.
  */
 export function slotFor(field: string, slots: ReadonlyMap<string, string>): string | null {
   const parts = field.replace(/\[(\d+)\]/g, ".$1").split(".");
@@ -121,7 +129,8 @@ export function slotFor(field: string, slots: ReadonlyMap<string, string>): stri
     if (slots.has(name)) return name;
     parts.pop();
   }
-  return null;
+  const inList = /^(?:forwards|openPorts)\[\d+\]\.(.+)$/.exec(field);
+  return inList === null ? null : slotFor(inList[1], slots);
 }
 
 /**

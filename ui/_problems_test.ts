@@ -77,3 +77,26 @@ Deno.test("problems: error slots are read from rendered HTML", () => {
     'data-label="First knock port" hidden=""></p><p data-error-for="x&amp;y"></p>';
   assert.deepEqual([...slotsOf(html)], [["knock.firstPort", "First knock port"], ["x&y", "x&y"]]);
 });
+
+Deno.test("problems: the WAN binding's problems land on the WAN pickers", () => {
+  const slots = new Map([["uplink", "WAN interface"], ["wanAddress", "WAN IP"], ["name", "Name"]]);
+  assert.equal(slotFor("uplink", slots), "uplink");
+  // In the configuration's terms, as validateConfig names them.
+  assert.equal(slotFor("forwards[0].uplink", slots), "uplink");
+  assert.equal(slotFor("openPorts[3].wanAddress", slots), "wanAddress");
+  const state = placeProblems([
+    {
+      field: "wanAddress",
+      message: 'Invalid request body: WAN address "x" is not "all" or an IPv4 address',
+    },
+    {
+      field: "forwards[0].uplink",
+      message: 'Cannot save rule "ssh": uplink "isp-c" is not configured',
+    },
+  ], slots);
+  assert.deepEqual(state.errors.get("wanAddress"), [
+    '"x" is not an IPv4 address; choose one of the uplink\'s addresses or All',
+  ]);
+  assert.deepEqual(state.errors.get("uplink"), ['Uplink "isp-c" is not configured']);
+  assert.equal(state.alert, "Please correct the 2 fields marked below.");
+});

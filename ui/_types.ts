@@ -8,6 +8,7 @@ import type {
   SettingsSchema,
   StatusSchema,
   UnlockSchema,
+  UplinkSchema,
   UserSchema,
 } from "../src/api/schemas.ts";
 import type { AuthContext } from "../src/api/types.ts";
@@ -24,6 +25,8 @@ export type Settings = z.infer<typeof SettingsSchema>;
 export type Status = z.infer<typeof StatusSchema>;
 /** One unlocked IP. */
 export type Unlock = z.infer<typeof UnlockSchema>;
+/** A WAN uplink with its health. */
+export type Uplink = z.infer<typeof UplinkSchema>;
 /** One tracked flow. */
 export type Flow = z.infer<typeof FlowSchema>;
 /** One appliance event. */

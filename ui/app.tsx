@@ -47,6 +47,7 @@ import {
   type Settings,
   type Status,
   type Unlock,
+  type Uplink,
   type User,
   type Viewer,
 } from "./_types.ts";
@@ -54,7 +55,14 @@ import { FormContext, Layout, type NavKey } from "./components.tsx";
 import { Dashboard, DASHBOARD_FLOWS } from "./pages/dashboard.tsx";
 import { EVENTS_SHOWN, EventsPage, EventsTable } from "./pages/events.tsx";
 import { LoginForm, LoginPage } from "./pages/login.tsx";
-import { ForwardForm, OpenPortsForm, RulesList, type RuleUser } from "./pages/rules.tsx";
+import {
+  ForwardForm,
+  OpenPortsForm,
+  RulesList,
+  type RuleUplink,
+  ruleUplinks,
+  type RuleUser,
+} from "./pages/rules.tsx";
 import { MAX_COLLECTORS, SettingsForm, SettingsPage } from "./pages/settings.tsx";
 import { TlsForm, type TlsView } from "./pages/tls.tsx";
 import { type TokenInfo, TokensSection } from "./pages/tokens.tsx";
@@ -263,12 +271,19 @@ function render(c: Context, p: PageContext, title: string, nav: NavKey, body: Ch
 // --- Dashboard ----------------------------------------------------------------
 
 async function dashboardData(p: PageContext) {
-  const [status, unlocks, flows] = await Promise.all([
+  const [status, unlocks, flows, uplinks] = await Promise.all([
     p.api.must<Status>("/api/v1/status"),
     p.api.must<{ unlocks: Unlock[] }>("/api/v1/status/unlocks"),
     p.api.must<{ flows: Flow[] }>(`/api/v1/status/flows?limit=${DASHBOARD_FLOWS}`),
+    p.api.must<{ uplinks: Uplink[] }>("/api/v1/uplinks"),
   ]);
-  return { status, unlocks: unlocks.unlocks, flows: flows.flows, canRevoke: canOperate(p.viewer) };
+  return {
+    status,
+    unlocks: unlocks.unlocks,
+    flows: flows.flows,
+    uplinks: uplinks.uplinks,
+    canRevoke: canOperate(p.viewer),
+  };
 }
 
 async function dashboard(c: Context, p: PageContext): Promise<Response> {
@@ -462,22 +477,32 @@ function ruleApiPath(kind: RuleKind, name: string): string {
   return `/api/v1/rules/${kind}/${encodeURIComponent(name)}`;
 }
 
-function ruleFormOf(kind: RuleKind, users: RuleUser[], rule?: Forward | OpenPorts) {
+/** The uplinks a rule may be bound to. */
+async function uplinksOf(p: PageContext): Promise<RuleUplink[]> {
+  return ruleUplinks((await p.api.must<{ uplinks: Uplink[] }>("/api/v1/uplinks")).uplinks);
+}
+
+function ruleFormOf(
+  kind: RuleKind,
+  users: RuleUser[],
+  uplinks: RuleUplink[],
+  rule?: Forward | OpenPorts,
+) {
   return kind === "forwards"
-    ? <ForwardForm users={users} rule={rule as Forward | undefined} />
-    : <OpenPortsForm users={users} rule={rule as OpenPorts | undefined} />;
+    ? <ForwardForm users={users} uplinks={uplinks} rule={rule as Forward | undefined} />
+    : <OpenPortsForm users={users} uplinks={uplinks} rule={rule as OpenPorts | undefined} />;
 }
 
 function ruleForm(editing: boolean): PageRender {
   return async (c, p) => {
     const kind = ruleKind(c);
     if (kind === null) throw new PageError(404, "No such kind of rule.");
-    const users = await ruleUsers(p);
+    const [users, uplinks] = await Promise.all([ruleUsers(p), uplinksOf(p)]);
     const noun = kind === "forwards" ? "port forward" : "open-ports rule";
-    if (!editing) return render(c, p, `Add ${noun}`, "rules", ruleFormOf(kind, users));
+    if (!editing) return render(c, p, `Add ${noun}`, "rules", ruleFormOf(kind, users, uplinks));
     const name = c.req.param("name") ?? "";
     const rule = await p.api.must<Forward | OpenPorts>(ruleApiPath(kind, name));
-    return render(c, p, `Edit ${noun} ${name}`, "rules", ruleFormOf(kind, users, rule));
+    return render(c, p, `Edit ${noun} ${name}`, "rules", ruleFormOf(kind, users, uplinks, rule));
   };
 }
 
@@ -486,12 +511,12 @@ function ruleSave(editing: boolean): PageRender {
     const kind = ruleKind(c);
     if (kind === null) throw new PageError(404, "No such kind of rule.");
     const values = await posted(c);
-    const users = await ruleUsers(p);
+    const [users, uplinks] = await Promise.all([ruleUsers(p), uplinksOf(p)]);
     const name = c.req.param("name") ?? "";
     const rule = editing
       ? await p.api.must<Forward | OpenPorts>(ruleApiPath(kind, name))
       : undefined;
-    const form = () => ruleFormOf(kind, users, rule);
+    const form = () => ruleFormOf(kind, users, uplinks, rule);
     const { body, problems } = ruleBody(kind, values);
     if (problems.length > 0) return formAnswer(c, form, problems, values);
     const r = rule === undefined

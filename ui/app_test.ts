@@ -1,15 +1,22 @@
 import assert from "node:assert/strict";
-import { type Harness, withApi } from "../src/api/_test_util.ts";
+import { type Harness, twoUplinkConfig, twoUplinkStatus, withApi } from "../src/api/_test_util.ts";
 import { createUi, safeNext } from "./mod.ts";
 
 /** Runs `fn` with the UI mounted on the API app of a fresh harness. */
-function withUi(fn: (h: Harness) => Promise<void>): Promise<void> {
-  return withApi(async (h) => {
-    const { store, datapath, logger, clock, config } = h;
-    // Before any request: Hono builds its matcher on the first one.
-    h.app.route("/", createUi({ store, datapath, logger, clock, config }, { api: h.app }));
-    await fn(h);
-  });
+function withUi(
+  fn: (h: Harness) => Promise<void>,
+  config?: Parameters<typeof withApi>[2],
+): Promise<void> {
+  return withApi(
+    async (h) => {
+      const { store, datapath, logger, clock, config } = h;
+      // Before any request: Hono builds its matcher on the first one.
+      h.app.route("/", createUi({ store, datapath, logger, clock, config }, { api: h.app }));
+      await fn(h);
+    },
+    {},
+    config,
+  );
 }
 
 async function page(client: Awaited<ReturnType<Harness["login"]>>, path: string) {
@@ -492,4 +499,68 @@ Deno.test("ui: settings show the HTTPS fingerprint; an administrator installs a 
     assert.match(ok.html, /served from the next start/);
     assert.equal(await Deno.readTextFile(h.tls.paths.cert), a.cert);
   });
+});
+
+Deno.test("ui: two uplinks: WAN pickers, the WAN column, uplinks and WAN addresses shown", async () => {
+  await withUi(async (h) => {
+    h.datapath.uplinkTable = twoUplinkStatus();
+    h.datapath.unlock("203.0.113.10", "alice", h.clock.now(), "198.51.100.65");
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+
+    const form = await page(admin, "/rules/forwards/new");
+    assert.match(
+      form.html,
+      /<select id="rule-uplink" name="uplink"[^>]*data-kg-narrows="#rule-wan-address"/,
+    );
+    assert.match(form.html, /<option value="isp-a"\s*>isp-a \(wan0\)<\/option>/);
+    assert.match(form.html, /<option value="isp-b"\s*>isp-b \(wan1\)<\/option>/);
+    assert.match(form.html, /<option value="198\.51\.100\.2"\s+data-kg-group="isp-a">/);
+    assert.match(form.html, /<option value="198\.51\.100\.65"\s+data-kg-group="isp-b">/);
+    assert.match(form.html, /<label for="rule-wan-address">WAN IP<\/label>/);
+
+    const saved = await post(admin, "/rules/forwards/new", [
+      ["name", "ssh-a"],
+      ["enabled", "on"],
+      ["uplink", "isp-a"],
+      ["wanAddress", "198.51.100.2"],
+      ["protocol", "tcp"],
+      ["publicPorts", "52230"],
+      ["privateAddress", "192.0.2.12"],
+      ["privatePorts", "22"],
+    ]);
+    assert.equal(saved.status, 200, saved.html);
+    const rule = await h.store.rules.getRule("ssh-a");
+    assert.deepEqual([rule.rule.uplink, rule.rule.wanAddress], ["isp-a", "198.51.100.2"]);
+    const edit = await page(admin, "/rules/forwards/ssh-a/edit");
+    assert.match(edit.html, /<option value="isp-a" selected>/);
+    assert.match(edit.html, /<option value="198\.51\.100\.2" selected data-kg-group="isp-a">/);
+
+    const bad = await post(admin, "/rules/forwards/new", [
+      ["name", "bad"],
+      ["uplink", "isp-a"],
+      ["wanAddress", "wan0"],
+      ["protocol", "tcp"],
+      ["publicPorts", "52231"],
+      ["privateAddress", "192.0.2.12"],
+    ]);
+    assert.equal(bad.status, 400);
+    assert.match(slotText(bad.html, "wanAddress"), /wan0&quot; is not an IPv4 address; choose/);
+
+    const list = await page(admin, "/rules");
+    assert.match(list.html, /<td data-label="WAN" class="mono">isp-a 198\.51\.100\.2<\/td>/);
+    assert.match(list.html, /<tr data-rule="web">.*?<td data-label="WAN" class="mono">all<\/td>/);
+
+    const dash = await page(admin, "/");
+    assert.match(dash.html, /<tr data-uplink="isp-a">.*?>Down<.*?Choice 2/);
+    assert.match(dash.html, /<tr data-uplink="isp-b">.*?>Up<.*?In use/);
+    assert.match(dash.html, /198\.51\.100\.1\/26, 198\.51\.100\.2\/26/);
+    assert.match(dash.html, /<td data-label="WAN address" class="mono"[^>]*>198\.51\.100\.65</);
+    assert.match(dash.html, /on every\s+uplink/);
+
+    const settings = await page(admin, "/settings");
+    assert.match(
+      settings.html,
+      /Uplink isp-b<\/dt><dd>wan1: 198\.51\.100\.65\/26 via 198\.51\.100\.126/,
+    );
+  }, twoUplinkConfig());
 });

@@ -220,11 +220,22 @@ export interface Choice {
   label: string;
   /** In a check group: checking it switches the other boxes off (e.g. "All rules"). */
   exclusive?: boolean;
+  /**
+   * In a select another one narrows: the value of that select this choice
+   * belongs to (offered only while it is chosen); none: always offered.
+   */
+  group?: string;
 }
 
 /** A labelled select. */
 export const SelectField: FC<
-  FieldProps & { choices: Choice[]; value?: string; disabled?: boolean }
+  FieldProps & {
+    choices: Choice[];
+    value?: string;
+    disabled?: boolean;
+    /** The select (a selector) whose choices this one's value narrows to its group (kg.js). */
+    narrows?: string;
+  }
 > = (p) => {
   const state = useContext(FormContext);
   const value = posted(state, p.field) ?? p.value;
@@ -236,9 +247,16 @@ export const SelectField: FC<
         disabled={p.disabled}
         aria-describedby={describedBy(p.id, p.hint)}
         aria-invalid={invalid(state, p.field)}
+        data-kg-narrows={p.narrows}
       >
         {p.choices.map((c) => (
-          <option value={c.value} selected={c.value === value}>{c.label}</option>
+          c.group === undefined
+            ? <option value={c.value} selected={c.value === value}>{c.label}</option>
+            : (
+              <option value={c.value} selected={c.value === value} data-kg-group={c.group}>
+                {c.label}
+              </option>
+            )
         ))}
       </select>
     </Field>

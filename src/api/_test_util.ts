@@ -6,7 +6,8 @@
 import { loadOrCreateTls } from "../host/tls.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { ManualClock } from "../clock.ts";
-import { defaultConfig } from "../config/defaults.ts";
+import { DEFAULT_CONFIG_INPUT, defaultConfig } from "../config/defaults.ts";
+import { parseConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import type { DatapathApi } from "../datapath/control.ts";
 import { newCounters } from "../datapath/counters.ts";
@@ -16,6 +17,7 @@ import type {
   KnockUser,
   RuleIdName,
   UnlockRecord,
+  UplinkStatus,
 } from "../datapath/messages.ts";
 import { totpCode } from "../knock/totp.ts";
 import { Logger } from "../log/logger.ts";
@@ -30,6 +32,64 @@ import type { AppEnv, ChangeKind, TlsState } from "./types.ts";
 
 /** 2026-01-01T00:00:00Z. */
 export const T0 = Date.UTC(2026, 0, 1);
+
+/**
+ * The default configuration with two uplinks: `isp-a` (wan0, 198.51.100.1
+ * and .2 in a /26, the management uplink) and `isp-b` (wan1, 198.51.100.65),
+ * masquerade preferring isp-b.
+ */
+export function twoUplinkConfig(): Config {
+  return parseConfig(
+    JSON.stringify({
+      ...DEFAULT_CONFIG_INPUT,
+      wan: [
+        {
+          name: "isp-a",
+          interface: "wan0",
+          addresses: ["198.51.100.1/26", "198.51.100.2/26"],
+          gateway: "198.51.100.62",
+        },
+        {
+          name: "isp-b",
+          interface: "wan1",
+          addresses: ["198.51.100.65/26"],
+          gateway: "198.51.100.126",
+        },
+      ],
+      masquerade: { uplinks: ["isp-b", "isp-a"] },
+      management: { ...DEFAULT_CONFIG_INPUT.management, uplinks: ["isp-a"] },
+    }),
+    "<two-uplink test config>",
+  );
+}
+
+/** The health the fake data plane reports for `twoUplinkConfig`: isp-a down, isp-b masquerading. */
+export function twoUplinkStatus(): UplinkStatus[] {
+  return [
+    {
+      name: "isp-a",
+      up: false,
+      probing: true,
+      target: "198.51.100.62",
+      sent: 12,
+      received: 9,
+      lastRttMs: null,
+      changedAt: T0 + 5_000,
+      masquerade: false,
+    },
+    {
+      name: "isp-b",
+      up: true,
+      probing: true,
+      target: "198.51.100.126",
+      sent: 12,
+      received: 12,
+      lastRttMs: 0.4,
+      changedAt: 0,
+      masquerade: true,
+    },
+  ];
+}
 
 /** An in-memory `DatapathApi` recording what it was told. */
 export class FakeDatapath implements DatapathApi {
@@ -46,6 +106,14 @@ export class FakeDatapath implements DatapathApi {
   ruleIdTable: RuleIdName[] = [];
   /** Number of set* calls, for "was it synced" checks. */
   pushes = 0;
+  /** What the `uplinks` query answers; null: the query fails (a data plane that cannot tell). */
+  uplinkTable: UplinkStatus[] | null = null;
+
+  /** The uplinks' health. */
+  uplinks(): Promise<UplinkStatus[]> {
+    if (this.uplinkTable === null) return Promise.reject(new Error("no uplinks query"));
+    return Promise.resolve(structuredClone(this.uplinkTable));
+  }
 
   /** Records the rule set. */
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
@@ -85,8 +153,8 @@ export class FakeDatapath implements DatapathApi {
   ruleIds(): Promise<RuleIdName[]> {
     return Promise.resolve(structuredClone(this.ruleIdTable));
   }
-  /** Adds an unlock as a knock would. */
-  unlock(ip: string, user: string, at: number): UnlockRecord {
+  /** Adds an unlock as a knock on `wanAddress` would. */
+  unlock(ip: string, user: string, at: number, wanAddress = "198.51.100.1"): UnlockRecord {
     const u = {
       ip,
       user,
@@ -96,7 +164,7 @@ export class FakeDatapath implements DatapathApi {
       drift: 0,
       flows: 1,
       bytes: 100,
-      wanAddress: "198.51.100.1",
+      wanAddress,
     };
     this.unlockTable.set(ip, u);
     return u;
@@ -185,10 +253,11 @@ export interface Harness {
 export async function withApi(
   fn: (h: Harness) => Promise<void>,
   options: AppOptions = {},
+  /** The configuration file's contents; default `defaultConfig()`. */
+  config: Config = defaultConfig(),
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kgt-api-" });
   const clock = new ManualClock(T0);
-  const config = defaultConfig();
   const store = await openStore(`${dir}/store.kv`, { clock, network: networkLayout(config) });
   try {
     const datapath = new FakeDatapath();

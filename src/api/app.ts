@@ -20,6 +20,7 @@ import { rulesRouter } from "./routes/rules.ts";
 import { settingsRouter } from "./routes/settings.ts";
 import { statusRouter } from "./routes/status.ts";
 import { tlsRouter } from "./routes/tls.ts";
+import { uplinksRouter } from "./routes/uplinks.ts";
 import { usersRouter } from "./routes/users.ts";
 import { securityHeaders } from "./security.ts";
 import { SignInFailures } from "./sign_in_failures.ts";
@@ -77,6 +78,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): OpenAPIHono<
   app.route(API_BASE, rulesRouter(deps));
   app.route(API_BASE, settingsRouter(deps));
   app.route(API_BASE, statusRouter(deps, clock, startedAt));
+  app.route(API_BASE, uplinksRouter(deps));
   app.route(API_BASE, eventsRouter(deps));
   app.route(API_BASE, auditRouter(deps));
   app.route(API_BASE, healthRouter(clock));

@@ -16,13 +16,14 @@ import {
   RULE_BASE,
   Stat,
 } from "../datapath/counters.ts";
-import type { RuleIdName } from "../datapath/messages.ts";
+import type { RuleIdName, UplinkStatus } from "../datapath/messages.ts";
 import type { ClockHealth } from "../host/clock_health.ts";
 import { ANY_ROLE, requireRole } from "./auth.ts";
 import { errors, newRouter, SIGNED_IN } from "./_router.ts";
 import type { SignInFailures } from "./sign_in_failures.ts";
 import { APPLIANCE_VERSION } from "./version.ts";
 import type { ApiDeps, AppEnv } from "./types.ts";
+import { uplinkStatuses } from "./uplinks.ts";
 
 /** Content type of the text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -41,6 +42,8 @@ export interface MetricsInput {
   host?: Record<string, number>;
   /** true/false when known; null or absent when the clock's state cannot be told. */
   clockSynchronised?: boolean | null;
+  /** The uplinks' health; omitted when the data plane cannot tell. */
+  uplinks?: UplinkStatus[] | null;
   /** Labels of `knockgate_build_info`. */
   build?: { version: string; deno: string; commit?: string };
 }
@@ -222,6 +225,40 @@ function label(name: string, value: string): string {
   return `{${name}="${escapeLabel(value)}"}`;
 }
 
+/** Health of each uplink: up, its probes, and the one masquerade uses. */
+function uplinkFamilies(out: string[], uplinks: readonly UplinkStatus[]): void {
+  const each = (value: (u: UplinkStatus) => number): Sample[] =>
+    uplinks.map((u) => [label("uplink", u.name), value(u)]);
+  family(
+    out,
+    "uplink_up",
+    "gauge",
+    "1 while the uplink's gateway answers its health probe (always 1 without a probe), else 0",
+    each((u) => u.up ? 1 : 0),
+  );
+  family(
+    out,
+    "uplink_probes_sent_total",
+    "counter",
+    "ICMP echo requests the health probe sent to the uplink's gateway",
+    each((u) => u.sent),
+  );
+  family(
+    out,
+    "uplink_probes_received_total",
+    "counter",
+    "ICMP echo replies the health probe received from the uplink's gateway",
+    each((u) => u.received),
+  );
+  family(
+    out,
+    "masquerade_uplink",
+    "gauge",
+    "1 for the uplink whose primary address masquerade from the LAN uses now, else 0",
+    each((u) => u.masquerade ? 1 : 0),
+  );
+}
+
 /** The metrics page. */
 export function renderMetrics(m: MetricsInput): string {
   const out: string[] = [];
@@ -302,6 +339,7 @@ export function renderMetrics(m: MetricsInput): string {
       rules.map((r) => [label("rule", r.name), c[RULE_BASE + 2 * r.id + 1]]),
     );
   }
+  if (m.uplinks) uplinkFamilies(out, m.uplinks);
   for (const [k, v] of Object.entries(m.conntrack)) {
     const [name, type, help] = CONNTRACK[k] ??
       [`conntrack_${snakeCase(k)}_total`, "counter", `Connection tracking: ${k}`];
@@ -361,12 +399,13 @@ export interface MetricsSources {
 export function metricsRouter(deps: ApiDeps, src: MetricsSources): OpenAPIHono<AppEnv> {
   const app = newRouter();
   app.openapi(metrics, async (c) => {
-    const [unlocks, conntrack, rules, host, clock] = await Promise.all([
+    const [unlocks, conntrack, rules, host, clock, uplinks] = await Promise.all([
       deps.datapath.unlocks(),
       deps.datapath.conntrack(),
       deps.datapath.ruleIds(),
       deps.hostCounters?.().catch(() => undefined),
       src.clock?.(),
+      uplinkStatuses(deps.datapath),
     ]);
     const body = renderMetrics({
       counters: deps.datapath.counters,
@@ -375,6 +414,7 @@ export function metricsRouter(deps: ApiDeps, src: MetricsSources): OpenAPIHono<A
       rules,
       signInFailures: src.signInFailures?.entries(),
       host,
+      uplinks,
       clockSynchronised: clock?.synchronised,
       build: { version: APPLIANCE_VERSION, deno: Deno.version.deno },
       uptimeSec: Math.max(0, Math.floor((deps.clock.now() - src.startedAt) / 1000)),

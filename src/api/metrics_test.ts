@@ -10,7 +10,7 @@ import {
   Stat,
 } from "../datapath/counters.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
-import { withApi } from "./_test_util.ts";
+import { twoUplinkConfig, twoUplinkStatus, withApi } from "./_test_util.ts";
 import { APPLIANCE_VERSION } from "./version.ts";
 
 /** Every sample line must be `name{labels} value` and every family typed before use. */
@@ -75,6 +75,28 @@ Deno.test("metrics: served at /metrics to any signed-in role", async () => {
     assert.match(text, /^knockgate_unlocked_ips 1$/m);
     assert.equal((await h.anon.json("GET", "/metrics")).status, 401);
   });
+});
+
+Deno.test("metrics: each uplink's health, probes and the masquerade in use", async () => {
+  await withApi(
+    async (h) => {
+      const viewer = await h.userClient("vic", "viewer");
+      // A data plane that cannot tell: no uplink families.
+      const none = await (await viewer.request("GET", "/metrics")).text();
+      assert.doesNotMatch(none, /knockgate_uplink_/);
+      h.datapath.uplinkTable = twoUplinkStatus();
+      const text = await (await viewer.request("GET", "/metrics")).text();
+      assertExposition(text);
+      assert.match(text, /^knockgate_uplink_up\{uplink="isp-a"\} 0$/m);
+      assert.match(text, /^knockgate_uplink_up\{uplink="isp-b"\} 1$/m);
+      assert.match(text, /^knockgate_uplink_probes_sent_total\{uplink="isp-a"\} 12$/m);
+      assert.match(text, /^knockgate_uplink_probes_received_total\{uplink="isp-a"\} 9$/m);
+      assert.match(text, /^knockgate_masquerade_uplink\{uplink="isp-a"\} 0$/m);
+      assert.match(text, /^knockgate_masquerade_uplink\{uplink="isp-b"\} 1$/m);
+    },
+    {},
+    twoUplinkConfig(),
+  );
 });
 
 Deno.test("metrics: build info, knock, sign-in, per-rule, host and clock families", () => {
@@ -154,28 +176,33 @@ Deno.test({
   name: "metrics: promtool check metrics passes on the running API's /metrics",
   ignore: promtool() === null,
   fn: async () => {
-    await withApi(async (h) => {
-      const scraper = await h.userClient("prom", "viewer");
-      await h.anon.json("POST", "/api/v1/auth/login", {
-        body: { username: h.admin.name, password: "wrong", code: "000000" },
-      });
-      h.datapath.ruleIdTable = [{ id: 0, name: "web" }, { id: 1, name: 'odd "name"' }];
-      h.datapath.unlock("203.0.113.10", "alice", h.clock.now());
-      const res = await scraper.request("GET", "/metrics");
-      assert.equal(res.status, 200);
-      const child = new Deno.Command(promtool()!, {
-        args: ["check", "metrics"],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(await res.text()));
-      await w.close();
-      const r = await child.output();
-      const said = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
-      assert.equal(r.code, 0, said);
-      assert.equal(said.trim(), "", `promtool has remarks:\n${said}`);
-    });
+    await withApi(
+      async (h) => {
+        const scraper = await h.userClient("prom", "viewer");
+        await h.anon.json("POST", "/api/v1/auth/login", {
+          body: { username: h.admin.name, password: "wrong", code: "000000" },
+        });
+        h.datapath.ruleIdTable = [{ id: 0, name: "web" }, { id: 1, name: 'odd "name"' }];
+        h.datapath.uplinkTable = twoUplinkStatus();
+        h.datapath.unlock("203.0.113.10", "alice", h.clock.now());
+        const res = await scraper.request("GET", "/metrics");
+        assert.equal(res.status, 200);
+        const child = new Deno.Command(promtool()!, {
+          args: ["check", "metrics"],
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const w = child.stdin.getWriter();
+        await w.write(new TextEncoder().encode(await res.text()));
+        await w.close();
+        const r = await child.output();
+        const said = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+        assert.equal(r.code, 0, said);
+        assert.equal(said.trim(), "", `promtool has remarks:\n${said}`);
+      },
+      {},
+      twoUplinkConfig(),
+    );
   },
 });

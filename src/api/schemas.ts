@@ -169,12 +169,41 @@ const protocol = z.enum(["tcp", "udp", "both"]);
 const ipv4 = () =>
   z.ipv4({ error: (iss) => `private address ${JSON.stringify(iss.input)} is not an IPv4 address` });
 const ruleName = z.string().openapi({ example: "web" });
+const ALL = "all";
+/** `"all"` or an uplink name (which one exists is the store's check, 409/422 naming `uplink`). */
+const uplinkField = z.string().min(1).max(32).openapi({
+  description: 'The WAN uplink (configuration `wan[].name`) the rule listens on, or "all"',
+  example: "isp-a",
+});
+/** `"all"` or a dotted quad (which addresses the uplink has is the store's check). */
+const quad = z.ipv4();
+const wanAddressField = z.string().refine((v) => v === ALL || quad.safeParse(v).success, {
+  error: (iss) => `WAN address ${JSON.stringify(iss.input)} is not "all" or an IPv4 address`,
+})
+  .openapi({
+    description: 'One of the uplink\'s addresses, or "all" (every address of the uplink, or of ' +
+      'every uplink when `uplink` is "all"; a specific address needs a specific uplink)',
+    example: "198.51.100.2",
+  });
+/** The WAN binding of a rule body: both default to "all". */
+const wanBindingInput = {
+  uplink: uplinkField.default(ALL),
+  wanAddress: wanAddressField.default(ALL),
+};
+/** The WAN binding of a stored rule, always present. */
+const wanBinding = {
+  uplink: z.string().openapi({ description: 'The uplink the rule listens on, or "all"' }),
+  wanAddress: z.string().openapi({
+    description: 'The WAN address the rule listens on, or "all"',
+  }),
+};
 const ruleUsers = z.array(z.string().min(1).max(64)).max(256)
   .openapi({ description: "When non-empty, only these users' unlocks admit" });
 
 /** Body of a port-forward create or replace. */
 export const ForwardInputSchema = z.strictObject({
   name: ruleName,
+  ...wanBindingInput,
   enabled: z.boolean().default(true),
   protocol: protocol.default("tcp"),
   publicPorts: PortRangeSchema,
@@ -193,6 +222,7 @@ const ruleMeta = {
 /** A stored port forward. */
 export const ForwardSchema = z.object({
   name: z.string(),
+  ...wanBinding,
   enabled: z.boolean(),
   protocol,
   publicPorts: PortRangeSchema,
@@ -208,6 +238,7 @@ const openPortEntry = z.strictObject({ protocol: protocol.default("tcp"), ports:
 /** Body of an open-ports create or replace. */
 export const OpenPortsInputSchema = z.strictObject({
   name: ruleName,
+  ...wanBindingInput,
   enabled: z.boolean().default(true),
   privateAddress: ipv4().openapi({ example: "192.0.2.25" }),
   ports: z.array(openPortEntry).min(1).max(64),
@@ -218,6 +249,7 @@ export const OpenPortsInputSchema = z.strictObject({
 /** A stored open-ports rule. */
 export const OpenPortsSchema = z.object({
   name: z.string(),
+  ...wanBinding,
   enabled: z.boolean(),
   privateAddress: z.string(),
   ports: z.array(z.object({ protocol, ports: PortRangeSchema })),
@@ -257,7 +289,13 @@ export const SettingsSchema = z.object({
   }),
   limits: z.object(limits),
   network: z.object({
-    wanAddress: z.string(),
+    wanAddress: z.string().openapi({ description: "The primary WAN address" }),
+    uplinks: z.array(z.object({
+      name: z.string(),
+      interface: z.string(),
+      addresses: z.array(z.string()).openapi({ example: ["198.51.100.1/26"] }),
+      gateway: z.string().nullable(),
+    })).openapi({ description: "The WAN uplinks, in configuration order" }),
     lanAddress: z.string(),
     lanNetwork: z.string(),
     managementPort: z.number().int(),
@@ -300,6 +338,11 @@ export const ClockHealthSchema = z.object({
 export const UnlockSchema = z.object({
   ip: z.string(),
   user: z.string(),
+  wanAddress: z.string().openapi({
+    description: "The WAN address the knock arrived on (empty for unlocks of before); the " +
+      "unlock admits to knock-enforced rules on every uplink",
+    example: "198.51.100.65",
+  }),
   unlockedAt: z.number(),
   lastSeen: z.number(),
   expiresAt: z.number(),
@@ -307,6 +350,36 @@ export const UnlockSchema = z.object({
   flows: z.number(),
   bytes: z.number(),
 }).openapi("Unlock");
+
+/** An uplink's health as the data plane reports it. */
+export const UplinkStatusSchema = z.object({
+  name: z.string(),
+  up: z.boolean(),
+  probing: z.boolean().openapi({ description: "A gateway probe watches it (false: always up)" }),
+  target: z.string().nullable(),
+  sent: z.number().int(),
+  received: z.number().int(),
+  lastRttMs: z.number().nullable(),
+  changedAt: z.number().openapi({ description: "When `up` last changed, ms epoch; 0 never" }),
+  masquerade: z.boolean().openapi({ description: "Masquerade from the LAN uses it now" }),
+}).openapi("UplinkStatus");
+
+/** A configured uplink with its health. */
+export const UplinkSchema = z.object({
+  name: z.string().openapi({ example: "isp-a" }),
+  interface: z.string().openapi({ example: "wan0" }),
+  addresses: z.array(z.string()).openapi({ example: ["198.51.100.1/26", "198.51.100.2/26"] }),
+  gateway: z.string().nullable(),
+  management: z.boolean().openapi({
+    description: "The management port answers (after a knock) on its addresses",
+  }),
+  masqueradeOrder: z.number().int().nullable().openapi({
+    description: "Its index in the masquerade preference list; null when masquerade never uses it",
+  }),
+  status: UplinkStatusSchema.nullable().openapi({
+    description: "null when the data plane cannot tell",
+  }),
+}).openapi("Uplink");
 
 /** One tracked flow. */
 export const FlowSchema = z.object({

@@ -10,11 +10,16 @@ import {
 } from "./backup.ts";
 import { openStore, storeFiles } from "./kv_store.ts";
 import type { Store } from "./mod.ts";
+import type { RuleInput } from "./rules.ts";
 import { loadKey } from "./secret_box.ts";
 import { T0 } from "./_test_util.ts";
 
 const NETWORK: NetworkLayout = {
   wanAddress: "198.51.100.1",
+  uplinks: [
+    { name: "isp-a", addresses: ["198.51.100.1", "198.51.100.2"], management: true },
+    { name: "isp-b", addresses: ["198.51.100.65"], management: false },
+  ],
   lanAddress: "192.0.2.1",
   lanNetwork: "192.0.2.0/24",
   managementPort: 8443,
@@ -44,6 +49,8 @@ async function populate(store: Store): Promise<void> {
     kind: "forward",
     rule: {
       name: "web",
+      uplink: "isp-a",
+      wanAddress: "198.51.100.2",
       enabled: true,
       protocol: "tcp",
       publicPorts: { start: 52201, end: 52201 },
@@ -124,6 +131,11 @@ Deno.test("backup: export, wipe the KV file, import: the same users, rules and s
       const r = await importBackup(restored, doc, { network: NETWORK });
       assert.deepEqual(r, { users: 2, rules: 2, resealed: false });
       assert.deepEqual(await contents(restored), before);
+      // The WAN binding travels with the rule; the rule without one is bound to every address.
+      assert.deepEqual(
+        doc.rules.map((x: RuleInput) => [x.rule.name, x.rule.uplink, x.rule.wanAddress]),
+        [["mail", "all", "all"], ["web", "isp-a", "198.51.100.2"]],
+      );
       assert.ok(await restored.users.verifyUserPassword("alice", PASSWORD));
       assert.deepEqual(await restored.users.knockProfiles(), [
         { user: "alice", firstPort: 41001, length: 3, transport: "any" },

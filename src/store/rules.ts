@@ -36,8 +36,23 @@ function ruleKey(name: string): Deno.KvKey {
   return [...BY_NAME, name];
 }
 
+/** "all": every uplink, or every address of the rule's uplink. */
+export const ALL_UPLINKS = "all";
+
+/**
+ * `input` with its WAN binding spelled out: records written before rules had
+ * `uplink` and `wanAddress` (and bodies without them) are bound to every
+ * address of every uplink.
+ */
+export function withWanBinding<T extends RuleInput>(input: T): T {
+  const rule = { ...input.rule };
+  rule.uplink = rule.uplink ?? ALL_UPLINKS;
+  rule.wanAddress = rule.wanAddress ?? ALL_UPLINKS;
+  return { ...input, rule };
+}
+
 function copyInput(input: RuleInput): RuleInput {
-  return structuredClone({ kind: input.kind, rule: input.rule }) as RuleInput;
+  return withWanBinding(structuredClone({ kind: input.kind, rule: input.rule }) as RuleInput);
 }
 
 /** Repository of rules. */
@@ -56,7 +71,9 @@ export class RuleRepo {
   /** Every rule, by name. */
   async listRules(): Promise<RuleRecord[]> {
     const out: RuleRecord[] = [];
-    for await (const e of this.kv.list<RuleRecord>({ prefix: BY_NAME })) out.push(e.value);
+    for await (const e of this.kv.list<RuleRecord>({ prefix: BY_NAME })) {
+      out.push(withWanBinding(e.value));
+    }
     return out;
   }
 
@@ -64,7 +81,7 @@ export class RuleRepo {
   async getRule(name: string): Promise<RuleRecord> {
     const r = (await this.kv.get<RuleRecord>(ruleKey(name))).value;
     if (r === null) throw new NotFoundError("rule", name);
-    return r;
+    return withWanBinding(r);
   }
 
   /** A counter bumped by every rule write; cheap change detection for readers. */

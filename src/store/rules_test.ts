@@ -173,3 +173,22 @@ Deno.test("rules: malformed rules are refused with the field named", async () =>
     ]);
   });
 });
+
+Deno.test("rules: uplink and wanAddress are kept; records and bodies without them read as all", async () => {
+  await withStore(async ({ rules, kv }) => {
+    const bound = forward("web", 443, 443, { uplink: "isp-a", wanAddress: "198.51.100.2" });
+    await rules.createRule(bound, "root");
+    const plain = await rules.createRule(forward("ssh", 22), "root");
+    assert.deepEqual([plain.rule.uplink, plain.rule.wanAddress], ["all", "all"]);
+    // A record written before rules had the fields.
+    const old = open("mail", [{ protocol: "tcp", ports: { start: 25, end: 25 } }]);
+    await kv.set(["rules", "byName", "mail"], { ...old, createdAt: 1, updatedAt: 1, version: 1 });
+    const got = await rules.getRule("web");
+    assert.deepEqual([got.rule.uplink, got.rule.wanAddress], ["isp-a", "198.51.100.2"]);
+    assert.deepEqual(
+      (await rules.listRules()).map((r) => [r.rule.name, r.rule.uplink, r.rule.wanAddress]),
+      [["mail", "all", "all"], ["ssh", "all", "all"], ["web", "isp-a", "198.51.100.2"]],
+    );
+    assert.deepEqual((await rules.getRule("mail")).rule.wanAddress, "all");
+  });
+});

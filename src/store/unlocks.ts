@@ -11,9 +11,17 @@ import { RETRY, withRetry } from "./_retry.ts";
 import { isDottedQuad } from "./_validate.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 
-/** One unlocked source IP (times in ms since the epoch), as the knock engine reports it. */
-export type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
-import type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
+import type { UnlockInfo } from "../knock/unlock_table.ts";
+
+/**
+ * One unlocked source IP (times in ms since the epoch), as the knock engine
+ * reports it, with the WAN address its knock arrived on (absent or "" in
+ * records saved before there were several).
+ */
+export type UnlockRecord = Omit<UnlockInfo, "wanAddress"> & { wanAddress?: string };
+
+/** An unlock as the repository reads it back: `wanAddress` always present. */
+export type SavedUnlock = UnlockRecord & { wanAddress: string };
 
 const GEN_KEY: Deno.KvKey = ["unlocks", "gen"];
 const ENTRIES: Deno.KvKey = ["unlocks", "entries"];
@@ -30,6 +38,14 @@ function validateUnlock(u: UnlockRecord): void {
       `Cannot save unlock: ${JSON.stringify(u.ip)} is not a dotted quad`,
     );
   }
+  if (u.wanAddress !== undefined && u.wanAddress !== "" && !isDottedQuad(u.wanAddress)) {
+    throw new ValidationError(
+      "wanAddress",
+      `Cannot save unlock of ${u.ip}: WAN address ${
+        JSON.stringify(u.wanAddress)
+      } is not a dotted quad`,
+    );
+  }
   for (const f of ["unlockedAt", "lastSeen", "expiresAt", "drift", "flows", "bytes"] as const) {
     if (!Number.isFinite(u[f])) {
       throw new ValidationError(f, `Cannot save unlock of ${u.ip}: ${f} is not a number`);
@@ -37,7 +53,7 @@ function validateUnlock(u: UnlockRecord): void {
   }
 }
 
-function pick(u: UnlockRecord): UnlockRecord {
+function pick(u: UnlockRecord): SavedUnlock {
   const { ip, user, unlockedAt, lastSeen, expiresAt, drift, flows, bytes } = u;
   return {
     ip,
@@ -69,12 +85,12 @@ export class UnlockRepo {
   }
 
   /** The unlocks whose `expiresAt` is still ahead. */
-  async listUnlocks(): Promise<UnlockRecord[]> {
+  async listUnlocks(): Promise<SavedUnlock[]> {
     const gen = (await this.kv.get<number>(GEN_KEY)).value ?? 0;
     const now = this.clock.now();
-    const out: UnlockRecord[] = [];
+    const out: SavedUnlock[] = [];
     for await (const e of this.kv.list<UnlockRecord>({ prefix: [...ENTRIES, gen] })) {
-      if (e.value.expiresAt > now) out.push(e.value);
+      if (e.value.expiresAt > now) out.push(pick(e.value));
     }
     return out;
   }

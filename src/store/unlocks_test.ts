@@ -61,3 +61,19 @@ Deno.test("unlocks: leftovers of a crashed replaceAll are ignored and cleaned", 
     assert.deepEqual((await unlocks.listUnlocks()).map((u) => u.ip), ["203.0.113.2"]);
   });
 });
+
+Deno.test("unlocks: the WAN address is kept; a record saved before it existed reads as empty", async () => {
+  await withStore(async ({ unlocks, kv }) => {
+    await unlocks.saveUnlock({ ...unlock("203.0.113.5"), wanAddress: "198.51.100.65" });
+    const { wanAddress: _, ...old } = unlock("203.0.113.6");
+    await kv.set(["unlocks", "entries", 0, old.ip], old);
+    assert.deepEqual(
+      (await unlocks.listUnlocks()).map((u) => [u.ip, u.wanAddress]),
+      [["203.0.113.5", "198.51.100.65"], ["203.0.113.6", ""]],
+    );
+    await assert.rejects(
+      unlocks.saveUnlock({ ...unlock("203.0.113.7"), wanAddress: "wan0" }),
+      (e) => e instanceof ValidationError && e.field === "wanAddress",
+    );
+  });
+});

@@ -6,12 +6,18 @@
  */
 import { type Clock, ManualClock, systemClock } from "../../src/clock.ts";
 import { createApp } from "../../src/api/app.ts";
-import { type BootstrapAdmin, bootstrapStore } from "../../src/api/bootstrap.ts";
+import { type BootstrapAdmin, bootstrapStore, networkLayout } from "../../src/api/bootstrap.ts";
 import { syncDatapath } from "../../src/api/sync.ts";
 import { defaultConfig } from "../../src/config/defaults.ts";
 import type { DatapathApi } from "../../src/datapath/control.ts";
 import { newCounters } from "../../src/datapath/counters.ts";
-import type { FlowRecord, RuleIdName, UnlockRecord } from "../../src/datapath/messages.ts";
+import type {
+  FlowRecord,
+  RuleIdName,
+  UnlockRecord,
+  UplinkStatus,
+} from "../../src/datapath/messages.ts";
+import type { Config } from "../../src/config/types.ts";
 import { totpCode } from "../../src/knock/totp.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { openStore } from "../../src/store/kv_store.ts";
@@ -21,11 +27,19 @@ import { ApiClient } from "../../src/cli/shell/api_client.ts";
 /** The unlock the fake data plane reports. */
 export const UNLOCKED_IP = "203.0.113.10";
 
-/** An in-memory data plane: one unlock, a flow, conntrack figures. */
+/** An in-memory data plane: one unlock, a flow, conntrack figures, uplink health. */
 export class FakeDatapath implements DatapathApi {
   readonly counters: Float64Array = newCounters(false);
-  readonly unlockTable = new Map<string, UnlockRecord>();
+  readonly unlockTable = new Map<string, UnlockRecord & { wanAddress?: string }>();
   flowTable: FlowRecord[] = [];
+  /** What the `uplinks` query answers; null: it fails. */
+  uplinkTable: UplinkStatus[] | null = null;
+
+  /** The uplinks' health. */
+  uplinks(): Promise<UplinkStatus[]> {
+    if (this.uplinkTable === null) return Promise.reject(new Error("no uplinks query"));
+    return Promise.resolve(structuredClone(this.uplinkTable));
+  }
 
   /** Ignored: the fake forwards nothing. */
   setRules(): void {}
@@ -87,12 +101,17 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** Starts the API; `manual` uses a clock that moves only a step per `code()`. */
-export async function startApi(opts: { manual?: boolean } = {}): Promise<TestApi> {
+/**
+ * Starts the API; `manual` uses a clock that moves only a step per `code()`;
+ * `config` is the configuration file's contents (default `defaultConfig()`).
+ */
+export async function startApi(
+  opts: { manual?: boolean; config?: Config } = {},
+): Promise<TestApi> {
   const dir = await Deno.makeTempDir({ prefix: "kgt-shell-" });
   const clock = opts.manual ? new ManualClock(Date.UTC(2026, 0, 1)) : systemClock;
-  const store = await openStore(`${dir}/store.kv`, { clock });
-  const config = defaultConfig();
+  const config = opts.config ?? defaultConfig();
+  const store = await openStore(`${dir}/store.kv`, { clock, network: networkLayout(config) });
   const admin = (await bootstrapStore(store, config))!;
   const datapath = new FakeDatapath();
   await syncDatapath(store, datapath, config);

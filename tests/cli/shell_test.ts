@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type {
   Forward,
+  OpenPorts,
   Settings,
   Unlock,
   User,
@@ -14,6 +15,8 @@ import type {
 } from "../../src/cli/shell/api_types.ts";
 import { formatAgo, formatTime, formatUntil } from "../../src/cli/shell/format.ts";
 import { totpCode } from "../../src/knock/totp.ts";
+import { twoUplinkConfig, twoUplinkStatus } from "../../src/api/_test_util.ts";
+import type { Config } from "../../src/config/types.ts";
 import { startApi, type TestApi, UNLOCKED_IP } from "./_api.ts";
 import { type Run, shell, shellJson, type TestIo, testIo } from "./_io.ts";
 
@@ -31,8 +34,8 @@ interface World {
   sh(...args: string[]): Promise<Run>;
 }
 
-async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
-  const api = await startApi({ manual: true });
+async function withWorld(fn: (w: World) => Promise<void>, config?: Config): Promise<void> {
+  const api = await startApi({ manual: true, config });
   const dir = await Deno.makeTempDir({ prefix: "kgt-shell-home-" });
   try {
     const env = { XDG_CONFIG_HOME: dir, HOME: dir, KNOCKGATE_URL: api.url };
@@ -122,11 +125,13 @@ Deno.test("shell: exec portknock lists the unlocked IP as a table and as JSON", 
   await withWorld(async ({ api, sh }) => {
     const r = await sh("exec", "portknock");
     assert.equal(r.code, 0, r.err);
-    for (const h of ["IP", "User", "Since", "Last seen", "Expires", "Drift", "Flows", "Bytes"]) {
+    const heads = ["IP", "WAN address", "User", "Since", "Last seen", "Expires", "Drift", "Flows"];
+    for (const h of [...heads, "Bytes"]) {
       assert.ok(r.out.includes(h), `header ${h} in\n${r.out}`);
     }
     const row = r.out.split("\n").find((l) => l.includes(UNLOCKED_IP))!;
-    assert.match(row, /│ alice +│/);
+    // The WAN address the knock arrived on, then the user.
+    assert.match(row, /│ 198\.51\.100\.1 +│ alice +│/);
     const now = api.clock.now();
     const u = api.datapath.unlockTable.get(UNLOCKED_IP)!;
     assert.ok(row.includes(formatTime(u.unlockedAt)), row);
@@ -137,6 +142,7 @@ Deno.test("shell: exec portknock lists the unlocked IP as a table and as JSON", 
     assert.equal(body.unlocks.length, 1);
     assert.equal(body.unlocks[0].ip, UNLOCKED_IP);
     assert.equal(body.unlocks[0].user, "alice");
+    assert.equal(body.unlocks[0].wanAddress, "198.51.100.1");
     // unlock list is the same list.
     assert.ok((await sh("unlock", "list")).out.includes(UNLOCKED_IP));
   });
@@ -260,7 +266,7 @@ Deno.test("shell: rules add-forward, add-open, disable, enable, delete", async (
     assert.equal(add.code, 0, add.err);
     assert.match(
       add.out,
-      /│ ssh +│ forward +│ yes +│ tcp 2222 +│ 192\.0\.2\.12:22 +│ yes +│ alice/,
+      /│ ssh +│ forward +│ yes +│ all +│ tcp 2222 +│ 192\.0\.2\.12:22 +│ yes +│ alice/,
     );
     const open = await sh(
       "rules",
@@ -292,6 +298,98 @@ Deno.test("shell: rules add-forward, add-open, disable, enable, delete", async (
     assert.match(gone.err, /rule "ssh" does not exist/);
     assert.match((await sh("rules", "list")).out, /│ web +│ forward/);
   });
+});
+
+Deno.test("shell: rules bound to an uplink and address: add, list, bind, enable keeps it", async () => {
+  await withWorld(async ({ sh, io }) => {
+    const add = await sh(
+      "rules",
+      "add-forward",
+      "ssh",
+      "--public",
+      "2222",
+      "--to",
+      "192.0.2.12:22",
+      "--uplink",
+      "isp-a",
+      "--wan-address",
+      "198.51.100.2",
+    );
+    assert.equal(add.code, 0, add.err);
+    assert.match(add.out, /│ ssh +│ forward +│ yes +│ isp-a 198\.51\.100\.2 +│ tcp 2222 +│/);
+    const open = await sh(
+      "rules",
+      "add-open",
+      "dns",
+      "--to",
+      "192.0.2.53",
+      "--ports",
+      "udp:53",
+      "--uplink",
+      "isp-b",
+    );
+    assert.equal(open.code, 0, open.err);
+    assert.match(open.out, /│ dns +│ open +│ yes +│ isp-b +│ udp 53/);
+    // A disable/enable round keeps the binding (the replacement carries it).
+    assert.equal((await sh("rules", "disable", "ssh")).code, 0);
+    assert.equal((await sh("rules", "enable", "ssh")).code, 0);
+    let all = await shellJson<{ forwards: Forward[]; openPorts: OpenPorts[] }>(io, "rules", "list");
+    const ssh = all.forwards.find((f) => f.name === "ssh")!;
+    assert.deepEqual([ssh.uplink, ssh.wanAddress, ssh.enabled], ["isp-a", "198.51.100.2", true]);
+    assert.equal(all.forwards.find((f) => f.name === "web")!.uplink, "all");
+
+    const bind = await sh("rules", "bind", "dns", "isp-a", "198.51.100.1");
+    assert.equal(bind.code, 0, bind.err);
+    assert.match(bind.out, /Rule dns listens on isp-a 198\.51\.100\.1\./);
+    assert.equal((await sh("rules", "bind", "ssh", "all")).code, 0);
+    all = await shellJson(io, "rules", "list");
+    const dns = all.openPorts.find((o) => o.name === "dns")!;
+    assert.deepEqual([dns.uplink, dns.wanAddress], ["isp-a", "198.51.100.1"]);
+    const back = all.forwards.find((f) => f.name === "ssh")!;
+    assert.deepEqual([back.uplink, back.wanAddress], ["all", "all"]);
+    assert.match(
+      (await sh("rules", "list")).out,
+      /│ dns +│ open +│ yes +│ isp-a 198\.51\.100\.1 +│/,
+    );
+
+    // Not a dotted quad: the API's message naming the field.
+    const bad = await sh("rules", "bind", "dns", "isp-a", "wan0");
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /WAN address "wan0" is not "all" or an IPv4 address/);
+    assert.match(bad.err, /wanAddress/);
+  }, twoUplinkConfig());
+});
+
+Deno.test("shell: uplinks lists each uplink with its health and the masquerade in use", async () => {
+  await withWorld(async ({ sh, api, io }) => {
+    const unknown = await sh("uplinks");
+    assert.equal(unknown.code, 0, unknown.err);
+    assert.match(
+      unknown.out,
+      /│ isp-a +│ wan0 +│ 198\.51\.100\.1\/26, 198\.51\.100\.2\/26 +│ 198\.51\.100\.62 +│ unknown/,
+    );
+    api.datapath.uplinkTable = twoUplinkStatus();
+    const r = await sh("uplinks");
+    assert.equal(r.code, 0, r.err);
+    for (
+      const h of ["Uplink", "Interface", "Addresses", "Gateway", "State", "Probes", "Masquerade"]
+    ) {
+      assert.ok(r.out.includes(h), `header ${h} in\n${r.out}`);
+    }
+    assert.match(r.out, /│ isp-a +│ wan0 +│ .* +│ down +│ 9\/12 answered +│ yes +│ choice 2 +│/);
+    assert.match(
+      r.out,
+      /│ isp-b +│ wan1 +│ 198\.51\.100\.65\/26 +│ 198\.51\.100\.126 +│ up +│ 12\/12 answered +│ no +│ in use +│/,
+    );
+    const body = await shellJson<{ uplinks: { name: string; status: { up: boolean } }[] }>(
+      io,
+      "uplinks",
+    );
+    assert.deepEqual(body.uplinks.map((u) => [u.name, u.status.up]), [["isp-a", false], [
+      "isp-b",
+      true,
+    ]]);
+  }, twoUplinkConfig());
 });
 
 Deno.test("shell: unlock revoke ends the unlock; a second revoke is the API's 404", async () => {

@@ -52,9 +52,12 @@ Deno.test({
       );
       assert.match(
         screen,
-        /│ IP +│ User +│ Since +│ Last seen +│ Expires +│ Drift +│ Flows +│ Bytes/,
+        /│ IP +│ WAN address +│ User +│ Since +│ Last seen +│ Expires +│ Drift +│ Flows +│ Bytes/,
       );
-      assert.match(screen, new RegExp(`│ ${UNLOCKED_IP.replaceAll(".", "\\.")} +│ alice +│`));
+      assert.match(
+        screen,
+        new RegExp(`│ ${UNLOCKED_IP.replaceAll(".", "\\.")} +│ 198\\.51\\.100\\.1 +│ alice +│`),
+      );
 
       await tmux.type("bogus");
       await tmux.press("Enter");

@@ -1,12 +1,14 @@
 /**
- * The dashboard: clock health, summary figures, the unlocked IPs (live, with
- * Revoke), tracked flows, traffic counters and drop reasons. The whole of it
+ * The dashboard: clock health, summary figures, the WAN uplinks (up or down,
+ * masquerade in use), the unlocked IPs (live, with Revoke, and the WAN
+ * address each knock arrived on), tracked flows, traffic counters and drop
+ * reasons. The whole of it
  * is one fragment (`/fragments/dashboard`), fetched again by the browser when
  * the live stream reports an unlock change, and every 10 s.
  */
 import type { FC } from "hono/jsx";
-import { Cell, DataTable, EmptyRow, Notice } from "../components.tsx";
-import type { Flow, Status, Unlock } from "../_types.ts";
+import { Cell, DataTable, EmptyRow, Notice, Pill } from "../components.tsx";
+import type { Flow, Status, Unlock, Uplink } from "../_types.ts";
 import {
   dropRows,
   FLOW_HEADERS,
@@ -22,6 +24,8 @@ export interface DashboardData {
   status: Status;
   unlocks: Unlock[];
   flows: Flow[];
+  /** The WAN uplinks with their health. */
+  uplinks: Uplink[];
   canRevoke: boolean;
   /** Focus the unlocks heading (after a revoke took the focused row away). */
   focusUnlocks?: boolean;
@@ -30,9 +34,10 @@ export interface DashboardData {
 }
 
 /** Event types after which the dashboard is fetched again. */
-export const DASHBOARD_EVENTS = "knock-success unlock-expired unlock-revoked flow-admitted";
+export const DASHBOARD_EVENTS =
+  "knock-success unlock-expired unlock-revoked flow-admitted uplink-up uplink-down";
 /** Of those, the ones said aloud. */
-const SPOKEN_EVENTS = "knock-success unlock-expired unlock-revoked";
+const SPOKEN_EVENTS = "knock-success unlock-expired unlock-revoked uplink-up uplink-down";
 
 /** How many flows the dashboard lists. */
 export const DASHBOARD_FLOWS = 20;
@@ -83,6 +88,33 @@ export const UnlockRow: FC<{ u: Unlock; now: number; canRevoke: boolean }> = (p)
   );
 };
 
+const UPLINK_HEADERS = ["Uplink", "Interface", "Addresses", "State", "Masquerade"];
+
+const UplinkState: FC<{ u: Uplink }> = ({ u }) => {
+  if (u.status === null) return <Pill>Unknown</Pill>;
+  if (!u.status.up) return <Pill kind="error">Down</Pill>;
+  return <Pill kind="ok">{u.status.probing ? "Up" : "Up (no probe)"}</Pill>;
+};
+
+/** Whether masquerade from the LAN uses the uplink now, or where it stands in the order. */
+function masqueradeText(u: Uplink): string {
+  if (u.status?.masquerade) return "In use";
+  if (u.masqueradeOrder === null) return "Not used";
+  return `Choice ${u.masqueradeOrder + 1}`;
+}
+
+const UplinkRow: FC<{ u: Uplink }> = ({ u }) => (
+  <tr data-uplink={u.name}>
+    <th scope="row" data-label="Uplink">{u.name}</th>
+    <Cell label="Interface" class="mono">{u.interface}</Cell>
+    <Cell label="Addresses" class="mono">{u.addresses.join(", ")}</Cell>
+    <Cell label="State">
+      <UplinkState u={u} />
+    </Cell>
+    <Cell label="Masquerade">{masqueradeText(u)}</Cell>
+  </tr>
+);
+
 const FlowRow: FC<{ f: Flow }> = ({ f }) => {
   const [head, ...cells] = flowCells(f);
   return (
@@ -115,7 +147,7 @@ const PairTable: FC<{ id: string; caption: string; head: [string, string]; rows:
 
 /** The dashboard's content. */
 export const Dashboard: FC<DashboardData> = (
-  { status, unlocks, flows, canRevoke, focusUnlocks, alert },
+  { status, unlocks, flows, uplinks, canRevoke, focusUnlocks, alert },
 ) => {
   const now = status.clock.now;
   const sorted = [...unlocks].sort((a, b) => b.unlockedAt - a.unlockedAt);
@@ -140,6 +172,12 @@ export const Dashboard: FC<DashboardData> = (
           ))}
         </dl>
       </section>
+      <section class="card" aria-labelledby="uplinks-h">
+        <h2 id="uplinks-h">WAN uplinks</h2>
+        <DataTable id="uplinks" caption="WAN uplinks" headers={UPLINK_HEADERS} captionHidden>
+          {uplinks.map((u) => <UplinkRow key={u.name} u={u} />)}
+        </DataTable>
+      </section>
       <section class="card" aria-labelledby="unlocks-h">
         <div class="section-head">
           <h2
@@ -152,8 +190,10 @@ export const Dashboard: FC<DashboardData> = (
           <span class="pill muted" id="live-state" data-kg-live>Connecting…</span>
         </div>
         <p class="hint">
-          Source addresses that completed a knock sequence. New connections from them reach the
-          rules that enforce port knocking until the unlock expires or is revoked.
+          Source addresses that completed a knock sequence, and the WAN address the knock arrived
+          on. New connections from them reach the rules that enforce port knocking on every uplink
+          (all rules, whatever WAN address they are bound to) until the unlock expires or is
+          revoked.
         </p>
         <div class="alert error" id="unlocks-alert" role="alert" data-form-error hidden={!alert}>
           {alert}

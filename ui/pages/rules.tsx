@@ -1,7 +1,8 @@
 /**
  * Rules: port forwards (public port or range to a LAN server's port or
  * range) and open-ports rules (ports forwarded unchanged to one LAN host),
- * each optionally enforcing port knocking for chosen users. The forms post
+ * each bound to a WAN interface and WAN IP (or all of them) and optionally
+ * enforcing port knocking for chosen users. The forms post
  * to their own page; a refused one comes back with every problem beside its
  * field. Delete answers with the list again.
  */
@@ -19,14 +20,30 @@ import {
   SelectField,
   TextField,
 } from "../components.tsx";
-import type { Forward, OpenPorts } from "../_types.ts";
-import { formatPortList, formatPortRange } from "../_format.js";
+import type { Forward, OpenPorts, Uplink } from "../_types.ts";
+import { formatPortList, formatPortRange, formatWan } from "../_format.js";
 
 const PROTOCOLS: Choice[] = [
   { value: "tcp", label: "TCP" },
   { value: "udp", label: "UDP" },
   { value: "both", label: "TCP and UDP" },
 ];
+
+/** An uplink a rule may be bound to: its name, interface and addresses (dotted quads). */
+export interface RuleUplink {
+  name: string;
+  interface: string;
+  addresses: string[];
+}
+
+/** The uplinks as the rule forms offer them (`GET /uplinks` lists addresses with their prefix). */
+export function ruleUplinks(uplinks: readonly Uplink[]): RuleUplink[] {
+  return uplinks.map((u) => ({
+    name: u.name,
+    interface: u.interface,
+    addresses: u.addresses.map((a) => a.split("/")[0]),
+  }));
+}
 
 /** A user to pick for a rule: name and whether their knock is on. */
 export interface RuleUser {
@@ -75,8 +92,16 @@ export interface RulesListProps {
 
 /** Both rule tables. */
 export const RulesList: FC<RulesListProps> = (p) => {
-  const fwdHead = ["Name", "Status", "Protocol", "Public ports", "Private server", "Port knocking"];
-  const openHead = ["Name", "Status", "Private host", "Ports", "Port knocking"];
+  const fwdHead = [
+    "Name",
+    "Status",
+    "WAN",
+    "Protocol",
+    "Public ports",
+    "Private server",
+    "Port knocking",
+  ];
+  const openHead = ["Name", "Status", "WAN", "Private host", "Ports", "Port knocking"];
   const more = ["Users", ...(p.canEdit ? ["Actions"] : [])];
   return (
     <div id="rules-list">
@@ -109,6 +134,7 @@ export const RulesList: FC<RulesListProps> = (p) => {
                 <Cell label="Status">
                   <EnabledPill on={r.enabled} />
                 </Cell>
+                <Cell label="WAN" class="mono">{formatWan(r)}</Cell>
                 <Cell label="Protocol">
                   {r.protocol === "both" ? "TCP+UDP" : r.protocol.toUpperCase()}
                 </Cell>
@@ -151,6 +177,7 @@ export const RulesList: FC<RulesListProps> = (p) => {
                 <Cell label="Status">
                   <EnabledPill on={r.enabled} />
                 </Cell>
+                <Cell label="WAN" class="mono">{formatWan(r)}</Cell>
                 <Cell label="Private host" class="mono">{r.privateAddress}</Cell>
                 <Cell label="Ports" class="mono">{formatPortList(r.ports)}</Cell>
                 <Cell label="Port knocking">
@@ -199,6 +226,50 @@ const KnockFields: FC<{ enforce: boolean; users: readonly RuleUser[]; listed: st
   </fieldset>
 );
 
+/**
+ * The router's "WAN interface" and "WAN IP" pickers: the uplink, then one of
+ * its addresses; kg.js offers only the chosen uplink's addresses (and "All",
+ * the only choice while the uplink is "All").
+ */
+const WanFields: FC<{ uplinks: readonly RuleUplink[]; rule?: Forward | OpenPorts }> = (p) => {
+  const uplink = p.rule?.uplink ?? "all";
+  const known = p.uplinks.some((u) => u.name === uplink);
+  const interfaces: Choice[] = [
+    { value: "all", label: "All" },
+    ...p.uplinks.map((u) => ({ value: u.name, label: `${u.name} (${u.interface})` })),
+    // A binding to an uplink the configuration no longer has stays visible (and refused).
+    ...(uplink !== "all" && !known ? [{ value: uplink, label: `${uplink} (not configured)` }] : []),
+  ];
+  const addresses: Choice[] = [
+    { value: "all", label: "All" },
+    ...p.uplinks.flatMap((u) => u.addresses.map((a) => ({ value: a, label: a, group: u.name }))),
+  ];
+  return (
+    <fieldset class="group-plain">
+      <legend>WAN</legend>
+      <div class="row">
+        <SelectField
+          id="rule-uplink"
+          field="uplink"
+          label="WAN interface"
+          hint="The uplink the rule listens on; All: every uplink."
+          choices={interfaces}
+          value={uplink}
+          narrows="#rule-wan-address"
+        />
+        <SelectField
+          id="rule-wan-address"
+          field="wanAddress"
+          label="WAN IP"
+          hint="One of the uplink's addresses; All: every address of the uplink."
+          choices={addresses}
+          value={p.rule?.wanAddress ?? "all"}
+        />
+      </div>
+    </fieldset>
+  );
+};
+
 const FormButtons: FC<{ editing: boolean }> = ({ editing }) => (
   <div class="actions">
     <button type="submit" class="btn primary">{editing ? "Save" : "Apply"}</button>
@@ -209,9 +280,14 @@ const FormButtons: FC<{ editing: boolean }> = ({ editing }) => (
 /** What both rule forms share: the form element, its alert, the profile, knocking and buttons. */
 const RuleForm: FC<
   PropsWithChildren<
-    { kind: "forwards" | "open-ports"; rule?: Forward | OpenPorts; users: RuleUser[] }
+    {
+      kind: "forwards" | "open-ports";
+      rule?: Forward | OpenPorts;
+      users: RuleUser[];
+      uplinks: RuleUplink[];
+    }
   >
-> = ({ kind, rule, users, children }) => (
+> = ({ kind, rule, users, uplinks, children }) => (
   <form
     id="rule-form"
     class="card form"
@@ -240,6 +316,7 @@ const RuleForm: FC<
         checked={rule?.enabled ?? true}
       />
     </fieldset>
+    <WanFields uplinks={uplinks} rule={rule} />
     {children}
     <KnockFields enforce={rule?.enforceKnock ?? true} users={users} listed={rule?.users ?? []} />
     <FormButtons editing={rule !== undefined} />
@@ -247,8 +324,10 @@ const RuleForm: FC<
 );
 
 /** The add/edit form of a port forward. */
-export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[] }> = ({ rule, users }) => (
-  <RuleForm kind="forwards" rule={rule} users={users}>
+export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[]; uplinks: RuleUplink[] }> = (
+  { rule, users, uplinks },
+) => (
+  <RuleForm kind="forwards" rule={rule} users={users} uplinks={uplinks}>
     <fieldset class="group-plain">
       <legend>Forwarding</legend>
       <div class="row">
@@ -291,8 +370,10 @@ export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[] }> = ({ rule, u
 );
 
 /** The add/edit form of an open-ports rule. */
-export const OpenPortsForm: FC<{ rule?: OpenPorts; users: RuleUser[] }> = ({ rule, users }) => (
-  <RuleForm kind="open-ports" rule={rule} users={users}>
+export const OpenPortsForm: FC<{ rule?: OpenPorts; users: RuleUser[]; uplinks: RuleUplink[] }> = (
+  { rule, users, uplinks },
+) => (
+  <RuleForm kind="open-ports" rule={rule} users={users} uplinks={uplinks}>
     <fieldset class="group-plain">
       <legend>Ports</legend>
       <TextField

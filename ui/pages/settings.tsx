@@ -289,7 +289,13 @@ export const SettingsPage: FC<{ s: Settings; canEdit: boolean }> = ({ s, canEdit
         <Facts
           id="network"
           items={[
-            ["WAN address", s.network.wanAddress],
+            ["Primary WAN address", s.network.wanAddress],
+            ...s.network.uplinks.map((u): [string, string] => [
+              `Uplink ${u.name}`,
+              `${u.interface}: ${u.addresses.join(", ")}${
+                u.gateway === null ? ", on-link" : ` via ${u.gateway}`
+              }`,
+            ]),
             ["LAN address", s.network.lanAddress],
             ["LAN network", s.network.lanNetwork],
             ["Management port", String(s.network.managementPort)],

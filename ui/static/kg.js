@@ -20,6 +20,8 @@
  * `KG-Announce` (said through the live region). All URI-encoded.
  * Checkboxes with `data-kg-enables` / `data-kg-disables` (a selector) switch
  * other controls; such disabled controls are still sent with their form.
+ * A `select[data-kg-narrows]` (a selector of another select) offers there only
+ * the options whose `data-kg-group` is its value, and those without a group.
  */
 
 const FLASH_KEY = "kg-flash";
@@ -255,9 +257,34 @@ function applySwitches(/** @type {ParentNode} */ root) {
   });
 }
 
+/**
+ * Narrows the select each `select[data-kg-narrows]` in `root` names to the
+ * options of its value (the WAN IPs of the chosen WAN interface); a choice
+ * that goes away falls back to the first one left.
+ * @param {ParentNode} root
+ */
+function applyNarrowing(root) {
+  root.querySelectorAll("select[data-kg-narrows]").forEach((by) => {
+    if (!(by instanceof HTMLSelectElement)) return;
+    const target = (by.form ?? document).querySelector(by.getAttribute("data-kg-narrows") ?? "");
+    if (!(target instanceof HTMLSelectElement)) return;
+    for (const option of target.options) {
+      const group = option.getAttribute("data-kg-group");
+      const away = group !== null && group !== by.value;
+      option.hidden = away;
+      option.disabled = away;
+    }
+    const chosen = target.options[target.selectedIndex];
+    if (chosen === undefined || chosen.disabled) {
+      target.selectedIndex = [...target.options].findIndex((o) => !o.disabled);
+    }
+  });
+}
+
 /** @param {Element} root */
 function setUp(root) {
   applySwitches(root);
+  applyNarrowing(root);
   root.querySelectorAll("[data-kg-live]").forEach((pill) => {
     pill.textContent = liveState.text;
     pill.className = `pill ${liveState.kind}`;
@@ -360,6 +387,7 @@ document.addEventListener("change", (e) => {
   const el = e.target;
   if (!(el instanceof HTMLInputElement || el instanceof HTMLSelectElement)) return;
   if (el.matches("[data-kg-enables], [data-kg-disables]")) applySwitches(el.form ?? document);
+  if (el.matches("select[data-kg-narrows]")) applyNarrowing(el.form ?? document);
   const form = el.form;
   if (form?.hasAttribute("data-kg-filter")) filter(form);
 });

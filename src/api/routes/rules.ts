@@ -8,7 +8,7 @@
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { OpenPortsRule, PortForwardRule } from "../../nat/rule.ts";
-import type { RuleInput, RuleRecord } from "../../store/rules.ts";
+import { ALL_UPLINKS, type RuleInput, type RuleRecord } from "../../store/rules.ts";
 import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import {
@@ -56,14 +56,19 @@ function meta(r: RuleRecord) {
   return { createdAt: r.createdAt, updatedAt: r.updatedAt, version: r.version };
 }
 
+/** The rule's WAN binding, "all" where it has none. */
+function binding(r: RuleRecord) {
+  return { uplink: r.rule.uplink ?? ALL_UPLINKS, wanAddress: r.rule.wanAddress ?? ALL_UPLINKS };
+}
+
 /** A stored forward as the API shows it. */
 export function forwardView(r: RuleRecord & { kind: "forward" }) {
-  return { ...r.rule, ...meta(r) };
+  return { ...r.rule, ...binding(r), ...meta(r) };
 }
 
 /** A stored open-ports rule as the API shows it. */
 export function openPortsView(r: RuleRecord & { kind: "open" }) {
-  return { ...r.rule, ...meta(r) };
+  return { ...r.rule, ...binding(r), ...meta(r) };
 }
 
 function forwardRule(b: ForwardInput): RuleInput {

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { withApi } from "../_test_util.ts";
+import type { NetworkLayout } from "../../nat/rule_validate.ts";
+import { validateConfig } from "../../nat/rule_validate.ts";
+import { twoUplinkConfig, withApi } from "../_test_util.ts";
 
 type ErrorJson = {
   error: { status: number; code: string; message: string; field?: string };
@@ -38,6 +40,8 @@ Deno.test("rules: forward create, get, replace, delete; data plane follows", asy
     assert.equal(created.status, 201);
     assert.deepEqual(created.body, {
       ...ssh,
+      uplink: "all",
+      wanAddress: "all",
       enabled: true,
       enforceKnock: true,
       users: [],
@@ -349,4 +353,164 @@ Deno.test("rules: operators read the users a rule may name; viewers may not", as
     assert.equal(users.find((u) => u.name === "vic")?.knocking, false);
     assert.equal((await viewer.json("GET", "/api/v1/rules/users")).status, 403);
   });
+});
+
+// --- WAN binding (issue 10) --------------------------------------------------
+
+/**
+ * Whether `validateConfig` checks rules' uplink bindings (the core lane's
+ * per-address validation). Until it does, the tests of what only it refuses
+ * or allows are skipped, named "(per-address validation)".
+ */
+const PER_ADDRESS_VALIDATION = (() => {
+  const network: NetworkLayout = {
+    wanAddress: "198.51.100.1",
+    uplinks: [{ name: "isp-a", addresses: ["198.51.100.1"], management: true }],
+    lanAddress: "192.0.2.1",
+    lanNetwork: "192.0.2.0/24",
+    managementPort: 8443,
+    managementWanAccess: "knock",
+  };
+  const rule = {
+    name: "x",
+    uplink: "no-such-uplink",
+    wanAddress: "all",
+    enabled: true,
+    protocol: "tcp" as const,
+    publicPorts: { start: 52222, end: 52222 },
+    privateAddress: "192.0.2.20",
+    privatePorts: { start: 22, end: 22 },
+    enforceKnock: true,
+    users: [],
+  };
+  return validateConfig({ forwards: [rule], openPorts: [], network })
+    .some((p) => p.field === "uplink");
+})();
+
+Deno.test("rules: uplink and wanAddress default to all and round-trip to the data plane", async () => {
+  await withApi(
+    async (h) => {
+      const op = await h.userClient("otto", "operator");
+      // Seeded rules (config file, no binding) and a body without one: every address.
+      const all = await op.json("GET", "/api/v1/rules");
+      for (const r of all.body.forwards as { uplink: string; wanAddress: string }[]) {
+        assert.deepEqual([r.uplink, r.wanAddress], ["all", "all"]);
+      }
+      const bound = { ...ssh, uplink: "isp-a", wanAddress: "198.51.100.2" };
+      const created = await op.json("POST", "/api/v1/rules/forwards", { body: bound });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.deepEqual([created.body.uplink, created.body.wanAddress], ["isp-a", "198.51.100.2"]);
+      const got = await op.json("GET", "/api/v1/rules/forwards/ssh");
+      assert.deepEqual([got.body.uplink, got.body.wanAddress], ["isp-a", "198.51.100.2"]);
+      const pushed = h.datapath.rules!.forwards.find((r) => r.name === "ssh")!;
+      assert.deepEqual([pushed.uplink, pushed.wanAddress], ["isp-a", "198.51.100.2"]);
+
+      // A replace without the fields binds the rule to every address again.
+      const back = await op.json("PUT", "/api/v1/rules/forwards/ssh", { body: ssh });
+      assert.equal(back.status, 200, JSON.stringify(back.body));
+      assert.deepEqual([back.body.uplink, back.body.wanAddress], ["all", "all"]);
+
+      const open = { ...games, uplink: "isp-b" };
+      const o = await op.json("POST", "/api/v1/rules/open-ports", { body: open });
+      assert.equal(o.status, 201, JSON.stringify(o.body));
+      assert.deepEqual([o.body.uplink, o.body.wanAddress], ["isp-b", "all"]);
+      const listed = await op.json("GET", "/api/v1/rules/open-ports");
+      const games2 = (listed.body.rules as { name: string; uplink: string }[])
+        .find((r) => r.name === "games")!;
+      assert.equal(games2.uplink, "isp-b");
+      assert.equal(h.datapath.rules!.openPorts.find((r) => r.name === "games")!.uplink, "isp-b");
+    },
+    {},
+    twoUplinkConfig(),
+  );
+});
+
+Deno.test("rules: a WAN address that is not a dotted quad is a 400 naming wanAddress", async () => {
+  await withApi(
+    async (h) => {
+      const op = await h.userClient("otto", "operator");
+      for (
+        const [kind, body] of [
+          ["forwards", { ...ssh, uplink: "isp-a", wanAddress: "wan0" }],
+          ["open-ports", { ...games, uplink: "isp-a", wanAddress: "198.51.100.300" }],
+          ["forwards", { ...ssh, uplink: "" }],
+        ] as const
+      ) {
+        const r = await op.json("POST", `/api/v1/rules/${kind}`, { body });
+        assert.equal(r.status, 400, JSON.stringify(r.body));
+        const e = r.body as ErrorJson;
+        const field = "wanAddress" in body && body.wanAddress !== undefined
+          ? "wanAddress"
+          : "uplink";
+        assert.equal(e.error.field, field, JSON.stringify(e));
+        assert.equal(e.problems!.length, 1);
+      }
+    },
+    {},
+    twoUplinkConfig(),
+  );
+});
+
+Deno.test({
+  name: "rules: a bad binding is a 4xx naming uplink or wanAddress (per-address validation)",
+  ignore: !PER_ADDRESS_VALIDATION,
+  fn: async () => {
+    await withApi(
+      async (h) => {
+        const op = await h.userClient("otto", "operator");
+        const cases: [string, Record<string, unknown>, string, RegExp][] = [
+          ["forwards", { ...ssh, uplink: "isp-c" }, "uplink", /isp-c/],
+          [
+            "forwards",
+            { ...ssh, uplink: "isp-a", wanAddress: "198.51.100.65" },
+            "wanAddress",
+            /65/,
+          ],
+          ["forwards", { ...ssh, wanAddress: "198.51.100.2" }, "wanAddress", /./],
+          [
+            "open-ports",
+            { ...games, uplink: "isp-b", wanAddress: "198.51.100.1" },
+            "wanAddress",
+            /1/,
+          ],
+        ];
+        for (const [kind, body, field, message] of cases) {
+          const r = await op.json("POST", `/api/v1/rules/${kind}`, { body });
+          assert.ok(r.status === 409 || r.status === 422, `${r.status} ${JSON.stringify(r.body)}`);
+          const e = r.body as ErrorJson;
+          assert.equal(e.error.field, field, JSON.stringify(e));
+          assert.equal(e.problems![0].field, field);
+          assert.match(e.problems![0].message, message);
+        }
+        assert.equal(h.datapath.rules!.forwards.some((r) => r.name === "ssh"), false);
+      },
+      {},
+      twoUplinkConfig(),
+    );
+  },
+});
+
+Deno.test({
+  name: "rules: the same public port on two WAN addresses, to two servers (per-address validation)",
+  ignore: !PER_ADDRESS_VALIDATION,
+  fn: async () => {
+    await withApi(
+      async (h) => {
+        const op = await h.userClient("otto", "operator");
+        const a = { ...ssh, name: "ssh-a", uplink: "isp-a", wanAddress: "198.51.100.2" };
+        const b = { ...ssh, name: "ssh-b", uplink: "isp-b", privateAddress: "192.0.2.21" };
+        assert.equal((await op.json("POST", "/api/v1/rules/forwards", { body: a })).status, 201);
+        assert.equal((await op.json("POST", "/api/v1/rules/forwards", { body: b })).status, 201);
+        // On every address it clashes with both.
+        const c = await op.json("POST", "/api/v1/rules/forwards", {
+          body: { ...ssh, name: "ssh-c" },
+        });
+        assert.equal(c.status, 409, JSON.stringify(c.body));
+        assert.equal((c.body as ErrorJson).error.field, "publicPorts");
+        assert.match(JSON.stringify((c.body as ErrorJson).problems), /ssh-a|ssh-b/);
+      },
+      {},
+      twoUplinkConfig(),
+    );
+  },
 });

@@ -8,6 +8,7 @@ import type { Config } from "../../config/types.ts";
 import { primaryWanAddress } from "../../config/uplinks.ts";
 import type { SettingsRecord } from "../../store/settings.ts";
 import { authOf, requireRole } from "../auth.ts";
+import { uplinkAddresses } from "../uplinks.ts";
 import {
   changed,
   errors,
@@ -55,6 +56,12 @@ export function settingsView(s: SettingsRecord, config: Config): SettingsView {
     limits: { ...s.limits },
     network: {
       wanAddress: primaryWanAddress(config),
+      uplinks: config.wan.map((u) => ({
+        name: u.name,
+        interface: u.interface,
+        addresses: uplinkAddresses(u),
+        gateway: u.gateway,
+      })),
       lanAddress: config.lan.address,
       lanNetwork: config.lan.network,
       managementPort: config.management.port,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Logger } from "../../log/logger.ts";
 import { SyslogSink } from "../../log/syslog.ts";
 import { createApp } from "../app.ts";
-import { Client, withApi } from "../_test_util.ts";
+import { Client, twoUplinkConfig, withApi } from "../_test_util.ts";
 
 type ErrorJson = { error: { status: number; code: string; message: string; field?: string } };
 
@@ -21,6 +21,7 @@ Deno.test("settings: seeded from the config, shown with the network layout", asy
     assert.equal((r.body.limits as { maxConnections: number }).maxConnections, 262144);
     assert.deepEqual(r.body.network, {
       wanAddress: "198.51.100.1",
+      uplinks: [{ name: "wan", interface: "wan0", addresses: ["198.51.100.1/24"], gateway: null }],
       lanAddress: "192.0.2.1",
       lanNetwork: "192.0.2.0/24",
       managementPort: 8443,
@@ -142,4 +143,33 @@ Deno.test("settings: a syslog collector whose name does not resolve is saved at 
     assert.ok(syslog.collectors()[0].queued >= 1, "messages wait for the name");
     await logger.close();
   });
+});
+
+Deno.test("settings: the network section lists every uplink; wanAddress is the primary", async () => {
+  await withApi(
+    async (h) => {
+      const viewer = await h.userClient("otto", "operator");
+      const net = (await viewer.json("GET", "/api/v1/settings")).body.network as Record<
+        string,
+        unknown
+      >;
+      assert.equal(net.wanAddress, "198.51.100.1");
+      assert.deepEqual(net.uplinks, [
+        {
+          name: "isp-a",
+          interface: "wan0",
+          addresses: ["198.51.100.1/26", "198.51.100.2/26"],
+          gateway: "198.51.100.62",
+        },
+        {
+          name: "isp-b",
+          interface: "wan1",
+          addresses: ["198.51.100.65/26"],
+          gateway: "198.51.100.126",
+        },
+      ]);
+    },
+    {},
+    twoUplinkConfig(),
+  );
 });

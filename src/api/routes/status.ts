@@ -9,8 +9,11 @@ import { parseIpv4 } from "../../packet/address.ts";
 import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { errors, jsonResponse, newRouter, SIGNED_IN } from "../_router.ts";
+import type { UnlockRecord } from "../../datapath/messages.ts";
 import { FlowSchema, StatusSchema, UnlockSchema } from "../schemas.ts";
 import type { ApiDeps, AppEnv } from "../types.ts";
+
+type Unlock = z.infer<typeof UnlockSchema>;
 
 const readers = [requireRole(...ANY_ROLE)];
 const tags = ["status"];
@@ -80,6 +83,11 @@ const flows = createRoute({
   },
 });
 
+/** An unlock as the API shows it: the WAN address "" when the data plane did not say. */
+export function unlockView(u: UnlockRecord & { wanAddress?: string }): Unlock {
+  return { ...u, wanAddress: u.wanAddress ?? "" };
+}
+
 /** The status router; `clock` reads the (cached) clock health. */
 export function statusRouter(
   deps: ApiDeps,
@@ -101,13 +109,15 @@ export function statusRouter(
       clock: health,
     }, 200);
   });
-  app.openapi(unlocks, async (c) => c.json({ unlocks: await deps.datapath.unlocks() }, 200));
+  app.openapi(unlocks, async (c) => {
+    return c.json({ unlocks: (await deps.datapath.unlocks()).map(unlockView) }, 200);
+  });
   app.openapi(revoke, async (c) => {
     const { ip } = c.req.valid("param");
     const removed = await deps.datapath.revoke(ip, authOf(c).user.name);
     if (removed === null) throw notFound(`${ip} is not unlocked`);
     await deps.store.unlocks.removeUnlock(ip);
-    return c.json({ unlock: removed }, 200);
+    return c.json({ unlock: unlockView(removed) }, 200);
   });
   app.openapi(flows, async (c) => {
     return c.json({ flows: await deps.datapath.flows(c.req.valid("query").limit) }, 200);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { UnlockRecord } from "../../datapath/messages.ts";
 import { Stat } from "../../datapath/counters.ts";
 import type { FlowRecord } from "../../datapath/messages.ts";
 import { withApi } from "../_test_util.ts";
@@ -32,6 +33,8 @@ Deno.test("status: unlocks list and revoke", async () => {
     const u = h.datapath.unlock("203.0.113.10", "alice", h.clock.now());
     await h.store.unlocks.saveUnlock(u);
     const list = await viewer.json("GET", "/api/v1/status/unlocks");
+    // The WAN address the knock arrived on is shown.
+    assert.equal((list.body.unlocks as { wanAddress: string }[])[0].wanAddress, "198.51.100.1");
     assert.deepEqual(list.body, { unlocks: [u] });
     assert.equal((await viewer.json("DELETE", "/api/v1/status/unlocks/203.0.113.10")).status, 403);
     const bad = await op.json("DELETE", "/api/v1/status/unlocks/203.0.113.999");
@@ -81,5 +84,24 @@ Deno.test("status: flows with limit", async () => {
     assert.equal((bad.body.error as { field: string }).field, "limit");
     assert.equal((await viewer.json("GET", "/api/v1/status/flows?limit=abc")).status, 400);
     assert.equal((await h.anon.json("GET", "/api/v1/status/flows")).status, 401);
+  });
+});
+
+Deno.test("status: an unlock the data plane reports without a WAN address shows it empty", async () => {
+  await withApi(async (h) => {
+    const viewer = await h.userClient("vic", "viewer");
+    const t = h.clock.now();
+    h.datapath.unlockTable.set("203.0.113.11", {
+      ip: "203.0.113.11",
+      user: "alice",
+      unlockedAt: t,
+      lastSeen: t,
+      expiresAt: t + 60_000,
+      drift: 0,
+      flows: 0,
+      bytes: 0,
+    } as UnlockRecord);
+    const list = await viewer.json("GET", "/api/v1/status/unlocks");
+    assert.equal((list.body.unlocks as { wanAddress: string }[])[0].wanAddress, "");
   });
 });

@@ -16,6 +16,7 @@ import type {
   SettingsSchema,
   StatusSchema,
   UnlockSchema,
+  UplinkSchema,
   UserEnrollmentSchema,
   UserSchema,
 } from "../../api/schemas.ts";
@@ -38,6 +39,8 @@ export type Forward = z.infer<typeof ForwardSchema>;
 export type OpenPorts = z.infer<typeof OpenPortsSchema>;
 /** One unlocked source IP. */
 export type Unlock = z.infer<typeof UnlockSchema>;
+/** A WAN uplink with its health. */
+export type Uplink = z.infer<typeof UplinkSchema>;
 /** One tracked flow. */
 export type Flow = z.infer<typeof FlowSchema>;
 /** Counters, conntrack, clock. */

@@ -1,7 +1,7 @@
 /**
  * Tab completion of the interactive shell: command and subcommand names and
  * options from the command tree itself, and arguments from the appliance
- * (IPs for `unlock revoke`, user and rule names, setting keys).
+ * (IPs for `unlock revoke`, user, rule and uplink names, setting keys).
  */
 import type { CommandUnknownOpts } from "@commander-js/extra-typings";
 import { SETTING_KEYS } from "./commands/settings.ts";
@@ -19,7 +19,7 @@ export interface CommandNode {
 }
 
 /** Appliance lists that arguments complete from. */
-export type Dynamic = "unlockIps" | "userNames" | "ruleNames";
+export type Dynamic = "unlockIps" | "userNames" | "ruleNames" | "uplinkNames";
 
 /** Where argument candidates come from; each may fail (no candidates then). */
 export type CompletionSource = Record<Dynamic, () => Promise<string[]>>;
@@ -59,12 +59,15 @@ function argumentWanted(
   root: CommandNode,
 ): Pick<Wanted, "names" | "dynamic"> {
   const none = { names: [], dynamic: null };
+  if (path === "rules bind" && index === 1) return { names: ["all"], dynamic: "uplinkNames" };
   if (index !== 0) return none;
   if (path === "unlock revoke") return { names: [], dynamic: "unlockIps" };
   if (/^users (show|set|delete|verify|rotate)$/.test(path)) {
     return { names: [], dynamic: "userNames" };
   }
-  if (/^rules (delete|enable|disable)$/.test(path)) return { names: [], dynamic: "ruleNames" };
+  if (/^rules (bind|delete|enable|disable)$/.test(path)) {
+    return { names: [], dynamic: "ruleNames" };
+  }
   if (path === "settings set") return { names: [...SETTING_KEYS], dynamic: null };
   if (path === "help") return { names: root.children.map((c) => c.name), dynamic: null };
   return none;
@@ -120,6 +123,7 @@ export async function complete(
   src: CompletionSource,
 ): Promise<[string[], string]> {
   const w = wanted(root, line);
-  const names = w.dynamic === null ? w.names : await src[w.dynamic]().catch(() => []);
+  const fetched = w.dynamic === null ? [] : await src[w.dynamic]().catch(() => []);
+  const names = [...w.names, ...fetched];
   return answer(names, w.partial);
 }

@@ -18,12 +18,13 @@ const src: CompletionSource = {
   unlockIps: () => Promise.resolve(["203.0.113.10", "203.0.113.20"]),
   userNames: () => Promise.resolve(["admin", "alice"]),
   ruleNames: () => Promise.reject(new Error("offline")),
+  uplinkNames: () => Promise.resolve(["isp-a", "isp-b"]),
 };
 
 Deno.test("completion: commands and subcommands from the command tree", async () => {
   assert.deepEqual(await complete(tree, "exe", src), [["exec "], "exe"]);
   assert.deepEqual(await complete(tree, "exec ", src), [["portknock "], ""]);
-  assert.deepEqual(await complete(tree, "u", src), [["unlock", "users"], "u"]);
+  assert.deepEqual(await complete(tree, "u", src), [["unlock", "uplinks", "users"], "u"]);
   assert.deepEqual(await complete(tree, "users ", src), [
     ["add", "delete", "list", "rotate", "set", "show", "verify"],
     "",
@@ -47,6 +48,11 @@ Deno.test("completion: arguments from the appliance, setting keys, options", asy
   assert.deepEqual(await complete(tree, "unlock revoke 203.0.113.10 2", src), [[], "2"]);
   assert.deepEqual(await complete(tree, "users verify al", src), [["alice "], "al"]);
   assert.deepEqual(await complete(tree, "rules delete w", src), [[], "w"]);
+  // `rules bind NAME UPLINK`: the rule, then "all" or an uplink's name.
+  assert.equal(wanted(tree, "rules bind ").dynamic, "ruleNames");
+  assert.deepEqual(await complete(tree, "rules bind web ", src), [["all", "isp-a", "isp-b"], ""]);
+  assert.deepEqual(await complete(tree, "rules bind web isp-", src), [["isp-a", "isp-b"], "isp-"]);
+  assert.deepEqual(await complete(tree, "upl", src), [["uplinks "], "upl"]);
   assert.deepEqual(await complete(tree, "settings set knock.pen", src), [
     ["knock.penaltySeconds "],
     "knock.pen",

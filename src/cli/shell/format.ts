@@ -54,3 +54,9 @@ export function formatDrift(steps: number): string {
 export function formatRange(r: { start: number; end: number }): string {
   return r.start === r.end ? String(r.start) : `${r.start}-${r.end}`;
 }
+
+/** A rule's WAN binding: `all`, `isp-a` (every address of it) or `isp-a 198.51.100.2`. */
+export function formatWan(r: { uplink: string; wanAddress: string }): string {
+  if (r.uplink === "all") return "all";
+  return r.wanAddress === "all" ? r.uplink : `${r.uplink} ${r.wanAddress}`;
+}

@@ -8,7 +8,7 @@ import process from "node:process";
 import * as readline from "node:readline";
 import { httpClientFor } from "./trust.ts";
 import { ApiClient } from "./api_client.ts";
-import type { Forward, OpenPorts, Unlock, User } from "./api_types.ts";
+import type { Forward, OpenPorts, Unlock, Uplink, User } from "./api_types.ts";
 import { historyPath } from "./config.ts";
 import { answer, commandTree, type CompletionSource, type Dynamic, wanted } from "./completion.ts";
 import { CtrlCWatcher, watchedIo } from "./ctrl_c.ts";
@@ -42,6 +42,8 @@ export function apiSource(ctx: ShellContext): CompletionSource {
       );
       return [...all.forwards, ...all.openPorts].map((r) => r.name);
     },
+    uplinkNames: async () =>
+      (await (await api()).get<{ uplinks: Uplink[] }>("/uplinks")).uplinks.map((u) => u.name),
   };
 }
 
@@ -73,7 +75,9 @@ export class CompletionCache {
 
   /** Fetches every list again. */
   async refresh(): Promise<void> {
-    await Promise.all((["unlockIps", "userNames", "ruleNames"] as const).map((d) => this.get(d)));
+    await Promise.all(
+      (["unlockIps", "userNames", "ruleNames", "uplinkNames"] as const).map((d) => this.get(d)),
+    );
   }
 }
 
@@ -85,7 +89,7 @@ function completer(ctx: ShellContext, cache: CompletionCache): Completer {
     if (w.dynamic === null) return cb(null, answer(w.names, w.partial));
     const cached = cache.peek(w.dynamic);
     if (cached !== undefined) {
-      cb(null, answer(cached, w.partial));
+      cb(null, answer([...w.names, ...cached], w.partial));
       void cache.get(w.dynamic);
       return;
     }
@@ -94,7 +98,7 @@ function completer(ctx: ShellContext, cache: CompletionCache): Completer {
     busy = true;
     void cache.get(w.dynamic).then((list) => {
       busy = false;
-      cb(null, answer(list, w.partial));
+      cb(null, answer([...w.names, ...list], w.partial));
     });
   };
 }

@@ -4,7 +4,7 @@
  * views of unlocks, users, rules, flows and status.
  */
 import Table from "cli-table3";
-import type { Flow, Forward, OpenPorts, Status, Unlock, User } from "./api_types.ts";
+import type { Flow, Forward, OpenPorts, Status, Unlock, Uplink, User } from "./api_types.ts";
 import {
   formatAgo,
   formatBytes,
@@ -13,6 +13,7 @@ import {
   formatRange,
   formatTime,
   formatUntil,
+  formatWan,
 } from "./format.ts";
 
 type Cell = string | number;
@@ -31,11 +32,15 @@ export function renderPairs(pairs: [string, Cell][]): string {
   return t.toString();
 }
 
-/** The unlocked IPs, as the router's `exec portknock` lists them. */
+/**
+ * The unlocked IPs, as the router's `exec portknock` lists them, with the WAN
+ * address each knock arrived on (an unlock opens rules on every uplink).
+ */
 export function unlocksTable(unlocks: readonly Unlock[], now: number): string {
   if (unlocks.length === 0) return "No IP has passed the knock.";
   const rows = [...unlocks].sort((a, b) => a.unlockedAt - b.unlockedAt).map((u) => [
     u.ip,
+    u.wanAddress === "" ? "-" : u.wanAddress,
     u.user,
     formatTime(u.unlockedAt),
     formatAgo(u.lastSeen, now),
@@ -45,7 +50,7 @@ export function unlocksTable(unlocks: readonly Unlock[], now: number): string {
     formatBytes(u.bytes),
   ]);
   return renderTable(
-    ["IP", "User", "Since", "Last seen", "Expires", "Drift", "Flows", "Bytes"],
+    ["IP", "WAN address", "User", "Since", "Last seen", "Expires", "Drift", "Flows", "Bytes"],
     rows,
   );
 }
@@ -100,6 +105,7 @@ export function rulesTable(forwards: readonly Forward[], open: readonly OpenPort
       f.name,
       "forward",
       f.enabled ? "yes" : "no",
+      formatWan(f),
       `${f.protocol} ${formatRange(f.publicPorts)}`,
       `${f.privateAddress}:${formatRange(f.privatePorts)}`,
       f.enforceKnock ? "yes" : "no",
@@ -109,13 +115,45 @@ export function rulesTable(forwards: readonly Forward[], open: readonly OpenPort
       o.name,
       "open",
       o.enabled ? "yes" : "no",
+      formatWan(o),
       o.ports.map((p) => `${p.protocol} ${formatRange(p.ports)}`).join(", "),
       o.privateAddress,
       o.enforceKnock ? "yes" : "no",
       usersText(o.users),
     ]),
   ];
-  return renderTable(["Name", "Kind", "Enabled", "Public", "To", "Knock", "Users"], rows);
+  return renderTable(["Name", "Kind", "Enabled", "WAN", "Public", "To", "Knock", "Users"], rows);
+}
+
+/** The WAN uplinks: addresses, gateway, health, management and masquerade. */
+export function uplinksTable(uplinks: readonly Uplink[]): string {
+  if (uplinks.length === 0) return "No uplinks.";
+  const state = (u: Uplink) => {
+    if (u.status === null) return "unknown";
+    if (!u.status.up) return "down";
+    return u.status.probing ? "up" : "up (no probe)";
+  };
+  const probes = (u: Uplink) =>
+    u.status?.probing ? `${u.status.received}/${u.status.sent} answered` : "-";
+  const masquerade = (u: Uplink) =>
+    u.status?.masquerade
+      ? "in use"
+      : u.masqueradeOrder === null
+      ? "no"
+      : `choice ${u.masqueradeOrder + 1}`;
+  return renderTable(
+    ["Uplink", "Interface", "Addresses", "Gateway", "State", "Probes", "Management", "Masquerade"],
+    uplinks.map((u) => [
+      u.name,
+      u.interface,
+      u.addresses.join(", "),
+      u.gateway ?? "on-link",
+      state(u),
+      probes(u),
+      u.management ? "yes" : "no",
+      masquerade(u),
+    ]),
+  );
 }
 
 const PROTO: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp" };

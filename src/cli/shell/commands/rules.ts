@@ -1,13 +1,16 @@
 /**
- * `rules list|add-forward|add-open|delete|enable|disable`: port forwards and
- * open-ports rules. Names are unique across both kinds, so `delete`,
- * `enable` and `disable` find the kind themselves.
+ * `rules list|add-forward|add-open|bind|delete|enable|disable`: port
+ * forwards and open-ports rules, each bound to a WAN uplink and address (or
+ * all of them: `--uplink`, `--wan-address`, `bind`). Names are unique across
+ * both kinds, so `bind`, `delete`, `enable` and `disable` find the kind
+ * themselves.
  */
 import { Option } from "@commander-js/extra-typings";
 import { type ApiClient, ApiRequestError } from "../api_client.ts";
 import type { Forward, OpenPorts } from "../api_types.ts";
 import { clientFor, emit, type GlobalOptions, type ShellContext } from "../context.ts";
 import type { Root } from "../program.ts";
+import { formatWan } from "../format.ts";
 import { rulesTable } from "../tables.ts";
 import { listArg, parsePortList, parsePorts, parseTarget } from "./args.ts";
 
@@ -29,10 +32,26 @@ export async function findRule(api: ApiClient, name: string): Promise<Found> {
   throw new ApiRequestError(404, "not_found", `rule "${name}" does not exist`);
 }
 
-/** The body that replaces `found` as it is, but for `enabled`. */
-function replacement(found: Found, enabled: boolean): Record<string, unknown> {
+/** A rule's WAN binding. */
+interface WanBinding {
+  uplink: string;
+  wanAddress: string;
+}
+
+/** The body that replaces `found` as it is, but for what `change` sets. */
+function replacement(
+  found: Found,
+  change: Partial<WanBinding> & { enabled?: boolean },
+): Record<string, unknown> {
   const r = found.rule;
-  const common = { name: r.name, enabled, enforceKnock: r.enforceKnock, users: r.users };
+  const common = {
+    name: r.name,
+    enabled: change.enabled ?? r.enabled,
+    uplink: change.uplink ?? r.uplink,
+    wanAddress: change.wanAddress ?? r.wanAddress,
+    enforceKnock: r.enforceKnock,
+    users: r.users,
+  };
   if (found.kind === "forward") {
     const f = found.rule;
     return {
@@ -46,15 +65,25 @@ function replacement(found: Found, enabled: boolean): Record<string, unknown> {
   return { ...common, privateAddress: found.rule.privateAddress, ports: found.rule.ports };
 }
 
-async function setEnabled(ctx: ShellContext, name: string, enabled: boolean, o: GlobalOptions) {
+/** Replaces rule `name` as read, with `change`; answers the rule as saved. */
+async function change(
+  ctx: ShellContext,
+  name: string,
+  o: GlobalOptions,
+  what: Partial<WanBinding> & { enabled?: boolean },
+): Promise<Forward | OpenPorts> {
   const api = await clientFor(ctx, o);
   const found = await findRule(api, name);
-  const body = await api.request<Forward | OpenPorts>(
+  return await api.request<Forward | OpenPorts>(
     "PUT",
     `${found.base}/${encodeURIComponent(name)}`,
     // If-Match: a concurrent change between our read and this write is refused (409).
-    { body: replacement(found, enabled), headers: { "if-match": String(found.rule.version) } },
+    { body: replacement(found, what), headers: { "if-match": String(found.rule.version) } },
   );
+}
+
+async function setEnabled(ctx: ShellContext, name: string, enabled: boolean, o: GlobalOptions) {
+  const body = await change(ctx, name, o, { enabled });
   emit(ctx, o, body, () => `Rule ${name} ${enabled ? "enabled" : "disabled"}.`);
 }
 
@@ -63,11 +92,22 @@ interface CommonAdd {
   knock: boolean;
   users?: string[];
   disabled?: true;
+  uplink: string;
+  wanAddress: string;
 }
 
 function common(o: CommonAdd) {
-  return { enabled: !o.disabled, enforceKnock: o.knock, users: o.users ?? [] };
+  return {
+    enabled: !o.disabled,
+    uplink: o.uplink,
+    wanAddress: o.wanAddress,
+    enforceKnock: o.knock,
+    users: o.users ?? [],
+  };
 }
+
+const UPLINK_HELP = 'the WAN uplink it listens on (see "uplinks"), or all';
+const WAN_ADDRESS_HELP = "one of the uplink's addresses, or all";
 
 /** Registers the `rules` commands. */
 export function registerRules(root: Root, ctx: ShellContext): void {
@@ -84,13 +124,15 @@ export function registerRules(root: Root, ctx: ShellContext): void {
   });
 
   rules.command("add-forward <name>")
-    .description("forward public ports on the WAN address to a LAN host")
+    .description("forward public ports on a WAN address (or every one) to a LAN host")
     .requiredOption("--public <ports>", "public port or range, e.g. 52201 or 52210-52219")
     .requiredOption("--to <address[:ports]>", "LAN host and port(s), e.g. 192.0.2.12:8080")
     .addOption(
       new Option("--protocol <p>", "protocol").choices(["tcp", "udp", "both"] as const)
         .default("tcp" as const),
     )
+    .option("--uplink <name>", UPLINK_HELP, "all")
+    .option("--wan-address <ip>", WAN_ADDRESS_HELP, "all")
     .option("--no-knock", "admit without a knock")
     .option("--users <names>", "only these users' unlocks admit (comma-separated)", listArg)
     .option("--disabled", "create it disabled")
@@ -113,6 +155,8 @@ export function registerRules(root: Root, ctx: ShellContext): void {
     .description("open ports unchanged to a LAN host")
     .requiredOption("--to <address>", "LAN host, e.g. 192.0.2.12")
     .requiredOption("--ports <list>", "e.g. tcp:22,udp:53,both:60000-60010 (default tcp)")
+    .option("--uplink <name>", UPLINK_HELP, "all")
+    .option("--wan-address <ip>", WAN_ADDRESS_HELP, "all")
     .option("--no-knock", "admit without a knock")
     .option("--users <names>", "only these users' unlocks admit (comma-separated)", listArg)
     .option("--disabled", "create it disabled")
@@ -121,6 +165,14 @@ export function registerRules(root: Root, ctx: ShellContext): void {
       const body = { name, ...common(o), privateAddress: o.to, ports: parsePortList(o.ports) };
       const rule = await (await clientFor(ctx, o)).post<OpenPorts>(OPEN, body);
       emit(ctx, o, rule, () => `Created open-ports rule ${name}.\n${rulesTable([], [rule])}`);
+    });
+
+  rules.command("bind <name> <uplink> [wan-address]")
+    .description("listen on an uplink (or all) and one of its addresses (default all)")
+    .action(async (name, uplink, wanAddress, _o, cmd) => {
+      const o = cmd.optsWithGlobals();
+      const rule = await change(ctx, name, o, { uplink, wanAddress: wanAddress ?? "all" });
+      emit(ctx, o, rule, () => `Rule ${name} listens on ${formatWan(rule)}.`);
     });
 
   rules.command("delete <name>").description("delete a rule").action(async (name, _o, cmd) => {

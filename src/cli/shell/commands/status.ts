@@ -1,12 +1,13 @@
 /**
  * Live state: `exec portknock` (the IPs that passed the knock, as the
- * router's CLI lists them), `unlock list|revoke IP`, `status` and `flows`.
+ * router's CLI lists them, with the WAN address each knock arrived on),
+ * `unlock list|revoke IP`, `status`, `flows` and `uplinks`.
  */
-import type { Flow, Status, Unlock } from "../api_types.ts";
+import type { Flow, Status, Unlock, Uplink } from "../api_types.ts";
 import { clientFor, emit, type ShellContext } from "../context.ts";
 import { UsageError } from "../io.ts";
 import type { Root } from "../program.ts";
-import { flowsTable, statusText, unlocksTable } from "../tables.ts";
+import { flowsTable, statusText, unlocksTable, uplinksTable } from "../tables.ts";
 import { intArg } from "./args.ts";
 import type { GlobalOptions } from "../context.ts";
 
@@ -24,7 +25,7 @@ async function revoke(ctx: ShellContext, ip: string, o: GlobalOptions): Promise<
   emit(ctx, o, body, () => `Revoked the unlock of ${body.unlock.ip} (user ${body.unlock.user}).`);
 }
 
-/** Registers `exec portknock`, `unlock`, `status` and `flows`. */
+/** Registers `exec portknock`, `unlock`, `status`, `flows` and `uplinks`. */
 export function registerStatus(root: Root, ctx: ShellContext): void {
   const exec = root.command("exec").description("router-style show commands");
   exec.command("portknock").description("list the IPs that passed the knock")
@@ -41,6 +42,13 @@ export function registerStatus(root: Root, ctx: ShellContext): void {
       const o = cmd.optsWithGlobals();
       const body = await (await clientFor(ctx, o)).get<Status>("/status");
       emit(ctx, o, body, () => statusText(body));
+    });
+
+  root.command("uplinks").description("WAN uplinks: addresses, gateway probe, masquerade")
+    .action(async (_o, cmd) => {
+      const o = cmd.optsWithGlobals();
+      const body = await (await clientFor(ctx, o)).get<{ uplinks: Uplink[] }>("/uplinks");
+      emit(ctx, o, body, () => uplinksTable(body.uplinks));
     });
 
   root.command("flows").description("tracked flows")
