@@ -50,7 +50,9 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
   // Forwarding must not starve behind the traffic it forwards (senders, servers on the host).
   if (!setThreadNice(DATAPLANE_NICE)) console.error("data plane: cannot raise thread priority");
   const dev = TunDevice.open({ name: m.device.name, mtu: m.device.mtu, offload: m.device.offload });
+  console.log(`data plane: ${dev.name} offloads ${dev.offloads.join(" ") || "none"}`);
   pipeline = new Pipeline({
+    ipv4HeaderChecked: dev.ipv4HeaderChecked,
     settings: m.settings,
     forwards: m.forwards,
     openPorts: m.openPorts,
