@@ -61,6 +61,7 @@ interface ProbeReport {
     validWritten: number;
     validDelivered: string | null;
   };
+  fallback?: string[];
   forwarded?: {
     udp: ForwardedRead;
     udpRaw: ForwardedRead;
@@ -166,6 +167,7 @@ Deno.test({
     assert.equal(r.tcp.dataChecksumOkAll, true);
     assert.ok(r.stats.gsoPackets >= 1);
     assert.equal(r.tcp.gsoWriteBack, 1, "the kernel should take a GSO packet back");
+    assert.deepEqual(r.fallback, ["csum", "tso4", "tso6"], "refused bits are dropped, not fatal");
     // The kernel ignores DATA_VALID on write: a broken checksum is caught either way.
     assert.deepEqual(r.corruptedWrites, {
       noneWritten: 1,
