@@ -23,6 +23,7 @@ import {
   status,
   statusSettled,
   until,
+  waitForLog,
   writeTestConfig,
 } from "./_helpers.ts";
 
@@ -49,6 +50,8 @@ Deno.test({
       await shOk(lab, "appliance", ["ethtool", "-K", "lan0", "tx", "off"]);
       const serverBefore = await kernelCounters(lab, "server");
       const before = await status(lab);
+      const line = await waitForLog(lab, /^data plane: \S+ offloads /);
+      assert.equal(line, "data plane: kn0 offloads csum tso4 tso6 uso4 uso6");
       assert.ok(
         before.device.offloads?.includes("uso4"),
         `USO should be negotiated on kernel 6.18: ${JSON.stringify(before.device)}`,
