@@ -317,6 +317,7 @@ export class Pipeline implements PacketProcessor {
     if (proto === PROTO_ICMP) {
       const m = this.#icmp.bind(ip.buf, off, len);
       if (ip.isFragment()) return Drop.Protocol; // fragmented ICMP: nothing legitimate needs it
+      // Verified whatever the state: no offload covers ICMP (DATA_VALID is the TCP/UDP checksum's).
       const e = m.check();
       if (e !== ParseError.None) return e;
       this.#icmpType = m.type();

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../clock.ts";
 import { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID, MemoryDevice } from "../device/mod.ts";
 import {
+  buildTcp,
   buildUdp,
   checksumFold,
   Ipv4Packet,
@@ -14,6 +15,8 @@ import {
   PROTO_UDP,
   pseudoHeaderSum,
   read16,
+  TCP_SYN,
+  TcpPacket,
   UdpPacket,
   write16,
 } from "../packet/mod.ts";
@@ -181,4 +184,22 @@ Deno.test("a UDP_L4 GSO super packet passes NAT whole, its virtio-net header kep
   const [flow] = p.flows(10);
   assert.deepEqual([flow.packets, flow.bytes], [1, 1028]);
   assert.equal(counters[Drop.NoRule], 0);
+});
+
+Deno.test("TCP: a corrupted checksum is dropped in state NONE and passes unverified in VALID", () => {
+  const syn = (sport: number) => {
+    const pkt = buildTcp({ src: CLIENT, dst: WAN, srcPort: sport, dstPort: 52201, flags: TCP_SYN });
+    pkt[20 + 16] ^= 0x5a; // the TCP checksum
+    return pkt;
+  };
+  const { counters, dev, engine } = setup(true);
+  dev.inject(syn(40000), CSUM_NONE);
+  dev.inject(syn(40001), CSUM_VALID, vnetHeader(2, 0, 0, 0));
+  assert.equal(engine.pump(T0), 2);
+  const out = dev.takeWritten();
+  assert.equal(out.length, 1);
+  assert.equal(counters[ParseError.BadL4Checksum], 1);
+  const ip = new Ipv4Packet().bind(out[0]);
+  const tcp = new TcpPacket().bind(out[0], ip.payloadOffset(), ip.payloadLen());
+  assert.deepEqual([tcp.srcPort(), tcp.dstPort()], [40001, 8080]);
 });
