@@ -264,6 +264,8 @@ export class Pipeline implements PacketProcessor {
     const ip = this.#ip.bind(buf, off, len);
     const err = ip.check();
     if (err !== ParseError.None) return this.#drop(err);
+    // A TUN's packets passed ip_rcv_core (version, IHL, lengths, header checksum) before routing
+    // sent them to us, or were built by ip_output (src/device/tun.ts); other devices cannot say.
     if (!this.#ipv4HeaderChecked && !ip.verifyChecksum()) return this.#drop(ParseError.BadChecksum);
     const partial = csum === CSUM_PARTIAL;
     if (ip.isFragment()) {
