@@ -3,7 +3,7 @@
 # Idempotent; needs root (apt-get). Never downloads anything but Debian packages.
 set -euo pipefail
 need=()
-for pair in ip:iproute2 iperf3:iperf3 nmap:nmap hping3:hping3 tcpdump:tcpdump nft:nftables \
+for pair in ip:iproute2 ethtool:ethtool python3:python3 iperf3:iperf3 nmap:nmap hping3:hping3 tcpdump:tcpdump nft:nftables \
   chromium:chromium tmux:tmux curl:curl nc:netcat-openbsd ping:iputils-ping \
   systemd-analyze:systemd promtool:prometheus openssl:openssl firefox-esr:firefox-esr; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")

@@ -292,10 +292,11 @@ export async function main(args: string[]): Promise<number> {
   // SIGUSR2 prints the counters as one JSON line (SIGUSR1 belongs to the V8 inspector).
   Deno.addSignalListener("SIGUSR2", async () => {
     const conntrack = await plane.conntrack().catch(() => ({}));
+    const device = await plane.device().catch(() => ({}));
     // The fail-closed table's drops by rule (spoofed sources, WAN input, stealth).
     const nft = flags.routing ? await run(NFT_LIST_JSON).catch(() => null) : null;
     const host = nft ? parseNftCounters(nft.stdout) : {};
-    const counters = { ...snapshotCounters(plane.counters), conntrack, host };
+    const counters = { ...snapshotCounters(plane.counters), conntrack, device, host };
     console.log(`status ${JSON.stringify(counters)}`);
   });
   // SIGHUP re-reads the file: the allow-list applies, the network needs a restart.

@@ -8,7 +8,7 @@
  * Each packet is first copied from its template into the work buffer (the
  * pipeline rewrites in place), as a device read would; `copyNsPerPacket`
  * says what that copy alone costs. Checksums are verified in software
- * (csumPartial 0, the case of packets without checksum offload).
+ * (checksum state `CSUM_NONE`, IPv4 header checked: a device that cannot say).
  *
  * `deno run -A scripts/bench/pipeline_bench.ts [--quick]` prints the JSON of
  * `runPipelineBench()`.

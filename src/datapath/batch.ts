@@ -25,9 +25,9 @@ export class PacketBatch {
     const size = this.offset + dev.maxPacketSize;
     this.bufs = Array.from({ length: count }, () => new Uint8Array(size));
     this.sizes = new Int32Array(count);
-    this.meta = { csumPartial: new Uint8Array(count) };
+    this.meta = { csum: new Uint8Array(count) };
     this.out = new Array<Uint8Array>(count);
     this.outSizes = new Int32Array(count);
-    this.outMeta = { csumPartial: new Uint8Array(count) };
+    this.outMeta = { csum: new Uint8Array(count) };
   }
 }

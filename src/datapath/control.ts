@@ -9,6 +9,7 @@ import { newCounters } from "./counters.ts";
 import type {
   DatapathSettings,
   DeviceSettings,
+  DeviceStatus,
   FlowRecord,
   FromWorker,
   KnockStateRecord,
@@ -168,6 +169,11 @@ export class DatapathControl implements DatapathApi {
   /** Connection-tracking table statistics. */
   conntrack(): Promise<Record<string, number>> {
     return this.#ask((id) => ({ type: "query", id, what: "conntrack" }));
+  }
+
+  /** The TUN's counters (reads, GSO super packets, ...) and its offloads. */
+  device(): Promise<DeviceStatus> {
+    return this.#ask((id) => ({ type: "query", id, what: "device" }));
   }
 
   /** The rules by stable id. */

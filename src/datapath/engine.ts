@@ -10,8 +10,11 @@ import { PacketBatch } from "./batch.ts";
 
 /** What the loop drives: one call per packet, one per housekeeping tick. */
 export interface PacketProcessor {
-  /** Processes the packet in place; true to send it on. Never throws. */
-  process(buf: Uint8Array, off: number, len: number, csumPartial: number, nowMs: number): boolean;
+  /**
+   * Processes the packet in place; true to send it on. Never throws. `csum`
+   * is its L4 checksum state (`CSUM_*` of src/device).
+   */
+  process(buf: Uint8Array, off: number, len: number, csum: number, nowMs: number): boolean;
   /** Periodic work (expiry, sweeps); may be async (sequence refresh). */
   housekeeping(nowMs: number): void | Promise<void>;
   /** Counts a packet the device refused to take. */
@@ -107,12 +110,10 @@ export class Engine {
     const n = this.dev.read(b.bufs, b.sizes, b.meta, b.offset);
     let out = 0;
     for (let i = 0; i < n; i++) {
-      if (!this.proc.process(b.bufs[i], b.offset, b.sizes[i], b.meta.csumPartial[i], nowMs)) {
-        continue;
-      }
+      if (!this.proc.process(b.bufs[i], b.offset, b.sizes[i], b.meta.csum[i], nowMs)) continue;
       b.out[out] = b.bufs[i];
       b.outSizes[out] = b.sizes[i];
-      b.outMeta.csumPartial[out] = b.meta.csumPartial[i];
+      b.outMeta.csum[out] = b.meta.csum[i];
       out++;
     }
     if (out > 0) {

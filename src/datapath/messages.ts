@@ -8,6 +8,7 @@ import type { KnockProfile } from "../knock/profile.ts";
 import type { KnockSettings } from "../config/types.ts";
 import type { UnlockInfo as UnlockRecord } from "../knock/unlock_table.ts";
 import type { KnockStateRecord } from "../knock/verifier.ts";
+import type { TunStats } from "../device/mod.ts";
 
 /** A user as the data plane sees it: knock profile plus the TOTP secret (base32). */
 export interface KnockUser extends KnockProfile {
@@ -116,7 +117,7 @@ export interface DeviceSettings {
 }
 
 /** What the data plane answers queries about (`uplinks`: `UplinkStatus[]`). */
-export type DatapathQuery = "unlocks" | "flows" | "conntrack" | "rules" | "uplinks";
+export type DatapathQuery = "unlocks" | "flows" | "conntrack" | "rules" | "uplinks" | "device";
 
 /** Control plane to Worker. */
 export type ToWorker =
@@ -141,6 +142,11 @@ export type ToWorker =
   | { type: "revoke"; ip: string; id: number; by?: string }
   | { type: "query"; id: number; what: DatapathQuery; limit?: number }
   | { type: "stop" };
+
+/** The TUN's counters and the offloads the kernel accepted (the `device` query). */
+export interface DeviceStatus extends TunStats {
+  offloads: string[];
+}
 
 /** Worker to control plane. */
 export type FromWorker =

@@ -6,6 +6,7 @@
  * reason. No allocation and no throw on the fast path.
  */
 import { type Clock, systemClock } from "../clock.ts";
+import { CSUM_NONE, CSUM_PARTIAL } from "../device/mod.ts";
 import {
   ConnTable,
   FLAG_DNAT,
@@ -85,6 +86,12 @@ export interface PipelineInit {
   clock?: Clock;
   /** Sends the uplink health probes; without one nothing is probed (every uplink up). */
   probeSender?: ProbeSender;
+  /**
+   * The device's `ipv4HeaderChecked`: every IPv4 header it reads was built
+   * or verified by the kernel, so its checksum is not summed again. Default
+   * false (verify).
+   */
+  ipv4HeaderChecked?: boolean;
 }
 
 /** Parse, track, apply admission's verdict, translate. One instance per data-plane Worker. */
@@ -100,6 +107,7 @@ export class Pipeline implements PacketProcessor {
   readonly #touchedAt: Uint32Array;
   readonly #c: Float64Array;
   readonly #clock: Clock;
+  readonly #ipv4HeaderChecked: boolean;
   readonly #ip = new Ipv4Packet();
   readonly #tcp = new TcpPacket();
   readonly #udp = new UdpPacket();
@@ -118,6 +126,7 @@ export class Pipeline implements PacketProcessor {
     const s = init.settings;
     this.#c = init.counters;
     this.#clock = init.clock ?? systemClock;
+    this.#ipv4HeaderChecked = init.ipv4HeaderChecked ?? false;
     this.ct = new ConnTable({ capacity: s.maxFlows });
     this.#touchedAt = new Uint32Array(s.maxFlows);
     this.admission = new Admission({ ...init, ct: this.ct });
@@ -247,12 +256,17 @@ export class Pipeline implements PacketProcessor {
     return false;
   }
 
-  /** Processes one packet in place; true to send it on. */
-  process(buf: Uint8Array, off: number, len: number, csumPartial: number, nowMs: number): boolean {
+  /**
+   * Processes one packet in place; true to send it on. `csum` is the
+   * device's L4 checksum state: only `CSUM_NONE` is verified here, and a
+   * `CSUM_PARTIAL` one (a GSO super packet among them) is rewritten as a
+   * pseudo-header sum, passing NAT whole.
+   */
+  process(buf: Uint8Array, off: number, len: number, csum: number, nowMs: number): boolean {
     const c = this.#c;
     c[Stat.RxPackets]++;
     c[Stat.RxBytes] += len;
-    const pass = this.#decide(buf, off, len, csumPartial === 1, nowMs);
+    const pass = this.#decide(buf, off, len, csum, nowMs);
     if (pass) {
       // Forwarded (not to our own addresses), it lost a hop into the TUN and loses one out of it.
       const d = read32(buf, off + IPV4_DST);
@@ -264,17 +278,20 @@ export class Pipeline implements PacketProcessor {
   }
 
   /** Validates, tracks and translates one packet; true to send it on. */
-  #decide(buf: Uint8Array, off: number, len: number, partial: boolean, nowMs: number): boolean {
+  #decide(buf: Uint8Array, off: number, len: number, csum: number, nowMs: number): boolean {
     const ip = this.#ip.bind(buf, off, len);
     const err = ip.check();
     if (err !== ParseError.None) return this.#drop(err);
-    if (!ip.verifyChecksum()) return this.#drop(ParseError.BadChecksum);
+    // A TUN's packets passed ip_rcv_core (version, IHL, lengths, header checksum) before routing
+    // sent them to us, or were built by ip_output (src/device/tun.ts); other devices cannot say.
+    if (!this.#ipv4HeaderChecked && !ip.verifyChecksum()) return this.#drop(ParseError.BadChecksum);
+    const partial = csum === CSUM_PARTIAL;
     if (ip.isFragment()) {
       this.#c[Stat.Fragments]++;
       if (ip.fragOffset() !== 0) return this.#laterFragment(ip, partial, nowMs);
     }
     const proto = ip.protocol();
-    const perr = this.#parseL4(ip, proto, partial);
+    const perr = this.#parseL4(ip, proto, csum === CSUM_NONE);
     if (perr !== ParseError.None) return this.#drop(perr);
     if (
       proto === PROTO_ICMP && this.#icmpType !== ICMP_ECHO_REQUEST &&
@@ -291,11 +308,11 @@ export class Pipeline implements PacketProcessor {
     return pass;
   }
 
-  /** Validates the L4 header and reads its ports and flags. */
-  #parseL4(ip: Ipv4Packet, proto: number, partial: boolean): number {
+  /** Validates the L4 header (its checksum when `unchecked`) and reads its ports and flags. */
+  #parseL4(ip: Ipv4Packet, proto: number, unchecked: boolean): number {
     const off = ip.payloadOffset(), len = ip.payloadLen();
-    // The L4 checksum of a fragment covers the whole datagram; a partial one is the kernel's to finish.
-    const verify = !partial && !ip.isFragment();
+    // The L4 checksum of a fragment covers the whole datagram.
+    const verify = unchecked && !ip.isFragment();
     if (proto === PROTO_TCP) {
       const t = this.#tcp.bind(ip.buf, off, len);
       const e = t.check();
@@ -320,6 +337,7 @@ export class Pipeline implements PacketProcessor {
     if (proto === PROTO_ICMP) {
       const m = this.#icmp.bind(ip.buf, off, len);
       if (ip.isFragment()) return Drop.Protocol; // fragmented ICMP: nothing legitimate needs it
+      // Verified whatever the state: no offload covers ICMP (DATA_VALID is the TCP/UDP checksum's).
       const e = m.check();
       if (e !== ParseError.None) return e;
       this.#icmpType = m.type();

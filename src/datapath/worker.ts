@@ -14,6 +14,7 @@ import type { ProbeSender } from "./uplink_monitor.ts";
 
 let engine: Engine | null = null;
 let pipeline: Pipeline | null = null;
+let device: TunDevice | null = null;
 const post = (m: FromWorker, transfer: Transferable[] = []) => self.postMessage(m, { transfer });
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
@@ -39,6 +40,10 @@ function handle(m: ToWorker): void {
     case "revoke":
       return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now(), m.by) });
     case "query":
+      if (m.what === "device") {
+        const data = device && { ...device.stats(), offloads: [...device.offloads] };
+        return post({ type: "reply", id: m.id, data });
+      }
       return post({ type: "reply", id: m.id, data: pipeline.query(m.what, m.limit ?? 1000) });
     case "stop":
       engine?.stop();
@@ -52,9 +57,12 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
   // Forwarding must not starve behind the traffic it forwards (senders, servers on the host).
   if (!setThreadNice(DATAPLANE_NICE)) console.error("data plane: cannot raise thread priority");
   const dev = TunDevice.open({ name: m.device.name, mtu: m.device.mtu, offload: m.device.offload });
+  device = dev;
+  console.log(`data plane: ${dev.name} offloads ${dev.offloads.join(" ") || "none"}`);
   const probes = openProbeSockets(m.settings.uplinks);
   pipeline = new Pipeline({
     probeSender: probes.sender,
+    ipv4HeaderChecked: dev.ipv4HeaderChecked,
     settings: m.settings,
     forwards: m.forwards,
     openPorts: m.openPorts,

@@ -4,7 +4,7 @@
  * the uplink health probe.
  */
 
-export type { Device, PacketMeta } from "./device.ts";
+export { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID, type Device, type PacketMeta } from "./device.ts";
 export { TunDevice, type TunOptions, TunQueue, type TunStats } from "./tun.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./memory.ts";
 export { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice, type TraceOptions } from "./pcap.ts";

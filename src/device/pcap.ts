@@ -92,6 +92,8 @@ export class TraceDevice implements Device {
   readonly headroom: number;
   /** Largest packet of the inner device. */
   readonly maxPacketSize: number;
+  /** As the inner device says. */
+  readonly ipv4HeaderChecked: boolean;
   #inner: Device;
   #options: TraceOptions;
 
@@ -103,6 +105,7 @@ export class TraceDevice implements Device {
     this.mtu = inner.mtu;
     this.headroom = inner.headroom;
     this.maxPacketSize = inner.maxPacketSize;
+    this.ipv4HeaderChecked = inner.ipv4HeaderChecked;
   }
 
   /** Reads from the inner device, recording each packet. */

@@ -53,7 +53,7 @@ Deno.test("TraceDevice records reads and writes and passes them through", () => 
   inner.inject(pkt);
   const bufs = [new Uint8Array(1500)];
   const sizes = new Int32Array(1);
-  const meta = { csumPartial: new Uint8Array(1) };
+  const meta = { csum: new Uint8Array(1) };
   assert.equal(dev.wait(0), true);
   assert.equal(dev.read(bufs, sizes, meta, 0), 1);
   assert.equal(dev.write(bufs, sizes, meta, 0, 1), 1);

@@ -3,17 +3,47 @@
  *
  * The fd is non-blocking: `read` drains packets until EAGAIN or the batch is
  * full, and `wait` blocks in poll(2). With offload, the TUN speaks the
- * virtio-net header (`IFF_VNET_HDR`) and accepts checksum and TSO offload, so
- * reads return GSO super packets up to 64 KiB; the header sits in the
- * caller's headroom and goes back out unchanged with the packet.
+ * virtio-net header (`IFF_VNET_HDR`) and accepts checksum, TSO and (Linux
+ * 6.2 on) USO offload, so reads return GSO super packets up to 64 KiB; the
+ * header sits in the caller's headroom and goes back out unchanged with the
+ * packet.
+ *
+ * What the kernel hands a TUN read, checked on kernel 6.18 with
+ * `testdata/tun_probe.ts` (mode `forward`: a veth peer namespace routed
+ * through the TUN), facts the pipeline relies on:
+ * - Every IPv4 header is the kernel's: a forwarded packet passed
+ *   `ip_rcv_core` (version, IHL, total length and header checksum verified
+ *   before routing), a local one was built by `ip_output`. Hence
+ *   `ipv4HeaderChecked`, with or without offload.
+ * - The L4 checksum state follows the skb's `ip_summed` (the header is made
+ *   by `virtio_net_hdr_from_skb`): `NEEDS_CSUM` (`CSUM_PARTIAL`) for TCP and
+ *   UDP from a socket, local or forwarded from a veth (a veth keeps
+ *   `CHECKSUM_PARTIAL` across namespaces), checksum field = pseudo-header
+ *   sum, `csum_start` 20, `csum_offset` 16 (TCP) or 6 (UDP); flags 0
+ *   (`CSUM_NONE`) for a datagram whose checksum was filled in software (a
+ *   raw socket): forwarding never verifies L4; `DATA_VALID` (`CSUM_VALID`)
+ *   only for `CHECKSUM_UNNECESSARY`, here that same raw datagram after GRO on
+ *   the ingress veth (`gro on` and `rx-udp-gro-forwarding on`) verified it,
+ *   and on real NICs that check checksums on receive.
+ * - With USO, a `UDP_SEGMENT` send of 1000 bytes in 100-byte datagrams is
+ *   one read: `gso_type` 5 (`UDP_L4`), `gso_size` 100, `hdr_len` 28,
+ *   `NEEDS_CSUM`, UDP length 1008 and the pseudo-header sum over 1008 bytes:
+ *   the whole super packet, as the kernel's `udp4_hwcsum` sets it and
+ *   `__udp_gso_segment` expects it back (it swaps the length per datagram).
+ * - On write, `virtio_net_hdr_to_skb` reads only `NEEDS_CSUM` and the GSO
+ *   fields: a `DATA_VALID` flag is ignored (a datagram with a broken checksum
+ *   behind it is dropped by the receiving socket like one behind a zero
+ *   header). A written packet's L4 checksum is checked wherever the kernel
+ *   would check one of its own.
  */
 
-import type { Device, PacketMeta } from "./device.ts";
+import { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID, type Device, type PacketMeta } from "./device.ts";
 import {
   addressOf,
   AF_INET,
   closeFd,
   EAGAIN,
+  ErrnoError,
   ioctlBuffer,
   ioctlValue,
   IoVecs,
@@ -30,6 +60,7 @@ import {
   writev,
 } from "./libc.ts";
 import {
+  VIRTIO_NET_HDR_F_DATA_VALID,
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_GSO_NONE,
   VIRTIO_NET_HDR_LEN,
@@ -48,6 +79,9 @@ const IFF_MULTI_QUEUE = 0x0100;
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
 const TUN_F_TSO6 = 0x04;
+const TUN_F_USO4 = 0x20;
+const TUN_F_USO6 = 0x40;
+const EINVAL = 22;
 // linux/sockios.h, linux/if.h
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
@@ -73,7 +107,10 @@ export interface TunOptions {
   name: string;
   /** The MTU to set, 68..65535. */
   mtu: number;
-  /** Negotiate the virtio-net header with checksum and TSO offload. */
+  /**
+   * Negotiate the virtio-net header with checksum, TSO and, when the kernel
+   * has it (6.2 on), USO offload.
+   */
   offload: boolean;
   /** Queues, one fd each (`IFF_MULTI_QUEUE` when above 1); default 1. */
   queues?: number;
@@ -125,6 +162,8 @@ export class TunQueue implements Device {
   readonly maxPacketSize: number;
   /** The queue's file descriptor. */
   readonly fd: number;
+  /** Every IPv4 header read is the kernel's (see the module comment). */
+  readonly ipv4HeaderChecked = true;
   #counters = new Float64Array(9);
   #iov = new IoVecs(2);
   #pollfd = new Uint8Array(8);
@@ -192,7 +231,7 @@ export class TunQueue implements Device {
         continue;
       }
       sizes[i] = size;
-      meta.csumPartial[i] = hr === 0 ? 0 : vnetFlags(buf, at) & VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      meta.csum[i] = hr === 0 ? CSUM_NONE : csumState(vnetFlags(buf, at));
       if (hr !== 0 && vnetGsoType(buf, at) !== VIRTIO_NET_HDR_GSO_NONE) c[GSO_PACKETS]++;
       c[READ_PACKETS]++;
       c[READ_BYTES] += size;
@@ -203,9 +242,13 @@ export class TunQueue implements Device {
 
   /**
    * Writes `count` packets; see {@linkcode Device.write}. With offload, a
-   * packet whose `csumPartial` is 1 goes out behind the virtio-net header its
-   * read left in the headroom (GSO information included); one whose
-   * `csumPartial` is 0 goes out behind a zero header (complete, not GSO).
+   * packet in state `CSUM_PARTIAL` or `CSUM_VALID` goes out behind the
+   * virtio-net header its read left in the headroom: `NEEDS_CSUM` has the
+   * kernel complete the checksum, and the GSO fields (of a partial packet)
+   * have it segment; the kernel ignores `DATA_VALID` on write (module
+   * comment), so a valid packet needs only its complete checksum, which NAT's
+   * incremental update keeps. One in `CSUM_NONE` goes out behind a zero
+   * header (complete, not GSO).
    */
   write(
     bufs: Uint8Array[],
@@ -229,7 +272,7 @@ export class TunQueue implements Device {
       if (hr === 0) {
         iov.set(0, addr, sizes[i]);
       } else {
-        iov.set(0, meta.csumPartial[i] === 0 ? this.#zeroHeaderAddr : addr - hr, hr);
+        iov.set(0, meta.csum[i] === CSUM_NONE ? this.#zeroHeaderAddr : addr - hr, hr);
         iov.set(1, addr, sizes[i]);
         parts = 2;
       }
@@ -297,14 +340,22 @@ export class TunDevice implements Device {
   readonly headroom: number;
   /** 65535 with offload (GSO), else the MTU. */
   readonly maxPacketSize: number;
+  /** Every IPv4 header read is the kernel's (see the module comment). */
+  readonly ipv4HeaderChecked = true;
+  /**
+   * The offloads the kernel accepted, such as `csum tso4 tso6 uso4 uso6`
+   * (empty without offload; no `uso*` before Linux 6.2).
+   */
+  readonly offloads: readonly string[];
   #queues: TunQueue[];
   #pollfds: Uint8Array;
   #pollCount: bigint;
   #next = 0;
 
-  private constructor(queues: TunQueue[]) {
+  private constructor(queues: TunQueue[], offloads: readonly string[]) {
     const q = queues[0];
     this.#queues = queues;
+    this.offloads = offloads;
     this.name = q.name;
     this.mtu = q.mtu;
     this.headroom = q.headroom;
@@ -336,9 +387,10 @@ export class TunDevice implements Device {
         fds.push(fd);
         name = attach(fd, name, flags);
       }
-      if (options.offload) enableOffload(fds[0], name);
+      const offloads = options.offload ? enableOffload(fds[0], name) : [];
       configureLink(name, options.mtu, options.up ?? true);
-      return new TunDevice(fds.map((fd) => new TunQueue(fd, name, options.mtu, options.offload)));
+      const qs = fds.map((fd) => new TunQueue(fd, name, options.mtu, options.offload));
+      return new TunDevice(qs, offloads);
     } catch (e) {
       for (const fd of fds) closeFd(fd);
       throw e;
@@ -432,13 +484,41 @@ function attach(fd: number, name: string, flags: number): string {
   return new TextDecoder().decode(req.bytes.subarray(0, end < 0 ? IFNAMSIZ : end));
 }
 
-/** Sets the virtio-net header size and turns on checksum and TSO offload. */
-function enableOffload(fd: number, name: string): void {
+/** The L4 checksum state of a read, from its virtio-net header's flags. */
+function csumState(flags: number): number {
+  if ((flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) return CSUM_PARTIAL;
+  return (flags & VIRTIO_NET_HDR_F_DATA_VALID) !== 0 ? CSUM_VALID : CSUM_NONE;
+}
+
+/** Offload bits a kernel may not know, with their names. */
+export interface OptionalOffload {
+  bits: number;
+  names: string[];
+}
+
+/** UDP segmentation offload, Linux 6.2 on. */
+const USO: OptionalOffload = { bits: TUN_F_USO4 | TUN_F_USO6, names: ["uso4", "uso6"] };
+
+/**
+ * Sets the virtio-net header size and turns on checksum and TSO offload with
+ * `optional` (USO): a kernel refuses bits it does not know with EINVAL (USO
+ * before 6.2), and then the rest goes on alone. Returns the names of the
+ * offloads that are on. Exported for the fallback's test.
+ */
+export function enableOffload(fd: number, name: string, optional = USO): string[] {
   const size = new Uint8Array(4);
   new DataView(size.buffer).setInt32(0, VIRTIO_NET_HDR_LEN, true);
   ioctlBuffer(fd, TUNSETVNETHDRSZ, size, `Cannot set the vnet header size of "${name}"`);
-  const offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-  ioctlValue(fd, TUNSETOFFLOAD, offloads, `Cannot enable offload on "${name}"`);
+  const base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, baseNames = ["csum", "tso4", "tso6"];
+  const what = `Cannot enable offload on "${name}"`;
+  try {
+    ioctlValue(fd, TUNSETOFFLOAD, base | optional.bits, what);
+    return [...baseNames, ...optional.names];
+  } catch (e) {
+    if (!(e instanceof ErrnoError) || e.errno !== EINVAL) throw e;
+  }
+  ioctlValue(fd, TUNSETOFFLOAD, base, what);
+  return baseNames;
 }
 
 /** Sets the MTU, the transmit queue length and, if asked, the UP flag through ioctls on an AF_INET socket. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID } from "./device.ts";
 import { ErrnoError } from "./libc.ts";
 import { TunDevice, type TunStats } from "./tun.ts";
 
@@ -15,6 +16,15 @@ function canRun(): boolean {
 }
 
 const ignore = !canRun();
+
+/** The forward probe's peer sends with python3 (UDP_SEGMENT, raw sockets). */
+function hasPython(): boolean {
+  try {
+    return new Deno.Command("python3", { args: ["-V"] }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
 const probe = fileURLToPath(new URL("./testdata/tun_probe.ts", import.meta.url));
 
 /** What tun_probe.ts prints (see there). */
@@ -22,10 +32,11 @@ interface ProbeReport {
   headroom: number;
   maxPacketSize: number;
   queues: number;
+  offloads: string[];
   udp: {
     seen: boolean;
     payload: string;
-    csumPartial: number;
+    csum: number;
     checksumOk: boolean;
     written: number;
     reply: { text: string; from: string } | null;
@@ -35,7 +46,7 @@ interface ProbeReport {
   truncation: { read: number; truncated: number };
   tcp: {
     synSeen: boolean;
-    synCsumPartial: number;
+    synCsum: number;
     synChecksumOk: boolean;
     connected: boolean;
     dataPackets: number;
@@ -44,7 +55,40 @@ interface ProbeReport {
     dataChecksumOkAll: boolean;
     gsoWriteBack: number;
   };
+  corruptedWrites?: {
+    noneWritten: number;
+    noneDelivered: string | null;
+    validWritten: number;
+    validDelivered: string | null;
+  };
+  fallback?: string[];
+  forwarded?: {
+    udp: ForwardedRead;
+    udpRaw: ForwardedRead;
+    udpGso: ForwardedRead;
+    tcpSyn: ForwardedRead;
+    /** Only when ethtool could turn GRO on. */
+    udpRawGro?: ForwardedRead;
+    senderError?: string;
+  };
   stats: TunStats;
+}
+
+/** One forwarded packet as a TUN read returned it (tun_probe.ts `forward`). */
+interface ForwardedRead {
+  csum: number;
+  header: {
+    flags: number;
+    gsoType: number;
+    hdrLen: number;
+    gsoSize: number;
+    csumStart: number;
+    csumOffset: number;
+  };
+  size: number;
+  checksumOk: boolean;
+  udpLength?: number;
+  l4Length?: number;
 }
 
 async function ip(...args: string[]): Promise<void> {
@@ -79,7 +123,7 @@ function assertCommon(r: ProbeReport, offload: boolean): void {
   assert.equal(r.maxPacketSize, offload ? 65535 : 1400);
   assert.equal(r.udp.seen, true, "the UDP datagram should come out of the TUN");
   assert.equal(r.udp.payload, "knock-out");
-  assert.equal(r.udp.csumPartial, offload ? 1 : 0);
+  assert.equal(r.udp.csum, offload ? CSUM_PARTIAL : CSUM_NONE);
   assert.equal(r.udp.checksumOk, true);
   assert.equal(r.udp.written, 1);
   assert.deepEqual(r.udp.reply, { text: "knock-back", from: "198.51.100.2:9999" });
@@ -97,7 +141,8 @@ Deno.test({
     const r = await runProbe("plain", "p");
     assertCommon(r, false);
     assert.equal(r.tcp.synSeen, true);
-    assert.equal(r.tcp.synCsumPartial, 0);
+    assert.equal(r.tcp.synCsum, CSUM_NONE);
+    assert.deepEqual(r.offloads, []);
     assert.equal(r.tcp.synChecksumOk, true);
     assert.equal(r.tcp.connected, true, "the hand-written SYN-ACK should complete the handshake");
     assert.ok(r.tcp.dataPackets > 0);
@@ -113,7 +158,8 @@ Deno.test({
   async fn() {
     const r = await runProbe("offload", "o");
     assertCommon(r, true);
-    assert.equal(r.tcp.synCsumPartial, 1);
+    assert.equal(r.tcp.synCsum, CSUM_PARTIAL);
+    assert.deepEqual(r.offloads, ["csum", "tso4", "tso6", "uso4", "uso6"], "kernel 6.18 has USO");
     assert.equal(r.tcp.synChecksumOk, true, "a partial checksum holds the pseudo-header sum");
     assert.equal(r.tcp.connected, true);
     assert.ok(r.tcp.largest > 1400, `a GSO read should exceed the MTU, saw ${r.tcp.largest}`);
@@ -121,6 +167,60 @@ Deno.test({
     assert.equal(r.tcp.dataChecksumOkAll, true);
     assert.ok(r.stats.gsoPackets >= 1);
     assert.equal(r.tcp.gsoWriteBack, 1, "the kernel should take a GSO packet back");
+    assert.deepEqual(r.fallback, ["csum", "tso4", "tso6"], "refused bits are dropped, not fatal");
+    // The kernel ignores DATA_VALID on write: a broken checksum is caught either way.
+    assert.deepEqual(r.corruptedWrites, {
+      noneWritten: 1,
+      noneDelivered: null,
+      validWritten: 1,
+      validDelivered: null,
+    });
+  },
+});
+
+Deno.test({
+  name: "TunDevice reads of forwarded traffic carry the checksum state the kernel knows",
+  ignore: ignore || !hasPython(),
+  async fn() {
+    const r = await runProbe("forward", "f");
+    assertCommon(r, true);
+    const f = r.forwarded!;
+    assert.equal(f.senderError, undefined, `the peer's sender failed: ${f.senderError}`);
+    const partial = (csumOffset: number) => ({
+      flags: 1,
+      gsoType: 0,
+      hdrLen: 0,
+      gsoSize: 0,
+      csumStart: 20,
+      csumOffset,
+    });
+    const none = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
+    assert.equal(f.udp.csum, CSUM_PARTIAL, "a veth keeps a socket's CHECKSUM_PARTIAL");
+    assert.deepEqual(f.udp.header, partial(6));
+    assert.equal(f.tcpSyn.csum, CSUM_PARTIAL);
+    assert.deepEqual(f.tcpSyn.header, partial(16));
+    assert.equal(f.udpRaw.csum, CSUM_NONE, "forwarding never verifies a software checksum");
+    assert.deepEqual(f.udpRaw.header, none);
+    // One UDP_SEGMENT send of 1000 bytes in 100-byte datagrams: one super packet.
+    assert.equal(f.udpGso.csum, CSUM_PARTIAL);
+    assert.deepEqual(f.udpGso.header, {
+      flags: 1,
+      gsoType: 5,
+      hdrLen: 28,
+      gsoSize: 100,
+      csumStart: 20,
+      csumOffset: 6,
+    });
+    assert.deepEqual([f.udpGso.size, f.udpGso.udpLength, f.udpGso.l4Length], [1028, 1008, 1008]);
+    for (const [name, read] of Object.entries({ ...f, senderError: undefined })) {
+      if (read === undefined) continue;
+      assert.equal(read.checksumOk, true, `${name}: checksum (or pseudo-header sum) as stated`);
+    }
+    if (f.udpRawGro !== undefined) { // ethtool present: GRO verified the datagram
+      assert.equal(f.udpRawGro.csum, CSUM_VALID);
+      assert.equal(f.udpRawGro.header.flags, 2);
+    }
+    assert.ok(r.stats.gsoPackets >= 1);
   },
 });
 

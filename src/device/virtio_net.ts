@@ -20,6 +20,13 @@ export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
 export const VIRTIO_NET_HDR_GSO_UDP = 3;
 /** gso_type: IPv6 TCP segmentation. */
 export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
+/**
+ * gso_type: UDP segmentation (USO, Linux 6.2): one IPv4+UDP header, then
+ * `gso_size` payload bytes per datagram (the last may be shorter). The UDP
+ * length and the pseudo-header sum in the checksum field cover the whole
+ * super packet; the kernel fixes both per datagram when it segments.
+ */
+export const VIRTIO_NET_HDR_GSO_UDP_L4 = 5;
 /** gso_type bit: the TCP stream uses ECN. */
 export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
 

@@ -253,6 +253,8 @@ export interface Status {
   stats: Record<string, number>;
   drops: Record<string, number>;
   conntrack: Record<string, number>;
+  /** The TUN's counters (`TunStats`) and `offloads`. */
+  device: Record<string, number> & { offloads?: string[] };
 }
 
 /** Sends SIGUSR2 and returns the status line it prints (within 5 s). */

@@ -2,7 +2,13 @@
  * Run by tun_test.ts inside a fresh network namespace (`ip netns exec`), so
  * the TUN is created there: opens a {@linkcode TunDevice}, drives traffic
  * through it with the namespace's own sockets and prints what it saw as one
- * JSON object. Usage: `tun_probe.ts <ifname> plain|offload|multiqueue`.
+ * JSON object. Usage: `tun_probe.ts <ifname> plain|offload|multiqueue|forward`.
+ *
+ * `forward` adds a peer namespace (`<ifname>p`, removed at the end) behind a
+ * veth whose traffic this namespace forwards into the TUN, as the appliance
+ * sees it: what the kernel's forward path tells a TUN read for UDP from a
+ * socket, UDP from a raw socket (software checksum), a `UDP_SEGMENT` send and
+ * a TCP SYN. The peer's sender is python3.
  */
 
 import { createSocket, type Socket } from "node:dgram";
@@ -25,7 +31,17 @@ import {
   TcpPacket,
   UdpPacket,
 } from "../../packet/mod.ts";
-import { TunDevice } from "../tun.ts";
+import { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID } from "../device.ts";
+import { enableOffload, TunDevice } from "../tun.ts";
+import {
+  VIRTIO_NET_HDR_F_DATA_VALID,
+  vnetCsumOffset,
+  vnetCsumStart,
+  vnetFlags,
+  vnetGsoSize,
+  vnetGsoType,
+  vnetHdrLen,
+} from "../virtio_net.ts";
 
 const LOCAL = "198.51.100.1";
 const PEER = "198.51.100.2";
@@ -43,7 +59,7 @@ const dev = TunDevice.open({
 });
 const bufs = Array.from({ length: BATCH }, () => new Uint8Array(OFF + 65536));
 const sizes = new Int32Array(BATCH);
-const meta = { csumPartial: new Uint8Array(BATCH) };
+const meta = { csum: new Uint8Array(BATCH) };
 const ip = new Ipv4Packet();
 const tcp = new TcpPacket();
 const udp = new UdpPacket();
@@ -52,12 +68,21 @@ const udp = new UdpPacket();
 interface Seen {
   pkt: Uint8Array;
   header: Uint8Array;
-  csumPartial: number;
+  csum: number;
 }
 
 function sh(...args: string[]): void {
   const out = new Deno.Command(args[0], { args: args.slice(1) }).outputSync();
   if (!out.success) throw new Error(`${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** True when the command exists and succeeds. */
+function succeeds(cmd: string, args: string[]): boolean {
+  try {
+    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -72,7 +97,7 @@ async function readUntil(match: (s: Seen) => boolean, ms = 2000): Promise<Seen |
       const seen = {
         pkt: bufs[i].slice(OFF, OFF + sizes[i]),
         header: bufs[i].slice(OFF - dev.headroom, OFF),
-        csumPartial: meta.csumPartial[i],
+        csum: meta.csum[i],
       };
       if (match(seen)) return seen;
     }
@@ -82,11 +107,11 @@ async function readUntil(match: (s: Seen) => boolean, ms = 2000): Promise<Seen |
 }
 
 /** Writes one packet (its header taken from `header` when given) through the TUN. */
-function writeOne(pkt: Uint8Array, csumPartial = 0, header?: Uint8Array): number {
+function writeOne(pkt: Uint8Array, csum = CSUM_NONE, header?: Uint8Array): number {
   bufs[0].set(pkt, OFF);
   if (header) bufs[0].set(header, OFF - header.length);
   sizes[0] = pkt.length;
-  meta.csumPartial[0] = csumPartial;
+  meta.csum[0] = csum;
   return dev.write(bufs, sizes, meta, OFF, 1);
 }
 
@@ -94,7 +119,7 @@ function writeOne(pkt: Uint8Array, csumPartial = 0, header?: Uint8Array): number
 function checksumOk(s: Seen, field: number): boolean {
   ip.bind(s.pkt);
   const l4 = ip.payloadOffset();
-  if (!s.csumPartial) {
+  if (s.csum !== CSUM_PARTIAL) {
     const view = ip.protocol() === PROTO_TCP ? tcp.bind(s.pkt, l4) : udp.bind(s.pkt, l4);
     return view.verifyChecksum(ip.src(), ip.dst());
   }
@@ -152,7 +177,7 @@ async function udpRoundTrip() {
       seen: true,
       payload,
       size: out.pkt.length,
-      csumPartial: out.csumPartial,
+      csum: out.csum,
       checksumOk: checksumOk(out, 6),
       written,
       reply: await pending,
@@ -221,7 +246,7 @@ async function tcpBulk() {
   });
   const result = {
     synSeen: true,
-    synCsumPartial: syn.csumPartial,
+    synCsum: syn.csum,
     synChecksumOk: checksumOk(syn, 16),
     connected: false,
     dataPackets: 0,
@@ -245,7 +270,7 @@ async function tcpBulk() {
     }
     result.dataPackets++;
     result.largest = Math.max(result.largest, s.pkt.length);
-    result.dataCsumPartialAll &&= s.csumPartial === 1;
+    result.dataCsumPartialAll &&= s.csum === CSUM_PARTIAL;
     result.dataChecksumOkAll &&= checksumOk(s, 16);
     if (s.pkt.length > MTU) gso ??= s;
     return gso !== null || result.dataPackets >= 20;
@@ -269,7 +294,163 @@ function writeBackSwapped(s: Seen): number {
   sw(12, 16, 4);
   const l4 = (pkt[0] & 0x0f) << 2;
   sw(l4, l4 + 2, 2);
-  return writeOne(pkt, 1, s.header);
+  return writeOne(pkt, CSUM_PARTIAL, s.header);
+}
+
+/**
+ * What a write's checksum state asks of the kernel: a datagram with a broken
+ * UDP checksum behind a zero header (`CSUM_NONE`) must be dropped by the
+ * receiving socket; behind a `DATA_VALID` header (`CSUM_VALID`) the kernel
+ * takes the checksum as verified and delivers it.
+ */
+async function corruptedWrites() {
+  const sock = await bound("udp4", LOCAL);
+  try {
+    const port = sock.address().port;
+    const corrupted = (text: string) => {
+      const pkt = buildUdp({
+        src: PEER,
+        dst: LOCAL,
+        srcPort: 9998,
+        dstPort: port,
+        payload: new TextEncoder().encode(text),
+      });
+      pkt[20 + 6] ^= 0x55; // the UDP checksum
+      return pkt;
+    };
+    let pending = receive(sock, 500);
+    const noneWritten = writeOne(corrupted("none"), CSUM_NONE);
+    const none = await pending;
+    pending = receive(sock, 2000);
+    const valid = new Uint8Array(dev.headroom);
+    valid[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+    const validWritten = writeOne(corrupted("valid"), CSUM_VALID, valid);
+    const trusted = await pending;
+    return {
+      noneWritten,
+      noneDelivered: none?.text ?? null,
+      validWritten,
+      validDelivered: trusted?.text ?? null,
+    };
+  } finally {
+    sock.close();
+  }
+}
+
+/** The virtio-net header of a read, field by field. */
+function headerFields(s: Seen) {
+  const h = s.header;
+  return {
+    flags: vnetFlags(h, 0),
+    gsoType: vnetGsoType(h, 0),
+    hdrLen: vnetHdrLen(h, 0),
+    gsoSize: vnetGsoSize(h, 0),
+    csumStart: vnetCsumStart(h, 0),
+    csumOffset: vnetCsumOffset(h, 0),
+  };
+}
+
+/** Sent from the peer namespace, each twice (the first may wait for ARP on the veth). */
+const PEER_SENDER = `
+import socket, struct, sys, time
+DST = "${PEER}"
+GRO_ONLY = sys.argv[1:] == ["gro"]
+def csum(b):
+    if len(b) % 2: b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+def raw_udp(src, dst, sport, dport, payload):
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, len(udp))
+    c = csum(pseudo + udp) or 0xffff
+    udp = udp[:6] + struct.pack("!H", c) + udp[8:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    return ip + udp
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+if GRO_ONLY:
+    for _ in range(2):
+        r.sendto(raw_udp("203.0.113.2", DST, 40004, 9004, b"raw-gro"), (DST, 0))
+        time.sleep(0.3)
+    raise SystemExit
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+g = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+g.setsockopt(socket.SOL_UDP, 103, 100)  # UDP_SEGMENT: 100-byte datagrams
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setblocking(False)
+for _ in range(2):
+    u.sendto(b"plain", (DST, 9001))
+    r.sendto(raw_udp("203.0.113.2", DST, 40002, 9002, b"raw"), (DST, 0))
+    g.sendto(bytes(i % 251 for i in range(1000)), (DST, 9003))
+    try:
+        t.connect((DST, 8081))
+    except BlockingIOError:
+        pass
+    time.sleep(0.3)
+`;
+
+function peerSender(peer: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command("ip", {
+    args: ["netns", "exec", peer, "python3", "-c", PEER_SENDER, ...args],
+    stdout: "null",
+    stderr: "piped",
+    signal: AbortSignal.timeout(10_000),
+  }).spawn();
+}
+
+/** What a TUN read says about packets this namespace forwards from a veth peer. */
+async function forwarded() {
+  const peer = `${ifname}p`, veth = `${ifname}v`;
+  sh("ip", "netns", "add", peer);
+  try {
+    sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", peer);
+    sh("ip", "addr", "add", "203.0.113.1/24", "dev", veth);
+    sh("ip", "link", "set", veth, "up");
+    sh("sysctl", "-qw", "net.ipv4.ip_forward=1");
+    sh("ip", "-n", peer, "link", "set", "lo", "up");
+    sh("ip", "-n", peer, "addr", "add", "203.0.113.2/24", "dev", "eth0");
+    sh("ip", "-n", peer, "link", "set", "eth0", "up");
+    sh("ip", "-n", peer, "route", "add", "default", "via", "203.0.113.1");
+    const seen: Record<string, unknown> = {};
+    const names: Record<number, string> = {
+      9001: "udp",
+      9002: "udpRaw",
+      9003: "udpGso",
+      9004: "udpRawGro",
+      8081: "tcpSyn",
+    };
+    const record = (s: Seen) => {
+      if (s.pkt[0] >> 4 !== 4 || ip.bind(s.pkt).dst() !== parseIpv4(PEER)) return false;
+      const l4 = ip.payloadOffset(), name = names[read16(s.pkt, l4 + 2)];
+      if (name === undefined || name in seen) return false;
+      const proto = ip.protocol();
+      seen[name] = {
+        csum: s.csum,
+        header: headerFields(s),
+        size: s.pkt.length,
+        checksumOk: checksumOk(s, proto === PROTO_TCP ? 16 : 6),
+        ...(proto === PROTO_UDP
+          ? { udpLength: read16(s.pkt, l4 + 4), l4Length: ip.payloadLen() }
+          : {}),
+      };
+      return true;
+    };
+    const sender = peerSender(peer, []);
+    await readUntil((s) => record(s) && Object.keys(seen).length === 4, 3000);
+    const out = await sender.output();
+    if (!out.success) seen.senderError = new TextDecoder().decode(out.stderr);
+    // GRO on the ingress veth validates a CHECKSUM_NONE datagram in software (needs ethtool).
+    const gro = ["-K", veth, "gro", "on", "rx-udp-gro-forwarding", "on"];
+    if (succeeds("ethtool", gro)) {
+      const sender = peerSender(peer, ["gro"]);
+      await readUntil((s) => record(s) && "udpRawGro" in seen, 3000);
+      await sender.output();
+    }
+    return seen;
+  } finally {
+    sh("ip", "netns", "del", peer);
+  }
 }
 
 try {
@@ -281,12 +462,20 @@ try {
     headroom: dev.headroom,
     maxPacketSize: dev.maxPacketSize,
     queues: dev.queueCount,
+    offloads: dev.offloads,
     udp: await udpRoundTrip(),
     icmp: await icmpEcho(),
     ipv6Dropped: await ipv6Dropped(),
     truncation: await truncation(),
   };
   if (mode !== "multiqueue") report.tcp = await tcpBulk();
+  if (offload) report.corruptedWrites = await corruptedWrites();
+  if (mode === "forward") report.forwarded = await forwarded();
+  // A bit no kernel knows is refused as USO is before 6.2: the rest must go on alone.
+  if (mode === "offload") {
+    const unknown = { bits: 0x40000000, names: ["unknown"] };
+    report.fallback = enableOffload(dev.queue(0).fd, dev.name, unknown);
+  }
   report.stats = dev.stats();
   console.log(JSON.stringify(report));
 } finally {
