@@ -1,18 +1,80 @@
 /**
  * The connection table: a bounded set of flows in flat typed arrays, each
- * flow hashed twice (original and reply tuple, as netfilter does), a TCP
+ * flow indexed twice (original and reply tuple, as netfilter does), a TCP
  * tracker, per-protocol timeouts and a timer wheel. Nothing on the per-packet
  * path (`lookup`, `track`, `create`, `expire`) allocates or throws.
  *
  * Ids and handles: a flow is a slot `id` in `0..capacity-1`; a handle is
- * `id * 2 + dir` (dir 0 original, 1 reply). Tuple arrays are indexed by
- * handle, so the original tuple lives at `2 * id` and the reply at `2 * id + 1`.
+ * `id * 2 + dir` (dir 0 original, 1 reply). Per-direction arrays are indexed
+ * by handle, per-flow arrays by id.
  *
  * NAT as netfilter expresses it: the reply tuple differs from the inverted
  * original. A DNAT flow: orig = (client:cp -> wan:52201), reply =
  * (server:8080 -> client:cp). A packet seen in direction ORIGINAL leaves with
  * source/destination (reply.dst, reply.src); one seen in direction REPLY
  * leaves with (orig.dst, orig.src): see `translatedSrc()` and friends.
+ *
+ * Memory: every column is carved from one `SharedArrayBuffer` (arena.ts),
+ * cache-line aligned, in this order; bytes per flow at 1M flows:
+ *   records (both tuples, meta: generation + proto, link)   32
+ *   index (15-slot lines at 11 per line when full)           11.6
+ *   status 1, datapath flags 2, rule id 4                     7
+ *   packets, bytes: f64 per direction                        32
+ *   created, last seen, expires: u32 seconds                 12
+ *   TCP: state, aux, liberal 3; wflags 2 per direction;
+ *        td_end, td_maxend, td_maxwin, td_maxack per dir.   37
+ *   timer wheel: next, prev, slot second                     12
+ *   (header, wheel heads: per table, not per flow)
+ *   total                                                   143.6
+ * (before: 145, the chained hash's heads at 2 per flow, a 4-word key record
+ * per handle, a free-list array). The free list costs nothing: it is chained
+ * through the records' link word. What keeps this above 80 is what the table
+ * tracks, not the index: TCP windows (37) and 64-bit counters (32) alone are
+ * 69. Reaching 80 means dropping a column: 32-bit packet counters with a
+ * carry word (-8), a TCP pool smaller than the table (TCP flows only), or no
+ * `created` (-4).
+ *
+ * Sharing between Workers (issue 11's multi-queue; groundwork: the table runs
+ * over one buffer in several Workers, but the datapath does not yet do so).
+ * `ConnTable.bufferBytes(options)` sizes the buffer, `buffer` hands it over,
+ * `new ConnTable({ buffer, shard })` maps it in another Worker: the geometry
+ * and hash key come from the buffer's header, written last at setup.
+ * - Ids are split into `shards` ranges, one per writer (a queue's Worker).
+ *   A shard's owner alone creates flows in its range (its free list, its
+ *   early drop), schedules their timers (its own wheel heads, over shared
+ *   links no other shard touches), expires and frees them. Other Workers
+ *   only read a foreign flow, and track it (below).
+ * - Publishing a flow: tuples, then the meta (generation + 1, proto) with
+ *   `Atomics.store`, then the two index slots by compare-exchange (see
+ *   flow_index.ts for the lock of the home lines that keeps two writers
+ *   from both entering one tuple). Counters, timers and TCP state of a new
+ *   flow are written before `create` returns, by the owner: the other
+ *   direction's queue sees the flow only after its reply packet arrives,
+ *   which is after the owner forwarded the first packet.
+ * - Readers validate by the tuple: `lookup` compares the record's tuple and
+ *   proto after the tag matched. Plain loads on that path: `Atomics.load`
+ *   is a builtin call in this V8 (about 15 ns each, measured), too dear for
+ *   15 slots. That is sound because a record never changes while a reader
+ *   may be between finding its slot and using its handle:
+ * - Removal and expiry avoid racing a reader by deferring reuse, not the
+ *   unhashing: the owner takes both slots out of the index first (new
+ *   lookups miss), bumps the generation (proto 0: `isLive` false, `track`
+ *   refuses the handle), and puts the id on its free list. In the
+ *   multi-queue wiring that free list becomes a limbo list: an id is reused
+ *   only once every Worker has passed a quiescent point (the end of a read
+ *   batch; one epoch word per Worker, stored with `Atomics.store` per batch)
+ *   since the free: RCU's grace period, so no reader holds a handle across a
+ *   reuse. Holders across batches (the API, events) keep (id, generation).
+ * - Per-flow state written by both directions: per-direction counters have
+ *   one writer (the kernel steers each tuple to one queue). Last seen and
+ *   expiry are last-writer-wins ("now + timeout"); an expiry made earlier by
+ *   a non-owner goes to the owner (a per-shard refresh ring) since only the
+ *   owner relinks its wheel. Status bits need `Atomics.or`. TCP state is the
+ *   one place that needs a lock: `step` reads and writes both directions'
+ *   windows and the flow's state, and the two directions of a NATed flow
+ *   land on different queues. The record's link word (unused while the flow
+ *   is live) is that lock: compare-exchange 0 -> 1 around `step`, then check
+ *   the generation is unchanged.
  */
 import {
   CREATE_CLASH,
@@ -67,7 +129,7 @@ export interface ConnTableOptions {
    */
   buckets?: number;
   /**
-   * The shared memory of the table (see `ConnTable.bufferBytes`). A zeroed
+   * The shared memory of the table (see `ConnTable.createBuffer`). A zeroed
    * buffer is set up as a new table; a buffer that holds one (created in
    * another Worker) is mapped as it is, with its capacity, index, wheel,
    * shards and hash key. Default: a new buffer of the right size.
@@ -191,6 +253,16 @@ function layout(g: Geometry, k0: number, k1: number, a: Arena) {
   };
 }
 
+/**
+ * A zeroed shared buffer whose start is page-aligned, so that the arena's
+ * 64-byte columns are cache lines. A growable buffer is reserved by V8's
+ * page allocator; a plain one comes from malloc, 16 bytes into a page for
+ * large sizes (measured): every index line would straddle two cache lines.
+ */
+function pageAligned(bytes: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(bytes, { maxByteLength: bytes });
+}
+
 /** Reads and checks the geometry from options (configuration time: throws). */
 function geometryOf(options: ConnTableOptions): Geometry {
   const cap = options.capacity ?? DEFAULT_CAPACITY;
@@ -293,7 +365,7 @@ export class ConnTable {
       k1 = key[1] | 0;
     }
     const bytes = ConnTable.#measure(g);
-    buffer ??= new SharedArrayBuffer(bytes);
+    buffer ??= pageAligned(bytes);
     const c = layout(g, k0, k1, Arena.over(buffer, fresh));
     const shard = options.shard ?? 0;
     if (!Number.isInteger(shard) || shard < 0 || shard >= g.shards) {
@@ -340,6 +412,11 @@ export class ConnTable {
   /** Bytes of the buffer a table with these options needs. */
   static bufferBytes(options: ConnTableOptions = {}): number {
     return ConnTable.#measure(geometryOf(options));
+  }
+
+  /** A zeroed, page-aligned buffer for a table with these options (see `buffer`). */
+  static createBuffer(options: ConnTableOptions = {}): SharedArrayBuffer {
+    return pageAligned(ConnTable.bufferBytes(options));
   }
 
   static #measure(g: Geometry): number {
@@ -904,6 +981,11 @@ export class ConnTable {
   /** Bytes of every column the table holds: its whole buffer. */
   get byteLength(): number {
     return this.#byteLength;
+  }
+
+  /** Entries in the flow index and the sum of its overflow counts (O(index); for tests and checks). */
+  indexCensus(): { entries: number; overflow: number } {
+    return this.#index.census();
   }
 
   /** All counters (allocates). */
