@@ -99,3 +99,11 @@ Deno.test("a mapped buffer keeps its geometry and key; a wrong capacity is refus
     /buffer of 1024 bytes/,
   );
 });
+
+Deno.test("the table's buffer starts on a page, so index lines and records are cache lines", () => {
+  for (const capacity of [64, 100_000]) {
+    const t = new ConnTable({ capacity });
+    const at = Deno.UnsafePointer.value(Deno.UnsafePointer.of(t.buffer as unknown as ArrayBuffer));
+    assert.equal(BigInt(at) % 4096n, 0n, `capacity ${capacity}`);
+  }
+});

@@ -124,8 +124,8 @@ export interface ConnTableOptions {
   /** Flow slots (default 262144). Taken from the buffer when `buffer` holds a table. */
   capacity?: number;
   /**
-   * Index lines of 15 slots (one cache line each; default: 2 * capacity / 12,
-   * a load of 0.8 when full). At least 2 * capacity / 15.
+   * Index lines of 15 slots (one cache line each; default: 2 * capacity / 11,
+   * a load of 0.73 when full). At least 2 * capacity / 15.
    */
   buckets?: number;
   /**
