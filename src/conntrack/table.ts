@@ -217,10 +217,11 @@ const UNHASHED = 0x80;
 
 /** Header words: a table's geometry and key, then one 16-word block per shard. */
 const H_MAGIC = 0, H_CAPACITY = 1, H_LINES = 2, H_WHEEL = 3, H_SHARDS = 4, H_K0 = 5, H_K1 = 6;
-const H_SIZE = 7;
 const HEADER_WORDS = 16;
 /** Shard block word: the first free id of the shard (-1 when none). */
 const S_FREE = 0;
+/** Shard block word: live flows of the shard (its owner alone writes it). */
+const S_SIZE = 1;
 const MAGIC = 0x4b4e4354; // "KNCT"
 const MAX_SHARDS = 64;
 
@@ -524,7 +525,7 @@ export class ConnTable {
     // The original first, so it is found first when both tuples are equal.
     if (!x.insert(2 * id, ho)) return this.#unpublish(id, false);
     if (!x.insert(2 * id + 1, hr)) return this.#unpublish(id, true);
-    Atomics.add(this.#header, H_SIZE, 1);
+    this.#header[this.#shardAt + S_SIZE]++;
     return id;
   }
 
@@ -612,7 +613,7 @@ export class ConnTable {
     this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
     this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
     this.#pushFree(id);
-    Atomics.sub(this.#header, H_SIZE, 1);
+    this.#header[this.#shardAt + S_SIZE]--;
   }
 
   /** Leaves through `onExpire` with `reason`, then frees. */
@@ -966,9 +967,13 @@ export class ConnTable {
 
   // ---- status ---------------------------------------------------------------
 
-  /** Live flows. */
+  /** Live flows, all shards. */
   get size(): number {
-    return Atomics.load(this.#header, H_SIZE);
+    let n = 0;
+    for (let at = HEADER_WORDS + S_SIZE; at < this.#header.length; at += HEADER_WORDS) {
+      n += this.#header[at];
+    }
+    return n;
   }
   /** Flow slots. */
   get capacity(): number {
