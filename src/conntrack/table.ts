@@ -485,9 +485,14 @@ export class ConnTable {
     const lo = x.home(ho), lr = x.home(hr);
     x.lock(lo < lr ? lo : lr);
     if (lr !== lo) x.lock(lo < lr ? lr : lo);
-    const id = this.#insert(proto, ho, hr, spec, now);
-    x.unlock(lo);
-    if (lr !== lo) x.unlock(lr);
+    let id: number;
+    try {
+      id = this.#insert(proto, ho, hr, spec, now);
+    } finally {
+      // Also when an early drop's onExpire throws: a held line would stop every later writer.
+      x.unlock(lo);
+      if (lr !== lo) x.unlock(lr);
+    }
     if (id < 0) return id;
     this.#created[id] = now;
     this.#lastSeen[id] = now;

@@ -475,3 +475,19 @@ Deno.test("touch counts and sets the expiry without state checks", () => {
   assert.equal(t.touch(2 * id, 40, T0 + 13, 10), false);
   assert.equal(t.touch(-1, 40, T0 + 13, 10), false);
 });
+
+Deno.test("an onExpire that throws during early drop leaves no index line locked", () => {
+  let calls = 0;
+  const t = table({
+    capacity: 1,
+    onExpire: () => {
+      if (calls++ === 0) throw new Error("callback failed");
+    },
+  });
+  const a = t.create(spec(PROTO_UDP, CLIENT, 1, SERVER, 53, SERVER, 53, CLIENT, 1), T0);
+  assert.ok(a >= 0);
+  const b = spec(PROTO_UDP, CLIENT, 2, SERVER, 53, SERVER, 53, CLIENT, 2);
+  assert.throws(() => t.create(b, T0), /callback failed/);
+  // Were a line still locked, this create would spin for ever.
+  assert.ok(t.create(spec(PROTO_UDP, CLIENT, 3, SERVER, 53, SERVER, 53, CLIENT, 3), T0) >= 0);
+});
