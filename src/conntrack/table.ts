@@ -1,18 +1,80 @@
 /**
  * The connection table: a bounded set of flows in flat typed arrays, each
- * flow hashed twice (original and reply tuple, as netfilter does), a TCP
+ * flow indexed twice (original and reply tuple, as netfilter does), a TCP
  * tracker, per-protocol timeouts and a timer wheel. Nothing on the per-packet
  * path (`lookup`, `track`, `create`, `expire`) allocates or throws.
  *
  * Ids and handles: a flow is a slot `id` in `0..capacity-1`; a handle is
- * `id * 2 + dir` (dir 0 original, 1 reply). Tuple arrays are indexed by
- * handle, so the original tuple lives at `2 * id` and the reply at `2 * id + 1`.
+ * `id * 2 + dir` (dir 0 original, 1 reply). Per-direction arrays are indexed
+ * by handle, per-flow arrays by id.
  *
  * NAT as netfilter expresses it: the reply tuple differs from the inverted
  * original. A DNAT flow: orig = (client:cp -> wan:52201), reply =
  * (server:8080 -> client:cp). A packet seen in direction ORIGINAL leaves with
  * source/destination (reply.dst, reply.src); one seen in direction REPLY
  * leaves with (orig.dst, orig.src): see `translatedSrc()` and friends.
+ *
+ * Memory: every column is carved from one `SharedArrayBuffer` (arena.ts),
+ * cache-line aligned, in this order; bytes per flow at 1M flows:
+ *   records (both tuples, meta: generation + proto, link)   32
+ *   index (15-slot lines at 11 per line when full)           11.6
+ *   status 1, datapath flags 2, rule id 4                     7
+ *   packets, bytes: f64 per direction                        32
+ *   created, last seen, expires: u32 seconds                 12
+ *   TCP: state, aux, liberal 3; wflags 2 per direction;
+ *        td_end, td_maxend, td_maxwin, td_maxack per dir.   37
+ *   timer wheel: next, prev, slot second                     12
+ *   (header, wheel heads: per table, not per flow)
+ *   total                                                   143.6
+ * (before: 145, the chained hash's heads at 2 per flow, a 4-word key record
+ * per handle, a free-list array). The free list costs nothing: it is chained
+ * through the records' link word. What keeps this above 80 is what the table
+ * tracks, not the index: TCP windows (37) and 64-bit counters (32) alone are
+ * 69. Reaching 80 means dropping a column: 32-bit packet counters with a
+ * carry word (-8), a TCP pool smaller than the table (TCP flows only), or no
+ * `created` (-4).
+ *
+ * Sharing between Workers (issue 11's multi-queue; groundwork: the table runs
+ * over one buffer in several Workers, but the datapath does not yet do so).
+ * `ConnTable.bufferBytes(options)` sizes the buffer, `buffer` hands it over,
+ * `new ConnTable({ buffer, shard })` maps it in another Worker: the geometry
+ * and hash key come from the buffer's header, written last at setup.
+ * - Ids are split into `shards` ranges, one per writer (a queue's Worker).
+ *   A shard's owner alone creates flows in its range (its free list, its
+ *   early drop), schedules their timers (its own wheel heads, over shared
+ *   links no other shard touches), expires and frees them. Other Workers
+ *   only read a foreign flow, and track it (below).
+ * - Publishing a flow: tuples, then the meta (generation + 1, proto) with
+ *   `Atomics.store`, then the two index slots by compare-exchange (see
+ *   flow_index.ts for the lock of the home lines that keeps two writers
+ *   from both entering one tuple). Counters, timers and TCP state of a new
+ *   flow are written before `create` returns, by the owner: the other
+ *   direction's queue sees the flow only after its reply packet arrives,
+ *   which is after the owner forwarded the first packet.
+ * - Readers validate by the tuple: `lookup` compares the record's tuple and
+ *   proto after the tag matched. Plain loads on that path: `Atomics.load`
+ *   is a builtin call in this V8 (about 15 ns each, measured), too dear for
+ *   15 slots. That is sound because a record never changes while a reader
+ *   may be between finding its slot and using its handle:
+ * - Removal and expiry avoid racing a reader by deferring reuse, not the
+ *   unhashing: the owner takes both slots out of the index first (new
+ *   lookups miss), bumps the generation (proto 0: `isLive` false, `track`
+ *   refuses the handle), and puts the id on its free list. In the
+ *   multi-queue wiring that free list becomes a limbo list: an id is reused
+ *   only once every Worker has passed a quiescent point (the end of a read
+ *   batch; one epoch word per Worker, stored with `Atomics.store` per batch)
+ *   since the free: RCU's grace period, so no reader holds a handle across a
+ *   reuse. Holders across batches (the API, events) keep (id, generation).
+ * - Per-flow state written by both directions: per-direction counters have
+ *   one writer (the kernel steers each tuple to one queue). Last seen and
+ *   expiry are last-writer-wins ("now + timeout"); an expiry made earlier by
+ *   a non-owner goes to the owner (a per-shard refresh ring) since only the
+ *   owner relinks its wheel. Status bits need `Atomics.or`. TCP state is the
+ *   one place that needs a lock: `step` reads and writes both directions'
+ *   windows and the flow's state, and the two directions of a NATed flow
+ *   land on different queues. The record's link word (unused while the flow
+ *   is live) is that lock: compare-exchange 0 -> 1 around `step`, then check
+ *   the generation is unchanged.
  */
 import {
   CREATE_CLASH,
@@ -37,8 +99,9 @@ import {
   TRACK_REOPEN,
   type TrackVerdict,
 } from "./constants.ts";
+import { Arena } from "./arena.ts";
+import { defaultLines, FlowIndex, LINE_SLOTS, REC_LINK, REC_META } from "./flow_index.ts";
 import { FlowSpec } from "./flow_spec.ts";
-import { tupleHash } from "./hash.ts";
 import type { TcpSegment } from "./segment.ts";
 import {
   STEP_CHALLENGE,
@@ -58,10 +121,24 @@ export type ExpireCallback = (flowId: number, reason: number) => void;
 
 /** Options of a `ConnTable`. */
 export interface ConnTableOptions {
-  /** Flow slots (default 262144). */
+  /** Flow slots (default 262144). Taken from the buffer when `buffer` holds a table. */
   capacity?: number;
-  /** Hash buckets, a power of two (default: the next power of two >= 2 * capacity). */
+  /**
+   * Index lines of 15 slots (one cache line each; default: 2 * capacity / 11,
+   * a load of 0.73 when full). At least 2 * capacity / 15.
+   */
   buckets?: number;
+  /**
+   * The shared memory of the table (see `ConnTable.createBuffer`). A zeroed
+   * buffer is set up as a new table; a buffer that holds one (created in
+   * another Worker) is mapped as it is, with its capacity, index, wheel,
+   * shards and hash key. Default: a new buffer of the right size.
+   */
+  buffer?: SharedArrayBuffer;
+  /** Id ranges of the table, one per writer (Worker), fixed when the buffer is set up (default 1). */
+  shards?: number;
+  /** The shard this instance writes: it creates, expires and frees only flows of its id range (default 0). */
+  shard?: number;
   /** Timer wheel slots of one second, a power of two (default 1024). */
   wheelSlots?: number;
   /** Timeouts overriding Linux's defaults. */
@@ -138,11 +215,73 @@ const DEFAULT_CAPACITY = 262144;
 /** Private status bit: a killed flow already taken out of the hash. */
 const UNHASHED = 0x80;
 
-/** Smallest power of two >= n (n >= 1). */
-function pow2AtLeast(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
+/** Header words: a table's geometry and key, then one 16-word block per shard. */
+const H_MAGIC = 0, H_CAPACITY = 1, H_LINES = 2, H_WHEEL = 3, H_SHARDS = 4, H_K0 = 5, H_K1 = 6;
+const HEADER_WORDS = 16;
+/** Shard block word: the first free id of the shard (-1 when none). */
+const S_FREE = 0;
+/** Shard block word: live flows of the shard (its owner alone writes it). */
+const S_SIZE = 1;
+const MAGIC = 0x4b4e4354; // "KNCT"
+const MAX_SHARDS = 64;
+
+/** The geometry of a table. */
+interface Geometry {
+  cap: number;
+  lines: number;
+  wheelSlots: number;
+  shards: number;
+}
+
+/** Every column of a table, carved from one arena in this order. */
+function layout(g: Geometry, k0: number, k1: number, a: Arena) {
+  return {
+    header: a.i32(HEADER_WORDS * (1 + g.shards)),
+    index: new FlowIndex(g.cap, g.lines, k0, k1, a),
+    status: a.u8(g.cap),
+    flags: a.u16(g.cap),
+    ruleId: a.i32(g.cap),
+    packets: a.f64(2 * g.cap),
+    bytes: a.f64(2 * g.cap),
+    created: a.u32(g.cap),
+    lastSeen: a.u32(g.cap),
+    expires: a.u32(g.cap),
+    tcp: new TcpTracker(g.cap, a),
+    wheelHeads: a.i32(g.shards * g.wheelSlots),
+    wheelNext: a.i32(g.cap),
+    wheelPrev: a.i32(g.cap),
+    wheelAt: a.u32(g.cap),
+  };
+}
+
+/**
+ * A zeroed shared buffer whose start is page-aligned, so that the arena's
+ * 64-byte columns are cache lines. A growable buffer is reserved by V8's
+ * page allocator; a plain one comes from malloc, 16 bytes into a page for
+ * large sizes (measured): every index line would straddle two cache lines.
+ */
+function pageAligned(bytes: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(bytes, { maxByteLength: bytes });
+}
+
+/** Reads and checks the geometry from options (configuration time: throws). */
+function geometryOf(options: ConnTableOptions): Geometry {
+  const cap = options.capacity ?? DEFAULT_CAPACITY;
+  if (!Number.isInteger(cap) || cap < 1 || cap > 0x20000000) {
+    throw new RangeError(`Cannot create connection table: capacity ${cap} is out of range`);
+  }
+  const lines = options.buckets ?? defaultLines(cap);
+  if (!Number.isInteger(lines) || lines < 1 || lines * LINE_SLOTS < 2 * cap) {
+    throw new RangeError(
+      `Cannot create connection table: ${lines} buckets cannot hold ${2 * cap} tuples`,
+    );
+  }
+  const wheelSlots = options.wheelSlots ?? 1024;
+  const shards = options.shards ?? 1;
+  if (!Number.isInteger(shards) || shards < 1 || shards > Math.min(MAX_SHARDS, cap)) {
+    throw new RangeError(`Cannot create connection table: ${shards} shards is out of range`);
+  }
+  return { cap, lines, wheelSlots, shards };
 }
 
 /** A bounded, two-way hashed connection table. */
@@ -155,31 +294,32 @@ export class ConnTable {
   onExpire: ExpireCallback | undefined;
 
   readonly #cap: number;
-  readonly #proto: Uint8Array;
+  readonly #buffer: SharedArrayBuffer;
+  readonly #byteLength: number;
+  readonly #header: Int32Array;
+  /** Word of this shard's block in `#header`. */
+  readonly #shardAt: number;
+  /** This shard's id range, `#lo..#hi-1`. */
+  readonly #lo: number;
+  readonly #hi: number;
+  readonly #index: FlowIndex;
+  /** The flow records (see flow_index.ts): tuples, meta (generation, proto), link. */
+  readonly #rec: Int32Array;
   readonly #tcp: TcpTracker;
   readonly #status: Uint8Array;
-  /** Per handle, 4 words in one cache-friendly record: src, dst, sport << 16 | dport, next in chain. */
-  readonly #keys: Int32Array;
   readonly #packets: Float64Array;
   readonly #bytes: Float64Array;
   readonly #created: Uint32Array;
   readonly #lastSeen: Uint32Array;
   readonly #expires: Uint32Array;
-  readonly #heads: Int32Array;
-  readonly #bucketMask: number;
-  readonly #free: Int32Array;
-  #freeTop: number;
   readonly #wheel: TimerWheel;
   readonly #timeouts: Timeouts;
   readonly #tcpTimeout: Uint32Array;
-  readonly #k0: number;
-  readonly #k1: number;
   readonly #evictScan: number;
   readonly #expireBudget: number;
   readonly #maxRetrans: number;
   readonly #restoreSpec = new FlowSpec();
-  #evictCursor = 0;
-  #size = 0;
+  #evictCursor: number;
   #inserted = 0;
   #expired = 0;
   #evicted = 0;
@@ -192,86 +332,129 @@ export class ConnTable {
   #outOfWindow = 0;
   #challenged = 0;
 
-  /** Allocates every array up front; throws on a bad option (configuration time). */
+  /**
+   * Allocates (or maps, see `buffer`) every column up front; throws on a bad
+   * option or a buffer that does not fit (configuration time).
+   */
   constructor(options: ConnTableOptions = {}) {
-    const cap = options.capacity ?? DEFAULT_CAPACITY;
-    if (!Number.isInteger(cap) || cap < 1 || cap > 0x20000000) {
-      throw new RangeError(`Cannot create connection table: capacity ${cap} is out of range`);
+    let buffer = options.buffer;
+    let fresh = true;
+    let g: Geometry;
+    let k0: number, k1: number;
+    const head = buffer !== undefined && buffer.byteLength >= 64
+      ? new Int32Array(buffer, 0, HEADER_WORDS)
+      : null;
+    if (head !== null && Atomics.load(head, H_MAGIC) === MAGIC) {
+      fresh = false;
+      g = {
+        cap: head[H_CAPACITY],
+        lines: head[H_LINES],
+        wheelSlots: head[H_WHEEL],
+        shards: head[H_SHARDS],
+      };
+      if (options.capacity !== undefined && options.capacity !== g.cap) {
+        throw new RangeError(
+          `Cannot map connection table: capacity ${options.capacity}, the buffer holds ${g.cap}`,
+        );
+      }
+      k0 = head[H_K0];
+      k1 = head[H_K1];
+    } else {
+      g = geometryOf(options);
+      const key = options.hashKey ?? crypto.getRandomValues(new Uint32Array(2));
+      k0 = key[0] | 0;
+      k1 = key[1] | 0;
     }
-    const buckets = options.buckets ?? pow2AtLeast(2 * cap);
-    if (!Number.isInteger(buckets) || buckets < 1 || (buckets & (buckets - 1)) !== 0) {
-      throw new RangeError(
-        `Cannot create connection table: ${buckets} buckets is not a power of two`,
-      );
+    const bytes = ConnTable.#measure(g);
+    buffer ??= pageAligned(bytes);
+    const c = layout(g, k0, k1, Arena.over(buffer, fresh));
+    const shard = options.shard ?? 0;
+    if (!Number.isInteger(shard) || shard < 0 || shard >= g.shards) {
+      throw new RangeError(`Cannot create connection table: shard ${shard} of ${g.shards}`);
     }
+    const cap = g.cap;
     this.#cap = cap;
-    this.#proto = new Uint8Array(cap);
-    this.#tcp = new TcpTracker(cap);
-    this.#status = new Uint8Array(cap);
-    this.flags = new Uint16Array(cap);
-    this.ruleId = new Int32Array(cap).fill(-1);
-    this.#keys = new Int32Array(8 * cap);
-    this.#packets = new Float64Array(2 * cap);
-    this.#bytes = new Float64Array(2 * cap);
-    this.#created = new Uint32Array(cap);
-    this.#lastSeen = new Uint32Array(cap);
-    this.#expires = new Uint32Array(cap);
-    this.#heads = new Int32Array(buckets).fill(-1);
-    this.#bucketMask = buckets - 1;
-    this.#free = new Int32Array(cap);
-    for (let i = 0; i < cap; i++) this.#free[i] = cap - 1 - i; // pop order 0, 1, 2...
-    this.#freeTop = cap;
-    this.#wheel = new TimerWheel(cap, options.wheelSlots ?? 1024, this.#expires);
+    this.#buffer = buffer;
+    this.#byteLength = bytes;
+    this.#header = c.header;
+    this.#shardAt = HEADER_WORDS * (1 + shard);
+    this.#lo = Math.floor((shard * cap) / g.shards);
+    this.#hi = Math.floor(((shard + 1) * cap) / g.shards);
+    this.#index = c.index;
+    this.#rec = c.index.rec;
+    this.#tcp = c.tcp;
+    this.#status = c.status;
+    this.flags = c.flags;
+    this.ruleId = c.ruleId;
+    this.#packets = c.packets;
+    this.#bytes = c.bytes;
+    this.#created = c.created;
+    this.#lastSeen = c.lastSeen;
+    this.#expires = c.expires;
+    const slots = g.wheelSlots;
+    if (fresh) c.wheelHeads.fill(-1);
+    this.#wheel = new TimerWheel(cap, slots, this.#expires, {
+      heads: c.wheelHeads.subarray(shard * slots, (shard + 1) * slots),
+      next: c.wheelNext,
+      prev: c.wheelPrev,
+      at: c.wheelAt,
+      fresh,
+    });
+    if (fresh) this.#setUp(g, k0, k1);
+    this.#evictCursor = this.#lo;
     this.#timeouts = resolveTimeouts(options.timeouts);
     this.#tcpTimeout = tcpStateTimeouts(this.#timeouts);
-    const key = options.hashKey ?? crypto.getRandomValues(new Uint32Array(2));
-    this.#k0 = key[0] | 0;
-    this.#k1 = key[1] | 0;
-    this.#evictScan = Math.max(1, Math.min(options.evictScan ?? 64, cap));
+    this.#evictScan = Math.max(1, Math.min(options.evictScan ?? 64, this.#hi - this.#lo));
     this.#expireBudget = Math.max(2, options.expireBudget ?? 65536);
     this.#maxRetrans = Math.max(1, Math.min(options.tcpMaxRetrans ?? 3, 15));
     this.onExpire = options.onExpire;
+  }
+
+  /** Bytes of the buffer a table with these options needs. */
+  static bufferBytes(options: ConnTableOptions = {}): number {
+    return ConnTable.#measure(geometryOf(options));
+  }
+
+  /** A zeroed, page-aligned buffer for a table with these options (see `buffer`). */
+  static createBuffer(options: ConnTableOptions = {}): SharedArrayBuffer {
+    return pageAligned(ConnTable.bufferBytes(options));
+  }
+
+  static #measure(g: Geometry): number {
+    const a = Arena.measure();
+    layout(g, 0, 0, a);
+    return a.byteLength;
+  }
+
+  /** A new buffer: free lists per shard (pop order lo, lo + 1...), rule ids -1, then the header. */
+  #setUp(g: Geometry, k0: number, k1: number): void {
+    const h = this.#header, rec = this.#rec;
+    this.ruleId.fill(-1);
+    for (let s = 0; s < g.shards; s++) {
+      const lo = Math.floor((s * g.cap) / g.shards), hi = Math.floor(((s + 1) * g.cap) / g.shards);
+      for (let id = lo; id < hi; id++) rec[8 * id + REC_LINK] = id + 1 < hi ? id + 1 : -1;
+      h[HEADER_WORDS * (1 + s) + S_FREE] = lo < hi ? lo : -1;
+    }
+    h[H_CAPACITY] = g.cap;
+    h[H_LINES] = g.lines;
+    h[H_WHEEL] = g.wheelSlots;
+    h[H_SHARDS] = g.shards;
+    h[H_K0] = k0;
+    h[H_K1] = k1;
+    Atomics.store(h, H_MAGIC, MAGIC); // last: a Worker mapping the buffer sees a finished table
+  }
+
+  /** The table's memory, to hand to another Worker (`buffer` option). */
+  get buffer(): SharedArrayBuffer {
+    return this.#buffer;
   }
 
   // ---- lookups ------------------------------------------------------------
 
   /** The handle (`id * 2 + dir`) of the flow with this tuple, or -1. Killed flows are not found. */
   lookup(proto: number, src: number, sport: number, dst: number, dport: number): number {
-    return this.#findIn(this.#bucket(proto, src, sport, dst, dport), proto, src, sport, dst, dport);
-  }
-
-  /** The bucket of a tuple. */
-  #bucket(proto: number, src: number, sport: number, dst: number, dport: number): number {
-    return tupleHash(this.#k0, this.#k1, proto, src, sport & 0xffff, dst, dport & 0xffff) &
-      this.#bucketMask;
-  }
-
-  /** Walks bucket `b`'s chain for the tuple. */
-  #findIn(
-    b: number,
-    proto: number,
-    src: number,
-    sport: number,
-    dst: number,
-    dport: number,
-  ): number {
-    src |= 0;
-    dst |= 0;
-    const ports = ((sport & 0xffff) << 16) | (dport & 0xffff);
-    const keys = this.#keys;
-    let e = this.#heads[b];
-    while (e !== -1) {
-      const k = 4 * e;
-      // Protocol last: it lives in another array and rarely differs.
-      if (
-        keys[k] === src && keys[k + 1] === dst && keys[k + 2] === ports &&
-        this.#proto[e >> 1] === proto
-      ) {
-        return e;
-      }
-      e = keys[k + 3];
-    }
-    return -1;
+    const x = this.#index;
+    return x.find(x.hash(proto, src, sport, dst, dport), proto, src, sport, dst, dport);
   }
 
   /** True when a flow holds this tuple in either direction (for choosing NAT ports, see nat/port_alloc.ts). */
@@ -291,38 +474,95 @@ export class ConnTable {
     const proto = spec.proto & 0xff;
     const os = spec.origSrc, osp = spec.origSrcPort, od = spec.origDst, odp = spec.origDstPort;
     const rs = spec.replySrc, rsp = spec.replySrcPort, rd = spec.replyDst, rdp = spec.replyDstPort;
-    const bo = this.#bucket(proto, os, osp, od, odp);
-    const br = this.#bucket(proto, rs, rsp, rd, rdp);
-    if (
-      proto === 0 || this.#findIn(bo, proto, os, osp, od, odp) !== -1 ||
-      this.#findIn(br, proto, rs, rsp, rd, rdp) !== -1
-    ) {
+    const x = this.#index;
+    const ho = x.hash(proto, os, osp, od, odp);
+    const hr = x.hash(proto, rs, rsp, rd, rdp);
+    if (proto === 0) {
       this.#clashes++;
       return CREATE_CLASH;
     }
-    const id = this.#freeTop > 0 ? this.#free[--this.#freeTop] : this.#earlyDrop(now);
-    if (id < 0) {
-      this.#refused++;
-      return CREATE_FULL;
+    // Both home lines locked (in line order), so no other writer enters either tuple meanwhile.
+    const lo = x.home(ho), lr = x.home(hr);
+    x.lock(lo < lr ? lo : lr);
+    if (lr !== lo) x.lock(lo < lr ? lr : lo);
+    let id: number;
+    try {
+      id = this.#insert(proto, ho, hr, spec, now);
+    } finally {
+      // Also when an early drop's onExpire throws: a held line would stop every later writer.
+      x.unlock(lo);
+      if (lr !== lo) x.unlock(lr);
     }
-    this.#setTuple(2 * id + 1, rs, rsp, rd, rdp);
-    this.#setTuple(2 * id, os, osp, od, odp);
-    this.#proto[id] = proto;
-    this.#hashIn(2 * id + 1, br);
-    this.#hashIn(2 * id, bo); // inserted last, so found first if both tuples are equal
+    if (id < 0) return id;
     this.#created[id] = now;
     this.#lastSeen[id] = now;
     this.#expires[id] = now + this.#timeoutOf(id);
     this.#wheel.start(now);
     this.#wheel.schedule(id);
-    this.#size++;
     this.#inserted++;
     return id;
   }
 
+  /** `create` under the home lines' locks: the clash checks, a slot, the records, the index. */
+  #insert(proto: number, ho: number, hr: number, spec: FlowSpec, now: number): number {
+    const x = this.#index;
+    const os = spec.origSrc, osp = spec.origSrcPort, od = spec.origDst, odp = spec.origDstPort;
+    const rs = spec.replySrc, rsp = spec.replySrcPort, rd = spec.replyDst, rdp = spec.replyDstPort;
+    if (x.find(ho, proto, os, osp, od, odp) !== -1 || x.find(hr, proto, rs, rsp, rd, rdp) !== -1) {
+      this.#clashes++;
+      return CREATE_CLASH;
+    }
+    const id = this.#popFree(now);
+    if (id < 0) {
+      this.#refused++;
+      return CREATE_FULL;
+    }
+    const rec = this.#rec, r = 8 * id;
+    rec[r] = os;
+    rec[r + 1] = od;
+    rec[r + 2] = ((osp & 0xffff) << 16) | (odp & 0xffff);
+    rec[r + 3] = rs;
+    rec[r + 4] = rd;
+    rec[r + 5] = ((rsp & 0xffff) << 16) | (rdp & 0xffff);
+    rec[r + REC_LINK] = 0;
+    // Release: the tuples are visible before the meta that makes them live, and it before the index.
+    Atomics.store(rec, r + REC_META, (rec[r + REC_META] + 0x100) & ~0xff | proto);
+    // The original first, so it is found first when both tuples are equal.
+    if (!x.insert(2 * id, ho)) return this.#unpublish(id, false);
+    if (!x.insert(2 * id + 1, hr)) return this.#unpublish(id, true);
+    this.#header[this.#shardAt + S_SIZE]++;
+    return id;
+  }
+
+  /** An index without room within its probe bound: the new flow goes again, the table is full. */
+  #unpublish(id: number, origEntered: boolean): number {
+    if (origEntered) this.#index.remove(2 * id);
+    this.#pushFree(id);
+    this.#refused++;
+    return CREATE_FULL;
+  }
+
+  /** A free id of this shard (early drop when none), or -1. */
+  #popFree(now: number): number {
+    const at = this.#shardAt + S_FREE;
+    const id = this.#header[at];
+    if (id < 0) return this.#earlyDrop(now);
+    this.#header[at] = this.#rec[8 * id + REC_LINK];
+    return id;
+  }
+
+  /** Frees the record of `id` (a new generation, proto 0) and puts it on this shard's free list. */
+  #pushFree(id: number): void {
+    const rec = this.#rec, r = 8 * id;
+    Atomics.store(rec, r + REC_META, (rec[r + REC_META] + 0x100) & ~0xff);
+    const at = this.#shardAt + S_FREE;
+    rec[r + REC_LINK] = this.#header[at];
+    this.#header[at] = id;
+  }
+
   /** Removes flow `id` at once, without calling `onExpire`. False when `id` is not live. */
   remove(id: number): boolean {
-    if (!this.isLive(id)) return false;
+    if (!this.isLive(id) || id < this.#lo || id >= this.#hi) return false;
     this.#removed++;
     this.#free_(id);
     return true;
@@ -333,79 +573,52 @@ export class ConnTable {
    * removes it with reason GONE_KILLED. False when `id` is not live.
    */
   kill(id: number, nowSec: number): boolean {
-    if (!this.isLive(id) || (this.#status[id] & STATUS_DYING) !== 0) return false;
+    if (!this.isLive(id) || id < this.#lo || id >= this.#hi) return false;
+    if ((this.#status[id] & STATUS_DYING) !== 0) return false;
     this.#status[id] |= STATUS_DYING | UNHASHED;
-    this.#hashOut(2 * id);
-    this.#hashOut(2 * id + 1);
+    this.#index.remove(2 * id);
+    this.#index.remove(2 * id + 1);
     this.#expires[id] = nowSec >>> 0;
     this.#wheel.refresh(id);
     return true;
   }
 
-  #setTuple(h: number, src: number, sport: number, dst: number, dport: number): void {
-    this.#keys[4 * h] = src;
-    this.#keys[4 * h + 1] = dst;
-    this.#keys[4 * h + 2] = ((sport & 0xffff) << 16) | (dport & 0xffff);
+  /** Record word of the tuple of handle `h`: src, then dst, then ports. */
+  #t(h: number): number {
+    return ((h >> 1) << 3) + 3 * (h & 1);
   }
-
   #kSrc(h: number): number {
-    return this.#keys[4 * h] >>> 0;
+    return this.#rec[this.#t(h)] >>> 0;
   }
   #kDst(h: number): number {
-    return this.#keys[4 * h + 1] >>> 0;
+    return this.#rec[this.#t(h) + 1] >>> 0;
   }
   #kSport(h: number): number {
-    return this.#keys[4 * h + 2] >>> 16;
+    return this.#rec[this.#t(h) + 2] >>> 16;
   }
   #kDport(h: number): number {
-    return this.#keys[4 * h + 2] & 0xffff;
+    return this.#rec[this.#t(h) + 2] & 0xffff;
   }
-
-  /** The bucket of stored handle `h`. */
-  #bucketOf(h: number): number {
-    return this.#bucket(
-      this.#proto[h >> 1],
-      this.#kSrc(h),
-      this.#kSport(h),
-      this.#kDst(h),
-      this.#kDport(h),
-    );
-  }
-
-  #hashIn(h: number, b: number): void {
-    this.#keys[4 * h + 3] = this.#heads[b];
-    this.#heads[b] = h;
-  }
-
-  #hashOut(h: number): void {
-    const b = this.#bucketOf(h);
-    let e = this.#heads[b];
-    const keys = this.#keys;
-    if (e === h) {
-      this.#heads[b] = keys[4 * h + 3];
-    } else {
-      while (e !== -1 && keys[4 * e + 3] !== h) e = keys[4 * e + 3];
-      if (e !== -1) keys[4 * e + 3] = keys[4 * h + 3];
-    }
-    keys[4 * h + 3] = -1;
+  /** IP protocol of flow `id`, 0 when free (the record's meta). */
+  #protoOf(id: number): number {
+    return this.#rec[8 * id + REC_META] & 0xff;
   }
 
   /** Unhashes, unschedules and clears slot `id`, and returns it to the free list. */
   #free_(id: number): void {
     if ((this.#status[id] & UNHASHED) === 0) {
-      this.#hashOut(2 * id);
-      this.#hashOut(2 * id + 1);
+      this.#index.remove(2 * id);
+      this.#index.remove(2 * id + 1);
     }
     this.#wheel.cancel(id);
-    this.#proto[id] = 0;
     this.#tcp.clear(id);
     this.#status[id] = 0;
     this.flags[id] = 0;
     this.ruleId[id] = -1;
     this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
     this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
-    this.#free[this.#freeTop++] = id;
-    this.#size--;
+    this.#pushFree(id);
+    this.#header[this.#shardAt + S_SIZE]--;
   }
 
   /** Leaves through `onExpire` with `reason`, then frees. */
@@ -425,8 +638,8 @@ export class ConnTable {
     let best = -1;
     let i = this.#evictCursor;
     for (let n = 0; n < this.#evictScan; n++) {
-      if (++i >= this.#cap) i = 0;
-      if (this.#proto[i] === 0) continue;
+      if (++i >= this.#hi) i = this.#lo;
+      if (this.#protoOf(i) === 0) continue;
       if (this.#expires[i] <= now) {
         best = i;
         break;
@@ -440,7 +653,9 @@ export class ConnTable {
     if (timedOut) this.#expired++;
     else this.#evicted++;
     this.#retire(best, timedOut ? GONE_TIMEOUT : GONE_EVICTED);
-    return this.#free[--this.#freeTop];
+    const at = this.#shardAt + S_FREE;
+    this.#header[at] = this.#rec[8 * best + REC_LINK]; // pops `best`, just pushed
+    return best;
   }
 
   /**
@@ -449,7 +664,7 @@ export class ConnTable {
    * `TcpTracker.pickUp`). It becomes assured when the reply side answers.
    */
   pickUp(id: number): void {
-    if (this.#proto[id] === PROTO_TCP && this.#tcp.state[id] === 0) this.#tcp.pickUp(id);
+    if (this.#protoOf(id) === PROTO_TCP && this.#tcp.state[id] === 0) this.#tcp.pickUp(id);
   }
 
   // ---- save / restore --------------------------------------------------------
@@ -457,15 +672,15 @@ export class ConnTable {
   /** Writes flow `id` as a FLOW_RECORD_BYTES record at `off` of `v` (allocates nothing). */
   saveFlow(id: number, v: DataView, off: number): void {
     const o = 2 * id;
-    v.setUint8(off, this.#proto[id]);
+    v.setUint8(off, this.#protoOf(id));
     v.setUint8(off + 1, this.status(id));
     v.setUint16(off + 2, this.flags[id], true);
     v.setInt32(off + 4, this.ruleId[id], true);
     for (let d = 0; d < 2; d++) {
-      const k = 4 * (o + d), p = off + 8 + 12 * d;
-      v.setInt32(p, this.#keys[k], true);
-      v.setInt32(p + 4, this.#keys[k + 1], true);
-      v.setInt32(p + 8, this.#keys[k + 2], true);
+      const k = 8 * id + 3 * d, p = off + 8 + 12 * d;
+      v.setInt32(p, this.#rec[k], true);
+      v.setInt32(p + 4, this.#rec[k + 1], true);
+      v.setInt32(p + 8, this.#rec[k + 2], true);
     }
     v.setUint32(off + 32, this.#created[id], true);
     v.setUint32(off + 36, this.#lastSeen[id], true);
@@ -540,7 +755,7 @@ export class ConnTable {
   track(handle: number, bytes: number, nowSec: number, seg: TcpSegment | null): TrackVerdict {
     const id = handle >> 1;
     if (
-      handle < 0 || id >= this.#cap || this.#proto[id] === 0 ||
+      handle < 0 || id >= this.#cap || this.#protoOf(id) === 0 ||
       (this.#status[id] & STATUS_DYING) !== 0
     ) {
       this.#invalid++;
@@ -549,7 +764,7 @@ export class ConnTable {
     const dir = handle & 1;
     const now = nowSec >>> 0;
     let verdict: TrackVerdict = TRACK_ACCEPT;
-    if (this.#proto[id] === PROTO_TCP) {
+    if (this.#protoOf(id) === PROTO_TCP) {
       const tcp = this.#tcp;
       const old = tcp.state[id];
       const step = seg === null ? STEP_INVALID : tcp.step(id, dir, seg);
@@ -574,7 +789,7 @@ export class ConnTable {
         this.#account(handle, dir, bytes, now);
         return verdict;
       }
-    } else if (dir === DIR_REPLY && this.#proto[id] === PROTO_UDP) {
+    } else if (dir === DIR_REPLY && this.#protoOf(id) === PROTO_UDP) {
       this.#status[id] |= STATUS_ASSURED;
     }
     this.#account(handle, dir, bytes, now);
@@ -594,7 +809,7 @@ export class ConnTable {
   touch(handle: number, bytes: number, nowSec: number, timeoutSec: number): boolean {
     const id = handle >> 1;
     if (
-      handle < 0 || id >= this.#cap || this.#proto[id] === 0 ||
+      handle < 0 || id >= this.#cap || this.#protoOf(id) === 0 ||
       (this.#status[id] & STATUS_DYING) !== 0
     ) {
       return false;
@@ -625,7 +840,7 @@ export class ConnTable {
 
   /** The timeout of flow `id` in its current state, in seconds. */
   #timeoutOf(id: number): number {
-    const p = this.#proto[id];
+    const p = this.#protoOf(id);
     const t = this.#timeouts;
     if (p === PROTO_TCP) {
       const base = this.#tcpTimeout[this.#tcp.state[id]];
@@ -662,11 +877,11 @@ export class ConnTable {
 
   /** True when slot `id` holds a flow (dying ones included). */
   isLive(id: number): boolean {
-    return id >= 0 && id < this.#cap && this.#proto[id] !== 0;
+    return id >= 0 && id < this.#cap && this.#protoOf(id) !== 0;
   }
   /** IP protocol of flow `id` (0 for a free slot). */
   proto(id: number): number {
-    return this.#proto[id];
+    return this.#protoOf(id);
   }
   /** TCP state code of flow `id` (TCP_NONE for other protocols). */
   tcpState(id: number): number {
@@ -757,9 +972,13 @@ export class ConnTable {
 
   // ---- status ---------------------------------------------------------------
 
-  /** Live flows. */
+  /** Live flows, all shards. */
   get size(): number {
-    return this.#size;
+    let n = 0;
+    for (let at = HEADER_WORDS + S_SIZE; at < this.#header.length; at += HEADER_WORDS) {
+      n += this.#header[at];
+    }
+    return n;
   }
   /** Flow slots. */
   get capacity(): number {
@@ -769,30 +988,20 @@ export class ConnTable {
   get timeouts(): Readonly<Timeouts> {
     return this.#timeouts;
   }
-  /** Bytes of every typed array the table holds. */
+  /** Bytes of every column the table holds: its whole buffer. */
   get byteLength(): number {
-    const arrays = [
-      this.#proto,
-      this.#status,
-      this.flags,
-      this.ruleId,
-      this.#keys,
-      this.#packets,
-      this.#bytes,
-      this.#created,
-      this.#lastSeen,
-      this.#expires,
-      this.#heads,
-      this.#free,
-    ];
-    return arrays.reduce((sum, a) => sum + a.byteLength, 0) + this.#wheel.byteLength +
-      this.#tcp.byteLength;
+    return this.#byteLength;
+  }
+
+  /** Entries in the flow index and the sum of its overflow counts (O(index); for tests and checks). */
+  indexCensus(): { entries: number; overflow: number } {
+    return this.#index.census();
   }
 
   /** All counters (allocates). */
   stats(): ConnTableStats {
     return {
-      size: this.#size,
+      size: this.size,
       capacity: this.#cap,
       inserted: this.#inserted,
       expired: this.#expired,
@@ -810,14 +1019,14 @@ export class ConnTable {
 
   /** Calls `cb` with the id of every live flow, in slot order. `cb` must not modify the table. */
   forEach(cb: (flowId: number) => void): void {
-    for (let id = 0; id < this.#cap; id++) if (this.#proto[id] !== 0) cb(id);
+    for (let id = 0; id < this.#cap; id++) if (this.#protoOf(id) !== 0) cb(id);
   }
 
   /** Up to `limit` live flows as objects, in slot order. */
   snapshot(limit = Infinity): FlowInfo[] {
     const out: FlowInfo[] = [];
     for (let id = 0; id < this.#cap && out.length < limit; id++) {
-      if (this.#proto[id] !== 0) out.push(this.info(id));
+      if (this.#protoOf(id) !== 0) out.push(this.info(id));
     }
     return out;
   }
@@ -827,8 +1036,8 @@ export class ConnTable {
     const o = 2 * id;
     return {
       id,
-      proto: this.#proto[id],
-      tcpState: this.#proto[id] === PROTO_TCP ? tcpStateName(this.#tcp.state[id]) : null,
+      proto: this.#protoOf(id),
+      tcpState: this.#protoOf(id) === PROTO_TCP ? tcpStateName(this.#tcp.state[id]) : null,
       status: this.status(id),
       flags: this.flags[id],
       orig: {

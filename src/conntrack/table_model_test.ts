@@ -8,6 +8,8 @@ import {
   PROTO_ICMP,
   PROTO_UDP,
 } from "./constants.ts";
+import { Arena } from "./arena.ts";
+import { defaultLines, FlowIndex, REC_META, RECORD_WORDS } from "./flow_index.ts";
 import { FlowSpec } from "./flow_spec.ts";
 import { ConnTable } from "./table.ts";
 
@@ -208,4 +210,137 @@ Deno.test("random operations agree with a Map model", () => {
   fc.assert(fc.property(fc.array(opArb, { maxLength: 150, size: "max" }), runModel), {
     numRuns: 400,
   });
+});
+
+// ---- the flow index alone, against a Map ----------------------------------
+
+/** A FlowIndex of `flows` records in `lines` lines, with a way to write a record as the table does. */
+function flowIndex(flows: number, lines: number) {
+  const a = Arena.measure();
+  new FlowIndex(flows, lines, 5, 6, a);
+  const x = new FlowIndex(
+    flows,
+    lines,
+    5,
+    6,
+    Arena.over(new SharedArrayBuffer(a.byteLength), true),
+  );
+  const write = (id: number, o: number[], r: number[]) => {
+    const rec = x.rec, b = RECORD_WORDS * id;
+    rec[b] = o[1];
+    rec[b + 1] = o[3];
+    rec[b + 2] = (o[2] << 16) | o[4];
+    rec[b + 3] = r[1];
+    rec[b + 4] = r[3];
+    rec[b + 5] = (r[2] << 16) | r[4];
+    rec[b + REC_META] = o[0];
+  };
+  const hash = (t: number[]) => x.hash(t[0], t[1], t[2], t[3], t[4]);
+  const find = (t: number[]) => x.find(hash(t), t[0], t[1], t[2], t[3], t[4]);
+  return { x, write, hash, find };
+}
+
+/** Pool tuple `i` of the index tests: few addresses and ports, so tags and lines collide. */
+function poolTuple(i: number): number[] {
+  return [
+    i % 5 === 0 ? PROTO_ICMP : PROTO_UDP,
+    0xc0000200 + (i & 7),
+    1000 + (i >> 3),
+    0xcb007101,
+    53,
+  ];
+}
+
+type IndexOp = { kind: "insert"; tuple: number } | { kind: "remove"; pick: number };
+
+/** Runs `ops` on an index of 24 flows in 4 lines (48 tuples in 60 slots) beside a Map. */
+function runIndexModel(ops: IndexOp[]): void {
+  const FLOWS = 24;
+  const { x, write, hash, find } = flowIndex(FLOWS, 4);
+  const model = new Map<string, number>(); // tuple -> handle
+  const free = Array.from({ length: FLOWS }, (_, i) => FLOWS - 1 - i);
+  const live = new Map<number, number[][]>(); // id -> [orig, reply]
+  for (const op of ops) {
+    if (op.kind === "insert") {
+      const o = poolTuple(op.tuple), r = poolTuple(op.tuple + 200);
+      if (model.has(key(o)) || model.has(key(r)) || free.length === 0) continue;
+      const id = free.pop()!;
+      write(id, o, r);
+      // The table's create: each tuple under its home line's lock.
+      for (const [t, h] of [[o, 2 * id], [r, 2 * id + 1]] as const) {
+        x.lock(x.home(hash(t)));
+        const ok = x.insert(h, hash(t));
+        x.unlock(x.home(hash(t)));
+        assert.ok(ok, "room within the probe bound at a load of 0.8");
+        model.set(key(t), h);
+      }
+      live.set(id, [o, r]);
+    } else if (live.size > 0) {
+      const id = [...live.keys()][op.pick % live.size];
+      const [o, r] = live.get(id)!;
+      assert.equal(x.remove(2 * id), true);
+      assert.equal(x.remove(2 * id + 1), true);
+      assert.equal(x.remove(2 * id), false, "removed once");
+      model.delete(key(o));
+      model.delete(key(r));
+      live.delete(id);
+      free.push(id);
+    }
+    for (let i = 0; i < 400; i++) {
+      const t = poolTuple(i);
+      assert.equal(find(t), model.get(key(t)) ?? -1, `tuple ${i}`);
+    }
+    assert.equal(x.census().entries, model.size);
+  }
+  for (const id of [...live.keys()]) {
+    x.remove(2 * id);
+    x.remove(2 * id + 1);
+  }
+  assert.deepEqual(x.census(), { entries: 0, overflow: 0 }, "no debris once empty");
+}
+
+const indexOpArb: fc.Arbitrary<IndexOp> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("insert" as const), tuple: fc.nat(199) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("remove" as const), pick: fc.nat(100) }) },
+);
+
+Deno.test("the flow index agrees with a Map under random churn (crowded lines, overflow)", () => {
+  fc.assert(fc.property(fc.array(indexOpArb, { maxLength: 200, size: "max" }), runIndexModel), {
+    numRuns: 100,
+  });
+});
+
+Deno.test("a year of churn leaves no debris: overflow counts follow the load", () => {
+  // 2 million creates and removes on a full-ish table; the counts return to what the live flows need.
+  const FLOWS = 3000, { x, write, hash, find } = flowIndex(FLOWS, defaultLines(FLOWS));
+  const ids: number[] = [];
+  const tuples = new Map<number, number[][]>();
+  let seq = 0, worst = 0;
+  const make = (id: number) => {
+    const n = seq++;
+    const o = [PROTO_UDP, 0xcb000000 + (n >>> 10), 1024 + (n & 1023), 0xc0000201, 53];
+    const r = [PROTO_UDP, 0xc0000201, 53, o[1], o[2]];
+    write(id, o, r);
+    assert.ok(x.insert(2 * id, hash(o)) && x.insert(2 * id + 1, hash(r)));
+    tuples.set(id, [o, r]);
+  };
+  for (let id = 0; id < FLOWS; id++) make(id), ids.push(id);
+  const r = (() => {
+    let s = 12345;
+    return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0);
+  })();
+  for (let n = 0; n < 1_000_000; n++) {
+    const id = ids[r() % FLOWS];
+    assert.ok(x.remove(2 * id) && x.remove(2 * id + 1));
+    make(id);
+    if (n % 100_000 === 0) worst = Math.max(worst, x.census().overflow);
+  }
+  for (const [id, [o, rep]] of tuples) {
+    assert.equal(find(o), 2 * id);
+    assert.equal(find(rep), 2 * id + 1);
+  }
+  const { entries, overflow } = x.census();
+  assert.equal(entries, 2 * FLOWS);
+  assert.ok(worst < entries / 2, `overflow ${worst} of ${entries} entries`);
+  assert.ok(overflow < entries / 2, `overflow ${overflow} of ${entries} entries at the end`);
 });

@@ -295,10 +295,11 @@ Deno.test("remove frees both entries and the slot", () => {
   assert.equal(t.packets(2 * again), 0);
 });
 
-Deno.test("every flow in one bucket: chains still resolve", () => {
-  const t = table({ capacity: 300, buckets: 1 });
+Deno.test("a crowded index (600 tuples in 50 lines of 15): overflowing probes still resolve", () => {
+  const t = table({ capacity: 300, buckets: 50 });
   const ids: number[] = [];
   for (let p = 0; p < 300; p++) ids.push(plainTcp(t, T0, 10000 + p));
+  assert.ok(ids.every((id) => id >= 0), "every flow found room within the probe bound");
   for (let p = 0; p < 300; p += 7) assert.equal(t.remove(ids[p]), true);
   for (let p = 0; p < 300; p++) {
     const want = p % 7 === 0 ? -1 : 2 * ids[p];
@@ -448,7 +449,7 @@ Deno.test("snapshot and forEach list live flows", () => {
 
 Deno.test("bad options throw with a clear message", () => {
   assert.throws(() => new ConnTable({ capacity: 0 }), /capacity 0 is out of range/);
-  assert.throws(() => new ConnTable({ buckets: 3 }), /3 buckets is not a power of two/);
+  assert.throws(() => new ConnTable({ capacity: 60, buckets: 7 }), /7 buckets cannot hold 120/);
   assert.throws(() => new ConnTable({ timeouts: { icmp: -1 } }), /timeout "icmp"/);
 });
 
@@ -473,4 +474,20 @@ Deno.test("touch counts and sets the expiry without state checks", () => {
   assert.equal(t.expire(T0 + 12), 1, "a shorter timeout takes effect");
   assert.equal(t.touch(2 * id, 40, T0 + 13, 10), false);
   assert.equal(t.touch(-1, 40, T0 + 13, 10), false);
+});
+
+Deno.test("an onExpire that throws during early drop leaves no index line locked", () => {
+  let calls = 0;
+  const t = table({
+    capacity: 1,
+    onExpire: () => {
+      if (calls++ === 0) throw new Error("callback failed");
+    },
+  });
+  const a = t.create(spec(PROTO_UDP, CLIENT, 1, SERVER, 53, SERVER, 53, CLIENT, 1), T0);
+  assert.ok(a >= 0);
+  const b = spec(PROTO_UDP, CLIENT, 2, SERVER, 53, SERVER, 53, CLIENT, 2);
+  assert.throws(() => t.create(b, T0), /callback failed/);
+  // Were a line still locked, this create would spin for ever.
+  assert.ok(t.create(spec(PROTO_UDP, CLIENT, 3, SERVER, 53, SERVER, 53, CLIENT, 3), T0) >= 0);
 });

@@ -67,6 +67,7 @@ import {
   TCP_TIME_WAIT,
 } from "./constants.ts";
 import { TCP_URG } from "../packet/tcp.ts";
+import type { Arena } from "./arena.ts";
 import type { TcpSegment } from "./segment.ts";
 
 /** Step result: state updated (or unchanged), packet accepted. */
@@ -187,16 +188,17 @@ export class TcpTracker {
   /** Per flow: LIBERAL_* bits. */
   readonly liberal: Uint8Array;
 
-  /** Allocates the arrays of `capacity` flows. */
-  constructor(capacity: number) {
-    this.state = new Uint8Array(capacity);
-    this.aux = new Uint8Array(capacity);
-    this.end = new Int32Array(2 * capacity);
-    this.maxEnd = new Int32Array(2 * capacity);
-    this.maxWin = new Uint32Array(2 * capacity);
-    this.maxAck = new Int32Array(2 * capacity);
-    this.wflags = new Uint8Array(2 * capacity);
-    this.liberal = new Uint8Array(capacity);
+  /** Allocates the arrays of `capacity` flows, from `arena` when given (zeroed: every flow NONE). */
+  constructor(capacity: number, arena?: Arena) {
+    const a = arena;
+    this.state = a ? a.u8(capacity) : new Uint8Array(capacity);
+    this.aux = a ? a.u8(capacity) : new Uint8Array(capacity);
+    this.liberal = a ? a.u8(capacity) : new Uint8Array(capacity);
+    this.wflags = a ? a.u8(2 * capacity) : new Uint8Array(2 * capacity);
+    this.end = a ? a.i32(2 * capacity) : new Int32Array(2 * capacity);
+    this.maxEnd = a ? a.i32(2 * capacity) : new Int32Array(2 * capacity);
+    this.maxWin = a ? a.u32(2 * capacity) : new Uint32Array(2 * capacity);
+    this.maxAck = a ? a.i32(2 * capacity) : new Int32Array(2 * capacity);
   }
 
   /** Bytes of the arrays. */

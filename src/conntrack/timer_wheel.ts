@@ -8,6 +8,19 @@
 
 const UNLINKED = -2;
 
+/**
+ * The wheel's arrays, when they live elsewhere (a shared table: see arena.ts):
+ * `heads` has one word per slot, the others one per id. `fresh` when the
+ * wheel must initialise them; false when it maps arrays another wheel set up.
+ */
+export interface WheelColumns {
+  heads: Int32Array;
+  next: Int32Array;
+  prev: Int32Array;
+  at: Uint32Array;
+  fresh: boolean;
+}
+
 /** A timer wheel over ids `0..capacity-1`, reading real expiries from `expiresAt`. */
 export class TimerWheel {
   readonly #heads: Int32Array;
@@ -25,18 +38,31 @@ export class TimerWheel {
 
   /**
    * `slots` must be a power of two. `expiresAt[id]` is the authoritative
-   * expiry second of id; the wheel only reads it.
+   * expiry second of id; the wheel only reads it. Without `columns` the
+   * wheel allocates its own arrays.
    */
-  constructor(capacity: number, slots: number, expiresAt: Uint32Array) {
+  constructor(capacity: number, slots: number, expiresAt: Uint32Array, columns?: WheelColumns) {
     if (!Number.isInteger(slots) || slots < 2 || (slots & (slots - 1)) !== 0) {
       throw new RangeError(`Cannot create timer wheel: ${slots} slots is not a power of two`);
     }
     this.#slots = slots;
     this.#mask = slots - 1;
-    this.#heads = new Int32Array(slots).fill(-1);
-    this.#next = new Int32Array(capacity).fill(-1);
-    this.#prev = new Int32Array(capacity).fill(UNLINKED);
-    this.#at = new Uint32Array(capacity);
+    const c = columns ?? {
+      heads: new Int32Array(slots),
+      next: new Int32Array(capacity),
+      prev: new Int32Array(capacity),
+      at: new Uint32Array(capacity),
+      fresh: true,
+    };
+    this.#heads = c.heads;
+    this.#next = c.next;
+    this.#prev = c.prev;
+    this.#at = c.at;
+    if (c.fresh) {
+      this.#heads.fill(-1);
+      this.#next.fill(-1);
+      this.#prev.fill(UNLINKED);
+    }
     this.#expiresAt = expiresAt;
   }
 
