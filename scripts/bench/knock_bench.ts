@@ -92,7 +92,9 @@ async function verifierRig(
     profiles.push({ user: `u${i}`, firstPort: 40000 + i, length: 3, transport: "any" });
   }
   await Promise.all(profiles.map((p) => cache.setUser(p, SECRET, NOW)));
-  const v = new KnockVerifier(cache);
+  // Each source's unlock is live (no unlock table here): repeating its own step refreshes it,
+  // as the appliance allows (docs/knock-protocol.md rule 7); any other reuse is a replay.
+  const v = new KnockVerifier(cache, { unlockLive: () => true });
   v.setProfiles(profiles);
   return { v, cache, profiles };
 }

@@ -13,6 +13,20 @@ import { median, round } from "./stats.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 
+/**
+ * The users the knocking client takes in turn, one per sample: a step's
+ * sequence opens once per source (a repeat after its unlock lapsed is a
+ * replay, docs/knock-protocol.md rule 7), and the samples are seconds apart,
+ * inside one 30 s step. `benchConfig` seeds them.
+ */
+export const BENCH_KNOCKERS = Array.from({ length: 8 }, (_, i) => ({
+  name: `bench${i + 1}`,
+  secret: `GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ${"ABCDEFGH"[i]}`,
+  firstPort: 41101 + 10 * i,
+  length: 3,
+  transport: "any" as const,
+}));
+
 /** The latency figures (ms unless said otherwise). */
 export interface KnockLatencySummary {
   definition: string;
@@ -115,12 +129,12 @@ export async function runKnockLatency(
   const capS = capture(lab, "server", `tcp dst port 8080 and ${syn}`);
   await Promise.all([cap1.ready(), cap2.ready(), capS.ready()]);
   const base = await probe(lab, "client", samples, ["--no-knock", "--gap-ms", "20"]);
-  // alice of config/appliance.jsonc; 2.2 s apart so each 1 s unlock has lapsed.
+  // A user per sample (BENCH_KNOCKERS); 2.2 s apart so each 1 s unlock has lapsed.
   const knock = await probe(lab, "client2", samples, [
     "--first-port",
-    "41001",
+    BENCH_KNOCKERS.map((u) => u.firstPort).join(","),
     "--secret",
-    "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+    BENCH_KNOCKERS.map((u) => u.secret).join(","),
     "--gap-ms",
     "2200",
   ]);

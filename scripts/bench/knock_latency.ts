@@ -10,7 +10,7 @@
  * With `--no-knock` it only times connects (the baseline of an admitted source).
  *
  *   deno run -A scripts/bench/knock_latency.ts --host 198.51.100.1 --port 52201 \
- *       --first-port 41001 --secret BASE32 --samples 5 --gap-ms 2200
+ *       --first-port 41001[,41011...] --secret BASE32[,BASE32...] --samples 5 --gap-ms 2200
  *
  * prints one JSON line: a `KnockLatencyResult`.
  */
@@ -64,8 +64,9 @@ function send(sock: dgram.Socket, host: string, port: number): Promise<void> {
 export async function knockLatency(opts: {
   host: string;
   port: number;
-  firstPort: number;
-  secret: string;
+  /** Sample i knocks as user i modulo their number (parallel lists). */
+  firstPorts: number[];
+  secrets: string[];
   length: number;
   samples: number;
   gapMs: number;
@@ -87,10 +88,11 @@ export async function knockLatency(opts: {
         continue;
       }
       const lockedBefore = (await timedConnect(opts.host, opts.port, 300)) === null;
+      const u = i % opts.secrets.length;
       const seq = await knockSequenceAt(
-        opts.secret,
+        opts.secrets[u],
         Math.floor(Date.now() / 1000),
-        opts.firstPort,
+        opts.firstPorts[u],
         opts.length,
       );
       const k0 = performance.now();
@@ -129,8 +131,8 @@ if (import.meta.main) {
   const result = await knockLatency({
     host: values.host,
     port: Number(values.port),
-    firstPort: Number(values["first-port"]),
-    secret: values.secret,
+    firstPorts: values["first-port"].split(",").map(Number),
+    secrets: values.secret.split(","),
     length: Number(values.length),
     samples: Number(values.samples),
     gapMs: Number(values["gap-ms"]),

@@ -27,7 +27,7 @@ import { parseConfig } from "../../src/config/load.ts";
 import { CpuSampler, median, round } from "./stats.ts";
 import type { UdpFloodResult } from "./udp_flood.ts";
 import type { KnockLatencyResult } from "./knock_latency.ts";
-import { type KnockLatencySummary, runKnockLatency } from "./knock_lab.ts";
+import { BENCH_KNOCKERS, type KnockLatencySummary, runKnockLatency } from "./knock_lab.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const here = new URL(".", import.meta.url).pathname;
@@ -184,6 +184,10 @@ export async function benchConfig(
   c.admission = { allow: [`${LAB.client}/32`] };
   c.knock = { ...c.knock, lifetimeSeconds: 1 };
   c.store = { path: `${dir}/knockgate.kv` };
+  (c as Record<string, unknown>).users = [
+    ...(c.users as unknown as unknown[] ?? []),
+    ...BENCH_KNOCKERS,
+  ];
   const json = JSON.stringify(c, null, 2);
   parseConfig(json, "bench config"); // fail here, not in the appliance's log
   const file = `${dir}/${source.slice(source.lastIndexOf("/") + 1).replace(/\.jsonc$/, "")}.json`;
