@@ -15,6 +15,11 @@ import type { KnockLatencyResult } from "./knock_latency.ts";
 import { median, round } from "./stats.ts";
 
 const here = new URL(".", import.meta.url).pathname;
+/**
+ * First ports of the users the samples knock as in turn: alice of
+ * config/appliance.jsonc, then clones of her (benchConfig in lab_bench.ts).
+ */
+export const BENCH_KNOCK_PORTS = Array.from({ length: 12 }, (_, i) => 41001 + 10 * i);
 /** Between two samples of either client: longer than the bench config's 1 s unlock. */
 const SAMPLE_GAP_MS = 2200;
 
@@ -127,7 +132,7 @@ export async function runKnockLatency(
   // batch with client 2's packets).
   const knockRun = probe(lab, "client2", samples, [
     "--first-port",
-    "41001",
+    BENCH_KNOCK_PORTS.join(","),
     "--secret",
     "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
     "--gap-ms",

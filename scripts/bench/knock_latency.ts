@@ -10,7 +10,7 @@
  * With `--no-knock` it only times connects (the baseline of an admitted source).
  *
  *   deno run -A scripts/bench/knock_latency.ts --host 198.51.100.1 --port 52201 \
- *       --first-port 41001 --secret BASE32 --samples 5 --gap-ms 2200
+ *       --first-port 41001[,41101...] --secret BASE32 --samples 5 --gap-ms 2200
  *
  * prints one JSON line: a `KnockLatencyResult`.
  */
@@ -64,7 +64,8 @@ function send(sock: dgram.Socket, host: string, port: number): Promise<void> {
 export async function knockLatency(opts: {
   host: string;
   port: number;
-  firstPort: number;
+  /** First ports of the users to knock as, one per sample in turn (a step is accepted once per user). */
+  firstPorts: number[];
   secret: string;
   length: number;
   samples: number;
@@ -90,7 +91,7 @@ export async function knockLatency(opts: {
       const seq = await knockSequenceAt(
         opts.secret,
         Math.floor(Date.now() / 1000),
-        opts.firstPort,
+        opts.firstPorts[i % opts.firstPorts.length],
         opts.length,
       );
       const k0 = performance.now();
@@ -129,7 +130,7 @@ if (import.meta.main) {
   const result = await knockLatency({
     host: values.host,
     port: Number(values.port),
-    firstPort: Number(values["first-port"]),
+    firstPorts: values["first-port"].split(",").map(Number),
     secret: values.secret,
     length: Number(values.length),
     samples: Number(values.samples),
