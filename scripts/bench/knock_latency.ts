@@ -10,7 +10,7 @@
  * With `--no-knock` it only times connects (the baseline of an admitted source).
  *
  *   deno run -A scripts/bench/knock_latency.ts --host 198.51.100.1 --port 52201 \
- *       --first-port 41001[,41011...] --secret BASE32[,BASE32...] --samples 5 --gap-ms 2200
+ *       --first-port 41001[,41101...] --secret BASE32 --samples 5 --gap-ms 2200
  *
  * prints one JSON line: a `KnockLatencyResult`.
  */
@@ -64,9 +64,9 @@ function send(sock: dgram.Socket, host: string, port: number): Promise<void> {
 export async function knockLatency(opts: {
   host: string;
   port: number;
-  /** Sample i knocks as user i modulo their number (parallel lists). */
+  /** First ports of the users to knock as, one per sample in turn (a step is accepted once per user). */
   firstPorts: number[];
-  secrets: string[];
+  secret: string;
   length: number;
   samples: number;
   gapMs: number;
@@ -88,11 +88,10 @@ export async function knockLatency(opts: {
         continue;
       }
       const lockedBefore = (await timedConnect(opts.host, opts.port, 300)) === null;
-      const u = i % opts.secrets.length;
       const seq = await knockSequenceAt(
-        opts.secrets[u],
+        opts.secret,
         Math.floor(Date.now() / 1000),
-        opts.firstPorts[u],
+        opts.firstPorts[i % opts.firstPorts.length],
         opts.length,
       );
       const k0 = performance.now();
@@ -132,7 +131,7 @@ if (import.meta.main) {
     host: values.host,
     port: Number(values.port),
     firstPorts: values["first-port"].split(",").map(Number),
-    secrets: values.secret.split(","),
+    secret: values.secret,
     length: Number(values.length),
     samples: Number(values.samples),
     gapMs: Number(values["gap-ms"]),

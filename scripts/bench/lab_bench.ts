@@ -27,7 +27,7 @@ import { parseConfig } from "../../src/config/load.ts";
 import { CpuSampler, median, round } from "./stats.ts";
 import type { UdpFloodResult } from "./udp_flood.ts";
 import type { KnockLatencyResult } from "./knock_latency.ts";
-import { BENCH_KNOCKERS, type KnockLatencySummary, runKnockLatency } from "./knock_lab.ts";
+import { BENCH_KNOCK_PORTS, type KnockLatencySummary, runKnockLatency } from "./knock_lab.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const here = new URL(".", import.meta.url).pathname;
@@ -172,7 +172,8 @@ async function nftLoad(lab: BenchLab, ns: "appliance" | "server", text: string):
 
 /**
  * The benchmark's appliance config: the lab's (`source`, relative to the
- * repository), with client 1 allow-listed and 1 s unlocks.
+ * repository), with client 1 allow-listed, 1 s unlocks and the knock-latency
+ * users (`BENCH_KNOCK_PORTS`).
  */
 export async function benchConfig(
   dir: string,
@@ -183,11 +184,13 @@ export async function benchConfig(
   // Client 1 skips the gate for the transfers; client 2 knocks, and its unlock lapses after 1 s.
   c.admission = { allow: [`${LAB.client}/32`] };
   c.knock = { ...c.knock, lifetimeSeconds: 1 };
+  // A user's step is accepted once (its unlock lapsed, a repeat is a replay): the knock
+  // samples take turns over users of one secret, so one 30 s step holds them all.
+  const users = c.users as unknown as Record<string, unknown>[];
+  for (const port of BENCH_KNOCK_PORTS.slice(1)) {
+    users.push({ ...users[0], name: `bench${port}`, firstPort: port });
+  }
   c.store = { path: `${dir}/knockgate.kv` };
-  (c as Record<string, unknown>).users = [
-    ...(c.users as unknown as unknown[] ?? []),
-    ...BENCH_KNOCKERS,
-  ];
   const json = JSON.stringify(c, null, 2);
   parseConfig(json, "bench config"); // fail here, not in the appliance's log
   const file = `${dir}/${source.slice(source.lastIndexOf("/") + 1).replace(/\.jsonc$/, "")}.json`;

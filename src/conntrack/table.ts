@@ -18,22 +18,29 @@
  * cache-line aligned, in this order; bytes per flow at 1M flows:
  *   records (both tuples, meta: generation + proto, link)   32
  *   index (15-slot lines at 11 per line when full)           11.6
- *   status 1, datapath flags 2, rule id 4                     7
- *   packets, bytes: f64 per direction                        32
- *   created, last seen, expires: u32 seconds                 12
+ *   status 1, datapath flags 1, rule id 4                     6
+ *   packets: u32 + an 8-bit carry per direction (2^40)       10
+ *   bytes: f64 per direction (the status table's, Linux's)   16
+ *   last seen, expires: u32 seconds                           8
  *   TCP: state, aux, liberal 3; wflags 2 per direction;
  *        td_end, td_maxend, td_maxwin, td_maxack per dir.   37
  *   timer wheel: next, prev, slot second                     12
  *   (header, wheel heads: per table, not per flow)
- *   total                                                   143.6
- * (before: 145, the chained hash's heads at 2 per flow, a 4-word key record
- * per handle, a free-list array). The free list costs nothing: it is chained
- * through the records' link word. What keeps this above 80 is what the table
- * tracks, not the index: TCP windows (37) and 64-bit counters (32) alone are
- * 69. Reaching 80 means dropping a column: 32-bit packet counters with a
- * carry word (-8), a TCP pool smaller than the table (TCP flows only), or no
- * `created` (-4).
- *
+ *   total                                                   132.6
+ * (before: 143.6 with f64 packet counters, a creation second nothing read
+ * and 16-bit flags; 145 with the chained hash.) The free list costs nothing:
+ * it is chained through the records' link word. What is left above 80 is
+ * what the table tracks, not the index:
+ * - TCP windows, 37: narrowing needs care, not bits. td_maxwin is at most
+ *   65535 << 14 < 2^30 for a well-behaved sender (RFC 7323 §2.3), but the
+ *   receiver-side growth in `#update` is not bounded by that; a TCP-only
+ *   pool (UDP and ICMP flows hold no windows) would save most of it.
+ * - The timer wheel's prev link and slot second, 8: a singly linked wheel
+ *   with lazy removal delays an expiry that moves earlier (FIN after
+ *   ESTABLISHED, a reused id) to its old slot's next visit, up to one
+ *   revolution (1024 s): not kept behaviour.
+ * - Bytes as f64, 16: 32-bit byte counts wrap at 4 GB, inside one transfer.
+ * - Rule id as i16, 2: admission never reuses an id, so renames run it out.
  * Sharing between Workers (issue 11's multi-queue; groundwork: the table runs
  * over one buffer in several Workers, but the datapath does not yet do so).
  * `ConnTable.bufferBytes(options)` sizes the buffer, `buffer` hands it over,
@@ -166,7 +173,6 @@ export interface FlowInfo {
   reply: TupleInfo;
   packets: [number, number];
   bytes: [number, number];
-  createdAt: number;
   lastSeen: number;
   expiresAt: number;
   ruleId: number;
@@ -202,7 +208,8 @@ export interface ConnTableStats {
 /**
  * Bytes of one flow record (`saveFlow`, `restoreFlow`), little-endian:
  * proto u8, status u8, flags u16, rule i32; orig src, dst u32, sport, dport
- * u16; the same for reply; created, lastSeen, expires u32 (seconds), 4 spare;
+ * u16; the same for reply; 0 (once the creation second), lastSeen, expires
+ * u32 (seconds), 4 spare;
  * packets and bytes f64 per direction; the TCP record (state, aux, per
  * direction td_end, td_maxend, td_maxwin, td_maxack, window flags; liberal).
  */
@@ -239,11 +246,11 @@ function layout(g: Geometry, k0: number, k1: number, a: Arena) {
     header: a.i32(HEADER_WORDS * (1 + g.shards)),
     index: new FlowIndex(g.cap, g.lines, k0, k1, a),
     status: a.u8(g.cap),
-    flags: a.u16(g.cap),
+    flags: a.u8(g.cap),
     ruleId: a.i32(g.cap),
-    packets: a.f64(2 * g.cap),
+    packets: a.u32(2 * g.cap),
+    packetsHigh: a.u8(2 * g.cap),
     bytes: a.f64(2 * g.cap),
-    created: a.u32(g.cap),
     lastSeen: a.u32(g.cap),
     expires: a.u32(g.cap),
     tcp: new TcpTracker(g.cap, a),
@@ -286,8 +293,8 @@ function geometryOf(options: ConnTableOptions): Geometry {
 
 /** A bounded, two-way hashed connection table. */
 export class ConnTable {
-  /** Datapath-owned bits per flow (see FLAG_*); zeroed when a slot is freed. */
-  readonly flags: Uint16Array;
+  /** Datapath-owned bits per flow (see FLAG_*, eight at most); zeroed when a slot is freed. */
+  readonly flags: Uint8Array;
   /** Datapath-owned rule index per flow; -1 when a slot is freed. */
   readonly ruleId: Int32Array;
   /** See `ExpireCallback`. */
@@ -307,9 +314,10 @@ export class ConnTable {
   readonly #rec: Int32Array;
   readonly #tcp: TcpTracker;
   readonly #status: Uint8Array;
-  readonly #packets: Float64Array;
+  /** Packets per handle, the low 32 bits; `#packetsHigh` holds the next 8. */
+  readonly #packets: Uint32Array;
+  readonly #packetsHigh: Uint8Array;
   readonly #bytes: Float64Array;
-  readonly #created: Uint32Array;
   readonly #lastSeen: Uint32Array;
   readonly #expires: Uint32Array;
   readonly #wheel: TimerWheel;
@@ -387,8 +395,8 @@ export class ConnTable {
     this.flags = c.flags;
     this.ruleId = c.ruleId;
     this.#packets = c.packets;
+    this.#packetsHigh = c.packetsHigh;
     this.#bytes = c.bytes;
-    this.#created = c.created;
     this.#lastSeen = c.lastSeen;
     this.#expires = c.expires;
     const slots = g.wheelSlots;
@@ -494,7 +502,6 @@ export class ConnTable {
       if (lr !== lo) x.unlock(lr);
     }
     if (id < 0) return id;
-    this.#created[id] = now;
     this.#lastSeen[id] = now;
     this.#expires[id] = now + this.#timeoutOf(id);
     this.#wheel.start(now);
@@ -615,8 +622,7 @@ export class ConnTable {
     this.#status[id] = 0;
     this.flags[id] = 0;
     this.ruleId[id] = -1;
-    this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
-    this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
+    this.#clearCounters(id);
     this.#pushFree(id);
     this.#header[this.#shardAt + S_SIZE]--;
   }
@@ -682,11 +688,11 @@ export class ConnTable {
       v.setInt32(p + 4, this.#rec[k + 1], true);
       v.setInt32(p + 8, this.#rec[k + 2], true);
     }
-    v.setUint32(off + 32, this.#created[id], true);
+    v.setUint32(off + 32, 0, true); // was the creation second (no longer kept)
     v.setUint32(off + 36, this.#lastSeen[id], true);
     v.setUint32(off + 40, this.#expires[id], true);
-    v.setFloat64(off + 48, this.#packets[o], true);
-    v.setFloat64(off + 56, this.#packets[o + 1], true);
+    v.setFloat64(off + 48, this.packets(o), true);
+    v.setFloat64(off + 56, this.packets(o + 1), true);
     v.setFloat64(off + 64, this.#bytes[o], true);
     v.setFloat64(off + 72, this.#bytes[o + 1], true);
     this.#tcp.save(id, v, off + 80);
@@ -729,10 +735,9 @@ export class ConnTable {
     this.#status[id] = v.getUint8(off + 1) & (STATUS_ASSURED | STATUS_SEEN_REPLY);
     this.flags[id] = v.getUint16(off + 2, true);
     this.ruleId[id] = v.getInt32(off + 4, true);
-    this.#created[id] = v.getUint32(off + 32, true);
     this.#lastSeen[id] = v.getUint32(off + 36, true);
-    this.#packets[o] = v.getFloat64(off + 48, true);
-    this.#packets[o + 1] = v.getFloat64(off + 56, true);
+    this.#setPackets(o, v.getFloat64(off + 48, true));
+    this.#setPackets(o + 1, v.getFloat64(off + 56, true));
     this.#bytes[o] = v.getFloat64(off + 64, true);
     this.#bytes[o + 1] = v.getFloat64(off + 72, true);
     if (proto === PROTO_TCP) {
@@ -777,7 +782,7 @@ export class ConnTable {
         return TRACK_OUT_OF_WINDOW;
       }
       if (step === STEP_REOPEN) {
-        this.#reopen(id, now);
+        this.#reopen(id);
         verdict = TRACK_REOPEN;
       } else if (old === TCP_SYN_RECV && tcp.state[id] === TCP_ESTABLISHED) {
         this.#status[id] |= STATUS_ASSURED; // Linux: handshake completed after a reply
@@ -824,18 +829,31 @@ export class ConnTable {
   #account(handle: number, dir: number, bytes: number, now: number): void {
     const id = handle >> 1;
     if (dir === DIR_REPLY) this.#status[id] |= STATUS_SEEN_REPLY;
-    this.#packets[handle]++;
+    const p = (this.#packets[handle] + 1) >>> 0;
+    this.#packets[handle] = p;
+    if (p === 0) this.#packetsHigh[handle]++; // 2^32 packets one way: carry
     this.#bytes[handle] += bytes;
     this.#lastSeen[id] = now;
   }
 
   /** A SYN reused a TIME_WAIT/CLOSE flow: it starts over as a new connection. */
-  #reopen(id: number, now: number): void {
+  #reopen(id: number): void {
     this.#status[id] = 0;
-    this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
-    this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
-    this.#created[id] = now;
+    this.#clearCounters(id);
     this.#reopened++;
+  }
+
+  #clearCounters(id: number): void {
+    this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
+    this.#packetsHigh[2 * id] = this.#packetsHigh[2 * id + 1] = 0;
+    this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
+  }
+
+  /** Sets the packet count of `handle` (a restored record's), wrapping at 2^40. */
+  #setPackets(handle: number, n: number): void {
+    const v = n >= 0 && n < 2 ** 40 ? Math.floor(n) : 0;
+    this.#packets[handle] = v % 2 ** 32;
+    this.#packetsHigh[handle] = Math.floor(v / 2 ** 32);
   }
 
   /** The timeout of flow `id` in its current state, in seconds. */
@@ -951,15 +969,11 @@ export class ConnTable {
   }
   /** Packets seen in the direction of `handle`. */
   packets(handle: number): number {
-    return this.#packets[handle];
+    return this.#packetsHigh[handle] * 2 ** 32 + this.#packets[handle];
   }
   /** Bytes seen in the direction of `handle`. */
   bytes(handle: number): number {
     return this.#bytes[handle];
-  }
-  /** Creation second of flow `id`. */
-  createdAt(id: number): number {
-    return this.#created[id];
   }
   /** Second of the last tracked packet of flow `id`. */
   lastSeen(id: number): number {
@@ -1052,9 +1066,8 @@ export class ConnTable {
         dst: this.#kDst(o + 1),
         dstPort: this.#kDport(o + 1),
       },
-      packets: [this.#packets[o], this.#packets[o + 1]],
+      packets: [this.packets(o), this.packets(o + 1)],
       bytes: [this.#bytes[o], this.#bytes[o + 1]],
-      createdAt: this.#created[id],
       lastSeen: this.#lastSeen[id],
       expiresAt: this.#expires[id],
       ruleId: this.ruleId[id],

@@ -28,7 +28,7 @@ import {
 } from "./constants.ts";
 import { FlowSpec } from "./flow_spec.ts";
 import { TcpSegment } from "./segment.ts";
-import { ConnTable, type ConnTableOptions } from "./table.ts";
+import { ConnTable, type ConnTableOptions, FLOW_RECORD_BYTES } from "./table.ts";
 
 /** Dotted quad to unsigned 32-bit. */
 function ip(s: string): number {
@@ -177,7 +177,30 @@ Deno.test("UDP: 30 s unreplied, 120 s and assured once answered", () => {
   assert.deepEqual([t.packets(2 * id), t.packets(2 * id + 1)], [1, 1]);
   assert.deepEqual([t.bytes(2 * id), t.bytes(2 * id + 1)], [70, 200]);
   assert.equal(t.lastSeen(id), T0 + 6);
-  assert.equal(t.createdAt(id), T0);
+});
+
+Deno.test("packet counters carry past 2^32 a direction, through a saved record too", () => {
+  const t = table();
+  const id = t.create(spec(PROTO_UDP, CLIENT, 5353, SERVER, 53, SERVER, 53, CLIENT, 5353), T0);
+  t.track(2 * id, 70, T0, null);
+  const v = new DataView(new ArrayBuffer(FLOW_RECORD_BYTES));
+  t.saveFlow(id, v, 0);
+  v.setFloat64(48, 2 ** 32 - 1, true); // the original direction's packets
+  v.setFloat64(56, 2 ** 33 + 5, true);
+  const u = table();
+  const back = u.restoreFlow(v, 0, T0, false);
+  assert.deepEqual([u.packets(2 * back), u.packets(2 * back + 1)], [2 ** 32 - 1, 2 ** 33 + 5]);
+  u.track(2 * back, 70, T0 + 1, null);
+  u.track(2 * back + 1, 70, T0 + 1, null);
+  assert.deepEqual([u.packets(2 * back), u.packets(2 * back + 1)], [2 ** 32, 2 ** 33 + 6]);
+  assert.deepEqual(u.info(back).packets, [2 ** 32, 2 ** 33 + 6]);
+  u.remove(back);
+  const again = u.create(spec(PROTO_UDP, CLIENT, 5353, SERVER, 53, SERVER, 53, CLIENT, 5353), T0);
+  assert.deepEqual(
+    [u.packets(2 * again), u.packets(2 * again + 1)],
+    [0, 0],
+    "freed slots start at 0",
+  );
 });
 
 Deno.test("TCP through the table: assured after the handshake, timeouts per state", () => {
@@ -226,8 +249,7 @@ Deno.test("TCP: RST closes with the 10 s timeout; a SYN reopens", () => {
   assert.equal(t.track(2 * id, 60, T0 + 6, seg(TCP_SYN, 777_777)), TRACK_REOPEN);
   assert.equal(t.tcpState(id), TCP_SYN_SENT);
   assert.equal(t.status(id), 0, "a new connection: not yet seen-reply nor assured");
-  assert.equal(t.packets(2 * id), 1);
-  assert.equal(t.createdAt(id), T0 + 6);
+  assert.deepEqual([t.packets(2 * id), t.packets(2 * id + 1)], [1, 0], "counters start over");
   assert.equal(t.flags[id], FLAG_GATED, "datapath flags survive");
   assert.equal(t.expiresAt(id), T0 + 6 + 120);
   assert.equal(t.stats().reopened, 1);

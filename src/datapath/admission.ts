@@ -70,6 +70,7 @@ import {
   PROTO_ICMP,
   PROTO_TCP,
 } from "../packet/mod.ts";
+import { AdmittedLog } from "./admitted_log.ts";
 import { Drop, KNOCK_STAT_BASE, KNOCK_STATS, knockFailureSlot, Stat } from "./counters.ts";
 import type { DatapathSettings, KnockUser, RuleIdName, UnlockRecord } from "./messages.ts";
 
@@ -234,6 +235,10 @@ export class Admission {
   #knockDst = 0;
   #profiles: KnockProfile[] = [];
   #pending: ApplianceEvent[] = [];
+  /** The flow-admitted events not yet in `#pending` (built on `flush()`). */
+  readonly #admittedLog = new AdmittedLog();
+  /** The user `#unlockAdmits` last found unlocked, or null. */
+  #unlockUser: string | null = null;
   readonly #c: Float64Array;
   readonly #emit: (events: ApplianceEvent[]) => void;
   readonly #emitKnockState: (records: KnockStateRecord[]) => void;
@@ -438,8 +443,8 @@ export class Admission {
   flush(): void {
     const state = this.verifier.drainState();
     if (state.length > 0) this.#emitKnockState(state);
-    if (this.#pending.length === 0) return;
-    const batch = this.#pending;
+    const batch = this.#admittedLog.drainInto(this.#pending);
+    if (batch.length === 0) return;
     this.#pending = [];
     this.#emit(batch);
   }
@@ -715,10 +720,14 @@ export class Admission {
     return found;
   }
 
-  /** True when an unlock of `src` admits a flow to rule entry `e` (-1: the management interface). */
+  /**
+   * True when an unlock of `src` admits a flow to rule entry `e` (-1: the
+   * management interface); its user is then `#unlockUser`.
+   */
   #unlockAdmits(src: number, e: number, nowMs: number): boolean {
-    if (!this.unlocks.isUnlocked(src, nowMs)) return false;
-    return e < 0 || this.#rules.userAllowed(e, this.unlocks.userOf(src) ?? "");
+    const user = this.unlocks.liveUser(src, nowMs);
+    this.#unlockUser = user;
+    return user !== null && (e < 0 || this.#rules.userAllowed(e, user));
   }
 
   #allowListed(src: number): boolean {
@@ -727,25 +736,28 @@ export class Admission {
     return false;
   }
 
-  /** A knock admitted the flow in `spec`: it refreshes the unlock and is reported. */
+  /**
+   * A knock admitted the flow in `spec` for `#unlockUser`: it refreshes the
+   * unlock and is recorded, to be reported on `flush()` (after the packet).
+   */
   #admitted(e: number, nowMs: number): void {
-    const s = this.spec;
+    const s = this.spec, log = this.#admittedLog;
     this.unlocks.admitFlow(s.origSrc, nowMs);
     this.#c[Stat.FlowsAdmittedByKnock]++;
-    this.#pending.push({
-      type: "flow-admitted",
-      time: nowMs,
-      severity: Severity.Notice,
-      proto: s.proto as 6 | 17,
-      src: formatIpv4(s.origSrc),
-      srcPort: s.origSrcPort,
-      dst: formatIpv4(s.origDst),
-      dstPort: s.origDstPort,
-      privateAddr: formatIpv4(s.replySrc),
-      privatePort: s.replySrcPort,
-      rule: this.#rules.ruleName(e),
-      user: this.unlocks.userOf(s.origSrc) ?? undefined,
-    });
+    if (log.full) this.#pending = log.drainInto(this.#pending);
+    log.record(
+      this.#pending.length,
+      nowMs,
+      s.proto,
+      s.origSrc,
+      s.origSrcPort,
+      s.origDst,
+      s.origDstPort,
+      s.replySrc,
+      s.replySrcPort,
+      this.#rules.ruleName(e),
+      this.#unlockUser,
+    );
   }
 }
 

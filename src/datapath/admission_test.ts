@@ -18,10 +18,11 @@ import {
   TRACK_REOPEN,
 } from "../conntrack/mod.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
-import type { ApplianceEvent } from "../log/events.ts";
+import { type ApplianceEvent, Severity } from "../log/events.ts";
 import type { PortForwardRule } from "../nat/rule.ts";
 import { parseIpv4 } from "../packet/mod.ts";
 import { Admission, ADMITTED } from "./admission.ts";
+import { ADMITTED_LOG_SIZE } from "./admitted_log.ts";
 import { Drop, dropName, newCounters, Stat } from "./counters.ts";
 import type { DatapathSettings } from "./messages.ts";
 
@@ -154,6 +155,38 @@ Deno.test("WAN: a locked source is refused and creates no flow; a knock admits i
   assert.ok(events.some((e) => e.type === "knock-success"));
   const admitted = events.find((e) => e.type === "flow-admitted");
   assert.ok(admitted?.type === "flow-admitted" && admitted.rule === "web");
+});
+
+Deno.test("flow-admitted events are built on flush, in order among the others, past the log's size", async () => {
+  const { adm, events } = await setup({ maxFlows: 2 * ADMITTED_LOG_SIZE });
+  await knock(adm, CLIENT, ALICE, 41001);
+  const n = ADMITTED_LOG_SIZE + 5;
+  for (let i = 0; i < n; i++) assert.equal(syn(adm, CLIENT, 10000 + i, 52201), ADMITTED);
+  await knock(adm, CLIENT2, BOB, 42001);
+  assert.equal(events.length, 0, "nothing is handed on before flush");
+  adm.flush();
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ["knock-success", ...new Array(n).fill("flow-admitted"), "knock-success"],
+  );
+  const admitted = events.filter((e) => e.type === "flow-admitted");
+  assert.deepEqual(admitted.map((e) => e.srcPort), Array.from({ length: n }, (_, i) => 10000 + i));
+  assert.deepEqual(admitted[n - 1], {
+    type: "flow-admitted",
+    time: T0,
+    severity: Severity.Notice,
+    proto: 6,
+    src: "203.0.113.10",
+    srcPort: 10000 + n - 1,
+    dst: "198.51.100.1",
+    dstPort: 52201,
+    privateAddr: "192.0.2.12",
+    privatePort: 8080,
+    rule: "web",
+    user: "alice",
+  });
+  adm.flush();
+  assert.equal(events.length, n + 2, "a flush hands each event on once");
 });
 
 Deno.test("WAN: allow-listed sources need no knock; non-enforcing rules admit anyone", async () => {

@@ -2,7 +2,7 @@
  * `UnlockTable`: which source IPs are unlocked, for which user, until when.
  * Built for up to a million entries: an `IpSlotMap` (IPv4 -> slot) and flat
  * typed-array columns indexed by slot, user names interned once. The hot-path
- * calls (`isUnlocked`, `userOf`, `touch`, `admitFlow`) are one hash probe and
+ * calls (`isUnlocked`, `liveUser`, `userOf`, `touch`, `admitFlow`) are one hash probe and
  * a few array reads or writes: no allocation, no throw.
  */
 
@@ -116,6 +116,12 @@ export class UnlockTable {
   isUnlocked(ip: number, nowMs: number): boolean {
     const s = this.#map.find(ip);
     return s >= 0 && this.#expiryReason(s, nowMs) === null;
+  }
+
+  /** The user `ip` is unlocked for at `nowMs`, or null: `isUnlocked` and `userOf` in one probe. Hot path. */
+  liveUser(ip: number, nowMs: number): string | null {
+    const s = this.#map.find(ip);
+    return s >= 0 && this.#expiryReason(s, nowMs) === null ? this.#names[this.#user[s]] : null;
   }
 
   /** The user `ip` is (or was, until `expire` runs) unlocked for, or null. Hot path. */
