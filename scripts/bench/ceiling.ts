@@ -24,6 +24,7 @@ import type { CpuSampler } from "./stats.ts";
 import type { UdpFloodResult } from "./udp_flood.ts";
 import type { SynFloodResult } from "./syn_flood.ts";
 import { LAB } from "../lab/topology.ts";
+import { formatIpv4, parseIpv4 } from "../../src/packet/address.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 
@@ -55,8 +56,10 @@ export interface CeilingOptions {
   gsoSeconds: number;
   /** Repetitions of the `UDP_SEGMENT` runs and of the flood RTT runs. */
   reps: number;
-  /** SYN flood rate, packets a second. */
+  /** SYN flood rate, packets a second, summed over the flood's senders. */
   floodPps: number;
+  /** SYN flood sender processes, each with its own 16,384 sources. */
+  floodSenders: number;
   /** Seconds of pings per RTT run (one ping every 5 ms). */
   floodSeconds: number;
   log: (line: string) => void;
@@ -143,6 +146,8 @@ export interface FloodRttSide {
 /** RTT under the SYN flood. */
 export interface FloodRttResult {
   offeredPps: number;
+  /** Flood sender processes. */
+  senders: number;
   seconds: number;
   reps: number;
   kernel: FloodRttSide;
@@ -166,6 +171,9 @@ table ip kgbenchgate {
   }
 }
 `;
+
+/** The flood's spoofed sources: 16,384 a sender from 198.18.0.0 (RFC 2544's benchmarking /15). */
+const FLOOD_FIRST = parseIpv4("198.18.0.0")!, FLOOD_SOURCES = 16384;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -411,7 +419,12 @@ export async function floodRtt(sides: CeilingSide[], o: CeilingOptions): Promise
     tunDrops: [],
   }]));
   const macs = new Map<string, string>();
-  for (const s of sides) macs.set(s.name, await wanMac(s));
+  for (const s of sides) {
+    macs.set(s.name, await wanMac(s));
+    // On the Internet the spoofed range is reachable by the default route; without a route
+    // back, wan0's strict reverse-path filter would drop the flood before the appliance sees it.
+    await s.lab.exec("appliance", ["ip", "route", "replace", "198.18.0.0/15", "dev", "wan0"]);
+  }
   for (let rep = 0; rep < o.reps; rep++) {
     for (const s of sides) {
       const a = acc.get(s.name)!;
@@ -422,36 +435,44 @@ export async function floodRtt(sides: CeilingSide[], o: CeilingOptions): Promise
       o.log(`ceiling: ping under a ${o.floodPps} pps SYN flood, rep ${rep + 1} via ${s.name}`);
       const tunBefore = await tunDrops(s);
       const startAt = Date.now() + 1500;
-      const flood = s.lab.tryExec("client2", [
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${here}syn_flood.ts`,
-        "--iface",
-        "eth0",
-        "--mac",
-        macs.get(s.name)!,
-        "--dst",
-        LAB.wan,
-        "--port",
-        "52201",
-        "--pps",
-        String(o.floodPps),
-        "--seconds",
-        String(o.floodSeconds + 1.5),
-        "--start-at",
-        String(startAt),
-      ]);
+      const flood = Promise.all(
+        Array.from({ length: o.floodSenders }, (_, i) =>
+          s.lab.tryExec("client2", [
+            Deno.execPath(),
+            "run",
+            "-A",
+            `${here}syn_flood.ts`,
+            "--iface",
+            "eth0",
+            "--mac",
+            macs.get(s.name)!,
+            "--dst",
+            LAB.wan,
+            "--port",
+            "52201",
+            "--pps",
+            String(Math.ceil(o.floodPps / o.floodSenders)),
+            "--first-source",
+            formatIpv4((FLOOD_FIRST + i * FLOOD_SOURCES) >>> 0),
+            "--sources",
+            String(FLOOD_SOURCES),
+            "--seconds",
+            String(o.floodSeconds + 1.5),
+            "--start-at",
+            String(startAt),
+          ])),
+      );
       await sleep(startAt + 500 - Date.now());
       const t0 = Date.now();
       const f = await pingTimes(s, count);
       const t1 = Date.now();
       const fr = await flood;
-      if (fr.code !== 0) throw new Error(`SYN flood via ${s.name} failed: ${fr.stderr.trim()}`);
-      const res = JSON.parse(fr.stdout) as SynFloodResult;
+      const bad = fr.find((r) => r.code !== 0);
+      if (bad) throw new Error(`SYN flood via ${s.name} failed: ${bad.stderr.trim()}`);
+      const res = fr.map((r) => JSON.parse(r.stdout) as SynFloodResult);
       a.flood.push(...f.times);
       a.floodLost += f.lost;
-      a.pps.push(res.pps);
+      a.pps.push(res.reduce((sum, x) => sum + x.pps, 0));
       a.tunDrops.push(delta(tunBefore, await tunDrops(s)));
       if (s.pid !== null) a.cpu.push(s.cpu.window(t0, t1).procPct);
       await sleep(300);
@@ -481,6 +502,7 @@ export async function floodRtt(sides: CeilingSide[], o: CeilingOptions): Promise
   };
   return {
     offeredPps: o.floodPps,
+    senders: o.floodSenders,
     seconds: o.floodSeconds,
     reps: o.reps,
     kernel: side("kernel"),

@@ -43,6 +43,7 @@ const USAGE = `Usage: deno task bench [--quick] [options]
   --step-seconds S     seconds per offered rate (default 3, quick 2)
   --steps A,B,C        offered rates in pps (default 50k up by x1.4 to ~1.5M)
   --flood-pps N        SYN flood rate for the RTT-under-flood run (default 200000)
+  --flood-senders N    SYN flood processes sharing that rate (default 2)
   --flood-seconds S    seconds of pings per RTT run (default 5, quick 2)
   --no-ceiling         skip the ceiling sections (stepped UDP, UDP_SEGMENT, SYN flood)
   --sizes A,B,C        conntrack table sizes (default 10000,100000,1000000)
@@ -68,6 +69,7 @@ function flags() {
       steps: { type: "string" },
       "flood-pps": { type: "string" },
       "flood-seconds": { type: "string" },
+      "flood-senders": { type: "string" },
       "no-ceiling": { type: "boolean", default: false },
       sizes: { type: "string", default: "10000,100000,1000000" },
       uplinks: { type: "string", default: "1,2" },
@@ -173,6 +175,7 @@ async function main(): Promise<number> {
         : DEFAULT_STEPS,
       gsoSeconds: positive("udp-seconds", f["udp-seconds"], q ? 2 : 5),
       floodPps: positive("flood-pps", f["flood-pps"], 200_000),
+      floodSenders: Math.round(positive("flood-senders", f["flood-senders"], 2)),
       floodSeconds: positive("flood-seconds", f["flood-seconds"], q ? 2 : 5),
     },
     log,

@@ -443,7 +443,7 @@ function targetsSection(run: BenchRun): string[] {
 function udpCeilingSection(u: NonNullable<CeilingResult["udp"]>): string[] {
   // A side that had stopped stepping leaves its three cells empty.
   const side = (x: UdpStepSide | null) =>
-    x ? `${fmt(kpps(x.txPps), 1)} | ${fmt(kpps(x.rxPps), 1)} | ${fmt(x.lossPct, 3)}` : " | ";
+    x ? `${fmt(kpps(x.txPps), 1)} | ${fmt(kpps(x.rxPps), 1)} | ${fmt(x.lossPct, 3)}` : " |  | ";
   return [
     `### UDP ${u.payloadBytes} B at the ceiling: ${u.senders} paced senders, ${u.stepSeconds} s a step`,
     "",
@@ -512,8 +512,9 @@ function floodSection(f: NonNullable<CeilingResult["floodRtt"]>): string[] {
     "",
     `${f.reps} x ${f.seconds} s of pings 5 ms apart per condition, pooled: the server pings ` +
     "client 1 through masquerade (an established flow) while client 2 sends SYNs to " +
-    "198.51.100.1:52201 from 16,384 spoofed 198.18.0.0/15 sources, none unlocked " +
-    "(scripts/bench/syn_flood.ts, AF_PACKET sendmmsg, paced). The kernel lab drops the same " +
+    `198.51.100.1:52201 from ${f.senders} processes, 16,384 spoofed 198.18.0.0/15 sources ` +
+    "each, none unlocked (scripts/bench/syn_flood.ts, AF_PACKET sendmmsg, paced; the " +
+    "appliance namespace has a route back to them, as a default route would give). The kernel lab drops the same " +
     "sources in a raw-priority prerouting rule (a gate with client 1 in its set, before " +
     "conntrack); the appliance drops them as locked.",
     "",

@@ -118,7 +118,7 @@ export function synFlood(o: SynFloodOptions): SynFloodResult {
       (_, b) => msgs.subarray(b * BATCH * MMSGHDR, (b + 1) * BATCH * MMSGHDR),
     );
     const wait = (o.startAt ?? 0) - Date.now();
-    if (wait > 0) libc.symbols.usleep(Math.min(wait, 30_000) * 1000);
+    if (wait > 0) libc.symbols.usleep(Math.round(Math.min(wait, 30_000) * 1000));
     let sent = 0, errors = 0, b = 0;
     const startedAt = Date.now(), t0 = performance.now();
     const end = t0 + seconds * 1000, msPerPacket = 1000 / o.pps;
@@ -131,7 +131,7 @@ export function synFlood(o: SynFloodOptions): SynFloodResult {
       now = performance.now();
       const ahead = t0 + sent * msPerPacket - now;
       if (ahead > 0.05) {
-        libc.symbols.usleep(Math.round(Math.min(ahead, end - now) * 1000));
+        libc.symbols.usleep(Math.max(0, Math.round(Math.min(ahead, end - now) * 1000)));
         now = performance.now();
       }
     }

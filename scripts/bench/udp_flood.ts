@@ -127,7 +127,7 @@ export function udpFlood(opts: UdpFloodOptions): UdpFloodResult {
       mv.setBigUint64(i * MMSGHDR + 24, 1n, true);
     }
     const wait = (opts.startAt ?? 0) - Date.now();
-    if (wait > 0) libc.symbols.usleep(Math.min(wait, 30_000) * 1000);
+    if (wait > 0) libc.symbols.usleep(Math.round(Math.min(wait, 30_000) * 1000));
     let sent = 0, errors = 0;
     const startedAt = Date.now(), t0 = performance.now();
     const end = t0 + opts.seconds * 1000;
@@ -142,7 +142,7 @@ export function udpFlood(opts: UdpFloodOptions): UdpFloodResult {
         // Paced: sleep while ahead of the offered rate's schedule.
         const ahead = t0 + sent * msPerDatagram - now;
         if (ahead > 0.05) {
-          libc.symbols.usleep(Math.round(Math.min(ahead, end - now) * 1000));
+          libc.symbols.usleep(Math.max(0, Math.round(Math.min(ahead, end - now) * 1000)));
           now = performance.now();
         }
       }
