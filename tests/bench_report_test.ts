@@ -28,13 +28,13 @@ Deno.test("bench: the UDP ceiling is the highest step with 0 loss at and below i
   assert.deepEqual(zeroLossCeiling(steps, "appliance"), {
     zeroLossRxPps: 50_000,
     zeroLossOfferedPps: 50_000,
-    senderBound: false,
+    lowerBound: false,
   });
-  // The kernel's senders fell short of the last offer: its ceiling is a lower bound.
+  // The kernel never lost (its senders fell short of the last offer): a lower bound.
   assert.deepEqual(zeroLossCeiling(steps, "kernel"), {
     zeroLossRxPps: 120_000,
     zeroLossOfferedPps: 137_000,
-    senderBound: true,
+    lowerBound: true,
   });
   assert.equal(zeroLossCeiling([steps[1]], "appliance").zeroLossRxPps, null);
 });
@@ -115,8 +115,8 @@ Deno.test("bench: the targets table gives each of issue 11's targets a ratio and
         payloadBytes: 64,
         stepSeconds: 1,
         steps: [],
-        kernel: { zeroLossRxPps: 400_000, zeroLossOfferedPps: 400_000, senderBound: true },
-        appliance: { zeroLossRxPps: 100_000, zeroLossOfferedPps: 100_000, senderBound: false },
+        kernel: { zeroLossRxPps: 400_000, zeroLossOfferedPps: 400_000, lowerBound: true },
+        appliance: { zeroLossRxPps: 100_000, zeroLossOfferedPps: 100_000, lowerBound: false },
       },
       gso: [],
       floodRtt: null,

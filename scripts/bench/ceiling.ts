@@ -96,8 +96,11 @@ export interface UdpCeilingSide {
   zeroLossRxPps: number | null;
   /** Its offered rate. */
   zeroLossOfferedPps: number | null;
-  /** True when the senders, not the side, bounded the stepping (they fell short of the offer). */
-  senderBound: boolean;
+  /**
+   * True when the side lost nothing at any step it ran: its senders fell short of the offer or
+   * the steps ran out, so its ceiling is at least `zeroLossRxPps`.
+   */
+  lowerBound: boolean;
 }
 
 /** The stepped UDP flood. */
@@ -261,18 +264,20 @@ async function measureUdp(
 
 /** A side's ceiling: its highest step with 0 loss there and at every step below. */
 export function zeroLossCeiling(steps: UdpStep[], side: "kernel" | "appliance"): UdpCeilingSide {
-  let best: UdpStep | null = null, senderBound = false;
+  let best: UdpStep | null = null, lost = false;
   for (const st of steps) {
     const r = st[side];
     if (!r) break;
-    if (r.txPps < 0.9 * st.offeredPps) senderBound = true;
-    if (r.lossPct > 0) break;
+    if (r.lossPct > 0) {
+      lost = true;
+      break;
+    }
     best = st;
   }
   return {
     zeroLossRxPps: best?.[side]?.rxPps ?? null,
     zeroLossOfferedPps: best?.offeredPps ?? null,
-    senderBound,
+    lowerBound: best !== null && !lost,
   };
 }
 

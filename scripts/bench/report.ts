@@ -252,10 +252,10 @@ function rtt(x: number | null | undefined, digits = 3): string {
 
 const kpps = (x: number | null | undefined) => (x === null || x === undefined ? NaN : x / 1000);
 
-/** A ceiling figure: "≥" where the senders, not the side, ran out. */
+/** A ceiling figure: ">=" where the side lost nothing at any step it ran. */
 function ceilingFigure(c: UdpCeilingSide): string {
   if (c.zeroLossRxPps === null) return "none (loss at the first step)";
-  return `${c.senderBound ? ">= " : ""}${fmt(c.zeroLossRxPps / 1000, 1)}`;
+  return `${c.lowerBound ? ">= " : ""}${fmt(c.zeroLossRxPps / 1000, 1)}`;
 }
 
 /** One row of the targets table: `ref` is the kernel or the stated baseline. */
@@ -318,7 +318,7 @@ function targetsSection(run: BenchRun): string[] {
         `UDP ${u.payloadBytes} B at the ceiling (highest 0-loss rate), received kpps`,
         ceilingFigure(u.kernel),
         ceilingFigure(u.appliance),
-        ar === null || kr === null ? "n/a" : `${u.kernel.senderBound ? "<= " : ""}${ratio(ar, kr)}`,
+        ar === null || kr === null ? "n/a" : `${u.kernel.lowerBound ? "<= " : ""}${ratio(ar, kr)}`,
         `>= ${TARGETS.udpCeilingRatio}x, 0 loss below`,
         ar === null ? false : kr === null ? null : ar / kr >= TARGETS.udpCeilingRatio,
         lossy
@@ -434,8 +434,9 @@ function targetsSection(run: BenchRun): string[] {
     "",
     "Every ratio is from this run: the kernel-NAT lab and the appliance lab alternate, both " +
     "up at once. The lookup's reference is the smallest table of the same run, the admitted " +
-    "SYN's an allow-listed source's SYN. A UDP ceiling marked >= is where the senders, " +
-    "not the kernel, ran out: the ratio is then an upper bound.",
+    "SYN's an allow-listed source's SYN. A UDP ceiling marked >= lost nothing at any step " +
+    "(its senders fell short of the offer, or the steps ran out): a kernel ceiling so marked " +
+    "makes the ratio an upper bound.",
     "",
   ];
 }
@@ -460,10 +461,12 @@ function udpCeilingSection(u: NonNullable<CeilingResult["udp"]>): string[] {
     `Highest rate with 0 loss at it and every step below: kernel ${
       ceilingFigure(u.kernel)
     } kpps received (offered ${fmt(kpps(u.kernel.zeroLossOfferedPps), 0)}${
-      u.kernel.senderBound ? ", the senders fell short of a later offer" : ""
+      u.kernel.lowerBound ? ", no loss at any step: the senders or the steps ran out" : ""
     }), appliance ${ceilingFigure(u.appliance)} kpps (offered ${
       fmt(kpps(u.appliance.zeroLossOfferedPps), 0)
-    }${u.appliance.senderBound ? ", the senders fell short of a later offer" : ""}). ` +
+    }${
+      u.appliance.lowerBound ? ", no loss at any step: the senders or the steps ran out" : ""
+    }). ` +
     "Each sender is one process with one connected socket (one flow), paced to its share " +
     "of the offer in sendmmsg batches of 64 (scripts/bench/udp_flood.ts --pps); a side stops " +
     "stepping after a loss above 0.1% or when its senders fall 10% short of the offer.",
