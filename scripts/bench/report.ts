@@ -420,7 +420,7 @@ function targetsSection(run: BenchRun): string[] {
         `${fmt(r)}x`,
         `<= ${TARGETS.admittedSynRatio}x`,
         finite(r) ? r <= TARGETS.admittedSynRatio : null,
-        `${kn.samples} samples`,
+        `${kn.samples} samples, ${kn.failures} failed`,
       ),
     );
   }
