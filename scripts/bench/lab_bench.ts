@@ -5,12 +5,14 @@
  * between them rep by rep, so slow drifts of the shared machine's load hit
  * both alike.
  *
- * Measured per setup: iperf3 TCP with 1 and 4 streams (client to
+ * Measured per setup: iperf3 TCP with 1, 4 and 8 streams (client to
  * 198.51.100.1:52202, forwarded to the server's 5201), a sendmmsg flood of
  * small UDP datagrams counted where they arrive (an nftables counter in the
  * server namespace), ping RTT from the server to a client through masquerade,
  * CPU during each transfer, TCP connect time; and in the appliance lab the
- * knock-to-first-admitted-SYN latency (knock_lab.ts).
+ * knock-to-first-admitted-SYN latency (knock_lab.ts). In the one-uplink lab,
+ * the ceiling sections follow (ceiling.ts): stepped multi-sender UDP,
+ * `UDP_SEGMENT` senders, RTT under a SYN flood.
  *
  * Two topologies: the one-uplink lab, and the two-ISP lab (scripts/lab/
  * two_uplinks.ts) with the appliance on config/lab-two-uplinks.jsonc, where
@@ -28,6 +30,7 @@ import { CpuSampler, median, round } from "./stats.ts";
 import type { UdpFloodResult } from "./udp_flood.ts";
 import type { KnockLatencyResult } from "./knock_latency.ts";
 import { BENCH_KNOCK_PORTS, type KnockLatencySummary, runKnockLatency } from "./knock_lab.ts";
+import { type CeilingOptions, type CeilingResult, KERNEL_GATE, runCeiling } from "./ceiling.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const here = new URL(".", import.meta.url).pathname;
@@ -48,6 +51,8 @@ export interface LabBenchOptions {
   connectSamples: number;
   /** Knock latency samples. */
   knockSamples: number;
+  /** The ceiling sections (one-uplink lab only); null skips them. */
+  ceiling: Omit<CeilingOptions, "log" | "reps"> | null;
   /** Progress lines go here. */
   log: (line: string) => void;
 }
@@ -56,6 +61,7 @@ export interface LabBenchOptions {
 export interface SetupResult {
   tcp1Gbps: number;
   tcp4Gbps: number;
+  tcp8Gbps: number;
   udpRxPps: number;
   udpTxPps: number;
   /** ping from the server to client 1 through masquerade: avg, mdev, per-packet median, max. */
@@ -66,12 +72,13 @@ export interface SetupResult {
   /** TCP connect time, client 1 to 198.51.100.1:52201 (forwarded to the server's 8080), ms. */
   connectMs: number;
   /** Appliance process CPU, % of one core, per transfer (null for the kernel). */
-  cpu: { tcp1: number | null; tcp4: number | null; udp: number | null };
+  cpu: { tcp1: number | null; tcp4: number | null; tcp8: number | null; udp: number | null };
   /** Cores busy on the whole host (every namespace and other sessions), per transfer. */
-  hostCores: { tcp1: number; tcp4: number; udp: number };
+  hostCores: { tcp1: number; tcp4: number; tcp8: number; udp: number };
   runs: {
     tcp1: number[];
     tcp4: number[];
+    tcp8: number[];
     tcp1Retransmits: number[];
     udpRx: number[];
     udpTx: number[];
@@ -83,6 +90,7 @@ export interface SetupResult {
     connectMs: number[];
     cpuTcp1: number[];
     cpuTcp4: number[];
+    cpuTcp8: number[];
     cpuUdp: number[];
   };
 }
@@ -98,11 +106,13 @@ export interface LabBenchResult {
   kernel: SetupResult;
   appliance: SetupResult;
   knock: KnockLatencySummary | null;
+  /** The ceiling sections (one-uplink lab only). */
+  ceiling: CeilingResult | null;
   errors: string[];
 }
 
 /** The namespaces a measurement runs in, by role, whatever the topology. */
-type Role = "client" | "server" | "appliance";
+type Role = "client" | "client2" | "server" | "appliance";
 
 /** A lab as the measurements see it. */
 interface BenchLab {
@@ -131,7 +141,7 @@ interface Setup {
   pid: number | null;
   cpu: CpuSampler;
   runs: SetupResult["runs"];
-  host: { tcp1: number[]; tcp4: number[]; udp: number[] };
+  host: { tcp1: number[]; tcp4: number[]; tcp8: number[]; udp: number[] };
 }
 
 const KERNEL_NAT = `
@@ -236,10 +246,12 @@ async function iperf(s: Setup, streams: number, seconds: number): Promise<number
   const gbps = round(j.end.sum_received.bits_per_second / 1e9, 3);
   // iperf3 starts within a few ms; skip its connect and the final exchange.
   const w = s.cpu.window(t0 + 150, t1 - 50);
-  const key = streams === 1 ? "tcp1" : "tcp4";
+  const key = streams === 1 ? "tcp1" : streams === 4 ? "tcp4" : "tcp8";
   s.runs[key].push(gbps);
   s.host[key].push(w.hostCores);
-  if (s.pid !== null) s.runs[streams === 1 ? "cpuTcp1" : "cpuTcp4"].push(w.procPct);
+  if (s.pid !== null) {
+    s.runs[streams === 1 ? "cpuTcp1" : streams === 4 ? "cpuTcp4" : "cpuTcp8"].push(w.procPct);
+  }
   if (streams === 1) s.runs.tcp1Retransmits.push(j.end.sum_sent?.retransmits ?? NaN);
   return gbps;
 }
@@ -335,6 +347,7 @@ function newSetup(name: Setup["name"], lab: BenchLab, pid: number | null): Setup
     runs: {
       tcp1: [],
       tcp4: [],
+      tcp8: [],
       tcp1Retransmits: [],
       udpRx: [],
       udpTx: [],
@@ -346,9 +359,10 @@ function newSetup(name: Setup["name"], lab: BenchLab, pid: number | null): Setup
       connectMs: [],
       cpuTcp1: [],
       cpuTcp4: [],
+      cpuTcp8: [],
       cpuUdp: [],
     },
-    host: { tcp1: [], tcp4: [], udp: [] },
+    host: { tcp1: [], tcp4: [], tcp8: [], udp: [] },
   };
 }
 
@@ -357,6 +371,7 @@ function summarise(s: Setup): SetupResult {
   return {
     tcp1Gbps: median(r.tcp1),
     tcp4Gbps: median(r.tcp4),
+    tcp8Gbps: median(r.tcp8),
     udpRxPps: median(r.udpRx),
     udpTxPps: median(r.udpTx),
     pingAvgMs: median(r.pingAvg),
@@ -367,11 +382,13 @@ function summarise(s: Setup): SetupResult {
     cpu: {
       tcp1: app ? median(r.cpuTcp1) : null,
       tcp4: app ? median(r.cpuTcp4) : null,
+      tcp8: app ? median(r.cpuTcp8) : null,
       udp: app ? median(r.cpuUdp) : null,
     },
     hostCores: {
       tcp1: median(s.host.tcp1),
       tcp4: median(s.host.tcp4),
+      tcp8: median(s.host.tcp8),
       udp: median(s.host.udp),
     },
     runs: r,
@@ -387,8 +404,19 @@ async function attempt(errors: string[], fn: () => Promise<unknown>): Promise<vo
   }
 }
 
-const ONE_UPLINK_ROLES = { client: "client", server: "server", appliance: "appliance" } as const;
-const TWO_UPLINK_ROLES = { client: "clienta", server: "server", appliance: "appliance" } as const;
+const ONE_UPLINK_ROLES = {
+  client: "client",
+  client2: "client2",
+  server: "server",
+  appliance: "appliance",
+} as const;
+// Client B is a router hop away from the WAN port: the SYN flood runs in the one-uplink lab only.
+const TWO_UPLINK_ROLES = {
+  client: "clienta",
+  client2: "clientb",
+  server: "server",
+  appliance: "appliance",
+} as const;
 
 /** The kernel-NAT lab of `topology`: the appliance namespace forwards and NATs with nftables. */
 async function startKernelLab(topology: BenchTopology, labs: BenchLab[]): Promise<BenchLab> {
@@ -396,6 +424,8 @@ async function startKernelLab(topology: BenchTopology, labs: BenchLab[]): Promis
   if (topology === "one-uplink") {
     kl = benchLab(await startLab({ appliance: false }), ONE_UPLINK_ROLES);
     labs.push(kl);
+    // The knock gate's kernel twin for the SYN flood: locked sources dropped before conntrack.
+    await nftLoad(kl, "appliance", KERNEL_GATE);
   } else {
     kl = benchLab(await startTwoUplinkLab({ appliance: false }), TWO_UPLINK_ROLES);
     labs.push(kl);
@@ -485,6 +515,10 @@ export async function runLabBench(
         await attempt(errors, () => iperf(s, 4, o.seconds));
       }
       for (const s of setups) {
+        o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: tcp 8 streams`);
+        await attempt(errors, () => iperf(s, 8, o.seconds));
+      }
+      for (const s of setups) {
         o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: udp ${o.udpSize} B flood`);
         await attempt(errors, () => udp(s, o));
       }
@@ -496,6 +530,10 @@ export async function runLabBench(
         o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: tcp connect`);
         await attempt(errors, () => connect(s, o.connectSamples));
       }
+    }
+    let ceiling: CeilingResult | null = null;
+    if (topology === "one-uplink" && o.ceiling) {
+      ceiling = await runCeiling(setups, { ...o.ceiling, reps: o.reps, log: o.log }, errors);
     }
     if (knockLab) {
       o.log("lab: knock latency");
@@ -513,6 +551,7 @@ export async function runLabBench(
       kernel: summarise(setups[0]),
       appliance: summarise(setups[1]),
       knock,
+      ceiling,
       errors,
     };
   } finally {

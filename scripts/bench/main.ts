@@ -5,8 +5,11 @@
  * heap, `--expose-gc` for steadier memory figures); then two labs come up
  * (kernel NAT and appliance) and the transfers alternate between them; then
  * the same pair in the two-ISP lab (traffic over ISP A while ISP B is
- * configured and probed), each against its own kernel-NAT lab. Writes artifacts/bench/<timestamp>.{json,md}, artifacts/bench/latest.md and,
- * for a full run, docs/bench.md. Benchmarks never run in the test suite.
+ * configured and probed), each against its own kernel-NAT lab. In the
+ * one-uplink lab the ceiling sections run too (ceiling.ts: stepped UDP from
+ * several senders, `UDP_SEGMENT` senders, RTT under a SYN flood). Writes
+ * artifacts/bench/<timestamp>.{json,md}, artifacts/bench/latest.md and, for a
+ * full run, docs/bench.md. Benchmarks never run in the test suite.
  *
  *   deno task bench                 # full: 3 x 5 s per measurement, a few minutes
  *   deno task bench --quick         # 1 x 2 s
@@ -18,6 +21,7 @@ import { runConntrackBench } from "./conntrack_bench.ts";
 import { runKnockBench } from "./knock_bench.ts";
 import { runLabBench } from "./lab_bench.ts";
 import { runPipelineBench } from "./pipeline_bench.ts";
+import { DEFAULT_STEPS } from "./ceiling.ts";
 import { type BenchRun, renderMarkdown } from "./report.ts";
 import { taskArgs } from "../../src/cli/task_args.ts";
 import { DATAPLANE_V8_FLAGS } from "../../src/datapath/v8_flags.ts";
@@ -35,6 +39,13 @@ const USAGE = `Usage: deno task bench [--quick] [options]
   --udp-size B         UDP payload bytes of the flood (default 64)
   --ping-count N       pings per rep, 10 ms apart (default 50)
   --knock-samples N    knock-latency samples (default 5)
+  --udp-senders N      paced senders of the stepped UDP ceiling flood (default 2)
+  --step-seconds S     seconds per offered rate (default 3, quick 2)
+  --steps A,B,C        offered rates in pps (default 50k up by x1.4 to ~1.5M)
+  --flood-pps N        SYN flood rate for the RTT-under-flood run (default 200000)
+  --flood-senders N    SYN flood processes sharing that rate (default 2)
+  --flood-seconds S    seconds of pings per RTT run (default 5, quick 2)
+  --no-ceiling         skip the ceiling sections (stepped UDP, UDP_SEGMENT, SYN flood)
   --sizes A,B,C        conntrack table sizes (default 10000,100000,1000000)
   --uplinks LIST       lab topologies: 1 (one uplink), 2 (two ISPs), or 1,2 (default)
   --no-lab             only the in-memory benchmarks
@@ -53,6 +64,13 @@ function flags() {
       "udp-size": { type: "string", default: "64" },
       "ping-count": { type: "string" },
       "knock-samples": { type: "string" },
+      "udp-senders": { type: "string" },
+      "step-seconds": { type: "string" },
+      steps: { type: "string" },
+      "flood-pps": { type: "string" },
+      "flood-seconds": { type: "string" },
+      "flood-senders": { type: "string" },
+      "no-ceiling": { type: "boolean", default: false },
       sizes: { type: "string", default: "10000,100000,1000000" },
       uplinks: { type: "string", default: "1,2" },
       "no-lab": { type: "boolean", default: false },
@@ -106,6 +124,13 @@ async function text(argv: string[]): Promise<string> {
   }
 }
 
+/** The hand-written end of docs/bench.md, from its "## Notes" heading on: kept across runs. */
+async function keptNotes(file: string): Promise<string> {
+  const old = await Deno.readTextFile(file).catch(() => "");
+  const at = old.indexOf("\n## Notes\n");
+  return at < 0 ? "" : old.slice(at + 1);
+}
+
 const loadAvg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 const log = (line: string) =>
   console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -141,6 +166,18 @@ async function main(): Promise<number> {
     pingCount: positive("ping-count", f["ping-count"], q ? 20 : 50),
     connectSamples: q ? 5 : 20,
     knockSamples: positive("knock-samples", f["knock-samples"], q ? 2 : 5),
+    ceiling: f["no-ceiling"] ? null : {
+      udpSenders: Math.round(positive("udp-senders", f["udp-senders"], 2)),
+      udpSize: positive("udp-size", f["udp-size"], 64),
+      stepSeconds: positive("step-seconds", f["step-seconds"], q ? 2 : 3),
+      steps: f.steps
+        ? f.steps.split(",").map((x) => positive("steps", x.trim(), 1))
+        : DEFAULT_STEPS,
+      gsoSeconds: positive("udp-seconds", f["udp-seconds"], q ? 2 : 5),
+      floodPps: positive("flood-pps", f["flood-pps"], 200_000),
+      floodSenders: Math.round(positive("flood-senders", f["flood-senders"], 2)),
+      floodSeconds: positive("flood-seconds", f["flood-seconds"], q ? 2 : 5),
+    },
     log,
   };
   const startedAt = new Date();
@@ -202,8 +239,12 @@ async function main(): Promise<number> {
   await Deno.writeTextFile(`${dir}/${stamp}.md`, md);
   await Deno.writeTextFile(`${dir}/latest.md`, md);
   const docs = f.docs ??
-    (!q && !f["no-docs"] && !f["no-lab"] && !f["no-micro"] && uplinks.length === 2);
-  if (docs && !f["no-docs"]) await Deno.writeTextFile(`${root}docs/bench.md`, md);
+    (!q && !f["no-docs"] && !f["no-lab"] && !f["no-micro"] && !f["no-ceiling"] &&
+      uplinks.length === 2);
+  if (docs && !f["no-docs"]) {
+    const notes = await keptNotes(`${root}docs/bench.md`);
+    await Deno.writeTextFile(`${root}docs/bench.md`, notes ? `${md.trimEnd()}\n\n${notes}` : md);
+  }
   console.log(md);
   log(
     `wrote artifacts/bench/${stamp}.{json,md}${docs && !f["no-docs"] ? " and docs/bench.md" : ""}`,

@@ -101,3 +101,10 @@ export class CpuSampler {
     };
   }
 }
+
+/** The `p`-th percentile of `xs` (0-100, nearest rank; Infinity counts); NaN when empty. */
+export function percentile(xs: number[], p: number): number {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
