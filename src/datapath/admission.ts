@@ -555,12 +555,27 @@ export class Admission {
     // Gated: admitted by a knock (allow-listed sources need none).
     const gated = rules.enforceKnock(e) && !listed;
     if (gated && !this.#unlockAdmits(src, e, nowMs)) return Drop.Locked;
-    const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
-    // DNAT: answers come from the private host.
-    this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, src, srcPort);
-    const v = this.#create(FLAG_DNAT | (gated ? FLAG_GATED : 0), e, nowMs);
+    const v = this.#createForward(e, proto, src, srcPort, dst, dstPort, gated, nowMs, false);
     if (v === ADMITTED && gated) this.#admitted(e, nowMs);
     return v;
+  }
+
+  /** Creates the DNAT flow of WAN client `src` to rule entry `e`: answers come from its private host. */
+  #createForward(
+    e: number,
+    proto: number,
+    src: number,
+    srcPort: number,
+    dst: number,
+    dstPort: number,
+    gated: boolean,
+    nowMs: number,
+    pickUp: boolean,
+  ): number {
+    const rules = this.#rules;
+    const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
+    this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, src, srcPort);
+    return this.#create(FLAG_DNAT | (gated ? FLAG_GATED : 0), e, nowMs, pickUp);
   }
 
   /** A new flow from the LAN: the management interface, hairpin to a forward, or masquerade. */
@@ -645,9 +660,7 @@ export class Admission {
     if (e < 0) return Drop.NoFlow;
     const gated = rules.enforceKnock(e) && !this.#allowListed(src);
     if (gated && !this.#unlockAdmits(src, e, nowMs)) return Drop.NoFlow;
-    const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
-    this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, src, srcPort);
-    const v = this.#create(FLAG_DNAT | (gated ? FLAG_GATED : 0), e, nowMs, true);
+    const v = this.#createForward(e, proto, src, srcPort, dst, dstPort, gated, nowMs, true);
     if (v === ADMITTED && gated) this.unlocks.admitFlow(src, nowMs);
     return v;
   }
