@@ -36,6 +36,10 @@ export const SOL_RAW = 255;
 export const ICMP_FILTER = 1;
 /** poll(2) event: data to read. */
 export const POLLIN = 0x1;
+/** eventfd(2) flag: non-blocking reads and writes (the value of `O_NONBLOCK`). */
+export const EFD_NONBLOCK = 0x800;
+/** eventfd(2) flag: close on exec (the value of `O_CLOEXEC`). */
+export const EFD_CLOEXEC = 0x80000;
 /** errno: interrupted system call. */
 export const EINTR = 4;
 /** errno: try again (nothing to read, or the queue is full). */
@@ -101,6 +105,7 @@ const SYMBOLS = {
   ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
@@ -145,6 +150,13 @@ export function openFile(path: string, flags: number): number {
 /** Closes `fd`, ignoring errors (there is nothing to do about them). */
 export function closeFd(fd: number): void {
   libc().close(fd);
+}
+
+/** Creates an eventfd(2) counter with `flags`; returns the fd or throws an {@linkcode ErrnoError}. */
+export function openEventFd(flags: number): number {
+  const fd = libc().eventfd(0, flags);
+  if (fd < 0) throw new ErrnoError("Cannot create an eventfd", errno());
+  return fd;
 }
 
 /** Creates a socket; returns the fd or throws an {@linkcode ErrnoError}. */
