@@ -28,6 +28,16 @@ export const BELL = 5;
 export const BELL_WOKE = 6;
 /** Packets Worker 0 could read after that wait (0: the bell, not a packet, woke it). */
 export const BELL_READ = 7;
+/** Set to 1: both Workers write `SHARED_WRITES` datagrams through queue 0 at once. */
+export const SHARED = 8;
+/** Workers done with the shared writes. */
+export const SHARED_DONE = 9;
+/** Base of the shared writes the kernel accepted, per Worker: `SHARED_OK + index`. */
+export const SHARED_OK = 10;
+/** Datagrams each Worker writes through queue 0 in the shared-write phase, in bursts of 10. */
+export const SHARED_WRITES = 100;
+/** The local port they go to. */
+export const SHARED_PORT = 42000;
 /** Base of the per-flow Worker that writes the reply, `WRITE_BY + f`. */
 export const WRITE_BY = 16;
 /** Base of the per-flow queue it writes the reply through, `WRITE_VIA + f`. */

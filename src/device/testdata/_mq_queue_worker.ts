@@ -3,7 +3,8 @@
  * by fd and reads it until told to stop, counting the probe's UDP flows per
  * queue. On request it writes a reply of a flow through a queue it names,
  * its own or another Worker's (to see the kernel's flow steering follow the
- * queue written on), and Worker 0, with the doorbell
+ * queue written on); both write datagrams through queue 0 at once (two
+ * threads writing one queue fd); and Worker 0, with the doorbell
  * set on its queue, waits up to 5 s for Worker 1 to ring it.
  */
 /// <reference lib="deno.worker" />
@@ -24,6 +25,11 @@ import {
   PHASE,
   type QueueJob,
   READY,
+  SHARED,
+  SHARED_DONE,
+  SHARED_OK,
+  SHARED_PORT,
+  SHARED_WRITES,
   STOP,
   WRITE_BY,
   WRITE_MASK,
@@ -46,7 +52,7 @@ function run(job: QueueJob) {
   const meta = { csum: new Uint8Array(BATCH) };
   const nap = new Int32Array(new SharedArrayBuffer(4));
   const deadline = performance.now() + job.maxMs;
-  let rang = false;
+  let rang = false, shared = false;
   Atomics.add(ctl, READY, 1);
   while (Atomics.load(ctl, STOP) === 0 && performance.now() < deadline) {
     const bellState = Atomics.load(ctl, BELL);
@@ -62,6 +68,10 @@ function run(job: QueueJob) {
       Atomics.wait(nap, 0, 0, 50); // let Worker 0 enter poll (a ring before it would count too)
       bell.ring();
       rang = true;
+    }
+    if (Atomics.load(ctl, SHARED) === 1 && !shared) {
+      shared = true;
+      sharedWrites(job.index, queues[0], ctl, bufs, sizes, meta, nap);
     }
     const mask = Atomics.load(ctl, WRITE_MASK);
     for (let f = 0; f < FLOWS; f++) {
@@ -98,6 +108,38 @@ function run(job: QueueJob) {
   for (const m of queues) m.close(); // mapped queues: the fds stay open for the device
   bell.close();
   return { read: q.stats(), written: queues.map((m) => m.stats().writePackets) };
+}
+
+/** Writes `SHARED_WRITES` datagrams to `SHARED_PORT` through `q` in bursts, counting the accepted. */
+function sharedWrites(
+  index: number,
+  q: TunQueue,
+  ctl: Int32Array,
+  bufs: Uint8Array[],
+  sizes: Int32Array,
+  meta: { csum: Uint8Array },
+  nap: Int32Array,
+): void {
+  const payload = new Uint8Array(4);
+  for (let i = 0; i < SHARED_WRITES; i += 10) {
+    for (let k = 0; k < 10; k++) {
+      payload[0] = index;
+      payload[1] = i + k;
+      const d = buildUdp({
+        src: PEER,
+        dst: LOCAL,
+        srcPort: PEER_PORT,
+        dstPort: SHARED_PORT,
+        payload,
+      });
+      bufs[k].set(d, OFF);
+      sizes[k] = d.length;
+      meta.csum[k] = CSUM_NONE;
+    }
+    Atomics.add(ctl, SHARED_OK + index, q.write(bufs, sizes, meta, OFF, 10));
+    Atomics.wait(nap, 0, 0, 1); // let the receiving socket keep up
+  }
+  Atomics.add(ctl, SHARED_DONE, 1);
 }
 
 self.onmessage = (e: MessageEvent<QueueJob>) => {

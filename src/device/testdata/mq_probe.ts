@@ -6,7 +6,8 @@
  * one JSON object: which queue each flow's packets were read from; the same
  * after the Worker reading each flow wrote one reply of it through the other
  * queue's fd (the kernel's automatic flow steering records the queue a flow
- * was last written on);
+ * was last written on); that two Workers writing through one queue's fd at
+ * once lose nothing;
  * and whether a doorbell rung by Worker 1 woke Worker 0's `wait(5000)` with
  * no packet to read. Usage: `mq_probe.ts <ifname>`.
  */
@@ -31,6 +32,11 @@ import {
   PHASE,
   type QueueJob,
   READY,
+  SHARED,
+  SHARED_DONE,
+  SHARED_OK,
+  SHARED_PORT,
+  SHARED_WRITES,
   STOP,
   WRITE_BY,
   WRITE_MASK,
@@ -137,6 +143,19 @@ try {
   await until(() => total(1) === FLOWS * PACKETS, 3000);
   const after = perQueue(1);
 
+  // Both Workers write through queue 0 at once: every datagram must arrive.
+  const sink = await bound(SHARED_PORT);
+  sockets.push(sink);
+  const received = new Set<number>();
+  sink.on("message", (msg: Uint8Array) => received.add(msg[0] * 256 + msg[1]));
+  Atomics.store(ctl, SHARED, 1);
+  await until(() => Atomics.load(ctl, SHARED_DONE) === 2, 5000);
+  await until(() => received.size === 2 * SHARED_WRITES, 2000);
+  const sharedReport = {
+    accepted: [ctl[SHARED_OK], ctl[SHARED_OK + 1]],
+    received: received.size,
+  };
+
   // The doorbell: Worker 0 waits up to 5 s on an idle queue; Worker 1 rings.
   Atomics.store(ctl, BELL, 1);
   await until(() => Atomics.load(ctl, BELL) === 3, 8000);
@@ -165,6 +184,7 @@ try {
     writer,
     writesDone: ctl[WRITES_DONE],
     after,
+    shared: sharedReport,
     bell: bellReport,
     workerStats,
     writtenAfter,
