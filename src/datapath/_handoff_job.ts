@@ -2,8 +2,12 @@
 
 /** What one Worker of the test does. */
 export interface HandoffJob {
-  /** `produce`: push `count` packets (retrying when full); `consume`: pop and check them. */
-  role: "produce" | "consume";
+  /**
+   * `produce`: push `count` packets (retrying when full); `consume`: pop and check them.
+   * `stamp` / `time`: one 64-byte packet every `pauseUs` carrying the time it was pushed; the
+   * consumer, asleep on the doorbell between them, measures how late each arrives.
+   */
+  role: "produce" | "consume" | "stamp" | "time";
   ring: SharedArrayBuffer;
   /** The doorbell's fd, or -1: then the consumer spins instead of sleeping. */
   bellFd: number;
@@ -29,6 +33,8 @@ export interface HandoffResult {
   sleeps: number;
   lostWakeups: number;
   errors: string[];
+  /** `time`: push-to-pop latencies in microseconds, sorted. */
+  latenciesUs?: number[];
 }
 
 /** xorshift32, seeded. */

@@ -81,9 +81,55 @@ function consume(job: HandoffJob, ring: HandoffRing, bell: Doorbell | null): Han
   return { done: seq, refused: 0, sleeps, lostWakeups: lost, errors };
 }
 
+/** Now on a clock both Workers share (each Worker's `performance.now()` has its own origin). */
+const now = () => performance.timeOrigin + performance.now();
+
+function stamp(job: HandoffJob, ring: HandoffRing, bell: Doorbell | null): HandoffResult {
+  const buf = new Uint8Array(OFF + 64);
+  const t = new Float64Array(buf.buffer, OFF, 1);
+  const deadline = start(job);
+  let seq = 0;
+  for (; seq < job.count && performance.now() < deadline; seq++) {
+    pause(job.pauseUs);
+    t[0] = now();
+    ring.push(1, seq, 0, buf, OFF, 64);
+    ring.flush(bell);
+  }
+  return { done: seq, refused: 0, sleeps: 0, lostWakeups: 0, errors: [] };
+}
+
+function time(job: HandoffJob, ring: HandoffRing, bell: Doorbell | null): HandoffResult {
+  const dst = new Uint8Array(OFF + 64);
+  const t = new Float64Array(dst.buffer, OFF, 1);
+  const latencies: number[] = [];
+  const deadline = start(job);
+  let sleeps = 0;
+  while (latencies.length < job.count && performance.now() < deadline) {
+    if (ring.pop(dst, OFF) >= 0) {
+      latencies.push((now() - t[0]) * 1000);
+      continue;
+    }
+    if (bell === null || !ring.sleep()) continue;
+    sleeps++;
+    bell.wait(1000);
+    ring.wake();
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    done: latencies.length,
+    refused: 0,
+    sleeps,
+    lostWakeups: 0,
+    errors: [],
+    latenciesUs: latencies,
+  };
+}
+
+const ROLES = { produce, consume, stamp, time };
+
 self.onmessage = (e: MessageEvent<HandoffJob>) => {
   const job = e.data;
   const ring = new HandoffRing(job.ring);
   const bell = job.bellFd < 0 ? null : Doorbell.fromFd(job.bellFd);
-  self.postMessage(job.role === "produce" ? produce(job, ring, bell) : consume(job, ring, bell));
+  self.postMessage(ROLES[job.role](job, ring, bell));
 };

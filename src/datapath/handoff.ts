@@ -8,10 +8,20 @@
  * path for packets whose tuple is in the shared flow table. Everything else
  * (a lookup miss, a SYN reopening a finished flow, an unlock refresh of a
  * gated flow) a tracker pushes into its own ring to worker 0, which decides
- * and writes the packet out on its own queue. Knocks of one source land on
- * different queues (each knock port is another 4-tuple), so they must meet
- * in one Worker to be verified in order; clients pace knocks >= 20 ms apart
+ * and writes the packet out. Knocks of one source land on different queues
+ * (each knock port is another 4-tuple), so they must meet in one Worker to
+ * be verified in order; clients pace knocks >= 20 ms apart
  * (docs/knock-protocol.md), far above a ring's latency.
+ *
+ * Worker 0 should write a handed-off packet through the tracker's queue fd,
+ * not its own: the kernel steers a flow's later packets, both directions, to
+ * the queue it was last written on (src/device/tun.ts), so writing each new
+ * flow's first packet on queue 0 would pull every flow to worker 0. Written
+ * through the tracker's queue, the reply (the written packet's inverse, the
+ * same symmetric hash) comes back to that tracker, and so do the original
+ * direction's packets once the tracker has written the reply: both
+ * directions of a flow settle on one Worker while the kernel's steering
+ * table (4096 flows, 3 s) holds it.
  *
  * A ring is single-producer single-consumer over one SharedArrayBuffer:
  * - Control words, each side's on its own cache line: `head` and the
@@ -74,6 +84,7 @@ export const HANDOFF_MAX_PACKET = 65535;
 export const HANDOFF_DEFAULT_CAPACITY = 1 << 20;
 
 const KIND_SKIP = 0xff;
+const NO_BYTES = new Uint8Array(0);
 const RECORD_HEADER = 16;
 const MIN_CAPACITY = 1024;
 const MAX_CAPACITY = 1 << 28;
@@ -257,6 +268,11 @@ export class HandoffRing {
     f[F_PUSHED]++;
     this.#unflushed = true;
     return true;
+  }
+
+  /** `push` of a record without packet bytes (a `HANDOFF_TOUCH`). */
+  note(kind: number, arg: number, value: number): boolean {
+    return this.push(kind, arg, 0, NO_BYTES, 0, 0, value);
   }
 
   /**
