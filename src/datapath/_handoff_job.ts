@@ -7,8 +7,12 @@ export interface HandoffJob {
    * `stamp` / `time`: one 64-byte packet every `pauseUs` carrying the time it was pushed; the
    * consumer, asleep on the doorbell between them, measures how late each arrives.
    */
-  role: "produce" | "consume" | "stamp" | "time";
+  role: "produce" | "consume" | "stamp" | "time" | "consumeAll";
   ring: SharedArrayBuffer;
+  /** `consumeAll`: every producer's ring, popped in turn, with one doorbell for all. */
+  rings?: SharedArrayBuffer[];
+  /** Workers in the test (for the common start); default 2. */
+  workers?: number;
   /** The doorbell's fd, or -1: then the consumer spins instead of sleeping. */
   bellFd: number;
   /** Int32 words: [0] Workers started, for a common start. */

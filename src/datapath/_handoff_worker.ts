@@ -3,11 +3,12 @@
  * seeded random sizes in bursts (retrying each refused push: a full ring),
  * flushing with the doorbell after each burst; the consumer pops them,
  * checks sequence, size, kind, checksum state and every byte, and sleeps
- * on the doorbell whenever the ring is empty. Both are bounded in time.
+ * on the doorbell whenever the ring is empty (`consumeAll`: worker 0's way,
+ * several rings and one doorbell). All are bounded in time.
  */
 /// <reference lib="deno.worker" />
 import { Doorbell } from "../device/mod.ts";
-import { HANDOFF_MAX_PACKET, HandoffRing } from "./handoff.ts";
+import { HANDOFF_MAX_PACKET, HandoffRing, sleepAll, wakeAll } from "./handoff.ts";
 import { type HandoffJob, type HandoffResult, patternByte, rng } from "./_handoff_job.ts";
 
 const OFF = 16;
@@ -15,7 +16,8 @@ const OFF = 16;
 function start(job: HandoffJob): number {
   const sync = new Int32Array(job.sync);
   Atomics.add(sync, 0, 1);
-  for (let i = 0; i < 1000 && Atomics.load(sync, 0) < 2; i++) Atomics.wait(sync, 1, 0, 5);
+  const all = job.workers ?? 2;
+  for (let i = 0; i < 1000 && Atomics.load(sync, 0) < all; i++) Atomics.wait(sync, 1, 0, 5);
   return performance.now() + job.maxMs;
 }
 
@@ -81,6 +83,48 @@ function consume(job: HandoffJob, ring: HandoffRing, bell: Doorbell | null): Han
   return { done: seq, refused: 0, sleeps, lostWakeups: lost, errors };
 }
 
+/** Checks packet `seq` of `len` bytes in `dst`; returns an error or null. */
+function check(ring: HandoffRing, dst: Uint8Array, seq: number, len: number): string | null {
+  if (ring.arg !== seq) return `packet ${seq}: got sequence ${ring.arg}`;
+  if (ring.kind !== 1 + (seq % 3) || ring.csum !== (seq & 3) || ring.value !== len * 3) {
+    return `packet ${seq}: kind ${ring.kind} csum ${ring.csum} value ${ring.value} len ${len}`;
+  }
+  for (let j = -ring.headroom; j < len; j++) {
+    if (dst[OFF + j] !== patternByte(seq, j)) {
+      return `packet ${seq} (${len} bytes): byte ${j} is ${dst[OFF + j]}`;
+    }
+  }
+  return null;
+}
+
+/** Worker 0's loop over several rings: pop each in turn, sleep on the one doorbell when all are empty. */
+function consumeAll(job: HandoffJob, _ring: HandoffRing, bell: Doorbell | null): HandoffResult {
+  const rings = job.rings!.map((b) => new HandoffRing(b));
+  const next = rings.map(() => 0);
+  const dst = new Uint8Array(OFF + HANDOFF_MAX_PACKET);
+  const errors: string[] = [];
+  const deadline = start(job);
+  let done = 0, sleeps = 0, lost = 0;
+  while (done < job.count * rings.length && performance.now() < deadline) {
+    let popped = false;
+    for (let k = 0; k < rings.length; k++) {
+      const len = rings[k].pop(dst, OFF);
+      if (len < 0) continue;
+      popped = true;
+      const err = check(rings[k], dst, next[k], len);
+      if (err !== null && errors.length < 20) errors.push(`ring ${k}: ${err}`);
+      next[k] = rings[k].arg + 1;
+      done++;
+    }
+    if (popped || bell === null || !sleepAll(rings)) continue;
+    sleeps++;
+    const rung = bell.wait(1000);
+    wakeAll(rings);
+    if (!rung && rings.some((r) => r.stats().used > 0)) lost++;
+  }
+  return { done, refused: 0, sleeps, lostWakeups: lost, errors };
+}
+
 /** Now on a clock both Workers share (each Worker's `performance.now()` has its own origin). */
 const now = () => performance.timeOrigin + performance.now();
 
@@ -125,7 +169,7 @@ function time(job: HandoffJob, ring: HandoffRing, bell: Doorbell | null): Handof
   };
 }
 
-const ROLES = { produce, consume, stamp, time };
+const ROLES = { produce, consume, stamp, time, consumeAll };
 
 self.onmessage = (e: MessageEvent<HandoffJob>) => {
   const job = e.data;

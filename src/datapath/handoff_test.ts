@@ -272,6 +272,70 @@ Deno.test("two Workers: a consumer sleeping on the doorbell never misses a burst
   }
 });
 
+Deno.test("three producers and worker 0's loop: every ring drained in order, one doorbell, no lost wakeup", async () => {
+  const bell = Doorbell.open();
+  const url = new URL("./_handoff_worker.ts", import.meta.url).href;
+  const rings = [0, 1, 2].map(() => new HandoffRing(HandoffRing.allocate(32 * 1024, 10)));
+  const workers = [0, 1, 2, 3].map(() => new Worker(url, { type: "module" }));
+  const sync = new SharedArrayBuffer(8);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const results = workers.map((w) =>
+      new Promise<HandoffResult>((resolve, reject) => {
+        w.onmessage = (e: MessageEvent<HandoffResult>) => resolve(e.data);
+        w.onerror = (e) => reject(new Error(e.message));
+      })
+    );
+    const count = 4000;
+    const base = {
+      bellFd: bell.fd,
+      sync,
+      count,
+      maxSize: 300,
+      burst: 6,
+      maxMs: 30_000,
+      workers: 4,
+    };
+    rings.forEach((ring, k) =>
+      workers[k].postMessage(
+        {
+          ...base,
+          role: "produce",
+          ring: ring.buffer,
+          seed: 20 + k,
+          pauseUs: 200 * (k + 1),
+        } satisfies HandoffJob,
+      )
+    );
+    workers[3].postMessage(
+      {
+        ...base,
+        role: "consumeAll",
+        ring: rings[0].buffer,
+        rings: rings.map((r) => r.buffer),
+        seed: 0,
+        pauseUs: 0,
+      } satisfies HandoffJob,
+    );
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("workers did not finish in 60 s")), 60_000);
+    });
+    const all = await Promise.race([Promise.all(results), timeout]);
+    const c = all[3];
+    assert.deepEqual(c.errors, []);
+    assert.equal(c.done, 3 * count, "every record of every ring arrived");
+    assert.equal(c.lostWakeups, 0);
+    assert.ok(c.sleeps > 0);
+    for (const r of rings) assert.equal(r.stats().popped, count);
+    const rung = rings.map((r) => r.stats().rings);
+    console.log(`  ${c.sleeps} sleeps; rings rung per producer: ${rung.join(", ")}`);
+  } finally {
+    clearTimeout(timer);
+    for (const w of workers) w.terminate();
+    bell.close();
+  }
+});
+
 Deno.test("two Workers: latency from push to pop across a doorbell wakeup (printed)", async () => {
   const bell = Doorbell.open();
   try {
