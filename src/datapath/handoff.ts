@@ -53,6 +53,19 @@
  *   producer clears `sleeping` with a compare-exchange as it rings, so a
  *   burst of flushes rings once per sleep.
  *
+ * How the Workers use it (the setup posts each tracker its ring's buffer and
+ * the doorbell's fd, and worker 0 every ring and the trackers' queue fds):
+ * ```ts
+ * // tracker k, per read batch: the fast path, else
+ * if (!ring.push(HANDOFF_PACKET, 0, meta.csum[i], bufs[i], OFF, sizes[i])) drops.handoffFull++;
+ * ring.flush(bell); // after the batch: wakes worker 0 if it sleeps
+ * // worker 0, its loop: pop every ring, write through queue k; when idle
+ * if (sleepAll(rings)) {
+ *   queue.wait(timeoutMs); // its own TUN queue with setDoorbell(bell)
+ *   wakeAll(rings);
+ * }
+ * ```
+ *
  * The per-packet calls (`push`, `pop`) never allocate, throw or make a
  * syscall; `flush` makes one (a doorbell write) only when the consumer
  * sleeps. Small records are copied by 32-bit words on the ring's side (a
