@@ -367,7 +367,7 @@ export class TunQueue implements Device {
 
   /**
    * Closes the fd (the interface goes away with its last queue); a copy made
-   * by `fromFd` only stops using it.
+   * by `fromFd` leaves it open for the device (do not use the copy after).
    */
   close(): void {
     if (this.#closed) return;
