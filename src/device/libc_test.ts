@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import {
   addressOf,
+  bufferAddress,
   closeFd,
+  copyBytes,
   EAGAIN,
   ErrnoError,
   errnoName,
@@ -51,4 +53,18 @@ Deno.test("IoVecs points readv/writev at a slice of a buffer", () => {
   } finally {
     closeFd(fd);
   }
+});
+
+Deno.test("copyBytes copies between a buffer and a SharedArrayBuffer at remembered addresses", () => {
+  const shared = new Uint8Array(new SharedArrayBuffer(4096));
+  const plain = new Uint8Array(3000).map((_, i) => i * 13);
+  assert.equal(bufferAddress(plain), addressOf(plain));
+  assert.equal(bufferAddress(plain), bufferAddress(plain), "remembered");
+  copyBytes(bufferAddress(shared) + 100, bufferAddress(plain) + 7, 2000);
+  assert.deepEqual(shared.subarray(100, 2100), plain.subarray(7, 2007));
+  assert.equal(shared[99], 0);
+  assert.equal(shared[2100], 0);
+  const back = new Uint8Array(2000);
+  copyBytes(bufferAddress(back), bufferAddress(shared) + 100, 2000);
+  assert.deepEqual(back, plain.subarray(7, 2007));
 });

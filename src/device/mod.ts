@@ -1,12 +1,13 @@
 /**
  * The device layer: the {@linkcode Device} contract, a TUN over libc FFI,
- * an in-memory device for tests, pcap tracing, and the raw ICMP socket of
- * the uplink health probe.
+ * an in-memory device for tests, pcap tracing, the raw ICMP socket of the
+ * uplink health probe, and the eventfd doorbell that wakes a sleeping Worker.
  */
 
 export { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID, type Device, type PacketMeta } from "./device.ts";
 export { TunDevice, type TunOptions, TunQueue, type TunStats } from "./tun.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./memory.ts";
 export { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice, type TraceOptions } from "./pcap.ts";
-export { ErrnoError, setThreadNice } from "./libc.ts";
+export { bufferAddress, copyBytes, ErrnoError, setThreadNice } from "./libc.ts";
 export { IcmpSocket } from "./icmp_socket.ts";
+export { Doorbell } from "./doorbell.ts";

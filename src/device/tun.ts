@@ -35,9 +35,27 @@
  *   behind it is dropped by the receiving socket like one behind a zero
  *   header). A written packet's L4 checksum is checked wherever the kernel
  *   would check one of its own.
+ *
+ * Multi-queue (`IFF_MULTI_QUEUE`, one fd per queue), checked on kernel 6.18
+ * with `testdata/mq_probe.ts` (two queues, each read by its own Worker that
+ * mapped its fd with `TunQueue.fromFd`):
+ * - The kernel sends a packet into the queue its flow's symmetric hash picks
+ *   (`tun_automq_select_queue`): one flow's packets all come out of one
+ *   queue, and flows spread over the queues (16 UDP flows: 11 and 5).
+ * - A write through a queue's fd records the written packet's flow hash
+ *   against that queue (`tun_flow_update`), and the flow's later packets,
+ *   either direction (the hash is symmetric), come out of that queue: one
+ *   reply written through the other queue's fd moved each of the 16 flows.
+ *   The steering follows the fd written on, not the thread that wrote. For a
+ *   NAT: a flow's replies come back on the queue its translated packets were
+ *   written to, so a Worker that writes another Worker's packet through its
+ *   own queue pulls that flow to itself; write it through the queue it came
+ *   from. Per the kernel source (`TUN_FLOW_EXPIRE`, `MAX_TAP_FLOWS`) a record
+ *   lapses 3 s after the flow's last write and the kernel keeps at most 4096.
  */
 
 import { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID, type Device, type PacketMeta } from "./device.ts";
+import type { Doorbell } from "./doorbell.ts";
 import {
   addressOf,
   AF_INET,
@@ -166,25 +184,57 @@ export class TunQueue implements Device {
   readonly ipv4HeaderChecked = true;
   #counters = new Float64Array(9);
   #iov = new IoVecs(2);
-  #pollfd = new Uint8Array(8);
   // The addresses of the caller's buffers, looked up again only when a buffer changes.
   #knownBufs: Uint8Array[] = [];
   #knownAddrs: number[] = [];
   #zeroHeader = new Uint8Array(16);
   #zeroHeaderAddr: number;
   #closed = false;
+  #owned: boolean;
+  // Two pollfds: the queue, then the doorbell (polled only while one is set).
+  #pollfds = new Uint8Array(16);
+  #pollCount = 1n;
+  #pollRevents = new Int16Array(this.#pollfds.buffer);
+  #bell: Doorbell | null = null;
 
-  /** Wraps an fd already attached to the TUN; use {@linkcode TunDevice.open}. */
-  constructor(fd: number, name: string, mtu: number, offload: boolean) {
+  /** Wraps (and owns) an fd already attached to the TUN; use {@linkcode TunDevice.open}. */
+  constructor(fd: number, name: string, mtu: number, offload: boolean, owned = true) {
     this.fd = fd;
     this.name = name;
     this.mtu = mtu;
     this.headroom = offload ? VIRTIO_NET_HDR_LEN : 0;
     this.maxPacketSize = offload ? MAX_IPV4_PACKET : mtu;
+    this.#owned = owned;
     this.#zeroHeaderAddr = addressOf(this.#zeroHeader);
-    const pfd = new DataView(this.#pollfd.buffer);
+    const pfd = new DataView(this.#pollfds.buffer);
     pfd.setInt32(0, fd, true);
     pfd.setInt16(4, POLLIN, true);
+    pfd.setInt32(8, -1, true);
+    pfd.setInt16(12, POLLIN, true);
+  }
+
+  /**
+   * Maps queue `fd` of a {@linkcode TunDevice} another Worker of this process
+   * opened (see {@linkcode TunDevice.queueFds}; Workers share the process's
+   * fd table), with the device's name, MTU and offload setting. The copy does
+   * not own the fd: its `close` leaves it open, and the device closes it,
+   * after every Worker reading it has stopped.
+   */
+  static fromFd(fd: number, name: string, mtu: number, offload: boolean): TunQueue {
+    if (!Number.isInteger(fd) || fd < 0) {
+      throw new RangeError(`Cannot map TUN queue fd ${fd} of "${name}": not a file descriptor`);
+    }
+    return new TunQueue(fd, name, mtu, offload, false);
+  }
+
+  /**
+   * Has `wait` also wake when `bell` rings (another Worker handed this one
+   * work), or, with null, only for packets again.
+   */
+  setDoorbell(bell: Doorbell | null): void {
+    this.#bell = bell;
+    new DataView(this.#pollfds.buffer).setInt32(8, bell === null ? -1 : bell.fd, true);
+    this.#pollCount = bell === null ? 1n : 2n;
   }
 
   /**
@@ -287,9 +337,16 @@ export class TunQueue implements Device {
     return written;
   }
 
-  /** Blocks in poll(2) up to `timeoutMs`; true when a packet is readable. */
+  /**
+   * Blocks in poll(2) up to `timeoutMs`; true when a packet is readable or
+   * the doorbell (see `setDoorbell`) rang, which it then drains.
+   */
   wait(timeoutMs: number): boolean {
-    return poll(this.#pollfd, 1n, timeoutMs) > 0;
+    const n = poll(this.#pollfds, this.#pollCount, timeoutMs);
+    if (n <= 0) return false;
+    // revents of the bell's pollfd (bytes 14..15); stale values are cleared by every poll.
+    if (this.#bell !== null && this.#pollRevents[7] !== 0) this.#bell.drain();
+    return true;
   }
 
   /** A snapshot of the counters. */
@@ -308,11 +365,14 @@ export class TunQueue implements Device {
     };
   }
 
-  /** Closes the fd (the interface goes away with its last queue). */
+  /**
+   * Closes the fd (the interface goes away with its last queue); a copy made
+   * by `fromFd` leaves it open for the device (do not use the copy after).
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    closeFd(this.fd);
+    if (this.#owned) closeFd(this.fd);
   }
 
   /** The address of `bufs[i]`, cached per slot so steady-state batches do not allocate. */
@@ -409,6 +469,15 @@ export class TunDevice implements Device {
       throw new RangeError(`Cannot get queue ${i} of "${this.name}": it has ${this.queueCount}`);
     }
     return q;
+  }
+
+  /**
+   * The queues' fds, in order, to post to the Workers that read them (each
+   * maps its own with {@linkcode TunQueue.fromFd}). They stay this device's:
+   * close it after those Workers stop.
+   */
+  queueFds(): number[] {
+    return this.#queues.map((q) => q.fd);
   }
 
   /** Reads from every queue in turn, rotating the first; see {@linkcode Device.read}. */

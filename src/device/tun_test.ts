@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID } from "./device.ts";
+import { Doorbell } from "./doorbell.ts";
 import { ErrnoError } from "./libc.ts";
-import { TunDevice, type TunStats } from "./tun.ts";
+import { TunDevice, TunQueue, type TunStats } from "./tun.ts";
 
 /** Root, /dev/net/tun and `ip` are needed; otherwise these tests are skipped. */
 function canRun(): boolean {
@@ -26,6 +27,7 @@ function hasPython(): boolean {
   }
 }
 const probe = fileURLToPath(new URL("./testdata/tun_probe.ts", import.meta.url));
+const mqProbe = fileURLToPath(new URL("./testdata/mq_probe.ts", import.meta.url));
 
 /** What tun_probe.ts prints (see there). */
 interface ProbeReport {
@@ -100,17 +102,23 @@ async function ip(...args: string[]): Promise<void> {
 
 /** Runs the probe in a fresh namespace (so the TUN is made there) and returns its report. */
 async function runProbe(mode: string, tag: string): Promise<ProbeReport> {
+  return await runScript(probe, [mode], tag);
+}
+
+/** Runs `script <ifname> ...args` in a fresh namespace and returns the JSON it prints. */
+// deno-lint-ignore no-explicit-any
+async function runScript(script: string, args: string[], tag: string): Promise<any> {
   const ns = `kgt${Deno.pid}${tag}`;
   await ip("netns", "add", ns);
   try {
     const out = await new Deno.Command("ip", {
-      args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", probe, `kgt${Deno.pid}t`, mode],
+      args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", script, `kgt${Deno.pid}t`, ...args],
       stdout: "piped",
       stderr: "piped",
       signal: AbortSignal.timeout(60_000),
     }).output();
     const stderr = new TextDecoder().decode(out.stderr);
-    assert.ok(out.success, `probe ${mode} failed: ${stderr}`);
+    assert.ok(out.success, `${script} ${args.join(" ")} failed: ${stderr}`);
     return JSON.parse(new TextDecoder().decode(out.stdout));
   } finally {
     await ip("netns", "del", ns);
@@ -234,6 +242,67 @@ Deno.test({
   },
 });
 
+/** What mq_probe.ts prints (see there): per queue, per flow, the packets read. */
+interface MqReport {
+  queues: number;
+  packets: number;
+  before: number[][];
+  writer: number[];
+  writesDone: number;
+  after: number[][];
+  shared: { accepted: number[]; received: number };
+  bell: { woke: boolean; read: number };
+  workerStats: { read: TunStats; written: number[] }[];
+  writtenAfter: number[];
+}
+
+Deno.test({
+  name: "two queues read by two Workers: flows spread over both, follow the queue written on, " +
+    "one queue takes two writers, and a doorbell from the other Worker wakes a wait",
+  ignore,
+  async fn() {
+    const r: MqReport = await runScript(mqProbe, [], "q");
+    assert.equal(r.queues, 2);
+    const flows = r.before[0].length;
+    for (let f = 0; f < flows; f++) {
+      const home = r.writer[f] === 1 ? 0 : 1;
+      assert.deepEqual(
+        [r.before[home][f], r.before[1 - home][f]],
+        [r.packets, 0],
+        `flow ${f}: all its packets on one queue`,
+      );
+      // Its reader wrote one reply through the other queue's fd: the kernel moved the flow there.
+      assert.deepEqual(
+        [r.after[r.writer[f]][f], r.after[1 - r.writer[f]][f]],
+        [r.packets, 0],
+        `flow ${f}: steered to the queue its reply was written on`,
+      );
+    }
+    const onQueue0 = r.writer.filter((w) => w === 1).length;
+    assert.ok(onQueue0 > 0 && onQueue0 < flows, `${flows} flows spread over both queues`);
+    console.log(`  flows per queue: ${onQueue0} and ${flows - onQueue0}`);
+    assert.equal(r.writesDone, flows);
+    // Per Worker, per queue: its replies through the other's queue, and 100 shared through queue 0.
+    assert.deepEqual(r.workerStats.map((w) => w.written), [
+      [100, onQueue0],
+      [flows - onQueue0 + 100, 0],
+    ]);
+    assert.deepEqual(
+      r.shared,
+      { accepted: [100, 100], received: 200 },
+      "two Workers writing one queue's fd at once lose nothing",
+    );
+    assert.deepEqual(r.bell, { woke: true, read: 0 }, "the ring, not a packet, ended the wait");
+    const reads = r.workerStats.map((w) => w.read.readPackets);
+    assert.equal(reads[0] + reads[1], 2 * r.packets * flows, "every packet read once, no other");
+    for (const w of r.workerStats) {
+      assert.equal(w.read.readErrors, 0);
+      assert.equal(w.read.writeErrors, 0);
+    }
+    assert.deepEqual(r.writtenAfter, [1, 1], "the Workers' close left the device's fds open");
+  },
+});
+
 Deno.test({
   name: "TunDevice.open rejects bad options before touching the kernel",
   fn() {
@@ -259,4 +328,29 @@ Deno.test({
         /^Cannot create TUN "lo" \(TUNSETIFF\): E[A-Z]+ \(errno \d+\)$/.test(e.message),
     );
   },
+});
+
+Deno.test("a queue with a doorbell wakes on a ring and drains it; without one it does not", () => {
+  // Any pollable fd stands in for the queue: an eventfd nobody rings is never readable.
+  const idle = Doorbell.open();
+  const bell = Doorbell.open();
+  const q = TunQueue.fromFd(idle.fd, "kgtidle", 1400, true);
+  try {
+    assert.equal(q.wait(0), false);
+    q.setDoorbell(bell);
+    assert.equal(q.wait(0), false, "an unrung bell does not wake");
+    bell.ring();
+    assert.equal(q.wait(1000), true, "the ring wakes the wait");
+    assert.equal(q.wait(0), false, "and was drained");
+    bell.ring();
+    q.setDoorbell(null);
+    assert.equal(q.wait(0), false, "no longer polled");
+    q.close(); // a mapped queue leaves the fd open
+    idle.ring();
+    assert.equal(idle.wait(0), true);
+  } finally {
+    bell.close();
+    idle.close();
+  }
+  assert.throws(() => TunQueue.fromFd(-1, "kgt", 1400, false), /Cannot map TUN queue fd -1/);
 });
