@@ -1,7 +1,9 @@
 /**
- * The packet layer: zero-copy reusable views over IPv4/TCP/UDP/ICMP bytes,
- * parsed representations, the Internet checksum and its incremental update,
- * addresses and CIDRs, parse errors as values, and builders for tests.
+ * The packet layer: zero-copy reusable views over IPv4/IPv6/TCP/UDP/ICMP/ICMPv6
+ * bytes (the IPv6 view walks the extension headers), parsed representations,
+ * the Internet checksum and its incremental update (IPv6 pseudo header and
+ * 128-bit addresses included), IPv4 and IPv6 addresses and prefixes, parse
+ * errors as values, and builders for tests.
  *
  * ```ts
  * const ip = new Ipv4Packet();
@@ -16,7 +18,11 @@ export * from "./build.ts";
 export * from "./bytes.ts";
 export * from "./checksum.ts";
 export * from "./icmpv4.ts";
+export * from "./icmpv6.ts";
 export * from "./ipv4.ts";
+export * from "./ipv6.ts";
+export * from "./ipv6_address.ts";
+export * from "./ipv6_build.ts";
 export * from "./parse_error.ts";
 export * from "./repr.ts";
 export * from "./tcp.ts";
