@@ -207,7 +207,7 @@ export class Ipv6Packet {
     this.#reset();
     const b = this.buf;
     const first = this.off + IPV6_HEADER_LEN;
-    let next = b[this.off + IPV6_NEXT_HEADER];
+    let next = b[this.off + IPV6_NEXT_HEADER] | 0;
     let i = first;
     let dstopts = 0;
     this.#end = end;
@@ -220,8 +220,8 @@ export class Ipv6Packet {
       const hl = next === PROTO_FRAGMENT
         ? IPV6_FRAG_HEADER_LEN
         : next === PROTO_AH
-        ? (b[i + IPV6_EXT_LEN] + 2) << 2
-        : (b[i + IPV6_EXT_LEN] + 1) << 3;
+        ? ((b[i + IPV6_EXT_LEN] | 0) + 2) << 2
+        : ((b[i + IPV6_EXT_LEN] | 0) + 1) << 3;
       if (i + hl - first > IPV6_MAX_EXT_BYTES) return ParseError.Ipv6ExtChainTooLong;
       if (i + hl > end) return ParseError.Ipv6ExtTruncated;
       let err: ParseError = ParseError.None;
@@ -236,8 +236,10 @@ export class Ipv6Packet {
       } else if (next === PROTO_ROUTING) {
         if (this.#flags & IPV6_EXT_ROUTING) return ParseError.Ipv6ExtRepeated;
         this.#flags |= IPV6_EXT_ROUTING;
-        if (b[i + IPV6_ROUTING_TYPE] === 0) return ParseError.Ipv6RoutingType0;
-        if (b[i + IPV6_ROUTING_SEGMENTS_LEFT] !== 0) return ParseError.Ipv6RoutingSegmentsLeft;
+        if ((b[i + IPV6_ROUTING_TYPE] | 0) === 0) return ParseError.Ipv6RoutingType0;
+        if ((b[i + IPV6_ROUTING_SEGMENTS_LEFT] | 0) !== 0) {
+          return ParseError.Ipv6RoutingSegmentsLeft;
+        }
       } else if (next === PROTO_FRAGMENT) {
         if (this.#flags & IPV6_EXT_FRAGMENT) return ParseError.Ipv6ExtRepeated;
         this.#flags |= IPV6_EXT_FRAGMENT;
@@ -245,7 +247,7 @@ export class Ipv6Packet {
         if (err === ParseError.None && this.#fragOff !== 0) {
           // A later fragment: the rest is data; its first fragment held the upper layer.
           this.#count++;
-          this.#upper = b[i + IPV6_EXT_NEXT];
+          this.#upper = b[i + IPV6_EXT_NEXT] | 0;
           this.#upperOff = i + IPV6_FRAG_HEADER_LEN;
           return ParseError.None;
         }
@@ -255,7 +257,7 @@ export class Ipv6Packet {
       }
       if (err !== ParseError.None) return err;
       this.#count++;
-      next = b[i + IPV6_EXT_NEXT];
+      next = b[i + IPV6_EXT_NEXT] | 0;
       i += hl;
     }
     this.#upper = next;
@@ -288,14 +290,14 @@ export class Ipv6Packet {
     const end = h + hl;
     let pad = 0, options = 0;
     for (let i = h + 2; i < end;) {
-      const type = b[i];
+      const type = b[i] | 0;
       if (type === IPV6_OPT_PAD1) {
         if (++pad > IPV6_MAX_PADDING) return ParseError.Ipv6BadOption;
         i++;
         continue;
       }
       if (i + 2 > end) return ParseError.Ipv6BadOption;
-      const n = b[i + 1];
+      const n = b[i + 1] | 0;
       if (i + 2 + n > end) return ParseError.Ipv6BadOption;
       if (type === IPV6_OPT_PADN) {
         pad += 2 + n;
