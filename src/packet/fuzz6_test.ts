@@ -84,6 +84,8 @@ function exercise(b: Uint8Array, off: number, len: number): void {
       if (le === ParseError.None) assert.ok(v.payloadOffset() + v.payloadLen() <= uo + ul);
       v.verifyChecksum6(sum), v.srcPort(), v.dstPort(), v.toString();
     }
+    const ue = udp.check6();
+    assert.ok(ue >= 0 && ue < PARSE_ERROR_COUNT);
     icmp.bind(b, uo, ul);
     const ie = icmp.check(sum);
     assert.ok(

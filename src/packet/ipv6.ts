@@ -192,14 +192,15 @@ export class Ipv6Packet {
   }
 
   #reset(): void {
-    this.#upper =
-      this.#upperOff =
-      this.#end =
-      this.#count =
-      this.#flags =
-        0;
-    this.#fragment = this.#more = false;
-    this.#fragOff = this.#ident = 0;
+    this.#upper = 0;
+    this.#upperOff = 0;
+    this.#end = 0;
+    this.#count = 0;
+    this.#flags = 0;
+    this.#fragment = false;
+    this.#fragOff = 0;
+    this.#more = false;
+    this.#ident = 0;
   }
 
   /** Walks the extension headers from the fixed header up to `end` (absolute). */

@@ -94,9 +94,12 @@ Deno.test("the kernel's RST and UDP verify with the IPv6 pseudo header", () => {
       assert.equal(u.dstPort(), 53);
       u.fillChecksum6(sum);
       assert.equal(u.checksum(), 0x41a5); // as the kernel computed it
+      assert.equal(u.check6(), ParseError.None);
       u.setChecksum(0); // fine over IPv4, never over IPv6 (RFC 8200 §8.1)
       assert.ok(u.verifyChecksum(1, 2));
       assert.ok(!u.verifyChecksum6(sum));
+      assert.equal(u.check(), ParseError.None);
+      assert.equal(u.check6(), ParseError.Ipv6UdpZeroChecksum);
     } else {
       const t = new TcpPacket().bind(b, ip.upperOffset(), ip.upperLen());
       assert.ok(t.verifyChecksum6(sum));

@@ -10,6 +10,11 @@
  * if (ip.bind(buf, off, len).check() === ParseError.None && ip.verifyChecksum()) {
  *   // ip.src(), ip.protocol(), ip.payloadOffset() ...
  * }
+ * const ip6 = new Ipv6Packet();
+ * if (ip6.bind(buf, off, len).check() === ParseError.None && !ip6.isFragment()) {
+ *   // ip6.upperProtocol() and ip6.upperOffset() are past the extension headers;
+ *   // tcp.bind(buf, ip6.upperOffset(), ip6.upperLen()).verifyChecksum6(ip6.pseudoHeaderSum())
+ * }
  * ```
  */
 

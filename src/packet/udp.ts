@@ -44,6 +44,16 @@ export class UdpPacket {
     return ParseError.None;
   }
 
+  /**
+   * Over IPv6: `check()`, and then a zero checksum is refused whatever the
+   * device said about it (RFC 8200 §8.1 makes the checksum mandatory).
+   */
+  check6(): ParseError {
+    const err = this.check();
+    if (err !== ParseError.None) return err;
+    return this.checksum() === 0 ? ParseError.Ipv6UdpZeroChecksum : ParseError.None;
+  }
+
   /** Source port. */
   srcPort(): number {
     return read16(this.buf, this.off + UDP_SRC_PORT);
