@@ -151,8 +151,12 @@ type Ext =
   | { kind: "ah"; icv: number };
 
 const option = fc.record({
-  // Any type but Pad1/PadN (the builder pads); 0xc2 (jumbo) now and then.
-  type: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 2, max: 255 }) }, fc.constant(0xc2)),
+  // Any type but Pad1/PadN (the builder pads); router alert, jumbo and skippable types more often.
+  type: fc.oneof(
+    fc.integer({ min: 2, max: 255 }),
+    fc.integer({ min: 2, max: 0x3f }),
+    fc.constantFrom(5, 0xc2),
+  ),
   len: fc.oneof({ weight: 4, arbitrary: fc.nat({ max: 40 }) }, fc.integer({ min: 100, max: 250 })),
 });
 const ext: fc.Arbitrary<Ext> = fc.oneof(
@@ -204,13 +208,16 @@ function oracle(exts: Ext[], headers: Ipv6ExtHeader[], proto: number, upperLen: 
       case "dst":
         if (e.kind === "hbh" && i !== 0) return "ipv6-hop-by-hop-not-first";
         if (e.kind === "dst" && ++dst > 2) return "ipv6-ext-repeated";
-        if (e.options.length > 8 || e.options.slice(0, 8).some((o) => o.type === 0xc2)) {
-          return "ipv6-bad-option";
+        for (let k = 0; k < e.options.length; k++) {
+          const o = e.options[k];
+          if (k === 8 || o.type >= 0x40 || (e.kind === "hbh" && o.type === 5 && o.len !== 2)) {
+            return "ipv6-bad-option";
+          }
         }
         break;
       case "rt":
         if (seen.has("rt")) return "ipv6-ext-repeated";
-        if (e.type === 0) return "ipv6-routing-type0";
+        if ([0, 1, 3, 4].includes(e.type)) return "ipv6-routing-type";
         if (e.segmentsLeft !== 0) return "ipv6-routing-segments-left";
         break;
       case "frag":

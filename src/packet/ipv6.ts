@@ -22,14 +22,18 @@
  *   the count at six (hop-by-hop, two destination options, routing, fragment,
  *   AH), so the walk reads at most six headers and 1 KiB of them;
  * - malformed option TLVs, padding past 7 bytes or carrying data (RFC 4942
- *   §2.1.9.5, as Linux's ip6_parse_tlv), more than 8 options in one header
- *   (Linux's max_hbh_opts_number), and the jumbo payload option (RFC 2675: a
- *   TUN never carries a jumbogram);
- * - any type 0 routing header (RFC 5095), and a routing header of any type
- *   with segments left: then the destination field is the next waypoint,
- *   not the host the gate and conntrack would judge. With segments left 0 a
- *   routing header is inert and passes (a mobile IPv6 type 2 at its home
- *   address, say).
+ *   §2.1.9.5), more than 8 options in one header (Linux's max_hbh_opts_number),
+ *   a router alert that is not 2 bytes long (RFC 2711), the jumbo payload
+ *   option (RFC 2675: a TUN never carries a jumbogram), and any option whose
+ *   type's two high bits say "discard if unrecognised" (RFC 8200 §4.2): the
+ *   view recognises none of them, and Linux drops the same packets (as long
+ *   as it has no mobile IPv6 home address option or RPL configured);
+ * - a routing header of type 0 (RFC 5095), 1 (Nimrod, deprecated), 3 (RPL)
+ *   or 4 (segment routing), all of which stay inside their domain if they
+ *   exist at all (RFC 9288 §3.4.4), and a routing header of any type with
+ *   segments left: then the destination field is the next waypoint, not the
+ *   host the gate and conntrack would judge. With segments left 0 any other
+ *   type is inert and passes (RFC 8200 §4.4), a mobile IPv6 type 2 say.
  * - a fragment that is not a multiple of 8 bytes while more follow, or ends
  *   past 65535 bytes, and a first fragment that does not hold the whole
  *   chain and the upper-layer header (RFC 8200 §4.5, RFC 7112).
@@ -108,6 +112,8 @@ export const IPV6_OPT_PADN = 1;
 export const IPV6_OPT_ROUTER_ALERT = 5;
 /** Option type: jumbo payload (RFC 2675). */
 export const IPV6_OPT_JUMBO = 0xc2;
+/** Option types below this have action bits 00: "skip over this option" when unrecognised. */
+export const IPV6_OPT_ACTION_SKIP_MAX = 0x40;
 
 /** Most bytes of extension headers the walk accepts in one packet. */
 export const IPV6_MAX_EXT_BYTES = 1024;
@@ -130,6 +136,11 @@ export const IPV6_EXT_AH = 0x10;
 export const IPV6_EXT_ROUTER_ALERT = 0x20;
 
 const EXT_NAMES = ["hbh", "rt", "frag", "dst", "ah", "ra"];
+
+/** Routing types refused whatever their segments left: 0, 1, 3 (RPL) and 4 (SRH). */
+function refusedRoutingType(type: number): boolean {
+  return type === 0 || type === 1 || type === 3 || type === 4;
+}
 
 /** The smallest upper-layer header a first fragment must hold (RFC 7112), 0 if unknown. */
 function upperHeaderMin(proto: number): number {
@@ -237,7 +248,7 @@ export class Ipv6Packet {
       } else if (next === PROTO_ROUTING) {
         if (this.#flags & IPV6_EXT_ROUTING) return ParseError.Ipv6ExtRepeated;
         this.#flags |= IPV6_EXT_ROUTING;
-        if ((b[i + IPV6_ROUTING_TYPE] | 0) === 0) return ParseError.Ipv6RoutingType0;
+        if (refusedRoutingType(b[i + IPV6_ROUTING_TYPE] | 0)) return ParseError.Ipv6RoutingType;
         if ((b[i + IPV6_ROUTING_SEGMENTS_LEFT] | 0) !== 0) {
           return ParseError.Ipv6RoutingSegmentsLeft;
         }
@@ -306,10 +317,14 @@ export class Ipv6Packet {
         for (let j = i + 2; j < i + 2 + n; j++) if (b[j] !== 0) return ParseError.Ipv6BadOption;
       } else {
         pad = 0;
-        if (++options > IPV6_MAX_OPTIONS || type === IPV6_OPT_JUMBO) {
+        // Types from 0x40 up (jumbo among them) say "discard if unrecognised" (RFC 8200 §4.2).
+        if (++options > IPV6_MAX_OPTIONS || type >= IPV6_OPT_ACTION_SKIP_MAX) {
           return ParseError.Ipv6BadOption;
         }
-        if (hopByHop && type === IPV6_OPT_ROUTER_ALERT) this.#flags |= IPV6_EXT_ROUTER_ALERT;
+        if (hopByHop && type === IPV6_OPT_ROUTER_ALERT) {
+          if (n !== 2) return ParseError.Ipv6BadOption;
+          this.#flags |= IPV6_EXT_ROUTER_ALERT;
+        }
       }
       i += 2 + n;
     }

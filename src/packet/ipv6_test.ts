@@ -181,6 +181,9 @@ Deno.test("Ipv6Packet refuses a short buffer, another version and a payload past
 });
 
 Deno.test("the walk passes destination options, routing with no segments left, AH", () => {
+  // Router alert's 2 bytes matter in hop-by-hop only; elsewhere 5 is an unknown skippable option.
+  assert.equal(verdict(udpWith([destOptionsHeader(new Uint8Array([5, 4, 0, 0, 0, 0]))])), "none");
+  assert.equal(ip.extFlags(), IPV6_EXT_DSTOPTS);
   const pkt = udpWith([
     hopByHopHeader(),
     destOptionsHeader(new Uint8Array([0x1e, 2, 0xab, 0xcd])), // an unknown skippable option
@@ -223,9 +226,13 @@ Deno.test("ESP and No Next Header end the walk", () => {
 
 Deno.test("the walk refuses what a border firewall should", () => {
   const cases: [string, Ipv6ExtHeader[]][] = [
-    ["ipv6-routing-type0", [routingHeader(0, 0, [B])]],
-    ["ipv6-routing-type0", [routingHeader(0, 1, [B])]],
-    ["ipv6-routing-segments-left", [routingHeader(4, 1, [B])]],
+    ["ipv6-routing-type", [routingHeader(0, 0, [B])]],
+    ["ipv6-routing-type", [routingHeader(0, 1, [B])]],
+    ["ipv6-routing-type", [routingHeader(1, 0, [B])]],
+    ["ipv6-routing-type", [routingHeader(3, 0, [B])]],
+    ["ipv6-routing-type", [routingHeader(4, 0, [B])]],
+    ["ipv6-routing-segments-left", [routingHeader(200, 1, [B])]],
+    ["ipv6-routing-type", [routingHeader(4, 1, [B])]],
     ["ipv6-routing-segments-left", [routingHeader(2, 1, [B])]],
     ["ipv6-hop-by-hop-not-first", [destOptionsHeader(), hopByHopHeader()]],
     ["ipv6-ext-repeated", [routingHeader(2, 0, [B]), routingHeader(2, 0, [B])]],
@@ -233,6 +240,10 @@ Deno.test("the walk refuses what a border firewall should", () => {
     ["ipv6-ext-repeated", [authHeader(1, 1), authHeader(1, 2)]],
     ["ipv6-ext-repeated", [destOptionsHeader(), destOptionsHeader(), destOptionsHeader()]],
     ["ipv6-bad-option", [hopByHopHeader(new Uint8Array([0xc2, 4, 0, 1, 0, 0]))]], // jumbo
+    ["ipv6-bad-option", [destOptionsHeader(new Uint8Array([0x5e, 0]))]], // 01: discard
+    ["ipv6-bad-option", [destOptionsHeader(new Uint8Array([0x9e, 0]))]], // 10: discard, ICMP
+    ["ipv6-bad-option", [hopByHopHeader(new Uint8Array([0xde, 0]))]], // 11: discard, ICMP
+    ["ipv6-bad-option", [hopByHopHeader(new Uint8Array([5, 4, 0, 0, 0, 0]))]], // RA of 4 bytes
     ["ipv6-bad-option", [destOptionsHeader(new Uint8Array([1, 1, 7]))]], // PadN with data
     ["ipv6-bad-option", [destOptionsHeader(new Uint8Array([1, 8, 0, 0, 0, 0, 0, 0, 0, 0]))]],
     ["ipv6-bad-option", [destOptionsHeader(new Uint8Array(8).fill(0))]], // 8 x Pad1 + PadN

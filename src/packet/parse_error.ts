@@ -36,10 +36,18 @@ export const ParseError = {
   Ipv6ExtRepeated: 12,
   /** More bytes of extension headers than a legitimate chain carries (`IPV6_MAX_EXT_BYTES`). */
   Ipv6ExtChainTooLong: 13,
-  /** A malformed option TLV in hop-by-hop or destination options, or a jumbo payload (RFC 2675). */
+  /**
+   * A malformed option TLV in hop-by-hop or destination options, an unknown
+   * option whose type says to discard the packet, or a jumbo payload (RFC 2675).
+   */
   Ipv6BadOption: 14,
-  /** A type 0 routing header, deprecated as an amplification and firewall-bypass tool (RFC 5095). */
-  Ipv6RoutingType0: 15,
+  /**
+   * A routing header of a type no packet may carry across a border: 0 (RFC
+   * 5095, an amplification and firewall-bypass tool), 1 (Nimrod, never used),
+   * 3 (RPL, kept inside its domain, RFC 6554 §5) or 4 (segment routing, kept
+   * inside its domain, RFC 8754 §5.1).
+   */
+  Ipv6RoutingType: 15,
   /** A routing header with segments left: the destination field is not the final destination. */
   Ipv6RoutingSegmentsLeft: 16,
   /**
@@ -73,7 +81,7 @@ const NAMES: readonly string[] = [
   "ipv6-ext-repeated",
   "ipv6-ext-chain-too-long",
   "ipv6-bad-option",
-  "ipv6-routing-type0",
+  "ipv6-routing-type",
   "ipv6-routing-segments-left",
   "ipv6-bad-fragment",
   "ipv6-udp-zero-checksum",
