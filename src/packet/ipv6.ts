@@ -137,6 +137,12 @@ export const IPV6_EXT_ROUTER_ALERT = 0x20;
 
 const EXT_NAMES = ["hbh", "rt", "frag", "dst", "ah", "ra"];
 
+/** 1 for the next header values the walk passes: 0, 43, 44, 51 and 60. */
+const EXT_HEADER = new Uint8Array(256);
+for (const p of [PROTO_HOPOPTS, PROTO_ROUTING, PROTO_FRAGMENT, PROTO_AH, PROTO_DSTOPTS]) {
+  EXT_HEADER[p] = 1;
+}
+
 /** Routing types refused whatever their segments left: 0, 1, 3 (RPL) and 4 (SRH). */
 function refusedRoutingType(type: number): boolean {
   return type === 0 || type === 1 || type === 3 || type === 4;
@@ -177,7 +183,7 @@ export class Ipv6Packet {
     this.buf = buf;
     this.off = off;
     this.len = len;
-    this.#reset();
+    this.#upperOff = this.#end = 0; // upperLen() and extHeaderLen() read 0 until a walk
     return this;
   }
 
@@ -217,17 +223,24 @@ export class Ipv6Packet {
   /** Walks the extension headers from the fixed header up to `end` (absolute). */
   #walk(end: number, whole: boolean): ParseError {
     this.#reset();
+    this.#end = end;
+    const next = this.buf[this.off + IPV6_NEXT_HEADER] | 0;
+    if (EXT_HEADER[next] === 0) {
+      // Most packets carry none: kept small so that it inlines into check().
+      this.#upper = next;
+      this.#upperOff = this.off + IPV6_HEADER_LEN;
+      return ParseError.None;
+    }
+    return this.#walkChain(next, end, whole);
+  }
+
+  #walkChain(next: number, end: number, whole: boolean): ParseError {
     const b = this.buf;
     const first = this.off + IPV6_HEADER_LEN;
-    let next = b[this.off + IPV6_NEXT_HEADER] | 0;
     let i = first;
     let dstopts = 0;
-    this.#end = end;
     for (;;) {
-      if (
-        next !== PROTO_HOPOPTS && next !== PROTO_DSTOPTS && next !== PROTO_ROUTING &&
-        next !== PROTO_FRAGMENT && next !== PROTO_AH
-      ) break;
+      if (EXT_HEADER[next] === 0) break;
       if (i + 8 > end) return ParseError.Ipv6ExtTruncated; // every extension header is >= 8 bytes
       const hl = next === PROTO_FRAGMENT
         ? IPV6_FRAG_HEADER_LEN
