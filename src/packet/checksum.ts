@@ -124,9 +124,9 @@ function delta128(old: ArrayLike<number>, oi: number, neu: ArrayLike<number>, ni
 /**
  * Updates a stored (inverted) checksum after an IPv6 address it covers (through
  * the pseudo header) changed from `old[oi..oi+4)` to `neu[ni..ni+4)`: RFC 1624
- * eqn 3 over the eight 16-bit words, for NAT66. NPTv6 (RFC 6296 §3.2) needs no
- * such update: it picks the new prefix's words so the address's ones' complement
- * sum stays the same, and the checksums with it.
+ * eqn 3 over the eight 16-bit words, for NAT66. NPTv6 needs no such update
+ * (`nptv6Translate`: RFC 6296's mapping keeps the address's ones' complement
+ * sum, and the checksums with it).
  */
 export function checksumAdjust128(
   check: number,

@@ -28,6 +28,7 @@ export * from "./ipv4.ts";
 export * from "./ipv6.ts";
 export * from "./ipv6_address.ts";
 export * from "./ipv6_build.ts";
+export * from "./nptv6.ts";
 export * from "./parse_error.ts";
 export * from "./repr.ts";
 export * from "./tcp.ts";
