@@ -30,7 +30,7 @@
  *   as it has no mobile IPv6 home address option or RPL configured);
  * - a routing header of type 0 (RFC 5095), 1 (Nimrod, deprecated), 3 (RPL)
  *   or 4 (segment routing), all of which stay inside their domain if they
- *   exist at all (RFC 9288 §3.4.4), and a routing header of any type with
+ *   exist at all (RFC 9288 §3.4), and a routing header of any type with
  *   segments left: then the destination field is the next waypoint, not the
  *   host the gate and conntrack would judge. With segments left 0 any other
  *   type is inert and passes (RFC 8200 §4.4), a mobile IPv6 type 2 say.

@@ -3,7 +3,7 @@
  * swap of an address's prefix that is checksum-neutral, so no TCP, UDP or
  * ICMPv6 checksum needs an update. The ones' complement sum of the address
  * stays the same because the difference between the two prefixes' sums is
- * added to one 16-bit word outside the prefix (RFC 6296 §2.6): the subnet
+ * added to one 16-bit word outside the prefix (RFC 6296 §2.6, §3): the subnet
  * word (bits 48..63) for a /48 or shorter prefix (§3.4), the first of the
  * interface-identifier words that is not 0xFFFF for a /49 to /64 (§3.5).
  */
@@ -31,7 +31,7 @@ function prefixSum(p: Ipv6Prefix): number {
 
 /**
  * Prepares the mapping `from` -> `to`; the way back is `nptv6Map(to, from)`.
- * Throws when the lengths differ or exceed 64 (RFC 6296 §3.5 stops at /64).
+ * Throws when the lengths differ or exceed 64 (RFC 6296 defines prefixes up to /64).
  */
 export function nptv6Map(from: Ipv6Prefix, to: Ipv6Prefix): Nptv6Map {
   if (from.prefix !== to.prefix) {

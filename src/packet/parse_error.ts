@@ -44,8 +44,8 @@ export const ParseError = {
   /**
    * A routing header of a type no packet may carry across a border: 0 (RFC
    * 5095, an amplification and firewall-bypass tool), 1 (Nimrod, never used),
-   * 3 (RPL, kept inside its domain, RFC 6554 §5) or 4 (segment routing, kept
-   * inside its domain, RFC 8754 §5.1).
+   * 3 (RPL, kept inside its domain, RFC 6554) or 4 (segment routing, kept
+   * inside its domain, RFC 8754).
    */
   Ipv6RoutingType: 15,
   /** A routing header with segments left: the destination field is not the final destination. */

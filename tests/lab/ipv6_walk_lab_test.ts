@@ -6,7 +6,7 @@
  * must equal `Ipv6Packet.check()`'s, except where the appliance is
  * deliberately stricter or leaves the decision to the end host:
  * - we refuse a type 0 routing header with segments left 0, which Linux
- *   ignores as RFC 5095 allows (RFC 9288 §3.4.4 tells firewalls to drop it);
+ *   ignores as RFC 5095 allows (RFC 9288 §3.4 tells firewalls to drop it);
  * - we refuse a second routing header, which Linux processes (RFC 8200 §4.1);
  * - we skip an authentication header, which Linux drops for want of a
  *   security association: the end host's IPsec decides, not the firewall.
