@@ -76,3 +76,75 @@ export function sumAdjust32(sum: number, old32: number, new32: number): number {
       (new32 & 0xffff),
   );
 }
+
+/**
+ * The unfolded sum of the IPv6 pseudo header (RFC 8200 §8.1) read from the
+ * IPv6 header at `buf[ipOff..]`: both addresses, the upper-layer length (the
+ * payload length minus the extension headers before it, as a 32-bit value)
+ * and the upper-layer protocol. The destination is the final one only when no
+ * routing header has segments left; `Ipv6Packet.check()` refuses those.
+ */
+export function pseudoHeaderSum6(
+  buf: Uint8Array,
+  ipOff: number,
+  proto: number,
+  upperLen: number,
+): number {
+  return checksumAdd(0, buf, ipOff + 8, ipOff + 40) + (upperLen >>> 16) + (upperLen & 0xffff) +
+    proto;
+}
+
+/** The unfolded IPv6 pseudo-header sum of addresses given as words (`src[si..si+4)`, `dst[di..di+4)`). */
+export function pseudoHeaderSum6Words(
+  src: ArrayLike<number>,
+  si: number,
+  dst: ArrayLike<number>,
+  di: number,
+  proto: number,
+  upperLen: number,
+): number {
+  let sum = (upperLen >>> 16) + (upperLen & 0xffff) + proto;
+  for (let i = 0; i < 4; i++) {
+    sum += (src[si + i] >>> 16) + (src[si + i] & 0xffff) + (dst[di + i] >>> 16) +
+      (dst[di + i] & 0xffff);
+  }
+  return sum;
+}
+
+/** The unfolded ones' complement change ~old + new of a 128-bit address, for the adjust helpers. */
+function delta128(old: ArrayLike<number>, oi: number, neu: ArrayLike<number>, ni: number): number {
+  let sum = 0;
+  for (let i = 0; i < 4; i++) {
+    const o = old[oi + i], n = neu[ni + i];
+    sum += (~(o >>> 16) & 0xffff) + (~o & 0xffff) + (n >>> 16) + (n & 0xffff);
+  }
+  return sum;
+}
+
+/**
+ * Updates a stored (inverted) checksum after an IPv6 address it covers (through
+ * the pseudo header) changed from `old[oi..oi+4)` to `neu[ni..ni+4)`: RFC 1624
+ * eqn 3 over the eight 16-bit words, for NAT66. NPTv6 needs no such update
+ * (`nptv6Translate`: RFC 6296's mapping keeps the address's ones' complement
+ * sum, and the checksums with it).
+ */
+export function checksumAdjust128(
+  check: number,
+  old: ArrayLike<number>,
+  oi: number,
+  neu: ArrayLike<number>,
+  ni: number,
+): number {
+  return ~checksumFold((~check & 0xffff) + delta128(old, oi, neu, ni)) & 0xffff;
+}
+
+/** Like {@link sumAdjust32} (a NON-inverted partial sum) for a 128-bit IPv6 address. */
+export function sumAdjust128(
+  sum: number,
+  old: ArrayLike<number>,
+  oi: number,
+  neu: ArrayLike<number>,
+  ni: number,
+): number {
+  return checksumFold((sum & 0xffff) + delta128(old, oi, neu, ni));
+}

@@ -2,15 +2,20 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   checksumAdd,
+  checksumAdjust128,
   checksumAdjust16,
   checksumAdjust32,
   checksumFold,
   internetChecksum,
   pseudoHeaderSum,
+  pseudoHeaderSum6,
+  pseudoHeaderSum6Words,
+  sumAdjust128,
   sumAdjust16,
   sumAdjust32,
 } from "./checksum.ts";
 import { fromHex } from "./_fixtures.ts";
+import { read32, write32 } from "./bytes.ts";
 
 Deno.test("RFC 1071 section 3 example: sum 0xddf2, checksum 0x220d", () => {
   const b = fromHex("0001f203f4f5f6f7");
@@ -102,4 +107,47 @@ Deno.test("property: sumAdjust16/32 track a non-inverted partial sum", () => {
       checksumFold(pseudoHeaderSum((a & ~0xffff) | (a2 & 0xffff), b, 6, len)) % 0xffff,
     );
   }));
+});
+
+Deno.test("pseudoHeaderSum6 from bytes equals the sum from words", () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 40, maxLength: 40 }),
+      fc.nat({ max: 255 }),
+      fc.nat({ max: 0x1ffff }),
+      (hdr, proto, len) => {
+        const w = new Uint32Array(8);
+        for (let i = 0; i < 8; i++) w[i] = read32(hdr, 8 + 4 * i);
+        assert.equal(
+          pseudoHeaderSum6(hdr, 0, proto, len),
+          pseudoHeaderSum6Words(w, 0, w, 4, proto, len),
+        );
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("property: checksumAdjust128 and sumAdjust128 match a full recomputation", () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 40, maxLength: 80 }),
+      fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 4, maxLength: 4 }),
+      (seg, neu) => {
+        // seg[0..16) is the address the pseudo header covers; the rest is the segment.
+        const old = new Uint32Array(4);
+        for (let i = 0; i < 4; i++) old[i] = read32(seg, 4 * i);
+        const sum = (b: Uint8Array) => checksumFold(checksumAdd(0, b, 0, b.length));
+        const before = ~sum(seg) & 0xffff;
+        const after = seg.slice();
+        for (let i = 0; i < 4; i++) write32(after, 4 * i, neu[i]);
+        const want = ~sum(after) & 0xffff;
+        const got = checksumAdjust128(before, old, 0, neu, 0);
+        // 0 and 0xffff are the same number in ones' complement.
+        assert.equal(got === 0xffff ? 0 : got, want === 0xffff ? 0 : want);
+        assert.equal(sumAdjust128(sum(seg), old, 0, neu, 0) % 0xffff, sum(after) % 0xffff);
+      },
+    ),
+    { numRuns: 1000 },
+  );
 });

@@ -1,6 +1,6 @@
 /**
  * A zero-copy, reusable view over a TCP segment (RFC 9293), bound to the IPv4
- * payload.
+ * payload or the IPv6 upper-layer bytes.
  */
 
 import { read16, read32, write16 } from "./bytes.ts";
@@ -227,8 +227,22 @@ export class TcpPacket {
   }
 
   #sum(srcAddr: number, dstAddr: number): number {
-    const sum = pseudoHeaderSum(srcAddr, dstAddr, PROTO_TCP, this.len);
-    return checksumFold(checksumAdd(sum, this.buf, this.off, this.off + this.len));
+    return this.#sumFrom(pseudoHeaderSum(srcAddr, dstAddr, PROTO_TCP, this.len));
+  }
+
+  /** Over IPv6: true when the checksum verifies with `Ipv6Packet.pseudoHeaderSum()`. */
+  verifyChecksum6(pseudoSum: number): boolean {
+    return this.#sumFrom(pseudoSum) === 0xffff;
+  }
+
+  /** Over IPv6: recomputes the checksum with `Ipv6Packet.pseudoHeaderSum()`. */
+  fillChecksum6(pseudoSum: number): void {
+    this.setChecksum(0);
+    this.setChecksum(~this.#sumFrom(pseudoSum) & 0xffff);
+  }
+
+  #sumFrom(pseudoSum: number): number {
+    return checksumFold(checksumAdd(pseudoSum, this.buf, this.off, this.off + this.len));
   }
 
   /** One line, such as `TCP 40000 > 22 [S] seq=1 ack=0 win=64240 len=0`. */

@@ -1,4 +1,7 @@
-/** A zero-copy, reusable view over a UDP datagram (RFC 768), bound to the IPv4 payload. */
+/**
+ * A zero-copy, reusable view over a UDP datagram (RFC 768), bound to the IPv4
+ * payload or the IPv6 upper-layer bytes.
+ */
 
 import { read16, write16 } from "./bytes.ts";
 import { checksumAdd, checksumFold, pseudoHeaderSum } from "./checksum.ts";
@@ -39,6 +42,16 @@ export class UdpPacket {
     const n = this.length();
     if (n < UDP_HEADER_LEN || n > this.len) return ParseError.BadL4Len;
     return ParseError.None;
+  }
+
+  /**
+   * Over IPv6: `check()`, and then a zero checksum is refused whatever the
+   * device said about it (RFC 8200 §8.1 makes the checksum mandatory).
+   */
+  check6(): ParseError {
+    const err = this.check();
+    if (err !== ParseError.None) return err;
+    return this.checksum() === 0 ? ParseError.Ipv6UdpZeroChecksum : ParseError.None;
   }
 
   /** Source port. */
@@ -103,9 +116,27 @@ export class UdpPacket {
   }
 
   #sum(srcAddr: number, dstAddr: number): number {
-    const n = this.length();
-    const sum = pseudoHeaderSum(srcAddr, dstAddr, PROTO_UDP, n);
-    return checksumFold(checksumAdd(sum, this.buf, this.off, this.off + n));
+    return this.#sumFrom(pseudoHeaderSum(srcAddr, dstAddr, PROTO_UDP, this.length()));
+  }
+
+  /**
+   * Over IPv6: true when the checksum verifies with `Ipv6Packet.pseudoHeaderSum()`.
+   * A zero checksum never does: RFC 8200 §8.1 makes it mandatory (the RFC 6935
+   * tunnel exception is not ours); see `ParseError.Ipv6UdpZeroChecksum`.
+   */
+  verifyChecksum6(pseudoSum: number): boolean {
+    return this.checksum() !== 0 && this.#sumFrom(pseudoSum) === 0xffff;
+  }
+
+  /** Over IPv6: computes and stores the checksum; a computed 0 is sent as 0xFFFF. */
+  fillChecksum6(pseudoSum: number): void {
+    this.setChecksum(0);
+    this.setChecksum(~this.#sumFrom(pseudoSum) & 0xffff || 0xffff);
+  }
+
+  /** Sums over the length field's bytes: the pseudo header's length must be the same. */
+  #sumFrom(pseudoSum: number): number {
+    return checksumFold(checksumAdd(pseudoSum, this.buf, this.off, this.off + this.length()));
   }
 
   /** One line, such as `UDP 5353 > 53 len=40`. */
