@@ -108,8 +108,8 @@ export interface HaOptions {
   configs: { a: string; b: string };
   /** VRRP fields both nodes share; priorities are A 150, B 100. */
   vrrp?: Pick<VrrpNode, "advertIntervalSeconds" | "auth" | "version" | "noPreempt">;
-  /** The health check's interval, fall and rise (defaults: 1 s, 2, 2). */
-  health?: { intervalSeconds?: number; fall?: number; rise?: number };
+  /** The health check's interval, timeout, fall and rise (defaults: 1 s, 3 s, 2, 2). */
+  health?: { intervalSeconds?: number; timeoutSeconds?: number; fall?: number; rise?: number };
   /** Start keepalived on both nodes and wait for A to be master (default true). */
   keepalived?: boolean;
 }
@@ -197,6 +197,9 @@ export function haVrrpNode(id: "a" | "b", stateDir: string, opts: HaOptions): Vr
     health: {
       url: `https://${lan}:${HA.mgmtPort}/api/v1/health`,
       caFile: `${stateDir}/tls-cert.pem`,
+      // Two cores shared by every test: a slow answer must not move the addresses. A dead
+      // appliance's port refuses at once, so the timeout does not slow the failover down.
+      timeoutSeconds: 3,
       ...opts.health,
     },
     notify: { any: `${stateDir}/notify.sh` },
