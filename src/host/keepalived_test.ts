@@ -101,6 +101,8 @@ Deno.test("keepalived.conf: what keepalived would refuse or misread is refused, 
     [{ virtualAddresses: [{ cidr: "192.0.2.1", interface: "lan0" }] }, /is not a.b.c.d\/n/],
     [{ virtualAddresses: [{ cidr: "192.0.2.1/33", interface: "lan0" }] }, /is not a.b.c.d\/n/],
     [{ health: { url: "http://192.0.2.2:8443/api/v1/health", caFile: "/c" } }, /not https/],
+    [{ health: { url: "https://192.0.2.1:8443/api/v1/health", caFile: "/c" } }, /virtual address/],
+    [{ sourceAddress: "192.0.2.1" }, /source address 192.0.2.1 is a virtual address/],
     [{ health: { url: "https://192.0.2.2/", caFile: "/my certs/c.pem" } }, /script argument/],
     [{ notify: { any: "/bin/sh -c reboot" } }, /script argument/],
   ];
