@@ -8,6 +8,8 @@ for pair in ip:iproute2 ethtool:ethtool python3:python3 iperf3:iperf3 nmap:nmap 
   systemd-analyze:systemd promtool:prometheus openssl:openssl firefox-esr:firefox-esr; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
+# keepalived (the HA-pair lab) lives in /usr/sbin, which a non-login PATH may lack.
+[ -x /usr/sbin/keepalived ] || need+=(keepalived)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "setup: missing packages ${need[*]} and not root: install them with apt-get" >&2
@@ -20,4 +22,8 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Only promtool is wanted (the /metrics test); the package's own server is not.
 if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
   systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+# The HA-pair lab runs its own keepalived per namespace; the package's service must not run.
+if [[ " ${need[*]} " == *" keepalived "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now keepalived >/dev/null 2>&1 || true
 fi

@@ -138,8 +138,8 @@ async function startTopology<N extends Names<N>>(
   }
 }
 
-/** `signal` (SIGTERM: up to 5 s for a clean stop, it saves its unlock table), then SIGKILL. */
-async function stopAppliance(
+/** Stops an appliance: `signal` (SIGTERM: up to 5 s for a clean stop, it saves its unlock table), then SIGKILL. */
+export async function stopAppliance(
   child: Deno.ChildProcess | null,
   signal: "SIGTERM" | "SIGKILL" = "SIGTERM",
 ): Promise<void> {
@@ -199,7 +199,12 @@ async function startTwoUplinkServers(lab: RunningLab<TwoUplinkNames>): Promise<v
   await listening(n.remote, "remote server");
 }
 
-async function startAppliance<N extends Names<N>>(
+/**
+ * Starts the appliance in `lab.names.appliance` with its store in
+ * `lab.stateDir` and its output appended to `lab.logFile`; resolves once it
+ * logs that it is ready (at most 30 s).
+ */
+export async function startAppliance<N extends Names<N>>(
   lab: RunningLab<N>,
   opts: LabOptions,
 ): Promise<Deno.ChildProcess> {
