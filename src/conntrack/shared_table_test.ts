@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
+import { STATUS_DYING, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_LAST_ACK } from "./constants.ts";
 import { ConnTable } from "./table.ts";
-import { keyTuples, type WorkerJob, type WorkerResult } from "./_shared_table_job.ts";
+import {
+  HAMMER_SYNC_BYTES,
+  HAMMER_TIMEOUTS,
+  type HammerEnd,
+  type HammerJob,
+  type HammerResult,
+  hammerTuples,
+  keyTuples,
+  type WorkerJob,
+  type WorkerResult,
+} from "./_shared_table_job.ts";
 
 const KEYS = 60;
 const CAPACITY = 64;
@@ -105,5 +116,159 @@ Deno.test("the table's buffer starts on a page, so index lines and records are c
     const t = new ConnTable({ capacity });
     const at = Deno.UnsafePointer.value(Deno.UnsafePointer.of(t.buffer as unknown as ArrayBuffer));
     assert.equal(BigInt(at) % 4096n, 0n, `capacity ${capacity}`);
+  }
+});
+
+const HAMMER_KEYS = 96;
+const HAMMER_CAPACITY = 128;
+
+/** Runs the owner (worker 0) and `trackers` tracker Workers on table `t`; bounded in time. */
+async function tcpHammer(
+  t: ConnTable,
+  seed: number,
+  trackers: number,
+): Promise<{ owner: HammerResult; trackers: HammerResult[] }> {
+  const sync = new SharedArrayBuffer(HAMMER_SYNC_BYTES);
+  const workers = Array.from(
+    { length: trackers + 1 },
+    () => new Worker(new URL("./_tcp_hammer_worker.ts", import.meta.url).href, { type: "module" }),
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const results = workers.map((w) =>
+      new Promise<HammerResult>((resolve, reject) => {
+        w.onmessage = (e: MessageEvent<HammerResult>) => resolve(e.data);
+        w.onerror = (e) => reject(new Error(e.message));
+      })
+    );
+    workers.forEach((w, worker) =>
+      w.postMessage(
+        {
+          role: worker === 0 ? "owner" : "tracker",
+          buffer: t.buffer,
+          sync,
+          worker,
+          trackers,
+          seed: seed * 8 + worker + 1,
+          batches: 2_000_000,
+          maxMs: 2500,
+          keys: HAMMER_KEYS,
+        } satisfies HammerJob,
+      )
+    );
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("hammer Workers did not finish in 30 s")), 30_000);
+    });
+    const [owner, ...rest] = await Promise.race([Promise.all(results), timeout]);
+    return { owner, trackers: rest };
+  } finally {
+    clearTimeout(timer);
+    for (const w of workers) w.terminate();
+  }
+}
+
+Deno.test("an owner and two trackers on one table: TCP flows tracked from both sides, no flow lost, doubled or reused under a reader", async () => {
+  for (const seed of [1, 2]) {
+    const t = new ConnTable({
+      capacity: HAMMER_CAPACITY,
+      workers: 3,
+      role: "tracker", // the test thread only reads
+      hashKey: [seed, 99],
+      timeouts: HAMMER_TIMEOUTS,
+    });
+    const { owner, trackers } = await tcpHammer(t, seed, 2);
+    if (Deno.env.get("HAMMER_VERBOSE")) {
+      console.log(
+        JSON.stringify({
+          owner: [owner.counts, owner.stats],
+          trackers: trackers.map((r) => [r.batches, r.counts, r.stats]),
+        }),
+      );
+    }
+    assert.deepEqual(owner.errors, [], "the owner's checks");
+    for (const r of trackers) assert.deepEqual(r.errors, [], "a tracker's checks");
+    const c = owner.counts, s = owner.stats;
+    // The run did what it is for: churn through every way out, handshakes, FINs, earlier expiries.
+    assert.ok(
+      c.created > 200 && c.removed > 0 && c.killedGone > 0 && c.timeout > 0,
+      JSON.stringify(c),
+    );
+    for (const r of trackers) {
+      assert.ok(r.counts.established > 50 && r.counts.fins > 5, JSON.stringify(r.counts));
+      assert.ok(r.batches > 500, `tracker batches ${r.batches}`);
+    }
+    assert.ok(s.refreshed > 0, "trackers' earlier expiries reached the owner's wheel");
+
+    // Limbo drained once every Worker went offline; no id lost: live + free = capacity.
+    assert.equal(s.limbo, 0);
+    assert.equal(s.census_limbo, 0);
+    assert.equal(s.census_live + s.census_free, HAMMER_CAPACITY);
+    assert.equal(s.census_live, t.size);
+
+    // Every live flow is found by both tuples, once; no key is held twice.
+    let live = 0;
+    t.forEach((id) => {
+      live++;
+      assert.equal(t.status(id) & STATUS_DYING, 0, `flow ${id}: killed, still there`);
+    });
+    assert.equal(live, t.size);
+    assert.deepEqual(t.indexCensus().entries, 2 * live);
+    const found = new Set<number>();
+    for (let k = 0; k < HAMMER_KEYS; k++) {
+      const { orig, reply } = hammerTuples(k);
+      const ho = t.lookup(orig[0], orig[1], orig[2], orig[3], orig[4]);
+      const hr = t.lookup(reply[0], reply[1], reply[2], reply[3], reply[4]);
+      assert.equal(hr, ho < 0 ? -1 : ho + 1, `key ${k}: tuples of different flows`);
+      if (ho >= 0) {
+        assert.ok(!found.has(ho >> 1), `flow ${ho >> 1} holds two keys`);
+        found.add(ho >> 1);
+      }
+    }
+    assert.equal(found.size, live);
+
+    // TCP state and windows as the two ends left them.
+    const ends = new Map<string, HammerEnd[]>();
+    for (const r of trackers) {
+      for (const e of r.ends) {
+        const at = `${e.id}/${e.generation}`;
+        ends.set(at, [...(ends.get(at) ?? []), e]);
+      }
+    }
+    let checked = 0;
+    for (const [at, pair] of ends) {
+      const id = pair[0].id;
+      if (t.generation(id) !== pair[0].generation) continue;
+      for (const e of pair) {
+        const h = 2 * id + e.dir;
+        const w = t.tcpWindow(h);
+        assert.equal(
+          w.end,
+          e.next >>> 0,
+          `flow ${at} dir ${e.dir}: td_end is what its sender sent`,
+        );
+        assert.ok(
+          ((w.maxEnd - w.end) | 0) >= 0,
+          `flow ${at} dir ${e.dir}: sender within its window`,
+        );
+      }
+      const state = t.tcpState(id);
+      const client = pair.find((e) => e.dir === 0), server = pair.find((e) => e.dir === 1);
+      if (client?.fin) assert.ok(state >= TCP_FIN_WAIT, `flow ${at}: client FIN lost (${state})`);
+      if (server?.fin) assert.ok(state >= TCP_LAST_ACK, `flow ${at}: server FIN lost (${state})`);
+      if (client && server && !client.fin && (client.data > 0 || server.data > 0)) {
+        assert.equal(state, TCP_ESTABLISHED, `flow ${at}`);
+      }
+      checked++;
+    }
+    assert.ok(
+      checked > 0,
+      `some flows were live at the end: ${live} live, ${ends.size} ends, ${
+        JSON.stringify([...ends.values()].slice(0, 3))
+      } gens ${
+        [...ends.values()].slice(0, 3).map((p) => t.generation(p[0].id))
+      } batches ${owner.batches} ${trackers.map((r) => r.batches)} ${
+        JSON.stringify(trackers.map((r) => r.counts))
+      } ${JSON.stringify(owner.counts)}`,
+    );
   }
 });
