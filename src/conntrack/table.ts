@@ -48,7 +48,8 @@
  * TUN queue). `ConnTable.bufferBytes(options)` sizes the buffer, `buffer`
  * hands it over, `new ConnTable({ buffer, worker, role })` maps it in another
  * Worker: the geometry (`workers` included) and the hash key come from the
- * buffer's header, written last at setup.
+ * buffer's header, written last at setup; timeouts do not (every Worker
+ * passes the same `timeouts`).
  * - Who writes what. Worker 0 (`role: "owner"`) is the one creator: it alone
  *   creates, kills, expires and frees flows, runs the timer wheel and the
  *   free list, early drop and SNAT port choice, so no two Workers can both
@@ -65,9 +66,13 @@
  *     directions' windows and the state). After taking it `track`
  *     re-checks the record's meta (generation + proto): a flow freed
  *     meanwhile is refused (TRACK_INVALID). The owner takes the same lock
- *     to bump the generation and clear the TCP state on free. A lock byte
- *     and not the record's link word: the link chains free and limbo ids,
- *     and a stale handle may still point at a slot in limbo.
+ *     to bump the generation and clear the TCP state on free. The spin is
+ *     bounded (LOCK_SPINS: a holder descheduled mid-`step`): a `track` then
+ *     gives up (TRACK_INVALID, `lockTimeouts`), a free goes on without it
+ *     (the id is in limbo until that tracker quiesces, and reuse wipes the
+ *     slot). A lock byte and not the record's link word: the link chains
+ *     free and limbo ids, and a stale handle may still point at a slot in
+ *     limbo.
  *   - Status bits: set with `Atomics.or` (SEEN_REPLY, ASSURED by trackers,
  *     DYING by the owner), only when not yet set.
  *   - Per-direction packet and byte counters: plain stores, one writer per
@@ -84,8 +89,10 @@
  *     expires at its old slot, late). The owner drains the rings in
  *     `expire()`, skips an id whose meta changed and relinks the rest. A
  *     tracker's expiry store can race the owner's wheel reading it: the flow
- *     then expires at the old second, or late, never before either writer's
- *     value took effect.
+ *     then expires at the old second (a packet tracked in that very second
+ *     was its last) or late, never before the earlier of the two values. A
+ *     killed flow (DYING) is freed at its kill's second whatever expiry a
+ *     racing `track` stored (the wheel's doom bit).
  * - Publishing a flow: tuples, then the meta (generation + 1, proto) with
  *   `Atomics.store`, then the two index slots by compare-exchange (see
  *   flow_index.ts). Counters, timers and TCP state of a new flow are written
@@ -111,7 +118,9 @@
  *   snapshot[w] (it passed a quiescent point since): no Worker can hold a
  *   handle from before the free. `expire()` and a `create()` that finds the
  *   free list empty move the batches on; early drop puts its victim into
- *   limbo too, so that create fails (FULL) unless a free id is left.
+ *   limbo too, so that create fails (FULL) unless a free id is left, and
+ *   evicts only while fewer than EVICT_AHEAD ids are on their way back
+ *   (else each failed create would drain one more flow into limbo).
  *   Writes a tracker made through a stale handle after the free (status
  *   bits, counters, a last packet) land in the limbo slot and are wiped
  *   when the id is reused. Holders across batches (the API, events) keep
