@@ -6,9 +6,10 @@
  *   [orig src, orig dst, orig sport << 16 | dport,
  *    reply src, reply dst, reply sport << 16 | dport,
  *    meta = generation << 8 | proto, link]
- * `link` chains free flows (the next free id, -1 at the end); a live flow's
- * `link` is reserved for its TCP lock word (see table.ts). The generation
- * counts every create and free of the slot; proto is 0 while the slot is free.
+ * `link` chains free and limbo ids (the next one, -1 at the end); a live
+ * flow's is 0 (its TCP lock is a byte column of its own, see table.ts). The
+ * generation counts every create and free of the slot; proto is 0 while the
+ * slot is free.
  *
  * Index: `lines` cache lines of 16 words. Word 0 of a line is its control
  * word: bit 31 the writers' lock of the line, bits 0-30 how many entries

@@ -1,6 +1,33 @@
 import assert from "node:assert/strict";
-import { ConnTable } from "./table.ts";
-import { keyTuples, type WorkerJob, type WorkerResult } from "./_shared_table_job.ts";
+import {
+  CREATE_FULL,
+  GONE_EVICTED,
+  PROTO_TCP,
+  PROTO_UDP,
+  STATUS_ASSURED,
+  STATUS_DYING,
+  TCP_ACK,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT,
+  TCP_LAST_ACK,
+  TCP_SYN,
+  TRACK_ACCEPT,
+  TRACK_INVALID,
+} from "./constants.ts";
+import { FlowSpec } from "./flow_spec.ts";
+import { TcpSegment } from "./segment.ts";
+import { ConnTable, type ConnTableOptions, FLOW_RECORD_BYTES, REFRESH_RING } from "./table.ts";
+import {
+  HAMMER_SYNC_BYTES,
+  HAMMER_TIMEOUTS,
+  type HammerEnd,
+  type HammerJob,
+  type HammerResult,
+  hammerTuples,
+  keyTuples,
+  type WorkerJob,
+  type WorkerResult,
+} from "./_shared_table_job.ts";
 
 const KEYS = 60;
 const CAPACITY = 64;
@@ -105,5 +132,330 @@ Deno.test("the table's buffer starts on a page, so index lines and records are c
     const t = new ConnTable({ capacity });
     const at = Deno.UnsafePointer.value(Deno.UnsafePointer.of(t.buffer as unknown as ArrayBuffer));
     assert.equal(BigInt(at) % 4096n, 0n, `capacity ${capacity}`);
+  }
+});
+
+// ---- one owner, trackers: refusals, grace period, refresh rings (one thread, several mappings) ----
+
+const T0 = 1_700_000_000;
+const C1 = 0xcb007101, WAN1 = 0xc6336402, SRV = 0xc000020a; // 203.0.113.1, 198.51.100.2, 192.0.2.10
+const SEG = new TcpSegment();
+
+/** The DNAT flow of client port `port`: C1:port -> WAN1:52201, reply SRV:8080 -> C1:port. */
+function dnat(proto: number, port: number): FlowSpec {
+  return new FlowSpec().original(proto, C1, port, WAN1, 52201).reply(SRV, 8080, C1, port);
+}
+
+/** An owner (worker 0) and `n - 1` trackers mapping one table of `capacity` flows, all quiesced once. */
+function group(n: number, capacity = 8, extra: Partial<ConnTableOptions> = {}) {
+  const owner = new ConnTable({ capacity, workers: n, hashKey: [3, 4], ...extra });
+  const trackers = Array.from(
+    { length: n - 1 },
+    (_, i) => new ConnTable({ buffer: owner.buffer, worker: i + 1, role: "tracker", ...extra }),
+  );
+  for (const x of [owner, ...trackers]) x.quiescent();
+  return { owner, trackers };
+}
+
+Deno.test("a tracker creates, removes, kills, expires, restores and picks up nothing; it tracks", () => {
+  const { owner, trackers: [tr] } = group(2);
+  const id = owner.create(dnat(PROTO_TCP, 40000), T0);
+  assert.equal(tr.create(dnat(PROTO_TCP, 40001), T0), CREATE_FULL);
+  assert.equal(tr.remove(id), false);
+  assert.equal(tr.kill(id, T0), false);
+  assert.equal(tr.expire(T0 + 1_000_000), 0);
+  tr.pickUp(id);
+  assert.equal(owner.tcpState(id), 0, "pickUp by a tracker left the flow as it was");
+  const rec = new DataView(new ArrayBuffer(FLOW_RECORD_BYTES));
+  owner.saveFlow(id, rec, 0);
+  owner.remove(id);
+  assert.equal(tr.restoreFlow(rec, 0, T0, false), CREATE_FULL);
+  assert.deepEqual([owner.size, owner.isLive(id)], [0, false]);
+
+  // The owner creates; the two directions are tracked by the owner and the tracker.
+  const f = owner.create(dnat(PROTO_TCP, 40002), T0);
+  assert.equal(tr.lookup(PROTO_TCP, SRV, 8080, C1, 40002), 2 * f + 1);
+  assert.equal(owner.track(2 * f, 60, T0, SEG.set(TCP_SYN, 100, 0, 65535)), TRACK_ACCEPT);
+  assert.equal(
+    tr.track(2 * f + 1, 60, T0, SEG.set(TCP_SYN | TCP_ACK, 500, 101, 65535)),
+    TRACK_ACCEPT,
+  );
+  assert.equal(owner.track(2 * f, 52, T0, SEG.set(TCP_ACK, 101, 501, 65535)), TRACK_ACCEPT);
+  assert.equal(tr.tcpState(f), TCP_ESTABLISHED);
+  assert.equal(tr.status(f) & STATUS_ASSURED, STATUS_ASSURED);
+  // A handle of a freed flow is refused, by either.
+  owner.remove(f);
+  assert.equal(tr.track(2 * f + 1, 52, T0, SEG.set(TCP_ACK, 501, 101, 65535)), TRACK_INVALID);
+});
+
+Deno.test("a freed id waits in limbo until every Worker passed a quiescent point; a stuck tracker blocks its reuse", () => {
+  const { owner, trackers: [tr] } = group(2, 2);
+  const a = owner.create(dnat(PROTO_UDP, 1), T0), b = owner.create(dnat(PROTO_UDP, 2), T0);
+  tr.track(2 * b + 1, 60, T0, null); // answered: assured, so early drop leaves it
+  assert.equal(owner.remove(a), true);
+  assert.deepEqual(owner.slotCensus(), { live: 1, free: 0, limbo: 1 });
+  // The tracker holds whatever it looked up in this batch: the id stays out of reach.
+  for (let i = 0; i < 5; i++) {
+    owner.quiescent();
+    owner.expire(T0);
+    assert.equal(owner.create(dnat(PROTO_UDP, 3), T0), CREATE_FULL, `round ${i}`);
+  }
+  assert.equal(owner.stats().limbo, 1);
+  tr.quiescent(); // its next batch: it holds nothing from before
+  owner.quiescent();
+  owner.expire(T0);
+  assert.deepEqual(owner.slotCensus(), { live: 1, free: 1, limbo: 0 });
+  const c = owner.create(dnat(PROTO_UDP, 3), T0);
+  assert.equal(c, a, "the id came back");
+  assert.equal(owner.generation(c), 3, "created, freed, created");
+  assert.deepEqual([owner.isLive(b), owner.size], [true, 2]);
+});
+
+Deno.test("an offline Worker does not hold back the grace period, nor one that was offline at the snapshot", () => {
+  const { owner, trackers: [t1, t2] } = group(3, 4);
+  const ids = [1, 2, 3].map((p) => owner.create(dnat(PROTO_UDP, p), T0));
+  t1.offline(); // blocked in poll
+  owner.remove(ids[0]);
+  owner.quiescent();
+  owner.expire(T0); // closes the batch: snapshot with t1 offline, t2 online
+  t1.quiescent(); // back, and stays in its batch: it cannot hold the freed flow
+  t2.quiescent();
+  owner.quiescent();
+  owner.expire(T0);
+  assert.deepEqual(owner.slotCensus(), { live: 2, free: 2, limbo: 0 });
+  // Offline since the snapshot counts as passed too.
+  owner.remove(ids[1]);
+  owner.quiescent();
+  owner.expire(T0);
+  t1.offline();
+  t2.offline();
+  owner.quiescent();
+  owner.expire(T0);
+  assert.deepEqual(owner.slotCensus(), { live: 1, free: 3, limbo: 0 });
+});
+
+Deno.test("with several Workers early drop's victim goes to limbo: the create that evicted fails, a later one reuses it", () => {
+  const gone: number[][] = [];
+  const { owner, trackers: [tr] } = group(2, 2, {});
+  owner.onExpire = (id, why) => gone.push([id, why]);
+  const a = owner.create(dnat(PROTO_UDP, 1), T0);
+  owner.create(dnat(PROTO_UDP, 2), T0 + 1);
+  assert.equal(owner.create(dnat(PROTO_UDP, 3), T0 + 2), CREATE_FULL);
+  assert.deepEqual(gone, [[a, GONE_EVICTED]], "the least recently seen unassured flow");
+  assert.equal(tr.lookup(PROTO_UDP, C1, 1, WAN1, 52201), -1);
+  assert.deepEqual(owner.slotCensus(), { live: 1, free: 0, limbo: 1 });
+  owner.quiescent();
+  owner.expire(T0 + 2); // the victim's batch closes: a snapshot
+  tr.quiescent();
+  owner.quiescent();
+  assert.equal(owner.create(dnat(PROTO_UDP, 3), T0 + 2), a);
+  assert.equal(gone.length, 1, "nothing more evicted");
+});
+
+Deno.test("a tracker's earlier expiry reaches the owner's wheel through its refresh ring; later ones need nothing", () => {
+  const { owner, trackers: [tr] } = group(2, 8, { timeouts: { tcpSynSent: 100, tcpSynRecv: 10 } });
+  const f = owner.create(dnat(PROTO_TCP, 40000), T0);
+  owner.track(2 * f, 60, T0, SEG.set(TCP_SYN, 100, 0, 65535)); // SYN_SENT: T0 + 100
+  tr.track(2 * f + 1, 60, T0, SEG.set(TCP_SYN | TCP_ACK, 500, 101, 65535)); // SYN_RECV: T0 + 10
+  assert.equal(owner.expiresAt(f), T0 + 10);
+  assert.equal(owner.expire(T0 + 9), 0);
+  assert.equal(owner.stats().refreshed, 1);
+  assert.equal(owner.expire(T0 + 10), 1, "gone at the tracker's expiry, not the owner's old slot");
+  // A later expiry (ESTABLISHED) is left to the lazy wheel: nothing pushed.
+  const g = owner.create(dnat(PROTO_UDP, 5), T0 + 10);
+  tr.track(2 * g + 1, 60, T0 + 11, null);
+  assert.equal(owner.expire(T0 + 11), 0);
+  assert.equal(owner.stats().refreshed, 1);
+  assert.equal(tr.stats().refreshOverflows, 0);
+});
+
+Deno.test("a full refresh ring is counted; those flows expire at their old slot", () => {
+  const n = REFRESH_RING + 100;
+  const { owner, trackers: [tr] } = group(2, n);
+  const ids: number[] = [];
+  for (let p = 0; p < n; p++) ids.push(owner.create(dnat(PROTO_UDP, 1024 + p), T0)); // expire at T0 + 30
+  for (const id of ids) assert.equal(tr.touch(2 * id + 1, 60, T0, 5), true); // now T0 + 5: earlier
+  assert.equal(tr.stats().refreshOverflows, 100);
+  assert.equal(owner.expire(T0 + 5), REFRESH_RING);
+  assert.equal(owner.size, 100);
+  assert.equal(owner.expire(T0 + 30), 100);
+  assert.equal(owner.size, 0);
+});
+
+Deno.test("mapping a table of several Workers checks the worker, the role and the Worker count", () => {
+  const t = new ConnTable({ capacity: 16, workers: 3 });
+  assert.throws(() => new ConnTable({ buffer: t.buffer, worker: 3 }), /worker 3 of 3/);
+  assert.throws(
+    () => new ConnTable({ buffer: t.buffer, workers: 2 }),
+    /2 workers, the buffer holds 3/,
+  );
+  assert.throws(
+    () => new ConnTable({ buffer: t.buffer, role: "reader" as unknown as "owner" }),
+    /unknown role "reader"/,
+  );
+  assert.throws(() => new ConnTable({ workers: 0 }), /0 workers is out of range/);
+  assert.ok(
+    ConnTable.bufferBytes({ capacity: 16, workers: 3 }) > ConnTable.bufferBytes({ capacity: 16 }),
+  );
+  // One Worker: quiescent() and offline() do nothing, a freed id is reused at once.
+  const one = new ConnTable({ capacity: 1 });
+  one.offline();
+  const id = one.create(dnat(PROTO_UDP, 1), T0);
+  one.remove(id);
+  assert.equal(one.create(dnat(PROTO_UDP, 2), T0), id);
+  assert.equal(one.stats().limbo, 0);
+});
+
+const HAMMER_KEYS = 96;
+const HAMMER_CAPACITY = 128;
+
+/** Runs the owner (worker 0) and `trackers` tracker Workers on table `t`; bounded in time. */
+async function tcpHammer(
+  t: ConnTable,
+  seed: number,
+  trackers: number,
+): Promise<{ owner: HammerResult; trackers: HammerResult[] }> {
+  const sync = new SharedArrayBuffer(HAMMER_SYNC_BYTES);
+  const workers = Array.from(
+    { length: trackers + 1 },
+    () => new Worker(new URL("./_tcp_hammer_worker.ts", import.meta.url).href, { type: "module" }),
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const results = workers.map((w) =>
+      new Promise<HammerResult>((resolve, reject) => {
+        w.onmessage = (e: MessageEvent<HammerResult>) => resolve(e.data);
+        w.onerror = (e) => reject(new Error(e.message));
+      })
+    );
+    workers.forEach((w, worker) =>
+      w.postMessage(
+        {
+          role: worker === 0 ? "owner" : "tracker",
+          buffer: t.buffer,
+          sync,
+          worker,
+          trackers,
+          seed: seed * 8 + worker + 1,
+          batches: 2_000_000,
+          maxMs: 2500,
+          keys: HAMMER_KEYS,
+        } satisfies HammerJob,
+      )
+    );
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("hammer Workers did not finish in 30 s")), 30_000);
+    });
+    const [owner, ...rest] = await Promise.race([Promise.all(results), timeout]);
+    return { owner, trackers: rest };
+  } finally {
+    clearTimeout(timer);
+    for (const w of workers) w.terminate();
+  }
+}
+
+Deno.test("an owner and two trackers on one table: TCP flows tracked from both sides, no flow lost, doubled or reused under a reader", async () => {
+  for (const seed of [1, 2]) {
+    const t = new ConnTable({
+      capacity: HAMMER_CAPACITY,
+      workers: 3,
+      role: "tracker", // the test thread only reads
+      hashKey: [seed, 99],
+      timeouts: HAMMER_TIMEOUTS,
+    });
+    const { owner, trackers } = await tcpHammer(t, seed, 2);
+    if (Deno.env.get("HAMMER_VERBOSE")) {
+      console.log(
+        JSON.stringify({
+          owner: [owner.counts, owner.stats],
+          trackers: trackers.map((r) => [r.batches, r.counts, r.stats]),
+        }),
+      );
+    }
+    assert.deepEqual(owner.errors, [], "the owner's checks");
+    for (const r of trackers) assert.deepEqual(r.errors, [], "a tracker's checks");
+    const c = owner.counts, s = owner.stats;
+    // The run did what it is for: churn through every way out, handshakes, FINs, earlier expiries.
+    assert.ok(
+      c.created > 200 && c.removed > 0 && c.killedGone > 0 && c.timeout > 0,
+      JSON.stringify(c),
+    );
+    for (const r of trackers) {
+      assert.ok(r.counts.established > 50 && r.counts.fins > 5, JSON.stringify(r.counts));
+      assert.ok(r.batches > 500, `tracker batches ${r.batches}`);
+    }
+    assert.ok(s.refreshed > 0, "trackers' earlier expiries reached the owner's wheel");
+
+    // Limbo drained once every Worker went offline; no id lost: live + free = capacity.
+    assert.equal(s.limbo, 0);
+    assert.equal(s.census_limbo, 0);
+    assert.equal(s.census_live + s.census_free, HAMMER_CAPACITY);
+    assert.equal(s.census_live, t.size);
+
+    // Every live flow is found by both tuples, once; no key is held twice.
+    let live = 0;
+    t.forEach((id) => {
+      live++;
+      assert.equal(t.status(id) & STATUS_DYING, 0, `flow ${id}: killed, still there`);
+    });
+    assert.equal(live, t.size);
+    assert.deepEqual(t.indexCensus().entries, 2 * live);
+    const found = new Set<number>();
+    for (let k = 0; k < HAMMER_KEYS; k++) {
+      const { orig, reply } = hammerTuples(k);
+      const ho = t.lookup(orig[0], orig[1], orig[2], orig[3], orig[4]);
+      const hr = t.lookup(reply[0], reply[1], reply[2], reply[3], reply[4]);
+      assert.equal(hr, ho < 0 ? -1 : ho + 1, `key ${k}: tuples of different flows`);
+      if (ho >= 0) {
+        assert.ok(!found.has(ho >> 1), `flow ${ho >> 1} holds two keys`);
+        found.add(ho >> 1);
+      }
+    }
+    assert.equal(found.size, live);
+
+    // TCP state and windows as the two ends left them.
+    const ends = new Map<string, HammerEnd[]>();
+    for (const r of trackers) {
+      for (const e of r.ends) {
+        const at = `${e.id}/${e.generation}`;
+        ends.set(at, [...(ends.get(at) ?? []), e]);
+      }
+    }
+    let checked = 0;
+    for (const [at, pair] of ends) {
+      const id = pair[0].id;
+      if (t.generation(id) !== pair[0].generation) continue;
+      for (const e of pair) {
+        const h = 2 * id + e.dir;
+        const w = t.tcpWindow(h);
+        assert.equal(
+          w.end,
+          e.next >>> 0,
+          `flow ${at} dir ${e.dir}: td_end is what its sender sent`,
+        );
+        assert.ok(
+          ((w.maxEnd - w.end) | 0) >= 0,
+          `flow ${at} dir ${e.dir}: sender within its window`,
+        );
+      }
+      const state = t.tcpState(id);
+      const client = pair.find((e) => e.dir === 0), server = pair.find((e) => e.dir === 1);
+      if (client?.fin) assert.ok(state >= TCP_FIN_WAIT, `flow ${at}: client FIN lost (${state})`);
+      if (server?.fin) assert.ok(state >= TCP_LAST_ACK, `flow ${at}: server FIN lost (${state})`);
+      if (client && server && !client.fin && (client.data > 0 || server.data > 0)) {
+        assert.equal(state, TCP_ESTABLISHED, `flow ${at}`);
+      }
+      checked++;
+    }
+    assert.ok(
+      checked > 0,
+      `some flows were live at the end: ${live} live, ${ends.size} ends, ${
+        JSON.stringify([...ends.values()].slice(0, 3))
+      } gens ${
+        [...ends.values()].slice(0, 3).map((p) => t.generation(p[0].id))
+      } batches ${owner.batches} ${trackers.map((r) => r.batches)} ${
+        JSON.stringify(trackers.map((r) => r.counts))
+      } ${JSON.stringify(owner.counts)}`,
+    );
   }
 });

@@ -41,47 +41,97 @@
  *   revolution (1024 s): not kept behaviour.
  * - Bytes as f64, 16: 32-bit byte counts wrap at 4 GB, inside one transfer.
  * - Rule id as i16, 2: admission never reuses an id, so renames run it out.
- * Sharing between Workers (issue 11's multi-queue; groundwork: the table runs
- * over one buffer in several Workers, but the datapath does not yet do so).
- * `ConnTable.bufferBytes(options)` sizes the buffer, `buffer` hands it over,
- * `new ConnTable({ buffer, shard })` maps it in another Worker: the geometry
- * and hash key come from the buffer's header, written last at setup.
- * - Ids are split into `shards` ranges, one per writer (a queue's Worker).
- *   A shard's owner alone creates flows in its range (its free list, its
- *   early drop), schedules their timers (its own wheel heads, over shared
- *   links no other shard touches), expires and frees them. Other Workers
- *   only read a foreign flow, and track it (below).
+ * With several Workers (`workers` > 1, issue 11's multi-queue) the table
+ * also holds a TCP lock byte per flow: 133.6.
+ *
+ * Sharing between Workers (issue 11's multi-queue: one data-plane Worker per
+ * TUN queue). `ConnTable.bufferBytes(options)` sizes the buffer, `buffer`
+ * hands it over, `new ConnTable({ buffer, worker, role })` maps it in another
+ * Worker: the geometry (`workers` included) and the hash key come from the
+ * buffer's header, written last at setup; timeouts do not (every Worker
+ * passes the same `timeouts`).
+ * - Who writes what. Worker 0 (`role: "owner"`) is the one creator: it alone
+ *   creates, kills, expires and frees flows, runs the timer wheel and the
+ *   free list, early drop and SNAT port choice, so no two Workers can both
+ *   create a tuple. The other Workers (`role: "tracker"`) look flows up and
+ *   `track`/`touch` them; their `create`, `remove`, `kill`, `expire`,
+ *   `restoreFlow` and `pickUp` do nothing and return the failure value. The
+ *   kernel spreads one flow's two directions over different queues (after
+ *   DNAT their tuples differ), so a tracker and the owner, or two trackers,
+ *   track one flow at once; what each one writes:
+ *   - records, index, generation, free list, limbo, wheel links and slot
+ *     seconds (`at`), datapath flags and rule id: the owner only.
+ *   - TCP state and both windows: whoever holds the flow's lock byte
+ *     (compare-exchange 0 -> 1, bounded spin; `step` reads and writes both
+ *     directions' windows and the state). After taking it `track`
+ *     re-checks the record's meta (generation + proto): a flow freed
+ *     meanwhile is refused (TRACK_INVALID). The owner takes the same lock
+ *     to bump the generation and clear the TCP state on free. The spin is
+ *     bounded (LOCK_SPINS: a holder descheduled mid-`step`): a `track` then
+ *     gives up (TRACK_INVALID, `lockTimeouts`), a free goes on without it
+ *     (the id is in limbo until that tracker quiesces, and reuse wipes the
+ *     slot). A lock byte and not the record's link word: the link chains
+ *     free and limbo ids, and a stale handle may still point at a slot in
+ *     limbo.
+ *   - Status bits: set with `Atomics.or` (SEEN_REPLY, ASSURED by trackers,
+ *     DYING by the owner), only when not yet set.
+ *   - Per-direction packet and byte counters: plain stores, one writer per
+ *     direction as long as the kernel keeps a tuple on one queue (it hashes
+ *     the tuple); when it moves one (a queue count change, a tracker's
+ *     handoff of that direction to worker 0) an increment can be lost.
+ *   - Last seen and expiry: plain last-writer-wins stores of "now +
+ *     timeout". The owner's wheel looks at a flow next at its `at` second:
+ *     a later expiry needs nothing (the lazy wheel re-inserts a flow whose
+ *     expiry moved), an earlier one (SYN_RECV after SYN_SENT, FIN after
+ *     ESTABLISHED) must be relinked by the owner, so a tracker pushes the id
+ *     and its meta into its refresh ring (an SPSC ring per tracker and
+ *     shard in the buffer, REFRESH_RING entries; full: counted, and the flow
+ *     expires at its old slot, late). The owner drains the rings in
+ *     `expire()`, skips an id whose meta changed and relinks the rest. A
+ *     tracker's expiry store can race the owner's wheel reading it: the flow
+ *     then expires at the old second (a packet tracked in that very second
+ *     was its last) or late, never before the earlier of the two values. A
+ *     killed flow (DYING) is freed at its kill's second whatever expiry a
+ *     racing `track` stored (the wheel's doom bit).
  * - Publishing a flow: tuples, then the meta (generation + 1, proto) with
  *   `Atomics.store`, then the two index slots by compare-exchange (see
- *   flow_index.ts for the lock of the home lines that keeps two writers
- *   from both entering one tuple). Counters, timers and TCP state of a new
- *   flow are written before `create` returns, by the owner: the other
+ *   flow_index.ts). Counters, timers and TCP state of a new flow are written
+ *   before `create` returns, datapath flags right after: the other
  *   direction's queue sees the flow only after its reply packet arrives,
- *   which is after the owner forwarded the first packet.
+ *   which is after the owner wrote the first packet out (a syscall between).
  * - Readers validate by the tuple: `lookup` compares the record's tuple and
  *   proto after the tag matched. Plain loads on that path: `Atomics.load`
  *   is a builtin call in this V8 (about 15 ns each, measured), too dear for
  *   15 slots. That is sound because a record never changes while a reader
  *   may be between finding its slot and using its handle:
- * - Removal and expiry avoid racing a reader by deferring reuse, not the
- *   unhashing: the owner takes both slots out of the index first (new
- *   lookups miss), bumps the generation (proto 0: `isLive` false, `track`
- *   refuses the handle), and puts the id on its free list. In the
- *   multi-queue wiring that free list becomes a limbo list: an id is reused
- *   only once every Worker has passed a quiescent point (the end of a read
- *   batch; one epoch word per Worker, stored with `Atomics.store` per batch)
- *   since the free: RCU's grace period, so no reader holds a handle across a
- *   reuse. Holders across batches (the API, events) keep (id, generation).
- * - Per-flow state written by both directions: per-direction counters have
- *   one writer (the kernel steers each tuple to one queue). Last seen and
- *   expiry are last-writer-wins ("now + timeout"); an expiry made earlier by
- *   a non-owner goes to the owner (a per-shard refresh ring) since only the
- *   owner relinks its wheel. Status bits need `Atomics.or`. TCP state is the
- *   one place that needs a lock: `step` reads and writes both directions'
- *   windows and the flow's state, and the two directions of a NATed flow
- *   land on different queues. The record's link word (unused while the flow
- *   is live) is that lock: compare-exchange 0 -> 1 around `step`, then check
- *   the generation is unchanged.
+ * - Expiry and removal avoid racing a reader by deferring reuse (RCU's
+ *   quiescent-state grace period, QSBR), not the unhashing: the owner takes
+ *   both slots out of the index (new lookups miss), bumps the generation
+ *   (proto 0: `track` refuses the handle) and puts the id into limbo, not on
+ *   the free list. Each Worker stores a new counter in its quiescent word
+ *   (`quiescent()`, between read batches: it holds no handle then; 0 from
+ *   `offline()`, before it blocks in poll). The limbo has two batches: the
+ *   closing one collects frees; when it is closed it becomes the waiting
+ *   one with a snapshot of every Worker's word, and the waiting batch goes
+ *   to the free list once, for every Worker w, snapshot[w] == 0 (it held
+ *   nothing at the snapshot) or word[w] == 0 (offline since) or word[w] !=
+ *   snapshot[w] (it passed a quiescent point since): no Worker can hold a
+ *   handle from before the free. `expire()` and a `create()` that finds the
+ *   free list empty move the batches on; early drop puts its victim into
+ *   limbo too, so that create fails (FULL) unless a free id is left, and
+ *   evicts only while fewer than EVICT_AHEAD ids are on their way back
+ *   (else each failed create would drain one more flow into limbo).
+ *   Writes a tracker made through a stale handle after the free (status
+ *   bits, counters, a last packet) land in the limbo slot and are wiped
+ *   when the id is reused. Holders across batches (the API, events) keep
+ *   (id, generation): see `generation()`.
+ * - With `workers` 1 none of this runs: frees go straight to the free list,
+ *   no lock, no atomics beyond today's, `quiescent()` does nothing.
+ * - Shards (`shards`, `shard`: several owners, each of an id range with its
+ *   own free list, limbo and wheel heads over the shared links) predate the
+ *   one-owner design and are kept for tests of concurrent creators; with
+ *   shards, every instance needs its own `worker` number (a refresh ring
+ *   has one producer).
  */
 import {
   CREATE_CLASH,
@@ -146,6 +196,12 @@ export interface ConnTableOptions {
   shards?: number;
   /** The shard this instance writes: it creates, expires and frees only flows of its id range (default 0). */
   shard?: number;
+  /** Workers that map this table (default 1); sizes the quiescent-state words and refresh rings in the buffer. */
+  workers?: number;
+  /** This Worker's number, 0..workers-1 (default 0). */
+  worker?: number;
+  /** "owner" (default) creates, expires, kills and frees flows; "tracker" only looks up and tracks. */
+  role?: "owner" | "tracker";
   /** Timer wheel slots of one second, a power of two (default 1024). */
   wheelSlots?: number;
   /** Timeouts overriding Linux's defaults. */
@@ -203,6 +259,16 @@ export interface ConnTableStats {
   outOfWindow: number;
   /** In-window RSTs that were not exact and in-window SYNs on synchronized flows: passed, state kept. */
   challenged: number;
+  /** Freed ids of this shard waiting for every Worker's quiescent point (workers > 1). */
+  limbo: number;
+  /** Earlier expiries this tracker could not hand to the owner: its refresh ring was full. */
+  refreshOverflows: number;
+  /** Refresh-ring entries the owner applied (a flow relinked earlier). */
+  refreshed: number;
+  /** TCP lock acquisitions that found the lock held (contended). */
+  lockSpins: number;
+  /** Contended acquisitions that gave up after the bounded spin (a `track` refused; a free went on). */
+  lockTimeouts: number;
 }
 
 /**
@@ -224,13 +290,35 @@ const UNHASHED = 0x80;
 
 /** Header words: a table's geometry and key, then one 16-word block per shard. */
 const H_MAGIC = 0, H_CAPACITY = 1, H_LINES = 2, H_WHEEL = 3, H_SHARDS = 4, H_K0 = 5, H_K1 = 6;
+const H_WORKERS = 7;
 const HEADER_WORDS = 16;
 /** Shard block word: the first free id of the shard (-1 when none). */
 const S_FREE = 0;
 /** Shard block word: live flows of the shard (its owner alone writes it). */
 const S_SIZE = 1;
+/** Shard block words: the closing limbo batch (head, tail, count; -1 heads when empty). */
+const S_CLOSING = 2, S_CLOSING_TAIL = 3, S_CLOSING_N = 4;
+/** Shard block words: the waiting limbo batch, freed before the shard's snapshot of quiescent words. */
+const S_WAITING = 5, S_WAITING_TAIL = 6, S_WAITING_N = 7;
 const MAGIC = 0x4b4e4354; // "KNCT"
 const MAX_SHARDS = 64;
+const MAX_WORKERS = 64;
+/** Words per quiescent-state word: one cache line each, so Workers' per-batch stores share none. */
+const QS_STRIDE = 16;
+
+/** Entries of one refresh ring (a power of two): id and meta, two words each. */
+export const REFRESH_RING = 4096;
+/** Ring words: head (the consumer's), tail (the producer's), each on its own line, then the entries. */
+const R_HEAD = 0, R_TAIL = 16, R_DATA = 32;
+const RING_WORDS = R_DATA + 2 * REFRESH_RING;
+/** Refresh entries a tracker remembers having pushed (direct-mapped by id), to push a flow once per drain. */
+const PUSHED_SLOTS = 64;
+
+/** Limbo size below which a create that finds no free id early-drops a flow (workers > 1). */
+const EVICT_AHEAD = 16;
+
+/** Spins of a contended TCP lock before `track` gives up (the holder runs one `step`: ~100 ns). */
+const LOCK_SPINS = 1 << 12;
 
 /** The geometry of a table. */
 interface Geometry {
@@ -238,6 +326,7 @@ interface Geometry {
   lines: number;
   wheelSlots: number;
   shards: number;
+  workers: number;
 }
 
 /** Every column of a table, carved from one arena in this order. */
@@ -258,6 +347,10 @@ function layout(g: Geometry, k0: number, k1: number, a: Arena) {
     wheelNext: a.i32(g.cap),
     wheelPrev: a.i32(g.cap),
     wheelAt: a.u32(g.cap),
+    tcpLock: a.u8(g.workers > 1 ? g.cap : 0),
+    quiescent: a.i32(QS_STRIDE * g.workers),
+    snapshots: a.i32(g.shards * g.workers),
+    rings: a.i32(g.workers * g.shards > 1 ? g.workers * g.shards * RING_WORDS : 0),
   };
 }
 
@@ -288,7 +381,11 @@ function geometryOf(options: ConnTableOptions): Geometry {
   if (!Number.isInteger(shards) || shards < 1 || shards > Math.min(MAX_SHARDS, cap)) {
     throw new RangeError(`Cannot create connection table: ${shards} shards is out of range`);
   }
-  return { cap, lines, wheelSlots, shards };
+  const workers = options.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+    throw new RangeError(`Cannot create connection table: ${workers} workers is out of range`);
+  }
+  return { cap, lines, wheelSlots, shards, workers };
 }
 
 /** A bounded, two-way hashed connection table. */
@@ -327,6 +424,32 @@ export class ConnTable {
   readonly #expireBudget: number;
   readonly #maxRetrans: number;
   readonly #restoreSpec = new FlowSpec();
+  /** The wheel's slot seconds (`at`): a tracker compares a new expiry with it. */
+  readonly #wheelAt: Uint32Array;
+  /** This instance's shard, and the table's shard count. */
+  readonly #shard: number;
+  readonly #shards: number;
+  /** Workers mapping the table, and this one's number. */
+  readonly #workers: number;
+  readonly #worker: number;
+  /** Role "owner": creates, expires and frees the flows of its shard. */
+  readonly #owner: boolean;
+  /** workers > 1: limbo instead of immediate reuse, TCP locks, atomic status bits. */
+  readonly #multi: boolean;
+  /** One owner, one shard, one Worker: every flow's wheel is this instance's. */
+  readonly #solo: boolean;
+  /** TCP lock byte per flow (workers > 1; empty otherwise). */
+  readonly #lock: Uint8Array;
+  /** Quiescent-state words, QS_STRIDE apart; this Worker's at `#qsAt`. */
+  readonly #qs: Int32Array;
+  readonly #qsAt: number;
+  #qsCount: number;
+  /** This shard's snapshot of every Worker's quiescent word, taken when the waiting batch closed. */
+  readonly #snapshot: Int32Array;
+  /** Refresh rings, `workers * shards` of RING_WORDS (producer worker major); empty for a solo table. */
+  readonly #rings: Int32Array;
+  /** Ids this Worker pushed into a refresh ring, direct-mapped: [id, meta, ring position] per slot. */
+  readonly #pushed = new Int32Array(3 * PUSHED_SLOTS).fill(-1);
   #evictCursor: number;
   #inserted = 0;
   #expired = 0;
@@ -339,6 +462,10 @@ export class ConnTable {
   #reopened = 0;
   #outOfWindow = 0;
   #challenged = 0;
+  #refreshOverflows = 0;
+  #refreshed = 0;
+  #lockSpins = 0;
+  #lockTimeouts = 0;
 
   /**
    * Allocates (or maps, see `buffer`) every column up front; throws on a bad
@@ -359,10 +486,16 @@ export class ConnTable {
         lines: head[H_LINES],
         wheelSlots: head[H_WHEEL],
         shards: head[H_SHARDS],
+        workers: head[H_WORKERS],
       };
       if (options.capacity !== undefined && options.capacity !== g.cap) {
         throw new RangeError(
           `Cannot map connection table: capacity ${options.capacity}, the buffer holds ${g.cap}`,
+        );
+      }
+      if (options.workers !== undefined && options.workers !== g.workers) {
+        throw new RangeError(
+          `Cannot map connection table: ${options.workers} workers, the buffer holds ${g.workers}`,
         );
       }
       k0 = head[H_K0];
@@ -379,6 +512,14 @@ export class ConnTable {
     const shard = options.shard ?? 0;
     if (!Number.isInteger(shard) || shard < 0 || shard >= g.shards) {
       throw new RangeError(`Cannot create connection table: shard ${shard} of ${g.shards}`);
+    }
+    const worker = options.worker ?? 0;
+    if (!Number.isInteger(worker) || worker < 0 || worker >= g.workers) {
+      throw new RangeError(`Cannot create connection table: worker ${worker} of ${g.workers}`);
+    }
+    const role = options.role ?? "owner";
+    if (role !== "owner" && role !== "tracker") {
+      throw new RangeError(`Cannot create connection table: unknown role "${role}"`);
     }
     const cap = g.cap;
     this.#cap = cap;
@@ -407,6 +548,8 @@ export class ConnTable {
       prev: c.wheelPrev,
       at: c.wheelAt,
       fresh,
+      doomed: c.status, // a killed flow goes at its kill's second (see `kill`)
+      doomBit: STATUS_DYING,
     });
     if (fresh) this.#setUp(g, k0, k1);
     this.#evictCursor = this.#lo;
@@ -416,6 +559,21 @@ export class ConnTable {
     this.#expireBudget = Math.max(2, options.expireBudget ?? 65536);
     this.#maxRetrans = Math.max(1, Math.min(options.tcpMaxRetrans ?? 3, 15));
     this.onExpire = options.onExpire;
+    this.#wheelAt = c.wheelAt;
+    this.#shard = shard;
+    this.#shards = g.shards;
+    this.#workers = g.workers;
+    this.#worker = worker;
+    this.#owner = role === "owner";
+    this.#multi = g.workers > 1;
+    this.#solo = g.workers === 1 && g.shards === 1 && this.#owner;
+    this.#lock = c.tcpLock;
+    this.#qs = c.quiescent;
+    this.#qsAt = QS_STRIDE * worker;
+    // Go on from the word's value: a Worker that maps the table again still changes it.
+    this.#qsCount = Atomics.load(this.#qs, this.#qsAt);
+    this.#snapshot = c.snapshots.subarray(shard * g.workers, (shard + 1) * g.workers);
+    this.#rings = c.rings;
   }
 
   /** Bytes of the buffer a table with these options needs. */
@@ -447,6 +605,15 @@ export class ConnTable {
     h[H_LINES] = g.lines;
     h[H_WHEEL] = g.wheelSlots;
     h[H_SHARDS] = g.shards;
+    h[H_WORKERS] = g.workers;
+    for (let s = 0; s < g.shards; s++) {
+      const b = HEADER_WORDS * (1 + s);
+      h[b + S_CLOSING] =
+        h[b + S_CLOSING_TAIL] =
+        h[b + S_WAITING] =
+        h[b + S_WAITING_TAIL] =
+          -1;
+    }
     h[H_K0] = k0;
     h[H_K1] = k1;
     Atomics.store(h, H_MAGIC, MAGIC); // last: a Worker mapping the buffer sees a finished table
@@ -475,9 +642,12 @@ export class ConnTable {
   /**
    * Adds the flow `spec` describes and returns its id, or CREATE_CLASH when
    * one of its tuples is already live (or `spec.proto` is 0), or CREATE_FULL
-   * when the table is full and early drop found no unassured flow to evict.
+   * when the table is full and early drop found no unassured flow to evict
+   * (with workers > 1 also when the only room is in limbo; and always for a
+   * tracker, which creates nothing).
    */
   create(spec: FlowSpec, nowSec: number): number {
+    if (!this.#owner) return CREATE_FULL;
     const now = nowSec >>> 0;
     const proto = spec.proto & 0xff;
     const os = spec.origSrc, osp = spec.origSrcPort, od = spec.origDst, odp = spec.origDstPort;
@@ -524,6 +694,7 @@ export class ConnTable {
       this.#refused++;
       return CREATE_FULL;
     }
+    if (this.#multi) this.#scrub(id);
     const rec = this.#rec, r = 8 * id;
     rec[r] = os;
     rec[r + 1] = od;
@@ -541,35 +712,132 @@ export class ConnTable {
     return id;
   }
 
+  /**
+   * Wipes what trackers may have written through stale handles while `id`
+   * sat in limbo (they wrote before their quiescent point, so before now).
+   */
+  #scrub(id: number): void {
+    this.#status[id] = 0;
+    this.#clearCounters(id);
+    this.#tcp.clear(id);
+  }
+
   /** An index without room within its probe bound: the new flow goes again, the table is full. */
   #unpublish(id: number, origEntered: boolean): number {
     if (origEntered) this.#index.remove(2 * id);
-    this.#pushFree(id);
+    this.#bumpGeneration(id);
+    this.#release(id);
     this.#refused++;
     return CREATE_FULL;
   }
 
-  /** A free id of this shard (early drop when none), or -1. */
+  /**
+   * A free id of this shard, or -1. When the free list is empty: with one
+   * Worker, early drop frees a victim for this create; with several, the
+   * limbo moves on, and when that frees nothing early drop's victim goes to
+   * limbo (this create fails; a later one gets the id after the grace
+   * period), unless the limbo already holds EVICT_AHEAD ids coming back.
+   */
   #popFree(now: number): number {
-    const at = this.#shardAt + S_FREE;
-    const id = this.#header[at];
-    if (id < 0) return this.#earlyDrop(now);
-    this.#header[at] = this.#rec[8 * id + REC_LINK];
+    const h = this.#header, at = this.#shardAt + S_FREE;
+    let id = h[at];
+    if (id < 0) {
+      if (!this.#multi) {
+        if (this.#earlyDrop(now) < 0) return -1;
+      } else {
+        this.#reclaim();
+        if (h[at] < 0) {
+          // Every failed create evicting one more would drain the table into limbo.
+          const b = this.#shardAt;
+          if (h[b + S_CLOSING_N] + h[b + S_WAITING_N] < EVICT_AHEAD) this.#earlyDrop(now);
+          return -1;
+        }
+      }
+      id = h[at];
+    }
+    h[at] = this.#rec[8 * id + REC_LINK];
     return id;
   }
 
-  /** Frees the record of `id` (a new generation, proto 0) and puts it on this shard's free list. */
-  #pushFree(id: number): void {
-    const rec = this.#rec, r = 8 * id;
-    Atomics.store(rec, r + REC_META, (rec[r + REC_META] + 0x100) & ~0xff);
-    const at = this.#shardAt + S_FREE;
-    rec[r + REC_LINK] = this.#header[at];
-    this.#header[at] = id;
+  /** A new generation of record `id`, proto 0: lookups miss it, `track` refuses its handles. */
+  #bumpGeneration(id: number): void {
+    const rec = this.#rec, at = 8 * id + REC_META;
+    Atomics.store(rec, at, (rec[at] + 0x100) & ~0xff);
   }
 
-  /** Removes flow `id` at once, without calling `onExpire`. False when `id` is not live. */
+  /** Puts freed `id` on this shard's free list (one Worker) or into the closing limbo batch. */
+  #release(id: number): void {
+    const h = this.#header, b = this.#shardAt, rec = this.#rec;
+    if (!this.#multi) {
+      rec[8 * id + REC_LINK] = h[b + S_FREE];
+      h[b + S_FREE] = id;
+      return;
+    }
+    rec[8 * id + REC_LINK] = h[b + S_CLOSING];
+    if (h[b + S_CLOSING] < 0) h[b + S_CLOSING_TAIL] = id;
+    h[b + S_CLOSING] = id;
+    h[b + S_CLOSING_N]++;
+  }
+
+  /**
+   * Moves the limbo on (workers > 1): the waiting batch goes to the free list
+   * once its grace period is over, then the closing batch becomes the
+   * waiting one under a new snapshot of every Worker's quiescent word.
+   */
+  #reclaim(): void {
+    const h = this.#header, b = this.#shardAt;
+    if (h[b + S_WAITING_N] > 0) {
+      if (!this.#graceOver()) return;
+      this.#rec[8 * h[b + S_WAITING_TAIL] + REC_LINK] = h[b + S_FREE];
+      h[b + S_FREE] = h[b + S_WAITING];
+      h[b + S_WAITING] = h[b + S_WAITING_TAIL] = -1;
+      h[b + S_WAITING_N] = 0;
+    }
+    if (h[b + S_CLOSING_N] === 0) return;
+    // Seq-cst loads after the frees' unhashing (compare-exchange) and generation stores.
+    const qs = this.#qs, snap = this.#snapshot;
+    for (let w = 0; w < this.#workers; w++) snap[w] = Atomics.load(qs, QS_STRIDE * w);
+    h[b + S_WAITING] = h[b + S_CLOSING];
+    h[b + S_WAITING_TAIL] = h[b + S_CLOSING_TAIL];
+    h[b + S_WAITING_N] = h[b + S_CLOSING_N];
+    h[b + S_CLOSING] = h[b + S_CLOSING_TAIL] = -1;
+    h[b + S_CLOSING_N] = 0;
+  }
+
+  /** True when every Worker passed a quiescent point (or was offline) since the snapshot. */
+  #graceOver(): boolean {
+    const qs = this.#qs, snap = this.#snapshot;
+    for (let w = 0; w < this.#workers; w++) {
+      const s = snap[w];
+      if (s === 0) continue;
+      const now = Atomics.load(qs, QS_STRIDE * w);
+      if (now === s) return false;
+    }
+    return true;
+  }
+
+  /**
+   * This Worker holds no handle now (between read batches): stores a new
+   * quiescent-state counter. Call it before the first lookup of every batch,
+   * the first one included: a Worker whose word is 0 (never quiesced, or
+   * offline) is taken to hold nothing. Does nothing with one Worker.
+   */
+  quiescent(): void {
+    if (!this.#multi) return;
+    let c = (this.#qsCount + 1) | 0;
+    if (c === 0) c = 1;
+    this.#qsCount = c;
+    Atomics.store(this.#qs, this.#qsAt, c);
+  }
+
+  /** This Worker is about to block (poll): it holds no handle until its next `quiescent()`. */
+  offline(): void {
+    if (this.#multi) Atomics.store(this.#qs, this.#qsAt, 0);
+  }
+
+  /** Removes flow `id` at once, without calling `onExpire`. False when `id` is not live (or for a tracker). */
   remove(id: number): boolean {
-    if (!this.isLive(id) || id < this.#lo || id >= this.#hi) return false;
+    if (!this.#owner || !this.isLive(id) || id < this.#lo || id >= this.#hi) return false;
     this.#removed++;
     this.#free_(id);
     return true;
@@ -577,12 +845,14 @@ export class ConnTable {
 
   /**
    * Marks flow `id` dying: lookups stop finding it and the next `expire()`
-   * removes it with reason GONE_KILLED. False when `id` is not live.
+   * removes it with reason GONE_KILLED. False when `id` is not live (or for a tracker).
    */
   kill(id: number, nowSec: number): boolean {
-    if (!this.isLive(id) || id < this.#lo || id >= this.#hi) return false;
+    // A tracker's `track` that passed its DYING check just before may store a later
+    // expiry after this one: the wheel frees a dying flow at its slot regardless.
+    if (!this.#owner || !this.isLive(id) || id < this.#lo || id >= this.#hi) return false;
     if ((this.#status[id] & STATUS_DYING) !== 0) return false;
-    this.#status[id] |= STATUS_DYING | UNHASHED;
+    this.#setStatus(id, STATUS_DYING | UNHASHED);
     this.#index.remove(2 * id);
     this.#index.remove(2 * id + 1);
     this.#expires[id] = nowSec >>> 0;
@@ -611,25 +881,46 @@ export class ConnTable {
     return this.#rec[8 * id + REC_META] & 0xff;
   }
 
-  /** Unhashes, unschedules and clears slot `id`, and returns it to the free list. */
+  /** Sets status `bits` of flow `id` (`Atomics.or` with several Workers; a store only when one is unset). */
+  #setStatus(id: number, bits: number): void {
+    const s = this.#status;
+    if ((s[id] & bits) === bits) return;
+    if (this.#multi) Atomics.or(s, id, bits);
+    else s[id] |= bits;
+  }
+
+  /**
+   * Unhashes, unschedules and clears slot `id`, and returns it to the free
+   * list (with several Workers: to limbo, the generation bumped and the TCP
+   * state cleared under the flow's lock, so a `track` in progress finishes first).
+   */
   #free_(id: number): void {
     if ((this.#status[id] & UNHASHED) === 0) {
       this.#index.remove(2 * id);
       this.#index.remove(2 * id + 1);
     }
     this.#wheel.cancel(id);
-    this.#tcp.clear(id);
+    if (this.#multi) {
+      // Without the lock (a tracker stalled in `step`) it goes on: `#scrub` wipes the slot on reuse.
+      const locked = this.#lockFlow(id);
+      this.#bumpGeneration(id);
+      this.#tcp.clear(id);
+      if (locked) this.#unlockFlow(id);
+    } else {
+      this.#tcp.clear(id);
+    }
     this.#status[id] = 0;
     this.flags[id] = 0;
     this.ruleId[id] = -1;
     this.#clearCounters(id);
-    this.#pushFree(id);
+    if (!this.#multi) this.#bumpGeneration(id);
+    this.#release(id);
     this.#header[this.#shardAt + S_SIZE]--;
   }
 
   /** Leaves through `onExpire` with `reason`, then frees. */
   #retire(id: number, reason: number): void {
-    this.#status[id] |= STATUS_DYING;
+    this.#setStatus(id, STATUS_DYING);
     const cb = this.onExpire;
     if (cb !== undefined) cb(id, reason);
     this.#free_(id);
@@ -638,7 +929,7 @@ export class ConnTable {
   /**
    * Linux early_drop: scans `evictScan` slots from a rotating cursor and frees
    * an expired flow, else the least recently seen unassured one. Returns the
-   * freed slot, or -1.
+   * freed slot (now on the free list, or in limbo), or -1.
    */
   #earlyDrop(now: number): number {
     let best = -1;
@@ -655,12 +946,15 @@ export class ConnTable {
     }
     this.#evictCursor = i;
     if (best === -1) return -1;
-    const timedOut = this.#expires[best] <= now;
-    if (timedOut) this.#expired++;
+    const reason = (this.#status[best] & STATUS_DYING) !== 0
+      ? GONE_KILLED // killed, due now, not yet expired
+      : this.#expires[best] <= now
+      ? GONE_TIMEOUT
+      : GONE_EVICTED;
+    if (reason === GONE_KILLED) this.#killed++;
+    else if (reason === GONE_TIMEOUT) this.#expired++;
     else this.#evicted++;
-    this.#retire(best, timedOut ? GONE_TIMEOUT : GONE_EVICTED);
-    const at = this.#shardAt + S_FREE;
-    this.#header[at] = this.#rec[8 * best + REC_LINK]; // pops `best`, just pushed
+    this.#retire(best, reason);
     return best;
   }
 
@@ -668,9 +962,30 @@ export class ConnTable {
    * Takes TCP flow `id`, just created for a segment in mid stream (no SYN),
    * as ESTABLISHED with unknown windows (Linux nf_conntrack_tcp_loose, see
    * `TcpTracker.pickUp`). It becomes assured when the reply side answers.
+   * Does nothing for a tracker.
    */
   pickUp(id: number): void {
-    if (this.#protoOf(id) === PROTO_TCP && this.#tcp.state[id] === 0) this.#tcp.pickUp(id);
+    if (!this.#owner || this.#protoOf(id) !== PROTO_TCP) return;
+    const locked = this.#multi && this.#lockFlow(id);
+    if (this.#tcp.state[id] === 0) this.#tcp.pickUp(id);
+    if (locked) this.#unlockFlow(id);
+  }
+
+  /** Takes flow `id`'s TCP lock (workers > 1): false after LOCK_SPINS contended tries. */
+  #lockFlow(id: number): boolean {
+    const l = this.#lock;
+    if (Atomics.compareExchange(l, id, 0, 1) === 0) return true;
+    this.#lockSpins++;
+    for (let n = 0; n < LOCK_SPINS; n++) {
+      if (Atomics.load(l, id) === 0 && Atomics.compareExchange(l, id, 0, 1) === 0) return true;
+    }
+    this.#lockTimeouts++;
+    return false;
+  }
+
+  /** Releases flow `id`'s TCP lock (a release store: the state written under it is visible first). */
+  #unlockFlow(id: number): void {
+    Atomics.store(this.#lock, id, 0);
   }
 
   // ---- save / restore --------------------------------------------------------
@@ -704,8 +1019,10 @@ export class ConnTable {
    * when it expired by `nowSec`, or a CREATE_* code. `staleWindows` (a
    * checkpoint, older than the connection's last packets): each TCP sender is
    * checked liberally until one of its segments fits (see `TcpTracker.loosen`).
+   * A tracker restores nothing (CREATE_FULL).
    */
   restoreFlow(v: DataView, off: number, nowSec: number, staleWindows: boolean): number {
+    if (!this.#owner) return CREATE_FULL;
     const now = nowSec >>> 0;
     const proto = v.getUint8(off);
     const expires = v.getUint32(off + 40, true);
@@ -755,53 +1072,89 @@ export class ConnTable {
    * Accounts one packet of `bytes` seen with handle `handle` at `nowSec`:
    * moves the TCP state and windows (`seg`, the packet's TCP segment; null
    * for other protocols, and for a TCP flow it makes the packet invalid),
-   * sets seen-reply/assured, counts, refreshes the expiry.
+   * sets seen-reply/assured, counts, refreshes the expiry. With several
+   * Workers a TCP flow's tracking runs under its lock (see the module comment).
    */
   track(handle: number, bytes: number, nowSec: number, seg: TcpSegment | null): TrackVerdict {
     const id = handle >> 1;
-    if (
-      handle < 0 || id >= this.#cap || this.#protoOf(id) === 0 ||
-      (this.#status[id] & STATUS_DYING) !== 0
-    ) {
+    const meta = handle < 0 || id >= this.#cap ? 0 : this.#rec[8 * id + REC_META];
+    const proto = meta & 0xff;
+    if (proto === 0 || (this.#status[id] & STATUS_DYING) !== 0) {
       this.#invalid++;
       return TRACK_INVALID;
     }
-    const dir = handle & 1;
     const now = nowSec >>> 0;
-    let verdict: TrackVerdict = TRACK_ACCEPT;
-    if (this.#protoOf(id) === PROTO_TCP) {
-      const tcp = this.#tcp;
-      const old = tcp.state[id];
-      const step = seg === null ? STEP_INVALID : tcp.step(id, dir, seg);
-      if (step === STEP_INVALID) {
-        this.#invalid++;
-        return TRACK_INVALID;
-      }
-      if (step === STEP_OUT_OF_WINDOW) {
-        this.#outOfWindow++;
-        return TRACK_OUT_OF_WINDOW;
-      }
-      if (step === STEP_REOPEN) {
-        this.#reopen(id);
-        verdict = TRACK_REOPEN;
-      } else if (old === TCP_SYN_RECV && tcp.state[id] === TCP_ESTABLISHED) {
-        this.#status[id] |= STATUS_ASSURED; // Linux: handshake completed after a reply
-      } else if (dir === DIR_REPLY && old === TCP_ESTABLISHED) {
-        this.#status[id] |= STATUS_ASSURED; // a picked-up flow, answered
-      }
-      if (step === STEP_CHALLENGE) this.#challenged++;
-      if (step === STEP_IGNORE || step === STEP_CHALLENGE) {
-        this.#account(handle, dir, bytes, now);
-        return verdict;
-      }
-    } else if (dir === DIR_REPLY && this.#protoOf(id) === PROTO_UDP) {
-      this.#status[id] |= STATUS_ASSURED;
+    if (proto === PROTO_TCP) {
+      return this.#multi
+        ? this.#trackTcpLocked(handle, meta, bytes, now, seg)
+        : this.#trackTcp(handle, bytes, now, seg);
     }
+    const dir = handle & 1;
+    if (dir === DIR_REPLY && proto === PROTO_UDP) this.#setStatus(id, STATUS_ASSURED);
     this.#account(handle, dir, bytes, now);
     const t = now + this.#timeoutOf(id);
     if (t !== this.#expires[id]) {
       this.#expires[id] = t;
-      this.#wheel.refresh(id);
+      this.#reschedule(id);
+    }
+    return TRACK_ACCEPT;
+  }
+
+  /** `#trackTcp` under flow `handle >> 1`'s lock, once the record still holds the `meta` seen before. */
+  #trackTcpLocked(
+    handle: number,
+    meta: number,
+    bytes: number,
+    now: number,
+    seg: TcpSegment | null,
+  ): TrackVerdict {
+    const id = handle >> 1;
+    if (!this.#lockFlow(id)) {
+      this.#invalid++;
+      return TRACK_INVALID;
+    }
+    let verdict: TrackVerdict;
+    if (this.#rec[8 * id + REC_META] !== meta || (this.#status[id] & STATUS_DYING) !== 0) {
+      this.#invalid++; // freed (or killed) since the caller's lookup
+      verdict = TRACK_INVALID;
+    } else {
+      verdict = this.#trackTcp(handle, bytes, now, seg);
+    }
+    this.#unlockFlow(id);
+    return verdict;
+  }
+
+  /** `track` of a live TCP flow: state and windows, status, counters, expiry. */
+  #trackTcp(handle: number, bytes: number, now: number, seg: TcpSegment | null): TrackVerdict {
+    const id = handle >> 1;
+    const dir = handle & 1;
+    const tcp = this.#tcp;
+    const old = tcp.state[id];
+    const step = seg === null ? STEP_INVALID : tcp.step(id, dir, seg);
+    if (step === STEP_INVALID) {
+      this.#invalid++;
+      return TRACK_INVALID;
+    }
+    if (step === STEP_OUT_OF_WINDOW) {
+      this.#outOfWindow++;
+      return TRACK_OUT_OF_WINDOW;
+    }
+    let verdict: TrackVerdict = TRACK_ACCEPT;
+    if (step === STEP_REOPEN) {
+      this.#reopen(id);
+      verdict = TRACK_REOPEN;
+    } else if (old === TCP_SYN_RECV && tcp.state[id] === TCP_ESTABLISHED) {
+      this.#setStatus(id, STATUS_ASSURED); // Linux: handshake completed after a reply
+    } else if (dir === DIR_REPLY && old === TCP_ESTABLISHED) {
+      this.#setStatus(id, STATUS_ASSURED); // a picked-up flow, answered
+    }
+    if (step === STEP_CHALLENGE) this.#challenged++;
+    this.#account(handle, dir, bytes, now);
+    if (step === STEP_IGNORE || step === STEP_CHALLENGE) return verdict;
+    const t = now + this.#timeoutOf(id);
+    if (t !== this.#expires[id]) {
+      this.#expires[id] = t;
+      this.#reschedule(id);
     }
     return verdict;
   }
@@ -822,13 +1175,81 @@ export class ConnTable {
     const now = nowSec >>> 0;
     this.#account(handle, handle & 1, bytes, now);
     this.#expires[id] = now + (timeoutSec >>> 0);
-    this.#wheel.refresh(id);
+    this.#reschedule(id);
     return true;
+  }
+
+  /**
+   * After `expires[id]` changed: the owner of the flow's wheel relinks it if
+   * it got earlier; another Worker pushes it into its refresh ring when it
+   * got earlier than the second the owner's wheel will look at it.
+   */
+  #reschedule(id: number): void {
+    if (this.#solo || (this.#owner && id >= this.#lo && id < this.#hi)) {
+      this.#wheel.refresh(id);
+    } else if (this.#expires[id] < this.#wheelAt[id]) {
+      this.#pushRefresh(id);
+    }
+  }
+
+  /** Hands flow `id`, whose expiry got earlier, to its owner (ring full: counted, the flow expires late). */
+  #pushRefresh(id: number): void {
+    const rings = this.#rings;
+    if (rings.length === 0) {
+      this.#refreshOverflows++;
+      return;
+    }
+    const r = this.#ringAt(this.#worker, this.#shardOf(id));
+    const meta = this.#rec[8 * id + REC_META];
+    const tail = rings[r + R_TAIL], head = Atomics.load(rings, r + R_HEAD);
+    const p = this.#pushed, k = 3 * (id & (PUSHED_SLOTS - 1));
+    // Still in the ring from an earlier push: the owner reads the expiry as it is when it drains.
+    if (p[k] === id && p[k + 1] === meta && ((p[k + 2] - head) | 0) >= 0) return;
+    if (((tail - head) | 0) >= REFRESH_RING) {
+      this.#refreshOverflows++;
+      return;
+    }
+    const e = r + R_DATA + 2 * (tail & (REFRESH_RING - 1));
+    rings[e] = id;
+    rings[e + 1] = meta;
+    Atomics.store(rings, r + R_TAIL, (tail + 1) | 0); // release: the entry before the tail
+    p[k] = id;
+    p[k + 1] = meta;
+    p[k + 2] = tail;
+  }
+
+  /** First word of the refresh ring from `worker` to the owner of `shard`. */
+  #ringAt(worker: number, shard: number): number {
+    return (worker * this.#shards + shard) * RING_WORDS;
+  }
+
+  /** The shard whose id range holds `id` (ranges are floor(s * cap / shards)..). */
+  #shardOf(id: number): number {
+    return this.#shards === 1 ? 0 : Math.floor(((id + 1) * this.#shards - 1) / this.#cap);
+  }
+
+  /** The owner applies every Worker's refresh ring of its shard: relinks flows whose expiry got earlier. */
+  #drainRefresh(): void {
+    const rings = this.#rings, rec = this.#rec;
+    for (let w = 0; w < this.#workers; w++) {
+      const r = this.#ringAt(w, this.#shard);
+      const tail = Atomics.load(rings, r + R_TAIL);
+      let head = rings[r + R_HEAD];
+      if (head === tail) continue;
+      for (; head !== tail; head = (head + 1) | 0) {
+        const e = r + R_DATA + 2 * (head & (REFRESH_RING - 1));
+        const id = rings[e];
+        if (id < this.#lo || id >= this.#hi || rec[8 * id + REC_META] !== rings[e + 1]) continue;
+        this.#wheel.refresh(id);
+        this.#refreshed++;
+      }
+      Atomics.store(rings, r + R_HEAD, head);
+    }
   }
 
   #account(handle: number, dir: number, bytes: number, now: number): void {
     const id = handle >> 1;
-    if (dir === DIR_REPLY) this.#status[id] |= STATUS_SEEN_REPLY;
+    if (dir === DIR_REPLY) this.#setStatus(id, STATUS_SEEN_REPLY);
     const p = (this.#packets[handle] + 1) >>> 0;
     this.#packets[handle] = p;
     if (p === 0) this.#packetsHigh[handle]++; // 2^32 packets one way: carry
@@ -838,7 +1259,8 @@ export class ConnTable {
 
   /** A SYN reused a TIME_WAIT/CLOSE flow: it starts over as a new connection. */
   #reopen(id: number): void {
-    this.#status[id] = 0;
+    if (this.#multi) Atomics.and(this.#status, id, ~(STATUS_SEEN_REPLY | STATUS_ASSURED));
+    else this.#status[id] = 0;
     this.#clearCounters(id);
     this.#reopened++;
   }
@@ -877,10 +1299,15 @@ export class ConnTable {
    * Advances the timer wheel to `nowSec` and removes every flow whose expiry
    * has passed (calling `onExpire` first), examining at most about `maxWork`
    * entries; the rest is picked up by the next call. Returns the flows removed.
+   * With several Workers it first applies the trackers' refresh rings and
+   * afterwards moves the limbo on. A tracker's call does nothing (0).
    */
   expire(nowSec: number, maxWork = this.#expireBudget): number {
+    if (!this.#owner) return 0;
     const before = this.#expired + this.#killed;
+    if (this.#rings.length !== 0) this.#drainRefresh();
     this.#wheel.advance(nowSec >>> 0, Math.max(2, maxWork), this.#onDue);
+    if (this.#multi) this.#reclaim();
     return this.#expired + this.#killed - before;
   }
 
@@ -896,6 +1323,13 @@ export class ConnTable {
   /** True when slot `id` holds a flow (dying ones included). */
   isLive(id: number): boolean {
     return id >= 0 && id < this.#cap && this.#protoOf(id) !== 0;
+  }
+  /**
+   * The generation of slot `id` (24 bits, bumped by every create and free):
+   * a holder across batches keeps (id, generation) and checks it before use.
+   */
+  generation(id: number): number {
+    return this.#rec[8 * id + REC_META] >>> 8;
   }
   /** IP protocol of flow `id` (0 for a free slot). */
   proto(id: number): number {
@@ -1028,6 +1462,31 @@ export class ConnTable {
       reopened: this.#reopened,
       outOfWindow: this.#outOfWindow,
       challenged: this.#challenged,
+      limbo: this.#header[this.#shardAt + S_CLOSING_N] + this.#header[this.#shardAt + S_WAITING_N],
+      refreshOverflows: this.#refreshOverflows,
+      refreshed: this.#refreshed,
+      lockSpins: this.#lockSpins,
+      lockTimeouts: this.#lockTimeouts,
+    };
+  }
+
+  /**
+   * This shard's ids by list: live, free, in limbo (walks the lists, O(ids);
+   * for tests: the three add up to the shard's ids when no id is lost).
+   */
+  slotCensus(): { live: number; free: number; limbo: number } {
+    const h = this.#header, b = this.#shardAt, rec = this.#rec, n = this.#hi - this.#lo;
+    const walk = (head: number): number => {
+      let k = 0;
+      for (let id = head; id >= 0 && k <= n; id = rec[8 * id + REC_LINK]) k++;
+      return k;
+    };
+    let live = 0;
+    for (let id = this.#lo; id < this.#hi; id++) if (this.#protoOf(id) !== 0) live++;
+    return {
+      live,
+      free: walk(h[b + S_FREE]),
+      limbo: walk(h[b + S_CLOSING]) + walk(h[b + S_WAITING]),
     };
   }
 

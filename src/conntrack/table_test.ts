@@ -357,6 +357,11 @@ Deno.test("full table: unassured flows are evicted first, assured never", () => 
     reopened: 0,
     outOfWindow: 0,
     challenged: 0,
+    limbo: 0,
+    refreshOverflows: 0,
+    refreshed: 0,
+    lockSpins: 0,
+    lockTimeouts: 0,
   });
 });
 

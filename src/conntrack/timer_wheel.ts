@@ -4,6 +4,9 @@
  * expiry later leaves the entry where it is; when its slot comes round the
  * wheel compares the real expiry and re-inserts it if it moved. Expiries
  * farther than one revolution simply stay in their slot for later rounds.
+ * An id whose `doomed` byte has the doom bit set is due when its slot comes
+ * round whatever its expiry says (a killed flow whose expiry another Worker
+ * pushed later in a race with the kill).
  */
 
 const UNLINKED = -2;
@@ -19,6 +22,9 @@ export interface WheelColumns {
   prev: Int32Array;
   at: Uint32Array;
   fresh: boolean;
+  /** Per id: due at its slot whatever its expiry when `doomed[id] & doomBit` (optional). */
+  doomed?: Uint8Array;
+  doomBit?: number;
 }
 
 /** A timer wheel over ids `0..capacity-1`, reading real expiries from `expiresAt`. */
@@ -28,6 +34,8 @@ export class TimerWheel {
   readonly #prev: Int32Array;
   readonly #at: Uint32Array;
   readonly #expiresAt: Uint32Array;
+  readonly #doomed: Uint8Array;
+  readonly #doomBit: number;
   readonly #mask: number;
   readonly #slots: number;
   /** Next second to process; -1 until the wheel learns the time. */
@@ -64,6 +72,8 @@ export class TimerWheel {
       this.#prev.fill(UNLINKED);
     }
     this.#expiresAt = expiresAt;
+    this.#doomed = c.doomed ?? new Uint8Array(capacity);
+    this.#doomBit = c.doomBit ?? 0;
   }
 
   /** Bytes held by the wheel's arrays. */
@@ -139,7 +149,7 @@ export class TimerWheel {
       if (this.#at[id] > nowSec) continue; // a later revolution's entry
       this.#unlink(id);
       const t = this.#expiresAt[id];
-      if (t <= nowSec) onDue(id);
+      if (t <= nowSec || (this.#doomed[id] & this.#doomBit) !== 0) onDue(id);
       else this.#link(id, t);
     }
     this.#inSlot = false;
