@@ -12,7 +12,7 @@ import type { Config } from "./types.ts";
 export const DEFAULT_CONFIG_INPUT: ConfigInput = {
   wan: [{ name: "wan", interface: "wan0", addresses: ["198.51.100.1/24"] }],
   lan: { interface: "lan0", address: "192.0.2.1", network: "192.0.2.0/24" },
-  tun: { name: "kn0", mtu: 1500, offload: true, queues: 1 },
+  tun: { name: "kn0", mtu: 1500, offload: true, queues: "auto" },
   conntrack: { maxFlows: 262144 },
   admission: { allow: [] },
   knock: {

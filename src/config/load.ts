@@ -194,6 +194,14 @@ function legacyWanPath(path: string): string {
   return path.replace(/^wan\[0\]\.addresses(\[0\])?/, "wan.address").replace(/^wan\[0\]/, "wan");
 }
 
+/** Most queues `"auto"` picks: past four, the one admission Worker bounds new flows anyway. */
+const AUTO_QUEUES_MAX = 4;
+
+/** `tun.queues: "auto"`: one per core, up to `AUTO_QUEUES_MAX`. */
+export function autoQueues(): number {
+  return Math.max(1, Math.min(AUTO_QUEUES_MAX, navigator.hardwareConcurrency || 1));
+}
+
 /** The data plane's names of the knock tunables. */
 function knockSettings(k: ConfigOutput["knock"]): Config["knock"] {
   return {
@@ -226,7 +234,7 @@ function finish(c: ConfigOutput, report: Reporter): Config {
     wan,
     masquerade: { uplinks: masquerade },
     lan: { ...c.lan, addressU32: lanAddr, network: formatCidr(lanNet), networkCidr: lanNet },
-    tun: c.tun,
+    tun: { ...c.tun, queues: c.tun.queues === "auto" ? autoQueues() : c.tun.queues },
     conntrack: c.conntrack,
     admission: {
       allow: c.admission.allow,

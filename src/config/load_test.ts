@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { parseIpv4 } from "../packet/address.ts";
 import { defaultConfig } from "./defaults.ts";
-import { ConfigError, type ConfigProblem, formatProblem, loadConfig, parseConfig } from "./load.ts";
+import {
+  autoQueues,
+  ConfigError,
+  type ConfigProblem,
+  formatProblem,
+  loadConfig,
+  parseConfig,
+} from "./load.ts";
 
 const FILE = "config/appliance.jsonc";
 const DEFAULT_TEXT = Deno.readTextFileSync(
@@ -41,7 +48,7 @@ Deno.test("the default config has the lab's values, typed and parsed", () => {
   assert.equal(c.wan[0].addresses[0].addressU32, parseIpv4("198.51.100.1"));
   assert.equal(c.lan.addressU32, parseIpv4("192.0.2.1"));
   assert.deepEqual(c.lan.networkCidr, { addr: parseIpv4("192.0.2.0"), prefix: 24 });
-  assert.deepEqual(c.tun, { name: "kn0", mtu: 1500, offload: true, queues: 1 });
+  assert.deepEqual(c.tun, { name: "kn0", mtu: 1500, offload: true, queues: autoQueues() });
   assert.equal(c.knock.windowSec, 15);
   assert.deepEqual(c.users.map((u) => [u.name, u.firstPort, u.length, u.transport]), [
     ["alice", 41001, 3, "any"],
@@ -109,7 +116,11 @@ Deno.test("wrong types, enums, bounds, addresses and names are explained", () =>
   const cases: [string, string, string][] = [
     ['"mtu": 1500', '"mtu": "1500"', 'tun.mtu: expected number, got the string "1500"'],
     ['"mtu": 1500', '"mtu": 100', "tun.mtu: must be at least 576"],
-    ['"queues": 1', '"queues": 1.5', "tun.queues: expected an integer, got number 1.5"],
+    [
+      '"queues": "auto"',
+      '"queues": 1.5',
+      'tun.queues: expected "auto" or an integer 1..64, got 1.5',
+    ],
     [
       '"protocol": "both"',
       '"protocol": "sctp"',

@@ -175,7 +175,10 @@ export const configSchema = z.strictObject({
     name: ifName.default("kn0"),
     mtu: int(576, 65535).default(1500),
     offload: z.boolean().default(true),
-    queues: int(1, 64).default(1),
+    /** TUN queues, one data-plane Worker each; "auto": one per core, up to 4. */
+    queues: z.union([z.literal("auto"), int(1, 64)], {
+      error: (iss) => `expected "auto" or an integer 1..64, got ${JSON.stringify(iss.input)}`,
+    }).default("auto"),
   }).prefault({}),
   conntrack: z.strictObject({ maxFlows: int(1024, 1 << 24).default(262144) }).prefault({}),
   admission: z.strictObject({ allow: z.array(cidr).default([]) }).prefault({}),
