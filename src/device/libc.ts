@@ -108,6 +108,7 @@ const SYMBOLS = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   // Addresses as numbers (user-space addresses fit in 53 bits); the length fits 32 bits.
   memcpy: { parameters: ["usize", "usize", "u32"], result: "void" },
+  madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
@@ -313,4 +314,23 @@ const PRIO_PROCESS = 0;
 export function setThreadNice(nice: number): boolean {
   const lc = libc();
   return lc.setpriority(PRIO_PROCESS, lc.gettid(), nice) === 0;
+}
+
+/** madvise(2) advice: back the range with transparent huge pages. */
+const MADV_HUGEPAGE = 14;
+const HUGE_PAGE = 2 << 20;
+
+/**
+ * Asks the kernel to back the 2 MiB-aligned part of `buf` with transparent
+ * huge pages (`MADV_HUGEPAGE`; THP in "madvise" mode needs it), before its
+ * pages are first touched: a large random-access table then misses the TLB
+ * far less. Returns false when the kernel refuses or the buffer is smaller
+ * than one huge page; nothing else changes.
+ */
+export function adviseHugePages(buf: SharedArrayBuffer | ArrayBuffer): boolean {
+  if (buf.byteLength < 2 * HUGE_PAGE) return false;
+  const at = addressOf(new Uint8Array(buf));
+  const start = Math.ceil(at / HUGE_PAGE) * HUGE_PAGE;
+  const end = Math.floor((at + buf.byteLength) / HUGE_PAGE) * HUGE_PAGE;
+  return end > start && libc().madvise(BigInt(start), BigInt(end - start), MADV_HUGEPAGE) === 0;
 }

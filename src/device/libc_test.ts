@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   addressOf,
+  adviseHugePages,
   bufferAddress,
   closeFd,
   copyBytes,
@@ -67,4 +68,16 @@ Deno.test("copyBytes copies between a buffer and a SharedArrayBuffer at remember
   const back = new Uint8Array(2000);
   copyBytes(bufferAddress(back), bufferAddress(shared) + 100, 2000);
   assert.deepEqual(back, plain.subarray(7, 2007));
+});
+
+Deno.test("adviseHugePages backs a large shared buffer with huge pages where THP allows it", () => {
+  assert.equal(adviseHugePages(new SharedArrayBuffer(1 << 20)), false, "below two huge pages");
+  const thp = Deno.readTextFileSync("/sys/kernel/mm/transparent_hugepage/enabled");
+  const bytes = 16 << 20;
+  const buf = new SharedArrayBuffer(bytes, { maxByteLength: bytes });
+  const advised = adviseHugePages(buf);
+  if (!thp.includes("[never]")) assert.ok(advised, thp);
+  const view = new Uint8Array(buf);
+  for (let i = 0; i < bytes; i += 4096) view[i] = 1; // the advice changes nothing a reader sees
+  assert.equal(view.reduce((a, b) => a + b, 0), bytes / 4096);
 });

@@ -8,6 +8,6 @@ export { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID, type Device, type PacketMeta } fro
 export { TunDevice, type TunOptions, TunQueue, type TunStats } from "./tun.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./memory.ts";
 export { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice, type TraceOptions } from "./pcap.ts";
-export { bufferAddress, copyBytes, ErrnoError, setThreadNice } from "./libc.ts";
+export { adviseHugePages, bufferAddress, copyBytes, ErrnoError, setThreadNice } from "./libc.ts";
 export { IcmpSocket } from "./icmp_socket.ts";
 export { Doorbell } from "./doorbell.ts";
