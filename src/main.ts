@@ -229,7 +229,12 @@ export async function main(args: string[]): Promise<number> {
   if (savedFlows) saveFlows(markCheckpoint(savedFlows.slice()));
   const plane = await DatapathControl.start(
     {
-      device: { name: config.tun.name, mtu: config.tun.mtu, offload: config.tun.offload },
+      device: {
+        name: config.tun.name,
+        mtu: config.tun.mtu,
+        offload: config.tun.offload,
+        queues: config.tun.queues,
+      },
       ...state,
       unlocks: await store.unlocks.listUnlocks(),
       knockState: await store.knockState.list(),
@@ -296,7 +301,8 @@ export async function main(args: string[]): Promise<number> {
     // The fail-closed table's drops by rule (spoofed sources, WAN input, stealth).
     const nft = flags.routing ? await run(NFT_LIST_JSON).catch(() => null) : null;
     const host = nft ? parseNftCounters(nft.stdout) : {};
-    const counters = { ...snapshotCounters(plane.counters), conntrack, device, host };
+    const queues = plane.workerCounters().map((c) => snapshotCounters(c).stats);
+    const counters = { ...snapshotCounters(plane.counters), conntrack, device, host, queues };
     console.log(`status ${JSON.stringify(counters)}`);
   });
   // SIGHUP re-reads the file: the allow-list applies, the network needs a restart.

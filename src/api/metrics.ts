@@ -46,6 +46,8 @@ export interface MetricsInput {
   uplinks?: UplinkStatus[] | null;
   /** Labels of `knockgate_build_info`. */
   build?: { version: string; deno: string; commit?: string };
+  /** Each data-plane Worker's counters, in TUN queue order (their sum is `counters`). */
+  workers?: Float64Array[];
 }
 
 type Sample = [labels: string, value: number];
@@ -94,6 +96,31 @@ const DATAPLANE: [number, string, string][] = [
     Stat.PickedUp,
     "tcp_picked_up_total",
     "Mid-stream TCP connections taken up without a handshake (after a restart or failover)",
+  ],
+  [
+    Stat.HandedOff,
+    "handed_off_packets_total",
+    "Packets a queue's tracker Worker handed to the admission Worker (new flows, knocks)",
+  ],
+];
+
+/** Per-queue counts (label `queue`): slot, metric name, help. */
+const PER_QUEUE: [number, string, string][] = [
+  [Stat.RxPackets, "queue_rx_packets_total", "Packets each TUN queue's Worker read"],
+  [
+    Stat.FastPath,
+    "queue_fast_path_packets_total",
+    "Packets of tracked flows each queue's Worker forwarded from the shared flow table",
+  ],
+  [
+    Stat.HandedOff,
+    "queue_handed_off_packets_total",
+    "Packets each tracker Worker handed to the admission Worker (queue 0)",
+  ],
+  [
+    Stat.HandoffReceived,
+    "queue_handoff_received_packets_total",
+    "Packets the admission Worker took from the trackers' handoff rings",
   ],
 ];
 
@@ -277,6 +304,10 @@ export function renderMetrics(m: MetricsInput): string {
     );
   }
   for (const [slot, name, help] of DATAPLANE) family(out, name, "counter", help, [["", c[slot]]]);
+  const workers = m.workers ?? [];
+  for (const [slot, name, help] of workers.length > 0 ? PER_QUEUE : []) {
+    family(out, name, "counter", help, workers.map((w, i) => [label("queue", String(i)), w[slot]]));
+  }
   const drops: Sample[] = [];
   // Slot 0 means "no drop"; every reason is listed, zeros included, for stable series.
   for (let code = 1; code < DROP_COUNT; code++) {
@@ -409,6 +440,7 @@ export function metricsRouter(deps: ApiDeps, src: MetricsSources): OpenAPIHono<A
     ]);
     const body = renderMetrics({
       counters: deps.datapath.counters,
+      workers: deps.datapath.workerCounters?.(),
       unlocks: unlocks.length,
       conntrack,
       rules,

@@ -1,11 +1,16 @@
 /**
- * The control plane's handle on the data-plane Worker: start it, push rule,
- * user and setting changes (applied within one loop tick), ask for the
- * unlock and flow tables, and receive events.
+ * The control plane's handle on the data plane: open the TUN (one queue per
+ * data-plane Worker), start the Workers, push rule, user and setting changes
+ * (applied within one loop tick), ask for the unlock and flow tables, and
+ * receive events. Worker 0 admits and owns the flow table; it starts first
+ * (it sets the shared table up), then the trackers (see worker.ts).
  */
+import { ConnTable } from "../conntrack/mod.ts";
+import { adviseHugePages, Doorbell, TunDevice, type TunStats } from "../device/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
-import { newCounters } from "./counters.ts";
+import { newCounters, sumCounters } from "./counters.ts";
+import { HandoffRing } from "./handoff.ts";
 import type {
   DatapathSettings,
   DeviceSettings,
@@ -19,7 +24,11 @@ import type {
   ToWorker,
   UnlockRecord,
   UplinkStatus,
+  WorkerRole,
 } from "./messages.ts";
+
+/** Bytes of each tracker's handoff ring: room for a burst of new flows (or of a flood, then dropped as handoff-full). */
+const HANDOFF_RING_BYTES = 4 << 20;
 
 /** What the data plane starts with. */
 export interface DatapathInit {
@@ -49,28 +58,70 @@ export interface DatapathApi {
   conntrack(): Promise<Record<string, number>>;
   /** The rules by stable id, naming the per-rule counters (`RULE_BASE` in counters.ts). */
   ruleIds(): Promise<RuleIdName[]>;
+  /** Each data-plane Worker's counters, in TUN queue order. */
+  workerCounters?(): Float64Array[];
 }
 
-/** Runs the data plane in a Worker and speaks to it. */
-export class DatapathControl implements DatapathApi {
+/** One data-plane Worker as the control plane holds it. */
+class PlaneWorker {
+  readonly worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
   readonly counters = newCounters(true);
-  readonly #control = new Int32Array(new SharedArrayBuffer(4));
-  readonly #worker: Worker;
+  readonly control = new Int32Array(new SharedArrayBuffer(4));
+  readonly stopped: Promise<void>;
+  onStopped = () => {};
+
+  constructor(readonly index: number) {
+    this.stopped = new Promise((r) => this.onStopped = r);
+  }
+
+  /** Posts `m` and tells the Worker's loop to yield so it is handled promptly. */
+  send(m: ToWorker): void {
+    this.worker.postMessage(m);
+    Atomics.add(this.control, 0, 1);
+  }
+
+  /** Ends the loop (bounded wait) and the Worker. */
+  async stop(): Promise<void> {
+    this.send({ type: "stop" });
+    await Promise.race([this.stopped, new Promise((r) => setTimeout(r, 2000))]);
+    this.worker.terminate();
+  }
+}
+
+/** Runs the data plane in one Worker per TUN queue and speaks to them. */
+export class DatapathControl implements DatapathApi {
+  readonly #workers: PlaneWorker[] = [];
   readonly #pending = new Map<number, (data: unknown) => void>();
   #nextId = 1;
   /** What restoring `DatapathInit.flows` did (null: there was none). */
   restored: RestoredFlows | null = null;
-  #stopped: Promise<void>;
-  #onStopped = () => {};
+  #device: TunDevice | null = null;
+  #doorbell: Doorbell | null = null;
 
-  /** Starts the Worker; resolves `ready` once the device is open. */
   private constructor(
     readonly onEvents: (events: ApplianceEvent[]) => void,
     readonly onKnockState: (records: KnockStateRecord[]) => void,
     readonly onFlows: (snapshot: Uint8Array, final: boolean) => void,
-  ) {
-    this.#worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-    this.#stopped = new Promise((r) => this.#onStopped = r);
+  ) {}
+
+  /** Live counters: the sum over the Workers (each counts in its own shared memory). */
+  get counters(): Float64Array {
+    return sumCounters(this.#workers.map((w) => w.counters));
+  }
+
+  /** Each Worker's counters, in queue order (live shared memory). */
+  workerCounters(): Float64Array[] {
+    return this.#workers.map((w) => w.counters);
+  }
+
+  /** The number of TUN queues, one data-plane Worker each. */
+  get queues(): number {
+    return this.#workers.length;
+  }
+
+  /** The worker admitting new flows and answering for the tables. */
+  get #admitter(): PlaneWorker {
+    return this.#workers[0];
   }
 
   /**
@@ -79,55 +130,101 @@ export class DatapathControl implements DatapathApi {
    * `onFlows` the flow-table snapshots to save (`writeSnapshotFile`): a
    * checkpoint every few seconds, and a final one (`final`) as it stops.
    */
-  static start(
+  static async start(
     init: DatapathInit,
     onEvents: (events: ApplianceEvent[]) => void,
     onKnockState: (records: KnockStateRecord[]) => void = () => {},
     onFlows: (snapshot: Uint8Array, final: boolean) => void = () => {},
   ): Promise<DatapathControl> {
     const c = new DatapathControl(onEvents, onKnockState, onFlows);
+    const d = init.device, count = d.queues ?? 1;
+    const dev = TunDevice.open({ name: d.name, mtu: d.mtu, offload: d.offload, queues: count });
+    c.#device = dev;
+    console.log(`data plane: ${dev.name} offloads ${dev.offloads.join(" ") || "none"}`);
+    console.log(`data plane: ${dev.name} ${count} queue${count === 1 ? "" : "s"}, one Worker each`);
+    try {
+      const bell = count > 1 ? Doorbell.open() : null;
+      c.#doorbell = bell;
+      const rings = Array.from(
+        { length: count - 1 },
+        () => HandoffRing.allocate(HANDOFF_RING_BYTES, dev.headroom),
+      );
+      const table = ConnTable.createBuffer({ capacity: init.settings.maxFlows, workers: count });
+      adviseHugePages(table); // before worker 0's setup first touches its pages
+      for (let i = 0; i < count; i++) {
+        const role: WorkerRole = {
+          index: i,
+          count,
+          fds: dev.queueFds(),
+          name: dev.name,
+          mtu: dev.mtu,
+          offload: d.offload,
+          table,
+          rings,
+          doorbell: bell?.fd ?? -1,
+        };
+        // Worker 0 sets the shared table up: the trackers map it only after it is ready.
+        const restored = await c.#startWorker(new PlaneWorker(i), init, role, [...dev.offloads]);
+        if (i === 0) c.restored = restored;
+      }
+      return c;
+    } catch (e) {
+      await c.stop();
+      throw e;
+    }
+  }
+
+  #startWorker(
+    w: PlaneWorker,
+    init: DatapathInit,
+    role: WorkerRole,
+    offloads: string[],
+  ): Promise<RestoredFlows | null> {
+    this.#workers.push(w);
     return new Promise((resolve, reject) => {
-      c.#worker.onerror = (e) => {
+      w.worker.onerror = (e) => {
         e.preventDefault();
         reject(new Error(`data plane failed: ${e.message}`));
       };
-      c.#worker.onmessage = (e: MessageEvent<FromWorker>) => {
+      w.worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
-        if (m.type === "ready") {
-          c.restored = m.restored;
-          resolve(c);
-        } else if (m.type === "fatal") reject(new Error(`data plane failed: ${m.message}`));
-        else c.#dispatch(m);
+        if (m.type === "ready") resolve(m.restored);
+        else if (m.type === "fatal") reject(new Error(`data plane failed: ${m.message}`));
+        else this.#dispatch(w, m);
       };
-      c.#send({
+      const admits = role.index === 0;
+      w.send({
         type: "init",
         ...init,
-        knockState: init.knockState ?? [],
-        flows: init.flows ?? null,
-        counters: c.counters.buffer as SharedArrayBuffer,
-        control: c.#control.buffer as SharedArrayBuffer,
+        users: admits ? init.users : [],
+        unlocks: admits ? init.unlocks : [],
+        knockState: admits ? init.knockState ?? [] : [],
+        flows: admits ? init.flows ?? null : null,
+        counters: w.counters.buffer as SharedArrayBuffer,
+        control: w.control.buffer as SharedArrayBuffer,
+        role,
+        offloads,
       });
     });
   }
 
-  #dispatch(m: FromWorker): void {
+  #dispatch(w: PlaneWorker, m: FromWorker): void {
     if (m.type === "events") this.onEvents(m.events);
     else if (m.type === "knock-state") this.onKnockState(m.records);
     else if (m.type === "flows") this.onFlows(m.snapshot, m.final);
     else if (m.type === "reply") {
       this.#pending.get(m.id)?.(m.data);
       this.#pending.delete(m.id);
-    } else if (m.type === "stopped") this.#onStopped();
+    } else if (m.type === "stopped") w.onStopped();
     else if (m.type === "fatal") console.error(`data plane: ${m.message}`);
   }
 
-  /** Posts `m` and tells the Worker's loop to yield so it is handled promptly. */
-  #send(m: ToWorker): void {
-    this.#worker.postMessage(m);
-    Atomics.add(this.#control, 0, 1);
+  /** Posts `m` to every Worker. */
+  #broadcast(m: ToWorker): void {
+    for (const w of this.#workers) w.send(m);
   }
 
-  #ask<T>(build: (id: number) => ToWorker): Promise<T> {
+  #ask<T>(build: (id: number) => ToWorker, w = this.#admitter): Promise<T> {
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -138,21 +235,21 @@ export class DatapathControl implements DatapathApi {
         clearTimeout(timer);
         resolve(d as T);
       });
-      this.#send(build(id));
+      w.send(build(id));
     });
   }
 
   /** Replaces the rule set. */
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
-    this.#send({ type: "rules", forwards, openPorts });
+    this.#broadcast({ type: "rules", forwards, openPorts });
   }
   /** Replaces the knock users. */
   setUsers(users: KnockUser[]): void {
-    this.#send({ type: "users", users });
+    this.#admitter.send({ type: "users", users });
   }
   /** Replaces the data-plane settings. */
   setSettings(settings: DatapathSettings): void {
-    this.#send({ type: "settings", settings });
+    this.#broadcast({ type: "settings", settings });
   }
   /** Ends the unlock of `ip`; the removed record, or null when it was not unlocked. */
   revoke(ip: string, by?: string): Promise<UnlockRecord | null> {
@@ -172,8 +269,18 @@ export class DatapathControl implements DatapathApi {
   }
 
   /** The TUN's counters (reads, GSO super packets, ...) and its offloads. */
-  device(): Promise<DeviceStatus> {
-    return this.#ask((id) => ({ type: "query", id, what: "device" }));
+  async device(): Promise<DeviceStatus> {
+    const parts = await Promise.all(
+      this.#workers.map((w) =>
+        this.#ask<DeviceStatus | null>((id) => ({ type: "query", id, what: "device" }), w)
+      ),
+    );
+    const queues: TunStats[] = parts.filter((p) => p !== null).map(({ offloads: _, ...q }) => q);
+    const sum = { ...queues[0] };
+    for (const q of queues.slice(1)) {
+      for (const k of Object.keys(sum) as (keyof TunStats)[]) sum[k] += q[k];
+    }
+    return { ...sum, offloads: parts[0]?.offloads ?? [], queues } as DeviceStatus;
   }
 
   /** The rules by stable id. */
@@ -188,8 +295,12 @@ export class DatapathControl implements DatapathApi {
 
   /** Stops the loop (its final flow snapshot goes to `onFlows`), closes the device and ends the Worker (bounded wait). */
   async stop(): Promise<void> {
-    this.#send({ type: "stop" });
-    await Promise.race([this.#stopped, new Promise((r) => setTimeout(r, 2000))]);
-    this.#worker.terminate();
+    // Trackers first: worker 0's final snapshot then sees no more traffic.
+    await Promise.all(this.#workers.slice(1).map((w) => w.stop()));
+    await this.#workers[0]?.stop();
+    this.#device?.close();
+    this.#device = null;
+    this.#doorbell?.close();
+    this.#doorbell = null;
   }
 }

@@ -42,6 +42,8 @@ export const Drop = {
   TcpOutOfWindow: PARSE_ERROR_COUNT + 15,
   /** A new flow from the LAN to the WAN while no uplink may masquerade (the masquerade list is empty). */
   NoUplink: PARSE_ERROR_COUNT + 16,
+  /** A packet a queue's Worker had to hand to the admission Worker while its handoff ring was full. */
+  HandoffFull: PARSE_ERROR_COUNT + 17,
 } as const;
 
 const DROP_NAMES = [
@@ -62,6 +64,7 @@ const DROP_NAMES = [
   "nat-clash",
   "tcp-out-of-window",
   "no-uplink",
+  "handoff-full",
 ];
 
 /** Number of drop reasons, parse errors included (index 0, "none", unused). */
@@ -92,6 +95,10 @@ export const Stat = {
   PickedUp: DROP_COUNT + 12,
   /** Echo replies to the uplink health probe, consumed (not forwarded, not dropped). */
   ProbeReplies: DROP_COUNT + 13,
+  /** Packets a tracker Worker handed to the admission Worker (worker 0), which counts them again as `HandoffReceived`. */
+  HandedOff: DROP_COUNT + 14,
+  /** Packets worker 0 took from the trackers' handoff rings (not counted again in `RxPackets`). */
+  HandoffReceived: DROP_COUNT + 15,
 } as const;
 
 const STAT_NAMES = [
@@ -109,6 +116,8 @@ const STAT_NAMES = [
   "drops",
   "tcp_picked_up",
   "uplink_probe_replies",
+  "handed_off_packets",
+  "handoff_received_packets",
 ];
 
 /** The verifier's running counts the data plane copies out, once per housekeeping tick. */
@@ -163,6 +172,13 @@ export const COUNTER_SLOTS = RULE_BASE + 2 * MAX_RULE_IDS;
 export function newCounters(shared = true): Float64Array {
   const bytes = COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT;
   return new Float64Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+}
+
+/** The element-wise sum of every Worker's counters (one array per data-plane Worker). */
+export function sumCounters(parts: readonly Float64Array[]): Float64Array {
+  const sum = new Float64Array(COUNTER_SLOTS);
+  for (const c of parts) for (let i = 0; i < COUNTER_SLOTS; i++) sum[i] += c[i];
+  return sum;
 }
 
 /** A plain snapshot of the counters: stats by name and drops by reason (non-zero only). */

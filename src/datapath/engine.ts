@@ -6,7 +6,9 @@
  * call per packet costs 32 us).
  */
 import type { Device } from "../device/device.ts";
+import type { Doorbell } from "../device/mod.ts";
 import { PacketBatch } from "./batch.ts";
+import { type HandoffRing, sleepAll, wakeAll } from "./handoff.ts";
 
 /** What the loop drives: one call per packet, one per housekeeping tick. */
 export interface PacketProcessor {
@@ -19,6 +21,21 @@ export interface PacketProcessor {
   housekeeping(nowMs: number): void | Promise<void>;
   /** Counts a packet the device refused to take. */
   countWriteError(n: number): void;
+  /** A record of a tracker's handoff ring (worker 0 only; see `Pipeline.processHandoff`). */
+  processHandoff?(
+    kind: number,
+    arg: number,
+    value: number,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    csum: number,
+    nowMs: number,
+  ): boolean;
+  /** Called between batches: the processor holds no flow handle now. */
+  quiescent?(): void;
+  /** Called before the loop blocks on the device. */
+  offline?(): void;
 }
 
 /** Options of the run loop. */
@@ -33,7 +50,19 @@ export interface EngineOptions {
   yieldMs?: number;
   /** Int32Array whose slot 0 the control plane bumps when it posts a message. */
   control?: Int32Array;
+  /**
+   * Worker 0: the trackers' handoff rings it drains (its device's wait also
+   * watches their doorbell), each with the tracker's queue: a handed-off
+   * packet goes out there, so the kernel steers the flow's later packets,
+   * both directions, back to that tracker (see handoff.ts).
+   */
+  handoffIn?: { ring: HandoffRing; writer: Device }[];
+  /** A tracker: the ring its processor hands packets into, and worker 0's doorbell to ring. */
+  handoffOut?: { ring: HandoffRing; doorbell: Doorbell };
 }
+
+/** Batches taken from one handoff ring per loop turn at most (the device's own queue waits meanwhile). */
+const HANDOFF_BATCHES_PER_TURN = 4;
 
 /**
  * Yields to the event loop for one macrotask. A MessageChannel round trip lets
@@ -61,6 +90,7 @@ function makeYielder(): { yield: () => Promise<void>; close: () => void } {
 export class Engine {
   #running = false;
   readonly #batch: PacketBatch;
+  readonly #rings: HandoffRing[];
 
   /** Binds the loop to `dev` and `proc`. */
   constructor(
@@ -69,6 +99,7 @@ export class Engine {
     readonly opts: EngineOptions = {},
   ) {
     this.#batch = new PacketBatch(dev, opts.batch ?? 64);
+    this.#rings = (opts.handoffIn ?? []).map((x) => x.ring);
   }
 
   /** Runs until `stop()`. */
@@ -85,8 +116,15 @@ export class Engine {
   async #loop(yieldToEventLoop: () => Promise<void>): Promise<void> {
     const { waitMs = 20, tickMs = 100, yieldMs = 1000, control } = this.opts;
     let nextTick = 0, nextYield = 0;
+    const out = this.opts.handoffOut;
     while (this.#running) {
-      if (this.dev.wait(waitMs)) this.pump(Date.now());
+      if (this.#wait(waitMs)) {
+        const t = Date.now();
+        this.pump(t);
+        this.#drainHandoffs(t);
+      }
+      this.proc.quiescent?.();
+      out?.ring.flush(out.doorbell);
       const now = Date.now();
       if (now >= nextTick) {
         await this.proc.housekeeping(now);
@@ -97,6 +135,61 @@ export class Engine {
         nextYield = Date.now() + yieldMs;
       }
     }
+  }
+
+  /**
+   * Blocks on the device (and the trackers' doorbell) unless a handoff ring
+   * already holds records; true when there may be work.
+   */
+  #wait(waitMs: number): boolean {
+    const rings = this.#rings;
+    if (!sleepAll(rings)) return true;
+    this.proc.offline?.();
+    const ready = this.dev.wait(waitMs);
+    wakeAll(rings);
+    return ready || rings.length > 0;
+  }
+
+  /** Worker 0: processes what the trackers handed over, writing out what passes. */
+  #drainHandoffs(nowMs: number): void {
+    const inbound = this.opts.handoffIn;
+    if (inbound === undefined) return;
+    for (let k = 0; k < inbound.length; k++) {
+      const { ring, writer } = inbound[k];
+      for (let turn = 0; turn < HANDOFF_BATCHES_PER_TURN; turn++) {
+        if (this.#drainBatch(ring, writer, nowMs) < this.#batch.bufs.length) break;
+      }
+    }
+  }
+
+  /** Pops up to one batch from `ring`, writing what passes through `writer`; returns the records taken. */
+  #drainBatch(ring: HandoffRing, writer: Device, nowMs: number): number {
+    const b = this.#batch, proc = this.proc;
+    let n = 0, out = 0;
+    for (; n < b.bufs.length; n++) {
+      const len = ring.pop(b.bufs[n], b.offset);
+      if (len < 0) break;
+      const pass = proc.processHandoff!(
+        ring.kind,
+        ring.arg,
+        ring.value,
+        b.bufs[n],
+        b.offset,
+        len,
+        ring.csum,
+        nowMs,
+      );
+      if (!pass) continue;
+      b.out[out] = b.bufs[n];
+      b.outSizes[out] = len;
+      b.outMeta.csum[out] = ring.csum;
+      out++;
+    }
+    if (out > 0) {
+      const w = writer.write(b.out, b.outSizes, b.outMeta, b.offset, out);
+      if (w < out) proc.countWriteError(out - w);
+    }
+    return n;
   }
 
   /** Stops the loop. */

@@ -114,6 +114,31 @@ export interface DeviceSettings {
   name: string;
   mtu: number;
   offload: boolean;
+  /** TUN queues, one data-plane Worker each (default 1). */
+  queues?: number;
+}
+
+/**
+ * A data-plane Worker's place among the queues. Worker 0 admits (knocks,
+ * unlocks, rules) and owns the flow table; the others track flows it created
+ * and hand it every other packet through their `handoff` ring.
+ */
+export interface WorkerRole {
+  /** Queue number, 0..count-1. */
+  index: number;
+  count: number;
+  /** Every queue's TUN file descriptor, in queue order (opened by the control plane; this Worker reads `fds[index]`). */
+  fds: number[];
+  /** The device's name, MTU and offloads, as the control plane opened it. */
+  name: string;
+  mtu: number;
+  offload: boolean;
+  /** The shared flow table (`ConnTable.createBuffer`). */
+  table: SharedArrayBuffer;
+  /** The handoff rings of trackers 1..count-1, in order (worker 0 consumes all; tracker k produces `rings[k - 1]`). */
+  rings: SharedArrayBuffer[];
+  /** Worker 0's doorbell (an eventfd), rung by the trackers when they hand over packets. */
+  doorbell: number;
 }
 
 /** What the data plane answers queries about (`uplinks`: `UplinkStatus[]`). */
@@ -135,6 +160,9 @@ export type ToWorker =
     flows: Uint8Array | null;
     counters: SharedArrayBuffer;
     control: SharedArrayBuffer;
+    role: WorkerRole;
+    /** The offloads the kernel accepted when the control plane opened the device. */
+    offloads: string[];
   }
   | { type: "rules"; forwards: PortForwardRule[]; openPorts: OpenPortsRule[] }
   | { type: "users"; users: KnockUser[] }
@@ -146,6 +174,8 @@ export type ToWorker =
 /** The TUN's counters and the offloads the kernel accepted (the `device` query). */
 export interface DeviceStatus extends TunStats {
   offloads: string[];
+  /** Each queue's counters, in queue order (their sum is the rest of this record). */
+  queues?: TunStats[];
 }
 
 /** Worker to control plane. */

@@ -52,6 +52,7 @@ import {
   UdpPacket,
 } from "../packet/mod.ts";
 import { Admission, ADMITTED } from "./admission.ts";
+import { HANDOFF_PACKET, HANDOFF_REOPEN, HANDOFF_TOUCH, type HandoffRing } from "./handoff.ts";
 import { Drop, MAX_RULE_IDS, RULE_BASE, Stat } from "./counters.ts";
 import { FlowSnapshots, type RestoreResult } from "./flow_snapshot.ts";
 import { FragmentTable } from "./fragments.ts";
@@ -92,6 +93,18 @@ export interface PipelineInit {
    * false (verify).
    */
   ipv4HeaderChecked?: boolean;
+  /**
+   * The flow table shared by the queues' Workers (`ConnTable.createBuffer`)
+   * and this Worker's number among `workers`; absent: a table of its own.
+   */
+  table?: { buffer: SharedArrayBuffer; workers: number; worker: number };
+  /**
+   * Makes this pipeline a tracker (a queue other than 0): it forwards packets
+   * of flows in the shared table and hands everything else (a new flow, a
+   * reopening SYN, an unknown fragment, an unlock refresh) to worker 0
+   * through this ring. Absent: this pipeline admits (worker 0, or the only one).
+   */
+  handoff?: HandoffRing;
 }
 
 /** Parse, track, apply admission's verdict, translate. One instance per data-plane Worker. */
@@ -108,6 +121,10 @@ export class Pipeline implements PacketProcessor {
   readonly #c: Float64Array;
   readonly #clock: Clock;
   readonly #ipv4HeaderChecked: boolean;
+  readonly #handoff: HandoffRing | null;
+  // The current packet's checksum state and length, for a handoff.
+  #csum = 0;
+  #len = 0;
   readonly #ip = new Ipv4Packet();
   readonly #tcp = new TcpPacket();
   readonly #udp = new UdpPacket();
@@ -127,7 +144,15 @@ export class Pipeline implements PacketProcessor {
     this.#c = init.counters;
     this.#clock = init.clock ?? systemClock;
     this.#ipv4HeaderChecked = init.ipv4HeaderChecked ?? false;
-    this.ct = new ConnTable({ capacity: s.maxFlows });
+    this.#handoff = init.handoff ?? null;
+    const t = init.table;
+    this.ct = new ConnTable({
+      capacity: s.maxFlows,
+      buffer: t?.buffer,
+      workers: t?.workers ?? 1,
+      worker: t?.worker ?? 0,
+      role: this.#handoff === null ? "owner" : "tracker",
+    });
     this.#touchedAt = new Uint32Array(s.maxFlows);
     this.admission = new Admission({ ...init, ct: this.ct });
     this.unlocks = this.admission.unlocks;
@@ -232,6 +257,10 @@ export class Pipeline implements PacketProcessor {
 
   /** Expiry of flows, unlocks, sequences and fragments; flow checkpoints; uplink probes; sequence refresh; event flush. */
   async housekeeping(nowMs: number): Promise<void> {
+    if (this.#handoff !== null) {
+      this.fragments.sweep(nowMs); // worker 0 does the rest
+      return;
+    }
     this.ct.expire(Math.floor(nowMs / 1000));
     this.uplinks.tick(nowMs);
     if (this.#emitFlows !== undefined) {
@@ -266,7 +295,48 @@ export class Pipeline implements PacketProcessor {
     const c = this.#c;
     c[Stat.RxPackets]++;
     c[Stat.RxBytes] += len;
-    const pass = this.#decide(buf, off, len, csum, nowMs);
+    return this.#sent(this.#decide(buf, off, len, csum, nowMs), buf, off, len);
+  }
+
+  /**
+   * Processes one record of a tracker's handoff ring (worker 0): a packet
+   * for the slow path, a reopening SYN of flow `arg`, or an unlock refresh
+   * of source `arg` by `value` bytes (no packet). True to send the packet on.
+   */
+  processHandoff(
+    kind: number,
+    arg: number,
+    value: number,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    csum: number,
+    nowMs: number,
+  ): boolean {
+    if (kind === HANDOFF_TOUCH) {
+      this.unlocks.touch(arg >>> 0, nowMs, value);
+      return false;
+    }
+    this.#c[Stat.HandoffReceived]++;
+    const pass = kind === HANDOFF_REOPEN
+      ? this.#decideReopen(buf, off, len, csum, arg, nowMs)
+      : this.#decide(buf, off, len, csum, nowMs);
+    return this.#sent(pass, buf, off, len);
+  }
+
+  /** This Worker holds no flow handle (between batches; see ConnTable.quiescent). */
+  quiescent(): void {
+    this.ct.quiescent();
+  }
+
+  /** This Worker is about to block on its device. */
+  offline(): void {
+    this.ct.offline();
+  }
+
+  /** Counts a packet that passes and takes its hop off. */
+  #sent(pass: boolean, buf: Uint8Array, off: number, len: number): boolean {
+    const c = this.#c;
     if (pass) {
       // Forwarded (not to our own addresses), it lost a hop into the TUN and loses one out of it.
       const d = read32(buf, off + IPV4_DST);
@@ -279,6 +349,8 @@ export class Pipeline implements PacketProcessor {
 
   /** Validates, tracks and translates one packet; true to send it on. */
   #decide(buf: Uint8Array, off: number, len: number, csum: number, nowMs: number): boolean {
+    this.#csum = csum;
+    this.#len = len;
     const ip = this.#ip.bind(buf, off, len);
     const err = ip.check();
     if (err !== ParseError.None) return this.#drop(err);
@@ -306,6 +378,43 @@ export class Pipeline implements PacketProcessor {
       : this.#slowPath(ip, proto, len, partial, nowMs);
     if (pass && ip.moreFragments()) this.#rememberFragment(ip, src, dst, proto, nowMs);
     return pass;
+  }
+
+  /**
+   * A SYN a tracker found reopening flow `id`: judged by admission if the
+   * tuple still names that flow, else like any packet (the flow left meanwhile).
+   */
+  #decideReopen(
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    csum: number,
+    id: number,
+    nowMs: number,
+  ): boolean {
+    const ip = this.#ip.bind(buf, off, len);
+    if (ip.check() !== ParseError.None || ip.isFragment()) {
+      return this.#decide(buf, off, len, csum, nowMs);
+    }
+    const proto = ip.protocol();
+    const perr = this.#parseL4(ip, proto, false);
+    if (perr !== ParseError.None) return this.#drop(perr);
+    this.#csum = csum;
+    this.#len = len;
+    const h = this.ct.lookup(proto, ip.src(), this.#sport, ip.dst(), this.#dport);
+    if (h < 0 || h >> 1 !== id) return this.#decide(buf, off, len, csum, nowMs);
+    return this.#reopen(id, ip, len, csum === CSUM_PARTIAL, nowMs);
+  }
+
+  /**
+   * A tracker hands the current packet (with the virtio-net header before
+   * it) to worker 0; false: it is not sent from here.
+   */
+  #handOff(kind: number, arg: number, ip: Ipv4Packet): false {
+    const ok = this.#handoff!.push(kind, arg, this.#csum, ip.buf, ip.off, this.#len);
+    if (!ok) return this.#drop(Drop.HandoffFull);
+    this.#c[Stat.HandedOff]++;
+    return false;
   }
 
   /** Validates the L4 header (its checksum when `unchecked`) and reads its ports and flags. */
@@ -366,7 +475,8 @@ export class Pipeline implements PacketProcessor {
     if ((flags & FLAG_GATED) !== 0 && (h & 1) === 0 && ct.lastSeen(id) !== this.#touchedAt[id]) {
       // An admitted flow keeps its unlock alive; once a second is enough.
       this.#touchedAt[id] = ct.lastSeen(id);
-      this.unlocks.touch(ct.origSrc(id), nowMs, len);
+      if (this.#handoff === null) this.unlocks.touch(ct.origSrc(id), nowMs, len);
+      else this.#handoff.note(HANDOFF_TOUCH, ct.origSrc(id), len);
     }
     this.#c[Stat.FastPath]++;
     this.#countRule(ct.ruleId[id], len);
@@ -402,6 +512,7 @@ export class Pipeline implements PacketProcessor {
 
   /** A SYN starts a new connection on a finished flow's tuple: admission judges it anew. */
   #reopen(id: number, ip: Ipv4Packet, len: number, partial: boolean, nowMs: number): boolean {
+    if (this.#handoff !== null) return this.#handOff(HANDOFF_REOPEN, id, ip);
     this.#c[Stat.SlowPath]++;
     const v = this.admission.reopen(
       id,
@@ -431,6 +542,7 @@ export class Pipeline implements PacketProcessor {
 
   /** A packet without a flow: admission decides; an admitted one is tracked and translated. */
   #slowPath(ip: Ipv4Packet, proto: number, len: number, partial: boolean, nowMs: number): boolean {
+    if (this.#handoff !== null) return this.#handOff(HANDOFF_PACKET, 0, ip);
     if (
       proto === PROTO_ICMP && this.#icmpType === ICMP_ECHO_REPLY &&
       this.uplinks.onReply(ip.buf, ip.payloadOffset(), ip.payloadLen(), ip.src(), ip.dst(), nowMs)
@@ -514,6 +626,7 @@ export class Pipeline implements PacketProcessor {
   /** A non-first fragment: translated like its first fragment, or dropped. */
   #laterFragment(ip: Ipv4Packet, partial: boolean, nowMs: number): boolean {
     const f = this.fragments.find(ip.src(), ip.dst(), ip.protocol(), ip.ident(), nowMs);
+    if (!f && this.#handoff !== null) return this.#handOff(HANDOFF_PACKET, 0, ip);
     if (!f) return this.#drop(Drop.FragmentOrphan);
     if (f.newSrc !== f.src) rewriteSource(ip.buf, ip.off, f.newSrc, 0, partial);
     if (f.newDst !== f.dst) rewriteDestination(ip.buf, ip.off, f.newDst, 0, partial);

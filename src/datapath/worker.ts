@@ -1,20 +1,24 @@
 /**
- * The data-plane Worker: opens the TUN device, builds the pipeline and runs
- * the blocking loop; the main thread (control plane) talks to it by messages
- * and reads its counters from shared memory.
+ * A data-plane Worker: reads one TUN queue (the control plane opened the
+ * device and hands each Worker its queue's fd), builds the pipeline and runs
+ * the blocking loop; the main thread talks to it by messages and reads its
+ * counters from shared memory. Worker 0 admits and owns the flow table; the
+ * others are trackers (see `WorkerRole` and the handoff ring in handoff.ts).
  */
 /// <reference lib="deno.worker" />
-import { IcmpSocket, setThreadNice, TunDevice } from "../device/mod.ts";
+import { Doorbell, IcmpSocket, setThreadNice, TunQueue } from "../device/mod.ts";
 import { parseIpv4 } from "../packet/mod.ts";
 import { Engine } from "./engine.ts";
 import { KIND_FINAL } from "./flow_snapshot.ts";
+import { HandoffRing } from "./handoff.ts";
 import type { DatapathUplink, FromWorker, RestoredFlows, ToWorker } from "./messages.ts";
 import { Pipeline } from "./pipeline.ts";
 import type { ProbeSender } from "./uplink_monitor.ts";
 
 let engine: Engine | null = null;
 let pipeline: Pipeline | null = null;
-let device: TunDevice | null = null;
+let device: TunQueue | null = null;
+let offloads: string[] = [];
 const post = (m: FromWorker, transfer: Transferable[] = []) => self.postMessage(m, { transfer });
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
@@ -41,7 +45,7 @@ function handle(m: ToWorker): void {
       return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now(), m.by) });
     case "query":
       if (m.what === "device") {
-        const data = device && { ...device.stats(), offloads: [...device.offloads] };
+        const data = device && { ...device.stats(), offloads };
         return post({ type: "reply", id: m.id, data });
       }
       return post({ type: "reply", id: m.id, data: pipeline.query(m.what, m.limit ?? 1000) });
@@ -56,36 +60,56 @@ const DATAPLANE_NICE = -10;
 function start(m: Extract<ToWorker, { type: "init" }>): void {
   // Forwarding must not starve behind the traffic it forwards (senders, servers on the host).
   if (!setThreadNice(DATAPLANE_NICE)) console.error("data plane: cannot raise thread priority");
-  const dev = TunDevice.open({ name: m.device.name, mtu: m.device.mtu, offload: m.device.offload });
+  const role = m.role, admits = role.index === 0;
+  const queue = (i: number) => TunQueue.fromFd(role.fds[i], role.name, role.mtu, role.offload);
+  const dev = queue(role.index);
   device = dev;
-  console.log(`data plane: ${dev.name} offloads ${dev.offloads.join(" ") || "none"}`);
-  const probes = openProbeSockets(m.settings.uplinks);
+  offloads = m.offloads;
+  const bell = role.count > 1 ? Doorbell.fromFd(role.doorbell) : null;
+  const rings = role.rings.map((b) => new HandoffRing(b));
+  if (admits && bell !== null) dev.setDoorbell(bell);
+  const out = admits ? undefined : rings[role.index - 1];
+  const probes = admits ? openProbeSockets(m.settings.uplinks) : null;
   pipeline = new Pipeline({
-    probeSender: probes.sender,
+    probeSender: probes?.sender,
     ipv4HeaderChecked: dev.ipv4HeaderChecked,
+    table: { buffer: role.table, workers: role.count, worker: role.index },
+    handoff: out,
     settings: m.settings,
     forwards: m.forwards,
     openPorts: m.openPorts,
     counters: new Float64Array(m.counters),
     emit: (events) => post({ type: "events", events }),
     emitKnockState: (records) => post({ type: "knock-state", records }),
-    emitFlows: (snapshot) =>
-      post({ type: "flows", snapshot, final: false }, [snapshot.buffer as ArrayBuffer]),
+    emitFlows: admits
+      ? (snapshot) =>
+        post({ type: "flows", snapshot, final: false }, [snapshot.buffer as ArrayBuffer])
+      : undefined,
   });
-  pipeline.restoreUnlocks(m.unlocks, Date.now());
-  pipeline.restoreKnockState(m.knockState, Date.now());
-  // Before the loop reads the device: no packet of a restored flow meets an empty table.
-  const restored = m.flows ? restoreFlows(pipeline, m.flows) : null;
+  let restored: RestoredFlows | null = null;
+  if (admits) {
+    pipeline.restoreUnlocks(m.unlocks, Date.now());
+    pipeline.restoreKnockState(m.knockState, Date.now());
+    // Before the loop reads the device: no packet of a restored flow meets an empty table.
+    restored = m.flows ? restoreFlows(pipeline, m.flows) : null;
+  }
   const proc = pipeline;
-  engine = new Engine(dev, proc, { control: new Int32Array(m.control) });
-  pipeline.setUsers(m.users).then(() => {
+  engine = new Engine(dev, proc, {
+    control: new Int32Array(m.control),
+    handoffIn: admits && rings.length > 0
+      ? rings.map((ring, k) => ({ ring, writer: queue(k + 1) }))
+      : undefined,
+    handoffOut: out && bell ? { ring: out, doorbell: bell } : undefined,
+  });
+  pipeline.setUsers(admits ? m.users : []).then(() => {
     post({ type: "ready", device: dev.name, restored });
     return engine!.run();
   }).then(() => {
-    const snapshot = proc.finalSnapshot(Date.now());
-    post({ type: "flows", snapshot, final: true }, [snapshot.buffer as ArrayBuffer]);
-    dev.close();
-    probes.close();
+    if (admits) {
+      const snapshot = proc.finalSnapshot(Date.now());
+      post({ type: "flows", snapshot, final: true }, [snapshot.buffer as ArrayBuffer]);
+    }
+    probes?.close();
     post({ type: "stopped" });
   }).catch((err) => post({ type: "fatal", message: String(err?.stack ?? err) }));
 }

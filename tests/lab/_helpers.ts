@@ -30,6 +30,8 @@ export interface ConfigEdits {
   idleTimeoutSec?: number;
   /** Syslog collectors. */
   syslog?: { host: string; port: number; format: "rfc5424" | "rfc3164" }[];
+  /** TUN queues (`tun.queues`), one data-plane Worker each. */
+  queues?: number;
 }
 
 /** Replaces `from` in `text`, throwing when it is not there (the default config changed). */
@@ -59,6 +61,9 @@ export async function writeTestConfig(edits: ConfigEdits = {}): Promise<string> 
   }
   if (edits.syslog) {
     text = replaceOnce(text, /"syslog":\s*\[\]/, `"syslog": ${JSON.stringify(edits.syslog)}`);
+  }
+  if (edits.queues !== undefined) {
+    text = replaceOnce(text, /"queues":\s*"auto"/, `"queues": ${edits.queues}`);
   }
   const file = `${dir}/appliance.jsonc`;
   await Deno.writeTextFile(file, text);
@@ -253,8 +258,10 @@ export interface Status {
   stats: Record<string, number>;
   drops: Record<string, number>;
   conntrack: Record<string, number>;
-  /** The TUN's counters (`TunStats`) and `offloads`. */
-  device: Record<string, number> & { offloads?: string[] };
+  /** The TUN's counters (`TunStats`) and `offloads`; `queues`: each queue's. */
+  device: Record<string, number> & { offloads?: string[]; queues?: Record<string, number>[] };
+  /** Each data-plane Worker's stats, in TUN queue order. */
+  queues: Record<string, number>[];
 }
 
 /** Sends SIGUSR2 and returns the status line it prints (within 5 s). */

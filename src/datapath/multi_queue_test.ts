@@ -1,0 +1,180 @@
+/**
+ * Two pipelines over one shared flow table, as two queues' Workers run them:
+ * worker 0 admits, worker 1 tracks and hands everything else over its ring.
+ * One thread drives both, so every interleaving here is a chosen one (the
+ * concurrent cases are conntrack's Worker tests).
+ */
+import assert from "node:assert/strict";
+import { ManualClock } from "../clock.ts";
+import { ConnTable, TCP_TIME_WAIT } from "../conntrack/mod.ts";
+import { knockSequenceAt } from "../knock/sequence.ts";
+import {
+  buildTcp,
+  buildUdp,
+  formatIpv4,
+  Ipv4Packet,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_SYN,
+} from "../packet/mod.ts";
+import { Drop, newCounters, Stat } from "./counters.ts";
+import { HandoffRing } from "./handoff.ts";
+import { Pipeline } from "./pipeline.ts";
+import { CLIENT, CLIENT2, forward, SECRET, SERVER, SETTINGS, T0, WAN } from "./_test_fixtures.ts";
+
+const RULES = [forward("web", 52201, 8080, true)];
+
+async function pair(ringBytes = 1 << 16) {
+  const table = ConnTable.createBuffer({ capacity: SETTINGS.maxFlows, workers: 2 });
+  const ring = new HandoffRing(HandoffRing.allocate(ringBytes));
+  const make = (worker: number) => {
+    const counters = newCounters(false);
+    const p = new Pipeline({
+      settings: SETTINGS,
+      forwards: RULES,
+      openPorts: [],
+      counters,
+      emit: () => {},
+      clock: new ManualClock(T0),
+      table: { buffer: table, workers: 2, worker },
+      handoff: worker === 0 ? undefined : ring,
+    });
+    return { p, counters };
+  };
+  const owner = make(0);
+  await owner.p.setUsers([{
+    user: "alice",
+    secret: SECRET,
+    firstPort: 41001,
+    length: 3,
+    transport: "any",
+  }]);
+  return { owner, tracker: make(1), ring };
+}
+
+/** Runs `pkt` through `p`; the rewritten copy, or null when not sent from there. */
+function run(p: Pipeline, pkt: Uint8Array, now = T0): Uint8Array | null {
+  const buf = pkt.slice();
+  return p.process(buf, 0, buf.length, 0, now) ? buf : null;
+}
+
+/** Worker 0 takes every record of `ring`; the packets it sends on. */
+function drain(ring: HandoffRing, owner: Pipeline, now = T0): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const buf = new Uint8Array(65536);
+  for (let len = ring.pop(buf, 0); len >= 0; len = ring.pop(buf, 0)) {
+    if (owner.processHandoff(ring.kind, ring.arg, ring.value, buf, 0, len, ring.csum, now)) {
+      out.push(buf.slice(0, len));
+    }
+  }
+  return out;
+}
+
+function tcp(src: string, dst: string, sport: number, dport: number, flags: number, seq = 1000) {
+  return buildTcp({ src, dst, srcPort: sport, dstPort: dport, flags, seq, ack: 1, window: 64240 });
+}
+
+function dst(pkt: Uint8Array): string {
+  return formatIpv4(new Ipv4Packet().bind(pkt).dst());
+}
+
+Deno.test("a knock split over two queues unlocks; the tracker hands the SYN over", async () => {
+  const { owner, tracker, ring } = await pair();
+  const seq = await knockSequenceAt(SECRET, Math.floor(T0 / 1000), 41001, 3);
+  // The knocks alternate between the tracker and worker 0: each ring drain keeps their order.
+  seq.forEach((port, i) => {
+    assert.equal(run(i % 2 ? owner.p : tracker.p, tcp(CLIENT, WAN, 40000, port, TCP_SYN)), null);
+    assert.deepEqual(drain(ring, owner.p), []);
+  });
+  await owner.p.housekeeping(T0);
+  assert.deepEqual(owner.p.unlocks.list().map((u) => u.ip), [CLIENT]);
+
+  assert.equal(run(tracker.p, tcp(CLIENT, WAN, 42829, 52201, TCP_SYN)), null, "handed over");
+  const sent = drain(ring, owner.p);
+  assert.equal(sent.length, 1);
+  assert.equal(dst(sent[0]), SERVER);
+  const viaTracker = Math.ceil(seq.length / 2) + 1;
+  assert.equal(tracker.counters[Stat.HandedOff], viaTracker);
+  assert.equal(owner.counters[Stat.HandoffReceived], viaTracker);
+  assert.equal(owner.counters[Stat.FlowsAdmittedByKnock], 1);
+
+  // The reply reaches worker 0, the client's ACK the tracker: both forward from the shared table.
+  const synAck = run(owner.p, tcp(SERVER, CLIENT, 8080, 42829, TCP_SYN | TCP_ACK, 5000));
+  assert.ok(synAck);
+  assert.equal(formatIpv4(new Ipv4Packet().bind(synAck).src()), WAN);
+  const ack = run(tracker.p, tcp(CLIENT, WAN, 42829, 52201, TCP_ACK, 1001));
+  assert.ok(ack, "the tracker forwards the flow worker 0 created");
+  assert.equal(dst(ack), SERVER);
+  assert.equal(tracker.counters[Stat.FastPath], 1);
+  assert.equal(owner.p.ct.size, 1);
+});
+
+Deno.test("a locked source's SYN through a tracker is judged and dropped by worker 0", async () => {
+  const { owner, tracker, ring } = await pair();
+  for (let i = 0; i < 10; i++) {
+    assert.equal(run(tracker.p, tcp(CLIENT2, WAN, 30000 + i, 52201, TCP_SYN)), null);
+  }
+  assert.deepEqual(drain(ring, owner.p), []);
+  assert.equal(owner.counters[Drop.Locked], 10);
+  assert.equal(tracker.counters[Drop.Locked], 0);
+  assert.equal(owner.p.ct.size, 0);
+});
+
+Deno.test("a SYN reopening a finished flow on a tracker is judged again by worker 0", async () => {
+  const { owner, tracker, ring } = await pair();
+  owner.p.setSettings({ ...SETTINGS, allow: [`${CLIENT}/32`] });
+  tracker.p.setSettings({ ...SETTINGS, allow: [`${CLIENT}/32`] });
+  const steps: [Pipeline, Uint8Array][] = [
+    [owner.p, tcp(CLIENT, WAN, 42000, 52201, TCP_SYN, 1000)],
+    [owner.p, tcp(SERVER, CLIENT, 8080, 42000, TCP_SYN | TCP_ACK, 5000)],
+    [tracker.p, tcp(CLIENT, WAN, 42000, 52201, TCP_ACK, 1001)],
+    [tracker.p, tcp(CLIENT, WAN, 42000, 52201, TCP_FIN | TCP_ACK, 1001)],
+    [owner.p, tcp(SERVER, CLIENT, 8080, 42000, TCP_FIN | TCP_ACK, 5001)],
+    [tracker.p, tcp(CLIENT, WAN, 42000, 52201, TCP_ACK, 1002)],
+  ];
+  for (const [p, pkt] of steps) assert.ok(run(p, pkt), "handshake and close");
+  const flow = owner.p.ct.snapshot(10)[0];
+  assert.equal(owner.p.ct.tcpState(flow.id), TCP_TIME_WAIT);
+  // The now locked-down source (allow-list emptied) reuses the tuple through the tracker.
+  owner.p.setSettings(SETTINGS);
+  tracker.p.setSettings(SETTINGS);
+  assert.equal(run(tracker.p, tcp(CLIENT, WAN, 42000, 52201, TCP_SYN, 90000)), null);
+  assert.deepEqual(drain(ring, owner.p), [], "worker 0 refuses the reopening SYN");
+  assert.equal(owner.counters[Drop.Locked], 1);
+  // A retransmission finds no flow (worker 0 killed it) and is refused again.
+  assert.equal(run(tracker.p, tcp(CLIENT, WAN, 42000, 52201, TCP_SYN, 90000)), null);
+  assert.deepEqual(drain(ring, owner.p), []);
+  assert.equal(owner.counters[Drop.Locked], 2);
+});
+
+Deno.test("a gated flow's packets on a tracker keep its unlock alive at worker 0", async () => {
+  const { owner, tracker, ring } = await pair();
+  const seq = await knockSequenceAt(SECRET, Math.floor(T0 / 1000), 41001, 3);
+  for (const port of seq) run(owner.p, tcp(CLIENT, WAN, 40000, port, TCP_SYN));
+  await owner.p.housekeeping(T0);
+  assert.ok(run(owner.p, buildUdp({ src: CLIENT, dst: WAN, srcPort: 5000, dstPort: 52201 })));
+  const later = T0 + 30_000;
+  const out = run(
+    tracker.p,
+    buildUdp({ src: CLIENT, dst: WAN, srcPort: 5000, dstPort: 52201 }),
+    later,
+  );
+  assert.ok(out, "the tracker forwards the gated flow");
+  assert.deepEqual(drain(ring, owner.p, later), []);
+  const u = owner.p.unlocks.list().find((x) => x.ip === CLIENT);
+  assert.equal(u?.lastSeen, later, "the refresh reached worker 0's unlock table");
+});
+
+Deno.test("a full handoff ring drops and counts; nothing half-written reaches worker 0", async () => {
+  const { owner, tracker, ring } = await pair(4096);
+  let dropped = 0;
+  for (let i = 0; i < 200; i++) {
+    run(tracker.p, tcp(CLIENT2, WAN, 20000 + i, 52201, TCP_SYN));
+    dropped = tracker.counters[Drop.HandoffFull];
+  }
+  assert.ok(dropped > 0, "the ring filled");
+  assert.equal(tracker.counters[Stat.HandedOff] + dropped, 200);
+  drain(ring, owner.p);
+  assert.equal(owner.counters[Stat.HandoffReceived], tracker.counters[Stat.HandedOff]);
+  assert.equal(owner.counters[Drop.Locked], tracker.counters[Stat.HandedOff]);
+});
