@@ -103,6 +103,7 @@ Deno.test("bench: the targets table gives each of issue 11's targets a ratio and
       pingCount: 1,
       connectSamples: 1,
       knockSamples: 1,
+      queues: 2,
       ceiling: null,
     },
     appliancePid: 1,

@@ -14,6 +14,7 @@ import {
   TCP_SYN,
   TcpSegment,
 } from "../../src/conntrack/mod.ts";
+import { adviseHugePages } from "../../src/device/mod.ts";
 
 /** What `runConntrackBench` measured for one table size. */
 export interface ConntrackBenchResult {
@@ -92,7 +93,10 @@ function benchSize(n: number): ConntrackBenchResult {
   }
 
   const before = memory();
-  const t = new ConnTable({ capacity: n });
+  // As the appliance maps it (src/datapath/control.ts): one shared buffer on huge pages.
+  const buffer = ConnTable.createBuffer({ capacity: n });
+  adviseHugePages(buffer);
+  const t = new ConnTable({ capacity: n, buffer });
   const seg = new TcpSegment();
   const ids = new Int32Array(n).fill(-1);
   const spec = new FlowSpec();

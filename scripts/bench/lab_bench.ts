@@ -51,6 +51,8 @@ export interface LabBenchOptions {
   connectSamples: number;
   /** Knock latency samples. */
   knockSamples: number;
+  /** The appliance's `tun.queues` (one data-plane Worker each). */
+  queues: number;
   /** The ceiling sections (one-uplink lab only); null skips them. */
   ceiling: Omit<CeilingOptions, "log" | "reps"> | null;
   /** Progress lines go here. */
@@ -188,9 +190,11 @@ async function nftLoad(lab: BenchLab, ns: "appliance" | "server", text: string):
 export async function benchConfig(
   dir: string,
   source = "config/appliance.jsonc",
+  queues?: number,
 ): Promise<string> {
   const text = await Deno.readTextFile(`${root}${source}`);
   const c = parseJsonc(text).value as Record<string, Record<string, unknown>>;
+  if (queues !== undefined) c.tun = { ...c.tun, queues };
   // Client 1 skips the gate for the transfers; client 2 knocks, and its unlock lapses after 1 s.
   c.admission = { allow: [`${LAB.client}/32`] };
   c.knock = { ...c.knock, lifetimeSeconds: 1 };
@@ -489,6 +493,7 @@ export async function runLabBench(
     const config = await benchConfig(
       dir,
       topology === "one-uplink" ? "config/appliance.jsonc" : "config/lab-two-uplinks.jsonc",
+      o.queues,
     );
     o.log(`lab: starting the kernel-NAT lab${what}`);
     const kl = await startKernelLab(topology, labs);

@@ -25,6 +25,7 @@ import { DEFAULT_STEPS } from "./ceiling.ts";
 import { type BenchRun, renderMarkdown } from "./report.ts";
 import { taskArgs } from "../../src/cli/task_args.ts";
 import { DATAPLANE_V8_FLAGS } from "../../src/datapath/v8_flags.ts";
+import { autoQueues } from "../../src/config/load.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const self = new URL(import.meta.url).pathname;
@@ -48,6 +49,7 @@ const USAGE = `Usage: deno task bench [--quick] [options]
   --no-ceiling         skip the ceiling sections (stepped UDP, UDP_SEGMENT, SYN flood)
   --sizes A,B,C        conntrack table sizes (default 10000,100000,1000000)
   --uplinks LIST       lab topologies: 1 (one uplink), 2 (two ISPs), or 1,2 (default)
+  --queues N           the appliance's TUN queues, one Worker each (default: the config's "auto")
   --no-lab             only the in-memory benchmarks
   --no-micro           only the lab
   --docs / --no-docs   write docs/bench.md (default: for full runs of every part only)
@@ -73,6 +75,7 @@ function flags() {
       "no-ceiling": { type: "boolean", default: false },
       sizes: { type: "string", default: "10000,100000,1000000" },
       uplinks: { type: "string", default: "1,2" },
+      queues: { type: "string" },
       "no-lab": { type: "boolean", default: false },
       "no-micro": { type: "boolean", default: false },
       docs: { type: "boolean" },
@@ -166,6 +169,7 @@ async function main(): Promise<number> {
     pingCount: positive("ping-count", f["ping-count"], q ? 20 : 50),
     connectSamples: q ? 5 : 20,
     knockSamples: positive("knock-samples", f["knock-samples"], q ? 2 : 5),
+    queues: f.queues ? Math.round(positive("queues", f.queues, 1)) : autoQueues(),
     ceiling: f["no-ceiling"] ? null : {
       udpSenders: Math.round(positive("udp-senders", f["udp-senders"], 2)),
       udpSize: positive("udp-size", f["udp-size"], 64),

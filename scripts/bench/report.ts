@@ -552,7 +552,8 @@ export function renderMarkdown(run: BenchRun): string {
         "198.51.100.1:52202 -> 192.0.2.12:5201 (tcp+udp), 52201 -> 8080, masquerade of " +
         "192.0.2.0/24 out of wan0, ip_forward=1, and (the gate's twin, for the SYN flood) a " +
         "raw-priority prerouting drop of TCP to 52201 from sources outside a set holding " +
-        "203.0.113.10. Appliance: config/appliance.jsonc with " +
+        "203.0.113.10. Appliance: config/appliance.jsonc " +
+        `(${o.queues ?? 1} TUN queues, one data-plane Worker each) with ` +
         "203.0.113.10/32 allow-listed (no knock for the transfers) and 1 s unlocks.",
       "- TCP: iperf3 from client 203.0.113.10 to 198.51.100.1:52202, receiver's rate.",
       `- UDP: ${o.udpSize}-byte UDP payload (${o.udpSize + 28} B IP packet, ${
