@@ -125,6 +125,13 @@
  *   bits, counters, a last packet) land in the limbo slot and are wiped
  *   when the id is reused. Holders across batches (the API, events) keep
  *   (id, generation): see `generation()`.
+ * - A Worker's loop: `quiescent()` before each read batch (the first one
+ *   too), `offline()` before it blocks in poll; the owner's `expire()` runs
+ *   often (it applies the rings, turns the wheel and moves the limbo on). A
+ *   Worker that stops without `offline()` holds every later free in limbo
+ *   (creates then fail FULL: `stats().limbo` shows it). A status-page view
+ *   maps with `role: "tracker"` and never calls `quiescent()`: it changes
+ *   nothing, and what it reads of a flow being freed may be half old.
  * - With `workers` 1 none of this runs: frees go straight to the free list,
  *   no lock, no atomics beyond today's, `quiescent()` does nothing.
  * - Shards (`shards`, `shard`: several owners, each of an id range with its

@@ -118,3 +118,29 @@ Deno.test("an entry due now, scheduled while a slot is half done, is not lost", 
   wheel.advance(1002, 1e9, onDue);
   assert.deepEqual(due.sort((a, b) => a - b), [0, 1, 2, 3, 4, 9]);
 });
+
+Deno.test("a doomed id is due at its slot even when its expiry moved later (a kill racing a refresh)", () => {
+  const expiresAt = new Uint32Array(3);
+  const doomed = new Uint8Array(3);
+  const wheel = new TimerWheel(3, 8, expiresAt, {
+    heads: new Int32Array(8),
+    next: new Int32Array(3),
+    prev: new Int32Array(3),
+    at: new Uint32Array(3),
+    fresh: true,
+    doomed,
+    doomBit: 0x04,
+  });
+  wheel.start(1000);
+  const due: number[] = [];
+  for (const id of [0, 1, 2]) {
+    expiresAt[id] = 1002;
+    wheel.schedule(id);
+  }
+  expiresAt[0] = expiresAt[1] = 1500; // refreshed after the kill's expiry was set
+  doomed[0] = 0x04; // killed
+  doomed[2] = 0x01; // another bit: no effect
+  wheel.advance(1002, 1e9, (id) => due.push(id));
+  assert.deepEqual(due.sort(), [0, 2]);
+  assert.equal(wheel.isScheduled(1), true, "the refreshed, live id moved on");
+});
