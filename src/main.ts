@@ -345,10 +345,15 @@ export async function main(args: string[]): Promise<number> {
     `appliance ready: ${config.tun.name} WAN ${uplinkSummary(config)} LAN ${config.lan.address} ` +
       `management https://${config.management.listen}:${config.management.port}/`,
   );
-  await new Promise<void>((resolve) => {
-    Deno.addSignalListener("SIGINT", resolve);
-    Deno.addSignalListener("SIGTERM", resolve);
-  });
+  const failure = await Promise.race([
+    new Promise<null>((resolve) => {
+      Deno.addSignalListener("SIGINT", () => resolve(null));
+      Deno.addSignalListener("SIGTERM", () => resolve(null));
+    }),
+    plane.failed,
+  ]);
+  // A Worker that failed leaves its queue unread: stop whole (fail closed) for a clean restart.
+  if (failure !== null) console.error(`data plane failed (${failure}): stopping the appliance`);
   console.log("appliance stopping");
   clearInterval(saver);
   await Promise.all(servers.map((srv) => srv.shutdown()));
@@ -359,5 +364,5 @@ export async function main(args: string[]): Promise<number> {
   await store.knockState.flushed();
   store.close();
   await logger.close();
-  return 0;
+  return failure === null ? 0 : 1;
 }

@@ -97,12 +97,23 @@ export class DatapathControl implements DatapathApi {
   restored: RestoredFlows | null = null;
   #device: TunDevice | null = null;
   #doorbell: Doorbell | null = null;
+  #ready = false;
+  #fail: (why: string) => void = () => {};
+  /**
+   * Resolves with the reason when a Worker fails after the start (an
+   * uncaught error, a fatal message): its queue is no longer read, so the
+   * composition root stops the appliance (fail closed) for the service
+   * manager to restart it.
+   */
+  readonly failed: Promise<string>;
 
   private constructor(
     readonly onEvents: (events: ApplianceEvent[]) => void,
     readonly onKnockState: (records: KnockStateRecord[]) => void,
     readonly onFlows: (snapshot: Uint8Array, final: boolean) => void,
-  ) {}
+  ) {
+    this.failed = new Promise((resolve) => this.#fail = resolve);
+  }
 
   /** Live counters: the sum over the Workers (each counts in its own shared memory). */
   get counters(): Float64Array {
@@ -167,6 +178,7 @@ export class DatapathControl implements DatapathApi {
         const restored = await c.#startWorker(new PlaneWorker(i), init, role, [...dev.offloads]);
         if (i === 0) c.restored = restored;
       }
+      c.#ready = true;
       return c;
     } catch (e) {
       await c.stop();
@@ -185,12 +197,14 @@ export class DatapathControl implements DatapathApi {
       w.worker.onerror = (e) => {
         e.preventDefault();
         reject(new Error(`data plane failed: ${e.message}`));
+        if (this.#ready) this.#fail(`worker ${w.index}: ${e.message}`);
       };
       w.worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
         if (m.type === "ready") resolve(m.restored);
-        else if (m.type === "fatal") reject(new Error(`data plane failed: ${m.message}`));
-        else this.#dispatch(w, m);
+        else if (m.type === "fatal" && !this.#ready) {
+          reject(new Error(`data plane failed: ${m.message}`));
+        } else this.#dispatch(w, m);
       };
       const admits = role.index === 0;
       w.send({
@@ -216,7 +230,10 @@ export class DatapathControl implements DatapathApi {
       this.#pending.get(m.id)?.(m.data);
       this.#pending.delete(m.id);
     } else if (m.type === "stopped") w.onStopped();
-    else if (m.type === "fatal") console.error(`data plane: ${m.message}`);
+    else if (m.type === "fatal") {
+      console.error(`data plane: worker ${w.index}: ${m.message}`);
+      this.#fail(`worker ${w.index}: ${m.message}`);
+    }
   }
 
   /** Posts `m` to every Worker. */
