@@ -32,7 +32,7 @@ export interface PacketProcessor {
     csum: number,
     nowMs: number,
   ): boolean;
-  /** Called between batches: the processor holds no flow handle now. */
+  /** Called before every read batch (and after every wait): the processor holds no flow handle now. */
   quiescent?(): void;
   /** Called before the loop blocks on the device. */
   offline?(): void;
@@ -118,12 +118,14 @@ export class Engine {
     let nextTick = 0, nextYield = 0;
     const out = this.opts.handoffOut;
     while (this.#running) {
-      if (this.#wait(waitMs)) {
+      const ready = this.#wait(waitMs);
+      // Online again before the batch takes any flow handle (the table's grace period).
+      this.proc.quiescent?.();
+      if (ready) {
         const t = Date.now();
         this.pump(t);
         this.#drainHandoffs(t);
       }
-      this.proc.quiescent?.();
       out?.ring.flush(out.doorbell);
       const now = Date.now();
       if (now >= nextTick) {
