@@ -13,7 +13,9 @@
 import assert from "node:assert/strict";
 import { labDown, nsRun, runSuffix } from "../../scripts/lab/topology.ts";
 import { knockSequenceAt } from "../../src/knock/sequence.ts";
+import { chromiumAvailable } from "../browser/_browser.ts";
 import { ALICE, labSupported, ROOT, until } from "./_helpers.ts";
+import type { DriverOutput } from "./_knock_page_driver.ts";
 
 const C4 = "203.0.113.10", L4 = "203.0.113.1";
 const C6 = "2001:db8:1::10", L6 = "2001:db8:1::1";
@@ -130,63 +132,46 @@ Deno.test({
 
       const ports = await knockSequenceAt(ALICE.secret, TIME, ALICE.firstPort, 3);
       /** Runs the client in the client namespace with a capture on the listener's side. */
-      const knockCaptured = async (args: string[]) => {
+      /** Runs `argv` in the client namespace with a capture on the listener's side. */
+      const captured = async (argv: string[], timeoutSec = 30) => {
         const pcap = `${pcapDir}/${crypto.randomUUID()}.pcap`;
         const dump = new Deno.Command("ip", {
-          args: [
-            "netns",
-            "exec",
-            ns.listener,
-            "timeout",
-            "60",
-            "tcpdump",
-            "-n",
-            "-U",
-            "-i",
-            "v1",
-            "-w",
-            pcap,
-            "tcp or udp",
-          ],
+          args: ["netns", "exec", ns.listener, "timeout", "150", "tcpdump", "-n", "-U"]
+            .concat(["-i", "v1", "-w", pcap, "tcp or udp"]),
           stdout: "null",
           stderr: "piped",
         }).spawn();
-        const errs = dump.stderr.pipeThrough(new TextDecoderStream()).getReader();
         let heard = "";
-        const listening = await until(
-          async () => {
-            const r = await Promise.race([
-              errs.read(),
-              new Promise<null>((r) => setTimeout(() => r(null), 200)),
-            ]);
-            if (r && !r.done) heard += r.value;
-            return heard.includes("listening on");
-          },
-          10_000,
-          0,
-        );
-        assert.ok(listening, heard);
-        const k = await ipNetnsExec(ns.client, [
-          Deno.execPath(),
-          "run",
-          "-A",
-          `${ROOT}src/cli/knock.ts`,
-          "--first-port",
-          String(ALICE.firstPort),
-          "--secret",
-          ALICE.secret,
-          "--time",
-          String(TIME),
-          ...args,
-        ]);
+        const drained = (async () => {
+          for await (const t of dump.stderr.pipeThrough(new TextDecoderStream())) heard += t;
+        })();
+        assert.ok(await until(() => heard.includes("listening on"), 10_000, 50), heard);
+        const k = await ipNetnsExec(ns.client, argv, timeoutSec);
         // Past the first SYN retransmission time (1 s): an attempt left running would show.
         await new Promise((r) => setTimeout(r, 1300));
         dump.kill("SIGINT");
         await dump.status;
-        errs.releaseLock();
-        await dump.stderr.cancel().catch(() => {});
+        await drained;
         const read = await run(["tcpdump", "-n", "-tt", "-r", pcap]);
         return { ...k, seen: parseCapture(read.stdout) };
+      };
+      /** Runs the knock client at `TIME` with alice's secret and `args`, captured. */
+      const knockCaptured = (args: string[]) =>
+        captured([
+          ...[Deno.execPath(), "run", "-A", `${ROOT}src/cli/knock.ts`],
+          ...["--first-port", String(ALICE.firstPort), "--secret", ALICE.secret],
+          ...["--time", String(TIME), ...args],
+        ]);
+      /** Runs the web knock page in Chromium (tests/lab/_knock_page_driver.ts) on `server`. */
+      const pageCaptured = async (server: string) => {
+        const r = await captured([
+          ...[Deno.execPath(), "run", "-A", `${ROOT}tests/lab/_knock_page_driver.ts`],
+          ...["--server", server, "--first-port", String(ALICE.firstPort)],
+          ...["--secret", ALICE.secret],
+        ], 120);
+        assert.equal(r.code, 0, `driver failed:\n${r.stdout}\n${r.stderr}`);
+        const out = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "") as DriverOutput;
+        return { round: out.rounds[0], seen: r.seen };
       };
       const paced = (seen: Seen[]) => {
         for (let i = 1; i < seen.length; i++) {
@@ -290,6 +275,65 @@ Deno.test({
           assert.deepEqual(one.seen.map((s) => [s.family, s.port]), ports.map((p) => [6, p]));
         },
       );
+
+      /** The SYNs of one family, a retransmission of the port just knocked collapsed. */
+      const syns = (seen: Seen[], family: 4 | 6) =>
+        seen.filter((x) => x.family === family && x.kind === "syn").map((x) => x.port)
+          .filter((p, i, all) => i === 0 || p !== all[i - 1]);
+      /** True when `sub` is `all` with some ports left out, order kept. */
+      const subsequence = (sub: number[], all: number[]) => {
+        let i = 0;
+        for (const p of all) if (p === sub[i]) i++;
+        return i === sub.length;
+      };
+
+      await t.step({
+        name: "the web page in Chromium: an IPv6 literal knocks over IPv6 and says so",
+        ignore: !chromiumAvailable(),
+        fn: async () => {
+          const { round, seen } = await pageCaptured(`[${L6}]`);
+          assert.equal(round.state, "sent", round.result);
+          assert.deepEqual(round.family, { text: `Over IPv6, to ${L6}.`, data: "6" });
+          assert.match(
+            round.knocks[0],
+            new RegExp(`^Knock 1 of 4: port ${ALICE.firstPort} over IPv6 at`),
+          );
+          assert.deepEqual(syns(seen, 6), round.ports);
+          assert.deepEqual(syns(seen, 4), []);
+          assert.ok(seen.every((x) => x.family === 6 ? x.src === C6 : false), JSON.stringify(seen));
+        },
+      });
+
+      await t.step({
+        name: "the web page in Chromium on a dual-stack name: IPv4 alone without an IPv6 route",
+        ignore: !chromiumAvailable(),
+        fn: async () => {
+          // Chromium asks for AAAA only when a UDP connect towards a global IPv6 address
+          // finds a route; on-link 2001:db8:1::/64 is not one.
+          const { round, seen } = await pageCaptured(DUAL);
+          assert.equal(round.state, "sent", round.result);
+          assert.equal(round.family.data, "browser");
+          assert.deepEqual(syns(seen, 4), round.ports);
+          assert.deepEqual(syns(seen, 6), []);
+        },
+      });
+
+      await t.step({
+        name:
+          "the web page in Chromium on a dual-stack name with an IPv6 route: IPv6, IPv4 fallback",
+        ignore: !chromiumAvailable(),
+        fn: async () => {
+          await nsRun(ns.client, ["ip", "-6", "route", "add", "default", "via", L6, "dev", "v0"]);
+          const { round, seen } = await pageCaptured(DUAL);
+          assert.equal(round.state, "sent", round.result);
+          // IPv6 first, every knock; an attempt unanswered 300 ms is repeated over IPv4
+          // (Chromium's fallback), which holds longer than that (the first, on a name) reach.
+          const v4 = syns(seen, 4), v6 = syns(seen, 6);
+          assert.deepEqual(v6, round.ports);
+          assert.ok(subsequence(v4, round.ports), `IPv4 SYNs ${v4} of ${round.ports}`);
+          console.log(`Chromium on ${DUAL}: IPv6 SYNs to ${v6}, IPv4 fallback SYNs to ${v4}`);
+        },
+      });
     } finally {
       await labDown(ns);
       await Deno.remove(etc, { recursive: true }).catch(() => {});
