@@ -16,6 +16,7 @@ import { knockSequenceAt } from "../../src/knock/sequence.ts";
 import { chromiumAvailable } from "../browser/_browser.ts";
 import { ALICE, labSupported, ROOT, until } from "./_helpers.ts";
 import type { DriverOutput } from "./_knock_page_driver.ts";
+import { firefoxAvailable, type FirefoxOutput } from "./_knock_page_firefox.ts";
 
 const C4 = "203.0.113.10", L4 = "203.0.113.1";
 const C6 = "2001:db8:1::10", L6 = "2001:db8:1::1";
@@ -332,6 +333,35 @@ Deno.test({
           assert.deepEqual(v6, round.ports);
           assert.ok(subsequence(v4, round.ports), `IPv4 SYNs ${v4} of ${round.ports}`);
           console.log(`Chromium on ${DUAL}: IPv6 SYNs to ${v6}, IPv4 fallback SYNs to ${v4}`);
+        },
+      });
+
+      await t.step({
+        name: "the web page in Firefox on a dual-stack name: IPv6 first, IPv4 after 250 ms",
+        ignore: !firefoxAvailable(),
+        fn: async () => {
+          const r = await captured([
+            ...[Deno.execPath(), "run", "-A", `${ROOT}tests/lab/_knock_page_firefox.ts`],
+            ...["--server", DUAL, "--first-port", String(ALICE.firstPort)],
+            ...["--secret", ALICE.secret],
+          ], 90);
+          assert.equal(r.code, 0, `driver failed:\n${r.stdout}\n${r.stderr}`);
+          const out = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "") as FirefoxOutput;
+          assert.equal(out.state, "sent", out.result);
+          assert.equal(out.family, "browser");
+          // Firefox keeps abandoned attempts retransmitting: the first SYN of each port counts.
+          const firsts = (family: 4 | 6) => [
+            ...new Set(
+              r.seen.filter((x) => x.family === family && x.kind === "syn").map((x) => x.port),
+            ),
+          ];
+          assert.deepEqual(firsts(6), out.ports);
+          assert.ok(subsequence(firsts(4), out.ports), `IPv4 SYNs ${firsts(4)} of ${out.ports}`);
+          const count = (f: 4 | 6) => r.seen.filter((x) => x.family === f).length;
+          console.log(
+            `${out.ua.replace(/^.* /, "")} on ${DUAL}: first SYNs over IPv6 to ${firsts(6)}, ` +
+              `over IPv4 to ${firsts(4)}; ${count(6)} IPv6 and ${count(4)} IPv4 SYNs in all`,
+          );
         },
       });
     } finally {
