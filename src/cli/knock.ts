@@ -267,16 +267,25 @@ function sleep(ms: number): Promise<void> {
 /**
  * One TCP knock: starts a connection (the kernel sends the SYN), keeps the
  * attempt `holdMs`, then aborts it. A connection that opens anyway is closed.
+ * Throws only when the SYN cannot have left (no route, no source address).
  */
 export async function tcpKnock(ip: string, port: number, holdMs: number): Promise<void> {
   const abort = new AbortController();
+  let unsent: Error | null = null;
   const attempt = Deno.connect({ hostname: ip, port, signal: abort.signal }).then(
     (conn) => conn.close(),
-    () => {}, // refused, unreachable or aborted: all the same to a knock
+    (e) => {
+      if (
+        e instanceof Deno.errors.NetworkUnreachable || e instanceof Deno.errors.AddrNotAvailable
+      ) {
+        unsent = e;
+      } // refused, unreachable host or aborted: all the same to a knock
+    },
   );
   await sleep(holdMs);
   abort.abort();
   await attempt;
+  if (unsent !== null) throw unsent;
 }
 
 /** Sends one UDP knock datagram from `socket`. */
@@ -400,7 +409,10 @@ async function knockAndConnect(
       sent.push(t);
       if (targets.length > 1) io.out(`sent ${ports.length} knocks over ${familyName(t.family)}`);
     } catch (e) {
-      io.err(`Cannot knock on ${t.address} over ${familyName(t.family)}: ${message(e)}`);
+      const hint = literalTarget(s.host) === null && s.family === "auto"
+        ? " (--family 4 or 6 picks the family)"
+        : "";
+      io.err(`Cannot knock on ${t.address} over ${familyName(t.family)}: ${message(e)}${hint}`);
       code = ExitCode.ConnectFailed;
     }
   }

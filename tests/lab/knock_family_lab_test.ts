@@ -270,6 +270,15 @@ Deno.test({
             /Cannot knock on "v4\.knock\.test" over IPv6: it has no IPv6 address \(AAAA record\), only 203\.0\.113\.1/,
           );
           assert.deepEqual(none.seen, []);
+          // No route: the SYN cannot leave, which the client says rather than count it sent.
+          const off = "2001:db8:2::1";
+          const unroutable = await knockCaptured(["--host", off]);
+          assert.equal(unroutable.code, 1, unroutable.stdout);
+          assert.match(
+            unroutable.stderr,
+            /Cannot knock on 2001:db8:2::1 over IPv6: Network is unreachable/,
+          );
+          assert.deepEqual(unroutable.seen, []);
           const one = await knockCaptured(["--host", V6, "--family", "both", "--transport", "udp"]);
           assert.equal(one.code, 0, one.stderr);
           assert.match(one.stderr, /v6\.knock\.test has no IPv4 address: knocking over IPv6 only/);
