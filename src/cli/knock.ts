@@ -185,7 +185,7 @@ export function hostPort(t: KnockTarget, port: number): string {
  */
 export function literalTarget(host: string, family: ClientFamily = "auto"): KnockTarget | null {
   let t: KnockTarget | null = null;
-  if (/^[\d.]+:\d+$/.test(host)) {
+  if (/^([\d.]+|\[.*\]):\d+$/.test(host)) {
     throw new UsageError(`Cannot knock on "${host}": give the address without a port`);
   }
   const bracketed = /^\[(.*)\]$/.exec(host);

@@ -99,6 +99,7 @@ Deno.test("literal addresses: IPv4, IPv6 with or without brackets, normalised", 
     ["010.1.1.1", "auto", /not an IPv4 address .*no leading zeros/],
     ["198.51.100", "auto", /not an IPv4 address/],
     ["198.51.100.1:22", "auto", /without a port/],
+    ["[2001:db8::1]:22", "auto", /without a port/],
     ["2001:db8::1", "4", /"2001:db8::1" over IPv4: it is an IPv6 address/],
     ["198.51.100.1", "6", /"198.51.100.1" over IPv6: it is an IPv4 address/],
   ];

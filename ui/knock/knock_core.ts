@@ -149,6 +149,7 @@ export function serverError(server: string): string | null {
     return "Enter the appliance's address, e.g. 198.51.100.1, 2001:db8::1 or knock.example.net.";
   }
   if (server.includes("://")) return "Enter the address alone, without http:// or a path.";
+  if (/^\[.*\]:\d+$/.test(server)) return "Enter the address alone, without a port or a path.";
   if (server.includes("[") || (server.match(/:/g) ?? []).length > 1) {
     if (server.includes("%")) {
       return "Enter the IPv6 address without a zone (%...): the appliance's is not link-local.";

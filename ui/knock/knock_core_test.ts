@@ -106,7 +106,7 @@ Deno.test("validateForm names each field at fault", () => {
     [{ server: "[2001:db8::1" }, "server", /not an IPv6 address/],
     [{ server: "[198.51.100.1]" }, "server", /not an IPv6 address/],
     [{ server: "fe80::1%wlan0" }, "server", /without a zone/],
-    [{ server: "[2001:db8::1]:41001" }, "server", /not an IPv6 address/],
+    [{ server: "[2001:db8::1]:41001" }, "server", /without a port/],
     [{ server: "198.51.100.300" }, "server", /each part is 0\.\.255/],
     [{ server: "bad_name.example" }, "server", /not a host name/],
     [{ firstPort: "70000" }, "firstPort", /70000 is out of range 1\.\.65535/],
