@@ -4,7 +4,15 @@
  * SYN (a connection attempt abandoned at once) or UDP datagram per port.
  *
  *   deno task knock --host 198.51.100.1 --first-port 41001 --secret JBSW...
- *   deno task knock --profile home --then-connect 22
+ *   deno task knock --host 2001:db8::1 --first-port 41001 --secret JBSW...
+ *   deno task knock --profile home --family both --then-connect 22
+ *
+ * The address family (`--family`): `auto` knocks the first address the
+ * system resolver (getaddrinfo, RFC 6724 order) gives, the one a plain
+ * connect to the name would use, so the unlock is for the address the next
+ * connection comes from; `4` or `6` picks that family; `both` knocks the same
+ * sequence once over each family the host has, IPv4 first. Every knock line
+ * names the address and the family.
  *
  * Exit codes: 0 ok, 1 resolving, sending or `--then-connect` failed, 2 usage.
  */
@@ -13,9 +21,12 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "@commande
 import dgram from "node:dgram";
 import dns from "node:dns/promises";
 import { base32Decode } from "../knock/base32.ts";
+import { formatIpv4, parseIpv4 } from "../packet/address.ts";
+import { formatIpv6, isIpv4Mapped, parseIpv6 } from "../packet/ipv6_address.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
 import { taskArgs } from "./task_args.ts";
 import {
+  type ClientFamily,
   type ClientTransport,
   type Env,
   loadProfile,
@@ -36,8 +47,19 @@ export interface KnockIo {
 
 /** Everything a knock needs, after merging options, a profile and defaults. */
 export interface KnockSettings extends SavedProfile {
+  family: ClientFamily;
   delayMs: number;
 }
+
+/** One address a knock goes to. */
+export interface KnockTarget {
+  /** The address as text: a dotted quad, or RFC 5952 IPv6 text without brackets. */
+  address: string;
+  family: 4 | 6;
+}
+
+/** The system resolver: every address of `host` in the order getaddrinfo gives. */
+export type Lookup = (host: string) => Promise<KnockTarget[]>;
 
 const DEFAULT_LENGTH = 3;
 const DEFAULT_DELAY_MS = 100;
@@ -48,6 +70,9 @@ const CONNECT_TIMEOUT_MS = 3000;
 const LAST_SYN_HOLD_MS = 50;
 
 class UsageError extends Error {}
+
+/** A host that has none of the address family asked for (exit 1, not a usage error). */
+class FamilyError extends Error {}
 
 function intArg(what: string, min: number, max: number): (v: string) => number {
   return (v: string) => {
@@ -62,11 +87,24 @@ function intArg(what: string, min: number, max: number): (v: string) => number {
 function program(io: KnockIo) {
   return new Command("knock")
     .description("Knock a portknock/v1 sequence on a Knockgate appliance.")
-    .option("--host <host>", "the appliance's WAN address or host name")
+    .option(
+      "--host <host>",
+      "the appliance's WAN address (IPv4, IPv6, [IPv6]) or host name",
+    )
+    .addOption(
+      new Option(
+        "--family <f>",
+        "auto: the resolver's first address; 4 or 6; both: each family, IPv4 first " +
+          "(default auto)",
+      ).choices(["auto", "4", "6", "both"] as const),
+    )
     .option("--first-port <port>", "the user's first knock port F", intArg("port", 1, 65535))
     .option("--secret <base32>", "the user's TOTP secret (else $KNOCKGATE_SECRET or the profile)")
     .option("--profile <name>", "use a saved profile (options given override it)")
-    .option("--save-profile <name>", "save host, first port, secret, length, transport, then go on")
+    .option(
+      "--save-profile <name>",
+      "save host, first port, secret, length, transport, family, then go on",
+    )
     .option("--length <n>", `ports after F (default ${DEFAULT_LENGTH})`, intArg("length", 1, 8))
     .addOption(new Option("--transport <t>", "knock with tcp or udp (default tcp)").choices(
       ["tcp", "udp"] as const,
@@ -102,6 +140,7 @@ async function settingsFrom(opts: Options, io: KnockIo): Promise<KnockSettings> 
     secret: opts.secret ?? base.secret ?? io.env.get("KNOCKGATE_SECRET"),
     length: opts.length ?? base.length ?? DEFAULT_LENGTH,
     transport: (opts.transport ?? base.transport ?? "tcp") as ClientTransport,
+    family: (opts.family ?? base.family ?? "auto") as ClientFamily,
     delayMs: opts.delayMs ?? DEFAULT_DELAY_MS,
   };
   if (s.secret === undefined) {
@@ -114,20 +153,111 @@ async function settingsFrom(opts: Options, io: KnockIo): Promise<KnockSettings> 
     throw new UsageError("Cannot knock: --host or --profile is required");
   }
   base32Decode(s.secret); // throws a readable error on a bad secret
+  if (s.host !== "") literalTarget(s.host, s.family); // a malformed or mismatched literal
   const settings = { ...s, secret: s.secret, firstPort: s.firstPort };
   if (opts.saveProfile !== undefined) {
-    const { delayMs: _, ...profile } = settings;
+    const { delayMs: _, family, ...rest } = settings;
+    // "auto" is the default: a profile saved without it reads as before.
+    const profile: SavedProfile = family === "auto" ? rest : { ...rest, family };
     await saveProfile(path, opts.saveProfile, profile);
     io.out(`saved profile ${opts.saveProfile} to ${path}`);
   }
   return settings;
 }
 
-/** The IPv4 address of `host` (a dotted quad as is, a name through the resolver). */
-export async function resolveHost(host: string): Promise<string> {
-  const quad = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  if (quad !== null && quad.slice(1).every((o) => Number(o) <= 255)) return host;
-  return (await dns.lookup(host, { family: 4 })).address;
+/** "IPv4" or "IPv6". */
+export function familyName(family: 4 | 6): string {
+  return `IPv${family}`;
+}
+
+/** `address:port`, an IPv6 address in brackets (RFC 3986 §3.2.2). */
+export function hostPort(t: KnockTarget, port: number): string {
+  return t.family === 6 ? `[${t.address}]:${port}` : `${t.address}:${port}`;
+}
+
+/**
+ * The target a literal `host` names: a dotted quad, or IPv6 text with or
+ * without brackets (`2001:db8::1`, `[2001:db8::1]`), normalised to RFC 5952;
+ * an IPv4-mapped address (`::ffff:198.51.100.1`) is the IPv4 address it
+ * carries, as its packets are IPv4 on the wire. Null for a host name.
+ * Throws a usage error for a malformed literal, and for one whose family
+ * `family` excludes (`both` takes a literal's one family).
+ */
+export function literalTarget(host: string, family: ClientFamily = "auto"): KnockTarget | null {
+  let t: KnockTarget | null = null;
+  if (/^([\d.]+|\[.*\]):\d+$/.test(host)) {
+    throw new UsageError(`Cannot knock on "${host}": give the address without a port`);
+  }
+  const bracketed = /^\[(.*)\]$/.exec(host);
+  if (bracketed !== null || host.includes(":")) {
+    const text = bracketed?.[1] ?? host;
+    const w = parseIpv6(text);
+    if (w === null) {
+      const zone = text.includes("%") ? " (zones such as %eth0 are not supported)" : "";
+      throw new UsageError(`Cannot knock on "${host}": not an IPv6 address${zone}`);
+    }
+    t = isIpv4Mapped(w)
+      ? { address: formatIpv4(w[3] >>> 0), family: 4 }
+      : { address: formatIpv6(w), family: 6 };
+  } else if (/^[\d.]+$/.test(host)) {
+    const v4 = parseIpv4(host);
+    if (v4 === null) {
+      throw new UsageError(
+        `Cannot knock on "${host}": not an IPv4 address (four numbers 0..255, no leading zeros)`,
+      );
+    }
+    t = { address: formatIpv4(v4), family: 4 };
+  }
+  if (t !== null && (family === "4" || family === "6") && Number(family) !== t.family) {
+    throw new UsageError(
+      `Cannot knock on "${host}" over IPv${family}: it is an ${familyName(t.family)} address`,
+    );
+  }
+  return t;
+}
+
+/**
+ * The targets to knock for `host` given the resolver's `found` addresses (in
+ * its order): `auto` the first, `4`/`6` the first of that family, `both` the
+ * first of each family found, IPv4 first. Throws when none fits.
+ */
+export function pickTargets(
+  host: string,
+  family: ClientFamily,
+  found: readonly KnockTarget[],
+): KnockTarget[] {
+  const v4 = found.find((t) => t.family === 4);
+  const v6 = found.find((t) => t.family === 6);
+  if (found.length === 0) throw new FamilyError(`Cannot knock on "${host}": it has no address`);
+  if (family === "auto") return [found[0]];
+  if (family === "both") return [v4, v6].filter((t) => t !== undefined);
+  const want = family === "4" ? v4 : v6;
+  if (want === undefined) {
+    const record = family === "4" ? "A" : "AAAA";
+    const has = found.map((t) => t.address).join(", ");
+    throw new FamilyError(
+      `Cannot knock on "${host}" over IPv${family}: it has no IPv${family} address ` +
+        `(${record} record), only ${has}`,
+    );
+  }
+  return [want];
+}
+
+/** getaddrinfo through node:dns, in the order it returns (`verbatim`, not IPv4 first). */
+export const systemLookup: Lookup = async (host) => {
+  const all = await dns.lookup(host, { all: true, order: "verbatim" });
+  return all.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+};
+
+/** The targets of `host` (a literal as is, a name through `lookup`) for `family`. */
+export async function resolveTargets(
+  host: string,
+  family: ClientFamily,
+  lookup: Lookup = systemLookup,
+): Promise<KnockTarget[]> {
+  const literal = literalTarget(host, family);
+  if (literal !== null) return [literal];
+  return pickTargets(host, family, await lookup(host));
 }
 
 function sleep(ms: number): Promise<void> {
@@ -137,16 +267,25 @@ function sleep(ms: number): Promise<void> {
 /**
  * One TCP knock: starts a connection (the kernel sends the SYN), keeps the
  * attempt `holdMs`, then aborts it. A connection that opens anyway is closed.
+ * Throws only when the SYN cannot have left (no route, no source address).
  */
 export async function tcpKnock(ip: string, port: number, holdMs: number): Promise<void> {
   const abort = new AbortController();
+  let unsent: Error | null = null;
   const attempt = Deno.connect({ hostname: ip, port, signal: abort.signal }).then(
     (conn) => conn.close(),
-    () => {}, // refused, unreachable or aborted: all the same to a knock
+    (e) => {
+      if (
+        e instanceof Deno.errors.NetworkUnreachable || e instanceof Deno.errors.AddrNotAvailable
+      ) {
+        unsent = e;
+      } // refused, unreachable host or aborted: all the same to a knock
+    },
   );
   await sleep(holdMs);
   abort.abort();
   await attempt;
+  if (unsent !== null) throw unsent;
 }
 
 /** Sends one UDP knock datagram from `socket`. */
@@ -156,19 +295,23 @@ function udpKnock(socket: dgram.Socket, ip: string, port: number): Promise<void>
   });
 }
 
-/** Knocks `ports` on `ip` in order, `delayMs` apart, printing each knock. */
+/** Knocks `ports` on `target` in order, `delayMs` apart, printing each knock. */
 export async function sendKnocks(
-  ip: string,
+  target: KnockTarget,
   ports: readonly number[],
   transport: ClientTransport,
   delayMs: number,
   io: KnockIo,
 ): Promise<void> {
-  const socket = transport === "udp" ? dgram.createSocket("udp4") : null;
+  const ip = target.address;
+  const socket = transport === "udp"
+    ? dgram.createSocket(target.family === 6 ? "udp6" : "udp4")
+    : null;
+  const family = familyName(target.family);
   try {
     for (let i = 0; i < ports.length; i++) {
       const last = i === ports.length - 1;
-      io.out(`knock ${i + 1}/${ports.length} ${transport} ${ip}:${ports[i]}`);
+      io.out(`knock ${i + 1}/${ports.length} ${transport} ${hostPort(target, ports[i])} ${family}`);
       if (socket === null) {
         await tcpKnock(ip, ports[i], last ? Math.min(delayMs, LAST_SYN_HOLD_MS) : delayMs);
       } else {
@@ -229,29 +372,62 @@ export async function main(args: string[], io: KnockIo = denoIo()): Promise<numb
   return await knockAndConnect(s, ports, opts.thenConnect, io);
 }
 
+/**
+ * Knocks `ports` over each target of `s.host` (one for auto, 4 and 6; one
+ * per family for both, IPv4 first, `delayMs` apart), then tries
+ * `thenConnect` on each. Exit 0 only when every knock was sent and every
+ * connection opened.
+ */
 async function knockAndConnect(
   s: KnockSettings,
   ports: number[],
   thenConnect: number | undefined,
   io: KnockIo,
 ): Promise<number> {
-  let ip: string;
+  let targets: KnockTarget[];
   try {
-    ip = await resolveHost(s.host);
-    await sendKnocks(ip, ports, s.transport, s.delayMs, io);
+    targets = await resolveTargets(s.host, s.family);
   } catch (e) {
-    io.err(`Cannot knock on "${s.host}": ${message(e)}`);
+    if (e instanceof UsageError || e instanceof FamilyError) io.err(e.message);
+    else io.err(`Cannot knock on "${s.host}": cannot resolve it: ${message(e)}`);
     return ExitCode.ConnectFailed;
   }
-  if (thenConnect === undefined) return ExitCode.Ok;
-  await sleep(CONNECT_WAIT_MS);
-  const why = await tryConnect(ip, thenConnect, CONNECT_TIMEOUT_MS);
-  if (why === null) {
-    io.out(`connect ${ip}:${thenConnect} open`);
-    return ExitCode.Ok;
+  if (literalTarget(s.host) === null) {
+    const via = targets.map((t) => `${familyName(t.family)} ${t.address}`).join(", ");
+    io.out(`${s.host}: knocking over ${via}`);
   }
-  io.out(`connect ${ip}:${thenConnect} failed: ${why}`);
-  return ExitCode.ConnectFailed;
+  if (s.family === "both" && targets.length === 1) {
+    const other = targets[0].family === 4 ? 6 : 4;
+    io.err(`${s.host} has no IPv${other} address: knocking over IPv${targets[0].family} only`);
+  }
+  let code: number = ExitCode.Ok;
+  const sent: KnockTarget[] = [];
+  for (const [i, t] of targets.entries()) {
+    if (i > 0) await sleep(s.delayMs);
+    try {
+      await sendKnocks(t, ports, s.transport, s.delayMs, io);
+      sent.push(t);
+      if (targets.length > 1) io.out(`sent ${ports.length} knocks over ${familyName(t.family)}`);
+    } catch (e) {
+      const hint = literalTarget(s.host) === null && s.family === "auto"
+        ? " (--family 4 or 6 picks the family)"
+        : "";
+      io.err(`Cannot knock on ${t.address} over ${familyName(t.family)}: ${message(e)}${hint}`);
+      code = ExitCode.ConnectFailed;
+    }
+  }
+  if (thenConnect === undefined || sent.length === 0) return code;
+  await sleep(CONNECT_WAIT_MS);
+  for (const t of sent) {
+    const why = await tryConnect(t.address, thenConnect, CONNECT_TIMEOUT_MS);
+    const where = `connect ${hostPort(t, thenConnect)} ${familyName(t.family)}`;
+    if (why === null) io.out(`${where} open`);
+    else {
+      io.out(`${where} failed: ${why}`);
+      code = ExitCode.ConnectFailed;
+    }
+  }
+  return code;
 }
 
 function denoIo(): KnockIo {

@@ -9,6 +9,9 @@ import { base32Decode } from "../knock/base32.ts";
 /** Transports the client can knock with. */
 export type ClientTransport = "tcp" | "udp";
 
+/** Address families the client can knock over (see `--family` in knock.ts). */
+export type ClientFamily = "auto" | "4" | "6" | "both";
+
 /** What a saved profile holds. */
 export interface SavedProfile {
   host: string;
@@ -17,6 +20,8 @@ export interface SavedProfile {
   secret: string;
   length: number;
   transport: ClientTransport;
+  /** Absent in a profile saved before families or with `auto`: `auto`. */
+  family?: ClientFamily;
 }
 
 /** Reads environment variables (Deno.env in production, a map in tests). */
@@ -85,6 +90,9 @@ function checkProfile(name: string, p: SavedProfile): void {
   }
   if (p.transport !== "tcp" && p.transport !== "udp") {
     throw bad(`transport "${p.transport}" is unknown`);
+  }
+  if (p.family !== undefined && !["auto", "4", "6", "both"].includes(p.family)) {
+    throw bad(`family "${p.family}" is unknown (auto, 4, 6 or both)`);
   }
   base32Decode(p.secret);
 }

@@ -213,8 +213,9 @@ Deno.test({
           assert.ok(sockets.every((u) => u.startsWith(`ws://${SERVER}:`)));
           const items = await page.locator("#knock-log li").allTextContents();
           assert.equal(items.length, 4);
-          assert.match(items[0], /^Knock 1 of 4: port 41001 at \+0 ms/);
+          assert.match(items[0], /^Knock 1 of 4: port 41001 over IPv4 at \+0 ms/);
           assert.match(await page.textContent("#result") ?? "", /Sent 4 knocks to 198\.51\.100\.1/);
+          assert.equal(await page.textContent("#family"), "Over IPv4, to 198.51.100.1.");
           assert.equal(await page.evaluate(() => localStorage.length), 0);
         },
       );
@@ -255,6 +256,34 @@ Deno.test({
           assert.equal(await page.evaluate((k) => localStorage.getItem(k), STORE_KEY), null);
           assert.equal(await page.isChecked("#remember"), false);
           assert.match(await page.textContent("#result") ?? "", /no longer stored/);
+        },
+      );
+
+      await t.step(
+        "an IPv6 address knocks ws://[address]:port and names IPv6; a name leaves it to the browser",
+        async () => {
+          for (
+            const [server, url, data, family] of [
+              ["[2001:DB8::1]", "ws://[2001:db8::1]:", "6", "Over IPv6, to 2001:db8::1."],
+              ["2001:db8::1", "ws://[2001:db8::1]:", "6", "Over IPv6, to 2001:db8::1."],
+              ["knock.example.net", "ws://knock.example.net:", "browser", /this browser picks/],
+            ] as const
+          ) {
+            await fill(page, { ...GOOD, server, profile: "" });
+            sockets.length = 0;
+            await page.click("#knock");
+            await page.waitForSelector('#result[data-state="sent"]');
+            assert.equal(sockets.length, 4, server);
+            assert.ok(sockets.every((u) => u.startsWith(url)), `${server}: ${sockets}`);
+            assert.equal(await page.getAttribute("#family", "data-family"), data);
+            const text = await page.textContent("#family") ?? "";
+            if (typeof family === "string") assert.equal(text, family);
+            else assert.match(text, family);
+            const items = await page.locator("#knock-log li").allTextContents();
+            const over = data === "6" ? " over IPv6" : "";
+            assert.match(items[0], new RegExp(`^Knock 1 of 4: port 41001${over} at \\+0 ms`));
+          }
+          assert.equal(await page.evaluate(() => localStorage.length), 0);
         },
       );
 

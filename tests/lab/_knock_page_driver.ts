@@ -26,6 +26,8 @@ export interface RoundOutput {
   knocks: string[];
   /** The ports knocked, in order, as the page lists them. */
   ports: number[];
+  /** What the page says of the address family (`#family`), and its data-family (4, 6, browser). */
+  family: { text: string; data: string };
 }
 
 /** What the driver prints: the page's context, its self-test, every round (one click on Knock each). */
@@ -99,6 +101,10 @@ async function main(): Promise<void> {
         ports: await page.locator("#knock-log li").evaluateAll(
           (items) => items.map((li) => Number(li.getAttribute("data-port"))),
         ),
+        family: {
+          text: await page.textContent("#family") ?? "",
+          data: await page.getAttribute("#family", "data-family") ?? "",
+        },
       });
     }
     console.log(

@@ -15,6 +15,8 @@ import {
   portsFromDigest,
   stepOf,
 } from "../../src/knock/sequence.ts";
+import { formatIpv4 } from "../../src/packet/address.ts";
+import { formatIpv6, isIpv4Mapped, parseIpv6 } from "../../src/packet/ipv6_address.ts";
 import { type HmacEngine, hmacEngines, hmacSign } from "./hmac.ts";
 
 export { type HmacEngine, hmacEngines } from "./hmac.ts";
@@ -115,14 +117,44 @@ export function isIpv4(server: string): boolean {
   return IPV4.test(server) && server.split(".").every((o) => Number(o) <= 255);
 }
 
+/** An IPv6 literal, with or without brackets, as four words; null otherwise. */
+function ipv6Words(server: string): Uint32Array | null {
+  const bare = /^\[(.*)\]$/.exec(server)?.[1] ?? server;
+  return bare.includes(":") ? parseIpv6(bare) : null;
+}
+
+/**
+ * The address a literal `server` names, normalised (RFC 5952 text for IPv6,
+ * no brackets; an IPv4-mapped IPv6 address as the dotted quad it carries, as
+ * its packets are IPv4), with its family; null for a host name, whose family
+ * the browser picks.
+ */
+export function serverAddress(server: string): { address: string; family: 4 | 6 } | null {
+  if (isIpv4(server)) return { address: server, family: 4 };
+  const w = ipv6Words(server);
+  if (w === null) return null;
+  if (isIpv4Mapped(w)) return { address: formatIpv4(w[3] >>> 0), family: 4 };
+  return { address: formatIpv6(w), family: 6 };
+}
+
+/** `server` as the host of a URL: an IPv6 address in brackets (RFC 3986 §3.2.2). */
+export function urlHost(server: string): string {
+  const a = serverAddress(server);
+  return a?.family === 6 ? `[${a.address}]` : a?.address ?? server;
+}
+
 /** Why `server` cannot be knocked, or null when it can. */
 export function serverError(server: string): string | null {
   if (server === "") {
-    return "Enter the appliance's address, e.g. 198.51.100.1 or knock.example.net.";
+    return "Enter the appliance's address, e.g. 198.51.100.1, 2001:db8::1 or knock.example.net.";
   }
   if (server.includes("://")) return "Enter the address alone, without http:// or a path.";
-  if ((server.match(/:/g) ?? []).length > 1) {
-    return "IPv6 addresses cannot be knocked: the appliance listens on IPv4.";
+  if (/^\[.*\]:\d+$/.test(server)) return "Enter the address alone, without a port or a path.";
+  if (server.includes("[") || (server.match(/:/g) ?? []).length > 1) {
+    if (server.includes("%")) {
+      return "Enter the IPv6 address without a zone (%...): the appliance's is not link-local.";
+    }
+    return ipv6Words(server) ? null : `${server} is not an IPv6 address.`;
   }
   if (/[/:]/.test(server)) return "Enter the address alone, without a port or a path.";
   if (IPV4.test(server)) {
@@ -196,7 +228,7 @@ export function validateForm(form: KnockForm): Validation {
     ok: true,
     params: {
       profile,
-      server,
+      server: serverAddress(server)?.address ?? server,
       firstPort: firstPort as number,
       secret: form.secret.replace(/\s+/g, "").toUpperCase(),
       length: length as number,

@@ -12,9 +12,11 @@ import {
   secondsLeft,
   selfTest,
   sequenceAt,
+  serverAddress,
   serverError,
   throttleBoundMs,
   totpCode,
+  urlHost,
   validateForm,
 } from "./knock_core.ts";
 
@@ -100,7 +102,11 @@ Deno.test("validateForm names each field at fault", () => {
     [{ server: "" }, "server", /Enter the appliance's address/],
     [{ server: "http://knock.example.net" }, "server", /without http/],
     [{ server: "198.51.100.1:41001" }, "server", /without a port/],
-    [{ server: "2001:db8::1" }, "server", /IPv6/],
+    [{ server: "2001:db8::1::2" }, "server", /2001:db8::1::2 is not an IPv6 address/],
+    [{ server: "[2001:db8::1" }, "server", /not an IPv6 address/],
+    [{ server: "[198.51.100.1]" }, "server", /not an IPv6 address/],
+    [{ server: "fe80::1%wlan0" }, "server", /without a zone/],
+    [{ server: "[2001:db8::1]:41001" }, "server", /without a port/],
     [{ server: "198.51.100.300" }, "server", /each part is 0\.\.255/],
     [{ server: "bad_name.example" }, "server", /not a host name/],
     [{ firstPort: "70000" }, "firstPort", /70000 is out of range 1\.\.65535/],
@@ -129,10 +135,40 @@ Deno.test("secret errors never echo the secret", () => {
   assert.doesNotMatch(v.errors.secret ?? "", /SECRETSECRET/);
 });
 
-Deno.test("serverError accepts addresses and names", () => {
-  for (const s of ["198.51.100.1", "knock.example.net", "knock.example.net.", "a-b.c"]) {
+Deno.test("serverError accepts addresses of both families and names", () => {
+  for (
+    const s of [
+      "198.51.100.1",
+      "2001:db8::1",
+      "[2001:db8::1]",
+      "2001:DB8:0:0:0:0:0:1",
+      "::ffff:198.51.100.1",
+      "knock.example.net",
+      "knock.example.net.",
+      "a-b.c",
+    ]
+  ) {
     assert.equal(serverError(s), null, s);
   }
+});
+
+Deno.test("serverAddress: a literal's family and URL host; a name is the browser's to pick", () => {
+  const cases: [string, ReturnType<typeof serverAddress>, string][] = [
+    ["198.51.100.1", { address: "198.51.100.1", family: 4 }, "198.51.100.1"],
+    ["2001:db8::1", { address: "2001:db8::1", family: 6 }, "[2001:db8::1]"],
+    ["[2001:DB8:0::0001]", { address: "2001:db8::1", family: 6 }, "[2001:db8::1]"],
+    ["::ffff:198.51.100.1", { address: "198.51.100.1", family: 4 }, "198.51.100.1"],
+    ["knock.example.net", null, "knock.example.net"],
+  ];
+  for (const [server, address, host] of cases) {
+    assert.deepEqual(serverAddress(server), address, server);
+    assert.equal(urlHost(server), host, server);
+    // The URL the page knocks parses back to the same host.
+    assert.equal(new URL(`ws://${host}:41001/`).hostname, host.toLowerCase());
+  }
+  const v = validateForm({ ...GOOD, server: " [2001:DB8::1] " });
+  assert.ok(v.ok);
+  assert.equal(v.params.server, "2001:db8::1");
 });
 
 Deno.test("blocked ports: none in the derived range 16384..32767", () => {

@@ -11,6 +11,15 @@
  * browser sends one SYN and abandons the socket. An aborted `fetch` would
  * leave the connection attempt running in the browser's socket pool, and the
  * kernel would retransmit every SYN, out of sequence order, for minutes.
+ *
+ * A page cannot choose the address family of a connection to a name, nor
+ * learn which one was used: the browser resolves it. Chromium (checked in the
+ * lab, v6cli notes in docs/knock-protocol.md) asks for AAAA only when the
+ * device has a global IPv6 route, tries the IPv6 address first, and after
+ * 300 ms without an answer starts a second attempt over IPv4 to the same
+ * port; a knock is never answered, so every attempt held past 300 ms (the
+ * first knock on a name is held 1.5 s for the lookup) reaches both families.
+ * The page shows the family for an address typed in, and says so for a name.
  */
 
 import vectorFile from "../../src/knock/testdata/knock_vectors.json" with { type: "json" };
@@ -19,7 +28,6 @@ import {
   type FieldErrors,
   type HmacEngine,
   hmacEngines,
-  isIpv4,
   type KnockForm,
   type KnockParams,
   type KnockRecord,
@@ -31,8 +39,10 @@ import {
   type SelfTestResult,
   sequenceAt,
   sequenceFor,
+  serverAddress,
   throttleBoundMs,
   totpCode,
+  urlHost,
   validateForm,
   type VectorCase,
 } from "./knock_core.ts";
@@ -112,7 +122,7 @@ function writeStore(doc: Stored | null): void {
 }
 
 function profileKey(form: KnockForm): string {
-  return form.profile.trim() || `${form.server.trim()}:${form.firstPort.trim()}`;
+  return form.profile.trim() || `${urlHost(form.server.trim())}:${form.firstPort.trim()}`;
 }
 
 function remember(params: KnockParams): void {
@@ -189,13 +199,16 @@ function recentFailures(now: number): number {
 /** Starts a WebSocket attempt to `host:port`; the browser sends the SYN. */
 function openSocket(host: string, port: number): WebSocket {
   attempts.push(Date.now());
-  return new WebSocket(`${scheme("wss", "ws")}://${host}:${port}/`);
+  return new WebSocket(`${scheme("wss", "ws")}://${urlHost(host)}:${port}/`);
 }
 
-function logKnock(r: KnockRecord, total: number): void {
+function logKnock(r: KnockRecord, total: number, family: 4 | 6 | undefined): void {
   const li = document.createElement("li");
   const clock = new Date().toLocaleTimeString([], { hour12: false });
-  li.textContent = `Knock ${r.index + 1} of ${total}: port ${r.port} at +${r.atMs} ms (${clock})`;
+  const over = family ? ` over IPv${family}` : "";
+  li.textContent = `Knock ${
+    r.index + 1
+  } of ${total}: port ${r.port}${over} at +${r.atMs} ms (${clock})`;
   li.dataset.port = String(r.port);
   $("knock-log").append(li);
 }
@@ -213,7 +226,7 @@ async function probe(host: string, port: number): Promise<"open" | "answered" | 
   ws.close();
   if (first !== "answered") return first;
   try {
-    const url = `${scheme("https", "http")}://${host}:${port}/`;
+    const url = `${scheme("https", "http")}://${urlHost(host)}:${port}/`;
     await fetch(url, { mode: "no-cors", cache: "no-store", signal: AbortSignal.timeout(PROBE_MS) });
     return "open";
   } catch {
@@ -226,7 +239,7 @@ function planOrRefuse(params: KnockParams, count: number): number[] | null {
     count,
     params.delayMs,
     recentFailures(Date.now()),
-    !isIpv4(params.server),
+    serverAddress(params.server) === null,
   );
   const total = holds.reduce((a, b) => a + b, 0);
   if (total <= MAX_PLAN_MS) return holds;
@@ -243,6 +256,8 @@ async function knock(params: KnockParams): Promise<void> {
   const holds = planOrRefuse(params, ports.length);
   if (!holds) return;
   $("knock-log").replaceChildren();
+  const family = serverAddress(params.server)?.family;
+  showFamily(params.server, family);
   say(`Knocking on ${params.server}…`, "knocking");
   const start = performance.now();
   await runKnocks(ports, holds, {
@@ -253,7 +268,7 @@ async function knock(params: KnockParams): Promise<void> {
     },
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     now: () => performance.now(),
-    onKnock: (r) => logKnock(r, ports.length),
+    onKnock: (r) => logKnock(r, ports.length, family),
   });
   const sent = `Sent ${ports.length} knocks to ${params.server} in ${
     Math.round(performance.now() - start)
@@ -263,6 +278,18 @@ async function knock(params: KnockParams): Promise<void> {
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const outcome = await probe(params.server, params.thenPort);
   say(`${sent} ${outcomeText(params.thenPort, outcome)}`, outcome);
+}
+
+/** Says which address family the knocks take: known for an address, the browser's pick for a name. */
+function showFamily(server: string, family: 4 | 6 | undefined): void {
+  const box = $("family");
+  box.hidden = false;
+  box.dataset.family = family ? String(family) : "browser";
+  box.textContent = family
+    ? `Over IPv${family}, to ${server}.`
+    : `Over the address family this browser picks for ${server}: IPv6 first where this ` +
+      "device has IPv6 and the name an IPv6 address (see the notes below). Enter the " +
+      "address itself to choose.";
 }
 
 function outcomeText(port: number, outcome: "open" | "answered" | "closed"): string {
