@@ -95,7 +95,7 @@ function program(io: KnockIo) {
       new Option(
         "--family <f>",
         "auto: the resolver's first address; 4 or 6; both: each family, IPv4 first " +
-          "(default auto)",
+          "(default: 4 for a name, the address's own for an address)",
       ).choices(["auto", "4", "6", "both"] as const),
     )
     .option("--first-port <port>", "the user's first knock port F", intArg("port", 1, 65535))
@@ -140,7 +140,8 @@ async function settingsFrom(opts: Options, io: KnockIo): Promise<KnockSettings> 
     secret: opts.secret ?? base.secret ?? io.env.get("KNOCKGATE_SECRET"),
     length: opts.length ?? base.length ?? DEFAULT_LENGTH,
     transport: (opts.transport ?? base.transport ?? "tcp") as ClientTransport,
-    family: (opts.family ?? base.family ?? "auto") as ClientFamily,
+    family:
+      (opts.family ?? base.family ?? defaultFamily(opts.host ?? base.host ?? "")) as ClientFamily,
     delayMs: opts.delayMs ?? DEFAULT_DELAY_MS,
   };
   if (s.secret === undefined) {
@@ -173,6 +174,16 @@ export function familyName(family: 4 | 6): string {
 /** `address:port`, an IPv6 address in brackets (RFC 3986 §3.2.2). */
 export function hostPort(t: KnockTarget, port: number): string {
   return t.family === 6 ? `[${t.address}]:${port}` : `${t.address}:${port}`;
+}
+
+/**
+ * The family when none is given: an address's own, and IPv4 for a name.
+ * The appliance watches knocks on its IPv4 WAN addresses only until its data
+ * plane handles IPv6 (issue 13); `auto` would knock a dual-stack name over
+ * IPv6, where nothing listens yet.
+ */
+export function defaultFamily(host: string): ClientFamily {
+  return host !== "" && literalTarget(host) !== null ? "auto" : "4";
 }
 
 /**
