@@ -2,6 +2,7 @@
 import { ManualClock } from "../clock.ts";
 import { openStore, type OpenStoreOptions } from "./kv_store.ts";
 import type { Store } from "./mod.ts";
+import type { StoreKv } from "./store_kv.ts";
 
 /** A fixed start time for tests: 2026-01-01T00:00:00Z. */
 export const T0 = Date.UTC(2026, 0, 1);
@@ -24,7 +25,7 @@ export async function withStore(
 }
 
 /** Every raw value in the KV file, serialized, for "is this stored in clear?" scans. */
-export async function dumpKv(kv: Deno.Kv): Promise<string> {
+export async function dumpKv(kv: StoreKv): Promise<string> {
   const parts: string[] = [];
   for await (const e of kv.list({ prefix: [] })) parts.push(JSON.stringify([e.key, e.value]));
   return parts.join("\n");

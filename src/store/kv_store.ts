@@ -12,6 +12,7 @@ import type { Store } from "./mod.ts";
 import { RuleRepo } from "./rules.ts";
 import { migrate, type Migration, MIGRATIONS } from "./schema.ts";
 import { loadOrCreateKey, SecretBox } from "./secret_box.ts";
+import type { StoreKv } from "./store_kv.ts";
 import { SessionRepo } from "./sessions.ts";
 import { SettingsRepo } from "./settings.ts";
 import { UnlockRepo } from "./unlocks.ts";
@@ -103,6 +104,23 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     kv.close();
     throw err;
   }
+  return storeOver(kv, box, options, {
+    onChange: () => () => {},
+    health: () => ({ backend: "kv", connected: true, lastContactMs: Date.now(), revision: 0 }),
+    close: () => kv.close(),
+  });
+}
+
+/**
+ * Every repository over `kv`, sealing secrets with `box`; `backend` supplies
+ * what differs between the backends (change feed, health, closing).
+ */
+export function storeOver(
+  kv: StoreKv,
+  box: SecretBox,
+  options: OpenStoreOptions,
+  backend: Pick<Store, "onChange" | "health" | "close">,
+): Store {
   const clock = options.clock ?? systemClock;
   const audit = new AuditLog(kv, clock);
   return {
@@ -115,6 +133,6 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     knockState: new KnockStateRepo(kv, clock),
     sessions: new SessionRepo(kv, audit, clock),
     usedCodes: new UsedCodeRepo(kv, clock),
-    close: () => kv.close(),
+    ...backend,
   };
 }

@@ -12,6 +12,7 @@ import { isDottedQuad } from "./_validate.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 
 import type { UnlockInfo } from "../knock/unlock_table.ts";
+import type { StoreAtomic, StoreKv } from "./store_kv.ts";
 
 /**
  * One unlocked source IP (times in ms since the epoch), as the knock engine
@@ -71,7 +72,7 @@ function pick(u: UnlockRecord): SavedUnlock {
 /** Repository of the unlock snapshot. */
 export class UnlockRepo {
   /** Unlocks in `kv`; `clock` decides what has expired. */
-  constructor(private readonly kv: Deno.Kv, private readonly clock: Clock) {}
+  constructor(private readonly kv: StoreKv, private readonly clock: Clock) {}
 
   /** Stores or replaces the unlock of `u.ip` in the current snapshot. */
   async saveUnlock(u: UnlockRecord): Promise<void> {
@@ -114,7 +115,7 @@ export class UnlockRepo {
   }
 
   /** Runs `stage` against the current generation, retrying if it flips meanwhile. */
-  #inCurrent(stage: (op: Deno.AtomicOperation, gen: number) => void): Promise<void> {
+  #inCurrent(stage: (op: StoreAtomic, gen: number) => void): Promise<void> {
     return withRetry("unlock table", async () => {
       const genEntry = await this.kv.get<number>(GEN_KEY);
       const op = this.kv.atomic().check(genEntry);
@@ -138,7 +139,7 @@ export class UnlockRepo {
     if (n % BATCH !== 0) await this.#commit(op);
   }
 
-  async #commit(op: Deno.AtomicOperation): Promise<void> {
+  async #commit(op: StoreAtomic): Promise<void> {
     if (!(await op.commit()).ok) {
       throw new ConflictError(
         "unlocks",
