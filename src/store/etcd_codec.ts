@@ -3,16 +3,16 @@
  *
  * Keys: a tuple key becomes one byte string that sorts in etcd (plain byte
  * order) exactly as Deno KV sorts tuples: element by element, and across
- * types Uint8Array < string < number < bigint < false < true. Each element
+ * types Uint8Array < string < bigint < number < false < true. Each element
  * is a type byte and its payload, in the manner of FoundationDB's tuple
  * layer:
  * - bytes `0x01` and string `0x02` (UTF-8): 0x00 escaped as 0x00 0xFF, ended
  *   by 0x00 (so "a" sorts before "a\0" before "ab");
- * - number `0x03`: the IEEE 754 double big-endian, sign bit flipped for
+ * - bigint `0x03`: a length byte (0x80 + n for >= 0, 0x7f - n below 0) then
+ *   the n-byte magnitude, inverted below 0;
+ * - number `0x04`: the IEEE 754 double big-endian, sign bit flipped for
  *   positives and every bit flipped for negatives (so byte order is numeric
  *   order; -0 and 0 stay distinct as in Deno KV);
- * - bigint `0x04`: a length byte (0x80 + n for >= 0, 0x7f - n below 0) then
- *   the n-byte magnitude, inverted below 0;
  * - false `0x05`, true `0x06`.
  * Every type byte is below 0xff, so the children of a prefix P are the range
  * [P 0x00, P 0xff).
@@ -27,8 +27,8 @@ import { fromBase64, toBase64 } from "./_ids.ts";
 
 const BYTES = 0x01;
 const STRING = 0x02;
-const NUMBER = 0x03;
-const BIGINT = 0x04;
+const BIGINT = 0x03;
+const NUMBER = 0x04;
 const FALSE = 0x05;
 const TRUE = 0x06;
 
