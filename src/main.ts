@@ -177,7 +177,7 @@ export async function main(args: string[]): Promise<number> {
     console.error(`Cannot start: TLS: ${(e as Error).message}`);
     return 1;
   }
-  const store = await openStore(storePath, {
+  const store = await openStore(flags.store ?? config.store, {
     network: networkLayout(config),
   });
   const admin = await bootstrapStore(store, config, logger);

@@ -1,9 +1,9 @@
 /**
- * Opening the store a configuration's `store` section names: the KV file
- * (`backend` absent or "kv", as before), or an etcd cluster (`backend:
- * "etcd"`) shared by several appliances. On etcd, `path` still names this
- * node's local files: the appliance key `<path>.key`, and beside it the
- * management certificate and the flow snapshot; no KV file is opened.
+ * The store on an etcd cluster shared by several appliances, as a
+ * configuration's `store` section names it (`backend: "etcd"`; `openStore`
+ * picks it). `path` still names this node's local files: the appliance key
+ * `<path>.key`, and beside it the management certificate and the flow
+ * snapshot; no KV file is opened.
  *
  * The key: TOTP secrets stay sealed with the appliance key (`secret_box.ts`),
  * so every node of a cluster must hold the same key file. The first node
@@ -13,7 +13,8 @@
  * a different key refuses too, instead of sealing secrets no other node can open.
  */
 import { EtcdKv } from "./etcd_kv.ts";
-import { openStore, type OpenStoreOptions, storeOver } from "./kv_store.ts";
+import { storeOver } from "./_repos.ts";
+import type { OpenStoreOptions } from "./kv_store.ts";
 import type { Store } from "./mod.ts";
 import { migrate, MIGRATIONS } from "./schema.ts";
 import { loadKey, loadOrCreateKey, type SecretBox } from "./secret_box.ts";
@@ -61,16 +62,6 @@ export interface EtcdStoreOptions extends OpenStoreOptions {
 }
 
 const KEY_ID: Deno.KvKey = ["meta", "key-id"];
-
-/** Opens the store `target` names; a plain string is a KV file path. */
-export async function openConfiguredStore(
-  target: string | StoreTarget,
-  options: EtcdStoreOptions = {},
-): Promise<Store> {
-  if (typeof target === "string") return await openStore(target, options);
-  if (target.backend !== "etcd") return await openStore(target.path, options);
-  return await openEtcdStore(target, options);
-}
 
 async function readPem(path: string | undefined, what: string): Promise<string | undefined> {
   if (path === undefined) return undefined;
