@@ -5,7 +5,8 @@ set -euo pipefail
 need=()
 for pair in ip:iproute2 ethtool:ethtool python3:python3 iperf3:iperf3 nmap:nmap hping3:hping3 tcpdump:tcpdump nft:nftables \
   chromium:chromium tmux:tmux curl:curl nc:netcat-openbsd ping:iputils-ping \
-  systemd-analyze:systemd promtool:prometheus openssl:openssl firefox-esr:firefox-esr; do
+  systemd-analyze:systemd promtool:prometheus openssl:openssl firefox-esr:firefox-esr \
+  etcd:etcd-server etcdctl:etcd-client; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
@@ -20,4 +21,8 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Only promtool is wanted (the /metrics test); the package's own server is not.
 if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
   systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+# The etcd tests start their own clusters on free ports; the package's own member is not wanted.
+if [[ " ${need[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
