@@ -207,6 +207,7 @@ export async function main(args: string[]): Promise<number> {
   const journal = new UnlockJournal(
     store.unlocks,
     () => state.settings.knock.idleTimeoutSec * 1000,
+    { shared: store.health().backend === "etcd" },
   );
   const saveFailed = (what: string) => (e: Error) =>
     console.error(`cannot save the ${what}: ${e.message}`);
