@@ -137,6 +137,16 @@ export class EtcdCluster {
     await child.status;
   }
 
+  /** SIGSTOPs member `i` (a silent partition: connections hang, nothing is refused). */
+  freeze(i: number): void {
+    this.members[i].child?.kill("SIGSTOP");
+  }
+
+  /** SIGCONTs member `i`. */
+  thaw(i: number): void {
+    this.members[i].child?.kill("SIGCONT");
+  }
+
   /** Starts member `i` again on its data dir. */
   restart(i: number): void {
     if (this.members[i].child !== null) return;

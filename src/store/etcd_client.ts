@@ -16,6 +16,10 @@
  * Failover: requests go to the endpoint that answered last; a connection
  * failure, a timeout or an "unavailable" answer moves to the next one, and
  * only when every endpoint failed does a call throw `EtcdUnreachableError`.
+ * A txn that timed out may still have committed, and the next member gets it
+ * again: harmless for the store's writes (a checked txn then fails its
+ * compare and the repository re-reads; unchecked puts and deletes repeat
+ * the same effect), but such a create can report its own write as a clash.
  */
 
 /** TLS material for the members' client URLs, PEM text. */

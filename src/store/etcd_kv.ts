@@ -151,6 +151,7 @@ export class EtcdKv implements StoreKv {
   #watchAbort: AbortController | null = null;
   #watchEndpoint = "";
   #probeTimer: ReturnType<typeof setInterval> | undefined;
+  #probing = false;
   #supervisor: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
 
@@ -584,10 +585,14 @@ export class EtcdKv implements StoreKv {
       this.#wake?.();
       return;
     }
+    if (this.#probing) return; // the last one still waits for a timeout
+    this.#probing = true;
     try {
       await this.#call("/v3/kv/range", { key: b64(this.#prefix), keys_only: true, limit: "1" });
     } catch {
       return; // #call turned the store degraded; the supervisor reconnects
+    } finally {
+      this.#probing = false;
     }
     // Requests failed over to another member: move the watch there too.
     if (this.#watchEndpoint !== this.#client.endpoint) this.#watchAbort?.abort();

@@ -196,6 +196,41 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "etcd: a frozen member (SIGSTOP): requests and the watch move on; all frozen: degraded, then back",
+  ...opts,
+}, async () => {
+  await withEtcdCluster(async (cluster) => {
+    await withTwoStores(cluster, async (a, b) => {
+      await a.users.createUser(user("alice", 41001), "root");
+      const frozen = cluster.endpoints.indexOf(b.health().endpoint!);
+      cluster.freeze(frozen);
+      try {
+        let heard = false;
+        b.onChange((c) => heard ||= c.areas.includes("settings"));
+        await a.settings.updateSettings({ knock: { failureLimit: 9 } }, "root");
+        // B's watch hung on the frozen member; its probe times out there and moves it.
+        await until("B's watch to move and report the change", () => heard);
+        assert.notEqual(b.health().endpoint, cluster.endpoints[frozen]);
+        assert.equal((await b.settings.getSettings()).knock.failureLimit, 9);
+        for (let i = 0; i < 3; i++) cluster.freeze(i);
+        await until(
+          "A and B to turn degraded",
+          () => !a.health().connected && !b.health().connected,
+        );
+        await assert.rejects(b.users.deleteUser("alice", "root"), StoreUnavailableError);
+        assert.equal((await b.users.getUser("alice")).name, "alice");
+      } finally {
+        for (let i = 0; i < 3; i++) cluster.thaw(i);
+      }
+      await until("A and B to reconnect", () => a.health().connected && b.health().connected);
+      await b.users.deleteUser("alice", "root");
+      assert.equal(await a.users.findUser("alice"), null);
+    });
+  });
+});
+
+Deno.test({
   name: "etcd: a node cut off from its only member catches up by re-listing when it returns",
   ...opts,
 }, async () => {
