@@ -208,7 +208,10 @@ Deno.test({
       try {
         let heard = false;
         b.onChange((c) => heard ||= c.areas.includes("settings"));
+        await a.settings.updateSettings({ knock: { failureLimit: 8 } }, "root");
         await a.settings.updateSettings({ knock: { failureLimit: 9 } }, "root");
+        // Compact past them: B's watch, resumed elsewhere from its old revision, must re-list.
+        await compact(cluster.endpoints[(frozen + 1) % 3]);
         // B's watch hung on the frozen member; its probe times out there and moves it.
         await until("B's watch to move and report the change", () => heard);
         assert.notEqual(b.health().endpoint, cluster.endpoints[frozen]);
@@ -338,4 +341,14 @@ async function rawLeases(endpoint: string, prefix: string): Promise<Set<string>>
   });
   const body = await res.json() as { kvs?: { lease?: string }[] };
   return new Set((body.kvs ?? []).flatMap((k) => k.lease === undefined ? [] : [k.lease]));
+}
+
+/** Compacts the cluster's history up to its current revision, straight through the gateway. */
+async function compact(endpoint: string): Promise<void> {
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${endpoint}${path}`, { method: "POST", body: JSON.stringify(body) });
+    return await res.json() as { header?: { revision?: string } };
+  };
+  const { header } = await post("/v3/kv/range", { key: btoa("x") });
+  await post("/v3/kv/compaction", { revision: header?.revision, physical: true });
 }
