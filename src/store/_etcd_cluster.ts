@@ -126,6 +126,35 @@ export class EtcdCluster {
     }
   }
 
+  /** The index of the member that is the raft leader now (asked through the gateway). */
+  async leader(): Promise<number> {
+    for (const m of this.members) {
+      if (m.child === null) continue;
+      try {
+        const res = await fetch(`${m.client}/v3/maintenance/status`, {
+          method: "POST",
+          body: "{}",
+          signal: AbortSignal.timeout(1000),
+        });
+        const st = await res.json() as { header?: { member_id?: string }; leader?: string };
+        if (st.leader !== undefined && st.leader !== "0") {
+          const ids = await Promise.all(this.members.map(async (x) => {
+            if (x.child === null) return "";
+            const r = await fetch(`${x.client}/v3/maintenance/status`, {
+              method: "POST",
+              body: "{}",
+            });
+            return ((await r.json()) as { header?: { member_id?: string } }).header?.member_id ??
+              "";
+          }));
+          const i = ids.indexOf(st.leader);
+          if (i >= 0) return i;
+        }
+      } catch { /* ask the next one */ }
+    }
+    throw new Error("etcd: no member knows a leader");
+  }
+
   /** SIGKILLs member `i` and waits for it to be gone. */
   async kill(i: number): Promise<void> {
     const child = this.members[i].child;

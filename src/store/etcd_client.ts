@@ -15,7 +15,9 @@
  *
  * Failover: requests go to the endpoint that answered last; a connection
  * failure, a timeout or an "unavailable" answer moves to the next one, and
- * only when every endpoint failed does a call throw `EtcdUnreachableError`.
+ * only when every endpoint kept failing for the retry budget (5 s: a leader
+ * election is waited out; at once when every member refuses the connection)
+ * does a call throw `EtcdUnreachableError`.
  * A txn that timed out may still have committed, and the next member gets it
  * again: harmless for the store's writes (a checked txn then fails its
  * compare and the repository re-reads; unchecked puts and deletes repeat
@@ -41,6 +43,13 @@ export interface EtcdClientOptions {
   password?: string;
   /** One request's bound before the next endpoint is tried; default 2000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * How long a call keeps going round the endpoints while none answers, so
+   * that a leader election (one member killed: about 1-2 s with etcd's
+   * default election timeout) is waited out rather than reported; default
+   * 5000 ms. A round in which every member refused the connection ends it at once.
+   */
+  retryBudgetMs?: number;
 }
 
 /** No endpoint answered. */
@@ -64,6 +73,8 @@ export class EtcdRequestError extends Error {
 /** gRPC codes that mean "this member cannot serve now": try another. */
 const RETRY_ELSEWHERE = new Set([4, 14]); // DEADLINE_EXCEEDED, UNAVAILABLE
 const UNAUTHENTICATED = 16;
+/** The pause between two rounds over every endpoint. */
+const ROUND_PAUSE_MS = 200;
 
 /** base64 of bytes. */
 export function b64(bytes: Uint8Array): string {
@@ -119,6 +130,7 @@ export class EtcdClient {
   #token: string | null = null;
   readonly #endpoints: string[];
   readonly #timeoutMs: number;
+  readonly #budgetMs: number;
   readonly #http: Deno.HttpClient | undefined;
 
   /** A client of `options.endpoints`; nothing is sent until the first call. */
@@ -126,6 +138,7 @@ export class EtcdClient {
     if (options.endpoints.length === 0) throw new TypeError("etcd: no endpoints");
     this.#endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ""));
     this.#timeoutMs = options.requestTimeoutMs ?? 2000;
+    this.#budgetMs = options.retryBudgetMs ?? 5000;
     const tls = options.tls;
     this.#http = tls === undefined ? undefined : Deno.createHttpClient({
       caCerts: [tls.ca],
@@ -138,20 +151,31 @@ export class EtcdClient {
     return this.#endpoints[this.#current];
   }
 
-  /** POSTs `body` to `path`, failing over between endpoints; the answer's JSON. */
+  /**
+   * POSTs `body` to `path`, failing over between endpoints, round after round
+   * until one answers or the retry budget is spent; the answer's JSON.
+   */
   async call<T>(path: string, body: unknown): Promise<T> {
+    const giveUp = Date.now() + this.#budgetMs;
     let detail = "";
-    for (let tried = 0; tried < this.#endpoints.length; tried++) {
-      const at = this.#current;
-      try {
-        return await this.#once<T>(this.#endpoints[at], path, body, true);
-      } catch (err) {
-        if (err instanceof EtcdRequestError && !RETRY_ELSEWHERE.has(err.code)) throw err;
-        detail = `${this.#endpoints[at]}: ${(err as Error).message}`;
-        if (this.#current === at) this.#current = (at + 1) % this.#endpoints.length;
+    for (;;) {
+      // Whether a member is there at all (it answered "unavailable" or let the request time
+      // out) rather than refusing the connection: only then can waiting help.
+      let alive = false;
+      for (let tried = 0; tried < this.#endpoints.length; tried++) {
+        const at = this.#current;
+        try {
+          return await this.#once<T>(this.#endpoints[at], path, body, true);
+        } catch (err) {
+          if (err instanceof EtcdRequestError && !RETRY_ELSEWHERE.has(err.code)) throw err;
+          alive ||= !(err instanceof TypeError);
+          detail = `${this.#endpoints[at]}: ${(err as Error).message}`;
+          if (this.#current === at) this.#current = (at + 1) % this.#endpoints.length;
+        }
       }
+      if (!alive || Date.now() + ROUND_PAUSE_MS >= giveUp) throw new EtcdUnreachableError(detail);
+      await new Promise((r) => setTimeout(r, ROUND_PAUSE_MS));
     }
-    throw new EtcdUnreachableError(detail);
   }
 
   /**
