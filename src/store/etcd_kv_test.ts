@@ -355,3 +355,42 @@ async function compact(endpoint: string): Promise<void> {
   const { header } = await post("/v3/kv/range", { key: btoa("x") });
   await post("/v3/kv/compaction", { revision: header?.revision, physical: true });
 }
+
+Deno.test({
+  name: "etcd: two nodes merging their unlock tables at once keep the union and the later expiries",
+  ...opts,
+}, async () => {
+  await withEtcdCluster(async (cluster) => {
+    await withTwoStores(cluster, async (a, b) => {
+      const now = Date.now();
+      const unlock = (i: number, expiresAt: number) => ({
+        ip: `198.51.100.${i}`,
+        user: "alice",
+        unlockedAt: now,
+        lastSeen: expiresAt - 3_600_000,
+        expiresAt,
+        drift: 0,
+        flows: 1,
+        bytes: 1,
+        wanAddress: "",
+      });
+      const hour = now + 3_600_000;
+      // Both hold .1-.100; A saw traffic on the even ones lately, B on the odd ones; A alone .200.
+      const tableA = [
+        ...Array.from({ length: 100 }, (_, k) => unlock(k + 1, hour + (k % 2 === 1 ? 120_000 : 0))),
+        unlock(200, hour),
+      ];
+      const tableB = Array.from(
+        { length: 100 },
+        (_, k) => unlock(k + 1, hour + (k % 2 === 0 ? 120_000 : 0)),
+      );
+      await a.unlocks.mergeAll(tableB.map((u) => ({ ...u, expiresAt: hour, lastSeen: now })));
+      await Promise.all([a.unlocks.mergeAll(tableA), b.unlocks.mergeAll(tableB)]);
+      const saved = await b.unlocks.listUnlocks();
+      assert.equal(saved.length, 101);
+      for (const u of saved) {
+        assert.equal(u.expiresAt, u.ip.endsWith(".200") ? hour : hour + 120_000, u.ip);
+      }
+    });
+  });
+});
