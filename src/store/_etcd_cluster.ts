@@ -36,18 +36,75 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** PEM files of a test CA, a server certificate for 127.0.0.1 and a client certificate. */
+export interface TestPki {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+async function openssl(dir: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command("openssl", {
+    args,
+    cwd: dir,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** Makes a CA and two ECDSA P-256 certificates it signed, in `dir` (the system's openssl). */
+export async function makeTestPki(dir: string): Promise<TestPki> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  const ca = ["-keyout", "ca-key.pem", "-out", "ca.pem", "-subj", "/CN=kgt etcd test CA"];
+  await openssl(dir, ["req", "-x509", ...ec, ...ca, "-days", "2"]);
+  // The client's subject has no CN: with authentication on, etcd 3.4's gateway answers a
+  // request whose certificate carries a CN with 400 ("CommonName ... will be ignored").
+  // The server's may also authenticate clients: the gateway dials its own member with it.
+  const certs = {
+    server: [
+      "/CN=kgt etcd server",
+      "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    ],
+    client: ["/O=knockgate", "extendedKeyUsage=clientAuth\n"],
+  };
+  for (const [name, [subject, ext]] of Object.entries(certs)) {
+    await Deno.writeTextFile(`${dir}/${name}.ext`, ext);
+    const csr = ["-keyout", `${name}-key.pem`, "-out", `${name}.csr`, "-subj", subject];
+    await openssl(dir, ["req", ...ec, ...csr]);
+    const sign = ["-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2"];
+    const out = ["-in", `${name}.csr`, "-out", `${name}.pem`, "-extfile", `${name}.ext`];
+    await openssl(dir, ["x509", "-req", ...sign, ...out]);
+  }
+  return {
+    ca: `${dir}/ca.pem`,
+    serverCert: `${dir}/server.pem`,
+    serverKey: `${dir}/server-key.pem`,
+    clientCert: `${dir}/client.pem`,
+    clientKey: `${dir}/client-key.pem`,
+  };
+}
+
 /** A running cluster of `etcd` processes. */
 export class EtcdCluster {
+  #pki: TestPki | null = null;
+
   private constructor(readonly dir: string, readonly members: Member[]) {}
 
-  /** Starts `size` members and waits (at most 30 s) until every one is healthy. */
-  static async start(size = 3): Promise<EtcdCluster> {
+  /**
+   * Starts `size` members and waits (at most 30 s) until every one is
+   * healthy. With `tls` the client URLs are https and take only client
+   * certificates of the cluster's own test CA (`pki`).
+   */
+  static async start(size = 3, tls = false): Promise<EtcdCluster> {
     const dir = await Deno.makeTempDir({ prefix: "kgt-etcd-" });
     const members: Member[] = [];
     for (let i = 0; i < size; i++) {
       members.push({
         name: `m${i}`,
-        client: `http://127.0.0.1:${freePort()}`,
+        client: `${tls ? "https" : "http"}://127.0.0.1:${freePort()}`,
         peer: `http://127.0.0.1:${freePort()}`,
         dataDir: `${dir}/m${i}`,
         log: `${dir}/m${i}.log`,
@@ -56,6 +113,7 @@ export class EtcdCluster {
     }
     const cluster = new EtcdCluster(dir, members);
     try {
+      if (tls) cluster.#pki = await makeTestPki(dir);
       for (let i = 0; i < size; i++) cluster.#spawn(i, "new");
       await cluster.waitHealthy();
     } catch (err) {
@@ -63,6 +121,23 @@ export class EtcdCluster {
       throw err;
     }
     return cluster;
+  }
+
+  /** The test CA and certificates of a cluster started with TLS. */
+  get pki(): TestPki {
+    if (this.#pki === null) throw new Error("etcd test cluster: started without TLS");
+    return this.#pki;
+  }
+
+  /** An HTTP client that trusts the test CA and shows the client certificate (TLS only). */
+  async httpClient(): Promise<Deno.HttpClient | undefined> {
+    const pki = this.#pki;
+    if (pki === null) return undefined;
+    return Deno.createHttpClient({
+      caCerts: [await Deno.readTextFile(pki.ca)],
+      cert: await Deno.readTextFile(pki.clientCert),
+      key: await Deno.readTextFile(pki.clientKey),
+    });
   }
 
   /** The members' client URLs. */
@@ -73,30 +148,29 @@ export class EtcdCluster {
   #spawn(i: number, state: "new" | "existing"): void {
     const m = this.members[i];
     const initial = this.members.map((x) => `${x.name}=${x.peer}`).join(",");
-    const args = [
-      "--name",
-      m.name,
-      "--data-dir",
-      m.dataDir,
-      "--listen-client-urls",
-      m.client,
-      "--advertise-client-urls",
-      m.client,
-      "--listen-peer-urls",
-      m.peer,
-      "--initial-advertise-peer-urls",
-      m.peer,
-      "--initial-cluster",
-      initial,
-      "--initial-cluster-state",
-      state,
-      "--initial-cluster-token",
-      `kgt-${this.dir.slice(-8)}`,
-      "--logger",
-      "zap",
-      "--log-level",
-      "warn",
-    ]; // deno-fmt-ignore
+    const flags: Record<string, string> = {
+      "name": m.name,
+      "data-dir": m.dataDir,
+      "listen-client-urls": m.client,
+      "advertise-client-urls": m.client,
+      "listen-peer-urls": m.peer,
+      "initial-advertise-peer-urls": m.peer,
+      "initial-cluster": initial,
+      "initial-cluster-state": state,
+      "initial-cluster-token": `kgt-${this.dir.slice(-8)}`,
+      "logger": "zap",
+      "log-level": "warn",
+    };
+    const pki = this.#pki;
+    if (pki !== null) {
+      Object.assign(flags, {
+        "cert-file": pki.serverCert,
+        "key-file": pki.serverKey,
+        "client-cert-auth": "true",
+        "trusted-ca-file": pki.ca,
+      });
+    }
+    const args = Object.entries(flags).map(([k, v]) => `--${k}=${v}`);
     const quoted = args.map((a) => `'${a}'`).join(" ");
     m.child = new Deno.Command("sh", {
       args: ["-c", `exec etcd ${quoted} >>'${m.log}' 2>&1`],
@@ -108,12 +182,23 @@ export class EtcdCluster {
 
   /** Waits (bounded) until every running member reports a leader and answers. */
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const client = await this.httpClient();
+    try {
+      await this.#waitHealthy(Date.now() + timeoutMs, timeoutMs, client);
+    } finally {
+      client?.close();
+    }
+  }
+
+  async #waitHealthy(deadline: number, timeoutMs: number, client?: Deno.HttpClient) {
     for (const m of this.members) {
       if (m.child === null) continue;
       for (;;) {
         try {
-          const res = await fetch(`${m.client}/health`, { signal: AbortSignal.timeout(1000) });
+          const res = await fetch(`${m.client}/health`, {
+            signal: AbortSignal.timeout(1000),
+            ...(client === undefined ? {} : { client }),
+          });
           const body = await res.json() as { health?: string };
           if (body.health === "true") break;
         } catch { /* not up yet */ }
@@ -193,8 +278,9 @@ export class EtcdCluster {
 export async function withEtcdCluster(
   fn: (cluster: EtcdCluster) => Promise<void>,
   size = 3,
+  tls = false,
 ): Promise<void> {
-  const cluster = await EtcdCluster.start(size);
+  const cluster = await EtcdCluster.start(size, tls);
   try {
     await fn(cluster);
   } finally {

@@ -394,3 +394,57 @@ Deno.test({
     });
   });
 });
+
+Deno.test({
+  name: "etcd: over TLS with a client certificate and etcd's own user authentication",
+  ...opts,
+}, async () => {
+  await withEtcdCluster(
+    async (cluster) => {
+      const http = (await cluster.httpClient())!;
+      const dir = await Deno.makeTempDir({ prefix: "kgt-etcd-tls-" });
+      try {
+        const admin = async (path: string, body: unknown) => {
+          const res = await fetch(`${cluster.endpoints[0]}${path}`, {
+            method: "POST",
+            body: JSON.stringify(body),
+            client: http,
+          });
+          assert.equal(res.status, 200, `${path}: ${await res.text()}`);
+        };
+        await admin("/v3/auth/role/add", { name: "root" });
+        await admin("/v3/auth/user/add", { name: "root", password: "root-pw" });
+        await admin("/v3/auth/user/grant", { user: "root", role: "root" });
+        await admin("/v3/auth/enable", {});
+        const { ca, clientCert: cert, clientKey: key } = cluster.pki;
+        const target: EtcdStoreTarget = {
+          backend: "etcd",
+          path: `${dir}/kg`,
+          endpoints: cluster.endpoints,
+          prefix: "/knockgate/",
+          tls: { ca, cert, key },
+          username: "root",
+          password: "root-pw",
+        };
+        const store = await openEtcdStore(target);
+        try {
+          await store.users.createUser(user("alice", 41001), "root");
+          assert.equal((await store.users.getUser("alice")).knock.firstPort, 41001);
+          assert.ok(store.health().connected);
+        } finally {
+          store.close();
+        }
+        await assert.rejects(
+          openEtcdStore({ ...target, password: "wrong" }),
+          /authentication failed/,
+        );
+        await assert.rejects(openEtcdStore({ ...target, tls: { ca } }), StoreUnavailableError);
+      } finally {
+        http.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+    1,
+    true,
+  );
+});
