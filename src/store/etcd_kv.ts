@@ -507,26 +507,21 @@ export class EtcdKv implements StoreKv {
 
   /** Keeps the watch running; after an outage re-lists and watches again. */
   async #supervise(): Promise<void> {
-    let synced = true;
     while (!this.#closed) {
       try {
-        if (!synced) {
-          await this.#resync(true);
-          synced = true;
-        }
+        // Degraded (whoever noticed it: a request, the probe, the watch): re-list first.
+        if (!this.#connected) await this.#resync(true);
         await this.#watch();
       } catch (err) {
         if (err instanceof EtcdUnreachableError || err instanceof StoreUnavailableError) {
           this.#down();
-          synced = false;
         } else if (!this.#closed && !(err instanceof DOMException && err.name === "AbortError")) {
           // A broken stream (its member killed): find a member that answers, then watch
           // again there from the revision we have.
           await this.#call("/v3/kv/range", { key: b64(this.#prefix), limit: "1" }).catch(() => {});
         }
-        if (!this.#connected) synced = false;
       }
-      if (!this.#closed) await this.#sleep(synced ? 50 : 250);
+      if (!this.#closed) await this.#sleep(this.#connected ? 50 : 250);
     }
   }
 
@@ -546,6 +541,8 @@ export class EtcdKv implements StoreKv {
 
   /** Watches the prefix from the cache's revision + 1 until the stream ends or is aborted. */
   async #watch(): Promise<void> {
+    // Checked in the same tick as the abort handle is published: a later #down() aborts it.
+    if (!this.#connected) return;
     const abort = new AbortController();
     this.#watchAbort = abort;
     this.#watchEndpoint = this.#client.endpoint;
