@@ -30,13 +30,19 @@
  *
  * Degraded mode: a local cache of every key under the prefix, filled by a
  * full listing at open and kept by a watch from the listing's revision.
- * When no member answers (a request timing out on every endpoint, or the
- * 1 s probe failing), reads come from the cache (the last known state) and
- * writes throw `StoreUnavailableError` at once. A supervisor retries; when
- * a member answers again it re-lists everything (at revision R, replacing
- * the cache, reporting what changed) and watches from R + 1.
+ * When no member answers (a request failing on every endpoint for the
+ * client's retry budget, or the 1 s probe failing so, or every member
+ * refusing the connection), reads come from the cache (the last known state)
+ * and writes throw `StoreUnavailableError` at once. A supervisor retries;
+ * when a member answers again it re-lists everything (at revision R,
+ * replacing the cache, reporting what changed) and watches from R + 1; a
+ * watch cancelled by a compaction past its revision re-lists the same way.
+ * The probe also moves the watch when requests failed over to another
+ * member (a watch on a silent member would just stay quiet).
  * `onChange` reports the areas (users, rules, settings, unlocks, knock
- * state) each watched batch touched, whichever node wrote it.
+ * state) each watched batch touched, whichever node wrote it, own writes
+ * included. The cache holds every key, the audit log too: memory grows
+ * with the store (about 1 KB per audit entry).
  */
 import { StoreUnavailableError } from "./errors.ts";
 import {
