@@ -5,7 +5,8 @@ set -euo pipefail
 need=()
 for pair in ip:iproute2 ethtool:ethtool python3:python3 iperf3:iperf3 nmap:nmap hping3:hping3 tcpdump:tcpdump nft:nftables \
   chromium:chromium tmux:tmux curl:curl nc:netcat-openbsd ping:iputils-ping \
-  systemd-analyze:systemd promtool:prometheus openssl:openssl firefox-esr:firefox-esr; do
+  systemd-analyze:systemd promtool:prometheus openssl:openssl firefox-esr:firefox-esr \
+  etcd:etcd-server etcdctl:etcd-client; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # keepalived (the HA-pair lab) lives in /usr/sbin, which a non-login PATH may lack.
@@ -26,4 +27,8 @@ fi
 # The HA-pair lab runs its own keepalived per namespace; the package's service must not run.
 if [[ " ${need[*]} " == *" keepalived "* ]] && [ -d /run/systemd/system ]; then
   systemctl disable --now keepalived >/dev/null 2>&1 || true
+fi
+# The etcd tests start their own clusters on free ports; the package's own member is not wanted.
+if [[ " ${need[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now etcd >/dev/null 2>&1 || true
 fi

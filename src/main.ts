@@ -177,7 +177,7 @@ export async function main(args: string[]): Promise<number> {
     console.error(`Cannot start: TLS: ${(e as Error).message}`);
     return 1;
   }
-  const store = await openStore(storePath, {
+  const store = await openStore(flags.store ?? config.store, {
     network: networkLayout(config),
   });
   const admin = await bootstrapStore(store, config, logger);
@@ -207,6 +207,7 @@ export async function main(args: string[]): Promise<number> {
   const journal = new UnlockJournal(
     store.unlocks,
     () => state.settings.knock.idleTimeoutSec * 1000,
+    { shared: store.health().backend === "etcd" },
   );
   const saveFailed = (what: string) => (e: Error) =>
     console.error(`cannot save the ${what}: ${e.message}`);

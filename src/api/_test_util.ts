@@ -23,6 +23,7 @@ import { totpCode } from "../knock/totp.ts";
 import { Logger } from "../log/logger.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import { openStore } from "../store/kv_store.ts";
+import type { StoreTarget } from "../store/etcd_store.ts";
 import type { Store } from "../store/mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import { SESSION_COOKIE } from "./auth.ts";
@@ -255,10 +256,12 @@ export async function withApi(
   options: AppOptions = {},
   /** The configuration file's contents; default `defaultConfig()`. */
   config: Config = defaultConfig(),
+  /** The store's target; default a KV file in the harness's temp dir. */
+  storeAt: (dir: string) => string | StoreTarget = (dir) => `${dir}/store.kv`,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kgt-api-" });
   const clock = new ManualClock(T0);
-  const store = await openStore(`${dir}/store.kv`, { clock, network: networkLayout(config) });
+  const store = await openStore(storeAt(dir), { clock, network: networkLayout(config) });
   try {
     const datapath = new FakeDatapath();
     const logger = new Logger({ clock });

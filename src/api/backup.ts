@@ -28,7 +28,7 @@ async function withStore<T>(
 ): Promise<T> {
   const config = at.config ? loadConfig(at.config) : defaultConfig();
   const network = networkLayout(config);
-  const store = await openStore(at.store ?? config.store.path, { network });
+  const store = await openStore(at.store ?? config.store, { network });
   try {
     return await fn(store, network);
   } finally {

@@ -4,7 +4,7 @@
  * problems?: [{field, message, clash?}]}`. Store errors map to statuses
  * (NotFoundError 404, ConflictError 409, ValidationError 400,
  * ConfigProblemError 409 when it clashes with another stored rule or user,
- * else 422); request validation (shape only) fails with 400. Every
+ * else 422; StoreUnavailableError 503, the etcd store degraded); request validation (shape only) fails with 400. Every
  * validation error lists its problems, each naming the field in the
  * operator's words (`publicPorts.start`, `ports[0].ports`, `users[1]`) and,
  * for a clash, the other party.
@@ -18,6 +18,7 @@ import {
   ConflictError,
   type FieldProblem,
   NotFoundError,
+  StoreUnavailableError,
   ValidationError,
 } from "../store/errors.ts";
 
@@ -155,6 +156,11 @@ function configError(err: ConfigProblemError): ApiError {
 export function toApiError(err: unknown): ApiError | null {
   if (err instanceof ApiError) return err;
   if (err instanceof NotFoundError) return new ApiError(404, "not_found", err.message);
+  if (err instanceof StoreUnavailableError) {
+    return new ApiError(503, "store_unavailable", err.message, undefined, undefined, {
+      "Retry-After": "5",
+    });
+  }
   if (err instanceof ConfigProblemError) return configError(err);
   if (err instanceof ConflictError) return fieldError(409, "conflict", err.message, err.field);
   if (err instanceof ValidationError) {

@@ -10,7 +10,7 @@ import { MAX_WAN_ADDRESSES, validateConfig } from "../nat/rule_validate.ts";
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
 import { joinPath, JsoncSyntaxError, parseJsonc } from "./parse_jsonc.ts";
 import { type ConfigOutput, configSchema, issueMessage, KNOCK_ALIASES } from "./schema.ts";
-import type { Config, UplinkAddress, UplinkConfig, UplinkProbe } from "./types.ts";
+import type { Config, StoreConfig, UplinkAddress, UplinkConfig, UplinkProbe } from "./types.ts";
 import { layoutUplinks } from "./uplinks.ts";
 
 /** One thing wrong with a configuration file. */
@@ -246,7 +246,7 @@ function finish(c: ConfigOutput, report: Reporter): Config {
     openPorts: c.openPorts,
     management: { ...c.management, listen, listenU32: parseIpv4(listen)!, uplinks: mgmtUplinks },
     syslog: c.syslog,
-    store: c.store,
+    store: storeConfig(c.store, report),
     ...(c.tls ? { tls: c.tls } : {}),
   };
 }
@@ -411,6 +411,39 @@ function checkLanNetwork(network: string, report: Reporter): Cidr {
 }
 
 /** Seed users: unique names (first ports are `validateConfig`'s, in `checkRules`). */
+/** The store section: the KV file as before, or etcd with its fields checked together. */
+function storeConfig(s: ConfigOutput["store"], report: Reporter): StoreConfig {
+  const { backend, path, endpoints, prefix, tls, username, password } = s;
+  if (backend !== "etcd") {
+    for (const [field, v] of Object.entries({ endpoints, prefix, tls, username, password })) {
+      if (v !== undefined) report.add(`store.${field}`, `is only for backend "etcd"`);
+    }
+    return backend === undefined ? { path } : { backend, path };
+  }
+  if (endpoints === undefined) report.add("store.endpoints", `is required with backend "etcd"`);
+  if ((username === undefined) !== (password === undefined)) {
+    report.add(
+      username === undefined ? "store.username" : "store.password",
+      "username and password go together",
+    );
+  }
+  if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
+    report.add(
+      tls.cert === undefined ? "store.tls.cert" : "store.tls.key",
+      "cert and key go together",
+    );
+  }
+  return {
+    backend,
+    path,
+    endpoints: endpoints ?? [],
+    prefix: prefix ?? "/knockgate/",
+    ...(tls === undefined ? {} : { tls }),
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
+  };
+}
+
 function checkUsers(c: ConfigOutput, report: Reporter): void {
   const names = new Set<string>();
   c.users.forEach((u, i) => {

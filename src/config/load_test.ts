@@ -454,3 +454,58 @@ Deno.test("more than 64 WAN addresses in all are refused at wan", () => {
 }`;
   assert.deepEqual(problems(text), [`${FILE}:2: wan: 80 WAN addresses in all; at most 64`]);
 });
+
+Deno.test("store: the KV file by default, exactly as before; etcd with its defaults", () => {
+  assert.deepEqual(defaultConfig().store, { path: "data/knockgate.kv" });
+  const STORE = `"store": { "path": "data/knockgate.kv" }`;
+  const kv = edit(STORE, `"store": { "backend": "kv", "path": "/var/lib/kg/kg.kv" }`);
+  assert.deepEqual(parseConfig(kv.text, FILE).store, { backend: "kv", path: "/var/lib/kg/kg.kv" });
+  const etcd = edit(
+    STORE,
+    `"store": { "backend": "etcd", "endpoints": ["https://10.0.0.1:2379", "https://10.0.0.2:2379"],
+      "tls": { "ca": "/etc/kg/etcd-ca.pem", "cert": "/etc/kg/c.pem", "key": "/etc/kg/k.pem" },
+      "username": "kg", "password": "pw" }`,
+  );
+  assert.deepEqual(parseConfig(etcd.text, FILE).store, {
+    backend: "etcd",
+    path: "data/knockgate.kv",
+    endpoints: ["https://10.0.0.1:2379", "https://10.0.0.2:2379"],
+    prefix: "/knockgate/",
+    tls: { ca: "/etc/kg/etcd-ca.pem", cert: "/etc/kg/c.pem", key: "/etc/kg/k.pem" },
+    username: "kg",
+    password: "pw",
+  });
+});
+
+Deno.test("store: etcd fields need backend etcd; endpoints, prefix, pairs are checked", () => {
+  const STORE = `"store": { "path": "data/knockgate.kv" }`;
+  const stray = edit(STORE, `"store": { "path": "x.kv", "endpoints": ["http://127.0.0.1:2379"] }`);
+  assert.deepEqual(problems(stray.text), [
+    `${FILE}:${stray.line}: store.endpoints: is only for backend "etcd"`,
+  ]);
+  const none = edit(STORE, `"store": { "backend": "etcd" }`);
+  assert.deepEqual(problems(none.text), [
+    `${FILE}:${none.line}: store.endpoints: is required with backend "etcd"`,
+  ]);
+  const bad = edit(
+    STORE,
+    `"store": { "backend": "etcd", "endpoints": ["10.0.0.1:2379"], "prefix": "kg", "username": "kg" }`,
+  );
+  assert.deepEqual(problems(bad.text), [
+    `${FILE}:${bad.line}: store.endpoints[0]: "10.0.0.1:2379" is not a client URL (http(s)://host:port)`,
+    `${FILE}:${bad.line}: store.prefix: must start and end with "/", printable ASCII without spaces (e.g. "/knockgate/")`,
+  ]);
+  const half = edit(
+    STORE,
+    `"store": { "backend": "etcd", "endpoints": ["http://a:2379"], "username": "kg",
+      "tls": { "ca": "/ca.pem", "cert": "/c.pem" } }`,
+  );
+  assert.deepEqual(problems(half.text), [
+    `${FILE}:${half.line}: store.password: username and password go together`,
+    `${FILE}:${half.line + 1}: store.tls.key: cert and key go together`,
+  ]);
+  const backend = edit(STORE, `"store": { "backend": "zookeeper" }`);
+  assert.deepEqual(problems(backend.text), [
+    `${FILE}:${backend.line}: store.backend: must be one of "kv", "etcd"`,
+  ]);
+});

@@ -164,6 +164,33 @@ const collector = z.strictObject({
   facility: int(0, 23).default(16),
 });
 
+/** An etcd member's client URL. */
+const etcdEndpoint = z.string().regex(/^https?:\/\/[^/\s]+\/?$/, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not a client URL (http(s)://host:port)`,
+});
+
+/**
+ * Where state lives: a Deno KV file (the default, `backend` absent or "kv"),
+ * or an etcd cluster (`backend: "etcd"`; `path` then names this node's local
+ * files: the appliance key `<path>.key`, the certificate, the flow snapshot).
+ * The etcd fields are refused without `backend: "etcd"` (in `load.ts`).
+ */
+const store = z.strictObject({
+  backend: z.enum(["kv", "etcd"]).optional(),
+  path: z.string().min(1).default("data/knockgate.kv"),
+  endpoints: z.array(etcdEndpoint).min(1).max(16).optional(),
+  prefix: z.string().regex(/^\/[\x21-\x7e]*\/$/, {
+    error: 'must start and end with "/", printable ASCII without spaces (e.g. "/knockgate/")',
+  }).optional(),
+  tls: z.strictObject({
+    ca: z.string().min(1),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+  }).optional(),
+  username: z.string().min(1).optional(),
+  password: z.string().optional(),
+});
+
 /** The schema of the configuration file; its output still lacks the parsed addresses. */
 export const configSchema = z.strictObject({
   /** The uplinks (the single-object form is rewritten to a list of one by `load.ts`). */
@@ -194,7 +221,7 @@ export const configSchema = z.strictObject({
     uplinks: z.array(uplinkName).optional(),
   }).prefault({}),
   syslog: z.array(collector).default([]),
-  store: z.strictObject({ path: z.string().min(1).default("data/knockgate.kv") }).prefault({}),
+  store: store.prefault({}),
   /** An operator's certificate and key (PEM files); a self-signed pair is made when absent. */
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });

@@ -142,11 +142,30 @@ export interface SyslogCollectorConfig {
   facility: number;
 }
 
-/** Where persistent state lives. */
-export interface StoreConfig {
+/** Where persistent state lives: a Deno KV file (the default). */
+export interface KvStoreConfig {
+  backend?: "kv";
   /** Deno KV file path. */
   path: string;
 }
+
+/** State in an etcd cluster shared by several appliances. */
+export interface EtcdStoreConfig {
+  backend: "etcd";
+  /** This node's local files: the key `<path>.key`, the certificate and flow snapshot beside it. */
+  path: string;
+  /** Client URLs of the members. */
+  endpoints: string[];
+  /** Key prefix of this cluster's data (default `/knockgate/`). */
+  prefix: string;
+  /** PEM files: the members' CA, and a client certificate and key if they require one. */
+  tls?: { ca: string; cert?: string; key?: string };
+  username?: string;
+  password?: string;
+}
+
+/** Where persistent state lives. */
+export type StoreConfig = KvStoreConfig | EtcdStoreConfig;
 
 /** The management listener's own certificate and key, PEM file paths. */
 export interface TlsConfig {

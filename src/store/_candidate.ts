@@ -18,6 +18,7 @@ import {
 import { ConfigProblemError, type FieldProblem } from "./errors.ts";
 import type { RuleRecord } from "./rules.ts";
 import type { UserRecord } from "./users.ts";
+import type { StoreAtomic, StoreKv } from "./store_kv.ts";
 
 /** Bumped by every rule and user write. */
 export const CONFIG_VERSION_KEY: Deno.KvKey = ["config", "version"];
@@ -30,7 +31,7 @@ export interface ConfigSnapshot {
 }
 
 /** Reads the config version, then every rule and user. */
-export async function readConfig(kv: Deno.Kv): Promise<ConfigSnapshot> {
+export async function readConfig(kv: StoreKv): Promise<ConfigSnapshot> {
   const version = await kv.get<number>(CONFIG_VERSION_KEY);
   const rules: RuleRecord[] = [];
   for await (const e of kv.list<RuleRecord>({ prefix: ["rules", "byName"] })) rules.push(e.value);
@@ -40,7 +41,7 @@ export async function readConfig(kv: Deno.Kv): Promise<ConfigSnapshot> {
 }
 
 /** Makes `op` commit only if no rule or user was written since `snap`, and bumps the version. */
-export function stageConfigVersion(op: Deno.AtomicOperation, snap: ConfigSnapshot): void {
+export function stageConfigVersion(op: StoreAtomic, snap: ConfigSnapshot): void {
   op.check(snap.version).set(CONFIG_VERSION_KEY, (snap.version.value ?? 0) + 1);
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Clock } from "../clock.ts";
 import { UlidFactory } from "./_ids.ts";
+import type { StoreAtomic, StoreKv } from "./store_kv.ts";
 
 /** One recorded change. */
 export interface AuditEntry {
@@ -71,12 +72,12 @@ export class AuditLog {
   readonly #ids: UlidFactory;
 
   /** A log over `kv`, timestamped by `clock`. */
-  constructor(private readonly kv: Deno.Kv, private readonly clock: Clock) {
+  constructor(private readonly kv: StoreKv, private readonly clock: Clock) {
     this.#ids = new UlidFactory(clock);
   }
 
   /** Adds the entry for `change` to `op`; it lands only if `op` commits. */
-  stage(op: Deno.AtomicOperation, change: AuditChange): AuditEntry {
+  stage(op: StoreAtomic, change: AuditChange): AuditEntry {
     const entry: AuditEntry = {
       id: this.#ids.next(),
       time: this.clock.now(),

@@ -62,3 +62,9 @@ export class ConfigProblemError extends StoreError {
     return this.problems[0]?.field ?? "";
   }
 }
+
+/**
+ * The store's backend cannot be reached (etcd: no member answers). Reads
+ * still answer from the last known state; writes throw this (HTTP 503).
+ */
+export class StoreUnavailableError extends StoreError {}

@@ -16,6 +16,7 @@ import type { KnockStateRecord } from "../knock/verifier.ts";
 import { OVERFLOW_IP } from "../knock/verifier.ts";
 import { isDottedQuad } from "./_validate.ts";
 import { ValidationError } from "./errors.ts";
+import type { StoreKv } from "./store_kv.ts";
 
 export type { KnockStateRecord } from "../knock/verifier.ts";
 
@@ -47,7 +48,7 @@ export class KnockStateRepo {
   #queue: Promise<void> = Promise.resolve();
 
   /** State in `kv`; `clock` decides what has expired. */
-  constructor(private readonly kv: Deno.Kv, private readonly clock: Clock) {}
+  constructor(private readonly kv: StoreKv, private readonly clock: Clock) {}
 
   /**
    * Writes `records` (a newer record of the same key replaces the older);

@@ -4,19 +4,13 @@
  * Only the appliance process opens the file; tools go through the API.
  */
 import { dirname } from "node:path";
-import { type Clock, systemClock } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type { NetworkLayout } from "../nat/rule_validate.ts";
-import { AuditLog } from "./audit.ts";
-import { KnockStateRepo } from "./knock_state.ts";
+import { storeOver } from "./_repos.ts";
+import { type EtcdStoreOptions, openEtcdStore, type StoreTarget } from "./etcd_store.ts";
 import type { Store } from "./mod.ts";
-import { RuleRepo } from "./rules.ts";
 import { migrate, type Migration, MIGRATIONS } from "./schema.ts";
 import { loadOrCreateKey, SecretBox } from "./secret_box.ts";
-import { SessionRepo } from "./sessions.ts";
-import { SettingsRepo } from "./settings.ts";
-import { UnlockRepo } from "./unlocks.ts";
-import { UsedCodeRepo } from "./used_codes.ts";
-import { UserRepo } from "./users.ts";
 
 /** Options of `openStore`. */
 export interface OpenStoreOptions {
@@ -90,8 +84,23 @@ async function narrowModes(path: string): Promise<void> {
   }
 }
 
-/** Opens (creating if needed) the store at `path`, a file path or ":memory:". */
-export async function openStore(path: string, options: OpenStoreOptions = {}): Promise<Store> {
+/**
+ * Opens the store `target` names: a KV file path (or ":memory:"), created if
+ * needed, or a configuration's `store` section, which may name an etcd
+ * cluster instead (`etcd_store.ts`).
+ */
+export async function openStore(
+  target: string | StoreTarget,
+  options: EtcdStoreOptions = {},
+): Promise<Store> {
+  if (typeof target !== "string" && target.backend === "etcd") {
+    return await openEtcdStore(target, options);
+  }
+  return await openKvStore(typeof target === "string" ? target : target.path, options);
+}
+
+/** Opens (creating if needed) the KV file store at `path`, a file path or ":memory:". */
+async function openKvStore(path: string, options: OpenStoreOptions): Promise<Store> {
   if (path !== ":memory:") await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const box = await openBox(path, options.keyFile);
   if (path !== ":memory:") await createPrivate(path);
@@ -103,18 +112,9 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
     kv.close();
     throw err;
   }
-  const clock = options.clock ?? systemClock;
-  const audit = new AuditLog(kv, clock);
-  return {
-    kv,
-    audit,
-    users: new UserRepo(kv, box, audit, clock, options.network),
-    rules: new RuleRepo(kv, audit, clock, options.network),
-    settings: new SettingsRepo(kv, audit, clock),
-    unlocks: new UnlockRepo(kv, clock),
-    knockState: new KnockStateRepo(kv, clock),
-    sessions: new SessionRepo(kv, audit, clock),
-    usedCodes: new UsedCodeRepo(kv, clock),
+  return storeOver(kv, box, options, {
+    onChange: () => () => {},
+    health: () => ({ backend: "kv", connected: true, lastContactMs: Date.now(), revision: 0 }),
     close: () => kv.close(),
-  };
+  });
 }

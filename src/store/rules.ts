@@ -12,6 +12,7 @@ import { candidateOf, readConfig, refuseNewProblems, stageConfigVersion } from "
 import { RETRY, withRetry } from "./_retry.ts";
 import type { AuditLog } from "./audit.ts";
 import { ConfigProblemError, ConflictError, NotFoundError } from "./errors.ts";
+import type { StoreKv } from "./store_kv.ts";
 
 /** A rule as the operator submits it. */
 export type RuleInput =
@@ -62,7 +63,7 @@ export class RuleRepo {
    * against the addressing and the management port are skipped.
    */
   constructor(
-    private readonly kv: Deno.Kv,
+    private readonly kv: StoreKv,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
     private readonly network?: NetworkLayout,

@@ -4,6 +4,7 @@
  * date. A migration's `up` must be safe to run again: the marker is bumped
  * after it, so a crash in between re-runs it on the next start.
  */
+import type { StoreKv } from "./store_kv.ts";
 
 /** Key holding the schema version number. */
 export const SCHEMA_KEY: Deno.KvKey = ["meta", "schema"];
@@ -15,7 +16,7 @@ export interface Migration {
   /** What the step does, for the log. */
   description: string;
   /** Rewrites the data; must be idempotent (see module doc). */
-  up(kv: Deno.Kv): Promise<void>;
+  up(kv: StoreKv): Promise<void>;
 }
 
 /** The migrations of this release, in order. */
@@ -48,7 +49,7 @@ function checkOrder(migrations: readonly Migration[]): void {
  * the versions it ran. Refuses a file written by a newer release.
  */
 export async function migrate(
-  kv: Deno.Kv,
+  kv: StoreKv,
   migrations: readonly Migration[] = MIGRATIONS,
 ): Promise<number[]> {
   checkOrder(migrations);

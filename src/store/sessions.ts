@@ -8,6 +8,7 @@ import { randomHex, sha256Hex } from "./_ids.ts";
 import type { AuditLog } from "./audit.ts";
 import { ValidationError } from "./errors.ts";
 import type { Role } from "./users.ts";
+import type { StoreKv } from "./store_kv.ts";
 
 /** A browser session (cookie) or an API token. */
 export type SessionKind = "cookie" | "token";
@@ -58,7 +59,7 @@ function userKey(user: string, idHash: string): Deno.KvKey {
 export class SessionRepo {
   /** Sessions in `kv`; creations and deletions recorded in `audit`. */
   constructor(
-    private readonly kv: Deno.Kv,
+    private readonly kv: StoreKv,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
   ) {}

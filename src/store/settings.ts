@@ -8,6 +8,7 @@ import { RETRY, withRetry } from "./_retry.ts";
 import { CIDR_RE, DOTTED_QUAD_RE, isInt } from "./_validate.ts";
 import type { AuditLog } from "./audit.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
+import type { StoreKv } from "./store_kv.ts";
 
 /** Where to send syslog messages. */
 export interface SyslogCollector {
@@ -166,7 +167,7 @@ export function mergeSettings(base: Settings, patch: SettingsPatch): Settings {
 export class SettingsRepo {
   /** Settings in `kv`; changes recorded in `audit`. */
   constructor(
-    private readonly kv: Deno.Kv,
+    private readonly kv: StoreKv,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
   ) {}

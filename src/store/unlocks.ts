@@ -5,6 +5,21 @@
  * batches and then flips the pointer in one atomic step, so a reader (or a
  * restart after a crash) sees either the old snapshot or the new one, never a
  * mix. Expiry is our own `expiresAt`, not KV's lazy `expireIn`.
+ *
+ * On a shared store (etcd, several appliances) no node's table is the whole
+ * truth, so a node merges instead of replacing (`mergeAll`): it writes only
+ * the unlocks that are new to the store or whose `expiresAt` moved at least
+ * `REFRESH_STEP_MS` past the stored one (the later expiry wins), never
+ * deletes another node's, and removes an unlock on its own idle expiry only
+ * when the stored `expiresAt` has passed too (`expireUnlock`: no other node
+ * refreshed it); a revocation removes it everywhere. Unlock expiry is by
+ * stored times, not leases: a lease per unlock would cost a keep-alive per
+ * refresh, and the idle time must follow traffic at every node. The cost:
+ * an unlock kept alive by traffic costs one write per `REFRESH_STEP_MS` per
+ * node that sees it (1,000 busy unlocks: about 17 writes/s), never one per
+ * packet; the bound: the stored expiry trails the newest traffic by less than
+ * `REFRESH_STEP_MS` plus one snapshot interval, so another node may let an
+ * unlock lapse that much early once its traffic stopped, never while it flows.
  */
 import type { Clock } from "../clock.ts";
 import { RETRY, withRetry } from "./_retry.ts";
@@ -12,6 +27,7 @@ import { isDottedQuad } from "./_validate.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 
 import type { UnlockInfo } from "../knock/unlock_table.ts";
+import type { StoreAtomic, StoreKv } from "./store_kv.ts";
 
 /**
  * One unlocked source IP (times in ms since the epoch), as the knock engine
@@ -26,6 +42,10 @@ export type SavedUnlock = UnlockRecord & { wanAddress: string };
 const GEN_KEY: Deno.KvKey = ["unlocks", "gen"];
 const ENTRIES: Deno.KvKey = ["unlocks", "entries"];
 const BATCH = 500; // below KV's 1000-mutations-per-atomic limit
+/** A shared store takes a refreshed unlock when its expiry moved this much (see module doc). */
+export const REFRESH_STEP_MS = 60_000;
+/** Checked writes per merge transaction: entry check + set, under etcd's 128 operations. */
+const MERGE_BATCH = 60;
 
 function entryKey(gen: number, ip: string): Deno.KvKey {
   return [...ENTRIES, gen, ip];
@@ -68,10 +88,20 @@ function pick(u: UnlockRecord): SavedUnlock {
   };
 }
 
+/** The stored unlock `o` refreshed by this node's `u` of the same user: the later times win. */
+function refreshed(o: UnlockRecord, u: UnlockRecord): SavedUnlock {
+  return {
+    ...pick(u),
+    unlockedAt: Math.min(o.unlockedAt, u.unlockedAt),
+    lastSeen: Math.max(o.lastSeen, u.lastSeen),
+    expiresAt: Math.max(o.expiresAt, u.expiresAt),
+  };
+}
+
 /** Repository of the unlock snapshot. */
 export class UnlockRepo {
   /** Unlocks in `kv`; `clock` decides what has expired. */
-  constructor(private readonly kv: Deno.Kv, private readonly clock: Clock) {}
+  constructor(private readonly kv: StoreKv, private readonly clock: Clock) {}
 
   /** Stores or replaces the unlock of `u.ip` in the current snapshot. */
   async saveUnlock(u: UnlockRecord): Promise<void> {
@@ -113,8 +143,86 @@ export class UnlockRepo {
     await this.#deleteAllBut(gen + 1);
   }
 
+  /**
+   * Merges this node's table into a shared snapshot (see the module doc):
+   * new unlocks and ones whose expiry moved by `REFRESH_STEP_MS` are written
+   * (keeping the later `expiresAt` and `lastSeen`), stored ones expired
+   * meanwhile are deleted, nothing else is touched. Returns how many entries
+   * it wrote or deleted.
+   */
+  async mergeAll(unlocks: readonly UnlockRecord[]): Promise<number> {
+    unlocks.forEach(validateUnlock);
+    const now = this.clock.now();
+    const genEntry = await this.kv.get<number>(GEN_KEY);
+    const gen = genEntry.value ?? 0;
+    const stored = new Map<string, Deno.KvEntry<UnlockRecord>>();
+    for await (const e of this.kv.list<UnlockRecord>({ prefix: [...ENTRIES, gen] })) {
+      stored.set(e.key[3] as string, e);
+    }
+    const writes: { entry: Deno.KvEntryMaybe<UnlockRecord>; next: SavedUnlock | null }[] = [];
+    for (const u of unlocks) {
+      if (u.expiresAt <= now) continue;
+      const old = stored.get(u.ip);
+      stored.delete(u.ip);
+      const o = old?.value;
+      const fresh = o === undefined || o.expiresAt <= now || o.user !== u.user;
+      if (!fresh && u.expiresAt - o.expiresAt < REFRESH_STEP_MS) continue;
+      const next = fresh ? pick(u) : refreshed(o, u);
+      writes.push({
+        entry: old ?? { key: entryKey(gen, u.ip), value: null, versionstamp: null },
+        next,
+      });
+    }
+    for (const e of stored.values()) {
+      if (e.value.expiresAt <= now) writes.push({ entry: e, next: null });
+    }
+    for (let i = 0; i < writes.length; i += MERGE_BATCH) {
+      const batch = writes.slice(i, i + MERGE_BATCH);
+      const op = this.kv.atomic().check(genEntry);
+      for (const w of batch) {
+        op.check(w.entry);
+        if (w.next === null) op.delete(w.entry.key);
+        else op.set(w.entry.key, w.next);
+      }
+      if (!(await op.commit()).ok) {
+        // Another node wrote one of these (or a replaceAll flipped): merge them one by one.
+        for (const w of batch) if (w.next !== null) await this.#mergeOne(w.next);
+      }
+    }
+    return writes.length;
+  }
+
+  /**
+   * This node's unlock of `ip` went idle: on a shared store, removes it
+   * unless the stored one expires later (another node still sees its traffic).
+   */
+  async expireUnlock(ip: string): Promise<void> {
+    const now = this.clock.now();
+    await withRetry("unlock table", async () => {
+      const genEntry = await this.kv.get<number>(GEN_KEY);
+      const entry = await this.kv.get<UnlockRecord>(entryKey(genEntry.value ?? 0, ip));
+      if (entry.value === null || entry.value.expiresAt > now) return undefined;
+      const op = this.kv.atomic().check(genEntry).check(entry).delete(entry.key);
+      return (await op.commit()).ok ? undefined : RETRY;
+    });
+  }
+
+  async #mergeOne(u: SavedUnlock): Promise<void> {
+    await withRetry("unlock table", async () => {
+      const genEntry = await this.kv.get<number>(GEN_KEY);
+      const entry = await this.kv.get<UnlockRecord>(entryKey(genEntry.value ?? 0, u.ip));
+      const o = entry.value;
+      if (o !== null && o.user === u.user && o.expiresAt >= u.expiresAt) return undefined;
+      const next = o !== null && o.user === u.user && o.expiresAt > this.clock.now()
+        ? refreshed(o, u)
+        : u;
+      const op = this.kv.atomic().check(genEntry).check(entry).set(entry.key, next);
+      return (await op.commit()).ok ? undefined : RETRY;
+    });
+  }
+
   /** Runs `stage` against the current generation, retrying if it flips meanwhile. */
-  #inCurrent(stage: (op: Deno.AtomicOperation, gen: number) => void): Promise<void> {
+  #inCurrent(stage: (op: StoreAtomic, gen: number) => void): Promise<void> {
     return withRetry("unlock table", async () => {
       const genEntry = await this.kv.get<number>(GEN_KEY);
       const op = this.kv.atomic().check(genEntry);
@@ -138,7 +246,7 @@ export class UnlockRepo {
     if (n % BATCH !== 0) await this.#commit(op);
   }
 
-  async #commit(op: Deno.AtomicOperation): Promise<void> {
+  async #commit(op: StoreAtomic): Promise<void> {
     if (!(await op.commit()).ok) {
       throw new ConflictError(
         "unlocks",
@@ -165,12 +273,21 @@ export type UnlockChange =
 export class UnlockJournal {
   #queue: Promise<void> = Promise.resolve();
   #racing: UnlockChange[] | null = null;
+  readonly #shared: boolean;
 
-  /** Writes to `repo`; a new unlock's `expiresAt` is its time plus `idleTimeoutMs()`. */
+  /**
+   * Writes to `repo`; a new unlock's `expiresAt` is its time plus
+   * `idleTimeoutMs()`. With `shared` (a store several appliances use: etcd)
+   * snapshots merge and an idle expiry removes only what no other node
+   * refreshed (see `UnlockRepo.mergeAll`).
+   */
   constructor(
     private readonly repo: UnlockRepo,
     private readonly idleTimeoutMs: () => number,
-  ) {}
+    options: { shared?: boolean } = {},
+  ) {
+    this.#shared = options.shared ?? false;
+  }
 
   /** Applies the unlock changes among `events` (others are ignored), in order. */
   apply(events: readonly { type: string }[]): Promise<void> {
@@ -185,7 +302,9 @@ export class UnlockJournal {
     return this.#enqueue(async () => {
       this.#racing = [];
       try {
-        await this.repo.replaceAll(await take());
+        const table = await take();
+        if (this.#shared) await this.repo.mergeAll(table);
+        else await this.repo.replaceAll(table);
         await this.#applyAll(this.#racing);
       } finally {
         this.#racing = null;
@@ -207,6 +326,8 @@ export class UnlockJournal {
           bytes: 0,
           wanAddress: c.wan ?? "",
         });
+      } else if (c.type === "unlock-expired" && this.#shared) {
+        await this.repo.expireUnlock(c.ip);
       } else {
         await this.repo.removeUnlock(c.ip);
       }

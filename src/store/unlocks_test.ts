@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { T0, withStore } from "./_test_util.ts";
 import { ValidationError } from "./errors.ts";
-import type { UnlockRecord } from "./unlocks.ts";
+import { REFRESH_STEP_MS, type UnlockChange, UnlockJournal, type UnlockRecord } from "./unlocks.ts";
 
 function unlock(ip: string, expiresAt = T0 + 3_600_000, user = "alice"): UnlockRecord {
   return {
@@ -75,5 +75,67 @@ Deno.test("unlocks: the WAN address is kept; a record saved before it existed re
       unlocks.saveUnlock({ ...unlock("203.0.113.7"), wanAddress: "wan0" }),
       (e) => e instanceof ValidationError && e.field === "wanAddress",
     );
+  });
+});
+
+Deno.test("unlocks: a shared store merges a node's table: new and moved unlocks, never another's", async () => {
+  await withStore(async ({ unlocks }, { clock }) => {
+    // Another node's unlock, and one this node also holds.
+    await unlocks.saveUnlock(unlock("203.0.113.1"));
+    await unlocks.saveUnlock(unlock("203.0.113.2"));
+    const mine = [
+      { ...unlock("203.0.113.2"), expiresAt: T0 + 3_600_000 + REFRESH_STEP_MS - 1 }, // too small a move
+      unlock("203.0.113.3"), // new
+    ];
+    assert.equal(await unlocks.mergeAll(mine), 1);
+    assert.deepEqual((await unlocks.listUnlocks()).map((u) => [u.ip, u.expiresAt]), [
+      ["203.0.113.1", T0 + 3_600_000],
+      ["203.0.113.2", T0 + 3_600_000],
+      ["203.0.113.3", T0 + 3_600_000],
+    ]);
+    // Traffic moved this node's expiry a step: the later expiry wins; the store's earlier knock stays.
+    const later = { ...unlock("203.0.113.2"), unlockedAt: T0 + 5, lastSeen: T0 + REFRESH_STEP_MS };
+    later.expiresAt = later.lastSeen + 3_600_000;
+    assert.equal(await unlocks.mergeAll([later]), 1);
+    const two = (await unlocks.listUnlocks()).find((u) => u.ip === "203.0.113.2")!;
+    assert.deepEqual([two.unlockedAt, two.lastSeen, two.expiresAt], [
+      T0,
+      later.lastSeen,
+      later.expiresAt,
+    ]);
+    // An older table never pulls a stored expiry back.
+    assert.equal(await unlocks.mergeAll([unlock("203.0.113.2")]), 0);
+    // Expired stored entries go; a fresh unlock replaces an expired one of another user.
+    clock.advance(3_600_000);
+    assert.equal(await unlocks.mergeAll([unlock("203.0.113.1", T0 + 7_200_000, "bob")]), 2);
+    assert.deepEqual((await unlocks.listUnlocks()).map((u) => [u.ip, u.user]), [
+      ["203.0.113.1", "bob"],
+      ["203.0.113.2", "alice"],
+    ]);
+  });
+});
+
+Deno.test("unlocks: on a shared store a node's idle expiry keeps an unlock another node refreshed", async () => {
+  await withStore(async ({ unlocks }, { clock }) => {
+    const kept = new UnlockJournal(unlocks, () => 3_600_000, { shared: true });
+    await unlocks.saveUnlock(unlock("203.0.113.1", T0 + 1000));
+    await unlocks.saveUnlock(unlock("203.0.113.2", T0 + 9000));
+    clock.advance(2000);
+    const expired: UnlockChange[] = [
+      { type: "unlock-expired", ip: "203.0.113.1" },
+      { type: "unlock-expired", ip: "203.0.113.2" }, // refreshed elsewhere until T0 + 9 s
+    ];
+    await kept.apply(expired);
+    assert.deepEqual((await unlocks.listUnlocks()).map((u) => u.ip), ["203.0.113.2"]);
+    const revoked: UnlockChange[] = [{ type: "unlock-revoked", ip: "203.0.113.2" }];
+    await kept.apply(revoked); // a revocation is fleet-wide
+    assert.deepEqual(await unlocks.listUnlocks(), []);
+    // The snapshot of a shared journal merges instead of replacing.
+    await unlocks.saveUnlock(unlock("203.0.113.7", T0 + 60_000));
+    await kept.snapshot(() => Promise.resolve([unlock("203.0.113.8", T0 + 60_000)]));
+    assert.deepEqual((await unlocks.listUnlocks()).map((u) => u.ip), [
+      "203.0.113.7",
+      "203.0.113.8",
+    ]);
   });
 });

@@ -8,6 +8,7 @@
 import type { Clock } from "../clock.ts";
 import { RETRY, withRetry } from "./_retry.ts";
 import { ValidationError } from "./errors.ts";
+import type { StoreKv } from "./store_kv.ts";
 
 const PREFIX: Deno.KvKey = ["used-codes"];
 
@@ -25,7 +26,7 @@ export interface UsedCodeRecord {
 /** Repository of used sign-in steps. */
 export class UsedCodeRepo {
   /** Used steps in `kv`; `clock` decides what no longer matters. */
-  constructor(private readonly kv: Deno.Kv, private readonly clock: Clock) {}
+  constructor(private readonly kv: StoreKv, private readonly clock: Clock) {}
 
   /**
    * Records that `user` signed in with the code of `step`; false (and

@@ -18,6 +18,7 @@ import type { AuditLog } from "./audit.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import type { SealedSecret, SecretBox } from "./secret_box.ts";
+import type { StoreAtomic, StoreKv } from "./store_kv.ts";
 
 /** What a user may do through the API. */
 export type Role = "administrator" | "operator" | "viewer";
@@ -236,7 +237,7 @@ export class UserRepo {
    * management port.
    */
   constructor(
-    private readonly kv: Deno.Kv,
+    private readonly kv: StoreKv,
     private readonly box: SecretBox,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
@@ -491,7 +492,7 @@ export class UserRepo {
    * read the candidate set: the retry's validation names the clash).
    */
   async #stagePortMove(
-    op: Deno.AtomicOperation,
+    op: StoreAtomic,
     name: string,
     from: number | null,
     to: number | null,
