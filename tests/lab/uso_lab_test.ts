@@ -80,6 +80,15 @@ Deno.test({
       assert.deepEqual(sent, { datagrams, sends: SENDS });
       const done = await sink.finish(35_000);
       const got = JSON.parse(done.stdout.trim().split("\n").pop()!);
+      // Where datagrams went missing, should any: the appliance's drops and the server's UDP counters.
+      const seen = await statusSettled(lab);
+      const server = await kernelCounters(lab, "server");
+      const why = JSON.stringify({
+        drops: seen.drops,
+        device: seen.device,
+        queues: seen.queues,
+        server: Object.fromEntries(Object.entries(server).filter(([k]) => k.startsWith("Udp"))),
+      });
 
       assert.deepEqual(got, {
         received: datagrams,
@@ -88,7 +97,7 @@ Deno.test({
         distinct: datagrams,
         bytes: datagrams * SIZE,
         sizes: [SIZE],
-      }, "every datagram arrives once, its payload intact");
+      }, `every datagram arrives once, its payload intact: ${why}`);
       const after = await statusSettled(lab);
       const gso = after.device.gsoPackets - before.device.gsoPackets;
       const rx = after.stats.rx_packets - before.stats.rx_packets;
