@@ -110,6 +110,7 @@ export class Engine {
       await this.#loop(yielder.yield);
     } finally {
       yielder.close();
+      this.proc.offline?.(); // a stopped Worker holds no flow handle: it must not hold back reuse
     }
   }
 
