@@ -32,7 +32,7 @@
 import { keepalivedConfig, type VrrpNode } from "../../src/host/keepalived.ts";
 import { run, runOk } from "../../src/host/run.ts";
 import { type RunningLab, startAppliance, stopAppliance } from "./appliance.ts";
-import { labDown, nsRun, runSuffix, waitFor } from "./topology.ts";
+import { labDown, nsRun, runSuffix, vethPair, waitFor } from "./topology.ts";
 
 /** Fixed addresses of the HA-pair lab (documentation ranges only). */
 export const HA = {
@@ -128,21 +128,7 @@ export function haNames(suffix: string): HaNames {
 
 /** A veth pair, `ifA` in `a` and `ifB` in `b`, both up; `bridge`: `ifB` joins br0 there. */
 async function link(a: string, ifA: string, b: string, ifB: string, bridge = true): Promise<void> {
-  await runOk([
-    "ip",
-    "link",
-    "add",
-    ifA,
-    "netns",
-    a,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    ifB,
-    "netns",
-    b,
-  ]);
+  await vethPair(a, ifA, b, ifB);
   await nsRun(a, ["ip", "link", "set", ifA, "up"]);
   if (bridge) await nsRun(b, ["ip", "link", "set", ifB, "master", "br0"]);
   await nsRun(b, ["ip", "link", "set", ifB, "up"]);

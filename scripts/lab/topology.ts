@@ -46,24 +46,29 @@ export function nsRun(ns: string, argv: string[]): Promise<string> {
   return runOk(["ip", "netns", "exec", ns, ...argv]);
 }
 
-/** Joins `ns` to the internet bridge with address `addr`. */
-async function attachClient(n: LabNames, ns: string, addr: string): Promise<void> {
-  const port = `p${ns.slice(2, 3)}`;
-  await runOk([
+/** A veth pair: `ifA` in namespace `a`, its peer `ifB` in `b` (both still down). */
+export function vethPair(a: string, ifA: string, b: string, ifB: string): Promise<string> {
+  return runOk([
     "ip",
     "link",
     "add",
-    "eth0",
+    ifA,
     "netns",
-    ns,
+    a,
     "type",
     "veth",
     "peer",
     "name",
-    port,
+    ifB,
     "netns",
-    n.inet,
+    b,
   ]);
+}
+
+/** Joins `ns` to the internet bridge with address `addr`. */
+async function attachClient(n: LabNames, ns: string, addr: string): Promise<void> {
+  const port = `p${ns.slice(2, 3)}`;
+  await vethPair(ns, "eth0", n.inet, port);
   await nsRun(n.inet, ["ip", "link", "set", port, "master", "br0", "up"]);
   await nsRun(ns, ["ip", "addr", "add", `${addr}/24`, "dev", "eth0"]);
   await nsRun(ns, ["ip", "link", "set", "eth0", "up"]);
@@ -80,37 +85,9 @@ export async function labUp(n: LabNames): Promise<void> {
   await attachClient(n, n.client, LAB.client);
   await attachClient(n, n.client2, LAB.client2);
   const a = n.appliance;
-  await runOk([
-    "ip",
-    "link",
-    "add",
-    "wan0",
-    "netns",
-    a,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "pa",
-    "netns",
-    n.inet,
-  ]);
+  await vethPair(a, "wan0", n.inet, "pa");
   await nsRun(n.inet, ["ip", "link", "set", "pa", "master", "br0", "up"]);
-  await runOk([
-    "ip",
-    "link",
-    "add",
-    "lan0",
-    "netns",
-    a,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "eth0",
-    "netns",
-    n.server,
-  ]);
+  await vethPair(a, "lan0", n.server, "eth0");
   await nsRun(a, ["ip", "addr", "add", `${LAB.wan}/24`, "dev", "wan0"]);
   await nsRun(a, ["ip", "addr", "add", `${LAB.lan}/24`, "dev", "lan0"]);
   for (const dev of ["lo", "wan0", "lan0"]) await nsRun(a, ["ip", "link", "set", dev, "up"]);

@@ -28,7 +28,7 @@
  * the mistake as a timeout; without one, a missing rule fails as "no route".
  */
 import { run, runOk } from "../../src/host/run.ts";
-import { nsRun } from "./topology.ts";
+import { nsRun, vethPair } from "./topology.ts";
 
 /** Fixed addresses of the two-uplink lab (documentation ranges only). */
 export const TWO_UPLINKS = {
@@ -84,21 +84,7 @@ export function twoUplinkNames(suffix: string): TwoUplinkNames {
 
 /** A veth pair: `ifA` in namespace `a`, `ifB` in `b`, both up. */
 async function link(a: string, ifA: string, b: string, ifB: string): Promise<void> {
-  await runOk([
-    "ip",
-    "link",
-    "add",
-    ifA,
-    "netns",
-    a,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    ifB,
-    "netns",
-    b,
-  ]);
+  await vethPair(a, ifA, b, ifB);
   await nsRun(a, ["ip", "link", "set", ifA, "up"]);
   await nsRun(b, ["ip", "link", "set", ifB, "up"]);
 }
