@@ -4,6 +4,7 @@
  * namespaces, the appliance's status (SIGUSR2) and log, the knock client, and
  * hand-built IPv4 packets sent byte for byte.
  */
+import assert from "node:assert/strict";
 import type { Names, RunningLab } from "../../scripts/lab/appliance.ts";
 import { LAB, type LabNames } from "../../scripts/lab/topology.ts";
 
@@ -595,4 +596,17 @@ export async function sequenceAt(step: number): Promise<number[]> {
     ],
   }).output();
   return new TextDecoder().decode(out.stdout).trim().split(/\s+/).map(Number);
+}
+
+/** Waits until an `_echo_stream.ts connect` printed `echoed total`; fails with its output otherwise. */
+export async function echoed(stream: Background, total: number, name: string): Promise<void> {
+  const ok = await until(
+    () => stream.output().includes(`echoed ${total}\n`) || stream.output().includes("broken"),
+    120_000,
+    50,
+  );
+  assert.ok(
+    ok && stream.output().includes(`echoed ${total}\n`),
+    `${name}: ${stream.output()}${stream.errors()}`,
+  );
 }

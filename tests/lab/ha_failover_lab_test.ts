@@ -22,6 +22,7 @@ import assert from "node:assert/strict";
 import { HA, type HaNode, type HaPair, lastState, startHaPair } from "../../scripts/lab/ha_pair.ts";
 import {
   type Background,
+  echoed,
   labSupported,
   readLog,
   removeTestConfig,
@@ -65,19 +66,6 @@ async function nodeConfig(listen: string): Promise<string> {
   assert.equal(edited.includes(`"listen": "${listen}"`), true);
   await Deno.writeTextFile(file, edited);
   return file;
-}
-
-/** Waits until `stream` printed `echoed total`; fails with its output otherwise. */
-async function echoed(stream: Background, total: number, name: string): Promise<void> {
-  const ok = await until(
-    () => stream.output().includes(`echoed ${total}\n`) || stream.output().includes("broken"),
-    120_000,
-    50,
-  );
-  assert.ok(
-    ok && stream.output().includes(`echoed ${total}\n`),
-    `${name}: ${stream.output()}${stream.errors()}`,
-  );
 }
 
 /** The time of `node`'s first `state` report at or after `since` (ms), or null. */

@@ -14,6 +14,7 @@ import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import {
   type Background,
+  echoed,
   knock,
   labSupported,
   readLog,
@@ -45,19 +46,6 @@ async function restartConfig(): Promise<string> {
   assert.notEqual(edited, text, "the udp-echo forward is in the default config");
   await Deno.writeTextFile(file, edited);
   return file;
-}
-
-/** Waits until `stream` printed `echoed total`; fails with its output otherwise. */
-async function echoed(stream: Background, total: number, name: string): Promise<void> {
-  const ok = await until(
-    () => stream.output().includes(`echoed ${total}\n`) || stream.output().includes("broken"),
-    120_000,
-    100,
-  );
-  assert.ok(
-    ok && stream.output().includes(`echoed ${total}\n`),
-    `${name}: ${stream.output()}${stream.errors()}`,
-  );
 }
 
 Deno.test({
