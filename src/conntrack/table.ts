@@ -53,9 +53,9 @@
  * bytes; 4 Workers in brackets): 95.6 (95.8) at tcpShare 0, 104.9 (105.3)
  * at 0.25, 114.1 (114.8) at 0.5, 132.6 (133.8) at 1, as before. Lookup and
  * lookup + track of the bench's half-TCP table, before and after, alternated
- * in one run on a loaded 2-core box (medians of 6, best in brackets): lookup
- * 378 (331) vs 362 (350) ns, lookup + track 951 (827) vs 1000 (783) ns; at
- * 10k 76 (58) vs 81 (66) and 157 (150) vs 166 (157): the same within the
+ * on a loaded 2-core box (1M: medians of 6 in two runs, best in brackets):
+ * lookup 378 (331) vs 362 (350) ns, lookup + track 882 (827) vs 1000 (783)
+ * ns; 10k (medians of 3): 76 (58) vs 81 (66), 157 (150) vs 166 (157): the same within the
  * noise, as it should be (the per-packet path gained one compare on free).
  *
  * What is left above 80 is what the table tracks, not the index:
