@@ -55,8 +55,9 @@
  * lookup + track of the bench's half-TCP table, before and after, alternated
  * on a loaded 2-core box (1M: medians of 6 in two runs, best in brackets):
  * lookup 378 (331) vs 362 (350) ns, lookup + track 882 (827) vs 1000 (783)
- * ns; 10k (medians of 3): 76 (58) vs 81 (66), 157 (150) vs 166 (157): the same within the
- * noise, as it should be (the per-packet path gained one compare on free).
+ * ns; 10k (medians of 3): 76 (58) vs 81 (66), 157 (150) vs 166 (157).
+ * The same within the noise, as it should be: `lookup` and `track` did not
+ * change; create and free gained a compare each.
  *
  * What is left above 80 is what the table tracks, not the index:
  * - TCP windows, 18.5 at the default share: narrowing needs care, not bits.
