@@ -290,8 +290,6 @@ export interface TupleInfo {
 export interface ConnTableStats {
   size: number;
   capacity: number;
-  /** Flow slots that can hold a TCP flow (see `tcpShare`). */
-  tcpCapacity: number;
   inserted: number;
   expired: number;
   evicted: number;
@@ -1564,7 +1562,6 @@ export class ConnTable {
     return {
       size: this.size,
       capacity: this.#cap,
-      tcpCapacity: this.#tcpCap,
       inserted: this.#inserted,
       expired: this.#expired,
       evicted: this.#evicted,

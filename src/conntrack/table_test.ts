@@ -347,7 +347,6 @@ Deno.test("full table: unassured flows are evicted first, assured never", () => 
   assert.deepEqual(t.stats(), {
     size: 8,
     capacity: 8,
-    tcpCapacity: 8,
     inserted: 9,
     expired: 0,
     evicted: 1,
