@@ -19,9 +19,11 @@ import { adviseHugePages } from "../../src/device/mod.ts";
 /** What `runConntrackBench` measured for one table size. */
 export interface ConntrackBenchResult {
   flows: number;
-  /** Bytes of the table's typed arrays, and per flow. */
+  /** Bytes of the table's typed arrays, and per flow (half TCP, half UDP; the default `tcpShare`). */
   typedArrayBytes: number;
   bytesPerFlow: number;
+  /** Bytes per flow of a table of the same capacity that can hold only TCP flows (`tcpShare` 1). */
+  bytesPerFlowAllTcp: number;
   /** Process RSS after filling the table, and its growth while allocating + filling. */
   rssBytes: number;
   rssDeltaBytes: number;
@@ -159,6 +161,7 @@ function benchSize(n: number): ConntrackBenchResult {
     flows: live,
     typedArrayBytes: t.byteLength,
     bytesPerFlow: Math.round(t.byteLength / n),
+    bytesPerFlowAllTcp: round(ConnTable.bufferBytes({ capacity: n, tcpShare: 1 }) / n),
     rssBytes: after.rss,
     rssDeltaBytes: after.rss - before.rss,
     heapPlusExternalDeltaBytes: after.heapExt - before.heapExt,

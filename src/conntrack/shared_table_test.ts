@@ -306,6 +306,41 @@ Deno.test("mapping a table of several Workers checks the worker, the role and th
   assert.equal(one.stats().limbo, 0);
 });
 
+Deno.test("TCP slots with several Workers: an evicted TCP slot waits out the grace period while UDP still finds room", () => {
+  const gone: number[][] = [];
+  const { owner, trackers: [tr] } = group(2, 4); // ids 0 and 1 hold TCP state
+  owner.onExpire = (id, why) => gone.push([id, why]);
+  const a = owner.create(dnat(PROTO_TCP, 40000), T0);
+  const b = owner.create(dnat(PROTO_TCP, 40001), T0 + 1);
+  assert.deepEqual([a, b], [0, 1]);
+  assert.equal(owner.track(2 * a, 60, T0, SEG.set(TCP_SYN, 100, 0, 65535)), TRACK_ACCEPT);
+  owner.track(2 * b, 60, T0 + 1, SEG.set(TCP_SYN, 100, 0, 65535));
+  tr.track(2 * b + 1, 60, T0 + 1, SEG.set(TCP_SYN | TCP_ACK, 500, 101, 65535));
+  owner.track(2 * b, 52, T0 + 1, SEG.set(TCP_ACK, 101, 501, 65535)); // assured
+  // No TCP slot: the unassured TCP flow goes to limbo, this create fails.
+  assert.equal(owner.create(dnat(PROTO_TCP, 40002), T0 + 2), CREATE_FULL);
+  assert.deepEqual(gone, [[a, GONE_EVICTED]]);
+  assert.equal(owner.create(dnat(PROTO_UDP, 1), T0 + 2), 2, "UDP takes one of its own ids");
+  assert.deepEqual(owner.slotCensus(), { live: 2, free: 1, limbo: 1 });
+  assert.equal(
+    tr.track(2 * a + 1, 60, T0 + 2, SEG.set(TCP_SYN | TCP_ACK, 500, 101, 65535)),
+    TRACK_INVALID,
+  );
+  // The batch closes; the tracker has not quiesced since: the slot stays out of reach.
+  owner.quiescent();
+  owner.expire(T0 + 2);
+  assert.equal(owner.create(dnat(PROTO_TCP, 40002), T0 + 2), CREATE_FULL);
+  assert.equal(gone.length, 1, "nothing more evicted: b is assured");
+  tr.quiescent();
+  owner.quiescent();
+  const c = owner.create(dnat(PROTO_TCP, 40002), T0 + 3);
+  assert.equal(c, a, "the TCP slot came back, to TCP");
+  assert.equal(owner.generation(c), 3);
+  assert.equal(owner.tcpState(c), 0);
+  assert.equal(owner.create(dnat(PROTO_UDP, 2), T0 + 3), 3);
+  assert.deepEqual(owner.slotCensus(), { live: 4, free: 0, limbo: 0 });
+});
+
 const HAMMER_KEYS = 96;
 const HAMMER_CAPACITY = 128;
 

@@ -22,27 +22,57 @@
  *   packets: u32 + an 8-bit carry per direction (2^40)       10
  *   bytes: f64 per direction (the status table's, Linux's)   16
  *   last seen, expires: u32 seconds                           8
- *   TCP: state, aux, liberal 3; wflags 2 per direction;
- *        td_end, td_maxend, td_maxwin, td_maxack per dir.   37
+ *   TCP, per TCP slot: state, aux, liberal 3; wflags 2 per
+ *        direction; td_end, td_maxend, td_maxwin,
+ *        td_maxack per direction; 37 at tcpShare 0.5        18.5
  *   timer wheel: next, prev, slot second                     12
  *   (header, wheel heads: per table, not per flow)
- *   total                                                   132.6
- * (before: 143.6 with f64 packet counters, a creation second nothing read
- * and 16-bit flags; 145 with the chained hash.) The free list costs nothing:
- * it is chained through the records' link word. What is left above 80 is
- * what the table tracks, not the index:
- * - TCP windows, 37: narrowing needs care, not bits. td_maxwin is at most
- *   65535 << 14 < 2^30 for a well-behaved sender (RFC 7323 §2.3), but the
- *   receiver-side growth in `#update` is not bounded by that; a TCP-only
- *   pool (UDP and ICMP flows hold no windows) would save most of it.
+ *   total (tcpShare 0.5, the default)                       114.1
+ * With several Workers (`workers` > 1, issue 11's multi-queue) the table
+ * also holds a TCP lock byte per TCP slot: 114.6. An all-TCP table
+ * (tcpShare 1) is 132.6 (133.6): what every table cost before the TCP slots.
+ * (Before: 143.6 with f64 packet counters, a creation second nothing read
+ * and 16-bit flags; 145 with the chained hash.) The free lists cost nothing:
+ * they are chained through the records' link word.
+ *
+ * TCP slots (`tcpShare`): UDP and ICMP flows hold no windows, so the TCP
+ * columns (and lock bytes) cover only the low T = ceil(capacity * tcpShare)
+ * ids, indexed by id as every other column: no pool index to load on the
+ * per-packet path (a per-flow u32 would cost 4 bytes and one more dependent
+ * load on every TCP `track`). A flow's protocol never changes and only TCP
+ * flows reach the tracker (through their meta), so a TCP flow's id is always
+ * below T. Each shard keeps two free lists and two pairs of limbo batches
+ * (one grace period for both): a TCP create takes a TCP slot; any other
+ * flow takes one of the other ids first, then a TCP slot, so the table still
+ * holds `capacity` UDP flows. No TCP slot free: the TCP create's early drop
+ * scans the TCP slots only, whatever protocol their flows are (an unassured
+ * UDP flow that spilled in goes as an unassured TCP one would), and without
+ * a victim the create fails CREATE_FULL, as for a full table. What it costs:
+ * at most T TCP flows at once, and assured UDP flows that spilled into TCP
+ * slots keep them from TCP until they go. Measured at 1M flows (buffer
+ * bytes; 4 Workers in brackets): 95.6 (95.8) at tcpShare 0, 104.9 (105.3)
+ * at 0.25, 114.1 (114.8) at 0.5, 132.6 (133.8) at 1, as before. Lookup and
+ * lookup + track of the bench's half-TCP table, before and after, alternated
+ * on a loaded 2-core box (1M: medians of 6 in two runs, best in brackets):
+ * lookup 378 (331) vs 362 (350) ns, lookup + track 882 (827) vs 1000 (783)
+ * ns; 10k (medians of 3): 76 (58) vs 81 (66), 157 (150) vs 166 (157).
+ * The same within the noise, as it should be: `lookup` and `track` did not
+ * change; create and free gained a compare each.
+ *
+ * What is left above 80 is what the table tracks, not the index:
+ * - TCP windows, 18.5 at the default share: narrowing needs care, not bits.
+ *   td_maxwin is at most 65535 << 14 < 2^30 for a well-behaved sender
+ *   (RFC 7323 §2.3), but the receiver-side growth in `#update` is not bounded
+ *   by that.
  * - The timer wheel's prev link and slot second, 8: a singly linked wheel
  *   with lazy removal delays an expiry that moves earlier (FIN after
  *   ESTABLISHED, a reused id) to its old slot's next visit, up to one
- *   revolution (1024 s): not kept behaviour.
- * - Bytes as f64, 16: 32-bit byte counts wrap at 4 GB, inside one transfer.
+ *   revolution (1024 s): not kept behaviour. Dropping the wheel for a
+ *   periodic scan (Linux's gc_worker since 4.7) saves all 12 but frees a
+ *   flow up to one scan period late.
+ * - Bytes as f64, 16: 32-bit byte counts wrap at 4 GB, inside one transfer;
+ *   a 40-bit count (as packets) wraps at 1 TiB, 15 minutes of 10 Gbit/s.
  * - Rule id as i16, 2: admission never reuses an id, so renames run it out.
- * With several Workers (`workers` > 1, issue 11's multi-queue) the table
- * also holds a TCP lock byte per flow: 133.6.
  *
  * Sharing between Workers (issue 11's multi-queue: one data-plane Worker per
  * TUN queue). `ConnTable.bufferBytes(options)` sizes the buffer, `buffer`
@@ -154,6 +184,7 @@ import {
   STATUS_DYING,
   STATUS_SEEN_REPLY,
   TCP_ESTABLISHED,
+  TCP_NONE,
   TCP_SYN_RECV,
   type TcpStateName,
   tcpStateName,
@@ -209,6 +240,12 @@ export interface ConnTableOptions {
   worker?: number;
   /** "owner" (default) creates, expires, kills and frees flows; "tracker" only looks up and tracks. */
   role?: "owner" | "tracker";
+  /**
+   * Share of the flow slots that can hold a TCP flow, 0..1 (default 0.5): the
+   * TCP state, windows and lock byte are kept for these ids only (the low
+   * `ceil(capacity * tcpShare)`). Taken from the buffer when it holds a table.
+   */
+  tcpShare?: number;
   /** Timer wheel slots of one second, a power of two (default 1024). */
   wheelSlots?: number;
   /** Timeouts overriding Linux's defaults. */
@@ -292,12 +329,13 @@ export const FLOW_RECORD_BYTES = 80 + TCP_RECORD_BYTES + 3;
 export const RESTORE_SKIPPED = -3;
 
 const DEFAULT_CAPACITY = 262144;
+const DEFAULT_TCP_SHARE = 0.5;
 /** Private status bit: a killed flow already taken out of the hash. */
 const UNHASHED = 0x80;
 
 /** Header words: a table's geometry and key, then one 16-word block per shard. */
 const H_MAGIC = 0, H_CAPACITY = 1, H_LINES = 2, H_WHEEL = 3, H_SHARDS = 4, H_K0 = 5, H_K1 = 6;
-const H_WORKERS = 7;
+const H_WORKERS = 7, H_TCP = 8;
 const HEADER_WORDS = 16;
 /** Shard block word: the first free id of the shard (-1 when none). */
 const S_FREE = 0;
@@ -307,6 +345,12 @@ const S_SIZE = 1;
 const S_CLOSING = 2, S_CLOSING_TAIL = 3, S_CLOSING_N = 4;
 /** Shard block words: the waiting limbo batch, freed before the shard's snapshot of quiescent words. */
 const S_WAITING = 5, S_WAITING_TAIL = 6, S_WAITING_N = 7;
+/**
+ * The shard block holds two pools of ids: the words above (S_SIZE aside) are
+ * those of the ids that hold no TCP state; the same words P_TCP further on
+ * are those of the TCP-capable ids (free list, closing and waiting batches).
+ */
+const P_TCP = 8;
 const MAGIC = 0x4b4e4354; // "KNCT"
 const MAX_SHARDS = 64;
 const MAX_WORKERS = 64;
@@ -334,6 +378,8 @@ interface Geometry {
   wheelSlots: number;
   shards: number;
   workers: number;
+  /** TCP-capable ids: `0..tcp-1`. */
+  tcp: number;
 }
 
 /** Every column of a table, carved from one arena in this order. */
@@ -349,12 +395,12 @@ function layout(g: Geometry, k0: number, k1: number, a: Arena) {
     bytes: a.f64(2 * g.cap),
     lastSeen: a.u32(g.cap),
     expires: a.u32(g.cap),
-    tcp: new TcpTracker(g.cap, a),
+    tcp: new TcpTracker(g.tcp, a),
     wheelHeads: a.i32(g.shards * g.wheelSlots),
     wheelNext: a.i32(g.cap),
     wheelPrev: a.i32(g.cap),
     wheelAt: a.u32(g.cap),
-    tcpLock: a.u8(g.workers > 1 ? g.cap : 0),
+    tcpLock: a.u8(g.workers > 1 ? g.tcp : 0),
     quiescent: a.i32(QS_STRIDE * g.workers),
     snapshots: a.i32(g.shards * g.workers),
     rings: a.i32(g.workers * g.shards > 1 ? g.workers * g.shards * RING_WORDS : 0),
@@ -392,7 +438,12 @@ function geometryOf(options: ConnTableOptions): Geometry {
   if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
     throw new RangeError(`Cannot create connection table: ${workers} workers is out of range`);
   }
-  return { cap, lines, wheelSlots, shards, workers };
+  const share = options.tcpShare ?? DEFAULT_TCP_SHARE;
+  if (typeof share !== "number" || !(share >= 0 && share <= 1)) {
+    throw new RangeError(`Cannot create connection table: tcpShare ${share} is out of range`);
+  }
+  const tcp = Math.min(cap, Math.ceil(cap * share));
+  return { cap, lines, wheelSlots, shards, workers, tcp };
 }
 
 /** A bounded, two-way hashed connection table. */
@@ -413,6 +464,9 @@ export class ConnTable {
   /** This shard's id range, `#lo..#hi-1`. */
   readonly #lo: number;
   readonly #hi: number;
+  /** TCP-capable ids of the table, `0..#tcpCap-1`; this shard's are `#lo..#tcpHi-1`. */
+  readonly #tcpCap: number;
+  readonly #tcpHi: number;
   readonly #index: FlowIndex;
   /** The flow records (see flow_index.ts): tuples, meta (generation, proto), link. */
   readonly #rec: Int32Array;
@@ -458,6 +512,8 @@ export class ConnTable {
   /** Ids this Worker pushed into a refresh ring, direct-mapped: [id, meta, ring position] per slot. */
   readonly #pushed = new Int32Array(3 * PUSHED_SLOTS).fill(-1);
   #evictCursor: number;
+  /** Early drop's cursor over this shard's TCP-capable ids (a TCP create). */
+  #tcpEvictCursor: number;
   #inserted = 0;
   #expired = 0;
   #evicted = 0;
@@ -494,6 +550,7 @@ export class ConnTable {
         wheelSlots: head[H_WHEEL],
         shards: head[H_SHARDS],
         workers: head[H_WORKERS],
+        tcp: head[H_TCP],
       };
       if (options.capacity !== undefined && options.capacity !== g.cap) {
         throw new RangeError(
@@ -536,6 +593,8 @@ export class ConnTable {
     this.#shardAt = HEADER_WORDS * (1 + shard);
     this.#lo = Math.floor((shard * cap) / g.shards);
     this.#hi = Math.floor(((shard + 1) * cap) / g.shards);
+    this.#tcpCap = g.tcp;
+    this.#tcpHi = Math.max(this.#lo, Math.min(this.#hi, g.tcp));
     this.#index = c.index;
     this.#rec = c.index.rec;
     this.#tcp = c.tcp;
@@ -560,9 +619,10 @@ export class ConnTable {
     });
     if (fresh) this.#setUp(g, k0, k1);
     this.#evictCursor = this.#lo;
+    this.#tcpEvictCursor = this.#lo;
     this.#timeouts = resolveTimeouts(options.timeouts);
     this.#tcpTimeout = tcpStateTimeouts(this.#timeouts);
-    this.#evictScan = Math.max(1, Math.min(options.evictScan ?? 64, this.#hi - this.#lo));
+    this.#evictScan = Math.max(1, options.evictScan ?? 64);
     this.#expireBudget = Math.max(2, options.expireBudget ?? 65536);
     this.#maxRetrans = Math.max(1, Math.min(options.tcpMaxRetrans ?? 3, 15));
     this.onExpire = options.onExpire;
@@ -599,27 +659,37 @@ export class ConnTable {
     return a.byteLength;
   }
 
-  /** A new buffer: free lists per shard (pop order lo, lo + 1...), rule ids -1, then the header. */
+  /**
+   * A new buffer: two free lists per shard, TCP-capable ids and the others
+   * (pop order lo, lo + 1... in each), rule ids -1, then the header.
+   */
   #setUp(g: Geometry, k0: number, k1: number): void {
     const h = this.#header, rec = this.#rec;
     this.ruleId.fill(-1);
+    const chain = (lo: number, hi: number, at: number) => {
+      for (let id = lo; id < hi; id++) rec[8 * id + REC_LINK] = id + 1 < hi ? id + 1 : -1;
+      h[at] = lo < hi ? lo : -1;
+    };
     for (let s = 0; s < g.shards; s++) {
       const lo = Math.floor((s * g.cap) / g.shards), hi = Math.floor(((s + 1) * g.cap) / g.shards);
-      for (let id = lo; id < hi; id++) rec[8 * id + REC_LINK] = id + 1 < hi ? id + 1 : -1;
-      h[HEADER_WORDS * (1 + s) + S_FREE] = lo < hi ? lo : -1;
+      const mid = Math.max(lo, Math.min(hi, g.tcp));
+      chain(lo, mid, HEADER_WORDS * (1 + s) + P_TCP + S_FREE);
+      chain(mid, hi, HEADER_WORDS * (1 + s) + S_FREE);
     }
     h[H_CAPACITY] = g.cap;
     h[H_LINES] = g.lines;
     h[H_WHEEL] = g.wheelSlots;
     h[H_SHARDS] = g.shards;
     h[H_WORKERS] = g.workers;
+    h[H_TCP] = g.tcp;
     for (let s = 0; s < g.shards; s++) {
-      const b = HEADER_WORDS * (1 + s);
-      h[b + S_CLOSING] =
-        h[b + S_CLOSING_TAIL] =
-        h[b + S_WAITING] =
-        h[b + S_WAITING_TAIL] =
-          -1;
+      for (const b of [HEADER_WORDS * (1 + s), HEADER_WORDS * (1 + s) + P_TCP]) {
+        h[b + S_CLOSING] =
+          h[b + S_CLOSING_TAIL] =
+          h[b + S_WAITING] =
+          h[b + S_WAITING_TAIL] =
+            -1;
+      }
     }
     h[H_K0] = k0;
     h[H_K1] = k1;
@@ -696,7 +766,7 @@ export class ConnTable {
       this.#clashes++;
       return CREATE_CLASH;
     }
-    const id = this.#popFree(now);
+    const id = this.#popFree(now, proto === PROTO_TCP);
     if (id < 0) {
       this.#refused++;
       return CREATE_FULL;
@@ -726,7 +796,7 @@ export class ConnTable {
   #scrub(id: number): void {
     this.#status[id] = 0;
     this.#clearCounters(id);
-    this.#tcp.clear(id);
+    if (id < this.#tcpCap) this.#tcp.clear(id);
   }
 
   /** An index without room within its probe bound: the new flow goes again, the table is full. */
@@ -739,30 +809,36 @@ export class ConnTable {
   }
 
   /**
-   * A free id of this shard, or -1. When the free list is empty: with one
-   * Worker, early drop frees a victim for this create; with several, the
-   * limbo moves on, and when that frees nothing early drop's victim goes to
-   * limbo (this create fails; a later one gets the id after the grace
-   * period), unless the limbo already holds EVICT_AHEAD ids coming back.
+   * A free id of this shard for a flow that is TCP (`tcp`: a TCP-capable id)
+   * or not (one of the others first, else a TCP-capable one), or -1. When
+   * none is free: with one Worker, early drop frees a victim for this create
+   * (among the TCP-capable ids for a TCP flow); with several, the limbo moves
+   * on, and when that frees nothing early drop's victim goes to limbo (this
+   * create fails; a later one gets the id after the grace period), unless
+   * the limbo already holds EVICT_AHEAD ids coming back.
    */
-  #popFree(now: number): number {
-    const h = this.#header, at = this.#shardAt + S_FREE;
-    let id = h[at];
-    if (id < 0) {
-      if (!this.#multi) {
-        if (this.#earlyDrop(now) < 0) return -1;
-      } else {
-        this.#reclaim();
-        if (h[at] < 0) {
-          // Every failed create evicting one more would drain the table into limbo.
-          const b = this.#shardAt;
-          if (h[b + S_CLOSING_N] + h[b + S_WAITING_N] < EVICT_AHEAD) this.#earlyDrop(now);
-          return -1;
-        }
-      }
-      id = h[at];
-    }
-    h[at] = this.#rec[8 * id + REC_LINK];
+  #popFree(now: number, tcp: boolean): number {
+    let id = this.#take(tcp);
+    if (id >= 0) return id;
+    if (!this.#multi) return this.#earlyDrop(now, tcp) < 0 ? -1 : this.#take(tcp);
+    this.#reclaim();
+    id = this.#take(tcp);
+    if (id >= 0) return id;
+    // Every failed create evicting one more would drain the table into limbo.
+    const h = this.#header, b = this.#shardAt + P_TCP;
+    let coming = h[b + S_CLOSING_N] + h[b + S_WAITING_N];
+    if (!tcp) coming += h[this.#shardAt + S_CLOSING_N] + h[this.#shardAt + S_WAITING_N];
+    if (coming < EVICT_AHEAD) this.#earlyDrop(now, tcp);
+    return -1;
+  }
+
+  /** Pops a free id off this shard's lists (see `#popFree`), or -1. */
+  #take(tcp: boolean): number {
+    const h = this.#header;
+    let at = this.#shardAt + S_FREE;
+    if (tcp || h[at] < 0) at += P_TCP;
+    const id = h[at];
+    if (id >= 0) h[at] = this.#rec[8 * id + REC_LINK];
     return id;
   }
 
@@ -772,9 +848,9 @@ export class ConnTable {
     Atomics.store(rec, at, (rec[at] + 0x100) & ~0xff);
   }
 
-  /** Puts freed `id` on this shard's free list (one Worker) or into the closing limbo batch. */
+  /** Puts freed `id` on its pool's free list (one Worker) or into its closing limbo batch. */
   #release(id: number): void {
-    const h = this.#header, b = this.#shardAt, rec = this.#rec;
+    const h = this.#header, b = this.#shardAt + (id < this.#tcpCap ? P_TCP : 0), rec = this.#rec;
     if (!this.#multi) {
       rec[8 * id + REC_LINK] = h[b + S_FREE];
       h[b + S_FREE] = id;
@@ -787,23 +863,39 @@ export class ConnTable {
   }
 
   /**
-   * Moves the limbo on (workers > 1): the waiting batch goes to the free list
-   * once its grace period is over, then the closing batch becomes the
-   * waiting one under a new snapshot of every Worker's quiescent word.
+   * Moves the limbo on (workers > 1): the waiting batches (one per pool) go
+   * to their free lists once their grace period is over, then the closing
+   * batches become the waiting ones under a new snapshot of every Worker's
+   * quiescent word.
    */
   #reclaim(): void {
-    const h = this.#header, b = this.#shardAt;
-    if (h[b + S_WAITING_N] > 0) {
+    const h = this.#header, b = this.#shardAt, t = b + P_TCP;
+    if (h[b + S_WAITING_N] + h[t + S_WAITING_N] > 0) {
       if (!this.#graceOver()) return;
-      this.#rec[8 * h[b + S_WAITING_TAIL] + REC_LINK] = h[b + S_FREE];
-      h[b + S_FREE] = h[b + S_WAITING];
-      h[b + S_WAITING] = h[b + S_WAITING_TAIL] = -1;
-      h[b + S_WAITING_N] = 0;
+      this.#freeWaiting(b);
+      this.#freeWaiting(t);
     }
-    if (h[b + S_CLOSING_N] === 0) return;
+    if (h[b + S_CLOSING_N] + h[t + S_CLOSING_N] === 0) return;
     // Seq-cst loads after the frees' unhashing (compare-exchange) and generation stores.
     const qs = this.#qs, snap = this.#snapshot;
     for (let w = 0; w < this.#workers; w++) snap[w] = Atomics.load(qs, QS_STRIDE * w);
+    this.#closeBatch(b);
+    this.#closeBatch(t);
+  }
+
+  /** The waiting batch of the pool whose words start at `b` joins its free list. */
+  #freeWaiting(b: number): void {
+    const h = this.#header;
+    if (h[b + S_WAITING_N] === 0) return;
+    this.#rec[8 * h[b + S_WAITING_TAIL] + REC_LINK] = h[b + S_FREE];
+    h[b + S_FREE] = h[b + S_WAITING];
+    h[b + S_WAITING] = h[b + S_WAITING_TAIL] = -1;
+    h[b + S_WAITING_N] = 0;
+  }
+
+  /** The closing batch of the pool whose words start at `b` becomes its waiting one. */
+  #closeBatch(b: number): void {
+    const h = this.#header;
     h[b + S_WAITING] = h[b + S_CLOSING];
     h[b + S_WAITING_TAIL] = h[b + S_CLOSING_TAIL];
     h[b + S_WAITING_N] = h[b + S_CLOSING_N];
@@ -907,13 +999,14 @@ export class ConnTable {
       this.#index.remove(2 * id + 1);
     }
     this.#wheel.cancel(id);
+    const tcp = id < this.#tcpCap;
     if (this.#multi) {
       // Without the lock (a tracker stalled in `step`) it goes on: `#scrub` wipes the slot on reuse.
-      const locked = this.#lockFlow(id);
+      const locked = tcp && this.#lockFlow(id);
       this.#bumpGeneration(id);
-      this.#tcp.clear(id);
+      if (tcp) this.#tcp.clear(id);
       if (locked) this.#unlockFlow(id);
-    } else {
+    } else if (tcp) {
       this.#tcp.clear(id);
     }
     this.#status[id] = 0;
@@ -935,14 +1028,18 @@ export class ConnTable {
 
   /**
    * Linux early_drop: scans `evictScan` slots from a rotating cursor and frees
-   * an expired flow, else the least recently seen unassured one. Returns the
-   * freed slot (now on the free list, or in limbo), or -1.
+   * an expired flow, else the least recently seen unassured one; for a TCP
+   * create (`tcp`) only among the TCP-capable ids, whatever protocol their
+   * flows are. Returns the freed slot (now on the free list, or in limbo), or -1.
    */
-  #earlyDrop(now: number): number {
+  #earlyDrop(now: number, tcp: boolean): number {
+    const lo = this.#lo, hi = tcp ? this.#tcpHi : this.#hi;
+    if (hi === lo) return -1;
+    const scan = Math.min(this.#evictScan, hi - lo);
     let best = -1;
-    let i = this.#evictCursor;
-    for (let n = 0; n < this.#evictScan; n++) {
-      if (++i >= this.#hi) i = this.#lo;
+    let i = tcp ? this.#tcpEvictCursor : this.#evictCursor;
+    for (let n = 0; n < scan; n++) {
+      if (++i >= hi) i = lo;
       if (this.#protoOf(i) === 0) continue;
       if (this.#expires[i] <= now) {
         best = i;
@@ -951,7 +1048,8 @@ export class ConnTable {
       if ((this.#status[i] & STATUS_ASSURED) !== 0) continue;
       if (best === -1 || this.#lastSeen[i] < this.#lastSeen[best]) best = i;
     }
-    this.#evictCursor = i;
+    if (tcp) this.#tcpEvictCursor = i;
+    else this.#evictCursor = i;
     if (best === -1) return -1;
     const reason = (this.#status[best] & STATUS_DYING) !== 0
       ? GONE_KILLED // killed, due now, not yet expired
@@ -1017,7 +1115,8 @@ export class ConnTable {
     v.setFloat64(off + 56, this.packets(o + 1), true);
     v.setFloat64(off + 64, this.#bytes[o], true);
     v.setFloat64(off + 72, this.#bytes[o + 1], true);
-    this.#tcp.save(id, v, off + 80);
+    if (id < this.#tcpCap) this.#tcp.save(id, v, off + 80);
+    else for (let k = 0; k < TCP_RECORD_BYTES; k++) v.setUint8(off + 80 + k, 0);
   }
 
   /**
@@ -1344,11 +1443,12 @@ export class ConnTable {
   }
   /** TCP state code of flow `id` (TCP_NONE for other protocols). */
   tcpState(id: number): number {
-    return this.#tcp.state[id];
+    return id < this.#tcpCap ? this.#tcp.state[id] : TCP_NONE;
   }
   /** TCP window of the sender of `handle`: td_end, td_maxend, td_maxwin, shift (for status pages and tests). */
   tcpWindow(handle: number): { end: number; maxEnd: number; maxWin: number; scale: number } {
     const t = this.#tcp;
+    if (handle >> 1 >= this.#tcpCap) return { end: 0, maxEnd: 0, maxWin: 0, scale: 0 };
     return {
       end: t.end[handle] >>> 0,
       maxEnd: t.maxEnd[handle] >>> 0,
@@ -1439,6 +1539,10 @@ export class ConnTable {
   get capacity(): number {
     return this.#cap;
   }
+  /** Flow slots that can hold a TCP flow (see `tcpShare`). */
+  get tcpCapacity(): number {
+    return this.#tcpCap;
+  }
   /** The timeouts in force. */
   get timeouts(): Readonly<Timeouts> {
     return this.#timeouts;
@@ -1469,12 +1573,18 @@ export class ConnTable {
       reopened: this.#reopened,
       outOfWindow: this.#outOfWindow,
       challenged: this.#challenged,
-      limbo: this.#header[this.#shardAt + S_CLOSING_N] + this.#header[this.#shardAt + S_WAITING_N],
+      limbo: this.#limbo(),
       refreshOverflows: this.#refreshOverflows,
       refreshed: this.#refreshed,
       lockSpins: this.#lockSpins,
       lockTimeouts: this.#lockTimeouts,
     };
+  }
+
+  /** Ids of this shard in limbo, both pools. */
+  #limbo(): number {
+    const h = this.#header, b = this.#shardAt, t = b + P_TCP;
+    return h[b + S_CLOSING_N] + h[b + S_WAITING_N] + h[t + S_CLOSING_N] + h[t + S_WAITING_N];
   }
 
   /**
@@ -1490,10 +1600,12 @@ export class ConnTable {
     };
     let live = 0;
     for (let id = this.#lo; id < this.#hi; id++) if (this.#protoOf(id) !== 0) live++;
+    const t = b + P_TCP;
     return {
       live,
-      free: walk(h[b + S_FREE]),
-      limbo: walk(h[b + S_CLOSING]) + walk(h[b + S_WAITING]),
+      free: walk(h[b + S_FREE]) + walk(h[t + S_FREE]),
+      limbo: walk(h[b + S_CLOSING]) + walk(h[b + S_WAITING]) + walk(h[t + S_CLOSING]) +
+        walk(h[t + S_WAITING]),
     };
   }
 
@@ -1517,7 +1629,7 @@ export class ConnTable {
     return {
       id,
       proto: this.#protoOf(id),
-      tcpState: this.#protoOf(id) === PROTO_TCP ? tcpStateName(this.#tcp.state[id]) : null,
+      tcpState: this.#protoOf(id) === PROTO_TCP ? tcpStateName(this.tcpState(id)) : null,
       status: this.status(id),
       flags: this.flags[id],
       orig: {

@@ -29,6 +29,7 @@ import {
 import { FlowSpec } from "./flow_spec.ts";
 import { TcpSegment } from "./segment.ts";
 import { ConnTable, type ConnTableOptions, FLOW_RECORD_BYTES } from "./table.ts";
+import { TCP_RECORD_BYTES } from "./tcp_tracker.ts";
 
 /** Dotted quad to unsigned 32-bit. */
 function ip(s: string): number {
@@ -318,7 +319,7 @@ Deno.test("remove frees both entries and the slot", () => {
 });
 
 Deno.test("a crowded index (600 tuples in 50 lines of 15): overflowing probes still resolve", () => {
-  const t = table({ capacity: 300, buckets: 50 });
+  const t = table({ capacity: 300, buckets: 50, tcpShare: 1 });
   const ids: number[] = [];
   for (let p = 0; p < 300; p++) ids.push(plainTcp(t, T0, 10000 + p));
   assert.ok(ids.every((id) => id >= 0), "every flow found room within the probe bound");
@@ -332,7 +333,7 @@ Deno.test("a crowded index (600 tuples in 50 lines of 15): overflowing probes st
 
 Deno.test("full table: unassured flows are evicted first, assured never", () => {
   const gone: [number, number][] = [];
-  const t = table({ capacity: 8, onExpire: (id, why) => gone.push([id, why]) });
+  const t = table({ capacity: 8, tcpShare: 1, onExpire: (id, why) => gone.push([id, why]) });
   for (let i = 0; i < 8; i++) {
     const id = plainTcp(t, T0, 1000 + i);
     if (i !== 5) handshake(t, id); // all but flow 5 are assured
@@ -517,4 +518,103 @@ Deno.test("an onExpire that throws during early drop leaves no index line locked
   assert.throws(() => t.create(b, T0), /callback failed/);
   // Were a line still locked, this create would spin for ever.
   assert.ok(t.create(spec(PROTO_UDP, CLIENT, 3, SERVER, 53, SERVER, 53, CLIENT, 3), T0) >= 0);
+});
+
+// ---- TCP slots (tcpShare) ---------------------------------------------------
+
+/** A UDP flow CLIENT:sport -> SERVER:53. */
+function udp(t: ConnTable, sport: number, now = T0): number {
+  return t.create(spec(PROTO_UDP, CLIENT, sport, SERVER, 53, SERVER, 53, CLIENT, sport), now);
+}
+
+Deno.test("TCP slots: a TCP flow takes a TCP slot, UDP the others first; a full pool refuses TCP only", () => {
+  const t = table({ capacity: 8 }); // the default share: ids 0-3 hold TCP state
+  assert.equal(t.tcpCapacity, 4);
+  const tcp = [0, 1, 2, 3].map((i) => plainTcp(t, T0, 1000 + i));
+  assert.deepEqual(tcp, [0, 1, 2, 3]);
+  for (const id of tcp) handshake(t, id); // assured: early drop leaves them
+  assert.equal(udp(t, 1), 4, "UDP takes an id without TCP state");
+  assert.equal(plainTcp(t, T0 + 1, 2000), CREATE_FULL, "no TCP slot, although the table has room");
+  assert.deepEqual([t.stats().refused, t.stats().evicted, t.size], [1, 0, 5]);
+  for (let p = 2; p <= 4; p++) assert.ok(udp(t, p) >= 4);
+  // A TCP flow ended: its slot goes back to the TCP pool, and is reused by TCP.
+  assert.equal(t.remove(2), true);
+  assert.equal(plainTcp(t, T0 + 2, 2001), 2);
+  assert.equal(t.tcpState(2), 0, "a reused slot starts with no TCP state");
+  assert.deepEqual(t.tcpWindow(2 * 4), { end: 0, maxEnd: 0, maxWin: 0, scale: 0 }, "a UDP id");
+});
+
+Deno.test("TCP slots: UDP spills into TCP slots once its own are gone; a TCP create evicts among the TCP slots only", () => {
+  const gone: [number, number][] = [];
+  const t = table({ capacity: 8, onExpire: (id, why) => gone.push([id, why]) });
+  // Ids 4-7 first, oldest; then the TCP slots 0 and 1.
+  const ids = [0, 1, 2, 3, 4, 5].map((i) => udp(t, 100 + i, T0 + i));
+  assert.deepEqual(ids, [4, 5, 6, 7, 0, 1]);
+  assert.equal(t.tcpState(0), 0);
+  const a = plainTcp(t, T0 + 10, 3000), b = plainTcp(t, T0 + 11, 3001);
+  assert.deepEqual([a, b], [2, 3]);
+  handshake(t, b, T0 + 11); // assured
+  // No TCP slot free: the least recently seen unassured flow among ids 0-3
+  // is the UDP flow on id 0 (T0 + 4), not the older ones on ids 4-7.
+  const c = plainTcp(t, T0 + 12, 3002);
+  assert.equal(c, 0);
+  assert.deepEqual(gone, [[0, GONE_EVICTED]]);
+  assert.equal(t.lookup(PROTO_UDP, CLIENT, 104, SERVER, 53), -1);
+  assert.equal(t.lookup(PROTO_UDP, CLIENT, 100, SERVER, 53), 2 * 4, "the older UDP flows stay");
+  // Only assured flows on TCP slots: a TCP create is refused, a UDP one evicts from the whole table.
+  handshake(t, a, T0 + 12);
+  handshake(t, c, T0 + 12);
+  t.track(2 * 1 + 1, 10, T0 + 12, null); // the UDP flow on id 1 answered: assured
+  assert.equal(plainTcp(t, T0 + 13, 3003), CREATE_FULL);
+  assert.equal(gone.length, 1);
+  assert.equal(udp(t, 200, T0 + 13), 4, "UDP evicts its stalest unassured flow, on id 4");
+  assert.deepEqual(gone[1], [4, GONE_EVICTED]);
+});
+
+Deno.test("TCP slots: a UDP flow saves an empty TCP record; a TCP record restores into a TCP slot, or not at all", () => {
+  const t = table({ capacity: 8 });
+  const u = udp(t, 7);
+  assert.ok(u >= 4);
+  t.track(2 * u + 1, 99, T0, null);
+  const id = plainTcp(t);
+  handshake(t, id);
+  const v = new DataView(new ArrayBuffer(2 * FLOW_RECORD_BYTES));
+  new Uint8Array(v.buffer).fill(0xee);
+  t.saveFlow(u, v, 0);
+  t.saveFlow(id, v, FLOW_RECORD_BYTES);
+  for (let k = 80; k < 80 + TCP_RECORD_BYTES; k++) assert.equal(v.getUint8(k), 0, `UDP byte ${k}`);
+
+  const back = table({ capacity: 4 }); // 2 TCP slots
+  assert.equal(back.tcpCapacity, 2);
+  const r = back.restoreFlow(v, FLOW_RECORD_BYTES, T0 + 1, false);
+  assert.ok(r >= 0 && r < 2, "a TCP slot");
+  assert.equal(back.tcpState(r), TCP_ESTABLISHED);
+  assert.deepEqual(back.tcpWindow(2 * r), t.tcpWindow(2 * id));
+  assert.equal(back.restoreFlow(v, 0, T0 + 1, false) >= 2, true, "UDP: one of the others");
+  // Both TCP slots taken by assured flows: the record does not fit.
+  handshake(back, plainTcp(back, T0 + 1, 41000), T0 + 1);
+  back.remove(r);
+  handshake(back, plainTcp(back, T0 + 1, 41001), T0 + 1);
+  assert.equal(back.restoreFlow(v, FLOW_RECORD_BYTES, T0 + 1, false), CREATE_FULL);
+});
+
+Deno.test("TCP slots: tcpShare 0 holds no TCP flow, 1 a TCP flow in every slot; the share is the buffer's", () => {
+  const none = table({ capacity: 8, tcpShare: 0 });
+  assert.equal(none.tcpCapacity, 0);
+  assert.equal(plainTcp(none), CREATE_FULL);
+  assert.ok(udp(none, 1) >= 0);
+  const all = table({ capacity: 8, tcpShare: 1 });
+  for (let i = 0; i < 8; i++) assert.equal(plainTcp(all, T0, 1000 + i), i);
+  assert.equal(table({ capacity: 5, tcpShare: 0.5 }).tcpCapacity, 3, "rounded up");
+  for (const bad of [-0.1, 1.5, NaN]) {
+    assert.throws(() => table({ tcpShare: bad }), /tcpShare .* is out of range/);
+  }
+  const view = new ConnTable({ buffer: all.buffer });
+  assert.equal(view.tcpCapacity, 8);
+  assert.equal(
+    ConnTable.bufferBytes({ capacity: 1024, tcpShare: 1 }) -
+      ConnTable.bufferBytes({ capacity: 1024, tcpShare: 0.5 }),
+    512 * TCP_RECORD_BYTES,
+    "the TCP columns of half the ids",
+  );
 });
