@@ -308,7 +308,7 @@ Deno.test("mapping a table of several Workers checks the worker, the role and th
 
 Deno.test("TCP slots with several Workers: an evicted TCP slot waits out the grace period while UDP still finds room", () => {
   const gone: number[][] = [];
-  const { owner, trackers: [tr] } = group(2, 4); // ids 0 and 1 hold TCP state
+  const { owner, trackers: [tr] } = group(2, 4, { tcpShare: 0.5 }); // ids 0 and 1 hold TCP state
   owner.onExpire = (id, why) => gone.push([id, why]);
   const a = owner.create(dnat(PROTO_TCP, 40000), T0);
   const b = owner.create(dnat(PROTO_TCP, 40001), T0 + 1);

@@ -24,13 +24,15 @@
  *   last seen, expires: u32 seconds                           8
  *   TCP, per TCP slot: state, aux, liberal 3; wflags 2 per
  *        direction; td_end, td_maxend, td_maxwin,
- *        td_maxack per direction; 37 at tcpShare 0.5        18.5
+ *        td_maxack per direction; 37 at tcpShare 1 (the
+ *        default), 18.5 at 0.5                               37
  *   timer wheel: next, prev, slot second                     12
  *   (header, wheel heads: per table, not per flow)
- *   total (tcpShare 0.5, the default)                       114.1
+ *   total (tcpShare 1, the default)                         132.6
  * With several Workers (`workers` > 1, issue 11's multi-queue) the table
- * also holds a TCP lock byte per TCP slot: 114.6. An all-TCP table
- * (tcpShare 1) is 132.6 (133.6): what every table cost before the TCP slots.
+ * also holds a TCP lock byte per TCP slot: 133.6. A table whose flows are
+ * half UDP (DNS, QUIC) can give half its ids no TCP state (tcpShare 0.5,
+ * the configuration's `conntrack.tcpShare`): 114.1 (114.6).
  * (Before: 143.6 with f64 packet counters, a creation second nothing read
  * and 16-bit flags; 145 with the chained hash.) The free lists cost nothing:
  * they are chained through the records' link word.
@@ -329,7 +331,8 @@ export const FLOW_RECORD_BYTES = 80 + TCP_RECORD_BYTES + 3;
 export const RESTORE_SKIPPED = -3;
 
 const DEFAULT_CAPACITY = 262144;
-const DEFAULT_TCP_SHARE = 0.5;
+/** Every flow id may hold a TCP flow unless told otherwise: `maxFlows` TCP flows fit, as before. */
+const DEFAULT_TCP_SHARE = 1;
 /** Private status bit: a killed flow already taken out of the hash. */
 const UNHASHED = 0x80;
 

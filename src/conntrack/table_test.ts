@@ -528,7 +528,7 @@ function udp(t: ConnTable, sport: number, now = T0): number {
 }
 
 Deno.test("TCP slots: a TCP flow takes a TCP slot, UDP the others first; a full pool refuses TCP only", () => {
-  const t = table({ capacity: 8 }); // the default share: ids 0-3 hold TCP state
+  const t = table({ capacity: 8, tcpShare: 0.5 }); // ids 0-3 hold TCP state
   assert.equal(t.tcpCapacity, 4);
   const tcp = [0, 1, 2, 3].map((i) => plainTcp(t, T0, 1000 + i));
   assert.deepEqual(tcp, [0, 1, 2, 3]);
@@ -546,7 +546,7 @@ Deno.test("TCP slots: a TCP flow takes a TCP slot, UDP the others first; a full 
 
 Deno.test("TCP slots: UDP spills into TCP slots once its own are gone; a TCP create evicts among the TCP slots only", () => {
   const gone: [number, number][] = [];
-  const t = table({ capacity: 8, onExpire: (id, why) => gone.push([id, why]) });
+  const t = table({ capacity: 8, tcpShare: 0.5, onExpire: (id, why) => gone.push([id, why]) });
   // Ids 4-7 first, oldest; then the TCP slots 0 and 1.
   const ids = [0, 1, 2, 3, 4, 5].map((i) => udp(t, 100 + i, T0 + i));
   assert.deepEqual(ids, [4, 5, 6, 7, 0, 1]);
@@ -572,7 +572,7 @@ Deno.test("TCP slots: UDP spills into TCP slots once its own are gone; a TCP cre
 });
 
 Deno.test("TCP slots: a UDP flow saves an empty TCP record; a TCP record restores into a TCP slot, or not at all", () => {
-  const t = table({ capacity: 8 });
+  const t = table({ capacity: 8, tcpShare: 0.5 });
   const u = udp(t, 7);
   assert.ok(u >= 4);
   t.track(2 * u + 1, 99, T0, null);
@@ -584,7 +584,7 @@ Deno.test("TCP slots: a UDP flow saves an empty TCP record; a TCP record restore
   t.saveFlow(id, v, FLOW_RECORD_BYTES);
   for (let k = 80; k < 80 + TCP_RECORD_BYTES; k++) assert.equal(v.getUint8(k), 0, `UDP byte ${k}`);
 
-  const back = table({ capacity: 4 }); // 2 TCP slots
+  const back = table({ capacity: 4, tcpShare: 0.5 }); // 2 TCP slots
   assert.equal(back.tcpCapacity, 2);
   const r = back.restoreFlow(v, FLOW_RECORD_BYTES, T0 + 1, false);
   assert.ok(r >= 0 && r < 2, "a TCP slot");
