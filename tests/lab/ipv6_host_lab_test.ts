@@ -165,3 +165,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "lab: IPv6 disabled (the default) in the dual-stack lab: nothing IPv6 crosses, as before",
+  ignore: !labSupported(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const config = await writeTestConfig();
+    let lab: RunningLab | null = null;
+    try {
+      lab = await startLab({ config, ipv6: true });
+      const l = lab;
+      const sysctl = await shOk(l, "appliance", [
+        "sysctl",
+        "-n",
+        "net.ipv6.conf.kn0.disable_ipv6",
+        "net.ipv6.conf.all.forwarding",
+      ]);
+      assert.deepEqual(sysctl.trim().split("\n"), ["1", "0"]);
+      assert.equal((await shOk(l, "appliance", ["ip", "-6", "rule"])).includes("proto 75"), false);
+      const before = await nftCount(l, "forward", "not-through-tun");
+      const atServer = await capture(l, "server", `ip6 and src host ${C6}`, "eth0", false);
+      await tryCrossing(l);
+      assert.deepEqual(await atServer.stop(), [], "IPv6 from the WAN reached the LAN server");
+      // Forwarding is off, so the kernel drops it before the forward chain sees it.
+      assert.equal((await nftCount(l, "forward", "not-through-tun")) - before, 0);
+    } finally {
+      await lab?.down();
+      await removeTestConfig(config);
+    }
+  },
+});
