@@ -152,6 +152,7 @@ export async function main(args: string[]): Promise<number> {
     lanNetwork: config.lan.network,
     resolvers: systemResolvers(),
     ephemeralPorts: systemEphemeralPorts(),
+    ipv6: config.ipv6,
   };
   // Fail closed first: nothing is forwarded unless it crosses the TUN, with or without us.
   const nftError = flags.routing ? await applyFailClosed(plan) : null;

@@ -64,11 +64,14 @@ export interface LabOptions {
   args?: string[];
   /** Extra environment for the appliance. */
   env?: Record<string, string>;
+  /** The dual-stack lab (`LAB6` addresses beside the IPv4 ones); one-uplink lab only. */
+  ipv6?: boolean;
 }
 
 /** The one-uplink lab up (topology.ts); on any failure it is torn down before the error is rethrown. */
 export function startLab(opts: LabOptions = {}): Promise<RunningLab> {
-  return startTopology({ names: labNames, up: labUp, servers: startServer }, opts);
+  const up = (n: LabNames) => labUp(n, { ipv6: opts.ipv6 });
+  return startTopology({ names: labNames, up, servers: startServer }, opts);
 }
 
 /**

@@ -4,6 +4,12 @@
  * (203.0.113.10 and .20) and the appliance's WAN port (198.51.100.1); the
  * appliance's LAN port (192.0.2.1) faces a server (192.0.2.12). Every name
  * carries a run-unique suffix so two runs cannot collide.
+ *
+ * Dual-stack (`labUp(n, { ipv6: true })`, or `labIpv6Up` on a lab already
+ * up): the same links get IPv6 addresses from the documentation prefix
+ * 2001:db8::/32 that mirror the IPv4 ones (`LAB6`), and the clients route
+ * the LAN prefix via the appliance's WAN address, as an ISP routes a
+ * customer's prefix to its router: IPv6 has no NAT to reach the LAN through.
  */
 import { run, runOk } from "../../src/host/run.ts";
 
@@ -14,6 +20,18 @@ export const LAB = {
   wan: "198.51.100.1",
   lan: "192.0.2.1",
   server: "192.0.2.12",
+} as const;
+
+/** The dual-stack lab's IPv6 addresses (documentation prefix, mirroring `LAB`). */
+export const LAB6 = {
+  client: "2001:db8:203::10",
+  client2: "2001:db8:203::20",
+  clientNetwork: "2001:db8:203::/64",
+  wan: "2001:db8:198::1",
+  wanNetwork: "2001:db8:198::/64",
+  lan: "2001:db8:192::1",
+  lanNetwork: "2001:db8:192::/64",
+  server: "2001:db8:192::12",
 } as const;
 
 /** Namespace names of one lab instance. */
@@ -77,8 +95,8 @@ async function attachClient(n: LabNames, ns: string, addr: string): Promise<void
   await nsRun(ns, ["ip", "route", "add", "198.51.100.0/24", "dev", "eth0"]);
 }
 
-/** Creates the namespaces, links and addresses (not the appliance process). */
-export async function labUp(n: LabNames): Promise<void> {
+/** Creates the namespaces, links and addresses (not the appliance process); `ipv6`: dual-stack. */
+export async function labUp(n: LabNames, opts: { ipv6?: boolean } = {}): Promise<void> {
   for (const ns of Object.values(n)) await runOk(["ip", "netns", "add", ns]);
   await nsRun(n.inet, ["ip", "link", "add", "br0", "type", "bridge"]);
   await nsRun(n.inet, ["ip", "link", "set", "br0", "up"]);
@@ -95,6 +113,23 @@ export async function labUp(n: LabNames): Promise<void> {
   await nsRun(n.server, ["ip", "addr", "add", `${LAB.server}/24`, "dev", "eth0"]);
   for (const dev of ["lo", "eth0"]) await nsRun(n.server, ["ip", "link", "set", dev, "up"]);
   await nsRun(n.server, ["ip", "route", "add", "default", "via", LAB.lan]);
+  if (opts.ipv6) await labIpv6Up(n);
+}
+
+/** Adds `LAB6`'s addresses and routes to a lab `labUp` built (no duplicate address detection). */
+export async function labIpv6Up(n: LabNames): Promise<void> {
+  const addr = (ns: string, a: string, dev: string) =>
+    nsRun(ns, ["ip", "-6", "addr", "add", a, "dev", dev, "nodad"]);
+  for (const [ns, a] of [[n.client, LAB6.client], [n.client2, LAB6.client2]]) {
+    await addr(ns, `${a}/64`, "eth0");
+    await nsRun(ns, ["ip", "-6", "route", "add", LAB6.wanNetwork, "dev", "eth0"]);
+    await nsRun(ns, ["ip", "-6", "route", "add", LAB6.lanNetwork, "via", LAB6.wan, "dev", "eth0"]);
+  }
+  await addr(n.appliance, `${LAB6.wan}/64`, "wan0");
+  await addr(n.appliance, `${LAB6.lan}/64`, "lan0");
+  await nsRun(n.appliance, ["ip", "-6", "route", "add", LAB6.clientNetwork, "dev", "wan0"]);
+  await addr(n.server, `${LAB6.server}/64`, "eth0");
+  await nsRun(n.server, ["ip", "-6", "route", "add", "default", "via", LAB6.lan]);
 }
 
 /** Deletes every namespace of a lab (and so their links); never throws. */

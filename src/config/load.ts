@@ -9,6 +9,7 @@ import type { z } from "zod";
 import { MAX_WAN_ADDRESSES, validateConfig } from "../nat/rule_validate.ts";
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
 import { joinPath, JsoncSyntaxError, parseJsonc } from "./parse_jsonc.ts";
+import { ipv6Section } from "./ipv6.ts";
 import { type ConfigOutput, configSchema, issueMessage, KNOCK_ALIASES } from "./schema.ts";
 import type { Config, StoreConfig, UplinkAddress, UplinkConfig, UplinkProbe } from "./types.ts";
 import { layoutUplinks } from "./uplinks.ts";
@@ -82,8 +83,11 @@ export function parseConfig(
     for (const issue of parsed.error.issues) report.issue(issue);
     throw report.error();
   }
-  const config = finish(parsed.data, report);
+  const notes = new Reporter(fileName, doc.lines);
+  notes.rename = report.rename;
+  const config = finish(parsed.data, report, notes);
   if (report.problems.length > 0) throw report.error();
+  warnings.push(...notes.problems);
   return config;
 }
 
@@ -191,7 +195,10 @@ export const LEGACY_UPLINK = "wan";
 
 /** A path of the rewritten single-object `wan`, as the file spells it. */
 function legacyWanPath(path: string): string {
-  return path.replace(/^wan\[0\]\.addresses(\[0\])?/, "wan.address").replace(/^wan\[0\]/, "wan");
+  return path.replace(/^wan\[0\]\.addresses(\[0\])?(?!\w)/, "wan.address").replace(
+    /^wan\[0\]/,
+    "wan",
+  );
 }
 
 /** Most queues `"auto"` picks: past four, the one admission Worker bounds new flows anyway. */
@@ -216,14 +223,18 @@ function knockSettings(k: ConfigOutput["knock"]): Config["knock"] {
   };
 }
 
-/** Builds the `Config` from the schema's output, reporting checks across fields. */
-function finish(c: ConfigOutput, report: Reporter): Config {
+/** Builds the `Config` from the schema's output, reporting checks across fields (and notes). */
+function finish(c: ConfigOutput, report: Reporter, notes: Reporter): Config {
   const lanNet = checkLanNetwork(c.lan.network, report);
   const lanAddr = parseIpv4(c.lan.address)!;
   if (!cidrContains(lanNet, lanAddr)) {
     report.add("lan.address", `${c.lan.address} is outside lan.network ${formatCidr(lanNet)}`);
   }
+  const { ipv6, addresses6 } = ipv6Section(c, report, notes);
   const wan = uplinks(c, lanNet, report);
+  wan.forEach((u, i) => {
+    u.addresses6 = addresses6[i];
+  });
   const names = wan.map((u) => u.name);
   const masquerade = uplinkList(c.masquerade.uplinks, names, "masquerade.uplinks", report);
   const mgmtUplinks = uplinkList(c.management.uplinks, names, "management.uplinks", report);
@@ -248,6 +259,7 @@ function finish(c: ConfigOutput, report: Reporter): Config {
     syslog: c.syslog,
     store: storeConfig(c.store, report),
     ...(c.tls ? { tls: c.tls } : {}),
+    ipv6,
   };
 }
 
@@ -295,6 +307,7 @@ function uplinks(c: ConfigOutput, lanNet: Cidr, report: Reporter): UplinkConfig[
       name: u.name,
       interface: u.interface,
       addresses,
+      addresses6: [],
       gateway,
       probe: probeOf(u, `${at}.probe`, report),
       table,

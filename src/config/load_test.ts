@@ -333,6 +333,7 @@ Deno.test("the single-object wan of earlier versions loads as one uplink named w
       prefixLength: 32,
       network: "198.51.100.7/32",
     }],
+    addresses6: [],
     gateway: null,
     probe: null,
     table: 201,

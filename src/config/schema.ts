@@ -6,6 +6,7 @@
 
 import { z } from "zod";
 import { parseCidr, parseIpv4 } from "../packet/address.ts";
+import { parseIpv6, parseIpv6Prefix } from "../packet/ipv6_address.ts";
 import { parsePortRange } from "../nat/rule_validate.ts";
 import type { PortRange } from "../nat/rule.ts";
 
@@ -28,6 +29,26 @@ const ipv4 = z.string().refine((s) => parseIpv4(s) !== null, {
 const cidr = z.string().refine((s) => parseCidr(s) !== null, {
   error: (iss) => `${JSON.stringify(iss.input)} is not an IPv4 network (a.b.c.d/n)`,
 });
+
+/** An IPv6 address in RFC 4291 text (`2001:db8::1`), without prefix or zone. */
+const ipv6 = z.string().refine((s) => parseIpv6(s) !== null, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not an IPv6 address`,
+});
+
+/** `2001:db8::1/64`: an IPv6 address with its prefix length written out, host bits kept. */
+const ipv6AddressPrefix = z.string().refine(
+  (s) => /^[^/]+\/\d{1,3}$/.test(s) && parseIpv6Prefix(s) !== null,
+  {
+    error: (iss) =>
+      `${JSON.stringify(iss.input)} is not an IPv6 address with prefix length (2001:db8::1/64)`,
+  },
+);
+
+/** `2001:db8:1::/64`: an IPv6 network (host bits are checked in `load.ts`). */
+const ipv6Network = z.string().refine(
+  (s) => /^[^/]+\/\d{1,3}$/.test(s) && parseIpv6Prefix(s) !== null,
+  { error: (iss) => `${JSON.stringify(iss.input)} is not an IPv6 network (2001:db8:1::/64)` },
+);
 
 /** A port or range written as a number, `"N"` or `"A-B"`. */
 const ports = z.union([z.number(), z.string()], {
@@ -92,6 +113,8 @@ const uplink = z.strictObject({
   name: uplinkName,
   interface: ifName,
   addresses: z.array(addressPrefix).min(1).max(64),
+  /** Its IPv6 addresses with prefix lengths; used only with `ipv6.enabled`. */
+  addresses6: z.array(ipv6AddressPrefix).max(64).default([]),
   /** Absent or null: on-link only (no routing table, no probe). */
   gateway: ipv4.nullable().default(null),
   probe: probe.optional(),
@@ -224,6 +247,18 @@ export const configSchema = z.strictObject({
   store: store.prefault({}),
   /** An operator's certificate and key (PEM files); a self-signed pair is made when absent. */
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /** IPv6 through the appliance; off by default (IPv6 does not cross). */
+  ipv6: z.strictObject({
+    enabled: z.boolean().default(false),
+    /** The appliance's LAN address and the LAN prefix; required when enabled. */
+    lan: z.strictObject({ address: ipv6, network: ipv6Network }).optional(),
+    /**
+     * What one knock unlocks: the source's /64 by default (privacy addresses,
+     * RFC 8981, rotate inside it), 128 for the one address. Shorter than /48
+     * would reach past one site (RFC 6177 gives a site /48 to /64).
+     */
+    unlockPrefix: int(48, 128).default(64),
+  }).prefault({}),
 });
 
 /** What the file may contain (before defaults). */

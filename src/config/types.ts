@@ -19,6 +19,17 @@ export interface UplinkAddress {
   network: string;
 }
 
+/** One public IPv6 address of an uplink. */
+export interface UplinkAddress6 {
+  /** RFC 5952 text, `2001:db8::1`. */
+  address: string;
+  /** The address as four 32-bit words, most significant first (`packet/ipv6_address.ts`). */
+  addressWords: number[];
+  prefixLength: number;
+  /** The on-link prefix, `2001:db8::/64` with host bits clear. */
+  network: string;
+}
+
 /** The gateway health probe of an uplink (ICMP echo from its primary address). */
 export interface UplinkProbe {
   target: string;
@@ -40,6 +51,8 @@ export interface UplinkConfig {
   interface: string;
   /** At least one; the first is the uplink's primary address (masquerade, probes). */
   addresses: UplinkAddress[];
+  /** Its IPv6 addresses; always empty unless `ipv6.enabled`. */
+  addresses6: UplinkAddress6[];
   /** Next hop, or null when the uplink is on-link only (no table, no probe). */
   gateway: string | null;
   probe: UplinkProbe | null;
@@ -61,6 +74,30 @@ export interface LanConfig {
   /** `a.b.c.d/n`, host bits clear. */
   network: string;
   networkCidr: Cidr;
+}
+
+/** The LAN's IPv6 side. */
+export interface Ipv6LanConfig {
+  /** The appliance's LAN address, RFC 5952 text. */
+  address: string;
+  addressWords: number[];
+  /** The LAN prefix, `2001:db8:1::/64`, host bits clear. */
+  network: string;
+  networkWords: number[];
+  prefixLength: number;
+}
+
+/**
+ * IPv6 through the appliance. Disabled (the default) nothing IPv6 crosses,
+ * and the IPv6 fields of the file, checked all the same, are not applied
+ * (`lan` null, every uplink's `addresses6` empty).
+ */
+export interface Ipv6Config {
+  enabled: boolean;
+  /** Set whenever `enabled`. */
+  lan: Ipv6LanConfig | null;
+  /** Prefix length of the source network one knock unlocks: 64 (default) .. 128 (the address). */
+  unlockPrefix: number;
 }
 
 /** The TUN device the process owns. */
@@ -191,4 +228,5 @@ export interface Config {
   store: StoreConfig;
   /** Absent: a self-signed certificate beside the store (made on first start). */
   tls?: TlsConfig;
+  ipv6: Ipv6Config;
 }

@@ -30,6 +30,12 @@
  *   `NEEDS_CSUM`, UDP length 1008 and the pseudo-header sum over 1008 bytes:
  *   the whole super packet, as the kernel's `udp4_hwcsum` sets it and
  *   `__udp_gso_segment` expects it back (it swaps the length per datagram).
+ * - IPv6 alike: a read returns IPv4 and IPv6 packets (by the version
+ *   nibble; anything else is dropped, `nonIpDropped`), and with offload a
+ *   forwarded IPv6 UDP datagram is `NEEDS_CSUM` with `csum_start` 40, a
+ *   `UDP_SEGMENT` send over IPv6 one `UDP_L4` read (`hdr_len` 48,
+ *   `gso_size` 100, UDP and payload length 1008), the header in the
+ *   headroom as for IPv4. The IPv6 header has no checksum to trust.
  * - On write, `virtio_net_hdr_to_skb` reads only `NEEDS_CSUM` and the GSO
  *   fields: a `DATA_VALID` flag is ignored (a datagram with a broken checksum
  *   behind it is dropped by the receiving socket like one behind a zero
@@ -116,8 +122,14 @@ const IFF_UP = 0x1;
 const IFNAMSIZ = 16;
 const IFREQ_SIZE = 40;
 
-/** Largest IPv4 packet, and so the largest GSO super packet a read returns. */
+/**
+ * Largest IPv4 packet, and so the largest GSO super packet a read returns.
+ * An IPv6 packet may be 40 bytes longer (its payload length leaves out the
+ * fixed header); one that did not fit the buffer is counted `truncated`.
+ */
 const MAX_IPV4_PACKET = 65535;
+/** The IPv6 fixed header, which its payload length does not count. */
+const IPV6_HEADER_LEN = 40;
 
 /** How to open a TUN device. */
 export interface TunOptions {
@@ -138,8 +150,10 @@ export interface TunOptions {
 
 /** Counters of a TUN device (or of one of its queues). */
 export interface TunStats {
-  /** IPv4 packets returned by reads (a GSO super packet counts once). */
+  /** IPv4 and IPv6 packets returned by reads (a GSO super packet counts once). */
   readPackets: number;
+  /** The IPv6 packets among them. */
+  ipv6Packets: number;
   /** Bytes of those packets, headers included, virtio-net header excluded. */
   readBytes: number;
   /** Reads that failed with an error other than EAGAIN. */
@@ -150,8 +164,8 @@ export interface TunStats {
   writeBytes: number;
   /** Packets the kernel refused (EAGAIN included). */
   writeErrors: number;
-  /** Packets read and dropped because they were not IPv4. */
-  nonIpv4Dropped: number;
+  /** Packets read and dropped because they were neither IPv4 nor IPv6. */
+  nonIpDropped: number;
   /** GSO super packets among the packets read. */
   gsoPackets: number;
   /** Packets read and dropped because the buffer was too short for them. */
@@ -164,9 +178,10 @@ const READ_ERRORS = 2;
 const WRITE_PACKETS = 3;
 const WRITE_BYTES = 4;
 const WRITE_ERRORS = 5;
-const NON_IPV4_DROPPED = 6;
+const NON_IP_DROPPED = 6;
 const GSO_PACKETS = 7;
 const TRUNCATED = 8;
+const IPV6_PACKETS = 9;
 
 /** One queue (one fd) of a TUN device; itself a complete {@linkcode Device}. */
 export class TunQueue implements Device {
@@ -182,7 +197,7 @@ export class TunQueue implements Device {
   readonly fd: number;
   /** Every IPv4 header read is the kernel's (see the module comment). */
   readonly ipv4HeaderChecked = true;
-  #counters = new Float64Array(9);
+  #counters = new Float64Array(10);
   #iov = new IoVecs(2);
   // The addresses of the caller's buffers, looked up again only when a buffer changes.
   #knownBufs: Uint8Array[] = [];
@@ -271,15 +286,22 @@ export class TunQueue implements Device {
         break;
       }
       const size = n - hr;
-      if (size <= 0 || buf[offset] >> 4 !== 4) {
-        c[NON_IPV4_DROPPED]++;
+      const version = size > 0 ? buf[offset] >> 4 : 0;
+      if (version !== 4 && version !== 6) {
+        c[NON_IP_DROPPED]++;
         continue;
       }
-      // The kernel cuts a packet to the room given without saying so: compare the IPv4 total length.
-      if (size < ((buf[offset + 2] << 8) | buf[offset + 3])) {
+      // The kernel cuts a packet to the room given without saying so: compare the IPv4 total
+      // length, or the IPv6 fixed header and payload length (read before the size is checked,
+      // they are only compared).
+      const length = version === 4
+        ? (buf[offset + 2] << 8) | buf[offset + 3]
+        : IPV6_HEADER_LEN + ((buf[offset + 4] << 8) | buf[offset + 5]);
+      if (size < length) {
         c[TRUNCATED]++;
         continue;
       }
+      if (version === 6) c[IPV6_PACKETS]++;
       sizes[i] = size;
       meta.csum[i] = hr === 0 ? CSUM_NONE : csumState(vnetFlags(buf, at));
       if (hr !== 0 && vnetGsoType(buf, at) !== VIRTIO_NET_HDR_GSO_NONE) c[GSO_PACKETS]++;
@@ -354,12 +376,13 @@ export class TunQueue implements Device {
     const c = this.#counters;
     return {
       readPackets: c[READ_PACKETS],
+      ipv6Packets: c[IPV6_PACKETS],
       readBytes: c[READ_BYTES],
       readErrors: c[READ_ERRORS],
       writePackets: c[WRITE_PACKETS],
       writeBytes: c[WRITE_BYTES],
       writeErrors: c[WRITE_ERRORS],
-      nonIpv4Dropped: c[NON_IPV4_DROPPED],
+      nonIpDropped: c[NON_IP_DROPPED],
       gsoPackets: c[GSO_PACKETS],
       truncated: c[TRUNCATED],
     };

@@ -44,7 +44,7 @@ interface ProbeReport {
     reply: { text: string; from: string } | null;
   };
   icmp: { written: number; seen: boolean; type: number; from: string };
-  ipv6Dropped: number;
+  ipv6: { seen: boolean; payload: string; csum: number; checksumOk: boolean; counted: number };
   truncation: { read: number; truncated: number };
   tcp: {
     synSeen: boolean;
@@ -69,6 +69,8 @@ interface ProbeReport {
     udpRaw: ForwardedRead;
     udpGso: ForwardedRead;
     tcpSyn: ForwardedRead;
+    udp6: ForwardedRead;
+    udpGso6: ForwardedRead;
     /** Only when ethtool could turn GRO on. */
     udpRawGro?: ForwardedRead;
     senderError?: string;
@@ -125,7 +127,7 @@ async function runScript(script: string, args: string[], tag: string): Promise<a
   }
 }
 
-/** Checks what every mode must show: UDP out and back, ICMP echo, IPv6 dropped. */
+/** Checks what every mode must show: UDP out and back, ICMP echo, IPv6 read. */
 function assertCommon(r: ProbeReport, offload: boolean): void {
   assert.equal(r.headroom, offload ? 10 : 0);
   assert.equal(r.maxPacketSize, offload ? 65535 : 1400);
@@ -136,7 +138,14 @@ function assertCommon(r: ProbeReport, offload: boolean): void {
   assert.equal(r.udp.written, 1);
   assert.deepEqual(r.udp.reply, { text: "knock-back", from: "198.51.100.2:9999" });
   assert.deepEqual(r.icmp, { written: 1, seen: true, type: 0, from: "198.51.100.1" });
-  assert.ok(r.ipv6Dropped >= 1, "an IPv6 packet should be dropped and counted");
+  assert.deepEqual(r.ipv6, {
+    seen: true,
+    payload: "six",
+    csum: offload ? CSUM_PARTIAL : CSUM_NONE,
+    checksumOk: true,
+    counted: 1,
+  }, "an IPv6 datagram should come out of the TUN, counted");
+  assert.equal(r.stats.nonIpDropped, 0);
   assert.deepEqual(r.truncation, { read: 0, truncated: 1 }, "a cut packet should be dropped");
   assert.equal(r.stats.readErrors, 0);
   assert.equal(r.stats.writeErrors, 0);
@@ -220,6 +229,22 @@ Deno.test({
       csumOffset: 6,
     });
     assert.deepEqual([f.udpGso.size, f.udpGso.udpLength, f.udpGso.l4Length], [1028, 1008, 1008]);
+    // IPv6 alike, the checksum starting past the 40-byte fixed header.
+    assert.equal(f.udp6?.csum, CSUM_PARTIAL, "forwarded IPv6 UDP should be read");
+    assert.deepEqual(f.udp6.header, { ...partial(6), csumStart: 40 });
+    assert.equal(f.udpGso6?.csum, CSUM_PARTIAL, "an IPv6 UDP_SEGMENT send should be read");
+    assert.deepEqual(f.udpGso6.header, {
+      flags: 1,
+      gsoType: 5,
+      hdrLen: 48,
+      gsoSize: 100,
+      csumStart: 40,
+      csumOffset: 6,
+    });
+    assert.deepEqual(
+      [f.udpGso6.size, f.udpGso6.udpLength, f.udpGso6.l4Length],
+      [1048, 1008, 1008],
+    );
     for (const [name, read] of Object.entries({ ...f, senderError: undefined })) {
       if (read === undefined) continue;
       assert.equal(read.checksumOk, true, `${name}: checksum (or pseudo-header sum) as stated`);

@@ -81,7 +81,36 @@
  * Every rule and route added carries the routing protocol
  * {@linkcode ROUTE_PROTOCOL}, so one `ip rule flush protocol` and one
  * `ip route flush table all proto` remove them whatever configuration (how
- * many uplinks, which tables) installed them.
+ * many uplinks, which tables) installed them; the same for `ip -6`.
+ *
+ * IPv6 (`ipv6.enabled`; off, the TUN has IPv6 disabled and no IPv6 route
+ * reaches it, so nothing IPv6 crosses: the forward chain drops it). On, the
+ * IPv6 rules (a list of their own, `ip -6 rule`) mirror the IPv4 ones with
+ * the same preferences, and neighbour discovery stays with the kernel:
+ * - `to fe80::/10` and `to ff00::/8` look up `local` first (pref 5): ND's
+ *   solicitations go to a solicited-node group, router advertisements to
+ *   all-nodes, and both link-local; steered, ip6_forward would refuse them.
+ * - ICMPv6 from the WAN to the appliance's own WAN addresses looks up
+ *   `local` (pref 6): a neighbour's reachability probe (a unicast
+ *   solicitation) and its advertisement answering ours arrive there, and
+ *   `ip rule` cannot select an ICMPv6 type. The input chain then passes
+ *   ND and router advertisements only and drops the rest (`wan-input`), so
+ *   the WAN addresses still answer no echo. What is steered from the WAN is
+ *   tcp, udp and ICMPv6 to other addresses (a LAN host's, through a pinhole).
+ * - The LAN reaches the appliance's LAN address (pref 10) as over IPv4.
+ * - Router advertisements keep configuring the WAN: with forwarding on the
+ *   kernel ignores them unless `accept_ra` is 2, and switching
+ *   `all.forwarding` on purges the default routes they made except on
+ *   interfaces with `accept_ra` 2 (`rt6_purge_dflt_routers`), so it is set
+ *   on every WAN interface before forwarding.
+ * - Multicast listener queries reach the kernel too (input chain): its
+ *   reports keep an MLD-snooping switch delivering the solicited-node
+ *   group, without which neighbours stop finding the WAN address.
+ * The prerouting chain drops spoofed IPv6 sources as IPv4 ones, letting
+ * link-local and unspecified (`::`, duplicate address detection) sources
+ * through on the LAN. IPv6 replies leave by the main table (the host's
+ * routes, from router advertisements or static): there are no per-uplink
+ * IPv6 tables yet.
  */
 
 /** One uplink as the routing sees it (a structural subset of the configuration's uplink). */
@@ -90,6 +119,8 @@ export interface RoutingUplink {
   interface: string;
   /** Its addresses (dotted quads) with their connected networks (`198.51.100.0/26`). */
   addresses: readonly { address: string; network: string }[];
+  /** Its IPv6 addresses (`2001:db8::1`, with `2001:db8::/64`); used only with `ipv6.enabled`. */
+  addresses6?: readonly { address: string; network: string }[];
   /** Next hop of its default route; null: on-link only (no table, no rules by source). */
   gateway: string | null;
   /** Its routing table number. */
@@ -114,6 +145,15 @@ export interface RoutingPlan {
   ephemeralPorts: [number, number];
   /** Routing table number used for steering. */
   table?: number;
+  /** IPv6 through the TUN; absent or not enabled: IPv6 does not cross, as before. */
+  ipv6?: RoutingIpv6;
+}
+
+/** The IPv6 side of the plan (a structural subset of the configuration's `ipv6`). */
+export interface RoutingIpv6 {
+  enabled: boolean;
+  /** The appliance's LAN address (`2001:db8:1::1`) and the LAN prefix; null when not set. */
+  lan: { address: string; network: string } | null;
 }
 
 /** The nftables table the fail-closed rules live in. */
@@ -164,6 +204,20 @@ function wanAddresses(p: RoutingPlan): string[] {
   return p.uplinks.flatMap((u) => u.addresses.map((a) => a.address));
 }
 
+/** The IPv6 LAN when IPv6 crosses the appliance, else null. */
+function ipv6Lan(p: RoutingPlan): { address: string; network: string } | null {
+  return p.ipv6?.enabled ? p.ipv6.lan : null;
+}
+
+/** Every WAN IPv6 address of the plan (none unless IPv6 is enabled). */
+function wanAddresses6(p: RoutingPlan): string[] {
+  if (!p.ipv6?.enabled) return [];
+  return p.uplinks.flatMap((u) => (u.addresses6 ?? []).map((a) => a.address));
+}
+
+/** Link-local unicast (RFC 4291 §2.5.6) and multicast (§2.7): the link's own, never steered. */
+const LINK_SCOPE6 = ["fe80::/10", "ff00::/8"] as const;
+
 /**
  * The fail-closed ruleset as one `nft -f` transaction: it creates the table
  * if absent, deletes it and defines it anew, so a start replaces whatever an
@@ -183,13 +237,15 @@ table ${NFT_TABLE} {
     type filter hook prerouting priority raw; policy accept;
     iifname ${lan} ip saddr != ${p.lanNetwork} counter drop comment "lan-spoofed"
     iifname ${lan} ip saddr ${p.lanAddress} counter drop comment "lan-spoofed"
-    iifname ${wan} ip saddr { ${ours} } counter drop comment "wan-spoofed"
+    iifname ${wan} ip saddr { ${ours} } counter drop comment "wan-spoofed"${spoofed6(p, wan, lan)}
   }
   chain input {
     type filter hook input priority filter; policy accept;
     iifname ${wan} udp sport 53${dnsFrom} udp dport ${lo}-${hi} accept comment "dns-reply"
     iifname ${wan} udp sport 123 udp dport ${lo}-${hi} accept comment "ntp-reply"
-    iifname ${wan} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept
+    iifname ${wan} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert${
+    ipv6Lan(p) === null ? "" : ", mld-listener-query"
+  } } accept
     iifname ${wan} counter drop comment "wan-input"
   }
   chain forward {
@@ -206,6 +262,21 @@ table ${NFT_TABLE} {
   }
 }
 `;
+}
+
+/**
+ * The prerouting rules against spoofed IPv6 sources, as the IPv4 ones; on
+ * the LAN, link-local sources (neighbour discovery, router solicitations)
+ * and `::` (duplicate address detection, RFC 4862 §5.4) are the link's own.
+ */
+function spoofed6(p: RoutingPlan, wan: string, lan: string): string {
+  const l6 = ipv6Lan(p);
+  if (l6 === null) return "";
+  const ours = [l6.network, ...wanAddresses6(p)].join(", ");
+  return `
+    iifname ${lan} ip6 saddr != { ${l6.network}, fe80::/10, ::/128 } counter drop comment "lan-spoofed"
+    iifname ${lan} ip6 saddr ${l6.address} counter drop comment "lan-spoofed"
+    iifname ${wan} ip6 saddr { ${ours} } counter drop comment "wan-spoofed"`;
 }
 
 /** The command that applies a ruleset given on its standard input. */
@@ -298,7 +369,8 @@ export function routingCommands(p: RoutingPlan): string[][] {
     rule(LAN_STEER_PREF, ["iif", p.lanInterface], t),
     ...steer,
     ...replies,
-    ["sysctl", "-qw", `net.ipv6.conf.${p.tun}.disable_ipv6=1`],
+    // Off, the TUN takes no IPv6 route; on, it must have IPv6 before its route (below).
+    ["sysctl", "-qw", `net.ipv6.conf.${p.tun}.disable_ipv6=${ipv6Lan(p) === null ? 1 : 0}`],
     ["sysctl", "-qw", "net.ipv4.conf.all.accept_local=1"],
     ["sysctl", "-qw", `net.ipv4.conf.${p.tun}.accept_local=1`],
     ["sysctl", "-qw", `net.ipv4.conf.${p.tun}.rp_filter=0`],
@@ -310,8 +382,59 @@ export function routingCommands(p: RoutingPlan): string[][] {
     // whatever `all` says, strict reverse-path filtering is the second line.
     ...p.uplinks.map((u) => ["sysctl", "-qw", `net.ipv4.conf.${u.interface}.rp_filter=1`]),
     ["sysctl", "-qw", `net.ipv4.conf.${p.lanInterface}.rp_filter=1`],
+    ...routing6Commands(p, t),
     // Last: the fail-closed table is in place before anything is forwarded.
     ["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+  ];
+}
+
+/** `rule` for the IPv6 rule list. */
+function rule6(pref: number, sel: readonly string[], table: string | number): string[] {
+  return ["ip", "-6", ...rule(pref, sel, table).slice(1)];
+}
+
+/** `route` in the IPv6 routing tables. */
+function route6(table: number | string, ...spec: string[]): string[] {
+  return ["ip", "-6", ...route(table, ...spec).slice(1)];
+}
+
+/** Preference of the rules that keep link-scope destinations with the kernel (IPv6). */
+const LINK_LOCAL_PREF = 5;
+/** Preference of the rules that keep ICMPv6 to the WAN addresses with the kernel (ND). */
+const WAN_ICMP6_PREF = 6;
+
+/**
+ * The IPv6 steering (see the module comment), empty unless IPv6 is enabled
+ * with a LAN: the same preferences as IPv4 in the IPv6 rule list, link-scope
+ * and ND traffic kept local before them, `accept_ra` 2 on the WAN, and
+ * forwarding on last.
+ */
+function routing6Commands(p: RoutingPlan, t: string): string[][] {
+  const lan = ipv6Lan(p);
+  if (lan === null) return [];
+  const steer = p.uplinks.flatMap((u, i) => {
+    const at = uplinkPrefs(i).steer, iif = ["iif", u.interface];
+    return ["tcp", "udp", "ipv6-icmp"].map((proto, k) =>
+      rule6(at + k, [...iif, "ipproto", proto], t)
+    );
+  });
+  const ndLocal = p.uplinks.flatMap((u) =>
+    (u.addresses6 ?? []).map((a) =>
+      rule6(WAN_ICMP6_PREF, ["iif", u.interface, "ipproto", "ipv6-icmp", "to", a.address], "local")
+    )
+  );
+  return [
+    route6(t, "default", "dev", p.tun),
+    rule6(LOCAL_PREF, [], "local"),
+    ["ip", "-6", "rule", "del", "pref", "0", "lookup", "local"],
+    ...LINK_SCOPE6.map((net) => rule6(LINK_LOCAL_PREF, ["to", net], "local")),
+    ...ndLocal,
+    rule6(LAN_LOCAL_PREF, ["iif", p.lanInterface, "to", lan.address], "local"),
+    rule6(LAN_STEER_PREF, ["iif", p.lanInterface], t),
+    ...steer,
+    // Before forwarding: RAs keep their default routes and keep being heard (module comment).
+    ...p.uplinks.map((u) => ["sysctl", "-qw", `net.ipv6.conf.${u.interface}.accept_ra=2`]),
+    ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"],
   ];
 }
 
@@ -327,18 +450,21 @@ export function routingCommands(p: RoutingPlan): string[][] {
  */
 export function localBypassCommands(p: RoutingPlan): string[][] {
   const [lo, hi] = p.ephemeralPorts;
-  return p.uplinks.flatMap((u, i) =>
-    LOCAL_UDP_SERVICES.map((port, k) =>
-      rule(uplinkPrefs(i).bypass + k, [
-        "iif",
-        u.interface,
-        "ipproto",
-        "udp",
-        "sport",
-        String(port),
-        "dport",
-        `${lo}-${hi}`,
-      ], "local")
+  const families = ipv6Lan(p) === null ? [rule] : [rule, rule6];
+  return families.flatMap((add) =>
+    p.uplinks.flatMap((u, i) =>
+      LOCAL_UDP_SERVICES.map((port, k) =>
+        add(uplinkPrefs(i).bypass + k, [
+          "iif",
+          u.interface,
+          "ipproto",
+          "udp",
+          "sport",
+          String(port),
+          "dport",
+          `${lo}-${hi}`,
+        ], "local")
+      )
     )
   );
 }
@@ -351,12 +477,13 @@ export function localBypassCommands(p: RoutingPlan): string[][] {
  * the flush then removes ours at 100 with the rest.
  */
 export function clearSteeringCommands(_p?: RoutingPlan): string[][] {
-  return [
+  // IPv6 too, whether enabled or not: the crashed run may have had it.
+  return [[], ["-6"]].flatMap((family) => [
     // As the kernel's own (`proto kernel`): an identical rule already there refuses the add.
-    ["ip", "rule", "add", "pref", "0", "lookup", "local", "protocol", "kernel"],
-    ["ip", "rule", "flush", "protocol", PROTO],
-    ["ip", "route", "flush", "table", "all", "proto", PROTO],
-  ];
+    ["ip", ...family, "rule", "add", "pref", "0", "lookup", "local", "protocol", "kernel"],
+    ["ip", ...family, "rule", "flush", "protocol", PROTO],
+    ["ip", ...family, "route", "flush", "table", "all", "proto", PROTO],
+  ]);
 }
 
 /**

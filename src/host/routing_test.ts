@@ -137,6 +137,9 @@ Deno.test("stopping removes every rule and route of ours, never the table nor fo
     "ip rule add pref 0 lookup local protocol kernel",
     "ip rule flush protocol 75",
     "ip route flush table all proto 75",
+    "ip -6 rule add pref 0 lookup local protocol kernel",
+    "ip -6 rule flush protocol 75",
+    "ip -6 route flush table all proto 75",
   ]);
   // Every rule and route added carries the protocol the flush removes.
   for (const c of [...routingCommands(TWO), ...localBypassCommands(TWO)]) {
@@ -380,6 +383,156 @@ Deno.test({
       assert.equal(await state(), before);
       for (const c of unroutingCommands(TWO)) await inNs(c);
       assert.equal(await state(), before);
+    } finally {
+      await run(["ip", "netns", "del", ns]);
+    }
+  },
+});
+
+/** PLAN with IPv6: the uplink's 2001:db8:198::1/64, the LAN 2001:db8:192::/64. */
+const PLAN6: RoutingPlan = {
+  ...PLAN,
+  uplinks: [{
+    ...PLAN.uplinks[0],
+    addresses6: [{ address: "2001:db8:198::1", network: "2001:db8:198::/64" }],
+  }],
+  ipv6: { enabled: true, lan: { address: "2001:db8:192::1", network: "2001:db8:192::/64" } },
+};
+
+Deno.test("IPv6 disabled: the steering and the table are exactly as without it", () => {
+  const off: RoutingPlan = { ...PLAN6, ipv6: { ...PLAN6.ipv6!, enabled: false } };
+  assert.deepEqual(routingCommands(off), routingCommands(PLAN));
+  assert.deepEqual(localBypassCommands(off), localBypassCommands(PLAN));
+  assert.equal(failClosedRuleset(off), failClosedRuleset(PLAN));
+  const cmds = routingCommands(off).map((c) => c.join(" "));
+  assert.ok(cmds.includes("sysctl -qw net.ipv6.conf.kn0.disable_ipv6=1"));
+  assert.ok(!cmds.some((c) => c.startsWith("ip -6") || c.includes("ipv6.conf.all")), "no IPv6");
+  assert.doesNotMatch(failClosedRuleset(off), /ip6 /);
+});
+
+Deno.test("IPv6 enabled: steered as IPv4, link-scope and ND kept local, RAs kept, forwarding last", () => {
+  const cmds = routingCommands(PLAN6).map((c) => c.join(" "));
+  const six = cmds.filter((c) => c.startsWith("ip -6") || c.includes("ipv6"));
+  assert.deepEqual(six, [
+    "sysctl -qw net.ipv6.conf.kn0.disable_ipv6=0",
+    "ip -6 route replace default dev kn0 table 100 proto 75",
+    "ip -6 rule add pref 100 lookup local protocol 75",
+    "ip -6 rule del pref 0 lookup local",
+    "ip -6 rule add pref 5 to fe80::/10 lookup local protocol 75",
+    "ip -6 rule add pref 5 to ff00::/8 lookup local protocol 75",
+    "ip -6 rule add pref 6 iif wan0 ipproto ipv6-icmp to 2001:db8:198::1 lookup local protocol 75",
+    "ip -6 rule add pref 10 iif lan0 to 2001:db8:192::1 lookup local protocol 75",
+    "ip -6 rule add pref 15 iif lan0 lookup 100 protocol 75",
+    "ip -6 rule add pref 22 iif wan0 ipproto tcp lookup 100 protocol 75",
+    "ip -6 rule add pref 23 iif wan0 ipproto udp lookup 100 protocol 75",
+    "ip -6 rule add pref 24 iif wan0 ipproto ipv6-icmp lookup 100 protocol 75",
+    "sysctl -qw net.ipv6.conf.wan0.accept_ra=2",
+    "sysctl -qw net.ipv6.conf.all.forwarding=1",
+  ]);
+  // The TUN has IPv6 before its IPv6 route; IPv4 forwarding is still the very last.
+  assert.ok(cmds.indexOf(six[0]) < cmds.indexOf(six[1]));
+  assert.equal(cmds[cmds.length - 1], "sysctl -qw net.ipv4.ip_forward=1");
+  // The IPv4 commands are the same as without IPv6 but for the TUN's disable_ipv6.
+  const v4 = (list: string[]) => list.filter((c) => !c.startsWith("ip -6") && !c.includes("ipv6"));
+  assert.deepEqual(v4(cmds), v4(routingCommands(PLAN).map((c) => c.join(" "))));
+  assert.deepEqual(localBypassCommands(PLAN6).map((c) => c.join(" ")).slice(2), [
+    "ip -6 rule add pref 20 iif wan0 ipproto udp sport 53 dport 32768-60999 lookup local protocol 75",
+    "ip -6 rule add pref 21 iif wan0 ipproto udp sport 123 dport 32768-60999 lookup local protocol 75",
+  ]);
+});
+
+Deno.test("IPv6 enabled: prerouting drops spoofed IPv6 sources, the link's own pass on the LAN", () => {
+  const text = failClosedRuleset(PLAN6);
+  assert.deepEqual(chain(text, "prerouting").slice(4), [
+    'iifname "lan0" ip6 saddr != { 2001:db8:192::/64, fe80::/10, ::/128 } counter drop comment "lan-spoofed"',
+    'iifname "lan0" ip6 saddr 2001:db8:192::1 counter drop comment "lan-spoofed"',
+    'iifname "wan0" ip6 saddr { 2001:db8:192::/64, 2001:db8:198::1 } counter drop comment "wan-spoofed"',
+  ]);
+  // Forward and output are family-agnostic already (inet): the same with and without.
+  for (const name of ["forward", "output"]) {
+    assert.deepEqual(chain(text, name), chain(failClosedRuleset(PLAN), name), name);
+  }
+  // Input lets multicast listener queries in beside ND, so MLD snooping keeps ND working.
+  const input = chain(text, "input"), before = chain(failClosedRuleset(PLAN), "input");
+  assert.deepEqual(
+    input.filter((r) => !r.includes("icmpv6")),
+    before.filter((r) => !r.includes("icmpv6")),
+  );
+  assert.ok(input.includes(
+    'iifname "wan0" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, mld-listener-query } accept',
+  ));
+});
+
+Deno.test("stopping and starting clear the IPv6 rules and routes of ours too, whatever the plan", () => {
+  assert.deepEqual(clearSteeringCommands().map((c) => c.join(" ")).slice(3), [
+    "ip -6 rule add pref 0 lookup local protocol kernel",
+    "ip -6 rule flush protocol 75",
+    "ip -6 route flush table all proto 75",
+  ]);
+  for (const c of [...routingCommands(PLAN6), ...localBypassCommands(PLAN6)]) {
+    if (c[0] === "ip" && c[3] === "add") assert.deepEqual(c.slice(-2), ["protocol", "75"]);
+    if (c[0] === "ip" && c[3] === "replace") assert.deepEqual(c.slice(-2), ["proto", "75"]);
+  }
+});
+
+Deno.test({
+  name: "IPv6 in a namespace: nft takes the table; WAN and LAN traffic steered, ND and RAs local",
+  ignore: Deno.uid() !== 0 ||
+    (await run(["sh", "-c", "command -v nft"]).catch(() => null))?.code !== 0,
+  fn: async () => {
+    const ns = `kg6-${Deno.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    const inNs = (argv: string[]) => run(["ip", "netns", "exec", ns, ...argv]);
+    const sh = async (script: string) => {
+      const r = await inNs(["sh", "-ec", script]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    assert.equal((await run(["ip", "netns", "add", ns])).code, 0);
+    try {
+      await sh(`ip link set lo up
+        for i in wan0 lan0; do
+          ip link add $i type veth peer name \${i}p; ip link set $i up; ip link set \${i}p up
+        done
+        ip addr add 198.51.100.1/32 dev wan0; ip addr add 192.0.2.1/24 dev lan0
+        ip -6 addr add 2001:db8:198::1/64 dev wan0 nodad
+        ip -6 addr add 2001:db8:192::1/64 dev lan0 nodad
+        ip -6 route add 2001:db8:203::/64 dev wan0
+        ip tuntap add dev kn0 mode tun; ip link set kn0 up`);
+      const r = await run(["ip", "netns", "exec", ns, ...NFT_APPLY], failClosedRuleset(PLAN6));
+      assert.equal(r.code, 0, r.stderr);
+      for (const c of clearSteeringCommands(PLAN6)) await inNs(c);
+      for (const c of [...routingCommands(PLAN6), ...localBypassCommands(PLAN6)]) {
+        const out = await inNs(c);
+        assert.equal(out.code, 0, `${c.join(" ")}: ${out.stderr}`);
+      }
+      const get = (args: string) => sh(`ip -6 route get ${args}`);
+      const client = "2001:db8:203::10", server = "2001:db8:192::12";
+      // A client's TCP and ICMPv6 to a LAN host, and the LAN host's replies: through the TUN.
+      assert.match(await get(`${server} from ${client} iif wan0 ipproto tcp`), /dev kn0 table 100/);
+      assert.match(
+        await get(`${server} from ${client} iif wan0 ipproto ipv6-icmp`),
+        /dev kn0 table 100/,
+      );
+      assert.match(await get(`${client} from ${server} iif lan0 ipproto tcp`), /dev kn0 table 100/);
+      // ND to the WAN address and the LAN address, and link-scope destinations: the kernel's.
+      assert.match(
+        await get(`2001:db8:198::1 from ${client} iif wan0 ipproto ipv6-icmp`),
+        /^local 2001:db8:198::1 .*table local/,
+      );
+      assert.match(await get(`2001:db8:192::1 from ${server} iif lan0`), /^local .*table local/);
+      // (`ip route get` cannot show a multicast input route: "Message too long".)
+      assert.match(await sh("ip -6 rule"), /^5:\s+from all to fe80::\/10 lookup local/);
+      assert.equal(
+        (await sh("sysctl -n net.ipv6.conf.wan0.accept_ra net.ipv6.conf.all.forwarding")).trim(),
+        "2\n1",
+      );
+      // A stop clears every IPv6 rule and route of ours.
+      for (const c of unroutingCommands(PLAN6)) await inNs(c);
+      assert.doesNotMatch(
+        await sh("ip -6 rule; ip -6 route show table all"),
+        /proto 75|lookup 100/,
+      );
+      assert.match(await sh("ip -6 rule"), /^0:\s+from all lookup local/);
     } finally {
       await run(["ip", "netns", "del", ns]);
     }

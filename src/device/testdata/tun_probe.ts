@@ -16,15 +16,18 @@ import {
   buildIcmpEcho,
   buildTcp,
   buildUdp,
+  checksumAdd,
   checksumFold,
   formatIpv4,
   Icmpv4Packet,
   Ipv4Packet,
   parseIpv4,
+  parseIpv6,
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
   pseudoHeaderSum,
+  pseudoHeaderSum6,
   read16,
   TCP_ACK,
   TCP_SYN,
@@ -45,6 +48,8 @@ import {
 
 const LOCAL = "198.51.100.1";
 const PEER = "198.51.100.2";
+/** The TUN's IPv6 peer (the TUN has 2001:db8::1/64). */
+const PEER6 = "2001:db8::2";
 const MTU = 1400;
 const OFF = 16; // packet offset in each buffer, above the 10-byte headroom
 const BATCH = 8;
@@ -197,17 +202,38 @@ async function icmpEcho() {
   return { written, seen: true, type: icmp.type(), from: formatIpv4(ip.src()) };
 }
 
-/** An IPv6 datagram routed into the TUN must be dropped and counted. */
-async function ipv6Dropped(): Promise<number> {
-  const before = dev.stats().nonIpv4Dropped;
+/** True for an IPv6 UDP datagram (no extension headers) to `dst`. */
+function isUdp6To(s: Seen, dst: string): boolean {
+  const to = parseIpv6(dst)!;
+  if (s.pkt[0] >> 4 !== 6 || s.pkt[6] !== PROTO_UDP) return false;
+  return to.every((w, i) => w === new DataView(s.pkt.buffer).getUint32(24 + 4 * i));
+}
+
+/** An IPv6 datagram routed into the TUN comes out of a read, counted, its checksum as stated. */
+async function ipv6Read() {
+  const before = dev.stats().ipv6Packets;
   const sock = await bound("udp6", "2001:db8::1");
   try {
     await send(sock, "six", 9, "2001:db8::2");
-    await readUntil(() => false, 300);
+    const got = await readUntil((s) => isUdp6To(s, "2001:db8::2"));
+    return {
+      seen: got !== null,
+      payload: got && new TextDecoder().decode(got.pkt.subarray(48)),
+      csum: got?.csum,
+      checksumOk: got !== null && udp6ChecksumOk(got),
+      counted: dev.stats().ipv6Packets - before,
+    };
   } finally {
     sock.close();
   }
-  return dev.stats().nonIpv4Dropped - before;
+}
+
+/** `checksumOk` for an IPv6 UDP datagram without extension headers. */
+function udp6ChecksumOk(s: Seen): boolean {
+  const len = read16(s.pkt, 4);
+  const pseudo = pseudoHeaderSum6(s.pkt, 0, PROTO_UDP, len);
+  if (s.csum === CSUM_PARTIAL) return read16(s.pkt, 46) === checksumFold(pseudo);
+  return checksumFold(checksumAdd(pseudo, s.pkt, 40, 40 + len)) === 0xffff;
 }
 
 /** An echo reply longer than the buffer handed to read must be dropped and counted, not cut. */
@@ -379,7 +405,12 @@ g = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 g.setsockopt(socket.SOL_UDP, 103, 100)  # UDP_SEGMENT: 100-byte datagrams
 t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 t.setblocking(False)
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+g6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+g6.setsockopt(socket.SOL_UDP, 103, 100)
 for _ in range(2):
+    u6.sendto(b"plain6", ("${PEER6}", 9005))
+    g6.sendto(bytes(i % 251 for i in range(1000)), ("${PEER6}", 9006))
     u.sendto(b"plain", (DST, 9001))
     r.sendto(raw_udp("203.0.113.2", DST, 40002, 9002, b"raw"), (DST, 0))
     g.sendto(bytes(i % 251 for i in range(1000)), (DST, 9003))
@@ -408,10 +439,14 @@ async function forwarded() {
     sh("ip", "addr", "add", "203.0.113.1/24", "dev", veth);
     sh("ip", "link", "set", veth, "up");
     sh("sysctl", "-qw", "net.ipv4.ip_forward=1");
+    sh("ip", "-6", "addr", "add", "2001:db8:203::1/64", "dev", veth, "nodad");
+    sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1");
     sh("ip", "-n", peer, "link", "set", "lo", "up");
     sh("ip", "-n", peer, "addr", "add", "203.0.113.2/24", "dev", "eth0");
     sh("ip", "-n", peer, "link", "set", "eth0", "up");
     sh("ip", "-n", peer, "route", "add", "default", "via", "203.0.113.1");
+    sh("ip", "-n", peer, "-6", "addr", "add", "2001:db8:203::2/64", "dev", "eth0", "nodad");
+    sh("ip", "-n", peer, "-6", "route", "add", "default", "via", "2001:db8:203::1");
     const seen: Record<string, unknown> = {};
     const names: Record<number, string> = {
       9001: "udp",
@@ -420,7 +455,22 @@ async function forwarded() {
       9004: "udpRawGro",
       8081: "tcpSyn",
     };
+    const names6: Record<number, string> = { 9005: "udp6", 9006: "udpGso6" };
+    const record6 = (s: Seen) => {
+      const name = names6[read16(s.pkt, 42)];
+      if (!isUdp6To(s, PEER6) || name === undefined || name in seen) return false;
+      seen[name] = {
+        csum: s.csum,
+        header: headerFields(s),
+        size: s.pkt.length,
+        checksumOk: udp6ChecksumOk(s),
+        udpLength: read16(s.pkt, 44),
+        l4Length: read16(s.pkt, 4),
+      };
+      return true;
+    };
     const record = (s: Seen) => {
+      if (s.pkt[0] >> 4 === 6) return record6(s);
       if (s.pkt[0] >> 4 !== 4 || ip.bind(s.pkt).dst() !== parseIpv4(PEER)) return false;
       const l4 = ip.payloadOffset(), name = names[read16(s.pkt, l4 + 2)];
       if (name === undefined || name in seen) return false;
@@ -437,7 +487,7 @@ async function forwarded() {
       return true;
     };
     const sender = peerSender(peer, []);
-    await readUntil((s) => record(s) && Object.keys(seen).length === 4, 3000);
+    await readUntil((s) => record(s) && Object.keys(seen).length === 6, 3000);
     const out = await sender.output();
     if (!out.success) seen.senderError = new TextDecoder().decode(out.stderr);
     // GRO on the ingress veth validates a CHECKSUM_NONE datagram in software (needs ethtool).
@@ -465,7 +515,7 @@ try {
     offloads: dev.offloads,
     udp: await udpRoundTrip(),
     icmp: await icmpEcho(),
-    ipv6Dropped: await ipv6Dropped(),
+    ipv6: await ipv6Read(),
     truncation: await truncation(),
   };
   if (mode !== "multiqueue") report.tcp = await tcpBulk();

@@ -1,0 +1,190 @@
+/**
+ * The IPv6 side of the configuration: the uplinks' `addresses6`, the
+ * `ipv6` section (LAN address and prefix, the unlock prefix), checked
+ * against each other once the schema has passed them.
+ *
+ * Why `wan[].addresses6` and not IPv6 entries in `wan[].addresses`: every
+ * reader of `addresses` (masquerade's first address, the gateway probe, rule
+ * bindings by `wanAddress`, the TLS certificate, the data plane's own-address
+ * table) takes it as IPv4, and `addresses[0]` is the uplink's primary IPv4
+ * address. A separate list leaves all of them as they are (an IPv6 address
+ * can never be taken for the primary one by a reader that predates IPv6)
+ * and gives IPv6 addresses a type of their own (`addressWords`).
+ */
+
+import {
+  formatIpv6,
+  formatIpv6Prefix,
+  type Ipv6Prefix,
+  ipv6PrefixContains,
+  isIpv4Mapped,
+  isIpv6LinkLocal,
+  isIpv6Loopback,
+  isIpv6Multicast,
+  isIpv6Unspecified,
+  parseIpv6,
+  parseIpv6Prefix,
+} from "../packet/ipv6_address.ts";
+import type { ConfigOutput } from "./schema.ts";
+import type { Ipv6Config, Ipv6LanConfig, UplinkAddress6 } from "./types.ts";
+
+/** Where problems go: `add(path, reason)`. */
+export interface ProblemSink {
+  add(path: string, reason: string): void;
+}
+
+/**
+ * Why `w` cannot be an address (or prefix) the appliance owns and routes on
+ * a link, or null: the kernel gives each interface its own link-local
+ * address, and the others are never a host's unicast address on the wire.
+ */
+function notGlobal(w: Uint32Array): string | null {
+  if (isIpv6Unspecified(w)) return "is the unspecified address";
+  if (isIpv6Loopback(w)) return "is the loopback address";
+  if (isIpv6Multicast(w)) return "is multicast (ff00::/8)";
+  if (isIpv6LinkLocal(w)) {
+    return "is link-local (fe80::/10; the kernel gives each interface its own): a global address is needed";
+  }
+  if (isIpv4Mapped(w)) return "is IPv4-mapped (::ffff:0:0/96), never on the wire";
+  return null;
+}
+
+/** True when the two prefixes share an address: the shorter holds the other's network. */
+function overlaps(a: Ipv6Prefix, b: Ipv6Prefix): boolean {
+  return a.prefix <= b.prefix ? ipv6PrefixContains(a, b.addr) : ipv6PrefixContains(b, a.addr);
+}
+
+/** One parsed `addresses6` entry with where it was written. */
+interface Placed {
+  at: string;
+  uplink: string;
+  address: UplinkAddress6;
+  net: Ipv6Prefix;
+}
+
+/**
+ * Every uplink's `addresses6`, parsed and checked: global unicast, each
+ * address once, and no prefix of one uplink overlapping another uplink's
+ * (the connected routes would clash). Indexed like `c.wan`.
+ */
+function uplinkAddresses6(c: ConfigOutput, report: ProblemSink): Placed[][] {
+  const seen: Placed[] = [];
+  return c.wan.map((u, i) =>
+    u.addresses6.map((written, j) => {
+      const at = `wan[${i}].addresses6[${j}]`;
+      const [text, len] = written.split("/");
+      const words = parseIpv6(text)!, net = parseIpv6Prefix(written)!;
+      const address = formatIpv6(words);
+      const bad = notGlobal(words);
+      if (bad !== null) report.add(at, `${text} ${bad}`);
+      const dup = seen.find((p) => p.address.address === address);
+      const clash = seen.find((p) => p.uplink !== u.name && overlaps(p.net, net));
+      if (dup !== undefined) {
+        report.add(at, `${address} is already an address of uplink "${dup.uplink}" (${dup.at})`);
+      } else if (clash !== undefined) {
+        report.add(
+          at,
+          `${
+            formatIpv6Prefix(net)
+          } overlaps uplink "${clash.uplink}"'s ${clash.address.network} (${clash.at})`,
+        );
+      }
+      const placed: Placed = {
+        at,
+        uplink: u.name,
+        address: {
+          address,
+          addressWords: [...words],
+          prefixLength: Number(len),
+          network: formatIpv6Prefix(net),
+        },
+        net,
+      };
+      seen.push(placed);
+      return placed;
+    })
+  );
+}
+
+/**
+ * The LAN's IPv6 address and prefix: the prefix written without host bits,
+ * global, overlapping no WAN prefix (an address in both would be on two
+ * links); the address inside it, global, and not the prefix's all-zero host
+ * (the subnet-router anycast address, RFC 4291 §2.6.1).
+ */
+function lan6(
+  lan: { address: string; network: string },
+  wan: Placed[],
+  report: ProblemSink,
+): Ipv6LanConfig {
+  const net = parseIpv6Prefix(lan.network)!;
+  const written = parseIpv6(lan.network.split("/")[0])!;
+  const network = formatIpv6Prefix(net);
+  if (written.some((w, i) => w !== net.addr[i])) {
+    report.add("ipv6.lan.network", `${lan.network} has host bits set (did you mean ${network}?)`);
+  }
+  const badNet = notGlobal(net.addr);
+  if (badNet !== null) report.add("ipv6.lan.network", `${network} ${badNet}`);
+  for (const p of wan) {
+    if (!overlaps(p.net, net)) continue;
+    const how = net.prefix >= p.net.prefix ? "is inside" : "contains";
+    report.add(
+      "ipv6.lan.network",
+      `${network} ${how} uplink "${p.uplink}"'s ${p.address.network} (${p.at})`,
+    );
+  }
+  const addr = parseIpv6(lan.address)!;
+  const address = formatIpv6(addr);
+  const badAddr = notGlobal(addr);
+  if (badAddr !== null) report.add("ipv6.lan.address", `${lan.address} ${badAddr}`);
+  else if (!ipv6PrefixContains(net, addr)) {
+    report.add("ipv6.lan.address", `${address} is outside ipv6.lan.network ${network}`);
+  } else if (net.prefix < 128 && addr.every((w, i) => w === net.addr[i])) {
+    report.add(
+      "ipv6.lan.address",
+      `${address} is the subnet-router anycast address of ${network} (RFC 4291 §2.6.1): take another`,
+    );
+  }
+  return {
+    address,
+    addressWords: [...addr],
+    network,
+    networkWords: [...net.addr],
+    prefixLength: net.prefix,
+  };
+}
+
+/**
+ * The `ipv6` section and each uplink's IPv6 addresses (indexed like
+ * `c.wan`). Enabled, it needs the LAN and at least one WAN address (where
+ * knocks arrive). Disabled, what is written is still checked, but not
+ * applied, with a note in `notes`.
+ */
+export function ipv6Section(
+  c: ConfigOutput,
+  report: ProblemSink,
+  notes: ProblemSink,
+): { ipv6: Ipv6Config; addresses6: UplinkAddress6[][] } {
+  const placed = uplinkAddresses6(c, report);
+  const all = placed.flat();
+  const lan = c.ipv6.lan === undefined ? null : lan6(c.ipv6.lan, all, report);
+  if (!c.ipv6.enabled) {
+    for (const p of all) notes.add(p.at, "is not applied: ipv6.enabled is false");
+    if (lan !== null) notes.add("ipv6.lan", "is not applied: ipv6.enabled is false");
+    return {
+      ipv6: { enabled: false, lan: null, unlockPrefix: c.ipv6.unlockPrefix },
+      addresses6: c.wan.map(() => []),
+    };
+  }
+  if (lan === null) report.add("ipv6.lan", "is required with ipv6.enabled");
+  if (all.length === 0) {
+    report.add(
+      "ipv6.enabled",
+      "needs an IPv6 address on at least one uplink (wan[].addresses6), where knocks arrive",
+    );
+  }
+  return {
+    ipv6: { enabled: true, lan, unlockPrefix: c.ipv6.unlockPrefix },
+    addresses6: placed.map((list) => list.map((p) => p.address)),
+  };
+}

@@ -1,0 +1,225 @@
+import assert from "node:assert/strict";
+import { defaultConfig } from "./defaults.ts";
+import { ConfigError, type ConfigProblem, formatProblem, parseConfig } from "./load.ts";
+import { reloadPlan } from "./reload.ts";
+
+const FILE = "config/appliance.jsonc";
+const DEFAULT_TEXT = Deno.readTextFileSync(
+  new URL("../../config/appliance.jsonc", import.meta.url),
+);
+
+const WAN0 = `"wan": [{ "name": "wan", "interface": "wan0", "addresses": ["198.51.100.1/24"] }]`;
+const LAN6 = `"lan": { "address": "2001:db8:192::1", "network": "2001:db8:192::/64" }`;
+
+/**
+ * The default file with `wan` replaced by `wan` (one line) and an `ipv6`
+ * section (one line) after it; returns the text and both lines.
+ */
+function v6File(
+  ipv6: string,
+  wan = `"wan": [{ "name": "wan", "interface": "wan0", "addresses": ["198.51.100.1/24"],
+    "addresses6": ["2001:db8:198::1/64"] }]`,
+): { text: string; wanLine: number; ipv6Line: number } {
+  const at = DEFAULT_TEXT.indexOf(WAN0);
+  assert.ok(at >= 0, "the default wan line changed");
+  const before = DEFAULT_TEXT.slice(0, at);
+  const text = `${before}${wan},\n  "ipv6": ${ipv6}${DEFAULT_TEXT.slice(at + WAN0.length)}`;
+  const wanLine = before.split("\n").length;
+  return { text, wanLine, ipv6Line: wanLine + wan.split("\n").length };
+}
+
+/** The error lines `parseConfig` throws for `text`. */
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, FILE);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.message.split("\n");
+  }
+  throw new Error("config parsed");
+}
+
+Deno.test("ipv6: off by default, nothing IPv6 in the configuration", () => {
+  const c = defaultConfig();
+  assert.deepEqual(c.ipv6, { enabled: false, lan: null, unlockPrefix: 64 });
+  assert.deepEqual(c.wan.map((u) => u.addresses6), [[]]);
+});
+
+Deno.test("ipv6: enabled, the uplink's addresses and the LAN parsed and written canonically", () => {
+  const f = v6File(
+    `{ "enabled": true, "lan": { "address": "2001:DB8:192:0::1", "network": "2001:db8:192::/64" },
+      "unlockPrefix": 128 }`,
+    `"wan": [{ "name": "wan", "interface": "wan0", "addresses": ["198.51.100.1/24"],
+      "addresses6": ["2001:db8:198:0:0:0:0:1/64", "2001:db8:198::2/64", "2001:db8:cafe::1/128"] }]`,
+  );
+  const c = parseConfig(f.text, FILE);
+  assert.deepEqual(c.ipv6, {
+    enabled: true,
+    lan: {
+      address: "2001:db8:192::1",
+      addressWords: [0x20010db8, 0x01920000, 0, 1],
+      network: "2001:db8:192::/64",
+      networkWords: [0x20010db8, 0x01920000, 0, 0],
+      prefixLength: 64,
+    },
+    unlockPrefix: 128,
+  });
+  assert.deepEqual(c.wan[0].addresses6, [
+    {
+      address: "2001:db8:198::1",
+      addressWords: [0x20010db8, 0x01980000, 0, 1],
+      prefixLength: 64,
+      network: "2001:db8:198::/64",
+    },
+    {
+      address: "2001:db8:198::2",
+      addressWords: [0x20010db8, 0x01980000, 0, 2],
+      prefixLength: 64,
+      network: "2001:db8:198::/64",
+    },
+    {
+      address: "2001:db8:cafe::1",
+      addressWords: [0x20010db8, 0xcafe0000, 0, 1],
+      prefixLength: 128,
+      network: "2001:db8:cafe::1/128",
+    },
+  ]);
+  // The IPv4 side is as without IPv6.
+  assert.deepEqual(c.wan[0].addresses, defaultConfig().wan[0].addresses);
+});
+
+Deno.test("ipv6: disabled, what is written is checked, noted and not applied", () => {
+  const f = v6File(`{ ${LAN6} }`);
+  const warnings: ConfigProblem[] = [];
+  const c = parseConfig(f.text, FILE, warnings);
+  assert.deepEqual(c.ipv6, { enabled: false, lan: null, unlockPrefix: 64 });
+  assert.deepEqual(c.wan[0].addresses6, []);
+  assert.deepEqual(warnings.map(formatProblem), [
+    `${FILE}:${f.wanLine + 1}: wan[0].addresses6[0]: is not applied: ipv6.enabled is false`,
+    `${FILE}:${f.ipv6Line}: ipv6.lan: is not applied: ipv6.enabled is false`,
+  ]);
+  const bad = v6File(
+    `{ "lan": { "address": "2001:db8:192::1", "network": "2001:db8:192::1/64" } }`,
+  );
+  assert.deepEqual(problems(bad.text), [
+    `${FILE}:${bad.ipv6Line}: ipv6.lan.network: 2001:db8:192::1/64 has host bits set (did you mean 2001:db8:192::/64?)`,
+  ]);
+});
+
+Deno.test("ipv6: malformed addresses, prefixes and unlock prefixes are named at their line", () => {
+  const f = v6File(
+    `{ "enabled": true, "lan": { "address": "192.0.2.1", "network": "2001:db8:192::" },
+      "unlockPrefix": 40 }`,
+    `"wan": [{ "name": "wan", "interface": "wan0", "addresses": ["198.51.100.1/24"],
+      "addresses6": ["2001:db8:198::1", "2001:db8::g/64", "2001:db8::1/129", "2001:db8::1%eth0/64"] }]`,
+  );
+  const at = `${FILE}:${f.wanLine + 1}: wan[0].addresses6`;
+  assert.deepEqual(problems(f.text), [
+    `${at}[0]: "2001:db8:198::1" is not an IPv6 address with prefix length (2001:db8::1/64)`,
+    `${at}[1]: "2001:db8::g/64" is not an IPv6 address with prefix length (2001:db8::1/64)`,
+    `${at}[2]: "2001:db8::1/129" is not an IPv6 address with prefix length (2001:db8::1/64)`,
+    `${at}[3]: "2001:db8::1%eth0/64" is not an IPv6 address with prefix length (2001:db8::1/64)`,
+    `${FILE}:${f.ipv6Line}: ipv6.lan.address: "192.0.2.1" is not an IPv6 address`,
+    `${FILE}:${f.ipv6Line}: ipv6.lan.network: "2001:db8:192::" is not an IPv6 network (2001:db8:1::/64)`,
+    `${FILE}:${f.ipv6Line + 1}: ipv6.unlockPrefix: must be at least 48`,
+  ]);
+  const big = v6File(`{ "enabled": true, ${LAN6}, "unlockPrefix": 129 }`);
+  assert.deepEqual(problems(big.text), [
+    `${FILE}:${big.ipv6Line}: ipv6.unlockPrefix: must be at most 128`,
+  ]);
+  const stray = v6File(`{ "enabled": true, ${LAN6}, "nat66": [] }`);
+  assert.deepEqual(problems(stray.text), [`${FILE}:${stray.ipv6Line}: ipv6.nat66: unknown field`]);
+});
+
+Deno.test("ipv6: link-local, multicast and other non-global addresses are refused", () => {
+  const f = v6File(
+    `{ "enabled": true, "lan": { "address": "ff05::1", "network": "ff05::/64" } }`,
+    `"wan": [{ "name": "wan", "interface": "wan0", "addresses": ["198.51.100.1/24"],
+      "addresses6": ["fe80::1/64", "::1/128", "::ffff:198.51.100.1/128", "::/128"] }]`,
+  );
+  const at = `${FILE}:${f.wanLine + 1}: wan[0].addresses6`;
+  assert.deepEqual(problems(f.text), [
+    `${at}[0]: fe80::1 is link-local (fe80::/10; the kernel gives each interface its own): a global address is needed`,
+    `${at}[1]: ::1 is the loopback address`,
+    `${at}[2]: ::ffff:198.51.100.1 is IPv4-mapped (::ffff:0:0/96), never on the wire`,
+    `${at}[3]: :: is the unspecified address`,
+    `${FILE}:${f.ipv6Line}: ipv6.lan.network: ff05::/64 is multicast (ff00::/8)`,
+    `${FILE}:${f.ipv6Line}: ipv6.lan.address: ff05::1 is multicast (ff00::/8)`,
+  ]);
+});
+
+Deno.test("ipv6: the LAN prefix overlapping a WAN one, the LAN address misplaced", () => {
+  const inside = v6File(
+    `{ "enabled": true, ${LAN6} }`,
+    `"wan": [{ "name": "wan", "interface": "wan0", "addresses": ["198.51.100.1/24"],
+      "addresses6": ["2001:db8::1/32"] }]`,
+  );
+  assert.deepEqual(problems(inside.text), [
+    `${FILE}:${inside.ipv6Line}: ipv6.lan.network: 2001:db8:192::/64 is inside uplink "wan"'s 2001:db8::/32 (wan[0].addresses6[0])`,
+  ]);
+  const contains = v6File(
+    `{ "enabled": true, "lan": { "address": "2001:db8:192::1", "network": "2001:db8::/32" } }`,
+  );
+  assert.deepEqual(problems(contains.text), [
+    `${FILE}:${contains.ipv6Line}: ipv6.lan.network: 2001:db8::/32 contains uplink "wan"'s 2001:db8:198::/64 (wan[0].addresses6[0])`,
+  ]);
+  const outside = v6File(
+    `{ "enabled": true, "lan": { "address": "2001:db8:193::1", "network": "2001:db8:192::/64" } }`,
+  );
+  assert.deepEqual(problems(outside.text), [
+    `${FILE}:${outside.ipv6Line}: ipv6.lan.address: 2001:db8:193::1 is outside ipv6.lan.network 2001:db8:192::/64`,
+  ]);
+  const anycast = v6File(
+    `{ "enabled": true, "lan": { "address": "2001:db8:192::", "network": "2001:db8:192::/64" } }`,
+  );
+  assert.deepEqual(problems(anycast.text), [
+    `${FILE}:${anycast.ipv6Line}: ipv6.lan.address: 2001:db8:192:: is the subnet-router anycast address of 2001:db8:192::/64 (RFC 4291 §2.6.1): take another`,
+  ]);
+});
+
+Deno.test("ipv6: uplinks may not share an address or overlap each other's prefixes", () => {
+  const f = v6File(
+    `{ "enabled": true, ${LAN6} }`,
+    `"wan": [
+    { "name": "a", "interface": "wan0", "addresses": ["198.51.100.1/26"],
+      "addresses6": ["2001:db8:198::1/48", "2001:db8:198::2/64"] },
+    { "name": "b", "interface": "wan1", "addresses": ["198.51.100.65/26"],
+      "addresses6": ["2001:db8:198:5::1/64", "2001:db8:198::2/64", "2001:db8:199::1/64"] }]`,
+  );
+  const at = `${FILE}:${f.wanLine + 4}: wan[1].addresses6`;
+  assert.deepEqual(problems(f.text), [
+    `${at}[0]: 2001:db8:198:5::/64 overlaps uplink "a"'s 2001:db8:198::/48 (wan[0].addresses6[0])`,
+    `${at}[1]: 2001:db8:198::2 is already an address of uplink "a" (wan[0].addresses6[1])`,
+  ]);
+});
+
+Deno.test("ipv6: enabled needs the LAN and a WAN address", () => {
+  const f = v6File(
+    `{ "enabled": true }`,
+    `"wan": [{ "name": "wan", "interface": "wan0", "addresses": ["198.51.100.1/24"] }]`,
+  );
+  assert.deepEqual(problems(f.text), [
+    `${FILE}:${f.ipv6Line}: ipv6.lan: is required with ipv6.enabled`,
+    `${FILE}:${f.ipv6Line}: ipv6.enabled: needs an IPv6 address on at least one uplink (wan[].addresses6), where knocks arrive`,
+  ]);
+});
+
+Deno.test("ipv6: the single-object wan of earlier versions takes addresses6 too", () => {
+  const f = v6File(
+    `{ "enabled": true, ${LAN6} }`,
+    `"wan": { "interface": "wan0", "address": "198.51.100.1", "addresses6": ["fe80::1/64"] }`,
+  );
+  assert.deepEqual(problems(f.text), [
+    `${FILE}:${f.wanLine}: wan.addresses6[0]: fe80::1 is link-local (fe80::/10; the kernel gives each interface its own): a global address is needed`,
+  ]);
+});
+
+Deno.test("ipv6: a changed section takes a restart (SIGHUP names it)", () => {
+  const on = parseConfig(v6File(`{ "enabled": true, ${LAN6} }`).text, FILE);
+  const other = parseConfig(
+    v6File(`{ "enabled": true, ${LAN6}, "unlockPrefix": 56 }`).text,
+    FILE,
+  );
+  assert.deepEqual(reloadPlan(on, other), { apply: [], restart: ["ipv6.unlockPrefix"] });
+  assert.deepEqual(reloadPlan(defaultConfig(), on).restart, ["wan", "ipv6.enabled", "ipv6.lan"]);
+});
