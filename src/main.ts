@@ -241,6 +241,7 @@ export async function main(args: string[]): Promise<number> {
       unlocks: await store.unlocks.listUnlocks(),
       knockState: await store.knockState.list(),
       flows: savedFlows,
+      tcpShare: config.conntrack.tcpShare,
     },
     (events) => {
       events.forEach((e) => logger.log(e));

@@ -230,7 +230,11 @@ export const configSchema = z.strictObject({
       error: (iss) => `expected "auto" or an integer 1..64, got ${JSON.stringify(iss.input)}`,
     }).default("auto"),
   }).prefault({}),
-  conntrack: z.strictObject({ maxFlows: int(1024, 1 << 24).default(262144) }).prefault({}),
+  conntrack: z.strictObject({
+    maxFlows: int(1024, 1 << 24).default(262144),
+    /** Share of the flow ids that may hold a TCP flow (the rest hold UDP and ICMP without TCP state). */
+    tcpShare: z.number().min(0).max(1).default(1),
+  }).prefault({}),
   admission: z.strictObject({ allow: z.array(cidr).default([]) }).prefault({}),
   knock: knock.prefault({}),
   users: z.array(user).default([]),

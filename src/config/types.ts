@@ -114,6 +114,12 @@ export interface TunConfig {
 export interface ConntrackConfig {
   /** Flows tracked at most (each has two hash entries). */
   maxFlows: number;
+  /**
+   * Share of the flow ids that can hold a TCP flow (0..1, default 1): below
+   * 1 the others carry UDP and ICMP flows without TCP state, 37 bytes a flow
+   * less, and at most `maxFlows * tcpShare` TCP flows fit.
+   */
+  tcpShare: number;
 }
 
 /** The static gate before the knock engine. */

@@ -42,6 +42,8 @@ export interface DatapathInit {
   knockState?: KnockStateRecord[];
   /** The flow-table snapshot saved before the restart (`readSnapshotFile`), restored before traffic passes. */
   flows?: Uint8Array | null;
+  /** Share of the flow ids that may hold a TCP flow (`conntrack.tcpShare`; default 1). */
+  tcpShare?: number;
 }
 
 /** The operations the API and CLI layers need from the data plane. */
@@ -160,7 +162,11 @@ export class DatapathControl implements DatapathApi {
         { length: count - 1 },
         () => HandoffRing.allocate(HANDOFF_RING_BYTES, dev.headroom),
       );
-      const table = ConnTable.createBuffer({ capacity: init.settings.maxFlows, workers: count });
+      const table = ConnTable.createBuffer({
+        capacity: init.settings.maxFlows,
+        workers: count,
+        tcpShare: init.tcpShare,
+      });
       adviseHugePages(table); // before worker 0's setup first touches its pages
       for (let i = 0; i < count; i++) {
         const role: WorkerRole = {
