@@ -22,10 +22,21 @@ export class FlowSpec {
   replySrcPort = 0;
   replyDst = 0;
   replyDstPort = 0;
+  /**
+   * The datapath's flags (`FLAG_*`), the rule id and a TCP loose pickup of
+   * the new flow: written with its tuples, before it is published, so a
+   * Worker that finds the flow at once also finds its translation.
+   */
+  flags = 0;
+  ruleId = -1;
+  pickUp = false;
 
-  /** Sets the original tuple and, until told otherwise, its inverse as the reply (no NAT). */
+  /** Sets the original tuple and, until told otherwise, its inverse as the reply (no NAT); clears the flags, rule and pickup. */
   original(proto: number, src: number, srcPort: number, dst: number, dstPort: number): this {
     this.proto = proto;
+    this.flags = 0;
+    this.ruleId = -1;
+    this.pickUp = false;
     this.origSrc = this.replyDst = src;
     this.origSrcPort = this.replyDstPort = srcPort;
     this.origDst = this.replySrc = dst;

@@ -783,7 +783,11 @@ export class ConnTable {
     rec[r + 4] = rd;
     rec[r + 5] = ((rsp & 0xffff) << 16) | (rdp & 0xffff);
     rec[r + REC_LINK] = 0;
-    // Release: the tuples are visible before the meta that makes them live, and it before the index.
+    this.flags[id] = spec.flags;
+    this.ruleId[id] = spec.ruleId;
+    if (spec.pickUp && proto === PROTO_TCP) this.#tcp.pickUp(id);
+    // Release: the tuples (and flags, rule, TCP state) are visible before the meta that makes
+    // them live, and it before the index.
     Atomics.store(rec, r + REC_META, (rec[r + REC_META] + 0x100) & ~0xff | proto);
     // The original first, so it is found first when both tuples are equal.
     if (!x.insert(2 * id, ho)) return this.#unpublish(id, false);

@@ -618,3 +618,20 @@ Deno.test("TCP slots: tcpShare 0 holds no TCP flow, 1 a TCP flow in every slot; 
     "the TCP columns of half the ids",
   );
 });
+
+Deno.test("a new flow's flags, rule and pickup are in place when create publishes it", () => {
+  const t = table({ capacity: 16 });
+  const s = spec(PROTO_TCP, 1, 40000, 2, 80, 3, 8080, 1, 40000);
+  s.flags = FLAG_GATED;
+  s.ruleId = 7;
+  s.pickUp = true;
+  const id = t.create(s, 100);
+  assert.ok(id >= 0);
+  assert.equal(t.flags[id], FLAG_GATED);
+  assert.equal(t.ruleId[id], 7);
+  assert.equal(t.tcpState(id), TCP_ESTABLISHED, "picked up in mid stream");
+  // `original` clears them for the next flow.
+  const u = t.create(s.original(PROTO_UDP, 1, 5000, 2, 53), 100);
+  assert.equal(t.flags[u], 0);
+  assert.equal(t.ruleId[u], -1);
+});

@@ -630,15 +630,15 @@ export class Admission {
 
   /** Creates the flow in `spec` with datapath `flags` for rule entry `e` (-1: none); `pickUp`: in mid stream. */
   #create(flags: number, e: number, nowMs: number, pickUp = false): number {
-    const id = this.ct.create(this.spec, Math.floor(nowMs / 1000));
+    // Flags, rule and pickup go in with the tuples: a tracker may find the flow before we return.
+    const spec = this.spec;
+    spec.flags = flags;
+    spec.ruleId = e >= 0 ? this.#entryRule[e] : -1;
+    spec.pickUp = pickUp;
+    const id = this.ct.create(spec, Math.floor(nowMs / 1000));
     if (id < 0) return id === CREATE_CLASH ? Drop.NatClash : Drop.TableFull;
-    this.ct.flags[id] = flags;
-    this.ct.ruleId[id] = e >= 0 ? this.#entryRule[e] : -1;
     this.#c[Stat.FlowsCreated]++;
-    if (pickUp) {
-      this.ct.pickUp(id);
-      this.#c[Stat.PickedUp]++;
-    }
+    if (pickUp) this.#c[Stat.PickedUp]++;
     this.flowId = id;
     return ADMITTED;
   }

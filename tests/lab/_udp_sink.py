@@ -47,5 +47,10 @@ while True:
     if seq in seen:
         duplicates += 1
     seen.add(seq)
-print(json.dumps({"received": received, "corrupt": corrupt, "duplicates": duplicates,
-                  "distinct": len(seen), "bytes": total, "sizes": sorted(sizes)}))
+summary = {"received": received, "corrupt": corrupt, "duplicates": duplicates,
+           "distinct": len(seen), "bytes": total, "sizes": sorted(sizes)}
+top = max(seen) + 1 if seen else 0
+missing = [i for i in range(top) if i not in seen]
+if missing:  # only when something is lost: the first missing sequence numbers say which sends
+    summary["missing"] = missing[:8]
+print(json.dumps(summary))
