@@ -27,6 +27,9 @@ import type {
   WorkerRole,
 } from "./messages.ts";
 
+/** Statistics of the one shared flow table, the same from every Worker (not summed). */
+const SHARED_TABLE_STATS = new Set(["size", "capacity", "limbo"]);
+
 /** Bytes of each tracker's handoff ring: room for a burst of new flows (or of a flood, then dropped as handoff-full). */
 const HANDOFF_RING_BYTES = 4 << 20;
 
@@ -286,9 +289,24 @@ export class DatapathControl implements DatapathApi {
   flows(limit = 1000): Promise<FlowRecord[]> {
     return this.#ask((id) => ({ type: "query", id, what: "flows", limit }));
   }
-  /** Connection-tracking table statistics. */
-  conntrack(): Promise<Record<string, number>> {
-    return this.#ask((id) => ({ type: "query", id, what: "conntrack" }));
+  /**
+   * Connection-tracking table statistics: the shared table's (size,
+   * capacity, limbo) once, every Worker's own counts (a tracker's invalid,
+   * out-of-window and reopening segments, its lock spins) summed.
+   */
+  async conntrack(): Promise<Record<string, number>> {
+    const parts = await Promise.all(
+      this.#workers.map((w) =>
+        this.#ask<Record<string, number>>((id) => ({ type: "query", id, what: "conntrack" }), w)
+      ),
+    );
+    const sum = { ...parts[0] };
+    for (const part of parts.slice(1)) {
+      for (const [k, v] of Object.entries(part)) {
+        if (!SHARED_TABLE_STATS.has(k)) sum[k] = (sum[k] ?? 0) + v;
+      }
+    }
+    return sum;
   }
 
   /** The TUN's counters (reads, GSO super packets, ...) and its offloads. */

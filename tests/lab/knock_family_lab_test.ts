@@ -230,31 +230,34 @@ Deno.test({
       );
 
       await t.step(
-        "auto follows the resolver's first address; 4 and 6 pick the family",
+        "auto follows the resolver's first address; 4 and 6 pick the family; a name defaults to 4",
         async () => {
           const ahosts = await ipNetnsExec(ns.client, ["getent", "ahosts", DUAL], 5);
           const first = ahosts.stdout.trim().split(/\s+/)[0];
           assert.ok(first === L4 || first === L6, ahosts.stdout);
-          const auto = await knockCaptured(["--host", DUAL, "--transport", "udp"]);
+          const auto = await knockCaptured([
+            "--host",
+            DUAL,
+            "--family",
+            "auto",
+            "--transport",
+            "udp",
+          ]);
           assert.equal(auto.code, 0, auto.stderr);
           const fam = first === L6 ? 6 : 4;
           assert.deepEqual(auto.seen.map((s) => [s.family, s.port]), ports.map((p) => [fam, p]));
           assert.match(auto.stdout, new RegExp(`^${DUAL}: knocking over IPv${fam} ${first}\n`));
           console.log(`getaddrinfo orders ${DUAL} ${first} first: auto knocked over IPv${fam}`);
-          for (const [family, addr] of [["4", L4], ["6", L6]] as const) {
-            const r = await knockCaptured([
-              "--host",
-              DUAL,
-              "--family",
-              family,
-              "--transport",
-              "udp",
-            ]);
+          // No --family: a name is knocked over IPv4 while the appliance watches IPv4 only.
+          for (const [family, addr] of [["", L4], ["4", L4], ["6", L6]] as const) {
+            const pick = family === "" ? [] : ["--family", family];
+            const r = await knockCaptured(["--host", DUAL, ...pick, "--transport", "udp"]);
             assert.equal(r.code, 0, r.stderr);
-            assert.deepEqual(r.seen.map((s) => s.family), [4, 4, 4, 4].map(() => Number(family)));
+            const want = Number(family || "4");
+            assert.deepEqual(r.seen.map((s) => s.family), [4, 4, 4, 4].map(() => want));
             assert.match(
               r.stdout,
-              new RegExp(`knock 4/4 udp \\[?${addr}\\]?:${ports[3]} IPv${family}`),
+              new RegExp(`knock 4/4 udp \\[?${addr}\\]?:${ports[3]} IPv${want}`),
             );
           }
         },
