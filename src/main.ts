@@ -31,11 +31,14 @@ import {
   bootstrapStore,
   configDrift,
   createApp,
+  FleetSync,
   loadDatapathState,
   networkLayout,
+  NodeHeartbeat,
   syncDatapath,
 } from "./api/mod.ts";
-import { openStore, UnlockJournal } from "./store/mod.ts";
+import { NODE_NAME, openStore, type Store, UnlockJournal } from "./store/mod.ts";
+import { APPLIANCE_VERSION } from "./api/version.ts";
 import { createUi } from "../ui/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
 import {
@@ -58,7 +61,9 @@ import { Logger, StdoutSink, SyslogSink } from "./log/mod.ts";
 
 const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
   --config FILE   appliance configuration (JSONC); embedded defaults when absent
-  --store PATH    Deno KV file (overrides store.path of the configuration)
+  --store PATH    overrides store.path of the configuration: the Deno KV file, or with
+                  an etcd store this node's local files (key, certificate, flow snapshot)
+  --node-name N   this node's name in the fleet (GET /api/v1/nodes); default the host name
   --routing       install the fail-closed nftables table (kept on exit) and the policy
                   routing that hands crossing packets to the TUN (removed on exit)`;
 
@@ -124,6 +129,7 @@ export async function main(args: string[]): Promise<number> {
         config: { type: "string" },
         routing: { type: "boolean" },
         store: { type: "string" },
+        "node-name": { type: "string" },
         help: { type: "boolean" },
       },
     }).values;
@@ -160,6 +166,14 @@ export async function main(args: string[]): Promise<number> {
     console.error(`Cannot start: the fail-closed table: ${nftError}`);
     return 1;
   }
+  const nodeName = flags["node-name"] ?? Deno.hostname();
+  if (!NODE_NAME.test(nodeName)) {
+    console.error(
+      `Cannot start: node name ${JSON.stringify(nodeName)}: use --node-name NAME ` +
+        `(letters, digits, ".", "_", "-"; up to 63)`,
+    );
+    return 1;
+  }
   let syslog = new SyslogSink({ collectors: config.syslog, appName: "knockgate" });
   const logger = new Logger({ clock: systemClock, sinks: [new StdoutSink(), syslog] });
   const health = await clockHealth();
@@ -178,9 +192,19 @@ export async function main(args: string[]): Promise<number> {
     console.error(`Cannot start: TLS: ${(e as Error).message}`);
     return 1;
   }
-  const store = await openStore(flags.store ?? config.store, {
-    network: networkLayout(config),
-  });
+  // With etcd, --store moves only this node's local files; the cluster stays the configured one.
+  const target = flags.store === undefined
+    ? config.store
+    : config.store.backend === "etcd"
+    ? { ...config.store, path: flags.store }
+    : flags.store;
+  let store: Store;
+  try {
+    store = await openStore(target, { network: networkLayout(config) });
+  } catch (e) {
+    console.error(`Cannot start: ${(e as Error).message}`);
+    return 1;
+  }
   const admin = await bootstrapStore(store, config, logger);
   if (admin) {
     console.log(
@@ -265,8 +289,32 @@ export async function main(args: string[]): Promise<number> {
     saveUnlocks();
     store.sessions.purgeExpired().catch(() => {});
   }, UNLOCK_SAVE_MS);
+  // Every node's changes (etcd's watch) reach this data plane; this node joins the registry.
+  const fleet = new FleetSync({
+    store,
+    datapath: plane,
+    config,
+    onSettings: applySyslog,
+    onError: (e) => console.error(`fleet sync: ${e.message}`),
+  });
+  fleet.start();
+  // What other nodes wrote between the first read and the subscription.
+  if (store.health().backend === "etcd") fleet.note(["users", "rules", "settings", "unlocks"]);
+  const node = new NodeHeartbeat(
+    {
+      name: nodeName,
+      url: `https://${config.management.listen}:${config.management.port}/`,
+      version: APPLIANCE_VERSION,
+      startedAt: systemClock.now(),
+    },
+    store,
+    plane,
+    systemClock,
+  );
+  node.start();
   const deps: ApiDeps = {
     store,
+    node,
     datapath: plane,
     logger,
     clock: systemClock,
@@ -359,6 +407,8 @@ export async function main(args: string[]): Promise<number> {
   if (failure !== null) console.error(`data plane failed (${failure}): stopping the appliance`);
   console.log("appliance stopping");
   clearInterval(saver);
+  await node.stop();
+  await fleet.stop();
   await Promise.all(servers.map((srv) => srv.shutdown()));
   await saveUnlocks();
   if (flags.routing) await applyRouting(plan, true);

@@ -4,9 +4,11 @@ import type {
   EventSchema,
   FlowSchema,
   ForwardSchema,
+  NodeSchema,
   OpenPortsSchema,
   SettingsSchema,
   StatusSchema,
+  StoreHealthSchema,
   UnlockSchema,
   UplinkSchema,
   UserSchema,
@@ -23,6 +25,10 @@ export type OpenPorts = z.infer<typeof OpenPortsSchema>;
 export type Settings = z.infer<typeof SettingsSchema>;
 /** Counters, conntrack, clock. */
 export type Status = z.infer<typeof StatusSchema>;
+/** The store backend's connection state. */
+export type StoreHealth = z.infer<typeof StoreHealthSchema>;
+/** One appliance of the fleet sharing the store. */
+export type FleetNode = z.infer<typeof NodeSchema>;
 /** One unlocked IP. */
 export type Unlock = z.infer<typeof UnlockSchema>;
 /** A WAN uplink with its health. */

@@ -40,12 +40,14 @@ import { knockPage, STATIC_DIR, staticFiles } from "./_static.ts";
 import {
   canOperate,
   type EventView,
+  type FleetNode,
   type Flow,
   type Forward,
   type OpenPorts,
   type Role,
   type Settings,
   type Status,
+  type StoreHealth,
   type Unlock,
   type Uplink,
   type User,
@@ -91,6 +93,8 @@ export interface UiOptions {
 interface PageContext {
   viewer: Viewer;
   api: PageApi;
+  /** The store's state (`/health`), for the degraded-mode banner of full pages. */
+  store?: StoreHealth;
 }
 
 type PageRender = (c: Context, p: PageContext) => Promise<Response>;
@@ -176,7 +180,10 @@ function pageRoute(api: Fetcher) {
       return errorPage(c, viewer, 403, notAllowed(allowed, viewer));
     }
     try {
-      return await render(c, { viewer, api: new PageApi(api, c) });
+      const pageApi = new PageApi(api, c);
+      const health = await pageApi.get<{ store: StoreHealth }>("/api/v1/health");
+      const store = health.ok ? health.body.store : undefined;
+      return await render(c, { viewer, api: pageApi, store });
     } catch (e) {
       if (e instanceof PageError) return errorPage(c, viewer, e.status, e.message);
       throw e;
@@ -234,7 +241,7 @@ async function formAnswer(
   form: (state: FormState) => Child,
   problems: readonly Problem[],
   values: Map<string, string[]> | undefined,
-  status: 200 | 400 | 401 | 403 | 404 | 409 | 412 | 428 = 400,
+  status: 200 | 400 | 401 | 403 | 404 | 409 | 412 | 428 | 503 = 400,
 ): Promise<Response> {
   const bare: FormState = { values, errors: new Map(), alert: "" };
   const first = await (
@@ -251,9 +258,15 @@ async function formAnswer(
   );
 }
 
-/** The status a refused API call is answered with (a 5xx becomes a page error). */
-function refused(r: ApiResult<unknown> & { ok: false }): 400 | 401 | 403 | 404 | 409 | 412 | 428 {
-  const known = [400, 401, 403, 404, 409, 412, 428] as const;
+/**
+ * The status a refused API call is answered with: the form again with the
+ * API's message, a 503 (the store unreachable, degraded mode) included, so
+ * nothing typed is lost; any other 5xx becomes a page error.
+ */
+function refused(
+  r: ApiResult<unknown> & { ok: false },
+): 400 | 401 | 403 | 404 | 409 | 412 | 428 | 503 {
+  const known = [400, 401, 403, 404, 409, 412, 428, 503] as const;
   const s = known.find((k) => k === r.status);
   if (s === undefined) throw new PageError(r.status, r.error.message);
   return s;
@@ -261,8 +274,10 @@ function refused(r: ApiResult<unknown> & { ok: false }): 400 | 401 | 403 | 404 |
 
 /** Renders a page inside the layout. */
 function render(c: Context, p: PageContext, title: string, nav: NavKey, body: Child) {
+  // The dashboard shows the banner itself, in its live fragment.
+  const store = nav === "dashboard" ? undefined : p.store;
   return c.html(
-    <Layout title={title} nav={nav} viewer={p.viewer}>
+    <Layout title={title} nav={nav} viewer={p.viewer} store={store}>
       {body}
     </Layout>,
   );
@@ -271,17 +286,19 @@ function render(c: Context, p: PageContext, title: string, nav: NavKey, body: Ch
 // --- Dashboard ----------------------------------------------------------------
 
 async function dashboardData(p: PageContext) {
-  const [status, unlocks, flows, uplinks] = await Promise.all([
+  const [status, unlocks, flows, uplinks, nodes] = await Promise.all([
     p.api.must<Status>("/api/v1/status"),
     p.api.must<{ unlocks: Unlock[] }>("/api/v1/status/unlocks"),
     p.api.must<{ flows: Flow[] }>(`/api/v1/status/flows?limit=${DASHBOARD_FLOWS}`),
     p.api.must<{ uplinks: Uplink[] }>("/api/v1/uplinks"),
+    p.api.must<{ nodes: FleetNode[] }>("/api/v1/nodes"),
   ]);
   return {
     status,
     unlocks: unlocks.unlocks,
     flows: flows.flows,
     uplinks: uplinks.uplinks,
+    nodes: nodes.nodes,
     canRevoke: canOperate(p.viewer),
   };
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Harness, twoUplinkConfig, twoUplinkStatus, withApi } from "../src/api/_test_util.ts";
+import { StoreBanner } from "./components.tsx";
 import { createUi, safeNext } from "./mod.ts";
 
 /** Runs `fn` with the UI mounted on the API app of a fresh harness. */
@@ -129,6 +130,41 @@ Deno.test("ui: the dashboard lists unlocks with Revoke for operators only", asyn
     assert.equal((await page(viewer, "/users/vera/mfa")).status, 200);
     assert.equal((await page(viewer, "/users/alice/mfa")).status, 403);
   });
+});
+
+Deno.test("ui: the dashboard lists the nodes of the fleet, up or down", async () => {
+  await withUi(async (h) => {
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    const record = (name: string, heartbeatAt: number) => ({
+      name,
+      url: "https://192.0.2.2:8443/",
+      version: "0.9.0",
+      startedAt: heartbeatAt,
+      heartbeatAt,
+      flows: 5,
+      unlocks: 2,
+    });
+    await h.store.nodes.heartbeat(record("kg-a", h.clock.now()));
+    await h.store.nodes.heartbeat(record("kg-b", h.clock.now() - 60_000));
+    const a = await page(admin, "/");
+    assert.match(a.html, /<tr data-node="kg-a"><th scope="row" data-label="Node">kg-a/);
+    assert.match(a.html, /data-node="kg-a">.*?<span class="pill ok">Up<\/span>/s);
+    assert.match(a.html, /data-node="kg-b">.*?<span class="pill error">Down<\/span>/s);
+    assert.match(a.html, /Store: KV file/);
+    assert.doesNotMatch(a.html, /Store unreachable/, "the KV file is always reachable");
+  });
+});
+
+Deno.test("ui: the store banner says changes are refused while no etcd member answers", async () => {
+  const now = Date.UTC(2026, 0, 1);
+  const up = { backend: "etcd" as const, connected: true, lastContactMs: now, revision: 9 };
+  assert.equal(await StoreBanner({ store: up, now }), null);
+  const html = String(
+    await StoreBanner({ store: { ...up, connected: false, lastContactMs: now - 42_000 }, now }),
+  );
+  assert.match(html, /^<div class="alert error" id="store-state" role="alert">/);
+  assert.match(html, /<strong>Store unreachable: changes refused\.<\/strong>/);
+  assert.match(html, /last answer 42 s ago/);
 });
 
 Deno.test("ui: an operator reads settings without a Save button", async () => {

@@ -1,14 +1,15 @@
 /**
  * Building blocks of every page: the document layout (landmarks, navigation,
  * the live region), form fields with their hint and error slots, and small
- * display pieces. Fields read the form's state (posted values, problems by
+ * display pieces (the store banner of degraded mode among them). Fields read the form's state (posted values, problems by
  * field path) from `FormContext`, so a refused form is rendered again with
  * what was typed and every problem beside its field. Error slots carry
  * `data-error-for` (the API's field path) and `data-label`.
  */
 import { type Child, createContext, type FC, type PropsWithChildren, useContext } from "hono/jsx";
 import { raw } from "hono/html";
-import { canOperate, isAdmin, type Viewer } from "./_types.ts";
+import { canOperate, isAdmin, type StoreHealth, type Viewer } from "./_types.ts";
+import { formatAgo } from "./_format.js";
 import { type FormState, FRESH_FORM } from "./_problems.ts";
 
 /** The state of the form being rendered (values and problems after a refused post). */
@@ -58,6 +59,8 @@ export interface LayoutProps {
   heading?: boolean;
   /** A class on `<main>`, e.g. `narrow`. */
   mainClass?: string;
+  /** The store's state: a banner above the page while it is unreachable. */
+  store?: StoreHealth;
 }
 
 const Header: FC<{ viewer?: Viewer; nav?: NavKey }> = ({ viewer, nav }) => (
@@ -110,6 +113,7 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = (p) => (
         <a class="skip" href="#main">Skip to content</a>
         <Header viewer={p.viewer} nav={p.nav} />
         <main id="main" tabindex={-1} class={p.mainClass}>
+          {p.store && <StoreBanner store={p.store} now={Date.now()} />}
           {p.heading !== false && <h1>{p.title}</h1>}
           {p.children}
         </main>
@@ -365,6 +369,25 @@ export const Notice: FC<
     {p.children}
   </div>
 );
+
+/**
+ * The store banner: nothing while the store answers; while no etcd member
+ * does (degraded mode), an alert that changes are refused and what goes on.
+ */
+export const StoreBanner: FC<{ store: StoreHealth; now: number }> = ({ store, now }) => {
+  if (store.connected) return null;
+  const since = store.lastContactMs === 0
+    ? ""
+    : ` (last answer ${formatAgo(store.lastContactMs, now)})`;
+  return (
+    <Notice kind="error" id="store-state" role="alert">
+      <strong>Store unreachable: changes refused.</strong>{" "}
+      No etcd member answers this appliance{since}. It keeps forwarding and admitting the unlocks it
+      knows; users, rules, settings and revocations cannot be changed until the store answers again,
+      and then it catches up by itself.
+    </Notice>
+  );
+};
 
 /** A small coloured label. */
 export const Pill: FC<PropsWithChildren<{ kind?: "ok" | "warn" | "error" | "muted" }>> = (p) => (

@@ -23,6 +23,7 @@ const ERROR_TEXT: Record<number, string> = {
   413: "Request body over 64 KiB",
   422: "The configuration would be invalid (`problems` names each field and why)",
   429: "Too many failed attempts; see Retry-After",
+  503: "The store is unreachable (etcd degraded mode): nothing was changed; see Retry-After",
 };
 
 /** OpenAPI error responses for `statuses`. */

@@ -138,6 +138,17 @@ export class FakeDatapath implements DatapathApi {
     this.unlockTable.delete(ip);
     return Promise.resolve(u);
   }
+  /** Merges unlocks as the data plane does (see `Pipeline.mergeUnlocks`), counting the calls. */
+  mergeUnlocks(records: UnlockRecord[]): void {
+    this.merges++;
+    for (const r of records) {
+      const had = this.unlockTable.get(r.ip);
+      if (had === undefined || had.user !== r.user) this.unlockTable.set(r.ip, { ...r });
+      else this.unlockTable.set(r.ip, { ...had, lastSeen: Math.max(had.lastSeen, r.lastSeen) });
+    }
+  }
+  /** Number of `mergeUnlocks` calls. */
+  merges = 0;
   /** The unlock table. */
   unlocks(): Promise<UnlockRecord[]> {
     return Promise.resolve([...this.unlockTable.values()]);

@@ -16,6 +16,7 @@ import { auditRouter } from "./routes/audit.ts";
 import { authRouter } from "./routes/auth.ts";
 import { eventsRouter } from "./routes/events.ts";
 import { healthRouter } from "./routes/health.ts";
+import { nodesRouter } from "./routes/nodes.ts";
 import { rulesRouter } from "./routes/rules.ts";
 import { settingsRouter } from "./routes/settings.ts";
 import { statusRouter } from "./routes/status.ts";
@@ -81,7 +82,8 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): OpenAPIHono<
   app.route(API_BASE, uplinksRouter(deps));
   app.route(API_BASE, eventsRouter(deps));
   app.route(API_BASE, auditRouter(deps));
-  app.route(API_BASE, healthRouter(clock));
+  app.route(API_BASE, healthRouter(clock, deps.store));
+  app.route(API_BASE, nodesRouter(deps));
   app.route(API_BASE, tlsRouter(deps));
   app.route("/", metricsRouter(deps, { startedAt, clock, signInFailures }));
   app.route("/", docsRouter(options.swaggerUiDir));

@@ -21,6 +21,7 @@ import type { ClockHealth } from "../host/clock_health.ts";
 import { ANY_ROLE, requireRole } from "./auth.ts";
 import { errors, newRouter, SIGNED_IN } from "./_router.ts";
 import type { SignInFailures } from "./sign_in_failures.ts";
+import type { StoreHealth } from "../store/store_kv.ts";
 import { APPLIANCE_VERSION } from "./version.ts";
 import type { ApiDeps, AppEnv } from "./types.ts";
 import { uplinkStatuses } from "./uplinks.ts";
@@ -48,6 +49,8 @@ export interface MetricsInput {
   build?: { version: string; deno: string; commit?: string };
   /** Each data-plane Worker's counters, in TUN queue order (their sum is `counters`). */
   workers?: Float64Array[];
+  /** The store backend's state and the time it is judged at (ms since the epoch). */
+  store?: { health: StoreHealth; now: number };
 }
 
 type Sample = [labels: string, value: number];
@@ -286,6 +289,32 @@ function uplinkFamilies(out: string[], uplinks: readonly UplinkStatus[]): void {
   );
 }
 
+/** The store backend: connected, how long since a member answered, the revision held. */
+function storeFamilies(out: string[], h: StoreHealth, now: number): void {
+  const backend = label("backend", h.backend);
+  family(
+    out,
+    "store_connected",
+    "gauge",
+    "1 while the store answers (the KV file always), 0 while no etcd member does: changes are refused, forwarding goes on",
+    [[backend, h.connected ? 1 : 0]],
+  );
+  family(
+    out,
+    "store_last_contact_seconds",
+    "gauge",
+    "Seconds since an etcd member last answered this node (0 for the KV file)",
+    [[backend, h.backend === "kv" ? 0 : Math.max(0, (now - h.lastContactMs) / 1000)]],
+  );
+  family(
+    out,
+    "store_revision",
+    "gauge",
+    "The etcd revision this node's copy of the store reflects (0 for the KV file)",
+    [[backend, h.revision]],
+  );
+}
+
 /** The metrics page. */
 export function renderMetrics(m: MetricsInput): string {
   const out: string[] = [];
@@ -396,6 +425,7 @@ export function renderMetrics(m: MetricsInput): string {
       [["", m.clockSynchronised ? 1 : 0]],
     );
   }
+  if (m.store) storeFamilies(out, m.store.health, m.store.now);
   family(out, "uptime_seconds", "gauge", "Seconds since the appliance started", [[
     "",
     m.uptimeSec,
@@ -449,6 +479,8 @@ export function metricsRouter(deps: ApiDeps, src: MetricsSources): OpenAPIHono<A
       uplinks,
       clockSynchronised: clock?.synchronised,
       build: { version: APPLIANCE_VERSION, deno: Deno.version.deno },
+      // The store stamps its contacts with the system clock, not the API's.
+      store: { health: deps.store.health(), now: Date.now() },
       uptimeSec: Math.max(0, Math.floor((deps.clock.now() - src.startedAt) / 1000)),
     });
     return c.text(body, 200, { "Content-Type": METRICS_CONTENT_TYPE });

@@ -206,3 +206,25 @@ Deno.test({
     );
   },
 });
+
+Deno.test("metrics: the store's connection, last contact and revision", () => {
+  const base = { counters: newCounters(false), unlocks: 0, conntrack: {}, uptimeSec: 1 };
+  const now = Date.UTC(2026, 0, 1);
+  const down = renderMetrics({
+    ...base,
+    store: {
+      health: { backend: "etcd", connected: false, lastContactMs: now - 12_500, revision: 42 },
+      now,
+    },
+  });
+  assertExposition(down);
+  assert.match(down, /^knockgate_store_connected\{backend="etcd"\} 0$/m);
+  assert.match(down, /^knockgate_store_last_contact_seconds\{backend="etcd"\} 12\.5$/m);
+  assert.match(down, /^knockgate_store_revision\{backend="etcd"\} 42$/m);
+  const kv = renderMetrics({
+    ...base,
+    store: { health: { backend: "kv", connected: true, lastContactMs: now, revision: 0 }, now },
+  });
+  assert.match(kv, /^knockgate_store_connected\{backend="kv"\} 1$/m);
+  assert.match(kv, /^knockgate_store_last_contact_seconds\{backend="kv"\} 0$/m);
+});

@@ -22,6 +22,7 @@ export * from "./bootstrap.ts";
 export * from "./drift.ts";
 export * from "./enrollment.ts";
 export * from "./errors.ts";
+export * from "./fleet.ts";
 export * from "./metrics.ts";
 export * from "./schemas.ts";
 export * from "./sync.ts";

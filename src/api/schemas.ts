@@ -400,6 +400,21 @@ export const FlowSchema = z.object({
   assured: z.boolean(),
 }).openapi("Flow");
 
+/** The store backend's connection state (`Store.health()`). */
+export const StoreHealthSchema = z.object({
+  backend: z.enum(["kv", "etcd"]),
+  connected: z.boolean().openapi({
+    description: "false while no etcd member answers: reads come from the last known state, " +
+      "changes are refused with 503, the data plane keeps forwarding (always true for the KV file)",
+  }),
+  lastContactMs: z.number().openapi({
+    description: "When an etcd member last answered, ms since the epoch (0 never; KV: now)",
+  }),
+  revision: z.number().int().openapi({
+    description: "The etcd revision this node's copy of the store reflects (0 for the KV file)",
+  }),
+}).openapi("StoreHealth");
+
 /** The appliance at a glance. */
 export const StatusSchema = z.object({
   uptimeSec: z.number(),
@@ -409,6 +424,7 @@ export const StatusSchema = z.object({
   }),
   conntrack: z.record(z.string(), z.number()),
   unlocks: z.number().int(),
+  store: StoreHealthSchema,
   clock: ClockHealthSchema,
 }).openapi("Status");
 
@@ -433,9 +449,32 @@ export const AuditEntrySchema = z.object({
 
 /** Answer of `GET /health`. */
 export const HealthSchema = z.object({
-  status: z.literal("ok"),
+  status: z.literal("ok").openapi({
+    description: "The API answers; still ok (and 200) while only the store is unreachable",
+  }),
   clock: ClockHealthSchema,
+  store: StoreHealthSchema,
 }).openapi("Health");
+
+/** One appliance of the fleet sharing the store (`GET /nodes`). */
+export const NodeSchema = z.object({
+  name: z.string().openapi({ example: "kg-a" }),
+  url: z.string().openapi({
+    description: "Its management API",
+    example: "https://192.0.2.2:8443/",
+  }),
+  version: z.string(),
+  startedAt: z.number().openapi({ description: "When it started, ms since the epoch" }),
+  heartbeatAt: z.number().openapi({
+    description: "Its last heartbeat, ms since the epoch (its own clock; every 5 s)",
+  }),
+  flows: z.number().int().openapi({ description: "Tracked flows at the heartbeat" }),
+  unlocks: z.number().int().openapi({ description: "Unlocked IPs at the heartbeat" }),
+  up: z.boolean().openapi({
+    description: "Its heartbeat is at most 3 intervals (15 s) old; this node is always up",
+  }),
+  self: z.boolean().openapi({ description: "The node that answered" }),
+}).openapi("Node");
 
 /** Inferred input and output types. */
 export type NewUserInput = z.infer<typeof NewUserSchema>;

@@ -3,6 +3,7 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config/types.ts";
 import type { DatapathApi } from "../datapath/control.ts";
 import type { ClockHealth } from "../host/clock_health.ts";
+import type { NodeHeartbeat } from "./fleet.ts";
 import type { CertInfo } from "../host/tls.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Store } from "../store/mod.ts";
@@ -39,6 +40,8 @@ export interface ApiDeps {
   hostCounters?: () => Promise<Record<string, number>>;
   /** The listener's certificate; absent under tests that serve no TLS (`/tls` answers 404). */
   tls?: TlsState;
+  /** This node in the registry (`GET /nodes` shows its live record); absent under tests. */
+  node?: NodeHeartbeat;
   /** When the appliance started, ms since the epoch; default the time `createApp` ran. */
   startedAt?: number;
 }

@@ -59,6 +59,8 @@ export interface DatapathApi {
   /** Ends the unlock of `ip`; `by` (who asked) is named in the `unlock-revoked` event. */
   revoke(ip: string, by?: string): Promise<UnlockRecord | null>;
   unlocks(): Promise<UnlockRecord[]>;
+  /** Merges unlocks other nodes admitted into the running table (a shared store; no event). */
+  mergeUnlocks?(records: UnlockRecord[]): void;
   flows(limit?: number): Promise<FlowRecord[]>;
   conntrack(): Promise<Record<string, number>>;
   /** The rules by stable id, naming the per-rule counters (`RULE_BASE` in counters.ts). */
@@ -280,6 +282,10 @@ export class DatapathControl implements DatapathApi {
   /** Ends the unlock of `ip`; the removed record, or null when it was not unlocked. */
   revoke(ip: string, by?: string): Promise<UnlockRecord | null> {
     return this.#ask((id) => ({ type: "revoke", ip, id, by }));
+  }
+  /** Merges unlocks other nodes admitted into the running table (see `Pipeline.mergeUnlocks`). */
+  mergeUnlocks(records: UnlockRecord[]): void {
+    this.#admitter.send({ type: "unlocks", records });
   }
   /** The unlocked IPs. */
   unlocks(): Promise<UnlockRecord[]> {

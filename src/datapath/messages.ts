@@ -168,6 +168,8 @@ export type ToWorker =
   | { type: "users"; users: KnockUser[] }
   | { type: "settings"; settings: DatapathSettings }
   | { type: "revoke"; ip: string; id: number; by?: string }
+  /** Unlocks other nodes admitted (a shared store), merged into the running table. */
+  | { type: "unlocks"; records: UnlockRecord[] }
   | { type: "query"; id: number; what: DatapathQuery; limit?: number }
   | { type: "stop" };
 

@@ -39,6 +39,7 @@ import {
   IPV4_DST,
   Ipv4Packet,
   ParseError,
+  parseIpv4,
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
@@ -216,6 +217,29 @@ export class Pipeline implements PacketProcessor {
   /** Restores unlocks saved before a restart. */
   restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
     this.admission.restoreUnlocks(records, nowMs);
+  }
+
+  /**
+   * Merges unlocks other nodes admitted (a shared store's copy) into the
+   * running table: a new source is unlocked with the record's times, a known
+   * one of the same user takes the later last-seen time, another user's
+   * replaces it only when its knock was later. No event: the store has them.
+   * Records already ended are skipped. Returns how many it added or moved.
+   */
+  mergeUnlocks(records: readonly UnlockRecord[], nowMs: number): number {
+    let n = 0;
+    for (const r of records) {
+      const ip = parseIpv4(r.ip);
+      if (ip === null || !(r.expiresAt > nowMs)) continue;
+      const had = this.unlocks.get(ip);
+      if (had === null || (had.user !== r.user && r.unlockedAt > had.unlockedAt)) {
+        const wan = parseIpv4(r.wanAddress) ?? 0;
+        this.unlocks.unlock(ip, r.user, r.drift | 0, r.unlockedAt, wan);
+      } else if (had.user !== r.user || r.lastSeen <= had.lastSeen) continue;
+      this.unlocks.touch(ip, r.lastSeen);
+      n++;
+    }
+    return n;
   }
 
   /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */

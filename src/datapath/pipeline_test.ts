@@ -737,3 +737,35 @@ Deno.test("two uplinks: a knock on A opens B's address; replies leave from B's; 
   assert.equal(snapshotCounters(none.counters).drops["no-uplink"], 1);
   assert.equal(counters[Drop.NoUplink], 0);
 });
+
+Deno.test("unlocks of other nodes merge into the running table without an event", async () => {
+  const { p, events } = await setup();
+  const record = (ip: string, user: string, at: number, lastSeen = at) => ({
+    ip,
+    user,
+    unlockedAt: at,
+    lastSeen,
+    expiresAt: lastSeen + 60_000,
+    drift: 0,
+    flows: 0,
+    bytes: 0,
+    wanAddress: WAN,
+  });
+  assert.equal(run(p, syn(CLIENT, 5000, 52201)), null);
+  assert.equal(
+    p.mergeUnlocks([record(CLIENT, "alice", T0 - 1000), record(CLIENT2, "alice", T0 - 61_000)], T0),
+    1,
+    "an ended record is skipped",
+  );
+  assert.ok(run(p, syn(CLIENT, 5001, 52201)), "the merged unlock admits");
+  assert.equal(run(p, syn(CLIENT2, 5000, 52201)), null);
+  // Later traffic at the other node moves the idle expiry; older does not.
+  assert.equal(p.mergeUnlocks([record(CLIENT, "alice", T0 - 1000, T0 + 30_000)], T0), 1);
+  assert.equal(p.unlocks.get(parseIpv4(CLIENT)!)?.expiresAt, T0 + 90_000);
+  assert.equal(p.mergeUnlocks([record(CLIENT, "alice", T0 - 1000, T0)], T0), 0);
+  // Another user's older knock does not replace the local one.
+  assert.equal(p.mergeUnlocks([record(CLIENT, "bob", T0 - 2000)], T0), 0);
+  assert.equal(p.unlocks.get(parseIpv4(CLIENT)!)?.user, "alice");
+  await p.housekeeping(T0);
+  assert.ok(!events.some((e) => e.type === "knock-success"), JSON.stringify(events));
+});

@@ -41,6 +41,8 @@ function handle(m: ToWorker): void {
       );
     case "settings":
       return pipeline.setSettings(m.settings);
+    case "unlocks":
+      return void pipeline.mergeUnlocks(m.records, Date.now());
     case "revoke":
       return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now(), m.by) });
     case "query":

@@ -2,6 +2,7 @@
 import { systemClock } from "../clock.ts";
 import { AuditLog } from "./audit.ts";
 import { KnockStateRepo } from "./knock_state.ts";
+import { NodeRepo } from "./nodes.ts";
 import type { OpenStoreOptions } from "./kv_store.ts";
 import type { Store } from "./mod.ts";
 import { RuleRepo } from "./rules.ts";
@@ -35,6 +36,7 @@ export function storeOver(
     knockState: new KnockStateRepo(kv, clock),
     sessions: new SessionRepo(kv, audit, clock),
     usedCodes: new UsedCodeRepo(kv, clock),
+    nodes: new NodeRepo(kv, clock),
     ...backend,
   };
 }

@@ -7,6 +7,7 @@
  */
 import type { AuditLog } from "./audit.ts";
 import type { KnockStateRepo } from "./knock_state.ts";
+import type { NodeRepo } from "./nodes.ts";
 import type { RuleRepo } from "./rules.ts";
 import type { SessionRepo } from "./sessions.ts";
 import type { SettingsRepo } from "./settings.ts";
@@ -29,6 +30,8 @@ export interface Store {
   sessions: SessionRepo;
   /** Sign-in TOTP steps already used (a code is accepted once, across restarts). */
   usedCodes: UsedCodeRepo;
+  /** The appliances sharing this store and their heartbeats. */
+  nodes: NodeRepo;
   /**
    * Calls `cb` within about a second of every change on any node (etcd: the
    * watch, own writes included); returns the unsubscribe function. The KV
@@ -48,6 +51,7 @@ export * from "./etcd_kv.ts";
 export * from "./etcd_store.ts";
 export * from "./knock_state.ts";
 export * from "./kv_store.ts";
+export * from "./nodes.ts";
 export * from "./password.ts";
 export * from "./rules.ts";
 export * from "./schema.ts";

@@ -20,6 +20,12 @@
  * packet; the bound: the stored expiry trails the newest traffic by less than
  * `REFRESH_STEP_MS` plus one snapshot interval, so another node may let an
  * unlock lapse that much early once its traffic stopped, never while it flows.
+ *
+ * A revocation (`revokeUnlock`) also leaves a note under
+ * `["unlocks","revoked",ip]` for `REVOCATION_KEEP_MS`: a node that sees an
+ * unlock vanish cannot tell a revocation from another node's idle expiry,
+ * so the other nodes end their own copy of an unlock only on that note (when
+ * their copy began before it), and never take back an unlock older than it.
  */
 import type { Clock } from "../clock.ts";
 import { RETRY, withRetry } from "./_retry.ts";
@@ -40,6 +46,18 @@ export type UnlockRecord = Omit<UnlockInfo, "wanAddress"> & { wanAddress?: strin
 export type SavedUnlock = UnlockRecord & { wanAddress: string };
 
 const GEN_KEY: Deno.KvKey = ["unlocks", "gen"];
+const REVOKED: Deno.KvKey = ["unlocks", "revoked"];
+/** How long a revocation note is kept for the other nodes (they act on it within a second). */
+export const REVOCATION_KEEP_MS = 600_000;
+
+/** A revocation note: the unlock of `ip` begun at or before `at` ended everywhere. */
+export interface Revocation {
+  ip: string;
+  /** When it was revoked, ms since the epoch. */
+  at: number;
+  /** Who revoked it (a user name, or `user-deleted`). */
+  by: string;
+}
 const ENTRIES: Deno.KvKey = ["unlocks", "entries"];
 const BATCH = 500; // below KV's 1000-mutations-per-atomic limit
 /** A shared store takes a refreshed unlock when its expiry moved this much (see module doc). */
@@ -112,6 +130,27 @@ export class UnlockRepo {
   /** Removes the unlock of `ip` (no error if there is none). */
   async removeUnlock(ip: string): Promise<void> {
     return await this.#inCurrent((op, gen) => op.delete(entryKey(gen, ip)));
+  }
+
+  /**
+   * Ends the unlock of `ip` on every node: removes it and leaves a revocation
+   * note (see the module doc); no error if there is none.
+   */
+  async revokeUnlock(ip: string, by: string): Promise<void> {
+    const note: Revocation = { ip, at: this.clock.now(), by };
+    return await this.#inCurrent((op, gen) =>
+      op.delete(entryKey(gen, ip)).set([...REVOKED, ip], note, { expireIn: REVOCATION_KEEP_MS })
+    );
+  }
+
+  /** The revocation notes of the last `REVOCATION_KEEP_MS`. */
+  async listRevocations(): Promise<Revocation[]> {
+    const since = this.clock.now() - REVOCATION_KEEP_MS;
+    const out: Revocation[] = [];
+    for await (const e of this.kv.list<Revocation>({ prefix: REVOKED })) {
+      if (e.value.at > since) out.push(e.value);
+    }
+    return out;
   }
 
   /** The unlocks whose `expiresAt` is still ahead. */

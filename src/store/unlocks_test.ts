@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { T0, withStore } from "./_test_util.ts";
 import { ValidationError } from "./errors.ts";
-import { REFRESH_STEP_MS, type UnlockChange, UnlockJournal, type UnlockRecord } from "./unlocks.ts";
+import {
+  REFRESH_STEP_MS,
+  REVOCATION_KEEP_MS,
+  type UnlockChange,
+  UnlockJournal,
+  type UnlockRecord,
+} from "./unlocks.ts";
 
 function unlock(ip: string, expiresAt = T0 + 3_600_000, user = "alice"): UnlockRecord {
   return {
@@ -137,5 +143,22 @@ Deno.test("unlocks: on a shared store a node's idle expiry keeps an unlock anoth
       "203.0.113.7",
       "203.0.113.8",
     ]);
+  });
+});
+
+Deno.test("unlocks: revokeUnlock removes it and leaves a note the other nodes read", async () => {
+  await withStore(async ({ unlocks }, { clock }) => {
+    await unlocks.saveUnlock(unlock("203.0.113.5"));
+    await unlocks.saveUnlock(unlock("203.0.113.6"));
+    clock.advance(1000);
+    await unlocks.revokeUnlock("203.0.113.5", "carol");
+    await unlocks.revokeUnlock("203.0.113.99", "carol"); // not unlocked: a note all the same
+    assert.deepEqual((await unlocks.listUnlocks()).map((u) => u.ip), ["203.0.113.6"]);
+    assert.deepEqual(await unlocks.listRevocations(), [
+      { ip: "203.0.113.5", at: T0 + 1000, by: "carol" },
+      { ip: "203.0.113.99", at: T0 + 1000, by: "carol" },
+    ]);
+    clock.advance(REVOCATION_KEEP_MS);
+    assert.deepEqual(await unlocks.listRevocations(), []);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * The dashboard: clock health, summary figures, the WAN uplinks (up or down,
+ * The dashboard: the store banner (degraded mode), clock health, summary
+ * figures, the nodes of the fleet (up or down by their heartbeat), the WAN uplinks (up or down,
  * masquerade in use), the unlocked IPs (live, with Revoke, and the WAN
  * address each knock arrived on), tracked flows, traffic counters and drop
  * reasons. The whole of it
@@ -7,12 +8,13 @@
  * the live stream reports an unlock change, and every 10 s.
  */
 import type { FC } from "hono/jsx";
-import { Cell, DataTable, EmptyRow, Notice, Pill } from "../components.tsx";
-import type { Flow, Status, Unlock, Uplink } from "../_types.ts";
+import { Cell, DataTable, EmptyRow, Notice, Pill, StoreBanner } from "../components.tsx";
+import type { FleetNode, Flow, Status, StoreHealth, Unlock, Uplink } from "../_types.ts";
 import {
   dropRows,
   FLOW_HEADERS,
   flowCells,
+  formatAgo,
   statRows,
   summaryItems,
   UNLOCK_HEADERS,
@@ -27,6 +29,8 @@ export interface DashboardData {
   /** The WAN uplinks with their health. */
   uplinks: Uplink[];
   canRevoke: boolean;
+  /** The appliances sharing the store (this one included). */
+  nodes: FleetNode[];
   /** Focus the unlocks heading (after a revoke took the focused row away). */
   focusUnlocks?: boolean;
   /** A failure to show above the unlocks (a refused revoke). */
@@ -62,6 +66,50 @@ export const ClockBanner: FC<{ clock: Status["clock"] }> = ({ clock }) => {
     </Notice>
   );
 };
+
+const NODE_HEADERS = ["Node", "State", "Heartbeat", "Management", "Version", "Flows", "Unlocks"];
+
+const NodeRow: FC<{ n: FleetNode; now: number }> = ({ n, now }) => (
+  <tr data-node={n.name}>
+    <th scope="row" data-label="Node">
+      {n.name}
+      {n.self && <span class="muted">(this appliance)</span>}
+    </th>
+    <Cell label="State">{n.up ? <Pill kind="ok">Up</Pill> : <Pill kind="error">Down</Pill>}</Cell>
+    <Cell label="Heartbeat">{formatAgo(n.heartbeatAt, now)}</Cell>
+    <Cell label="Management" class="mono">{n.url}</Cell>
+    <Cell label="Version">{n.version}</Cell>
+    <Cell label="Flows" class="num">{n.flows}</Cell>
+    <Cell label="Unlocks" class="num">{n.unlocks}</Cell>
+  </tr>
+);
+
+/** The fleet: every node registered in the store; one whose heartbeat is 15 s old is down. */
+export const NodesPanel: FC<{ nodes: FleetNode[]; store: StoreHealth; now: number }> = (p) => (
+  <section class="card" aria-labelledby="nodes-h">
+    <div class="section-head">
+      <h2 id="nodes-h">Nodes</h2>
+      <span class="muted" id="store-backend">
+        Store: {p.store.backend === "kv"
+          ? "KV file"
+          : p.store.connected
+          ? `etcd, revision ${p.store.revision}`
+          : "etcd, unreachable"}
+      </span>
+    </div>
+    <DataTable
+      id="nodes"
+      caption="Nodes sharing the store"
+      headers={NODE_HEADERS}
+      captionHidden
+      numeric={["Flows", "Unlocks"]}
+    >
+      {p.nodes.length === 0
+        ? <EmptyRow span={NODE_HEADERS.length} text="No node has registered yet." />
+        : p.nodes.map((n) => <NodeRow key={n.name} n={n} now={p.now} />)}
+    </DataTable>
+  </section>
+);
 
 /** One row of the unlocked-IP table. */
 export const UnlockRow: FC<{ u: Unlock; now: number; canRevoke: boolean }> = (p) => {
@@ -147,7 +195,7 @@ const PairTable: FC<{ id: string; caption: string; head: [string, string]; rows:
 
 /** The dashboard's content. */
 export const Dashboard: FC<DashboardData> = (
-  { status, unlocks, flows, uplinks, canRevoke, focusUnlocks, alert },
+  { status, unlocks, flows, uplinks, nodes, canRevoke, focusUnlocks, alert },
 ) => {
   const now = status.clock.now;
   const sorted = [...unlocks].sort((a, b) => b.unlockedAt - a.unlockedAt);
@@ -160,6 +208,7 @@ export const Dashboard: FC<DashboardData> = (
       data-kg-speak={SPOKEN_EVENTS}
       data-kg-poll="10000"
     >
+      <StoreBanner store={status.store} now={now} />
       <ClockBanner clock={status.clock} />
       <section aria-labelledby="summary-h">
         <h2 id="summary-h" class="visually-hidden">Summary</h2>
@@ -178,6 +227,7 @@ export const Dashboard: FC<DashboardData> = (
           {uplinks.map((u) => <UplinkRow key={u.name} u={u} />)}
         </DataTable>
       </section>
+      <NodesPanel nodes={nodes} store={status.store} now={now} />
       <section class="card" aria-labelledby="unlocks-h">
         <div class="section-head">
           <h2

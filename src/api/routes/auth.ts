@@ -42,7 +42,7 @@ const login = createRoute({
   request: { body: jsonBody(LoginSchema) },
   responses: {
     200: jsonResponse(SessionSchema, "Signed in"),
-    ...errors(400, 401, 429),
+    ...errors(400, 401, 429, 503),
   },
 });
 
@@ -54,7 +54,7 @@ const logout = createRoute({
   summary: "End this session (or revoke the bearer token used)",
   middleware: [requireRole(...ANY_ROLE)],
   security: SIGNED_IN,
-  responses: { 204: { description: "Signed out" }, ...errors(401, 403) },
+  responses: { 204: { description: "Signed out" }, ...errors(401, 403, 503) },
 });
 
 const me = createRoute({
@@ -79,7 +79,7 @@ const createToken = createRoute({
   request: { body: { content: { "application/json": { schema: NewTokenSchema } } } },
   responses: {
     201: jsonResponse(CreatedTokenSchema, "The token, shown this once"),
-    ...errors(400, 401, 403),
+    ...errors(400, 401, 403, 503),
   },
 });
 
@@ -106,7 +106,7 @@ const deleteToken = createRoute({
   middleware: [requireRole(...ANY_ROLE)],
   security: SIGNED_IN,
   request: { params: z.object({ id: z.string().regex(/^[0-9a-f]{64}$/, "must be a token id") }) },
-  responses: { 204: { description: "Revoked" }, ...errors(400, 401, 403, 404) },
+  responses: { 204: { description: "Revoked" }, ...errors(400, 401, 403, 404, 503) },
 });
 
 /** Codes of steps T-1, T and T+1 are accepted (one step of clock drift either way). */

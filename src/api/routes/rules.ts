@@ -118,7 +118,10 @@ function routesFor<I, O>(k: Kind<I, O>) {
       middleware: writers,
       security: SIGNED_IN,
       request: { body: jsonBody(k.input) },
-      responses: { 201: jsonResponse(k.output, "Created"), ...errors(400, 401, 403, 409, 422) },
+      responses: {
+        201: jsonResponse(k.output, "Created"),
+        ...errors(400, 401, 403, 409, 422, 503),
+      },
     }),
     replace: createRoute({
       operationId: `replace${k.opName.one}`,
@@ -131,7 +134,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       request: { params: NameParam, headers: IfMatchHeader, body: jsonBody(k.input) },
       responses: {
         200: jsonResponse(k.output, "Replaced"),
-        ...errors(400, 401, 403, 404, 409, 422),
+        ...errors(400, 401, 403, 404, 409, 422, 503),
       },
     }),
     remove: createRoute({
@@ -143,7 +146,7 @@ function routesFor<I, O>(k: Kind<I, O>) {
       middleware: writers,
       security: SIGNED_IN,
       request: { params: NameParam },
-      responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404) },
+      responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404, 503) },
     }),
   };
 }

@@ -44,7 +44,7 @@ const patch = createRoute({
     headers: z.object({ "if-match": z.string().optional() }),
     body: jsonBody(SettingsPatchSchema),
   },
-  responses: { 200: jsonResponse(SettingsSchema, "Updated"), ...errors(400, 401, 403, 409) },
+  responses: { 200: jsonResponse(SettingsSchema, "Updated"), ...errors(400, 401, 403, 409, 503) },
 });
 
 /** The settings as the API shows them. */

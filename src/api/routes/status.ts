@@ -8,7 +8,9 @@ import type { ClockHealth } from "../../host/clock_health.ts";
 import { parseIpv4 } from "../../packet/address.ts";
 import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
 import { notFound } from "../errors.ts";
+import { StoreUnavailableError } from "../../store/errors.ts";
 import { errors, jsonResponse, newRouter, SIGNED_IN } from "../_router.ts";
+import { storeHealthView } from "./health.ts";
 import type { UnlockRecord } from "../../datapath/messages.ts";
 import { FlowSchema, StatusSchema, UnlockSchema } from "../schemas.ts";
 import type { ApiDeps, AppEnv } from "../types.ts";
@@ -23,7 +25,7 @@ const status = createRoute({
   method: "get",
   path: "/status",
   tags,
-  summary: "Counters, conntrack, unlock count, clock health, uptime",
+  summary: "Counters, conntrack, unlock count, store and clock health, uptime",
   middleware: readers,
   security: SIGNED_IN,
   responses: { 200: jsonResponse(StatusSchema, "Status"), ...errors(401) },
@@ -62,7 +64,7 @@ const revoke = createRoute({
   },
   responses: {
     200: jsonResponse(z.object({ unlock: UnlockSchema }), "The unlock that ended"),
-    ...errors(400, 401, 403, 404),
+    ...errors(400, 401, 403, 404, 503),
   },
 });
 
@@ -106,6 +108,7 @@ export function statusRouter(
       counters: snapshotCounters(deps.datapath.counters),
       conntrack,
       unlocks: list.length,
+      store: storeHealthView(deps.store),
       clock: health,
     }, 200);
   });
@@ -114,9 +117,16 @@ export function statusRouter(
   });
   app.openapi(revoke, async (c) => {
     const { ip } = c.req.valid("param");
+    // Degraded, a revoke here alone would come back from the store's copy: refuse it, as every write.
+    if (!deps.store.health().connected) {
+      throw new StoreUnavailableError(
+        `Cannot revoke ${ip}: the store is unreachable (degraded mode)`,
+      );
+    }
     const removed = await deps.datapath.revoke(ip, authOf(c).user.name);
     if (removed === null) throw notFound(`${ip} is not unlocked`);
-    await deps.store.unlocks.removeUnlock(ip);
+    // Every node of a shared store ends its copy on the note this leaves.
+    await deps.store.unlocks.revokeUnlock(ip, authOf(c).user.name);
     return c.json({ unlock: unlockView(removed) }, 200);
   });
   app.openapi(flows, async (c) => {

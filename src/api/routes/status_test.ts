@@ -21,6 +21,7 @@ Deno.test("status: counters, conntrack, unlock count, clock, uptime", async () =
     assert.equal(Object.values(counters.drops)[0], 3);
     assert.deepEqual(r.body.conntrack, { size: 7, capacity: 1024 });
     assert.equal(r.body.unlocks, 1);
+    assert.equal((r.body.store as { backend: string }).backend, "kv");
     assert.equal((r.body.clock as { synchronised: boolean }).synchronised, true);
     assert.ok((r.body.uptimeSec as number) >= 30); // the sign-ins moved the clock
   });
@@ -46,6 +47,11 @@ Deno.test("status: unlocks list and revoke", async () => {
     // The audit names who revoked it, not a role.
     assert.equal(h.datapath.revokedBy.get("203.0.113.10"), "otto");
     assert.deepEqual(await h.store.unlocks.listUnlocks(), []);
+    // The other nodes of a shared store end their copy on this note.
+    assert.deepEqual(
+      (await h.store.unlocks.listRevocations()).map((n) => [n.ip, n.by]),
+      [["203.0.113.10", "otto"]],
+    );
     const again = await op.json("DELETE", "/api/v1/status/unlocks/203.0.113.10");
     assert.equal(again.status, 404);
     assert.match((again.body.error as { message: string }).message, /not unlocked/);

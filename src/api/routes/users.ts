@@ -80,7 +80,7 @@ const create = createRoute({
   request: { body: jsonBody(NewUserSchema) },
   responses: {
     201: jsonResponse(UserEnrollmentSchema, "Created, not active until mfa/verify"),
-    ...errors(400, 401, 403, 409, 422),
+    ...errors(400, 401, 403, 409, 422, 503),
   },
 });
 
@@ -95,7 +95,7 @@ const update = createRoute({
   request: { params: NameParam, headers: IfMatchHeader, body: jsonBody(UserPatchSchema) },
   responses: {
     200: jsonResponse(UserSchema, "Updated"),
-    ...errors(400, 401, 403, 404, 409, 422),
+    ...errors(400, 401, 403, 404, 409, 422, 503),
   },
 });
 
@@ -108,7 +108,7 @@ const remove = createRoute({
   middleware: admin,
   security: SIGNED_IN,
   request: { params: NameParam },
-  responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404, 409, 422) },
+  responses: { 204: { description: "Deleted" }, ...errors(401, 403, 404, 409, 422, 503) },
 });
 
 const rotate = createRoute({
@@ -122,7 +122,7 @@ const rotate = createRoute({
   request: { params: NameParam },
   responses: {
     200: jsonResponse(UserEnrollmentSchema, "The new secret to verify"),
-    ...errors(401, 403, 404),
+    ...errors(401, 403, 404, 503),
   },
 });
 
@@ -135,7 +135,7 @@ const verify = createRoute({
   middleware: selfOrAdmin,
   security: SIGNED_IN,
   request: { params: NameParam, body: jsonBody(VerifySchema) },
-  responses: { 200: jsonResponse(UserSchema, "Enrolled"), ...errors(400, 401, 403, 404, 409) },
+  responses: { 200: jsonResponse(UserSchema, "Enrolled"), ...errors(400, 401, 403, 404, 409, 503) },
 });
 
 /** Throws 409 when removing `u`'s administrator role would leave no enrolled administrator. */
@@ -150,12 +150,12 @@ async function keepAnAdministrator(deps: ApiDeps, u: UserRecord, what: string): 
 }
 
 /** Ends every unlock held by `name` in the data plane and the saved snapshot. */
-async function revokeUnlocksOf(deps: ApiDeps, name: string): Promise<void> {
+async function revokeUnlocksOf(deps: ApiDeps, name: string, why: string): Promise<void> {
   try {
     for (const u of await deps.datapath.unlocks()) {
       if (u.user !== name) continue;
       await deps.datapath.revoke(u.ip);
-      await deps.store.unlocks.removeUnlock(u.ip);
+      await deps.store.unlocks.revokeUnlock(u.ip, why);
     }
   } catch (err) {
     console.error(`api: cannot revoke the unlocks of user "${name}":`, err);
@@ -202,7 +202,9 @@ export function usersRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     const after = await users.updateUser(name, patch, actor, version);
     if (patch.password !== undefined) await deps.store.sessions.deleteUserSessions(name, actor);
     await changed(deps, "users", actor, `user "${name}" changed`);
-    if (before.knock.enabled && !after.knock.enabled) await revokeUnlocksOf(deps, name);
+    if (before.knock.enabled && !after.knock.enabled) {
+      await revokeUnlocksOf(deps, name, "knock-disabled");
+    }
     return c.json(toPublicUser(after), 200);
   });
 
@@ -213,7 +215,7 @@ export function usersRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     await users.deleteUser(name, actor);
     await deps.store.sessions.deleteUserSessions(name, actor);
     await changed(deps, "users", actor, `user "${name}" deleted`);
-    await revokeUnlocksOf(deps, name);
+    await revokeUnlocksOf(deps, name, "user-deleted");
     return c.body(null, 204);
   });
 

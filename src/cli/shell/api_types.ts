@@ -11,10 +11,12 @@ import type {
   EventSchema,
   FlowSchema,
   ForwardSchema,
+  NodeSchema,
   OpenPortsSchema,
   SessionSchema,
   SettingsSchema,
   StatusSchema,
+  StoreHealthSchema,
   UnlockSchema,
   UplinkSchema,
   UserEnrollmentSchema,
@@ -43,7 +45,11 @@ export type Unlock = z.infer<typeof UnlockSchema>;
 export type Uplink = z.infer<typeof UplinkSchema>;
 /** One tracked flow. */
 export type Flow = z.infer<typeof FlowSchema>;
-/** Counters, conntrack, clock. */
+/** One appliance of the fleet sharing the store. */
+export type FleetNode = z.infer<typeof NodeSchema>;
+/** The store backend's connection state. */
+export type StoreHealth = z.infer<typeof StoreHealthSchema>;
+/** Counters, conntrack, store, clock. */
 export type Status = z.infer<typeof StatusSchema>;
 /** The appliance settings. */
 export type Settings = z.infer<typeof SettingsSchema>;

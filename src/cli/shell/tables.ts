@@ -4,7 +4,17 @@
  * views of unlocks, users, rules, flows and status.
  */
 import Table from "cli-table3";
-import type { Flow, Forward, OpenPorts, Status, Unlock, Uplink, User } from "./api_types.ts";
+import type {
+  FleetNode,
+  Flow,
+  Forward,
+  OpenPorts,
+  Status,
+  StoreHealth,
+  Unlock,
+  Uplink,
+  User,
+} from "./api_types.ts";
 import {
   formatAgo,
   formatBytes,
@@ -23,6 +33,34 @@ export function renderTable(head: string[], rows: Cell[][]): string {
   const t = new Table({ head, style: { head: [], border: [], compact: true } });
   t.push(...rows.map((r) => r.map(String)));
   return t.toString();
+}
+
+/**
+ * The store's state in one line: `kv file`, `etcd connected (revision 42)`,
+ * or `etcd UNREACHABLE since ...: changes refused, forwarding continues`.
+ */
+export function storeText(h: StoreHealth, now: number): string {
+  if (h.backend === "kv") return "kv file";
+  if (h.connected) return `etcd connected (revision ${h.revision})`;
+  const since = h.lastContactMs === 0 ? "start" : formatAgo(h.lastContactMs, now);
+  return `etcd UNREACHABLE (last contact ${since}): changes refused, forwarding continues`;
+}
+
+/** The fleet: every node, up or down by its heartbeat, this one marked. */
+export function nodesTable(nodes: readonly FleetNode[], now: number): string {
+  if (nodes.length === 0) return "No nodes registered.";
+  return renderTable(
+    ["Node", "State", "Heartbeat", "Management", "Version", "Flows", "Unlocks"],
+    nodes.map((n) => [
+      n.self ? `${n.name} (this)` : n.name,
+      n.up ? "up" : "DOWN",
+      formatAgo(n.heartbeatAt, now),
+      n.url,
+      n.version,
+      n.flows,
+      n.unlocks,
+    ]),
+  );
 }
 
 /** A two-column table of names and values. */
@@ -188,6 +226,7 @@ export function statusText(s: Status): string {
   const overview = renderPairs([
     ["Uptime", formatDuration(s.uptimeSec * 1000)],
     ["Unlocked IPs", s.unlocks],
+    ["Store", storeText(s.store, c.now)],
     ["Clock", `${sync} (${c.detail})`],
     ["Appliance time", formatTime(c.now)],
   ]);

@@ -1,13 +1,20 @@
 /**
  * Live state: `exec portknock` (the IPs that passed the knock, as the
  * router's CLI lists them, with the WAN address each knock arrived on),
- * `unlock list|revoke IP`, `status`, `flows` and `uplinks`.
+ * `unlock list|revoke IP`, `status`, `nodes` (the fleet), `flows` and `uplinks`.
  */
-import type { Flow, Status, Unlock, Uplink } from "../api_types.ts";
+import type { FleetNode, Flow, Status, StoreHealth, Unlock, Uplink } from "../api_types.ts";
 import { clientFor, emit, type ShellContext } from "../context.ts";
 import { UsageError } from "../io.ts";
 import type { Root } from "../program.ts";
-import { flowsTable, statusText, unlocksTable, uplinksTable } from "../tables.ts";
+import {
+  flowsTable,
+  nodesTable,
+  statusText,
+  storeText,
+  unlocksTable,
+  uplinksTable,
+} from "../tables.ts";
 import { intArg } from "./args.ts";
 import type { GlobalOptions } from "../context.ts";
 
@@ -25,7 +32,7 @@ async function revoke(ctx: ShellContext, ip: string, o: GlobalOptions): Promise<
   emit(ctx, o, body, () => `Revoked the unlock of ${body.unlock.ip} (user ${body.unlock.user}).`);
 }
 
-/** Registers `exec portknock`, `unlock`, `status`, `flows` and `uplinks`. */
+/** Registers `exec portknock`, `unlock`, `status`, `nodes`, `flows` and `uplinks`. */
 export function registerStatus(root: Root, ctx: ShellContext): void {
   const exec = root.command("exec").description("router-style show commands");
   exec.command("portknock").description("list the IPs that passed the knock")
@@ -37,11 +44,26 @@ export function registerStatus(root: Root, ctx: ShellContext): void {
   unlock.command("revoke <ip>").description("end the unlock of an IP")
     .action((ip, _o, cmd) => revoke(ctx, ip, cmd.optsWithGlobals()));
 
-  root.command("status").description("counters, drops, conntrack, clock")
+  root.command("status").description("counters, drops, conntrack, store, clock")
     .action(async (_o, cmd) => {
       const o = cmd.optsWithGlobals();
       const body = await (await clientFor(ctx, o)).get<Status>("/status");
       emit(ctx, o, body, () => statusText(body));
+    });
+
+  root.command("nodes").description("the appliances sharing the store, up or down")
+    .action(async (_o, cmd) => {
+      const o = cmd.optsWithGlobals();
+      const body = await (await clientFor(ctx, o)).get<
+        { nodes: FleetNode[]; store: StoreHealth }
+      >("/nodes");
+      const now = ctx.io.now();
+      emit(
+        ctx,
+        o,
+        body,
+        () => `${nodesTable(body.nodes, now)}\nStore: ${storeText(body.store, now)}`,
+      );
     });
 
   root.command("uplinks").description("WAN uplinks: addresses, gateway probe, masquerade")
