@@ -1243,6 +1243,12 @@ export class ConnTable {
     const dir = handle & 1;
     const tcp = this.#tcp;
     const old = tcp.state[id];
+    // A tracker reports a reopening SYN untouched: worker 0 judges it, and until then another
+    // SYN on the tuple meets the finished state again instead of a SYN_SENT one to pass.
+    if (!this.#owner && seg !== null && tcp.wouldReopen(id, dir, seg)) {
+      this.#reopened++;
+      return TRACK_REOPEN;
+    }
     const step = seg === null ? STEP_INVALID : tcp.step(id, dir, seg);
     if (step === STEP_INVALID) {
       this.#invalid++;

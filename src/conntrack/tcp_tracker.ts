@@ -291,6 +291,17 @@ export class TcpTracker {
   }
 
   /**
+   * True when `seg` would restart flow `id` (a SYN on TIME_WAIT or CLOSE:
+   * what `step` answers STEP_REOPEN), without changing anything: a tracker
+   * Worker leaves that decision, and the state, to the admitting Worker.
+   */
+  wouldReopen(id: number, dir: number, seg: TcpSegment): boolean {
+    const flags = seg.flags;
+    if (VALID_FLAGS[flags & VALID_MASK] === 0) return false;
+    return transition(this.state[id], this.aux[id], dir, flagIndex(flags)) === NEXT_REOPEN;
+  }
+
+  /**
    * Applies segment `seg` seen in direction `dir` to flow `id`. Returns a
    * STEP_* code; on STEP_INVALID and STEP_OUT_OF_WINDOW nothing changed.
    * This body is the common case (a state change or none, checked against
