@@ -6,7 +6,7 @@
  * (it sets the shared table up), then the trackers (see worker.ts).
  */
 import { ConnTable } from "../conntrack/mod.ts";
-import { adviseHugePages, Doorbell, TunDevice, type TunStats } from "../device/mod.ts";
+import { adviseHugePages, Doorbell, sumTunStats, TunDevice, type TunStats } from "../device/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import { newCounters, sumCounters } from "./counters.ts";
@@ -323,11 +323,7 @@ export class DatapathControl implements DatapathApi {
       ),
     );
     const queues: TunStats[] = parts.filter((p) => p !== null).map(({ offloads: _, ...q }) => q);
-    const sum = { ...queues[0] };
-    for (const q of queues.slice(1)) {
-      for (const k of Object.keys(sum) as (keyof TunStats)[]) sum[k] += q[k];
-    }
-    return { ...sum, offloads: parts[0]?.offloads ?? [], queues } as DeviceStatus;
+    return { ...sumTunStats(queues), offloads: parts[0]?.offloads ?? [], queues };
   }
 
   /** The rules by stable id. */

@@ -176,7 +176,7 @@ export type ToWorker =
 /** The TUN's counters and the offloads the kernel accepted (the `device` query). */
 export interface DeviceStatus extends TunStats {
   offloads: string[];
-  /** Each queue's counters, in queue order (their sum is the rest of this record). */
+  /** Each Worker's counters in queue order: its queue's reads, and every write it made (worker 0 writes handed-off packets through the trackers' queues); their sum is the rest of this record. */
   queues?: TunStats[];
 }
 

@@ -6,7 +6,7 @@
  * others are trackers (see `WorkerRole` and the handoff ring in handoff.ts).
  */
 /// <reference lib="deno.worker" />
-import { Doorbell, IcmpSocket, setThreadNice, TunQueue } from "../device/mod.ts";
+import { Doorbell, IcmpSocket, setThreadNice, sumTunStats, TunQueue } from "../device/mod.ts";
 import { parseIpv4 } from "../packet/mod.ts";
 import { Engine } from "./engine.ts";
 import { KIND_FINAL } from "./flow_snapshot.ts";
@@ -19,6 +19,8 @@ let engine: Engine | null = null;
 let pipeline: Pipeline | null = null;
 let device: TunQueue | null = null;
 let offloads: string[] = [];
+/** Worker 0: the trackers' queues it writes handed-off packets through. */
+let writers: TunQueue[] = [];
 const post = (m: FromWorker, transfer: Transferable[] = []) => self.postMessage(m, { transfer });
 
 self.onmessage = (e: MessageEvent<ToWorker>) => {
@@ -47,7 +49,9 @@ function handle(m: ToWorker): void {
       return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now(), m.by) });
     case "query":
       if (m.what === "device") {
-        const data = device && { ...device.stats(), offloads };
+        // Worker 0 also counts what it wrote through the trackers' queues (handed-off packets).
+        const data = device &&
+          { ...sumTunStats([device, ...writers].map((q) => q.stats())), offloads };
         return post({ type: "reply", id: m.id, data });
       }
       return post({ type: "reply", id: m.id, data: pipeline.query(m.what, m.limit ?? 1000) });
@@ -69,6 +73,7 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
   offloads = m.offloads;
   const bell = role.count > 1 ? Doorbell.fromFd(role.doorbell) : null;
   const rings = role.rings.map((b) => new HandoffRing(b));
+  if (admits) writers = rings.map((_, k) => queue(k + 1));
   if (admits && bell !== null) dev.setDoorbell(bell);
   const out = admits ? undefined : rings[role.index - 1];
   const probes = admits ? openProbeSockets(m.settings.uplinks) : null;
@@ -99,7 +104,7 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
   engine = new Engine(dev, proc, {
     control: new Int32Array(m.control),
     handoffIn: admits && rings.length > 0
-      ? rings.map((ring, k) => ({ ring, writer: queue(k + 1) }))
+      ? rings.map((ring, k) => ({ ring, writer: writers[k] }))
       : undefined,
     handoffOut: out && bell ? { ring: out, doorbell: bell } : undefined,
   });

@@ -5,7 +5,7 @@
  */
 
 export { CSUM_NONE, CSUM_PARTIAL, CSUM_VALID, type Device, type PacketMeta } from "./device.ts";
-export { TunDevice, type TunOptions, TunQueue, type TunStats } from "./tun.ts";
+export { sumTunStats, TunDevice, type TunOptions, TunQueue, type TunStats } from "./tun.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./memory.ts";
 export { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice, type TraceOptions } from "./pcap.ts";
 export { adviseHugePages, bufferAddress, copyBytes, ErrnoError, setThreadNice } from "./libc.ts";

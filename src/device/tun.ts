@@ -533,18 +533,22 @@ export class TunDevice implements Device {
 
   /** The counters summed over the queues. */
   stats(): TunStats {
-    const sum = this.#queues[0].stats();
-    for (const q of this.#queues.slice(1)) {
-      const s = q.stats();
-      for (const k of Object.keys(sum) as (keyof TunStats)[]) sum[k] += s[k];
-    }
-    return sum;
+    return sumTunStats(this.#queues.map((q) => q.stats()));
   }
 
   /** Closes every queue; the interface disappears with the last one. */
   close(): void {
     for (const q of this.#queues) q.close();
   }
+}
+
+/** The field-by-field sum of TUN counters (several queues, or the queues several Workers used). */
+export function sumTunStats(parts: readonly TunStats[]): TunStats {
+  const sum = { ...parts[0] };
+  for (const s of parts.slice(1)) {
+    for (const k of Object.keys(sum) as (keyof TunStats)[]) sum[k] += s[k];
+  }
+  return sum;
 }
 
 function checkOptions(options: TunOptions, queues: number): void {

@@ -110,6 +110,9 @@ Deno.test({
         const received = perQueue(before, after, "handoff_received_packets");
         assert.equal(received[0], handed.reduce((a, n) => a + n, 0), "worker 0 got every handoff");
         assert.equal(after.drops["handoff-full"] ?? 0, 0);
+        // Every packet sent on was written once, handed-off ones (worker 0 through a tracker's queue) too.
+        const written = after.device.writePackets - before.device.writePackets;
+        assert.equal(written, after.stats.tx_packets - before.stats.tx_packets, "writes = sends");
         const perDevQueue = after.device.queues?.map((q) => q.readPackets) ?? [];
         assert.equal(perDevQueue.length, QUEUES, JSON.stringify(after.device));
       });
