@@ -73,7 +73,8 @@ export interface DatapathApi {
 class PlaneWorker {
   readonly worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
   readonly counters = newCounters(true);
-  readonly control = new Int32Array(new SharedArrayBuffer(4));
+  /** [messages posted, messages handled] (see `EngineOptions.control`). */
+  readonly control = new Int32Array(new SharedArrayBuffer(8));
   readonly stopped: Promise<void>;
   onStopped = () => {};
 

@@ -48,7 +48,11 @@ export interface EngineOptions {
   tickMs?: number;
   /** Yield to the event loop at least this often, in ms (a backstop: messages from the control plane make the loop yield at once). */
   yieldMs?: number;
-  /** Int32Array whose slot 0 the control plane bumps when it posts a message. */
+  /**
+   * Messages from the control plane: slot 0 counts those posted (the control
+   * plane adds 1 after each postMessage), slot 1 those handled (the Worker's
+   * onmessage adds 1). While they differ the loop yields, a few times a turn.
+   */
   control?: Int32Array;
   /**
    * Worker 0: the trackers' handoff rings it drains (its device's wait also
@@ -60,6 +64,13 @@ export interface EngineOptions {
   /** A tracker: the ring its processor hands packets into, and worker 0's doorbell to ring. */
   handoffOut?: { ring: HandoffRing; doorbell: Doorbell };
 }
+
+/**
+ * Yields a turn may spend waiting for posted messages to arrive: one yield
+ * does not always deliver a host message (it can still be in flight to the
+ * Worker's port), and the packets must not wait on the control plane long.
+ */
+const MESSAGE_YIELDS_PER_TURN = 4;
 
 /** Batches taken from one handoff ring per loop turn at most (the device's own queue waits meanwhile). */
 const HANDOFF_BATCHES_PER_TURN = 4;
@@ -133,7 +144,13 @@ export class Engine {
         await this.proc.housekeeping(now);
         nextTick = now + tickMs;
       }
-      if ((control && Atomics.exchange(control, 0, 0) > 0) || now >= nextYield) {
+      if (control && Atomics.load(control, 0) !== Atomics.load(control, 1)) {
+        for (let k = 0; k < MESSAGE_YIELDS_PER_TURN; k++) {
+          await yieldToEventLoop();
+          if (Atomics.load(control, 0) === Atomics.load(control, 1)) break;
+        }
+        nextYield = Date.now() + yieldMs;
+      } else if (now >= nextYield) {
         await yieldToEventLoop();
         nextYield = Date.now() + yieldMs;
       }

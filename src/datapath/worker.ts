@@ -23,11 +23,17 @@ let offloads: string[] = [];
 let writers: TunQueue[] = [];
 const post = (m: FromWorker, transfer: Transferable[] = []) => self.postMessage(m, { transfer });
 
+/** The control plane's message counters (`EngineOptions.control`), from the init message on. */
+let control: Int32Array | null = null;
+
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   try {
+    if (e.data.type === "init") control = new Int32Array(e.data.control);
     handle(e.data);
   } catch (err) {
     post({ type: "fatal", message: err instanceof Error ? err.message : String(err) });
+  } finally {
+    if (control !== null) Atomics.add(control, 1, 1);
   }
 };
 
@@ -102,7 +108,7 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
   }
   const proc = pipeline;
   engine = new Engine(dev, proc, {
-    control: new Int32Array(m.control),
+    control: control!,
     handoffIn: admits && rings.length > 0
       ? rings.map((ring, k) => ({ ring, writer: writers[k] }))
       : undefined,
