@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { EtcdCluster, etcdInstalled, sleep, withEtcdCluster } from "./_etcd_cluster.ts";
 import { ConfigProblemError, ConflictError, StoreUnavailableError } from "./errors.ts";
-import { EtcdKv } from "./etcd_kv.ts";
+import { EtcdKv, lastPerKey, ownCommit } from "./etcd_kv.ts";
 import { type EtcdStoreTarget, openEtcdStore } from "./etcd_store.ts";
 import type { Store } from "./mod.ts";
 import type { StoreChange } from "./store_kv.ts";
@@ -447,4 +447,75 @@ Deno.test({
     1,
     true,
   );
+});
+
+Deno.test({
+  name:
+    "etcd: a knock step claimed at once through A and B for two IPs: exactly one wins; the same IP: both; B hears the record",
+  ...opts,
+}, async () => {
+  await withEtcdCluster(async (cluster) => {
+    await withTwoStores(cluster, async (a, b) => {
+      const heard: unknown[] = [];
+      b.onChange((c) => heard.push(...(c.knockState ?? [])));
+      const expiresAt = Date.now() + 90_000;
+      const claim = (user: string, step: number, ip: string) => ({
+        type: "replay" as const,
+        user,
+        step,
+        ip,
+        expiresAt,
+      });
+      for (let step = 1000; step < 1010; step++) {
+        const [x, y] = await Promise.all([
+          a.knockState.claim(claim("alice", step, "203.0.113.10")),
+          b.knockState.claim(claim("alice", step, "203.0.113.20")),
+        ]);
+        assert.equal(Number(x.granted) + Number(y.granted), 1, `step ${step}`);
+        const loser = x.granted ? y : x;
+        assert.equal(
+          loser.granted ? "" : loser.firstIp,
+          x.granted ? "203.0.113.10" : "203.0.113.20",
+        );
+        // Claimed again by the winner's IP (at either node): granted, nothing changes.
+        const winner = x.granted ? "203.0.113.10" : "203.0.113.20";
+        assert.deepEqual(await b.knockState.claim(claim("alice", step, winner)), { granted: true });
+      }
+      const both = await Promise.all([
+        a.knockState.claim(claim("bob", 7, "198.51.100.7")),
+        b.knockState.claim(claim("bob", 7, "198.51.100.7")),
+      ]);
+      assert.deepEqual(both, [{ granted: true }, { granted: true }]);
+      await until("B to hear every claimed record", () => heard.length >= 11);
+      assert.ok(heard.some((r) => (r as { user: string }).user === "bob"));
+      // The claims are the replay memory a node restores at start.
+      assert.equal((await b.knockState.list()).filter((r) => r.type === "replay").length, 11);
+      for (let i = 0; i < 3; i++) await cluster.kill(i);
+      await assert.rejects(
+        a.knockState.claim(claim("alice", 2000, "203.0.113.10")),
+        StoreUnavailableError,
+      );
+    });
+  });
+});
+
+Deno.test("etcd: a checked txn sent twice (its answer lost) is told from another node's by its bytes", () => {
+  const enc = (k: Deno.KvKey) => new TextEncoder().encode(JSON.stringify(k));
+  const mine = lastPerKey([
+    { type: "set", key: ["a"], bytes: Uint8Array.of(1, 2) },
+    { type: "delete", key: ["b"] },
+  ], enc);
+  const kv = (value: Uint8Array, rev: number) => ({
+    response_range: {
+      kvs: [{ key: "", value: btoa(String.fromCharCode(...value)), mod_revision: String(rev) }],
+    },
+  });
+  const none = { response_range: {} };
+  assert.equal(ownCommit(mine, { responses: [kv(Uint8Array.of(1, 2), 41), none] }), 41);
+  assert.equal(ownCommit(mine, { responses: [kv(Uint8Array.of(1, 3), 41), none] }), -1);
+  assert.equal(
+    ownCommit(mine, { responses: [kv(Uint8Array.of(1, 2), 41), kv(Uint8Array.of(0), 9)] }),
+    -1,
+  );
+  assert.equal(ownCommit(mine, { responses: [none, none] }), -1);
 });
