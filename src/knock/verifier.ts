@@ -7,6 +7,14 @@
  * `drainState` / `restoreState` carry what must survive a restart (replay
  * memory, failure counts, penalties) through the store.
  *
+ * In a fleet (several appliances on one store, option `claims`) a step must
+ * unlock one IP across every node: a completion is `PENDING` until the
+ * control plane has claimed its (user, step) in the store, and
+ * `resolveClaim` then unlocks, refuses it as a replay, or refuses it
+ * because the store could not be written (fail closed). `mergeState` takes
+ * in what the other nodes wrote: their claimed steps, failure buckets and
+ * penalties (never shortening one).
+ *
  * ## Throttling and spoofed sources
  *
  * A knock is never answered (stealth), so a spoofed source cannot be told
