@@ -72,6 +72,7 @@ import {
   PROTO_TCP,
 } from "../packet/mod.ts";
 import { AdmittedLog } from "./admitted_log.ts";
+import { ClaimQueue } from "./claim_queue.ts";
 import { Drop, KNOCK_STAT_BASE, KNOCK_STATS, knockFailureSlot, Stat } from "./counters.ts";
 import type {
   DatapathSettings,
@@ -114,9 +115,6 @@ export interface AdmissionInit {
    */
   knockClaims?: boolean;
 }
-
-/** Completed knocks waiting to be handed to the control plane (one loop turn, normally). */
-const CLAIM_QUEUE = 256;
 
 /** Parsed settings the gate reads. */
 interface Addressing {
@@ -260,14 +258,8 @@ export class Admission {
   readonly #emit: (events: ApplianceEvent[]) => void;
   readonly #emitKnockState: (records: KnockStateRecord[]) => void;
   readonly #clock: Clock;
-  // Claims not yet taken by `takeClaims`: source, WAN address knocked, user, step, drift, when.
-  readonly #claimIp = new Uint32Array(CLAIM_QUEUE);
-  readonly #claimWan = new Uint32Array(CLAIM_QUEUE);
-  readonly #claimUser: string[] = new Array<string>(CLAIM_QUEUE).fill("");
-  readonly #claimStep = new Float64Array(CLAIM_QUEUE);
-  readonly #claimDrift = new Int8Array(CLAIM_QUEUE);
-  readonly #claimAt = new Float64Array(CLAIM_QUEUE);
-  #claimCount = 0;
+  /** Completed knocks not yet taken by `takeClaims` (a fleet's). */
+  readonly #claims = new ClaimQueue();
 
   /** Builds the tables from `init`; throws on invalid rules (configuration time). */
   constructor(init: AdmissionInit) {
@@ -447,24 +439,7 @@ export class Admission {
 
   /** The completed knocks queued for a claim since the last call, or null for none. */
   takeClaims(): KnockClaim[] | null {
-    const n = this.#claimCount;
-    if (n === 0) return null;
-    this.#claimCount = 0;
-    const out: KnockClaim[] = [];
-    for (let i = 0; i < n; i++) {
-      const step = this.#claimStep[i];
-      out.push({
-        ip: formatIpv4(this.#claimIp[i]),
-        user: this.#claimUser[i],
-        step,
-        drift: this.#claimDrift[i],
-        wanAddress: formatIpv4(this.#claimWan[i]),
-        expiresAt: this.verifier.claimExpiry(step),
-        at: this.#claimAt[i],
-      });
-      this.#claimUser[i] = "";
-    }
-    return out;
+    return this.#claims.take((step) => this.verifier.claimExpiry(step));
   }
 
   /**
@@ -494,17 +469,8 @@ export class Admission {
   /** Queues the claim of the `PENDING` completion from `src` to `dst`; full: refused. */
   #queueClaim(src: number, dst: number, nowMs: number): void {
     const v = this.verifier;
-    if (this.#claimCount === CLAIM_QUEUE) {
-      v.resolveClaim(src, v.lastUser, v.lastStep, v.lastDrift, ClaimResult.DROPPED, 0, nowMs);
-      return;
-    }
-    const i = this.#claimCount++;
-    this.#claimIp[i] = src;
-    this.#claimWan[i] = dst;
-    this.#claimUser[i] = v.lastUser;
-    this.#claimStep[i] = v.lastStep;
-    this.#claimDrift[i] = v.lastDrift;
-    this.#claimAt[i] = nowMs;
+    if (this.#claims.push(src, dst, v.lastUser, v.lastStep, v.lastDrift, nowMs)) return;
+    v.resolveClaim(src, v.lastUser, v.lastStep, v.lastDrift, ClaimResult.DROPPED, 0, nowMs);
   }
 
   /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */
