@@ -360,7 +360,14 @@ export async function main(args: string[]): Promise<number> {
     const nft = flags.routing ? await run(NFT_LIST_JSON).catch(() => null) : null;
     const host = nft ? parseNftCounters(nft.stdout) : {};
     const queues = plane.workerCounters().map((c) => snapshotCounters(c).stats);
-    const counters = { ...snapshotCounters(plane.counters), conntrack, device, host, queues };
+    const counters = {
+      ...snapshotCounters(plane.counters),
+      conntrack,
+      device,
+      host,
+      queues,
+      claims: claims.stats,
+    };
     console.log(`status ${JSON.stringify(counters)}`);
   });
   // SIGHUP re-reads the file: the allow-list applies, the network needs a restart.

@@ -23,6 +23,7 @@
 import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
+import type { KnockClaimStats } from "../../src/api/fleet.ts";
 import { totpCode } from "../../src/knock/totp.ts";
 import { etcdInstalled, withEtcdCluster } from "../../src/store/_etcd_cluster.ts";
 import { api, signIn } from "./_api.ts";
@@ -39,6 +40,7 @@ import {
   sh,
   sleep,
   spoofSyns,
+  status,
   until,
   writeTestConfig,
 } from "./_helpers.ts";
@@ -279,8 +281,12 @@ Deno.test({
             timed("the unlock at A", async () => (await unlockedIps(a, token)).includes(C), 10_000),
             timed("the unlock at B", async () => (await unlockedIps(b, token)).includes(C), 10_000),
           ]);
+          // The claim's part: the knock completing in A's data plane to the answer sent back to it.
+          const claimed = (await status(a) as unknown as { claims: KnockClaimStats }).claims;
+          assert.ok(claimed.granted >= 1, JSON.stringify(claimed));
           figures.push(
-            `knock at A (client exited) to listed at A: ${atA}, at B: ${atB}`,
+            `knock at A (client exited) to listed at A: ${atA}, at B: ${atB}; ` +
+              `A's claim (completed to answered): ${claimed.lastMs} ms`,
           );
           assert.equal(await curl(b, "client", FORWARD), HELLO);
           const m = /success user=alice ip=203\.0\.113\.10 .*step=(\d+)/.exec(await readLog(a));
