@@ -19,10 +19,10 @@
  * election is waited out; at once when every member refuses the connection)
  * does a call throw `EtcdUnreachableError`.
  * A txn that timed out may still have committed, and the next member gets it
- * again: unchecked puts and deletes repeat the same effect, and a checked txn
- * then fails its compare against its own first commit. `call` says when it
- * sent a request more than once, and `EtcdKv` then reads the keys back (the
- * txn's failure branch) to tell its own commit from another node's.
+ * again (so may one whose connection dropped before the answer: `fetch`
+ * itself sends it again): unchecked puts and deletes repeat the same effect,
+ * and a checked txn then fails its compare against its own first commit,
+ * which `EtcdKv` tells from another node's by reading its keys back.
  */
 
 /** TLS material for the members' client URLs, PEM text. */
@@ -155,10 +155,8 @@ export class EtcdClient {
   /**
    * POSTs `body` to `path`, failing over between endpoints, round after round
    * until one answers or the retry budget is spent; the answer's JSON.
-   * `sent.again` is set when an attempt failed before the one that answered:
-   * a txn may then have committed twice over (see the module comment).
    */
-  async call<T>(path: string, body: unknown, sent?: { again: boolean }): Promise<T> {
+  async call<T>(path: string, body: unknown): Promise<T> {
     const giveUp = Date.now() + this.#budgetMs;
     let detail = "";
     for (;;) {
@@ -171,7 +169,6 @@ export class EtcdClient {
           return await this.#once<T>(this.#endpoints[at], path, body, true);
         } catch (err) {
           if (err instanceof EtcdRequestError && !RETRY_ELSEWHERE.has(err.code)) throw err;
-          if (sent !== undefined) sent.again = true;
           alive ||= !(err instanceof TypeError);
           detail = `${this.#endpoints[at]}: ${(err as Error).message}`;
           if (this.#current === at) this.#current = (at + 1) % this.#endpoints.length;

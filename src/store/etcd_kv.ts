@@ -389,21 +389,16 @@ export class EtcdKv implements StoreKv {
         if (m.expireIn !== undefined) put.lease = await this.#leaseFor(m.expireIn);
         success.push({ request_put: put });
       }
-      // A failed compare reads the keys back: after a request sent twice, they may hold this
-      // very txn's first commit (its answer lost to a timeout), which is a success.
+      // A failed compare reads the keys back: they may hold this very txn's first commit,
+      // its answer lost (a timeout, a dropped connection) and the txn sent again.
       const failure = compare.length === 0
         ? undefined
         : ops.map(({ key }) => ({ request_range: { key: b64(key) } }));
-      const sent = { again: false };
       try {
-        const res = await this.#call<TxnResponse>(
-          "/v3/kv/txn",
-          { compare, success, failure },
-          sent,
-        );
+        const res = await this.#call<TxnResponse>("/v3/kv/txn", { compare, success, failure });
         let rev = Number(res.header?.revision ?? 0);
         if (res.succeeded !== true) {
-          const own = sent.again ? ownCommit(ops, res) : -1;
+          const own = ownCommit(ops, res);
           if (own < 0) return { ok: false };
           rev = own;
         }
@@ -438,9 +433,9 @@ export class EtcdKv implements StoreKv {
   }
 
   /** One call; an unreachable cluster turns the store degraded and throws StoreUnavailableError. */
-  async #call<T>(path: string, body: unknown, sent?: { again: boolean }): Promise<T> {
+  async #call<T>(path: string, body: unknown): Promise<T> {
     try {
-      const res = await this.#client.call<T>(path, body, sent);
+      const res = await this.#client.call<T>(path, body);
       this.#lastContact = Date.now();
       return res;
     } catch (err) {
@@ -635,7 +630,9 @@ interface TxnResponse {
  * The revision of this txn's own earlier commit when the failure branch's
  * reads show every mutation in place (each put key holding its bytes, each
  * deleted key absent), else -1. Bytes equal to another node's write are
- * taken as this one's: the store then holds what this txn wanted.
+ * taken as this one's: the store then holds what this txn wanted, as if it
+ * had run right after that write (a write of the store's carries a unique
+ * audit id, or is a claim for the same IP, where that is the answer anyway).
  */
 export function ownCommit(ops: readonly { m: Mutation; key: Uint8Array }[], res: TxnResponse) {
   let rev = 0;

@@ -519,3 +519,89 @@ Deno.test("etcd: a checked txn sent twice (its answer lost) is told from another
   );
   assert.equal(ownCommit(mine, { responses: [none, none] }), -1);
 });
+
+/**
+ * A TCP relay to `upstream` that, while `armed`, loses the answer to the next
+ * checked txn (a request with a `compare`): the member commits it, the
+ * client sees its connection drop, as when an answer is lost to a timeout.
+ */
+function lossyRelay(upstream: string) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const state = { armed: false, lost: 0 };
+  const serve = async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const up = await Deno.connect({
+          hostname: "127.0.0.1",
+          port: Number(new URL(upstream).port),
+        });
+        let dropNext = false;
+        const toUp = (async () => {
+          const buf = new Uint8Array(65536);
+          for (;;) {
+            const n = await conn.read(buf).catch(() => null);
+            if (n === null) break;
+            const text = new TextDecoder().decode(buf.subarray(0, n));
+            if (state.armed && text.startsWith("POST /v3/kv/txn") && text.includes('"compare"')) {
+              state.armed = false;
+              dropNext = true;
+            }
+            await up.write(buf.subarray(0, n)).catch(() => {});
+          }
+        })();
+        const buf = new Uint8Array(65536);
+        for (;;) {
+          const n = await up.read(buf).catch(() => null);
+          if (n === null) break;
+          if (dropNext) {
+            state.lost++;
+            break; // the member answered; the client never hears it
+          }
+          await conn.write(buf.subarray(0, n)).catch(() => {});
+        }
+        try {
+          conn.close();
+        } catch { /* closed */ }
+        try {
+          up.close();
+        } catch { /* closed */ }
+        await toUp;
+      })();
+    }
+  };
+  const done = serve().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    state,
+    close: async () => {
+      listener.close();
+      await done;
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "etcd: a checked write whose answer was lost (committed, then sent to the next member) succeeds",
+  ...opts,
+}, async () => {
+  await withEtcdCluster(async (cluster) => {
+    const relay = lossyRelay(cluster.endpoints[0]);
+    try {
+      await withTwoStores(cluster, async (_a, b) => {
+        await b.users.createUser(user("alice", 41001), "root");
+        relay.state.armed = true;
+        await b.users.deleteUser("alice", "root"); // was: `user "alice" does not exist`
+        assert.equal(relay.state.lost, 1, "the delete's answer was lost");
+        assert.equal(await b.users.findUser("alice"), null);
+        relay.state.armed = true;
+        await b.users.createUser(user("bob", 41002), "root"); // was: a clash with itself
+        assert.equal(relay.state.lost, 2);
+        assert.equal((await b.users.getUser("bob")).knock.firstPort, 41002);
+      }, [relay.url, ...cluster.endpoints.slice(1)]);
+    } finally {
+      await relay.close();
+    }
+  });
+});
