@@ -511,7 +511,7 @@ export class Admission {
   #event(e: KnockEvent | UnlockEvent): void {
     const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
     const time = this.#clock.now();
-    // A success comes out of `verifier.observe()`, judging the knock to `#knockDst`.
+    // A success comes out of `verifier.observe()` (or `resolveClaims`), for the knock to `#knockDst`.
     const wan = e.type === "knock-success" ? { wan: formatIpv4(this.#knockDst) } : {};
     this.#pending.push({ ...e, ...wan, time, severity } as ApplianceEvent);
     if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
