@@ -32,6 +32,7 @@ import {
   configDrift,
   createApp,
   FleetSync,
+  KnockClaims,
   loadDatapathState,
   networkLayout,
   NodeHeartbeat,
@@ -228,11 +229,13 @@ export async function main(args: string[]): Promise<number> {
   };
   await applySyslog();
   const state = await loadDatapathState(store, config);
+  // A fleet (etcd): every knock's step is claimed across the nodes before it unlocks.
+  const shared = store.health().backend === "etcd";
   // The unlock table and the verifier's state live in the data plane; the store keeps a copy.
   const journal = new UnlockJournal(
     store.unlocks,
     () => state.settings.knock.idleTimeoutSec * 1000,
-    { shared: store.health().backend === "etcd" },
+    { shared },
   );
   const saveFailed = (what: string) => (e: Error) =>
     console.error(`cannot save the ${what}: ${e.message}`);
@@ -266,6 +269,7 @@ export async function main(args: string[]): Promise<number> {
       knockState: await store.knockState.list(),
       flows: savedFlows,
       tcpShare: config.conntrack.tcpShare,
+      knockClaims: shared,
     },
     (events) => {
       events.forEach((e) => logger.log(e));
@@ -274,6 +278,9 @@ export async function main(args: string[]): Promise<number> {
     (records) => store.knockState.save(records).catch(saveFailed("knock state")),
     saveFlows,
   );
+  const claims = new KnockClaims(store, plane, systemClock);
+  plane.onClaims = (c) =>
+    claims.handle(c).catch((e) => console.error(`knock claims: ${(e as Error).message}`));
   const r = plane.restored;
   if (r?.error) console.error(`cannot restore the flow table: ${r.error}`);
   else if (r) {
@@ -299,7 +306,7 @@ export async function main(args: string[]): Promise<number> {
   });
   fleet.start();
   // What other nodes wrote between the first read and the subscription.
-  if (store.health().backend === "etcd") fleet.note(["users", "rules", "settings", "unlocks"]);
+  if (shared) fleet.note(["users", "rules", "settings", "unlocks", "knockState"]);
   const node = new NodeHeartbeat(
     {
       name: nodeName,
@@ -353,7 +360,14 @@ export async function main(args: string[]): Promise<number> {
     const nft = flags.routing ? await run(NFT_LIST_JSON).catch(() => null) : null;
     const host = nft ? parseNftCounters(nft.stdout) : {};
     const queues = plane.workerCounters().map((c) => snapshotCounters(c).stats);
-    const counters = { ...snapshotCounters(plane.counters), conntrack, device, host, queues };
+    const counters = {
+      ...snapshotCounters(plane.counters),
+      conntrack,
+      device,
+      host,
+      queues,
+      claims: claims.stats,
+    };
     console.log(`status ${JSON.stringify(counters)}`);
   });
   // SIGHUP re-reads the file: the allow-list applies, the network needs a restart.

@@ -14,6 +14,7 @@ import { newCounters } from "../datapath/counters.ts";
 import type {
   DatapathSettings,
   FlowRecord,
+  KnockStateRecord,
   KnockUser,
   RuleIdName,
   UnlockRecord,
@@ -149,6 +150,12 @@ export class FakeDatapath implements DatapathApi {
   }
   /** Number of `mergeUnlocks` calls. */
   merges = 0;
+  /** Every batch of knock state merged into the verifier, in order. */
+  readonly knockStateMerges: KnockStateRecord[][] = [];
+  /** Records the knock state a fleet merges into the verifier. */
+  mergeKnockState(records: KnockStateRecord[]): void {
+    this.knockStateMerges.push(structuredClone(records));
+  }
   /** The unlock table. */
   unlocks(): Promise<UnlockRecord[]> {
     return Promise.resolve([...this.unlockTable.values()]);

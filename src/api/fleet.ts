@@ -6,7 +6,11 @@
  * `syncDatapath`; unlocks merged into the running table (`mergeUnlocks`), so
  * a knock at one node admits the source at all; revocations applied from the
  * store's notes (`UnlockRepo.revokeUnlock`), and the unlocks of a deleted or
- * knock-disabled user ended, as the node that made the change does. Changes
+ * knock-disabled user ended, as the node that made the change does; the
+ * knock state other nodes wrote (claimed steps, failure buckets, penalties)
+ * merged into the verifier, so a step used at one node is spent at all and a
+ * source penalised at one is penalised at all. `KnockClaims` claims each
+ * step a knock completed here before the data plane unlocks it. Changes
  * are applied one batch at a time; areas noted meanwhile are applied once
  * after it, so a burst costs one re-read per area, and the last state read
  * wins. `NodeHeartbeat` writes this node's record in the registry
@@ -15,7 +19,12 @@
  */
 import type { Config } from "../config/types.ts";
 import type { DatapathApi } from "../datapath/control.ts";
-import type { UnlockRecord } from "../datapath/messages.ts";
+import type {
+  KnockClaim,
+  KnockClaimAnswer,
+  KnockStateRecord,
+  UnlockRecord,
+} from "../datapath/messages.ts";
 import type { Clock } from "../clock.ts";
 import { HEARTBEAT_MS, type NodeRecord } from "../store/nodes.ts";
 import type { Store } from "../store/mod.ts";
@@ -84,6 +93,8 @@ export function revocationOf(
 export class FleetSync {
   readonly #o: FleetSyncOptions;
   readonly #pending = new Set<StoreArea>();
+  /** Knock-state records the feed brought since the last pass; null: read them all again. */
+  #knockState: KnockStateRecord[] | null = [];
   #running: Promise<void> | null = null;
   #unsubscribe: (() => void) | null = null;
 
@@ -94,7 +105,7 @@ export class FleetSync {
 
   /** Subscribes to the store's changes. */
   start(): void {
-    this.#unsubscribe ??= this.#o.store.onChange((c) => this.note(c.areas));
+    this.#unsubscribe ??= this.#o.store.onChange((c) => this.note(c.areas, c.knockState));
   }
 
   /** Unsubscribes and waits for the batch in progress. */
@@ -105,9 +116,19 @@ export class FleetSync {
     await this.idle();
   }
 
-  /** Notes changed areas; they are applied after the batch in progress. */
-  note(areas: readonly StoreArea[]): void {
+  /**
+   * Notes changed areas; they are applied after the batch in progress.
+   * `knockState`: the knock-state records the change wrote; absent with the
+   * area noted, every stored record is merged again.
+   */
+  note(areas: readonly StoreArea[], knockState?: readonly KnockStateRecord[]): void {
     for (const a of areas) this.#pending.add(a);
+    if (areas.includes("knockState")) {
+      if (knockState === undefined || this.#knockState === null) this.#knockState = null;
+      else if (this.#knockState.length + knockState.length > MAX_PENDING_RECORDS) {
+        this.#knockState = null; // a flood of them: one listing is cheaper
+      } else this.#knockState.push(...knockState);
+    }
     if (this.#pending.size === 0) return;
     this.#running ??= this.#drain();
   }
@@ -142,6 +163,14 @@ export class FleetSync {
     }
     if (areas.has("settings")) await this.#o.onSettings?.();
     if (areas.has("unlocks") || areas.has("users")) await this.syncUnlocks();
+    if (areas.has("knockState")) await this.#syncKnockState();
+  }
+
+  async #syncKnockState(): Promise<void> {
+    const noted = this.#knockState;
+    this.#knockState = [];
+    const records = noted ?? await this.#o.store.knockState.list();
+    if (records.length > 0) this.#o.datapath.mergeKnockState?.(records);
   }
 
   /** Merges the store's unlocks into the data plane and applies revocations (one pass). */
@@ -165,6 +194,92 @@ export class FleetSync {
     const merge = unlocksToMerge(stored, local, active, revokedAt);
     if (merge.length > 0) datapath.mergeUnlocks?.(merge);
     return { merged: merge.length, revoked };
+  }
+}
+
+/** Knock-state records noted between two passes before one listing replaces them. */
+const MAX_PENDING_RECORDS = 65_536;
+
+/** Where `KnockClaims` sends the answers (`DatapathControl.answerClaims`). */
+export interface ClaimAnswerSink {
+  answerClaims(answers: KnockClaimAnswer[]): void;
+}
+
+/** What `KnockClaims` has done since it was made. */
+export interface KnockClaimStats {
+  granted: number;
+  taken: number;
+  /** Not made: the store could not be written (or refused the record). */
+  refused: number;
+  /** From the sequence's completion to the answer handed to the data plane, the last one, ms. */
+  lastMs: number;
+  maxMs: number;
+}
+
+/**
+ * Claims across the fleet the step of each knock the data plane completed
+ * (`KnockStateRepo.claim`: one etcd txn) and answers it: granted (the data
+ * plane unlocks), taken by another IP (a replay), or unreachable (refused:
+ * fail closed). A store that cannot be written is reported once per
+ * episode, when the first claim fails and when one works again, not per
+ * knock; each refused knock is counted in the data plane.
+ */
+export class KnockClaims {
+  readonly stats: KnockClaimStats = { granted: 0, taken: 0, refused: 0, lastMs: 0, maxMs: 0 };
+  /** Claims refused in the current episode of an unwritable store; -1 outside one. */
+  #refusing = -1;
+
+  /** Claims in `store`, answers to `sink`; `log` reports episodes (default console.error). */
+  constructor(
+    private readonly store: Store,
+    private readonly sink: ClaimAnswerSink,
+    private readonly clock: Clock,
+    private readonly log: (line: string) => void = (l) => console.error(l),
+  ) {}
+
+  /** Claims every one of `claims` (at once) and answers them together. */
+  async handle(claims: readonly KnockClaim[]): Promise<void> {
+    const answers = await Promise.all(claims.map((c) => this.#claim(c)));
+    const now = this.clock.now();
+    for (const c of claims) {
+      this.stats.lastMs = Math.max(0, now - c.at);
+      this.stats.maxMs = Math.max(this.stats.maxMs, this.stats.lastMs);
+    }
+    this.sink.answerClaims(answers);
+  }
+
+  async #claim(c: KnockClaim): Promise<KnockClaimAnswer> {
+    try {
+      const a = await this.store.knockState.claim({
+        type: "replay",
+        user: c.user,
+        step: c.step,
+        ip: c.ip,
+        expiresAt: c.expiresAt,
+      });
+      if (this.#refusing >= 0) {
+        this.log(`knock claims work again: ${this.#refusing} knock(s) were refused meanwhile`);
+        this.#refusing = -1;
+      }
+      if (a.granted) {
+        this.stats.granted++;
+        return { ...c, result: "granted" };
+      }
+      this.stats.taken++;
+      return { ...c, result: "taken", firstIp: a.firstIp };
+    } catch (err) {
+      this.stats.refused++;
+      if (this.#refusing < 0) {
+        const why = (err as Error).message;
+        this.log(
+          `knock claims refused: the store cannot record a used step (${why}); completed ` +
+            `knocks are refused until it can (fail closed), established unlocks keep working`,
+        );
+        this.#refusing = 0;
+      }
+      this.#refusing++;
+      return { ...c, result: "unreachable" };
+    }
   }
 }
 

@@ -165,6 +165,18 @@ const KNOCK: Record<(typeof KNOCK_STATS)[number], [string, string]> = {
     "knock_missing_sequences_total",
     "Sequence starts ignored because no sequence was derived yet for their TOTP step",
   ],
+  claims: [
+    "knock_claims_total",
+    "Completed sequences whose TOTP step was claimed across the fleet before unlocking (etcd store)",
+  ],
+  claimsUnreachable: [
+    "knock_claims_unreachable_total",
+    "Completed sequences refused because the store could not be reached to claim their step (fail closed)",
+  ],
+  claimsDropped: [
+    "knock_claims_dropped_total",
+    "Completed sequences refused because the claim queue was full",
+  ],
 };
 
 /** Conntrack statistics: metric name, type, help. */

@@ -46,6 +46,7 @@ import {
   FlowSpec,
 } from "../conntrack/mod.ts";
 import {
+  ClaimResult,
   type KnockStateRecord,
   type KnockTunables,
   KnockVerdict,
@@ -71,8 +72,16 @@ import {
   PROTO_TCP,
 } from "../packet/mod.ts";
 import { AdmittedLog } from "./admitted_log.ts";
+import { ClaimQueue } from "./claim_queue.ts";
 import { Drop, KNOCK_STAT_BASE, KNOCK_STATS, knockFailureSlot, Stat } from "./counters.ts";
-import type { DatapathSettings, KnockUser, RuleIdName, UnlockRecord } from "./messages.ts";
+import type {
+  DatapathSettings,
+  KnockClaim,
+  KnockClaimAnswer,
+  KnockUser,
+  RuleIdName,
+  UnlockRecord,
+} from "./messages.ts";
 
 /** Verdict of `admit()`: the flow was created (see `flowId`). Any other value is a `Drop` reason. */
 export const ADMITTED = 0;
@@ -99,6 +108,12 @@ export interface AdmissionInit {
   clock?: Clock;
   /** Seed of the NAT port probes; random by default. For tests. */
   portSeed?: number;
+  /**
+   * A completed knock unlocks only once its step is claimed across the fleet
+   * (the etcd store): it is queued for `takeClaims`, and `resolveClaims`
+   * brings the answers. Default false (one box: unlocked at once).
+   */
+  knockClaims?: boolean;
 }
 
 /** Parsed settings the gate reads. */
@@ -243,6 +258,8 @@ export class Admission {
   readonly #emit: (events: ApplianceEvent[]) => void;
   readonly #emitKnockState: (records: KnockStateRecord[]) => void;
   readonly #clock: Clock;
+  /** Completed knocks not yet taken by `takeClaims` (a fleet's). */
+  readonly #claims = new ClaimQueue();
 
   /** Builds the tables from `init`; throws on invalid rules (configuration time). */
   constructor(init: AdmissionInit) {
@@ -269,6 +286,7 @@ export class Admission {
     });
     this.verifier = new KnockVerifier(this.sequences, {
       ...verifierTunables(s.knock),
+      claims: init.knockClaims ?? false,
       onEvent: (e) => this.#event(e),
       // A step's first IP may repeat it only while the unlock it gave is live.
       unlockLive: (ip, user, nowMs) =>
@@ -414,6 +432,47 @@ export class Admission {
     return this.verifier.restoreState(records, nowMs);
   }
 
+  /** Merges the knock state other nodes wrote (a fleet's store feed) into the verifier. */
+  mergeKnockState(records: readonly KnockStateRecord[], nowMs: number): number {
+    return this.verifier.mergeState(records, nowMs);
+  }
+
+  /** The completed knocks queued for a claim since the last call, or null for none. */
+  takeClaims(): KnockClaim[] | null {
+    return this.#claims.take((step) => this.verifier.claimExpiry(step));
+  }
+
+  /**
+   * Applies the control plane's answers to claims: a granted one unlocks its
+   * source (for the WAN address it knocked) with the usual events, a taken
+   * one is a replay, a refused one is counted. Events are flushed at once.
+   */
+  resolveClaims(answers: readonly KnockClaimAnswer[], nowMs: number): void {
+    for (const a of answers) {
+      const ip = parseIpv4(a.ip), wan = parseIpv4(a.wanAddress) ?? 0;
+      if (ip === null) continue;
+      const result = a.result === "granted"
+        ? ClaimResult.GRANTED
+        : a.result === "taken"
+        ? ClaimResult.TAKEN
+        : ClaimResult.UNREACHABLE;
+      const first = a.firstIp === undefined ? 0 : parseIpv4(a.firstIp) ?? 0;
+      this.#knockDst = wan; // the success event names the address knocked
+      if (this.verifier.resolveClaim(ip, a.user, a.step, a.drift, result, first, nowMs)) {
+        this.unlocks.unlock(ip, a.user, a.drift, nowMs, wan);
+      }
+    }
+    this.#copyKnockStats();
+    this.flush();
+  }
+
+  /** Queues the claim of the `PENDING` completion from `src` to `dst`; full: refused. */
+  #queueClaim(src: number, dst: number, nowMs: number): void {
+    const v = this.verifier;
+    if (this.#claims.push(src, dst, v.lastUser, v.lastStep, v.lastDrift, nowMs)) return;
+    v.resolveClaim(src, v.lastUser, v.lastStep, v.lastDrift, ClaimResult.DROPPED, 0, nowMs);
+  }
+
   /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */
   revoke(ip: string, by = "operator"): UnlockRecord | null {
     const n = parseIpv4(ip);
@@ -452,7 +511,7 @@ export class Admission {
   #event(e: KnockEvent | UnlockEvent): void {
     const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
     const time = this.#clock.now();
-    // A success comes out of `verifier.observe()`, judging the knock to `#knockDst`.
+    // A success comes out of `verifier.observe()` (or `resolveClaims`), for the knock to `#knockDst`.
     const wan = e.type === "knock-success" ? { wan: formatIpv4(this.#knockDst) } : {};
     this.#pending.push({ ...e, ...wan, time, severity } as ApplianceEvent);
     if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
@@ -502,6 +561,9 @@ export class Admission {
         return Drop.Knock;
       case KnockVerdict.UNLOCKED:
         this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs, dst);
+        return Drop.Knock;
+      case KnockVerdict.PENDING:
+        this.#queueClaim(src, dst, nowMs);
         return Drop.Knock;
       case KnockVerdict.PENALISED:
       case KnockVerdict.THROTTLED:

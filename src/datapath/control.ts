@@ -17,6 +17,8 @@ import type {
   DeviceStatus,
   FlowRecord,
   FromWorker,
+  KnockClaim,
+  KnockClaimAnswer,
   KnockStateRecord,
   KnockUser,
   RestoredFlows,
@@ -47,6 +49,11 @@ export interface DatapathInit {
   flows?: Uint8Array | null;
   /** Share of the flow ids that may hold a TCP flow (`conntrack.tcpShare`; default 1). */
   tcpShare?: number;
+  /**
+   * A fleet (the etcd store): a completed knock unlocks only once
+   * `onClaims`' handler has claimed its step and `answerClaims` says so.
+   */
+  knockClaims?: boolean;
 }
 
 /** The operations the API and CLI layers need from the data plane. */
@@ -61,6 +68,8 @@ export interface DatapathApi {
   unlocks(): Promise<UnlockRecord[]>;
   /** Merges unlocks other nodes admitted into the running table (a shared store; no event). */
   mergeUnlocks?(records: UnlockRecord[]): void;
+  /** Merges the knock state other nodes wrote (replay memory, failures, penalties) into the verifier. */
+  mergeKnockState?(records: KnockStateRecord[]): void;
   flows(limit?: number): Promise<FlowRecord[]>;
   conntrack(): Promise<Record<string, number>>;
   /** The rules by stable id, naming the per-rule counters (`RULE_BASE` in counters.ts). */
@@ -107,6 +116,13 @@ export class DatapathControl implements DatapathApi {
   #doorbell: Doorbell | null = null;
   #ready = false;
   #fail: (why: string) => void = () => {};
+  /**
+   * Receives the knocks to claim (`DatapathInit.knockClaims`); whoever sets
+   * it answers every one through `answerClaims`. Until then each is refused
+   * as unreachable (fail closed).
+   */
+  onClaims: (claims: KnockClaim[]) => void = (claims) =>
+    this.answerClaims(claims.map((c) => ({ ...c, result: "unreachable" })));
   /**
    * Resolves with the reason when a Worker fails after the start (an
    * uncaught error, a fatal message): its queue is no longer read, so the
@@ -238,6 +254,7 @@ export class DatapathControl implements DatapathApi {
     if (m.type === "events") this.onEvents(m.events);
     else if (m.type === "knock-state") this.onKnockState(m.records);
     else if (m.type === "flows") this.onFlows(m.snapshot, m.final);
+    else if (m.type === "knock-claims") this.onClaims(m.claims);
     else if (m.type === "reply") {
       this.#pending.get(m.id)?.(m.data);
       this.#pending.delete(m.id);
@@ -287,6 +304,14 @@ export class DatapathControl implements DatapathApi {
   /** Merges unlocks other nodes admitted into the running table (see `Pipeline.mergeUnlocks`). */
   mergeUnlocks(records: UnlockRecord[]): void {
     this.#admitter.send({ type: "unlocks", records });
+  }
+  /** Answers knock claims (see `onClaims`): granted ones unlock, taken ones are replays. */
+  answerClaims(answers: KnockClaimAnswer[]): void {
+    this.#admitter.send({ type: "claim-answers", answers });
+  }
+  /** Merges other nodes' knock state into the verifier (see `KnockVerifier.mergeState`). */
+  mergeKnockState(records: KnockStateRecord[]): void {
+    this.#admitter.send({ type: "knock-state", records });
   }
   /** The unlocked IPs. */
   unlocks(): Promise<UnlockRecord[]> {

@@ -131,6 +131,9 @@ export const KNOCK_STATS = [
   "overflowFailures",
   "evictedSequences",
   "missingSequences",
+  "claims",
+  "claimsUnreachable",
+  "claimsDropped",
 ] as const satisfies readonly (keyof KnockStats)[];
 
 /** Slot of the verifier's count `KNOCK_STATS[i]`. */

@@ -36,6 +36,8 @@ export interface PacketProcessor {
   quiescent?(): void;
   /** Called before the loop blocks on the device. */
   offline?(): void;
+  /** Called after each loop turn that read packets: hands on what must not wait for the tick. */
+  afterBatch?(): void;
 }
 
 /** Options of the run loop. */
@@ -137,6 +139,7 @@ export class Engine {
         const t = Date.now();
         this.pump(t);
         this.#drainHandoffs(t);
+        this.proc.afterBatch?.();
       }
       out?.ring.flush(out.doorbell);
       const now = Date.now();

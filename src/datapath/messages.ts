@@ -43,6 +43,28 @@ export interface FlowRecord {
   assured: boolean;
 }
 
+/** A completed knock whose step the control plane must claim across the fleet before it unlocks. */
+export interface KnockClaim {
+  ip: string;
+  user: string;
+  step: number;
+  /** The client's drift in steps, recorded with the unlock. */
+  drift: number;
+  /** The WAN address knocked (the unlock's). */
+  wanAddress: string;
+  /** When the step can no longer match: the claim's expiry in the store (ms since the epoch). */
+  expiresAt: number;
+  /** When the sequence completed (ms since the epoch). */
+  at: number;
+}
+
+/** The answer to a `KnockClaim`: granted, taken by `firstIp`, or not made (store unreachable). */
+export interface KnockClaimAnswer extends KnockClaim {
+  result: "granted" | "taken" | "unreachable";
+  /** The IP holding the step (`taken`). */
+  firstIp?: string;
+}
+
 /** A rule's stable id in the data plane (flows and per-rule counters name rules by it). */
 export interface RuleIdName {
   id: number;
@@ -156,6 +178,8 @@ export type ToWorker =
     unlocks: UnlockRecord[];
     /** The verifier's state saved before the restart. */
     knockState: KnockStateRecord[];
+    /** Completed knocks are claimed across the fleet before they unlock (`knock-claims`). */
+    knockClaims?: boolean;
     /** The flow-table snapshot saved before the restart (see flow_snapshot.ts), or null. */
     flows: Uint8Array | null;
     counters: SharedArrayBuffer;
@@ -170,6 +194,10 @@ export type ToWorker =
   | { type: "revoke"; ip: string; id: number; by?: string }
   /** Unlocks other nodes admitted (a shared store), merged into the running table. */
   | { type: "unlocks"; records: UnlockRecord[] }
+  /** The answers to `knock-claims`. */
+  | { type: "claim-answers"; answers: KnockClaimAnswer[] }
+  /** Replay memory, failures and penalties other nodes wrote, merged into the verifier. */
+  | { type: "knock-state"; records: KnockStateRecord[] }
   | { type: "query"; id: number; what: DatapathQuery; limit?: number }
   | { type: "stop" };
 
@@ -187,6 +215,8 @@ export type FromWorker =
   | { type: "events"; events: ApplianceEvent[] }
   /** The verifier's changed state, once per housekeeping tick (before that tick's events). */
   | { type: "knock-state"; records: KnockStateRecord[] }
+  /** Completed knocks to claim (answered by `claim-answers`), sent after the loop turn that saw them. */
+  | { type: "knock-claims"; claims: KnockClaim[] }
   | { type: "reply"; id: number; data: unknown }
   /** A flow-table snapshot to save: a checkpoint every few seconds, and a final one before "stopped". */
   | { type: "flows"; snapshot: Uint8Array; final: boolean }

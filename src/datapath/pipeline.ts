@@ -61,6 +61,8 @@ import type {
   DatapathQuery,
   DatapathSettings,
   FlowRecord,
+  KnockClaim,
+  KnockClaimAnswer,
   KnockUser,
   UnlockRecord,
 } from "./messages.ts";
@@ -82,6 +84,14 @@ export interface PipelineInit {
   emitKnockState?: (records: KnockStateRecord[]) => void;
   /** Receives each finished checkpoint of the flow table (see `flow_snapshot.ts`). */
   emitFlows?: (snapshot: Uint8Array) => void;
+  /**
+   * Completed knocks are claimed across the fleet before they unlock: they
+   * go to `emitClaims` after the loop turn that saw them (`afterBatch`), and
+   * `resolveClaims` takes the answers. Default false.
+   */
+  knockClaims?: boolean;
+  /** Receives the knocks to claim (see `knockClaims`). */
+  emitClaims?: (claims: KnockClaim[]) => void;
   /** Milliseconds between flow-table checkpoints (default 5000). */
   checkpointMs?: number;
   /** Time for control operations (packets carry their own `nowMs`). */
@@ -117,6 +127,7 @@ export class Pipeline implements PacketProcessor {
   readonly snapshots: FlowSnapshots;
   readonly uplinks: UplinkMonitor;
   readonly #emitFlows: ((snapshot: Uint8Array) => void) | undefined;
+  readonly #emitClaims: (claims: KnockClaim[]) => void;
   /** Second at which each flow last refreshed its unlock. */
   readonly #touchedAt: Uint32Array;
   readonly #c: Float64Array;
@@ -164,6 +175,7 @@ export class Pipeline implements PacketProcessor {
       { periodMs: init.checkpointMs },
     );
     this.#emitFlows = init.emitFlows;
+    this.#emitClaims = init.emitClaims ?? (() => {});
     this.uplinks = new UplinkMonitor({
       uplinks: s.uplinks,
       sender: init.probeSender ?? null,
@@ -212,6 +224,22 @@ export class Pipeline implements PacketProcessor {
   /** Restores the verifier's replay memory, failures and penalties saved before a restart. */
   restoreKnockState(records: KnockStateRecord[], nowMs: number): number {
     return this.admission.restoreKnockState(records, nowMs);
+  }
+
+  /** Merges the knock state other nodes wrote (replay memory, failures, penalties). */
+  mergeKnockState(records: readonly KnockStateRecord[], nowMs: number): number {
+    return this.admission.mergeKnockState(records, nowMs);
+  }
+
+  /** Applies the answers to knock claims (see `Admission.resolveClaims`). */
+  resolveClaims(answers: readonly KnockClaimAnswer[], nowMs: number): void {
+    this.admission.resolveClaims(answers, nowMs);
+  }
+
+  /** After each loop turn: hands on the knocks to claim, so none waits for the tick. */
+  afterBatch(): void {
+    const claims = this.admission.takeClaims();
+    if (claims !== null) this.#emitClaims(claims);
   }
 
   /** Restores unlocks saved before a restart. */

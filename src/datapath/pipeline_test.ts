@@ -36,7 +36,7 @@ import {
   Stat,
 } from "./counters.ts";
 import { Engine } from "./engine.ts";
-import type { DatapathSettings } from "./messages.ts";
+import type { DatapathSettings, KnockClaim } from "./messages.ts";
 import { Pipeline } from "./pipeline.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import { CLIENT, CLIENT2, forward, SECRET, SERVER, SETTINGS, T0, WAN } from "./_test_fixtures.ts";
@@ -204,6 +204,120 @@ Deno.test("the second client replaying the knocks stays locked", async () => {
   await p.housekeeping(T0);
   assert.equal(run(p, syn(CLIENT2, 5000, 52201)), null);
   assert.ok(events.some((e) => e.type === "knock-replay" && e.ip === CLIENT2));
+});
+
+Deno.test("fleet claims: a knock unlocks only on a granted claim; taken is a replay; unreachable refuses", async () => {
+  const claims: KnockClaim[] = [];
+  const events: ApplianceEvent[] = [];
+  const counters = newCounters(false);
+  const p = new Pipeline({
+    settings: SETTINGS,
+    forwards: RULES,
+    openPorts: [],
+    counters,
+    emit: (e) => events.push(...e),
+    clock: new ManualClock(T0),
+    knockClaims: true,
+    emitClaims: (c) => claims.push(...c),
+  });
+  await p.setUsers([{
+    user: "alice",
+    secret: SECRET,
+    firstPort: 41001,
+    length: 3,
+    transport: "any",
+  }]);
+  await knock(p, CLIENT);
+  assert.equal(claims.length, 0, "handed on after the loop turn, not per packet");
+  p.afterBatch();
+  assert.equal(claims.length, 1);
+  const c = claims[0];
+  const step = Math.floor(T0 / 30_000);
+  assert.deepEqual(
+    { ip: c.ip, user: c.user, step: c.step, drift: c.drift, wan: c.wanAddress },
+    { ip: CLIENT, user: "alice", step, drift: 0, wan: WAN },
+  );
+  assert.equal(c.expiresAt, (step + 2) * 30_000 + SETTINGS.knock.windowSec * 1000);
+  assert.equal(run(p, syn(CLIENT, 5000, 52201)), null, "locked while the claim is out");
+  p.resolveClaims([{ ...c, result: "granted" }], T0 + 20);
+  assert.ok(events.some((e) => e.type === "knock-success" && e.ip === CLIENT && e.wan === WAN));
+  assert.ok(run(p, syn(CLIENT, 5001, 52201), T0 + 30));
+  // Another client's completion of a step held elsewhere: a replay naming the holder.
+  claims.length = 0;
+  const next = T0 + 30_000;
+  await p.housekeeping(next);
+  await knock(p, CLIENT2, next);
+  p.afterBatch();
+  p.resolveClaims([{ ...claims[0], result: "taken", firstIp: "203.0.113.99" }], next + 20);
+  assert.ok(
+    events.some((e) =>
+      e.type === "knock-replay" && e.ip === CLIENT2 && e.firstIp === "203.0.113.99"
+    ),
+  );
+  assert.equal(run(p, syn(CLIENT2, 5002, 52201), next + 30), null);
+  // The store unreachable: refused and counted, no event, the same step may be tried again.
+  claims.length = 0;
+  const later = T0 + 60_000;
+  await p.housekeeping(later);
+  await knock(p, "203.0.113.30", later);
+  p.afterBatch();
+  const before = events.length;
+  p.resolveClaims([{ ...claims[0], result: "unreachable" }], later + 20);
+  assert.equal(events.length, before);
+  assert.equal(run(p, syn("203.0.113.30", 5003, 52201), later + 30), null);
+  await p.housekeeping(later + 40);
+  const slot = (k: string) => KNOCK_STAT_BASE + (KNOCK_STATS as readonly string[]).indexOf(k);
+  assert.equal(counters[slot("claims")], 3);
+  assert.equal(counters[slot("claimsUnreachable")], 1);
+  assert.equal(counters[slot("replays")], 1);
+  // Many sources completing one step in one turn: one claim, the others local replays.
+  const many = T0 + 90_000;
+  await p.housekeeping(many);
+  const seq = await knockSequenceAt(SECRET, Math.floor(many / 1000), 41001, 3);
+  for (let i = 0; i < 300; i++) {
+    const src = `198.18.${i >> 8}.${i & 255}`;
+    for (const port of seq) run(p, syn(src, 40000, port), many);
+  }
+  claims.length = 0;
+  p.afterBatch();
+  assert.equal(claims.length, 1, "one claim per step at a node: the others are local replays");
+  await p.housekeeping(many + 10);
+  // (the user's attempt budget, 64 a step and sampled beyond, admits only some of the 300)
+  assert.ok(counters[slot("replays")] > 64, String(counters[slot("replays")]));
+  assert.equal(counters[slot("claims")], 4);
+});
+
+Deno.test("fleet claims: more completions in one loop turn than the claim queue holds are refused and counted", async () => {
+  const claims: KnockClaim[] = [];
+  const counters = newCounters(false);
+  const p = new Pipeline({
+    settings: SETTINGS,
+    forwards: RULES,
+    openPorts: [],
+    counters,
+    emit: () => {},
+    clock: new ManualClock(T0),
+    knockClaims: true,
+    emitClaims: (c) => claims.push(...c),
+  });
+  const users = Array.from({ length: 300 }, (_, i) => ({
+    user: `u${i}`,
+    secret: SECRET,
+    firstPort: 1000 + i,
+    length: 1,
+    transport: "any" as const,
+  }));
+  await p.setUsers(users);
+  for (const [i, u] of users.entries()) {
+    const seq = await knockSequenceAt(SECRET, Math.floor(T0 / 1000), u.firstPort, 1);
+    for (const port of seq) run(p, syn(`198.18.${i >> 8}.${i & 255}`, 40000, port));
+  }
+  p.afterBatch();
+  assert.equal(claims.length, 256);
+  await p.housekeeping(T0 + 10);
+  const slot = (k: string) => KNOCK_STAT_BASE + (KNOCK_STATS as readonly string[]).indexOf(k);
+  assert.equal(counters[slot("claims")], 300);
+  assert.equal(counters[slot("claimsDropped")], 44);
 });
 
 Deno.test("the static allow-list admits without knocking; rules without knocking are open", async () => {

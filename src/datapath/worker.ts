@@ -51,6 +51,10 @@ function handle(m: ToWorker): void {
       return pipeline.setSettings(m.settings);
     case "unlocks":
       return void pipeline.mergeUnlocks(m.records, Date.now());
+    case "claim-answers":
+      return pipeline.resolveClaims(m.answers, Date.now());
+    case "knock-state":
+      return void pipeline.mergeKnockState(m.records, Date.now());
     case "revoke":
       return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now(), m.by) });
     case "query":
@@ -94,6 +98,8 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
     counters: new Float64Array(m.counters),
     emit: (events) => post({ type: "events", events }),
     emitKnockState: (records) => post({ type: "knock-state", records }),
+    knockClaims: admits && m.knockClaims === true,
+    emitClaims: (claims) => post({ type: "knock-claims", claims }),
     emitFlows: admits
       ? (snapshot) =>
         post({ type: "flows", snapshot, final: false }, [snapshot.buffer as ArrayBuffer])

@@ -7,6 +7,14 @@
  * `drainState` / `restoreState` carry what must survive a restart (replay
  * memory, failure counts, penalties) through the store.
  *
+ * In a fleet (several appliances on one store, option `claims`) a step must
+ * unlock one IP across every node: a completion is `PENDING` until the
+ * control plane has claimed its (user, step) in the store, and
+ * `resolveClaim` then unlocks, refuses it as a replay, or refuses it
+ * because the store could not be written (fail closed). `mergeState` takes
+ * in what the other nodes wrote: their claimed steps, failure buckets and
+ * penalties (never shortening one).
+ *
  * ## Throttling and spoofed sources
  *
  * A knock is never answered (stealth), so a spoofed source cannot be told
@@ -72,6 +80,12 @@ export const KnockVerdict = {
   PENALISED: 5,
   /** A knock on some `F` refused by the user's attempt budget: ignored; drop it. */
   THROTTLED: 6,
+  /**
+   * Completed a sequence whose step must first be claimed across the fleet
+   * (`claims`): read `lastUser`, `lastDrift`, `lastStep`, drop the packet,
+   * claim the step and hand the answer to `resolveClaim`.
+   */
+  PENDING: 7,
 } as const;
 
 /** A `KnockVerdict` value. */
@@ -100,8 +114,29 @@ export interface KnockTunables {
   maxReplay?: number;
 }
 
+/** The answer to a claim, for `resolveClaim`. */
+export const ClaimResult = {
+  /** The step is this IP's across the fleet: unlock. */
+  GRANTED: 0,
+  /** Another IP holds the step: a replay. */
+  TAKEN: 1,
+  /** The store could not be written: refused (fail closed), the step stays free. */
+  UNREACHABLE: 2,
+  /** The claim queue was full: refused, the step stays free. */
+  DROPPED: 3,
+} as const;
+
+/** A `ClaimResult` value. */
+export type ClaimResult = typeof ClaimResult[keyof typeof ClaimResult];
+
 /** Options of the verifier: the tunables plus its hooks. */
 export interface KnockVerifierOptions extends KnockTunables {
+  /**
+   * A completed sequence unlocks only once its (user, step) is claimed
+   * across the nodes sharing the store (`PENDING`, then `resolveClaim`);
+   * replay memory then travels by the claims, not by `drainState`.
+   */
+  claims?: boolean;
   /** Receives every knock event. */
   onEvent?: (event: KnockEvent) => void;
   /**
@@ -137,6 +172,12 @@ export interface KnockStats {
   missingSequences: number;
   /** State records dropped because nobody drained them. */
   droppedStateRecords: number;
+  /** Completions that waited on a claim (`PENDING`). */
+  claims: number;
+  /** Claims refused because the store could not be written (fail closed). */
+  claimsUnreachable: number;
+  /** Claims refused because the claim queue was full. */
+  claimsDropped: number;
 }
 
 /** A remembered (user, step) and the IP it unlocked. */
@@ -193,6 +234,8 @@ const DEFAULTS: Required<KnockTunables> = {
 
 interface ReplayEntry {
   ip: number;
+  /** Its claim is on its way: the step is this IP's at this node until the answer. */
+  pending: boolean;
   /** (step + 2) steps: the last F that can still pick the step; the window in force follows. */
   lastStartMs: number;
 }
@@ -220,12 +263,16 @@ export class KnockVerifier {
     evictedFailureRecords: 0,
     missingSequences: 0,
     droppedStateRecords: 0,
+    claims: 0,
+    claimsUnreachable: 0,
+    claimsDropped: 0,
   };
 
   readonly #cache: SequenceCache;
   #t: Required<KnockTunables> = { ...DEFAULTS };
   readonly #onEvent: (event: KnockEvent) => void;
   readonly #unlockLive: (ip: number, user: string, nowMs: number) => boolean;
+  readonly #claims: boolean;
   /** xorshift32 state for sampled admission. */
   #rand = (crypto.getRandomValues(new Uint32Array(1))[0] | 1) >>> 0;
 
@@ -281,6 +328,7 @@ export class KnockVerifier {
     this.#cache = cache;
     this.#onEvent = options.onEvent ?? (() => {});
     this.#unlockLive = options.unlockLive ?? (() => false);
+    this.#claims = options.claims ?? false;
     this.#t = tunables(DEFAULTS, options);
     this.#prog = new IpSlotMap(this.#t.maxInProgress);
     this.#fail = new IpSlotMap(this.#t.maxPenalised);
@@ -580,29 +628,89 @@ export class KnockVerifier {
     this.lastUser = user;
     const key = `${user}\n${step}`;
     const seen = this.#replay.get(key);
-    // RFC 6238 §5.2: a step is accepted once. Its first IP may repeat it only while the
-    // unlock it gave is live (a harmless refresh); after a revoke or expiry it is spent.
-    if (seen !== undefined && (seen.ip !== ip || !this.#unlockLive(ip, user, nowMs))) {
-      this.stats.replays++;
-      this.#onEvent({
-        type: "knock-replay",
-        ip: formatIpv4(ip),
-        user,
-        step,
-        firstIp: formatIpv4(seen.ip),
-      });
-      this.#countFailure(ip, nowMs);
-      return KnockVerdict.REPLAY;
-    }
-    if (seen === undefined) this.#remember(user, step, ip);
     this.lastDrift = c - 1;
     this.lastStep = step;
+    if (seen !== undefined && seen.pending && seen.ip === ip) {
+      this.stats.knocks++;
+      return KnockVerdict.KNOCK; // the same sequence again while its claim is out (a browser repeats)
+    }
+    // RFC 6238 §5.2: a step is accepted once. Its first IP may repeat it only while the
+    // unlock it gave is live (a harmless refresh); after a revoke or expiry it is spent.
+    if (
+      seen !== undefined && (seen.pending || seen.ip !== ip || !this.#unlockLive(ip, user, nowMs))
+    ) {
+      this.#replayed(ip, user, step, seen.ip, nowMs);
+      return KnockVerdict.REPLAY;
+    }
+    if (seen === undefined && this.#claims) {
+      this.#remember(user, step, ip, true);
+      this.stats.claims++;
+      return KnockVerdict.PENDING;
+    }
+    if (seen === undefined) this.#remember(user, step, ip, false);
     this.stats.unlocks++;
     this.#onEvent({ type: "knock-success", ip: formatIpv4(ip), user, drift: c - 1, step });
     return KnockVerdict.UNLOCKED;
   }
 
-  #remember(user: string, step: number, ip: number): void {
+  #replayed(ip: number, user: string, step: number, firstIp: number, nowMs: number): void {
+    this.stats.replays++;
+    this.#onEvent({
+      type: "knock-replay",
+      ip: formatIpv4(ip),
+      user,
+      step,
+      firstIp: formatIpv4(firstIp),
+    });
+    this.#countFailure(ip, nowMs);
+  }
+
+  /**
+   * Takes the answer to the claim a `PENDING` verdict asked for: `ip`
+   * completed `user`'s `step` with `drift`; `firstIp` is the IP holding the
+   * step when it is `TAKEN`. Emits what a local verdict would have
+   * (`knock-success`; `knock-replay` and a failure for a step taken) and
+   * returns true when the caller must unlock `ip`. A claim refused
+   * (`UNREACHABLE`, `DROPPED`) frees the step again and is only counted.
+   */
+  resolveClaim(
+    ip: number,
+    user: string,
+    step: number,
+    drift: number,
+    result: ClaimResult,
+    firstIp: number,
+    nowMs: number,
+  ): boolean {
+    ip >>>= 0;
+    const key = `${user}\n${step}`;
+    const seen = this.#replay.get(key);
+    if (result === ClaimResult.GRANTED) {
+      if (seen === undefined) this.#remember(user, step, ip, false);
+      else if (seen.ip === ip) seen.pending = false;
+      else return false; // the step went to another IP meanwhile (merged): that one holds it
+      this.lastUser = user;
+      this.lastDrift = drift;
+      this.lastStep = step;
+      this.stats.unlocks++;
+      this.#onEvent({ type: "knock-success", ip: formatIpv4(ip), user, drift, step });
+      return true;
+    }
+    if (result === ClaimResult.TAKEN) {
+      if (seen !== undefined) {
+        seen.ip = firstIp >>> 0;
+        seen.pending = false;
+      } else this.#remember(user, step, firstIp >>> 0, false);
+      this.#replayed(ip, user, step, firstIp, nowMs);
+      return false;
+    }
+    if (seen !== undefined && seen.pending && seen.ip === ip) this.#replay.delete(key);
+    if (result === ClaimResult.UNREACHABLE) this.stats.claimsUnreachable++;
+    else this.stats.claimsDropped++;
+    return false;
+  }
+
+  #remember(user: string, step: number, ip: number, pending: boolean): void {
     if (this.#replay.size >= this.#t.maxReplay) {
       this.#replay.delete(this.#replay.keys().next().value!);
     }
@@ -610,9 +718,16 @@ export class KnockVerifier {
     // steps plus the window; the sweep adds the window in force, so a retune that widens
     // it cannot free a step early.
     const lastStartMs = (step + 2) * STEP_MS;
-    this.#replay.set(`${user}\n${step}`, { ip, lastStartMs });
+    this.#replay.set(`${user}\n${step}`, { ip, pending, lastStartMs });
+    // With claims the claim is the stored copy (the fleet's); without, the store gets this.
+    if (this.#claims) return;
     const expiresAt = lastStartMs + this.#t.windowMs;
     this.#pushState({ type: "replay", user, step, ip: formatIpv4(ip), expiresAt });
+  }
+
+  /** When a step claimed now can no longer match (the claim's expiry in the store). */
+  claimExpiry(step: number): number {
+    return (step + 2) * STEP_MS + this.#t.windowMs;
   }
 
   #pushState(r: ReplayStateRecord): void {
@@ -758,13 +873,58 @@ export class KnockVerifier {
         const bad = ip === null || typeof r.user !== "string" || !Number.isInteger(r.step);
         if (bad || this.#replay.has(key)) continue;
         if (this.#replay.size >= this.#t.maxReplay) continue;
-        this.#replay.set(key, { ip, lastStartMs: (r.step + 2) * STEP_MS });
+        this.#replay.set(key, { ip, pending: false, lastStartMs: (r.step + 2) * STEP_MS });
         n++;
       } else if (r.type === "failures") {
         if (this.#restoreFailures(r)) n++;
       }
     }
     return n;
+  }
+
+  /**
+   * Merges records other nodes wrote (a fleet's store feed) into the running
+   * state: a step new to this node is remembered as the IP's it names (held
+   * ones, a claim on its way included, stay); failure buckets and penalties
+   * take the higher level and the later end, so a penalty never shortens.
+   * Where this node holds a longer penalty than a record (two nodes wrote
+   * the key at once), its own record is written again at the next
+   * `drainState`, so the store keeps the longest. Returns how many records
+   * changed something.
+   */
+  mergeState(records: readonly KnockStateRecord[], nowMs: number): number {
+    let n = 0;
+    for (const r of records) {
+      if (!(r?.expiresAt > nowMs)) continue;
+      if (r.type === "replay") n += this.restoreState([r], nowMs);
+      else if (r.type === "failures" && this.#mergeFailures(r, nowMs)) n++;
+    }
+    return n;
+  }
+
+  #mergeFailures(r: FailureStateRecord, nowMs: number): boolean {
+    const level = this.#leak(Number(r.level) || 0, Number(r.lastFailure) || 0, nowMs);
+    const until = Number(r.penaltyUntil) || 0;
+    if (r.ip === OVERFLOW_IP) {
+      const ov = this.#ov, own = this.#leak(ov[0], ov[1], nowMs);
+      if (ov[2] > until) this.#ovDirty = true;
+      if (level <= own && until <= ov[2]) return false;
+      ov[0] = Math.max(level, own);
+      ov[1] = nowMs;
+      ov[2] = Math.max(ov[2], until);
+      return true;
+    }
+    const ip = parseIpv4(r.ip);
+    if (ip === null) return false;
+    const f = this.#fail.find(ip);
+    if (f < 0) return this.#restoreFailures({ ...r, level, lastFailure: nowMs });
+    const own = this.#leak(this.#fLevel[f], this.#fLast[f], nowMs);
+    if (this.#fUntil[f] > until) this.#markDirty(f);
+    if (level <= own && until <= this.#fUntil[f]) return false;
+    this.#fLevel[f] = Math.max(level, own);
+    this.#fLast[f] = nowMs;
+    this.#fUntil[f] = Math.max(this.#fUntil[f], until);
+    return true;
   }
 
   #restoreFailures(r: FailureStateRecord): boolean {

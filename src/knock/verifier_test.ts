@@ -3,9 +3,9 @@ import type { KnockEvent } from "./events.ts";
 import type { KnockProfile, KnockTransport } from "./profile.ts";
 import { loadVectors } from "./_vectors.ts";
 import { SequenceCache } from "./sequence_cache.ts";
-import { KnockVerdict, KnockVerifier, type KnockVerifierOptions } from "./verifier.ts";
+import { ClaimResult, KnockVerdict, KnockVerifier, type KnockVerifierOptions } from "./verifier.ts";
 
-const { NOT_KNOCK, KNOCK, UNLOCKED, FAILED, REPLAY, PENALISED } = KnockVerdict;
+const { NOT_KNOCK, KNOCK, UNLOCKED, FAILED, REPLAY, PENALISED, PENDING } = KnockVerdict;
 const STEP_MS = 30_000;
 const SECRET_A = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const SECRET_B = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -686,4 +686,121 @@ Deno.test("victim lockout: spoofed strays at 20/s during the victim's knock do n
     if (Number.isInteger(i) && i < real.length) verdict = r.v.observe(IP1, TCP, real[i], t + 1);
   }
   assert.equal(verdict, UNLOCKED);
+});
+
+Deno.test("claims: a completion is pending until its claim is granted; its repeat waits, another IP is a replay", async () => {
+  const r = await rig({ claims: true });
+  const a = r.seq("alice", T);
+  assert.deepEqual(knock(r.v, IP1, a), [KNOCK, KNOCK, KNOCK, PENDING]);
+  assert.equal(r.v.lastUser, "alice");
+  assert.equal(r.v.lastStep, T);
+  assert.equal(r.v.lastDrift, 0);
+  assert.deepEqual(r.events, [], "no success before the grant");
+  assert.equal(r.v.stats.claims, 1);
+  // The same sequence again while the claim is out (a browser repeats it): consumed, no replay.
+  assert.equal(knock(r.v, IP1, a, NOW + 1_000).at(-1), KNOCK);
+  // Another IP completing the step here meanwhile: refused at once, naming the first IP.
+  assert.equal(knock(r.v, IP2, a, NOW + 2_000).at(-1), REPLAY);
+  assert.equal((r.events as KnockEvent[]).at(-1)?.type, "knock-replay");
+  assert.equal(r.v.resolveClaim(IP1, "alice", T, 0, ClaimResult.GRANTED, 0, NOW + 2_500), true);
+  assert.deepEqual(r.events.at(-1), {
+    type: "knock-success",
+    ip: "203.0.113.7",
+    user: "alice",
+    drift: 0,
+    step: T,
+  });
+  assert.equal(r.v.stats.unlocks, 1);
+  // No replay record is drained: the claim is the stored copy.
+  assert.deepEqual(r.v.drainState().filter((x) => x.type === "replay"), []);
+});
+
+Deno.test("claims: a step taken at another node is a replay naming that node's IP; later knocks are refused here", async () => {
+  const r = await rig({ claims: true, maxFailures: 1 });
+  const a = r.seq("alice", T);
+  assert.equal(knock(r.v, IP2, a).at(-1), PENDING);
+  assert.equal(r.v.resolveClaim(IP2, "alice", T, 0, ClaimResult.TAKEN, IP1, NOW + 500), false);
+  assert.deepEqual(r.events.at(-1), {
+    type: "knock-replay",
+    ip: "203.0.113.8",
+    user: "alice",
+    step: T,
+    firstIp: "203.0.113.7",
+  });
+  assert.equal(r.v.stats.replays, 1);
+  // Counted as a failure: one more and IP2 is penalised.
+  assert.equal(knock(r.v, IP2, a, NOW + 1_000).at(-1), REPLAY, "refused locally now, no claim");
+  assert.equal(r.v.stats.claims, 1);
+  assert.equal(r.v.isPenalised(IP2, NOW + 1_500), true);
+});
+
+Deno.test("claims: a claim refused (store unreachable, queue full) unlocks nothing and frees the step", async () => {
+  const r = await rig({ claims: true });
+  const a = r.seq("alice", T);
+  assert.equal(knock(r.v, IP1, a).at(-1), PENDING);
+  assert.equal(r.v.resolveClaim(IP1, "alice", T, 0, ClaimResult.UNREACHABLE, 0, NOW + 500), false);
+  assert.equal(r.v.stats.claimsUnreachable, 1);
+  assert.deepEqual(r.events, [], "no event per refused claim (logged once per episode)");
+  assert.equal(r.v.isPenalised(IP1, NOW + 600), false);
+  // Once the store is back the same step may be claimed again.
+  assert.equal(knock(r.v, IP1, a, NOW + 1_000).at(-1), PENDING);
+  assert.equal(r.v.resolveClaim(IP1, "alice", T, 0, ClaimResult.DROPPED, 0, NOW + 1_500), false);
+  assert.equal(r.v.stats.claimsDropped, 1);
+  assert.equal(knock(r.v, IP1, a, NOW + 2_000).at(-1), PENDING);
+  assert.equal(r.v.resolveClaim(IP1, "alice", T, 0, ClaimResult.GRANTED, 0, NOW + 2_500), true);
+});
+
+Deno.test("claims off (one box): a completion unlocks at once and its replay record is drained", async () => {
+  const r = await rig();
+  assert.equal(knock(r.v, IP1, r.seq("alice", T)).at(-1), UNLOCKED);
+  assert.equal(r.v.stats.claims, 0);
+  assert.equal(r.v.drainState().filter((x) => x.type === "replay").length, 1);
+});
+
+Deno.test("merge: another node's step, failures and penalty hold here; a penalty never shortens", async () => {
+  const r = await rig({ claims: true, maxFailures: 1 });
+  const a = r.seq("alice", T);
+  const until = NOW + 600_000;
+  const merged = r.v.mergeState([
+    { type: "replay", user: "alice", step: T, ip: "203.0.113.7", expiresAt: NOW + 60_000 },
+    {
+      type: "failures",
+      ip: "203.0.113.8",
+      level: 0,
+      lastFailure: NOW,
+      penaltyUntil: until,
+      expiresAt: until,
+    },
+  ], NOW);
+  assert.equal(merged, 2);
+  // A step claimed elsewhere is refused here without a claim.
+  assert.equal(knock(r.v, 0xcb00710a, a, NOW + 100).at(-1), REPLAY);
+  assert.equal(r.v.stats.claims, 0);
+  assert.equal(r.v.isPenalised(IP2, NOW + 200), true);
+  // An older record of the same IP (no penalty) does not lift it, and this node writes its own
+  // record again so the store keeps the penalty.
+  r.v.drainState();
+  const older = {
+    type: "failures" as const,
+    ip: "203.0.113.8",
+    level: 1,
+    lastFailure: NOW,
+    penaltyUntil: 0,
+    expiresAt: NOW + 600_000,
+  };
+  r.v.mergeState([older], NOW + 300);
+  assert.equal(r.v.isPenalised(IP2, NOW + 400), true);
+  const again = r.v.drainState().filter((x) => x.type === "failures");
+  assert.equal(again.length, 1);
+  assert.equal((again[0] as { penaltyUntil: number }).penaltyUntil, until);
+  // A longer penalty from elsewhere extends it.
+  r.v.mergeState(
+    [{ ...older, penaltyUntil: until + 60_000, expiresAt: until + 60_000 }],
+    NOW + 500,
+  );
+  assert.equal(r.v.isPenalised(IP2, until + 30_000), true);
+  // The higher failure level wins: one more failure here penalises IP1 (limit 1).
+  r.v.mergeState([{ ...older, ip: "203.0.113.7", level: 1 }], NOW + 600);
+  assert.equal(failOnce(r, IP1, NOW + 700), FAILED);
+  assert.equal(r.v.isPenalised(IP1, NOW + 800), true);
 });

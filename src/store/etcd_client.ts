@@ -19,9 +19,10 @@
  * election is waited out; at once when every member refuses the connection)
  * does a call throw `EtcdUnreachableError`.
  * A txn that timed out may still have committed, and the next member gets it
- * again: harmless for the store's writes (a checked txn then fails its
- * compare and the repository re-reads; unchecked puts and deletes repeat
- * the same effect), but such a create can report its own write as a clash.
+ * again (so may one whose connection dropped before the answer: `fetch`
+ * itself sends it again): unchecked puts and deletes repeat the same effect,
+ * and a checked txn then fails its compare against its own first commit,
+ * which `EtcdKv` tells from another node's by reading its keys back.
  */
 
 /** TLS material for the members' client URLs, PEM text. */

@@ -41,7 +41,8 @@
  * member (a watch on a silent member would just stay quiet).
  * `onChange` reports the areas (users, rules, settings, unlocks, knock
  * state) each watched batch touched, whichever node wrote it, own writes
- * included. The cache holds every key, the audit log too: memory grows
+ * included, and the knock-state records it wrote (a fleet merges them into
+ * every verifier without re-reading them all). The cache holds every key, the audit log too: memory grows
  * with the store (about 1 KB per audit entry).
  */
 import { StoreUnavailableError } from "./errors.ts";
@@ -67,6 +68,7 @@ import {
   EtcdUnreachableError,
   unb64,
 } from "./etcd_client.ts";
+import type { KnockStateRecord } from "../knock/verifier.ts";
 import type { StoreArea, StoreAtomic, StoreChange, StoreHealth, StoreKv } from "./store_kv.ts";
 
 /** Options of `EtcdKv.open`. */
@@ -85,7 +87,7 @@ interface Cached {
   modRev: number;
 }
 
-type Mutation =
+export type Mutation =
   | { type: "set"; key: Deno.KvKey; bytes: Uint8Array; expireIn?: number }
   | { type: "delete"; key: Deno.KvKey };
 
@@ -387,13 +389,19 @@ export class EtcdKv implements StoreKv {
         if (m.expireIn !== undefined) put.lease = await this.#leaseFor(m.expireIn);
         success.push({ request_put: put });
       }
+      // A failed compare reads the keys back: they may hold this very txn's first commit,
+      // its answer lost (a timeout, a dropped connection) and the txn sent again.
+      const failure = compare.length === 0
+        ? undefined
+        : ops.map(({ key }) => ({ request_range: { key: b64(key) } }));
       try {
-        const res = await this.#call<{ header?: { revision?: string }; succeeded?: boolean }>(
-          "/v3/kv/txn",
-          { compare, success },
-        );
-        if (res.succeeded !== true) return { ok: false };
-        const rev = Number(res.header?.revision ?? 0);
+        const res = await this.#call<TxnResponse>("/v3/kv/txn", { compare, success, failure });
+        let rev = Number(res.header?.revision ?? 0);
+        if (res.succeeded !== true) {
+          const own = ownCommit(ops, res);
+          if (own < 0) return { ok: false };
+          rev = own;
+        }
         for (const { m, key } of ops) {
           if (m.type === "set") this.#put({ key, value: m.bytes, modRev: rev });
           else this.#delete(key, rev);
@@ -455,16 +463,23 @@ export class EtcdKv implements StoreKv {
     if (old !== undefined && old.modRev < rev) this.#cache.delete(k);
   }
 
-  #areaOfBytes(key: Uint8Array, into: Set<StoreArea>): void {
+  #areaOfBytes(key: Uint8Array, into: Set<StoreArea>): StoreArea | null {
     try {
       const area = areaOf(decodeKey(key.subarray(this.#prefix.length)));
       if (area !== null) into.add(area);
-    } catch { /* a key of no tuple form under our prefix: not ours to report */ }
+      return area;
+    } catch {
+      return null; // a key of no tuple form under our prefix: not ours to report
+    }
   }
 
-  #emit(areas: Set<StoreArea>): void {
+  #emit(areas: Set<StoreArea>, knockState?: KnockStateRecord[]): void {
     if (areas.size === 0) return;
-    const change: StoreChange = { areas: [...areas], revision: this.#revision };
+    const change: StoreChange = {
+      areas: [...areas],
+      revision: this.#revision,
+      ...(knockState === undefined ? {} : { knockState }),
+    };
     for (const cb of this.#listeners) {
       try {
         cb(change);
@@ -567,15 +582,17 @@ export class EtcdKv implements StoreKv {
           return;
         }
         const areas = new Set<StoreArea>();
+        const knockState: unknown[] = [];
         for (const ev of msg.events ?? []) {
           const c = cachedOf(ev.kv);
           if (ev.type === "DELETE") this.#delete(c.key, c.modRev);
           else this.#put(c);
-          this.#areaOfBytes(c.key, areas);
+          const area = this.#areaOfBytes(c.key, areas);
+          if (area === "knockState" && ev.type !== "DELETE") knockState.push(decodeValue(c.value));
         }
         const rev = Number(msg.header?.revision ?? 0);
         if (rev > this.#revision && (msg.events?.length ?? 0) > 0) this.#revision = rev;
-        this.#emit(areas);
+        this.#emit(areas, knockState as KnockStateRecord[]);
       }
     } finally {
       if (this.#watchAbort === abort) this.#watchAbort = null;
@@ -600,6 +617,35 @@ export class EtcdKv implements StoreKv {
     // Requests failed over to another member: move the watch there too.
     if (this.#watchEndpoint !== this.#client.endpoint) this.#watchAbort?.abort();
   }
+}
+
+/** An answer of `/v3/kv/txn`. */
+interface TxnResponse {
+  header?: { revision?: string };
+  succeeded?: boolean;
+  responses?: { response_range?: EtcdRangeResponse }[];
+}
+
+/**
+ * The revision of this txn's own earlier commit when the failure branch's
+ * reads show every mutation in place (each put key holding its bytes, each
+ * deleted key absent), else -1. Bytes equal to another node's write are
+ * taken as this one's: the store then holds what this txn wanted, as if it
+ * had run right after that write (a write of the store's carries a unique
+ * audit id, or is a claim for the same IP, where that is the answer anyway).
+ */
+export function ownCommit(ops: readonly { m: Mutation; key: Uint8Array }[], res: TxnResponse) {
+  let rev = 0;
+  for (let i = 0; i < ops.length; i++) {
+    const m = ops[i].m, kv = res.responses?.[i]?.response_range?.kvs?.[0];
+    if (m.type === "delete") {
+      if (kv !== undefined) return -1;
+      continue;
+    }
+    if (kv === undefined || (kv.value ?? "") !== b64(m.bytes)) return -1;
+    rev = Math.max(rev, Number(kv.mod_revision ?? 0));
+  }
+  return ops.length === 0 ? -1 : rev || Number(res.header?.revision ?? 0);
 }
 
 function cachedOf(kv: EtcdKeyValue): Cached {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { EtcdCluster, etcdInstalled, sleep, withEtcdCluster } from "./_etcd_cluster.ts";
 import { ConfigProblemError, ConflictError, StoreUnavailableError } from "./errors.ts";
-import { EtcdKv } from "./etcd_kv.ts";
+import { EtcdKv, lastPerKey, ownCommit } from "./etcd_kv.ts";
 import { type EtcdStoreTarget, openEtcdStore } from "./etcd_store.ts";
 import type { Store } from "./mod.ts";
 import type { StoreChange } from "./store_kv.ts";
@@ -447,4 +447,161 @@ Deno.test({
     1,
     true,
   );
+});
+
+Deno.test({
+  name:
+    "etcd: a knock step claimed at once through A and B for two IPs: exactly one wins; the same IP: both; B hears the record",
+  ...opts,
+}, async () => {
+  await withEtcdCluster(async (cluster) => {
+    await withTwoStores(cluster, async (a, b) => {
+      const heard: unknown[] = [];
+      b.onChange((c) => heard.push(...(c.knockState ?? [])));
+      const expiresAt = Date.now() + 90_000;
+      const claim = (user: string, step: number, ip: string) => ({
+        type: "replay" as const,
+        user,
+        step,
+        ip,
+        expiresAt,
+      });
+      for (let step = 1000; step < 1010; step++) {
+        const [x, y] = await Promise.all([
+          a.knockState.claim(claim("alice", step, "203.0.113.10")),
+          b.knockState.claim(claim("alice", step, "203.0.113.20")),
+        ]);
+        assert.equal(Number(x.granted) + Number(y.granted), 1, `step ${step}`);
+        const loser = x.granted ? y : x;
+        assert.equal(
+          loser.granted ? "" : loser.firstIp,
+          x.granted ? "203.0.113.10" : "203.0.113.20",
+        );
+        // Claimed again by the winner's IP (at either node): granted, nothing changes.
+        const winner = x.granted ? "203.0.113.10" : "203.0.113.20";
+        assert.deepEqual(await b.knockState.claim(claim("alice", step, winner)), { granted: true });
+      }
+      const both = await Promise.all([
+        a.knockState.claim(claim("bob", 7, "198.51.100.7")),
+        b.knockState.claim(claim("bob", 7, "198.51.100.7")),
+      ]);
+      assert.deepEqual(both, [{ granted: true }, { granted: true }]);
+      await until("B to hear every claimed record", () => heard.length >= 11);
+      assert.ok(heard.some((r) => (r as { user: string }).user === "bob"));
+      // The claims are the replay memory a node restores at start.
+      assert.equal((await b.knockState.list()).filter((r) => r.type === "replay").length, 11);
+      for (let i = 0; i < 3; i++) await cluster.kill(i);
+      await assert.rejects(
+        a.knockState.claim(claim("alice", 2000, "203.0.113.10")),
+        StoreUnavailableError,
+      );
+    });
+  });
+});
+
+Deno.test("etcd: a checked txn sent twice (its answer lost) is told from another node's by its bytes", () => {
+  const enc = (k: Deno.KvKey) => new TextEncoder().encode(JSON.stringify(k));
+  const mine = lastPerKey([
+    { type: "set", key: ["a"], bytes: Uint8Array.of(1, 2) },
+    { type: "delete", key: ["b"] },
+  ], enc);
+  const kv = (value: Uint8Array, rev: number) => ({
+    response_range: {
+      kvs: [{ key: "", value: btoa(String.fromCharCode(...value)), mod_revision: String(rev) }],
+    },
+  });
+  const none = { response_range: {} };
+  assert.equal(ownCommit(mine, { responses: [kv(Uint8Array.of(1, 2), 41), none] }), 41);
+  assert.equal(ownCommit(mine, { responses: [kv(Uint8Array.of(1, 3), 41), none] }), -1);
+  assert.equal(
+    ownCommit(mine, { responses: [kv(Uint8Array.of(1, 2), 41), kv(Uint8Array.of(0), 9)] }),
+    -1,
+  );
+  assert.equal(ownCommit(mine, { responses: [none, none] }), -1);
+});
+
+/**
+ * A TCP relay to `upstream` that, while `armed`, loses the answer to the next
+ * checked txn (a request with a `compare`): the member commits it, the
+ * client sees its connection drop, as when an answer is lost to a timeout.
+ */
+function lossyRelay(upstream: string) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const state = { armed: false, lost: 0 };
+  const serve = async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const up = await Deno.connect({
+          hostname: "127.0.0.1",
+          port: Number(new URL(upstream).port),
+        });
+        let dropNext = false;
+        const toUp = (async () => {
+          const buf = new Uint8Array(65536);
+          for (;;) {
+            const n = await conn.read(buf).catch(() => null);
+            if (n === null) break;
+            const text = new TextDecoder().decode(buf.subarray(0, n));
+            if (state.armed && text.startsWith("POST /v3/kv/txn") && text.includes('"compare"')) {
+              state.armed = false;
+              dropNext = true;
+            }
+            await up.write(buf.subarray(0, n)).catch(() => {});
+          }
+        })();
+        const buf = new Uint8Array(65536);
+        for (;;) {
+          const n = await up.read(buf).catch(() => null);
+          if (n === null) break;
+          if (dropNext) {
+            state.lost++;
+            break; // the member answered; the client never hears it
+          }
+          await conn.write(buf.subarray(0, n)).catch(() => {});
+        }
+        try {
+          conn.close();
+        } catch { /* closed */ }
+        try {
+          up.close();
+        } catch { /* closed */ }
+        await toUp;
+      })();
+    }
+  };
+  const done = serve().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    state,
+    close: async () => {
+      listener.close();
+      await done;
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "etcd: a checked write whose answer was lost (committed, then sent to the next member) succeeds",
+  ...opts,
+}, async () => {
+  await withEtcdCluster(async (cluster) => {
+    const relay = lossyRelay(cluster.endpoints[0]);
+    try {
+      await withTwoStores(cluster, async (_a, b) => {
+        await b.users.createUser(user("alice", 41001), "root");
+        relay.state.armed = true;
+        await b.users.deleteUser("alice", "root"); // was: `user "alice" does not exist`
+        assert.equal(relay.state.lost, 1, "the delete's answer was lost");
+        assert.equal(await b.users.findUser("alice"), null);
+        relay.state.armed = true;
+        await b.users.createUser(user("bob", 41002), "root"); // was: a clash with itself
+        assert.equal(relay.state.lost, 2);
+        assert.equal((await b.users.getUser("bob")).knock.firstPort, 41002);
+      }, [relay.url, ...cluster.endpoints.slice(1)]);
+    } finally {
+      await relay.close();
+    }
+  });
 });

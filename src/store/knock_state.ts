@@ -10,15 +10,22 @@
  * `expireIn` at the record's own `expiresAt` (a step is spent for about
  * 1.5 min, a penalty for its length); `list` skips and deletes the expired
  * ones KV has not tidied yet. The verifier's tables bound how many live at once.
+ *
+ * In a fleet (the etcd store) a replay key is not saved but claimed: `claim`
+ * creates it only if no node holds it yet, so a step unlocks one IP across
+ * every node, and the watch brings it into every node's verifier.
  */
 import type { Clock } from "../clock.ts";
-import type { KnockStateRecord } from "../knock/verifier.ts";
+import type { KnockStateRecord, ReplayStateRecord } from "../knock/verifier.ts";
 import { OVERFLOW_IP } from "../knock/verifier.ts";
 import { isDottedQuad } from "./_validate.ts";
-import { ValidationError } from "./errors.ts";
+import { ConflictError, ValidationError } from "./errors.ts";
 import type { StoreKv } from "./store_kv.ts";
 
 export type { KnockStateRecord } from "../knock/verifier.ts";
+
+/** The answer to a `claim`: granted, or the step is already another IP's. */
+export type ClaimAnswer = { granted: true } | { granted: false; firstIp: string };
 
 const PREFIX: Deno.KvKey = ["knock-state"];
 const BATCH = 500; // below KV's 1000-mutations-per-atomic limit
@@ -76,6 +83,36 @@ export class KnockStateRepo {
       }
       await op.commit();
     }
+  }
+
+  /**
+   * Claims `(r.user, r.step)` for `r.ip` across every node sharing the store
+   * (a fleet on etcd): one transaction creates the replay key if it is
+   * absent, with the record's expiry. Granted when it did, or when the key
+   * already holds the same IP (a repeated claim, or the same source knocking
+   * at two nodes); otherwise the step is another IP's and `firstIp` names it.
+   * Throws `StoreUnavailableError` when the store cannot be written (the
+   * caller refuses the knock: fail closed).
+   */
+  async claim(r: ReplayStateRecord): Promise<ClaimAnswer> {
+    validate(r);
+    const key = keyOf(r);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const now = this.clock.now();
+      const expireIn = Math.max(1, Math.ceil(r.expiresAt - now));
+      const made = await this.kv.atomic().check({ key, versionstamp: null }).set(key, r, {
+        expireIn,
+      }).commit();
+      if (made.ok) return { granted: true };
+      const held = (await this.kv.get<KnockStateRecord>(key)).value;
+      if (held === null) continue; // expired in between: try again
+      if (held.ip === r.ip && held.expiresAt > now) return { granted: true };
+      return { granted: false, firstIp: held.ip };
+    }
+    throw new ConflictError(
+      "step",
+      `Cannot claim step ${r.step} of "${r.user}": it keeps changing`,
+    );
   }
 
   /** Resolves once every `save` called so far has finished. */

@@ -123,3 +123,27 @@ Deno.test("unlock journal: a revoke racing with a snapshot is not undone by it",
     assert.deepEqual(await unlocks.listUnlocks(), []);
   });
 });
+
+Deno.test("knock state: a step is claimed once; the same IP again is granted, another is told the holder", async () => {
+  await withStore(async ({ knockState }, { clock }) => {
+    const r = replay("alice", 100, "203.0.113.7") as Extract<KnockStateRecord, { type: "replay" }>;
+    assert.deepEqual(await knockState.claim(r), { granted: true });
+    assert.deepEqual(await knockState.claim(r), { granted: true });
+    assert.deepEqual(await knockState.claim({ ...r, ip: "203.0.113.8" }), {
+      granted: false,
+      firstIp: "203.0.113.7",
+    });
+    // Another step, another user: free.
+    assert.deepEqual(await knockState.claim({ ...r, step: 101, ip: "203.0.113.8" }), {
+      granted: true,
+    });
+    assert.deepEqual(await knockState.claim({ ...r, user: "bob", ip: "203.0.113.9" }), {
+      granted: true,
+    });
+    // The claims are the replay memory a restart restores.
+    assert.equal((await knockState.list()).length, 3);
+    clock.advance(90_000);
+    assert.equal((await knockState.list()).length, 0);
+    await assert.rejects(knockState.claim({ ...r, ip: "nope" }), ValidationError);
+  });
+});

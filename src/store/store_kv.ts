@@ -6,6 +6,7 @@
  * either. Anything outside this subset (`sum`, `enqueue`, `watch`) is not
  * used by the store and not offered by `EtcdKv`.
  */
+import type { KnockStateRecord } from "../knock/verifier.ts";
 
 /** An atomic operation over a `StoreKv`. */
 export interface StoreAtomic {
@@ -46,6 +47,11 @@ export interface StoreChange {
   areas: readonly StoreArea[];
   /** The etcd revision the batch brought the cache to (0 for the KV backend). */
   revision: number;
+  /**
+   * The knock-state records the batch wrote (a watched batch); absent after
+   * a re-list, when whoever needs them reads them all again.
+   */
+  knockState?: readonly KnockStateRecord[];
 }
 
 /** The store backend's connection state. */

@@ -8,17 +8,22 @@
  * (`_unix_relay.ts`), so no link into the host's network is made.
  *
  * What it shows: a user created on A signs in on B; a knock at A opens the
- * forward through B (the time is measured and printed, not asserted); both
- * nodes list each other up; one etcd member killed (the leader): writes and
+ * forward through B (the time is measured and printed, not asserted); the
+ * fleet shares replay memory and penalties: the sequence replayed from
+ * another IP at B is refused, the same step knocked at A and at B at once
+ * unlocks exactly one of them, a source penalised at A is penalised at B;
+ * both nodes list each other up; one etcd member killed (the leader): writes and
  * their propagation go on; every member killed: B is degraded (health and
  * metrics say so, the dashboard shows the banner, writes and revocations
- * 503) and still forwards for the unlock it knows; members back: B catches
+ * 503) and still forwards for the unlock it knows, while a new knock is
+ * refused (its step cannot be claimed: fail closed); members back: B catches
  * up and writes again; a revocation on B ends the unlock at A; A stopped: B
  * shows it down. Skipped without root, /dev/net/tun or etcd-server.
  */
 import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
+import type { KnockClaimStats } from "../../src/api/fleet.ts";
 import { totpCode } from "../../src/knock/totp.ts";
 import { etcdInstalled, withEtcdCluster } from "../../src/store/_etcd_cluster.ts";
 import { api, signIn } from "./_api.ts";
@@ -27,14 +32,21 @@ import {
   knock,
   labCert,
   labSupported,
+  re,
+  readLog,
   removeTestConfig,
   ROOT,
+  sequenceAt,
   sh,
   sleep,
+  spoofSyns,
+  status,
+  until,
   writeTestConfig,
 } from "./_helpers.ts";
 
-const W = LAB.wan, C = LAB.client;
+const W = LAB.wan, C = LAB.client, C2 = LAB.client2;
+const STEP_MS = 30_000;
 const HELLO = `hello from ${LAB.server}:8080 to ${C}\n`;
 const FORWARD = `http://${W}:52201/`;
 
@@ -111,6 +123,44 @@ async function unlockedIps(lab: RunningLab, token: string): Promise<string[]> {
 async function userNames(lab: RunningLab, token: string): Promise<string[]> {
   const r = await api<{ users: { name: string }[] }>(lab, "GET", "/users", { token });
   return r.status === 200 ? r.body.users.map((u) => u.name) : [];
+}
+
+/** The value of counter `knockgate_<name>` in `lab`'s /metrics, or -1. */
+async function metric(lab: RunningLab, token: string, name: string): Promise<number> {
+  const r = await sh(lab, "server", [
+    "curl",
+    "--cacert",
+    labCert(lab),
+    "-sS",
+    "-m",
+    "10",
+    "-H",
+    `Authorization: Bearer ${token}`,
+    `https://${LAB.lan}:8443/metrics`,
+  ]);
+  const m = new RegExp(`^knockgate_${name} (\\d+)`, "m").exec(r.stdout);
+  return m ? Number(m[1]) : -1;
+}
+
+/** Sends `ports` as SYNs from `src` out of `ns` to the WAN address, 100 ms apart. */
+async function sendKnocks(
+  lab: RunningLab,
+  ns: "client" | "client2",
+  src: string,
+  ports: number[],
+): Promise<void> {
+  await spoofSyns(lab, ns, { dst: W, sources: { first: src, count: 1 }, ports, pps: 10 }, 30);
+}
+
+/** `[Port Knock]` lines of `lab` for alice's `step`: who succeeded, who was refused as a replay. */
+async function knockLines(lab: RunningLab, step: number) {
+  const log = await readLog(lab);
+  const ips = (kind: string) =>
+    [...log.matchAll(
+      new RegExp(`\\[Port Knock\\] ${kind} user=alice ip=(\\S+) .*step=${step}\\b`, "g"),
+    )]
+      .map((m) => m[1]);
+  return { success: ips("success"), replay: ips("replay") };
 }
 
 /** A page of the web UI with the cookies of `jar`: its HTTP status and HTML. */
@@ -197,6 +247,8 @@ Deno.test({
         const token = await signIn(a);
         const carolJar = `${b.stateDir}/carol.jar`;
         let carolCsrf = "";
+        /** The step of the client's first knock (S). */
+        let step = 0;
 
         await t.step("a user created on A signs in on B", async () => {
           const password = "carol-password-1";
@@ -229,10 +281,96 @@ Deno.test({
             timed("the unlock at A", async () => (await unlockedIps(a, token)).includes(C), 10_000),
             timed("the unlock at B", async () => (await unlockedIps(b, token)).includes(C), 10_000),
           ]);
+          // The claim's part: the knock completing in A's data plane to the answer sent back to it.
+          const claimed = (await status(a) as unknown as { claims: KnockClaimStats }).claims;
+          assert.ok(claimed.granted >= 1, JSON.stringify(claimed));
           figures.push(
-            `knock at A (client exited) to listed at A: ${atA}, at B: ${atB}`,
+            `knock at A (client exited) to listed at A: ${atA}, at B: ${atB}; ` +
+              `A's claim (completed to answered): ${claimed.lastMs} ms`,
           );
           assert.equal(await curl(b, "client", FORWARD), HELLO);
+          const m = /success user=alice ip=203\.0\.113\.10 .*step=(\d+)/.exec(await readLog(a));
+          assert.ok(m, await readLog(a));
+          step = Number(m[1]);
+        });
+
+        await t.step(
+          "the sequence captured at A, replayed from another IP at B: refused",
+          async () => {
+            const seq = await sequenceAt(step);
+            await sendKnocks(b, "client2", C2, seq);
+            assert.ok(
+              await until(async () => (await knockLines(b, step)).replay.includes(C2), 5000),
+              await readLog(b),
+            );
+            assert.match(
+              await readLog(b),
+              new RegExp(`replay user=alice ip=${re(C2)} step=${step} first-ip=${re(C)}`),
+            );
+            assert.deepEqual((await knockLines(b, step)).success, []);
+            assert.equal(await curl(b, "client2", FORWARD, 2), null);
+            assert.equal(await curl(a, "client2", FORWARD, 2), null);
+          },
+        );
+
+        await t.step(
+          "the same step knocked at A and at B at once: exactly one unlocks",
+          async () => {
+            // Step S + 1 (a drift of +1): a live candidate for the next ~45 s, used by nobody yet.
+            const race = step + 1;
+            const seq = await sequenceAt(race);
+            await Promise.all([sendKnocks(a, "client", C, seq), sendKnocks(b, "client2", C2, seq)]);
+            let atA = { success: [] as string[], replay: [] as string[] }, atB = atA;
+            assert.ok(
+              await until(async () => {
+                [atA, atB] = await Promise.all([knockLines(a, race), knockLines(b, race)]);
+                return atA.success.length + atA.replay.length > 0 &&
+                  atB.success.length + atB.replay.length > 0;
+              }, 5000),
+              `${await readLog(a)}\n${await readLog(b)}`,
+            );
+            const winners = [...atA.success, ...atB.success];
+            assert.equal(winners.length, 1, JSON.stringify({ atA, atB }));
+            const [loser, loserIp] = winners[0] === C ? [b, C2] : [a, C];
+            assert.deepEqual([...atA.replay, ...atB.replay], [loserIp]);
+            figures.push(`step S+1 knocked at once at A (${C}) and B (${C2}): ${winners[0]} won`);
+            if (loserIp === C2) assert.equal(await curl(loser, "client2", FORWARD, 2), null);
+            else {assert.equal(
+                await curl(b, "client2", FORWARD),
+                `hello from ${LAB.server}:8080 to ${C2}\n`,
+              );}
+          },
+        );
+
+        await t.step("a source penalised at A is penalised at B", async () => {
+          // 203.0.113.77 fails 6 times at A (F, then 9 strays: 8 are tolerated): past 5, a penalty.
+          const bad = "203.0.113.77";
+          const strays = Array.from({ length: 9 }, (_, i) => 2000 + i);
+          const fail = [41001, ...strays];
+          await sendKnocks(a, "client2", bad, Array.from({ length: 6 }, () => fail).flat());
+          assert.ok(
+            await until(
+              async () => new RegExp(`penalty ip=${re(bad)}`).test(await readLog(a)),
+              8000,
+            ),
+            await readLog(a),
+          );
+          const t0 = performance.now();
+          // At B one failure, then a knock on F: a penalised source gets one start per 30 s.
+          const before = await metric(b, token, "knock_penalised_total");
+          await sendKnocks(b, "client2", bad, [...fail, 41001]);
+          assert.ok(
+            await until(
+              async () => (await metric(b, token, "knock_penalised_total")) > before,
+              5000,
+            ),
+            await readLog(b),
+          );
+          figures.push(
+            `penalty at A, then F at B refused as penalised: ${
+              Math.round(performance.now() - t0)
+            } ms (10 knocks at 10/s included)`,
+          );
         });
 
         await t.step("both nodes are registered and up", async () => {
@@ -280,6 +418,20 @@ Deno.test({
           assert.equal(h.body.store.backend, "etcd");
           // The unlock B knows still admits new connections.
           assert.equal(await curl(b, "client", FORWARD), HELLO);
+          // A new knock is refused: its step cannot be claimed (fail closed), logged once.
+          const now = Math.floor(Date.now() / STEP_MS);
+          const fresh = now + 1 > step + 1 ? now + 1 : step - 1;
+          const unreachable = await metric(b, token, "knock_claims_unreachable_total");
+          await sendKnocks(b, "client2", "203.0.113.30", await sequenceAt(fresh));
+          assert.ok(
+            await until(
+              async () => (await metric(b, token, "knock_claims_unreachable_total")) > unreachable,
+              8000,
+            ),
+            await readLog(b),
+          );
+          assert.match(await readLog(b), /knock claims refused: .*fail closed/);
+          assert.deepEqual((await knockLines(b, fresh)).success, []);
           const write = await api<{ error: { code: string } }>(b, "POST", "/users", {
             token,
             body: { name: "erin", password: "erin-password-1", role: "viewer" },
