@@ -20,7 +20,10 @@
  * (keepalived killed too, links down): B takes over once A's adverts stop.
  * Throughout, no byte is lost, no connection is reset, and the client's echo
  * server sees each masqueraded connection from the public port it accepted it
- * from. The failover times are printed, never asserted.
+ * from. A masqueraded UDP flow (a datagram every 20 ms from port 62001)
+ * keeps its public port across every move too (each node makes it a new flow
+ * with the keyed port); the datagrams lost in each move are printed. The
+ * failover times are printed, never asserted.
  *
  * The client is allow-listed: with separate stores a knock-unlocked source's
  * flow would be refused by B, which never saw the knock (an etcd store
@@ -44,6 +47,14 @@ import {
 } from "./_helpers.ts";
 
 const ECHO = `${ROOT}tests/lab/_echo_stream.ts`;
+const UDP_LISTEN = `${ROOT}tests/lab/_udp_listen.ts`;
+const UDP_PINGER = `${ROOT}tests/lab/_udp_pinger.ts`;
+/** The client's UDP echo port, and the LAN server's source port toward it (keyed: outside the range). */
+const UDP_ECHO_PORT = 7008, UDP_LOCAL_PORT = 62001;
+/** Milliseconds between the UDP flow's datagrams. */
+const UDP_INTERVAL = 20;
+/** Echoes that make a run of losses before them settled (the pinger reports runs older than 1 s). */
+const UDP_SETTLED = 1500 / UDP_INTERVAL;
 /** The client's echo server, reached from the LAN through masquerade. */
 const CLIENT_ECHO_PORT = 7007;
 /** The forward to the server's echo port (the "udp-echo" forward, made "both"). */
@@ -107,18 +118,39 @@ Deno.test({
     try {
       pair = await startHaPair({ configs });
       const { a, b } = pair;
-      const spawn = (ns: "server" | "client", args: string[], stdin = false) => {
-        const s = spawnIn(a, ns, [Deno.execPath(), "run", "-A", ECHO, ...args], 400, { stdin });
+      const spawn = (ns: "server" | "client", args: string[], stdin = false, tool = ECHO) => {
+        const s = spawnIn(a, ns, [Deno.execPath(), "run", "-A", tool, ...args], 400, { stdin });
         bg.push(s);
         return s;
       };
+      const udpEcho = spawn("client", [String(UDP_ECHO_PORT)], false, UDP_LISTEN);
       const servers = {
         forward: spawn("server", ["serve", HA.server, "7"]),
         masquerade: spawn("client", ["serve", HA.client, String(CLIENT_ECHO_PORT)]),
       };
-      for (const s of Object.values(servers)) {
+      for (const s of [...Object.values(servers), udpEcho]) {
         assert.ok(await until(() => s.output().includes("listening"), 15000), s.errors());
       }
+      const udp = spawn(
+        "server",
+        [HA.client, String(UDP_ECHO_PORT), String(UDP_LOCAL_PORT), String(UDP_INTERVAL)],
+        true,
+        UDP_PINGER,
+      );
+      assert.ok(await until(() => udp.output().includes("started"), 15000), udp.errors());
+      let udpEchoed = 0, udpGaps = 0;
+      /** The UDP flow's counts so far. */
+      const udpReport = async () => {
+        const before = udp.output().split("report ").length;
+        await udp.write("report\n");
+        assert.ok(await until(() => udp.output().split("report ").length > before, 5000));
+        const last = udp.output().split("report ").at(-1)!.split("\n")[0];
+        return JSON.parse(last) as {
+          sent: number;
+          echoed: number;
+          gaps: [number, number, number][];
+        };
+      };
       const masq = ["connect", HA.client, String(CLIENT_ECHO_PORT)];
       const streams = {
         forward: spawn("client", ["connect", HA.wanVip, String(FORWARD_PORT)], true),
@@ -139,6 +171,28 @@ Deno.test({
       const samePorts = async (when: string) => {
         assert.deepEqual(await peerPorts(a), accepted, when);
         assert.equal(servers.masquerade.output().split("accepted ").length - 1, 2, when);
+        // The UDP flow is echoed again, and has only ever come from one public port.
+        const before = udpEchoed;
+        let r = await udpReport();
+        assert.ok(
+          await until(
+            async () => (udpEchoed = (r = await udpReport()).echoed) > before + UDP_SETTLED,
+            10000,
+          ),
+          `${when}: UDP not echoed again (${udpEchoed})`,
+        );
+        const lost = r.gaps.slice(udpGaps);
+        udpGaps = r.gaps.length;
+        if (lost.length > 0) {
+          console.log(
+            `${when}: UDP lost ${lost.map(([, n, ms]) => `${n} datagrams (${ms} ms)`).join(", ")}`,
+          );
+        }
+        const ports = new Set(
+          [...udpEcho.output().matchAll(/got \d+ ([\d.]+:\d+)/g)].map((m) => m[1]),
+        );
+        assert.equal(ports.size, 1, `${when}: UDP from ${[...ports]}`);
+        assert.ok(![...ports][0].endsWith(`:${UDP_LOCAL_PORT}`), "62001 is outside the range");
       };
 
       await t.step("A is master and carries the three connections", async () => {
@@ -286,6 +340,8 @@ Deno.test({
         );
         await round();
         await samePorts("through B at the end");
+        const r = await udpReport();
+        console.log(`UDP, a datagram every ${UDP_INTERVAL} ms: ${r.sent} sent, ${r.echoed} echoed`);
       });
     } finally {
       for (const s of bg) await s.stop().catch(() => {});
