@@ -251,6 +251,8 @@ Deno.test({
           const s = await statusSettled(a);
           const log = await readLog(a);
           assert.match(log, /ha: keepalived reports MASTER: [1-9]\d* TCP flows loosened/);
+          const ha = log.split("\n").filter((l) => l.startsWith("ha: "));
+          console.log(`A's appliance: ${ha.join("; ")}`);
           // A carried on with the entries it made from the SYNs, 20 MB behind: loosened by
           // keepalived's notification, nothing out of window, nothing picked up anew.
           assert.equal(s.conntrack.outOfWindow, before.conntrack.outOfWindow, JSON.stringify(s));
