@@ -55,10 +55,12 @@ import {
   systemResolvers,
   unroutingCommands,
 } from "./host/routing.ts";
+import { haSocketPath, serveHaNotify } from "./host/ha_notify.ts";
 import { run } from "./host/run.ts";
 import { type ActiveTls, loadOrCreateTls } from "./host/tls.ts";
 import { taskArgs } from "./cli/task_args.ts";
 import { Logger, StdoutSink, SyslogSink } from "./log/mod.ts";
+import { portKeyFromSecret } from "./nat/port_alloc.ts";
 
 const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
   --config FILE   appliance configuration (JSONC); embedded defaults when absent
@@ -270,6 +272,8 @@ export async function main(args: string[]): Promise<number> {
       flows: savedFlows,
       tcpShare: config.conntrack.tcpShare,
       knockClaims: shared,
+      // Every node holding the store's key remaps a clashing masquerade flow alike (HA pickup).
+      portKey: await Deno.readFile(`${storePath}.key`).then(portKeyFromSecret, () => undefined),
     },
     (events) => {
       events.forEach((e) => logger.log(e));
@@ -290,6 +294,18 @@ export async function main(args: string[]): Promise<number> {
         `${new Date(r.savedAt * 1000).toISOString()}`,
     );
   }
+  // keepalived's transitions (an HA pair): windows went stale while the peer carried the flows.
+  const haPath = haSocketPath(storePath);
+  const haNotify = haPath
+    ? await serveHaNotify(haPath, async (vrrp) => {
+      const n = await plane.loosenTcp();
+      console.log(`ha: keepalived reports ${vrrp.toUpperCase()}: ${n} TCP flows loosened`);
+      return `${n} TCP flows loosened`;
+    }).catch((e) => {
+      console.error(`ha: no keepalived notifications: ${(e as Error).message}`);
+      return null;
+    })
+    : null;
   const saveUnlocks = () =>
     journal.snapshot(() => plane.unlocks()).catch(saveFailed("unlock table"));
   const saver = setInterval(() => {
@@ -424,6 +440,7 @@ export async function main(args: string[]): Promise<number> {
   await node.stop();
   await fleet.stop();
   await Promise.all(servers.map((srv) => srv.shutdown()));
+  await haNotify?.close();
   await saveUnlocks();
   if (flags.routing) await applyRouting(plan, true);
   await plane.stop();

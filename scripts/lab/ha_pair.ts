@@ -27,8 +27,13 @@
  *
  * Each node's keepalived runs in the foreground (`-n`) with its own
  * configuration, pid files, log and state-change hook in the node's temp dir,
- * so a test starts, kills and inspects it like the appliance.
+ * so a test starts, kills and inspects it like the appliance. It also tells
+ * its appliance every transition (the notification socket beside the store:
+ * the appliance loosens its TCP windows then). Each node has a store of its
+ * own, both with one secret key (written before the first start, as an etcd
+ * store's nodes share theirs), so both derive the same masquerade port key.
  */
+import { haSocketPath } from "../../src/host/ha_notify.ts";
 import { keepalivedConfig, type VrrpNode } from "../../src/host/keepalived.ts";
 import { run, runOk } from "../../src/host/run.ts";
 import { type RunningLab, startAppliance, stopAppliance } from "./appliance.ts";
@@ -189,6 +194,7 @@ export function haVrrpNode(id: "a" | "b", stateDir: string, opts: HaOptions): Vr
       ...opts.health,
     },
     notify: { any: `${stateDir}/notify.sh` },
+    applianceSocket: haSocketPath(`${stateDir}/knockgate.kv`)!,
   };
 }
 
@@ -215,11 +221,16 @@ async function makeNode(
   names: HaNames,
   suffix: string,
   opts: HaOptions,
+  key: Uint8Array,
   downAll: () => Promise<void>,
 ): Promise<HaNode> {
   const ns = names[id];
   const view: HaView = { ...names, appliance: ns };
   const stateDir = await Deno.makeTempDir({ prefix: `knockgate-${suffix}-${id}-` });
+  // The pair's one secret key (as an etcd store's nodes hold it): both derive the same NAT port key.
+  const keyFile = `${stateDir}/knockgate.kv.key`;
+  await Deno.writeFile(keyFile, key, { mode: 0o600 });
+  await Deno.chmod(keyFile, 0o600);
   const logFile = `${stateDir}/appliance.log`;
   const keepalivedLog = `${stateDir}/keepalived.log`;
   const notifyLog = `${stateDir}/notify.log`;
@@ -347,8 +358,9 @@ export async function startHaPair(opts: HaOptions): Promise<HaPair> {
     for (const n of nodes) await Deno.remove(n.stateDir, { recursive: true }).catch(() => {});
   };
   try {
-    nodes.push(await makeNode("a", names, suffix, opts, down));
-    nodes.push(await makeNode("b", names, suffix, opts, down));
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    nodes.push(await makeNode("a", names, suffix, opts, key, down));
+    nodes.push(await makeNode("b", names, suffix, opts, key, down));
     const [a, b] = nodes;
     await haPairUp(names);
     await a.startAppliance();

@@ -1083,6 +1083,26 @@ export class ConnTable {
     if (locked) this.#unlockFlow(id);
   }
 
+  /**
+   * Makes both senders of every TCP flow liberal until each fits its window
+   * again (`TcpTracker.loosen`, as a restored checkpoint): their windows are
+   * stale when another node carried the flows meanwhile (an HA pair's
+   * failback). Control path: walks the TCP ids. Returns the flows loosened;
+   * a tracker loosens nothing.
+   */
+  loosenTcp(): number {
+    if (!this.#owner) return 0;
+    let n = 0;
+    for (let id = 0; id < this.#tcpCap; id++) {
+      if (this.#protoOf(id) !== PROTO_TCP || this.#tcp.state[id] === TCP_NONE) continue;
+      const locked = this.#multi && this.#lockFlow(id);
+      this.#tcp.loosen(id);
+      if (locked) this.#unlockFlow(id);
+      n++;
+    }
+    return n;
+  }
+
   /** Takes flow `id`'s TCP lock (workers > 1): false after LOCK_SPINS contended tries. */
   #lockFlow(id: number): boolean {
     const l = this.#lock;

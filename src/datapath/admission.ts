@@ -27,10 +27,11 @@
  * server answering a WAN client (the client likewise; only for a rule on
  * one WAN address, else the client's next segment picks it up from the WAN
  * side with the right one); from the LAN to the WAN (masquerade, from the
- * current masquerade address) when the source port is one the port allocator
- * keeps, as it does unless two LAN hosts clash. Lost: a masqueraded flow
- * whose port was remapped, and hairpin flows (their port was random); the
- * snapshot covers those.
+ * current masquerade address) and from the LAN to a forward (hairpin) when
+ * the port allocator computes the flow's port again: the LAN host's own port
+ * (unless two LAN hosts clash) or, with a `portKey`, the keyed port every
+ * node holding the key derives from the flow (see port_alloc.ts). Without a
+ * key a remapped flow is lost; the snapshot covers it after a restart.
  */
 import { type Clock, systemClock } from "../clock.ts";
 import {
@@ -114,6 +115,13 @@ export interface AdmissionInit {
    * brings the answers. Default false (one box: unlocked at once).
    */
   knockClaims?: boolean;
+  /**
+   * The source-NAT port key (`portKeyFromSecret` over the store's secret
+   * key): every node holding the same key remaps a clashing LAN flow to the
+   * same port, so a node taking it over in mid stream rewrites it as the
+   * other did. Absent: random probes, and a remapped flow is not picked up.
+   */
+  portKey?: readonly [number, number];
 }
 
 /** Parsed settings the gate reads. */
@@ -269,7 +277,7 @@ export class Admission {
     this.#emit = init.emit;
     this.#emitKnockState = init.emitKnockState ?? (() => {});
     this.#clock = init.clock ?? systemClock;
-    this.#ports = new PortAllocator(init.ct, { seed: init.portSeed });
+    this.#ports = new PortAllocator(init.ct, { seed: init.portSeed, key: init.portKey });
     this.#a = addressing(s);
     this.#uplinks = s.uplinks;
     this.#up = new Uint8Array(s.uplinks.length).fill(1);
@@ -662,7 +670,7 @@ export class Admission {
       // Hairpin: the server must answer through us, so the client is hidden behind the WAN
       // address it targeted (its replies then arrive on the LAN port, which is steered to us;
       // the LAN address would be delivered locally).
-      const np = this.#ports.pick(proto, priv, privPort, dst, SNAT_LO, SNAT_HI, srcPort);
+      const np = this.#ports.pick(proto, priv, privPort, dst, SNAT_LO, SNAT_HI, srcPort, src);
       if (np < 0) return Drop.NatExhausted;
       this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, dst, np);
       return this.#create(FLAG_DNAT | FLAG_SNAT | FLAG_HAIRPIN, e, nowMs);
@@ -678,6 +686,7 @@ export class Admission {
       icmp ? 1 : SNAT_LO,
       icmp ? 65535 : SNAT_HI,
       srcPort,
+      src,
     );
     if (np < 0) return Drop.NatExhausted;
     // Masquerade: answers go to the masquerade address (an echo's identifier is rewritten too).
@@ -737,9 +746,9 @@ export class Admission {
     nowMs: number,
   ): number {
     const a = this.#a;
-    if (proto !== PROTO_TCP || this.isOwnAddress(dst) || cidrContains(a.lanNet, dst)) {
-      return Drop.NoFlow; // hairpin: its port was random
-    }
+    if (proto !== PROTO_TCP || dst === a.lan || cidrContains(a.lanNet, dst)) return Drop.NoFlow;
+    const slot = this.#wanSlot(dst);
+    if (slot >= 0) return this.#pickUpHairpin(proto, src, srcPort, dst, slot, dstPort, nowMs);
     const e = this.#forwardFrom(proto, src, srcPort);
     if (e === AMBIGUOUS) return Drop.NoFlow;
     if (e >= 0) {
@@ -760,10 +769,43 @@ export class Admission {
     }
     if (this.#masqUplink < 0) return Drop.NoFlow;
     const masq = this.#masqAddr;
-    const np = this.#ports.pick(proto, dst, dstPort, masq, SNAT_LO, SNAT_HI, srcPort);
-    if (np !== srcPort) return Drop.NoFlow; // the flow's port was not its own: unknown
+    const np = this.#ports.pick(proto, dst, dstPort, masq, SNAT_LO, SNAT_HI, srcPort, src);
+    if (!this.#derivable(np, srcPort)) return Drop.NoFlow;
     this.spec.original(proto, src, srcPort, dst, dstPort).reply(dst, dstPort, masq, np);
     return this.#create(FLAG_SNAT, -1, nowMs, true);
+  }
+
+  /** Loose pickup of a LAN client's segment to a forward on WAN address `dst` (hairpin). */
+  #pickUpHairpin(
+    proto: number,
+    src: number,
+    srcPort: number,
+    dst: number,
+    slot: number,
+    dstPort: number,
+    nowMs: number,
+  ): number {
+    const rules = this.#rules;
+    if (dstPort === this.#a.mgmtPort && this.#mgmtAt(slot)) return Drop.NoFlow;
+    // A forward's server answering a hairpin client (to its WAN address and port): not derivable.
+    if (this.#forwardFrom(proto, src, srcPort) !== -1) return Drop.NoFlow;
+    const e = rules.lookup(proto, slot, dstPort);
+    if (e < 0) return Drop.NoFlow;
+    const priv = rules.privateAddress(e), privPort = rules.privatePort(e, dstPort);
+    const np = this.#ports.pick(proto, priv, privPort, dst, SNAT_LO, SNAT_HI, srcPort, src);
+    if (!this.#derivable(np, srcPort)) return Drop.NoFlow;
+    this.spec.original(proto, src, srcPort, dst, dstPort).reply(priv, privPort, dst, np);
+    return this.#create(FLAG_DNAT | FLAG_SNAT | FLAG_HAIRPIN, e, nowMs, true);
+  }
+
+  /**
+   * True when port `np`, picked again for a flow in mid stream, may be the
+   * one the flow began with: the LAN host's own port, or with a port key the
+   * keyed port (the first node's choice unless the two tables disagreed on
+   * the ports probed before it). Without a key a remapped port is unknown.
+   */
+  #derivable(np: number, srcPort: number): boolean {
+    return np === srcPort || (np >= 0 && this.#ports.deterministic);
   }
 
   /** Set by `#forwardFrom`: the public port of the entry it found. */

@@ -54,6 +54,12 @@ export interface DatapathInit {
    * `onClaims`' handler has claimed its step and `answerClaims` says so.
    */
   knockClaims?: boolean;
+  /**
+   * The source-NAT port key, derived from the store's secret key
+   * (`portKeyFromSecret`): nodes sharing the key remap a clashing masquerade
+   * flow to the same port. Absent: random probes.
+   */
+  portKey?: [number, number];
 }
 
 /** The operations the API and CLI layers need from the data plane. */
@@ -300,6 +306,14 @@ export class DatapathControl implements DatapathApi {
   /** Ends the unlock of `ip`; the removed record, or null when it was not unlocked. */
   revoke(ip: string, by?: string): Promise<UnlockRecord | null> {
     return this.#ask((id) => ({ type: "revoke", ip, id, by }));
+  }
+  /**
+   * Loosens every TCP flow's window checks until each sender fits again (an
+   * HA transition: the peer carried the flows, our windows are stale);
+   * resolves with the flows loosened.
+   */
+  loosenTcp(): Promise<number> {
+    return this.#ask((id) => ({ type: "loosen", id }));
   }
   /** Merges unlocks other nodes admitted into the running table (see `Pipeline.mergeUnlocks`). */
   mergeUnlocks(records: UnlockRecord[]): void {

@@ -187,11 +187,15 @@ export type ToWorker =
     role: WorkerRole;
     /** The offloads the kernel accepted when the control plane opened the device. */
     offloads: string[];
+    /** The source-NAT port key (see `DatapathInit.portKey`). */
+    portKey?: [number, number];
   }
   | { type: "rules"; forwards: PortForwardRule[]; openPorts: OpenPortsRule[] }
   | { type: "users"; users: KnockUser[] }
   | { type: "settings"; settings: DatapathSettings }
   | { type: "revoke"; ip: string; id: number; by?: string }
+  /** Loosen every TCP flow's windows (an HA transition); the reply is the count. */
+  | { type: "loosen"; id: number }
   /** Unlocks other nodes admitted (a shared store), merged into the running table. */
   | { type: "unlocks"; records: UnlockRecord[] }
   /** The answers to `knock-claims`. */

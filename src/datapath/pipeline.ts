@@ -116,6 +116,8 @@ export interface PipelineInit {
    * through this ring. Absent: this pipeline admits (worker 0, or the only one).
    */
   handoff?: HandoffRing;
+  /** The source-NAT port key every node of an HA pair holds (see `AdmissionInit.portKey`). */
+  portKey?: readonly [number, number];
 }
 
 /** Parse, track, apply admission's verdict, translate. One instance per data-plane Worker. */
@@ -268,6 +270,15 @@ export class Pipeline implements PacketProcessor {
       n++;
     }
     return n;
+  }
+
+  /**
+   * Loosens every TCP flow's window checks until each sender fits again
+   * (`ConnTable.loosenTcp`): an HA node whose peer carried its flows holds
+   * stale windows. Returns the flows loosened.
+   */
+  loosenTcp(): number {
+    return this.ct.loosenTcp();
   }
 
   /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */

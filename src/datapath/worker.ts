@@ -57,6 +57,8 @@ function handle(m: ToWorker): void {
       return void pipeline.mergeKnockState(m.records, Date.now());
     case "revoke":
       return post({ type: "reply", id: m.id, data: pipeline.revoke(m.ip, Date.now(), m.by) });
+    case "loosen":
+      return post({ type: "reply", id: m.id, data: pipeline.loosenTcp() });
     case "query":
       if (m.what === "device") {
         // Worker 0 also counts what it wrote through the trackers' queues (handed-off packets).
@@ -95,6 +97,7 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
     settings: m.settings,
     forwards: m.forwards,
     openPorts: m.openPorts,
+    portKey: m.portKey,
     counters: new Float64Array(m.counters),
     emit: (events) => post({ type: "events", events }),
     emitKnockState: (records) => post({ type: "knock-state", records }),

@@ -24,10 +24,16 @@
  * appliance's LAN address), and keepalived would otherwise take the
  * interface's primary address, which may be the virtual one.
  *
+ * Every transition is also told to the appliance (`applianceSocket`): its
+ * flows' TCP windows go stale while the other node carries them, so it
+ * loosens them on leaving and on taking the master role (see ha_notify.ts).
+ *
  * Nothing here runs keepalived or touches the host; `keepalivedConfig`
  * returns the file's text and throws on a description keepalived would
  * refuse or misread (its parser knows no quoting inside words).
  */
+
+import { VRRP_STATES, vrrpRequestPath } from "./ha_notify.ts";
 
 /** A virtual address: `198.51.100.1/24` on `wan0`. */
 export interface VirtualAddress {
@@ -97,6 +103,14 @@ export interface VrrpNode {
   virtualAddresses: readonly VirtualAddress[];
   health?: HealthCheck;
   notify?: NotifyHooks;
+  /**
+   * The appliance's notification socket (`haSocketPath` of its store, e.g.
+   * `/var/lib/knockgate/kg.kv.ha/notify.sock`): `notify_master`,
+   * `notify_backup` and `notify_fault` post the state there with curl
+   * (`health.curl`'s, default /usr/bin/curl). Excludes `notify.master`,
+   * `notify.backup` and `notify.fault` (keepalived runs one of each).
+   */
+  applianceSocket?: string;
   /** Gratuitous ARPs sent per address on becoming master (default 5, keepalived's). */
   garpRepeat?: number;
 }
@@ -190,6 +204,15 @@ function validate(n: VrrpNode): { version: 2 | 3; advert: number } {
   }
   if (n.garpRepeat !== undefined) checkInt("gratuitous ARP repeat", n.garpRepeat, 1, 255);
   if (n.health) checkHealth(n.health, virtual);
+  if (n.applianceSocket !== undefined) {
+    if (!n.applianceSocket.startsWith("/")) fail("appliance socket must be an absolute path");
+    checkWord("appliance socket", n.applianceSocket);
+    for (const k of VRRP_STATES) {
+      if (n.notify?.[k] !== undefined) {
+        fail(`notify.${k} and applianceSocket both claim notify_${k}`);
+      }
+    }
+  }
   return { version, advert };
 }
 
@@ -264,6 +287,15 @@ function instanceBlock(n: VrrpNode, instance: string, advert: number): string[] 
   for (const [key, field] of HOOKS) {
     const script = n.notify?.[key];
     if (script !== undefined) out.push(`  ${field} ${scriptLine([script])}`);
+  }
+  if (n.applianceSocket !== undefined) {
+    const curl = n.health?.curl ?? "/usr/bin/curl";
+    for (const state of VRRP_STATES) {
+      // notify_* scripts get no arguments appended (only `notify` does).
+      const argv = [curl, "-sf", "-o", "/dev/null", "--max-time", "5", "-X", "POST"];
+      argv.push("--unix-socket", n.applianceSocket, `http://knockgate${vrrpRequestPath(state)}`);
+      out.push(`  notify_${state} ${scriptLine(argv)}`);
+    }
   }
   out.push("}");
   return out;

@@ -86,6 +86,21 @@ Deno.test("keepalived.conf: unicast peers, VRRPv3 with a sub-second advert, no p
   assert.ok(!l.some((x) => x.startsWith("vrrp_script") || x.startsWith("track_script")));
 });
 
+Deno.test("keepalived.conf: every transition is posted to the appliance's socket with curl", () => {
+  const sock = "/var/lib/knockgate/kg.kv.ha/notify.sock";
+  const l = lines({ ...NODE, applianceSocket: sock });
+  for (const state of ["master", "backup", "fault"]) {
+    assert.ok(
+      l.includes(
+        `notify_${state} "/usr/bin/curl -sf -o /dev/null --max-time 5 -X POST ` +
+          `--unix-socket ${sock} http://knockgate/vrrp/${state}"`,
+      ),
+      `notify_${state}: ${l.join("\n")}`,
+    );
+  }
+  assert.ok(l.includes('notify "/usr/local/sbin/knockgate-notify"'), "the `any` hook stays");
+});
+
 Deno.test("keepalived.conf: what keepalived would refuse or misread is refused, named", () => {
   const bad: [Partial<VrrpNode>, RegExp][] = [
     [{ priority: 255 }, /priority 255 is out of range \(1-254\)/],
@@ -105,6 +120,9 @@ Deno.test("keepalived.conf: what keepalived would refuse or misread is refused, 
     [{ sourceAddress: "192.0.2.1" }, /source address 192.0.2.1 is a virtual address/],
     [{ health: { url: "https://192.0.2.2/", caFile: "/my certs/c.pem" } }, /script argument/],
     [{ notify: { any: "/bin/sh -c reboot" } }, /script argument/],
+    [{ applianceSocket: "kg.ha/notify.sock" }, /absolute path/],
+    [{ applianceSocket: "/my dir/notify.sock" }, /appliance socket .* one word/],
+    [{ applianceSocket: "/s", notify: { backup: "/b" } }, /notify.backup and applianceSocket/],
   ];
   for (const [edit, why] of bad) {
     assert.throws(() => keepalivedConfig({ ...NODE, ...edit }), why, JSON.stringify(edit));
@@ -134,6 +152,7 @@ Deno.test({
         const node of [
           NODE,
           { ...NODE, auth: undefined, unicastPeers: ["192.0.2.3"], advertIntervalSeconds: 0.2 },
+          { ...NODE, applianceSocket: `${dir}/kg.kv.ha/notify.sock` },
         ]
       ) {
         await Deno.writeTextFile(`${dir}/keepalived.conf`, keepalivedConfig(node));

@@ -3,26 +3,56 @@
  * checked in order.
  *
  *   deno run -A tests/lab/_echo_stream.ts serve HOST PORT
- *     echoes every connection; prints `listening`.
- *   deno run -A tests/lab/_echo_stream.ts connect HOST PORT
- *     connects once and prints `connected`; for each line N on stdin it sends
+ *     echoes every connection; prints `listening`, then `accepted ADDR:PORT`
+ *     (the peer as this server sees it) for each connection.
+ *   deno run -A tests/lab/_echo_stream.ts connect HOST PORT [LOCAL_PORT]
+ *     connects once (from LOCAL_PORT when given) and prints `connected
+ *     LOCAL_PORT`; for each line N on stdin it sends
  *     the next N counters (32-bit big-endian words: 0, 1, 2, ...) without
  *     waiting, and prints `echoed TOTAL` each time every counter sent so far
  *     has come back in order, or `broken WHY` and exits. Each line waits at
  *     most 90 s for its echo (TCP retransmits across a restart's gap).
  */
-const [mode, host, port] = Deno.args;
+import net from "node:net";
+import { Duplex } from "node:stream";
+
+const [mode, host, port, localPort] = Deno.args;
+
+/** A connection's byte streams, from a fixed local port (node:net binds one; Deno.connect cannot). */
+async function open(): Promise<
+  { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array>; local: number }
+> {
+  if (localPort === undefined) {
+    const conn = await Deno.connect({ hostname: host, port: Number(port) });
+    conn.setNoDelay(true);
+    return { readable: conn.readable, writable: conn.writable, local: conn.localAddr.port };
+  }
+  const sock = net.connect({ host, port: Number(port), localPort: Number(localPort) });
+  await new Promise<void>((resolve, reject) => {
+    sock.once("connect", resolve);
+    sock.once("error", reject);
+  });
+  sock.setNoDelay(true);
+  const { readable, writable } = Duplex.toWeb(sock);
+  return {
+    readable: readable as ReadableStream<Uint8Array>,
+    writable: writable as WritableStream<Uint8Array>,
+    local: sock.localPort!,
+  };
+}
 
 if (mode === "serve") {
   const listener = Deno.listen({ hostname: host, port: Number(port) });
   console.log("listening");
   for await (const conn of listener) {
+    const peer = conn.remoteAddr as Deno.NetAddr;
+    console.log(`accepted ${peer.hostname}:${peer.port}`);
     conn.readable.pipeTo(conn.writable).catch(() => {});
   }
 } else {
-  const conn = await Deno.connect({ hostname: host, port: Number(port) });
-  conn.setNoDelay(true);
-  console.log("connected");
+  const conn = await open();
+  const reader = conn.readable.getReader(), writer = conn.writable.getWriter();
+  console.log(`connected ${conn.local}`);
   let sent = 0, received = 0, want = 0;
   const wake: { fn: (() => void) | null } = { fn: null };
   const fail = (why: string): never => {
@@ -31,13 +61,13 @@ if (mode === "serve") {
   };
   // Reads and checks the echo, word by word, whatever the segment boundaries.
   (async () => {
-    const buf = new Uint8Array(65536);
     const word = new Uint8Array(4);
     let have = 0;
     while (true) {
-      const n = await conn.read(buf).catch((e) => fail((e as Error).message));
-      if (n === null) fail(`closed after ${received} counters`);
-      for (let i = 0; i < n!; i++) {
+      const r = await reader.read().catch((e) => fail((e as Error).message));
+      if (r.done) fail(`closed after ${received} counters`);
+      const buf = r.value!;
+      for (let i = 0; i < buf.length; i++) {
         word[have++] = buf[i];
         if (have < 4) continue;
         have = 0;
@@ -61,9 +91,7 @@ if (mode === "serve") {
       for (let i = 0; i < count; i++) v.setUint32(4 * i, sent + i);
       sent += count;
       want = sent;
-      for (let off = 0; off < out.length;) {
-        off += await conn.write(out.subarray(off)).catch((e) => fail((e as Error).message));
-      }
+      await writer.write(out).catch((e) => fail((e as Error).message));
       if (received < want) {
         const timer = setTimeout(() => fail(`${received} of ${want} echoed within 90 s`), 90_000);
         await new Promise<void>((r) => wake.fn = r);
@@ -73,5 +101,5 @@ if (mode === "serve") {
       console.log(`echoed ${received}`);
     }
   }
-  conn.close();
+  await writer.close().catch(() => {});
 }
