@@ -190,7 +190,7 @@ Deno.test("rule problems across rules name the later rule's line", () => {
   ]);
   const notIp = edit('"privateAddress": "192.0.2.12"', '"privateAddress": "server"');
   assert.deepEqual(problems(notIp.text), [
-    `${FILE}:${notIp.line}: forwards[0].privateAddress: private address "server" is not an IPv4 address`,
+    `${FILE}:${notIp.line}: forwards[0].privateAddress: private address "server" is not an IPv4 or IPv6 address`,
   ]);
 });
 
