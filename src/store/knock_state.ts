@@ -14,7 +14,7 @@
 import type { Clock } from "../clock.ts";
 import type { KnockStateRecord } from "../knock/verifier.ts";
 import { OVERFLOW_IP } from "../knock/verifier.ts";
-import { isDottedQuad } from "./_validate.ts";
+import { isUnlockIp } from "./_validate.ts";
 import { ValidationError } from "./errors.ts";
 import type { StoreKv } from "./store_kv.ts";
 
@@ -31,7 +31,8 @@ function validate(r: KnockStateRecord): void {
   if (r.type !== "replay" && r.type !== "failures") {
     throw new ValidationError("type", `Cannot save knock state: unknown record type`);
   }
-  const ipOk = isDottedQuad(r.ip) || (r.type === "failures" && r.ip === OVERFLOW_IP);
+  // An IPv6 source is its unlock prefix (`2001:db8:1:2::/64`), as in the unlock records.
+  const ipOk = isUnlockIp(r.ip) || (r.type === "failures" && r.ip === OVERFLOW_IP);
   if (!ipOk) {
     throw new ValidationError("ip", `Cannot save knock state: ${JSON.stringify(r.ip)} is no IP`);
   }
