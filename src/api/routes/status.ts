@@ -6,6 +6,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { snapshotCounters } from "../../datapath/counters.ts";
 import type { ClockHealth } from "../../host/clock_health.ts";
 import { parseIpv4 } from "../../packet/address.ts";
+import { networkCovers, parseIpNetwork, parseUnlockIp } from "../../packet/ip_text.ts";
 import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { StoreUnavailableError } from "../../store/errors.ts";
@@ -51,13 +52,20 @@ const revoke = createRoute({
   path: "/status/unlocks/{ip}",
   tags,
   summary: "Revoke the unlock of an IP",
+  description: "Names the unlock by its source: an IPv4 address, or an IPv6 address or prefix " +
+    "(URL-encoded, `2001:db8:1:2::%2F64`). An IPv6 address or prefix finds the unlock whose " +
+    "network holds it, so any address inside an unlocked /64 ends that unlock.",
   middleware: [requireRole("administrator", "operator")],
   security: SIGNED_IN,
   request: {
     params: z.object({
-      ip: z.string().refine((s) => parseIpv4(s) !== null, "must be a dotted-quad IPv4 address")
+      ip: z.string().refine(
+        (s) => parseIpv4(s) !== null || (s.includes(":") && parseIpNetwork(s) !== null),
+        "must be an IPv4 address, an IPv6 address or an IPv6 prefix (2001:db8:1:2::/64)",
+      )
         .openapi({
           param: { name: "ip", in: "path" },
+          description: "203.0.113.10, 2001:db8:1:2::99 or 2001:db8:1:2::/64 (URL-encoded)",
           example: "203.0.113.10",
         }),
     }),
@@ -84,6 +92,20 @@ const flows = createRoute({
     ...errors(400, 401),
   },
 });
+
+/**
+ * The unlock `query` names: an IPv4 address is the unlock of that address;
+ * an IPv6 address or prefix the unlock whose network holds it (the unlock
+ * of a /64 is found by any address inside it). Null when none does.
+ */
+export function unlockOf(unlocks: readonly UnlockRecord[], query: string): UnlockRecord | null {
+  const q = parseIpNetwork(query);
+  if (q === null) return null;
+  return unlocks.find((u) => {
+    const n = parseUnlockIp(u.ip);
+    return n !== null && networkCovers(n, q);
+  }) ?? null;
+}
 
 /** An unlock as the API shows it: the WAN address "" when the data plane did not say. */
 export function unlockView(u: UnlockRecord & { wanAddress?: string }): Unlock {
@@ -123,10 +145,11 @@ export function statusRouter(
         `Cannot revoke ${ip}: the store is unreachable (degraded mode)`,
       );
     }
-    const removed = await deps.datapath.revoke(ip, authOf(c).user.name);
-    if (removed === null) throw notFound(`${ip} is not unlocked`);
+    const found = unlockOf(await deps.datapath.unlocks(), ip);
+    const removed = found && await deps.datapath.revoke(found.ip, authOf(c).user.name);
+    if (!removed) throw notFound(`${ip} is not unlocked`);
     // Every node of a shared store ends its copy on the note this leaves.
-    await deps.store.unlocks.revokeUnlock(ip, authOf(c).user.name);
+    await deps.store.unlocks.revokeUnlock(removed.ip, authOf(c).user.name);
     return c.json({ unlock: unlockView(removed) }, 200);
   });
   app.openapi(flows, async (c) => {
