@@ -178,7 +178,7 @@ Deno.test("ipv6 api: IPv6 unlocks are listed and revoked by prefix or by any add
       const op = await h.userClient("otto", "operator");
       const wan6 = "2001:db8:198::1";
       const net = h.datapath.unlock("2001:db8:1:2::/64", "alice", h.clock.now(), wan6);
-      const host = h.datapath.unlock("2001:db8:7::9", "alice", h.clock.now(), wan6);
+      h.datapath.unlock("2001:db8:7::9", "alice", h.clock.now(), wan6);
       h.datapath.unlock("203.0.113.10", "alice", h.clock.now());
       await h.store.unlocks.saveUnlock(net);
       const list = await op.json("GET", "/api/v1/status/unlocks");
