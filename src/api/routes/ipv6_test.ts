@@ -4,32 +4,12 @@
  * by address or prefix, the `ipv6` section in the settings, the OpenAPI words.
  */
 import assert from "node:assert/strict";
-import { DEFAULT_CONFIG_INPUT } from "../../config/defaults.ts";
-import { parseConfig } from "../../config/load.ts";
-import type { Config } from "../../config/types.ts";
-import { withApi } from "../_test_util.ts";
+import { dualStackConfig, withApi } from "../_test_util.ts";
 
 type ErrorJson = {
   error: { status: number; code: string; message: string; field?: string };
   problems?: { field: string; message: string }[];
 };
-
-/** The default configuration, dual-stack: the LAN's /64 and one WAN IPv6 address. */
-export function dualStackConfig(enabled = true): Config {
-  return parseConfig(
-    JSON.stringify({
-      ...DEFAULT_CONFIG_INPUT,
-      wan: [{
-        name: "wan",
-        interface: "wan0",
-        addresses: ["198.51.100.1/24"],
-        addresses6: ["2001:db8:198::1/64"],
-      }],
-      ipv6: { enabled, lan: { address: "2001:db8:192::1", network: "2001:db8:192::/64" } },
-    }),
-    "dual-stack",
-  );
-}
 
 const NAT66 = {
   name: "web6",
