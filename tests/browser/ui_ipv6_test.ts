@@ -5,7 +5,7 @@
  * lists an IPv6 unlock (its /64), the uplink's IPv6 address and a bracketed
  * IPv6 flow; the open-ports form makes a pinhole and the forward form a
  * NAT66 forward (an IPv4 WAN IP for an IPv6 host refused beside the WAN IP
- * field); Revoke ends the /64 unlock.
+ * field); the settings show the IPv6 side; Revoke ends the /64 unlock.
  */
 import assert from "node:assert/strict";
 import { systemClock } from "../../src/clock.ts";
@@ -141,6 +141,14 @@ Deno.test({
           await saveScreenshot(page, "ui-rules-ipv6");
         },
       );
+
+      await t.step("settings: the IPv6 side of the network", async () => {
+        await gotoSettled(page, url("/settings"));
+        const facts = await page.locator("#network").innerText();
+        assert.match(facts, /wan0: 198\.51\.100\.1\/24, 2001:db8:198::1\/64/);
+        assert.match(facts, /IPv6 LAN prefix\s*2001:db8:192::\/64/);
+        assert.match(facts, /An IPv6 knock unlocks\s*the source's \/64/);
+      });
 
       await t.step("Revoke ends the /64 unlock", async () => {
         await gotoSettled(page, url("/"));
