@@ -4,6 +4,8 @@
  * by address or prefix, the `ipv6` section in the settings, the OpenAPI words.
  */
 import assert from "node:assert/strict";
+import { DEFAULT_CONFIG_INPUT } from "../../config/defaults.ts";
+import { parseConfig } from "../../config/load.ts";
 import { dualStackConfig, withApi } from "../_test_util.ts";
 
 type ErrorJson = {
@@ -248,4 +250,28 @@ Deno.test("ipv6 api: the OpenAPI document gives both formats and the pinhole and
     assert.match(String(schemas.Unlock.properties.ip.description), /2001:db8:1:2::\/64/);
     assert.ok(schemas.Ipv6Settings, "the ipv6 section has a schema");
   });
+});
+
+Deno.test("ipv6 api: the data plane gets the allow-list of both families", async () => {
+  const config = parseConfig(
+    JSON.stringify({
+      ...DEFAULT_CONFIG_INPUT,
+      wan: [{
+        name: "wan",
+        interface: "wan0",
+        addresses: ["198.51.100.1/24"],
+        addresses6: ["2001:db8:198::1/64"],
+      }],
+      ipv6: { enabled: true, lan: { address: "2001:db8:192::1", network: "2001:db8:192::/64" } },
+      admission: { allow: ["203.0.113.64/26", "2001:DB8:5::/48"] },
+    }),
+  );
+  await withApi(
+    (h) => {
+      assert.deepEqual(h.datapath.settings!.allow, ["203.0.113.64/26", "2001:db8:5::/48"]);
+      return Promise.resolve();
+    },
+    {},
+    config,
+  );
 });
