@@ -23,18 +23,6 @@ export function layoutUplinks(wan: UplinkConfig[], managementUplinks: string[]):
   }));
 }
 
-/** The LAN's IPv6 side as rule validation sees it; null with IPv6 off. */
-export function ipv6LayoutOf(ipv6: Ipv6Config): Ipv6Layout | null {
-  return ipv6.enabled && ipv6.lan !== null
-    ? { lanAddress: ipv6.lan.address, lanNetwork: ipv6.lan.network }
-    : null;
-}
-
-/** The management API's base URL, `https://192.0.2.1:8443/` or `https://[2001:db8:1::1]:8443/`. */
-export function managementUrl(config: Config): string {
-  return `https://${urlHost(config.management.listen)}:${config.management.port}/`;
-}
-
 /** The uplinks as the data plane takes them (`DatapathUplink`): addresses as dotted quads. */
 export function datapathUplinks(config: Config): {
   name: string;
@@ -54,4 +42,16 @@ export function datapathUplinks(config: Config): {
       upAfter: u.probe.upAfter,
     },
   }));
+}
+
+/** The LAN's IPv6 side as rule validation sees it; null with IPv6 off. */
+export function ipv6LayoutOf(ipv6: Ipv6Config): Ipv6Layout | null {
+  return ipv6.enabled && ipv6.lan !== null
+    ? { lanAddress: ipv6.lan.address, lanNetwork: ipv6.lan.network }
+    : null;
+}
+
+/** The management API's base URL, `https://192.0.2.1:8443/` or `https://[2001:db8:1::1]:8443/`. */
+export function managementUrl(config: Config): string {
+  return `https://${urlHost(config.management.listen)}:${config.management.port}/`;
 }
