@@ -14,9 +14,10 @@
 import type { Clock } from "../clock.ts";
 import type { KnockStateRecord } from "../knock/verifier.ts";
 import { OVERFLOW_IP } from "../knock/verifier.ts";
-import { isUnlockIp } from "./_validate.ts";
+import { isDottedQuad } from "./_validate.ts";
 import { ValidationError } from "./errors.ts";
 import type { StoreKv } from "./store_kv.ts";
+import { isUnlockIp } from "./_validate.ts";
 
 export type { KnockStateRecord } from "../knock/verifier.ts";
 
@@ -32,7 +33,8 @@ function validate(r: KnockStateRecord): void {
     throw new ValidationError("type", `Cannot save knock state: unknown record type`);
   }
   // An IPv6 source is its unlock prefix (`2001:db8:1:2::/64`), as in the unlock records.
-  const ipOk = isUnlockIp(r.ip) || (r.type === "failures" && r.ip === OVERFLOW_IP);
+  const ipOk = isDottedQuad(r.ip) || isUnlockIp(r.ip) ||
+    (r.type === "failures" && r.ip === OVERFLOW_IP);
   if (!ipOk) {
     throw new ValidationError("ip", `Cannot save knock state: ${JSON.stringify(r.ip)} is no IP`);
   }
