@@ -62,13 +62,6 @@ export function canonicalIp(s: string): string | null {
   return a.family === 4 ? formatIpv4(a.addr) : formatIpv6(a.addr);
 }
 
-/** The canonical text of a network (host bits cleared), or null when `s` is none. */
-export function canonicalNetwork(s: string): string | null {
-  const n = parseIpNetwork(s);
-  if (n === null) return null;
-  return n.family === 4 ? formatCidr(n.net) : formatIpv6Prefix(n.net);
-}
-
 /**
  * Why an IPv6 address cannot be a host's unicast address across a router,
  * or null: unspecified, loopback, multicast, link-local (never forwarded)
@@ -109,13 +102,6 @@ export function unlockIpError(s: unknown): string | null {
   const canonical = n.prefix === 128 ? formatIpv6(n.addr) : formatIpv6Prefix(n);
   if (canonical !== s) return `is not in canonical form (${canonical})`;
   return null;
-}
-
-/** The canonical unlock `ip` of an IPv6 source covered by a /`prefix` unlock, or of an IPv4 one. */
-export function unlockIpOf(a: IpAddress, prefix: number): string {
-  if (a.family === 4) return formatIpv4(a.addr);
-  const net = parseIpv6Prefix(`${formatIpv6(a.addr)}/${prefix}`)!;
-  return prefix >= 128 ? formatIpv6(net.addr) : formatIpv6Prefix(net);
 }
 
 /** True when network `n` holds every address of `inner` (same family, as long or longer). */
