@@ -6,14 +6,7 @@
  * the unlock covers it alone (`ipv6.unlockPrefix` 128).
  */
 
-import {
-  type Cidr,
-  cidrContains,
-  formatCidr,
-  formatIpv4,
-  parseCidr,
-  parseIpv4,
-} from "./address.ts";
+import { type Cidr, cidrContains, formatIpv4, parseCidr, parseIpv4 } from "./address.ts";
 import {
   formatIpv6,
   formatIpv6Prefix,
