@@ -5,7 +5,8 @@
  * lists an IPv6 unlock (its /64), the uplink's IPv6 address and a bracketed
  * IPv6 flow; the open-ports form makes a pinhole and the forward form a
  * NAT66 forward (an IPv4 WAN IP for an IPv6 host refused beside the WAN IP
- * field); the settings show the IPv6 side; Revoke ends the /64 unlock.
+ * field); the settings show the IPv6 side; Revoke ends the /64 unlock, and a
+ * dashboard refresh sent before it and answered after it does not bring it back.
  */
 import assert from "node:assert/strict";
 import { systemClock } from "../../src/clock.ts";
@@ -64,7 +65,21 @@ Deno.test({
     };
     const app = createApp(deps);
     app.route("/", createUi(deps));
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+    // While set, the dashboard's refreshes arrive this late (a slow link): the revoke races one.
+    let slowRefreshMs = 0;
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (req) => {
+        const res = await app.fetch(req);
+        // Made now, delivered late: the state of the moment it was asked for.
+        if (slowRefreshMs > 0 && new URL(req.url).pathname === "/fragments/dashboard") {
+          const body = await res.text();
+          await new Promise((r) => setTimeout(r, slowRefreshMs));
+          return new Response(body, res);
+        }
+        return res;
+      },
+    );
     const url = (path: string) => `http://127.0.0.1:${server.addr.port}${path}`;
     const browser = await launchChromium({ args: ["--proxy-server=http://127.0.0.1:9"] });
     const problems: string[] = [];
@@ -150,16 +165,38 @@ Deno.test({
         assert.match(facts, /An IPv6 knock unlocks\s*the source's \/64/);
       });
 
-      await t.step("Revoke ends the /64 unlock", async () => {
-        await gotoSettled(page, url("/"));
-        const row = page.locator(`#unlocks tr[data-ip="${PREFIX}"]`);
-        await row.getByRole("button", { name: `Revoke ${PREFIX}` }).click();
-        // The dashboard fragment comes back without the row.
-        await page.locator("#unlocks", { hasText: "No IP is unlocked" }).waitFor();
-        assert.equal(await row.count(), 0);
-        assert.equal(datapath.unlockTable.has(PREFIX), false, "revoked in the data plane");
-        assert.equal(datapath.revokedBy.get(PREFIX), admin.name);
-      });
+      await t.step(
+        "Revoke ends the /64 unlock; a refresh sent before it does not bring it back",
+        async () => {
+          slowRefreshMs = 1500;
+          await gotoSettled(page, url("/"));
+          // The live stream opens and refreshes the dashboard: that answer is on its way, late.
+          const stale = page.waitForResponse((r) => r.url().endsWith("/fragments/dashboard"));
+          await page.locator("#live-state", { hasText: "Live" }).waitFor();
+          // Notes in the page whether the row comes back once the table said it was gone.
+          await page.evaluate(`(() => {
+            window.kgBack = false;
+            let gone = false;
+            new MutationObserver(() => {
+              const t = document.getElementById("unlocks");
+              if (t?.textContent.includes("No IP is unlocked")) gone = true;
+              else if (gone && t?.querySelector('tr[data-ip="${PREFIX}"]')) window.kgBack = true;
+            }).observe(document.body, { childList: true, subtree: true });
+          })()`);
+          const row = page.locator(`#unlocks tr[data-ip="${PREFIX}"]`);
+          await row.getByRole("button", { name: `Revoke ${PREFIX}` }).click();
+          await page.locator("#unlocks", { hasText: "No IP is unlocked" }).waitFor();
+          await stale;
+          // The late answer (the unlock still listed) is dropped and the dashboard fetched again.
+          await page.waitForResponse((r) => r.url().endsWith("/fragments/dashboard"));
+          slowRefreshMs = 0;
+          assert.equal(await page.evaluate("window.kgBack"), false, "the revoked unlock came back");
+          assert.equal(await row.count(), 0);
+          assert.match(await page.locator("#unlocks").innerText(), /No IP is unlocked/);
+          assert.equal(datapath.unlockTable.has(PREFIX), false, "revoked in the data plane");
+          assert.equal(datapath.revokedBy.get(PREFIX), admin.name);
+        },
+      );
       assert.deepEqual(problems, []);
     } finally {
       await browser.close();
