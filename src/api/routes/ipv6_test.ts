@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { DEFAULT_CONFIG_INPUT } from "../../config/defaults.ts";
 import { parseConfig } from "../../config/load.ts";
 import { dualStackConfig, withApi } from "../_test_util.ts";
+import { unlockKeyOf } from "./status.ts";
 
 type ErrorJson = {
   error: { status: number; code: string; message: string; field?: string };
@@ -274,4 +275,14 @@ Deno.test("ipv6 api: the data plane gets the allow-list of both families", async
     {},
     config,
   );
+});
+
+Deno.test("ipv6 api: unlockKeyOf names the unlock a query falls in under unlockPrefix", () => {
+  assert.equal(unlockKeyOf("203.0.113.10", 64), "203.0.113.10");
+  assert.equal(unlockKeyOf("2001:DB8:1:2:a:b:c:d", 64), "2001:db8:1:2::/64");
+  assert.equal(unlockKeyOf("2001:db8:1:2::/64", 64), "2001:db8:1:2::/64");
+  assert.equal(unlockKeyOf("2001:db8:1:2::/96", 64), "2001:db8:1:2::/64");
+  assert.equal(unlockKeyOf("2001:db8:1:2::9", 128), "2001:db8:1:2::9");
+  assert.equal(unlockKeyOf("2001:db8:1::/48", 64), null);
+  assert.equal(unlockKeyOf("2001:db8:1:2::9", 56), "2001:db8:1::/56");
 });

@@ -5,7 +5,8 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { snapshotCounters } from "../../datapath/counters.ts";
 import type { ClockHealth } from "../../host/clock_health.ts";
-import { parseIpv4 } from "../../packet/address.ts";
+import { formatIpv4, parseIpv4 } from "../../packet/address.ts";
+import { formatIpv6, formatIpv6Prefix, ipv6MaskInto } from "../../packet/ipv6_address.ts";
 import { networkCovers, parseIpNetwork, parseUnlockIp } from "../../packet/ip_text.ts";
 import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
 import { notFound } from "../errors.ts";
@@ -107,6 +108,22 @@ export function unlockOf(unlocks: readonly UnlockRecord[], query: string): Unloc
   }) ?? null;
 }
 
+/**
+ * The key the data plane gives the unlock that would hold `query` under
+ * `unlockPrefix`: an IPv4 address itself, an IPv6 address or longer prefix
+ * masked to `unlockPrefix` (`2001:db8:1:2::/64`; bare for 128). Null for an
+ * IPv6 prefix wider than that (no single unlock's key).
+ */
+export function unlockKeyOf(query: string, unlockPrefix: number): string | null {
+  const q = parseIpNetwork(query);
+  if (q === null) return null;
+  if (q.family === 4) return formatIpv4(q.net.addr);
+  if (q.net.prefix < unlockPrefix) return null;
+  const net = { addr: new Uint32Array(4), prefix: unlockPrefix };
+  ipv6MaskInto(q.net.addr, 0, unlockPrefix, net.addr);
+  return unlockPrefix === 128 ? formatIpv6(net.addr) : formatIpv6Prefix(net);
+}
+
 /** An unlock as the API shows it: the WAN address "" when the data plane did not say. */
 export function unlockView(u: UnlockRecord & { wanAddress?: string }): Unlock {
   return { ...u, wanAddress: u.wanAddress ?? "" };
@@ -145,11 +162,17 @@ export function statusRouter(
         `Cannot revoke ${ip}: the store is unreachable (degraded mode)`,
       );
     }
-    const found = unlockOf(await deps.datapath.unlocks(), ip);
-    const removed = found && await deps.datapath.revoke(found.ip, authOf(c).user.name);
+    const by = authOf(c).user.name;
+    // The unlock's own key first (one message); the table is listed only when that misses.
+    const key = unlockKeyOf(ip, deps.config.ipv6.unlockPrefix);
+    let removed = key === null ? null : await deps.datapath.revoke(key, by);
+    if (removed === null) {
+      const found = unlockOf(await deps.datapath.unlocks(), ip);
+      removed = found && await deps.datapath.revoke(found.ip, by);
+    }
     if (!removed) throw notFound(`${ip} is not unlocked`);
     // Every node of a shared store ends its copy on the note this leaves.
-    await deps.store.unlocks.revokeUnlock(removed.ip, authOf(c).user.name);
+    await deps.store.unlocks.revokeUnlock(removed.ip, by);
     return c.json({ unlock: unlockView(removed) }, 200);
   });
   app.openapi(flows, async (c) => {
