@@ -15,6 +15,7 @@ import {
   defaultConfig,
   formatProblem,
   loadConfig,
+  managementUrl,
   primaryWanAddress,
   reloadPlan,
 } from "./config/mod.ts";
@@ -326,7 +327,7 @@ export async function main(args: string[]): Promise<number> {
   const node = new NodeHeartbeat(
     {
       name: nodeName,
-      url: `https://${config.management.listen}:${config.management.port}/`,
+      url: managementUrl(config),
       version: APPLIANCE_VERSION,
       startedAt: systemClock.now(),
     },
@@ -424,7 +425,7 @@ export async function main(args: string[]): Promise<number> {
   );
   console.log(
     `appliance ready: ${config.tun.name} WAN ${uplinkSummary(config)} LAN ${config.lan.address} ` +
-      `management https://${config.management.listen}:${config.management.port}/`,
+      `management ${managementUrl(config)}`,
   );
   const failure = await Promise.race([
     new Promise<null>((resolve) => {

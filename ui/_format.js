@@ -97,7 +97,15 @@ export function formatDrift(steps) {
  * @returns {string}
  */
 export function protoName(proto) {
-  return proto === 6 ? "TCP" : proto === 17 ? "UDP" : proto === 1 ? "ICMP" : `proto ${proto}`;
+  return proto === 6
+    ? "TCP"
+    : proto === 17
+    ? "UDP"
+    : proto === 1
+    ? "ICMP"
+    : proto === 58
+    ? "ICMPv6"
+    : `proto ${proto}`;
 }
 
 /**
@@ -178,8 +186,9 @@ const SUMMARIES = {
     `Unlock of ${str(e, "ip")} (${str(e, "user")}) revoked by ${str(e, "by")}`,
   // The router's syslog line: [Port Unlock] P:6 src:port->dst:port #private:port
   "flow-admitted": (e) =>
-    `[Port Unlock] P:${str(e, "proto")} ${str(e, "src")}:${str(e, "srcPort")}->` +
-    `${str(e, "dst")}:${str(e, "dstPort")} #${str(e, "privateAddr")}:${str(e, "privatePort")}` +
+    `[Port Unlock] P:${str(e, "proto")} ${hostPort(str(e, "src"), str(e, "srcPort"))}->` +
+    `${hostPort(str(e, "dst"), str(e, "dstPort"))} ` +
+    `#${hostPort(str(e, "privateAddr"), str(e, "privatePort"))}` +
     ` rule ${str(e, "rule")}${e.user ? ` user ${str(e, "user")}` : ""}`,
   "config-changed": (e) => `${str(e, "detail")} (${str(e, "source")})`,
   "clock-unsynchronised": (e) => `Clock not synchronised: ${str(e, "detail")}`,
@@ -300,7 +309,17 @@ export const FLOW_HEADERS = [
  * @param {number} proto
  */
 function endpoint(addr, port, proto) {
-  return proto === 1 ? addr : `${addr}:${port}`;
+  return proto === 1 || proto === 58 ? addr : hostPort(addr, port);
+}
+
+/**
+ * `192.0.2.12:8080`, or `[2001:db8::12]:8080` for an IPv6 address (RFC 5952 §6).
+ * @param {string} addr
+ * @param {number | string} port
+ * @returns {string}
+ */
+export function hostPort(addr, port) {
+  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
 /**

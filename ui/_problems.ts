@@ -84,8 +84,8 @@ const RULES: [RegExp, (m: RegExpExecArray) => string][] = [
   ],
   [/^Invalid input$/, () => "This value is not valid"],
   [
-    /^WAN address "([^"]*)" is not "all" or an IPv4 address$/,
-    (m) => `"${m[1]}" is not an IPv4 address; choose one of the uplink's addresses or All`,
+    /^WAN address "([^"]*)" is not "all" or an IPv4 or IPv6 address$/,
+    (m) => `"${m[1]}" is not an IPv4 or IPv6 address; choose one of the uplink's addresses or All`,
   ],
 ];
 

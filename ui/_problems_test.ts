@@ -87,7 +87,7 @@ Deno.test("problems: the WAN binding's problems land on the WAN pickers", () => 
   const state = placeProblems([
     {
       field: "wanAddress",
-      message: 'Invalid request body: WAN address "x" is not "all" or an IPv4 address',
+      message: 'Invalid request body: WAN address "x" is not "all" or an IPv4 or IPv6 address',
     },
     {
       field: "forwards[0].uplink",
@@ -95,7 +95,7 @@ Deno.test("problems: the WAN binding's problems land on the WAN pickers", () => 
     },
   ], slots);
   assert.deepEqual(state.errors.get("wanAddress"), [
-    '"x" is not an IPv4 address; choose one of the uplink\'s addresses or All',
+    '"x" is not an IPv4 or IPv6 address; choose one of the uplink\'s addresses or All',
   ]);
   assert.deepEqual(state.errors.get("uplink"), ['Uplink "isp-c" is not configured']);
   assert.equal(state.alert, "Please correct the 2 fields marked below.");

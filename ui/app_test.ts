@@ -580,7 +580,10 @@ Deno.test("ui: two uplinks: WAN pickers, the WAN column, uplinks and WAN address
       ["privateAddress", "192.0.2.12"],
     ]);
     assert.equal(bad.status, 400);
-    assert.match(slotText(bad.html, "wanAddress"), /wan0&quot; is not an IPv4 address; choose/);
+    assert.match(
+      slotText(bad.html, "wanAddress"),
+      /wan0&quot; is not an IPv4 or IPv6 address; choose/,
+    );
 
     const list = await page(admin, "/rules");
     assert.match(list.html, /<td data-label="WAN" class="mono">isp-a 198\.51\.100\.2<\/td>/);

@@ -65,6 +65,26 @@ export function twoUplinkConfig(): Config {
   );
 }
 
+/**
+ * The default configuration, dual-stack: IPv6 on (or written but off), the
+ * LAN 2001:db8:192::1 in 2001:db8:192::/64, the uplink's 2001:db8:198::1/64.
+ */
+export function dualStackConfig(enabled = true): Config {
+  return parseConfig(
+    JSON.stringify({
+      ...DEFAULT_CONFIG_INPUT,
+      wan: [{
+        name: "wan",
+        interface: "wan0",
+        addresses: ["198.51.100.1/24"],
+        addresses6: ["2001:db8:198::1/64"],
+      }],
+      ipv6: { enabled, lan: { address: "2001:db8:192::1", network: "2001:db8:192::/64" } },
+    }),
+    "<dual-stack test config>",
+  );
+}
+
 /** The health the fake data plane reports for `twoUplinkConfig`: isp-a down, isp-b masquerading. */
 export function twoUplinkStatus(): UplinkStatus[] {
   return [

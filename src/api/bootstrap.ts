@@ -6,7 +6,7 @@
  * again, and `configDrift` names where they differ from the store's.
  */
 import type { Config, SeedUser } from "../config/types.ts";
-import { layoutUplinks, primaryWanAddress } from "../config/uplinks.ts";
+import { ipv6LayoutOf, layoutUplinks, primaryWanAddress } from "../config/uplinks.ts";
 import { generateSecret } from "../knock/totp.ts";
 import type { Logger } from "../log/logger.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
@@ -41,6 +41,7 @@ export function networkLayout(config: Config): NetworkLayout {
     lanNetwork: config.lan.network,
     managementPort: config.management.port,
     managementWanAccess: config.management.wanAccess,
+    ipv6: ipv6LayoutOf(config.ipv6),
   };
 }
 

@@ -10,6 +10,7 @@
  * the store's write transaction (409 or 422 listing every problem).
  */
 import { z } from "@hono/zod-openapi";
+import { parseIp } from "../packet/ip_text.ts";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
@@ -165,9 +166,19 @@ export const PortRangeSchema = z.strictObject({
 }).openapi("PortRange", { example: { start: 52201, end: 52201 } });
 
 const protocol = z.enum(["tcp", "udp", "both"]);
-/** A dotted quad; the message repeats the value, as an operator reads it next to the field. */
-const ipv4 = () =>
-  z.ipv4({ error: (iss) => `private address ${JSON.stringify(iss.input)} is not an IPv4 address` });
+/** An address of either family, as the OpenAPI document says it. */
+export const EITHER_FAMILY = [
+  { type: "string" as const, format: "ipv4" },
+  { type: "string" as const, format: "ipv6" },
+];
+/**
+ * A dotted quad, or an IPv6 address in RFC 4291 text (no brackets, no zone);
+ * the message repeats the value, as an operator reads it next to the field.
+ */
+const privateAddress = () =>
+  z.string().refine((v) => parseIp(v) !== null, {
+    error: (iss) => `private address ${JSON.stringify(iss.input)} is not an IPv4 or IPv6 address`,
+  }).openapi({ anyOf: EITHER_FAMILY });
 const ruleName = z.string().openapi({ example: "web" });
 const ALL = "all";
 /** `"all"` or an uplink name (which one exists is the store's check, 409/422 naming `uplink`). */
@@ -175,15 +186,20 @@ const uplinkField = z.string().min(1).max(32).openapi({
   description: 'The WAN uplink (configuration `wan[].name`) the rule listens on, or "all"',
   example: "isp-a",
 });
-/** `"all"` or a dotted quad (which addresses the uplink has is the store's check). */
-const quad = z.ipv4();
-const wanAddressField = z.string().refine((v) => v === ALL || quad.safeParse(v).success, {
-  error: (iss) => `WAN address ${JSON.stringify(iss.input)} is not "all" or an IPv4 address`,
+/** `"all"` or an address of either family (which addresses the uplink has is the store's check). */
+const wanAddressField = z.string().refine((v) => v === ALL || parseIp(v) !== null, {
+  error: (iss) =>
+    `WAN address ${JSON.stringify(iss.input)} is not "all" or an IPv4 or IPv6 address`,
 })
   .openapi({
     description: 'One of the uplink\'s addresses, or "all" (every address of the uplink, or of ' +
-      'every uplink when `uplink` is "all"; a specific address needs a specific uplink)',
+      'every uplink when `uplink` is "all"; a specific address needs a specific uplink). ' +
+      "Of the private address's family: an IPv4 one of `wan[].addresses` for an IPv4 host, " +
+      "an IPv6 one of `wan[].addresses6` for an IPv6 host (an IPv4 WAN address with an IPv6 " +
+      'private address, or the reverse, is a 400 naming `wanAddress`); "all" then means every ' +
+      'address of that family. A pinhole (open-ports rule to an IPv6 host) takes only "all".',
     example: "198.51.100.2",
+    anyOf: [{ type: "string", enum: [ALL] }, ...EITHER_FAMILY],
   });
 /** The WAN binding of a rule body: both default to "all". */
 const wanBindingInput = {
@@ -200,6 +216,27 @@ const wanBinding = {
 const ruleUsers = z.array(z.string().min(1).max(64)).max(256)
   .openapi({ description: "When non-empty, only these users' unlocks admit" });
 
+/**
+ * The families of a body's `privateAddress` and `wanAddress` agree, and a
+ * pinhole names no WAN address (400 at `wanAddress`): the same words as the
+ * store's `validateConfig`, which checks every writer (the file too).
+ */
+function sameFamily(pinhole: boolean) {
+  return (r: { privateAddress: string; wanAddress: string }, ctx: z.RefinementCtx) => {
+    const host = parseIp(r.privateAddress), wan = parseIp(r.wanAddress);
+    if (host === null || wan === null) return;
+    const name = (f: number) => (f === 6 ? "IPv6" : "IPv4");
+    const message = pinhole && host.family === 6
+      ? `WAN address ${r.wanAddress}: an open-ports rule to an IPv6 host is a pinhole to ` +
+        `${r.privateAddress} itself (no NAT), so wanAddress must be "all"`
+      : host.family !== wan.family
+      ? `WAN address ${r.wanAddress} is ${name(wan.family)} but private address ` +
+        `${r.privateAddress} is ${name(host.family)}: a forward stays in one family`
+      : null;
+    if (message !== null) ctx.addIssue({ code: "custom", path: ["wanAddress"], message });
+  };
+}
+
 /** Body of a port-forward create or replace. */
 export const ForwardInputSchema = z.strictObject({
   name: ruleName,
@@ -207,11 +244,18 @@ export const ForwardInputSchema = z.strictObject({
   enabled: z.boolean().default(true),
   protocol: protocol.default("tcp"),
   publicPorts: PortRangeSchema,
-  privateAddress: ipv4().openapi({ example: "192.0.2.12" }),
+  privateAddress: privateAddress().openapi({
+    description: "The LAN host: an IPv4 address in the LAN network (`publicPorts` on the WAN " +
+      "IPv4 addresses are translated to it), or, with `ipv6.enabled`, an IPv6 global unicast " +
+      "address in `ipv6.lan.network`: a **NAT66 forward**, `publicPorts` on the WAN IPv6 " +
+      "addresses (`wan[].addresses6`) rewritten to this host and `privatePorts`. Public ports " +
+      "are unique per WAN address and family.",
+    example: "192.0.2.12",
+  }),
   privatePorts: PortRangeSchema.optional().openapi({ description: "Default: publicPorts" }),
   enforceKnock: z.boolean().default(true),
   users: ruleUsers.default([]),
-}).openapi("ForwardInput");
+}).superRefine(sameFamily(false)).openapi("ForwardInput");
 
 const ruleMeta = {
   createdAt: z.number(),
@@ -240,11 +284,18 @@ export const OpenPortsInputSchema = z.strictObject({
   name: ruleName,
   ...wanBindingInput,
   enabled: z.boolean().default(true),
-  privateAddress: ipv4().openapi({ example: "192.0.2.25" }),
+  privateAddress: privateAddress().openapi({
+    description: "The LAN host: an IPv4 address (its ports on the WAN IPv4 addresses are " +
+      "forwarded unchanged), or, with `ipv6.enabled`, an IPv6 global unicast address in " +
+      "`ipv6.lan.network`: a **pinhole**, new flows from the WAN to that host's own address on " +
+      'these ports, no NAT (the usual IPv6 firewall model); `wanAddress` must be "all", and a ' +
+      "unique local address (fc00::/7) is refused, as the Internet cannot reach it.",
+    example: "192.0.2.25",
+  }),
   ports: z.array(openPortEntry).min(1).max(64),
   enforceKnock: z.boolean().default(true),
   users: ruleUsers.default([]),
-}).openapi("OpenPortsInput");
+}).superRefine(sameFamily(true)).openapi("OpenPortsInput");
 
 /** A stored open-ports rule. */
 export const OpenPortsSchema = z.object({
@@ -276,6 +327,26 @@ const limits = {
   maxPendingKnocks: z.number().int(),
 };
 
+/** The configuration's `ipv6` section, read only. */
+export const Ipv6ViewSchema = z.object({
+  enabled: z.boolean().openapi({
+    description: "Off (the default): nothing IPv6 crosses, and rules to IPv6 hosts are refused",
+  }),
+  lanAddress: z.string().nullable().openapi({
+    description: "The appliance's LAN IPv6 address (null with IPv6 off)",
+    example: "2001:db8:1::1",
+  }),
+  lanNetwork: z.string().nullable().openapi({
+    description: "The LAN prefix every IPv6 private address lies in (null with IPv6 off)",
+    example: "2001:db8:1::/64",
+  }),
+  unlockPrefix: z.number().int().min(48).max(128).openapi({
+    description: "What an IPv6 knock unlocks: the source's /64 by default (privacy addresses, " +
+      "RFC 8981, rotate inside it), 128 for the one address",
+    example: 64,
+  }),
+}).openapi("Ipv6Settings");
+
 /** The appliance settings the API manages, plus the network layout (read-only, from the config file). */
 export const SettingsSchema = z.object({
   idleTimeoutSeconds: z.number().int(),
@@ -294,12 +365,17 @@ export const SettingsSchema = z.object({
       name: z.string(),
       interface: z.string(),
       addresses: z.array(z.string()).openapi({ example: ["198.51.100.1/26"] }),
+      addresses6: z.array(z.string()).openapi({
+        description: "Its IPv6 addresses with prefix lengths, RFC 5952 (empty with IPv6 off)",
+        example: ["2001:db8:a::1/64"],
+      }),
       gateway: z.string().nullable(),
     })).openapi({ description: "The WAN uplinks, in configuration order" }),
     lanAddress: z.string(),
     lanNetwork: z.string(),
     managementPort: z.number().int(),
     managementWanAccess: z.enum(["knock", "never"]),
+    ipv6: Ipv6ViewSchema,
   }),
   version: z.number().int(),
   updatedAt: z.number(),
@@ -336,11 +412,17 @@ export const ClockHealthSchema = z.object({
 
 /** One unlocked source IP. */
 export const UnlockSchema = z.object({
-  ip: z.string(),
+  ip: z.string().openapi({
+    description: "The unlocked source: an IPv4 address, or for a knock over IPv6 the source's " +
+      "network of `ipv6.unlockPrefix` bits in RFC 5952 text (`2001:db8:1:2::/64`; the bare " +
+      "address when unlockPrefix is 128). An IPv4 knock unlocks only IPv4, an IPv6 knock only " +
+      "IPv6.",
+    example: "203.0.113.10",
+  }),
   user: z.string(),
   wanAddress: z.string().openapi({
-    description: "The WAN address the knock arrived on (empty for unlocks of before); the " +
-      "unlock admits to knock-enforced rules on every uplink",
+    description: "The WAN address the knock arrived on, IPv4 or IPv6 (empty for unlocks of " +
+      "before); the unlock admits to knock-enforced rules on every uplink",
     example: "198.51.100.65",
   }),
   unlockedAt: z.number(),
@@ -369,6 +451,10 @@ export const UplinkSchema = z.object({
   name: z.string().openapi({ example: "isp-a" }),
   interface: z.string().openapi({ example: "wan0" }),
   addresses: z.array(z.string()).openapi({ example: ["198.51.100.1/26", "198.51.100.2/26"] }),
+  addresses6: z.array(z.string()).openapi({
+    description: "Its IPv6 addresses with prefix lengths, RFC 5952 (empty with IPv6 off)",
+    example: ["2001:db8:a::1/64"],
+  }),
   gateway: z.string().nullable(),
   management: z.boolean().openapi({
     description: "The management port answers (after a knock) on its addresses",
@@ -383,9 +469,16 @@ export const UplinkSchema = z.object({
 
 /** One tracked flow. */
 export const FlowSchema = z.object({
-  proto: z.number().int(),
+  proto: z.number().int().openapi({
+    description: "IP protocol (IPv6: the upper-layer header): 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6",
+  }),
   state: z.string(),
-  origSrc: z.string(),
+  origSrc: z.string().openapi({
+    description: "Addresses are dotted quads or RFC 5952 text (`2001:db8:1:2::99`); a " +
+      "pinhole's flow has the same addresses both ways, a NAT66 forward's reply comes from " +
+      "the LAN host",
+    example: "203.0.113.10",
+  }),
   origSrcPort: z.number().int(),
   origDst: z.string(),
   origDstPort: z.number().int(),

@@ -44,7 +44,8 @@ export function datapathSettingsFrom(s: Settings, config: Config): DatapathSetti
     lanNetwork: config.lan.network,
     managementPort: config.management.port,
     managementWanAccess: config.management.wanAccess,
-    allow: [...config.admission.allow],
+    // Both families in one list (the data plane splits it by family, as the file's list is).
+    allow: [...config.admission.allow, ...config.admission.allow6],
     maxFlows: s.limits.maxConnections,
     maxUnlocks: s.limits.maxUnlocks,
     knock: {

@@ -26,11 +26,17 @@ export function uplinkAddresses(u: Config["wan"][number]): string[] {
   return u.addresses.map((a) => `${a.address}/${a.prefixLength}`);
 }
 
+/** An uplink's IPv6 addresses as configured: `2001:db8::1/64` (none with IPv6 off). */
+export function uplinkAddresses6(u: Config["wan"][number]): string[] {
+  return u.addresses6.map((a) => `${a.address}/${a.prefixLength}`);
+}
+
 /** One uplink as `GET /uplinks` shows it. */
 export interface UplinkView {
   name: string;
   interface: string;
   addresses: string[];
+  addresses6: string[];
   gateway: string | null;
   management: boolean;
   /** Index in the masquerade preference list; null when masquerade never uses it. */
@@ -48,6 +54,7 @@ export function uplinkViews(config: Config, statuses: UplinkStatus[] | null): Up
       name: u.name,
       interface: u.interface,
       addresses: uplinkAddresses(u),
+      addresses6: uplinkAddresses6(u),
       gateway: u.gateway,
       management: knock && config.management.uplinks.includes(u.name),
       masqueradeOrder: order === -1 ? null : order,

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { defaultConfig } from "./defaults.ts";
+import { DEFAULT_CONFIG_INPUT, defaultConfig } from "./defaults.ts";
 import { ConfigError, type ConfigProblem, formatProblem, parseConfig } from "./load.ts";
 import { reloadPlan } from "./reload.ts";
+import { managementUrl } from "./uplinks.ts";
 
 const FILE = "config/appliance.jsonc";
 const DEFAULT_TEXT = Deno.readTextFileSync(
@@ -222,4 +223,117 @@ Deno.test("ipv6: a changed section takes a restart (SIGHUP names it)", () => {
   );
   assert.deepEqual(reloadPlan(on, other), { apply: [], restart: ["ipv6.unlockPrefix"] });
   assert.deepEqual(reloadPlan(defaultConfig(), on).restart, ["wan", "ipv6.enabled", "ipv6.lan"]);
+});
+
+/** The default configuration with IPv6 on (`LAN6`, one WAN IPv6 address) and `over` on top. */
+function v6Input(over: Record<string, unknown> = {}, enabled = true): string {
+  return JSON.stringify({
+    ...DEFAULT_CONFIG_INPUT,
+    wan: [{
+      name: "wan",
+      interface: "wan0",
+      addresses: ["198.51.100.1/24"],
+      addresses6: ["2001:db8:198::1/64"],
+    }],
+    ipv6: { enabled, lan: { address: "2001:db8:192::1", network: "2001:db8:192::/64" } },
+    ...over,
+  });
+}
+
+/** `path: reason` of every problem `parseConfig` throws for `text`. */
+function paths(text: string): string[] {
+  try {
+    parseConfig(text, FILE);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.problems.map((p) => `${p.path}: ${p.reason}`);
+  }
+  throw new Error("config parsed");
+}
+
+const NAT66 = {
+  name: "web6",
+  publicPorts: "443",
+  privateAddress: "2001:db8:192::12",
+  privatePorts: "8443",
+};
+const PINHOLE = {
+  name: "ssh6",
+  privateAddress: "2001:db8:192::12",
+  ports: [{ protocol: "tcp", ports: "22" }],
+};
+
+Deno.test("ipv6: a NAT66 forward and a pinhole load beside the IPv4 rules", () => {
+  const c = parseConfig(
+    v6Input({
+      forwards: [...DEFAULT_CONFIG_INPUT.forwards!, {
+        ...NAT66,
+        uplink: "wan",
+        wanAddress: "2001:db8:198::1",
+      }],
+      openPorts: [PINHOLE],
+    }),
+    FILE,
+  );
+  assert.equal(c.forwards.at(-1)!.privateAddress, "2001:db8:192::12");
+  assert.equal(c.openPorts[0].name, "ssh6");
+});
+
+Deno.test("ipv6: rules to IPv6 hosts are refused at the field when IPv6 is off or they do not fit", () => {
+  assert.deepEqual(paths(v6Input({ openPorts: [PINHOLE] }, false)), [
+    "openPorts[0].privateAddress: private address 2001:db8:192::12 is IPv6, but IPv6 is off: " +
+    "a pinhole needs ipv6.enabled",
+  ]);
+  assert.deepEqual(
+    paths(v6Input({ forwards: [{ ...NAT66, privateAddress: "2001:db8:9::12" }] })),
+    [
+      "forwards[0].privateAddress: private address 2001:db8:9::12 is outside the LAN prefix " +
+      "2001:db8:192::/64 (ipv6.lan.network)",
+    ],
+  );
+  assert.deepEqual(
+    paths(v6Input({ forwards: [{ ...NAT66, uplink: "wan", wanAddress: "198.51.100.1" }] })),
+    [
+      "forwards[0].wanAddress: WAN address 198.51.100.1 is IPv4 but private address " +
+      "2001:db8:192::12 is IPv6: a forward stays in one family",
+    ],
+  );
+  assert.deepEqual(
+    paths(v6Input({ forwards: [{ ...NAT66, uplink: "wan", wanAddress: "2001:db8:198::7" }] })),
+    [
+      'forwards[0].wanAddress: 2001:db8:198::7 is not an IPv6 address of uplink "wan" ' +
+      "(2001:db8:198::1)",
+    ],
+  );
+});
+
+Deno.test("ipv6: admission.allow takes IPv6 networks, applied only with IPv6 on", () => {
+  const allow = ["203.0.113.0/24", "2001:DB8:5::/48", "2001:db8:6::1"];
+  const on = parseConfig(v6Input({ admission: { allow } }), FILE);
+  assert.deepEqual(on.admission.allow, ["203.0.113.0/24"]);
+  assert.deepEqual(on.admission.allow6, ["2001:db8:5::/48", "2001:db8:6::1/128"]);
+  assert.equal(on.admission.allowPrefixes6[0].prefix, 48);
+  const warnings: ConfigProblem[] = [];
+  const off = parseConfig(v6Input({ admission: { allow } }, false), FILE, warnings);
+  assert.deepEqual(off.admission.allow6, []);
+  assert.ok(
+    warnings.some((w) =>
+      w.path === "admission.allow[1]" && w.reason === "is not applied: ipv6.enabled is false"
+    ),
+  );
+  assert.deepEqual(paths(v6Input({ admission: { allow: ["2001:db8::/129"] } })), [
+    'admission.allow[0]: "2001:db8::/129" is not an IPv4 or IPv6 network (a.b.c.d/n, 2001:db8::/n)',
+  ]);
+});
+
+Deno.test("ipv6: management.listen takes an IPv6 address, bracketed in the URL", () => {
+  const management = { port: 8443, wanAccess: "knock", listen: "2001:DB8:192:0::1" };
+  const c = parseConfig(v6Input({ management }), FILE);
+  assert.equal(c.management.listen, "2001:db8:192::1");
+  assert.equal(c.management.listenU32, null);
+  assert.equal(managementUrl(c), "https://[2001:db8:192::1]:8443/");
+  assert.equal(managementUrl(defaultConfig()), "https://192.0.2.1:8443/");
+  assert.deepEqual(paths(v6Input({ management: { ...management, listen: "[2001:db8::1]" } })), [
+    'management.listen: "[2001:db8::1]" is not an IPv4 or IPv6 address',
+  ]);
 });

@@ -8,11 +8,20 @@
 import type { z } from "zod";
 import { MAX_WAN_ADDRESSES, validateConfig } from "../nat/rule_validate.ts";
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
+import { canonicalIp } from "../packet/ip_text.ts";
+import { formatIpv6Prefix, type Ipv6Prefix, parseIpv6Prefix } from "../packet/ipv6_address.ts";
 import { joinPath, JsoncSyntaxError, parseJsonc } from "./parse_jsonc.ts";
 import { ipv6Section } from "./ipv6.ts";
 import { type ConfigOutput, configSchema, issueMessage, KNOCK_ALIASES } from "./schema.ts";
-import type { Config, StoreConfig, UplinkAddress, UplinkConfig, UplinkProbe } from "./types.ts";
-import { layoutUplinks } from "./uplinks.ts";
+import type {
+  Config,
+  Ipv6Config,
+  StoreConfig,
+  UplinkAddress,
+  UplinkConfig,
+  UplinkProbe,
+} from "./types.ts";
+import { ipv6LayoutOf, layoutUplinks } from "./uplinks.ts";
 
 /** One thing wrong with a configuration file. */
 export interface ConfigProblem {
@@ -239,27 +248,43 @@ function finish(c: ConfigOutput, report: Reporter, notes: Reporter): Config {
   const masquerade = uplinkList(c.masquerade.uplinks, names, "masquerade.uplinks", report);
   const mgmtUplinks = uplinkList(c.management.uplinks, names, "management.uplinks", report);
   checkUsers(c, report);
-  checkRules(c, wan, mgmtUplinks, report);
-  const listen = c.management.listen ?? c.lan.address;
+  checkRules(c, wan, mgmtUplinks, ipv6, report);
+  const listen = canonicalIp(c.management.listen ?? c.lan.address)!;
   return {
     wan,
     masquerade: { uplinks: masquerade },
     lan: { ...c.lan, addressU32: lanAddr, network: formatCidr(lanNet), networkCidr: lanNet },
     tun: { ...c.tun, queues: c.tun.queues === "auto" ? autoQueues() : c.tun.queues },
     conntrack: c.conntrack,
-    admission: {
-      allow: c.admission.allow,
-      allowCidrs: c.admission.allow.map((s) => parseCidr(s)!),
-    },
+    admission: admission(c.admission.allow, ipv6.enabled, notes),
     knock: knockSettings(c.knock),
     users: c.users,
     forwards: c.forwards,
     openPorts: c.openPorts,
-    management: { ...c.management, listen, listenU32: parseIpv4(listen)!, uplinks: mgmtUplinks },
+    management: { ...c.management, listen, listenU32: parseIpv4(listen), uplinks: mgmtUplinks },
     syslog: c.syslog,
     store: storeConfig(c.store, report),
     ...(c.tls ? { tls: c.tls } : {}),
     ipv6,
+  };
+}
+
+/**
+ * The allow-list split by family (see `AdmissionConfig`); with IPv6 off its
+ * IPv6 networks are noted and not applied, as every IPv6 field is.
+ */
+function admission(allow: string[], ipv6On: boolean, notes: Reporter): Config["admission"] {
+  const v4: string[] = [], v6: Ipv6Prefix[] = [];
+  allow.forEach((s, i) => {
+    if (parseCidr(s) !== null) v4.push(s);
+    else if (ipv6On) v6.push(parseIpv6Prefix(s)!);
+    else notes.add(`admission.allow[${i}]`, "is not applied: ipv6.enabled is false");
+  });
+  return {
+    allow: v4,
+    allowCidrs: v4.map((s) => parseCidr(s)!),
+    allow6: v6.map(formatIpv6Prefix),
+    allowPrefixes6: v6,
   };
 }
 
@@ -474,6 +499,7 @@ function checkRules(
   c: ConfigOutput,
   wan: UplinkConfig[],
   mgmtUplinks: string[],
+  ipv6: Ipv6Config,
   report: Reporter,
 ): void {
   const problems = validateConfig({
@@ -487,6 +513,7 @@ function checkRules(
       lanNetwork: c.lan.network,
       managementPort: c.management.port,
       managementWanAccess: c.management.wanAccess,
+      ipv6: ipv6LayoutOf(ipv6),
     },
   });
   for (const p of problems) {

@@ -135,7 +135,7 @@ Deno.test("wrong types, enums, bounds, addresses and names are explained", () =>
     [
       '"allow": []',
       '"allow": ["203.0.113.0/33"]',
-      'admission.allow[0]: "203.0.113.0/33" is not an IPv4 network (a.b.c.d/n)',
+      'admission.allow[0]: "203.0.113.0/33" is not an IPv4 or IPv6 network (a.b.c.d/n, 2001:db8::/n)',
     ],
     ['"length": 3', '"length": 9', "users[0].length: must be at most 8"],
     [
@@ -190,7 +190,7 @@ Deno.test("rule problems across rules name the later rule's line", () => {
   ]);
   const notIp = edit('"privateAddress": "192.0.2.12"', '"privateAddress": "server"');
   assert.deepEqual(problems(notIp.text), [
-    `${FILE}:${notIp.line}: forwards[0].privateAddress: private address "server" is not an IPv4 address`,
+    `${FILE}:${notIp.line}: forwards[0].privateAddress: private address "server" is not an IPv4 or IPv6 address`,
   ]);
 });
 

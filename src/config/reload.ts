@@ -26,8 +26,11 @@ const LIVE_KNOCK: Record<string, string> = {
   maxPenalised: "knock.maxPenalised",
 };
 
-/** Parsed forms beside the written ones (`addressU32`, `networkCidr`, `addressWords`, ...) are not reported. */
-const DERIVED = /U32$|Cidrs?$|Words$/;
+/**
+ * Parsed forms beside the written ones (`addressU32`, `networkCidr`,
+ * `addressWords`, `allowPrefixes6`, ...) are not reported.
+ */
+const DERIVED = /U32$|Cidrs?$|Words$|Prefixes6$/;
 
 function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);

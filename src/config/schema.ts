@@ -30,6 +30,20 @@ const cidr = z.string().refine((s) => parseCidr(s) !== null, {
   error: (iss) => `${JSON.stringify(iss.input)} is not an IPv4 network (a.b.c.d/n)`,
 });
 
+/** A dotted quad or an IPv6 address (no brackets, no zone). */
+const ipAny = z.string().refine((s) => parseIpv4(s) !== null || parseIpv6(s) !== null, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not an IPv4 or IPv6 address`,
+});
+
+/** `a.b.c.d/n` or `2001:db8::/n`; a bare address is a host network. */
+const cidrAny = z.string().refine(
+  (s) => parseCidr(s) !== null || (s.includes(":") && parseIpv6Prefix(s) !== null),
+  {
+    error: (iss) =>
+      `${JSON.stringify(iss.input)} is not an IPv4 or IPv6 network (a.b.c.d/n, 2001:db8::/n)`,
+  },
+);
+
 /** An IPv6 address in RFC 4291 text (`2001:db8::1`), without prefix or zone. */
 const ipv6 = z.string().refine((s) => parseIpv6(s) !== null, {
   error: (iss) => `${JSON.stringify(iss.input)} is not an IPv6 address`,
@@ -235,7 +249,8 @@ export const configSchema = z.strictObject({
     /** Share of the flow ids that may hold a TCP flow (the rest hold UDP and ICMP without TCP state). */
     tcpShare: z.number().min(0).max(1).default(1),
   }).prefault({}),
-  admission: z.strictObject({ allow: z.array(cidr).default([]) }).prefault({}),
+  /** WAN sources admitted without a knock: IPv4 and (used with `ipv6.enabled`) IPv6 networks. */
+  admission: z.strictObject({ allow: z.array(cidrAny).default([]) }).prefault({}),
   knock: knock.prefault({}),
   users: z.array(user).default([]),
   forwards: z.array(forward).default([]),
@@ -243,7 +258,8 @@ export const configSchema = z.strictObject({
   management: z.strictObject({
     port: port.default(8443),
     wanAccess: z.enum(["knock", "never"]).default("knock"),
-    listen: ipv4.optional(),
+    /** An IPv4 or IPv6 address of the appliance; default the LAN address. */
+    listen: ipAny.optional(),
     /** Uplinks whose addresses answer the management port after a knock (default: all). */
     uplinks: z.array(uplinkName).optional(),
   }).prefault({}),

@@ -8,6 +8,7 @@ import type { KnockTransport } from "../knock/profile.ts";
 import type { SyslogFormat } from "../log/syslog.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import type { Cidr } from "../packet/address.ts";
+import type { Ipv6Prefix } from "../packet/ipv6_address.ts";
 
 /** One public address of an uplink. */
 export interface UplinkAddress {
@@ -122,12 +123,20 @@ export interface ConntrackConfig {
   tcpShare: number;
 }
 
-/** The static gate before the knock engine. */
+/**
+ * The static gate before the knock engine. The file's one `allow` list is
+ * split by family: `allow` keeps the IPv4 networks (what the data plane's
+ * IPv4 gate has always taken), `allow6` the IPv6 ones.
+ */
 export interface AdmissionConfig {
-  /** CIDRs of WAN sources admitted without knocking, as written. */
+  /** IPv4 CIDRs of WAN sources admitted without knocking, as written. */
   allow: string[];
   /** The same, parsed. */
   allowCidrs: Cidr[];
+  /** IPv6 networks admitted without knocking, RFC 5952 (`2001:db8:5::/48`); empty with IPv6 off. */
+  allow6: string[];
+  /** The same, parsed. */
+  allowPrefixes6: Ipv6Prefix[];
 }
 
 /**
@@ -169,9 +178,10 @@ export interface ManagementConfig {
   port: number;
   /** `knock`: reachable from the WAN by knock-unlocked IPs; `never`: LAN only. */
   wanAccess: "knock" | "never";
-  /** Address it listens on; the LAN address unless set. */
+  /** Address it listens on (dotted quad or RFC 5952); the LAN address unless set. */
   listen: string;
-  listenU32: number;
+  /** `listen` as a number; null when it is an IPv6 address. */
+  listenU32: number | null;
   /** Uplinks whose addresses answer the management port (after a knock). */
   uplinks: string[];
 }

@@ -1,6 +1,7 @@
 /** Views of the configured uplinks that other layers take as they are. */
-import type { UplinkLayout } from "../nat/rule_validate.ts";
-import type { Config, UplinkConfig } from "./types.ts";
+import type { Ipv6Layout, UplinkLayout } from "../nat/rule_validate.ts";
+import { urlHost } from "../packet/ip_text.ts";
+import type { Config, Ipv6Config, UplinkConfig } from "./types.ts";
 
 /** The primary WAN address (the first uplink's first address), dotted quad. */
 export function primaryWanAddress(config: Config): string {
@@ -17,6 +18,7 @@ export function layoutUplinks(wan: UplinkConfig[], managementUplinks: string[]):
   return wan.map((u) => ({
     name: u.name,
     addresses: u.addresses.map((a) => a.address),
+    addresses6: u.addresses6.map((a) => a.address),
     management: managementUplinks.includes(u.name),
   }));
 }
@@ -40,4 +42,16 @@ export function datapathUplinks(config: Config): {
       upAfter: u.probe.upAfter,
     },
   }));
+}
+
+/** The LAN's IPv6 side as rule validation sees it; null with IPv6 off. */
+export function ipv6LayoutOf(ipv6: Ipv6Config): Ipv6Layout | null {
+  return ipv6.enabled && ipv6.lan !== null
+    ? { lanAddress: ipv6.lan.address, lanNetwork: ipv6.lan.network }
+    : null;
+}
+
+/** The management API's base URL, `https://192.0.2.1:8443/` or `https://[2001:db8:1::1]:8443/`. */
+export function managementUrl(config: Config): string {
+  return `https://${urlHost(config.management.listen)}:${config.management.port}/`;
 }

@@ -92,8 +92,8 @@ export interface UnlockRevokedEvent extends EventBase {
 /** A new WAN flow matched a rule and was admitted (the router's `[Port Unlock]` line). */
 export interface FlowAdmittedEvent extends EventBase {
   type: "flow-admitted";
-  /** IP protocol number: 6 TCP, 17 UDP, 1 ICMP. */
-  proto: 6 | 17 | 1;
+  /** IP protocol number (next header for IPv6): 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6. */
+  proto: 6 | 17 | 1 | 58;
   src: string;
   srcPort: number;
   /** The WAN address the client connected to. */

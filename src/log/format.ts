@@ -26,9 +26,10 @@ export function formatEvent(e: ApplianceEvent): string {
     case "unlock-revoked":
       return `[Port Lock] ${kv("ip", e.ip)} ${kv("user", e.user)} reason=revoked ${kv("by", e.by)}`;
     case "flow-admitted":
-      // The router's exact text: P:<IP protocol> src:port->wan:port #private:port.
-      return `[Port Unlock] P:${e.proto} ${e.src}:${e.srcPort}->${e.dst}:${e.dstPort} ` +
-        `#${e.privateAddr}:${e.privatePort}`;
+      // The router's exact text: P:<IP protocol> src:port->wan:port #private:port
+      // (an IPv6 address in brackets before its port, RFC 5952 §6).
+      return `[Port Unlock] P:${e.proto} ${hostPort(e.src, e.srcPort)}->` +
+        `${hostPort(e.dst, e.dstPort)} #${hostPort(e.privateAddr, e.privatePort)}`;
     case "config-changed":
       return `[Config] changed ${kv("source", e.source)} ${kv("detail", e.detail)}`;
     case "clock-unsynchronised":
@@ -85,6 +86,11 @@ function summaryLine(e: LogSummaryEvent): string {
 function kv(key: string, value: string): string {
   const safe = escapeControl(value);
   return `${key}=${/^[^\s"=]+$/.test(safe) ? safe : `"${safe.replaceAll('"', '\\"')}"`}`;
+}
+
+/** `192.0.2.12:8080`, or `[2001:db8::12]:8080` for an IPv6 address. */
+function hostPort(addr: string, port: number): string {
+  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
 /** ` key=value` when `value` is set, else nothing. */

@@ -201,3 +201,40 @@ Deno.test("formatEvent escapes control characters in every value: no value ends 
     "[Port Knock] failure ip=203.0.113.9 reason=a\\x09b\\x9bc",
   );
 });
+
+Deno.test("formatEvent: IPv6 unlocks are their prefix, IPv6 flows bracket each address", () => {
+  const knock = makeEvent(clock, "knock-success", {
+    ip: "2001:db8:1:2::/64",
+    user: "alice",
+    wan: "2001:db8:a::1",
+    drift: 0,
+    step: 56666666,
+  });
+  assert.equal(
+    formatEvent(knock),
+    "[Port Knock] success user=alice ip=2001:db8:1:2::/64 wan=2001:db8:a::1 drift=0 step=56666666",
+  );
+  const flow = makeEvent(clock, "flow-admitted", {
+    proto: 58,
+    src: "2001:db8:1:2::99",
+    srcPort: 0,
+    dst: "2001:db8:a::1",
+    dstPort: 0,
+    privateAddr: "2001:db8:192::12",
+    privatePort: 0,
+    rule: "ping6",
+  });
+  assert.equal(
+    formatEvent(flow),
+    "[Port Unlock] P:58 [2001:db8:1:2::99]:0->[2001:db8:a::1]:0 #[2001:db8:192::12]:0",
+  );
+  const revoked = makeEvent(clock, "unlock-revoked", {
+    ip: "2001:db8:1:2::/64",
+    user: "alice",
+    by: "admin",
+  });
+  assert.equal(
+    formatEvent(revoked),
+    "[Port Lock] ip=2001:db8:1:2::/64 user=alice reason=revoked by=admin",
+  );
+});

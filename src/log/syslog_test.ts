@@ -152,3 +152,33 @@ Deno.test("SyslogSink: a name that does not resolve never blocks emit, flush or 
   }
   assert.equal(sink.collectors()[0].queued, 0);
 });
+
+Deno.test("SyslogSink sends to an IPv6 collector (::1), the IPv6 flow line bracketed", async () => {
+  const server = dgram.createSocket("udp6");
+  const got: string[] = [];
+  server.on("message", (msg) => got.push(new TextDecoder().decode(msg)));
+  await new Promise<void>((resolve) => server.bind(0, "::1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const sink = new SyslogSink({ collectors: [{ host: "::1", port }], hostname: "kg", procId: "1" });
+  try {
+    sink.emit(makeEvent(clock, "flow-admitted", {
+      proto: 6,
+      src: "2001:db8:1:2::99",
+      srcPort: 40000,
+      dst: "2001:db8:a::1",
+      dstPort: 443,
+      privateAddr: "2001:db8:192::12",
+      privatePort: 8443,
+      rule: "web6",
+    }));
+    await sink.flush();
+    await waitFor(() => got.length >= 1);
+    assert.deepEqual(got, [
+      "<134>1 2023-10-17T05:36:54.123Z kg knockgate 1 flow-admitted - [Port Unlock] P:6 " +
+      "[2001:db8:1:2::99]:40000->[2001:db8:a::1]:443 #[2001:db8:192::12]:8443",
+    ]);
+  } finally {
+    await sink.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

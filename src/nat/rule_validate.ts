@@ -27,6 +27,14 @@
  */
 
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../packet/address.ts";
+import {
+  canonicalIp,
+  ipFamily,
+  ipv6NotGlobal,
+  isIpv6UniqueLocal,
+  parseIp,
+} from "../packet/ip_text.ts";
+import { formatIpv6Prefix, ipv6PrefixContains, parseIpv6Prefix } from "../packet/ipv6_address.ts";
 import type { OpenPortsRule, PortForwardRule, PortRange, RuleProtocol } from "./rule.ts";
 
 /** Which list a rule sits in. */
@@ -79,11 +87,21 @@ function portError(port: number, noun: string): string | null {
   return null;
 }
 
-/** Why `addr` cannot be a private host address, or null when it can. */
+/**
+ * Why `addr` cannot be a private host address, or null when it can: an IPv4
+ * unicast host, or an IPv6 global unicast one (a pinhole or NAT66 target;
+ * whether it lies in the LAN prefix is checked against the addressing).
+ */
 export function privateAddressError(addr: string): string | null {
-  const n = parseIpv4(addr);
-  if (n === null) return `private address "${addr}" is not an IPv4 address`;
-  const first = n >>> 24;
+  const ip = parseIp(addr);
+  if (ip === null) {
+    return `private address ${JSON.stringify(addr)} is not an IPv4 or IPv6 address`;
+  }
+  if (ip.family === 6) {
+    const why = ipv6NotGlobal(ip.addr);
+    return why === null ? null : `private address ${addr} ${why}: a global unicast host is needed`;
+  }
+  const first = ip.addr >>> 24;
   // 0/8 "this network", 127/8 loopback, 224/4 multicast, 240/4 reserved and broadcast.
   if (first === 0 || first === 127 || first >= 224) {
     return `private address "${addr}" is not a unicast host address`;
@@ -108,6 +126,11 @@ export interface UplinkLayout {
   name: string;
   /** Its public addresses, dotted quads. */
   addresses: string[];
+  /**
+   * Its IPv6 addresses, RFC 5952 text (empty with IPv6 off). Absent: not
+   * known to the caller, and IPv6 bindings are not checked.
+   */
+  addresses6?: string[];
   /** The management port answers (after a knock) on its addresses. */
   management: boolean;
 }
@@ -116,6 +139,8 @@ export interface UplinkLayout {
 export interface UplinkAddresses {
   name: string;
   addresses: readonly string[];
+  /** Its IPv6 addresses (RFC 5952); absent: IPv6 bindings are not checked. */
+  addresses6?: readonly string[];
 }
 
 /** Most WAN addresses in all (the rule index keeps a 64-bit address mask per entry). */
@@ -146,6 +171,19 @@ export interface NetworkLayout {
   managementPort: number;
   /** `knock`: reachable from the WAN after a knock (a first knock port on it would eat it). */
   managementWanAccess: "knock" | "never";
+  /**
+   * The LAN's IPv6 side when IPv6 is on (configuration `ipv6.lan`); absent or
+   * null: IPv6 is off, and a rule to an IPv6 host is refused.
+   */
+  ipv6?: Ipv6Layout | null;
+}
+
+/** The LAN's IPv6 address and prefix, RFC 5952 text. */
+export interface Ipv6Layout {
+  /** The appliance's LAN IPv6 address. */
+  lanAddress: string;
+  /** The LAN prefix, `2001:db8:1::/64`; every IPv6 private address lies in it. */
+  lanNetwork: string;
 }
 
 /** A configuration to validate; without `users` or `network` those checks are skipped. */
@@ -267,8 +305,18 @@ function ruleShapeProblems(
   }
   const addrError = typeof rule.privateAddress === "string"
     ? privateAddressError(rule.privateAddress)
-    : "private address is not a dotted quad";
+    : "private address is not an IPv4 or IPv6 address";
   if (addrError) add("privateAddress", addrError);
+  else if (!("publicPorts" in rule)) {
+    const ip = parseIp(rule.privateAddress);
+    if (ip?.family === 6 && isIpv6UniqueLocal(ip.addr)) {
+      add(
+        "privateAddress",
+        `a pinhole to ${rule.privateAddress} (unique local, fc00::/7) cannot be reached from ` +
+          "the Internet: forward to it with a port forward (NAT66) instead",
+      );
+    }
+  }
   if (!Array.isArray(rule.users)) add("users", "users must be a list of user names");
   else {
     const seen = new Set<string>();
@@ -287,31 +335,70 @@ function ruleShapeProblems(
 /** A binding to every uplink, or to every address of one. */
 const ALL = "all";
 
-/** The WAN addresses a rule listens on, as written: "all" or an uplink, "all" or one address. */
+/**
+ * Where a rule's public ports are: the WAN addresses it listens on ("all" or
+ * an uplink, "all" or one address) of its private host's family; for a
+ * pinhole (an open-ports rule to an IPv6 host) the host's own address.
+ */
 interface Scope {
   uplink: string;
+  /** "all" or one address, canonical (RFC 5952 for IPv6). */
   address: string;
+  /** 4: the uplinks' IPv4 addresses; 6: their IPv6 addresses, or a pinhole's host. */
+  family: 4 | 6;
+  /** A pinhole's LAN host (canonical), else null. */
+  pinhole: string | null;
+}
+
+/** 6 when the rule's private host is an IPv6 address, else 4 (malformed ones too). */
+function ruleFamily(rule: PortForwardRule | OpenPortsRule): 4 | 6 {
+  return typeof rule.privateAddress === "string" && ipFamily(rule.privateAddress) === 6 ? 6 : 4;
 }
 
 function scopeOf(rule: PortForwardRule | OpenPortsRule): Scope {
-  return { uplink: rule.uplink ?? ALL, address: rule.wanAddress ?? ALL };
+  const family = ruleFamily(rule);
+  const written = rule.wanAddress ?? ALL;
+  const address = typeof written === "string" && written !== ALL
+    ? canonicalIp(written) ?? written
+    : written;
+  const pinhole = family === 6 && !("publicPorts" in rule)
+    ? canonicalIp(rule.privateAddress)
+    : null;
+  return { uplink: rule.uplink ?? ALL, address, family, pinhole };
 }
 
 /** What is wrong with a rule's uplink binding on its own (without the uplinks), or null. */
 function bindingShapeError(
   rule: PortForwardRule | OpenPortsRule,
 ): { field: "uplink" | "wanAddress"; reason: string } | null {
-  const { uplink, address } = scopeOf(rule);
+  const { uplink, address, family, pinhole } = scopeOf(rule);
   if (typeof uplink !== "string" || uplink === "") {
     return { field: "uplink", reason: 'uplink must be "all" or an uplink name' };
   }
-  if (typeof address !== "string" || (address !== ALL && parseIpv4(address) === null)) {
+  if (typeof address !== "string" || (address !== ALL && parseIp(address) === null)) {
     return {
       field: "wanAddress",
-      reason: `WAN address ${JSON.stringify(address)} is not "all" or an IPv4 address`,
+      reason: `WAN address ${JSON.stringify(address)} is not "all" or an IPv4 or IPv6 address`,
     };
   }
-  if (uplink === ALL && address !== ALL) {
+  if (address === ALL) return null;
+  if (pinhole !== null) {
+    return {
+      field: "wanAddress",
+      reason: `WAN address ${address}: an open-ports rule to an IPv6 host is a pinhole to ` +
+        `${pinhole} itself (no NAT), so wanAddress must be "all"`,
+    };
+  }
+  const wanFamily = ipFamily(address);
+  if (wanFamily !== family && parseIp(rule.privateAddress) !== null) {
+    const name = (f: number) => f === 6 ? "IPv6" : "IPv4";
+    return {
+      field: "wanAddress",
+      reason: `WAN address ${address} is ${name(wanFamily!)} but private address ` +
+        `${rule.privateAddress} is ${name(family)}: a forward stays in one family`,
+    };
+  }
+  if (uplink === ALL) {
     return {
       field: "wanAddress",
       reason: `WAN address ${address} needs its uplink named (uplink is "all")`,
@@ -320,30 +407,60 @@ function bindingShapeError(
   return null;
 }
 
+/**
+ * Why a well-shaped binding does not fit uplink `u` (null when it does, or
+ * when the caller did not say which IPv6 addresses `u` has).
+ */
+function bindingMisfit(
+  s: Scope,
+  u: UplinkLayout,
+): { field: "uplink" | "wanAddress"; reason: string; clash: string } | null {
+  if (s.family === 4) {
+    if (s.address === ALL || u.addresses.includes(s.address)) return null;
+    const own = u.addresses.join(", ");
+    return {
+      field: "wanAddress",
+      reason: `${s.address} is not an address of uplink "${u.name}" (${own})`,
+      clash: `uplink "${u.name}" addresses ${own}`,
+    };
+  }
+  const v6 = u.addresses6;
+  if (s.pinhole !== null || v6 === undefined) return null;
+  if (s.address === ALL) {
+    return v6.length > 0 ? null : {
+      field: "uplink",
+      reason: `uplink "${u.name}" has no IPv6 address (wan[].addresses6) for an IPv6 forward`,
+      clash: `uplink "${u.name}" addresses6 none`,
+    };
+  }
+  if (v6.includes(s.address)) return null;
+  const own = v6.length === 0 ? "none" : v6.join(", ");
+  return {
+    field: "wanAddress",
+    reason: `${s.address} is not an IPv6 address of uplink "${u.name}" (${own})`,
+    clash: `uplink "${u.name}" addresses6 ${own}`,
+  };
+}
+
 /** Problems of rule bindings against the uplinks: an unknown uplink, an address not of it. */
 function bindingProblems(out: Problems, c: ConfigCandidate, layout: readonly UplinkLayout[]): void {
   const names = layout.map((u) => u.name).join(", ");
   for (const { subject, rule } of ruleSubjects(c)) {
     if (bindingShapeError(rule) !== null) continue;
-    const { uplink, address } = scopeOf(rule);
-    if (uplink === ALL) continue;
-    const u = layout.find((l) => l.name === uplink);
+    const scope = scopeOf(rule);
+    if (scope.uplink === ALL) continue;
+    const u = layout.find((l) => l.name === scope.uplink);
     if (u === undefined) {
       out.own(
         subject,
         "uplink",
-        `uplink "${uplink}" does not exist (uplinks: ${names})`,
+        `uplink "${scope.uplink}" does not exist (uplinks: ${names})`,
         `uplinks ${names}`,
       );
-    } else if (address !== ALL && !u.addresses.includes(address)) {
-      const own = u.addresses.join(", ");
-      out.own(
-        subject,
-        "wanAddress",
-        `${address} is not an address of uplink "${uplink}" (${own})`,
-        `uplink "${uplink}" addresses ${own}`,
-      );
+      continue;
     }
+    const misfit = bindingMisfit(scope, u);
+    if (misfit !== null) out.own(subject, misfit.field, misfit.reason, misfit.clash);
   }
 }
 
@@ -353,17 +470,23 @@ function bindingKnown(
   layout: readonly UplinkLayout[] | null,
 ): boolean {
   if (bindingShapeError(rule) !== null) return false;
-  const { uplink, address } = scopeOf(rule);
-  if (uplink === ALL || layout === null) return true;
-  const u = layout.find((l) => l.name === uplink);
-  return u !== undefined && (address === ALL || u.addresses.includes(address));
+  const scope = scopeOf(rule);
+  if (scope.uplink === ALL || layout === null) return true;
+  const u = layout.find((l) => l.name === scope.uplink);
+  return u !== undefined && bindingMisfit(scope, u) === null;
 }
 
 /**
  * The addresses two well-bound scopes share, or null: exact, as an address
  * belongs to one uplink and a named address to the uplink named with it.
+ * Families never meet; pinholes meet only at the same host (whatever the
+ * uplinks: a packet to the host comes in by any of them).
  */
 function meet(a: Scope, b: Scope): Scope | null {
+  if (a.family !== b.family) return null;
+  if (a.pinhole !== null || b.pinhole !== null) {
+    return a.pinhole === b.pinhole ? { ...a, uplink: ALL, address: ALL } : null;
+  }
   if (a.uplink === ALL) return b;
   if (b.uplink === ALL) return a;
   if (a.uplink !== b.uplink) return null;
@@ -374,16 +497,24 @@ function meet(a: Scope, b: Scope): Scope | null {
 
 /**
  * ` at 198.51.100.2` (` at A, B`, or ` on uplink isp-a` without the uplinks)
- * for a scope short of every WAN address; "" for every one.
+ * for a scope short of every WAN IPv4 address, "" for every one; for IPv6
+ * the same with ` at every WAN IPv6 address` for every one, and ` to H` for
+ * a pinhole to host H.
  */
 function scopeSuffix(s: Scope, layout: readonly UplinkLayout[] | null): string {
-  if (s.uplink === ALL) return "";
-  if (layout === null) return s.address === ALL ? ` on uplink ${s.uplink}` : ` at ${s.address}`;
+  if (s.pinhole !== null) return ` to ${s.pinhole}`;
+  const every = s.family === 6 ? " at every WAN IPv6 address" : "";
+  if (s.uplink === ALL) return every;
+  if (layout === null) {
+    const on = s.family === 6 ? ` on uplink ${s.uplink} (IPv6)` : ` on uplink ${s.uplink}`;
+    return s.address === ALL ? on : ` at ${s.address}`;
+  }
+  const of = (u: UplinkLayout) => (s.family === 6 ? u.addresses6 ?? [] : u.addresses);
   const addrs = s.address === ALL
-    ? layout.find((u) => u.name === s.uplink)?.addresses ?? []
+    ? of(layout.find((u) => u.name === s.uplink) ?? { name: "", addresses: [], management: false })
     : [s.address];
-  const total = layout.reduce((n, u) => n + u.addresses.length, 0);
-  return addrs.length === total ? "" : ` at ${addrs.join(", ")}`;
+  const total = layout.reduce((n, u) => n + of(u).length, 0);
+  return addrs.length === total ? every : ` at ${addrs.join(", ")}`;
 }
 
 function protocolProblem(p: unknown): string | null {
@@ -639,6 +770,12 @@ function lanOf(out: Problems, n: NetworkLayout): Lan | null {
 function addressProblems(out: Problems, c: ConfigCandidate, n: NetworkLayout, lan: Lan): void {
   const net = formatCidr(lan.net);
   for (const { subject, rule } of ruleSubjects(c)) {
+    if (ruleFamily(rule) === 6) {
+      if (privateAddressError(rule.privateAddress) === null) {
+        ipv6AddressProblem(out, subject, rule, n);
+      }
+      continue;
+    }
     const a = typeof rule.privateAddress === "string" ? parseIpv4(rule.privateAddress) : null;
     const addr = rule.privateAddress;
     if (a === null || privateAddressError(addr) !== null) continue; // the shape check's
@@ -665,6 +802,50 @@ function addressProblems(out: Problems, c: ConfigCandidate, n: NetworkLayout, la
 }
 
 /**
+ * A rule's IPv6 host must be a LAN host other than the appliance: IPv6 on,
+ * inside `ipv6.lan.network`, not the appliance's LAN address nor the prefix's
+ * subnet-router anycast address (RFC 4291 §2.6.1).
+ */
+function ipv6AddressProblem(
+  out: Problems,
+  subject: ProblemSubject & { kind: "rule" },
+  rule: PortForwardRule | OpenPortsRule,
+  n: NetworkLayout,
+): void {
+  const addr = canonicalIp(rule.privateAddress)!;
+  const why = (reason: string, clash: string) => out.own(subject, "privateAddress", reason, clash);
+  const kind = "publicPorts" in rule ? "an IPv6 forward (NAT66)" : "a pinhole";
+  if (!n.ipv6) {
+    why(
+      `private address ${addr} is IPv6, but IPv6 is off: ${kind} needs ipv6.enabled`,
+      "ipv6.enabled false",
+    );
+    return;
+  }
+  const net = parseIpv6Prefix(n.ipv6.lanNetwork);
+  if (net === null) return; // the configuration's own check
+  const prefix = formatIpv6Prefix(net);
+  const words = parseIp(addr)!.addr as Uint32Array;
+  if (!ipv6PrefixContains(net, words)) {
+    why(
+      `private address ${addr} is outside the LAN prefix ${prefix} (ipv6.lan.network)`,
+      `ipv6.lan.network ${prefix}`,
+    );
+  } else if (addr === canonicalIp(n.ipv6.lanAddress)) {
+    why(
+      `private address ${addr} is the appliance's LAN IPv6 address`,
+      `ipv6.lan.address ${addr}`,
+    );
+  } else if (net.prefix < 128 && words.every((w, i) => w === net.addr[i])) {
+    why(
+      `private address ${addr} is the subnet-router anycast address of ${prefix} ` +
+        "(RFC 4291 §2.6.1), not a host",
+      `ipv6.lan.network ${prefix}`,
+    );
+  }
+}
+
+/**
  * The management port (TCP) must not be a public TCP port of an enabled rule
  * on a management uplink's address.
  */
@@ -676,7 +857,7 @@ function managementProblems(
 ): void {
   const mgmt = layout.filter((u) => u.management).map((u) => u.name);
   for (const c of claims) {
-    if (!claimsPort(c, "tcp", port)) continue;
+    if (c.scope.pinhole !== null || !claimsPort(c, "tcp", port)) continue;
     if (c.scope.uplink === ALL ? mgmt.length === 0 : !mgmt.includes(c.scope.uplink)) continue;
     managementClash(out, c, port);
   }
@@ -755,7 +936,8 @@ function knockPortProblems(
       if (!knocksWith(proto)) continue;
       // Knocks are watched on every WAN address: a rule on any of them clashes.
       for (const r of claims) {
-        if (reported.has(r) || !claimsPort(r, proto, f)) continue;
+        // A pinhole's ports are on its LAN host's address, where no knock is watched.
+        if (r.scope.pinhole !== null || reported.has(r) || !claimsPort(r, proto, f)) continue;
         reported.add(r); // one report per claim
         knockClash(out, u, index, proto, r);
       }
@@ -866,7 +1048,12 @@ export function validateRules(
   openPorts: readonly OpenPortsRule[],
   uplinks?: readonly UplinkAddresses[],
 ): RuleProblem[] {
-  const layout = uplinks?.map((u) => ({ ...u, addresses: [...u.addresses], management: false }));
+  const layout = uplinks?.map((u): UplinkLayout => ({
+    name: u.name,
+    addresses: [...u.addresses],
+    ...(u.addresses6 === undefined ? {} : { addresses6: [...u.addresses6] }),
+    management: false,
+  }));
   return problemsOf({ forwards, openPorts }, layout ?? null).flatMap((p) =>
     p.subject.kind === "rule" && !p.mirror
       ? [{

@@ -97,10 +97,11 @@ Deno.test("validateRules: ports out of range, reversed, width mismatch", () => {
 
 Deno.test("validateRules: private address, names, users, empty open-ports rule", () => {
   assert.deepEqual(messages([fwd({ privateAddress: "192.0.2.300" })]), [
-    'Cannot parse rule "web": private address "192.0.2.300" is not an IPv4 address',
+    'Cannot parse rule "web": private address "192.0.2.300" is not an IPv4 or IPv6 address',
   ]);
   assert.deepEqual(messages([fwd({ privateAddress: "fe80::1" })]), [
-    'Cannot parse rule "web": private address "fe80::1" is not an IPv4 address',
+    'Cannot parse rule "web": private address fe80::1 is link-local (fe80::/10), never ' +
+    "forwarded: a global unicast host is needed",
   ]);
   assert.deepEqual(messages([fwd({ privateAddress: "224.0.0.1" })]), [
     'Cannot parse rule "web": private address "224.0.0.1" is not a unicast host address',
@@ -177,7 +178,7 @@ Deno.test("assertValidRules throws every problem at once", () => {
     assert.equal(e.problems.length, 2);
     assert.equal(
       e.message,
-      'Cannot parse rule "web": private address "x" is not an IPv4 address\n' +
+      'Cannot parse rule "web": private address "x" is not an IPv4 or IPv6 address\n' +
         'Cannot parse rule "web": public port 70000 is out of range',
     );
     return true;
@@ -503,7 +504,7 @@ Deno.test("validateConfig: bindings name an uplink that exists and one of its ad
       [
         'rule "bad"',
         "wanAddress",
-        'Cannot parse rule "bad": WAN address "x" is not "all" or an IPv4 address',
+        'Cannot parse rule "bad": WAN address "x" is not "all" or an IPv4 or IPv6 address',
         "",
       ],
       [

@@ -21,6 +21,7 @@ import { OVERFLOW_IP } from "../knock/verifier.ts";
 import { isDottedQuad } from "./_validate.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 import type { StoreKv } from "./store_kv.ts";
+import { isUnlockIp } from "./_validate.ts";
 
 export type { KnockStateRecord } from "../knock/verifier.ts";
 
@@ -38,7 +39,9 @@ function validate(r: KnockStateRecord): void {
   if (r.type !== "replay" && r.type !== "failures") {
     throw new ValidationError("type", `Cannot save knock state: unknown record type`);
   }
-  const ipOk = isDottedQuad(r.ip) || (r.type === "failures" && r.ip === OVERFLOW_IP);
+  // An IPv6 source is its unlock prefix (`2001:db8:1:2::/64`), as in the unlock records.
+  const ipOk = isDottedQuad(r.ip) || isUnlockIp(r.ip) ||
+    (r.type === "failures" && r.ip === OVERFLOW_IP);
   if (!ipOk) {
     throw new ValidationError("ip", `Cannot save knock state: ${JSON.stringify(r.ip)} is no IP`);
   }

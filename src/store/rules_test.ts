@@ -192,3 +192,51 @@ Deno.test("rules: uplink and wanAddress are kept; records and bodies without the
     assert.deepEqual((await rules.getRule("mail")).rule.wanAddress, "all");
   });
 });
+
+Deno.test("rules: IPv6 rules round-trip under an IPv6 layout; refused at privateAddress without one", async () => {
+  const network = {
+    wanAddress: "198.51.100.1",
+    uplinks: [{
+      name: "wan",
+      addresses: ["198.51.100.1"],
+      addresses6: ["2001:db8:198::1"],
+      management: true,
+    }],
+    lanAddress: "192.0.2.1",
+    lanNetwork: "192.0.2.0/24",
+    managementPort: 8443,
+    managementWanAccess: "knock" as const,
+  };
+  const nat66 = forward("web6", 443, 443, {
+    privateAddress: "2001:db8:192::12",
+    uplink: "wan",
+    wanAddress: "2001:db8:198::1",
+  });
+  const pinhole: RuleInput = {
+    kind: "open",
+    rule: {
+      name: "ssh6",
+      enabled: true,
+      privateAddress: "2001:db8:192::10",
+      ports: [{ protocol: "tcp", ports: { start: 22, end: 22 } }],
+      enforceKnock: true,
+      users: [],
+    },
+  };
+  const ipv6 = { lanAddress: "2001:db8:192::1", lanNetwork: "2001:db8:192::/64" };
+  await withStore(async ({ rules }) => {
+    await rules.createRule(nat66, "root");
+    await rules.createRule(pinhole, "root");
+    const listed = await rules.listRules();
+    assert.deepEqual(listed.map((r) => [r.rule.name, r.rule.privateAddress, r.rule.wanAddress]), [
+      ["ssh6", "2001:db8:192::10", "all"],
+      ["web6", "2001:db8:192::12", "2001:db8:198::1"],
+    ]);
+  }, { network: { ...network, ipv6 } });
+  await withStore(async ({ rules }) => {
+    const e = await rules.createRule(pinhole, "root").then(() => null, (e) => e);
+    assert.ok(e instanceof ConfigProblemError);
+    assert.equal(e.field, "privateAddress");
+    assert.match(e.message, /is IPv6, but IPv6 is off: a pinhole needs ipv6\.enabled/);
+  }, { network });
+});

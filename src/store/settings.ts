@@ -4,6 +4,7 @@
  * level deep (`wan`, `lan`, `knock`, `limits` field by field; `syslog` whole).
  */
 import type { Clock } from "../clock.ts";
+import { ipFamily } from "../packet/ip_text.ts";
 import { RETRY, withRetry } from "./_retry.ts";
 import { CIDR_RE, DOTTED_QUAD_RE, isInt } from "./_validate.ts";
 import type { AuditLog } from "./audit.ts";
@@ -12,7 +13,7 @@ import type { StoreKv } from "./store_kv.ts";
 
 /** Where to send syslog messages. */
 export interface SyslogCollector {
-  /** Dotted quad or host name. */
+  /** Dotted quad, IPv6 address or host name. */
   host: string;
   port: number;
   format: "rfc5424" | "rfc3164";
@@ -120,7 +121,10 @@ function match(field: string, v: unknown, re: RegExp, what: string): void {
 }
 
 function validateCollector(c: SyslogCollector, i: number): void {
-  match(`syslog.collectors[${i}].host`, c?.host, HOST_RE, "a host name or address");
+  // An IPv6 literal as written (no brackets, no zone): the sink sends over udp6.
+  if (typeof c?.host !== "string" || ipFamily(c.host) !== 6) {
+    match(`syslog.collectors[${i}].host`, c?.host, HOST_RE, "a host name or address");
+  }
   int(`syslog.collectors[${i}].port`, c.port, 1, 65535);
   if (c.format !== "rfc5424" && c.format !== "rfc3164") {
     fail(

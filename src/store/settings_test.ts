@@ -63,3 +63,17 @@ Deno.test("settings: invalid values and stale versions are refused", async () =>
     assert.equal((await settings.getSettings()).idleTimeoutSeconds, 60);
   });
 });
+
+Deno.test("settings: a syslog collector may be an IPv6 address; brackets or a zone are refused", async () => {
+  await withStore(async ({ settings }) => {
+    const collectors = [{ host: "2001:db8:5::514", port: 514, format: "rfc5424" as const }];
+    const saved = await settings.updateSettings({ syslog: { collectors } }, "root");
+    assert.deepEqual(saved.syslog.collectors, collectors);
+    for (const host of ["[2001:db8::1]", "fe80::1%lan0"]) {
+      await assert.rejects(
+        settings.updateSettings({ syslog: { collectors: [{ ...collectors[0], host }] } }, "root"),
+        (e) => e instanceof ValidationError && e.field === "syslog.collectors[0].host",
+      );
+    }
+  });
+});

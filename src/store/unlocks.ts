@@ -29,7 +29,8 @@
  */
 import type { Clock } from "../clock.ts";
 import { RETRY, withRetry } from "./_retry.ts";
-import { isDottedQuad } from "./_validate.ts";
+import { isIpAddress, isUnlockIp } from "./_validate.ts";
+import { unlockIpError } from "../packet/ip_text.ts";
 import { ConflictError, ValidationError } from "./errors.ts";
 
 import type { UnlockInfo } from "../knock/unlock_table.ts";
@@ -69,19 +70,24 @@ function entryKey(gen: number, ip: string): Deno.KvKey {
   return [...ENTRIES, gen, ip];
 }
 
+/**
+ * An unlock's `ip` is an IPv4 address, or the IPv6 network one knock
+ * unlocked (`2001:db8:1:2::/64`, a bare address for a /128), in the data
+ * plane's canonical text, so one source has one key.
+ */
 function validateUnlock(u: UnlockRecord): void {
-  if (!isDottedQuad(u.ip)) {
+  if (!isUnlockIp(u.ip)) {
     throw new ValidationError(
       "ip",
-      `Cannot save unlock: ${JSON.stringify(u.ip)} is not a dotted quad`,
+      `Cannot save unlock: ${JSON.stringify(u.ip)} ${unlockIpError(u.ip)}`,
     );
   }
-  if (u.wanAddress !== undefined && u.wanAddress !== "" && !isDottedQuad(u.wanAddress)) {
+  if (u.wanAddress !== undefined && u.wanAddress !== "" && !isIpAddress(u.wanAddress)) {
     throw new ValidationError(
       "wanAddress",
       `Cannot save unlock of ${u.ip}: WAN address ${
         JSON.stringify(u.wanAddress)
-      } is not a dotted quad`,
+      } is not an IPv4 or IPv6 address (RFC 5952 text)`,
     );
   }
   for (const f of ["unlockedAt", "lastSeen", "expiresAt", "drift", "flows", "bytes"] as const) {

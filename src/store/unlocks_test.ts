@@ -162,3 +162,38 @@ Deno.test("unlocks: revokeUnlock removes it and leaves a note the other nodes re
     assert.deepEqual(await unlocks.listRevocations(), []);
   });
 });
+
+Deno.test("unlocks: IPv6 unlocks (a prefix, or one address) round-trip; other spellings are refused", async () => {
+  await withStore(async ({ unlocks }) => {
+    const prefix = { ...unlock("2001:db8:1:2::/64"), wanAddress: "2001:db8:a::1" };
+    const host = { ...unlock("2001:db8:1:2::99"), wanAddress: "2001:db8:a::1" };
+    await unlocks.saveUnlock(prefix);
+    await unlocks.saveUnlock(host);
+    await unlocks.saveUnlock(unlock("203.0.113.5"));
+    assert.deepEqual(
+      (await unlocks.listUnlocks()).map((u) => [u.ip, u.wanAddress]).sort(),
+      [
+        ["2001:db8:1:2::/64", "2001:db8:a::1"],
+        ["2001:db8:1:2::99", "2001:db8:a::1"],
+        ["203.0.113.5", "198.51.100.1"],
+      ],
+    );
+    await unlocks.revokeUnlock("2001:db8:1:2::/64", "admin");
+    assert.deepEqual((await unlocks.listRevocations()).map((r) => r.ip), ["2001:db8:1:2::/64"]);
+    assert.equal((await unlocks.listUnlocks()).length, 2);
+    const refused = async (ip: string, reason: string) => {
+      const e = await unlocks.saveUnlock(unlock(ip)).then(() => null, (e) => e);
+      assert.ok(e instanceof ValidationError, ip);
+      assert.equal(e.field, "ip");
+      assert.equal(e.message, `Cannot save unlock: ${JSON.stringify(ip)} ${reason}`);
+    };
+    await refused("2001:DB8:1:2::/64", "is not in canonical form (2001:db8:1:2::/64)");
+    await refused("2001:db8:1:2::5/64", "is not in canonical form (2001:db8:1:2::/64)");
+    await refused("2001:db8::1/128", "is not in canonical form (2001:db8::1)");
+    await refused("2001:db8::/129", "is not an IPv4 address, an IPv6 address or an IPv6 prefix");
+    await assert.rejects(
+      unlocks.saveUnlock({ ...unlock("2001:db8::/64"), wanAddress: "2001:DB8::1" }),
+      /WAN address "2001:DB8::1" is not an IPv4 or IPv6 address \(RFC 5952 text\)/,
+    );
+  });
+});

@@ -15,7 +15,7 @@ import type {
 } from "../../src/cli/shell/api_types.ts";
 import { formatAgo, formatTime, formatUntil } from "../../src/cli/shell/format.ts";
 import { totpCode } from "../../src/knock/totp.ts";
-import { twoUplinkConfig, twoUplinkStatus } from "../../src/api/_test_util.ts";
+import { dualStackConfig, twoUplinkConfig, twoUplinkStatus } from "../../src/api/_test_util.ts";
 import type { Config } from "../../src/config/types.ts";
 import { startApi, type TestApi, UNLOCKED_IP } from "./_api.ts";
 import { type Run, shell, shellJson, type TestIo, testIo } from "./_io.ts";
@@ -355,7 +355,7 @@ Deno.test("shell: rules bound to an uplink and address: add, list, bind, enable 
     // Not a dotted quad: the API's message naming the field.
     const bad = await sh("rules", "bind", "dns", "isp-a", "wan0");
     assert.equal(bad.code, 1);
-    assert.match(bad.err, /WAN address "wan0" is not "all" or an IPv4 address/);
+    assert.match(bad.err, /WAN address "wan0" is not "all" or an IPv4 or IPv6 address/);
     assert.match(bad.err, /wanAddress/);
   }, twoUplinkConfig());
 });
@@ -555,4 +555,91 @@ Deno.test("shell: the interactive loop on piped input survives a bad command", a
     const history = await Deno.readTextFile(`${dir}/knockgate/shell_history`);
     assert.equal(history, "bogus\nexec portknock\n'unclosed\nexit\n");
   });
+});
+
+Deno.test("shell: IPv6 rules, unlocks and flows are shown; unlock revoke takes an IPv6 prefix or address", async () => {
+  await withWorld(async ({ sh, api }) => {
+    const nat66 = await sh(
+      "rules",
+      "add-forward",
+      "web6",
+      "--public",
+      "443",
+      "--to",
+      "[2001:db8:192::12]:8443",
+    );
+    assert.equal(nat66.code, 0, nat66.err);
+    assert.match(
+      nat66.out,
+      /│ web6 +│ nat66 +│ yes +│ all +│ tcp 443 +│ \[2001:db8:192::12\]:8443 +│/,
+    );
+    const hole = await sh("rules", "add-open", "ssh6", "--to", "2001:db8:192::12", "--ports", "22");
+    assert.equal(hole.code, 0, hole.err);
+    assert.match(hole.out, /│ ssh6 +│ pinhole +│ yes +│ all +│ tcp 22 +│ 2001:db8:192::12 +│/);
+    const clash = await sh(
+      "rules",
+      "add-open",
+      "bad6",
+      "--to",
+      "2001:db8:192::12",
+      "--ports",
+      "23",
+      "--uplink",
+      "wan",
+      "--wan-address",
+      "2001:db8:198::1",
+    );
+    assert.equal(clash.code, 1);
+    assert.match(clash.err, /so wanAddress must be "all"/);
+    assert.match(clash.err, /Invalid request body: wanAddress: /);
+
+    const at = api.clock.now() - 30_000;
+    api.datapath.unlockTable.set("2001:db8:1:2::/64", {
+      ip: "2001:db8:1:2::/64",
+      user: "alice",
+      unlockedAt: at,
+      lastSeen: at,
+      expiresAt: at + 3_600_000,
+      drift: 0,
+      flows: 1,
+      bytes: 64,
+      wanAddress: "2001:db8:198::1",
+    });
+    const list = await sh("exec", "portknock");
+    assert.match(list.out, /│ 2001:db8:1:2::\/64 +│ 2001:db8:198::1 +│ alice +│/);
+    api.datapath.flowTable = [{
+      proto: 58,
+      state: "ESTABLISHED",
+      origSrc: "2001:db8:1:2::99",
+      origSrcPort: 7,
+      origDst: "2001:db8:198::1",
+      origDstPort: 7,
+      replySrc: "2001:db8:192::12",
+      replySrcPort: 7,
+      replyDst: "2001:db8:1:2::99",
+      replyDstPort: 7,
+      packets: 2,
+      bytes: 208,
+      expiresInSec: 30,
+      rule: "web6",
+      assured: false,
+    }];
+    const flows = await sh("flows");
+    assert.match(
+      flows.out,
+      /│ icmpv6 +│ ESTABLISHED +│ \[2001:db8:1:2::99\]:7 +│ \[2001:db8:198::1\]:7 +│ \[2001:db8:192::12\]:7 +│/,
+    );
+    const uplinks = await sh("uplinks");
+    assert.match(uplinks.out, /198\.51\.100\.1\/24, 2001:db8:198::1\/64/);
+
+    const r = await sh("unlock", "revoke", "2001:db8:1:2:aaaa::1");
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, "Revoked the unlock of 2001:db8:1:2::/64 (user alice).");
+    const again = await sh("unlock", "revoke", "2001:db8:1:2::/64");
+    assert.equal(again.code, 1);
+    assert.match(again.err, /2001:db8:1:2::\/64 is not unlocked/);
+    const bad = await sh("unlock", "revoke", "2001:db8::/200");
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /not an IPv4 address, an IPv6 address or an IPv6 prefix/);
+  }, dualStackConfig());
 });

@@ -155,7 +155,9 @@ const UplinkRow: FC<{ u: Uplink }> = ({ u }) => (
   <tr data-uplink={u.name}>
     <th scope="row" data-label="Uplink">{u.name}</th>
     <Cell label="Interface" class="mono">{u.interface}</Cell>
-    <Cell label="Addresses" class="mono">{u.addresses.join(", ")}</Cell>
+    <Cell label="Addresses" class="mono">
+      {[...u.addresses, ...(u.addresses6 ?? [])].join(", ")}
+    </Cell>
     <Cell label="State">
       <UplinkState u={u} />
     </Cell>

@@ -21,7 +21,7 @@ import {
   TextField,
 } from "../components.tsx";
 import type { Forward, OpenPorts, Uplink } from "../_types.ts";
-import { formatPortList, formatPortRange, formatWan } from "../_format.js";
+import { formatPortList, formatPortRange, formatWan, hostPort } from "../_format.js";
 
 const PROTOCOLS: Choice[] = [
   { value: "tcp", label: "TCP" },
@@ -29,7 +29,7 @@ const PROTOCOLS: Choice[] = [
   { value: "both", label: "TCP and UDP" },
 ];
 
-/** An uplink a rule may be bound to: its name, interface and addresses (dotted quads). */
+/** An uplink a rule may be bound to: its name, interface and addresses (IPv4, then IPv6). */
 export interface RuleUplink {
   name: string;
   interface: string;
@@ -41,7 +41,7 @@ export function ruleUplinks(uplinks: readonly Uplink[]): RuleUplink[] {
   return uplinks.map((u) => ({
     name: u.name,
     interface: u.interface,
-    addresses: u.addresses.map((a) => a.split("/")[0]),
+    addresses: [...u.addresses, ...(u.addresses6 ?? [])].map((a) => a.split("/")[0]),
   }));
 }
 
@@ -140,7 +140,13 @@ export const RulesList: FC<RulesListProps> = (p) => {
                 </Cell>
                 <Cell label="Public ports" class="mono">{formatPortRange(r.publicPorts)}</Cell>
                 <Cell label="Private server" class="mono">
-                  {r.privateAddress}:{formatPortRange(r.privatePorts)}
+                  {hostPort(r.privateAddress, formatPortRange(r.privatePorts))}
+                  {r.privateAddress.includes(":") && (
+                    <>
+                      {" "}
+                      <Pill>NAT66</Pill>
+                    </>
+                  )}
                 </Cell>
                 <Cell label="Port knocking">
                   <KnockPill on={r.enforceKnock} />
@@ -178,7 +184,15 @@ export const RulesList: FC<RulesListProps> = (p) => {
                   <EnabledPill on={r.enabled} />
                 </Cell>
                 <Cell label="WAN" class="mono">{formatWan(r)}</Cell>
-                <Cell label="Private host" class="mono">{r.privateAddress}</Cell>
+                <Cell label="Private host" class="mono">
+                  {r.privateAddress}
+                  {r.privateAddress.includes(":") && (
+                    <>
+                      {" "}
+                      <Pill>pinhole</Pill>
+                    </>
+                  )}
+                </Cell>
                 <Cell label="Ports" class="mono">{formatPortList(r.ports)}</Cell>
                 <Cell label="Port knocking">
                   <KnockPill on={r.enforceKnock} />
@@ -261,7 +275,7 @@ const WanFields: FC<{ uplinks: readonly RuleUplink[]; rule?: Forward | OpenPorts
           id="rule-wan-address"
           field="wanAddress"
           label="WAN IP"
-          hint="One of the uplink's addresses; All: every address of the uplink."
+          hint="One of the uplink's addresses, of the private IP's family; All: every address of the uplink."
           choices={addresses}
           value={p.rule?.wanAddress ?? "all"}
         />
@@ -352,9 +366,8 @@ export const ForwardForm: FC<{ rule?: Forward; users: RuleUser[]; uplinks: RuleU
           id="rule-address"
           field="privateAddress"
           label="Private IP"
-          hint="The LAN server, e.g. 192.0.2.12"
+          hint="The LAN server, e.g. 192.0.2.12; an IPv6 host (2001:db8:1::12) makes an IPv6 forward (NAT66) on the WAN IPv6 addresses"
           value={rule?.privateAddress}
-          inputmode="numeric"
         />
         <TextField
           id="rule-private"
@@ -380,9 +393,8 @@ export const OpenPortsForm: FC<{ rule?: OpenPorts; users: RuleUser[]; uplinks: R
         id="rule-address"
         field="privateAddress"
         label="Private IP"
-        hint="The LAN host, e.g. 192.0.2.12"
+        hint="The LAN host, e.g. 192.0.2.12; an IPv6 host (2001:db8:1::12) makes a pinhole to its own address, no NAT (WAN IP: All)"
         value={rule?.privateAddress}
-        inputmode="numeric"
       />
       <TextField
         id="rule-ports"

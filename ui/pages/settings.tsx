@@ -292,12 +292,13 @@ export const SettingsPage: FC<{ s: Settings; canEdit: boolean }> = ({ s, canEdit
             ["Primary WAN address", s.network.wanAddress],
             ...s.network.uplinks.map((u): [string, string] => [
               `Uplink ${u.name}`,
-              `${u.interface}: ${u.addresses.join(", ")}${
+              `${u.interface}: ${[...u.addresses, ...(u.addresses6 ?? [])].join(", ")}${
                 u.gateway === null ? ", on-link" : ` via ${u.gateway}`
               }`,
             ]),
             ["LAN address", s.network.lanAddress],
             ["LAN network", s.network.lanNetwork],
+            ...ipv6Facts(s.network.ipv6),
             ["Management port", String(s.network.managementPort)],
             [
               "Management from the WAN",
@@ -309,3 +310,16 @@ export const SettingsPage: FC<{ s: Settings; canEdit: boolean }> = ({ s, canEdit
     </>
   );
 };
+
+/** The `ipv6` section as facts: off, or the LAN side and what a knock unlocks. */
+function ipv6Facts(v6: Settings["network"]["ipv6"] | undefined): [string, string][] {
+  if (!v6?.enabled) return [["IPv6", "Off (nothing IPv6 crosses)"]];
+  const unlock = v6.unlockPrefix === 128
+    ? "the source address"
+    : `the source's /${v6.unlockPrefix}`;
+  return [
+    ["IPv6 LAN address", v6.lanAddress ?? ""],
+    ["IPv6 LAN prefix", v6.lanNetwork ?? ""],
+    ["An IPv6 knock unlocks", unlock],
+  ];
+}

@@ -27,6 +27,13 @@
 const FLASH_KEY = "kg-flash";
 /** @type {Map<string, { again: boolean }>} regions (by id) being fetched */
 const inFlight = new Map();
+/**
+ * Answers of actions (a form sent, a button posted) swapped in so far. A
+ * region's refresh sent before one of them may answer after it, with the
+ * state from before the action (an unlock just revoked, back in its table):
+ * such an answer is dropped and the region fetched again.
+ */
+let actionSwaps = 0;
 let liveState = { text: "Connecting…", kind: "muted" };
 
 /** @returns {string} the CSRF token of this page's session */
@@ -173,7 +180,7 @@ async function submitForm(e) {
   await busy(submitter ?? form.querySelector('button[type="submit"]'), async () => {
     try {
       const r = await send("POST", form.action, body);
-      if (r) swap(target, r.html);
+      if (r) actionSwap(target, r.html);
     } catch (err) {
       failed(form, `Cannot reach the appliance (${err instanceof Error ? err.message : err})`);
     }
@@ -188,11 +195,21 @@ async function post(button) {
   await busy(button, async () => {
     try {
       const r = await send("POST", button.getAttribute("data-kg-post") ?? "");
-      if (r && r.html !== "") swap(target, r.html);
+      if (r && r.html !== "") actionSwap(target, r.html);
     } catch (err) {
       failed(target, `Cannot reach the appliance (${err instanceof Error ? err.message : err})`);
     }
   });
+}
+
+/**
+ * Swaps in an action's answer, newer than any refresh still on its way.
+ * @param {Element} target
+ * @param {string} html
+ */
+function actionSwap(target, html) {
+  actionSwaps++;
+  swap(target, html);
 }
 
 /**
@@ -213,11 +230,13 @@ async function refresh(id) {
       state.again = false;
       const region = document.getElementById(id);
       if (!region) return;
+      const before = actionSwaps;
       const r = await send("GET", region.getAttribute("data-kg-src") ?? "");
       if (!r) return;
       if (r.res.status >= 500) throw new Error(`${r.res.status} ${r.res.statusText}`);
       const now = document.getElementById(id);
-      if (now) swap(now, r.html);
+      if (actionSwaps !== before) state.again = true; // older than an action's answer
+      else if (now) swap(now, r.html);
     } while (state.again);
   } catch (err) {
     const region = document.getElementById(id);

@@ -8,7 +8,7 @@ import type { Config } from "../../config/types.ts";
 import { primaryWanAddress } from "../../config/uplinks.ts";
 import type { SettingsRecord } from "../../store/settings.ts";
 import { authOf, requireRole } from "../auth.ts";
-import { uplinkAddresses } from "../uplinks.ts";
+import { uplinkAddresses, uplinkAddresses6 } from "../uplinks.ts";
 import {
   changed,
   errors,
@@ -60,12 +60,19 @@ export function settingsView(s: SettingsRecord, config: Config): SettingsView {
         name: u.name,
         interface: u.interface,
         addresses: uplinkAddresses(u),
+        addresses6: uplinkAddresses6(u),
         gateway: u.gateway,
       })),
       lanAddress: config.lan.address,
       lanNetwork: config.lan.network,
       managementPort: config.management.port,
       managementWanAccess: config.management.wanAccess,
+      ipv6: {
+        enabled: config.ipv6.enabled,
+        lanAddress: config.ipv6.lan?.address ?? null,
+        lanNetwork: config.ipv6.lan?.network ?? null,
+        unlockPrefix: config.ipv6.unlockPrefix,
+      },
     },
     version: s.version,
     updatedAt: s.updatedAt,

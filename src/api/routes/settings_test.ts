@@ -21,11 +21,18 @@ Deno.test("settings: seeded from the config, shown with the network layout", asy
     assert.equal((r.body.limits as { maxConnections: number }).maxConnections, 262144);
     assert.deepEqual(r.body.network, {
       wanAddress: "198.51.100.1",
-      uplinks: [{ name: "wan", interface: "wan0", addresses: ["198.51.100.1/24"], gateway: null }],
+      uplinks: [{
+        name: "wan",
+        interface: "wan0",
+        addresses: ["198.51.100.1/24"],
+        addresses6: [],
+        gateway: null,
+      }],
       lanAddress: "192.0.2.1",
       lanNetwork: "192.0.2.0/24",
       managementPort: 8443,
       managementWanAccess: "knock",
+      ipv6: { enabled: false, lanAddress: null, lanNetwork: null, unlockPrefix: 64 },
     });
     assert.equal(r.body.version, 1);
   });
@@ -159,12 +166,14 @@ Deno.test("settings: the network section lists every uplink; wanAddress is the p
           name: "isp-a",
           interface: "wan0",
           addresses: ["198.51.100.1/26", "198.51.100.2/26"],
+          addresses6: [],
           gateway: "198.51.100.62",
         },
         {
           name: "isp-b",
           interface: "wan1",
           addresses: ["198.51.100.65/26"],
+          addresses6: [],
           gateway: "198.51.100.126",
         },
       ]);

@@ -141,17 +141,17 @@ export function rulesTable(forwards: readonly Forward[], open: readonly OpenPort
   const rows: Cell[][] = [
     ...forwards.map((f) => [
       f.name,
-      "forward",
+      f.privateAddress.includes(":") ? "nat66" : "forward",
       f.enabled ? "yes" : "no",
       formatWan(f),
       `${f.protocol} ${formatRange(f.publicPorts)}`,
-      `${f.privateAddress}:${formatRange(f.privatePorts)}`,
+      hostPort(f.privateAddress, formatRange(f.privatePorts)),
       f.enforceKnock ? "yes" : "no",
       usersText(f.users),
     ]),
     ...open.map((o) => [
       o.name,
-      "open",
+      o.privateAddress.includes(":") ? "pinhole" : "open",
       o.enabled ? "yes" : "no",
       formatWan(o),
       o.ports.map((p) => `${p.protocol} ${formatRange(p.ports)}`).join(", "),
@@ -184,7 +184,7 @@ export function uplinksTable(uplinks: readonly Uplink[]): string {
     uplinks.map((u) => [
       u.name,
       u.interface,
-      u.addresses.join(", "),
+      [...u.addresses, ...(u.addresses6 ?? [])].join(", "),
       u.gateway ?? "on-link",
       state(u),
       probes(u),
@@ -194,7 +194,12 @@ export function uplinksTable(uplinks: readonly Uplink[]): string {
   );
 }
 
-const PROTO: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp" };
+const PROTO: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6" };
+
+/** `192.0.2.12:8080`, or `[2001:db8::12]:8080` for an IPv6 address. */
+function hostPort(addr: string, port: number | string): string {
+  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
 
 /** Tracked flows, one per row. */
 export function flowsTable(flows: readonly Flow[]): string {
@@ -204,9 +209,9 @@ export function flowsTable(flows: readonly Flow[]): string {
     flows.map((f) => [
       PROTO[f.proto] ?? String(f.proto),
       f.state,
-      `${f.origSrc}:${f.origSrcPort}`,
-      `${f.origDst}:${f.origDstPort}`,
-      `${f.replySrc}:${f.replySrcPort}`,
+      hostPort(f.origSrc, f.origSrcPort),
+      hostPort(f.origDst, f.origDstPort),
+      hostPort(f.replySrc, f.replySrcPort),
       f.rule ?? "-",
       f.packets,
       formatBytes(f.bytes),

@@ -38,8 +38,18 @@ export function parsePorts(text: string, what: string): PortRange {
   return { start, end: m[2] === undefined ? start : Number(m[2]) };
 }
 
-/** `192.0.2.12` or `192.0.2.12:8080` or `192.0.2.12:8080-8089`. */
+/**
+ * `192.0.2.12` or `192.0.2.12:8080` or `192.0.2.12:8080-8089`; an IPv6 host
+ * bare (`2001:db8::12`) or in brackets before its ports (`[2001:db8::12]:8080`,
+ * RFC 5952 §6).
+ */
 export function parseTarget(text: string): { address: string; ports?: PortRange } {
+  const v6 = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
+  if (v6 !== null) {
+    const ports = v6[2] === undefined ? {} : { ports: parsePorts(v6[2], "private ports") };
+    return { address: v6[1], ...ports };
+  }
+  if (text.indexOf(":") !== text.lastIndexOf(":")) return { address: text }; // bare IPv6
   const i = text.lastIndexOf(":");
   if (i === -1) return { address: text };
   return { address: text.slice(0, i), ports: parsePorts(text.slice(i + 1), "private ports") };

@@ -15,6 +15,13 @@ Deno.test("args: ports and targets are parsed for syntax only (the API checks ra
     address: "192.0.2.12",
     ports: { start: 8080, end: 8089 },
   });
+  assert.deepEqual(parseTarget("2001:db8:192::12"), { address: "2001:db8:192::12" });
+  assert.deepEqual(parseTarget("[2001:db8:192::12]"), { address: "2001:db8:192::12" });
+  assert.deepEqual(parseTarget("[2001:db8:192::12]:8443"), {
+    address: "2001:db8:192::12",
+    ports: { start: 8443, end: 8443 },
+  });
+  assert.throws(() => parseTarget("[2001:db8::12]:ssh"), /Cannot parse private ports "ssh"/);
   assert.deepEqual(parsePortList("udp:53, 22,both:60000-60010"), [
     { protocol: "udp", ports: { start: 53, end: 53 } },
     { protocol: "tcp", ports: { start: 22, end: 22 } },

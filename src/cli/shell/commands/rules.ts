@@ -126,7 +126,10 @@ export function registerRules(root: Root, ctx: ShellContext): void {
   rules.command("add-forward <name>")
     .description("forward public ports on a WAN address (or every one) to a LAN host")
     .requiredOption("--public <ports>", "public port or range, e.g. 52201 or 52210-52219")
-    .requiredOption("--to <address[:ports]>", "LAN host and port(s), e.g. 192.0.2.12:8080")
+    .requiredOption(
+      "--to <address[:ports]>",
+      "LAN host and port(s), e.g. 192.0.2.12:8080 or [2001:db8:1::12]:8080 (NAT66)",
+    )
     .addOption(
       new Option("--protocol <p>", "protocol").choices(["tcp", "udp", "both"] as const)
         .default("tcp" as const),
@@ -153,7 +156,7 @@ export function registerRules(root: Root, ctx: ShellContext): void {
 
   rules.command("add-open <name>")
     .description("open ports unchanged to a LAN host")
-    .requiredOption("--to <address>", "LAN host, e.g. 192.0.2.12")
+    .requiredOption("--to <address>", "LAN host, e.g. 192.0.2.12 (an IPv6 host: a pinhole)")
     .requiredOption("--ports <list>", "e.g. tcp:22,udp:53,both:60000-60010 (default tcp)")
     .option("--uplink <name>", UPLINK_HELP, "all")
     .option("--wan-address <ip>", WAN_ADDRESS_HELP, "all")

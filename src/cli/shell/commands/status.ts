@@ -16,6 +16,8 @@ import {
   uplinksTable,
 } from "../tables.ts";
 import { intArg } from "./args.ts";
+import { parseIpv4 } from "../../../packet/address.ts";
+import { parseIpNetwork } from "../../../packet/ip_text.ts";
 import type { GlobalOptions } from "../context.ts";
 
 async function listUnlocks(ctx: ShellContext, o: GlobalOptions): Promise<void> {
@@ -23,12 +25,19 @@ async function listUnlocks(ctx: ShellContext, o: GlobalOptions): Promise<void> {
   emit(ctx, o, body, () => unlocksTable(body.unlocks, ctx.io.now()));
 }
 
-const QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
-
+/**
+ * Ends an unlock named by an IPv4 address, an IPv6 address or an IPv6 prefix
+ * (`2001:db8:1:2::/64`); an IPv6 address inside an unlocked /64 finds it.
+ */
 async function revoke(ctx: ShellContext, ip: string, o: GlobalOptions): Promise<void> {
-  if (!QUAD.test(ip)) throw new UsageError(`Cannot revoke "${ip}": not an IPv4 address`);
+  if (parseIpv4(ip) === null && !(ip.includes(":") && parseIpNetwork(ip) !== null)) {
+    throw new UsageError(
+      `Cannot revoke "${ip}": not an IPv4 address, an IPv6 address or an IPv6 prefix`,
+    );
+  }
   const api = await clientFor(ctx, o);
-  const body = await api.request<{ unlock: Unlock }>("DELETE", `/status/unlocks/${ip}`);
+  const path = `/status/unlocks/${encodeURIComponent(ip)}`;
+  const body = await api.request<{ unlock: Unlock }>("DELETE", path);
   emit(ctx, o, body, () => `Revoked the unlock of ${body.unlock.ip} (user ${body.unlock.user}).`);
 }
 
@@ -41,7 +50,8 @@ export function registerStatus(root: Root, ctx: ShellContext): void {
   const unlock = root.command("unlock").description("unlocked source IPs");
   unlock.command("list").description("list the unlocked IPs (as exec portknock)")
     .action((_o, cmd) => listUnlocks(ctx, cmd.optsWithGlobals()));
-  unlock.command("revoke <ip>").description("end the unlock of an IP")
+  unlock.command("revoke <ip>")
+    .description("end the unlock of an IP (IPv4, or an IPv6 address or prefix: 2001:db8:1:2::/64)")
     .action((ip, _o, cmd) => revoke(ctx, ip, cmd.optsWithGlobals()));
 
   root.command("status").description("counters, drops, conntrack, store, clock")
