@@ -37,7 +37,14 @@ import {
   NodeHeartbeat,
   syncDatapath,
 } from "./api/mod.ts";
-import { NODE_NAME, openStore, type Store, UnlockJournal } from "./store/mod.ts";
+import {
+  AuditPruner,
+  DEFAULT_AUDIT_RETENTION,
+  NODE_NAME,
+  openStore,
+  type Store,
+  UnlockJournal,
+} from "./store/mod.ts";
 import { APPLIANCE_VERSION } from "./api/version.ts";
 import { createUi } from "../ui/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
@@ -312,6 +319,13 @@ export async function main(args: string[]): Promise<number> {
     systemClock,
   );
   node.start();
+  // The audit log's retention, hourly; nodes sharing a store take turns.
+  const pruner = new AuditPruner(
+    store.audit,
+    config.store.audit ?? DEFAULT_AUDIT_RETENTION,
+    (e) => console.error(`audit pruning: ${e.message}`),
+  );
+  pruner.start();
   const deps: ApiDeps = {
     store,
     node,
@@ -408,6 +422,7 @@ export async function main(args: string[]): Promise<number> {
   console.log("appliance stopping");
   clearInterval(saver);
   await node.stop();
+  await pruner.stop();
   await fleet.stop();
   await Promise.all(servers.map((srv) => srv.shutdown()));
   await saveUnlocks();

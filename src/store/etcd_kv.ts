@@ -239,6 +239,18 @@ export class EtcdKv implements StoreKv {
     return new EtcdAtomic(this);
   }
 
+  /** How many keys `selector` covers (a count-only range: no value travels). */
+  async count(selector: Deno.KvListSelector): Promise<number> {
+    this.#usable();
+    const [start, end] = this.#range(selector);
+    const res = await this.#call<EtcdRangeResponse>("/v3/kv/range", {
+      key: b64(start),
+      range_end: b64(end),
+      count_only: true,
+    });
+    return Number(res.count ?? 0);
+  }
+
   /** Stops the watch and the probe; reads and writes fail afterwards. */
   close(): void {
     if (this.#closed) return;

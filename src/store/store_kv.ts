@@ -35,6 +35,11 @@ export interface StoreKv {
     options?: Deno.KvListOptions,
   ): AsyncIterableIterator<Deno.KvEntry<T>>;
   atomic(): StoreAtomic;
+  /**
+   * How many keys `selector` covers, without reading their values (etcd: a
+   * count-only range). Absent (Deno KV): the caller lists and counts.
+   */
+  count?(selector: Deno.KvListSelector): Promise<number>;
   close(): void;
 }
 
