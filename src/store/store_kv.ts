@@ -64,4 +64,10 @@ export interface StoreHealth {
   revision: number;
   /** The member requests go to (etcd only). */
   endpoint?: string;
+  /**
+   * False until this node has read the store once (etcd: a node started while
+   * no member answered): it has no users, rules or settings, forwards
+   * nothing and refuses reads and writes. Absent: true.
+   */
+  loaded?: boolean;
 }
