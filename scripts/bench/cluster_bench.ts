@@ -247,8 +247,8 @@ async function wanMac(lab: RunningLab): Promise<string> {
 }
 
 async function unlockCount(lab: RunningLab, token: string): Promise<number> {
-  const r = await api<{ unlocks: unknown[] }>(lab, "GET", "/status/unlocks", { token });
-  return r.status === 200 ? r.body.unlocks.length : -1;
+  const r = await api<{ unlocks: number }>(lab, "GET", "/status", { token });
+  return r.status === 200 ? r.body.unlocks : -1;
 }
 
 async function forwarding(single: RunningLab, node: RunningLab, o: ClusterBenchOptions) {
