@@ -30,6 +30,7 @@ import {
 import {
   type ApiDeps,
   bootstrapStore,
+  closedDatapathState,
   configDrift,
   createApp,
   FleetSync,
@@ -39,7 +40,15 @@ import {
   NodeHeartbeat,
   syncDatapath,
 } from "./api/mod.ts";
-import { NODE_NAME, openStore, type Store, UnlockJournal } from "./store/mod.ts";
+import {
+  AuditPruner,
+  DEFAULT_AUDIT_RETENTION,
+  NODE_NAME,
+  openStore,
+  type Store,
+  StoreUnavailableError,
+  UnlockJournal,
+} from "./store/mod.ts";
 import { APPLIANCE_VERSION } from "./api/version.ts";
 import { createUi } from "../ui/mod.ts";
 import { clockHealth } from "./host/clock_health.ts";
@@ -123,6 +132,8 @@ async function applyRouting(plan: RoutingPlan, undo = false): Promise<void> {
   }
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** Runs the appliance until a signal; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   let flags;
@@ -204,22 +215,37 @@ export async function main(args: string[]): Promise<number> {
     : flags.store;
   let store: Store;
   try {
-    store = await openStore(target, { network: networkLayout(config) });
+    // With etcd down a node starts closed (no rules: nothing crosses) and loads once it answers.
+    store = await openStore(target, {
+      network: networkLayout(config),
+      startUnreachable: true,
+      onUnreachable: (why, waiting) =>
+        console.warn(
+          `store: ${why}: ${
+            waiting ? "waiting for one (a first start must learn the cluster's key)" : "starting " +
+              "closed (nothing forwarded, management 503) until one answers"
+          }`,
+        ),
+    });
   } catch (e) {
     console.error(`Cannot start: ${(e as Error).message}`);
     return 1;
   }
-  const admin = await bootstrapStore(store, config, logger);
-  if (admin) {
-    console.log(
-      `Initial administrator (shown once): user=${admin.name} password=${admin.password} ` +
-        `totp-secret=${admin.totpSecret}`,
-    );
-  }
-  // The file only seeds an empty store: say where it and the store disagree.
-  if (flags.config) {
-    for (const line of await configDrift(store, config, flags.config)) console.warn(line);
-  }
+  const loaded = store.health().loaded !== false;
+  const firstRead = async () => {
+    const admin = await bootstrapStore(store, config, logger);
+    if (admin) {
+      console.log(
+        `Initial administrator (shown once): user=${admin.name} password=${admin.password} ` +
+          `totp-secret=${admin.totpSecret}`,
+      );
+    }
+    // The file only seeds an empty store: say where it and the store disagree.
+    if (flags.config) {
+      for (const line of await configDrift(store, config, flags.config)) console.warn(line);
+    }
+  };
+  if (loaded) await firstRead();
   // Collectors live in the store's settings (seeded from the file); follow their changes.
   const applySyslog = async () => {
     const { collectors } = (await store.settings.getSettings()).syslog;
@@ -230,8 +256,8 @@ export async function main(args: string[]): Promise<number> {
     syslog = next;
     await old.close();
   };
-  await applySyslog();
-  const state = await loadDatapathState(store, config);
+  if (loaded) await applySyslog();
+  const state = loaded ? await loadDatapathState(store, config) : closedDatapathState(config);
   // A fleet (etcd): every knock's step is claimed across the nodes before it unlocks.
   const shared = store.health().backend === "etcd";
   // The unlock table and the verifier's state live in the data plane; the store keeps a copy.
@@ -268,9 +294,10 @@ export async function main(args: string[]): Promise<number> {
         queues: config.tun.queues,
       },
       ...state,
-      unlocks: await store.unlocks.listUnlocks(),
-      knockState: await store.knockState.list(),
-      flows: savedFlows,
+      unlocks: loaded ? await store.unlocks.listUnlocks() : [],
+      knockState: loaded ? await store.knockState.list() : [],
+      // Its flows' rules are not known yet: a start closed forgets them.
+      flows: loaded ? savedFlows : null,
       tcpShare: config.conntrack.tcpShare,
       knockClaims: shared,
       // Every node holding the store's key remaps a clashing masquerade flow alike (HA pickup).
@@ -307,8 +334,10 @@ export async function main(args: string[]): Promise<number> {
       return null;
     })
     : null;
-  const saveUnlocks = () =>
-    journal.snapshot(() => plane.unlocks()).catch(saveFailed("unlock table"));
+  const saveUnlocks = async () => {
+    if (store.health().loaded === false) return;
+    await journal.snapshot(() => plane.unlocks()).catch(saveFailed("unlock table"));
+  };
   const saver = setInterval(() => {
     saveUnlocks();
     store.sessions.purgeExpired().catch(() => {});
@@ -323,7 +352,32 @@ export async function main(args: string[]): Promise<number> {
   });
   fleet.start();
   // What other nodes wrote between the first read and the subscription.
-  if (shared) fleet.note(["users", "rules", "settings", "unlocks", "knockState"]);
+  if (loaded && shared) fleet.note(["users", "rules", "settings", "unlocks", "knockState"]);
+  // The audit log's retention, hourly; nodes sharing a store take turns.
+  const pruner = new AuditPruner(
+    store.audit,
+    config.store.audit ?? DEFAULT_AUDIT_RETENTION,
+    (e) => console.error(`audit pruning: ${e.message}`),
+  );
+  if (loaded) pruner.start();
+  // Started closed: the store's first answer loads everything, then the node admits.
+  const storeFailed = loaded ? new Promise<never>(() => {}) : store.ready.then(async () => {
+    // The store may go away again meanwhile: retry the first read until it lands.
+    for (;;) {
+      try {
+        await firstRead();
+        break;
+      } catch (e) {
+        if (!(e instanceof StoreUnavailableError)) throw e;
+      }
+      await sleep(1000);
+    }
+    fleet.note(["users", "rules", "settings", "unlocks", "knockState"]);
+    await fleet.idle();
+    pruner.start();
+    console.log("store: read; users, rules and settings applied: admitting");
+    return new Promise<never>(() => {});
+  });
   const node = new NodeHeartbeat(
     {
       name: nodeName,
@@ -432,13 +486,15 @@ export async function main(args: string[]): Promise<number> {
       Deno.addSignalListener("SIGINT", () => resolve(null));
       Deno.addSignalListener("SIGTERM", () => resolve(null));
     }),
-    plane.failed,
+    plane.failed.then((f) => `data plane failed (${f})`),
+    storeFailed.catch((e: Error) => `store: ${e.message}`),
   ]);
   // A Worker that failed leaves its queue unread: stop whole (fail closed) for a clean restart.
-  if (failure !== null) console.error(`data plane failed (${failure}): stopping the appliance`);
+  if (failure !== null) console.error(`${failure}: stopping the appliance`);
   console.log("appliance stopping");
   clearInterval(saver);
   await node.stop();
+  await pruner.stop();
   await fleet.stop();
   await Promise.all(servers.map((srv) => srv.shutdown()));
   await haNotify?.close();

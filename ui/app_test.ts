@@ -157,7 +157,13 @@ Deno.test("ui: the dashboard lists the nodes of the fleet, up or down", async ()
 
 Deno.test("ui: the store banner says changes are refused while no etcd member answers", async () => {
   const now = Date.UTC(2026, 0, 1);
-  const up = { backend: "etcd" as const, connected: true, lastContactMs: now, revision: 9 };
+  const up = {
+    backend: "etcd" as const,
+    connected: true,
+    lastContactMs: now,
+    revision: 9,
+    loaded: true,
+  };
   assert.equal(await StoreBanner({ store: up, now }), null);
   const html = String(
     await StoreBanner({ store: { ...up, connected: false, lastContactMs: now - 42_000 }, now }),

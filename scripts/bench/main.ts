@@ -15,12 +15,14 @@
  *   deno task bench --quick         # 1 x 2 s
  *   deno task bench --reps 5 --seconds 10 --udp-seconds 5 --no-lab
  *   deno task bench --uplinks 2     # the lab with two uplinks only
+ *   deno task bench --cluster       # only the cluster benchmark (cluster_bench.ts, ~5 min)
  */
 import { parseArgs } from "node:util";
 import { runConntrackBench } from "./conntrack_bench.ts";
 import { runKnockBench } from "./knock_bench.ts";
 import { runLabBench } from "./lab_bench.ts";
 import { runPipelineBench } from "./pipeline_bench.ts";
+import { renderCluster, runClusterBench } from "./cluster_bench.ts";
 import { DEFAULT_STEPS } from "./ceiling.ts";
 import { type BenchRun, renderMarkdown } from "./report.ts";
 import { taskArgs } from "../../src/cli/task_args.ts";
@@ -50,6 +52,11 @@ const USAGE = `Usage: deno task bench [--quick] [options]
   --sizes A,B,C        conntrack table sizes (default 10000,100000,1000000)
   --uplinks LIST       lab topologies: 1 (one uplink), 2 (two ISPs), or 1,2 (default)
   --queues N           the appliance's TUN queues, one Worker each (default: the config's "auto")
+  --cluster            only the cluster benchmark: 3 etcd members, two nodes, a single box
+                       (forwarding beside, knock at A to admitted at B, etcd writes under load)
+  --cluster-knocks N   knocks of the A-to-B latency (default 30, quick 5)
+  --unlocks N          unlocks refreshed by traffic while etcd's writes are counted (default 1000)
+  --load-seconds S     seconds of that traffic (default 120, quick 30)
   --no-lab             only the in-memory benchmarks
   --no-micro           only the lab
   --docs / --no-docs   write docs/bench.md (default: for full runs of every part only)
@@ -76,6 +83,10 @@ function flags() {
       sizes: { type: "string", default: "10000,100000,1000000" },
       uplinks: { type: "string", default: "1,2" },
       queues: { type: "string" },
+      cluster: { type: "boolean", default: false },
+      "cluster-knocks": { type: "string" },
+      unlocks: { type: "string" },
+      "load-seconds": { type: "string" },
       "no-lab": { type: "boolean", default: false },
       "no-micro": { type: "boolean", default: false },
       docs: { type: "boolean" },
@@ -155,6 +166,7 @@ async function main(): Promise<number> {
     console.log(JSON.stringify(await runPart(f.part as Part, f)));
     return 0;
   }
+  if (f.cluster) return await clusterMain(f);
   const uplinks = f.uplinks.split(",").map((x) => x.trim());
   if (uplinks.length === 0 || uplinks.some((x) => x !== "1" && x !== "2")) {
     console.error(`--uplinks takes 1, 2 or 1,2; got ${f.uplinks}\n${USAGE}`);
@@ -254,6 +266,36 @@ async function main(): Promise<number> {
     `wrote artifacts/bench/${stamp}.{json,md}${docs && !f["no-docs"] ? " and docs/bench.md" : ""}`,
   );
   return run.errors.length > 0 ? 1 : 0;
+}
+
+/** `--cluster`: the cluster benchmark alone, into artifacts/bench/cluster-<timestamp>.{json,md}. */
+async function clusterMain(f: Flags): Promise<number> {
+  const q = f.quick;
+  const startedAt = new Date().toISOString();
+  const loadStart = loadAvg();
+  const result = await runClusterBench({
+    reps: positive("reps", f.reps, q ? 1 : 3),
+    seconds: positive("seconds", f.seconds, q ? 2 : 5),
+    knockSamples: Math.round(positive("cluster-knocks", f["cluster-knocks"], q ? 5 : 30)),
+    unlocks: Math.round(positive("unlocks", f.unlocks, 1000)),
+    loadSeconds: positive("load-seconds", f["load-seconds"], q ? 30 : 120),
+    log,
+  });
+  const commit = await text(["git", "rev-parse", "--short", "HEAD"]);
+  const note = `Run ${startedAt} (commit ${commit}, Deno ${Deno.version.deno}, ` +
+    `${navigator.hardwareConcurrency} CPUs, load ${loadStart} -> ${loadAvg()}).`;
+  const md = renderCluster(result, note);
+  const dir = `${root}artifacts/bench`;
+  await Deno.mkdir(dir, { recursive: true });
+  const stamp = `cluster-${startedAt.replace(/[:.]/g, "-")}`;
+  await Deno.writeTextFile(
+    `${dir}/${stamp}.json`,
+    JSON.stringify({ startedAt, commit, ...result }, null, 2) + "\n",
+  );
+  await Deno.writeTextFile(`${dir}/${stamp}.md`, md);
+  console.log(md);
+  log(`wrote artifacts/bench/${stamp}.{json,md}`);
+  return result.errors.length > 0 ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await main());

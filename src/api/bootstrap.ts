@@ -11,7 +11,7 @@ import { generateSecret } from "../knock/totp.ts";
 import type { Logger } from "../log/logger.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import type { NetworkLayout } from "../nat/rule_validate.ts";
-import type { Store } from "../store/mod.ts";
+import { ConfigProblemError, ConflictError, NotFoundError, type Store } from "../store/mod.ts";
 import type { SettingsPatch } from "../store/settings.ts";
 import { enrollment } from "./enrollment.ts";
 
@@ -54,79 +54,121 @@ export function randomPassword(): string {
 /**
  * Creates the administrator `admin` with a random password and TOTP secret,
  * already enrolled, when no enrolled administrator exists (a fresh store).
- * Returns the credentials, or null when nothing was done. A leftover `admin`
- * that never finished enrolling (a crash between the two writes) is replaced.
+ * Returns the credentials, or null when nothing was done. The user is made
+ * enrolled in one write whose name check is the store's (an etcd txn on a
+ * shared store), so of several nodes bootstrapping an empty store at once
+ * exactly one creates it and prints its password; the others find it and
+ * return null. A leftover `admin` that never finished enrolling (a crash of
+ * a release that made it in two writes) is replaced, checked by its version
+ * so that two nodes cannot both replace it.
  */
 export async function bootstrapAdmin(
   store: Store,
   logger?: Logger,
 ): Promise<BootstrapAdmin | null> {
-  const users = await store.users.listUsers();
-  if (users.some((u) => u.role === "administrator" && u.mfa.enrolled)) return null;
-  const leftover = users.find((u) => u.name === BOOTSTRAP_ADMIN);
-  if (leftover !== undefined) {
-    if (leftover.role !== "administrator") {
-      throw new Error(
-        `Cannot create the initial administrator: user "${BOOTSTRAP_ADMIN}" exists as ` +
-          `${leftover.role}; rename or delete it`,
-      );
+  // Each round either returns or lost a race to another node's write; the re-read settles it.
+  for (let round = 0; round < 4; round++) {
+    const users = await store.users.listUsers();
+    if (users.some((u) => u.role === "administrator" && u.mfa.enrolled)) return null;
+    const leftover = users.find((u) => u.name === BOOTSTRAP_ADMIN);
+    if (leftover !== undefined) {
+      if (leftover.role !== "administrator") {
+        throw new Error(
+          `Cannot create the initial administrator: user "${BOOTSTRAP_ADMIN}" exists as ` +
+            `${leftover.role}; rename or delete it`,
+        );
+      }
+      if (
+        !(await wonRace(store.users.deleteUser(BOOTSTRAP_ADMIN, SYSTEM_ACTOR, leftover.version)))
+      ) {
+        continue;
+      }
     }
-    await store.users.deleteUser(BOOTSTRAP_ADMIN, SYSTEM_ACTOR);
+    const password = randomPassword();
+    const totpSecret = generateSecret();
+    const made = store.users.createUser({
+      name: BOOTSTRAP_ADMIN,
+      password,
+      role: "administrator",
+      totpSecret,
+      allowedRules: ["*"],
+      enrolled: true,
+    }, SYSTEM_ACTOR);
+    // A txn that timed out on one member and was sent again can report its own write as a
+    // clash (etcd_client.ts): the stored admin is then ours if our password opens it.
+    if (
+      !(await wonRace(made)) && !(await store.users.verifyUserPassword(BOOTSTRAP_ADMIN, password))
+    ) {
+      continue;
+    }
+    logger?.record("config-changed", {
+      source: "bootstrap",
+      detail: `initial administrator "${BOOTSTRAP_ADMIN}" created`,
+    });
+    const { otpauthUri } = await enrollment(BOOTSTRAP_ADMIN, totpSecret);
+    return { name: BOOTSTRAP_ADMIN, password, totpSecret, otpauthUri };
   }
-  const password = randomPassword();
-  const totpSecret = generateSecret();
-  await store.users.createUser({
-    name: BOOTSTRAP_ADMIN,
-    password,
-    role: "administrator",
-    totpSecret,
-    allowedRules: ["*"],
-  }, SYSTEM_ACTOR);
-  await store.users.confirmMfaEnrollment(BOOTSTRAP_ADMIN, SYSTEM_ACTOR);
-  logger?.record("config-changed", {
-    source: "bootstrap",
-    detail: `initial administrator "${BOOTSTRAP_ADMIN}" created`,
-  });
-  const { otpauthUri } = await enrollment(BOOTSTRAP_ADMIN, totpSecret);
-  return { name: BOOTSTRAP_ADMIN, password, totpSecret, otpauthUri };
+  throw new Error(
+    `Cannot create the initial administrator: user "${BOOTSTRAP_ADMIN}" kept changing under it`,
+  );
+}
+
+/**
+ * True when `write` went through; false when another writer got there first
+ * (a taken name, a changed version, a record gone): the caller re-reads.
+ */
+async function wonRace(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (err) {
+    if (err instanceof ConflictError || err instanceof NotFoundError) return false;
+    if (err instanceof ConfigProblemError && err.conflict) return false;
+    throw err;
+  }
 }
 
 /**
  * Imports the configuration's seed users into a store without users:
  * knock-only viewers with a random password nobody knows, MFA enrolled with
  * the configured secret, knocking enabled, every rule allowed. Returns how
- * many were imported.
+ * many were imported; a seed another node imported meanwhile is skipped.
  */
 export async function importSeedUsers(store: Store, seeds: readonly SeedUser[]): Promise<number> {
   if ((await store.users.listUsers()).length > 0) return 0;
+  let made = 0;
   for (const s of seeds) {
-    await store.users.createUser({
+    const created = await wonRace(store.users.createUser({
       name: s.name,
       password: randomPassword() + randomPassword(),
       role: "viewer",
       totpSecret: s.secret,
       knock: { enabled: true, firstPort: s.firstPort, length: s.length, transport: s.transport },
       allowedRules: ["*"],
-    }, SYSTEM_ACTOR);
-    await store.users.confirmMfaEnrollment(s.name, SYSTEM_ACTOR);
+      enrolled: true,
+    }, SYSTEM_ACTOR));
+    if (created) made++;
   }
-  return seeds.length;
+  return made;
 }
 
-/** Imports the configuration's rules into a store without rules; returns how many. */
+/**
+ * Imports the configuration's rules into a store without rules; returns how
+ * many. A rule another node imported meanwhile is skipped.
+ */
 export async function importSeedRules(
   store: Store,
   forwards: readonly PortForwardRule[],
   openPorts: readonly OpenPortsRule[],
 ): Promise<number> {
   if ((await store.rules.listRules()).length > 0) return 0;
-  for (const rule of forwards) {
-    await store.rules.createRule({ kind: "forward", rule: structuredClone(rule) }, SYSTEM_ACTOR);
-  }
-  for (const rule of openPorts) {
-    await store.rules.createRule({ kind: "open", rule: structuredClone(rule) }, SYSTEM_ACTOR);
-  }
-  return forwards.length + openPorts.length;
+  const rules = [
+    ...forwards.map((rule) => ({ kind: "forward" as const, rule: structuredClone(rule) })),
+    ...openPorts.map((rule) => ({ kind: "open" as const, rule: structuredClone(rule) })),
+  ];
+  let made = 0;
+  for (const r of rules) if (await wonRace(store.rules.createRule(r, SYSTEM_ACTOR))) made++;
+  return made;
 }
 
 /**
@@ -160,8 +202,7 @@ export function seedSettings(config: Config): SettingsPatch {
 /** Writes `seedSettings(config)` into a store whose settings were never written; true if it did. */
 export async function importSeedSettings(store: Store, config: Config): Promise<boolean> {
   if ((await store.settings.getSettings()).version !== 0) return false;
-  await store.settings.updateSettings(seedSettings(config), SYSTEM_ACTOR);
-  return true;
+  return await wonRace(store.settings.updateSettings(seedSettings(config), SYSTEM_ACTOR, 0));
 }
 
 /**

@@ -3,6 +3,7 @@ import { ManualClock } from "../clock.ts";
 import { defaultConfig } from "../config/defaults.ts";
 import { verifyTotp } from "../knock/totp.ts";
 import { openStore } from "../store/kv_store.ts";
+import { etcdInstalled, withEtcdCluster } from "../store/_etcd_cluster.ts";
 import type { Store } from "../store/mod.ts";
 import {
   bootstrapAdmin,
@@ -99,4 +100,93 @@ Deno.test("bootstrap: random passwords are 24 url-safe characters and differ", (
   const a = randomPassword();
   assert.match(a, /^[A-Za-z0-9_-]{24}$/);
   assert.notEqual(a, randomPassword());
+});
+
+/** Every node's store on one etcd prefix, with the same key file (docs/cluster.md). */
+async function fleetStores(endpoints: string[], nodes: number, dir: string): Promise<Store[]> {
+  const prefix = `/kgt-boot-${crypto.randomUUID().slice(0, 8)}/`;
+  const target = { backend: "etcd" as const, endpoints, prefix, path: `${dir}/kg` };
+  const first = await openStore({ ...target, path: `${dir}/n0` });
+  const stores = [first];
+  for (let i = 1; i < nodes; i++) {
+    await Deno.copyFile(`${dir}/n0.key`, `${dir}/n${i}.key`);
+    await Deno.chmod(`${dir}/n${i}.key`, 0o600);
+    stores.push(await openStore({ ...target, path: `${dir}/n${i}` }));
+  }
+  return stores;
+}
+
+Deno.test({
+  name: "bootstrap: nodes starting at once on an empty etcd cluster make one admin, printed once",
+  ignore: !etcdInstalled(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await withEtcdCluster(async (cluster) => {
+    const dir = await Deno.makeTempDir({ prefix: "kgt-api-boot-etcd-" });
+    const config = defaultConfig();
+    try {
+      for (let round = 0; round < 4; round++) {
+        const stores = await fleetStores(cluster.endpoints, 3, dir);
+        try {
+          const results = await Promise.all(stores.map((s) => bootstrapStore(s, config)));
+          const made = results.filter((r) => r !== null);
+          assert.equal(made.length, 1, `round ${round}: ${made.length} admins printed`);
+          for (const s of stores) {
+            const users = await s.users.listUsers();
+            assert.deepEqual(users.map((u) => [u.name, u.mfa.enrolled]), [
+              ["admin", true],
+              ["alice", true],
+            ]);
+            assert.ok(await s.users.verifyUserPassword("admin", made[0]!.password));
+            assert.equal((await s.rules.listRules()).length, 4);
+            assert.equal((await s.settings.getSettings()).version, 1);
+          }
+          // Later starts of any node print nothing.
+          assert.deepEqual(await Promise.all(stores.map((s) => bootstrapAdmin(s))), [
+            null,
+            null,
+            null,
+          ]);
+        } finally {
+          for (const s of stores) s.close();
+        }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+Deno.test({
+  name: "bootstrap: a half-made admin on etcd is replaced by exactly one of the nodes",
+  ignore: !etcdInstalled(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await withEtcdCluster(async (cluster) => {
+    const dir = await Deno.makeTempDir({ prefix: "kgt-api-boot-etcd-" });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const stores = await fleetStores(cluster.endpoints, 2, dir);
+        try {
+          await stores[0].users.createUser(
+            { name: "admin", password: "leftover-pw", role: "administrator" },
+            "system",
+          );
+          const results = await Promise.all(stores.map((s) => bootstrapAdmin(s)));
+          const made = results.filter((r) => r !== null);
+          assert.equal(made.length, 1, `round ${round}: ${made.length} admins printed`);
+          for (const s of stores) {
+            assert.ok(await s.users.verifyUserPassword("admin", made[0]!.password));
+            assert.equal(await s.users.verifyUserPassword("admin", "leftover-pw"), null);
+          }
+        } finally {
+          for (const s of stores) s.close();
+        }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
 });

@@ -506,6 +506,10 @@ export const StoreHealthSchema = z.object({
   revision: z.number().int().openapi({
     description: "The etcd revision this node's copy of the store reflects (0 for the KV file)",
   }),
+  loaded: z.boolean().openapi({
+    description: "false until this node has read the store once (it started while no etcd " +
+      "member answered): no users, rules or settings yet, nothing forwarded, management 503",
+  }),
 }).openapi("StoreHealth");
 
 /** The appliance at a glance. */
@@ -542,8 +546,9 @@ export const AuditEntrySchema = z.object({
 
 /** Answer of `GET /health`. */
 export const HealthSchema = z.object({
-  status: z.literal("ok").openapi({
-    description: "The API answers; still ok (and 200) while only the store is unreachable",
+  status: z.enum(["ok", "waiting-for-store"]).openapi({
+    description: "The API answers; still ok (and 200) while only the store is unreachable. " +
+      "waiting-for-store (503): the store was never read since the start, nothing is forwarded",
   }),
   clock: ClockHealthSchema,
   store: StoreHealthSchema,

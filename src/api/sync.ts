@@ -11,7 +11,7 @@ import { validateConfig } from "../nat/rule_validate.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import type { Store } from "../store/mod.ts";
 import type { RuleRecord } from "../store/rules.ts";
-import type { Settings } from "../store/settings.ts";
+import { DEFAULT_SETTINGS, type Settings } from "../store/settings.ts";
 import type { UserRecord } from "../store/users.ts";
 import { networkLayout } from "./bootstrap.ts";
 
@@ -134,6 +134,22 @@ export async function loadDatapathState(store: Store, config: Config): Promise<D
   const { forwards, openPorts } = datapathRules(stored, active);
   const settings = datapathSettingsFrom(await store.settings.getSettings(), config);
   return { settings, forwards, openPorts, users };
+}
+
+/**
+ * The data plane's state before the store was ever read (a node started
+ * while no etcd member answered): no rules, no knock users, no masquerade
+ * and no allow-list, so nothing crosses; the store's state replaces it once
+ * it is read.
+ */
+export function closedDatapathState(config: Config): DatapathState {
+  const settings = datapathSettingsFrom(structuredClone(DEFAULT_SETTINGS), config);
+  return {
+    settings: { ...settings, masquerade: [], allow: [] },
+    forwards: [],
+    openPorts: [],
+    users: [],
+  };
 }
 
 /** Serialises syncs per data plane, so a slow earlier sync never overwrites a later one. */

@@ -451,12 +451,12 @@ function checkLanNetwork(network: string, report: Reporter): Cidr {
 /** Seed users: unique names (first ports are `validateConfig`'s, in `checkRules`). */
 /** The store section: the KV file as before, or etcd with its fields checked together. */
 function storeConfig(s: ConfigOutput["store"], report: Reporter): StoreConfig {
-  const { backend, path, endpoints, prefix, tls, username, password } = s;
+  const { backend, path, endpoints, prefix, tls, username, password, audit } = s;
   if (backend !== "etcd") {
     for (const [field, v] of Object.entries({ endpoints, prefix, tls, username, password })) {
       if (v !== undefined) report.add(`store.${field}`, `is only for backend "etcd"`);
     }
-    return backend === undefined ? { path } : { backend, path };
+    return backend === undefined ? { path, audit } : { backend, path, audit };
   }
   if (endpoints === undefined) report.add("store.endpoints", `is required with backend "etcd"`);
   if ((username === undefined) !== (password === undefined)) {
@@ -476,6 +476,7 @@ function storeConfig(s: ConfigOutput["store"], report: Reporter): StoreConfig {
     path,
     endpoints: endpoints ?? [],
     prefix: prefix ?? "/knockgate/",
+    audit,
     ...(tls === undefined ? {} : { tls }),
     ...(username === undefined ? {} : { username }),
     ...(password === undefined ? {} : { password }),

@@ -457,10 +457,15 @@ Deno.test("more than 64 WAN addresses in all are refused at wan", () => {
 });
 
 Deno.test("store: the KV file by default, exactly as before; etcd with its defaults", () => {
-  assert.deepEqual(defaultConfig().store, { path: "data/knockgate.kv" });
+  const audit = { maxEntries: 100_000, maxAgeDays: 365 };
+  assert.deepEqual(defaultConfig().store, { path: "data/knockgate.kv", audit });
   const STORE = `"store": { "path": "data/knockgate.kv" }`;
   const kv = edit(STORE, `"store": { "backend": "kv", "path": "/var/lib/kg/kg.kv" }`);
-  assert.deepEqual(parseConfig(kv.text, FILE).store, { backend: "kv", path: "/var/lib/kg/kg.kv" });
+  assert.deepEqual(parseConfig(kv.text, FILE).store, {
+    backend: "kv",
+    path: "/var/lib/kg/kg.kv",
+    audit,
+  });
   const etcd = edit(
     STORE,
     `"store": { "backend": "etcd", "endpoints": ["https://10.0.0.1:2379", "https://10.0.0.2:2379"],
@@ -472,10 +477,23 @@ Deno.test("store: the KV file by default, exactly as before; etcd with its defau
     path: "data/knockgate.kv",
     endpoints: ["https://10.0.0.1:2379", "https://10.0.0.2:2379"],
     prefix: "/knockgate/",
+    audit,
     tls: { ca: "/etc/kg/etcd-ca.pem", cert: "/etc/kg/c.pem", key: "/etc/kg/k.pem" },
     username: "kg",
     password: "pw",
   });
+});
+
+Deno.test("store: audit retention: a count and an age, each with a default and a range", () => {
+  const STORE = `"store": { "path": "data/knockgate.kv" }`;
+  const set = edit(STORE, `"store": { "path": "x.kv", "audit": { "maxAgeDays": 90 } }`);
+  assert.deepEqual(parseConfig(set.text, FILE).store.audit, {
+    maxEntries: 100_000,
+    maxAgeDays: 90,
+  });
+  const bad = edit(STORE, `"store": { "path": "x.kv", "audit": { "maxEntries": 10 } }`);
+  assert.equal(problems(bad.text).length, 1);
+  assert.match(problems(bad.text)[0], /store\.audit\.maxEntries/);
 });
 
 Deno.test("store: etcd fields need backend etcd; endpoints, prefix, pairs are checked", () => {

@@ -226,6 +226,11 @@ const store = z.strictObject({
   }).optional(),
   username: z.string().min(1).optional(),
   password: z.string().optional(),
+  /** Audit log retention (defaults: 100,000 entries, 365 days). */
+  audit: z.strictObject({
+    maxEntries: int(1000, 10_000_000).default(100_000),
+    maxAgeDays: int(1, 36_500).default(365),
+  }).prefault({}),
 });
 
 /** The schema of the configuration file; its output still lacks the parsed addresses. */

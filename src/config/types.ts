@@ -200,6 +200,14 @@ export interface KvStoreConfig {
   backend?: "kv";
   /** Deno KV file path. */
   path: string;
+  /** Audit log retention; absent: the store's default (100,000 entries, 365 days). */
+  audit?: AuditRetentionConfig;
+}
+
+/** How many and how old audit entries the store keeps (pruned hourly, in batches). */
+export interface AuditRetentionConfig {
+  maxEntries: number;
+  maxAgeDays: number;
 }
 
 /** State in an etcd cluster shared by several appliances. */
@@ -215,6 +223,7 @@ export interface EtcdStoreConfig {
   tls?: { ca: string; cert?: string; key?: string };
   username?: string;
   password?: string;
+  audit?: AuditRetentionConfig;
 }
 
 /** Where persistent state lives. */

@@ -37,6 +37,11 @@ export class UlidFactory {
   }
 }
 
+/** The least id of millisecond `ms` (every id made at `ms` or later sorts at or after it). */
+export function ulidFloor(ms: number): string {
+  return encodeTime(Math.max(0, Math.floor(ms))) + "0".repeat(16);
+}
+
 function encodeTime(ms: number): string {
   let out = "";
   for (let i = 0; i < 10; i++) {

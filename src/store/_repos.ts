@@ -22,7 +22,7 @@ export function storeOver(
   kv: StoreKv,
   box: SecretBox,
   options: OpenStoreOptions,
-  backend: Pick<Store, "onChange" | "health" | "close">,
+  backend: Pick<Store, "onChange" | "health" | "close" | "ready">,
 ): Store {
   const clock = options.clock ?? systemClock;
   const audit = new AuditLog(kv, clock);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { withStore } from "./_test_util.ts";
-import { redact } from "./audit.ts";
+import { type AuditLog, PRUNE_INTERVAL_MS, redact } from "./audit.ts";
+import type { StoreKv } from "./store_kv.ts";
 import type { RuleInput } from "./rules.ts";
 
 const web: RuleInput = {
@@ -100,4 +101,81 @@ Deno.test("redact replaces secret fields at any depth", () => {
     }),
     { a: 1, passwordHash: "[redacted]", nested: [{ secretEnc: "[redacted]", keep: "k" }] },
   );
+});
+
+/** `n` audit entries staged in a few atomic operations (no repository write per entry). */
+async function fill(kv: StoreKv, audit: AuditLog, n: number, tag: string): Promise<void> {
+  for (let i = 0; i < n; i += 50) {
+    const op = kv.atomic();
+    for (let j = i; j < Math.min(n, i + 50); j++) {
+      audit.stage(op, { actor: "root", action: "test.fill", target: `${tag}${j}` });
+    }
+    assert.ok((await op.commit()).ok);
+  }
+}
+
+const KEEP_ALL = { maxEntries: 1_000_000, maxAgeDays: 365 };
+
+Deno.test("audit: pruning by age deletes what is older, in batches of at most 100", async () => {
+  await withStore(async ({ kv, audit }, { clock }) => {
+    await fill(kv, audit, 230, "old");
+    clock.advance(200 * 86_400_000);
+    await fill(kv, audit, 5, "mid");
+    clock.advance(200 * 86_400_000); // "old" is 400 days old now, "mid" 200
+    await fill(kv, audit, 5, "new");
+    const r = await audit.prune(KEEP_ALL);
+    assert.deepEqual(r, { ran: true, expired: 230, excess: 0, batches: 3 });
+    assert.equal(await audit.countAudit(), 10);
+    const left = (await audit.listAudit()).map((e) => e.target);
+    assert.deepEqual(left.slice(0, 2), ["new4", "new3"]);
+    assert.equal(left.at(-1), "mid0");
+  });
+});
+
+Deno.test("audit: pruning by count leaves 90 % of the bound, only once it is passed", async () => {
+  await withStore(async ({ kv, audit }, { clock }) => {
+    const bound = { maxEntries: 200, maxAgeDays: 365 };
+    await fill(kv, audit, 200, "a");
+    assert.deepEqual(await audit.prune(bound, { force: true }), {
+      ran: true,
+      expired: 0,
+      excess: 0,
+      batches: 0,
+    });
+    clock.advance(1);
+    await fill(kv, audit, 50, "b");
+    const r = await audit.prune(bound, { force: true });
+    assert.deepEqual(r, { ran: true, expired: 0, excess: 70, batches: 1 });
+    assert.equal(await audit.countAudit(), 180);
+    const oldest = await audit.listAudit({ limit: 1000 });
+    assert.equal(oldest.at(-1)?.target, "a70"); // the oldest 70 went
+    assert.equal(oldest[0].target, "b49");
+    // Below the bound again: one more entry deletes nothing.
+    await fill(kv, audit, 1, "c");
+    assert.equal((await audit.prune(bound, { force: true })).excess, 0);
+  });
+});
+
+Deno.test("audit: nodes sharing a store take turns: a fresh claim skips the run", async () => {
+  await withStore(async ({ kv, audit }, { clock }) => {
+    await fill(kv, audit, 3, "x");
+    clock.advance(400 * 86_400_000);
+    assert.equal((await audit.prune(KEEP_ALL)).expired, 3);
+    await fill(kv, audit, 2, "y");
+    // The claim (one node's, or another's sharing the store) is younger than the interval.
+    assert.deepEqual(await audit.prune(KEEP_ALL), {
+      ran: false,
+      expired: 0,
+      excess: 0,
+      batches: 0,
+    });
+    assert.equal(await audit.countAudit(), 2);
+    clock.advance(400 * 86_400_000 + PRUNE_INTERVAL_MS);
+    assert.deepEqual(await audit.prune(KEEP_ALL), {
+      ran: true,
+      expired: 2,
+      excess: 0,
+      batches: 1,
+    });
+  });
 });

@@ -79,6 +79,13 @@ export interface EtcdKvOptions extends EtcdClientOptions {
   probeIntervalMs?: number;
   /** The members' `--max-txn-ops`; default 128 (etcd's default). */
   maxTxnOps?: number;
+  /**
+   * Open even when no member answers: nothing is loaded then, every read and
+   * write throws `StoreUnavailableError` until a member answers and the
+   * first listing lands (`loaded()`); the supervisor keeps trying. Default
+   * false: `open` throws.
+   */
+  openUnreachable?: boolean;
 }
 
 interface Cached {
@@ -162,6 +169,8 @@ export class EtcdKv implements StoreKv {
   #probing = false;
   #supervisor: Promise<void> = Promise.resolve();
   #wake: (() => void) | null = null;
+  #loaded = false;
+  readonly #firstLoad = Promise.withResolvers<void>();
 
   private constructor(options: EtcdKvOptions) {
     if (options.prefix === "") throw new TypeError("etcd store: the key prefix must not be empty");
@@ -178,14 +187,17 @@ export class EtcdKv implements StoreKv {
    */
   static async open(options: EtcdKvOptions): Promise<EtcdKv> {
     const kv = new EtcdKv(options);
+    kv.#firstLoad.promise.catch(() => {});
     try {
       await kv.#resync(false);
     } catch (err) {
-      kv.#client.close();
-      if (err instanceof EtcdUnreachableError) {
-        throw new StoreUnavailableError(`Cannot open the store: ${err.message}`);
+      if (!(err instanceof EtcdUnreachableError) || options.openUnreachable !== true) {
+        kv.#client.close();
+        if (err instanceof EtcdUnreachableError) {
+          throw new StoreUnavailableError(`Cannot open the store: ${err.message}`);
+        }
+        throw err;
       }
-      throw err;
     }
     kv.#supervisor = kv.#supervise();
     kv.#probeTimer = setInterval(() => kv.#probe(), kv.#probeMs);
@@ -200,7 +212,16 @@ export class EtcdKv implements StoreKv {
       lastContactMs: this.#lastContact,
       revision: this.#revision,
       endpoint: this.#client.endpoint,
+      loaded: this.#loaded,
     };
+  }
+
+  /**
+   * Resolves once the whole prefix has been listed (at once after a normal
+   * `open`); rejects when the store is closed before.
+   */
+  loaded(): Promise<void> {
+    return this.#firstLoad.promise;
   }
 
   /** Calls `cb` after every watched batch of changes; returns the unsubscribe function. */
@@ -241,10 +262,23 @@ export class EtcdKv implements StoreKv {
     return new EtcdAtomic(this);
   }
 
+  /** How many keys `selector` covers (a count-only range: no value travels). */
+  async count(selector: Deno.KvListSelector): Promise<number> {
+    this.#usable();
+    const [start, end] = this.#range(selector);
+    const res = await this.#call<EtcdRangeResponse>("/v3/kv/range", {
+      key: b64(start),
+      range_end: b64(end),
+      count_only: true,
+    });
+    return Number(res.count ?? 0);
+  }
+
   /** Stops the watch and the probe; reads and writes fail afterwards. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#firstLoad.reject(new StoreUnavailableError("the etcd store was closed before it loaded"));
     clearInterval(this.#probeTimer);
     this.#watchAbort?.abort();
     this.#wake?.();
@@ -269,6 +303,15 @@ export class EtcdKv implements StoreKv {
     if (this.#closed) throw new Deno.errors.BadResource("the etcd store is closed");
   }
 
+  /** Reads from the cache need a last known state. */
+  #cached(): void {
+    if (!this.#loaded) {
+      throw new StoreUnavailableError(
+        "Cannot read: no etcd member has answered since this node started (nothing loaded yet)",
+      );
+    }
+  }
+
   async #readMany(keys: readonly Deno.KvKey[]): Promise<Deno.KvEntryMaybe<unknown>[]> {
     this.#usable();
     const full = keys.map((k) => this.#full(k));
@@ -287,6 +330,7 @@ export class EtcdKv implements StoreKv {
         if (!(err instanceof StoreUnavailableError)) throw err;
       }
     }
+    this.#cached();
     return keys.map((key, i) => this.#entry(key, this.#cache.get(latin1(full[i]))));
   }
 
@@ -340,6 +384,7 @@ export class EtcdKv implements StoreKv {
         if (!(err instanceof StoreUnavailableError) || served) throw err;
       }
     }
+    this.#cached();
     const hits = [...this.#cache.values()]
       .filter((c) => compareBytes(c.key, start) >= 0 && compareBytes(c.key, end) < 0)
       .sort((a, b) => reverse ? compareBytes(b.key, a.key) : compareBytes(a.key, b.key));
@@ -523,6 +568,8 @@ export class EtcdKv implements StoreKv {
     this.#revision = Number(revision);
     this.#lastContact = Date.now();
     this.#connected = true;
+    this.#loaded = true;
+    this.#firstLoad.resolve();
     this.#emit(areas);
   }
 

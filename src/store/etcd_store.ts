@@ -11,6 +11,16 @@
  * a missing key file on a cluster that already has one refuses to start
  * (copy the file from an enrolled node, see docs/cluster.md), and one with
  * a different key refuses too, instead of sealing secrets no other node can open.
+ *
+ * Starting while no member answers (`startUnreachable`): a node that holds
+ * its key file opens at once, with nothing loaded: `health().loaded` is
+ * false, every repository call throws `StoreUnavailableError` (the API's
+ * 503) and no change is reported. When a member answers, the whole prefix
+ * is listed, the key checked against the cluster's and the schema migrated;
+ * then `ready` resolves and the store works (the composition root loads the
+ * data plane then). `ready` rejects when the key check refuses the node. A
+ * node without a key file (its first start) waits for a member instead: it
+ * must learn whether the cluster has a key before it may make one.
  */
 import { EtcdKv } from "./etcd_kv.ts";
 import { storeOver } from "./_repos.ts";
@@ -18,7 +28,8 @@ import type { OpenStoreOptions } from "./kv_store.ts";
 import type { Store } from "./mod.ts";
 import { migrate, MIGRATIONS } from "./schema.ts";
 import { loadKey, loadOrCreateKey, type SecretBox } from "./secret_box.ts";
-import { StoreError } from "./errors.ts";
+import { StoreError, StoreUnavailableError } from "./errors.ts";
+import type { StoreAtomic, StoreKv } from "./store_kv.ts";
 
 /** TLS files of the etcd client connection (PEM paths). */
 export interface EtcdTlsFiles {
@@ -59,6 +70,13 @@ export interface EtcdStoreOptions extends OpenStoreOptions {
   requestTimeoutMs?: number;
   /** How often the current member is probed; default 1000 ms. */
   probeIntervalMs?: number;
+  /** Open while no member answers (see the module comment); default false: throw. */
+  startUnreachable?: boolean;
+  /**
+   * Called once when the store opens with no member answering: `detail` says
+   * why; `waiting`: this node has no key file, so `open` waits for a member.
+   */
+  onUnreachable?: (detail: string, waiting: boolean) => void;
 }
 
 const KEY_ID: Deno.KvKey = ["meta", "key-id"];
@@ -92,18 +110,105 @@ export async function openEtcdStore(
       ? {}
       : { requestTimeoutMs: options.requestTimeoutMs }),
     ...(options.probeIntervalMs === undefined ? {} : { probeIntervalMs: options.probeIntervalMs }),
+    openUnreachable: options.startUnreachable === true,
   });
+  const keyPath = options.keyFile ?? `${target.path}.key`;
   try {
-    const box = await clusterKey(kv, options.keyFile ?? `${target.path}.key`);
+    if (kv.health().loaded !== true) {
+      const keyed = await exists(keyPath);
+      const why = `no etcd member of ${target.endpoints.join(", ")} answers`;
+      options.onUnreachable?.(keyed ? why : `${why} and there is no key file "${keyPath}"`, !keyed);
+      if (keyed) return await pendingStore(kv, keyPath, options);
+      await kv.loaded();
+    }
+    const box = await clusterKey(kv, keyPath);
     await migrate(kv, options.migrations ?? MIGRATIONS);
     return storeOver(kv, box, options, {
       onChange: (cb) => kv.onChange(cb),
       health: () => kv.health(),
       close: () => kv.close(),
+      ready: Promise.resolve(),
     });
   } catch (err) {
     kv.close();
     throw err;
+  }
+}
+
+/** The store of a node started while no member answers; see the module comment. */
+async function pendingStore(
+  kv: EtcdKv,
+  keyPath: string,
+  options: EtcdStoreOptions,
+): Promise<Store> {
+  const box = await loadKey(keyPath);
+  let open = false;
+  const ready = (async () => {
+    await kv.loaded();
+    const checked = await clusterKey(kv, keyPath);
+    if (checked.keyId !== box.keyId) {
+      throw new StoreError(`Cannot open the etcd store: key file "${keyPath}" changed meanwhile`);
+    }
+    await migrate(kv, options.migrations ?? MIGRATIONS);
+    open = true;
+  })();
+  ready.catch(() => {});
+  return storeOver(new GatedKv(kv, () => open), box, options, {
+    // The first listing reports every area before the store opens: `ready` stands for it.
+    onChange: (cb) => kv.onChange((change) => open && cb(change)),
+    health: () => ({ ...kv.health(), loaded: open }),
+    close: () => kv.close(),
+    ready,
+  });
+}
+
+/** `kv` as the repositories see it: every call refused until `isOpen()`. */
+class GatedKv implements StoreKv {
+  constructor(private readonly kv: EtcdKv, private readonly isOpen: () => boolean) {}
+
+  #check(): void {
+    if (!this.isOpen()) {
+      throw new StoreUnavailableError(
+        "Cannot use the store: no etcd member has answered since this node started",
+      );
+    }
+  }
+
+  get<T = unknown>(key: Deno.KvKey): Promise<Deno.KvEntryMaybe<T>> {
+    return Promise.resolve().then(() => (this.#check(), this.kv.get<T>(key)));
+  }
+
+  getMany<T extends readonly unknown[]>(
+    keys: readonly [...{ [K in keyof T]: Deno.KvKey }],
+  ): Promise<{ [K in keyof T]: Deno.KvEntryMaybe<T[K]> }> {
+    return Promise.resolve().then(() => (this.#check(), this.kv.getMany<T>(keys)));
+  }
+
+  set(key: Deno.KvKey, value: unknown, o?: { expireIn?: number }): Promise<Deno.KvCommitResult> {
+    return Promise.resolve().then(() => (this.#check(), this.kv.set(key, value, o)));
+  }
+
+  async *list<T = unknown>(
+    selector: Deno.KvListSelector,
+    options?: Deno.KvListOptions,
+  ): AsyncIterableIterator<Deno.KvEntry<T>> {
+    this.#check();
+    yield* this.kv.list<T>(selector, options);
+  }
+
+  count(selector: Deno.KvListSelector): Promise<number> {
+    return Promise.resolve().then(() => (this.#check(), this.kv.count(selector)));
+  }
+
+  atomic(): StoreAtomic {
+    const op = this.kv.atomic();
+    const commit = op.commit.bind(op);
+    op.commit = () => Promise.resolve().then(() => (this.#check(), commit()));
+    return op;
+  }
+
+  close(): void {
+    this.kv.close();
   }
 }
 

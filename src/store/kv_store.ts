@@ -116,5 +116,6 @@ async function openKvStore(path: string, options: OpenStoreOptions): Promise<Sto
     onChange: () => () => {},
     health: () => ({ backend: "kv", connected: true, lastContactMs: Date.now(), revision: 0 }),
     close: () => kv.close(),
+    ready: Promise.resolve(),
   });
 }

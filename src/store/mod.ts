@@ -40,6 +40,13 @@ export interface Store {
   onChange(cb: (change: StoreChange) => void): () => void;
   /** The backend's connection state (always connected for the KV file). */
   health(): StoreHealth;
+  /**
+   * Resolves once the store can be used: at once, except for an etcd store
+   * opened while no member answered (`startUnreachable`): then when a member
+   * first answers and the key was checked. Rejects when that check refuses
+   * this node or the store is closed before.
+   */
+  ready: Promise<void>;
   /** Closes the KV file or the etcd connection; the store is unusable afterwards. */
   close(): void;
 }

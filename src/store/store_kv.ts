@@ -36,6 +36,11 @@ export interface StoreKv {
     options?: Deno.KvListOptions,
   ): AsyncIterableIterator<Deno.KvEntry<T>>;
   atomic(): StoreAtomic;
+  /**
+   * How many keys `selector` covers, without reading their values (etcd: a
+   * count-only range). Absent (Deno KV): the caller lists and counts.
+   */
+  count?(selector: Deno.KvListSelector): Promise<number>;
   close(): void;
 }
 
@@ -65,4 +70,10 @@ export interface StoreHealth {
   revision: number;
   /** The member requests go to (etcd only). */
   endpoint?: string;
+  /**
+   * False until this node has read the store once (etcd: a node started while
+   * no member answered): it has no users, rules or settings, forwards
+   * nothing and refuses reads and writes. Absent: true.
+   */
+  loaded?: boolean;
 }

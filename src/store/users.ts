@@ -84,6 +84,11 @@ export interface NewUser {
   allowedRules?: string[];
   /** Base32 TOTP secret; a fresh 160-bit one when absent. */
   totpSecret?: string;
+  /**
+   * Created already enrolled, in the same write (the initial administrator,
+   * whose secret is shown once with its password); default false.
+   */
+  enrolled?: boolean;
 }
 
 /** Input of `updateUser`; absent fields stay as they are. */
@@ -265,7 +270,7 @@ export class UserRepo {
         name,
         passwordHash,
         role: input.role,
-        mfa: { secretEnc, enrolled: false },
+        mfa: { secretEnc, enrolled: input.enrolled === true },
         knock,
         allowedRules: [...allowedRules],
         createdAt: now,
@@ -362,10 +367,19 @@ export class UserRepo {
     });
   }
 
-  /** Deletes the user and frees their first knock port. */
-  async deleteUser(name: string, actor: string): Promise<void> {
+  /**
+   * Deletes the user and frees their first knock port. With
+   * `expectedVersion`, a ConflictError unless the stored version still matches.
+   */
+  async deleteUser(name: string, actor: string, expectedVersion?: number): Promise<void> {
     await this.#write(name, "user.delete", actor, (before) => {
       if (before === null) throw new NotFoundError("user", name);
+      if (expectedVersion !== undefined && before.version !== expectedVersion) {
+        throw new ConflictError(
+          "version",
+          `user "${name}" is at version ${before.version}, not ${expectedVersion}`,
+        );
+      }
       return null;
     });
   }

@@ -16,6 +16,20 @@ Deno.test("health: answers without sign-in, with the clock's and the store's sta
       connected: true,
       lastContactMs: 0,
       revision: 0,
+      loaded: true,
     });
+  });
+});
+
+Deno.test("health: 503 waiting-for-store while the store was never read", async () => {
+  await withApi(async ({ anon, store }) => {
+    const real = store.health;
+    store.health = () => ({ ...real(), backend: "etcd", connected: false, loaded: false });
+    const r = await anon.json("GET", "/api/v1/health");
+    assert.equal(r.status, 503);
+    assert.equal(r.res.headers.get("retry-after"), "5");
+    const body = r.body as { status: string; store: { loaded: boolean; connected: boolean } };
+    assert.equal(body.status, "waiting-for-store");
+    assert.deepEqual([body.store.connected, body.store.loaded], [false, false]);
   });
 });
