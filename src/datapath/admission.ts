@@ -31,6 +31,13 @@
  * keeps, as it does unless two LAN hosts clash. Lost: a masqueraded flow
  * whose port was remapped, and hairpin flows (their port was random); the
  * snapshot covers those.
+ *
+ * IPv6 (`admission6.ts` judges its new flows): rules whose private address
+ * is IPv6 are compiled there, not into the IPv4 rule index; the unlock
+ * table and the verifier key IPv6 sources by their interned prefix
+ * (`ipv6_ids.ts`), so every string they write passes through `ids` on its
+ * way out (events, unlock and knock-state records) and in (restored and
+ * merged records, revocations): the knock layer keeps its 32-bit keys.
  */
 import { type Clock, systemClock } from "../clock.ts";
 import {
@@ -71,8 +78,15 @@ import {
   PROTO_TCP,
 } from "../packet/mod.ts";
 import { AdmittedLog } from "./admitted_log.ts";
+import { idCapacityFor, Ipv6Ids, isIpv6Id } from "./ipv6_ids.ts";
 import { Drop, KNOCK_STAT_BASE, KNOCK_STATS, knockFailureSlot, Stat } from "./counters.ts";
-import type { DatapathSettings, KnockUser, RuleIdName, UnlockRecord } from "./messages.ts";
+import type {
+  DatapathIpv6,
+  DatapathSettings,
+  KnockUser,
+  RuleIdName,
+  UnlockRecord,
+} from "./messages.ts";
 
 /** Verdict of `admit()`: the flow was created (see `flowId`). Any other value is a `Drop` reason. */
 export const ADMITTED = 0;
@@ -122,6 +136,16 @@ interface Addressing {
   mgmtWan: boolean;
 }
 
+/** True for a rule whose private host is IPv6 (a pinhole or a NAT66 forward: `admission6.ts`). */
+export function isIpv6Rule(r: { privateAddress: string }): boolean {
+  return r.privateAddress.includes(":");
+}
+
+/** The IPv4 rules of `rules`. */
+function ipv4Rules<R extends { privateAddress: string }>(rules: R[]): R[] {
+  return rules.filter((r) => !isIpv6Rule(r));
+}
+
 /** Parses the addressing; throws (configuration time) beyond 64 WAN addresses. */
 function addressing(s: DatapathSettings): Addressing {
   const wan: number[] = [];
@@ -151,7 +175,7 @@ function addressing(s: DatapathSettings): Addressing {
     ),
     lan: parseIpv4(s.lanAddress)!,
     lanNet: parseCidr(s.lanNetwork)!,
-    allow: s.allow.map((c) => parseCidr(c)!),
+    allow: s.allow.filter((c) => !c.includes(":")).map((c) => parseCidr(c)!),
     mgmtPort: s.managementPort,
     mgmtWan: s.managementWanAccess === "knock",
   };
@@ -214,6 +238,10 @@ export class Admission {
   flowId = -1;
   /** The direction the packet of the last ADMITTED verdict travels in its flow (a picked-up server reply: DIR_REPLY). */
   flowDir = DIR_ORIGINAL;
+  /** The interned IPv6 addresses and prefixes; null without `settings.ipv6`. */
+  readonly ids: Ipv6Ids | null;
+  /** The IPv6 prefix ids an unlock holds (each holds one reference). */
+  readonly #unlocked6 = new Set<number>();
   #rules: RuleIndex;
   /** Per rule-index entry: the stable id of its rule. */
   #entryRule: Int32Array;
@@ -234,6 +262,8 @@ export class Admission {
   /** The destination of the packet `verifier.observe()` is judging (a knock's WAN address). */
   #knockDst = 0;
   #profiles: KnockProfile[] = [];
+  /** The IPv6 settings, or null. */
+  #ipv6: DatapathIpv6 | null;
   #pending: ApplianceEvent[] = [];
   /** The flow-admitted events not yet in `#pending` (built on `flush()`). */
   readonly #admittedLog = new AdmittedLog();
@@ -253,13 +283,16 @@ export class Admission {
     this.#emitKnockState = init.emitKnockState ?? (() => {});
     this.#clock = init.clock ?? systemClock;
     this.#ports = new PortAllocator(init.ct, { seed: init.portSeed });
+    // Held ids: two per flow at most, one per unlock; room besides for the sources recycling.
+    this.ids = s.ipv6 ? new Ipv6Ids(idCapacityFor(2 * s.maxFlows + (s.maxUnlocks ?? 65536))) : null;
     this.#a = addressing(s);
+    this.#ipv6 = s.ipv6 ?? null;
     this.#uplinks = s.uplinks;
     this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
     this.#forwards = init.forwards;
     this.#openPorts = init.openPorts;
-    this.#rules = compileRules(init.forwards, init.openPorts, this.#uplinks);
+    this.#rules = compileRules(ipv4Rules(init.forwards), ipv4Rules(init.openPorts), this.#uplinks);
     this.#entryRule = this.#stableIds(this.#rules);
     this.unlocks = new UnlockTable({
       maxEntries: s.maxUnlocks,
@@ -286,9 +319,10 @@ export class Admission {
 
   /** Replaces the rules (throws on invalid ones); established flows keep their translation and rule. */
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
-    this.#swapRules(compileRules(forwards, openPorts, this.#uplinks));
+    const rules = compileRules(ipv4Rules(forwards), ipv4Rules(openPorts), this.#uplinks);
     this.#forwards = forwards;
     this.#openPorts = openPorts;
+    this.#swapRules(rules);
   }
 
   #swapRules(rules: RuleIndex): void {
@@ -296,7 +330,9 @@ export class Admission {
     this.ct.forEach((id) => {
       if (this.ct.ruleId[id] >= 0) held.add(this.ct.ruleId[id]);
     });
-    this.#ruleIds.prune(new Set(rules.ruleNames), held);
+    // The IPv6 rules' names keep their ids too (admission6.ts counts by them).
+    const v6 = [...this.#forwards, ...this.#openPorts].filter(isIpv6Rule).map((r) => r.name);
+    this.#ruleIds.prune(new Set([...rules.ruleNames, ...v6]), held);
     this.#entryRule = this.#stableIds(rules);
     this.#rules = rules;
   }
@@ -345,9 +381,12 @@ export class Admission {
     const a = addressing(s);
     // New address slots: the rules are bound again (throwing, before any change, if they cannot be).
     if (JSON.stringify(wanLayout(s.uplinks)) !== JSON.stringify(wanLayout(this.#uplinks))) {
-      this.#swapRules(compileRules(this.#forwards, this.#openPorts, s.uplinks));
+      this.#swapRules(
+        compileRules(ipv4Rules(this.#forwards), ipv4Rules(this.#openPorts), s.uplinks),
+      );
     }
     this.#a = a;
+    this.#ipv6 = this.ids === null ? null : s.ipv6 ?? null;
     this.#uplinks = s.uplinks;
     if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
@@ -404,24 +443,110 @@ export class Admission {
     return ((slot < 32 ? a.mgmtLo : a.mgmtHi) & (1 << (slot & 31))) !== 0;
   }
 
-  /** Restores unlocks saved before a restart. */
+  /** Restores unlocks saved before a restart (IPv6 ones are interned again; without IPv6, skipped). */
   restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
-    this.unlocks.restore(records, nowMs);
+    const mapped: UnlockRecord[] = [];
+    for (const r of records) {
+      const ip = this.#internalRecord(r);
+      if (ip === null) continue;
+      const wan = r.wanAddress.includes(":") ? this.#wanId(r.wanAddress) : r.wanAddress;
+      mapped.push({ ...ip, wanAddress: wan });
+    }
+    this.unlocks.restore(mapped, nowMs);
+    this.#recountUnlocks();
   }
 
   /** Restores the verifier's replay memory, failures and penalties saved before a restart. */
   restoreKnockState(records: KnockStateRecord[], nowMs: number): number {
-    return this.verifier.restoreState(records, nowMs);
+    if (this.ids === null) return this.verifier.restoreState(records, nowMs);
+    const mapped: KnockStateRecord[] = [];
+    for (const r of records) {
+      const m = this.#internalRecord(r);
+      if (m !== null) mapped.push(m);
+    }
+    return this.verifier.restoreState(mapped, nowMs);
+  }
+
+  /** The dotted id of WAN IPv6 address `text` (admission6 pins them), or "" when it is none of ours. */
+  #wanId(text: string): string {
+    if (this.ids === null) return "";
+    return this.ids.internal(text, 128, Math.floor(this.#clock.now() / 1000), false) ?? "";
   }
 
   /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */
   revoke(ip: string, by = "operator"): UnlockRecord | null {
-    const n = parseIpv4(ip);
+    const n = parseIpv4(this.internalIp(ip, false) ?? "");
     if (n === null) return null;
     const info = this.unlocks.get(n);
     if (!info || !this.unlocks.revoke(n, by)) return null;
     this.flush();
-    return info;
+    return this.externalUnlock(info);
+  }
+
+  /**
+   * An address as the knock layer keys it: IPv4 text as it is; IPv6 (an
+   * address, or a prefix with its length) as its interned `unlockPrefix`
+   * prefix's id in dotted form, interned when `create`. Null when it is
+   * neither, or IPv6 is off (or the prefix unknown and not `create`).
+   */
+  internalIp(ip: string, create = true): string | null {
+    if (!ip.includes(":")) return ip;
+    const ids = this.ids, v6 = this.#ipv6;
+    if (ids === null || v6 === null) return null;
+    return ids.internal(ip, v6.unlockPrefix, Math.floor(this.#clock.now() / 1000), create);
+  }
+
+  /** A string the knock layer wrote, with an interned id turned into its IPv6 text. */
+  externalIp(s: string): string {
+    return this.ids === null ? s : this.ids.external(s);
+  }
+
+  /** Address `n` as text: a dotted quad, or an interned id's IPv6 text. */
+  formatIp(n: number): string {
+    return this.ids !== null && isIpv6Id(n) ? this.ids.text(n) : formatIpv4(n);
+  }
+
+  /** An unlock record as the control plane reads it (IPv6 keys as text). */
+  externalUnlock(r: UnlockRecord): UnlockRecord {
+    if (this.ids === null) return r;
+    return { ...r, ip: this.ids.external(r.ip), wanAddress: this.ids.external(r.wanAddress) };
+  }
+
+  /** The unlock records in the control plane's form, for the status table. */
+  listUnlocks(): UnlockRecord[] {
+    const list = this.unlocks.list();
+    return this.ids === null ? list : list.map((r) => this.externalUnlock(r));
+  }
+
+  /** A record from the control plane (the store) with IPv6 text as the knock layer's key, or null. */
+  #internalRecord<R extends { ip: string }>(r: R): R | null {
+    const ip = this.internalIp(r.ip);
+    return ip === null ? null : { ...r, ip };
+  }
+
+  /** The IPv6 unlock references again from the unlock table (after a restore replaced it). */
+  #recountUnlocks(): void {
+    const ids = this.ids;
+    if (ids === null) return;
+    for (const id of this.#unlocked6) ids.unref(id);
+    this.#unlocked6.clear();
+    for (const r of this.unlocks.list()) {
+      const n = parseIpv4(r.ip);
+      if (n !== null && isIpv6Id(n)) this.#holdUnlock(n);
+    }
+  }
+
+  /** Unlock `src` holds its id (IPv6) from now on. */
+  #holdUnlock(src: number): void {
+    if (this.ids === null || !isIpv6Id(src) || this.#unlocked6.has(src)) return;
+    this.#unlocked6.add(src);
+    this.ids.ref(src);
+  }
+
+  /** Unlocks `src` for `user` (from a knock to `dst`, or a merged record); holds an IPv6 id. */
+  unlockSource(src: number, user: string, drift: number, nowMs: number, dst: number): void {
+    this.unlocks.unlock(src, user, drift, nowMs, dst);
+    this.#holdUnlock(src);
   }
 
   /** Expiry of unlocks and sequences in progress; sequence refresh; event flush. */
@@ -442,21 +567,42 @@ export class Admission {
   /** Hands the verifier's changed state and the pending events on. */
   flush(): void {
     const state = this.verifier.drainState();
-    if (state.length > 0) this.#emitKnockState(state);
-    const batch = this.#admittedLog.drainInto(this.#pending);
+    if (state.length > 0) {
+      this.#emitKnockState(
+        this.ids === null ? state : state.map((r) => ({ ...r, ip: this.externalIp(r.ip) })),
+      );
+    }
+    const batch = this.#admittedLog.drainInto(this.#pending, this.#formatIp);
     if (batch.length === 0) return;
     this.#pending = [];
     this.#emit(batch);
   }
 
+  readonly #formatIp = (n: number): string => this.formatIp(n);
+
   #event(e: KnockEvent | UnlockEvent): void {
     const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
     const time = this.#clock.now();
     // A success comes out of `verifier.observe()`, judging the knock to `#knockDst`.
-    const wan = e.type === "knock-success" ? { wan: formatIpv4(this.#knockDst) } : {};
+    const wan = e.type === "knock-success" ? { wan: this.formatIp(this.#knockDst) } : {};
+    if (this.ids !== null) e = this.#externalEvent(e);
     this.#pending.push({ ...e, ...wan, time, severity } as ApplianceEvent);
     if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
     else if (e.type === "knock-failure") this.#c[knockFailureSlot(e.reason)]++;
+  }
+
+  /** An event with IPv6 keys as text; an ended IPv6 unlock lets go of its id. */
+  #externalEvent(e: KnockEvent | UnlockEvent): KnockEvent | UnlockEvent {
+    const ids = this.ids!;
+    const n = parseIpv4(e.ip);
+    if (n === null || !isIpv6Id(n)) return e;
+    const ip = ids.text(n);
+    if ((e.type === "unlock-expired" || e.type === "unlock-revoked") && this.#unlocked6.delete(n)) {
+      ids.unref(n);
+    }
+    return "firstIp" in e && typeof e.firstIp === "string"
+      ? { ...e, ip, firstIp: ids.external(e.firstIp) }
+      : { ...e, ip };
   }
 
   // ---- per packet ------------------------------------------------------------
@@ -494,6 +640,18 @@ export class Admission {
         : Drop.NoFlow;
     }
     if (proto === PROTO_ICMP) return Drop.NoRule; // stealth: the WAN addresses answer no ping
+    const k = this.watchKnock(src, proto, dstPort, dst, nowMs);
+    if (k !== ADMITTED) return k;
+    return this.#fromWan(proto, src, srcPort, dst, slot, dstPort, nowMs);
+  }
+
+  /**
+   * The knock watch on a packet that may open a flow from `src` (the
+   * source, or an IPv6 source's interned prefix) to WAN address `dst`:
+   * ADMITTED when it is no knock (judge it as a flow), else the drop reason
+   * (a knock, consumed; a penalised source).
+   */
+  watchKnock(src: number, proto: number, dstPort: number, dst: number, nowMs: number): number {
     // Knocks are watched on every WAN address; the verifier keys on the source alone.
     this.#knockDst = dst;
     switch (this.verifier.observe(src, proto as 6 | 17, dstPort, nowMs)) {
@@ -501,13 +659,13 @@ export class Admission {
       case KnockVerdict.REPLAY:
         return Drop.Knock;
       case KnockVerdict.UNLOCKED:
-        this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs, dst);
+        this.unlockSource(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs, dst);
         return Drop.Knock;
       case KnockVerdict.PENALISED:
       case KnockVerdict.THROTTLED:
         return Drop.Penalised;
     }
-    return this.#fromWan(proto, src, srcPort, dst, slot, dstPort, nowMs);
+    return ADMITTED;
   }
 
   /**
@@ -630,10 +788,18 @@ export class Admission {
 
   /** Creates the flow in `spec` with datapath `flags` for rule entry `e` (-1: none); `pickUp`: in mid stream. */
   #create(flags: number, e: number, nowMs: number, pickUp = false): number {
+    return this.createFlow(flags, e >= 0 ? this.#entryRule[e] : -1, nowMs, pickUp);
+  }
+
+  /**
+   * Creates the flow in `spec` with datapath `flags` for the rule with
+   * stable id `ruleId` (-1: none); ADMITTED (`flowId`) or the drop reason.
+   */
+  createFlow(flags: number, ruleId: number, nowMs: number, pickUp = false): number {
     // Flags, rule and pickup go in with the tuples: a tracker may find the flow before we return.
     const spec = this.spec;
     spec.flags = flags;
-    spec.ruleId = e >= 0 ? this.#entryRule[e] : -1;
+    spec.ruleId = ruleId;
     spec.pickUp = pickUp;
     const id = this.ct.create(spec, Math.floor(nowMs / 1000));
     if (id < 0) return id === CREATE_CLASH ? Drop.NatClash : Drop.TableFull;
@@ -738,9 +904,15 @@ export class Admission {
    * management interface); its user is then `#unlockUser`.
    */
   #unlockAdmits(src: number, e: number, nowMs: number): boolean {
-    const user = this.unlocks.liveUser(src, nowMs);
-    this.#unlockUser = user;
+    const user = this.unlockedUser(src, nowMs);
     return user !== null && (e < 0 || this.#rules.userAllowed(e, user));
+  }
+
+  /** The user `key` is unlocked for now, or null; `recordAdmitted` names that user. */
+  unlockedUser(key: number, nowMs: number): string | null {
+    const user = this.unlocks.liveUser(key, nowMs);
+    this.#unlockUser = user;
+    return user;
   }
 
   #allowListed(src: number): boolean {
@@ -754,10 +926,18 @@ export class Admission {
    * unlock and is recorded, to be reported on `flush()` (after the packet).
    */
   #admitted(e: number, nowMs: number): void {
+    this.recordAdmitted(this.spec.origSrc, this.#rules.ruleName(e), nowMs);
+  }
+
+  /**
+   * A knock of `key` (the source, or an IPv6 source's prefix id) admitted
+   * the flow in `spec` to rule `rule` for the user `unlockAdmits` found.
+   */
+  recordAdmitted(key: number, rule: string, nowMs: number): void {
     const s = this.spec, log = this.#admittedLog;
-    this.unlocks.admitFlow(s.origSrc, nowMs);
+    this.unlocks.admitFlow(key, nowMs);
     this.#c[Stat.FlowsAdmittedByKnock]++;
-    if (log.full) this.#pending = log.drainInto(this.#pending);
+    if (log.full) this.#pending = log.drainInto(this.#pending, this.#formatIp);
     log.record(
       this.#pending.length,
       nowMs,
@@ -768,7 +948,7 @@ export class Admission {
       s.origDstPort,
       s.replySrc,
       s.replySrcPort,
-      this.#rules.ruleName(e),
+      rule,
       this.#unlockUser,
     );
   }
