@@ -23,11 +23,14 @@
  * (reference counts) by each flow tuple naming it and by the unlock keyed on
  * it; the appliance's own addresses are pinned. An id nothing holds stays
  * findable (the next packet of the same source finds it) until its slot is
- * wanted: then a clock hand takes the first slot it meets that is neither
- * held, pinned nor used in the current second, scanning at most
- * `RECLAIM_SCAN` slots. So a flood of random sources recycles its own ids
- * and never evicts a held one; when no slot can be had the caller drops the
- * packet and counts it (`Drop.Ipv6IdsFull`). Held ids are bounded by the
+ * wanted: then the oldest slot that is neither held, pinned nor used in the
+ * current second is taken, looked for first among the slots let go (their
+ * last hold ended), then among those interned (two FIFO rings, oldest
+ * first), then by a clock hand over all; each looks at most `RECLAIM_SCAN`
+ * slots. So a flood
+ * of random sources recycles its own ids, oldest first, and never evicts a
+ * held one; when no slot can be had the caller drops the packet and counts
+ * it (`Drop.Ipv6IdsFull`). Held ids are bounded by the
  * flow table (two per flow at most) and the unlock table, which size it.
  *
  * Single-threaded: only the admission Worker (worker 0) handles IPv6; the
@@ -72,6 +75,9 @@ export class Ipv6Ids {
   readonly #hashMask: number;
   readonly #free: Int32Array;
   #freeTop = 0;
+  /** Reclaim candidates, oldest first: slots as they were let go, and as they were interned. */
+  readonly #released: CandidateRing;
+  readonly #fresh: CandidateRing;
   #hand = 0;
   #size = 0;
   /** Slots taken from an id nothing held, to give them to another key. */
@@ -94,6 +100,8 @@ export class Ipv6Ids {
     this.#hash = new Int32Array(2 * capacity);
     this.#hashMask = 2 * capacity - 1;
     this.#free = new Int32Array(capacity);
+    this.#released = new CandidateRing(capacity);
+    this.#fresh = new CandidateRing(capacity);
     for (let s = capacity - 1; s >= 0; s--) this.#free[this.#freeTop++] = s;
   }
 
@@ -195,27 +203,48 @@ export class Ipv6Ids {
     this.#plen[s] = plen;
     this.#used[s] = nowSec;
     this.#size++;
+    this.#fresh.push(s);
     // A reclaim may have moved entries of the run: probe again for the empty position.
     this.#hash[-this.#probe(plen) - 1] = s + 1;
     return this.#id(s);
   }
 
-  /** A free slot, or one reclaimed by the clock hand; -1 when none. */
+  #loose(s: number, nowSec: number): boolean {
+    return this.#plen[s] !== 0 && this.#refs[s] === 0 && this.#pinned[s] === 0 &&
+      this.#used[s] !== nowSec;
+  }
+
+  /** A free slot, or one reclaimed from the candidates or by the clock hand; -1 when none. */
   #take(nowSec: number): number {
     if (this.#freeTop > 0) return this.#free[--this.#freeTop];
-    const n = this.capacity;
+    const mask = this.capacity - 1;
+    let s = this.#fromRing(this.#released, nowSec);
+    if (s < 0) s = this.#fromRing(this.#fresh, nowSec);
+    if (s >= 0) return this.#reclaim(s);
     for (let k = 0; k < RECLAIM_SCAN; k++) {
       const s = this.#hand;
-      this.#hand = (s + 1) & (n - 1);
-      if (this.#refs[s] !== 0 || this.#pinned[s] !== 0 || this.#used[s] === nowSec) continue;
-      this.#unhash(s);
-      this.#gen[s] = (this.#gen[s] + 1) & this.#genMask;
-      this.#plen[s] = 0;
-      this.#size--;
-      this.reclaimed++;
-      return s;
+      this.#hand = (s + 1) & mask;
+      if (this.#loose(s, nowSec)) return this.#reclaim(s);
     }
     return -1;
+  }
+
+  /** The first loose slot among `ring`'s next RECLAIM_SCAN (taken off it), or -1. */
+  #fromRing(ring: CandidateRing, nowSec: number): number {
+    for (let k = 0; k < RECLAIM_SCAN && ring.length > 0; k++) {
+      const s = ring.shift();
+      if (this.#loose(s, nowSec)) return s;
+    }
+    return -1;
+  }
+
+  #reclaim(s: number): number {
+    this.#unhash(s);
+    this.#gen[s] = (this.#gen[s] + 1) & this.#genMask;
+    this.#plen[s] = 0;
+    this.#size--;
+    this.reclaimed++;
+    return s;
   }
 
   /** Takes slot `s` out of the hash, shifting its run back (no tombstones). */
@@ -271,7 +300,7 @@ export class Ipv6Ids {
   /** Lets go of one hold on `id`. */
   unref(id: number): void {
     const s = this.slotOf(id);
-    if (s >= 0 && this.#refs[s] > 0) this.#refs[s]--;
+    if (s >= 0 && this.#refs[s] > 0 && --this.#refs[s] === 0) this.#released.push(s);
   }
 
   /** Holds on `id` (for tests and the status page). */
@@ -340,5 +369,28 @@ export class Ipv6Ids {
     if (w === null) return null;
     const id = create ? this.internWords(w, 0, plen, nowSec) : this.findWords(w, 0, plen, nowSec);
     return id === 0 ? null : formatIpv4(id);
+  }
+}
+
+/** A bounded FIFO of slot numbers; a push beyond its size is dropped (the clock hand finds the slot). */
+class CandidateRing {
+  readonly #slots: Int32Array;
+  #head = 0;
+  length = 0;
+
+  constructor(readonly size: number) {
+    this.#slots = new Int32Array(size);
+  }
+
+  push(s: number): void {
+    if (this.length === this.size) return;
+    this.#slots[(this.#head + this.length++) % this.size] = s;
+  }
+
+  shift(): number {
+    const s = this.#slots[this.#head];
+    this.#head = (this.#head + 1) % this.size;
+    this.length--;
+    return s;
   }
 }
