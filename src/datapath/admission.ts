@@ -283,8 +283,9 @@ export class Admission {
     this.#emitKnockState = init.emitKnockState ?? (() => {});
     this.#clock = init.clock ?? systemClock;
     this.#ports = new PortAllocator(init.ct, { seed: init.portSeed });
-    // Held ids: two per flow at most, one per unlock; room besides for the sources recycling.
-    this.ids = s.ipv6 ? new Ipv6Ids(idCapacityFor(2 * s.maxFlows + (s.maxUnlocks ?? 65536))) : null;
+    // Held ids: a flow's peer (its LAN host is shared) and an unlock's prefix; the power of two
+    // above leaves room for the sources recycling. Beyond, new sources are refused, counted.
+    this.ids = s.ipv6 ? new Ipv6Ids(idCapacityFor(s.maxFlows + (s.maxUnlocks ?? 65536))) : null;
     this.#a = addressing(s);
     this.#ipv6 = s.ipv6 ?? null;
     this.#uplinks = s.uplinks;
