@@ -450,7 +450,9 @@ export class Admission {
     for (const r of records) {
       const ip = this.#internalRecord(r);
       if (ip === null) continue;
-      const wan = r.wanAddress.includes(":") ? this.#wanId(r.wanAddress) : r.wanAddress;
+      const wan = typeof r.wanAddress === "string" && r.wanAddress.includes(":")
+        ? this.wanAddressId(r.wanAddress)
+        : r.wanAddress;
       mapped.push({ ...ip, wanAddress: wan });
     }
     this.unlocks.restore(mapped, nowMs);
@@ -469,7 +471,7 @@ export class Admission {
   }
 
   /** The dotted id of WAN IPv6 address `text` (admission6 pins them), or "" when it is none of ours. */
-  #wanId(text: string): string {
+  wanAddressId(text: string): string {
     if (this.ids === null) return "";
     return this.ids.internal(text, 128, Math.floor(this.#clock.now() / 1000), false) ?? "";
   }
@@ -491,6 +493,7 @@ export class Admission {
    * neither, or IPv6 is off (or the prefix unknown and not `create`).
    */
   internalIp(ip: string, create = true): string | null {
+    if (typeof ip !== "string") return null;
     if (!ip.includes(":")) return ip;
     const ids = this.ids, v6 = this.#ipv6;
     if (ids === null || v6 === null) return null;

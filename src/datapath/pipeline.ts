@@ -261,7 +261,9 @@ export class Pipeline implements PacketProcessor {
       const had = this.unlocks.get(ip);
       if (had === null || (had.user !== r.user && r.unlockedAt > had.unlockedAt)) {
         const wan = parseIpv4(
-          r.wanAddress.includes(":") ? a.internalIp(r.wanAddress, false) ?? "" : r.wanAddress,
+          typeof r.wanAddress === "string" && r.wanAddress.includes(":")
+            ? a.wanAddressId(r.wanAddress)
+            : r.wanAddress,
         ) ?? 0;
         a.unlockSource(ip, r.user, r.drift | 0, r.unlockedAt, wan);
       } else if (had.user !== r.user || r.lastSeen <= had.lastSeen) continue;

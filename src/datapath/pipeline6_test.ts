@@ -1,17 +1,22 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { ManualClock } from "../clock.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
 import type { KnockStateRecord } from "../knock/verifier.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import {
+  authHeader,
   buildIcmpv6,
   buildIcmpv6Error,
   buildIpv6Tcp,
   buildIpv6Udp,
   buildTcp,
+  destOptionsHeader,
   formatIpv6,
   fragment6,
+  fragmentHeader,
+  hopByHopHeader,
   ICMPV6_ECHO_REPLY,
   ICMPV6_ECHO_REQUEST,
   ICMPV6_NEIGHBOR_SOLICIT,
@@ -20,9 +25,11 @@ import {
   Ipv6Packet,
   PROTO_TCP,
   PROTO_UDP,
+  routingHeader,
   TCP_ACK,
   TCP_SYN,
   TcpPacket,
+  toIpv6,
   UdpPacket,
 } from "../packet/mod.ts";
 import { newCounters, snapshotCounters } from "./counters.ts";
@@ -348,6 +355,11 @@ Deno.test("IPv6 unlocks and knock state cross a restart as text", async () => {
   );
   assert.equal(merged, 1);
   assert.ok(run(b.p, syn6("2001:db8:206::7", S6, 50000, 8080), T0 + 6000), "a merged unlock");
+  const listed = b.p.query("unlocks", 10) as import("./messages.ts").UnlockRecord[];
+  assert.deepEqual(
+    listed.map((u) => [u.ip, u.wanAddress]).sort(),
+    [["2001:db8:203::/64", WAN6], ["2001:db8:206::/64", WAN6]],
+  );
 });
 
 Deno.test("a fragmented datagram through a pinhole passes whole; an orphan fragment does not", async () => {
@@ -448,4 +460,63 @@ Deno.test("a tracker hands every IPv6 packet to worker 0, whose ids are the only
   assert.equal(drain().length, 1);
   assert.equal(snapshotCounters(tracker.counters).stats.handed_off_packets, 2);
   assert.equal(snapshotCounters(owner.counters).stats.handoff_received_packets, 2);
+});
+
+Deno.test("fuzzed IPv6 packets (odd extension chains, cut, flipped bytes) never throw; each is sent or counted", async () => {
+  const { p, counters } = await setup();
+  await knock6(p, C6);
+  const exts = [
+    hopByHopHeader(),
+    hopByHopHeader(Uint8Array.of(5, 2, 0, 0)),
+    destOptionsHeader(),
+    destOptionsHeader(Uint8Array.of(0x1e, 1, 0)),
+    routingHeader(2, 0, []),
+    routingHeader(0, 1, [toIpv6(REMOTE6)]),
+    fragmentHeader(0, false, 9),
+    fragmentHeader(8, true, 10),
+    authHeader(1, 1),
+  ];
+  const ends: [string, string][] = [[C6, S6], [S6, REMOTE6], [C6, WAN6], [REMOTE6, S6], [S6, C6]];
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: exts.length - 1 }), { maxLength: 5 }),
+      fc.integer({ min: 0, max: ends.length - 1 }),
+      fc.integer({ min: 0, max: 3 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+      fc.nat(),
+      (chain, e, kind, flips, cut) => {
+        const [src, dst] = ends[e];
+        const ext = chain.map((i) => ({ proto: exts[i].proto, bytes: exts[i].bytes.slice() }));
+        const base = { src, dst, ext, srcPort: 40000 + kind, dstPort: 8080 };
+        const pkt = kind === 0
+          ? buildIpv6Tcp({ ...base, flags: TCP_SYN })
+          : kind === 1
+          ? buildIpv6Udp(base)
+          : kind === 2
+          ? buildIcmpv6({ src, dst, ext, type: ICMPV6_ECHO_REQUEST, rest: 0x10001 })
+          : buildIcmpv6Error({
+            src,
+            dst,
+            ext,
+            type: 1,
+            code: 4,
+            original: syn6(dst, src, 8080, 1),
+          });
+        for (const [at, v] of flips) pkt[at % pkt.length] = v;
+        const len = flips.length > 0 && cut % 3 === 0 ? cut % (pkt.length + 1) : pkt.length;
+        const before = snapshotCounters(counters).stats;
+        const buf = pkt.slice(0, len);
+        const sent = p.process(buf, 0, len, 0, T0);
+        const after = snapshotCounters(counters).stats;
+        assert.equal(after.rx_packets - before.rx_packets, 1);
+        assert.equal(
+          (after.tx_packets - before.tx_packets) + (after.drops - before.drops),
+          1,
+          "sent or dropped and counted",
+        );
+        assert.equal(after.tx_packets - before.tx_packets, sent ? 1 : 0);
+      },
+    ),
+    { numRuns: 3000, seed: 20261201 },
+  );
 });
