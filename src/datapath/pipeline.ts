@@ -437,7 +437,8 @@ export class Pipeline implements PacketProcessor {
     // sent them to us, or were built by ip_output (src/device/tun.ts); other devices cannot say.
     if (!this.#ipv4HeaderChecked && !ip.verifyChecksum()) return this.#drop(ParseError.BadChecksum);
     // 240.0.0.0/4 is reserved, and holds the interned IPv6 ids: no IPv4 tuple may name one.
-    if (isIpv6Id(ip.src()) || isIpv6Id(ip.dst())) return this.#drop(Drop.ReservedAddress);
+    const src = ip.src(), dst = ip.dst();
+    if (isIpv6Id(src) || isIpv6Id(dst)) return this.#drop(Drop.ReservedAddress);
     const partial = csum === CSUM_PARTIAL;
     if (ip.isFragment()) {
       this.#c[Stat.Fragments]++;
@@ -452,7 +453,6 @@ export class Pipeline implements PacketProcessor {
     ) {
       return this.#icmpError(ip, nowMs);
     }
-    const src = ip.src(), dst = ip.dst();
     const h = this.ct.lookup(proto, src, this.#sport, dst, this.#dport);
     const pass = h >= 0
       ? this.#fastPath(h, ip, len, partial, nowMs)
