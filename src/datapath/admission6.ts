@@ -289,6 +289,9 @@ export class Admission6 {
     this.prefix = 0;
     const src = ip + SRC, dst = ip + DST;
     const ids = this.ids, nowSec = Math.floor(nowMs / 1000);
+    // Multicast (ff00::/8) and link-local (fe80::/10) never cross a router.
+    const d0 = buf[dst], d1 = buf[dst + 1];
+    if (d0 === 0xff || (d0 === 0xfe && (d1 & 0xc0) === 0x80)) return Drop.NotForUs;
     if (this.inLan(buf, src)) {
       if (!opening) return Drop.NoFlow;
       if (this.inLan(buf, dst) || this.isOwn(buf, dst)) return Drop.LanLocal; // hairpin: not over IPv6

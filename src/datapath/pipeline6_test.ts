@@ -295,6 +295,9 @@ Deno.test("neighbour discovery in the TUN is dropped and counted; so are bad IPv
   });
   assert.equal(run(p, ns), null);
   assert.equal(drops(counters)["neighbour-discovery"], 1);
+  assert.equal(run(p, buildIpv6Udp({ src: S6, dst: "ff0e::1", srcPort: 1, dstPort: 2 })), null);
+  assert.equal(run(p, syn6(S6, "fe80::1", 1, 2)), null);
+  assert.equal(drops(counters)["not-for-us"], 2, "multicast and link-local do not cross");
   const bad = syn6(S6, REMOTE6, 1, 2);
   bad[bad.length - 1] ^= 0xff; // the TCP checksum no longer holds
   assert.equal(run(p, bad), null);
