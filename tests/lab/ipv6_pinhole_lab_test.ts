@@ -237,6 +237,15 @@ Deno.test({
         const bps = JSON.parse(tcp).end.sum_received.bits_per_second as number;
         console.log(`iperf3 TCP over IPv6 through the pinhole: ${(bps / 1e9).toFixed(2)} Gbit/s`);
         assert.ok(bps > 1e6, `${bps} bit/s`);
+        const four = await shOk(
+          l,
+          "client",
+          ["iperf3", "-6", "-c", S6, "-p", "5201", "-t", "2", "-P", "4", "-J"],
+          30,
+        );
+        const bps4 = JSON.parse(four).end.sum_received.bits_per_second as number;
+        console.log(`iperf3 TCP over IPv6, 4 streams: ${(bps4 / 1e9).toFixed(2)} Gbit/s`);
+        assert.ok(bps4 > 1e6, `${bps4} bit/s`);
         const udp = await shOk(
           l,
           "client",
@@ -252,6 +261,49 @@ Deno.test({
         const r = await curl6(l, "client", W6, 52206);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout, `hello from ${S6}:8080 to ${C6}\n`, "the server sees the client");
+      });
+
+      await t.step(
+        "50 MB through the NAT66 forward (offloaded segments rewritten whole)",
+        async () => {
+          const bytes = 50_000_000;
+          const r = await sh(l, "client", [
+            "curl",
+            "-sS",
+            "-g",
+            "-6",
+            "-m",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            `http://[${W6}]:52206/?bytes=${bytes}`,
+          ], 30);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(Number(r.stdout), bytes);
+        },
+      );
+
+      await t.step("from the LAN out: echo and its reply, one hop taken", async () => {
+        const atClient = await capture(l, "client", `icmp6 and ip6[40] == 128 and src host ${S6}`);
+        const ping = await sh(l, "server", [
+          "ping",
+          "-6",
+          "-n",
+          "-c",
+          "2",
+          "-i",
+          "0.2",
+          "-W",
+          "2",
+          C6,
+        ], 10);
+        assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+        const seen = await atClient.stop();
+        assert.ok(seen.length >= 2, seen.join("\n"));
+        // The server's 64 arrives as 63: the appliance is one router.
+        for (const line of seen) assert.match(line, /hlim 63/);
       });
 
       await t.step(
