@@ -242,6 +242,11 @@ export class Admission {
   readonly ids: Ipv6Ids | null;
   /** The IPv6 prefix ids an unlock holds (each holds one reference). */
   readonly #unlocked6 = new Set<number>();
+  /**
+   * The IPv6 prefix ids a penalty holds, to when: a penalised prefix keeps
+   * its id (and so its penalty) however many other sources come and go.
+   */
+  readonly #penalised6 = new Map<number, number>();
   #rules: RuleIndex;
   /** Per rule-index entry: the stable id of its rule. */
   #entryRule: Int32Array;
@@ -465,7 +470,12 @@ export class Admission {
     const mapped: KnockStateRecord[] = [];
     for (const r of records) {
       const m = this.#internalRecord(r);
-      if (m !== null) mapped.push(m);
+      if (m === null) continue;
+      mapped.push(m);
+      const n = parseIpv4(m.ip);
+      if (m.type === "failures" && n !== null && isIpv6Id(n) && m.penaltyUntil > nowMs) {
+        this.#holdPenalty(n, m.penaltyUntil);
+      }
     }
     return this.verifier.restoreState(mapped, nowMs);
   }
@@ -540,6 +550,21 @@ export class Admission {
     }
   }
 
+  /** IPv6 prefix `n` keeps its id until its penalty ends (`until`, ms). */
+  #holdPenalty(n: number, until: number): void {
+    if (!this.#penalised6.has(n)) this.ids!.ref(n);
+    this.#penalised6.set(n, Math.max(until, this.#penalised6.get(n) ?? 0));
+  }
+
+  /** Ends the holds of penalties that are over. */
+  #releasePenalties(nowMs: number): void {
+    for (const [n, until] of this.#penalised6) {
+      if (until > nowMs || this.verifier.isPenalised(n, nowMs)) continue;
+      this.#penalised6.delete(n);
+      this.ids!.unref(n);
+    }
+  }
+
   /** Unlock `src` holds its id (IPv6) from now on. */
   #holdUnlock(src: number): void {
     if (this.ids === null || !isIpv6Id(src) || this.#unlocked6.has(src)) return;
@@ -557,6 +582,7 @@ export class Admission {
   async housekeeping(nowMs: number): Promise<void> {
     this.unlocks.expire(nowMs);
     this.verifier.sweep(nowMs);
+    if (this.ids !== null) this.#releasePenalties(nowMs);
     this.#copyKnockStats();
     await this.sequences.refresh(nowMs);
     this.flush();
@@ -604,6 +630,7 @@ export class Admission {
     if ((e.type === "unlock-expired" || e.type === "unlock-revoked") && this.#unlocked6.delete(n)) {
       ids.unref(n);
     }
+    if (e.type === "knock-penalty") this.#holdPenalty(n, e.until);
     return "firstIp" in e && typeof e.firstIp === "string"
       ? { ...e, ip, firstIp: ids.external(e.firstIp) }
       : { ...e, ip };

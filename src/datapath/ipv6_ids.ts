@@ -20,8 +20,10 @@
  * (`ipv6.unlockPrefix`, /64 by default; with 128 the two are the same key).
  *
  * Bounded: `capacity` slots, fixed at construction. An id is held
- * (reference counts) by each flow tuple naming it and by the unlock keyed on
- * it; the appliance's own addresses are pinned. An id nothing holds stays
+ * (reference counts) by each flow tuple naming it, by the unlock keyed on
+ * it and by a penalty on it (else a flood of other sources would recycle a
+ * penalised prefix's id, and its penalty with it); the appliance's own
+ * addresses are pinned. An id nothing holds stays
  * findable (the next packet of the same source finds it) until its slot is
  * wanted: then the oldest slot that is neither held, pinned nor used in the
  * current second is taken, looked for first among the slots let go (their

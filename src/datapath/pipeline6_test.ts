@@ -523,3 +523,34 @@ Deno.test("fuzzed IPv6 packets (odd extension chains, cut, flipped bytes) never 
     { numRuns: 3000, seed: 20261201 },
   );
 });
+
+Deno.test("a penalised IPv6 prefix keeps its id, and its penalty, through a flood of sources", async () => {
+  const { p, counters, events } = await setup({ maxFlows: 256, maxUnlocks: 16 });
+  const ids = p.admission.ids!;
+  // Sequences started and left past the 15 s window: each a failure, the sixth a penalty.
+  for (let i = 0; i < 8; i++) run(p, syn6(C6, WAN6, 40000, 41001), T0 + i * 16_000);
+  p.admission.flush();
+  const penalty = events.find((e) => e.type === "knock-penalty") as { ip: string } | undefined;
+  assert.equal(penalty?.ip, "2001:db8:203::/64");
+  const key = Number(
+    ids.internal(C6, 64, 0, false)!.split(".").reduce((n, b) => n * 256 + Number(b), 0),
+  );
+  let seed = 7;
+  for (let i = 0; i < 5000; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    const src = `2001:db8:${(seed >>> 16).toString(16)}:${(seed & 0xffff).toString(16)}::1`;
+    run(p, syn6(src, WAN6, 1000, 41001), T0 + 130_000 + 1000 * Math.floor(i / 100));
+  }
+  assert.ok(ids.reclaimed > 1000);
+  assert.ok(ids.slotOf(key) >= 0, "the penalised prefix kept its id");
+  const later = T0 + 200_000;
+  assert.ok(p.verifier.isPenalised(key, later), "the /64 is still penalised");
+  const before = drops(counters)["penalised"] ?? 0;
+  // A penalised source gets one attempt now and then (verifier.ts); the next is refused.
+  run(p, syn6(C6B, WAN6, 40000, 41001), later);
+  run(p, syn6(C6B, WAN6, 40000, 41001), later + 20_000);
+  assert.ok(drops(counters)["penalised"] > before, "another address of the /64 is penalised");
+  // Once the penalty is over its hold ends with the next housekeeping.
+  await p.housekeeping(T0 + 900_000);
+  assert.equal(ids.refs(key), 0);
+});
