@@ -35,9 +35,9 @@
  * IPv6 (`admission6.ts` judges its new flows): rules whose private address
  * is IPv6 are compiled there, not into the IPv4 rule index; the unlock
  * table and the verifier key IPv6 sources by their interned prefix
- * (`ipv6_ids.ts`), so every string they write passes through `ids` on its
- * way out (events, unlock and knock-state records) and in (restored and
- * merged records, revocations): the knock layer keeps its 32-bit keys.
+ * (`ipv6_ids.ts`), so every string they write passes through `keys6`
+ * (`ipv6_keys.ts`) on its way out (events, unlock and knock-state records)
+ * and in (restored and merged records, revocations).
  */
 import { type Clock, systemClock } from "../clock.ts";
 import {
@@ -78,15 +78,10 @@ import {
   PROTO_TCP,
 } from "../packet/mod.ts";
 import { AdmittedLog } from "./admitted_log.ts";
-import { idCapacityFor, Ipv6Ids, isIpv6Id } from "./ipv6_ids.ts";
+import { idCapacityFor, Ipv6Ids } from "./ipv6_ids.ts";
+import { Ipv6Keys } from "./ipv6_keys.ts";
 import { Drop, KNOCK_STAT_BASE, KNOCK_STATS, knockFailureSlot, Stat } from "./counters.ts";
-import type {
-  DatapathIpv6,
-  DatapathSettings,
-  KnockUser,
-  RuleIdName,
-  UnlockRecord,
-} from "./messages.ts";
+import type { DatapathSettings, KnockUser, RuleIdName, UnlockRecord } from "./messages.ts";
 
 /** Verdict of `admit()`: the flow was created (see `flowId`). Any other value is a `Drop` reason. */
 export const ADMITTED = 0;
@@ -240,13 +235,8 @@ export class Admission {
   flowDir = DIR_ORIGINAL;
   /** The interned IPv6 addresses and prefixes; null without `settings.ipv6`. */
   readonly ids: Ipv6Ids | null;
-  /** The IPv6 prefix ids an unlock holds (each holds one reference). */
-  readonly #unlocked6 = new Set<number>();
-  /**
-   * The IPv6 prefix ids a penalty holds, to when: a penalised prefix keeps
-   * its id (and so its penalty) however many other sources come and go.
-   */
-  readonly #penalised6 = new Map<number, number>();
+  /** The knock layer's IPv6 keys as text, and the ids they hold; null without `settings.ipv6`. */
+  readonly keys6: Ipv6Keys | null;
   #rules: RuleIndex;
   /** Per rule-index entry: the stable id of its rule. */
   #entryRule: Int32Array;
@@ -267,8 +257,6 @@ export class Admission {
   /** The destination of the packet `verifier.observe()` is judging (a knock's WAN address). */
   #knockDst = 0;
   #profiles: KnockProfile[] = [];
-  /** The IPv6 settings, or null. */
-  #ipv6: DatapathIpv6 | null;
   #pending: ApplianceEvent[] = [];
   /** The flow-admitted events not yet in `#pending` (built on `flush()`). */
   readonly #admittedLog = new AdmittedLog();
@@ -291,8 +279,8 @@ export class Admission {
     // Held ids: a flow's peer (its LAN host is shared) and an unlock's prefix; the power of two
     // above leaves room for the sources recycling. Beyond, new sources are refused, counted.
     this.ids = s.ipv6 ? new Ipv6Ids(idCapacityFor(s.maxFlows + (s.maxUnlocks ?? 65536))) : null;
+    this.keys6 = s.ipv6 ? new Ipv6Keys(this.ids!, s.ipv6.unlockPrefix) : null;
     this.#a = addressing(s);
-    this.#ipv6 = s.ipv6 ?? null;
     this.#uplinks = s.uplinks;
     this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
@@ -392,7 +380,7 @@ export class Admission {
       );
     }
     this.#a = a;
-    this.#ipv6 = this.ids === null ? null : s.ipv6 ?? null;
+    if (this.keys6 !== null && s.ipv6) this.keys6.unlockPrefix = s.ipv6.unlockPrefix;
     this.#uplinks = s.uplinks;
     if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
@@ -451,39 +439,24 @@ export class Admission {
 
   /** Restores unlocks saved before a restart (IPv6 ones are interned again; without IPv6, skipped). */
   restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
-    const mapped: UnlockRecord[] = [];
-    for (const r of records) {
-      const ip = this.#internalRecord(r);
-      if (ip === null) continue;
-      const wan = typeof r.wanAddress === "string" && r.wanAddress.includes(":")
-        ? this.wanAddressId(r.wanAddress)
-        : r.wanAddress;
-      mapped.push({ ...ip, wanAddress: wan });
-    }
-    this.unlocks.restore(mapped, nowMs);
-    this.#recountUnlocks();
+    const k = this.keys6;
+    this.unlocks.restore(k ? k.internalUnlocks(records, Math.floor(nowMs / 1000)) : records, nowMs);
+    k?.recountUnlocks(this.unlocks);
   }
 
   /** Restores the verifier's replay memory, failures and penalties saved before a restart. */
   restoreKnockState(records: KnockStateRecord[], nowMs: number): number {
-    if (this.ids === null) return this.verifier.restoreState(records, nowMs);
-    const mapped: KnockStateRecord[] = [];
-    for (const r of records) {
-      const m = this.#internalRecord(r);
-      if (m === null) continue;
-      mapped.push(m);
-      const n = parseIpv4(m.ip);
-      if (m.type === "failures" && n !== null && isIpv6Id(n) && m.penaltyUntil > nowMs) {
-        this.#holdPenalty(n, m.penaltyUntil);
-      }
-    }
-    return this.verifier.restoreState(mapped, nowMs);
+    const k = this.keys6;
+    return this.verifier.restoreState(k ? k.internalKnockState(records, nowMs) : records, nowMs);
   }
 
-  /** The dotted id of WAN IPv6 address `text` (admission6 pins them), or "" when it is none of ours. */
+  /** The dotted id of WAN IPv6 address `text`, or "" when it is none of ours. */
   wanAddressId(text: string): string {
-    if (this.ids === null) return "";
-    return this.ids.internal(text, 128, Math.floor(this.#clock.now() / 1000), false) ?? "";
+    return this.keys6?.wanAddress(text, this.#nowSec()) ?? "";
+  }
+
+  #nowSec(): number {
+    return Math.floor(this.#clock.now() / 1000);
   }
 
   /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */
@@ -497,92 +470,47 @@ export class Admission {
   }
 
   /**
-   * An address as the knock layer keys it: IPv4 text as it is; IPv6 (an
-   * address, or a prefix with its length) as its interned `unlockPrefix`
-   * prefix's id in dotted form, interned when `create`. Null when it is
-   * neither, or IPv6 is off (or the prefix unknown and not `create`).
+   * An address as the knock layer keys it (`Ipv6Keys.internal`): IPv4 text
+   * as it is, IPv6 as its prefix's id (interned when `create`); null when
+   * it is neither, or IPv6 is off.
    */
   internalIp(ip: string, create = true): string | null {
-    if (typeof ip !== "string") return null;
-    if (!ip.includes(":")) return ip;
-    const ids = this.ids, v6 = this.#ipv6;
-    if (ids === null || v6 === null) return null;
-    return ids.internal(ip, v6.unlockPrefix, Math.floor(this.#clock.now() / 1000), create);
+    if (this.keys6 !== null) return this.keys6.internal(ip, this.#nowSec(), create);
+    return typeof ip === "string" && !ip.includes(":") ? ip : null;
   }
 
   /** A string the knock layer wrote, with an interned id turned into its IPv6 text. */
   externalIp(s: string): string {
-    return this.ids === null ? s : this.ids.external(s);
+    return this.keys6 === null ? s : this.keys6.external(s);
   }
 
   /** Address `n` as text: a dotted quad, or an interned id's IPv6 text. */
   formatIp(n: number): string {
-    return this.ids !== null && isIpv6Id(n) ? this.ids.text(n) : formatIpv4(n);
+    return this.keys6 === null ? formatIpv4(n) : this.keys6.format(n);
   }
 
   /** An unlock record as the control plane reads it (IPv6 keys as text). */
   externalUnlock(r: UnlockRecord): UnlockRecord {
-    if (this.ids === null) return r;
-    return { ...r, ip: this.ids.external(r.ip), wanAddress: this.ids.external(r.wanAddress) };
+    return this.keys6 === null ? r : this.keys6.externalUnlock(r);
   }
 
   /** The unlock records in the control plane's form, for the status table. */
   listUnlocks(): UnlockRecord[] {
     const list = this.unlocks.list();
-    return this.ids === null ? list : list.map((r) => this.externalUnlock(r));
-  }
-
-  /** A record from the control plane (the store) with IPv6 text as the knock layer's key, or null. */
-  #internalRecord<R extends { ip: string }>(r: R): R | null {
-    const ip = this.internalIp(r.ip);
-    return ip === null ? null : { ...r, ip };
-  }
-
-  /** The IPv6 unlock references again from the unlock table (after a restore replaced it). */
-  #recountUnlocks(): void {
-    const ids = this.ids;
-    if (ids === null) return;
-    for (const id of this.#unlocked6) ids.unref(id);
-    this.#unlocked6.clear();
-    for (const r of this.unlocks.list()) {
-      const n = parseIpv4(r.ip);
-      if (n !== null && isIpv6Id(n)) this.#holdUnlock(n);
-    }
-  }
-
-  /** IPv6 prefix `n` keeps its id until its penalty ends (`until`, ms). */
-  #holdPenalty(n: number, until: number): void {
-    if (!this.#penalised6.has(n)) this.ids!.ref(n);
-    this.#penalised6.set(n, Math.max(until, this.#penalised6.get(n) ?? 0));
-  }
-
-  /** Ends the holds of penalties that are over. */
-  #releasePenalties(nowMs: number): void {
-    for (const [n, until] of this.#penalised6) {
-      if (until > nowMs || this.verifier.isPenalised(n, nowMs)) continue;
-      this.#penalised6.delete(n);
-      this.ids!.unref(n);
-    }
-  }
-
-  /** Unlock `src` holds its id (IPv6) from now on. */
-  #holdUnlock(src: number): void {
-    if (this.ids === null || !isIpv6Id(src) || this.#unlocked6.has(src)) return;
-    this.#unlocked6.add(src);
-    this.ids.ref(src);
+    return this.keys6 === null ? list : list.map((r) => this.keys6!.externalUnlock(r));
   }
 
   /** Unlocks `src` for `user` (from a knock to `dst`, or a merged record); holds an IPv6 id. */
   unlockSource(src: number, user: string, drift: number, nowMs: number, dst: number): void {
     this.unlocks.unlock(src, user, drift, nowMs, dst);
-    this.#holdUnlock(src);
+    this.keys6?.holdUnlock(src);
   }
 
   /** Expiry of unlocks and sequences in progress; sequence refresh; event flush. */
   async housekeeping(nowMs: number): Promise<void> {
     this.unlocks.expire(nowMs);
     this.verifier.sweep(nowMs);
-    if (this.ids !== null) this.#releasePenalties(nowMs);
+    this.keys6?.releasePenalties(this.verifier, nowMs);
     this.#copyKnockStats();
     await this.sequences.refresh(nowMs);
     this.flush();
@@ -598,9 +526,8 @@ export class Admission {
   flush(): void {
     const state = this.verifier.drainState();
     if (state.length > 0) {
-      this.#emitKnockState(
-        this.ids === null ? state : state.map((r) => ({ ...r, ip: this.externalIp(r.ip) })),
-      );
+      const k = this.keys6;
+      this.#emitKnockState(k === null ? state : state.map((r) => ({ ...r, ip: k.external(r.ip) })));
     }
     const batch = this.#admittedLog.drainInto(this.#pending, this.#formatIp);
     if (batch.length === 0) return;
@@ -615,25 +542,10 @@ export class Admission {
     const time = this.#clock.now();
     // A success comes out of `verifier.observe()`, judging the knock to `#knockDst`.
     const wan = e.type === "knock-success" ? { wan: this.formatIp(this.#knockDst) } : {};
-    if (this.ids !== null) e = this.#externalEvent(e);
+    if (this.keys6 !== null) e = this.keys6.externalEvent(e);
     this.#pending.push({ ...e, ...wan, time, severity } as ApplianceEvent);
     if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
     else if (e.type === "knock-failure") this.#c[knockFailureSlot(e.reason)]++;
-  }
-
-  /** An event with IPv6 keys as text; an ended IPv6 unlock lets go of its id. */
-  #externalEvent(e: KnockEvent | UnlockEvent): KnockEvent | UnlockEvent {
-    const ids = this.ids!;
-    const n = parseIpv4(e.ip);
-    if (n === null || !isIpv6Id(n)) return e;
-    const ip = ids.text(n);
-    if ((e.type === "unlock-expired" || e.type === "unlock-revoked") && this.#unlocked6.delete(n)) {
-      ids.unref(n);
-    }
-    if (e.type === "knock-penalty") this.#holdPenalty(n, e.until);
-    return "firstIp" in e && typeof e.firstIp === "string"
-      ? { ...e, ip, firstIp: ids.external(e.firstIp) }
-      : { ...e, ip };
   }
 
   // ---- per packet ------------------------------------------------------------
