@@ -271,6 +271,17 @@ Deno.test("ICMPv6 errors about a tracked flow pass (translated for NAT66); other
   const quoted = formatIpv6(Array.from({ length: 4 }, (_, i) => inner.dstWord(i)));
   assert.equal(quoted, WAN6, "the quoted packet is the one the client sent");
   assert.equal((out[inner.upperOffset() + 2] << 8) | out[inner.upperOffset() + 3], 52201);
+  // A router on the path about a LAN host's own outbound flow.
+  const outbound = syn6(S6, REMOTE6, 50100, 443);
+  assert.ok(run(p, outbound));
+  const exceeded = buildIcmpv6Error({
+    src: "2001:db8:99::1",
+    dst: S6,
+    type: 3,
+    code: 0,
+    original: outbound,
+  });
+  assert.ok(run(p, exceeded), "time exceeded from a router about an outbound flow");
   const stray = buildIcmpv6Error({
     src: C6,
     dst: S6,
@@ -281,7 +292,7 @@ Deno.test("ICMPv6 errors about a tracked flow pass (translated for NAT66); other
   });
   assert.equal(run(p, stray), null, "about no flow");
   assert.equal(drops(counters)["icmp-unmatched"], 1);
-  assert.equal(snapshotCounters(counters).stats.icmp_errors_translated, 2);
+  assert.equal(snapshotCounters(counters).stats.icmp_errors_translated, 3);
 });
 
 Deno.test("neighbour discovery in the TUN is dropped and counted; so are bad IPv6 packets", async () => {
