@@ -8,7 +8,9 @@
  * pinhole, nmap sees it open, a second client in the same /64 gets in, an
  * address of another /64 does not; the NAT66 forward answers from the WAN
  * address; a packet-too-big from the client's side about the server's
- * tracked flow reaches the server, one about no flow does not.
+ * tracked flow reaches the server, one about no flow does not. The rules are
+ * in the configuration file, so it needs the configuration to take IPv6
+ * private addresses (issue 13 item 5).
  */
 import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
