@@ -10,6 +10,9 @@
  * says what that copy alone costs. Checksums are verified in software
  * (checksum state `CSUM_NONE`, IPv4 header checked: a device that cannot say).
  *
+ * IPv6 (`tcp6Fast`): the same TCP fast path through a pinhole (an open-ports
+ * rule to a LAN host's IPv6 address), addresses interned (`ipv6_ids.ts`).
+ *
  * `deno run -A scripts/bench/pipeline_bench.ts [--quick]` prints the JSON of
  * `runPipelineBench()`.
  */
@@ -20,6 +23,7 @@ import type { DatapathSettings, KnockUser } from "../../src/datapath/messages.ts
 import { newCounters, snapshotCounters, Stat } from "../../src/datapath/counters.ts";
 import { Pipeline } from "../../src/datapath/pipeline.ts";
 import { buildTcp, buildUdp } from "../../src/packet/build.ts";
+import { buildIpv6Tcp } from "../../src/packet/ipv6_build.ts";
 import { TCP_ACK, TCP_PSH, TCP_SYN } from "../../src/packet/mod.ts";
 import { median, round } from "./stats.ts";
 
@@ -60,6 +64,8 @@ export interface PipelineBenchResult {
   tcp: PathComparison;
   /** UDP slow path from knock-unlocked sources (no allow-list): adds the unlock lookup and a flow-admitted event. */
   udpGatedSlow: PathRate;
+  /** IPv6 TCP through a pinhole, 64-byte data segments and pure ACKs alternating (no NAT). */
+  tcp6Fast: PathRate;
 }
 
 /** Sizes of a run. */
@@ -124,13 +130,39 @@ function usersOf(c: Config): KnockUser[] {
   }));
 }
 
-async function newPipeline(allow: string[]): Promise<{ p: Pipeline; c: Float64Array }> {
+const WAN6 = "2001:db8:198::1", SERVER6 = "2001:db8:192::12";
+
+/** The client `i` of the IPv6 client /64. */
+function client6(i: number): string {
+  return `2001:db8:203::${(1 + (i % 254)).toString(16)}`;
+}
+
+async function newPipeline(
+  allow: string[],
+  ipv6 = false,
+): Promise<{ p: Pipeline; c: Float64Array }> {
   const config = loadConfig(`${root}config/appliance.jsonc`);
   const counters = newCounters(false);
+  const settings = settingsOf(config, allow);
   const p = new Pipeline({
-    settings: settingsOf(config, allow),
+    settings: ipv6
+      ? {
+        ...settings,
+        uplinks: settings.uplinks.map((u) => ({ ...u, addresses6: [WAN6] })),
+        ipv6: { lanAddress: "2001:db8:192::1", lanNetwork: "2001:db8:192::/64", unlockPrefix: 64 },
+      }
+      : settings,
     forwards: config.forwards,
-    openPorts: config.openPorts,
+    openPorts: ipv6
+      ? [{
+        name: "pinhole6",
+        enabled: true,
+        privateAddress: SERVER6,
+        ports: [{ protocol: "tcp", ports: { start: 5201, end: 5201 } }],
+        enforceKnock: true,
+        users: [],
+      }]
+      : config.openPorts,
     counters,
     emit: () => {},
   });
@@ -359,6 +391,55 @@ async function benchTcp(o: Required<PipelineBenchOptions>, work: Uint8Array) {
   return { fast: rate(fast), slow: rate(slow), bytes: traffic.lens[0] };
 }
 
+/** The TCP fast path over IPv6 through a pinhole (sources allow-listed by their /64). */
+async function benchTcp6(o: Required<PipelineBenchOptions>, work: Uint8Array) {
+  const { p, c } = await newPipeline(["2001:db8:203::/64"], true);
+  const now = T0;
+  const seg = (
+    i: number,
+    toServer: boolean,
+    flags: number,
+    seq: number,
+    ack: number,
+    data = false,
+  ) =>
+    buildIpv6Tcp({
+      src: toServer ? client6(i) : SERVER6,
+      dst: toServer ? SERVER6 : client6(i),
+      srcPort: toServer ? clientPort(i) : 5201,
+      dstPort: toServer ? 5201 : clientPort(i),
+      flags,
+      seq,
+      ack,
+      payload: data ? PAYLOAD : undefined,
+    });
+  const phase = (make: (i: number) => Uint8Array) => {
+    const set = new PacketSet(o.flows, 160);
+    for (let i = 0; i < o.flows; i++) set.put(i, make(i));
+    return set;
+  };
+  check(
+    "tcp6 SYN",
+    pass(p, phase((i) => seg(i, true, TCP_SYN, 1000, 0)), work, now, o.flows),
+    o.flows,
+    c,
+  );
+  const synAck = phase((i) => seg(i, false, TCP_SYN | TCP_ACK, 0, 1001));
+  check("tcp6 SYN/ACK", pass(p, synAck, work, now, o.flows), o.flows, c);
+  check(
+    "tcp6 ACK",
+    pass(p, phase((i) => seg(i, true, TCP_ACK, 1001, 1)), work, now, o.flows),
+    o.flows,
+    c,
+  );
+  const traffic = new PacketSet(2 * o.flows, 160);
+  for (let i = 0; i < o.flows; i++) {
+    traffic.put(2 * i, seg(i, true, TCP_ACK | TCP_PSH, 1001, 1, true));
+    traffic.put(2 * i + 1, seg(i, false, TCP_ACK, 1, 1001));
+  }
+  return rate(timeFast(p, c, traffic, work, o, now));
+}
+
 function compare(packetBytes: number, fast: PathRate, slow: PathRate): PathComparison {
   return { packetBytes, fast, slow, ratio: round(fast.pps / slow.pps, 2) };
 }
@@ -378,6 +459,7 @@ export async function runPipelineBench(
   const udp = await benchUdp(o, work);
   const tcp = await benchTcp(o, work);
   const gated = await benchUdpGated(o, work);
+  const tcp6 = await benchTcp6(o, work);
   return {
     flows: o.flows,
     newFlowsPerRound: o.slowPackets,
@@ -385,6 +467,7 @@ export async function runPipelineBench(
     udp: compare(92, udp.fast, udp.slow),
     tcp: compare(tcp.bytes, tcp.fast, tcp.slow),
     udpGatedSlow: gated,
+    tcp6Fast: tcp6,
   };
 }
 

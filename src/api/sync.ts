@@ -58,6 +58,13 @@ export function datapathSettingsFrom(s: Settings, config: Config): DatapathSetti
       maxInProgress: s.limits.maxPendingKnocks,
       maxPenalised: config.knock.maxPenalised,
     },
+    ipv6: config.ipv6.enabled && config.ipv6.lan !== null
+      ? {
+        lanAddress: config.ipv6.lan.address,
+        lanNetwork: config.ipv6.lan.network,
+        unlockPrefix: config.ipv6.unlockPrefix,
+      }
+      : null,
   };
 }
 

@@ -63,7 +63,13 @@ Deno.test("sync: seeded store gives the data plane the config's users, rules and
     // Seeded settings reproduce the config's data-plane settings.
     assert.deepEqual(dp.settings, {
       wanAddress: "198.51.100.1",
-      uplinks: [{ name: "wan", addresses: ["198.51.100.1"], management: true, probe: null }],
+      uplinks: [{
+        name: "wan",
+        addresses: ["198.51.100.1"],
+        addresses6: [],
+        management: true,
+        probe: null,
+      }],
       masquerade: ["wan"],
       lanAddress: "192.0.2.1",
       lanNetwork: "192.0.2.0/24",
@@ -73,6 +79,7 @@ Deno.test("sync: seeded store gives the data plane the config's users, rules and
       maxFlows: config.conntrack.maxFlows,
       maxUnlocks: 65536,
       knock: config.knock,
+      ipv6: null,
     });
     assert.equal(dp.pushes, 3);
   });

@@ -27,12 +27,14 @@ export function layoutUplinks(wan: UplinkConfig[], managementUplinks: string[]):
 export function datapathUplinks(config: Config): {
   name: string;
   addresses: string[];
+  addresses6: string[];
   management: boolean;
   probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
 }[] {
   return config.wan.map((u) => ({
     name: u.name,
     addresses: u.addresses.map((a) => a.address),
+    addresses6: u.addresses6.map((a) => a.address),
     management: config.management.wanAccess === "knock" &&
       config.management.uplinks.includes(u.name),
     probe: u.probe && {

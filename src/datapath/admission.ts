@@ -32,6 +32,13 @@
  * (unless two LAN hosts clash) or, with a `portKey`, the keyed port every
  * node holding the key derives from the flow (see port_alloc.ts). Without a
  * key a remapped flow is lost; the snapshot covers it after a restart.
+ *
+ * IPv6 (`admission6.ts` judges its new flows): rules whose private address
+ * is IPv6 are compiled there, not into the IPv4 rule index; the unlock
+ * table and the verifier key IPv6 sources by their interned prefix
+ * (`ipv6_ids.ts`), so every string they write passes through `keys6`
+ * (`ipv6_keys.ts`) on its way out (events, unlock and knock-state records)
+ * and in (restored and merged records, revocations).
  */
 import { type Clock, systemClock } from "../clock.ts";
 import {
@@ -74,6 +81,8 @@ import {
 } from "../packet/mod.ts";
 import { AdmittedLog } from "./admitted_log.ts";
 import { ClaimQueue } from "./claim_queue.ts";
+import { idCapacityFor, Ipv6Ids } from "./ipv6_ids.ts";
+import { Ipv6Keys } from "./ipv6_keys.ts";
 import { Drop, KNOCK_STAT_BASE, KNOCK_STATS, knockFailureSlot, Stat } from "./counters.ts";
 import type {
   DatapathSettings,
@@ -145,6 +154,16 @@ interface Addressing {
   mgmtWan: boolean;
 }
 
+/** True for a rule whose private host is IPv6 (a pinhole or a NAT66 forward: `admission6.ts`). */
+export function isIpv6Rule(r: { privateAddress: string }): boolean {
+  return r.privateAddress.includes(":");
+}
+
+/** The IPv4 rules of `rules`. */
+function ipv4Rules<R extends { privateAddress: string }>(rules: R[]): R[] {
+  return rules.filter((r) => !isIpv6Rule(r));
+}
+
 /** Parses the addressing; throws (configuration time) beyond 64 WAN addresses. */
 function addressing(s: DatapathSettings): Addressing {
   const wan: number[] = [];
@@ -174,7 +193,7 @@ function addressing(s: DatapathSettings): Addressing {
     ),
     lan: parseIpv4(s.lanAddress)!,
     lanNet: parseCidr(s.lanNetwork)!,
-    allow: s.allow.map((c) => parseCidr(c)!),
+    allow: s.allow.filter((c) => !c.includes(":")).map((c) => parseCidr(c)!),
     mgmtPort: s.managementPort,
     mgmtWan: s.managementWanAccess === "knock",
   };
@@ -237,6 +256,10 @@ export class Admission {
   flowId = -1;
   /** The direction the packet of the last ADMITTED verdict travels in its flow (a picked-up server reply: DIR_REPLY). */
   flowDir = DIR_ORIGINAL;
+  /** The interned IPv6 addresses and prefixes; null without `settings.ipv6`. */
+  readonly ids: Ipv6Ids | null;
+  /** The knock layer's IPv6 keys as text, and the ids they hold; null without `settings.ipv6`. */
+  readonly keys6: Ipv6Keys | null;
   #rules: RuleIndex;
   /** Per rule-index entry: the stable id of its rule. */
   #entryRule: Int32Array;
@@ -278,13 +301,17 @@ export class Admission {
     this.#emitKnockState = init.emitKnockState ?? (() => {});
     this.#clock = init.clock ?? systemClock;
     this.#ports = new PortAllocator(init.ct, { seed: init.portSeed, key: init.portKey });
+    // Held ids: a flow's peer (its LAN host is shared) and an unlock's prefix; the power of two
+    // above leaves room for the sources recycling. Beyond, new sources are refused, counted.
+    this.ids = s.ipv6 ? new Ipv6Ids(idCapacityFor(s.maxFlows + (s.maxUnlocks ?? 65536))) : null;
+    this.keys6 = s.ipv6 ? new Ipv6Keys(this.ids!, s.ipv6.unlockPrefix) : null;
     this.#a = addressing(s);
     this.#uplinks = s.uplinks;
     this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
     this.#forwards = init.forwards;
     this.#openPorts = init.openPorts;
-    this.#rules = compileRules(init.forwards, init.openPorts, this.#uplinks);
+    this.#rules = compileRules(ipv4Rules(init.forwards), ipv4Rules(init.openPorts), this.#uplinks);
     this.#entryRule = this.#stableIds(this.#rules);
     this.unlocks = new UnlockTable({
       maxEntries: s.maxUnlocks,
@@ -312,9 +339,10 @@ export class Admission {
 
   /** Replaces the rules (throws on invalid ones); established flows keep their translation and rule. */
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
-    this.#swapRules(compileRules(forwards, openPorts, this.#uplinks));
+    const rules = compileRules(ipv4Rules(forwards), ipv4Rules(openPorts), this.#uplinks);
     this.#forwards = forwards;
     this.#openPorts = openPorts;
+    this.#swapRules(rules);
   }
 
   #swapRules(rules: RuleIndex): void {
@@ -322,7 +350,9 @@ export class Admission {
     this.ct.forEach((id) => {
       if (this.ct.ruleId[id] >= 0) held.add(this.ct.ruleId[id]);
     });
-    this.#ruleIds.prune(new Set(rules.ruleNames), held);
+    // The IPv6 rules' names keep their ids too (admission6.ts counts by them).
+    const v6 = [...this.#forwards, ...this.#openPorts].filter(isIpv6Rule).map((r) => r.name);
+    this.#ruleIds.prune(new Set([...rules.ruleNames, ...v6]), held);
     this.#entryRule = this.#stableIds(rules);
     this.#rules = rules;
   }
@@ -371,9 +401,12 @@ export class Admission {
     const a = addressing(s);
     // New address slots: the rules are bound again (throwing, before any change, if they cannot be).
     if (JSON.stringify(wanLayout(s.uplinks)) !== JSON.stringify(wanLayout(this.#uplinks))) {
-      this.#swapRules(compileRules(this.#forwards, this.#openPorts, s.uplinks));
+      this.#swapRules(
+        compileRules(ipv4Rules(this.#forwards), ipv4Rules(this.#openPorts), s.uplinks),
+      );
     }
     this.#a = a;
+    if (this.keys6 !== null && s.ipv6) this.keys6.unlockPrefix = s.ipv6.unlockPrefix;
     this.#uplinks = s.uplinks;
     if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
@@ -430,24 +463,44 @@ export class Admission {
     return ((slot < 32 ? a.mgmtLo : a.mgmtHi) & (1 << (slot & 31))) !== 0;
   }
 
-  /** Restores unlocks saved before a restart. */
+  /** Restores unlocks saved before a restart (IPv6 ones are interned again; without IPv6, skipped). */
   restoreUnlocks(records: UnlockRecord[], nowMs: number): void {
-    this.unlocks.restore(records, nowMs);
+    const k = this.keys6;
+    this.unlocks.restore(k ? k.internalUnlocks(records, Math.floor(nowMs / 1000)) : records, nowMs);
+    k?.recountUnlocks(this.unlocks);
   }
 
   /** Restores the verifier's replay memory, failures and penalties saved before a restart. */
   restoreKnockState(records: KnockStateRecord[], nowMs: number): number {
-    return this.verifier.restoreState(records, nowMs);
+    const k = this.keys6;
+    return this.verifier.restoreState(k ? k.internalKnockState(records, nowMs) : records, nowMs);
+  }
+
+  /** The dotted id of WAN IPv6 address `text`, or "" when it is none of ours. */
+  wanAddressId(text: string): string {
+    return this.keys6?.wanAddress(text, this.#nowSec()) ?? "";
+  }
+
+  #nowSec(): number {
+    return Math.floor(this.#clock.now() / 1000);
   }
 
   /** Merges the knock state other nodes wrote (a fleet's store feed) into the verifier. */
   mergeKnockState(records: readonly KnockStateRecord[], nowMs: number): number {
-    return this.verifier.mergeState(records, nowMs);
+    const k = this.keys6;
+    return this.verifier.mergeState(k ? k.internalKnockState(records, nowMs) : records, nowMs);
   }
 
   /** The completed knocks queued for a claim since the last call, or null for none. */
   takeClaims(): KnockClaim[] | null {
-    return this.#claims.take((step) => this.verifier.claimExpiry(step));
+    const claims = this.#claims.take((step) => this.verifier.claimExpiry(step));
+    if (claims === null || this.keys6 === null) return claims;
+    // The store holds IPv6 sources as their prefix's text: node-local ids never leave.
+    for (const c of claims) {
+      c.ip = this.externalIp(c.ip);
+      c.wanAddress = this.externalIp(c.wanAddress);
+    }
+    return claims;
   }
 
   /**
@@ -457,17 +510,19 @@ export class Admission {
    */
   resolveClaims(answers: readonly KnockClaimAnswer[], nowMs: number): void {
     for (const a of answers) {
-      const ip = parseIpv4(a.ip), wan = parseIpv4(a.wanAddress) ?? 0;
+      const ip = parseIpv4(this.internalIp(a.ip) ?? "");
+      const wanText = a.wanAddress.includes(":") ? this.wanAddressId(a.wanAddress) : a.wanAddress;
+      const wan = parseIpv4(wanText) ?? 0;
       if (ip === null) continue;
       const result = a.result === "granted"
         ? ClaimResult.GRANTED
         : a.result === "taken"
         ? ClaimResult.TAKEN
         : ClaimResult.UNREACHABLE;
-      const first = a.firstIp === undefined ? 0 : parseIpv4(a.firstIp) ?? 0;
+      const first = a.firstIp === undefined ? 0 : parseIpv4(this.internalIp(a.firstIp) ?? "") ?? 0;
       this.#knockDst = wan; // the success event names the address knocked
       if (this.verifier.resolveClaim(ip, a.user, a.step, a.drift, result, first, nowMs)) {
-        this.unlocks.unlock(ip, a.user, a.drift, nowMs, wan);
+        this.unlockSource(ip, a.user, a.drift, nowMs, wan);
       }
     }
     this.#copyKnockStats();
@@ -483,18 +538,56 @@ export class Admission {
 
   /** Ends the unlock of `ip` on behalf of `by` (a user name); returns what it was, or null. */
   revoke(ip: string, by = "operator"): UnlockRecord | null {
-    const n = parseIpv4(ip);
+    const n = parseIpv4(this.internalIp(ip, false) ?? "");
     if (n === null) return null;
     const info = this.unlocks.get(n);
     if (!info || !this.unlocks.revoke(n, by)) return null;
     this.flush();
-    return info;
+    return this.externalUnlock(info);
+  }
+
+  /**
+   * An address as the knock layer keys it (`Ipv6Keys.internal`): IPv4 text
+   * as it is, IPv6 as its prefix's id (interned when `create`); null when
+   * it is neither, or IPv6 is off.
+   */
+  internalIp(ip: string, create = true): string | null {
+    if (this.keys6 !== null) return this.keys6.internal(ip, this.#nowSec(), create);
+    return typeof ip === "string" && !ip.includes(":") ? ip : null;
+  }
+
+  /** A string the knock layer wrote, with an interned id turned into its IPv6 text. */
+  externalIp(s: string): string {
+    return this.keys6 === null ? s : this.keys6.external(s);
+  }
+
+  /** Address `n` as text: a dotted quad, or an interned id's IPv6 text. */
+  formatIp(n: number): string {
+    return this.keys6 === null ? formatIpv4(n) : this.keys6.format(n);
+  }
+
+  /** An unlock record as the control plane reads it (IPv6 keys as text). */
+  externalUnlock(r: UnlockRecord): UnlockRecord {
+    return this.keys6 === null ? r : this.keys6.externalUnlock(r);
+  }
+
+  /** The unlock records in the control plane's form, for the status table. */
+  listUnlocks(): UnlockRecord[] {
+    const list = this.unlocks.list();
+    return this.keys6 === null ? list : list.map((r) => this.keys6!.externalUnlock(r));
+  }
+
+  /** Unlocks `src` for `user` (from a knock to `dst`, or a merged record); holds an IPv6 id. */
+  unlockSource(src: number, user: string, drift: number, nowMs: number, dst: number): void {
+    this.unlocks.unlock(src, user, drift, nowMs, dst);
+    this.keys6?.holdUnlock(src);
   }
 
   /** Expiry of unlocks and sequences in progress; sequence refresh; event flush. */
   async housekeeping(nowMs: number): Promise<void> {
     this.unlocks.expire(nowMs);
     this.verifier.sweep(nowMs);
+    this.keys6?.releasePenalties(this.verifier, nowMs);
     this.#copyKnockStats();
     await this.sequences.refresh(nowMs);
     this.flush();
@@ -509,18 +602,24 @@ export class Admission {
   /** Hands the verifier's changed state and the pending events on. */
   flush(): void {
     const state = this.verifier.drainState();
-    if (state.length > 0) this.#emitKnockState(state);
-    const batch = this.#admittedLog.drainInto(this.#pending);
+    if (state.length > 0) {
+      const k = this.keys6;
+      this.#emitKnockState(k === null ? state : state.map((r) => ({ ...r, ip: k.external(r.ip) })));
+    }
+    const batch = this.#admittedLog.drainInto(this.#pending, this.#formatIp);
     if (batch.length === 0) return;
     this.#pending = [];
     this.#emit(batch);
   }
 
+  readonly #formatIp = (n: number): string => this.formatIp(n);
+
   #event(e: KnockEvent | UnlockEvent): void {
     const severity = e.type === "knock-success" ? Severity.Notice : Severity.Warning;
     const time = this.#clock.now();
     // A success comes out of `verifier.observe()` (or `resolveClaims`), for the knock to `#knockDst`.
-    const wan = e.type === "knock-success" ? { wan: formatIpv4(this.#knockDst) } : {};
+    const wan = e.type === "knock-success" ? { wan: this.formatIp(this.#knockDst) } : {};
+    if (this.keys6 !== null) e = this.keys6.externalEvent(e);
     this.#pending.push({ ...e, ...wan, time, severity } as ApplianceEvent);
     if (e.type === "knock-success") this.#c[Stat.Unlocks]++;
     else if (e.type === "knock-failure") this.#c[knockFailureSlot(e.reason)]++;
@@ -561,6 +660,18 @@ export class Admission {
         : Drop.NoFlow;
     }
     if (proto === PROTO_ICMP) return Drop.NoRule; // stealth: the WAN addresses answer no ping
+    const k = this.watchKnock(src, proto, dstPort, dst, nowMs);
+    if (k !== ADMITTED) return k;
+    return this.#fromWan(proto, src, srcPort, dst, slot, dstPort, nowMs);
+  }
+
+  /**
+   * The knock watch on a packet that may open a flow from `src` (the
+   * source, or an IPv6 source's interned prefix) to WAN address `dst`:
+   * ADMITTED when it is no knock (judge it as a flow), else the drop reason
+   * (a knock, consumed; a penalised source).
+   */
+  watchKnock(src: number, proto: number, dstPort: number, dst: number, nowMs: number): number {
     // Knocks are watched on every WAN address; the verifier keys on the source alone.
     this.#knockDst = dst;
     switch (this.verifier.observe(src, proto as 6 | 17, dstPort, nowMs)) {
@@ -568,7 +679,7 @@ export class Admission {
       case KnockVerdict.REPLAY:
         return Drop.Knock;
       case KnockVerdict.UNLOCKED:
-        this.unlocks.unlock(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs, dst);
+        this.unlockSource(src, this.verifier.lastUser, this.verifier.lastDrift, nowMs, dst);
         return Drop.Knock;
       case KnockVerdict.PENDING:
         this.#queueClaim(src, dst, nowMs);
@@ -577,7 +688,7 @@ export class Admission {
       case KnockVerdict.THROTTLED:
         return Drop.Penalised;
     }
-    return this.#fromWan(proto, src, srcPort, dst, slot, dstPort, nowMs);
+    return ADMITTED;
   }
 
   /**
@@ -701,10 +812,18 @@ export class Admission {
 
   /** Creates the flow in `spec` with datapath `flags` for rule entry `e` (-1: none); `pickUp`: in mid stream. */
   #create(flags: number, e: number, nowMs: number, pickUp = false): number {
+    return this.createFlow(flags, e >= 0 ? this.#entryRule[e] : -1, nowMs, pickUp);
+  }
+
+  /**
+   * Creates the flow in `spec` with datapath `flags` for the rule with
+   * stable id `ruleId` (-1: none); ADMITTED (`flowId`) or the drop reason.
+   */
+  createFlow(flags: number, ruleId: number, nowMs: number, pickUp = false): number {
     // Flags, rule and pickup go in with the tuples: a tracker may find the flow before we return.
     const spec = this.spec;
     spec.flags = flags;
-    spec.ruleId = e >= 0 ? this.#entryRule[e] : -1;
+    spec.ruleId = ruleId;
     spec.pickUp = pickUp;
     const id = this.ct.create(spec, Math.floor(nowMs / 1000));
     if (id < 0) return id === CREATE_CLASH ? Drop.NatClash : Drop.TableFull;
@@ -842,9 +961,15 @@ export class Admission {
    * management interface); its user is then `#unlockUser`.
    */
   #unlockAdmits(src: number, e: number, nowMs: number): boolean {
-    const user = this.unlocks.liveUser(src, nowMs);
-    this.#unlockUser = user;
+    const user = this.unlockedUser(src, nowMs);
     return user !== null && (e < 0 || this.#rules.userAllowed(e, user));
+  }
+
+  /** The user `key` is unlocked for now, or null; `recordAdmitted` names that user. */
+  unlockedUser(key: number, nowMs: number): string | null {
+    const user = this.unlocks.liveUser(key, nowMs);
+    this.#unlockUser = user;
+    return user;
   }
 
   #allowListed(src: number): boolean {
@@ -858,10 +983,18 @@ export class Admission {
    * unlock and is recorded, to be reported on `flush()` (after the packet).
    */
   #admitted(e: number, nowMs: number): void {
+    this.recordAdmitted(this.spec.origSrc, this.#rules.ruleName(e), nowMs);
+  }
+
+  /**
+   * A knock of `key` (the source, or an IPv6 source's prefix id) admitted
+   * the flow in `spec` to rule `rule` for the user `unlockAdmits` found.
+   */
+  recordAdmitted(key: number, rule: string, nowMs: number): void {
     const s = this.spec, log = this.#admittedLog;
-    this.unlocks.admitFlow(s.origSrc, nowMs);
+    this.unlocks.admitFlow(key, nowMs);
     this.#c[Stat.FlowsAdmittedByKnock]++;
-    if (log.full) this.#pending = log.drainInto(this.#pending);
+    if (log.full) this.#pending = log.drainInto(this.#pending, this.#formatIp);
     log.record(
       this.#pending.length,
       nowMs,
@@ -872,7 +1005,7 @@ export class Admission {
       s.origDstPort,
       s.replySrc,
       s.replySrcPort,
-      this.#rules.ruleName(e),
+      rule,
       this.#unlockUser,
     );
   }

@@ -72,14 +72,17 @@ export class AdmittedLog {
   }
 
   /** `pending` with the recorded events built and merged in at their places; empties the log. */
-  drainInto<E>(pending: E[]): (E | FlowAdmittedEvent)[] {
+  drainInto<E>(
+    pending: E[],
+    format: (addr: number) => string = formatIpv4,
+  ): (E | FlowAdmittedEvent)[] {
     const n = this.#n;
     if (n === 0) return pending;
     const out: (E | FlowAdmittedEvent)[] = [];
     let p = 0;
     for (let i = 0; i < n; i++) {
       while (p < this.#at[i] && p < pending.length) out.push(pending[p++]);
-      out.push(this.#event(i));
+      out.push(this.#event(i, format));
       this.#user[i] = null;
     }
     while (p < pending.length) out.push(pending[p++]);
@@ -87,18 +90,18 @@ export class AdmittedLog {
     return out;
   }
 
-  #event(i: number): FlowAdmittedEvent {
+  #event(i: number, format: (addr: number) => string): FlowAdmittedEvent {
     const user = this.#user[i];
     return {
       type: "flow-admitted",
       time: this.#time[i],
       severity: Severity.Notice,
       proto: this.#proto[i] as 6 | 17,
-      src: formatIpv4(this.#src[i]),
+      src: format(this.#src[i]),
       srcPort: this.#srcPort[i],
-      dst: formatIpv4(this.#dst[i]),
+      dst: format(this.#dst[i]),
       dstPort: this.#dstPort[i],
-      privateAddr: formatIpv4(this.#priv[i]),
+      privateAddr: format(this.#priv[i]),
       privatePort: this.#privPort[i],
       rule: this.#rule[i],
       user: user ?? undefined,

@@ -44,6 +44,15 @@ export const Drop = {
   NoUplink: PARSE_ERROR_COUNT + 16,
   /** A packet a queue's Worker had to hand to the admission Worker while its handoff ring was full. */
   HandoffFull: PARSE_ERROR_COUNT + 17,
+  /**
+   * An IPv4 packet naming an address in 240.0.0.0/4 (reserved, RFC 1112 §4):
+   * never on the wire, and the range interned IPv6 addresses use (`ipv6_ids.ts`).
+   */
+  ReservedAddress: PARSE_ERROR_COUNT + 18,
+  /** A new IPv6 source or destination while every interned id is held (`ipv6_ids.ts`). */
+  Ipv6IdsFull: PARSE_ERROR_COUNT + 19,
+  /** Neighbour discovery, router advertisement or MLD in the TUN: the kernel's, never forwarded. */
+  NeighbourDiscovery: PARSE_ERROR_COUNT + 20,
 } as const;
 
 const DROP_NAMES = [
@@ -65,6 +74,9 @@ const DROP_NAMES = [
   "tcp-out-of-window",
   "no-uplink",
   "handoff-full",
+  "reserved-address",
+  "ipv6-ids-full",
+  "neighbour-discovery",
 ];
 
 /** Number of drop reasons, parse errors included (index 0, "none", unused). */

@@ -14,6 +14,10 @@
  * Layout, little-endian: "KGFS", version u16, kind u8 (KIND_*), 0 u8,
  * saved-at u32 (Unix seconds), flows u32, names length u32, record size u32,
  * the names (UTF-8 JSON array), then the records.
+ *
+ * IPv6 flows are left out: their tuples hold interned ids (`ipv6_ids.ts`),
+ * which the next run gives to other addresses. A restart ends them (TCP ones
+ * may come back by loose pickup only over IPv4).
  */
 import {
   ConnTable,
@@ -22,6 +26,7 @@ import {
   STATUS_ASSURED,
   STATUS_DYING,
 } from "../conntrack/mod.ts";
+import { isIpv6Id } from "./ipv6_ids.ts";
 
 /** Written by a stopping data plane: every window exact. */
 export const KIND_FINAL = 1;
@@ -126,6 +131,8 @@ export class FlowSnapshots {
       const st = ct.status(id);
       if ((st & STATUS_ASSURED) === 0 || (st & STATUS_DYING) !== 0) continue;
       if ((ct.flags[id] & FLAG_LOCAL) !== 0) continue;
+      // IPv6 flows name interned ids (ipv6_ids.ts), which mean nothing to the next run: not kept.
+      if (isIpv6Id(ct.origSrc(id)) || isIpv6Id(ct.origDst(id))) continue;
       ct.saveFlow(id, this.#records, this.#count++ * FLOW_RECORD_BYTES);
     }
   }

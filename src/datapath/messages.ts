@@ -78,6 +78,8 @@ export interface DatapathUplink {
   addresses: string[];
   /** The management port answers (after a knock) on its addresses. */
   management: boolean;
+  /** Its IPv6 addresses, RFC 5952 text (used with `DatapathSettings.ipv6`). */
+  addresses6?: string[];
   /** The gateway health probe, or null (then the uplink counts as up). */
   probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
 }
@@ -117,6 +119,18 @@ export interface DatapathSettings {
   /** Unlocked IPs held at most (the least recently unlocked is evicted); fixed at start. */
   maxUnlocks?: number;
   knock: KnockSettings;
+  /** IPv6 through the data plane; absent or null: every IPv6 packet is dropped as bad-version. */
+  ipv6?: DatapathIpv6 | null;
+}
+
+/** The IPv6 side of the data plane's settings (the configuration's `ipv6` section, enabled). */
+export interface DatapathIpv6 {
+  /** The appliance's LAN address, RFC 5952 text. */
+  lanAddress: string;
+  /** The LAN prefix, `2001:db8:1::/64`: sources inside it are the LAN's. */
+  lanNetwork: string;
+  /** Prefix length of the source network one IPv6 knock unlocks (64 .. 128). */
+  unlockPrefix: number;
 }
 
 /** What restoring the saved flow table did at start. */

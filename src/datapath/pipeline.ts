@@ -4,6 +4,12 @@
  * admission (`admission.ts`: knock watch, gate, rule lookup, flow creation),
  * applied here. Verdicts are booleans (true = send on); drops are counted by
  * reason. No allocation and no throw on the fast path.
+ *
+ * IPv6 (`settings.ipv6`): a packet whose version nibble is 6 goes to
+ * `pipeline6.ts` on worker 0, and a tracker hands every one to worker 0
+ * (the interned IPv6 ids have one writer); the IPv4 path pays one byte
+ * compare for it, and drops any packet naming 240.0.0.0/4, the range the
+ * ids are drawn from (`ipv6_ids.ts`).
  */
 import { type Clock, systemClock } from "../clock.ts";
 import { CSUM_NONE, CSUM_PARTIAL } from "../device/mod.ts";
@@ -32,7 +38,6 @@ import {
 } from "../nat/rewrite.ts";
 import { incrementTtl } from "../nat/ttl.ts";
 import {
-  formatIpv4,
   ICMP_ECHO_REPLY,
   ICMP_ECHO_REQUEST,
   Icmpv4Packet,
@@ -57,6 +62,8 @@ import { HANDOFF_PACKET, HANDOFF_REOPEN, HANDOFF_TOUCH, type HandoffRing } from 
 import { Drop, MAX_RULE_IDS, RULE_BASE, Stat } from "./counters.ts";
 import { FlowSnapshots, type RestoreResult } from "./flow_snapshot.ts";
 import { FragmentTable } from "./fragments.ts";
+import { isIpv6Id } from "./ipv6_ids.ts";
+import { Pipeline6 } from "./pipeline6.ts";
 import type {
   DatapathQuery,
   DatapathSettings,
@@ -136,6 +143,10 @@ export class Pipeline implements PacketProcessor {
   readonly #clock: Clock;
   readonly #ipv4HeaderChecked: boolean;
   readonly #handoff: HandoffRing | null;
+  /** IPv6 on worker 0, or null (a tracker, or no IPv6). */
+  readonly v6: Pipeline6 | null;
+  /** IPv6 crosses: worker 0 processes it, a tracker hands it over. */
+  readonly #v6on: boolean;
   // The current packet's checksum state and length, for a handoff.
   #csum = 0;
   #len = 0;
@@ -168,8 +179,21 @@ export class Pipeline implements PacketProcessor {
       role: this.#handoff === null ? "owner" : "tracker",
     });
     this.#touchedAt = new Uint32Array(s.maxFlows);
-    this.admission = new Admission({ ...init, ct: this.ct });
+    this.#v6on = !!s.ipv6;
+    // A tracker hands IPv6 over: its admission interns nothing.
+    const own = this.#handoff === null ? s : { ...s, ipv6: null };
+    this.admission = new Admission({ ...init, settings: own, ct: this.ct });
     this.unlocks = this.admission.unlocks;
+    this.v6 = this.admission.ids === null ? null : new Pipeline6({
+      ct: this.ct,
+      admission: this.admission,
+      settings: s,
+      forwards: init.forwards,
+      openPorts: init.openPorts,
+      counters: init.counters,
+    });
+    const v6 = this.v6;
+    if (v6 !== null) this.ct.onExpire = (id) => v6.release(id);
     this.snapshots = new FlowSnapshots(
       this.ct,
       (id) => this.admission.ruleName(id),
@@ -211,6 +235,7 @@ export class Pipeline implements PacketProcessor {
   /** Replaces the rules; established flows keep their translation and rule. */
   setRules(forwards: PortForwardRule[], openPorts: OpenPortsRule[]): void {
     this.admission.setRules(forwards, openPorts);
+    this.v6?.admission.setRules(forwards, openPorts);
   }
 
   /** Replaces the knock users; resolves once their sequences are derived. */
@@ -220,7 +245,8 @@ export class Pipeline implements PacketProcessor {
 
   /** Applies new addressing, gate and knock settings (see `Admission.setSettings`). */
   setSettings(s: DatapathSettings): void {
-    this.admission.setSettings(s);
+    this.admission.setSettings(this.#handoff === null ? s : { ...s, ipv6: null });
+    if (s.ipv6) this.v6?.admission.setSettings(s);
   }
 
   /** Restores the verifier's replay memory, failures and penalties saved before a restart. */
@@ -258,13 +284,18 @@ export class Pipeline implements PacketProcessor {
    */
   mergeUnlocks(records: readonly UnlockRecord[], nowMs: number): number {
     let n = 0;
+    const a = this.admission;
     for (const r of records) {
-      const ip = parseIpv4(r.ip);
+      const ip = parseIpv4(a.internalIp(r.ip) ?? "");
       if (ip === null || !(r.expiresAt > nowMs)) continue;
       const had = this.unlocks.get(ip);
       if (had === null || (had.user !== r.user && r.unlockedAt > had.unlockedAt)) {
-        const wan = parseIpv4(r.wanAddress) ?? 0;
-        this.unlocks.unlock(ip, r.user, r.drift | 0, r.unlockedAt, wan);
+        const wan = parseIpv4(
+          typeof r.wanAddress === "string" && r.wanAddress.includes(":")
+            ? a.wanAddressId(r.wanAddress)
+            : r.wanAddress,
+        ) ?? 0;
+        a.unlockSource(ip, r.user, r.drift | 0, r.unlockedAt, wan);
       } else if (had.user !== r.user || r.lastSeen <= had.lastSeen) continue;
       this.unlocks.touch(ip, r.lastSeen);
       n++;
@@ -288,27 +319,37 @@ export class Pipeline implements PacketProcessor {
 
   /** Answers a status query. */
   query(what: DatapathQuery, limit: number): unknown {
-    if (what === "unlocks") return this.unlocks.list();
+    if (what === "unlocks") return this.admission.listUnlocks();
     if (what === "uplinks") return this.uplinks.status(this.admission.masqueradeUplink());
     if (what === "rules") return this.admission.ruleIds();
-    if (what === "conntrack") return { ...this.ct.stats(), fragments: this.fragments.size };
+    if (what === "conntrack") {
+      const ids = this.admission.ids;
+      return {
+        ...this.ct.stats(),
+        fragments: this.fragments.size + (this.v6?.fragments.size ?? 0),
+        ...(ids === null ? {} : {
+          ipv6Ids: { size: ids.size, capacity: ids.capacity, reclaimed: ids.reclaimed },
+        }),
+      };
+    }
     return this.flows(limit);
   }
 
   /** Up to `limit` tracked flows for the status table. */
   flows(limit: number): FlowRecord[] {
     const now = Math.floor(this.#clock.now() / 1000);
+    const ip = (n: number) => this.admission.formatIp(n);
     // A killed flow (a refused reopen) is gone for every lookup; it is swept at the next tick.
     return this.ct.snapshot(limit).filter((f) => (f.status & STATUS_DYING) === 0).map((f) => ({
       proto: f.proto,
       state: f.tcpState ?? (f.status & STATUS_SEEN_REPLY ? "REPLIED" : "UNREPLIED"),
-      origSrc: formatIpv4(f.orig.src),
+      origSrc: ip(f.orig.src),
       origSrcPort: f.orig.srcPort,
-      origDst: formatIpv4(f.orig.dst),
+      origDst: ip(f.orig.dst),
       origDstPort: f.orig.dstPort,
-      replySrc: formatIpv4(f.reply.src),
+      replySrc: ip(f.reply.src),
       replySrcPort: f.reply.srcPort,
-      replyDst: formatIpv4(f.reply.dst),
+      replyDst: ip(f.reply.dst),
       replyDstPort: f.reply.dstPort,
       packets: this.ct.packets(2 * f.id) + this.ct.packets(2 * f.id + 1),
       bytes: this.ct.bytes(2 * f.id) + this.ct.bytes(2 * f.id + 1),
@@ -331,6 +372,7 @@ export class Pipeline implements PacketProcessor {
       if (snap !== null) this.#emitFlows(snap);
     }
     this.fragments.sweep(nowMs);
+    this.v6?.fragments.sweep(nowMs);
     await this.admission.housekeeping(nowMs);
   }
 
@@ -358,7 +400,19 @@ export class Pipeline implements PacketProcessor {
     const c = this.#c;
     c[Stat.RxPackets]++;
     c[Stat.RxBytes] += len;
+    if (buf[off] >>> 4 === 6 && this.#v6on) return this.#ipv6(buf, off, len, csum, nowMs);
     return this.#sent(this.#decide(buf, off, len, csum, nowMs), buf, off, len);
+  }
+
+  /** An IPv6 packet: worker 0 processes it, a tracker hands it over. */
+  #ipv6(buf: Uint8Array, off: number, len: number, csum: number, nowMs: number): boolean {
+    if (this.v6 !== null) return this.v6.process(buf, off, len, csum, nowMs);
+    if (this.#handoff === null) return this.#drop(ParseError.BadVersion);
+    if (!this.#handoff.push(HANDOFF_PACKET, 0, csum, buf, off, len)) {
+      return this.#drop(Drop.HandoffFull);
+    }
+    this.#c[Stat.HandedOff]++;
+    return false;
   }
 
   /**
@@ -381,6 +435,7 @@ export class Pipeline implements PacketProcessor {
       return false;
     }
     this.#c[Stat.HandoffReceived]++;
+    if (buf[off] >>> 4 === 6 && this.#v6on) return this.#ipv6(buf, off, len, csum, nowMs);
     const pass = kind === HANDOFF_REOPEN
       ? this.#decideReopen(buf, off, len, csum, arg, nowMs)
       : this.#decide(buf, off, len, csum, nowMs);
@@ -420,6 +475,9 @@ export class Pipeline implements PacketProcessor {
     // A TUN's packets passed ip_rcv_core (version, IHL, lengths, header checksum) before routing
     // sent them to us, or were built by ip_output (src/device/tun.ts); other devices cannot say.
     if (!this.#ipv4HeaderChecked && !ip.verifyChecksum()) return this.#drop(ParseError.BadChecksum);
+    // 240.0.0.0/4 is reserved, and holds the interned IPv6 ids: no IPv4 tuple may name one.
+    const src = ip.src(), dst = ip.dst();
+    if (isIpv6Id(src) || isIpv6Id(dst)) return this.#drop(Drop.ReservedAddress);
     const partial = csum === CSUM_PARTIAL;
     if (ip.isFragment()) {
       this.#c[Stat.Fragments]++;
@@ -434,7 +492,6 @@ export class Pipeline implements PacketProcessor {
     ) {
       return this.#icmpError(ip, nowMs);
     }
-    const src = ip.src(), dst = ip.dst();
     const h = this.ct.lookup(proto, src, this.#sport, dst, this.#dport);
     const pass = h >= 0
       ? this.#fastPath(h, ip, len, partial, nowMs)
@@ -664,6 +721,7 @@ export class Pipeline implements PacketProcessor {
     if (inOff < 0) return this.#drop(Drop.IcmpUnmatched);
     const inner = this.#inner.bind(buf, inOff, ip.off + ip.totalLen() - inOff);
     if (inner.checkHeader() !== ParseError.None) return this.#drop(Drop.IcmpUnmatched);
+    if (isIpv6Id(inner.src()) || isIpv6Id(inner.dst())) return this.#drop(Drop.ReservedAddress);
     const proto = inner.protocol(), l4 = inOff + inner.headerLen();
     if (ip.off + ip.totalLen() - l4 < 8) return this.#drop(Drop.IcmpUnmatched);
     const isIcmp = proto === PROTO_ICMP;

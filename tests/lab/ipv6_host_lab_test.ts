@@ -1,8 +1,9 @@
 /**
  * Lab test of the host side of IPv6 (issue 13 item 2) in the dual-stack lab:
  * with `ipv6.enabled` and `--routing`, the TUN keeps IPv6 and IPv6 crossing
- * the appliance is steered into it (there is no IPv6 data plane yet: the
- * pipeline drops it as `bad-version`, and the server sees nothing); neighbour
+ * the appliance is steered into it (no rule opens anything to the server, so
+ * the IPv6 data plane drops it as `no-rule`, and the server sees nothing; the
+ * pinhole lab test, `ipv6_pinhole_lab_test.ts`, opens one); neighbour
  * discovery with the client and the server, and a router advertisement on
  * the WAN, stay with the kernel; after SIGKILL nothing IPv6 crosses and the
  * fail-closed table's forward chain counts it.
@@ -107,14 +108,15 @@ Deno.test({
         await tryCrossing(l);
         const grew = (s: Status, b: Status) => ({
           read: (s.device.ipv6Packets ?? 0) - (b.device.ipv6Packets ?? 0),
-          dropped: (s.drops["bad-version"] ?? 0) - (b.drops["bad-version"] ?? 0),
+          dropped: (s.drops["no-rule"] ?? 0) - (b.drops["no-rule"] ?? 0),
         });
         // A TCP SYN or two, two echo requests and a datagram at least.
         const after = await statusWhen(l, (s) => grew(s, before).dropped >= 4);
         const g = grew(after, before);
-        console.log(`IPv6 read from the TUN ${g.read}, dropped as bad-version ${g.dropped}`);
+        console.log(`IPv6 read from the TUN ${g.read}, dropped as no-rule ${g.dropped}`);
         assert.ok(g.read >= 4, `IPv6 packets read from the TUN: ${JSON.stringify(g)}`);
-        assert.ok(g.dropped >= 4, `IPv6 packets dropped as bad-version: ${JSON.stringify(g)}`);
+        assert.ok(g.dropped >= 4, `IPv6 packets dropped as no-rule: ${JSON.stringify(g)}`);
+        assert.equal(after.drops["bad-version"] ?? 0, 0, "IPv6 is parsed, not refused");
         assert.deepEqual(await atServer.stop(), [], "IPv6 from the WAN reached the LAN server");
       });
 
