@@ -197,7 +197,15 @@ import {
   type TrackVerdict,
 } from "./constants.ts";
 import { Arena } from "./arena.ts";
-import { defaultLines, FlowIndex, LINE_SLOTS, REC_LINK, REC_META } from "./flow_index.ts";
+import {
+  defaultLines,
+  FlowIndex,
+  LINE_ENTRIES,
+  MAX_FLOWS,
+  REC_ENTRY,
+  REC_META,
+  REC_SEEN,
+} from "./flow_index.ts";
 import { FlowSpec } from "./flow_spec.ts";
 import type { TcpSegment } from "./segment.ts";
 import {
@@ -389,14 +397,13 @@ interface Geometry {
 function layout(g: Geometry, k0: number, k1: number, a: Arena) {
   return {
     header: a.i32(HEADER_WORDS * (1 + g.shards)),
-    index: new FlowIndex(g.cap, g.lines, k0, k1, a),
+    index: new FlowIndex(g.cap, g.lines, k0, k1, a, g.workers > 1 || g.shards > 1),
     status: a.u8(g.cap),
     flags: a.u8(g.cap),
     ruleId: a.i32(g.cap),
     packets: a.u32(2 * g.cap),
     packetsHigh: a.u8(2 * g.cap),
     bytes: a.f64(2 * g.cap),
-    lastSeen: a.u32(g.cap),
     expires: a.u32(g.cap),
     tcp: new TcpTracker(g.tcp, a),
     wheelHeads: a.i32(g.shards * g.wheelSlots),
@@ -423,11 +430,11 @@ function pageAligned(bytes: number): SharedArrayBuffer {
 /** Reads and checks the geometry from options (configuration time: throws). */
 function geometryOf(options: ConnTableOptions): Geometry {
   const cap = options.capacity ?? DEFAULT_CAPACITY;
-  if (!Number.isInteger(cap) || cap < 1 || cap > 0x20000000) {
+  if (!Number.isInteger(cap) || cap < 1 || cap > MAX_FLOWS) {
     throw new RangeError(`Cannot create connection table: capacity ${cap} is out of range`);
   }
   const lines = options.buckets ?? defaultLines(cap);
-  if (!Number.isInteger(lines) || lines < 1 || lines * LINE_SLOTS < 2 * cap) {
+  if (!Number.isInteger(lines) || lines < 1 || lines * LINE_ENTRIES < 2 * cap) {
     throw new RangeError(
       `Cannot create connection table: ${lines} buckets cannot hold ${2 * cap} tuples`,
     );
@@ -471,15 +478,20 @@ export class ConnTable {
   readonly #tcpCap: number;
   readonly #tcpHi: number;
   readonly #index: FlowIndex;
-  /** The flow records (see flow_index.ts): tuples, meta (generation, proto), link. */
+  /** The flow records (see flow_index.ts): entry offsets, meta (generation, proto), last seen. */
   readonly #rec: Int32Array;
+  /** The records as unsigned words (the last-seen second). */
+  readonly #recU: Uint32Array;
+  /** The index entries, where a flow's tuples live (at its record's offsets). */
+  readonly #entries: Int32Array;
+  /** Free and limbo chains: the next id, -1 at the end (the wheel's next links, unused off the wheel). */
+  readonly #link: Int32Array;
   readonly #tcp: TcpTracker;
   readonly #status: Uint8Array;
   /** Packets per handle, the low 32 bits; `#packetsHigh` holds the next 8. */
   readonly #packets: Uint32Array;
   readonly #packetsHigh: Uint8Array;
   readonly #bytes: Float64Array;
-  readonly #lastSeen: Uint32Array;
   readonly #expires: Uint32Array;
   readonly #wheel: TimerWheel;
   readonly #timeouts: Timeouts;
@@ -600,6 +612,9 @@ export class ConnTable {
     this.#tcpHi = Math.max(this.#lo, Math.min(this.#hi, g.tcp));
     this.#index = c.index;
     this.#rec = c.index.rec;
+    this.#recU = new Uint32Array(buffer, c.index.rec.byteOffset, c.index.rec.length);
+    this.#entries = c.index.entries;
+    this.#link = c.wheelNext;
     this.#tcp = c.tcp;
     this.#status = c.status;
     this.flags = c.flags;
@@ -607,7 +622,6 @@ export class ConnTable {
     this.#packets = c.packets;
     this.#packetsHigh = c.packetsHigh;
     this.#bytes = c.bytes;
-    this.#lastSeen = c.lastSeen;
     this.#expires = c.expires;
     const slots = g.wheelSlots;
     if (fresh) c.wheelHeads.fill(-1);
@@ -667,10 +681,10 @@ export class ConnTable {
    * (pop order lo, lo + 1... in each), rule ids -1, then the header.
    */
   #setUp(g: Geometry, k0: number, k1: number): void {
-    const h = this.#header, rec = this.#rec;
+    const h = this.#header, link = this.#link;
     this.ruleId.fill(-1);
     const chain = (lo: number, hi: number, at: number) => {
-      for (let id = lo; id < hi; id++) rec[8 * id + REC_LINK] = id + 1 < hi ? id + 1 : -1;
+      for (let id = lo; id < hi; id++) link[id] = id + 1 < hi ? id + 1 : -1;
       h[at] = lo < hi ? lo : -1;
     };
     for (let s = 0; s < g.shards; s++) {
@@ -752,7 +766,7 @@ export class ConnTable {
       if (lr !== lo) x.unlock(lr);
     }
     if (id < 0) return id;
-    this.#lastSeen[id] = now;
+    this.#recU[4 * id + REC_SEEN] = now;
     this.#expires[id] = now + this.#timeoutOf(id);
     this.#wheel.start(now);
     this.#wheel.schedule(id);
@@ -775,25 +789,40 @@ export class ConnTable {
       return CREATE_FULL;
     }
     if (this.#multi) this.#scrub(id);
-    const rec = this.#rec, r = 8 * id;
-    rec[r] = os;
-    rec[r + 1] = od;
-    rec[r + 2] = ((osp & 0xffff) << 16) | (odp & 0xffff);
-    rec[r + 3] = rs;
-    rec[r + 4] = rd;
-    rec[r + 5] = ((rsp & 0xffff) << 16) | (rdp & 0xffff);
-    rec[r + REC_LINK] = 0;
+    const ao = x.claim(ho, 2 * id, os, osp, od, odp);
+    if (ao < 0) return this.#unclaim(id, -1, 0);
+    // A tuple equal to its reply (a flow to itself) has one entry: the original's is found.
+    const same = ho === hr && (os | 0) === (rs | 0) && (od | 0) === (rd | 0) &&
+      ((osp ^ rsp) & 0xffff) === 0 && ((odp ^ rdp) & 0xffff) === 0;
+    const ar = same ? ao : x.claim(hr, 2 * id + 1, rs, rsp, rd, rdp);
+    if (ar < 0) return this.#unclaim(id, ao, ho);
+    const rec = this.#rec, r = 4 * id;
+    rec[r + REC_ENTRY] = ao;
+    rec[r + REC_ENTRY + 1] = ar;
     this.flags[id] = spec.flags;
     this.ruleId[id] = spec.ruleId;
     if (spec.pickUp && proto === PROTO_TCP) this.#tcp.pickUp(id);
-    // Release: the tuples (and flags, rule, TCP state) are visible before the meta that makes
-    // them live, and it before the index.
+    // Release: the record (and flags, rule, TCP state) is visible before the meta that makes
+    // it live, and the meta before the entries that hand out its handles.
     Atomics.store(rec, r + REC_META, (rec[r + REC_META] + 0x100) & ~0xff | proto);
-    // The original first, so it is found first when both tuples are equal.
-    if (!x.insert(2 * id, ho)) return this.#unpublish(id, false);
-    if (!x.insert(2 * id + 1, hr)) return this.#unpublish(id, true);
+    x.publish(ao, proto, 2 * id);
+    if (!same) x.publish(ar, proto, 2 * id + 1);
     this.#header[this.#shardAt + S_SIZE]++;
     return id;
+  }
+
+  /** Takes flow `id`'s entries out of the lookups (tombstones: their tuples stay readable). */
+  #unhashEntries(id: number): void {
+    const x = this.#index, rec = this.#rec, r = 4 * id + REC_ENTRY;
+    x.unhash(rec[r]);
+    if (rec[r + 1] !== rec[r]) x.unhash(rec[r + 1]);
+  }
+
+  /** Empties flow `id`'s tombstones (no reader can hold its handles any more). */
+  #clearEntries(id: number): void {
+    const x = this.#index, rec = this.#rec, r = 4 * id + REC_ENTRY;
+    x.clear(rec[r], 2 * id);
+    x.clear(rec[r + 1], 2 * id + 1);
   }
 
   /**
@@ -806,10 +835,14 @@ export class ConnTable {
     if (id < this.#tcpCap) this.#tcp.clear(id);
   }
 
-  /** An index without room within its probe bound: the new flow goes again, the table is full. */
-  #unpublish(id: number, origEntered: boolean): number {
-    if (origEntered) this.#index.remove(2 * id);
-    this.#bumpGeneration(id);
+  /**
+   * An index without room within its probe bound: the slot claimed for the
+   * original (at `ao`, of hash `ho`; -1 when none) goes again, and the id
+   * (never published) too: the table is full.
+   */
+  #unclaim(id: number, ao: number, ho: number): number {
+    if (ao >= 0) this.#index.unclaim(ao, ho, 2 * id);
+    this.#rec[4 * id + REC_ENTRY] = this.#rec[4 * id + REC_ENTRY + 1] = -1;
     this.#release(id);
     this.#refused++;
     return CREATE_FULL;
@@ -845,25 +878,25 @@ export class ConnTable {
     let at = this.#shardAt + S_FREE;
     if (tcp || h[at] < 0) at += P_TCP;
     const id = h[at];
-    if (id >= 0) h[at] = this.#rec[8 * id + REC_LINK];
+    if (id >= 0) h[at] = this.#link[id];
     return id;
   }
 
   /** A new generation of record `id`, proto 0: lookups miss it, `track` refuses its handles. */
   #bumpGeneration(id: number): void {
-    const rec = this.#rec, at = 8 * id + REC_META;
+    const rec = this.#rec, at = 4 * id + REC_META;
     Atomics.store(rec, at, (rec[at] + 0x100) & ~0xff);
   }
 
   /** Puts freed `id` on its pool's free list (one Worker) or into its closing limbo batch. */
   #release(id: number): void {
-    const h = this.#header, b = this.#shardAt + (id < this.#tcpCap ? P_TCP : 0), rec = this.#rec;
+    const h = this.#header, b = this.#shardAt + (id < this.#tcpCap ? P_TCP : 0), link = this.#link;
     if (!this.#multi) {
-      rec[8 * id + REC_LINK] = h[b + S_FREE];
+      link[id] = h[b + S_FREE];
       h[b + S_FREE] = id;
       return;
     }
-    rec[8 * id + REC_LINK] = h[b + S_CLOSING];
+    link[id] = h[b + S_CLOSING];
     if (h[b + S_CLOSING] < 0) h[b + S_CLOSING_TAIL] = id;
     h[b + S_CLOSING] = id;
     h[b + S_CLOSING_N]++;
@@ -894,7 +927,12 @@ export class ConnTable {
   #freeWaiting(b: number): void {
     const h = this.#header;
     if (h[b + S_WAITING_N] === 0) return;
-    this.#rec[8 * h[b + S_WAITING_TAIL] + REC_LINK] = h[b + S_FREE];
+    // Their tombstones go: no Worker holds a handle from before their frees.
+    for (let id = h[b + S_WAITING], n = h[b + S_WAITING_N]; id >= 0 && n > 0; n--) {
+      this.#clearEntries(id);
+      id = this.#link[id];
+    }
+    this.#link[h[b + S_WAITING_TAIL]] = h[b + S_FREE];
     h[b + S_FREE] = h[b + S_WAITING];
     h[b + S_WAITING] = h[b + S_WAITING_TAIL] = -1;
     h[b + S_WAITING_N] = 0;
@@ -959,32 +997,31 @@ export class ConnTable {
     if (!this.#owner || !this.isLive(id) || id < this.#lo || id >= this.#hi) return false;
     if ((this.#status[id] & STATUS_DYING) !== 0) return false;
     this.#setStatus(id, STATUS_DYING | UNHASHED);
-    this.#index.remove(2 * id);
-    this.#index.remove(2 * id + 1);
+    this.#unhashEntries(id);
     this.#expires[id] = nowSec >>> 0;
     this.#wheel.refresh(id);
     return true;
   }
 
-  /** Record word of the tuple of handle `h`: src, then dst, then ports. */
+  /** Entry word of the tuple of handle `h` (the record's offset): src, then dst, then ports. */
   #t(h: number): number {
-    return ((h >> 1) << 3) + 3 * (h & 1);
+    return this.#rec[((h >> 1) << 2) + (h & 1)];
   }
   #kSrc(h: number): number {
-    return this.#rec[this.#t(h)] >>> 0;
+    return this.#entries[this.#t(h)] >>> 0;
   }
   #kDst(h: number): number {
-    return this.#rec[this.#t(h) + 1] >>> 0;
+    return this.#entries[this.#t(h) + 1] >>> 0;
   }
   #kSport(h: number): number {
-    return this.#rec[this.#t(h) + 2] >>> 16;
+    return this.#entries[this.#t(h) + 2] >>> 16;
   }
   #kDport(h: number): number {
-    return this.#rec[this.#t(h) + 2] & 0xffff;
+    return this.#entries[this.#t(h) + 2] & 0xffff;
   }
   /** IP protocol of flow `id`, 0 when free (the record's meta). */
   #protoOf(id: number): number {
-    return this.#rec[8 * id + REC_META] & 0xff;
+    return this.#rec[4 * id + REC_META] & 0xff;
   }
 
   /** Sets status `bits` of flow `id` (`Atomics.or` with several Workers; a store only when one is unset). */
@@ -1001,10 +1038,9 @@ export class ConnTable {
    * state cleared under the flow's lock, so a `track` in progress finishes first).
    */
   #free_(id: number): void {
-    if ((this.#status[id] & UNHASHED) === 0) {
-      this.#index.remove(2 * id);
-      this.#index.remove(2 * id + 1);
-    }
+    if ((this.#status[id] & UNHASHED) === 0) this.#unhashEntries(id);
+    // One Worker: nobody else holds a handle, the slots are free at once.
+    if (!this.#multi) this.#clearEntries(id);
     this.#wheel.cancel(id);
     const tcp = id < this.#tcpCap;
     if (this.#multi) {
@@ -1053,7 +1089,7 @@ export class ConnTable {
         break;
       }
       if ((this.#status[i] & STATUS_ASSURED) !== 0) continue;
-      if (best === -1 || this.#lastSeen[i] < this.#lastSeen[best]) best = i;
+      if (best === -1 || this.#recU[4 * i + REC_SEEN] < this.#recU[4 * best + REC_SEEN]) best = i;
     }
     if (tcp) this.#tcpEvictCursor = i;
     else this.#evictCursor = i;
@@ -1110,13 +1146,13 @@ export class ConnTable {
     v.setUint16(off + 2, this.flags[id], true);
     v.setInt32(off + 4, this.ruleId[id], true);
     for (let d = 0; d < 2; d++) {
-      const k = 8 * id + 3 * d, p = off + 8 + 12 * d;
-      v.setInt32(p, this.#rec[k], true);
-      v.setInt32(p + 4, this.#rec[k + 1], true);
-      v.setInt32(p + 8, this.#rec[k + 2], true);
+      const k = this.#t(2 * id + d), p = off + 8 + 12 * d;
+      v.setInt32(p, this.#entries[k], true);
+      v.setInt32(p + 4, this.#entries[k + 1], true);
+      v.setInt32(p + 8, this.#entries[k + 2], true);
     }
     v.setUint32(off + 32, 0, true); // was the creation second (no longer kept)
-    v.setUint32(off + 36, this.#lastSeen[id], true);
+    v.setUint32(off + 36, this.#recU[4 * id + REC_SEEN], true);
     v.setUint32(off + 40, this.#expires[id], true);
     v.setFloat64(off + 48, this.packets(o), true);
     v.setFloat64(off + 56, this.packets(o + 1), true);
@@ -1165,7 +1201,7 @@ export class ConnTable {
     this.#status[id] = v.getUint8(off + 1) & (STATUS_ASSURED | STATUS_SEEN_REPLY);
     this.flags[id] = v.getUint16(off + 2, true);
     this.ruleId[id] = v.getInt32(off + 4, true);
-    this.#lastSeen[id] = v.getUint32(off + 36, true);
+    this.#recU[4 * id + REC_SEEN] = v.getUint32(off + 36, true);
     this.#setPackets(o, v.getFloat64(off + 48, true));
     this.#setPackets(o + 1, v.getFloat64(off + 56, true));
     this.#bytes[o] = v.getFloat64(off + 64, true);
@@ -1190,7 +1226,7 @@ export class ConnTable {
    */
   track(handle: number, bytes: number, nowSec: number, seg: TcpSegment | null): TrackVerdict {
     const id = handle >> 1;
-    const meta = handle < 0 || id >= this.#cap ? 0 : this.#rec[8 * id + REC_META];
+    const meta = handle < 0 || id >= this.#cap ? 0 : this.#rec[4 * id + REC_META];
     const proto = meta & 0xff;
     if (proto === 0 || (this.#status[id] & STATUS_DYING) !== 0) {
       this.#invalid++;
@@ -1227,7 +1263,7 @@ export class ConnTable {
       return TRACK_INVALID;
     }
     let verdict: TrackVerdict;
-    if (this.#rec[8 * id + REC_META] !== meta || (this.#status[id] & STATUS_DYING) !== 0) {
+    if (this.#rec[4 * id + REC_META] !== meta || (this.#status[id] & STATUS_DYING) !== 0) {
       this.#invalid++; // freed (or killed) since the caller's lookup
       verdict = TRACK_INVALID;
     } else {
@@ -1319,7 +1355,7 @@ export class ConnTable {
       return;
     }
     const r = this.#ringAt(this.#worker, this.#shardOf(id));
-    const meta = this.#rec[8 * id + REC_META];
+    const meta = this.#rec[4 * id + REC_META];
     const tail = rings[r + R_TAIL], head = Atomics.load(rings, r + R_HEAD);
     const p = this.#pushed, k = 3 * (id & (PUSHED_SLOTS - 1));
     // Still in the ring from an earlier push: the owner reads the expiry as it is when it drains.
@@ -1358,7 +1394,7 @@ export class ConnTable {
       for (; head !== tail; head = (head + 1) | 0) {
         const e = r + R_DATA + 2 * (head & (REFRESH_RING - 1));
         const id = rings[e];
-        if (id < this.#lo || id >= this.#hi || rec[8 * id + REC_META] !== rings[e + 1]) continue;
+        if (id < this.#lo || id >= this.#hi || rec[4 * id + REC_META] !== rings[e + 1]) continue;
         this.#wheel.refresh(id);
         this.#refreshed++;
       }
@@ -1373,7 +1409,7 @@ export class ConnTable {
     this.#packets[handle] = p;
     if (p === 0) this.#packetsHigh[handle]++; // 2^32 packets one way: carry
     this.#bytes[handle] += bytes;
-    this.#lastSeen[id] = now;
+    this.#recU[4 * id + REC_SEEN] = now;
   }
 
   /** A SYN reused a TIME_WAIT/CLOSE flow: it starts over as a new connection. */
@@ -1448,7 +1484,7 @@ export class ConnTable {
    * a holder across batches keeps (id, generation) and checks it before use.
    */
   generation(id: number): number {
-    return this.#rec[8 * id + REC_META] >>> 8;
+    return this.#rec[4 * id + REC_META] >>> 8;
   }
   /** IP protocol of flow `id` (0 for a free slot). */
   proto(id: number): number {
@@ -1531,7 +1567,7 @@ export class ConnTable {
   }
   /** Second of the last tracked packet of flow `id`. */
   lastSeen(id: number): number {
-    return this.#lastSeen[id];
+    return this.#recU[4 * id + REC_SEEN];
   }
   /** Second at which flow `id` expires. */
   expiresAt(id: number): number {
@@ -1565,8 +1601,8 @@ export class ConnTable {
     return this.#byteLength;
   }
 
-  /** Entries in the flow index and the sum of its overflow counts (O(index); for tests and checks). */
-  indexCensus(): { entries: number; overflow: number } {
+  /** Live entries of the flow index, tombstones, and the sum of its overflow counts (O(index); for tests). */
+  indexCensus(): { entries: number; tombstones: number; overflow: number } {
     return this.#index.census();
   }
 
@@ -1605,10 +1641,10 @@ export class ConnTable {
    * for tests: the three add up to the shard's ids when no id is lost).
    */
   slotCensus(): { live: number; free: number; limbo: number } {
-    const h = this.#header, b = this.#shardAt, rec = this.#rec, n = this.#hi - this.#lo;
+    const h = this.#header, b = this.#shardAt, link = this.#link, n = this.#hi - this.#lo;
     const walk = (head: number): number => {
       let k = 0;
-      for (let id = head; id >= 0 && k <= n; id = rec[8 * id + REC_LINK]) k++;
+      for (let id = head; id >= 0 && k <= n; id = link[id]) k++;
       return k;
     };
     let live = 0;
@@ -1659,7 +1695,7 @@ export class ConnTable {
       },
       packets: [this.packets(o), this.packets(o + 1)],
       bytes: [this.#bytes[o], this.#bytes[o + 1]],
-      lastSeen: this.#lastSeen[id],
+      lastSeen: this.#recU[4 * id + REC_SEEN],
       expiresAt: this.#expires[id],
       ruleId: this.ruleId[id],
     };
