@@ -16,26 +16,42 @@
  *
  * Memory: every column is carved from one `SharedArrayBuffer` (arena.ts),
  * cache-line aligned, in this order; bytes per flow at 1M flows:
- *   records (both tuples, meta: generation + proto, link)   32
- *   index (15-slot lines at 11 per line when full)           11.6
- *   status 1, datapath flags 1, rule id 4                     6
- *   packets: u32 + an 8-bit carry per direction (2^40)       10
- *   bytes: f64 per direction (the status table's, Linux's)   16
- *   last seen, expires: u32 seconds                           8
+ *   index: both tuples in 16-byte entries, 4 to a line, at 3
+ *          per line when full; overflow counts 2 per line        44
+ *   records: both entries' offsets, meta (generation + proto),
+ *            last seen                                           16
+ *   status 1, datapath flags 1, rule id 4                          6
+ *   counters: packets 40 bits + bytes 56 bits per direction,
+ *             in 3 words                                          24
+ *   expires: u32 seconds                                           4
  *   TCP, per TCP slot: state, aux, liberal 3; wflags 2 per
  *        direction; td_end, td_maxend, td_maxwin,
  *        td_maxack per direction; 37 at tcpShare 1 (the
- *        default), 18.5 at 0.5                               37
- *   timer wheel: next, prev, slot second                     12
+ *        default), 18.5 at 0.5                                    37
+ *   timer wheel: next (also the free and limbo chains), prev,
+ *                slot second                                      12
  *   (header, wheel heads: per table, not per flow)
- *   total (tcpShare 1, the default)                         132.6
+ *   total (tcpShare 1, the default)                              143.0
  * With several Workers (`workers` > 1, issue 11's multi-queue) the table
- * also holds a TCP lock byte per TCP slot: 133.6. A table whose flows are
- * half UDP (DNS, QUIC) can give half its ids no TCP state (tcpShare 0.5,
- * the configuration's `conntrack.tcpShare`): 114.1 (114.6).
- * (Before: 143.6 with f64 packet counters, a creation second nothing read
- * and 16-bit flags; 145 with the chained hash.) The free lists cost nothing:
- * they are chained through the records' link word.
+ * also holds a TCP lock byte per TCP slot (144.1 at 4 Workers). A table
+ * whose flows are half UDP (DNS, QUIC) can give half its ids no TCP state
+ * (tcpShare 0.5, the configuration's `conntrack.tcpShare`): 124.5 (125.1).
+ * Index and tuples (what the issue's "<= 80 bytes per flow" counts):
+ * 44 + the records' 12 = 56. Before (two misses a lookup): 132.6, of which
+ * 43.6 index and tuples (15-slot lines of 4-byte tags and handles at 11 a
+ * line, 32-byte records with both tuples). The one-miss index costs 10.4
+ * more per flow, net of what came out:
+ * - the records' link word (free and limbo chains): an id off the wheel
+ *   does not use its next link (the wheel reads only linked ids'), -4;
+ * - the last-seen column moved into the record, beside the meta `track`
+ *   reads (same bytes, one line fewer a packet);
+ * - packets (u32 + u8 carry) and bytes (f64) per direction, 13 bytes, are
+ *   3 words: the same 2^40 packets and more bytes (exact to 2^56 where the
+ *   f64 was to 2^53), one line a packet instead of three, -2.
+ * What would take the rest (not done, each changes behaviour or needs more):
+ * a load of 0.9 needs cuckoo moves (see flow_index.ts), -8.5; `expires` is
+ * not derivable from last seen (a segment that moves nothing, STEP_IGNORE,
+ * updates last seen but not the expiry; `touch` takes any timeout).
  *
  * TCP slots (`tcpShare`): UDP and ICMP flows hold no windows, so the TCP
  * columns (and lock bytes) cover only the low T = ceil(capacity * tcpShare)
@@ -51,8 +67,8 @@
  * UDP flow that spilled in goes as an unassured TCP one would), and without
  * a victim the create fails CREATE_FULL, as for a full table. What it costs:
  * at most T TCP flows at once, and assured UDP flows that spilled into TCP
- * slots keep them from TCP until they go. Measured at 1M flows (buffer
- * bytes; 4 Workers in brackets): 95.6 (95.8) at tcpShare 0, 104.9 (105.3)
+ * slots keep them from TCP until they go. Measured at 1M flows, before
+ * the one-miss index (buffer bytes; 4 Workers in brackets): 95.6 (95.8) at tcpShare 0, 104.9 (105.3)
  * at 0.25, 114.1 (114.8) at 0.5, 132.6 (133.8) at 1, as before. Lookup and
  * lookup + track of the bench's half-TCP table, before and after, alternated
  * on a loaded 2-core box (1M: medians of 6 in two runs, best in brackets):
@@ -72,7 +88,7 @@
  *   revolution (1024 s): not kept behaviour. Dropping the wheel for a
  *   periodic scan (Linux's gc_worker since 4.7) saves all 12 but frees a
  *   flow up to one scan period late.
- * - Bytes as f64, 16: 32-bit byte counts wrap at 4 GB, inside one transfer;
+ * - Counters, 24: 32-bit byte counts wrap at 4 GB, inside one transfer;
  *   a 40-bit count (as packets) wraps at 1 TiB, 15 minutes of 10 Gbit/s.
  * - Rule id as i16, 2: admission never reuses an id, so renames run it out.
  *
@@ -91,7 +107,7 @@
  *   kernel spreads one flow's two directions over different queues (after
  *   DNAT their tuples differ), so a tracker and the owner, or two trackers,
  *   track one flow at once; what each one writes:
- *   - records, index, generation, free list, limbo, wheel links and slot
+ *   - records, index and tuples, generation, free list, limbo, wheel links and slot
  *     seconds (`at`), datapath flags and rule id: the owner only.
  *   - TCP state and both windows: whoever holds the flow's lock byte
  *     (compare-exchange 0 -> 1, bounded spin; `step` reads and writes both
@@ -102,9 +118,8 @@
  *     bounded (LOCK_SPINS: a holder descheduled mid-`step`): a `track` then
  *     gives up (TRACK_INVALID, `lockTimeouts`), a free goes on without it
  *     (the id is in limbo until that tracker quiesces, and reuse wipes the
- *     slot). A lock byte and not the record's link word: the link chains
- *     free and limbo ids, and a stale handle may still point at a slot in
- *     limbo.
+ *     slot). A lock byte of its own and not a link word: links chain free
+ *     and limbo ids, and a stale handle may still point at a slot in limbo.
  *   - Status bits: set with `Atomics.or` (SEEN_REPLY, ASSURED by trackers,
  *     DYING by the owner), only when not yet set.
  *   - Per-direction packet and byte counters: plain stores, one writer per
@@ -125,27 +140,30 @@
  *     was its last) or late, never before the earlier of the two values. A
  *     killed flow (DYING) is freed at its kill's second whatever expiry a
  *     racing `track` stored (the wheel's doom bit).
- * - Publishing a flow: tuples, then the meta (generation + 1, proto) with
- *   `Atomics.store`, then the two index slots by compare-exchange (see
- *   flow_index.ts). Counters, timers and TCP state of a new flow are written
+ * - Publishing a flow: two index slots claimed by compare-exchange and
+ *   the tuples written there, then the record's entry offsets and the meta
+ *   (generation + 1, proto) with `Atomics.store`, then the entries made
+ *   live with `Atomics.store` (see flow_index.ts). Counters, timers and TCP state of a new flow are written
  *   before `create` returns, datapath flags right after: the other
  *   direction's queue sees the flow only after its reply packet arrives,
  *   which is after the owner wrote the first packet out (a syscall between).
- * - Readers validate by the tuple: `lookup` compares the record's tuple and
- *   proto after the tag matched. Plain loads on that path: `Atomics.load`
- *   is a builtin call in this V8 (about 15 ns each, measured), too dear for
- *   15 slots. That is sound because a record never changes while a reader
- *   may be between finding its slot and using its handle:
+ * - Readers validate by the tuple: `lookup` compares the entries' tuples
+ *   with plain loads and confirms a match with one `Atomics.load` of its
+ *   state word and a re-read (see flow_index.ts for why no torn match gets
+ *   through). That is sound because neither a flow's id nor its entries'
+ *   tuples are reused while a reader may be between finding its entry and
+ *   using its handle:
  * - Expiry and removal avoid racing a reader by deferring reuse (RCU's
- *   quiescent-state grace period, QSBR), not the unhashing: the owner takes
- *   both slots out of the index (new lookups miss), bumps the generation
+ *   quiescent-state grace period, QSBR), not the unhashing: the owner makes
+ *   both entries tombstones (new lookups miss them; their tuples stay for a
+ *   stale handle's `translatedSrc()` and friends), bumps the generation
  *   (proto 0: `track` refuses the handle) and puts the id into limbo, not on
  *   the free list. Each Worker stores a new counter in its quiescent word
  *   (`quiescent()`, between read batches: it holds no handle then; 0 from
  *   `offline()`, before it blocks in poll). The limbo has two batches: the
  *   closing one collects frees; when it is closed it becomes the waiting
  *   one with a snapshot of every Worker's word, and the waiting batch goes
- *   to the free list once, for every Worker w, snapshot[w] == 0 (it held
+ *   to the free list (its tombstones emptied) once, for every Worker w, snapshot[w] == 0 (it held
  *   nothing at the snapshot) or word[w] == 0 (offline since) or word[w] !=
  *   snapshot[w] (it passed a quiescent point since): no Worker can hold a
  *   handle from before the free. `expire()` and a `create()` that finds the
@@ -229,8 +247,8 @@ export interface ConnTableOptions {
   /** Flow slots (default 262144). Taken from the buffer when `buffer` holds a table. */
   capacity?: number;
   /**
-   * Index lines of 15 slots (one cache line each; default: 2 * capacity / 11,
-   * a load of 0.73 when full). At least 2 * capacity / 15.
+   * Index lines of 4 entries (one cache line each; default: 2 * capacity / 3,
+   * a load of 0.75 when full). At least 2 * capacity / 4.
    */
   buckets?: number;
   /**
@@ -401,9 +419,7 @@ function layout(g: Geometry, k0: number, k1: number, a: Arena) {
     status: a.u8(g.cap),
     flags: a.u8(g.cap),
     ruleId: a.i32(g.cap),
-    packets: a.u32(2 * g.cap),
-    packetsHigh: a.u8(2 * g.cap),
-    bytes: a.f64(2 * g.cap),
+    counters: a.u32(3 * 2 * g.cap),
     expires: a.u32(g.cap),
     tcp: new TcpTracker(g.tcp, a),
     wheelHeads: a.i32(g.shards * g.wheelSlots),
@@ -488,10 +504,11 @@ export class ConnTable {
   readonly #link: Int32Array;
   readonly #tcp: TcpTracker;
   readonly #status: Uint8Array;
-  /** Packets per handle, the low 32 bits; `#packetsHigh` holds the next 8. */
-  readonly #packets: Uint32Array;
-  readonly #packetsHigh: Uint8Array;
-  readonly #bytes: Float64Array;
+  /**
+   * Counters, 3 words per handle: packets' low 32 bits, bytes' low 32 bits,
+   * then packets' next 8 bits (2^40) and bytes' next 24 (2^56) in one word.
+   */
+  readonly #ctr: Uint32Array;
   readonly #expires: Uint32Array;
   readonly #wheel: TimerWheel;
   readonly #timeouts: Timeouts;
@@ -619,9 +636,7 @@ export class ConnTable {
     this.#status = c.status;
     this.flags = c.flags;
     this.ruleId = c.ruleId;
-    this.#packets = c.packets;
-    this.#packetsHigh = c.packetsHigh;
-    this.#bytes = c.bytes;
+    this.#ctr = c.counters;
     this.#expires = c.expires;
     const slots = g.wheelSlots;
     if (fresh) c.wheelHeads.fill(-1);
@@ -1156,8 +1171,8 @@ export class ConnTable {
     v.setUint32(off + 40, this.#expires[id], true);
     v.setFloat64(off + 48, this.packets(o), true);
     v.setFloat64(off + 56, this.packets(o + 1), true);
-    v.setFloat64(off + 64, this.#bytes[o], true);
-    v.setFloat64(off + 72, this.#bytes[o + 1], true);
+    v.setFloat64(off + 64, this.bytes(o), true);
+    v.setFloat64(off + 72, this.bytes(o + 1), true);
     if (id < this.#tcpCap) this.#tcp.save(id, v, off + 80);
     else for (let k = 0; k < TCP_RECORD_BYTES; k++) v.setUint8(off + 80 + k, 0);
   }
@@ -1204,8 +1219,8 @@ export class ConnTable {
     this.#recU[4 * id + REC_SEEN] = v.getUint32(off + 36, true);
     this.#setPackets(o, v.getFloat64(off + 48, true));
     this.#setPackets(o + 1, v.getFloat64(off + 56, true));
-    this.#bytes[o] = v.getFloat64(off + 64, true);
-    this.#bytes[o + 1] = v.getFloat64(off + 72, true);
+    this.#setBytes(o, v.getFloat64(off + 64, true));
+    this.#setBytes(o + 1, v.getFloat64(off + 72, true));
     if (proto === PROTO_TCP) {
       this.#tcp.load(id, v, off + 80);
       if (staleWindows) this.#tcp.loosen(id);
@@ -1405,10 +1420,13 @@ export class ConnTable {
   #account(handle: number, dir: number, bytes: number, now: number): void {
     const id = handle >> 1;
     if (dir === DIR_REPLY) this.#setStatus(id, STATUS_SEEN_REPLY);
-    const p = (this.#packets[handle] + 1) >>> 0;
-    this.#packets[handle] = p;
-    if (p === 0) this.#packetsHigh[handle]++; // 2^32 packets one way: carry
-    this.#bytes[handle] += bytes;
+    const c = this.#ctr, k = 3 * handle;
+    const p = (c[k] + 1) >>> 0;
+    c[k] = p;
+    const b = c[k + 1] + bytes;
+    if (p === 0) c[k + 2] = (c[k + 2] & ~0xff) | ((c[k + 2] + 1) & 0xff); // 2^32 packets: carry
+    if (b < 4294967296) c[k + 1] = b;
+    else this.#carryBytes(k, b);
     this.#recU[4 * id + REC_SEEN] = now;
   }
 
@@ -1421,16 +1439,30 @@ export class ConnTable {
   }
 
   #clearCounters(id: number): void {
-    this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
-    this.#packetsHigh[2 * id] = this.#packetsHigh[2 * id + 1] = 0;
-    this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
+    this.#ctr.fill(0, 6 * id, 6 * id + 6);
   }
 
   /** Sets the packet count of `handle` (a restored record's), wrapping at 2^40. */
   #setPackets(handle: number, n: number): void {
     const v = n >= 0 && n < 2 ** 40 ? Math.floor(n) : 0;
-    this.#packets[handle] = v % 2 ** 32;
-    this.#packetsHigh[handle] = Math.floor(v / 2 ** 32);
+    const c = this.#ctr, k = 3 * handle;
+    c[k] = v % 2 ** 32;
+    c[k + 2] = (c[k + 2] & ~0xff) | Math.floor(v / 2 ** 32);
+  }
+
+  /** Sets the byte count of `handle` (a restored record's), wrapping at 2^56. */
+  #setBytes(handle: number, n: number): void {
+    const c = this.#ctr, k = 3 * handle;
+    const v = n >= 0 && n < 2 ** 56 ? Math.floor(n) : 0;
+    c[k + 1] = v % 2 ** 32;
+    c[k + 2] = (c[k + 2] & 0xff) | (Math.floor(v / 2 ** 32) << 8);
+  }
+
+  /** Counter words from `k`: the low byte word overflowed to `b`; the carry goes to the high 24 bits. */
+  #carryBytes(k: number, b: number): void {
+    const c = this.#ctr, carry = Math.floor(b / 4294967296);
+    c[k + 1] = b - carry * 4294967296;
+    c[k + 2] = (c[k + 2] + (carry << 8)) >>> 0;
   }
 
   /** The timeout of flow `id` in its current state, in seconds. */
@@ -1559,11 +1591,12 @@ export class ConnTable {
   }
   /** Packets seen in the direction of `handle`. */
   packets(handle: number): number {
-    return this.#packetsHigh[handle] * 2 ** 32 + this.#packets[handle];
+    return (this.#ctr[3 * handle + 2] & 0xff) * 2 ** 32 + this.#ctr[3 * handle];
   }
   /** Bytes seen in the direction of `handle`. */
   bytes(handle: number): number {
-    return this.#bytes[handle];
+    const c = this.#ctr, k = 3 * handle;
+    return (c[k + 2] >>> 8) * 2 ** 32 + c[k + 1];
   }
   /** Second of the last tracked packet of flow `id`. */
   lastSeen(id: number): number {
@@ -1599,6 +1632,11 @@ export class ConnTable {
   /** Bytes of every column the table holds: its whole buffer. */
   get byteLength(): number {
     return this.#byteLength;
+  }
+
+  /** Bytes of the flow index, the tuples in it and the flow records (part of `byteLength`). */
+  get indexByteLength(): number {
+    return this.#index.byteLength;
   }
 
   /** Live entries of the flow index, tombstones, and the sum of its overflow counts (O(index); for tests). */
@@ -1694,7 +1732,7 @@ export class ConnTable {
         dstPort: this.#kDport(o + 1),
       },
       packets: [this.packets(o), this.packets(o + 1)],
-      bytes: [this.#bytes[o], this.#bytes[o + 1]],
+      bytes: [this.bytes(o), this.bytes(o + 1)],
       lastSeen: this.#recU[4 * id + REC_SEEN],
       expiresAt: this.#expires[id],
       ruleId: this.ruleId[id],
