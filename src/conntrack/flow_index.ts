@@ -209,8 +209,8 @@ export class FlowIndex {
     const e = this.entries;
     const l1 = this.home(hash), l2 = this.#alt(hash, l1);
     const b1 = l1 << 4, b2 = l2 << 4;
-    // The alternate line's miss starts now and overlaps the home line's.
-    const first2 = e[b2];
+    // The alternate line's miss and its count's start now and overlap the home line's.
+    const first2 = e[b2], spilled = this.#counts[l2] & ORIGIN;
     for (let at = b1; at < b1 + 16; at += 4) {
       if (e[at] === src) {
         const h = this.#match(at, proto, src, dst, ports);
@@ -229,8 +229,8 @@ export class FlowIndex {
       }
     }
     // Spilled entries: only when one whose alternate line this is lives further.
+    if (spilled === 0) return -1;
     const c = this.#counts;
-    if ((c[l2] & ORIGIN) === 0) return -1;
     let line = this.#third(hash, l1, l2);
     for (let n = 0; n < this.#maxProbe; n++) {
       const b = line << 4;
