@@ -539,8 +539,8 @@ Deno.test("readers racing the owner's creates and removes on crowded index lines
       const [owner, ...readers] = await Promise.race([Promise.all(results), timeout]);
       assert.deepEqual(owner.errors, [], "the owner's checks");
       for (const r of readers) assert.deepEqual(r.errors, [], "a reader's checks");
-      assert.ok(owner.ops > 10_000, `owner ops ${owner.ops}`);
-      for (const r of readers) assert.ok(r.hits > 500, `reader lookups ${r.ops}, hits ${r.hits}`);
+      assert.ok(owner.ops > 2000, `owner ops ${owner.ops}`);
+      for (const r of readers) assert.ok(r.hits > 100, `reader lookups ${r.ops}, hits ${r.hits}`);
       // Every Worker is offline: one more pass empties the limbo and its tombstones.
       const view = new ConnTable({ buffer: t.buffer, worker: 0 });
       view.expire(1000);
