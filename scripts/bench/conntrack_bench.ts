@@ -24,6 +24,8 @@ export interface ConntrackBenchResult {
   bytesPerFlow: number;
   /** Bytes per flow of a table of the same capacity that can hold only TCP flows (`tcpShare` 1). */
   bytesPerFlowAllTcp: number;
+  /** Bytes per flow of the flow index with the tuples and the flow records (issue 11: <= 80). */
+  indexBytesPerFlow: number;
   /** Process RSS after filling the table, and its growth while allocating + filling. */
   rssBytes: number;
   rssDeltaBytes: number;
@@ -162,6 +164,7 @@ function benchSize(n: number): ConntrackBenchResult {
     typedArrayBytes: t.byteLength,
     bytesPerFlow: Math.round(t.byteLength / n),
     bytesPerFlowAllTcp: round(ConnTable.bufferBytes({ capacity: n, tcpShare: 1 }) / n),
+    indexBytesPerFlow: round(t.indexByteLength / n),
     rssBytes: after.rss,
     rssDeltaBytes: after.rss - before.rss,
     heapPlusExternalDeltaBytes: after.heapExt - before.heapExt,

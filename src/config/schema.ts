@@ -250,7 +250,8 @@ export const configSchema = z.strictObject({
     }).default("auto"),
   }).prefault({}),
   conntrack: z.strictObject({
-    maxFlows: int(1024, 1 << 24).default(262144),
+    /** At most 2^23 - 1: the flow index keeps a handle in 24 bits (src/conntrack/flow_index.ts). */
+    maxFlows: int(1024, (1 << 23) - 1).default(262144),
     /** Share of the flow ids that may hold a TCP flow (the rest hold UDP and ICMP without TCP state). */
     tcpShare: z.number().min(0).max(1).default(1),
   }).prefault({}),

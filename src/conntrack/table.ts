@@ -16,26 +16,42 @@
  *
  * Memory: every column is carved from one `SharedArrayBuffer` (arena.ts),
  * cache-line aligned, in this order; bytes per flow at 1M flows:
- *   records (both tuples, meta: generation + proto, link)   32
- *   index (15-slot lines at 11 per line when full)           11.6
- *   status 1, datapath flags 1, rule id 4                     6
- *   packets: u32 + an 8-bit carry per direction (2^40)       10
- *   bytes: f64 per direction (the status table's, Linux's)   16
- *   last seen, expires: u32 seconds                           8
+ *   index: both tuples in 16-byte entries, 4 to a line, at 3
+ *          per line when full; overflow counts 2 per line        44
+ *   records: both entries' offsets, meta (generation + proto),
+ *            last seen                                           16
+ *   status 1, datapath flags 1, rule id 4                          6
+ *   counters: packets 40 bits + bytes 56 bits per direction,
+ *             in 3 words                                          24
+ *   expires: u32 seconds                                           4
  *   TCP, per TCP slot: state, aux, liberal 3; wflags 2 per
  *        direction; td_end, td_maxend, td_maxwin,
  *        td_maxack per direction; 37 at tcpShare 1 (the
- *        default), 18.5 at 0.5                               37
- *   timer wheel: next, prev, slot second                     12
+ *        default), 18.5 at 0.5                                    37
+ *   timer wheel: next (also the free and limbo chains), prev,
+ *                slot second                                      12
  *   (header, wheel heads: per table, not per flow)
- *   total (tcpShare 1, the default)                         132.6
+ *   total (tcpShare 1, the default)                              143.0
  * With several Workers (`workers` > 1, issue 11's multi-queue) the table
- * also holds a TCP lock byte per TCP slot: 133.6. A table whose flows are
- * half UDP (DNS, QUIC) can give half its ids no TCP state (tcpShare 0.5,
- * the configuration's `conntrack.tcpShare`): 114.1 (114.6).
- * (Before: 143.6 with f64 packet counters, a creation second nothing read
- * and 16-bit flags; 145 with the chained hash.) The free lists cost nothing:
- * they are chained through the records' link word.
+ * also holds a TCP lock byte per TCP slot (144.1 at 4 Workers). A table
+ * whose flows are half UDP (DNS, QUIC) can give half its ids no TCP state
+ * (tcpShare 0.5, the configuration's `conntrack.tcpShare`): 124.5 (125.1).
+ * Index and tuples (what the issue's "<= 80 bytes per flow" counts):
+ * 44 + the records' 12 = 56. Before (two misses a lookup): 132.6, of which
+ * 43.6 index and tuples (15-slot lines of 4-byte tags and handles at 11 a
+ * line, 32-byte records with both tuples). The one-miss index costs 10.4
+ * more per flow, net of what came out:
+ * - the records' link word (free and limbo chains): an id off the wheel
+ *   does not use its next link (the wheel reads only linked ids'), -4;
+ * - the last-seen column moved into the record, beside the meta `track`
+ *   reads (same bytes, one line fewer a packet);
+ * - packets (u32 + u8 carry) and bytes (f64) per direction, 13 bytes, are
+ *   3 words: the same 2^40 packets and more bytes (exact to 2^56 where the
+ *   f64 was to 2^53), one line a packet instead of three, -2.
+ * What would take the rest (not done, each changes behaviour or needs more):
+ * a load of 0.9 needs cuckoo moves (see flow_index.ts), -8.5; `expires` is
+ * not derivable from last seen (a segment that moves nothing, STEP_IGNORE,
+ * updates last seen but not the expiry; `touch` takes any timeout).
  *
  * TCP slots (`tcpShare`): UDP and ICMP flows hold no windows, so the TCP
  * columns (and lock bytes) cover only the low T = ceil(capacity * tcpShare)
@@ -51,8 +67,8 @@
  * UDP flow that spilled in goes as an unassured TCP one would), and without
  * a victim the create fails CREATE_FULL, as for a full table. What it costs:
  * at most T TCP flows at once, and assured UDP flows that spilled into TCP
- * slots keep them from TCP until they go. Measured at 1M flows (buffer
- * bytes; 4 Workers in brackets): 95.6 (95.8) at tcpShare 0, 104.9 (105.3)
+ * slots keep them from TCP until they go. Measured at 1M flows, before
+ * the one-miss index (buffer bytes; 4 Workers in brackets): 95.6 (95.8) at tcpShare 0, 104.9 (105.3)
  * at 0.25, 114.1 (114.8) at 0.5, 132.6 (133.8) at 1, as before. Lookup and
  * lookup + track of the bench's half-TCP table, before and after, alternated
  * on a loaded 2-core box (1M: medians of 6 in two runs, best in brackets):
@@ -72,7 +88,7 @@
  *   revolution (1024 s): not kept behaviour. Dropping the wheel for a
  *   periodic scan (Linux's gc_worker since 4.7) saves all 12 but frees a
  *   flow up to one scan period late.
- * - Bytes as f64, 16: 32-bit byte counts wrap at 4 GB, inside one transfer;
+ * - Counters, 24: 32-bit byte counts wrap at 4 GB, inside one transfer;
  *   a 40-bit count (as packets) wraps at 1 TiB, 15 minutes of 10 Gbit/s.
  * - Rule id as i16, 2: admission never reuses an id, so renames run it out.
  *
@@ -91,7 +107,7 @@
  *   kernel spreads one flow's two directions over different queues (after
  *   DNAT their tuples differ), so a tracker and the owner, or two trackers,
  *   track one flow at once; what each one writes:
- *   - records, index, generation, free list, limbo, wheel links and slot
+ *   - records, index and tuples, generation, free list, limbo, wheel links and slot
  *     seconds (`at`), datapath flags and rule id: the owner only.
  *   - TCP state and both windows: whoever holds the flow's lock byte
  *     (compare-exchange 0 -> 1, bounded spin; `step` reads and writes both
@@ -102,9 +118,8 @@
  *     bounded (LOCK_SPINS: a holder descheduled mid-`step`): a `track` then
  *     gives up (TRACK_INVALID, `lockTimeouts`), a free goes on without it
  *     (the id is in limbo until that tracker quiesces, and reuse wipes the
- *     slot). A lock byte and not the record's link word: the link chains
- *     free and limbo ids, and a stale handle may still point at a slot in
- *     limbo.
+ *     slot). A lock byte of its own and not a link word: links chain free
+ *     and limbo ids, and a stale handle may still point at a slot in limbo.
  *   - Status bits: set with `Atomics.or` (SEEN_REPLY, ASSURED by trackers,
  *     DYING by the owner), only when not yet set.
  *   - Per-direction packet and byte counters: plain stores, one writer per
@@ -125,27 +140,30 @@
  *     was its last) or late, never before the earlier of the two values. A
  *     killed flow (DYING) is freed at its kill's second whatever expiry a
  *     racing `track` stored (the wheel's doom bit).
- * - Publishing a flow: tuples, then the meta (generation + 1, proto) with
- *   `Atomics.store`, then the two index slots by compare-exchange (see
- *   flow_index.ts). Counters, timers and TCP state of a new flow are written
+ * - Publishing a flow: two index slots claimed by compare-exchange and
+ *   the tuples written there, then the record's entry offsets and the meta
+ *   (generation + 1, proto) with `Atomics.store`, then the entries made
+ *   live with `Atomics.store` (see flow_index.ts). Counters, timers and TCP state of a new flow are written
  *   before `create` returns, datapath flags right after: the other
  *   direction's queue sees the flow only after its reply packet arrives,
  *   which is after the owner wrote the first packet out (a syscall between).
- * - Readers validate by the tuple: `lookup` compares the record's tuple and
- *   proto after the tag matched. Plain loads on that path: `Atomics.load`
- *   is a builtin call in this V8 (about 15 ns each, measured), too dear for
- *   15 slots. That is sound because a record never changes while a reader
- *   may be between finding its slot and using its handle:
+ * - Readers validate by the tuple: `lookup` compares the entries' tuples
+ *   with plain loads and confirms a match with one `Atomics.load` of its
+ *   state word and a re-read (see flow_index.ts for why no torn match gets
+ *   through). That is sound because neither a flow's id nor its entries'
+ *   tuples are reused while a reader may be between finding its entry and
+ *   using its handle:
  * - Expiry and removal avoid racing a reader by deferring reuse (RCU's
- *   quiescent-state grace period, QSBR), not the unhashing: the owner takes
- *   both slots out of the index (new lookups miss), bumps the generation
+ *   quiescent-state grace period, QSBR), not the unhashing: the owner makes
+ *   both entries tombstones (new lookups miss them; their tuples stay for a
+ *   stale handle's `translatedSrc()` and friends), bumps the generation
  *   (proto 0: `track` refuses the handle) and puts the id into limbo, not on
  *   the free list. Each Worker stores a new counter in its quiescent word
  *   (`quiescent()`, between read batches: it holds no handle then; 0 from
  *   `offline()`, before it blocks in poll). The limbo has two batches: the
  *   closing one collects frees; when it is closed it becomes the waiting
  *   one with a snapshot of every Worker's word, and the waiting batch goes
- *   to the free list once, for every Worker w, snapshot[w] == 0 (it held
+ *   to the free list (its tombstones emptied) once, for every Worker w, snapshot[w] == 0 (it held
  *   nothing at the snapshot) or word[w] == 0 (offline since) or word[w] !=
  *   snapshot[w] (it passed a quiescent point since): no Worker can hold a
  *   handle from before the free. `expire()` and a `create()` that finds the
@@ -197,7 +215,15 @@ import {
   type TrackVerdict,
 } from "./constants.ts";
 import { Arena } from "./arena.ts";
-import { defaultLines, FlowIndex, LINE_SLOTS, REC_LINK, REC_META } from "./flow_index.ts";
+import {
+  defaultLines,
+  FlowIndex,
+  LINE_ENTRIES,
+  MAX_FLOWS,
+  REC_ENTRY,
+  REC_META,
+  REC_SEEN,
+} from "./flow_index.ts";
 import { FlowSpec } from "./flow_spec.ts";
 import type { TcpSegment } from "./segment.ts";
 import {
@@ -221,8 +247,8 @@ export interface ConnTableOptions {
   /** Flow slots (default 262144). Taken from the buffer when `buffer` holds a table. */
   capacity?: number;
   /**
-   * Index lines of 15 slots (one cache line each; default: 2 * capacity / 11,
-   * a load of 0.73 when full). At least 2 * capacity / 15.
+   * Index lines of 4 entries (one cache line each; default: 2 * capacity / 3,
+   * a load of 0.75 when full). At least 2 * capacity / 4.
    */
   buckets?: number;
   /**
@@ -389,14 +415,11 @@ interface Geometry {
 function layout(g: Geometry, k0: number, k1: number, a: Arena) {
   return {
     header: a.i32(HEADER_WORDS * (1 + g.shards)),
-    index: new FlowIndex(g.cap, g.lines, k0, k1, a),
+    index: new FlowIndex(g.cap, g.lines, k0, k1, a, g.workers > 1 || g.shards > 1),
     status: a.u8(g.cap),
     flags: a.u8(g.cap),
     ruleId: a.i32(g.cap),
-    packets: a.u32(2 * g.cap),
-    packetsHigh: a.u8(2 * g.cap),
-    bytes: a.f64(2 * g.cap),
-    lastSeen: a.u32(g.cap),
+    counters: a.u32(3 * 2 * g.cap),
     expires: a.u32(g.cap),
     tcp: new TcpTracker(g.tcp, a),
     wheelHeads: a.i32(g.shards * g.wheelSlots),
@@ -423,11 +446,11 @@ function pageAligned(bytes: number): SharedArrayBuffer {
 /** Reads and checks the geometry from options (configuration time: throws). */
 function geometryOf(options: ConnTableOptions): Geometry {
   const cap = options.capacity ?? DEFAULT_CAPACITY;
-  if (!Number.isInteger(cap) || cap < 1 || cap > 0x20000000) {
+  if (!Number.isInteger(cap) || cap < 1 || cap > MAX_FLOWS) {
     throw new RangeError(`Cannot create connection table: capacity ${cap} is out of range`);
   }
   const lines = options.buckets ?? defaultLines(cap);
-  if (!Number.isInteger(lines) || lines < 1 || lines * LINE_SLOTS < 2 * cap) {
+  if (!Number.isInteger(lines) || lines < 1 || lines * LINE_ENTRIES < 2 * cap) {
     throw new RangeError(
       `Cannot create connection table: ${lines} buckets cannot hold ${2 * cap} tuples`,
     );
@@ -471,15 +494,21 @@ export class ConnTable {
   readonly #tcpCap: number;
   readonly #tcpHi: number;
   readonly #index: FlowIndex;
-  /** The flow records (see flow_index.ts): tuples, meta (generation, proto), link. */
+  /** The flow records (see flow_index.ts): entry offsets, meta (generation, proto), last seen. */
   readonly #rec: Int32Array;
+  /** The records as unsigned words (the last-seen second). */
+  readonly #recU: Uint32Array;
+  /** The index entries, where a flow's tuples live (at its record's offsets). */
+  readonly #entries: Int32Array;
+  /** Free and limbo chains: the next id, -1 at the end (the wheel's next links, unused off the wheel). */
+  readonly #link: Int32Array;
   readonly #tcp: TcpTracker;
   readonly #status: Uint8Array;
-  /** Packets per handle, the low 32 bits; `#packetsHigh` holds the next 8. */
-  readonly #packets: Uint32Array;
-  readonly #packetsHigh: Uint8Array;
-  readonly #bytes: Float64Array;
-  readonly #lastSeen: Uint32Array;
+  /**
+   * Counters, 3 words per handle: packets' low 32 bits, bytes' low 32 bits,
+   * then packets' next 8 bits (2^40) and bytes' next 24 (2^56) in one word.
+   */
+  readonly #ctr: Uint32Array;
   readonly #expires: Uint32Array;
   readonly #wheel: TimerWheel;
   readonly #timeouts: Timeouts;
@@ -600,14 +629,14 @@ export class ConnTable {
     this.#tcpHi = Math.max(this.#lo, Math.min(this.#hi, g.tcp));
     this.#index = c.index;
     this.#rec = c.index.rec;
+    this.#recU = new Uint32Array(buffer, c.index.rec.byteOffset, c.index.rec.length);
+    this.#entries = c.index.entries;
+    this.#link = c.wheelNext;
     this.#tcp = c.tcp;
     this.#status = c.status;
     this.flags = c.flags;
     this.ruleId = c.ruleId;
-    this.#packets = c.packets;
-    this.#packetsHigh = c.packetsHigh;
-    this.#bytes = c.bytes;
-    this.#lastSeen = c.lastSeen;
+    this.#ctr = c.counters;
     this.#expires = c.expires;
     const slots = g.wheelSlots;
     if (fresh) c.wheelHeads.fill(-1);
@@ -667,10 +696,10 @@ export class ConnTable {
    * (pop order lo, lo + 1... in each), rule ids -1, then the header.
    */
   #setUp(g: Geometry, k0: number, k1: number): void {
-    const h = this.#header, rec = this.#rec;
+    const h = this.#header, link = this.#link;
     this.ruleId.fill(-1);
     const chain = (lo: number, hi: number, at: number) => {
-      for (let id = lo; id < hi; id++) rec[8 * id + REC_LINK] = id + 1 < hi ? id + 1 : -1;
+      for (let id = lo; id < hi; id++) link[id] = id + 1 < hi ? id + 1 : -1;
       h[at] = lo < hi ? lo : -1;
     };
     for (let s = 0; s < g.shards; s++) {
@@ -752,7 +781,7 @@ export class ConnTable {
       if (lr !== lo) x.unlock(lr);
     }
     if (id < 0) return id;
-    this.#lastSeen[id] = now;
+    this.#recU[4 * id + REC_SEEN] = now;
     this.#expires[id] = now + this.#timeoutOf(id);
     this.#wheel.start(now);
     this.#wheel.schedule(id);
@@ -775,25 +804,40 @@ export class ConnTable {
       return CREATE_FULL;
     }
     if (this.#multi) this.#scrub(id);
-    const rec = this.#rec, r = 8 * id;
-    rec[r] = os;
-    rec[r + 1] = od;
-    rec[r + 2] = ((osp & 0xffff) << 16) | (odp & 0xffff);
-    rec[r + 3] = rs;
-    rec[r + 4] = rd;
-    rec[r + 5] = ((rsp & 0xffff) << 16) | (rdp & 0xffff);
-    rec[r + REC_LINK] = 0;
+    const ao = x.claim(ho, 2 * id, os, osp, od, odp);
+    if (ao < 0) return this.#unclaim(id, -1, 0);
+    // A tuple equal to its reply (a flow to itself) has one entry: the original's is found.
+    const same = ho === hr && (os | 0) === (rs | 0) && (od | 0) === (rd | 0) &&
+      ((osp ^ rsp) & 0xffff) === 0 && ((odp ^ rdp) & 0xffff) === 0;
+    const ar = same ? ao : x.claim(hr, 2 * id + 1, rs, rsp, rd, rdp);
+    if (ar < 0) return this.#unclaim(id, ao, ho);
+    const rec = this.#rec, r = 4 * id;
+    rec[r + REC_ENTRY] = ao;
+    rec[r + REC_ENTRY + 1] = ar;
     this.flags[id] = spec.flags;
     this.ruleId[id] = spec.ruleId;
     if (spec.pickUp && proto === PROTO_TCP) this.#tcp.pickUp(id);
-    // Release: the tuples (and flags, rule, TCP state) are visible before the meta that makes
-    // them live, and it before the index.
+    // Release: the record (and flags, rule, TCP state) is visible before the meta that makes
+    // it live, and the meta before the entries that hand out its handles.
     Atomics.store(rec, r + REC_META, (rec[r + REC_META] + 0x100) & ~0xff | proto);
-    // The original first, so it is found first when both tuples are equal.
-    if (!x.insert(2 * id, ho)) return this.#unpublish(id, false);
-    if (!x.insert(2 * id + 1, hr)) return this.#unpublish(id, true);
+    x.publish(ao, proto, 2 * id);
+    if (!same) x.publish(ar, proto, 2 * id + 1);
     this.#header[this.#shardAt + S_SIZE]++;
     return id;
+  }
+
+  /** Takes flow `id`'s entries out of the lookups (tombstones: their tuples stay readable). */
+  #unhashEntries(id: number): void {
+    const x = this.#index, rec = this.#rec, r = 4 * id + REC_ENTRY;
+    x.unhash(rec[r]);
+    if (rec[r + 1] !== rec[r]) x.unhash(rec[r + 1]);
+  }
+
+  /** Empties flow `id`'s tombstones (no reader can hold its handles any more). */
+  #clearEntries(id: number): void {
+    const x = this.#index, rec = this.#rec, r = 4 * id + REC_ENTRY;
+    x.clear(rec[r], 2 * id);
+    x.clear(rec[r + 1], 2 * id + 1);
   }
 
   /**
@@ -806,10 +850,14 @@ export class ConnTable {
     if (id < this.#tcpCap) this.#tcp.clear(id);
   }
 
-  /** An index without room within its probe bound: the new flow goes again, the table is full. */
-  #unpublish(id: number, origEntered: boolean): number {
-    if (origEntered) this.#index.remove(2 * id);
-    this.#bumpGeneration(id);
+  /**
+   * An index without room within its probe bound: the slot claimed for the
+   * original (at `ao`, of hash `ho`; -1 when none) goes again, and the id
+   * (never published) too: the table is full.
+   */
+  #unclaim(id: number, ao: number, ho: number): number {
+    if (ao >= 0) this.#index.unclaim(ao, ho, 2 * id);
+    this.#rec[4 * id + REC_ENTRY] = this.#rec[4 * id + REC_ENTRY + 1] = -1;
     this.#release(id);
     this.#refused++;
     return CREATE_FULL;
@@ -845,25 +893,25 @@ export class ConnTable {
     let at = this.#shardAt + S_FREE;
     if (tcp || h[at] < 0) at += P_TCP;
     const id = h[at];
-    if (id >= 0) h[at] = this.#rec[8 * id + REC_LINK];
+    if (id >= 0) h[at] = this.#link[id];
     return id;
   }
 
   /** A new generation of record `id`, proto 0: lookups miss it, `track` refuses its handles. */
   #bumpGeneration(id: number): void {
-    const rec = this.#rec, at = 8 * id + REC_META;
+    const rec = this.#rec, at = 4 * id + REC_META;
     Atomics.store(rec, at, (rec[at] + 0x100) & ~0xff);
   }
 
   /** Puts freed `id` on its pool's free list (one Worker) or into its closing limbo batch. */
   #release(id: number): void {
-    const h = this.#header, b = this.#shardAt + (id < this.#tcpCap ? P_TCP : 0), rec = this.#rec;
+    const h = this.#header, b = this.#shardAt + (id < this.#tcpCap ? P_TCP : 0), link = this.#link;
     if (!this.#multi) {
-      rec[8 * id + REC_LINK] = h[b + S_FREE];
+      link[id] = h[b + S_FREE];
       h[b + S_FREE] = id;
       return;
     }
-    rec[8 * id + REC_LINK] = h[b + S_CLOSING];
+    link[id] = h[b + S_CLOSING];
     if (h[b + S_CLOSING] < 0) h[b + S_CLOSING_TAIL] = id;
     h[b + S_CLOSING] = id;
     h[b + S_CLOSING_N]++;
@@ -894,7 +942,12 @@ export class ConnTable {
   #freeWaiting(b: number): void {
     const h = this.#header;
     if (h[b + S_WAITING_N] === 0) return;
-    this.#rec[8 * h[b + S_WAITING_TAIL] + REC_LINK] = h[b + S_FREE];
+    // Their tombstones go: no Worker holds a handle from before their frees.
+    for (let id = h[b + S_WAITING], n = h[b + S_WAITING_N]; id >= 0 && n > 0; n--) {
+      this.#clearEntries(id);
+      id = this.#link[id];
+    }
+    this.#link[h[b + S_WAITING_TAIL]] = h[b + S_FREE];
     h[b + S_FREE] = h[b + S_WAITING];
     h[b + S_WAITING] = h[b + S_WAITING_TAIL] = -1;
     h[b + S_WAITING_N] = 0;
@@ -959,32 +1012,31 @@ export class ConnTable {
     if (!this.#owner || !this.isLive(id) || id < this.#lo || id >= this.#hi) return false;
     if ((this.#status[id] & STATUS_DYING) !== 0) return false;
     this.#setStatus(id, STATUS_DYING | UNHASHED);
-    this.#index.remove(2 * id);
-    this.#index.remove(2 * id + 1);
+    this.#unhashEntries(id);
     this.#expires[id] = nowSec >>> 0;
     this.#wheel.refresh(id);
     return true;
   }
 
-  /** Record word of the tuple of handle `h`: src, then dst, then ports. */
+  /** Entry word of the tuple of handle `h` (the record's offset): src, then dst, then ports. */
   #t(h: number): number {
-    return ((h >> 1) << 3) + 3 * (h & 1);
+    return this.#rec[((h >> 1) << 2) + (h & 1)];
   }
   #kSrc(h: number): number {
-    return this.#rec[this.#t(h)] >>> 0;
+    return this.#entries[this.#t(h)] >>> 0;
   }
   #kDst(h: number): number {
-    return this.#rec[this.#t(h) + 1] >>> 0;
+    return this.#entries[this.#t(h) + 1] >>> 0;
   }
   #kSport(h: number): number {
-    return this.#rec[this.#t(h) + 2] >>> 16;
+    return this.#entries[this.#t(h) + 2] >>> 16;
   }
   #kDport(h: number): number {
-    return this.#rec[this.#t(h) + 2] & 0xffff;
+    return this.#entries[this.#t(h) + 2] & 0xffff;
   }
   /** IP protocol of flow `id`, 0 when free (the record's meta). */
   #protoOf(id: number): number {
-    return this.#rec[8 * id + REC_META] & 0xff;
+    return this.#rec[4 * id + REC_META] & 0xff;
   }
 
   /** Sets status `bits` of flow `id` (`Atomics.or` with several Workers; a store only when one is unset). */
@@ -1001,10 +1053,9 @@ export class ConnTable {
    * state cleared under the flow's lock, so a `track` in progress finishes first).
    */
   #free_(id: number): void {
-    if ((this.#status[id] & UNHASHED) === 0) {
-      this.#index.remove(2 * id);
-      this.#index.remove(2 * id + 1);
-    }
+    if ((this.#status[id] & UNHASHED) === 0) this.#unhashEntries(id);
+    // One Worker: nobody else holds a handle, the slots are free at once.
+    if (!this.#multi) this.#clearEntries(id);
     this.#wheel.cancel(id);
     const tcp = id < this.#tcpCap;
     if (this.#multi) {
@@ -1053,7 +1104,7 @@ export class ConnTable {
         break;
       }
       if ((this.#status[i] & STATUS_ASSURED) !== 0) continue;
-      if (best === -1 || this.#lastSeen[i] < this.#lastSeen[best]) best = i;
+      if (best === -1 || this.#recU[4 * i + REC_SEEN] < this.#recU[4 * best + REC_SEEN]) best = i;
     }
     if (tcp) this.#tcpEvictCursor = i;
     else this.#evictCursor = i;
@@ -1130,18 +1181,18 @@ export class ConnTable {
     v.setUint16(off + 2, this.flags[id], true);
     v.setInt32(off + 4, this.ruleId[id], true);
     for (let d = 0; d < 2; d++) {
-      const k = 8 * id + 3 * d, p = off + 8 + 12 * d;
-      v.setInt32(p, this.#rec[k], true);
-      v.setInt32(p + 4, this.#rec[k + 1], true);
-      v.setInt32(p + 8, this.#rec[k + 2], true);
+      const k = this.#t(2 * id + d), p = off + 8 + 12 * d;
+      v.setInt32(p, this.#entries[k], true);
+      v.setInt32(p + 4, this.#entries[k + 1], true);
+      v.setInt32(p + 8, this.#entries[k + 2], true);
     }
     v.setUint32(off + 32, 0, true); // was the creation second (no longer kept)
-    v.setUint32(off + 36, this.#lastSeen[id], true);
+    v.setUint32(off + 36, this.#recU[4 * id + REC_SEEN], true);
     v.setUint32(off + 40, this.#expires[id], true);
     v.setFloat64(off + 48, this.packets(o), true);
     v.setFloat64(off + 56, this.packets(o + 1), true);
-    v.setFloat64(off + 64, this.#bytes[o], true);
-    v.setFloat64(off + 72, this.#bytes[o + 1], true);
+    v.setFloat64(off + 64, this.bytes(o), true);
+    v.setFloat64(off + 72, this.bytes(o + 1), true);
     if (id < this.#tcpCap) this.#tcp.save(id, v, off + 80);
     else for (let k = 0; k < TCP_RECORD_BYTES; k++) v.setUint8(off + 80 + k, 0);
   }
@@ -1185,11 +1236,11 @@ export class ConnTable {
     this.#status[id] = v.getUint8(off + 1) & (STATUS_ASSURED | STATUS_SEEN_REPLY);
     this.flags[id] = v.getUint16(off + 2, true);
     this.ruleId[id] = v.getInt32(off + 4, true);
-    this.#lastSeen[id] = v.getUint32(off + 36, true);
+    this.#recU[4 * id + REC_SEEN] = v.getUint32(off + 36, true);
     this.#setPackets(o, v.getFloat64(off + 48, true));
     this.#setPackets(o + 1, v.getFloat64(off + 56, true));
-    this.#bytes[o] = v.getFloat64(off + 64, true);
-    this.#bytes[o + 1] = v.getFloat64(off + 72, true);
+    this.#setBytes(o, v.getFloat64(off + 64, true));
+    this.#setBytes(o + 1, v.getFloat64(off + 72, true));
     if (proto === PROTO_TCP) {
       this.#tcp.load(id, v, off + 80);
       if (staleWindows) this.#tcp.loosen(id);
@@ -1210,7 +1261,7 @@ export class ConnTable {
    */
   track(handle: number, bytes: number, nowSec: number, seg: TcpSegment | null): TrackVerdict {
     const id = handle >> 1;
-    const meta = handle < 0 || id >= this.#cap ? 0 : this.#rec[8 * id + REC_META];
+    const meta = handle < 0 || id >= this.#cap ? 0 : this.#rec[4 * id + REC_META];
     const proto = meta & 0xff;
     if (proto === 0 || (this.#status[id] & STATUS_DYING) !== 0) {
       this.#invalid++;
@@ -1247,7 +1298,7 @@ export class ConnTable {
       return TRACK_INVALID;
     }
     let verdict: TrackVerdict;
-    if (this.#rec[8 * id + REC_META] !== meta || (this.#status[id] & STATUS_DYING) !== 0) {
+    if (this.#rec[4 * id + REC_META] !== meta || (this.#status[id] & STATUS_DYING) !== 0) {
       this.#invalid++; // freed (or killed) since the caller's lookup
       verdict = TRACK_INVALID;
     } else {
@@ -1339,7 +1390,7 @@ export class ConnTable {
       return;
     }
     const r = this.#ringAt(this.#worker, this.#shardOf(id));
-    const meta = this.#rec[8 * id + REC_META];
+    const meta = this.#rec[4 * id + REC_META];
     const tail = rings[r + R_TAIL], head = Atomics.load(rings, r + R_HEAD);
     const p = this.#pushed, k = 3 * (id & (PUSHED_SLOTS - 1));
     // Still in the ring from an earlier push: the owner reads the expiry as it is when it drains.
@@ -1378,7 +1429,7 @@ export class ConnTable {
       for (; head !== tail; head = (head + 1) | 0) {
         const e = r + R_DATA + 2 * (head & (REFRESH_RING - 1));
         const id = rings[e];
-        if (id < this.#lo || id >= this.#hi || rec[8 * id + REC_META] !== rings[e + 1]) continue;
+        if (id < this.#lo || id >= this.#hi || rec[4 * id + REC_META] !== rings[e + 1]) continue;
         this.#wheel.refresh(id);
         this.#refreshed++;
       }
@@ -1389,11 +1440,14 @@ export class ConnTable {
   #account(handle: number, dir: number, bytes: number, now: number): void {
     const id = handle >> 1;
     if (dir === DIR_REPLY) this.#setStatus(id, STATUS_SEEN_REPLY);
-    const p = (this.#packets[handle] + 1) >>> 0;
-    this.#packets[handle] = p;
-    if (p === 0) this.#packetsHigh[handle]++; // 2^32 packets one way: carry
-    this.#bytes[handle] += bytes;
-    this.#lastSeen[id] = now;
+    const c = this.#ctr, k = 3 * handle;
+    const p = (c[k] + 1) >>> 0;
+    c[k] = p;
+    const b = c[k + 1] + bytes;
+    if (p === 0) c[k + 2] = (c[k + 2] & ~0xff) | ((c[k + 2] + 1) & 0xff); // 2^32 packets: carry
+    if (b < 4294967296) c[k + 1] = b;
+    else this.#carryBytes(k, b);
+    this.#recU[4 * id + REC_SEEN] = now;
   }
 
   /** A SYN reused a TIME_WAIT/CLOSE flow: it starts over as a new connection. */
@@ -1405,16 +1459,30 @@ export class ConnTable {
   }
 
   #clearCounters(id: number): void {
-    this.#packets[2 * id] = this.#packets[2 * id + 1] = 0;
-    this.#packetsHigh[2 * id] = this.#packetsHigh[2 * id + 1] = 0;
-    this.#bytes[2 * id] = this.#bytes[2 * id + 1] = 0;
+    this.#ctr.fill(0, 6 * id, 6 * id + 6);
   }
 
   /** Sets the packet count of `handle` (a restored record's), wrapping at 2^40. */
   #setPackets(handle: number, n: number): void {
     const v = n >= 0 && n < 2 ** 40 ? Math.floor(n) : 0;
-    this.#packets[handle] = v % 2 ** 32;
-    this.#packetsHigh[handle] = Math.floor(v / 2 ** 32);
+    const c = this.#ctr, k = 3 * handle;
+    c[k] = v % 2 ** 32;
+    c[k + 2] = (c[k + 2] & ~0xff) | Math.floor(v / 2 ** 32);
+  }
+
+  /** Sets the byte count of `handle` (a restored record's), wrapping at 2^56. */
+  #setBytes(handle: number, n: number): void {
+    const c = this.#ctr, k = 3 * handle;
+    const v = n >= 0 && n < 2 ** 56 ? Math.floor(n) : 0;
+    c[k + 1] = v % 2 ** 32;
+    c[k + 2] = (c[k + 2] & 0xff) | (Math.floor(v / 2 ** 32) << 8);
+  }
+
+  /** Counter words from `k`: the low byte word overflowed to `b`; the carry goes to the high 24 bits. */
+  #carryBytes(k: number, b: number): void {
+    const c = this.#ctr, carry = Math.floor(b / 4294967296);
+    c[k + 1] = b - carry * 4294967296;
+    c[k + 2] = (c[k + 2] + (carry << 8)) >>> 0;
   }
 
   /** The timeout of flow `id` in its current state, in seconds. */
@@ -1468,7 +1536,7 @@ export class ConnTable {
    * a holder across batches keeps (id, generation) and checks it before use.
    */
   generation(id: number): number {
-    return this.#rec[8 * id + REC_META] >>> 8;
+    return this.#rec[4 * id + REC_META] >>> 8;
   }
   /** IP protocol of flow `id` (0 for a free slot). */
   proto(id: number): number {
@@ -1543,15 +1611,16 @@ export class ConnTable {
   }
   /** Packets seen in the direction of `handle`. */
   packets(handle: number): number {
-    return this.#packetsHigh[handle] * 2 ** 32 + this.#packets[handle];
+    return (this.#ctr[3 * handle + 2] & 0xff) * 2 ** 32 + this.#ctr[3 * handle];
   }
   /** Bytes seen in the direction of `handle`. */
   bytes(handle: number): number {
-    return this.#bytes[handle];
+    const c = this.#ctr, k = 3 * handle;
+    return (c[k + 2] >>> 8) * 2 ** 32 + c[k + 1];
   }
   /** Second of the last tracked packet of flow `id`. */
   lastSeen(id: number): number {
-    return this.#lastSeen[id];
+    return this.#recU[4 * id + REC_SEEN];
   }
   /** Second at which flow `id` expires. */
   expiresAt(id: number): number {
@@ -1585,8 +1654,13 @@ export class ConnTable {
     return this.#byteLength;
   }
 
-  /** Entries in the flow index and the sum of its overflow counts (O(index); for tests and checks). */
-  indexCensus(): { entries: number; overflow: number } {
+  /** Bytes of the flow index, the tuples in it and the flow records (part of `byteLength`). */
+  get indexByteLength(): number {
+    return this.#index.byteLength;
+  }
+
+  /** Live entries of the flow index, tombstones, and the sum of its overflow counts (O(index); for tests). */
+  indexCensus(): { entries: number; tombstones: number; overflow: number } {
     return this.#index.census();
   }
 
@@ -1625,10 +1699,10 @@ export class ConnTable {
    * for tests: the three add up to the shard's ids when no id is lost).
    */
   slotCensus(): { live: number; free: number; limbo: number } {
-    const h = this.#header, b = this.#shardAt, rec = this.#rec, n = this.#hi - this.#lo;
+    const h = this.#header, b = this.#shardAt, link = this.#link, n = this.#hi - this.#lo;
     const walk = (head: number): number => {
       let k = 0;
-      for (let id = head; id >= 0 && k <= n; id = rec[8 * id + REC_LINK]) k++;
+      for (let id = head; id >= 0 && k <= n; id = link[id]) k++;
       return k;
     };
     let live = 0;
@@ -1678,8 +1752,8 @@ export class ConnTable {
         dstPort: this.#kDport(o + 1),
       },
       packets: [this.packets(o), this.packets(o + 1)],
-      bytes: [this.#bytes[o], this.#bytes[o + 1]],
-      lastSeen: this.#lastSeen[id],
+      bytes: [this.bytes(o), this.bytes(o + 1)],
+      lastSeen: this.#recU[4 * id + REC_SEEN],
       expiresAt: this.#expires[id],
       ruleId: this.ruleId[id],
     };

@@ -9,7 +9,7 @@ import {
   PROTO_UDP,
 } from "./constants.ts";
 import { Arena } from "./arena.ts";
-import { defaultLines, FlowIndex, REC_META, RECORD_WORDS } from "./flow_index.ts";
+import { defaultLines, FlowIndex } from "./flow_index.ts";
 import { FlowSpec } from "./flow_spec.ts";
 import { ConnTable } from "./table.ts";
 
@@ -214,30 +214,29 @@ Deno.test("random operations agree with a Map model", () => {
 
 // ---- the flow index alone, against a Map ----------------------------------
 
-/** A FlowIndex of `flows` records in `lines` lines, with a way to write a record as the table does. */
+/** A FlowIndex of `flows` records in `lines` lines, with the table's way to enter a tuple. */
 function flowIndex(flows: number, lines: number) {
   const a = Arena.measure();
-  new FlowIndex(flows, lines, 5, 6, a);
+  new FlowIndex(flows, lines, 5, 6, a, false);
   const x = new FlowIndex(
     flows,
     lines,
     5,
     6,
     Arena.over(new SharedArrayBuffer(a.byteLength), true),
+    false,
   );
-  const write = (id: number, o: number[], r: number[]) => {
-    const rec = x.rec, b = RECORD_WORDS * id;
-    rec[b] = o[1];
-    rec[b + 1] = o[3];
-    rec[b + 2] = (o[2] << 16) | o[4];
-    rec[b + 3] = r[1];
-    rec[b + 4] = r[3];
-    rec[b + 5] = (r[2] << 16) | r[4];
-    rec[b + REC_META] = o[0];
-  };
   const hash = (t: number[]) => x.hash(t[0], t[1], t[2], t[3], t[4]);
   const find = (t: number[]) => x.find(hash(t), t[0], t[1], t[2], t[3], t[4]);
-  return { x, write, hash, find };
+  /** Claims and publishes `t` for `handle`: its entry's offset, or -1 (no room). */
+  const enter = (t: number[], handle: number) => {
+    const at = x.claim(hash(t), handle, t[1], t[2], t[3], t[4]);
+    if (at >= 0) x.publish(at, t[0], handle);
+    return at;
+  };
+  /** Removes the entry at `at` as a one-Worker table does: unhashed, then emptied. */
+  const drop = (at: number, handle: number) => x.unhash(at) && x.clear(at, handle);
+  return { x, hash, find, enter, drop };
 }
 
 /** Pool tuple `i` of the index tests: few addresses and ports, so tags and lines collide. */
@@ -253,34 +252,34 @@ function poolTuple(i: number): number[] {
 
 type IndexOp = { kind: "insert"; tuple: number } | { kind: "remove"; pick: number };
 
-/** Runs `ops` on an index of 24 flows in 4 lines (48 tuples in 60 slots) beside a Map. */
+/** Runs `ops` on an index of 24 flows in 14 lines (48 tuples in 56 slots) beside a Map. */
 function runIndexModel(ops: IndexOp[]): void {
   const FLOWS = 24;
-  const { x, write, hash, find } = flowIndex(FLOWS, 4);
+  const { x, hash, find, enter, drop } = flowIndex(FLOWS, 14);
   const model = new Map<string, number>(); // tuple -> handle
   const free = Array.from({ length: FLOWS }, (_, i) => FLOWS - 1 - i);
-  const live = new Map<number, number[][]>(); // id -> [orig, reply]
+  const live = new Map<number, [number[], number, number[], number]>(); // id -> [orig, at, reply, at]
   for (const op of ops) {
     if (op.kind === "insert") {
       const o = poolTuple(op.tuple), r = poolTuple(op.tuple + 200);
       if (model.has(key(o)) || model.has(key(r)) || free.length === 0) continue;
       const id = free.pop()!;
-      write(id, o, r);
       // The table's create: each tuple under its home line's lock.
+      const at: number[] = [];
       for (const [t, h] of [[o, 2 * id], [r, 2 * id + 1]] as const) {
         x.lock(x.home(hash(t)));
-        const ok = x.insert(h, hash(t));
+        at.push(enter(t, h));
         x.unlock(x.home(hash(t)));
-        assert.ok(ok, "room within the probe bound at a load of 0.8");
+        assert.ok(at[at.length - 1] >= 0, "room within the probe bound at a load of 0.86");
         model.set(key(t), h);
       }
-      live.set(id, [o, r]);
+      live.set(id, [o, at[0], r, at[1]]);
     } else if (live.size > 0) {
       const id = [...live.keys()][op.pick % live.size];
-      const [o, r] = live.get(id)!;
-      assert.equal(x.remove(2 * id), true);
-      assert.equal(x.remove(2 * id + 1), true);
-      assert.equal(x.remove(2 * id), false, "removed once");
+      const [o, ao, r, ar] = live.get(id)!;
+      assert.equal(drop(ao, 2 * id), true);
+      assert.equal(drop(ar, 2 * id + 1), true);
+      assert.equal(x.unhash(ao), false, "removed once");
       model.delete(key(o));
       model.delete(key(r));
       live.delete(id);
@@ -292,11 +291,11 @@ function runIndexModel(ops: IndexOp[]): void {
     }
     assert.equal(x.census().entries, model.size);
   }
-  for (const id of [...live.keys()]) {
-    x.remove(2 * id);
-    x.remove(2 * id + 1);
+  for (const [id, [, ao, , ar]] of live) {
+    drop(ao, 2 * id);
+    drop(ar, 2 * id + 1);
   }
-  assert.deepEqual(x.census(), { entries: 0, overflow: 0 }, "no debris once empty");
+  assert.deepEqual(x.census(), { entries: 0, tombstones: 0, overflow: 0 }, "no debris once empty");
 }
 
 const indexOpArb: fc.Arbitrary<IndexOp> = fc.oneof(
@@ -312,16 +311,18 @@ Deno.test("the flow index agrees with a Map under random churn (crowded lines, o
 
 Deno.test("a year of churn leaves no debris: overflow counts follow the load", () => {
   // 2 million creates and removes on a full-ish table; the counts return to what the live flows need.
-  const FLOWS = 3000, { x, write, hash, find } = flowIndex(FLOWS, defaultLines(FLOWS));
+  const FLOWS = 3000, { x, find, enter, drop } = flowIndex(FLOWS, defaultLines(FLOWS));
   const ids: number[] = [];
   const tuples = new Map<number, number[][]>();
+  const at = new Int32Array(2 * FLOWS);
   let seq = 0, worst = 0;
   const make = (id: number) => {
     const n = seq++;
     const o = [PROTO_UDP, 0xcb000000 + (n >>> 10), 1024 + (n & 1023), 0xc0000201, 53];
     const r = [PROTO_UDP, 0xc0000201, 53, o[1], o[2]];
-    write(id, o, r);
-    assert.ok(x.insert(2 * id, hash(o)) && x.insert(2 * id + 1, hash(r)));
+    at[2 * id] = enter(o, 2 * id);
+    at[2 * id + 1] = enter(r, 2 * id + 1);
+    assert.ok(at[2 * id] >= 0 && at[2 * id + 1] >= 0);
     tuples.set(id, [o, r]);
   };
   for (let id = 0; id < FLOWS; id++) make(id), ids.push(id);
@@ -331,7 +332,7 @@ Deno.test("a year of churn leaves no debris: overflow counts follow the load", (
   })();
   for (let n = 0; n < 1_000_000; n++) {
     const id = ids[r() % FLOWS];
-    assert.ok(x.remove(2 * id) && x.remove(2 * id + 1));
+    assert.ok(drop(at[2 * id], 2 * id) && drop(at[2 * id + 1], 2 * id + 1));
     make(id);
     if (n % 100_000 === 0) worst = Math.max(worst, x.census().overflow);
   }

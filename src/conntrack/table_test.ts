@@ -180,7 +180,7 @@ Deno.test("UDP: 30 s unreplied, 120 s and assured once answered", () => {
   assert.equal(t.lastSeen(id), T0 + 6);
 });
 
-Deno.test("packet counters carry past 2^32 a direction, through a saved record too", () => {
+Deno.test("packet and byte counters carry past 2^32 a direction, through a saved record too", () => {
   const t = table();
   const id = t.create(spec(PROTO_UDP, CLIENT, 5353, SERVER, 53, SERVER, 53, CLIENT, 5353), T0);
   t.track(2 * id, 70, T0, null);
@@ -188,6 +188,8 @@ Deno.test("packet counters carry past 2^32 a direction, through a saved record t
   t.saveFlow(id, v, 0);
   v.setFloat64(48, 2 ** 32 - 1, true); // the original direction's packets
   v.setFloat64(56, 2 ** 33 + 5, true);
+  v.setFloat64(64, 2 ** 32 - 10, true); // bytes
+  v.setFloat64(72, 2 ** 50 + 3, true);
   const u = table();
   const back = u.restoreFlow(v, 0, T0, false);
   assert.deepEqual([u.packets(2 * back), u.packets(2 * back + 1)], [2 ** 32 - 1, 2 ** 33 + 5]);
@@ -195,11 +197,14 @@ Deno.test("packet counters carry past 2^32 a direction, through a saved record t
   u.track(2 * back + 1, 70, T0 + 1, null);
   assert.deepEqual([u.packets(2 * back), u.packets(2 * back + 1)], [2 ** 32, 2 ** 33 + 6]);
   assert.deepEqual(u.info(back).packets, [2 ** 32, 2 ** 33 + 6]);
+  assert.deepEqual(u.info(back).bytes, [2 ** 32 + 60, 2 ** 50 + 73]);
+  u.saveFlow(back, v, 0);
+  assert.deepEqual([v.getFloat64(64, true), v.getFloat64(72, true)], [2 ** 32 + 60, 2 ** 50 + 73]);
   u.remove(back);
   const again = u.create(spec(PROTO_UDP, CLIENT, 5353, SERVER, 53, SERVER, 53, CLIENT, 5353), T0);
   assert.deepEqual(
-    [u.packets(2 * again), u.packets(2 * again + 1)],
-    [0, 0],
+    [u.packets(2 * again), u.packets(2 * again + 1), u.bytes(2 * again), u.bytes(2 * again + 1)],
+    [0, 0, 0, 0],
     "freed slots start at 0",
   );
 });
@@ -318,8 +323,8 @@ Deno.test("remove frees both entries and the slot", () => {
   assert.equal(t.packets(2 * again), 0);
 });
 
-Deno.test("a crowded index (600 tuples in 50 lines of 15): overflowing probes still resolve", () => {
-  const t = table({ capacity: 300, buckets: 50, tcpShare: 1 });
+Deno.test("a crowded index (600 tuples in 170 lines of 4): spilled entries still resolve", () => {
+  const t = table({ capacity: 300, buckets: 170, tcpShare: 1 });
   const ids: number[] = [];
   for (let p = 0; p < 300; p++) ids.push(plainTcp(t, T0, 10000 + p));
   assert.ok(ids.every((id) => id >= 0), "every flow found room within the probe bound");
