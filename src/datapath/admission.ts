@@ -99,6 +99,8 @@ export interface AdmissionInit {
   clock?: Clock;
   /** Seed of the NAT port probes; random by default. For tests. */
   portSeed?: number;
+  /** The unlock table shared by the queues' Workers and this Worker's number (0: it writes); absent: its own. */
+  unlockTable?: { buffer: SharedArrayBuffer; worker: number };
 }
 
 /** Parsed settings the gate reads. */
@@ -266,6 +268,8 @@ export class Admission {
       idleTimeoutMs: s.knock.idleTimeoutSec * 1000,
       lifetimeMs: s.knock.lifetimeSec * 1000,
       onEvent: (e) => this.#event(e),
+      buffer: init.unlockTable?.buffer,
+      worker: init.unlockTable?.worker,
     });
     this.verifier = new KnockVerifier(this.sequences, {
       ...verifierTunables(s.knock),
@@ -333,6 +337,7 @@ export class Admission {
     );
     this.#profiles = users.map(({ secret: _s, ...profile }) => profile);
     this.verifier.setProfiles(this.#profiles);
+    this.unlocks.setFirstPorts(this.#profiles.map((p) => p.firstPort));
   }
 
   /**
@@ -541,23 +546,80 @@ export class Admission {
     dstPort: number,
     nowMs: number,
   ): number {
+    const v = this.#wanGate(proto, src, slot, dstPort, nowMs, false);
+    if (v !== ADMITTED) return v;
+    const e = this.#gateEntry, listed = this.#gateListed;
+    if (e < 0) {
+      this.spec.original(proto, src, srcPort, dst, dstPort);
+      const m = this.#create(FLAG_LOCAL | (listed ? 0 : FLAG_GATED), -1, nowMs);
+      if (m === ADMITTED && !listed) this.unlocks.admitFlow(src, nowMs);
+      return m;
+    }
+    // Gated: admitted by a knock (allow-listed sources need none).
+    const gated = this.#rules.enforceKnock(e) && !listed;
+    const f = this.#createForward(e, proto, src, srcPort, dst, dstPort, gated, nowMs, false);
+    if (f === ADMITTED && gated) this.#admitted(e, nowMs);
+    return f;
+  }
+
+  /** Set by `#wanGate`: the rule entry it passed (-1: the management interface), and whether the source is allow-listed. */
+  #gateEntry = -1;
+  #gateListed = false;
+
+  /**
+   * The gate for a new flow from WAN source `src` to `dstPort` on the WAN
+   * address in `slot`, after the knock watch: Drop.Locked, Drop.NoRule, or
+   * ADMITTED (it passes: `#gateEntry`, `#gateListed`). Changes no table.
+   * For a `tracker` any live unlock passes (the user is worker 0's to check).
+   */
+  #wanGate(
+    proto: number,
+    src: number,
+    slot: number,
+    dstPort: number,
+    nowMs: number,
+    tracker: boolean,
+  ): number {
     const a = this.#a, rules = this.#rules;
     const listed = this.#allowListed(src);
+    this.#gateListed = listed;
+    this.#gateEntry = -1;
     if (proto === PROTO_TCP && dstPort === a.mgmtPort && this.#mgmtAt(slot)) {
-      if (!a.mgmtWan || (!listed && !this.#unlockAdmits(src, -1, nowMs))) return Drop.Locked;
-      this.spec.original(proto, src, srcPort, dst, dstPort);
-      const v = this.#create(FLAG_LOCAL | (listed ? 0 : FLAG_GATED), -1, nowMs);
-      if (v === ADMITTED && !listed) this.unlocks.admitFlow(src, nowMs);
-      return v;
+      if (!a.mgmtWan) return Drop.Locked;
+      return listed || this.#unlockGate(src, -1, nowMs, tracker) ? ADMITTED : Drop.Locked;
     }
     const e = rules.lookup(proto, slot, dstPort);
     if (e < 0) return Drop.NoRule;
-    // Gated: admitted by a knock (allow-listed sources need none).
-    const gated = rules.enforceKnock(e) && !listed;
-    if (gated && !this.#unlockAdmits(src, e, nowMs)) return Drop.Locked;
-    const v = this.#createForward(e, proto, src, srcPort, dst, dstPort, gated, nowMs, false);
-    if (v === ADMITTED && gated) this.#admitted(e, nowMs);
-    return v;
+    this.#gateEntry = e;
+    if (!rules.enforceKnock(e) || listed) return ADMITTED;
+    return this.#unlockGate(src, e, nowMs, tracker) ? ADMITTED : Drop.Locked;
+  }
+
+  #unlockGate(src: number, e: number, nowMs: number, tracker: boolean): boolean {
+    return tracker ? this.unlocks.isUnlocked(src, nowMs) : this.#unlockAdmits(src, e, nowMs);
+  }
+
+  /**
+   * A tracker's verdict on a packet of no tracked flow that may open one
+   * (TCP SYN alone, UDP, ICMP echo request; `admit()`'s `opening`): the
+   * Drop reason `admit()` in worker 0 would return, when it can be told
+   * here without the knock verifier and without creating anything, or 0
+   * (hand the packet to worker 0). Decided here: a source outside the LAN
+   * to one of the WAN addresses, an echo request (stealth: no rule), or a
+   * port that can be no knock (`UnlockTable.isKnockPort`) whose gate is
+   * shut: no rule, or locked (neither unlocked nor allow-listed). On such a
+   * port with no sequence in progress the verifier answers NOT_KNOCK and
+   * changes nothing; with one in progress it counts a stray or ends the
+   * sequence (a port outside the derived range cannot advance it), and
+   * admit() goes on to the same gate. Pure: no table changes.
+   */
+  trackerVerdict(proto: number, src: number, dst: number, dstPort: number, nowMs: number): number {
+    if (cidrContains(this.#a.lanNet, src)) return 0;
+    const slot = this.#wanSlot(dst);
+    if (slot < 0) return 0;
+    if (proto === PROTO_ICMP) return Drop.NoRule;
+    if (this.unlocks.isKnockPort(dstPort)) return 0;
+    return this.#wanGate(proto, src, slot, dstPort, nowMs, true);
   }
 
   /** Creates the DNAT flow of WAN client `src` to rule entry `e`: answers come from its private host. */

@@ -6,6 +6,7 @@
  * (it sets the shared table up), then the trackers (see worker.ts).
  */
 import { ConnTable } from "../conntrack/mod.ts";
+import { UnlockTable } from "../knock/mod.ts";
 import { adviseHugePages, Doorbell, sumTunStats, TunDevice, type TunStats } from "../device/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
@@ -174,6 +175,7 @@ export class DatapathControl implements DatapathApi {
         tcpShare: init.tcpShare,
       });
       adviseHugePages(table); // before worker 0's setup first touches its pages
+      const unlocks = UnlockTable.createBuffer(init.settings.maxUnlocks ?? 65536, count);
       for (let i = 0; i < count; i++) {
         const role: WorkerRole = {
           index: i,
@@ -183,6 +185,7 @@ export class DatapathControl implements DatapathApi {
           mtu: dev.mtu,
           offload: d.offload,
           table,
+          unlocks,
           rings,
           doorbell: bell?.fd ?? -1,
         };

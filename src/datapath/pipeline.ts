@@ -106,6 +106,11 @@ export interface PipelineInit {
    * through this ring. Absent: this pipeline admits (worker 0, or the only one).
    */
   handoff?: HandoffRing;
+  /**
+   * The unlock table shared by the queues' Workers (`UnlockTable.createBuffer`)
+   * and this Worker's number (0 writes it); absent: a table of its own.
+   */
+  unlockTable?: { buffer: SharedArrayBuffer; worker: number };
 }
 
 /** Parse, track, apply admission's verdict, translate. One instance per data-plane Worker. */
@@ -351,11 +356,13 @@ export class Pipeline implements PacketProcessor {
   /** This Worker holds no flow handle (between batches; see ConnTable.quiescent). */
   quiescent(): void {
     this.ct.quiescent();
+    this.unlocks.quiescent();
   }
 
   /** This Worker is about to block on its device. */
   offline(): void {
     this.ct.offline();
+    this.unlocks.offline();
   }
 
   /** Counts a packet that passes and takes its hop off. */
@@ -499,8 +506,7 @@ export class Pipeline implements PacketProcessor {
     if ((flags & FLAG_GATED) !== 0 && (h & 1) === 0 && ct.lastSeen(id) !== this.#touchedAt[id]) {
       // An admitted flow keeps its unlock alive; once a second is enough.
       this.#touchedAt[id] = ct.lastSeen(id);
-      if (this.#handoff === null) this.unlocks.touch(ct.origSrc(id), nowMs, len);
-      else this.#handoff.note(HANDOFF_TOUCH, ct.origSrc(id), len);
+      this.unlocks.touch(ct.origSrc(id), nowMs, len); // a tracker in its own column: no handoff
     }
     this.#c[Stat.FastPath]++;
     this.#countRule(ct.ruleId[id], len);
@@ -566,7 +572,7 @@ export class Pipeline implements PacketProcessor {
 
   /** A packet without a flow: admission decides; an admitted one is tracked and translated. */
   #slowPath(ip: Ipv4Packet, proto: number, len: number, partial: boolean, nowMs: number): boolean {
-    if (this.#handoff !== null) return this.#handOff(HANDOFF_PACKET, 0, ip);
+    if (this.#handoff !== null) return this.#trackerMiss(ip, proto, nowMs);
     if (
       proto === PROTO_ICMP && this.#icmpType === ICMP_ECHO_REPLY &&
       this.uplinks.onReply(ip.buf, ip.payloadOffset(), ip.payloadLen(), ip.src(), ip.dst(), nowMs)
@@ -591,6 +597,24 @@ export class Pipeline implements PacketProcessor {
       midStream,
     );
     return this.#apply(v, ip, len, partial, nowMs);
+  }
+
+  /**
+   * A tracker's packet of no flow: dropped here, counted as worker 0 would,
+   * when it opens a flow admission's gate certainly refuses (a locked
+   * source's SYN flood stays off worker 0: `Admission.trackerVerdict`);
+   * anything else goes to worker 0.
+   */
+  #trackerMiss(ip: Ipv4Packet, proto: number, nowMs: number): false {
+    const opening = proto === PROTO_TCP
+      ? (this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN
+      : proto === PROTO_UDP || this.#icmpType === ICMP_ECHO_REQUEST;
+    const v = opening
+      ? this.admission.trackerVerdict(proto, ip.src(), ip.dst(), this.#dport, nowMs)
+      : 0;
+    if (v === 0) return this.#handOff(HANDOFF_PACKET, 0, ip);
+    this.#c[Stat.SlowPath]++;
+    return this.#drop(v);
   }
 
   /** Applies admission's verdict: drop, or track the new flow and translate. */
