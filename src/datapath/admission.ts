@@ -610,8 +610,11 @@ export class Admission {
    * shut: no rule, or locked (neither unlocked nor allow-listed). On such a
    * port with no sequence in progress the verifier answers NOT_KNOCK and
    * changes nothing; with one in progress it counts a stray or ends the
-   * sequence (a port outside the derived range cannot advance it), and
-   * admit() goes on to the same gate. Pure: no table changes.
+   * sequence, and admit() goes on to the same gate: the verdict is the
+   * same. What differs: a stray dropped here is not counted against the
+   * sequence. It could not have advanced it (no candidate port lies outside
+   * the derived range), so what the noise limit bounds, guesses at derived
+   * ports, all still reach the verifier. Pure: no table changes.
    */
   trackerVerdict(proto: number, src: number, dst: number, dstPort: number, nowMs: number): number {
     if (cidrContains(this.#a.lanNet, src)) return 0;
