@@ -101,9 +101,11 @@ export interface PipelineInit {
   table?: { buffer: SharedArrayBuffer; workers: number; worker: number };
   /**
    * Makes this pipeline a tracker (a queue other than 0): it forwards packets
-   * of flows in the shared table and hands everything else (a new flow, a
-   * reopening SYN, an unknown fragment, an unlock refresh) to worker 0
-   * through this ring. Absent: this pipeline admits (worker 0, or the only one).
+   * of flows in the shared table, drops the new flows the gate refuses
+   * without the verifier (`Admission.trackerVerdict`), and hands everything
+   * else (another new flow, a reopening SYN, an unknown fragment) to worker
+   * 0 through this ring; it needs `unlockTable`. Absent: this pipeline
+   * admits (worker 0, or the only one).
    */
   handoff?: HandoffRing;
   /**
@@ -151,6 +153,10 @@ export class Pipeline implements PacketProcessor {
     this.#clock = init.clock ?? systemClock;
     this.#ipv4HeaderChecked = init.ipv4HeaderChecked ?? false;
     this.#handoff = init.handoff ?? null;
+    // A tracker gates on the unlocks: a table of its own would hold none and refuse every one.
+    if (this.#handoff !== null && (init.unlockTable?.worker ?? 0) === 0) {
+      throw new Error("Cannot start a tracker without the shared unlock table");
+    }
     const t = init.table;
     this.ct = new ConnTable({
       capacity: s.maxFlows,
