@@ -99,9 +99,23 @@ export interface AdmissionInit {
   clock?: Clock;
   /** Seed of the NAT port probes; random by default. For tests. */
   portSeed?: number;
-  /** The unlock table shared by the queues' Workers and this Worker's number (0: it writes); absent: its own. */
-  unlockTable?: { buffer: SharedArrayBuffer; worker: number };
+  /**
+   * The gate's tables shared by the queues' Workers (`Admission.gateBuffers`)
+   * and this Worker's number (0: it writes them); absent: an unlock table of
+   * its own (one Worker).
+   */
+  gate?: GateTables;
 }
+
+/** The gate's shared tables: the unlocks, and the sources with a knock sequence in progress. */
+export interface GateTables {
+  unlocks: SharedArrayBuffer;
+  knocking: SharedArrayBuffer;
+  worker: number;
+}
+
+/** Most entries of the knocking table (twice the sequences the verifier holds, see `#knocking`). */
+const MAX_KNOCKING = 1 << 21;
 
 /** Parsed settings the gate reads. */
 interface Addressing {
@@ -239,12 +253,35 @@ export class Admission {
   #pending: ApplianceEvent[] = [];
   /** The flow-admitted events not yet in `#pending` (built on `flush()`). */
   readonly #admittedLog = new AdmittedLog();
+  /**
+   * With several Workers: the sources whose last packet the verifier took as
+   * a knock (KNOCK), by time, "unlocked" for the sequence window (+1 ms:
+   * a sequence lives while now - start <= window, and start <= that
+   * knock). Worker 0 writes it; trackers leave those sources' packets to
+   * the verifier (a stray counts against their sequence). It holds the
+   * sources of the last knocks, twice as many as the verifier holds
+   * sequences: of those knocked after a sequence in progress started, fewer
+   * than N started later (it is among the N newest) and fewer than N started
+   * earlier and are still in progress, so it is never evicted here.
+   */
+  readonly #knocking: UnlockTable | null;
   /** The user `#unlockAdmits` last found unlocked, or null. */
   #unlockUser: string | null = null;
   readonly #c: Float64Array;
   readonly #emit: (events: ApplianceEvent[]) => void;
   readonly #emitKnockState: (records: KnockStateRecord[]) => void;
   readonly #clock: Clock;
+
+  /** The gate's shared tables for `workers` Workers on `settings` (`AdmissionInit.gate`, worker 0 fills them). */
+  static gateBuffers(
+    settings: DatapathSettings,
+    workers: number,
+  ): { unlocks: SharedArrayBuffer; knocking: SharedArrayBuffer } {
+    return {
+      unlocks: UnlockTable.createBuffer(settings.maxUnlocks ?? 65536, workers),
+      knocking: UnlockTable.createBuffer(knockingEntries(settings), workers),
+    };
+  }
 
   /** Builds the tables from `init`; throws on invalid rules (configuration time). */
   constructor(init: AdmissionInit) {
@@ -268,9 +305,17 @@ export class Admission {
       idleTimeoutMs: s.knock.idleTimeoutSec * 1000,
       lifetimeMs: s.knock.lifetimeSec * 1000,
       onEvent: (e) => this.#event(e),
-      buffer: init.unlockTable?.buffer,
-      worker: init.unlockTable?.worker,
+      buffer: init.gate?.unlocks,
+      worker: init.gate?.worker,
     });
+    this.#knocking = init.gate
+      ? new UnlockTable({
+        buffer: init.gate.knocking,
+        worker: init.gate.worker,
+        maxEntries: knockingEntries(s),
+        idleTimeoutMs: s.knock.windowSec * 1000 + 1,
+      })
+      : null;
     this.verifier = new KnockVerifier(this.sequences, {
       ...verifierTunables(s.knock),
       onEvent: (e) => this.#event(e),
@@ -357,6 +402,7 @@ export class Admission {
     if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
     this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
+    this.#knocking?.setTimeouts(s.knock.windowSec * 1000 + 1, 0);
     this.verifier.retune(verifierTunables(s.knock), this.#clock.now());
   }
 
@@ -432,6 +478,7 @@ export class Admission {
   /** Expiry of unlocks and sequences in progress; sequence refresh; event flush. */
   async housekeeping(nowMs: number): Promise<void> {
     this.unlocks.expire(nowMs);
+    this.#knocking?.expire(nowMs);
     this.verifier.sweep(nowMs);
     this.#copyKnockStats();
     await this.sequences.refresh(nowMs);
@@ -503,6 +550,8 @@ export class Admission {
     this.#knockDst = dst;
     switch (this.verifier.observe(src, proto as 6 | 17, dstPort, nowMs)) {
       case KnockVerdict.KNOCK:
+        this.#knocking?.unlock(src, "", 0, nowMs); // trackers leave src's strays to the verifier
+        return Drop.Knock;
       case KnockVerdict.REPLAY:
         return Drop.Knock;
       case KnockVerdict.UNLOCKED:
@@ -605,16 +654,12 @@ export class Admission {
    * Drop reason `admit()` in worker 0 would return, when it can be told
    * here without the knock verifier and without creating anything, or 0
    * (hand the packet to worker 0). Decided here: a source outside the LAN
-   * to one of the WAN addresses, an echo request (stealth: no rule), or a
-   * port that can be no knock (`UnlockTable.isKnockPort`) whose gate is
-   * shut: no rule, or locked (neither unlocked nor allow-listed). On such a
-   * port with no sequence in progress the verifier answers NOT_KNOCK and
-   * changes nothing; with one in progress it counts a stray or ends the
-   * sequence, and admit() goes on to the same gate: the verdict is the
-   * same. What differs: a stray dropped here is not counted against the
-   * sequence. It could not have advanced it (no candidate port lies outside
-   * the derived range), so what the noise limit bounds, guesses at derived
-   * ports, all still reach the verifier. Pure: no table changes.
+   * to one of the WAN addresses, an echo request (stealth: no rule), or,
+   * from a source with no sequence in progress (`#knocking`), a port that
+   * can be no knock (`UnlockTable.isKnockPort`) whose gate is shut: no
+   * rule, or locked (neither unlocked nor allow-listed). For such a packet
+   * the verifier answers NOT_KNOCK and changes nothing, and admit() goes on
+   * to the same gate. Pure: no table changes.
    */
   trackerVerdict(proto: number, src: number, dst: number, dstPort: number, nowMs: number): number {
     if (cidrContains(this.#a.lanNet, src)) return 0;
@@ -622,6 +667,10 @@ export class Admission {
     if (slot < 0) return 0;
     if (proto === PROTO_ICMP) return Drop.NoRule;
     if (this.unlocks.isKnockPort(dstPort)) return 0;
+    const k = this.#knocking;
+    // A sequence may be in progress (or the table is too small for the verifier's to be sure).
+    if (k === null || k.isUnlocked(src, nowMs)) return 0;
+    if (2 * this.verifier.tunables.maxInProgress > k.maxEntries) return 0;
     return this.#wanGate(proto, src, slot, dstPort, nowMs, true);
   }
 
@@ -837,6 +886,11 @@ export class Admission {
       this.#unlockUser,
     );
   }
+}
+
+/** Entries of the knocking table for `s` (see `Admission.#knocking`). */
+function knockingEntries(s: DatapathSettings): number {
+  return Math.min(MAX_KNOCKING, 2 * s.knock.maxInProgress);
 }
 
 /** What the rule index's address slots depend on: the uplinks' names and addresses. */

@@ -6,10 +6,10 @@
  * (it sets the shared table up), then the trackers (see worker.ts).
  */
 import { ConnTable } from "../conntrack/mod.ts";
-import { UnlockTable } from "../knock/mod.ts";
 import { adviseHugePages, Doorbell, sumTunStats, TunDevice, type TunStats } from "../device/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
+import { Admission } from "./admission.ts";
 import { newCounters, sumCounters } from "./counters.ts";
 import { HandoffRing } from "./handoff.ts";
 import type {
@@ -175,7 +175,7 @@ export class DatapathControl implements DatapathApi {
         tcpShare: init.tcpShare,
       });
       adviseHugePages(table); // before worker 0's setup first touches its pages
-      const unlocks = UnlockTable.createBuffer(init.settings.maxUnlocks ?? 65536, count);
+      const gate = Admission.gateBuffers(init.settings, count);
       for (let i = 0; i < count; i++) {
         const role: WorkerRole = {
           index: i,
@@ -185,7 +185,7 @@ export class DatapathControl implements DatapathApi {
           mtu: dev.mtu,
           offload: d.offload,
           table,
-          unlocks,
+          gate,
           rings,
           doorbell: bell?.fd ?? -1,
         };

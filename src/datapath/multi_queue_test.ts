@@ -9,7 +9,6 @@ import fc from "fast-check";
 import { ManualClock } from "../clock.ts";
 import { ConnTable, TCP_TIME_WAIT } from "../conntrack/mod.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
-import { UnlockTable } from "../knock/unlock_table.ts";
 import {
   buildIcmpEcho,
   buildTcp,
@@ -24,6 +23,7 @@ import {
   TCP_SYN,
 } from "../packet/mod.ts";
 import { Drop, DROP_COUNT, dropName, newCounters, Stat } from "./counters.ts";
+import { Admission } from "./admission.ts";
 import { HandoffRing } from "./handoff.ts";
 import { Pipeline } from "./pipeline.ts";
 import { CLIENT, CLIENT2, forward, SECRET, SERVER, SETTINGS, T0, WAN } from "./_test_fixtures.ts";
@@ -32,7 +32,7 @@ const RULES = [forward("web", 52201, 8080, true)];
 
 async function pair(ringBytes = 1 << 16, settings = SETTINGS, forwards = RULES) {
   const table = ConnTable.createBuffer({ capacity: SETTINGS.maxFlows, workers: 2 });
-  const unlocks = UnlockTable.createBuffer(1024, 2);
+  const gate = Admission.gateBuffers(settings, 2);
   const ring = new HandoffRing(HandoffRing.allocate(ringBytes));
   const make = (worker: number) => {
     const counters = newCounters(false);
@@ -44,7 +44,7 @@ async function pair(ringBytes = 1 << 16, settings = SETTINGS, forwards = RULES) 
       emit: () => {},
       clock: new ManualClock(T0),
       table: { buffer: table, workers: 2, worker },
-      unlockTable: { buffer: unlocks, worker },
+      gate: { ...gate, worker },
       handoff: worker === 0 ? undefined : ring,
     });
     return { p, counters };
@@ -228,7 +228,7 @@ const packetArb = fc.record({
   dtMs: fc.nat(4000),
 });
 
-Deno.test("property: whatever a tracker drops itself, worker 0 drops for the same reason", async () => {
+Deno.test("property: whatever a tracker drops itself, worker 0 drops for the same reason, its verifier unmoved", async () => {
   const step = Math.floor(T0 / 1000);
   const derived = await knockSequenceAt(SECRET, step, 41001, 3);
   // Forwards: gated, open, gated for bob only; the management port, knock and derived ports.
@@ -270,10 +270,17 @@ Deno.test("property: whatever a tracker drops itself, worker 0 drops for the sam
         while (ring.pop(discard, 0) >= 0); // worker 0 judges every packet below anyway
         const t = dropped(t0, tracker.counters);
         const handed = tracker.counters[Stat.HandedOff] > t0[Stat.HandedOff];
+        // A sequence past its window ends at the next sweep (a failure), if no packet ends it first.
+        owner.p.verifier.sweep(now);
+        const knockStats = JSON.stringify(owner.p.verifier.stats);
+        const seqs = owner.p.verifier.inProgress;
         const ownerSent = run(owner.p, pkt, now);
         if (t === 0 || handed) continue;
         decided++;
         reasons.add(dropName(t));
+        // Nor would the verifier have seen anything in it (no stray of a sequence in progress).
+        assert.equal(JSON.stringify(owner.p.verifier.stats), knockStats);
+        assert.equal(owner.p.verifier.inProgress, seqs);
         const o = dropped(o0, owner.counters);
         assert.equal(ownerSent, null, `worker 0 sent what the tracker dropped (${dropName(t)})`);
         assert.equal(

@@ -52,7 +52,7 @@ import {
   TcpPacket,
   UdpPacket,
 } from "../packet/mod.ts";
-import { Admission, ADMITTED } from "./admission.ts";
+import { Admission, ADMITTED, type GateTables } from "./admission.ts";
 import { HANDOFF_PACKET, HANDOFF_REOPEN, HANDOFF_TOUCH, type HandoffRing } from "./handoff.ts";
 import { Drop, MAX_RULE_IDS, RULE_BASE, Stat } from "./counters.ts";
 import { FlowSnapshots, type RestoreResult } from "./flow_snapshot.ts";
@@ -104,15 +104,12 @@ export interface PipelineInit {
    * of flows in the shared table, drops the new flows the gate refuses
    * without the verifier (`Admission.trackerVerdict`), and hands everything
    * else (another new flow, a reopening SYN, an unknown fragment) to worker
-   * 0 through this ring; it needs `unlockTable`. Absent: this pipeline
+   * 0 through this ring; it needs `gate`. Absent: this pipeline
    * admits (worker 0, or the only one).
    */
   handoff?: HandoffRing;
-  /**
-   * The unlock table shared by the queues' Workers (`UnlockTable.createBuffer`)
-   * and this Worker's number (0 writes it); absent: a table of its own.
-   */
-  unlockTable?: { buffer: SharedArrayBuffer; worker: number };
+  /** The gate's tables shared by the queues' Workers (`Admission.gateBuffers`); absent: its own. */
+  gate?: GateTables;
 }
 
 /** Parse, track, apply admission's verdict, translate. One instance per data-plane Worker. */
@@ -154,8 +151,8 @@ export class Pipeline implements PacketProcessor {
     this.#ipv4HeaderChecked = init.ipv4HeaderChecked ?? false;
     this.#handoff = init.handoff ?? null;
     // A tracker gates on the unlocks: a table of its own would hold none and refuse every one.
-    if (this.#handoff !== null && (init.unlockTable?.worker ?? 0) === 0) {
-      throw new Error("Cannot start a tracker without the shared unlock table");
+    if (this.#handoff !== null && (init.gate?.worker ?? 0) === 0) {
+      throw new Error("Cannot start a tracker without the gate's shared tables");
     }
     const t = init.table;
     this.ct = new ConnTable({

@@ -142,6 +142,11 @@ export class UnlockTable {
     return (port >= KNOCK_PORT_BASE && port < DERIVED_END) || this.#x.isFirstPort(port);
   }
 
+  /** Most entries; beyond, the least recently unlocked is evicted. */
+  get maxEntries(): number {
+    return this.#max;
+  }
+
   /** Number of entries (expired ones not yet removed by `expire` included). */
   get size(): number {
     return this.#x.size;
