@@ -242,8 +242,12 @@ Deno.test("property: whatever a tracker drops itself, worker 0 drops for the sam
   let decided = 0;
   const reasons = new Set<string>();
   await fc.assert(
-    fc.asyncProperty(fc.array(packetArb, { minLength: 40, maxLength: 80 }), async (pkts) => {
-      const { owner, tracker, ring } = await pair(1 << 16, settings, forwards);
+    fc.asyncProperty(fc.array(packetArb, { minLength: 40, maxLength: 80 }), fc.boolean(), async (
+      pkts,
+      mgmtNever,
+    ) => {
+      const s = mgmtNever ? { ...settings, managementWanAccess: "never" as const } : settings;
+      const { owner, tracker, ring } = await pair(1 << 16, s, forwards);
       let now = T0;
       owner.p.unlocks.unlock(parseIpv4(CLIENT)!, "alice", 0, now);
       // A sequence in progress: strays from it meet the tracker too.
