@@ -57,7 +57,7 @@ function benchUnlockTable(): KnockBenchResult["unlockTable"] {
   const entries = 1_000_000;
   const before = memory();
   const t0 = performance.now();
-  const table = new UnlockTable();
+  const table = new UnlockTable({ maxEntries: entries });
   for (let i = 0; i < entries; i++) {
     table.unlock((0x0a000000 + i * 7) >>> 0, `user${i % 1000}`, 0, NOW);
   }

@@ -131,7 +131,23 @@ export interface AdmissionInit {
    * other did. Absent: random probes, and a remapped flow is not picked up.
    */
   portKey?: readonly [number, number];
+  /**
+   * The gate's tables shared by the queues' Workers (`Admission.gateBuffers`)
+   * and this Worker's number (0: it writes them); absent: an unlock table of
+   * its own (one Worker).
+   */
+  gate?: GateTables;
 }
+
+/** The gate's shared tables: the unlocks, and the sources with a knock sequence in progress. */
+export interface GateTables {
+  unlocks: SharedArrayBuffer;
+  knocking: SharedArrayBuffer;
+  worker: number;
+}
+
+/** Most entries of the knocking table (twice the sequences the verifier holds, see `#knocking`). */
+const MAX_KNOCKING = 1 << 21;
 
 /** Parsed settings the gate reads. */
 interface Addressing {
@@ -283,6 +299,18 @@ export class Admission {
   #pending: ApplianceEvent[] = [];
   /** The flow-admitted events not yet in `#pending` (built on `flush()`). */
   readonly #admittedLog = new AdmittedLog();
+  /**
+   * With several Workers: the sources whose last packet the verifier took as
+   * a knock (KNOCK), by time, "unlocked" for the sequence window (+1 ms:
+   * a sequence lives while now - start <= window, and start <= that
+   * knock). Worker 0 writes it; trackers leave those sources' packets to
+   * the verifier (a stray counts against their sequence). It holds the
+   * sources of the last knocks, twice as many as the verifier holds
+   * sequences: of those knocked after a sequence in progress started, fewer
+   * than N started later (it is among the N newest) and fewer than N started
+   * earlier and are still in progress, so it is never evicted here.
+   */
+  readonly #knocking: UnlockTable | null;
   /** The user `#unlockAdmits` last found unlocked, or null. */
   #unlockUser: string | null = null;
   readonly #c: Float64Array;
@@ -291,6 +319,17 @@ export class Admission {
   readonly #clock: Clock;
   /** Completed knocks not yet taken by `takeClaims` (a fleet's). */
   readonly #claims = new ClaimQueue();
+
+  /** The gate's shared tables for `workers` Workers on `settings` (`AdmissionInit.gate`, worker 0 fills them). */
+  static gateBuffers(
+    settings: DatapathSettings,
+    workers: number,
+  ): { unlocks: SharedArrayBuffer; knocking: SharedArrayBuffer } {
+    return {
+      unlocks: UnlockTable.createBuffer(settings.maxUnlocks ?? 65536, workers),
+      knocking: UnlockTable.createBuffer(knockingEntries(settings), workers),
+    };
+  }
 
   /** Builds the tables from `init`; throws on invalid rules (configuration time). */
   constructor(init: AdmissionInit) {
@@ -318,7 +357,17 @@ export class Admission {
       idleTimeoutMs: s.knock.idleTimeoutSec * 1000,
       lifetimeMs: s.knock.lifetimeSec * 1000,
       onEvent: (e) => this.#event(e),
+      buffer: init.gate?.unlocks,
+      worker: init.gate?.worker,
     });
+    this.#knocking = init.gate
+      ? new UnlockTable({
+        buffer: init.gate.knocking,
+        worker: init.gate.worker,
+        maxEntries: knockingEntries(s),
+        idleTimeoutMs: s.knock.windowSec * 1000 + 1,
+      })
+      : null;
     this.verifier = new KnockVerifier(this.sequences, {
       ...verifierTunables(s.knock),
       claims: init.knockClaims ?? false,
@@ -389,6 +438,7 @@ export class Admission {
     );
     this.#profiles = users.map(({ secret: _s, ...profile }) => profile);
     this.verifier.setProfiles(this.#profiles);
+    this.unlocks.setFirstPorts(this.#profiles.map((p) => p.firstPort));
   }
 
   /**
@@ -411,6 +461,7 @@ export class Admission {
     if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
     this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
+    this.#knocking?.setTimeouts(s.knock.windowSec * 1000 + 1, 0);
     this.verifier.retune(verifierTunables(s.knock), this.#clock.now());
   }
 
@@ -586,6 +637,7 @@ export class Admission {
   /** Expiry of unlocks and sequences in progress; sequence refresh; event flush. */
   async housekeeping(nowMs: number): Promise<void> {
     this.unlocks.expire(nowMs);
+    this.#knocking?.expire(nowMs);
     this.verifier.sweep(nowMs);
     this.keys6?.releasePenalties(this.verifier, nowMs);
     this.#copyKnockStats();
@@ -676,6 +728,8 @@ export class Admission {
     this.#knockDst = dst;
     switch (this.verifier.observe(src, proto as 6 | 17, dstPort, nowMs)) {
       case KnockVerdict.KNOCK:
+        this.#knocking?.unlock(src, "", 0, nowMs); // trackers leave src's strays to the verifier
+        return Drop.Knock;
       case KnockVerdict.REPLAY:
         return Drop.Knock;
       case KnockVerdict.UNLOCKED:
@@ -722,23 +776,83 @@ export class Admission {
     dstPort: number,
     nowMs: number,
   ): number {
+    const v = this.#wanGate(proto, src, slot, dstPort, nowMs, false);
+    if (v !== ADMITTED) return v;
+    const e = this.#gateEntry, listed = this.#gateListed;
+    if (e < 0) {
+      this.spec.original(proto, src, srcPort, dst, dstPort);
+      const m = this.#create(FLAG_LOCAL | (listed ? 0 : FLAG_GATED), -1, nowMs);
+      if (m === ADMITTED && !listed) this.unlocks.admitFlow(src, nowMs);
+      return m;
+    }
+    // Gated: admitted by a knock (allow-listed sources need none).
+    const gated = this.#rules.enforceKnock(e) && !listed;
+    const f = this.#createForward(e, proto, src, srcPort, dst, dstPort, gated, nowMs, false);
+    if (f === ADMITTED && gated) this.#admitted(e, nowMs);
+    return f;
+  }
+
+  /** Set by `#wanGate`: the rule entry it passed (-1: the management interface), and whether the source is allow-listed. */
+  #gateEntry = -1;
+  #gateListed = false;
+
+  /**
+   * The gate for a new flow from WAN source `src` to `dstPort` on the WAN
+   * address in `slot`, after the knock watch: Drop.Locked, Drop.NoRule, or
+   * ADMITTED (it passes: `#gateEntry`, `#gateListed`). Changes no table.
+   * For a `tracker` any live unlock passes (the user is worker 0's to check).
+   */
+  #wanGate(
+    proto: number,
+    src: number,
+    slot: number,
+    dstPort: number,
+    nowMs: number,
+    tracker: boolean,
+  ): number {
     const a = this.#a, rules = this.#rules;
     const listed = this.#allowListed(src);
+    this.#gateListed = listed;
+    this.#gateEntry = -1;
     if (proto === PROTO_TCP && dstPort === a.mgmtPort && this.#mgmtAt(slot)) {
-      if (!a.mgmtWan || (!listed && !this.#unlockAdmits(src, -1, nowMs))) return Drop.Locked;
-      this.spec.original(proto, src, srcPort, dst, dstPort);
-      const v = this.#create(FLAG_LOCAL | (listed ? 0 : FLAG_GATED), -1, nowMs);
-      if (v === ADMITTED && !listed) this.unlocks.admitFlow(src, nowMs);
-      return v;
+      if (!a.mgmtWan) return Drop.Locked;
+      return listed || this.#unlockGate(src, -1, nowMs, tracker) ? ADMITTED : Drop.Locked;
     }
     const e = rules.lookup(proto, slot, dstPort);
     if (e < 0) return Drop.NoRule;
-    // Gated: admitted by a knock (allow-listed sources need none).
-    const gated = rules.enforceKnock(e) && !listed;
-    if (gated && !this.#unlockAdmits(src, e, nowMs)) return Drop.Locked;
-    const v = this.#createForward(e, proto, src, srcPort, dst, dstPort, gated, nowMs, false);
-    if (v === ADMITTED && gated) this.#admitted(e, nowMs);
-    return v;
+    this.#gateEntry = e;
+    if (!rules.enforceKnock(e) || listed) return ADMITTED;
+    return this.#unlockGate(src, e, nowMs, tracker) ? ADMITTED : Drop.Locked;
+  }
+
+  #unlockGate(src: number, e: number, nowMs: number, tracker: boolean): boolean {
+    return tracker ? this.unlocks.isUnlocked(src, nowMs) : this.#unlockAdmits(src, e, nowMs);
+  }
+
+  /**
+   * A tracker's verdict on a packet of no tracked flow that may open one
+   * (TCP SYN alone, UDP, ICMP echo request; `admit()`'s `opening`): the
+   * Drop reason `admit()` in worker 0 would return, when it can be told
+   * here without the knock verifier and without creating anything, or 0
+   * (hand the packet to worker 0). Decided here: a source outside the LAN
+   * to one of the WAN addresses, an echo request (stealth: no rule), or,
+   * from a source with no sequence in progress (`#knocking`), a port that
+   * can be no knock (`UnlockTable.isKnockPort`) whose gate is shut: no
+   * rule, or locked (neither unlocked nor allow-listed). For such a packet
+   * the verifier answers NOT_KNOCK and changes nothing, and admit() goes on
+   * to the same gate. Pure: no table changes.
+   */
+  trackerVerdict(proto: number, src: number, dst: number, dstPort: number, nowMs: number): number {
+    if (cidrContains(this.#a.lanNet, src)) return 0;
+    const slot = this.#wanSlot(dst);
+    if (slot < 0) return 0;
+    if (proto === PROTO_ICMP) return Drop.NoRule;
+    if (this.unlocks.isKnockPort(dstPort)) return 0;
+    const k = this.#knocking;
+    // A sequence may be in progress (or the table is too small for the verifier's to be sure).
+    if (k === null || k.isUnlocked(src, nowMs)) return 0;
+    if (2 * this.verifier.tunables.maxInProgress > k.maxEntries) return 0;
+    return this.#wanGate(proto, src, slot, dstPort, nowMs, true);
   }
 
   /** Creates the DNAT flow of WAN client `src` to rule entry `e`: answers come from its private host. */
@@ -1009,6 +1123,11 @@ export class Admission {
       this.#unlockUser,
     );
   }
+}
+
+/** Entries of the knocking table for `s` (see `Admission.#knocking`). */
+function knockingEntries(s: DatapathSettings): number {
+  return Math.min(MAX_KNOCKING, 2 * s.knock.maxInProgress);
 }
 
 /** What the rule index's address slots depend on: the uplinks' names and addresses. */

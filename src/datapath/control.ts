@@ -9,6 +9,7 @@ import { ConnTable } from "../conntrack/mod.ts";
 import { adviseHugePages, Doorbell, sumTunStats, TunDevice, type TunStats } from "../device/mod.ts";
 import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
+import { Admission } from "./admission.ts";
 import { newCounters, sumCounters } from "./counters.ts";
 import { HandoffRing } from "./handoff.ts";
 import type {
@@ -196,6 +197,7 @@ export class DatapathControl implements DatapathApi {
         tcpShare: init.tcpShare,
       });
       adviseHugePages(table); // before worker 0's setup first touches its pages
+      const gate = Admission.gateBuffers(init.settings, count);
       for (let i = 0; i < count; i++) {
         const role: WorkerRole = {
           index: i,
@@ -205,6 +207,7 @@ export class DatapathControl implements DatapathApi {
           mtu: dev.mtu,
           offload: d.offload,
           table,
+          gate,
           rings,
           doorbell: bell?.fd ?? -1,
         };

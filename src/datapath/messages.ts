@@ -171,6 +171,8 @@ export interface WorkerRole {
   offload: boolean;
   /** The shared flow table (`ConnTable.createBuffer`). */
   table: SharedArrayBuffer;
+  /** The gate's shared tables (`Admission.gateBuffers`): worker 0 writes, every Worker gates and touches unlocks. */
+  gate: { unlocks: SharedArrayBuffer; knocking: SharedArrayBuffer };
   /** The handoff rings of trackers 1..count-1, in order (worker 0 consumes all; tracker k produces `rings[k - 1]`). */
   rings: SharedArrayBuffer[];
   /** Worker 0's doorbell (an eventfd), rung by the trackers when they hand over packets. */

@@ -57,7 +57,7 @@ import {
   TcpPacket,
   UdpPacket,
 } from "../packet/mod.ts";
-import { Admission, ADMITTED } from "./admission.ts";
+import { Admission, ADMITTED, type GateTables } from "./admission.ts";
 import { HANDOFF_PACKET, HANDOFF_REOPEN, HANDOFF_TOUCH, type HandoffRing } from "./handoff.ts";
 import { Drop, MAX_RULE_IDS, RULE_BASE, Stat } from "./counters.ts";
 import { FlowSnapshots, type RestoreResult } from "./flow_snapshot.ts";
@@ -118,13 +118,17 @@ export interface PipelineInit {
   table?: { buffer: SharedArrayBuffer; workers: number; worker: number };
   /**
    * Makes this pipeline a tracker (a queue other than 0): it forwards packets
-   * of flows in the shared table and hands everything else (a new flow, a
-   * reopening SYN, an unknown fragment, an unlock refresh) to worker 0
-   * through this ring. Absent: this pipeline admits (worker 0, or the only one).
+   * of flows in the shared table, drops the new flows the gate refuses
+   * without the verifier (`Admission.trackerVerdict`), and hands everything
+   * else (another new flow, a reopening SYN, an unknown fragment) to worker
+   * 0 through this ring; it needs `gate`. Absent: this pipeline
+   * admits (worker 0, or the only one).
    */
   handoff?: HandoffRing;
   /** The source-NAT port key every node of an HA pair holds (see `AdmissionInit.portKey`). */
   portKey?: readonly [number, number];
+  /** The gate's tables shared by the queues' Workers (`Admission.gateBuffers`); absent: its own. */
+  gate?: GateTables;
 }
 
 /** Parse, track, apply admission's verdict, translate. One instance per data-plane Worker. */
@@ -170,6 +174,10 @@ export class Pipeline implements PacketProcessor {
     this.#clock = init.clock ?? systemClock;
     this.#ipv4HeaderChecked = init.ipv4HeaderChecked ?? false;
     this.#handoff = init.handoff ?? null;
+    // A tracker gates on the unlocks: a table of its own would hold none and refuse every one.
+    if (this.#handoff !== null && (init.gate?.worker ?? 0) === 0) {
+      throw new Error("Cannot start a tracker without the gate's shared tables");
+    }
     const t = init.table;
     this.ct = new ConnTable({
       capacity: s.maxFlows,
@@ -445,11 +453,13 @@ export class Pipeline implements PacketProcessor {
   /** This Worker holds no flow handle (between batches; see ConnTable.quiescent). */
   quiescent(): void {
     this.ct.quiescent();
+    this.unlocks.quiescent();
   }
 
   /** This Worker is about to block on its device. */
   offline(): void {
     this.ct.offline();
+    this.unlocks.offline();
   }
 
   /** Counts a packet that passes and takes its hop off. */
@@ -595,8 +605,7 @@ export class Pipeline implements PacketProcessor {
     if ((flags & FLAG_GATED) !== 0 && (h & 1) === 0 && ct.lastSeen(id) !== this.#touchedAt[id]) {
       // An admitted flow keeps its unlock alive; once a second is enough.
       this.#touchedAt[id] = ct.lastSeen(id);
-      if (this.#handoff === null) this.unlocks.touch(ct.origSrc(id), nowMs, len);
-      else this.#handoff.note(HANDOFF_TOUCH, ct.origSrc(id), len);
+      this.unlocks.touch(ct.origSrc(id), nowMs, len); // a tracker in its own column: no handoff
     }
     this.#c[Stat.FastPath]++;
     this.#countRule(ct.ruleId[id], len);
@@ -662,7 +671,7 @@ export class Pipeline implements PacketProcessor {
 
   /** A packet without a flow: admission decides; an admitted one is tracked and translated. */
   #slowPath(ip: Ipv4Packet, proto: number, len: number, partial: boolean, nowMs: number): boolean {
-    if (this.#handoff !== null) return this.#handOff(HANDOFF_PACKET, 0, ip);
+    if (this.#handoff !== null) return this.#trackerMiss(ip, proto, nowMs);
     if (
       proto === PROTO_ICMP && this.#icmpType === ICMP_ECHO_REPLY &&
       this.uplinks.onReply(ip.buf, ip.payloadOffset(), ip.payloadLen(), ip.src(), ip.dst(), nowMs)
@@ -687,6 +696,24 @@ export class Pipeline implements PacketProcessor {
       midStream,
     );
     return this.#apply(v, ip, len, partial, nowMs);
+  }
+
+  /**
+   * A tracker's packet of no flow: dropped here, counted as worker 0 would,
+   * when it opens a flow admission's gate certainly refuses (a locked
+   * source's SYN flood stays off worker 0: `Admission.trackerVerdict`);
+   * anything else goes to worker 0.
+   */
+  #trackerMiss(ip: Ipv4Packet, proto: number, nowMs: number): false {
+    const opening = proto === PROTO_TCP
+      ? (this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN
+      : proto === PROTO_UDP || this.#icmpType === ICMP_ECHO_REQUEST;
+    const v = opening
+      ? this.admission.trackerVerdict(proto, ip.src(), ip.dst(), this.#dport, nowMs)
+      : 0;
+    if (v === 0) return this.#handOff(HANDOFF_PACKET, 0, ip);
+    this.#c[Stat.SlowPath]++;
+    return this.#drop(v);
   }
 
   /** Applies admission's verdict: drop, or track the new flow and translate. */

@@ -93,6 +93,7 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
     probeSender: probes?.sender,
     ipv4HeaderChecked: dev.ipv4HeaderChecked,
     table: { buffer: role.table, workers: role.count, worker: role.index },
+    gate: { ...role.gate, worker: role.index },
     handoff: out,
     settings: m.settings,
     forwards: m.forwards,

@@ -1,15 +1,25 @@
 /**
  * `UnlockTable`: which source IPs are unlocked, for which user, until when.
- * Built for up to a million entries: an `IpSlotMap` (IPv4 -> slot) and flat
- * typed-array columns indexed by slot, user names interned once. The hot-path
- * calls (`isUnlocked`, `liveUser`, `userOf`, `touch`, `admitFlow`) are one hash probe and
- * a few array reads or writes: no allocation, no throw.
+ * The lookup side lives in a `SharedArrayBuffer` (`UnlockIndex`, see its
+ * module comment for the concurrency design): Worker 0 (the owner) unlocks,
+ * revokes and expires; every data-plane Worker maps the same buffer
+ * (`buffer`, `worker`) and asks `isUnlocked` and `touch`es the entries of
+ * its admitted flows lock-free. What only the API and the events need stays
+ * in the owner's private memory: user names (interned once, the shared
+ * column holds ids), drift, flow counts, the knock's WAN address and the
+ * order of unlocks (a doubly linked list, for eviction and sweeps).
+ *
+ * Fixed capacity (`maxEntries`, the configuration's `limits.maxUnlocks`).
+ * The hot-path calls (`isUnlocked`, `liveUser`, `userOf`, `touch`,
+ * `admitFlow`) are one index probe and a few array reads or writes: no
+ * allocation, no throw. A reader's writers (`unlock`, `revoke`, `expire`,
+ * `restore`) do nothing and return the failure value.
  */
 
 import { formatIpv4, parseIpv4 } from "../packet/address.ts";
 import type { UnlockEvent, UnlockExpired, UnlockExpiryReason } from "./events.ts";
-import { growF64, growI8, growU32 } from "./_typed.ts";
-import { IpSlotMap } from "./ip_slot_map.ts";
+import { KNOCK_PORT_BASE } from "./sequence.ts";
+import { UnlockIndex } from "./unlock_index.ts";
 
 /** Tunables of the unlock table. */
 export interface UnlockTableOptions {
@@ -17,10 +27,17 @@ export interface UnlockTableOptions {
   idleTimeoutMs?: number;
   /** An unlock ends this long after its knock whatever the traffic; 0 for never. */
   lifetimeMs?: number;
-  /** Most unlocked IPs; the least recently unlocked is evicted beyond. */
+  /** Most unlocked IPs (default 65536); the least recently unlocked is evicted beyond. Fixed. */
   maxEntries?: number;
   /** Receives `unlock-expired` and `unlock-revoked` events. */
   onEvent?: (event: UnlockEvent) => void;
+  /**
+   * The shared table (`UnlockTable.createBuffer`) and this Worker's number
+   * (0: the owner; its timeouts apply); absent: a table of its own (one
+   * Worker, `maxEntries`).
+   */
+  buffer?: SharedArrayBuffer;
+  worker?: number;
 }
 
 /** One unlock, as the API shows it (times in ms since the epoch). */
@@ -44,125 +61,212 @@ export interface UnlockInfo {
 /** One unlock as saved across restarts. */
 export type UnlockSnapshotEntry = Omit<UnlockInfo, "expiresAt">;
 
+/** Derived knock ports (knock-protocol.md): 16384..32767. */
+const DERIVED_END = KNOCK_PORT_BASE + 0x4000;
+
+const NONE = -1;
+
 /** Source IP -> unlock; see the module comment. */
 export class UnlockTable {
-  /** Idle timeout in force (see `setTimeouts`). */
-  idleTimeoutMs: number;
-  /** Absolute lifetime in force; 0 for none. */
-  lifetimeMs: number;
+  /** True for Worker 0's table (the one writer). */
+  readonly owner: boolean;
   readonly #onEvent: (event: UnlockEvent) => void;
-  readonly #map: IpSlotMap;
-  #user = new Uint32Array(0);
-  #unlockedAt = new Float64Array(0);
-  #lastSeen = new Float64Array(0);
-  #drift = new Int8Array(0);
-  #flows = new Uint32Array(0);
-  #bytes = new Float64Array(0);
+  readonly #x: UnlockIndex;
+  readonly #max: number;
+  // The owner's private columns, indexed by slot.
+  readonly #prev: Int32Array;
+  readonly #next: Int32Array;
+  #head = NONE;
+  #tail = NONE;
+  #size = 0;
+  readonly #drift: Int8Array;
+  readonly #flows: Uint32Array;
+  /** Bytes already counted when the counters were last reset (the shared columns only grow). */
+  readonly #bytesBase: Float64Array;
   /** The WAN address of the last unlocking knock (u32), 0 when unknown. */
-  #wan = new Uint32Array(0);
+  readonly #wan: Uint32Array;
   /** Interned user names: id -> name, name -> id. */
   #names: string[] = [];
   #ids = new Map<string, number>();
 
-  /** An empty table; defaults: idle 3600 s, no lifetime, 1M entries. */
-  constructor(options: UnlockTableOptions = {}) {
-    this.idleTimeoutMs = options.idleTimeoutMs ?? 3_600_000;
-    this.lifetimeMs = options.lifetimeMs ?? 0;
-    this.#onEvent = options.onEvent ?? (() => {});
-    this.#map = new IpSlotMap(options.maxEntries ?? 1 << 20);
-    this.#grow();
+  /** A shared table for `workers` Workers holding at most `maxEntries` unlocks. */
+  static createBuffer(maxEntries: number, workers: number): SharedArrayBuffer {
+    return UnlockIndex.createBuffer({ maxEntries, workers });
   }
 
-  /** Changes the idle timeout and lifetime; they apply to existing unlocks at once. */
+  /** An empty table (or a view of a shared one); defaults: idle 3600 s, no lifetime, 65536 entries. */
+  constructor(options: UnlockTableOptions = {}) {
+    this.#onEvent = options.onEvent ?? (() => {});
+    const worker = options.worker ?? 0;
+    const max = options.maxEntries ?? 65536;
+    const buffer = options.buffer ?? UnlockIndex.createBuffer({ maxEntries: max });
+    this.#x = new UnlockIndex(buffer, worker);
+    this.owner = worker === 0;
+    this.#max = Math.min(max, this.#x.capacity);
+    const n = this.owner ? this.#x.capacity : 0;
+    this.#prev = new Int32Array(n);
+    this.#next = new Int32Array(n);
+    this.#drift = new Int8Array(n);
+    this.#flows = new Uint32Array(n);
+    this.#bytesBase = new Float64Array(n);
+    this.#wan = new Uint32Array(n);
+    this.setTimeouts(options.idleTimeoutMs ?? 3_600_000, options.lifetimeMs ?? 0);
+  }
+
+  /** Idle timeout in force (see `setTimeouts`). */
+  get idleTimeoutMs(): number {
+    return this.#x.idleTimeoutMs;
+  }
+
+  /** Absolute lifetime in force; 0 for none. */
+  get lifetimeMs(): number {
+    return this.#x.lifetimeMs;
+  }
+
+  /** Owner: changes the idle timeout and lifetime; they apply to existing unlocks, in every Worker, at once. */
   setTimeouts(idleTimeoutMs: number, lifetimeMs: number): void {
-    this.idleTimeoutMs = idleTimeoutMs;
-    this.lifetimeMs = lifetimeMs;
+    if (this.owner) this.#x.setTimeouts(idleTimeoutMs, lifetimeMs);
+  }
+
+  /** Owner: the users' first ports, which trackers must leave to the verifier (`isKnockPort`). */
+  setFirstPorts(ports: Iterable<number>): void {
+    if (this.owner) this.#x.setFirstPorts(ports);
+  }
+
+  /**
+   * Whether a packet to `port` may be a knock: some user's first port, or
+   * in the derived range, where every later knock of every sequence lies
+   * (knock-protocol.md). Hot path.
+   */
+  isKnockPort(port: number): boolean {
+    return (port >= KNOCK_PORT_BASE && port < DERIVED_END) || this.#x.isFirstPort(port);
+  }
+
+  /** Most entries; beyond, the least recently unlocked is evicted. */
+  get maxEntries(): number {
+    return this.#max;
   }
 
   /** Number of entries (expired ones not yet removed by `expire` included). */
   get size(): number {
-    return this.#map.size;
+    return this.#x.size;
   }
 
-  /** Bytes held by the table's typed arrays. */
+  /** Removed entries whose slots wait for every Worker's quiescent point. */
+  get limbo(): number {
+    return this.#x.limbo;
+  }
+
+  /** Bytes held by the shared buffer and the owner's private columns. */
   get byteLength(): number {
-    return this.#map.byteLength + this.#map.capacity * (4 + 8 + 8 + 1 + 4 + 8 + 4);
+    return this.#x.byteLength + this.#prev.length * (4 + 4 + 1 + 4 + 8 + 4);
+  }
+
+  /** This Worker holds no entry now (between read batches; see UnlockIndex). */
+  quiescent(): void {
+    this.#x.quiescent();
+  }
+
+  /** This Worker is about to block on its device. */
+  offline(): void {
+    this.#x.offline();
   }
 
   /**
-   * Unlocks `ip` for `user` (a new unlock, or a refresh of an existing one)
-   * after a knock to WAN address `wanAddr` (u32; 0 when unknown).
+   * Owner: unlocks `ip` for `user` (a new unlock, or a refresh of an
+   * existing one) after a knock to WAN address `wanAddr` (u32; 0 when
+   * unknown). False when it could not be recorded (every spare slot waits
+   * out a grace period).
    */
-  unlock(ip: number, user: string, drift: number, nowMs: number, wanAddr = 0): void {
-    let s = this.#map.find(ip);
-    const id = this.#intern(user);
+  unlock(ip: number, user: string, drift: number, nowMs: number, wanAddr = 0): boolean {
+    if (!this.owner) return false;
+    const x = this.#x, key = ip >>> 0, id = this.#intern(user);
+    let s = x.find(key);
     if (s >= 0) {
-      this.#map.moveToNewest(s);
-      if (this.#user[s] !== id) this.#resetCounters(s);
+      this.#moveToNewest(s);
+      if (x.user[s] !== id) this.#resetCounters(s);
+      x.unlockedAt[s] = nowMs;
+      x.seen[s] = nowMs;
+      x.user[s] = id;
     } else {
-      if (this.#map.full) this.#remove(this.#map.oldest(), "evicted");
-      s = this.#map.insert(ip);
-      if (s >= this.#user.length) this.#grow();
-      this.#resetCounters(s);
+      if (this.#size >= this.#max) this.#remove(this.#head, "evicted");
+      s = x.alloc();
+      if (s < 0) return false;
+      x.key[s] = key;
+      x.user[s] = id;
+      x.unlockedAt[s] = nowMs;
+      x.seen[s] = nowMs;
+      // A probe run full to MAX_PROBE lines: the oldest unlocks make room.
+      while (!x.insert(s)) {
+        if (this.#head === NONE) {
+          x.release(s);
+          return false;
+        }
+        this.#remove(this.#head, "evicted");
+      }
+      this.#link(s);
+      this.#flows[s] = 0;
+      this.#bytesBase[s] = 0;
     }
-    this.#user[s] = id;
-    this.#unlockedAt[s] = nowMs;
-    this.#lastSeen[s] = nowMs;
     this.#drift[s] = drift;
     this.#wan[s] = wanAddr;
-  }
-
-  /** Whether `ip` is unlocked at `nowMs`. Hot path. */
-  isUnlocked(ip: number, nowMs: number): boolean {
-    const s = this.#map.find(ip);
-    return s >= 0 && this.#expiryReason(s, nowMs) === null;
-  }
-
-  /** The user `ip` is unlocked for at `nowMs`, or null: `isUnlocked` and `userOf` in one probe. Hot path. */
-  liveUser(ip: number, nowMs: number): string | null {
-    const s = this.#map.find(ip);
-    return s >= 0 && this.#expiryReason(s, nowMs) === null ? this.#names[this.#user[s]] : null;
-  }
-
-  /** The user `ip` is (or was, until `expire` runs) unlocked for, or null. Hot path. */
-  userOf(ip: number): string | null {
-    const s = this.#map.find(ip);
-    return s >= 0 ? this.#names[this.#user[s]] : null;
-  }
-
-  /** Notes a packet of `bytes` on an admitted flow of `ip`; false if `ip` is not in the table. */
-  touch(ip: number, nowMs: number, bytes = 0): boolean {
-    const s = this.#map.find(ip);
-    if (s < 0) return false;
-    if (nowMs > this.#lastSeen[s]) this.#lastSeen[s] = nowMs;
-    this.#bytes[s] += bytes;
     return true;
   }
 
-  /** Counts a new flow admitted for `ip` (a new session refreshes the unlock). */
+  /** Whether `ip` is unlocked at `nowMs`. Hot path, any Worker. */
+  isUnlocked(ip: number, nowMs: number): boolean {
+    const s = this.#x.find(ip >>> 0);
+    return s >= 0 && this.#x.liveAt(s, nowMs);
+  }
+
+  /** The user `ip` is unlocked for at `nowMs`, or null: `isUnlocked` and `userOf` in one probe. Hot path; owner (names are its own). */
+  liveUser(ip: number, nowMs: number): string | null {
+    const s = this.#x.find(ip >>> 0);
+    return s >= 0 && this.#x.liveAt(s, nowMs) ? this.#nameOf(s) : null;
+  }
+
+  /** The user `ip` is (or was, until `expire` runs) unlocked for, or null. Hot path; owner. */
+  userOf(ip: number): string | null {
+    const s = this.#x.find(ip >>> 0);
+    return s >= 0 ? this.#nameOf(s) : null;
+  }
+
+  /**
+   * Notes a packet of `bytes` on an admitted flow of `ip` in this Worker's
+   * own column (no message; the owner folds every column); false if `ip` is
+   * not in the table. Any Worker.
+   */
+  touch(ip: number, nowMs: number, bytes = 0): boolean {
+    const s = this.#x.find(ip >>> 0);
+    if (s < 0) return false;
+    this.#x.touch(s, nowMs, bytes);
+    return true;
+  }
+
+  /** Owner: counts a new flow admitted for `ip` (a new session refreshes the unlock). */
   admitFlow(ip: number, nowMs: number): boolean {
-    const s = this.#map.find(ip);
+    const s = this.owner ? this.#x.find(ip >>> 0) : NONE;
     if (s < 0) return false;
     this.#flows[s]++;
-    if (nowMs > this.#lastSeen[s]) this.#lastSeen[s] = nowMs;
+    this.#x.touch(s, nowMs, 0);
     return true;
   }
 
-  /** Ends `ip`'s unlock on purpose; false if it had none. */
+  /** Owner: ends `ip`'s unlock on purpose; false if it had none. */
   revoke(ip: number, by = "operator"): boolean {
-    const s = this.#map.find(ip);
+    const s = this.owner ? this.#x.find(ip >>> 0) : NONE;
     if (s < 0) return false;
     this.#revokeSlot(s, by);
     return true;
   }
 
-  /** Ends every unlock of `user` (e.g. when the user is deleted); returns how many. */
+  /** Owner: ends every unlock of `user` (e.g. when the user is deleted); returns how many. */
   revokeUser(user: string, by = "user-deleted"): number {
     const id = this.#ids.get(user);
     let n = 0;
-    for (let s = this.#map.oldest(); s !== -1 && id !== undefined;) {
-      const next = this.#map.newer(s);
-      if (this.#user[s] === id) {
+    for (let s = this.#head; s !== NONE && id !== undefined;) {
+      const next = this.#next[s];
+      if (this.#x.user[s] === id) {
         this.#revokeSlot(s, by);
         n++;
       }
@@ -171,11 +275,13 @@ export class UnlockTable {
     return n;
   }
 
-  /** Removes the unlocks that ended by `nowMs`; returns (and emits) their events. */
+  /** Owner: removes the unlocks that ended by `nowMs`; returns (and emits) their events. */
   expire(nowMs: number): UnlockExpired[] {
     const out: UnlockExpired[] = [];
-    for (let s = this.#map.oldest(); s !== -1;) {
-      const next = this.#map.newer(s);
+    if (!this.owner) return out;
+    this.#x.advance();
+    for (let s = this.#head; s !== NONE;) {
+      const next = this.#next[s];
       const reason = this.#expiryReason(s, nowMs);
       if (reason !== null) out.push(this.#remove(s, reason));
       s = next;
@@ -183,94 +289,103 @@ export class UnlockTable {
     return out;
   }
 
-  /** Every entry, oldest unlock first. */
+  /** Every entry, oldest unlock first (owner; a reader has no names: none). */
   list(): UnlockInfo[] {
     const out: UnlockInfo[] = [];
-    for (let s = this.#map.oldest(); s !== -1; s = this.#map.newer(s)) {
+    for (let s = this.#head; s !== NONE; s = this.#next[s]) {
       out.push({ ...this.#snapshot(s), expiresAt: this.#expiresAt(s) });
     }
     return out;
   }
 
-  /** The entry of `ip`, or null. */
+  /** The entry of `ip`, or null (owner). */
   get(ip: number): UnlockInfo | null {
-    const s = this.#map.find(ip);
+    const s = this.owner ? this.#x.find(ip >>> 0) : NONE;
     return s < 0 ? null : { ...this.#snapshot(s), expiresAt: this.#expiresAt(s) };
   }
 
   /** A serialisable snapshot for persistence across restarts. */
   toJSON(): UnlockSnapshotEntry[] {
     const out: UnlockSnapshotEntry[] = [];
-    for (let s = this.#map.oldest(); s !== -1; s = this.#map.newer(s)) out.push(this.#snapshot(s));
+    for (let s = this.#head; s !== NONE; s = this.#next[s]) out.push(this.#snapshot(s));
     return out;
   }
 
   /**
-   * Replaces the contents with a snapshot, leaving out entries already ended
-   * at `nowMs` or malformed. Returns how many were restored.
+   * Owner: replaces the contents with a snapshot, leaving out entries
+   * already ended at `nowMs` or malformed. Returns how many were restored.
    */
   restore(entries: readonly UnlockSnapshotEntry[], nowMs: number): number {
-    this.#map.clear();
+    if (!this.owner) return 0;
+    while (this.#head !== NONE) this.#x.remove(this.#unlink(this.#head));
+    const x = this.#x;
     for (const e of entries) {
       const ip = typeof e.ip === "string" ? parseIpv4(e.ip) : null;
       if (ip === null || typeof e.user !== "string" || !(e.lastSeen >= 0)) continue;
-      if (this.#map.find(ip) >= 0) continue;
+      if (x.find(ip) >= 0) continue;
       const wan = typeof e.wanAddress === "string" ? parseIpv4(e.wanAddress) ?? 0 : 0;
-      this.unlock(ip, e.user, e.drift | 0, e.unlockedAt, wan);
-      const s = this.#map.find(ip);
-      this.#lastSeen[s] = e.lastSeen;
+      if (!this.unlock(ip, e.user, e.drift | 0, e.unlockedAt, wan)) continue;
+      const s = x.find(ip);
+      x.seen[s] = e.lastSeen;
       this.#flows[s] = e.flows >>> 0;
-      this.#bytes[s] = Number(e.bytes) || 0;
-      if (this.#expiryReason(s, nowMs) !== null) this.#map.delete(s);
+      x.bytes[s] = Number(e.bytes) || 0;
+      if (this.#expiryReason(s, nowMs) !== null) x.remove(this.#unlink(s));
     }
-    return this.#map.size;
+    return this.#size;
+  }
+
+  #nameOf(s: number): string {
+    return this.#names[this.#x.user[s]] ?? "";
   }
 
   #snapshot(s: number): UnlockSnapshotEntry {
+    const x = this.#x;
     return {
-      ip: formatIpv4(this.#map.keyOf(s)),
-      user: this.#names[this.#user[s]],
-      unlockedAt: this.#unlockedAt[s],
-      lastSeen: this.#lastSeen[s],
+      ip: formatIpv4(x.key[s]),
+      user: this.#nameOf(s),
+      unlockedAt: x.unlockedAt[s],
+      lastSeen: x.lastSeen(s),
       drift: this.#drift[s],
       flows: this.#flows[s],
-      bytes: this.#bytes[s],
+      bytes: x.bytesOf(s) - this.#bytesBase[s],
       wanAddress: this.#wan[s] === 0 ? "" : formatIpv4(this.#wan[s]),
     };
   }
 
   #expiresAt(s: number): number {
-    const idle = this.#lastSeen[s] + this.idleTimeoutMs;
-    return this.lifetimeMs > 0 ? Math.min(idle, this.#unlockedAt[s] + this.lifetimeMs) : idle;
+    const x = this.#x, life = x.lifetimeMs;
+    const idle = x.lastSeen(s) + x.idleTimeoutMs;
+    return life > 0 ? Math.min(idle, x.unlockedAt[s] + life) : idle;
   }
 
   #expiryReason(s: number, nowMs: number): UnlockExpiryReason | null {
-    if (this.lifetimeMs > 0 && nowMs >= this.#unlockedAt[s] + this.lifetimeMs) return "lifetime";
-    return nowMs >= this.#lastSeen[s] + this.idleTimeoutMs ? "idle" : null;
+    const x = this.#x, life = x.lifetimeMs;
+    if (life > 0 && nowMs >= x.unlockedAt[s] + life) return "lifetime";
+    return nowMs >= x.lastSeen(s) + x.idleTimeoutMs ? "idle" : null;
   }
 
   #remove(s: number, reason: UnlockExpiryReason): UnlockExpired {
     const event: UnlockExpired = {
       type: "unlock-expired",
-      ip: formatIpv4(this.#map.keyOf(s)),
-      user: this.#names[this.#user[s]],
+      ip: formatIpv4(this.#x.key[s]),
+      user: this.#nameOf(s),
       reason,
     };
-    this.#map.delete(s);
+    this.#x.remove(this.#unlink(s));
     this.#onEvent(event);
     return event;
   }
 
   #revokeSlot(s: number, by: string): void {
-    const ip = formatIpv4(this.#map.keyOf(s));
-    const user = this.#names[this.#user[s]];
-    this.#map.delete(s);
+    const ip = formatIpv4(this.#x.key[s]);
+    const user = this.#nameOf(s);
+    this.#x.remove(this.#unlink(s));
     this.#onEvent({ type: "unlock-revoked", ip, user, by });
   }
 
   #resetCounters(s: number): void {
     this.#flows[s] = 0;
-    this.#bytes[s] = 0;
+    this.#bytesBase[s] = this.#x.bytesOf(s);
   }
 
   #intern(user: string): number {
@@ -283,14 +398,30 @@ export class UnlockTable {
     return id;
   }
 
-  #grow(): void {
-    const n = this.#map.capacity;
-    this.#user = growU32(this.#user, n);
-    this.#unlockedAt = growF64(this.#unlockedAt, n);
-    this.#lastSeen = growF64(this.#lastSeen, n);
-    this.#drift = growI8(this.#drift, n);
-    this.#flows = growU32(this.#flows, n);
-    this.#bytes = growF64(this.#bytes, n);
-    this.#wan = growU32(this.#wan, n);
+  /** Links slot `s` as the newest entry. */
+  #link(s: number): void {
+    this.#prev[s] = this.#tail;
+    this.#next[s] = NONE;
+    if (this.#tail === NONE) this.#head = s;
+    else this.#next[this.#tail] = s;
+    this.#tail = s;
+    this.#size++;
+  }
+
+  /** Unlinks slot `s`; returns it. */
+  #unlink(s: number): number {
+    const p = this.#prev[s], n = this.#next[s];
+    if (p === NONE) this.#head = n;
+    else this.#next[p] = n;
+    if (n === NONE) this.#tail = p;
+    else this.#prev[n] = p;
+    this.#size--;
+    return s;
+  }
+
+  #moveToNewest(s: number): void {
+    if (this.#tail === s) return;
+    this.#unlink(s);
+    this.#link(s);
   }
 }

@@ -152,7 +152,7 @@ Deno.test("toJSON and restore carry unlocks across a restart, dropping ended one
 });
 
 Deno.test("a million unlocked IPs fit, and lookups still answer", () => {
-  const t = new UnlockTable();
+  const t = new UnlockTable({ maxEntries: 1 << 20 });
   for (let i = 0; i < 1_000_000; i++) t.unlock((0x0a000000 + i * 7) >>> 0, `u${i % 100}`, 0, NOW);
   assert.equal(t.size, 1_000_000);
   assert.equal(t.isUnlocked(0x0a000000 + 7 * 999_999, NOW), true);

@@ -6,21 +6,26 @@
  * rings; after DNAT a flow's two directions hash differently, so the
  * trackers forward packets of flows worker 0 created. The test finds a
  * connection whose packets crossed more than one Worker, and checks every
- * byte and datagram arrived intact.
+ * byte and datagram arrived intact. A flood of locked, spoofed SYNs spreads
+ * over the queues and is dropped by each queue's own Worker (the shared
+ * unlock table says locked), while the unlocked client connects.
  */
 import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import {
   curl,
+  dropDelta,
   knock,
   labSupported,
   removeTestConfig,
   ROOT,
   sh,
   shOk,
+  spoofSyns,
   type Status,
   status,
+  statusSettled,
   waitForLog,
   writeTestConfig,
 } from "./_helpers.ts";
@@ -129,6 +134,46 @@ Deno.test({
         }
         assert.ok(split !== null, `no connection in ${SPLIT_ATTEMPTS} crossed two Workers`);
       });
+
+      await t.step(
+        "a locked SYN flood is dropped by every queue's Worker; the client connects",
+        async () => {
+          // A route back to the spoofed range, so that no reverse-path filter drops it first.
+          await running.exec("appliance", ["ip", "route", "add", "198.18.0.0/15", "dev", "wan0"]);
+          const before = await statusSettled(running);
+          const flood = spoofSyns(running, "client2", {
+            dst: LAB.wan,
+            sources: { first: "198.18.0.0", count: 8192 },
+            ports: [52201],
+            repeat: 4,
+            pps: 20_000,
+          });
+          for (let i = 0; i < 5; i++) {
+            const body = await curl(running, "client", `http://${LAB.wan}:52201/`, 5);
+            assert.ok(body?.startsWith("hello from "), `curl ${i} during the flood: ${body}`);
+          }
+          const { sent } = await flood;
+          assert.equal(sent, 8192 * 4);
+          const after = await statusSettled(running);
+          assert.equal(
+            dropDelta(before, after, "locked"),
+            sent,
+            "every flood SYN dropped as locked",
+          );
+          const rx = perQueue(before, after, "rx_packets");
+          assert.ok(rx.filter((n) => n > sent / 10).length >= 2, `flood packets per queue ${rx}`);
+          // The trackers judged their share themselves: almost nothing went to worker 0.
+          const slow = perQueue(before, after, "slow_path_packets");
+          const trackers = slow.slice(1).reduce((a, n) => a + n, 0);
+          assert.ok(trackers > sent / 10, `trackers' own verdicts ${slow}`);
+          const handed = perQueue(before, after, "handed_off_packets");
+          assert.ok(
+            handed.reduce((a, n) => a + n, 0) < sent / 100,
+            `handed off during the flood ${handed}`,
+          );
+          assert.equal(dropDelta(before, after, "handoff-full"), 0);
+        },
+      );
     } finally {
       await lab?.down();
       await removeTestConfig(config);
