@@ -34,6 +34,7 @@ import {
 } from "../packet/mod.ts";
 import { newCounters, snapshotCounters } from "./counters.ts";
 import type { DatapathSettings } from "./messages.ts";
+import { Admission } from "./admission.ts";
 import { Pipeline } from "./pipeline.ts";
 import { HandoffRing } from "./handoff.ts";
 import { ConnTable } from "../conntrack/mod.ts";
@@ -439,6 +440,7 @@ Deno.test("a flood of random IPv6 sources neither fills the ids nor evicts held 
 Deno.test("a tracker hands every IPv6 packet to worker 0, whose ids are the only ones", () => {
   const table = ConnTable.createBuffer({ capacity: SETTINGS6.maxFlows, workers: 2 });
   const ring = new HandoffRing(HandoffRing.allocate(1 << 16));
+  const gate = Admission.gateBuffers(SETTINGS6, 2);
   const make = (worker: number) => {
     const counters = newCounters(false);
     const p = new Pipeline({
@@ -450,6 +452,7 @@ Deno.test("a tracker hands every IPv6 packet to worker 0, whose ids are the only
       clock: new ManualClock(T0),
       table: { buffer: table, workers: 2, worker },
       handoff: worker === 0 ? undefined : ring,
+      gate: { ...gate, worker },
     });
     return { p, counters };
   };
