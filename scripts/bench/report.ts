@@ -647,9 +647,9 @@ export function renderMarkdown(run: BenchRun): string {
           "2001:db8:203::10 straight to the server's 2001:db8:192::12:5201 (the client routes " +
           "the LAN /64 via the WAN address), no NAT, in the same reps, after the IPv4 " +
           "transfers. Kernel: net.ipv6.conf.all.forwarding=1 and an nftables inet filter " +
-          "forward chain, policy drop (IPv4 accepted first, so the IPv4 rows keep their " +
-          "unfiltered forward): established/related accepted, LAN out accepted, new TCP to " +
-          "the server's 5201 only from 2001:db8:203::/64. Appliance: ipv6 enabled, WAN " +
+          "forward chain, policy drop, loaded only around the IPv6 transfers (the IPv4 rows " +
+          "keep their unfiltered forward): established/related accepted, LAN out accepted, " +
+          "new TCP to the server's 5201 only from 2001:db8:203::/64. Appliance: ipv6 enabled, WAN " +
           "2001:db8:198::1/64, an open-ports rule (pinhole) to the server's TCP 5201 with " +
           "knocks enforced and 2001:db8:203::/64 allow-listed.",
         ]
