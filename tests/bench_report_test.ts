@@ -1,13 +1,14 @@
 /**
  * Unit tests of the benchmark's arithmetic and report: the UDP ceiling (0
  * loss at and below), datagrams counted through GSO super-packets, the p99
- * with lost pings, and the issue 11 targets table's verdicts.
+ * with lost pings, the issue 11 targets table's verdicts and the IPv6 rows
+ * (issue 13) beside IPv4's.
  */
 import assert from "node:assert/strict";
 import { datagrams, type UdpStep, zeroLossCeiling } from "../scripts/bench/ceiling.ts";
 import { type BenchRun, renderMarkdown } from "../scripts/bench/report.ts";
 import { percentile } from "../scripts/bench/stats.ts";
-import type { LabBenchResult, SetupResult } from "../scripts/bench/lab_bench.ts";
+import type { Ipv6SetupResult, LabBenchResult, SetupResult } from "../scripts/bench/lab_bench.ts";
 
 const side = (txPps: number, rxPps: number, lossPct: number) => ({
   txPps,
@@ -92,6 +93,22 @@ function setup(gbps: number, pingMedianMs: number): SetupResult {
   };
 }
 
+function setup6(tcp1Gbps: number, tcp4Gbps: number): Ipv6SetupResult {
+  return {
+    tcp1Gbps,
+    tcp4Gbps,
+    cpu: { tcp1: 60, tcp4: 95 },
+    hostCores: { tcp1: 1.5, tcp4: 2 },
+    runs: {
+      tcp1: [tcp1Gbps],
+      tcp4: [tcp4Gbps],
+      tcp1Retransmits: [0],
+      cpuTcp1: [60],
+      cpuTcp4: [95],
+    },
+  };
+}
+
 Deno.test("bench: the targets table gives each of issue 11's targets a ratio and a verdict", () => {
   const lab: LabBenchResult = {
     topology: "one-uplink",
@@ -110,6 +127,7 @@ Deno.test("bench: the targets table gives each of issue 11's targets a ratio and
     kernel: setup(10, 0.1),
     appliance: setup(9.5, 0.115),
     knock: null,
+    ipv6: { kernel: setup6(8, 12), appliance: setup6(7, 10) },
     ceiling: {
       udp: {
         senders: 2,
@@ -151,4 +169,51 @@ Deno.test("bench: the targets table gives each of issue 11's targets a ratio and
     /\| >= 400 \| 100 \| <= 0\.25x \| >= 0\.5x, 0 loss below \| \*\*not met\*\*/,
   );
   assert.match(row("ping RTT per-packet median, ms (added)"), /\+15 us .* \*\*met\*\*/);
+  // IPv6 is held to IPv4's goals: 7/8 is under 0.9x, 10/12 over 0.8x.
+  assert.match(row("TCP 1 stream over IPv6, Gbit/s | 8 | 7 | 0.88x"), /\*\*not met\*\*/);
+  assert.match(row("TCP 4 streams over IPv6, Gbit/s | 12 | 10 | 0.83x"), /\*\*met\*\*/);
+  const lines = md.split("\n");
+  // In the targets table, the lab table and every rep's table.
+  assert.equal(lines.filter((l) => l.startsWith("| TCP 1 stream over IPv6, Gbit/s")).length, 3);
+  assert.ok(lines.includes("| TCP 1 stream over IPv6, Gbit/s | 8 | 7 |"));
+  assert.ok(lines.some((l) => l.startsWith("| TCP 1 stream over IPv6, appliance / kernel within")));
+  assert.ok(md.includes("nftables inet filter forward chain"));
+});
+
+Deno.test("bench: without IPv6 figures (two uplinks) the report has no IPv6 rows", () => {
+  const lab = {
+    topology: "two-uplinks",
+    options: {
+      reps: 1,
+      seconds: 1,
+      udpSeconds: 1,
+      udpSize: 64,
+      pingCount: 1,
+      connectSamples: 1,
+      knockSamples: 1,
+      queues: 1,
+      ceiling: null,
+    },
+    appliancePid: 1,
+    kernel: setup(10, 0.1),
+    appliance: setup(9, 0.12),
+    knock: null,
+    ipv6: null,
+    ceiling: null,
+    errors: [],
+  } satisfies LabBenchResult;
+  const md = renderMarkdown({
+    startedAt: "",
+    finishedAt: "",
+    mode: "quick",
+    environment: { commit: "x", kernel: "x", deno: "x", cpus: 2, loadAvgStart: "", loadAvgEnd: "" },
+    lab: null,
+    labTwoUplinks: lab,
+    pipeline: null,
+    conntrack: null,
+    knock: null,
+    errors: [],
+  });
+  assert.ok(md.includes("two uplinks"));
+  assert.ok(!md.includes("IPv6"), md);
 });

@@ -14,6 +14,16 @@
  * the ceiling sections follow (ceiling.ts): stepped multi-sender UDP,
  * `UDP_SEGMENT` senders, RTT under a SYN flood.
  *
+ * IPv6 (issue 13), one-uplink lab only: both labs are dual-stack
+ * (topology.ts `LAB6`), and iperf3 TCP with 1 and 4 streams runs from the
+ * client straight to the server's IPv6 address, alternated with the IPv4
+ * transfers in the same reps. No NAT on either side: the kernel lab forwards
+ * through a stateful nftables `inet` forward chain (`KERNEL_FORWARD6`), the
+ * appliance through a pinhole (an open-ports rule to the server's IPv6
+ * address, the client's /64 allow-listed). The kernel's filter is loaded
+ * only around the IPv6 transfers, so every IPv4 figure of the kernel lab
+ * (the ceiling sections too) keeps the unfiltered forward it had.
+ *
  * Two topologies: the one-uplink lab, and the two-ISP lab (scripts/lab/
  * two_uplinks.ts) with the appliance on config/lab-two-uplinks.jsonc, where
  * the same traffic crosses ISP A (client A, WAN address 198.51.100.1, the same
@@ -22,7 +32,7 @@
  * the same paths.
  */
 import { type Names, type RunningLab, startLab, startTwoUplinkLab } from "../lab/appliance.ts";
-import { LAB } from "../lab/topology.ts";
+import { LAB, LAB6, waitFor } from "../lab/topology.ts";
 import { TWO_UPLINKS } from "../lab/two_uplinks.ts";
 import { parseJsonc } from "../../src/config/parse_jsonc.ts";
 import { parseConfig } from "../../src/config/load.ts";
@@ -97,6 +107,22 @@ export interface SetupResult {
   };
 }
 
+/** One setup's IPv6 figures: TCP to the server's IPv6 address, medians over the reps, and every rep. */
+export interface Ipv6SetupResult {
+  tcp1Gbps: number;
+  tcp4Gbps: number;
+  /** Appliance process CPU, % of one core (null for the kernel). */
+  cpu: { tcp1: number | null; tcp4: number | null };
+  hostCores: { tcp1: number; tcp4: number };
+  runs: {
+    tcp1: number[];
+    tcp4: number[];
+    tcp1Retransmits: number[];
+    cpuTcp1: number[];
+    cpuTcp4: number[];
+  };
+}
+
 /** Which lab the figures come from. */
 export type BenchTopology = "one-uplink" | "two-uplinks";
 
@@ -108,6 +134,8 @@ export interface LabBenchResult {
   kernel: SetupResult;
   appliance: SetupResult;
   knock: KnockLatencySummary | null;
+  /** IPv6 TCP, inet forward against the pinhole (one-uplink lab only). */
+  ipv6: { kernel: Ipv6SetupResult; appliance: Ipv6SetupResult } | null;
   /** The ceiling sections (one-uplink lab only). */
   ceiling: CeilingResult | null;
   errors: string[];
@@ -144,6 +172,7 @@ interface Setup {
   cpu: CpuSampler;
   runs: SetupResult["runs"];
   host: { tcp1: number[]; tcp4: number[]; tcp8: number[]; udp: number[] };
+  v6: { runs: Ipv6SetupResult["runs"]; host: { tcp1: number[]; tcp4: number[] } };
 }
 
 const KERNEL_NAT = `
@@ -157,6 +186,24 @@ table ip kgbench {
   chain post {
     type nat hook postrouting priority srcnat; policy accept;
     oifname "wan0" ip saddr 192.0.2.0/24 masquerade
+  }
+}
+`;
+
+/**
+ * The pinhole's kernel twin: a stateful IPv6 forward, replies and related
+ * ICMPv6 errors accepted, the LAN out accepted, and new TCP from the WAN only
+ * from the client's /64 to the server's iperf3 port. IPv4 is accepted first
+ * (no IPv4 crosses while it is loaded, but a stray packet must not be dropped).
+ */
+const KERNEL_FORWARD6 = `
+table inet kgbench6 {
+  chain forward6 {
+    type filter hook forward priority filter; policy drop;
+    meta nfproto ipv4 accept
+    ct state established,related accept
+    iifname "lan0" oifname "wan0" accept
+    iifname "wan0" oifname "lan0" ip6 saddr ${LAB6.clientNetwork} ip6 daddr ${LAB6.server} tcp dport 5201 ct state new accept
   }
 }
 `;
@@ -185,12 +232,14 @@ async function nftLoad(lab: BenchLab, ns: "appliance" | "server", text: string):
 /**
  * The benchmark's appliance config: the lab's (`source`, relative to the
  * repository), with client 1 allow-listed, 1 s unlocks and the knock-latency
- * users (`BENCH_KNOCK_PORTS`).
+ * users (`BENCH_KNOCK_PORTS`); with `ipv6`, for the dual-stack lab: IPv6 on,
+ * a pinhole to the server's IPv6 iperf3 port and the client's /64 allow-listed.
  */
 export async function benchConfig(
   dir: string,
   source = "config/appliance.jsonc",
   queues?: number,
+  ipv6 = false,
 ): Promise<string> {
   const text = await Deno.readTextFile(`${root}${source}`);
   const c = parseJsonc(text).value as Record<string, Record<string, unknown>>;
@@ -203,6 +252,18 @@ export async function benchConfig(
   const users = c.users as unknown as Record<string, unknown>[];
   for (const port of BENCH_KNOCK_PORTS.slice(1)) {
     users.push({ ...users[0], name: `bench${port}`, firstPort: port });
+  }
+  if (ipv6) {
+    const wan = c.wan as unknown as Record<string, unknown>[];
+    wan[0] = { ...wan[0], addresses6: [`${LAB6.wan}/64`] };
+    c.ipv6 = { enabled: true, lan: { address: LAB6.lan, network: LAB6.lanNetwork } };
+    c.admission.allow = [...(c.admission.allow as string[]), LAB6.clientNetwork];
+    (c as Record<string, unknown>).openPorts = [{
+      name: "iperf6",
+      privateAddress: LAB6.server,
+      enforceKnock: true,
+      ports: [{ protocol: "tcp", ports: "5201" }],
+    }];
   }
   c.store = { path: `${dir}/knockgate.kv` };
   const json = JSON.stringify(c, null, 2);
@@ -228,14 +289,12 @@ export function resolveDenoPid(pid: number): number | null {
   return null;
 }
 
-async function iperf(s: Setup, streams: number, seconds: number): Promise<number> {
+/** One iperf3 TCP run from the client: the receiver's rate and the CPU over its window. */
+async function iperfRun(s: Setup, target: string[], streams: number, seconds: number) {
   const t0 = Date.now();
   const r = await s.lab.tryExec("client", [
     "iperf3",
-    "-c",
-    LAB.wan,
-    "-p",
-    "52202",
+    ...target,
     "-t",
     String(seconds),
     "-P",
@@ -245,18 +304,50 @@ async function iperf(s: Setup, streams: number, seconds: number): Promise<number
   const t1 = Date.now();
   const j = JSON.parse(r.stdout || "{}");
   if (r.code !== 0 || !j.end?.sum_received) {
-    throw new Error(`iperf3 -P ${streams} via ${s.name} failed: ${j.error ?? r.stderr.trim()}`);
+    throw new Error(
+      `iperf3 ${target.join(" ")} -P ${streams} via ${s.name} failed: ${
+        j.error ?? r.stderr.trim()
+      }`,
+    );
   }
-  const gbps = round(j.end.sum_received.bits_per_second / 1e9, 3);
   // iperf3 starts within a few ms; skip its connect and the final exchange.
-  const w = s.cpu.window(t0 + 150, t1 - 50);
+  return {
+    gbps: round(j.end.sum_received.bits_per_second / 1e9, 3),
+    cpu: s.cpu.window(t0 + 150, t1 - 50),
+    retransmits: (j.end.sum_sent?.retransmits ?? NaN) as number,
+  };
+}
+
+async function iperf(s: Setup, streams: number, seconds: number): Promise<number> {
+  const { gbps, cpu: w, retransmits } = await iperfRun(
+    s,
+    ["-c", LAB.wan, "-p", "52202"],
+    streams,
+    seconds,
+  );
   const key = streams === 1 ? "tcp1" : streams === 4 ? "tcp4" : "tcp8";
   s.runs[key].push(gbps);
   s.host[key].push(w.hostCores);
   if (s.pid !== null) {
     s.runs[streams === 1 ? "cpuTcp1" : streams === 4 ? "cpuTcp4" : "cpuTcp8"].push(w.procPct);
   }
-  if (streams === 1) s.runs.tcp1Retransmits.push(j.end.sum_sent?.retransmits ?? NaN);
+  if (streams === 1) s.runs.tcp1Retransmits.push(retransmits);
+  return gbps;
+}
+
+/** iperf3 over IPv6 to the server's address: through the pinhole or the inet forward. */
+async function iperf6(s: Setup, streams: 1 | 4, seconds: number): Promise<number> {
+  const { gbps, cpu: w, retransmits } = await iperfRun(
+    s,
+    ["-6", "-c", LAB6.server, "-p", "5201"],
+    streams,
+    seconds,
+  );
+  const key = streams === 1 ? "tcp1" : "tcp4";
+  s.v6.runs[key].push(gbps);
+  s.v6.host[key].push(w.hostCores);
+  if (s.pid !== null) s.v6.runs[streams === 1 ? "cpuTcp1" : "cpuTcp4"].push(w.procPct);
+  if (streams === 1) s.v6.runs.tcp1Retransmits.push(retransmits);
   return gbps;
 }
 
@@ -367,6 +458,10 @@ function newSetup(name: Setup["name"], lab: BenchLab, pid: number | null): Setup
       cpuUdp: [],
     },
     host: { tcp1: [], tcp4: [], tcp8: [], udp: [] },
+    v6: {
+      runs: { tcp1: [], tcp4: [], tcp1Retransmits: [], cpuTcp1: [], cpuTcp4: [] },
+      host: { tcp1: [], tcp4: [] },
+    },
   };
 }
 
@@ -399,6 +494,28 @@ function summarise(s: Setup): SetupResult {
   };
 }
 
+function summarise6(s: Setup): Ipv6SetupResult {
+  const r = s.v6.runs, app = s.pid !== null;
+  return {
+    tcp1Gbps: median(r.tcp1),
+    tcp4Gbps: median(r.tcp4),
+    cpu: { tcp1: app ? median(r.cpuTcp1) : null, tcp4: app ? median(r.cpuTcp4) : null },
+    hostCores: { tcp1: median(s.v6.host.tcp1), tcp4: median(s.v6.host.tcp4) },
+    runs: r,
+  };
+}
+
+/** Starts iperf3 on the server's IPv6 address (a daemon; the lab's teardown kills it). */
+async function serveIperf6(lab: BenchLab): Promise<void> {
+  await lab.exec("server", ["iperf3", "-s", "-D", "-B", LAB6.server, "-p", "5201"]);
+  const up = await waitFor(
+    async () =>
+      (await lab.exec("server", ["ss", "-Hltn", "sport = :5201"])).includes(`[${LAB6.server}]`),
+    10000,
+  );
+  if (!up) throw new Error("iperf3 on the server's IPv6 address did not start within 10 s");
+}
+
 /** Runs `fn`, recording its failure in `errors` instead of throwing. */
 async function attempt(errors: string[], fn: () => Promise<unknown>): Promise<void> {
   try {
@@ -426,10 +543,12 @@ const TWO_UPLINK_ROLES = {
 async function startKernelLab(topology: BenchTopology, labs: BenchLab[]): Promise<BenchLab> {
   let kl: BenchLab;
   if (topology === "one-uplink") {
-    kl = benchLab(await startLab({ appliance: false }), ONE_UPLINK_ROLES);
+    kl = benchLab(await startLab({ appliance: false, ipv6: true }), ONE_UPLINK_ROLES);
     labs.push(kl);
     // The knock gate's kernel twin for the SYN flood: locked sources dropped before conntrack.
     await nftLoad(kl, "appliance", KERNEL_GATE);
+    // Its filter (KERNEL_FORWARD6) is loaded only around the IPv6 transfers.
+    await kl.exec("appliance", ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
   } else {
     kl = benchLab(await startTwoUplinkLab({ appliance: false }), TWO_UPLINK_ROLES);
     labs.push(kl);
@@ -448,7 +567,7 @@ async function startApplianceLab(
   labs: BenchLab[],
 ): Promise<{ lab: BenchLab; knockLab: RunningLab | null }> {
   if (topology === "one-uplink") {
-    const al = await startLab({ config });
+    const al = await startLab({ config, ipv6: true });
     const lab = benchLab(al, ONE_UPLINK_ROLES);
     labs.push(lab);
     return { lab, knockLab: al };
@@ -494,6 +613,7 @@ export async function runLabBench(
       dir,
       topology === "one-uplink" ? "config/appliance.jsonc" : "config/lab-two-uplinks.jsonc",
       o.queues,
+      topology === "one-uplink",
     );
     o.log(`lab: starting the kernel-NAT lab${what}`);
     const kl = await startKernelLab(topology, labs);
@@ -501,6 +621,8 @@ export async function runLabBench(
     o.log(`lab: starting the appliance lab${what}`);
     const { lab: al, knockLab } = await startApplianceLab(topology, config, labs);
     await nftLoad(al, "server", SERVER_COUNTER);
+    const v6 = topology === "one-uplink";
+    if (v6) { for (const l of [kl, al]) await serveIperf6(l); }
     const pid = al.appliance ? resolveDenoPid(al.appliance.pid) : null;
     if (pid === null) errors.push("appliance pid not found: no CPU figures");
     setups.push(newSetup("kernel", kl, null), newSetup("appliance", al, pid));
@@ -509,6 +631,27 @@ export async function runLabBench(
       o.log(`lab: warm-up via ${s.name}${what}`);
       await attempt(errors, () => iperf(s, 1, 1).then(() => s.runs.tcp1.length = 0));
       s.runs.tcp1Retransmits.length = s.runs.cpuTcp1.length = s.host.tcp1.length = 0;
+    }
+    /** Runs `transfers` with the kernel lab's IPv6 filter loaded, then takes it out. */
+    const filtered6 = async (transfers: () => Promise<void>) => {
+      await nftLoad(kl, "appliance", KERNEL_FORWARD6);
+      try {
+        await transfers();
+      } finally {
+        await kl.exec("appliance", ["nft", "delete", "table", "inet", "kgbench6"]);
+      }
+    };
+    if (v6) {
+      await attempt(errors, () =>
+        filtered6(async () => {
+          for (const s of setups) {
+            o.log(`lab: IPv6 warm-up via ${s.name}`);
+            await attempt(errors, () => iperf6(s, 1, 1));
+            for (const xs of [...Object.values(s.v6.runs), ...Object.values(s.v6.host)]) {
+              xs.length = 0;
+            }
+          }
+        }));
     }
     for (let rep = 0; rep < o.reps; rep++) {
       for (const s of setups) {
@@ -522,6 +665,18 @@ export async function runLabBench(
       for (const s of setups) {
         o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: tcp 8 streams`);
         await attempt(errors, () => iperf(s, 8, o.seconds));
+      }
+      if (v6) {
+        await attempt(errors, () =>
+          filtered6(async () => {
+            for (const streams of [1, 4] as const) {
+              for (const s of setups) {
+                const what6 = streams === 1 ? "1 stream" : "4 streams";
+                o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}: IPv6 tcp ${what6}`);
+                await attempt(errors, () => iperf6(s, streams, o.seconds));
+              }
+            }
+          }));
       }
       for (const s of setups) {
         o.log(`lab: rep ${rep + 1}/${o.reps} ${s.name}${what}: udp ${o.udpSize} B flood`);
@@ -556,6 +711,7 @@ export async function runLabBench(
       kernel: summarise(setups[0]),
       appliance: summarise(setups[1]),
       knock,
+      ipv6: v6 ? { kernel: summarise6(setups[0]), appliance: summarise6(setups[1]) } : null,
       ceiling,
       errors,
     };

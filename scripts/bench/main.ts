@@ -2,8 +2,9 @@
  * `deno task bench`: the performance figures of the appliance against the
  * kernel doing the same NAT, in one run. The in-memory benchmarks (datapath
  * pipeline, conntrack, knock engine) each run in a fresh Deno process (clean
- * heap, `--expose-gc` for steadier memory figures); then two labs come up
- * (kernel NAT and appliance) and the transfers alternate between them; then
+ * heap, `--expose-gc` for steadier memory figures); then two dual-stack labs
+ * come up (kernel NAT and appliance) and the transfers alternate between them
+ * (IPv6 TCP too: the appliance's pinhole against an nftables inet forward); then
  * the same pair in the two-ISP lab (traffic over ISP A while ISP B is
  * configured and probed), each against its own kernel-NAT lab. In the
  * one-uplink lab the ceiling sections run too (ceiling.ts: stepped UDP from

@@ -1,13 +1,13 @@
 /**
  * Renders a benchmark run as Markdown: the targets of issue 11 with their
- * ratios and verdicts, kernel against appliance (with one uplink, then with
- * two, beside the one-uplink ratios), the ceiling sections (stepped UDP,
+ * ratios and verdicts, kernel against appliance (with one uplink, IPv6
+ * beside IPv4, then with two, beside the one-uplink ratios), the ceiling sections (stepped UDP,
  * `UDP_SEGMENT` senders, RTT under a SYN flood), then the in-memory figures
  * (pipeline fast path, conntrack, knock engine) and the conditions.
  */
 import type { ConntrackBenchResult } from "./conntrack_bench.ts";
 import type { KnockBenchResult } from "./knock_bench.ts";
-import type { LabBenchResult, SetupResult } from "./lab_bench.ts";
+import type { Ipv6SetupResult, LabBenchResult, SetupResult } from "./lab_bench.ts";
 import type { PipelineBenchResult } from "./pipeline_bench.ts";
 import type { CeilingResult, GsoResult, UdpCeilingSide, UdpStepSide } from "./ceiling.ts";
 import { round } from "./stats.ts";
@@ -81,7 +81,36 @@ function ratioRow(name: string, k: number, a: number, target: number): string {
   } |`;
 }
 
-function labTable(k: SetupResult, a: SetupResult, udpSize: number): string[] {
+/** The IPv6 rows of the lab table: TCP through the inet forward and the pinhole, held to IPv4's targets. */
+function ipv6Rows(v6: LabBenchResult["ipv6"]): string[] {
+  if (!v6) return [];
+  const k = v6.kernel, a = v6.appliance;
+  return [
+    ratioRow("TCP 1 stream over IPv6, Gbit/s", k.tcp1Gbps, a.tcp1Gbps, TARGETS.tcp1Ratio),
+    ratioRow("TCP 4 streams over IPv6, Gbit/s", k.tcp4Gbps, a.tcp4Gbps, TARGETS.tcp4Ratio),
+  ];
+}
+
+/** The IPv6 CPU rows of the lab table. */
+function ipv6CpuRows(v6: LabBenchResult["ipv6"]): string[] {
+  if (!v6) return [];
+  const k = v6.kernel, a = v6.appliance;
+  return [
+    `| appliance CPU over IPv6, % of one core (TCP 1 / TCP 4) | | ${fmt(a.cpu.tcp1, 0)} / ${
+      fmt(a.cpu.tcp4, 0)
+    } | | | |`,
+    `| host cores busy of 2 over IPv6 (TCP 1 / TCP 4) | ${fmt(k.hostCores.tcp1)} / ${
+      fmt(k.hostCores.tcp4)
+    } | ${fmt(a.hostCores.tcp1)} / ${fmt(a.hostCores.tcp4)} | | | |`,
+  ];
+}
+
+function labTable(
+  k: SetupResult,
+  a: SetupResult,
+  udpSize: number,
+  v6: LabBenchResult["ipv6"] = null,
+): string[] {
   const addedUs = (a.pingAvgMs - k.pingAvgMs) * 1000;
   const addedMedUs = (a.pingMedianMs - k.pingMedianMs) * 1000;
   const rows = [
@@ -90,6 +119,7 @@ function labTable(k: SetupResult, a: SetupResult, udpSize: number): string[] {
     ratioRow("TCP 1 stream, Gbit/s", k.tcp1Gbps, a.tcp1Gbps, TARGETS.tcp1Ratio),
     ratioRow("TCP 4 streams, Gbit/s", k.tcp4Gbps, a.tcp4Gbps, TARGETS.tcp4Ratio),
     ratioRow("TCP 8 streams, Gbit/s", k.tcp8Gbps, a.tcp8Gbps, TARGETS.tcp8Ratio),
+    ...ipv6Rows(v6),
     `| UDP ${udpSize} B payload, one unpaced sender, received kpps | ${
       fmt(k.udpRxPps / 1000, 1)
     } | ${fmt(a.udpRxPps / 1000, 1)} | ${ratio(a.udpRxPps, k.udpRxPps)} | | |`,
@@ -116,6 +146,7 @@ function labTable(k: SetupResult, a: SetupResult, udpSize: number): string[] {
     } / ${fmt(k.hostCores.tcp8)} / ${fmt(k.hostCores.udp)} | ${fmt(a.hostCores.tcp1)} / ${
       fmt(a.hostCores.tcp4)
     } / ${fmt(a.hostCores.tcp8)} / ${fmt(a.hostCores.udp)} | | | |`,
+    ...ipv6CpuRows(v6),
   ];
   return rows;
 }
@@ -135,6 +166,7 @@ function runsSection(lab: LabBenchResult): string[] {
     line("TCP 1 stream retransmits", k.tcp1Retransmits, a.tcp1Retransmits),
     line("TCP 4 streams, Gbit/s", k.tcp4, a.tcp4),
     line("TCP 8 streams, Gbit/s", k.tcp8, a.tcp8),
+    ...ipv6Runs(lab.ipv6),
     line("UDP received, kpps", k.udpRx.map((x) => x / 1000), a.udpRx.map((x) => x / 1000)),
     line("UDP sent, kpps", k.udpTx.map((x) => x / 1000), a.udpTx.map((x) => x / 1000)),
     line("UDP loss, %", k.udpLossPct, a.udpLossPct),
@@ -145,6 +177,28 @@ function runsSection(lab: LabBenchResult): string[] {
     line("appliance CPU % (TCP 4)", [], a.cpuTcp4),
     line("appliance CPU % (TCP 8)", [], a.cpuTcp8),
     line("appliance CPU % (UDP)", [], a.cpuUdp),
+    ...(lab.ipv6
+      ? [line("appliance CPU % (IPv6 TCP 1)", [], lab.ipv6.appliance.runs.cpuTcp1)]
+      : []),
+    ...(lab.ipv6
+      ? [line("appliance CPU % (IPv6 TCP 4)", [], lab.ipv6.appliance.runs.cpuTcp4)]
+      : []),
+  ];
+}
+
+/** The IPv6 transfers' every rep, with the within-rep ratio of the single stream. */
+function ipv6Runs(v6: LabBenchResult["ipv6"]): string[] {
+  if (!v6) return [];
+  const k = v6.kernel.runs, a = v6.appliance.runs;
+  const line = (name: string, x: number[], y: number[]) =>
+    `| ${name} | ${x.map((v) => fmt(v, 3)).join(", ")} | ${y.map((v) => fmt(v, 3)).join(", ")} |`;
+  return [
+    line("TCP 1 stream over IPv6, Gbit/s", k.tcp1, a.tcp1),
+    `| TCP 1 stream over IPv6, appliance / kernel within the rep | | ${
+      a.tcp1.map((v, i) => `${fmt(v / k.tcp1[i])}x`).join(", ")
+    } |`,
+    line("TCP 1 stream over IPv6 retransmits", k.tcp1Retransmits, a.tcp1Retransmits),
+    line("TCP 4 streams over IPv6, Gbit/s", k.tcp4, a.tcp4),
   ];
 }
 
@@ -183,6 +237,13 @@ function pipelineSection(p: PipelineBenchResult): string[] {
     `| UDP, new flows from knock-unlocked sources (flow-admitted event each) | | ${
       fmt(p.udpGatedSlow.pps / 1e6)
     } M (${fmt(p.udpGatedSlow.nsPerPacket, 0)} ns) | |`,
+    ...(p.tcp6Fast
+      ? [
+        `| IPv6 TCP through a pinhole: 64 B data + pure ACK alternating (no NAT) | ${
+          fmt(p.tcp6Fast.pps / 1e6)
+        } M (${fmt(p.tcp6Fast.nsPerPacket, 0)} ns) | | |`,
+      ]
+      : []),
     "",
     `${p.flows} established flows cycled; ${p.newFlowsPerRound} new flows per slow-path round ` +
     `(table emptied between rounds, untimed); each packet is first copied from its template ` +
@@ -306,6 +367,28 @@ function targetsSection(run: BenchRun): string[] {
       tcp("4 streams", k.tcp4Gbps, a.tcp4Gbps, TARGETS.tcp4Ratio, a.cpu.tcp4, a.hostCores.tcp4),
       tcp("8 streams", k.tcp8Gbps, a.tcp8Gbps, TARGETS.tcp8Ratio, a.cpu.tcp8, a.hostCores.tcp8),
     );
+    const v6 = lab.ipv6;
+    if (v6) {
+      const k6: Ipv6SetupResult = v6.kernel, a6: Ipv6SetupResult = v6.appliance;
+      rows.push(
+        tcp(
+          "1 stream over IPv6",
+          k6.tcp1Gbps,
+          a6.tcp1Gbps,
+          TARGETS.tcp1Ratio,
+          a6.cpu.tcp1,
+          a6.hostCores.tcp1,
+        ),
+        tcp(
+          "4 streams over IPv6",
+          k6.tcp4Gbps,
+          a6.tcp4Gbps,
+          TARGETS.tcp4Ratio,
+          a6.cpu.tcp4,
+          a6.hostCores.tcp4,
+        ),
+      );
+    }
   }
   const c = lab?.ceiling;
   const u = c?.udp;
@@ -436,7 +519,9 @@ function targetsSection(run: BenchRun): string[] {
     "up at once. The lookup's reference is the smallest table of the same run, the admitted " +
     "SYN's an allow-listed source's SYN. A UDP ceiling marked >= lost nothing at any step " +
     "(its senders fell short of the offer, or the steps ran out): a kernel ceiling so marked " +
-    "makes the ratio an upper bound.",
+    "makes the ratio an upper bound. The IPv6 rows (issue 13: the appliance's pinhole " +
+    "against the kernel's stateful nftables inet forward, no NAT on either side) are held " +
+    "to IPv4's goals.",
     "",
   ];
 }
@@ -542,7 +627,7 @@ export function renderMarkdown(run: BenchRun): string {
     out.push(
       "## Kernel NAT against the appliance (lab)",
       "",
-      ...labTable(lab.kernel, lab.appliance, o.udpSize),
+      ...labTable(lab.kernel, lab.appliance, o.udpSize, lab.ipv6),
       "",
       `Medians of ${o.reps} x ${o.seconds} s (iperf3), ${o.reps} x ${o.udpSeconds} s (UDP), ` +
         `${o.reps} x ${o.pingCount} pings 10 ms apart, ${o.reps} x ${o.connectSamples} connects; ` +
@@ -556,6 +641,19 @@ export function renderMarkdown(run: BenchRun): string {
         `(${o.queues ?? 1} TUN queues, one data-plane Worker each) with ` +
         "203.0.113.10/32 allow-listed (no knock for the transfers) and 1 s unlocks.",
       "- TCP: iperf3 from client 203.0.113.10 to 198.51.100.1:52202, receiver's rate.",
+      ...(lab.ipv6
+        ? [
+          "- IPv6 (both labs dual-stack, scripts/lab/topology.ts LAB6): iperf3 -6 from client " +
+          "2001:db8:203::10 straight to the server's 2001:db8:192::12:5201 (the client routes " +
+          "the LAN /64 via the WAN address), no NAT, in the same reps, after the IPv4 " +
+          "transfers. Kernel: net.ipv6.conf.all.forwarding=1 and an nftables inet filter " +
+          "forward chain, policy drop, loaded only around the IPv6 transfers (the IPv4 rows " +
+          "keep their unfiltered forward): established/related accepted, LAN out accepted, " +
+          "new TCP to the server's 5201 only from 2001:db8:203::/64. Appliance: ipv6 enabled, WAN " +
+          "2001:db8:198::1/64, an open-ports rule (pinhole) to the server's TCP 5201 with " +
+          "knocks enforced and 2001:db8:203::/64 allow-listed.",
+        ]
+        : []),
       `- UDP: ${o.udpSize}-byte UDP payload (${o.udpSize + 28} B IP packet, ${
         o.udpSize + 42
       } B Ethernet frame), sendmmsg in batches of 64 from one socket ` +
