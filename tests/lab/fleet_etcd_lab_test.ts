@@ -272,6 +272,34 @@ Deno.test({
           carolCsrf = String(login.body.csrfToken);
         });
 
+        await t.step("the same first knock port created at once on A and B: one wins", async () => {
+          const body = (name: string) => ({
+            name,
+            password: `${name}-password-1`,
+            role: "viewer",
+            knock: { enabled: true, firstPort: 47311 },
+          });
+          const [onA, onB] = await Promise.all([
+            api(a, "POST", "/users", { token, body: body("frank") }),
+            api(b, "POST", "/users", { token, body: body("grace") }),
+          ]);
+          const codes = [onA.status, onB.status].sort();
+          assert.deepEqual(codes, [201, 409], JSON.stringify([onA.body, onB.body]));
+          const lost = onA.status === 409 ? onA.body : onB.body;
+          assert.match(JSON.stringify(lost), /firstPort/);
+          const winner = onA.status === 201 ? "frank" : "grace";
+          const loser = winner === "frank" ? "grace" : "frank";
+          for (const node of [a, b]) {
+            const names = async () =>
+              (await api<{ users: { name: string }[] }>(node, "GET", "/users", { token })).body
+                .users
+                .map((u) => u.name);
+            // The node that did not write it learns it from its watch (within a second).
+            assert.ok(await until(async () => (await names()).includes(winner), 5000), winner);
+            assert.ok(!(await names()).includes(loser), `${loser} exists nowhere`);
+          }
+        });
+
         await t.step("a knock at A opens the forward through B", async () => {
           assert.equal(await curl(b, "client", FORWARD, 2), null, "B forwarded before a knock");
           const k = await knock(a, "client", ["--transport", "tcp"]);
