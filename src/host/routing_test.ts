@@ -577,6 +577,13 @@ Deno.test({
         (await sh("sysctl -n net.ipv6.conf.wan0.accept_ra net.ipv6.conf.all.forwarding")).trim(),
         "2\n1",
       );
+      // The process gone (its TUN with it, the rules left): the error falls through to the
+      // kernel, where the input chain drops it.
+      await sh("ip link del kn0");
+      assert.match(
+        await get(`2001:db8:198::1 from ${client} iif wan0 ipproto ipv6-icmp mark 0x4b47`),
+        /^local 2001:db8:198::1 .*table local/,
+      );
       // A stop clears every IPv6 rule and route of ours.
       for (const c of unroutingCommands(PLAN6)) await inNs(c);
       assert.doesNotMatch(
