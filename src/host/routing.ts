@@ -70,6 +70,7 @@
  *
  * | pref | rule |
  * | --- | --- |
+ * | 4, 5, 6 | IPv6 only: WAN ICMPv6 errors, link scope, ND (see below) |
  * | 10 | `iif LAN to LAN_ADDRESS lookup local` |
  * | 15 | `iif LAN lookup 100` |
  * | 20 + 5i, 21 + 5i | uplink i: DNS and NTP replies `lookup local` |
@@ -97,6 +98,13 @@
  *   ND and router advertisements only and drops the rest (`wan-input`), so
  *   the WAN addresses still answer no echo. What is steered from the WAN is
  *   tcp, udp and ICMPv6 to other addresses (a LAN host's, through a pinhole).
+ * - ICMPv6 errors to the WAN addresses go to the TUN all the same (pref 4,
+ *   ahead of 6): a packet too big about a NAT66 flow is addressed to the WAN
+ *   address, and without it path MTU discovery toward a forwarded server
+ *   breaks. The prerouting chain marks them by type
+ *   ({@linkcode WAN_ICMP6_ERROR_MARK}), the rule steers the mark. Fail
+ *   closed: with the process gone the rule finds no route, the packet falls
+ *   to pref 6 and the input chain drops it.
  * - The LAN reaches the appliance's LAN address (pref 10) as over IPv4.
  * - Router advertisements keep configuring the WAN: with forwarding on the
  *   kernel ignores them unless `accept_ra` is 2, and switching
@@ -237,7 +245,9 @@ table ${NFT_TABLE} {
     type filter hook prerouting priority raw; policy accept;
     iifname ${lan} ip saddr != ${p.lanNetwork} counter drop comment "lan-spoofed"
     iifname ${lan} ip saddr ${p.lanAddress} counter drop comment "lan-spoofed"
-    iifname ${wan} ip saddr { ${ours} } counter drop comment "wan-spoofed"${spoofed6(p, wan, lan)}
+    iifname ${wan} ip saddr { ${ours} } counter drop comment "wan-spoofed"${spoofed6(p, wan, lan)}${
+    icmp6ErrorMark(p, wan)
+  }
   }
   chain input {
     type filter hook input priority filter; policy accept;
@@ -277,6 +287,33 @@ function spoofed6(p: RoutingPlan, wan: string, lan: string): string {
     iifname ${lan} ip6 saddr != { ${l6.network}, fe80::/10, ::/128 } counter drop comment "lan-spoofed"
     iifname ${lan} ip6 saddr ${l6.address} counter drop comment "lan-spoofed"
     iifname ${wan} ip6 saddr { ${ours} } counter drop comment "wan-spoofed"`;
+}
+
+/**
+ * The ICMPv6 error types the kernel hands to the TUN when they come to a WAN
+ * address (RFC 4443 §3): the process matches them to a flow or drops them.
+ */
+const ICMP6_ERRORS = "destination-unreachable, packet-too-big, time-exceeded, parameter-problem";
+
+/**
+ * The mark on an ICMPv6 error from the WAN to a WAN address, which the rule
+ * at {@linkcode WAN_ICMP6_ERROR_PREF} steers to the TUN ahead of the ND rule
+ * ("KG" in ASCII: an arbitrary value no other part of the host sets).
+ */
+export const WAN_ICMP6_ERROR_MARK = 0x4b47;
+const MARK = `0x${WAN_ICMP6_ERROR_MARK.toString(16)}`;
+
+/**
+ * The prerouting rule that marks ICMPv6 errors to the WAN addresses (the
+ * routing rules cannot select an ICMPv6 type, nft can). Set in the raw
+ * prerouting hook, before the route lookup; with the process gone its rule
+ * has no route and the input chain drops them (`wan-input`).
+ */
+function icmp6ErrorMark(p: RoutingPlan, wan: string): string {
+  const ours = wanAddresses6(p);
+  if (ipv6Lan(p) === null || ours.length === 0) return "";
+  return `
+    iifname ${wan} ip6 daddr ${nftSet(ours)} icmpv6 type { ${ICMP6_ERRORS} } meta mark set ${MARK}`;
 }
 
 /** The command that applies a ruleset given on its standard input. */
@@ -400,6 +437,8 @@ function route6(table: number | string, ...spec: string[]): string[] {
 
 /** Preference of the rules that keep link-scope destinations with the kernel (IPv6). */
 const LINK_LOCAL_PREF = 5;
+/** Preference of the rules that steer marked ICMPv6 errors to the WAN addresses to the TUN. */
+const WAN_ICMP6_ERROR_PREF = 4;
 /** Preference of the rules that keep ICMPv6 to the WAN addresses with the kernel (ND). */
 const WAN_ICMP6_PREF = 6;
 
@@ -423,10 +462,14 @@ function routing6Commands(p: RoutingPlan, t: string): string[][] {
       rule6(WAN_ICMP6_PREF, ["iif", u.interface, "ipproto", "ipv6-icmp", "to", a.address], "local")
     )
   );
+  const errorsSteered = p.uplinks.filter((u) => (u.addresses6 ?? []).length > 0).map((u) =>
+    rule6(WAN_ICMP6_ERROR_PREF, ["iif", u.interface, "fwmark", MARK], t)
+  );
   return [
     route6(t, "default", "dev", p.tun),
     rule6(LOCAL_PREF, [], "local"),
     ["ip", "-6", "rule", "del", "pref", "0", "lookup", "local"],
+    ...errorsSteered,
     ...LINK_SCOPE6.map((net) => rule6(LINK_LOCAL_PREF, ["to", net], "local")),
     ...ndLocal,
     rule6(LAN_LOCAL_PREF, ["iif", p.lanInterface, "to", lan.address], "local"),

@@ -418,6 +418,7 @@ Deno.test("IPv6 enabled: steered as IPv4, link-scope and ND kept local, RAs kept
     "ip -6 route replace default dev kn0 table 100 proto 75",
     "ip -6 rule add pref 100 lookup local protocol 75",
     "ip -6 rule del pref 0 lookup local",
+    "ip -6 rule add pref 4 iif wan0 fwmark 0x4b47 lookup 100 protocol 75",
     "ip -6 rule add pref 5 to fe80::/10 lookup local protocol 75",
     "ip -6 rule add pref 5 to ff00::/8 lookup local protocol 75",
     "ip -6 rule add pref 6 iif wan0 ipproto ipv6-icmp to 2001:db8:198::1 lookup local protocol 75",
@@ -447,6 +448,7 @@ Deno.test("IPv6 enabled: prerouting drops spoofed IPv6 sources, the link's own p
     'iifname "lan0" ip6 saddr != { 2001:db8:192::/64, fe80::/10, ::/128 } counter drop comment "lan-spoofed"',
     'iifname "lan0" ip6 saddr 2001:db8:192::1 counter drop comment "lan-spoofed"',
     'iifname "wan0" ip6 saddr { 2001:db8:192::/64, 2001:db8:198::1 } counter drop comment "wan-spoofed"',
+    'iifname "wan0" ip6 daddr 2001:db8:198::1 icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } meta mark set 0x4b47',
   ]);
   // Forward and output are family-agnostic already (inet): the same with and without.
   for (const name of ["forward", "output"]) {
@@ -461,6 +463,50 @@ Deno.test("IPv6 enabled: prerouting drops spoofed IPv6 sources, the link's own p
   assert.ok(input.includes(
     'iifname "wan0" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, mld-listener-query } accept',
   ));
+});
+
+Deno.test("IPv6 errors to the WAN addresses: marked on every uplink, steered ahead of ND", () => {
+  const two: RoutingPlan = {
+    ...TWO,
+    uplinks: [
+      {
+        ...TWO.uplinks[0],
+        addresses6: [{ address: "2001:db8:198::1", network: "2001:db8:198::/64" }],
+      },
+      {
+        ...TWO.uplinks[1],
+        addresses6: [
+          { address: "2001:db8:199::1", network: "2001:db8:199::/64" },
+          { address: "2001:db8:199::2", network: "2001:db8:199::/64" },
+        ],
+      },
+    ],
+    ipv6: PLAN6.ipv6,
+  };
+  assert.equal(
+    chain(failClosedRuleset(two), "prerouting").at(-1),
+    'iifname { "wan0", "wan1" } ip6 daddr { 2001:db8:198::1, 2001:db8:199::1, 2001:db8:199::2 } icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } meta mark set 0x4b47',
+  );
+  const rules = routingCommands(two).map((c) => c.join(" ")).filter((c) =>
+    c.startsWith("ip -6 rule add")
+  );
+  const marked = rules.filter((c) => c.includes("fwmark"));
+  assert.deepEqual(marked, [
+    "ip -6 rule add pref 4 iif wan0 fwmark 0x4b47 lookup 100 protocol 75",
+    "ip -6 rule add pref 4 iif wan1 fwmark 0x4b47 lookup 100 protocol 75",
+  ]);
+  // Echo and ND (not marked) still go to the kernel at pref 6; the mark's rule comes first.
+  const pref = (c: string) => Number(c.split(" ")[5]);
+  const nd = rules.filter((c) => c.includes("lookup local") && c.includes("ipv6-icmp"));
+  assert.equal(nd.length, 3);
+  assert.ok(marked.every((m) => nd.every((n) => pref(m) < pref(n))));
+  // An uplink without IPv6 addresses gets no mark rule; without any, no mark at all.
+  const one = { ...two, uplinks: [two.uplinks[0], TWO.uplinks[1]] };
+  assert.equal(routingCommands(one).filter((c) => c.includes("fwmark")).length, 1);
+  const none = { ...PLAN6, uplinks: PLAN.uplinks };
+  assert.doesNotMatch(failClosedRuleset(none), /mark/);
+  assert.ok(!routingCommands(none).some((c) => c.includes("fwmark")));
+  assert.doesNotMatch(failClosedRuleset(PLAN), /mark/);
 });
 
 Deno.test("stopping and starting clear the IPv6 rules and routes of ours too, whatever the plan", () => {
@@ -520,11 +566,23 @@ Deno.test({
         /^local 2001:db8:198::1 .*table local/,
       );
       assert.match(await get(`2001:db8:192::1 from ${server} iif lan0`), /^local .*table local/);
+      // An ICMPv6 error to the WAN address (marked by the prerouting chain): to the TUN.
+      assert.match(
+        await get(`2001:db8:198::1 from ${client} iif wan0 ipproto ipv6-icmp mark 0x4b47`),
+        /dev kn0 table 100/,
+      );
       // (`ip route get` cannot show a multicast input route: "Message too long".)
-      assert.match(await sh("ip -6 rule"), /^5:\s+from all to fe80::\/10 lookup local/);
+      assert.match(await sh("ip -6 rule"), /^5:\s+from all to fe80::\/10 lookup local/m);
       assert.equal(
         (await sh("sysctl -n net.ipv6.conf.wan0.accept_ra net.ipv6.conf.all.forwarding")).trim(),
         "2\n1",
+      );
+      // The process gone (its TUN with it, the rules left): the error falls through to the
+      // kernel, where the input chain drops it.
+      await sh("ip link del kn0");
+      assert.match(
+        await get(`2001:db8:198::1 from ${client} iif wan0 ipproto ipv6-icmp mark 0x4b47`),
+        /^local 2001:db8:198::1 .*table local/,
       );
       // A stop clears every IPv6 rule and route of ours.
       for (const c of unroutingCommands(PLAN6)) await inNs(c);

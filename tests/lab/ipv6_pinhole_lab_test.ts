@@ -7,8 +7,11 @@
  * unlocks the client's /64: curl and iperf3 reach the server through the
  * pinhole, nmap sees it open, a second client in the same /64 gets in, an
  * address of another /64 does not; the NAT66 forward answers from the WAN
- * address; a packet-too-big from the client's side about the server's
- * tracked flow reaches the server, one about no flow does not. The rules are
+ * address; a packet too big sent to the WAN address about a NAT66 flow
+ * reaches the server translated (its route cache takes the MTU) while
+ * neighbour discovery on the WAN still resolves both ways; a packet too big
+ * from the client's side about the server's tracked pinhole flow reaches the
+ * server, one about no flow does not. The rules are
  * in the configuration file, so it needs the configuration to take IPv6
  * private addresses (issue 13 item 5).
  */
@@ -133,6 +136,31 @@ inner = struct.pack("!IHBB", 6 << 28, len(tcp) + 1400, 6, 64)
 inner += socket.inet_pton(socket.AF_INET6, server) + socket.inet_pton(socket.AF_INET6, client)
 raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
 raw.sendto(struct.pack("!BBHI", 2, 0, 0, 1280) + inner + tcp + bytes(64), (server, 0))
+time.sleep(1)
+c.close()
+`;
+
+/**
+ * Holds a TCP connection from the client to the NAT66 forward and sends the
+ * WAN address, from the client's side, a packet too big (MTU 1280) quoting
+ * the forward's next segment to the client (the sequence number the client
+ * expects, read in repair mode, so the server's kernel takes it as in its
+ * window); exits after 1 s.
+ */
+const SEND_PTB_NAT66 = `
+import socket, struct, sys, time
+wan, port, client = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = socket.create_connection((wan, port), timeout=3)
+time.sleep(0.3)
+c.setsockopt(socket.IPPROTO_TCP, 19, 1)  # TCP_REPAIR
+c.setsockopt(socket.IPPROTO_TCP, 20, 1)  # TCP_REPAIR_QUEUE: TCP_RECV_QUEUE
+rcv_nxt = struct.unpack("I", c.getsockopt(socket.IPPROTO_TCP, 21, 4))[0]  # TCP_QUEUE_SEQ
+c.setsockopt(socket.IPPROTO_TCP, 19, -1)  # TCP_REPAIR_OFF_NO_WP
+tcp = struct.pack("!HHIIBBHHH", port, c.getsockname()[1], rcv_nxt, 1, 0x50, 0x10, 65535, 0, 0)
+inner = struct.pack("!IHBB", 6 << 28, len(tcp) + 1400, 6, 63)
+inner += socket.inet_pton(socket.AF_INET6, wan) + socket.inet_pton(socket.AF_INET6, client)
+raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+raw.sendto(struct.pack("!BBHI", 2, 0, 0, 1280) + inner + tcp + bytes(64), (wan, 0))
 time.sleep(1)
 c.close()
 `;
@@ -286,6 +314,46 @@ Deno.test({
           assert.equal(Number(r.stdout), bytes);
         },
       );
+
+      await t.step(
+        "a packet too big to the WAN address about a NAT66 flow reaches the server translated",
+        async () => {
+          const route = async () =>
+            (await shOk(l, "server", ["ip", "-6", "route", "get", C6])).trim();
+          assert.doesNotMatch(await route(), /mtu 1280/);
+          const before = await status(l);
+          const ptb = `icmp6 and ip6[40] == 2 and src host ${C6} and dst host ${S6}`;
+          const atServer = await capture(l, "server", ptb, "eth0", false);
+          await shOk(l, "client", ["python3", "-c", SEND_PTB_NAT66, W6, "52206", C6], 10);
+          const passed = await atServer.stop();
+          assert.equal(passed.length, 1, passed.join("\n"));
+          // The server's kernel matched the quoted segment (S6:8080 -> C6) to its socket.
+          assert.match(await route(), /mtu 1280/);
+          const after = await statusWhen(
+            l,
+            (s) =>
+              (s.stats.icmp_errors_translated ?? 0) > (before.stats.icmp_errors_translated ?? 0),
+          );
+          assert.ok(
+            after.stats.icmp_errors_translated > (before.stats.icmp_errors_translated ?? 0),
+          );
+        },
+      );
+
+      await t.step("neighbour discovery on the WAN still works both ways", async () => {
+        await shOk(l, "client", ["ip", "-6", "neigh", "flush", "to", W6, "dev", "eth0"]);
+        await shOk(l, "appliance", ["ip", "-6", "neigh", "flush", "to", C6, "dev", "wan0"]);
+        const r = await curl6(l, "client", W6, 52206);
+        assert.equal(r.code, 0, r.stderr);
+        const entry = async (ns: "client" | "appliance", addr: string, dev: string) =>
+          (await shOk(l, ns, ["ip", "-6", "neigh", "show", "to", addr, "dev", dev])).trim();
+        for (
+          const [ns, addr, dev] of [["client", W6, "eth0"], ["appliance", C6, "wan0"]] as const
+        ) {
+          const e = await entry(ns, addr, dev);
+          assert.match(e, /lladdr .* (REACHABLE|STALE|DELAY|PROBE)$/, `${ns}: ${e}`);
+        }
+      });
 
       await t.step("from the LAN out: echo and its reply, one hop taken", async () => {
         const atClient = await capture(l, "client", `icmp6 and ip6[40] == 128 and src host ${S6}`);
