@@ -142,6 +142,8 @@ export interface FloodRttSide {
   floodPps: number[];
   /** Appliance CPU during the flooded pings, % of one core. */
   cpuPct: number | null;
+  /** Host cores busy (of all, every process and the kernel) during the flooded pings, median. */
+  hostCores?: number | null;
   /** Packets dropped at the appliance's TUN per flooded rep (null for the kernel). */
   tunDrops: (number | null)[];
 }
@@ -403,6 +405,7 @@ interface RttRuns {
   floodLost: number;
   pps: number[];
   cpu: number[];
+  hostCores: number[];
   tunDrops: (number | null)[];
 }
 
@@ -421,6 +424,7 @@ export async function floodRtt(sides: CeilingSide[], o: CeilingOptions): Promise
     floodLost: 0,
     pps: [],
     cpu: [],
+    hostCores: [],
     tunDrops: [],
   }]));
   const macs = new Map<string, string>();
@@ -479,7 +483,9 @@ export async function floodRtt(sides: CeilingSide[], o: CeilingOptions): Promise
       a.floodLost += f.lost;
       a.pps.push(res.reduce((sum, x) => sum + x.pps, 0));
       a.tunDrops.push(delta(tunBefore, await tunDrops(s)));
-      if (s.pid !== null) a.cpu.push(s.cpu.window(t0, t1).procPct);
+      const w = s.cpu.window(t0, t1);
+      if (s.pid !== null) a.cpu.push(w.procPct);
+      a.hostCores.push(w.hostCores);
       await sleep(300);
     }
   }
@@ -502,6 +508,7 @@ export async function floodRtt(sides: CeilingSide[], o: CeilingOptions): Promise
       p99Ratio: round(floodP99 / quietP99, 2),
       floodPps: a.pps,
       cpuPct: a.cpu.length ? median(a.cpu) : null,
+      hostCores: a.hostCores.length ? median(a.hostCores) : null,
       tunDrops: a.tunDrops,
     };
   };

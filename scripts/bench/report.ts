@@ -456,7 +456,7 @@ function targetsSection(run: BenchRun): string[] {
         Number.isNaN(f.appliance.p99Ratio) ? null : f.appliance.p99Ratio <= TARGETS.floodP99Ratio,
         `flood achieved ${f.appliance.floodPps.map((x) => fmt(x / 1000, 0)).join(", ")} kpps, ${
           f.appliance.tunDrops.map((x) => fmt(x, 0)).join(", ")
-        } dropped at the TUN; ${cpuNote(f.appliance.cpuPct)}`,
+        } dropped at the TUN; ${cpuNote(f.appliance.cpuPct, f.appliance.hostCores ?? undefined)}`,
       ),
     );
   }
@@ -589,12 +589,14 @@ function floodSection(f: NonNullable<CeilingResult["floodRtt"]>): string[] {
       fmt(x.flood.medianMs, 3)
     } / ${rtt(x.flood.p99Ms)} | ${rtt(x.p99Ratio, 2)}x | ${x.quiet.lost} / ${x.flood.lost} | ${
       x.floodPps.map((p) => fmt(p / 1000, 0)).join(", ")
-    } | ${fmt(x.cpuPct, 0)} | ${x.tunDrops.map((d) => fmt(d, 0)).join(", ")} |`;
+    } | ${fmt(x.cpuPct, 0)} | ${fmt(x.hostCores ?? undefined)} | ${
+      x.tunDrops.map((d) => fmt(d, 0)).join(", ")
+    } |`;
   return [
     `### RTT under a ${fmt(f.offeredPps / 1000, 0)} kpps SYN flood from locked sources`,
     "",
-    "| side | alone: median / p99 ms | flooded: median / p99 ms | p99 flooded / alone | pings lost (alone / flooded) | flood achieved kpps per rep | appliance CPU % | dropped at the TUN per rep |",
-    "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    "| side | alone: median / p99 ms | flooded: median / p99 ms | p99 flooded / alone | pings lost (alone / flooded) | flood achieved kpps per rep | appliance CPU % | host cores busy of 2 | dropped at the TUN per rep |",
+    "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     row("kernel", f.kernel),
     row("appliance", f.appliance),
     "",
