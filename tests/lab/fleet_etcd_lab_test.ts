@@ -27,6 +27,7 @@ import type { KnockClaimStats } from "../../src/api/fleet.ts";
 import { totpCode } from "../../src/knock/totp.ts";
 import { etcdInstalled, withEtcdCluster } from "../../src/store/_etcd_cluster.ts";
 import { api, signIn } from "./_api.ts";
+import { etcdLabConfig, EtcdRelays } from "./_etcd_relay.ts";
 import {
   curl,
   knock,
@@ -35,14 +36,12 @@ import {
   re,
   readLog,
   removeTestConfig,
-  ROOT,
   sequenceAt,
   sh,
   sleep,
   spoofSyns,
   status,
   until,
-  writeTestConfig,
 } from "./_helpers.ts";
 
 const W = LAB.wan, C = LAB.client, C2 = LAB.client2;
@@ -55,59 +54,6 @@ interface StoreState {
   connected: boolean;
   lastContactMs: number;
   revision: number;
-}
-
-/** The lab configuration on the etcd cluster at `endpoints` under `prefix`. */
-async function fleetConfig(endpoints: string[], prefix: string): Promise<string> {
-  const file = await writeTestConfig();
-  const text = await Deno.readTextFile(file);
-  const out = text.replace(
-    /"store":\s*\{\s*"path":\s*("[^"]*")\s*\}/,
-    (_m, path) =>
-      `"store": { "backend": "etcd", "endpoints": ${JSON.stringify(endpoints)}, ` +
-      `"prefix": ${JSON.stringify(prefix)}, "path": ${path} }`,
-  );
-  assert.notEqual(out, text, "config/appliance.jsonc has no store section of the expected form");
-  await Deno.writeTextFile(file, out);
-  return file;
-}
-
-/** A relay process (`_unix_relay.ts`), in a lab namespace or on the host. */
-function relay(args: string[], lab?: RunningLab): Deno.ChildProcess {
-  const argv = [Deno.execPath(), "run", "-A", `${ROOT}tests/lab/_unix_relay.ts`, ...args];
-  const [cmd, ...rest] = lab ? ["ip", "netns", "exec", lab.names.appliance, ...argv] : argv;
-  return new Deno.Command(cmd, {
-    args: rest,
-    env: { DENO_NO_UPDATE_CHECK: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-}
-
-/** Waits (at most 20 s) for a relay's `relay ready`. */
-async function ready(child: Deno.ChildProcess): Promise<void> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const timer = setTimeout(() => reader.cancel().catch(() => {}), 20_000);
-  let seen = "";
-  try {
-    while (!seen.includes("relay ready")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`relay exited or timed out before it was ready: ${seen}`);
-      seen += value;
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-}
-
-async function stopProcess(child: Deno.ChildProcess): Promise<void> {
-  try {
-    child.kill("SIGKILL");
-  } catch { /* already gone */ }
-  await child.status.catch(() => {});
-  await child.stdout.cancel().catch(() => {});
 }
 
 async function health(lab: RunningLab): Promise<StoreState | null> {
@@ -216,26 +162,18 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     await withEtcdCluster(async (cluster) => {
-      const sockets = await Deno.makeTempDir({ prefix: "knockgate-fleet-" });
       const endpoints = cluster.endpoints;
-      const ports = endpoints.map((e) => new URL(e).port);
       const prefix = `/kgfleet-${crypto.randomUUID().slice(0, 8)}/`;
-      const config = await fleetConfig(endpoints, prefix);
-      const relays: Deno.ChildProcess[] = [];
+      const config = await etcdLabConfig(endpoints, prefix);
+      let relays: EtcdRelays | null = null;
       const labs: RunningLab[] = [];
       const figures: string[] = [];
       try {
-        relays.push(
-          relay(["unix", ...ports.map((p, i) => `${sockets}/m${i}.sock=127.0.0.1:${p}`)]),
-        );
-        await ready(relays[0]);
+        relays = await EtcdRelays.start(cluster);
         for (const name of ["kg-a", "kg-b"]) {
           const lab = await startLab({ config, appliance: false, args: ["--node-name", name] });
           labs.push(lab);
-          const inside = ports.map((p, i) => `127.0.0.1:${p}=${sockets}/m${i}.sock`);
-          const r = relay(["tcp", ...inside], lab);
-          relays.push(r);
-          await ready(r);
+          await relays.join(lab);
         }
         const [a, b] = labs;
         await a.startAppliance();
@@ -556,9 +494,8 @@ Deno.test({
         throw err;
       } finally {
         for (const lab of labs) await lab.down();
-        for (const r of relays) await stopProcess(r);
+        await relays?.close();
         await removeTestConfig(config);
-        await Deno.remove(sockets, { recursive: true }).catch(() => {});
       }
     });
   },
