@@ -255,6 +255,7 @@ export class KnockClaims {
         user: c.user,
         step: c.step,
         ip: c.ip,
+        ...(c.family === 6 ? { family: 6 as const } : {}),
         expiresAt: c.expiresAt,
       });
       if (this.#refusing >= 0) {

@@ -187,6 +187,31 @@ Deno.test("fleet: KnockClaims grants a free step, names the holder of a taken on
   });
 });
 
+Deno.test("fleet: KnockClaims claims the IPv6 half of a paired step apart from the IPv4 one", async () => {
+  await withApi(async ({ store, clock }) => {
+    const answers: KnockClaimAnswer[] = [];
+    const claims = new KnockClaims(store, { answerClaims: (a) => answers.push(...a) }, clock);
+    const claim = (ip: string, family?: 6): KnockClaim => ({
+      ip,
+      user: "alice",
+      step: 100,
+      drift: 0,
+      ...(family ? { family } : {}),
+      wanAddress: "198.51.100.1",
+      expiresAt: clock.now() + 90_000,
+      at: clock.now(),
+    });
+    await claims.handle([claim("203.0.113.1"), claim("2001:db8:1:2::/64", 6)]);
+    await claims.handle([claim("2001:db8:9:9::/64", 6), claim("2001:db8:9:9::/64")]);
+    assert.deepEqual(answers.map((a) => [a.ip, a.result, a.firstIp]), [
+      ["203.0.113.1", "granted", undefined],
+      ["2001:db8:1:2::/64", "granted", undefined],
+      ["2001:db8:9:9::/64", "taken", "2001:db8:1:2::/64"],
+      ["2001:db8:9:9::/64", "taken", "203.0.113.1"],
+    ]);
+  });
+});
+
 /** A node of the two-node test: its store, its data plane (a real pipeline, no device) and its claims. */
 interface ClaimNode {
   store: Store;

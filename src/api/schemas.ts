@@ -345,6 +345,11 @@ export const Ipv6ViewSchema = z.object({
       "RFC 8981, rotate inside it), 128 for the one address",
     example: 64,
   }),
+  pairFamilies: z.boolean().openapi({
+    description:
+      "One knock step may unlock one IPv4 and one IPv6 source (`knock --family both`); " +
+      "off (the default), the second family's knock of a step is a replay",
+  }),
 }).openapi("Ipv6Settings");
 
 /** The appliance settings the API manages, plus the network layout (read-only, from the config file). */

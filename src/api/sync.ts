@@ -63,6 +63,7 @@ export function datapathSettingsFrom(s: Settings, config: Config): DatapathSetti
         lanAddress: config.ipv6.lan.address,
         lanNetwork: config.ipv6.lan.network,
         unlockPrefix: config.ipv6.unlockPrefix,
+        pairFamilies: config.ipv6.pairFamilies,
       }
       : null,
   };

@@ -172,7 +172,12 @@ export function ipv6Section(
     for (const p of all) notes.add(p.at, "is not applied: ipv6.enabled is false");
     if (lan !== null) notes.add("ipv6.lan", "is not applied: ipv6.enabled is false");
     return {
-      ipv6: { enabled: false, lan: null, unlockPrefix: c.ipv6.unlockPrefix },
+      ipv6: {
+        enabled: false,
+        lan: null,
+        unlockPrefix: c.ipv6.unlockPrefix,
+        pairFamilies: c.ipv6.pairFamilies,
+      },
       addresses6: c.wan.map(() => []),
     };
   }
@@ -184,7 +189,12 @@ export function ipv6Section(
     );
   }
   return {
-    ipv6: { enabled: true, lan, unlockPrefix: c.ipv6.unlockPrefix },
+    ipv6: {
+      enabled: true,
+      lan,
+      unlockPrefix: c.ipv6.unlockPrefix,
+      pairFamilies: c.ipv6.pairFamilies,
+    },
     addresses6: placed.map((list) => list.map((p) => p.address)),
   };
 }

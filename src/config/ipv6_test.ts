@@ -42,7 +42,7 @@ function problems(text: string): string[] {
 
 Deno.test("ipv6: off by default, nothing IPv6 in the configuration", () => {
   const c = defaultConfig();
-  assert.deepEqual(c.ipv6, { enabled: false, lan: null, unlockPrefix: 64 });
+  assert.deepEqual(c.ipv6, { enabled: false, lan: null, unlockPrefix: 64, pairFamilies: false });
   assert.deepEqual(c.wan.map((u) => u.addresses6), [[]]);
 });
 
@@ -64,6 +64,7 @@ Deno.test("ipv6: enabled, the uplink's addresses and the LAN parsed and written 
       prefixLength: 64,
     },
     unlockPrefix: 128,
+    pairFamilies: false,
   });
   assert.deepEqual(c.wan[0].addresses6, [
     {
@@ -93,7 +94,7 @@ Deno.test("ipv6: disabled, what is written is checked, noted and not applied", (
   const f = v6File(`{ ${LAN6} }`);
   const warnings: ConfigProblem[] = [];
   const c = parseConfig(f.text, FILE, warnings);
-  assert.deepEqual(c.ipv6, { enabled: false, lan: null, unlockPrefix: 64 });
+  assert.deepEqual(c.ipv6, { enabled: false, lan: null, unlockPrefix: 64, pairFamilies: false });
   assert.deepEqual(c.wan[0].addresses6, []);
   assert.deepEqual(warnings.map(formatProblem), [
     `${FILE}:${f.wanLine + 1}: wan[0].addresses6[0]: is not applied: ipv6.enabled is false`,
@@ -222,6 +223,11 @@ Deno.test("ipv6: a changed section takes a restart (SIGHUP names it)", () => {
     FILE,
   );
   assert.deepEqual(reloadPlan(on, other), { apply: [], restart: ["ipv6.unlockPrefix"] });
+  const paired = parseConfig(
+    v6File(`{ "enabled": true, ${LAN6}, "pairFamilies": true }`).text,
+    FILE,
+  );
+  assert.deepEqual(reloadPlan(on, paired), { apply: [], restart: ["ipv6.pairFamilies"] });
   assert.deepEqual(reloadPlan(defaultConfig(), on).restart, ["wan", "ipv6.enabled", "ipv6.lan"]);
 });
 
@@ -336,4 +342,17 @@ Deno.test("ipv6: management.listen takes an IPv6 address, bracketed in the URL",
   assert.deepEqual(paths(v6Input({ management: { ...management, listen: "[2001:db8::1]" } })), [
     'management.listen: "[2001:db8::1]" is not an IPv4 or IPv6 address',
   ]);
+});
+
+Deno.test("ipv6: pairFamilies is off by default, a boolean when given", () => {
+  assert.equal(
+    parseConfig(v6File(`{ "enabled": true, ${LAN6} }`).text, FILE).ipv6.pairFamilies,
+    false,
+  );
+  const on = parseConfig(v6File(`{ "enabled": true, ${LAN6}, "pairFamilies": true }`).text, FILE);
+  assert.equal(on.ipv6.pairFamilies, true);
+  const f = v6File(`{ "enabled": true, ${LAN6}, "pairFamilies": "yes" }`);
+  const lines = problems(f.text);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /ipv6\.pairFamilies: /);
 });

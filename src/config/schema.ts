@@ -284,6 +284,11 @@ export const configSchema = z.strictObject({
      * would reach past one site (RFC 6177 gives a site /48 to /64).
      */
     unlockPrefix: int(48, 128).default(64),
+    /**
+     * One knock step may unlock one source of each family (a dual-stack
+     * client knocking over both); off, the second family's knock is a replay.
+     */
+    pairFamilies: z.boolean().default(false),
   }).prefault({}),
 });
 

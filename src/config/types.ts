@@ -99,6 +99,12 @@ export interface Ipv6Config {
   lan: Ipv6LanConfig | null;
   /** Prefix length of the source network one knock unlocks: 64 (default) .. 128 (the address). */
   unlockPrefix: number;
+  /**
+   * One knock step may unlock one IPv4 and one IPv6 source (default false:
+   * one source of either). An on-path observer of one family's knock can
+   * race it over the other family within the step.
+   */
+  pairFamilies: boolean;
 }
 
 /** The TUN device the process owns. */

@@ -81,7 +81,7 @@ import {
 } from "../packet/mod.ts";
 import { AdmittedLog } from "./admitted_log.ts";
 import { ClaimQueue } from "./claim_queue.ts";
-import { idCapacityFor, Ipv6Ids } from "./ipv6_ids.ts";
+import { idCapacityFor, Ipv6Ids, isIpv6Id } from "./ipv6_ids.ts";
 import { Ipv6Keys } from "./ipv6_keys.ts";
 import { Drop, KNOCK_STAT_BASE, KNOCK_STATS, knockFailureSlot, Stat } from "./counters.ts";
 import type {
@@ -371,6 +371,8 @@ export class Admission {
     this.verifier = new KnockVerifier(this.sequences, {
       ...verifierTunables(s.knock),
       claims: init.knockClaims ?? false,
+      pairFamilies: s.ipv6?.pairFamilies ?? false,
+      familyOf: (ip) => isIpv6Id(ip) ? 6 : 4,
       onEvent: (e) => this.#event(e),
       // A step's first IP may repeat it only while the unlock it gave is live.
       unlockLive: (ip, user, nowMs) =>
@@ -457,6 +459,7 @@ export class Admission {
     }
     this.#a = a;
     if (this.keys6 !== null && s.ipv6) this.keys6.unlockPrefix = s.ipv6.unlockPrefix;
+    this.verifier.pairFamilies = s.ipv6?.pairFamilies ?? false;
     this.#uplinks = s.uplinks;
     if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
     this.#pickMasquerade();
@@ -548,6 +551,8 @@ export class Admission {
     if (claims === null || this.keys6 === null) return claims;
     // The store holds IPv6 sources as their prefix's text: node-local ids never leave.
     for (const c of claims) {
+      // Paired by family, the IPv6 half of a step is claimed under its own key.
+      if (this.verifier.pairFamilies && isIpv6Id(parseIpv4(c.ip) ?? 0)) c.family = 6;
       c.ip = this.externalIp(c.ip);
       c.wanAddress = this.externalIp(c.wanAddress);
     }

@@ -50,6 +50,8 @@ export interface KnockClaim {
   step: number;
   /** The client's drift in steps, recorded with the unlock. */
   drift: number;
+  /** 6: the IPv6 half of a step paired by family, claimed under its own key. */
+  family?: 6;
   /** The WAN address knocked (the unlock's). */
   wanAddress: string;
   /** When the step can no longer match: the claim's expiry in the store (ms since the epoch). */
@@ -131,6 +133,8 @@ export interface DatapathIpv6 {
   lanNetwork: string;
   /** Prefix length of the source network one IPv6 knock unlocks (64 .. 128). */
   unlockPrefix: number;
+  /** One knock step may unlock one source of each family (`ipv6.pairFamilies`); absent: false. */
+  pairFamilies?: boolean;
 }
 
 /** What restoring the saved flow table did at start. */

@@ -33,12 +33,12 @@ import {
   UdpPacket,
 } from "../packet/mod.ts";
 import { newCounters, snapshotCounters } from "./counters.ts";
-import type { DatapathSettings } from "./messages.ts";
+import type { DatapathSettings, KnockClaim } from "./messages.ts";
 import { Admission } from "./admission.ts";
 import { Pipeline } from "./pipeline.ts";
 import { HandoffRing } from "./handoff.ts";
 import { ConnTable } from "../conntrack/mod.ts";
-import { CLIENT, SECRET, SERVER, SETTINGS, T0, WAN } from "./_test_fixtures.ts";
+import { CLIENT, CLIENT2, SECRET, SERVER, SETTINGS, T0, WAN } from "./_test_fixtures.ts";
 
 const C6 = "2001:db8:203::10", C6B = "2001:db8:203::20", C6OTHER = "2001:db8:204::10";
 const WAN6 = "2001:db8:198::1", LAN6 = "2001:db8:192::1", S6 = "2001:db8:192::12";
@@ -124,6 +124,11 @@ async function knock4(p: Pipeline, src: string, now = T0) {
     const pkt = buildTcp({ src, dst: WAN, srcPort: 40000, dstPort: port, flags: TCP_SYN });
     assert.equal(run(p, pkt, now), null);
   }
+}
+
+/** A TCP SYN from `src` to the IPv4 forward (`V4`) on the WAN address. */
+function syn(src: string, sport: number, dport: number) {
+  return buildTcp({ src, dst: WAN, srcPort: sport, dstPort: dport, flags: TCP_SYN });
 }
 
 function view(pkt: Uint8Array) {
@@ -567,4 +572,81 @@ Deno.test("a penalised IPv6 prefix keeps its id, and its penalty, through a floo
   // Once the penalty is over its hold ends with the next housekeeping.
   await p.housekeeping(T0 + 900_000);
   assert.equal(ids.refs(key), 0);
+});
+
+const PAIRED = { ...SETTINGS6.ipv6!, pairFamilies: true };
+
+Deno.test("one step knocked over IPv4 then IPv6: a replay unpaired; paired, both open and a third is a replay", async () => {
+  const off = await setup();
+  await knock4(off.p, CLIENT);
+  await knock6(off.p, C6, T0 + 1000);
+  assert.equal(
+    run(off.p, syn6(C6, S6, 50000, 8080), T0 + 2000),
+    null,
+    "unpaired: IPv6 stays locked",
+  );
+  off.p.admission.flush();
+  const replay = off.events.filter((e) => e.type === "knock-replay") as {
+    ip: string;
+    firstIp: string;
+  }[];
+  assert.deepEqual(replay.map((e) => [e.ip, e.firstIp]), [["2001:db8:203::/64", CLIENT]]);
+
+  const on = await setup({ ipv6: PAIRED });
+  await knock4(on.p, CLIENT);
+  await knock6(on.p, C6, T0 + 1000);
+  assert.ok(run(on.p, syn6(C6, S6, 50000, 8080), T0 + 2000), "paired: the IPv6 knock opens IPv6");
+  assert.ok(run(on.p, syn(CLIENT, 5000, 52201), T0 + 2000), "and the IPv4 one IPv4");
+  await knock6(on.p, C6OTHER, T0 + 3000);
+  assert.equal(
+    run(on.p, syn6(C6OTHER, S6, 50001, 8080), T0 + 4000),
+    null,
+    "a third source is refused",
+  );
+  on.p.admission.flush();
+  const r = on.events.filter((e) => e.type === "knock-replay") as { ip: string; firstIp: string }[];
+  assert.deepEqual(r.map((e) => [e.ip, e.firstIp]), [["2001:db8:204::/64", "2001:db8:203::/64"]]);
+  // The store gets both halves, the IPv6 one marked and as text; a restart refuses both again.
+  const replays = on.state.filter((s) => s.type === "replay");
+  assert.deepEqual(replays.map((s) => [s.ip, s.family]), [
+    [CLIENT, undefined],
+    ["2001:db8:203::/64", 6],
+  ]);
+  const back = await setup({ ipv6: PAIRED });
+  assert.equal(back.p.restoreKnockState(replays, T0 + 5000), 2);
+  await knock4(back.p, CLIENT2, T0 + 5000);
+  await knock6(back.p, C6OTHER, T0 + 6000);
+  assert.equal(run(back.p, syn(CLIENT2, 5001, 52201), T0 + 7000), null);
+  assert.equal(run(back.p, syn6(C6OTHER, S6, 50002, 8080), T0 + 7000), null);
+});
+
+Deno.test("paired families with fleet claims: the IPv6 half is claimed marked, as its prefix's text", async () => {
+  const claims: KnockClaim[] = [];
+  const p = new Pipeline({
+    settings: { ...SETTINGS6, ipv6: PAIRED },
+    forwards: [NAT66, V4],
+    openPorts: [PINHOLE],
+    counters: newCounters(false),
+    emit: () => {},
+    clock: new ManualClock(T0),
+    knockClaims: true,
+    emitClaims: (c) => claims.push(...c),
+  });
+  await p.setUsers([{
+    user: "alice",
+    secret: SECRET,
+    firstPort: 41001,
+    length: 3,
+    transport: "any",
+  }]);
+  await knock4(p, CLIENT);
+  await knock6(p, C6, T0 + 100);
+  p.afterBatch();
+  assert.deepEqual(claims.map((c) => [c.ip, c.family]), [
+    [CLIENT, undefined],
+    ["2001:db8:203::/64", 6],
+  ]);
+  p.resolveClaims(claims.map((c) => ({ ...c, result: "granted" as const })), T0 + 200);
+  assert.ok(run(p, syn6(C6, S6, 50000, 8080), T0 + 300));
+  assert.ok(run(p, syn(CLIENT, 5000, 52201), T0 + 300));
 });

@@ -15,6 +15,16 @@
  * in what the other nodes wrote: their claimed steps, failure buckets and
  * penalties (never shortening one).
  *
+ * ## Families
+ *
+ * IPv4 and IPv6 sources share every table (an IPv6 source is an id
+ * `familyOf` tells apart). A step unlocks one source of either family; with
+ * `pairFamilies` it may unlock one of *each* (a dual-stack client knocking
+ * over both): the IPv6 half is remembered (and claimed) under its own key,
+ * so the first IPv4 and the first IPv6 completion of a step unlock and any
+ * further one is a replay. The cost: an on-path observer of one family's
+ * knock can replay it over the other family within the step.
+ *
  * ## Throttling and spoofed sources
  *
  * A knock is never answered (stealth), so a spoofed source cannot be told
@@ -137,6 +147,13 @@ export interface KnockVerifierOptions extends KnockTunables {
    * replay memory then travels by the claims, not by `drainState`.
    */
   claims?: boolean;
+  /**
+   * One step may unlock one source of each family (`ipv6.pairFamilies`);
+   * default false: one source of either. `pairFamilies` changes it later.
+   */
+  pairFamilies?: boolean;
+  /** The family of a source (an IPv6 one is an interned id); default: every source is IPv4. */
+  familyOf?: (ip: number) => 4 | 6;
   /** Receives every knock event. */
   onEvent?: (event: KnockEvent) => void;
   /**
@@ -186,6 +203,11 @@ export interface ReplayStateRecord {
   user: string;
   step: number;
   ip: string;
+  /**
+   * 6: the IPv6 half of a step paired by family (`pairFamilies`), stored
+   * under its own key; absent for the IPv4 half and for an unpaired step.
+   */
+  family?: 6;
   /** When the step can no longer match (ms since the epoch). */
   expiresAt: number;
 }
@@ -248,6 +270,8 @@ export class KnockVerifier {
   lastDrift = 0;
   /** Step of the sequence of the last `UNLOCKED` verdict. */
   lastStep = 0;
+  /** One step may unlock one source of each family (see the module comment). */
+  pairFamilies: boolean;
   /** Running counts. */
   readonly stats: KnockStats = {
     knocks: 0,
@@ -273,6 +297,7 @@ export class KnockVerifier {
   readonly #onEvent: (event: KnockEvent) => void;
   readonly #unlockLive: (ip: number, user: string, nowMs: number) => boolean;
   readonly #claims: boolean;
+  readonly #familyOf: (ip: number) => 4 | 6;
   /** xorshift32 state for sampled admission. */
   #rand = (crypto.getRandomValues(new Uint32Array(1))[0] | 1) >>> 0;
 
@@ -319,7 +344,7 @@ export class KnockVerifier {
   readonly #ov = new Float64Array(4);
   #ovDirty = false;
 
-  /** "user\nstep" -> the IP it unlocked; insertion order is roughly expiry order. */
+  /** "user\nstep" (its IPv6 half: "user\nstep\n6") -> the IP it unlocked; insertion order is roughly expiry order. */
   readonly #replay = new Map<string, ReplayEntry>();
   #replayDirty: ReplayStateRecord[] = [];
 
@@ -329,6 +354,8 @@ export class KnockVerifier {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#unlockLive = options.unlockLive ?? (() => false);
     this.#claims = options.claims ?? false;
+    this.pairFamilies = options.pairFamilies ?? false;
+    this.#familyOf = options.familyOf ?? (() => 4);
     this.#t = tunables(DEFAULTS, options);
     this.#prog = new IpSlotMap(this.#t.maxInProgress);
     this.#fail = new IpSlotMap(this.#t.maxPenalised);
@@ -626,7 +653,7 @@ export class KnockVerifier {
     const step = this.#pStep[s] - 1 + c;
     this.#prog.delete(s);
     this.lastUser = user;
-    const key = `${user}\n${step}`;
+    const key = this.#replayKey(user, step, ip);
     const seen = this.#replay.get(key);
     this.lastDrift = c - 1;
     this.lastStep = step;
@@ -643,11 +670,11 @@ export class KnockVerifier {
       return KnockVerdict.REPLAY;
     }
     if (seen === undefined && this.#claims) {
-      this.#remember(user, step, ip, true);
+      this.#remember(key, user, step, ip, true);
       this.stats.claims++;
       return KnockVerdict.PENDING;
     }
-    if (seen === undefined) this.#remember(user, step, ip, false);
+    if (seen === undefined) this.#remember(key, user, step, ip, false);
     this.stats.unlocks++;
     this.#onEvent({ type: "knock-success", ip: formatIpv4(ip), user, drift: c - 1, step });
     return KnockVerdict.UNLOCKED;
@@ -683,10 +710,10 @@ export class KnockVerifier {
     nowMs: number,
   ): boolean {
     ip >>>= 0;
-    const key = `${user}\n${step}`;
+    const key = this.#replayKey(user, step, ip);
     const seen = this.#replay.get(key);
     if (result === ClaimResult.GRANTED) {
-      if (seen === undefined) this.#remember(user, step, ip, false);
+      if (seen === undefined) this.#remember(key, user, step, ip, false);
       else if (seen.ip === ip) seen.pending = false;
       else return false; // the step went to another IP meanwhile (merged): that one holds it
       this.lastUser = user;
@@ -700,7 +727,7 @@ export class KnockVerifier {
       if (seen !== undefined) {
         seen.ip = firstIp >>> 0;
         seen.pending = false;
-      } else this.#remember(user, step, firstIp >>> 0, false);
+      } else this.#remember(key, user, step, firstIp >>> 0, false);
       this.#replayed(ip, user, step, firstIp, nowMs);
       return false;
     }
@@ -710,7 +737,16 @@ export class KnockVerifier {
     return false;
   }
 
-  #remember(user: string, step: number, ip: number, pending: boolean): void {
+  /** The replay memory's key of `ip` completing `user`'s `step`: its family's half when paired. */
+  #replayKey(user: string, step: number, ip: number): string {
+    return this.#ipv6Half(ip) ? `${user}\n${step}\n6` : `${user}\n${step}`;
+  }
+
+  #ipv6Half(ip: number): boolean {
+    return this.pairFamilies && this.#familyOf(ip) === 6;
+  }
+
+  #remember(key: string, user: string, step: number, ip: number, pending: boolean): void {
     if (this.#replay.size >= this.#t.maxReplay) {
       this.#replay.delete(this.#replay.keys().next().value!);
     }
@@ -718,11 +754,13 @@ export class KnockVerifier {
     // steps plus the window; the sweep adds the window in force, so a retune that widens
     // it cannot free a step early.
     const lastStartMs = (step + 2) * STEP_MS;
-    this.#replay.set(`${user}\n${step}`, { ip, pending, lastStartMs });
+    this.#replay.set(key, { ip, pending, lastStartMs });
     // With claims the claim is the stored copy (the fleet's); without, the store gets this.
     if (this.#claims) return;
     const expiresAt = lastStartMs + this.#t.windowMs;
-    this.#pushState({ type: "replay", user, step, ip: formatIpv4(ip), expiresAt });
+    const r: ReplayStateRecord = { type: "replay", user, step, ip: formatIpv4(ip), expiresAt };
+    if (this.#ipv6Half(ip)) r.family = 6;
+    this.#pushState(r);
   }
 
   /** When a step claimed now can no longer match (the claim's expiry in the store). */
@@ -869,9 +907,11 @@ export class KnockVerifier {
       if (!(r?.expiresAt > nowMs)) continue;
       if (r.type === "replay") {
         const ip = parseIpv4(r.ip);
-        const key = `${r.user}\n${r.step}`;
         const bad = ip === null || typeof r.user !== "string" || !Number.isInteger(r.step);
-        if (bad || this.#replay.has(key)) continue;
+        if (bad) continue;
+        // Keyed as this node pairs families: unpaired, the first record of a step wins.
+        const key = this.#replayKey(r.user, r.step, ip);
+        if (this.#replay.has(key)) continue;
         if (this.#replay.size >= this.#t.maxReplay) continue;
         this.#replay.set(key, { ip, pending: false, lastStartMs: (r.step + 2) * STEP_MS });
         n++;

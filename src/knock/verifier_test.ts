@@ -804,3 +804,76 @@ Deno.test("merge: another node's step, failures and penalty hold here; a penalty
   assert.equal(failOnce(r, IP1, NOW + 700), FAILED);
   assert.equal(r.v.isPenalised(IP1, NOW + 800), true);
 });
+
+// Sources in 240.0.0.0/4 stand for interned IPv6 prefixes, as the datapath keys them.
+const V6A = 0xf0000011, V6B = 0xf0000012;
+const familyOf = (ip: number): 4 | 6 => (ip >>> 28) === 0xf ? 6 : 4;
+
+Deno.test("families unpaired (default): one step unlocks one source of either family", async () => {
+  const r = await rig({ familyOf });
+  const a = r.seq("alice", T);
+  assert.equal(knock(r.v, IP1, a).at(-1), UNLOCKED);
+  assert.equal(knock(r.v, V6A, a, NOW + 1_000).at(-1), REPLAY);
+  // And the other way round for the next step.
+  const b = r.seq("alice", T + 1);
+  assert.equal(knock(r.v, V6A, b, NOW + 2_000).at(-1), UNLOCKED);
+  assert.equal(knock(r.v, IP1, b, NOW + 3_000).at(-1), REPLAY);
+  assert.equal(r.v.stats.replays, 2);
+});
+
+Deno.test("pairFamilies: one step unlocks one IPv4 and one IPv6 source; a third is a replay", async () => {
+  const r = await rig({ familyOf, pairFamilies: true });
+  const a = r.seq("alice", T);
+  assert.equal(knock(r.v, V6A, a).at(-1), UNLOCKED);
+  assert.equal(knock(r.v, IP1, a, NOW + 1_000).at(-1), UNLOCKED);
+  assert.equal(knock(r.v, IP2, a, NOW + 2_000).at(-1), REPLAY);
+  assert.deepEqual(r.events.at(-1), {
+    type: "knock-replay",
+    ip: "203.0.113.8",
+    user: "alice",
+    step: T,
+    firstIp: "203.0.113.7",
+  });
+  assert.equal(knock(r.v, V6B, a, NOW + 3_000).at(-1), REPLAY);
+  assert.equal((r.events.at(-1) as { firstIp: string }).firstIp, "240.0.0.17");
+  assert.equal(r.v.stats.unlocks, 2);
+  assert.equal(r.v.stats.replays, 2);
+  // The state records name the IPv6 half, so the store keeps both.
+  const saved = r.v.drainState().filter((s) => s.type === "replay");
+  assert.deepEqual(saved.map((s) => [s.ip, (s as { family?: 6 }).family]), [
+    ["240.0.0.17", 6],
+    ["203.0.113.7", undefined],
+  ]);
+  // A restart keeps both halves spent.
+  const back = await rig({ familyOf, pairFamilies: true });
+  assert.equal(back.v.restoreState(saved, NOW + 4_000), 2);
+  assert.equal(knock(back.v, IP2, a, NOW + 4_000).at(-1), REPLAY);
+  assert.equal(knock(back.v, V6B, a, NOW + 5_000).at(-1), REPLAY);
+  // Turned off, the records of a paired step fold onto one key: the first holds it.
+  const off = await rig({ familyOf });
+  assert.equal(off.v.restoreState(saved, NOW + 4_000), 1);
+  off.v.pairFamilies = true;
+  assert.equal(knock(off.v, IP2, a, NOW + 4_000).at(-1), REPLAY);
+});
+
+Deno.test("pairFamilies with claims: each family's half is claimed and resolved alone", async () => {
+  const r = await rig({ familyOf, pairFamilies: true, claims: true });
+  const a = r.seq("alice", T);
+  assert.equal(knock(r.v, IP1, a).at(-1), PENDING);
+  assert.equal(knock(r.v, V6A, a, NOW + 100).at(-1), PENDING);
+  assert.equal(r.v.resolveClaim(V6A, "alice", T, 0, ClaimResult.GRANTED, 0, NOW + 600), true);
+  assert.equal(r.v.resolveClaim(IP1, "alice", T, 0, ClaimResult.GRANTED, 0, NOW + 700), true);
+  assert.equal(knock(r.v, V6B, a, NOW + 1_000).at(-1), REPLAY);
+  // Another node took the IPv6 half of the next step: a local IPv6 knock is a replay,
+  // the IPv4 half stays free.
+  const b = r.seq("alice", T + 1);
+  assert.equal(knock(r.v, V6B, b, NOW + 2_000).at(-1), PENDING);
+  assert.equal(
+    r.v.resolveClaim(V6B, "alice", T + 1, 1, ClaimResult.TAKEN, V6A, NOW + 2_500),
+    false,
+  );
+  assert.equal(knock(r.v, V6B, b, NOW + 3_000).at(-1), REPLAY);
+  assert.equal(knock(r.v, IP2, b, NOW + 4_000).at(-1), PENDING);
+  // Claims write no state records: the claim is the stored copy.
+  assert.deepEqual(r.v.drainState().filter((s) => s.type === "replay"), []);
+});

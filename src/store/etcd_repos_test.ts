@@ -11,6 +11,7 @@ const FILES = [
   "audit_test.ts",
   "config_validation_test.ts",
   "knock_state_test.ts",
+  "knock_state6_test.ts",
   "rules_test.ts",
   "sessions_test.ts",
   "settings_test.ts",

@@ -13,7 +13,9 @@
  *
  * In a fleet (the etcd store) a replay key is not saved but claimed: `claim`
  * creates it only if no node holds it yet, so a step unlocks one IP across
- * every node, and the watch brings it into every node's verifier.
+ * every node, and the watch brings it into every node's verifier. With
+ * `ipv6.pairFamilies` the IPv6 half of a step is the key `[..., step, 6]`,
+ * so a step holds one IP of each family, alike in KV and etcd.
  */
 import type { Clock } from "../clock.ts";
 import type { KnockStateRecord, ReplayStateRecord } from "../knock/verifier.ts";
@@ -32,7 +34,11 @@ const PREFIX: Deno.KvKey = ["knock-state"];
 const BATCH = 500; // below KV's 1000-mutations-per-atomic limit
 
 function keyOf(r: KnockStateRecord): Deno.KvKey {
-  return r.type === "replay" ? [...PREFIX, "replay", r.user, r.step] : [...PREFIX, "ip", r.ip];
+  if (r.type !== "replay") return [...PREFIX, "ip", r.ip];
+  // The IPv6 half of a step paired by family has its own key: one IP per family.
+  return r.family === 6
+    ? [...PREFIX, "replay", r.user, r.step, 6]
+    : [...PREFIX, "replay", r.user, r.step];
 }
 
 function validate(r: KnockStateRecord): void {
@@ -50,6 +56,9 @@ function validate(r: KnockStateRecord): void {
   }
   if (r.type === "replay" && (typeof r.user !== "string" || !Number.isInteger(r.step))) {
     throw new ValidationError("step", `Cannot save knock state of ${r.ip}: bad user or step`);
+  }
+  if (r.type === "replay" && r.family !== undefined && (r.family !== 6 || isDottedQuad(r.ip))) {
+    throw new ValidationError("family", `Cannot save knock state of ${r.ip}: bad family`);
   }
 }
 

@@ -163,6 +163,7 @@ Deno.test({
         assert.match(facts, /wan0: 198\.51\.100\.1\/24, 2001:db8:198::1\/64/);
         assert.match(facts, /IPv6 LAN prefix\s*2001:db8:192::\/64/);
         assert.match(facts, /An IPv6 knock unlocks\s*the source's \/64/);
+        assert.match(facts, /One knock step unlocks\s*one source, IPv4 or IPv6/);
       });
 
       await t.step(

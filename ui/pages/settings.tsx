@@ -321,5 +321,9 @@ function ipv6Facts(v6: Settings["network"]["ipv6"] | undefined): [string, string
     ["IPv6 LAN address", v6.lanAddress ?? ""],
     ["IPv6 LAN prefix", v6.lanNetwork ?? ""],
     ["An IPv6 knock unlocks", unlock],
+    [
+      "One knock step unlocks",
+      v6.pairFamilies ? "one IPv4 and one IPv6 source" : "one source, IPv4 or IPv6",
+    ],
   ];
 }

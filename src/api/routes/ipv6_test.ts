@@ -222,6 +222,7 @@ Deno.test("ipv6 api: the settings and uplinks show the IPv6 addressing", async (
         lanAddress: "2001:db8:192::1",
         lanNetwork: "2001:db8:192::/64",
         unlockPrefix: 64,
+        pairFamilies: false,
       });
       assert.deepEqual(network.uplinks[0].addresses6, ["2001:db8:198::1/64"]);
       const u = await admin.json("GET", "/api/v1/uplinks");

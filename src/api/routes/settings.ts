@@ -72,6 +72,7 @@ export function settingsView(s: SettingsRecord, config: Config): SettingsView {
         lanAddress: config.ipv6.lan?.address ?? null,
         lanNetwork: config.ipv6.lan?.network ?? null,
         unlockPrefix: config.ipv6.unlockPrefix,
+        pairFamilies: config.ipv6.pairFamilies,
       },
     },
     version: s.version,

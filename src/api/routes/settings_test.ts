@@ -32,7 +32,13 @@ Deno.test("settings: seeded from the config, shown with the network layout", asy
       lanNetwork: "192.0.2.0/24",
       managementPort: 8443,
       managementWanAccess: "knock",
-      ipv6: { enabled: false, lanAddress: null, lanNetwork: null, unlockPrefix: 64 },
+      ipv6: {
+        enabled: false,
+        lanAddress: null,
+        lanNetwork: null,
+        unlockPrefix: 64,
+        pairFamilies: false,
+      },
     });
     assert.equal(r.body.version, 1);
   });
