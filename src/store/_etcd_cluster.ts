@@ -88,6 +88,12 @@ export async function makeTestPki(dir: string): Promise<TestPki> {
 }
 
 /** A running cluster of `etcd` processes. */
+/** Starts of a cluster tried before giving up (see `EtcdCluster.start`). */
+const START_ATTEMPTS = 3;
+
+/** A member could not bind the port it was given. */
+class PortTakenError extends Error {}
+
 export class EtcdCluster {
   #pki: TestPki | null = null;
 
@@ -99,6 +105,18 @@ export class EtcdCluster {
    * certificates of the cluster's own test CA (`pki`).
    */
   static async start(size = 3, tls = false): Promise<EtcdCluster> {
+    // A free port is found by binding port 0 and closing it: another test may take it before
+    // etcd binds it. Such a start is tried again on fresh ports, a bounded number of times.
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await EtcdCluster.#startOnce(size, tls);
+      } catch (err) {
+        if (!(err instanceof PortTakenError) || attempt === START_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  static async #startOnce(size: number, tls: boolean): Promise<EtcdCluster> {
     const dir = await Deno.makeTempDir({ prefix: "kgt-etcd-" });
     const members: Member[] = [];
     for (let i = 0; i < size; i++) {
@@ -202,8 +220,11 @@ export class EtcdCluster {
           const body = await res.json() as { health?: string };
           if (body.health === "true") break;
         } catch { /* not up yet */ }
+        const log = await Deno.readTextFile(m.log).catch(() => "");
+        if (log.includes("address already in use")) {
+          throw new PortTakenError(`etcd member ${m.name}: its port was taken:\n${log}`);
+        }
         if (Date.now() > deadline) {
-          const log = await Deno.readTextFile(m.log).catch(() => "");
           throw new Error(`etcd member ${m.name} not healthy after ${timeoutMs} ms:\n${log}`);
         }
         await sleep(100);
