@@ -18,8 +18,15 @@
  *
  * Not over IPv6 (dropped and counted): ICMPv6 echo from the WAN (the WAN
  * addresses answer no ping, and the kernel keeps ICMPv6 to them in any
- * case), the management port, hairpin to a NAT66 forward, loose pickup of
- * a TCP flow in mid stream (the flow snapshot holds no IPv6 flow either).
+ * case), the management port, hairpin to a NAT66 forward.
+ *
+ * Loose pickup (a restart: the flow snapshot holds no IPv6 flow): a TCP
+ * segment in mid stream (ACK alone) from the LAN starts a flow as if it
+ * opened one, except a NAT66 server's (its flow's original direction names
+ * the WAN address: the client's next segment picks it up from the WAN
+ * side); from the WAN, one the gate would admit as a new flow to a pinhole
+ * or a NAT66 forward. Either way the windows are tracked liberally until
+ * both directions have been seen (`ConnTable.pickUp`).
  *
  * Rules are few and a lookup happens once per new flow: a linear scan.
  */
@@ -272,9 +279,10 @@ export class Admission6 {
   /**
    * Judges an IPv6 packet of no tracked flow, the IPv6 header at `buf[ip..]`,
    * (proto, sport -> dport; ICMPv6 echo: identifier as both ports),
-   * `opening` when it may start a flow (TCP SYN alone, UDP, echo request).
-   * Knocks are consumed here. ADMITTED (the flow is `flowId`, its packet
-   * travels in its original direction) or a `Drop` reason.
+   * `opening` when it may start a flow (TCP SYN alone, UDP, echo request),
+   * `midStream` for a TCP segment with ACK alone (loose pickup, see the
+   * module comment). Knocks are consumed here. ADMITTED (the flow is
+   * `flowId`, its packet travels in its original direction) or a `Drop` reason.
    */
   admit(
     buf: Uint8Array,
@@ -284,6 +292,7 @@ export class Admission6 {
     dport: number,
     opening: boolean,
     nowMs: number,
+    midStream = false,
   ): number {
     this.flowId = -1;
     this.prefix = 0;
@@ -292,21 +301,23 @@ export class Admission6 {
     // Multicast (ff00::/8) and link-local (fe80::/10) never cross a router.
     const d0 = buf[dst], d1 = buf[dst + 1];
     if (d0 === 0xff || (d0 === 0xfe && (d1 & 0xc0) === 0x80)) return Drop.NotForUs;
+    const pickUp = !opening && midStream;
     if (this.inLan(buf, src)) {
-      if (!opening) return Drop.NoFlow;
+      if (!opening && !pickUp) return Drop.NoFlow;
       if (this.inLan(buf, dst) || this.isOwn(buf, dst)) return Drop.LanLocal; // hairpin: not over IPv6
+      if (pickUp && this.#nat66Server(proto, buf, src, sport)) return Drop.NoFlow;
       const s = ids.intern(buf, src, 128, nowSec), d = ids.intern(buf, dst, 128, nowSec);
       if (s === 0 || d === 0) return Drop.Ipv6IdsFull;
       this.#spec.original(proto, s, sport, d, dport);
-      return this.#create(0, -1, nowMs);
+      return this.#create(0, -1, nowMs, pickUp);
     }
     const slot = this.wanSlot(buf, dst);
     if (slot < 0 && !this.inLan(buf, dst)) return Drop.NotForUs;
-    if (!opening) return Drop.NoFlow;
+    if (!opening && !pickUp) return Drop.NoFlow;
     if (proto === PROTO_ICMPV6) return Drop.NoRule; // stealth: no echo from the WAN
     const key = ids.intern(buf, src, this.#unlockPrefix, nowSec);
     if (key === 0) return Drop.Ipv6IdsFull;
-    if (slot >= 0) {
+    if (slot >= 0 && opening) {
       const k = this.#a.watchKnock(key, proto, dport, this.#wanId[slot], nowMs);
       if (k !== ADMITTED) return k;
     }
@@ -333,7 +344,7 @@ export class Admission6 {
       if (d === 0) return Drop.Ipv6IdsFull;
       spec.original(proto, s, sport, d, dport);
     }
-    const v = this.#create(flags, r.ruleId, nowMs);
+    const v = this.#create(flags, r.ruleId, nowMs, pickUp);
     if (v === ADMITTED && gated) {
       this.prefix = key;
       this.#a.recordAdmitted(key, r.name, nowMs);
@@ -341,9 +352,22 @@ export class Admission6 {
     return v;
   }
 
-  /** Creates the flow in `spec`; its tuples hold their ids. */
-  #create(flags: number, ruleId: number, nowMs: number): number {
-    const v = this.#a.createFlow(flags, ruleId, nowMs);
+  /** True when `proto` from the LAN address at `buf[at..]`, port `port`, is a NAT66 forward's server. */
+  #nat66Server(proto: number, buf: Uint8Array, at: number, port: number): boolean {
+    for (const r of this.#rules) {
+      if (!r.nat66 || r.proto !== proto) continue;
+      const last = r.privFixed ? r.privLo : r.privLo + r.hi - r.lo;
+      if (port < r.privLo || port > last) continue;
+      let same = true;
+      for (let w = 0; w < 4 && same; w++) same = (read32(buf, at + 4 * w) >>> 0) === r.host[w];
+      if (same) return true;
+    }
+    return false;
+  }
+
+  /** Creates the flow in `spec` (`pickUp`: taken in mid stream); its tuples hold their ids. */
+  #create(flags: number, ruleId: number, nowMs: number, pickUp = false): number {
+    const v = this.#a.createFlow(flags, ruleId, nowMs, pickUp);
     if (v !== ADMITTED) return v;
     const s = this.#spec, ids = this.ids;
     ids.ref(s.origSrc);

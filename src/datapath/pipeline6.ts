@@ -228,7 +228,8 @@ export class Pipeline6 {
       ? f === TCP_SYN
       : proto === PROTO_UDP || this.#icmpType === ICMPV6_ECHO_REQUEST;
     const a = this.admission;
-    const v = a.admit(ip.buf, ip.off, proto, this.#sport, this.#dport, opening, nowMs);
+    const midStream = proto === PROTO_TCP && f === TCP_ACK;
+    const v = a.admit(ip.buf, ip.off, proto, this.#sport, this.#dport, opening, nowMs, midStream);
     if (v !== ADMITTED) return this.#drop(v);
     const ct = this.ct, id = a.flowId;
     this.#prefixOf[id] = a.prefix;

@@ -650,3 +650,45 @@ Deno.test("paired families with fleet claims: the IPv6 half is claimed marked, a
   assert.ok(run(p, syn6(C6, S6, 50000, 8080), T0 + 300));
   assert.ok(run(p, syn(CLIENT, 5000, 52201), T0 + 300));
 });
+
+Deno.test("after a restart a TCP flow in mid stream is picked up: from the LAN, and from an unlocked prefix through a pinhole or NAT66", async () => {
+  const ack = (src: string, dst: string, sport: number, dport: number) =>
+    buildIpv6Tcp({
+      src,
+      dst,
+      srcPort: sport,
+      dstPort: dport,
+      flags: TCP_ACK,
+      seq: 5000,
+      ack: 7000,
+    });
+  // A fresh pipeline: no flow, no unlock (the process restarted).
+  const cold = await setup();
+  assert.equal(run(cold.p, ack(C6, S6, 50000, 8080)), null, "a locked prefix picks up nothing");
+  assert.equal(drops(cold.counters)["locked"], 1);
+  const out = run(cold.p, ack(S6, REMOTE6, 50001, 443));
+  assert.ok(out, "the LAN host's outbound connection goes on");
+  assert.ok(run(cold.p, ack(REMOTE6, S6, 443, 50001)), "and its peer's segments match it");
+  assert.equal(run(cold.p, ack(S6, C6, 8080, 50000)), null, "a NAT66 server waits for its client");
+  assert.equal(drops(cold.counters)["no-flow"], 1);
+  assert.equal(snapshotCounters(cold.counters).stats["tcp_picked_up"], 1);
+
+  // The same after the unlock was restored: the client's segment to the pinhole is picked up.
+  const warm = await setup();
+  await knock6(warm.p, C6);
+  assert.ok(run(warm.p, ack(C6, S6, 50002, 8080)), "pinhole: picked up from an unlocked prefix");
+  assert.ok(run(warm.p, ack(S6, C6, 8080, 50002)), "the server's answer follows");
+  const nat = run(warm.p, ack(C6B, WAN6, 50003, 52201));
+  assert.ok(nat, "NAT66: picked up from an unlocked prefix (same /64)");
+  assert.equal(view(nat).dst, S6);
+  assert.equal(view(nat).dport, 8080);
+  assertValid6(nat);
+  // A NAT66 server speaking first after the restart is not taken for an outbound flow of its own.
+  assert.equal(run(warm.p, ack(S6, C6B, 8080, 50004)), null);
+  assert.equal(drops(warm.counters)["no-flow"], 1);
+  const back = run(warm.p, ack(S6, C6B, 8080, 50003));
+  assert.ok(back, "the picked-up NAT66 flow's reply is translated");
+  assert.equal(view(back).src, WAN6);
+  assert.equal(view(back).sport, 52201);
+  assert.equal(snapshotCounters(warm.counters).stats["tcp_picked_up"], 2);
+});

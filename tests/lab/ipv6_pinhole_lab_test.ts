@@ -20,8 +20,10 @@ import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB, LAB6 } from "../../scripts/lab/topology.ts";
 import {
   ALICE,
+  type Background,
   curl,
   dropDelta,
+  echoed,
   knock,
   labSupported,
   readLog,
@@ -411,6 +413,52 @@ Deno.test({
           }
         },
       );
+      await t.step(
+        "IPv6 through the pinhole and from the LAN out survive a restart and a kill -9",
+        async () => {
+          await iperf.stop();
+          const ECHO = `${ROOT}tests/lab/_echo_stream.ts`;
+          const deno = [Deno.execPath(), "run", "-A", ECHO];
+          const servers = [
+            spawnIn(l, "server", [...deno, "serve", S6, "5201"], 300),
+            spawnIn(l, "client", [...deno, "serve", C6, "7007"], 300),
+          ];
+          const streams = {
+            pinhole: null as Background | null,
+            outbound: null as Background | null,
+          };
+          try {
+            for (const s of servers) {
+              assert.ok(await until(() => s.output().includes("listening"), 15000), s.errors());
+            }
+            streams.pinhole = spawnIn(l, "client", [...deno, "connect", S6, "5201"], 300, {
+              stdin: true,
+            });
+            streams.outbound = spawnIn(l, "server", [...deno, "connect", C6, "7007"], 300, {
+              stdin: true,
+            });
+            let total = 0;
+            const round = async (between: () => Promise<void> = async () => {}) => {
+              total += 2000;
+              for (const s of Object.values(streams)) await s!.write("2000\n");
+              await between();
+              for (const [name, s] of Object.entries(streams)) await echoed(s!, total, name);
+            };
+            await round();
+            await l.stopAppliance("SIGTERM");
+            await round(() => l.startAppliance());
+            await round();
+            await l.stopAppliance("SIGKILL");
+            await round(() => l.startAppliance());
+            await round();
+            const s = await status(l);
+            assert.ok(s.stats.tcp_picked_up >= 2, JSON.stringify(s.stats));
+          } finally {
+            for (const b of [...servers, streams.pinhole, streams.outbound]) await b?.stop();
+          }
+        },
+      );
+
       await http.stop();
       await iperf.stop();
     } finally {
