@@ -610,3 +610,23 @@ export async function echoed(stream: Background, total: number, name: string): P
     `${name}: ${stream.output()}${stream.errors()}`,
   );
 }
+
+/** `/metrics` as a scraper on the LAN gets it with `token` (the lab's CA); throws on a failed fetch. */
+export async function scrapeMetrics<N extends Names<N>>(
+  lab: RunningLab<N>,
+  token: string,
+): Promise<string> {
+  const r = await sh(lab, "server" as keyof N, [
+    "curl",
+    "--cacert",
+    labCert(lab),
+    "-sS",
+    "-m",
+    "10",
+    "-H",
+    `Authorization: Bearer ${token}`,
+    `https://${LAB.lan}:8443/metrics`,
+  ], 15);
+  if (r.code !== 0) throw new Error(`Cannot scrape /metrics: ${r.stderr}`);
+  return r.stdout;
+}

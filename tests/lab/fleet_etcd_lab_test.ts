@@ -36,6 +36,7 @@ import {
   re,
   readLog,
   removeTestConfig,
+  scrapeMetrics,
   sequenceAt,
   sh,
   sleep,
@@ -73,18 +74,8 @@ async function userNames(lab: RunningLab, token: string): Promise<string[]> {
 
 /** The value of counter `knockgate_<name>` in `lab`'s /metrics, or -1. */
 async function metric(lab: RunningLab, token: string, name: string): Promise<number> {
-  const r = await sh(lab, "server", [
-    "curl",
-    "--cacert",
-    labCert(lab),
-    "-sS",
-    "-m",
-    "10",
-    "-H",
-    `Authorization: Bearer ${token}`,
-    `https://${LAB.lan}:8443/metrics`,
-  ]);
-  const m = new RegExp(`^knockgate_${name} (\\d+)`, "m").exec(r.stdout);
+  const text = await scrapeMetrics(lab, token).catch(() => "");
+  const m = new RegExp(`^knockgate_${name} (\\d+)`, "m").exec(text);
   return m ? Number(m[1]) : -1;
 }
 

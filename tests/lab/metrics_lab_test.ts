@@ -5,27 +5,13 @@
  * sign-in is counted by reason, and promtool accepts the page as it is.
  */
 import assert from "node:assert/strict";
-import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
+import { startLab } from "../../scripts/lab/appliance.ts";
 import { LAB } from "../../scripts/lab/topology.ts";
 import { api, signIn } from "./_api.ts";
-import { curl, knock, labCert, labSupported, sh, until } from "./_helpers.ts";
+import { curl, knock, labSupported, scrapeMetrics, until } from "./_helpers.ts";
 
 /** The page as a scraper gets it. */
-async function scrape(lab: RunningLab, token: string): Promise<string> {
-  const r = await sh(lab, "server", [
-    "curl",
-    "--cacert",
-    labCert(lab),
-    "-sS",
-    "-m",
-    "10",
-    "-H",
-    `Authorization: Bearer ${token}`,
-    `https://${LAB.lan}:8443/metrics`,
-  ], 15);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout;
-}
+const scrape = scrapeMetrics;
 
 /** The value of the sample `series` (name and labels, as written), or NaN. */
 function sample(text: string, series: string): number {
