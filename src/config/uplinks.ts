@@ -28,7 +28,8 @@ export function datapathUplinks(config: Config): {
   name: string;
   addresses: string[];
   addresses6: string[];
-  npt6: { outside: string } | null;
+  /** Only where the uplink has NPTv6. */
+  npt6?: { outside: string };
   management: boolean;
   probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
 }[] {
@@ -36,7 +37,7 @@ export function datapathUplinks(config: Config): {
     name: u.name,
     addresses: u.addresses.map((a) => a.address),
     addresses6: u.addresses6.map((a) => a.address),
-    npt6: u.npt6 && { outside: u.npt6.outside },
+    ...(u.npt6 === null ? {} : { npt6: { outside: u.npt6.outside } }),
     management: config.management.wanAccess === "knock" &&
       config.management.uplinks.includes(u.name),
     probe: u.probe && {
