@@ -461,6 +461,11 @@ export const UplinkSchema = z.object({
     description: "Its IPv6 addresses with prefix lengths, RFC 5952 (empty with IPv6 off)",
     example: ["2001:db8:a::1/64"],
   }),
+  npt6: z.object({ outside: z.string() }).nullable().openapi({
+    description: "NPTv6 (RFC 6296): the LAN prefix leaves by it as this outside prefix, and " +
+      "comes back to it; null: none",
+    example: { outside: "2001:db8:b:100::/64" },
+  }),
   gateway: z.string().nullable(),
   management: z.boolean().openapi({
     description: "The management port answers (after a knock) on its addresses",
