@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../clock.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
+import type { ApplianceEvent } from "../log/events.ts";
 import type { OpenPortsRule } from "../nat/rule.ts";
 import {
   buildIcmpv6,
@@ -63,12 +64,13 @@ const PINHOLE: OpenPortsRule = {
 
 async function setup(settings: DatapathSettings = SETTINGS_NPT) {
   const counters = newCounters(false);
+  const events: ApplianceEvent[] = [];
   const p = new Pipeline({
     settings,
     forwards: [],
     openPorts: [PINHOLE],
     counters,
-    emit: () => {},
+    emit: (e) => events.push(...e),
     emitKnockState: () => {},
     clock: new ManualClock(T0),
   });
@@ -79,7 +81,7 @@ async function setup(settings: DatapathSettings = SETTINGS_NPT) {
     length: 3,
     transport: "any",
   }]);
-  return { p, counters };
+  return { p, counters, events };
 }
 
 function run(p: Pipeline, pkt: Uint8Array, now = T0): Uint8Array | null {
@@ -172,7 +174,7 @@ Deno.test("NPTv6: new flows leave by the first uplink up; flows keep theirs", as
 });
 
 Deno.test("NPTv6: the WAN reaches an outside address as a pinhole to its inside host, after a knock", async () => {
-  const { p, counters } = await setup();
+  const { p, counters, events } = await setup();
   assert.equal(run(p, tcp6(C6, O6, 50000, 8080)), null, "locked before the knock");
   assert.equal(drops(counters)["locked"], 1);
   assert.equal(run(p, tcp6(C6, O6, 50000, 22)), null, "no rule for the port");
@@ -192,6 +194,12 @@ Deno.test("NPTv6: the WAN reaches an outside address as a pinhole to its inside 
   assert.equal(drops(counters)["locked"], 2);
   const flow = p.flows(10).find((f) => f.origSrc === C6)!;
   assert.deepEqual([flow.origDst, flow.replySrc, flow.rule], [O6B, S6, "pinhole"]);
+  p.admission.flush();
+  const admitted = events.find((e) => e.type === "flow-admitted") as {
+    dst: string;
+    privateAddr: string;
+  };
+  assert.deepEqual([admitted.dst, admitted.privateAddr], [O6B, S6], "logged as dst #private");
 });
 
 Deno.test("NPTv6: an ICMPv6 error quoting a flow is translated, the quoted header too", async () => {

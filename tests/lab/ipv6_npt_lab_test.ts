@@ -19,6 +19,7 @@ import {
   echoed,
   knock,
   labSupported,
+  readLog,
   removeTestConfig,
   ROOT,
   sh,
@@ -161,6 +162,8 @@ Deno.test({
         assert.equal(body.code, 0, body.stderr);
         assert.equal(body.stdout, `hello from ${S6}:8080 to ${C6}\n`, "the server sees the client");
         assert.equal(await nmap6(l, O6, 8080), "open");
+        const logged = `->[${O6}]:8080 #[${S6}]:8080`;
+        assert.ok(await until(async () => (await readLog(l)).includes(logged), 5000), logged);
         const udp = await sh(l, "client", [
           "sh",
           "-c",
