@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { ManualClock } from "../clock.ts";
 import { knockSequenceAt } from "../knock/sequence.ts";
 import type { ApplianceEvent } from "../log/events.ts";
@@ -14,6 +15,7 @@ import {
   ICMPV6_PACKET_TOO_BIG,
   Icmpv6Packet,
   Ipv6Packet,
+  parseIpv6,
   PROTO_TCP,
   PROTO_UDP,
   TCP_ACK,
@@ -230,6 +232,59 @@ Deno.test("NPTv6: an ICMPv6 error quoting a flow is translated, the quoted heade
   });
   assert.equal(run(p, stray), null, "about no flow");
   assert.equal(drops(counters)["icmp-unmatched"], 1);
+});
+
+Deno.test("NPTv6: an error from the client's side about the server's answer reaches the server", async () => {
+  const { p } = await setup();
+  await knock6(p, C6);
+  assert.ok(run(p, tcp6(C6, O6, 50000, 8080)));
+  const answer = run(p, tcp6(S6, C6, 8080, 50000, TCP_SYN | TCP_ACK))!;
+  const ptb = buildIcmpv6Error({
+    src: C6,
+    dst: O6,
+    type: ICMPV6_PACKET_TOO_BIG,
+    code: 0,
+    rest: 1280,
+    original: answer,
+  });
+  const passed = run(p, ptb);
+  assert.ok(passed);
+  assert.deepEqual([view(passed).src, view(passed).dst], [C6, S6]);
+  const quoted = passed.subarray(48);
+  assert.deepEqual([view(quoted).src, view(quoted).sport, view(quoted).dst], [S6, 8080, C6]);
+});
+
+Deno.test("NPTv6: any LAN host and port leaves checksum-valid and its reply maps back", async () => {
+  const { p } = await setup();
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 4, maxLength: 4 }),
+      fc.integer({ min: 1024, max: 65535 }),
+      fc.boolean(),
+      (iid, port, udp) => {
+        if (iid.every((w) => w === 0xffff)) return; // unmappable (RFC 6296 §3.5)
+        if (iid.every((w) => w === 0)) return; // the subnet-router anycast address
+        const host = formatIpv6(
+          parseIpv6(`2001:db8:192:0:${iid.map((w) => w.toString(16)).join(":")}`)!,
+        );
+        const pkt = udp
+          ? buildIpv6Udp({ src: host, dst: REMOTE6, srcPort: port, dstPort: 53 })
+          : tcp6(host, REMOTE6, port, 443);
+        const out = run(p, pkt);
+        assert.ok(out, host);
+        const o = view(out);
+        assert.equal(o.checksum, view(pkt).checksum);
+        assert.deepEqual([...parseIpv6(o.src)!.subarray(0, 2)], [0x20010db8, 0x01990000]);
+        const reply = udp
+          ? buildIpv6Udp({ src: REMOTE6, dst: o.src, srcPort: 53, dstPort: port })
+          : tcp6(REMOTE6, o.src, 443, port, TCP_SYN | TCP_ACK);
+        const back = run(p, reply);
+        assert.ok(back, `reply to ${o.src}`);
+        assert.equal(view(back).dst, host);
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
 
 Deno.test("NPTv6: after a restart TCP in mid stream is picked up from either side", async () => {
