@@ -8,6 +8,9 @@
  * - a **NAT66 forward**: a port forward whose private address is IPv6,
  *   public ports on a WAN IPv6 address rewritten to the LAN host's (the
  *   router's behaviour, where an operator wants one public address);
+ * - an **NPTv6** outside address (an uplink's `npt6`, `npt6.ts`): judged as
+ *   a pinhole to the LAN host it maps to, and the flow keeps the mapping
+ *   (new flows from the LAN leave from their outside address the same way);
  * each admitting a source its rule's knock enforcement lets through: one
  * whose prefix (`ipv6.unlockPrefix`, /64 by default: privacy addresses
  * (RFC 8981) rotate inside the /64 a host is given, so an unlock of the
