@@ -41,7 +41,7 @@ export function networkLayout(config: Config): NetworkLayout {
     lanNetwork: config.lan.network,
     managementPort: config.management.port,
     managementWanAccess: config.management.wanAccess,
-    ipv6: ipv6LayoutOf(config.ipv6),
+    ipv6: ipv6LayoutOf(config.ipv6, config.wan),
   };
 }
 

@@ -289,7 +289,8 @@ export const OpenPortsInputSchema = z.strictObject({
       "forwarded unchanged), or, with `ipv6.enabled`, an IPv6 global unicast address in " +
       "`ipv6.lan.network`: a **pinhole**, new flows from the WAN to that host's own address on " +
       'these ports, no NAT (the usual IPv6 firewall model); `wanAddress` must be "all", and a ' +
-      "unique local address (fc00::/7) is refused, as the Internet cannot reach it.",
+      "unique local address (fc00::/7) is refused, as the Internet cannot reach it, unless an " +
+      "uplink has `npt6` (the host is then reached at its outside address).",
     example: "192.0.2.25",
   }),
   ports: z.array(openPortEntry).min(1).max(64),
@@ -459,6 +460,11 @@ export const UplinkSchema = z.object({
   addresses6: z.array(z.string()).openapi({
     description: "Its IPv6 addresses with prefix lengths, RFC 5952 (empty with IPv6 off)",
     example: ["2001:db8:a::1/64"],
+  }),
+  npt6: z.object({ outside: z.string() }).nullable().openapi({
+    description: "NPTv6 (RFC 6296): the LAN prefix leaves by it as this outside prefix, and " +
+      "comes back to it; null: none",
+    example: { outside: "2001:db8:b:100::/64" },
   }),
   gateway: z.string().nullable(),
   management: z.boolean().openapi({

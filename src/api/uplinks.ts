@@ -37,6 +37,8 @@ export interface UplinkView {
   interface: string;
   addresses: string[];
   addresses6: string[];
+  /** NPTv6: the LAN prefix leaves it as `outside`; null: none. */
+  npt6: { outside: string } | null;
   gateway: string | null;
   management: boolean;
   /** Index in the masquerade preference list; null when masquerade never uses it. */
@@ -55,6 +57,7 @@ export function uplinkViews(config: Config, statuses: UplinkStatus[] | null): Up
       interface: u.interface,
       addresses: uplinkAddresses(u),
       addresses6: uplinkAddresses6(u),
+      npt6: u.npt6 && { outside: u.npt6.outside },
       gateway: u.gateway,
       management: knock && config.management.uplinks.includes(u.name),
       masqueradeOrder: order === -1 ? null : order,

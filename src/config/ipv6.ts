@@ -25,8 +25,9 @@ import {
   parseIpv6,
   parseIpv6Prefix,
 } from "../packet/ipv6_address.ts";
+import { isIpv6UniqueLocal } from "../packet/ip_text.ts";
 import type { ConfigOutput } from "./schema.ts";
-import type { Ipv6Config, Ipv6LanConfig, UplinkAddress6 } from "./types.ts";
+import type { Ipv6Config, Ipv6LanConfig, UplinkAddress6, UplinkNpt6 } from "./types.ts";
 
 /** Where problems go: `add(path, reason)`. */
 export interface ProblemSink {
@@ -155,6 +156,57 @@ function lan6(
 }
 
 /**
+ * Every uplink's `npt6` (RFC 6296), indexed like `c.wan`: the outside
+ * prefix without host bits, as long as the LAN prefix and at most /64 (the
+ * checksum-neutral word lies outside the first 64 bits), global and not
+ * unique local (the Internet must route it to the appliance), overlapping
+ * no uplink's on-link prefix, the LAN prefix or another uplink's outside
+ * prefix (a destination in two would be ambiguous).
+ */
+function uplinkNpt6(
+  c: ConfigOutput,
+  wan: Placed[],
+  lan: Ipv6LanConfig | null,
+  report: ProblemSink,
+): (UplinkNpt6 | null)[] {
+  const seen: { at: string; uplink: string; net: Ipv6Prefix }[] = [];
+  return c.wan.map((u, i) => {
+    if (u.npt6 === null) return null;
+    const at = `wan[${i}].npt6.outside`, written = u.npt6.outside;
+    const net = parseIpv6Prefix(written)!, outside = formatIpv6Prefix(net);
+    const problem = (reason: string) => report.add(at, `${outside} ${reason}`);
+    if (parseIpv6(written.split("/")[0])!.some((w, k) => w !== net.addr[k])) {
+      report.add(at, `${written} has host bits set (did you mean ${outside}?)`);
+    }
+    const bad = notGlobal(net.addr);
+    if (bad !== null) problem(bad);
+    else if (isIpv6UniqueLocal(net.addr)) {
+      problem("is unique local (fc00::/7): the outside prefix must be one the ISP routes here");
+    }
+    if (net.prefix > 64) problem("is longer than /64: NPTv6 (RFC 6296) maps prefixes up to /64");
+    if (lan !== null && net.prefix !== lan.prefixLength) {
+      problem(`is not as long as the LAN prefix ${lan.network} (ipv6.lan.network)`);
+    }
+    if (
+      lan !== null &&
+      overlaps(net, { addr: Uint32Array.from(lan.networkWords), prefix: lan.prefixLength })
+    ) {
+      problem(`overlaps the LAN prefix ${lan.network} (ipv6.lan.network)`);
+    }
+    const onLink = wan.find((p) => overlaps(p.net, net));
+    if (onLink !== undefined) {
+      problem(`overlaps uplink "${onLink.uplink}"'s ${onLink.address.network} (${onLink.at})`);
+    }
+    const other = seen.find((p) => overlaps(p.net, net));
+    if (other !== undefined) {
+      problem(`overlaps uplink "${other.uplink}"'s outside prefix (${other.at})`);
+    }
+    seen.push({ at, uplink: u.name, net });
+    return { outside, outsideWords: [...net.addr], prefixLength: net.prefix };
+  });
+}
+
+/**
  * The `ipv6` section and each uplink's IPv6 addresses (indexed like
  * `c.wan`). Enabled, it needs the LAN and at least one WAN address (where
  * knocks arrive). Disabled, what is written is still checked, but not
@@ -164,13 +216,17 @@ export function ipv6Section(
   c: ConfigOutput,
   report: ProblemSink,
   notes: ProblemSink,
-): { ipv6: Ipv6Config; addresses6: UplinkAddress6[][] } {
+): { ipv6: Ipv6Config; addresses6: UplinkAddress6[][]; npt6: (UplinkNpt6 | null)[] } {
   const placed = uplinkAddresses6(c, report);
   const all = placed.flat();
   const lan = c.ipv6.lan === undefined ? null : lan6(c.ipv6.lan, all, report);
+  const npt6 = uplinkNpt6(c, all, lan, report);
   if (!c.ipv6.enabled) {
     for (const p of all) notes.add(p.at, "is not applied: ipv6.enabled is false");
     if (lan !== null) notes.add("ipv6.lan", "is not applied: ipv6.enabled is false");
+    npt6.forEach((n, i) => {
+      if (n !== null) notes.add(`wan[${i}].npt6`, "is not applied: ipv6.enabled is false");
+    });
     return {
       ipv6: {
         enabled: false,
@@ -179,6 +235,7 @@ export function ipv6Section(
         pairFamilies: c.ipv6.pairFamilies,
       },
       addresses6: c.wan.map(() => []),
+      npt6: c.wan.map(() => null),
     };
   }
   if (lan === null) report.add("ipv6.lan", "is required with ipv6.enabled");
@@ -196,5 +253,6 @@ export function ipv6Section(
       pairFamilies: c.ipv6.pairFamilies,
     },
     addresses6: placed.map((list) => list.map((p) => p.address)),
+    npt6,
   };
 }

@@ -313,6 +313,101 @@ Deno.test("ipv6: rules to IPv6 hosts are refused at the field when IPv6 is off o
   );
 });
 
+/** `v6Input` with uplinks `wan` and `wan2` (2001:db8:197::1/64), the first with NPTv6 to `outside`. */
+function nptInput(outside: string, over: Record<string, unknown> = {}, enabled = true): string {
+  return v6Input({
+    wan: [
+      {
+        name: "wan",
+        interface: "wan0",
+        addresses: ["198.51.100.1/24"],
+        addresses6: ["2001:db8:198::1/64"],
+        npt6: { outside },
+      },
+      {
+        name: "wan2",
+        interface: "wan1",
+        addresses: ["198.51.100.65/26"],
+        addresses6: ["2001:db8:197::1/64"],
+        ...over,
+      },
+    ],
+  }, enabled);
+}
+
+Deno.test("ipv6: wan[].npt6 takes an outside prefix as long as the LAN's", () => {
+  const c = parseConfig(nptInput("2001:DB8:199:0::/64"), FILE);
+  assert.deepEqual(c.wan.map((u) => u.npt6), [
+    {
+      outside: "2001:db8:199::/64",
+      outsideWords: [0x20010db8, 0x01990000, 0, 0],
+      prefixLength: 64,
+    },
+    null,
+  ]);
+  const warnings: ConfigProblem[] = [];
+  const off = parseConfig(nptInput("2001:db8:199::/64", {}, false), FILE, warnings);
+  assert.deepEqual(off.wan.map((u) => u.npt6), [null, null]);
+  assert.ok(
+    warnings.some((w) =>
+      w.path === "wan[0].npt6" && w.reason === "is not applied: ipv6.enabled is false"
+    ),
+    JSON.stringify(warnings),
+  );
+});
+
+Deno.test("ipv6: a bad NPTv6 outside prefix is refused at its field and line", () => {
+  const at = "wan[0].npt6.outside: ";
+  assert.deepEqual(paths(nptInput("2001:db8:199::1/64")), [
+    `${at}2001:db8:199::1/64 has host bits set (did you mean 2001:db8:199::/64?)`,
+  ]);
+  assert.deepEqual(paths(nptInput("fd00:db8:199::/64")), [
+    `${at}fd00:db8:199::/64 is unique local (fc00::/7): the outside prefix must be one the ISP routes here`,
+  ]);
+  assert.deepEqual(paths(nptInput("fe80::/64")), [
+    `${at}fe80::/64 is link-local (fe80::/10; the kernel gives each interface its own): a global address is needed`,
+  ]);
+  assert.deepEqual(paths(nptInput("2001:db8:199::/48")), [
+    `${at}2001:db8:199::/48 is not as long as the LAN prefix 2001:db8:192::/64 (ipv6.lan.network)`,
+  ]);
+  assert.deepEqual(paths(nptInput("2001:db8:192::/64")), [
+    `${at}2001:db8:192::/64 overlaps the LAN prefix 2001:db8:192::/64 (ipv6.lan.network)`,
+  ]);
+  assert.deepEqual(paths(nptInput("2001:db8:197::/64")), [
+    `${at}2001:db8:197::/64 overlaps uplink "wan2"'s 2001:db8:197::/64 (wan[1].addresses6[0])`,
+  ]);
+  assert.deepEqual(
+    paths(nptInput("2001:db8:199::/64", { npt6: { outside: "2001:db8:199::/64" } })),
+    [
+      `wan[1].npt6.outside: 2001:db8:199::/64 overlaps uplink "wan"'s outside prefix (wan[0].npt6.outside)`,
+    ],
+  );
+  const long = v6File(
+    `{ "enabled": true, "lan": { "address": "2001:db8:192::1", "network": "2001:db8:192::/80" } }`,
+    `"wan": [{ "name": "wan", "interface": "wan0", "addresses": ["198.51.100.1/24"],
+      "addresses6": ["2001:db8:198::1/64"],
+      "npt6": { "outside": "2001:db8:199::/80" } }]`,
+  );
+  assert.deepEqual(problems(long.text), [
+    `${FILE}:${
+      long.wanLine + 2
+    }: wan[0].npt6.outside: 2001:db8:199::/80 is longer than /64: NPTv6 (RFC 6296) maps prefixes up to /64`,
+  ]);
+});
+
+Deno.test("ipv6: a pinhole to a unique local LAN host is taken once an uplink has NPTv6", () => {
+  const ula = {
+    ipv6: { enabled: true, lan: { address: "fd00:db8:192::1", network: "fd00:db8:192::/64" } },
+    openPorts: [{ ...PINHOLE, privateAddress: "fd00:db8:192::12" }],
+  };
+  const refused = paths(v6Input(ula));
+  assert.equal(refused.length, 1, refused.join("\n"));
+  assert.match(refused[0], /^openPorts\[0\]\.privateAddress: .*unique local, fc00::\/7/);
+  const wan = JSON.parse(nptInput("2001:db8:199::/64")).wan;
+  const c = parseConfig(v6Input({ ...ula, wan }), FILE);
+  assert.equal(c.openPorts[0].privateAddress, "fd00:db8:192::12");
+});
+
 Deno.test("ipv6: admission.allow takes IPv6 networks, applied only with IPv6 on", () => {
   const allow = ["203.0.113.0/24", "2001:DB8:5::/48", "2001:db8:6::1"];
   const on = parseConfig(v6Input({ admission: { allow } }), FILE);

@@ -239,10 +239,11 @@ function finish(c: ConfigOutput, report: Reporter, notes: Reporter): Config {
   if (!cidrContains(lanNet, lanAddr)) {
     report.add("lan.address", `${c.lan.address} is outside lan.network ${formatCidr(lanNet)}`);
   }
-  const { ipv6, addresses6 } = ipv6Section(c, report, notes);
+  const { ipv6, addresses6, npt6 } = ipv6Section(c, report, notes);
   const wan = uplinks(c, lanNet, report);
   wan.forEach((u, i) => {
     u.addresses6 = addresses6[i];
+    u.npt6 = npt6[i];
   });
   const names = wan.map((u) => u.name);
   const masquerade = uplinkList(c.masquerade.uplinks, names, "masquerade.uplinks", report);
@@ -333,6 +334,7 @@ function uplinks(c: ConfigOutput, lanNet: Cidr, report: Reporter): UplinkConfig[
       interface: u.interface,
       addresses,
       addresses6: [],
+      npt6: null,
       gateway,
       probe: probeOf(u, `${at}.probe`, report),
       table,
@@ -514,7 +516,7 @@ function checkRules(
       lanNetwork: c.lan.network,
       managementPort: c.management.port,
       managementWanAccess: c.management.wanAccess,
-      ipv6: ipv6LayoutOf(ipv6),
+      ipv6: ipv6LayoutOf(ipv6, wan),
     },
   });
   for (const p of problems) {

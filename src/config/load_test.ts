@@ -334,6 +334,7 @@ Deno.test("the single-object wan of earlier versions loads as one uplink named w
       network: "198.51.100.7/32",
     }],
     addresses6: [],
+    npt6: null,
     gateway: null,
     probe: null,
     table: 201,

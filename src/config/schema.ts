@@ -129,6 +129,8 @@ const uplink = z.strictObject({
   addresses: z.array(addressPrefix).min(1).max(64),
   /** Its IPv6 addresses with prefix lengths; used only with `ipv6.enabled`. */
   addresses6: z.array(ipv6AddressPrefix).max(64).default([]),
+  /** NPTv6 (RFC 6296): the LAN prefix leaves this uplink as `outside`; used only with `ipv6.enabled`. */
+  npt6: z.strictObject({ outside: ipv6Network }).nullable().default(null),
   /** Absent or null: on-link only (no routing table, no probe). */
   gateway: ipv4.nullable().default(null),
   probe: probe.optional(),

@@ -31,6 +31,17 @@ export interface UplinkAddress6 {
   network: string;
 }
 
+/**
+ * NPTv6 on an uplink (RFC 6296): LAN addresses leave by it with the LAN
+ * prefix swapped for `outside`, and come back to `outside` for the LAN.
+ */
+export interface UplinkNpt6 {
+  /** The outside prefix, `2001:db8:199::/64`, host bits clear, as long as the LAN prefix. */
+  outside: string;
+  outsideWords: number[];
+  prefixLength: number;
+}
+
 /** The gateway health probe of an uplink (ICMP echo from its primary address). */
 export interface UplinkProbe {
   target: string;
@@ -54,6 +65,8 @@ export interface UplinkConfig {
   addresses: UplinkAddress[];
   /** Its IPv6 addresses; always empty unless `ipv6.enabled`. */
   addresses6: UplinkAddress6[];
+  /** NPTv6 of the LAN prefix on this uplink; null: none (always null unless `ipv6.enabled`). */
+  npt6: UplinkNpt6 | null;
   /** Next hop, or null when the uplink is on-link only (no table, no probe). */
   gateway: string | null;
   probe: UplinkProbe | null;

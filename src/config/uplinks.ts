@@ -28,6 +28,8 @@ export function datapathUplinks(config: Config): {
   name: string;
   addresses: string[];
   addresses6: string[];
+  /** Only where the uplink has NPTv6. */
+  npt6?: { outside: string };
   management: boolean;
   probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
 }[] {
@@ -35,6 +37,7 @@ export function datapathUplinks(config: Config): {
     name: u.name,
     addresses: u.addresses.map((a) => a.address),
     addresses6: u.addresses6.map((a) => a.address),
+    ...(u.npt6 === null ? {} : { npt6: { outside: u.npt6.outside } }),
     management: config.management.wanAccess === "knock" &&
       config.management.uplinks.includes(u.name),
     probe: u.probe && {
@@ -46,10 +49,17 @@ export function datapathUplinks(config: Config): {
   }));
 }
 
-/** The LAN's IPv6 side as rule validation sees it; null with IPv6 off. */
-export function ipv6LayoutOf(ipv6: Ipv6Config): Ipv6Layout | null {
+/** The LAN's IPv6 side as rule validation sees it (with `wan`: whether some uplink has NPTv6); null with IPv6 off. */
+export function ipv6LayoutOf(
+  ipv6: Ipv6Config,
+  wan: readonly UplinkConfig[] = [],
+): Ipv6Layout | null {
   return ipv6.enabled && ipv6.lan !== null
-    ? { lanAddress: ipv6.lan.address, lanNetwork: ipv6.lan.network }
+    ? {
+      lanAddress: ipv6.lan.address,
+      lanNetwork: ipv6.lan.network,
+      npt6: wan.some((u) => u.npt6 !== null),
+    }
     : null;
 }
 

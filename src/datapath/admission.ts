@@ -479,6 +479,11 @@ export class Admission {
     this.#pickMasquerade();
   }
 
+  /** True while uplink `i` (settings order) is up by its probe (`setUplinkHealth`). */
+  uplinkUp(i: number): boolean {
+    return this.#up[i] === 1;
+  }
+
   /** The uplink (index in settings order) masquerade uses now; -1 when the masquerade list is empty. */
   masqueradeUplink(): number {
     return this.#masqUplink;

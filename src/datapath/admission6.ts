@@ -8,6 +8,9 @@
  * - a **NAT66 forward**: a port forward whose private address is IPv6,
  *   public ports on a WAN IPv6 address rewritten to the LAN host's (the
  *   router's behaviour, where an operator wants one public address);
+ * - an **NPTv6** outside address (an uplink's `npt6`, `npt6.ts`): judged as
+ *   a pinhole to the LAN host it maps to, and the flow keeps the mapping
+ *   (new flows from the LAN leave from their outside address the same way);
  * each admitting a source its rule's knock enforcement lets through: one
  * whose prefix (`ipv6.unlockPrefix`, /64 by default: privacy addresses
  * (RFC 8981) rotate inside the /64 a host is given, so an unlock of the
@@ -30,7 +33,7 @@
  *
  * Rules are few and a lookup happens once per new flow: a linear scan.
  */
-import { FLAG_DNAT, FLAG_GATED, FlowSpec } from "../conntrack/mod.ts";
+import { FLAG_DNAT, FLAG_GATED, FLAG_SNAT, FlowSpec } from "../conntrack/mod.ts";
 import type { OpenPortsRule, PortForwardRule, RuleProtocol } from "../nat/rule.ts";
 import {
   type Ipv6Prefix,
@@ -46,6 +49,7 @@ import { type Admission, ADMITTED, isIpv6Rule } from "./admission.ts";
 import { Drop } from "./counters.ts";
 import { type Ipv6Ids, isIpv6Id } from "./ipv6_ids.ts";
 import type { DatapathSettings } from "./messages.ts";
+import { Npt6 } from "./npt6.ts";
 
 /** Offsets of the addresses in the IPv6 header. */
 const SRC = 8, DST = 24;
@@ -100,6 +104,8 @@ export class Admission6 {
   #unlockPrefix = 64;
   #allow: Ipv6Prefix[] = [];
   #rules: Rule6[] = [];
+  /** NPTv6 of the LAN prefix on the uplinks that have it (`npt6.ts`). */
+  readonly npt6: Npt6;
 
   /** Takes the IPv6 side of `s`; throws (configuration time) when `s.ipv6` is absent. */
   constructor(
@@ -112,6 +118,7 @@ export class Admission6 {
     this.#a = a;
     this.ids = a.ids;
     this.#spec = a.spec;
+    this.npt6 = new Npt6(s);
     this.setSettings(s);
     this.setRules(forwards, open);
   }
@@ -135,6 +142,7 @@ export class Admission6 {
     this.#lanAddr = parseIpv6(v6.lanAddress)!;
     this.#unlockPrefix = v6.unlockPrefix;
     this.#allow = s.allow.filter((c) => c.includes(":")).map((c) => parseIpv6Prefix(c)!);
+    this.npt6.setSettings(s);
     if (this.#forwards !== null) this.setRules(this.#forwards, this.#open!);
   }
 
@@ -304,15 +312,20 @@ export class Admission6 {
     const pickUp = !opening && midStream;
     if (this.inLan(buf, src)) {
       if (!opening && !pickUp) return Drop.NoFlow;
-      if (this.inLan(buf, dst) || this.isOwn(buf, dst)) return Drop.LanLocal; // hairpin: not over IPv6
+      if (this.inLan(buf, dst) || this.isOwn(buf, dst) || this.npt6.outsideOf(buf, dst) >= 0) {
+        return Drop.LanLocal; // hairpin: not over IPv6
+      }
       if (pickUp && this.#nat66Server(proto, buf, src, sport)) return Drop.NoFlow;
       const s = ids.intern(buf, src, 128, nowSec), d = ids.intern(buf, dst, 128, nowSec);
       if (s === 0 || d === 0) return Drop.Ipv6IdsFull;
       this.#spec.original(proto, s, sport, d, dport);
-      return this.#create(0, -1, nowMs, pickUp);
+      const v = this.npt6.active ? this.#nptOut(buf, src, d, sport, dport, nowSec) : ADMITTED;
+      return v === ADMITTED ? this.#create(this.#spec.flags, -1, nowMs, pickUp) : v;
     }
     const slot = this.wanSlot(buf, dst);
-    if (slot < 0 && !this.inLan(buf, dst)) return Drop.NotForUs;
+    // NPTv6: a destination in an outside prefix is judged as one to its inside host.
+    const npt = slot < 0 && !this.inLan(buf, dst) ? this.npt6.outsideOf(buf, dst) : -1;
+    if (slot < 0 && npt < 0 && !this.inLan(buf, dst)) return Drop.NotForUs;
     if (!opening && !pickUp) return Drop.NoFlow;
     if (proto === PROTO_ICMPV6) return Drop.NoRule; // stealth: no echo from the WAN
     const key = ids.intern(buf, src, this.#unlockPrefix, nowSec);
@@ -321,7 +334,10 @@ export class Admission6 {
       const k = this.#a.watchKnock(key, proto, dport, this.#wanId[slot], nowMs);
       if (k !== ADMITTED) return k;
     }
-    const e = this.#lookup(proto, slot, buf, dst, dport);
+    if (npt >= 0 && !this.npt6.toInside(npt, buf, dst)) return Drop.Npt6Unmappable;
+    const e = npt >= 0
+      ? this.#lookup(proto, -1, this.npt6.scratch, 0, dport)
+      : this.#lookup(proto, slot, buf, dst, dport);
     if (e < 0) return Drop.NoRule;
     const r = this.#rules[e];
     const gated = r.enforceKnock && !this.#allowListed(buf, src);
@@ -343,6 +359,12 @@ export class Admission6 {
       const d = ids.intern(buf, dst, 128, nowSec);
       if (d === 0) return Drop.Ipv6IdsFull;
       spec.original(proto, s, sport, d, dport);
+      if (npt >= 0) {
+        const host = ids.intern(this.npt6.scratch, 0, 128, nowSec);
+        if (host === 0) return Drop.Ipv6IdsFull;
+        spec.reply(host, dport, s, sport);
+        flags |= FLAG_DNAT;
+      }
     }
     const v = this.#create(flags, r.ruleId, nowMs, pickUp);
     if (v === ADMITTED && gated) {
@@ -350,6 +372,22 @@ export class Admission6 {
       this.#a.recordAdmitted(key, r.name, nowMs);
     }
     return v;
+  }
+
+  /**
+   * NPTv6 of a new flow from the LAN (its original tuple in `spec`, the LAN
+   * source at `buf[src..]`, the destination's id `d`): replies come to the
+   * outside address of the uplink new flows leave by (`Npt6.pick`). Sets the
+   * spec's reply and flags; ADMITTED or a `Drop` reason.
+   */
+  #nptOut(buf: Uint8Array, src: number, d: number, sport: number, dport: number, nowSec: number) {
+    const npt = this.npt6, e = npt.pick(this.#a);
+    if (!npt.toOutside(e, buf, src)) return Drop.Npt6Unmappable;
+    const o = this.ids.intern(npt.scratch, 0, 128, nowSec);
+    if (o === 0) return Drop.Ipv6IdsFull;
+    this.#spec.reply(d, dport, o, sport);
+    this.#spec.flags = FLAG_SNAT;
+    return ADMITTED;
   }
 
   /** True when `proto` from the LAN address at `buf[at..]`, port `port`, is a NAT66 forward's server. */

@@ -53,6 +53,8 @@ export const Drop = {
   Ipv6IdsFull: PARSE_ERROR_COUNT + 19,
   /** Neighbour discovery, router advertisement or MLD in the TUN: the kernel's, never forwarded. */
   NeighbourDiscovery: PARSE_ERROR_COUNT + 20,
+  /** A new IPv6 flow through NPTv6 whose address RFC 6296 cannot map (an all-ones word, §3.4-3.5). */
+  Npt6Unmappable: PARSE_ERROR_COUNT + 21,
 } as const;
 
 const DROP_NAMES = [
@@ -77,6 +79,7 @@ const DROP_NAMES = [
   "reserved-address",
   "ipv6-ids-full",
   "neighbour-discovery",
+  "npt6-unmappable",
 ];
 
 /** Number of drop reasons, parse errors included (index 0, "none", unused). */

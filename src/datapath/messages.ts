@@ -82,6 +82,8 @@ export interface DatapathUplink {
   management: boolean;
   /** Its IPv6 addresses, RFC 5952 text (used with `DatapathSettings.ipv6`). */
   addresses6?: string[];
+  /** NPTv6 (RFC 6296): the LAN prefix leaves this uplink as `outside` (a prefix); absent: none. */
+  npt6?: { outside: string } | null;
   /** The gateway health probe, or null (then the uplink counts as up). */
   probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
 }

@@ -25,6 +25,7 @@ import {
   ConnTable,
   FLAG_DNAT,
   FLAG_GATED,
+  FLAG_SNAT,
   TcpSegment,
   TRACK_ACCEPT,
   TRACK_INVALID,
@@ -216,7 +217,7 @@ export class Pipeline6 {
     }
     this.#c[Stat.FastPath]++;
     this.#countRule(ct.ruleId[id], len);
-    if ((flags & FLAG_DNAT) === 0) return true;
+    if ((flags & (FLAG_DNAT | FLAG_SNAT)) === 0) return true;
     return this.#translate(h, ip, partial);
   }
 
@@ -236,11 +237,11 @@ export class Pipeline6 {
     this.#touchedAt[id] = 0;
     ct.track(2 * id, len, Math.floor(nowMs / 1000), this.#seg);
     this.#countRule(ct.ruleId[id], len);
-    if ((ct.flags[id] & FLAG_DNAT) === 0) return true;
+    if ((ct.flags[id] & (FLAG_DNAT | FLAG_SNAT)) === 0) return true;
     return this.#translate(2 * id, ip, partial);
   }
 
-  /** Rewrites the packet of handle `h` to its translation (NAT66). */
+  /** Rewrites the packet of handle `h` to its translation (NAT66, NPTv6: `npt6.ts`). */
   #translate(h: number, ip: Ipv6Packet, partial: boolean): boolean {
     const ct = this.ct, id = h >> 1, keys = this.ids.keys();
     const reply = (h & 1) === 1;
@@ -307,7 +308,8 @@ export class Pipeline6 {
     const h = qd === 0 ? -1 : this.ct.lookup(proto, qd, dp, qs, sp);
     if (h < 0) return this.#drop(Drop.IcmpUnmatched);
     const ct = this.ct;
-    if ((ct.flags[h >> 1] & FLAG_DNAT) !== 0 && !this.#translateError(ip, h, qd, l4, end, proto)) {
+    const nat = (ct.flags[h >> 1] & (FLAG_DNAT | FLAG_SNAT)) !== 0; // NAT66 or NPTv6
+    if (nat && !this.#translateError(ip, h, qd, l4, end, proto)) {
       return this.#drop(Drop.IcmpUnmatched);
     }
     ct.track(h, 0, nowSec, null);

@@ -119,6 +119,12 @@
  * through on the LAN. IPv6 replies leave by the main table (the host's
  * routes, from router advertisements or static): there are no per-uplink
  * IPv6 tables yet.
+ * - An uplink's NPTv6 outside prefix (`npt6`) is routed to the appliance by
+ *   the ISP, not on-link (no neighbour discovery answers for it): arriving
+ *   on the WAN it is steered to the TUN by the uplink's tcp, udp and ICMPv6
+ *   rules (22 + 5i ..) like a pinhole's LAN address, and as a source from
+ *   the WAN it is spoofed. What the TUN writes from it leaves by the main
+ *   table as every IPv6 reply does.
  */
 
 /** One uplink as the routing sees it (a structural subset of the configuration's uplink). */
@@ -129,6 +135,8 @@ export interface RoutingUplink {
   addresses: readonly { address: string; network: string }[];
   /** Its IPv6 addresses (`2001:db8::1`, with `2001:db8::/64`); used only with `ipv6.enabled`. */
   addresses6?: readonly { address: string; network: string }[];
+  /** NPTv6: the LAN prefix leaves it as `outside` (a prefix routed to the appliance). */
+  npt6?: { outside: string } | null;
   /** Next hop of its default route; null: on-link only (no table, no rules by source). */
   gateway: string | null;
   /** Its routing table number. */
@@ -282,7 +290,8 @@ table ${NFT_TABLE} {
 function spoofed6(p: RoutingPlan, wan: string, lan: string): string {
   const l6 = ipv6Lan(p);
   if (l6 === null) return "";
-  const ours = [l6.network, ...wanAddresses6(p)].join(", ");
+  const outside = p.uplinks.flatMap((u) => (u.npt6 ? [u.npt6.outside] : []));
+  const ours = [l6.network, ...wanAddresses6(p), ...outside].join(", ");
   return `
     iifname ${lan} ip6 saddr != { ${l6.network}, fe80::/10, ::/128 } counter drop comment "lan-spoofed"
     iifname ${lan} ip6 saddr ${l6.address} counter drop comment "lan-spoofed"

@@ -465,6 +465,19 @@ Deno.test("IPv6 enabled: prerouting drops spoofed IPv6 sources, the link's own p
   ));
 });
 
+Deno.test("IPv6 with NPTv6: the outside prefix is a spoofed source from the WAN, steered as any", () => {
+  const npt: RoutingPlan = {
+    ...PLAN6,
+    uplinks: [{ ...PLAN6.uplinks[0], npt6: { outside: "2001:db8:199::/64" } }],
+  };
+  assert.ok(
+    chain(failClosedRuleset(npt), "prerouting").includes(
+      'iifname "wan0" ip6 saddr { 2001:db8:192::/64, 2001:db8:198::1, 2001:db8:199::/64 } counter drop comment "wan-spoofed"',
+    ),
+  );
+  assert.deepEqual(routingCommands(npt), routingCommands(PLAN6), "no rule of its own");
+});
+
 Deno.test("IPv6 errors to the WAN addresses: marked on every uplink, steered ahead of ND", () => {
   const two: RoutingPlan = {
     ...TWO,

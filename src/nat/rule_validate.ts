@@ -184,6 +184,8 @@ export interface Ipv6Layout {
   lanAddress: string;
   /** The LAN prefix, `2001:db8:1::/64`; every IPv6 private address lies in it. */
   lanNetwork: string;
+  /** Some uplink translates the LAN prefix (NPTv6): a unique local host is reachable. */
+  npt6?: boolean;
 }
 
 /** A configuration to validate; without `users` or `network` those checks are skipped. */
@@ -293,6 +295,7 @@ function ruleShapeProblems(
   out: Problems,
   subject: ProblemSubject & { kind: "rule" },
   rule: PortForwardRule | OpenPortsRule,
+  npt6: boolean,
 ): void {
   const add = (field: string, reason: string) =>
     out.add(subject, field, `Cannot parse rule "${rule.name}": ${reason}`, reason);
@@ -309,7 +312,8 @@ function ruleShapeProblems(
   if (addrError) add("privateAddress", addrError);
   else if (!("publicPorts" in rule)) {
     const ip = parseIp(rule.privateAddress);
-    if (ip?.family === 6 && isIpv6UniqueLocal(ip.addr)) {
+    // With NPTv6 the host is reachable at its outside address.
+    if (ip?.family === 6 && isIpv6UniqueLocal(ip.addr) && !npt6) {
       add(
         "privateAddress",
         `a pinhole to ${rule.privateAddress} (unique local, fc00::/7) cannot be reached from ` +
@@ -996,7 +1000,8 @@ export function validateConfig(c: ConfigCandidate): ConfigProblem[] {
 /** `validateConfig` with the rules bound against `layout` (null: bindings not checked). */
 function problemsOf(c: ConfigCandidate, layout: readonly UplinkLayout[] | null): ConfigProblem[] {
   const out = new Problems();
-  for (const { subject, rule } of ruleSubjects(c)) ruleShapeProblems(out, subject, rule);
+  const npt6 = c.network?.ipv6?.npt6 === true;
+  for (const { subject, rule } of ruleSubjects(c)) ruleShapeProblems(out, subject, rule, npt6);
   duplicateNameProblems(out, c);
   if (layout !== null) bindingProblems(out, c, layout);
   const lan = c.network ? lanOf(out, c.network) : null;

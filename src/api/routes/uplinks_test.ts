@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { twoUplinkConfig, twoUplinkStatus, withApi } from "../_test_util.ts";
+import { dualStackConfig, twoUplinkConfig, twoUplinkStatus, withApi } from "../_test_util.ts";
 
 Deno.test("uplinks: every configured uplink with its health, to any signed-in role", async () => {
   await withApi(
@@ -16,6 +16,7 @@ Deno.test("uplinks: every configured uplink with its health, to any signed-in ro
             interface: "wan0",
             addresses: ["198.51.100.1/26", "198.51.100.2/26"],
             addresses6: [],
+            npt6: null,
             gateway: "198.51.100.62",
             management: true,
             masqueradeOrder: 1,
@@ -26,6 +27,7 @@ Deno.test("uplinks: every configured uplink with its health, to any signed-in ro
             interface: "wan1",
             addresses: ["198.51.100.65/26"],
             addresses6: [],
+            npt6: null,
             gateway: "198.51.100.126",
             management: false,
             masqueradeOrder: 0,
@@ -52,6 +54,7 @@ Deno.test("uplinks: a data plane that cannot tell leaves status null", async () 
         interface: "wan0",
         addresses: ["198.51.100.1/24"],
         addresses6: [],
+        npt6: null,
         gateway: null,
         management: true,
         masqueradeOrder: 0,
@@ -59,4 +62,27 @@ Deno.test("uplinks: a data plane that cannot tell leaves status null", async () 
       }],
     });
   });
+});
+
+Deno.test("uplinks: an uplink's NPTv6 outside prefix is listed", async () => {
+  const config = dualStackConfig();
+  config.wan[0].npt6 = {
+    outside: "2001:db8:199::/64",
+    outsideWords: [0x20010db8, 0x01990000, 0, 0],
+    prefixLength: 64,
+  };
+  await withApi(
+    async (h) => {
+      h.datapath.uplinkTable = null;
+      const viewer = await h.userClient("vic", "viewer");
+      const r = await viewer.json("GET", "/api/v1/uplinks");
+      assert.equal(r.status, 200);
+      const [u] = (r.body as { uplinks: { addresses6: string[]; npt6: unknown }[] }).uplinks;
+      assert.deepEqual([u.addresses6, u.npt6], [["2001:db8:198::1/64"], {
+        outside: "2001:db8:199::/64",
+      }]);
+    },
+    {},
+    config,
+  );
 });
