@@ -87,23 +87,30 @@ const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
  */
 const UNLOCK_SAVE_MS = 10_000;
 
-/** `wan 198.51.100.1/24` or `isp-a 198.51.100.1/26,198.51.100.2/26 isp-b 198.51.100.65/26`. */
+/**
+ * `wan 198.51.100.1/24` or `isp-a 198.51.100.1/26,198.51.100.2/26 isp-b 198.51.100.65/26`;
+ * an uplink's IPv6 addresses (with IPv6 on) follow its IPv4 ones: `wan 198.51.100.1/24,2001:db8:198::1/64`.
+ */
 function uplinkSummary(c: Config): string {
   return c.wan.map((u) =>
-    `${u.name} ${u.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(",")}`
+    `${u.name} ${
+      [...u.addresses, ...u.addresses6].map((a) => `${a.address}/${a.prefixLength}`).join(",")
+    }`
   ).join(" ");
 }
 
 /**
- * Where the management API listens: the LAN address, and the WAN address too
- * when knock-unlocked WAN sources may reach it (the data plane gates those).
+ * Where the management API listens: the LAN address, and the management
+ * uplinks' WAN addresses too (IPv4, then IPv6 with `ipv6.enabled`) when
+ * knock-unlocked WAN sources may reach it (the data plane gates those).
  */
 export function managementAddresses(c: Config): string[] {
   const addrs = [c.management.listen];
   if (c.management.wanAccess !== "knock") return addrs;
-  for (const u of c.wan) {
-    if (!c.management.uplinks.includes(u.name)) continue;
-    for (const a of u.addresses) if (!addrs.includes(a.address)) addrs.push(a.address);
+  const uplinks = c.wan.filter((u) => c.management.uplinks.includes(u.name));
+  const v6 = c.ipv6.enabled ? uplinks.flatMap((u) => u.addresses6) : [];
+  for (const a of [...uplinks.flatMap((u) => u.addresses), ...v6]) {
+    if (!addrs.includes(a.address)) addrs.push(a.address);
   }
   return addrs;
 }
