@@ -172,3 +172,15 @@ Deno.test("the management port over IPv6: allow-listed, not a management uplink,
   assert.equal(run(p, tcp6(S6, WAN6, 50011, 8080)), null, "any other port of the WAN address");
   assert.equal(drops(counters)["lan-local"], 1);
 });
+
+Deno.test("one step over both families opens IPv6 management only with pairFamilies", async () => {
+  for (const pairFamilies of [false, true]) {
+    const { p } = await setup({ ipv6: { ...SETTINGS6.ipv6!, pairFamilies } });
+    await knock4(p, CLIENT);
+    await knock6(p, C6, T0 + 1000);
+    const v4 = buildTcp({ src: CLIENT, dst: WAN, srcPort: 7000, dstPort: MGMT, flags: TCP_SYN });
+    assert.ok(run(p, v4, T0 + 2000), "the IPv4 half opens IPv4 management");
+    const v6 = run(p, tcp6(C6, WAN6, 50000, MGMT), T0 + 2000);
+    assert.equal(v6 !== null, pairFamilies, `pairFamilies ${pairFamilies}`);
+  }
+});
