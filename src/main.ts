@@ -141,6 +141,56 @@ async function applyRouting(plan: RoutingPlan, undo = false): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How long a start waits for an IPv6 management address to become usable (see `serveManagement`). */
+const TENTATIVE_WAIT_MS = 10_000;
+
+/**
+ * Serves on each of `addrs` (`serve(hostname)`). An IPv6 address cannot be
+ * bound while it is tentative (EADDRNOTAVAIL): duplicate address detection
+ * (RFC 4862 §5.4) holds a new address for a second or more after it is
+ * added, or for as long as its link is down, which a start at boot can
+ * meet. Such an address is tried again for up to 10 s; a WAN IPv6 address
+ * still refused then (absent, or a duplicate on its link) is left out with
+ * a warning, so the LAN and the other addresses still serve; the listen
+ * address, and any other error, stops the start as before.
+ */
+export async function serveManagement(
+  addrs: string[],
+  listen: string,
+  serve: (hostname: string) => Deno.HttpServer,
+  waitMs = TENTATIVE_WAIT_MS,
+): Promise<Deno.HttpServer[]> {
+  const servers: Deno.HttpServer[] = [];
+  for (const hostname of addrs) {
+    const end = Date.now() + waitMs;
+    for (let tries = 0;; tries++) {
+      try {
+        servers.push(serve(hostname));
+        break;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.AddrNotAvailable) || !hostname.includes(":")) throw e;
+        if (Date.now() >= end) {
+          if (hostname === listen) throw e;
+          console.warn(
+            `management: not listening on [${hostname}]: ${(e as Error).message}; is the ` +
+              `address on its interface, and past duplicate address detection?`,
+          );
+          break;
+        }
+        if (tries === 0) {
+          console.log(
+            `management: [${hostname}] is not usable yet (tentative?): waiting up to ${
+              waitMs / 1000
+            } s`,
+          );
+        }
+        await sleep(200);
+      }
+    }
+  }
+  return servers;
+}
+
 /** Runs the appliance until a signal; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   let flags;
@@ -421,14 +471,17 @@ export async function main(args: string[]): Promise<number> {
   app.route("/", createUi(deps, { api: app }));
   if (flags.routing) await applyRouting(plan);
   // TLS only: a plain-HTTP request to the port fails its handshake (no redirect listener).
-  const servers = managementAddresses(config).map((hostname) =>
-    Deno.serve({
-      hostname,
-      port: config.management.port,
-      cert: tls.cert,
-      key: tls.key,
-      onListen: () => {},
-    }, app.fetch)
+  const servers = await serveManagement(
+    managementAddresses(config),
+    config.management.listen,
+    (hostname) =>
+      Deno.serve({
+        hostname,
+        port: config.management.port,
+        cert: tls.cert,
+        key: tls.key,
+        onListen: () => {},
+      }, app.fetch),
   );
   // SIGUSR2 prints the counters as one JSON line (SIGUSR1 belongs to the V8 inspector).
   Deno.addSignalListener("SIGUSR2", async () => {

@@ -1,7 +1,7 @@
 /** Where the management API listens with several uplinks (`managementAddresses` in src/main.ts). */
 import assert from "node:assert/strict";
 import { parseConfig } from "../src/config/mod.ts";
-import { managementAddresses } from "../src/main.ts";
+import { managementAddresses, serveManagement } from "../src/main.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -64,4 +64,25 @@ Deno.test("with IPv6 on, management also listens on the management uplinks' IPv6
   const off = parseConfig(text(false), "config", []);
   off.management.uplinks = ["isp-a", "isp-b"];
   assert.deepEqual(managementAddresses(off), ["192.0.2.1", "198.51.100.1", "198.51.100.65"]);
+});
+
+Deno.test("serveManagement: an IPv6 address that cannot be bound is left out after the wait, unless it is the listen address", async () => {
+  const serve = (hostname: string) =>
+    Deno.serve({ hostname, port: 0, onListen: () => {} }, () => new Response("ok"));
+  // 2001:db8:ffff::1 is on no interface here: EADDRNOTAVAIL, as a tentative address gives.
+  const servers = await serveManagement(["::1", "2001:db8:ffff::1"], "::1", serve, 300);
+  try {
+    assert.equal(servers.length, 1);
+    assert.deepEqual((servers[0].addr as Deno.NetAddr).hostname, "::1");
+  } finally {
+    await Promise.all(servers.map((s) => s.shutdown()));
+  }
+  await assert.rejects(
+    serveManagement(["2001:db8:ffff::1"], "2001:db8:ffff::1", serve, 300),
+    Deno.errors.AddrNotAvailable,
+  );
+  await assert.rejects(
+    serveManagement(["192.0.2.199"], "::1", serve, 300),
+    Deno.errors.AddrNotAvailable,
+  );
 });

@@ -27,6 +27,7 @@ import {
   shOk,
   status,
   statusWhen,
+  waitForLog,
   writeTestConfig,
 } from "./_helpers.ts";
 import { capture } from "./_capture.ts";
@@ -234,6 +235,32 @@ Deno.test({
         // The unlocked /64 is still let in.
         const ok = await health(l, `[${W6}]`, ["--interface", C6]);
         assert.equal(ok.code, 0, ok.stderr);
+      });
+
+      await t.step("a start while the WAN IPv6 address is tentative waits for it", async () => {
+        await l.stopAppliance();
+        // Duplicate address detection for long enough that only the test ends it.
+        const addr6 = (...args: string[]) =>
+          shOk(l, "appliance", ["ip", "-6", "addr", ...args, `${W6}/64`, "dev", "wan0"]);
+        await shOk(l, "appliance", ["sysctl", "-qw", "net.ipv6.conf.wan0.dad_transmits=100"]);
+        await addr6("del");
+        await addr6("add");
+        const starting = l.startAppliance();
+        try {
+          const waiting = await waitForLog(l, /is not usable yet \(tentative\?\)/, 30_000);
+          assert.ok(waiting, "the start did not wait for the tentative address");
+        } finally {
+          await addr6("del");
+          await addr6("add", "nodad");
+          await shOk(l, "appliance", ["sysctl", "-qw", "net.ipv6.conf.wan0.dad_transmits=1"]);
+          await starting;
+        }
+        const ss = await shOk(l, "appliance", ["ss", "-Hltn", "sport = :8443"]);
+        assert.ok(ss.includes(`[${W6}]:8443`), ss);
+        assert.doesNotMatch(await readLog(l), /not listening on/);
+        // The unlock was saved at the stop and restored at the start.
+        const r = await health(l, `[${W6}]`, ["-6"]);
+        assert.equal(r.code, 0, r.stderr);
       });
     } finally {
       await lab?.down();
