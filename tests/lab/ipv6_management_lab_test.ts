@@ -6,7 +6,9 @@
  * no answer at all (no RST, no SYN-ACK); an IPv4 knock opens IPv4
  * management only; after `knock --family 6` curl gets `/health` and the
  * certificate verifies (`--cacert`); an address of another /64 still gets
- * nothing. Through `--routing`: the WAN TCP goes to the TUN, and the packet
+ * nothing; the LAN server reaches it without a knock; a start while the
+ * address is tentative (duplicate address detection) binds it once usable.
+ * Through `--routing`: the WAN TCP goes to the TUN, and the packet
  * the TUN writes back reaches the local listener, as long as early demux is
  * off (`net.ipv4.ip_early_demux`, which the kernel's IPv6 input reads too:
  * with it on, the handshake of a new connection never completes).
@@ -236,6 +238,29 @@ Deno.test({
         const ok = await health(l, `[${W6}]`, ["--interface", C6]);
         assert.equal(ok.code, 0, ok.stderr);
       });
+
+      await t.step(
+        "from the LAN the WAN IPv6 address's management port needs no knock",
+        async () => {
+          const r = await sh(l, "server", [
+            "curl",
+            "-sS",
+            "-g",
+            "-6",
+            "-m",
+            "3",
+            "--cacert",
+            labCert(l),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            `https://[${W6}]:8443${HEALTH}`,
+          ], 8);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.stdout, "200");
+        },
+      );
 
       await t.step("a start while the WAN IPv6 address is tentative waits for it", async () => {
         await l.stopAppliance();
