@@ -142,7 +142,8 @@ Deno.test({
         const answers = await capture(
           l,
           "client",
-          `ip6 and tcp and src host ${W6} and src port 8443`,
+          // Any answer: a SYN-ACK or RST from the port, or an ICMPv6 error (types below 128).
+          `ip6 and src host ${W6} and ((tcp and src port 8443) or (icmp6 and ip6[40] < 128))`,
           "eth0",
           false,
         );
@@ -225,7 +226,7 @@ Deno.test({
         const answers = await capture(
           l,
           "client",
-          `ip6 and tcp and src host ${W6} and dst host ${C6_OTHER}`,
+          `ip6 and src host ${W6} and dst host ${C6_OTHER} and (tcp or (icmp6 and ip6[40] < 128))`,
           "eth0",
           false,
         );
