@@ -383,7 +383,7 @@ export class Admission6 {
     return proto === PROTO_TCP && port === this.#mgmtPort && this.#mgmt[slot] === 1;
   }
 
-  /** For TCP to the management port on a management uplink's WAN IPv6 address at `buf[dst..]`: its slot; else -1. */
+  /** For TCP to the management port of a management address at `buf[dst..]`: its WAN slot, else -1. */
   #mgmtSlot(proto: number, buf: Uint8Array, dst: number, port: number): number {
     if (proto !== PROTO_TCP || port !== this.#mgmtPort) return -1;
     const slot = this.wanSlot(buf, dst);
@@ -423,7 +423,7 @@ export class Admission6 {
     return v;
   }
 
-  /** A LAN host's new TCP connection to the management port on a WAN IPv6 address (no knock, as IPv4). */
+  /** A LAN host's new TCP connection to the management port on a WAN IPv6 address: no knock. */
   #fromLanToManagement(
     buf: Uint8Array,
     src: number,
