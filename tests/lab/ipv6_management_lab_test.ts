@@ -7,7 +7,8 @@
  * management only; after `knock --family 6` curl gets `/health` and the
  * certificate verifies (`--cacert`); an address of another /64 still gets
  * nothing; the LAN server reaches it without a knock; a start while the
- * address is tentative (duplicate address detection) binds it once usable.
+ * address is tentative (duplicate address detection) binds it once usable;
+ * with the process killed the fail-closed input chain drops the port's SYNs.
  * Through `--routing`: the WAN TCP goes to the TUN, and the packet
  * the TUN writes back reaches the local listener, as long as early demux is
  * off (`net.ipv4.ip_early_demux`, which the kernel's IPv6 input reads too:
@@ -32,7 +33,7 @@ import {
   waitForLog,
   writeTestConfig,
 } from "./_helpers.ts";
-import { capture } from "./_capture.ts";
+import { capture, nftCount } from "./_capture.ts";
 
 const C6 = LAB6.client, W6 = LAB6.wan;
 /** An address of the client outside its /64 (added by the test). */
@@ -288,6 +289,25 @@ Deno.test({
         const r = await health(l, `[${W6}]`, ["-6"]);
         assert.equal(r.code, 0, r.stderr);
       });
+
+      await t.step(
+        "after kill -9 the unlocked client gets no answer: the input chain drops it",
+        async () => {
+          await l.stopAppliance("SIGKILL");
+          const dropped = await nftCount(l, "input", "wan-input");
+          const answers = await capture(
+            l,
+            "client",
+            `ip6 and src host ${W6} and ((tcp and src port 8443) or (icmp6 and ip6[40] < 128))`,
+            "eth0",
+            false,
+          );
+          const r = await health(l, `[${W6}]`, ["-6", "-m", "2"]);
+          assert.equal(r.code, 28, `curl: ${r.code} ${r.stdout} ${r.stderr}`);
+          assert.deepEqual(await answers.stop(), [], "the kernel answered for the dead listener");
+          assert.ok((await nftCount(l, "input", "wan-input")) > dropped);
+        },
+      );
     } finally {
       await lab?.down();
       await removeTestConfig(config);
