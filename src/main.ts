@@ -89,7 +89,7 @@ const UNLOCK_SAVE_MS = 10_000;
 
 /**
  * `wan 198.51.100.1/24` or `isp-a 198.51.100.1/26,198.51.100.2/26 isp-b 198.51.100.65/26`;
- * an uplink's IPv6 addresses (with IPv6 on) follow its IPv4 ones: `wan 198.51.100.1/24,2001:db8:198::1/64`.
+ * an uplink's IPv6 addresses (IPv6 on) follow its IPv4 ones: `wan 198.51.100.1/24,2001:db8:198::1/64`.
  */
 function uplinkSummary(c: Config): string {
   return c.wan.map((u) =>
