@@ -87,23 +87,30 @@ const USAGE = `Usage: deno task start [-- --config FILE] [--routing]
  */
 const UNLOCK_SAVE_MS = 10_000;
 
-/** `wan 198.51.100.1/24` or `isp-a 198.51.100.1/26,198.51.100.2/26 isp-b 198.51.100.65/26`. */
+/**
+ * `wan 198.51.100.1/24` or `isp-a 198.51.100.1/26,198.51.100.2/26 isp-b 198.51.100.65/26`;
+ * an uplink's IPv6 addresses (IPv6 on) follow its IPv4 ones: `wan 198.51.100.1/24,2001:db8:198::1/64`.
+ */
 function uplinkSummary(c: Config): string {
   return c.wan.map((u) =>
-    `${u.name} ${u.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(",")}`
+    `${u.name} ${
+      [...u.addresses, ...u.addresses6].map((a) => `${a.address}/${a.prefixLength}`).join(",")
+    }`
   ).join(" ");
 }
 
 /**
- * Where the management API listens: the LAN address, and the WAN address too
- * when knock-unlocked WAN sources may reach it (the data plane gates those).
+ * Where the management API listens: the LAN address, and the management
+ * uplinks' WAN addresses too (IPv4, then IPv6 with `ipv6.enabled`) when
+ * knock-unlocked WAN sources may reach it (the data plane gates those).
  */
 export function managementAddresses(c: Config): string[] {
   const addrs = [c.management.listen];
   if (c.management.wanAccess !== "knock") return addrs;
-  for (const u of c.wan) {
-    if (!c.management.uplinks.includes(u.name)) continue;
-    for (const a of u.addresses) if (!addrs.includes(a.address)) addrs.push(a.address);
+  const uplinks = c.wan.filter((u) => c.management.uplinks.includes(u.name));
+  const v6 = c.ipv6.enabled ? uplinks.flatMap((u) => u.addresses6) : [];
+  for (const a of [...uplinks.flatMap((u) => u.addresses), ...v6]) {
+    if (!addrs.includes(a.address)) addrs.push(a.address);
   }
   return addrs;
 }
@@ -133,6 +140,56 @@ async function applyRouting(plan: RoutingPlan, undo = false): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How long a start waits for an IPv6 management address to become usable (see `serveManagement`). */
+const TENTATIVE_WAIT_MS = 10_000;
+
+/**
+ * Serves on each of `addrs` (`serve(hostname)`). An IPv6 address cannot be
+ * bound while it is tentative (EADDRNOTAVAIL): duplicate address detection
+ * (RFC 4862 §5.4) holds a new address for a second or more after it is
+ * added, or for as long as its link is down, which a start at boot can
+ * meet. Such an address is tried again for up to 10 s; a WAN IPv6 address
+ * still refused then (absent, or a duplicate on its link) is left out with
+ * a warning, so the LAN and the other addresses still serve; the listen
+ * address, and any other error, stops the start as before.
+ */
+export async function serveManagement(
+  addrs: string[],
+  listen: string,
+  serve: (hostname: string) => Deno.HttpServer,
+  waitMs = TENTATIVE_WAIT_MS,
+): Promise<Deno.HttpServer[]> {
+  const servers: Deno.HttpServer[] = [];
+  for (const hostname of addrs) {
+    const end = Date.now() + waitMs;
+    for (let tries = 0;; tries++) {
+      try {
+        servers.push(serve(hostname));
+        break;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.AddrNotAvailable) || !hostname.includes(":")) throw e;
+        if (Date.now() >= end) {
+          if (hostname === listen) throw e;
+          console.warn(
+            `management: not listening on [${hostname}]: ${(e as Error).message}; is the ` +
+              `address on its interface, and past duplicate address detection?`,
+          );
+          break;
+        }
+        if (tries === 0) {
+          console.log(
+            `management: [${hostname}] is not usable yet (tentative?): waiting up to ${
+              waitMs / 1000
+            } s`,
+          );
+        }
+        await sleep(200);
+      }
+    }
+  }
+  return servers;
+}
 
 /** Runs the appliance until a signal; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -414,14 +471,17 @@ export async function main(args: string[]): Promise<number> {
   app.route("/", createUi(deps, { api: app }));
   if (flags.routing) await applyRouting(plan);
   // TLS only: a plain-HTTP request to the port fails its handshake (no redirect listener).
-  const servers = managementAddresses(config).map((hostname) =>
-    Deno.serve({
-      hostname,
-      port: config.management.port,
-      cert: tls.cert,
-      key: tls.key,
-      onListen: () => {},
-    }, app.fetch)
+  const servers = await serveManagement(
+    managementAddresses(config),
+    config.management.listen,
+    (hostname) =>
+      Deno.serve({
+        hostname,
+        port: config.management.port,
+        cert: tls.cert,
+        key: tls.key,
+        onListen: () => {},
+      }, app.fetch),
   );
   // SIGUSR2 prints the counters as one JSON line (SIGUSR1 belongs to the V8 inspector).
   Deno.addSignalListener("SIGUSR2", async () => {

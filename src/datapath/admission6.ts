@@ -19,9 +19,17 @@
  * same verifier, replay memory and penalties as IPv4, keyed on the source's
  * interned prefix, so an IPv4 knock unlocks no IPv6 prefix and the reverse.
  *
+ * The management port on the WAN IPv6 addresses of the management uplinks
+ * is gated as over IPv4 (`Admission.#wanGate`): TCP from a source whose
+ * prefix is unlocked (by any user) or that is allow-listed starts a flow
+ * delivered to the appliance's own listener, untranslated and tracked one
+ * way (the kernel's answers leave by its routes, not through the TUN); a
+ * locked source is dropped as `locked`, unanswered. From the LAN it is
+ * reached as over IPv4, without a knock.
+ *
  * Not over IPv6 (dropped and counted): ICMPv6 echo from the WAN (the WAN
  * addresses answer no ping, and the kernel keeps ICMPv6 to them in any
- * case), the management port, hairpin to a NAT66 forward.
+ * case), hairpin to a NAT66 forward.
  *
  * Loose pickup (a restart: the flow snapshot holds no IPv6 flow): a TCP
  * segment in mid stream (ACK alone) from the LAN starts a flow as if it
@@ -33,7 +41,7 @@
  *
  * Rules are few and a lookup happens once per new flow: a linear scan.
  */
-import { FLAG_DNAT, FLAG_GATED, FLAG_SNAT, FlowSpec } from "../conntrack/mod.ts";
+import { FLAG_DNAT, FLAG_GATED, FLAG_LOCAL, FLAG_SNAT, FlowSpec } from "../conntrack/mod.ts";
 import type { OpenPortsRule, PortForwardRule, RuleProtocol } from "../nat/rule.ts";
 import {
   type Ipv6Prefix,
@@ -80,9 +88,15 @@ function protocols(p: RuleProtocol): number[] {
 }
 
 /** The WAN IPv6 addresses in slot order (uplink order, then address order) with their uplinks. */
-function wanAddresses(s: DatapathSettings): { words: Uint32Array; uplink: string }[] {
+function wanAddresses(
+  s: DatapathSettings,
+): { words: Uint32Array; uplink: string; management: boolean }[] {
   return s.uplinks.flatMap((u) =>
-    (u.addresses6 ?? []).map((a) => ({ words: parseIpv6(a)!, uplink: u.name }))
+    (u.addresses6 ?? []).map((a) => ({
+      words: parseIpv6(a)!,
+      uplink: u.name,
+      management: u.management,
+    }))
   );
 }
 
@@ -99,6 +113,10 @@ export class Admission6 {
   #wan: Uint32Array = new Uint32Array(0);
   #wanId: Uint32Array = new Uint32Array(0);
   #wanUplink: string[] = [];
+  /** Per WAN IPv6 slot, 1 where the management port answers (its uplink's `management`). */
+  #mgmt: Uint8Array = new Uint8Array(0);
+  #mgmtPort = 0;
+  #mgmtWan = false;
   #lan: Ipv6Prefix = { addr: new Uint32Array(4), prefix: 128 };
   #lanAddr: Uint32Array = new Uint32Array(4);
   #unlockPrefix = 64;
@@ -138,6 +156,9 @@ export class Admission6 {
       this.#wanId[i] = id;
     });
     this.#wanUplink = wan.map((w) => w.uplink);
+    this.#mgmt = Uint8Array.from(wan, (w) => w.management ? 1 : 0);
+    this.#mgmtPort = s.managementPort;
+    this.#mgmtWan = s.managementWanAccess === "knock";
     this.#lan = parseIpv6Prefix(v6.lanNetwork)!;
     this.#lanAddr = parseIpv6(v6.lanAddress)!;
     this.#unlockPrefix = v6.unlockPrefix;
@@ -312,6 +333,8 @@ export class Admission6 {
     const pickUp = !opening && midStream;
     if (this.inLan(buf, src)) {
       if (!opening && !pickUp) return Drop.NoFlow;
+      const own = this.#mgmtSlot(proto, buf, dst, dport);
+      if (own >= 0) return this.#fromLanToManagement(buf, src, sport, own, dport, nowMs, pickUp);
       if (this.inLan(buf, dst) || this.isOwn(buf, dst) || this.npt6.outsideOf(buf, dst) >= 0) {
         return Drop.LanLocal; // hairpin: not over IPv6
       }
@@ -333,6 +356,9 @@ export class Admission6 {
     if (slot >= 0 && opening) {
       const k = this.#a.watchKnock(key, proto, dport, this.#wanId[slot], nowMs);
       if (k !== ADMITTED) return k;
+    }
+    if (slot >= 0 && this.#mgmtAt(proto, slot, dport)) {
+      return this.#toManagement(buf, src, sport, slot, dport, key, nowMs, pickUp);
     }
     if (npt >= 0 && !this.npt6.toInside(npt, buf, dst)) return Drop.Npt6Unmappable;
     const e = npt >= 0
@@ -388,6 +414,68 @@ export class Admission6 {
     this.#spec.reply(d, dport, o, sport);
     this.#spec.flags = FLAG_SNAT;
     return ADMITTED;
+  }
+
+  /** True for TCP to the management port on WAN IPv6 slot `slot` (a management uplink's address). */
+  #mgmtAt(proto: number, slot: number, port: number): boolean {
+    return proto === PROTO_TCP && port === this.#mgmtPort && this.#mgmt[slot] === 1;
+  }
+
+  /** For TCP to the management port of a management address at `buf[dst..]`: its WAN slot, else -1. */
+  #mgmtSlot(proto: number, buf: Uint8Array, dst: number, port: number): number {
+    if (proto !== PROTO_TCP || port !== this.#mgmtPort) return -1;
+    const slot = this.wanSlot(buf, dst);
+    return slot >= 0 && this.#mgmt[slot] === 1 ? slot : -1;
+  }
+
+  /**
+   * A new TCP connection from the WAN source at `buf[src..]` (its unlock key
+   * `key`) to the management port on WAN slot `slot`, as over IPv4: with
+   * `wanAccess` "knock", from an unlocked or allow-listed source, a flow
+   * delivered to the appliance itself (gated: it keeps the unlock alive);
+   * else `locked`.
+   */
+  #toManagement(
+    buf: Uint8Array,
+    src: number,
+    sport: number,
+    slot: number,
+    dport: number,
+    key: number,
+    nowMs: number,
+    pickUp: boolean,
+  ): number {
+    // The listener's sockets ended with the process: nothing to pick up after a restart.
+    if (pickUp) return Drop.NoFlow;
+    if (!this.#mgmtWan) return Drop.Locked;
+    const listed = this.#allowListed(buf, src);
+    if (!listed && this.#a.unlockedUser(key, nowMs) === null) return Drop.Locked;
+    const s = this.ids.intern(buf, src, 128, Math.floor(nowMs / 1000));
+    if (s === 0) return Drop.Ipv6IdsFull;
+    this.#spec.original(PROTO_TCP, s, sport, this.#wanId[slot], dport);
+    const v = this.#create(FLAG_LOCAL | (listed ? 0 : FLAG_GATED), -1, nowMs);
+    if (v === ADMITTED && !listed) {
+      this.prefix = key;
+      this.#a.unlocks.admitFlow(key, nowMs);
+    }
+    return v;
+  }
+
+  /** A LAN host's new TCP connection to the management port on a WAN IPv6 address: no knock. */
+  #fromLanToManagement(
+    buf: Uint8Array,
+    src: number,
+    sport: number,
+    slot: number,
+    dport: number,
+    nowMs: number,
+    pickUp: boolean,
+  ): number {
+    if (pickUp) return Drop.NoFlow;
+    const s = this.ids.intern(buf, src, 128, Math.floor(nowMs / 1000));
+    if (s === 0) return Drop.Ipv6IdsFull;
+    this.#spec.original(PROTO_TCP, s, sport, this.#wanId[slot], dport);
+    return this.#create(FLAG_LOCAL, -1, nowMs);
   }
 
   /** True when `proto` from the LAN address at `buf[at..]`, port `port`, is a NAT66 forward's server. */

@@ -25,11 +25,13 @@ import {
   ConnTable,
   FLAG_DNAT,
   FLAG_GATED,
+  FLAG_LOCAL,
   FLAG_SNAT,
   TcpSegment,
   TRACK_ACCEPT,
   TRACK_INVALID,
   TRACK_OUT_OF_WINDOW,
+  TRACK_REOPEN,
 } from "../conntrack/mod.ts";
 import type { UnlockTable } from "../knock/mod.ts";
 import {
@@ -65,6 +67,9 @@ import type { Ipv6Ids } from "./ipv6_ids.ts";
 import type { DatapathSettings } from "./messages.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import { IPV6_DST_AT, IPV6_SRC_AT, rewrite6, rewriteQuoted6 } from "./rewrite6.ts";
+
+/** Idle timeout of flows delivered to the appliance itself, as over IPv4 (`pipeline.ts`). */
+const LOCAL_FLOW_TIMEOUT_S = 3600;
 
 /** What the IPv6 pipeline works with: worker 0's tables. */
 export interface Pipeline6Init {
@@ -202,7 +207,9 @@ export class Pipeline6 {
   #fastPath(h: number, ip: Ipv6Packet, len: number, partial: boolean, nowMs: number): boolean {
     const ct = this.ct, id = h >> 1;
     const flags = ct.flags[id];
-    const v = ct.track(h, len, Math.floor(nowMs / 1000), this.#seg);
+    const v = (flags & FLAG_LOCAL) !== 0
+      ? this.#localFlow(h, len, nowMs)
+      : ct.track(h, len, Math.floor(nowMs / 1000), this.#seg);
     if (v !== TRACK_ACCEPT) {
       if (v === TRACK_INVALID) return this.#drop(Drop.InvalidTcp);
       if (v === TRACK_OUT_OF_WINDOW) return this.#drop(Drop.TcpOutOfWindow);
@@ -235,10 +242,28 @@ export class Pipeline6 {
     const ct = this.ct, id = a.flowId;
     this.#prefixOf[id] = a.prefix;
     this.#touchedAt[id] = 0;
+    if ((ct.flags[id] & FLAG_LOCAL) !== 0) {
+      ct.touch(2 * id, len, Math.floor(nowMs / 1000), LOCAL_FLOW_TIMEOUT_S);
+      return true;
+    }
     ct.track(2 * id, len, Math.floor(nowMs / 1000), this.#seg);
     this.#countRule(ct.ruleId[id], len);
     if ((ct.flags[id] & (FLAG_DNAT | FLAG_SNAT)) === 0) return true;
     return this.#translate(2 * id, ip, partial);
+  }
+
+  /**
+   * A packet of a flow delivered to the appliance itself (the management
+   * port), of which only the client's half is seen: accounted without TCP
+   * state, as over IPv4; a SYN starts a new connection on the tuple
+   * (TRACK_REOPEN: admission judges it again).
+   */
+  #localFlow(h: number, len: number, nowMs: number): number {
+    const f = this.#flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
+    if (f === TCP_SYN) return TRACK_REOPEN;
+    const timeout = (f & (TCP_RST | TCP_FIN)) !== 0 ? 10 : LOCAL_FLOW_TIMEOUT_S;
+    this.ct.touch(h, len, Math.floor(nowMs / 1000), timeout);
+    return TRACK_ACCEPT;
   }
 
   /** Rewrites the packet of handle `h` to its translation (NAT66, NPTv6: `npt6.ts`). */

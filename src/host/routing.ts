@@ -423,6 +423,7 @@ export function routingCommands(p: RoutingPlan): string[][] {
     ["sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0"],
     // Early demux would tie a WAN packet to the appliance's own socket (the management API)
     // before routing, and the forward path drops such packets instead of steering them.
+    // IPv6 input reads this same sysctl (ip6_rcv_finish_core): it covers both families.
     ["sysctl", "-qw", "net.ipv4.ip_early_demux=0"],
     // The datapath tells WAN from LAN by source address; the nft table drops spoofed sources
     // whatever `all` says, strict reverse-path filtering is the second line.

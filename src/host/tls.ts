@@ -34,7 +34,7 @@ export interface CertInfo {
   fingerprint: string;
   subject: string;
   issuer: string;
-  /** Subject alternative names as `IP Address:a.b.c.d` / `DNS:name`, as Node formats them. */
+  /** SANs as Node formats them: `IP Address:192.0.2.1`, `IP Address:2001:db8::1`, `DNS:name`. */
   subjectAltNames: string[];
   notBefore: number;
   notAfter: number;
@@ -96,7 +96,11 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-/** True when the certificate names `ip` in its SANs. */
+/**
+ * True when the certificate names `ip` in its SANs: a dotted quad, or an IPv6
+ * address in RFC 5952 text (how Node prints an IPv6 SAN, and how the
+ * configuration's addresses are normalised).
+ */
 export function coversIp(info: CertInfo, ip: string): boolean {
   return info.subjectAltNames.includes(`IP Address:${ip}`);
 }

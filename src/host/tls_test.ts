@@ -92,3 +92,25 @@ Deno.test("loadOrCreateTls: made once (key 0600), kept, remade when the addresse
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("IPv6 addresses are IP SANs in RFC 5952 text; adding one makes the certificate again", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const storePath = `${dir}/knockgate.kv`;
+    const first = await loadOrCreateTls({ storePath, ips: IPS });
+    const ips = [...IPS, "2001:db8:198::1", "2001:db8:0:1::1"];
+    const dual = await loadOrCreateTls({ storePath, ips });
+    assert.equal(dual.source, "generated", "an address the certificate lacks: made again");
+    assert.notEqual(dual.info.fingerprint, first.info.fingerprint);
+    assert.deepEqual(dual.info.subjectAltNames.slice(2), [
+      "IP Address:2001:db8:198::1",
+      "IP Address:2001:db8:0:1::1",
+    ]);
+    assert.ok(ips.every((ip) => coversIp(dual.info, ip)));
+    assert.ok(!coversIp(dual.info, "2001:db8:198::2"));
+    // Kept at the next start: the SANs read back as the configuration spells them.
+    assert.equal((await loadOrCreateTls({ storePath, ips })).source, "store");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
