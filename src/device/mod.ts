@@ -10,4 +10,5 @@ export { MemoryDevice, type MemoryDeviceOptions } from "./memory.ts";
 export { LINKTYPE_RAW, type PcapSink, PcapWriter, TraceDevice, type TraceOptions } from "./pcap.ts";
 export { adviseHugePages, bufferAddress, copyBytes, ErrnoError, setThreadNice } from "./libc.ts";
 export { IcmpSocket } from "./icmp_socket.ts";
+export { Icmp6Socket } from "./icmp6_socket.ts";
 export { Doorbell } from "./doorbell.ts";
