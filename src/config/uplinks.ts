@@ -30,8 +30,8 @@ export function datapathUplinks(config: Config): {
   addresses6: string[];
   management: boolean;
   probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
-  interface: string;
-  probe6: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
+  interface?: string;
+  probe6?: { target: string; intervalMs: number; downAfter: number; upAfter: number };
 }[] {
   return config.wan.map((u) => ({
     name: u.name,
@@ -45,8 +45,8 @@ export function datapathUplinks(config: Config): {
       downAfter: u.probe.downAfter,
       upAfter: u.probe.upAfter,
     },
-    interface: u.interface,
-    probe6: u.probe6 && { ...u.probe6 },
+    // Only with an IPv6 probe (its socket is scoped to the interface for a link-local target).
+    ...(u.probe6 ? { interface: u.interface, probe6: { ...u.probe6 } } : {}),
   }));
 }
 

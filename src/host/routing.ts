@@ -238,7 +238,7 @@ function wanAddresses(p: RoutingPlan): string[] {
 }
 
 /** The IPv6 LAN when IPv6 crosses the appliance, else null. */
-function ipv6Lan(p: RoutingPlan): { address: string; network: string } | null {
+function ipv6Lan(p: Pick<RoutingPlan, "ipv6">): { address: string; network: string } | null {
   return p.ipv6?.enabled ? p.ipv6.lan : null;
 }
 
@@ -316,7 +316,7 @@ function dnsReplies(resolvers: readonly string[], dns: string, toEphemeral: stri
 }
 
 /** The uplinks whose IPv6 table is installed: IPv6 on, a gateway6 and an address to route from. */
-function gatewayed6(p: RoutingPlan): RoutingUplink[] {
+function gatewayed6(p: Pick<RoutingPlan, "uplinks" | "ipv6">): RoutingUplink[] {
   if (ipv6Lan(p) === null) return [];
   return p.uplinks.filter((u) => (u.gateway6 ?? null) !== null && (u.addresses6 ?? []).length > 0);
 }
@@ -583,7 +583,7 @@ function replies6(p: RoutingPlan, lanNetwork: string): string[][] {
  * with a gateway6; null when none has one (the main table routes it).
  */
 export function lanEgress6Uplink(
-  p: RoutingPlan,
+  p: Pick<RoutingPlan, "uplinks" | "masquerade" | "ipv6">,
   up6: readonly boolean[],
 ): RoutingUplink | null {
   const gw = gatewayed6(p);
