@@ -454,9 +454,7 @@ export const UplinkStatusSchema = z.object({
     target: z.string().openapi({ example: "fe80::1" }),
     sent: z.number().int(),
     received: z.number().int(),
-    lastRttMs: z.number().nullable().openapi({
-      description: "Read at the data plane's housekeeping tick: an upper bound within 100 ms",
-    }),
+    lastRttMs: z.number().nullable(),
     changedAt: z.number().openapi({ description: "When `up` last changed, ms epoch; 0 never" }),
   }).nullable().optional().openapi({
     description: "The IPv6 gateway's ICMPv6 probe (`probe6`); null when none watches it",

@@ -96,7 +96,7 @@ export interface Uplink6Status {
   target: string;
   sent: number;
   received: number;
-  /** Measured when the housekeeping tick reads the reply: an upper bound within 100 ms. */
+  /** To the kernel's receive time stamp of the reply. */
   lastRttMs: number | null;
   /** When `up` last changed, ms since the epoch; 0 never. */
   changedAt: number;

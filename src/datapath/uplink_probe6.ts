@@ -20,8 +20,9 @@
  * consecutive losses take the uplink's IPv6 down, `upAfter` consecutive
  * answers bring it back, each change out as an `uplink-down` / `uplink-up`
  * event with `family: "ipv6"`. Uplinks start up (no event). The round trip
- * is measured when the tick reads the reply, so it is an upper bound within
- * one housekeeping period (100 ms).
+ * ends when the kernel received the reply (the socket's receive time stamp,
+ * `SIOCGSTAMP`), not when the tick read it, up to a housekeeping period
+ * (100 ms) later.
  *
  * Nothing here runs per packet: the data plane's packet path is untouched.
  */
@@ -44,6 +45,8 @@ export interface Probe6Socket {
   send(msg: Uint8Array, len: number): number;
   /** Reads one queued reply into `buf`: its length, or `-errno` (`-EAGAIN`: none). Never blocks. */
   receive(buf: Uint8Array): number;
+  /** When the kernel received the last reply read, ms since the epoch; NaN: unknown (then the read time). */
+  receivedAt?(): number;
 }
 
 /** What a monitor is built from. */
@@ -58,7 +61,11 @@ export interface Uplink6MonitorInit {
   emit: (events: ApplianceEvent[]) => void;
   /** Fills a buffer with random bytes; `crypto.getRandomValues` by default. */
   random?: (bytes: Uint8Array) => void;
-  /** A fine clock for round trips, ms; `performance.now` by default. */
+  /**
+   * A fine wall clock for round trips, ms since the epoch (the socket's
+   * receive stamps are on the wall clock); `performance.timeOrigin +
+   * performance.now()` by default.
+   */
   hrNow?: () => number;
 }
 
@@ -103,7 +110,7 @@ export class Uplink6Monitor {
     this.#n = init.uplinks.length;
     this.#emit = init.emit;
     this.#random = init.random ?? ((b) => crypto.getRandomValues(b));
-    this.#hrNow = init.hrNow ?? (() => performance.now());
+    this.#hrNow = init.hrNow ?? (() => performance.timeOrigin + performance.now());
     this.#byUplink = new Array(this.#n);
     const ident = new Uint16Array(1);
     init.uplinks.forEach((u, i) => {
@@ -159,7 +166,10 @@ export class Uplink6Monitor {
     for (let k = 0; k < READS_PER_TICK; k++) {
       const n = p.socket.receive(this.#rx);
       if (n < 0) return;
-      if (p.outstanding && this.#answers(p, this.#rx, n)) this.#answer(p, nowMs);
+      if (p.outstanding && this.#answers(p, this.#rx, n)) {
+        const at = p.socket.receivedAt?.() ?? NaN;
+        this.#answer(p, nowMs, Number.isNaN(at) ? this.#hrNow() : at);
+      }
     }
   }
 
@@ -206,10 +216,10 @@ export class Uplink6Monitor {
     }
   }
 
-  #answer(p: Probe6, nowMs: number): void {
+  #answer(p: Probe6, nowMs: number, receivedAt: number): void {
     p.outstanding = false;
     p.received++;
-    p.rttMs = Math.max(0, this.#hrNow() - p.sentAt);
+    p.rttMs = Math.max(0, receivedAt - p.sentAt);
     p.lost = 0;
     p.answered++;
     if (!p.up && p.answered >= p.upAfter) {

@@ -29,6 +29,7 @@ import {
   ErrnoError,
   ICMP6_FILTER,
   interfaceIndex,
+  ioctlInto,
   IPPROTO_ICMPV6,
   openSocket,
   receive,
@@ -45,6 +46,8 @@ import {
 const SOL_IPV6 = 41;
 /** IPv6 socket option: bind to an address the host does not have (yet). */
 const IPV6_FREEBIND = 78;
+/** ioctl: the kernel's receive time of the socket's last message, a `struct timeval`. */
+const SIOCGSTAMP = 0x8906;
 /** ICMPv6 echo reply (RFC 4443 §4.2). */
 const ECHO_REPLY = 129;
 
@@ -57,6 +60,8 @@ function linkLocal(a: Uint8Array): boolean {
 export class Icmp6Socket {
   readonly #fd: number;
   readonly #to: Uint8Array;
+  readonly #stamp = new Uint8Array(16);
+  readonly #stampView = new DataView(this.#stamp.buffer);
   #closed = false;
 
   private constructor(fd: number, to: Uint8Array) {
@@ -122,6 +127,16 @@ export class Icmp6Socket {
   receive(buf: Uint8Array): number {
     if (this.#closed) return -9;
     return receive(this.#fd, buf);
+  }
+
+  /**
+   * When the kernel received the message `receive` read last, ms since the
+   * epoch (the wall clock, to the microsecond), or NaN when it cannot tell.
+   */
+  receivedAt(): number {
+    if (this.#closed || ioctlInto(this.#fd, SIOCGSTAMP, this.#stamp) < 0) return NaN;
+    const v = this.#stampView;
+    return Number(v.getBigInt64(0, true)) * 1000 + Number(v.getBigInt64(8, true)) / 1000;
   }
 
   /** Closes the socket (idempotent). */

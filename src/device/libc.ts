@@ -257,6 +257,11 @@ export function sendTo(fd: number, buf: Uint8Array, len: number, sa: Uint8Array)
   return n < 0 ? -errnoCell![0] : n;
 }
 
+/** ioctl(2) with a pointer argument: 0, or `-errno`. Never throws. */
+export function ioctlInto(fd: number, request: number, arg: Uint8Array): number {
+  return libc().ioctl(fd, BigInt(request), arg) < 0 ? -errnoCell![0] : 0;
+}
+
 /** ioctl(2) with a pointer argument; throws an {@linkcode ErrnoError} saying `what` failed. */
 export function ioctlBuffer(fd: number, request: number, arg: Uint8Array, what: string): void {
   if (libc().ioctl(fd, BigInt(request), arg) < 0) throw new ErrnoError(what, errno());
