@@ -637,5 +637,10 @@ Deno.test("ui: the uplinks table shows each IPv6 gateway, its probe and the LAN'
       dash.html,
       /<tr data-uplink="isp-b">.*?2001:db8:b::fe<\/span> <span[^>]*>Up<\/span> LAN egress/s,
     );
+    const settings = await page(admin, "/settings");
+    assert.match(
+      settings.html,
+      /Uplink isp-a<\/dt><dd>wan0: 198\.51\.100\.1\/26, 2001:db8:a::1\/64 via 198\.51\.100\.62, IPv6 via fe80::1</,
+    );
   }, dualStackTwoUplinkConfig());
 });

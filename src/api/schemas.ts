@@ -375,6 +375,10 @@ export const SettingsSchema = z.object({
         example: ["2001:db8:a::1/64"],
       }),
       gateway: z.string().nullable(),
+      gateway6: z.string().nullable().openapi({
+        description: "The IPv6 next hop; null without one or with IPv6 off",
+        example: "fe80::1",
+      }),
     })).openapi({ description: "The WAN uplinks, in configuration order" }),
     lanAddress: z.string(),
     lanNetwork: z.string(),
