@@ -418,6 +418,7 @@ export async function main(args: string[]): Promise<number> {
   // The web UI and the knock page, mounted before the first request builds the route table.
   app.route("/", createUi(deps, { api: app }));
   if (flags.routing) await applyRouting(plan);
+  egress6?.installed();
   // TLS only: a plain-HTTP request to the port fails its handshake (no redirect listener).
   const servers = managementAddresses(config).map((hostname) =>
     Deno.serve({
@@ -504,6 +505,7 @@ export async function main(args: string[]): Promise<number> {
   await Promise.all(servers.map((srv) => srv.shutdown()));
   await haNotify?.close();
   await saveUnlocks();
+  await egress6?.stop();
   if (flags.routing) await applyRouting(plan, true);
   await plane.stop();
   await flowWrites;

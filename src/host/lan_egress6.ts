@@ -22,27 +22,39 @@ export interface UplinkHealthEvent {
 /** Runs one command: its exit code and standard error. */
 export type RunCommand = (argv: string[]) => Promise<{ code: number; stderr: string }>;
 
-/** Keeps the LAN's IPv6 egress rule on the first masquerade uplink whose IPv6 gateway answers. */
+/**
+ * Keeps the LAN's IPv6 egress rule on the first masquerade uplink whose IPv6
+ * gateway answers. The probes may report before `routingCommands` ran (the
+ * data plane starts first): health is recorded from the start, and rules
+ * move only between `installed()` (the rule is there, to the first uplink's
+ * table) and `stop()`.
+ */
 export class LanEgress6 {
   readonly #plan: RoutingPlan;
   readonly #run: RunCommand;
   readonly #say: (line: string) => void;
   readonly #up6: boolean[];
-  #table: number | null;
+  /** The table the installed rule points to; null before `installed()` and after `stop()`. */
+  #table: number | null = null;
   #queue: Promise<void> = Promise.resolve();
 
-  /** Starts from every uplink up (as `routingCommands` installed the rule). */
+  /** Every uplink counts as up until its probe says otherwise. */
   constructor(plan: RoutingPlan, run: RunCommand, say: (line: string) => void) {
     this.#plan = plan;
     this.#run = run;
     this.#say = say;
     this.#up6 = plan.uplinks.map(() => true);
-    this.#table = lanEgress6Uplink(plan, this.#up6)?.table ?? null;
   }
 
   /** The uplink the LAN's IPv6 leaves by now; null: the main table. */
   get uplink(): string | null {
     return lanEgress6Uplink(this.#plan, this.#up6)?.name ?? null;
+  }
+
+  /** `routingCommands` installed the rule (to the first uplink's table): from now on it moves. */
+  installed(): void {
+    this.#table = lanEgress6Uplink(this.#plan, this.#plan.uplinks.map(() => true))?.table ?? null;
+    this.#sync();
   }
 
   /** Takes the IPv6 probe's `uplink-up` / `uplink-down` events and moves the rule when needed. */
@@ -55,9 +67,23 @@ export class LanEgress6 {
       this.#up6[i] = e.type === "uplink-up";
       changed = true;
     }
-    if (!changed || this.#table === null) return;
+    if (changed) this.#sync();
+  }
+
+  /** No more moves; resolves when the commands under way have run (before the rules are cleared). */
+  stop(): Promise<void> {
+    this.#table = null;
+    return this.#queue;
+  }
+
+  /** Resolves when the commands of every change so far have run. */
+  settled(): Promise<void> {
+    return this.#queue;
+  }
+
+  #sync(): void {
     const next = lanEgress6Uplink(this.#plan, this.#up6);
-    if (next === null || next.table === this.#table) return;
+    if (this.#table === null || next === null || next.table === this.#table) return;
     const from = this.#table;
     this.#table = next.table;
     const first = lanEgress6Uplink(this.#plan, this.#plan.uplinks.map(() => true));
@@ -74,10 +100,5 @@ export class LanEgress6 {
           `rule pref ${LAN_EGRESS6_PREF}): ${why}`,
       );
     });
-  }
-
-  /** Resolves when the commands of every change so far have run. */
-  settled(): Promise<void> {
-    return this.#queue;
   }
 }

@@ -126,13 +126,19 @@ Deno.test("gateway6: the input chain takes the probes' echo replies and IPv6 DNS
   assert.match(v6only, /udp sport 53 ip6 saddr \{ 2001:db8:a::53 \}/);
 });
 
-Deno.test("gateway6: the LAN egress rule moves on the IPv6 probe's events, and says so", async () => {
+Deno.test("gateway6: the LAN egress rule moves on the IPv6 probe's events once installed, and says so", async () => {
   const ran: string[] = [], said: string[] = [];
   const egress = new LanEgress6(PLAN, (argv) => {
     ran.push(argv.join(" "));
     return Promise.resolve({ code: 0, stderr: "" });
   }, (l) => said.push(l));
   assert.equal(egress.uplink, "isp-a");
+  // Before the rules are installed nothing runs; a change is applied once they are.
+  egress.onEvents([{ type: "uplink-down", uplink: "isp-b", family: "ipv6" }]);
+  egress.onEvents([{ type: "uplink-up", uplink: "isp-b", family: "ipv6" }]);
+  await egress.settled();
+  assert.deepEqual(ran, []);
+  egress.installed();
   // The IPv4 probe's events do not move it.
   egress.onEvents([{ type: "uplink-down", uplink: "isp-a" }]);
   egress.onEvents([{ type: "uplink-down", uplink: "isp-a", family: "ipv6" }]);
@@ -151,6 +157,11 @@ Deno.test("gateway6: the LAN egress rule moves on the IPv6 probe's events, and s
     "routing: LAN IPv6 egress by uplink isp-b (table 202, rule pref 1100): an IPv6 gateway before it is down",
     "routing: LAN IPv6 egress by uplink isp-a (table 201, rule pref 1100): the first uplink's IPv6 gateway answers again",
   ]);
+  // Stopped: the rules are about to be cleared; nothing moves any more.
+  await egress.stop();
+  egress.onEvents([{ type: "uplink-down", uplink: "isp-a", family: "ipv6" }]);
+  await egress.settled();
+  assert.equal(ran.length, 4);
 });
 
 Deno.test({
@@ -217,4 +228,21 @@ Deno.test({
       await run(["ip", "netns", "del", ns]);
     }
   },
+});
+
+Deno.test("gateway6: a probe down before the rules were installed moves the rule once they are", async () => {
+  const ran: string[] = [];
+  const egress = new LanEgress6(PLAN, (argv) => {
+    ran.push(argv.join(" "));
+    return Promise.resolve({ code: 0, stderr: "" });
+  }, () => {});
+  egress.onEvents([{ type: "uplink-down", uplink: "isp-a", family: "ipv6" }]);
+  await egress.settled();
+  assert.deepEqual(ran, []);
+  egress.installed();
+  await egress.settled();
+  assert.deepEqual(ran, [
+    "ip -6 rule add pref 1100 from 2001:db8:192::/64 lookup 202 protocol 75",
+    "ip -6 rule del pref 1100 from 2001:db8:192::/64 lookup 201",
+  ]);
 });
