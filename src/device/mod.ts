@@ -1,6 +1,6 @@
 /**
  * The device layer: the {@linkcode Device} contract, a TUN over libc FFI,
- * an in-memory device for tests, pcap tracing, the raw ICMP socket of the
+ * an in-memory device for tests, pcap tracing, the raw ICMP and ICMPv6 sockets of the
  * uplink health probe, and the eventfd doorbell that wakes a sleeping Worker.
  */
 
