@@ -11,7 +11,9 @@
  * downAfter probes (the log line and the API say so, the IPv4 probe stays
  * up), the LAN's IPv6 egress moves to ISP B (the LAN server reaches client
  * B, which it could not through ISP A), and once echo is answered again it
- * comes back up after upAfter and the egress returns to ISP A.
+ * comes back up after upAfter and the egress returns to ISP A. A kill -9
+ * leaves the IPv6 rules and routes, the next start replaces them (each once)
+ * and a clean stop removes them.
  */
 import assert from "node:assert/strict";
 import { type RunningLab, startTwoUplinkLab } from "../../scripts/lab/appliance.ts";
@@ -262,6 +264,36 @@ Deno.test({
         assert.doesNotMatch(log, /^routing: ip /m, "a routing command failed");
         assert.doesNotMatch(log, /no IPv6 health probe/, "a probe socket did not open");
       });
+
+      await t.step(
+        "a crash leaves the IPv6 rules, a start replaces them once, a stop removes them",
+        async () => {
+          const ours = async () =>
+            await shOk(l, "appliance", [
+              "sh",
+              "-c",
+              "ip -6 rule; ip -6 route show table all proto 75",
+            ]);
+          await l.stopAppliance("SIGKILL");
+          assert.match(
+            await ours(),
+            /^1100:\s+from 2001:db8:192::\/64 lookup 201/m,
+            "kill -9 left them",
+          );
+          await l.startAppliance();
+          const again = await ours();
+          assert.equal(again.match(/^1100:/gm)?.length, 1, again);
+          assert.equal(
+            again.match(new RegExp(`^1001:\\s+from ${T6.wanB} lookup 202`, "gm"))?.length,
+            1,
+            again,
+          );
+          assert.equal(again.match(/default via fe80::1 dev wan0 table 201/g)?.length, 1, again);
+          await l.stopAppliance("SIGTERM");
+          const left = await ours();
+          assert.doesNotMatch(left, /proto 75|lookup 20[12]|^1100:/m, left);
+        },
+      );
       await http.stop();
     } finally {
       await lab?.down();
