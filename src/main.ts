@@ -66,6 +66,7 @@ import {
   unroutingCommands,
 } from "./host/routing.ts";
 import { haSocketPath, serveHaNotify } from "./host/ha_notify.ts";
+import { LanEgress6 } from "./host/lan_egress6.ts";
 import { run } from "./host/run.ts";
 import { type ActiveTls, loadOrCreateTls } from "./host/tls.ts";
 import { taskArgs } from "./cli/task_args.ts";
@@ -231,9 +232,12 @@ export async function main(args: string[]): Promise<number> {
     resolvers: systemResolvers(),
     ephemeralPorts: systemEphemeralPorts(),
     ipv6: config.ipv6,
+    masquerade: config.masquerade.uplinks,
   };
   // Fail closed first: nothing is forwarded unless it crosses the TUN, with or without us.
   const nftError = flags.routing ? await applyFailClosed(plan) : null;
+  // The LAN's IPv6 egress rule follows the IPv6 gateway probes (no gateway6: nothing moves).
+  const egress6 = flags.routing ? new LanEgress6(plan, run, (l) => console.log(l)) : null;
   if (nftError) {
     console.error(`Cannot start: the fail-closed table: ${nftError}`);
     return 1;
@@ -362,6 +366,7 @@ export async function main(args: string[]): Promise<number> {
     },
     (events) => {
       events.forEach((e) => logger.log(e));
+      egress6?.onEvents(events);
       journal.apply(events).catch(saveFailed("unlock table"));
     },
     (records) => store.knockState.save(records).catch(saveFailed("knock state")),
@@ -470,6 +475,7 @@ export async function main(args: string[]): Promise<number> {
   // The web UI and the knock page, mounted before the first request builds the route table.
   app.route("/", createUi(deps, { api: app }));
   if (flags.routing) await applyRouting(plan);
+  egress6?.installed();
   // TLS only: a plain-HTTP request to the port fails its handshake (no redirect listener).
   const servers = await serveManagement(
     managementAddresses(config),
@@ -559,6 +565,7 @@ export async function main(args: string[]): Promise<number> {
   await Promise.all(servers.map((srv) => srv.shutdown()));
   await haNotify?.close();
   await saveUnlocks();
+  await egress6?.stop();
   if (flags.routing) await applyRouting(plan, true);
   await plane.stop();
   await flowWrites;

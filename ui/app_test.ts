@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type Harness, twoUplinkConfig, twoUplinkStatus, withApi } from "../src/api/_test_util.ts";
+import {
+  dualStackTwoUplinkConfig,
+  dualStackTwoUplinkStatus,
+  type Harness,
+  twoUplinkConfig,
+  twoUplinkStatus,
+  withApi,
+} from "../src/api/_test_util.ts";
 import { StoreBanner } from "./components.tsx";
 import { createUi, safeNext } from "./mod.ts";
 
@@ -608,4 +615,32 @@ Deno.test("ui: two uplinks: WAN pickers, the WAN column, uplinks and WAN address
       /Uplink isp-b<\/dt><dd>wan1: 198\.51\.100\.65\/26 via 198\.51\.100\.126/,
     );
   }, twoUplinkConfig());
+});
+
+Deno.test("ui: the uplinks table shows each IPv6 gateway, its probe and the LAN's IPv6 egress", async () => {
+  await withUi(async (h) => {
+    h.datapath.uplinkTable = dualStackTwoUplinkStatus(true);
+    const admin = await h.login(h.admin.name, h.admin.password, h.admin.totpSecret);
+    let dash = await page(admin, "/");
+    assert.match(dash.html, /<th[^>]*>IPv6 gateway<\/th>/);
+    assert.match(
+      dash.html,
+      /<tr data-uplink="isp-a">.*?fe80::1<\/span> <span[^>]*>Up<\/span> LAN egress/s,
+    );
+    h.datapath.uplinkTable = dualStackTwoUplinkStatus(false);
+    dash = await page(admin, "/");
+    assert.match(
+      dash.html,
+      /<tr data-uplink="isp-a">.*?fe80::1<\/span> <span[^>]*>Down<\/span><\/td>/s,
+    );
+    assert.match(
+      dash.html,
+      /<tr data-uplink="isp-b">.*?2001:db8:b::fe<\/span> <span[^>]*>Up<\/span> LAN egress/s,
+    );
+    const settings = await page(admin, "/settings");
+    assert.match(
+      settings.html,
+      /Uplink isp-a<\/dt><dd>wan0: 198\.51\.100\.1\/26, 2001:db8:a::1\/64 via 198\.51\.100\.62, IPv6 via fe80::1</,
+    );
+  }, dualStackTwoUplinkConfig());
 });

@@ -214,3 +214,61 @@ export async function bcp38Drops(ns: string): Promise<number> {
   if (!m) throw new Error(`Cannot read the BCP 38 counter in ${ns}: ${r.stdout}${r.stderr}`);
   return Number(m[1]);
 }
+
+/**
+ * The two-uplink lab's IPv6 addresses (documentation prefix): each ISP's
+ * link to the appliance a /64 (ISP A's router also on fe80::1, the
+ * link-local next hop a router advertises), each ISP's customers a /64 of
+ * their own, and the LAN's prefix, which each ISP routes to the appliance.
+ */
+export const TWO_UPLINKS6 = {
+  wanA: "2001:db8:a::1",
+  networkA: "2001:db8:a::/64",
+  routerA: "2001:db8:a::fe",
+  /** ISP A's router's link-local address on the appliance's link (its IPv6 next hop). */
+  gatewayA: "fe80::1",
+  wanB: "2001:db8:b::1",
+  networkB: "2001:db8:b::/64",
+  gatewayB: "2001:db8:b::fe",
+  lan: "2001:db8:192::1",
+  lanNetwork: "2001:db8:192::/64",
+  server: "2001:db8:192::12",
+  clientA: "2001:db8:203:a::10",
+  clientB: "2001:db8:203:b::10",
+} as const;
+
+/**
+ * Adds `TWO_UPLINKS6` to a lab `twoUplinksUp` built (no duplicate address
+ * detection). The IPv6 side has no core: a customer of one ISP is reachable
+ * only through that ISP, and the appliance's main table holds only its
+ * connected prefixes (no IPv6 default route), so its IPv6 reaches a client
+ * only by the table of the client's uplink.
+ */
+export async function twoUplinksIpv6Up(n: TwoUplinkNames): Promise<void> {
+  const T = TWO_UPLINKS6;
+  const addr6 = (ns: string, dev: string, cidr: string) =>
+    nsRun(ns, ["ip", "-6", "addr", "add", cidr, "dev", dev, "nodad"]);
+  const route6 = (ns: string, dst: string, via: string, dev: string) =>
+    nsRun(ns, ["ip", "-6", "route", "add", dst, "via", via, "dev", dev]);
+  for (
+    const [ns, wan, router, customer] of [
+      [n.ispa, T.wanA, T.routerA, "2001:db8:203:a::1"],
+      [n.ispb, T.wanB, T.gatewayB, "2001:db8:203:b::1"],
+    ]
+  ) {
+    await addr6(ns, "app", `${router}/64`);
+    await addr6(ns, "cust", `${customer}/64`);
+    await nsRun(ns, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    await route6(ns, T.lanNetwork, wan, "app");
+  }
+  await addr6(n.ispa, "app", `${T.gatewayA}/64`);
+  await addr6(n.clienta, "eth0", `${T.clientA}/64`);
+  await nsRun(n.clienta, ["ip", "-6", "route", "add", "default", "via", "2001:db8:203:a::1"]);
+  await addr6(n.clientb, "eth0", `${T.clientB}/64`);
+  await nsRun(n.clientb, ["ip", "-6", "route", "add", "default", "via", "2001:db8:203:b::1"]);
+  await addr6(n.appliance, "wan0", `${T.wanA}/64`);
+  await addr6(n.appliance, "wan1", `${T.wanB}/64`);
+  await addr6(n.appliance, "lan0", `${T.lan}/64`);
+  await addr6(n.server, "eth0", `${T.server}/64`);
+  await nsRun(n.server, ["ip", "-6", "route", "add", "default", "via", T.lan]);
+}

@@ -85,6 +85,55 @@ export function dualStackConfig(enabled = true): Config {
   );
 }
 
+/**
+ * Two dual-stack uplinks, each with a gateway6 (isp-a's link-local fe80::1 on wan0, isp-b's
+ * 2001:db8:b::fe), masquerade preferring isp-a.
+ */
+export function dualStackTwoUplinkConfig(): Config {
+  return parseConfig(
+    JSON.stringify({
+      ...DEFAULT_CONFIG_INPUT,
+      wan: [
+        {
+          name: "isp-a",
+          interface: "wan0",
+          addresses: ["198.51.100.1/26"],
+          addresses6: ["2001:db8:a::1/64"],
+          gateway: "198.51.100.62",
+          gateway6: "fe80::1",
+        },
+        {
+          name: "isp-b",
+          interface: "wan1",
+          addresses: ["198.51.100.65/26"],
+          addresses6: ["2001:db8:b::1/64"],
+          gateway: "198.51.100.126",
+          gateway6: "2001:db8:b::fe",
+        },
+      ],
+      masquerade: { uplinks: ["isp-a", "isp-b"] },
+      ipv6: { enabled: true, lan: { address: "2001:db8:192::1", network: "2001:db8:192::/64" } },
+    }),
+    "<dual-stack two-uplink test config>",
+  );
+}
+
+/** `twoUplinkStatus` with IPv6 probes on both (`dualStackTwoUplinkConfig`); isp-a's as `aUp`. */
+export function dualStackTwoUplinkStatus(aUp: boolean): UplinkStatus[] {
+  const ipv6 = (up: boolean, target: string) => ({
+    up,
+    target,
+    sent: 10,
+    received: up ? 10 : 6,
+    lastRttMs: up ? 0.3 : null,
+    changedAt: up ? 0 : T0 + 1_000,
+  });
+  return twoUplinkStatus().map((s, i) => ({
+    ...s,
+    ipv6: i === 0 ? ipv6(aUp, "fe80::1") : ipv6(true, "2001:db8:b::fe"),
+  }));
+}
+
 /** The health the fake data plane reports for `twoUplinkConfig`: isp-a down, isp-b masquerading. */
 export function twoUplinkStatus(): UplinkStatus[] {
   return [

@@ -299,6 +299,36 @@ function uplinkFamilies(out: string[], uplinks: readonly UplinkStatus[]): void {
     "1 for the uplink whose primary address masquerade from the LAN uses now, else 0",
     each((u) => u.masquerade ? 1 : 0),
   );
+  uplink6Families(out, uplinks);
+}
+
+/** The IPv6 gateway probes' health and counts: one sample per uplink with a probe6, none without. */
+function uplink6Families(out: string[], uplinks: readonly UplinkStatus[]): void {
+  const probed = uplinks.filter((u) => u.ipv6 != null);
+  if (probed.length === 0) return;
+  const each = (value: (s: NonNullable<UplinkStatus["ipv6"]>) => number): Sample[] =>
+    probed.map((u) => [label("uplink", u.name), value(u.ipv6!)]);
+  family(
+    out,
+    "uplink_ipv6_up",
+    "gauge",
+    "1 while the uplink's IPv6 gateway answers its ICMPv6 health probe (probe6), else 0",
+    each((s) => s.up ? 1 : 0),
+  );
+  family(
+    out,
+    "uplink_ipv6_probes_sent_total",
+    "counter",
+    "ICMPv6 echo requests the IPv6 health probe sent to the uplink's target",
+    each((s) => s.sent),
+  );
+  family(
+    out,
+    "uplink_ipv6_probes_received_total",
+    "counter",
+    "ICMPv6 echo replies the IPv6 health probe received from the uplink's target",
+    each((s) => s.received),
+  );
 }
 
 /** The store backend: connected, how long since a member answered, the revision held. */

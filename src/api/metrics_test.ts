@@ -93,6 +93,21 @@ Deno.test("metrics: each uplink's health, probes and the masquerade in use", asy
       assert.match(text, /^knockgate_uplink_probes_received_total\{uplink="isp-a"\} 9$/m);
       assert.match(text, /^knockgate_masquerade_uplink\{uplink="isp-a"\} 0$/m);
       assert.match(text, /^knockgate_masquerade_uplink\{uplink="isp-b"\} 1$/m);
+      assert.doesNotMatch(text, /knockgate_uplink_ipv6_/, "no IPv6 probe, no IPv6 families");
+      // An IPv6 probe on isp-a only: its series, none for isp-b; the IPv4 ones unchanged.
+      h.datapath.uplinkTable = twoUplinkStatus().map((u, i) => ({
+        ...u,
+        ipv6: i === 0
+          ? { up: false, target: "fe80::1", sent: 7, received: 4, lastRttMs: null, changedAt: 1 }
+          : null,
+      }));
+      const six = await (await viewer.request("GET", "/metrics")).text();
+      assertExposition(six);
+      assert.match(six, /^knockgate_uplink_ipv6_up\{uplink="isp-a"\} 0$/m);
+      assert.match(six, /^knockgate_uplink_ipv6_probes_sent_total\{uplink="isp-a"\} 7$/m);
+      assert.match(six, /^knockgate_uplink_ipv6_probes_received_total\{uplink="isp-a"\} 4$/m);
+      assert.doesNotMatch(six, /knockgate_uplink_ipv6_\w+\{uplink="isp-b"\}/);
+      assert.match(six, /^knockgate_uplink_up\{uplink="isp-a"\} 0$/m);
     },
     {},
     twoUplinkConfig(),
@@ -183,7 +198,13 @@ Deno.test({
           body: { username: h.admin.name, password: "wrong", code: "000000" },
         });
         h.datapath.ruleIdTable = [{ id: 0, name: "web" }, { id: 1, name: 'odd "name"' }];
-        h.datapath.uplinkTable = twoUplinkStatus();
+        // With an IPv6 probe on isp-a: its families pass too.
+        h.datapath.uplinkTable = twoUplinkStatus().map((u, i) => ({
+          ...u,
+          ipv6: i === 0
+            ? { up: true, target: "fe80::1", sent: 4, received: 3, lastRttMs: 0.2, changedAt: 0 }
+            : null,
+        }));
         h.datapath.unlock("203.0.113.10", "alice", h.clock.now());
         const res = await scraper.request("GET", "/metrics");
         assert.equal(res.status, 200);

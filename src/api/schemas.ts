@@ -376,6 +376,10 @@ export const SettingsSchema = z.object({
         example: ["2001:db8:a::1/64"],
       }),
       gateway: z.string().nullable(),
+      gateway6: z.string().nullable().openapi({
+        description: "The IPv6 next hop; null without one or with IPv6 off",
+        example: "fe80::1",
+      }),
     })).openapi({ description: "The WAN uplinks, in configuration order" }),
     lanAddress: z.string(),
     lanNetwork: z.string(),
@@ -450,6 +454,16 @@ export const UplinkStatusSchema = z.object({
   lastRttMs: z.number().nullable(),
   changedAt: z.number().openapi({ description: "When `up` last changed, ms epoch; 0 never" }),
   masquerade: z.boolean().openapi({ description: "Masquerade from the LAN uses it now" }),
+  ipv6: z.object({
+    up: z.boolean(),
+    target: z.string().openapi({ example: "fe80::1" }),
+    sent: z.number().int(),
+    received: z.number().int(),
+    lastRttMs: z.number().nullable(),
+    changedAt: z.number().openapi({ description: "When `up` last changed, ms epoch; 0 never" }),
+  }).nullable().optional().openapi({
+    description: "The IPv6 gateway's ICMPv6 probe (`probe6`); null when none watches it",
+  }),
 }).openapi("UplinkStatus");
 
 /** A configured uplink with its health. */
@@ -467,6 +481,15 @@ export const UplinkSchema = z.object({
     example: { outside: "2001:db8:b:100::/64" },
   }),
   gateway: z.string().nullable(),
+  gateway6: z.string().nullable().openapi({
+    description: "The IPv6 next hop (link-local ones are on `interface`); null without one or " +
+      "with IPv6 off",
+    example: "fe80::1",
+  }),
+  lanIpv6Egress: z.boolean().openapi({
+    description: "The LAN prefix's IPv6 leaves by this uplink now (with `--routing`: the first " +
+      "masquerade uplink with a gateway6 whose IPv6 probe answers)",
+  }),
   management: z.boolean().openapi({
     description: "The management port answers (after a knock) on its addresses",
   }),

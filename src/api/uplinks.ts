@@ -6,6 +6,7 @@
 import type { Config } from "../config/types.ts";
 import type { DatapathApi } from "../datapath/control.ts";
 import type { UplinkStatus } from "../datapath/messages.ts";
+import { lanEgress6Uplink } from "../host/routing.ts";
 
 /** A data plane that may report uplink health (older ones, and some test fakes, cannot). */
 type UplinkReporter = DatapathApi & { uplinks?: () => Promise<UplinkStatus[]> };
@@ -40,6 +41,9 @@ export interface UplinkView {
   /** NPTv6: the LAN prefix leaves it as `outside`; null: none. */
   npt6: { outside: string } | null;
   gateway: string | null;
+  gateway6: string | null;
+  /** The LAN prefix's IPv6 leaves by it now (`host/routing.ts` `lanEgress6Uplink`). */
+  lanIpv6Egress: boolean;
   management: boolean;
   /** Index in the masquerade preference list; null when masquerade never uses it. */
   masqueradeOrder: number | null;
@@ -50,6 +54,11 @@ export interface UplinkView {
 export function uplinkViews(config: Config, statuses: UplinkStatus[] | null): UplinkView[] {
   const byName = new Map((statuses ?? []).map((s) => [s.name, s]));
   const knock = config.management.wanAccess === "knock";
+  const up6 = config.wan.map((u) => byName.get(u.name)?.ipv6?.up ?? true);
+  const egress6 = lanEgress6Uplink(
+    { uplinks: config.wan, masquerade: config.masquerade.uplinks, ipv6: config.ipv6 },
+    up6,
+  )?.name;
   return config.wan.map((u) => {
     const order = config.masquerade.uplinks.indexOf(u.name);
     return {
@@ -59,6 +68,8 @@ export function uplinkViews(config: Config, statuses: UplinkStatus[] | null): Up
       addresses6: uplinkAddresses6(u),
       npt6: u.npt6 && { outside: u.npt6.outside },
       gateway: u.gateway,
+      gateway6: u.gateway6,
+      lanIpv6Egress: u.name === egress6,
       management: knock && config.management.uplinks.includes(u.name),
       masqueradeOrder: order === -1 ? null : order,
       status: byName.get(u.name) ?? null,

@@ -11,6 +11,7 @@ import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from "../pa
 import { canonicalIp } from "../packet/ip_text.ts";
 import { formatIpv6Prefix, type Ipv6Prefix, parseIpv6Prefix } from "../packet/ipv6_address.ts";
 import { joinPath, JsoncSyntaxError, parseJsonc } from "./parse_jsonc.ts";
+import { uplinkGateways6 } from "./gateway6.ts";
 import { ipv6Section } from "./ipv6.ts";
 import { type ConfigOutput, configSchema, issueMessage, KNOCK_ALIASES } from "./schema.ts";
 import type {
@@ -241,9 +242,12 @@ function finish(c: ConfigOutput, report: Reporter, notes: Reporter): Config {
   }
   const { ipv6, addresses6, npt6 } = ipv6Section(c, report, notes);
   const wan = uplinks(c, lanNet, report);
+  const gateways6 = uplinkGateways6(c, report, notes);
   wan.forEach((u, i) => {
     u.addresses6 = addresses6[i];
     u.npt6 = npt6[i];
+    u.gateway6 = gateways6[i].gateway6;
+    u.probe6 = gateways6[i].probe6;
   });
   const names = wan.map((u) => u.name);
   const masquerade = uplinkList(c.masquerade.uplinks, names, "masquerade.uplinks", report);
@@ -337,6 +341,8 @@ function uplinks(c: ConfigOutput, lanNet: Cidr, report: Reporter): UplinkConfig[
       npt6: null,
       gateway,
       probe: probeOf(u, `${at}.probe`, report),
+      gateway6: null,
+      probe6: null,
       table,
     });
   });

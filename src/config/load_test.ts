@@ -337,6 +337,8 @@ Deno.test("the single-object wan of earlier versions loads as one uplink named w
     npt6: null,
     gateway: null,
     probe: null,
+    gateway6: null,
+    probe6: null,
     table: 201,
   }]);
   assert.deepEqual(c.masquerade, { uplinks: ["wan"] });

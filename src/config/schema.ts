@@ -122,6 +122,18 @@ const probe = z.union([
   }),
 ]);
 
+/** The IPv6 gateway's health probe (ICMPv6 echo); `false` switches it off. */
+const probe6 = z.union([
+  z.literal(false),
+  z.strictObject({
+    /** Default: the IPv6 gateway. */
+    target: ipv6.optional(),
+    intervalMs: int(100, 60_000).default(1000),
+    downAfter: int(1, 100).default(3),
+    upAfter: int(1, 100).default(2),
+  }),
+]);
+
 /** One WAN uplink: an interface, its public addresses and its next hop. */
 const uplink = z.strictObject({
   name: uplinkName,
@@ -134,6 +146,9 @@ const uplink = z.strictObject({
   /** Absent or null: on-link only (no routing table, no probe). */
   gateway: ipv4.nullable().default(null),
   probe: probe.optional(),
+  /** IPv6 next hop (link-local, or global on an `addresses6` prefix); used only with `ipv6.enabled`. */
+  gateway6: ipv6.nullable().default(null),
+  probe6: probe6.optional(),
   /** Routing table of replies leaving by this uplink; default 201 + its index. */
   table: int(1, 252).optional(),
 });

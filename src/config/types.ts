@@ -53,6 +53,15 @@ export interface UplinkProbe {
   upAfter: number;
 }
 
+/** The IPv6 gateway's health probe (ICMPv6 echo from the uplink's first IPv6 address). */
+export interface UplinkProbe6 {
+  /** RFC 5952 text; a link-local target is on the uplink's interface. */
+  target: string;
+  intervalMs: number;
+  downAfter: number;
+  upAfter: number;
+}
+
 /**
  * A WAN uplink: knocks and forwarded flows arrive on its addresses, replies
  * leave by it (routing table `table`), and masquerade may use its first
@@ -70,6 +79,13 @@ export interface UplinkConfig {
   /** Next hop, or null when the uplink is on-link only (no table, no probe). */
   gateway: string | null;
   probe: UplinkProbe | null;
+  /**
+   * IPv6 next hop (RFC 5952 text; link-local ones are on `interface`), or null
+   * (no IPv6 table, no IPv6 probe); always null unless `ipv6.enabled`.
+   */
+  gateway6: string | null;
+  /** Always null unless `ipv6.enabled`. */
+  probe6: UplinkProbe6 | null;
   /** Routing table number of replies leaving by this uplink. */
   table: number;
 }

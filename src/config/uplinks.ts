@@ -32,6 +32,8 @@ export function datapathUplinks(config: Config): {
   npt6?: { outside: string };
   management: boolean;
   probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
+  interface?: string;
+  probe6?: { target: string; intervalMs: number; downAfter: number; upAfter: number };
 }[] {
   return config.wan.map((u) => ({
     name: u.name,
@@ -46,6 +48,8 @@ export function datapathUplinks(config: Config): {
       downAfter: u.probe.downAfter,
       upAfter: u.probe.upAfter,
     },
+    // Only with an IPv6 probe (its socket is scoped to the interface for a link-local target).
+    ...(u.probe6 ? { interface: u.interface, probe6: { ...u.probe6 } } : {}),
   }));
 }
 

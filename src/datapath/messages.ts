@@ -86,6 +86,22 @@ export interface DatapathUplink {
   npt6?: { outside: string } | null;
   /** The gateway health probe, or null (then the uplink counts as up). */
   probe: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
+  /** Its interface (a link-local IPv6 probe target is scoped to it). */
+  interface?: string;
+  /** The IPv6 gateway's probe (ICMPv6 echo from `addresses6[0]`); absent or null: none. */
+  probe6?: { target: string; intervalMs: number; downAfter: number; upAfter: number } | null;
+}
+
+/** An uplink's IPv6 gateway health (`uplink_probe6.ts`). */
+export interface Uplink6Status {
+  up: boolean;
+  target: string;
+  sent: number;
+  received: number;
+  /** To the kernel's receive time stamp of the reply. */
+  lastRttMs: number | null;
+  /** When `up` last changed, ms since the epoch; 0 never. */
+  changedAt: number;
 }
 
 /** An uplink's health, for the status table and the API. */
@@ -102,6 +118,8 @@ export interface UplinkStatus {
   changedAt: number;
   /** Masquerade from the LAN uses this uplink now. */
   masquerade: boolean;
+  /** The IPv6 gateway's probe; null or absent when none watches it. */
+  ipv6?: Uplink6Status | null;
 }
 
 /** Everything the data plane is configured with. */

@@ -75,6 +75,7 @@ import type {
 } from "./messages.ts";
 import type { PacketProcessor } from "./engine.ts";
 import { type ProbeSender, UplinkMonitor } from "./uplink_monitor.ts";
+import { type Probe6Socket, Uplink6Monitor } from "./uplink_probe6.ts";
 
 /** Idle timeout of flows delivered to the appliance itself (only one direction is seen). */
 const LOCAL_FLOW_TIMEOUT_S = 3600;
@@ -105,6 +106,8 @@ export interface PipelineInit {
   clock?: Clock;
   /** Sends the uplink health probes; without one nothing is probed (every uplink up). */
   probeSender?: ProbeSender;
+  /** The IPv6 gateway probes' sockets (index = uplink order); without them none is probed. */
+  probe6Sockets?: readonly (Probe6Socket | null)[];
   /**
    * The device's `ipv4HeaderChecked`: every IPv4 header it reads was built
    * or verified by the kernel, so its checksum is not summed again. Default
@@ -139,6 +142,7 @@ export class Pipeline implements PacketProcessor {
   readonly fragments = new FragmentTable();
   readonly snapshots: FlowSnapshots;
   readonly uplinks: UplinkMonitor;
+  readonly uplinks6: Uplink6Monitor;
   readonly #emitFlows: ((snapshot: Uint8Array) => void) | undefined;
   readonly #emitClaims: (claims: KnockClaim[]) => void;
   /** Second at which each flow last refreshed its unlock. */
@@ -215,6 +219,11 @@ export class Pipeline implements PacketProcessor {
       sender: init.probeSender ?? null,
       emit: init.emit,
       onHealth: (up) => this.admission.setUplinkHealth(up),
+    });
+    this.uplinks6 = new Uplink6Monitor({
+      uplinks: s.uplinks,
+      sockets: init.probe6Sockets ?? null,
+      emit: init.emit,
     });
   }
 
@@ -328,7 +337,10 @@ export class Pipeline implements PacketProcessor {
   /** Answers a status query. */
   query(what: DatapathQuery, limit: number): unknown {
     if (what === "unlocks") return this.admission.listUnlocks();
-    if (what === "uplinks") return this.uplinks.status(this.admission.masqueradeUplink());
+    if (what === "uplinks") {
+      return this.uplinks.status(this.admission.masqueradeUplink())
+        .map((s, i) => ({ ...s, ipv6: this.uplinks6.status(i) }));
+    }
     if (what === "rules") return this.admission.ruleIds();
     if (what === "conntrack") {
       const ids = this.admission.ids;
@@ -375,6 +387,7 @@ export class Pipeline implements PacketProcessor {
     }
     this.ct.expire(Math.floor(nowMs / 1000));
     this.uplinks.tick(nowMs);
+    this.uplinks6.tick(nowMs);
     if (this.#emitFlows !== undefined) {
       const snap = this.snapshots.tick(nowMs);
       if (snap !== null) this.#emitFlows(snap);

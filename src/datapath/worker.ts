@@ -6,8 +6,15 @@
  * others are trackers (see `WorkerRole` and the handoff ring in handoff.ts).
  */
 /// <reference lib="deno.worker" />
-import { Doorbell, IcmpSocket, setThreadNice, sumTunStats, TunQueue } from "../device/mod.ts";
-import { parseIpv4 } from "../packet/mod.ts";
+import {
+  Doorbell,
+  Icmp6Socket,
+  IcmpSocket,
+  setThreadNice,
+  sumTunStats,
+  TunQueue,
+} from "../device/mod.ts";
+import { parseIpv4, parseIpv6, writeIpv6 } from "../packet/mod.ts";
 import { Engine } from "./engine.ts";
 import { KIND_FINAL } from "./flow_snapshot.ts";
 import { HandoffRing } from "./handoff.ts";
@@ -89,8 +96,10 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
   if (admits && bell !== null) dev.setDoorbell(bell);
   const out = admits ? undefined : rings[role.index - 1];
   const probes = admits ? openProbeSockets(m.settings.uplinks) : null;
+  const probes6 = admits ? openProbe6Sockets(m.settings.uplinks) : null;
   pipeline = new Pipeline({
     probeSender: probes?.sender,
+    probe6Sockets: probes6 ?? undefined,
     ipv4HeaderChecked: dev.ipv4HeaderChecked,
     table: { buffer: role.table, workers: role.count, worker: role.index },
     gate: { ...role.gate, worker: role.index },
@@ -133,6 +142,7 @@ function start(m: Extract<ToWorker, { type: "init" }>): void {
       post({ type: "flows", snapshot, final: true }, [snapshot.buffer as ArrayBuffer]);
     }
     probes?.close();
+    probes6?.forEach((s) => s?.close());
     post({ type: "stopped" });
   }).catch((err) => post({ type: "fatal", message: String(err?.stack ?? err) }));
 }
@@ -160,6 +170,28 @@ function openProbeSockets(uplinks: DatapathUplink[]): { sender: ProbeSender; clo
     },
     close: () => sockets.forEach((s) => s?.close()),
   };
+}
+
+/**
+ * One raw ICMPv6 socket per uplink with an IPv6 probe, from its first IPv6
+ * address to the target; one that does not open is reported, and that
+ * uplink's IPv6 probes are lost.
+ */
+function openProbe6Sockets(uplinks: DatapathUplink[]): (Icmp6Socket | null)[] {
+  return uplinks.map((u) => {
+    const from = u.probe6 ? parseIpv6(u.addresses6?.[0] ?? "") : null;
+    const to = u.probe6 ? parseIpv6(u.probe6.target) : null;
+    if (from === null || to === null) return null;
+    const bytes = (w: Uint32Array) => {
+      const b = new Uint8Array(16);
+      writeIpv6(b, 0, w);
+      return b;
+    };
+    const s = Icmp6Socket.open(bytes(from), bytes(to), u.interface ?? "");
+    if (s instanceof Icmp6Socket) return s;
+    console.error(`data plane: uplink ${u.name}: no IPv6 health probe: ${s.message}`);
+    return null;
+  });
 }
 
 function restoreFlows(p: Pipeline, data: Uint8Array): RestoredFlows {

@@ -20,6 +20,8 @@ export const O_NONBLOCK = 0x800;
 export const O_CLOEXEC = 0x80000;
 /** socket(2) domain: IPv4. */
 export const AF_INET = 2;
+/** socket(2) domain: IPv6. */
+export const AF_INET6 = 10;
 /** socket(2) type: datagram. */
 export const SOCK_DGRAM = 2;
 /** socket(2) type: raw. */
@@ -34,6 +36,10 @@ export const IPPROTO_ICMP = 1;
 export const SOL_RAW = 255;
 /** Raw ICMP socket option: a bit mask of the ICMP types not to receive (`linux/icmp.h`). */
 export const ICMP_FILTER = 1;
+/** IP protocol number of ICMPv6, also the setsockopt(2) level of its options. */
+export const IPPROTO_ICMPV6 = 58;
+/** Raw ICMPv6 socket option: `struct icmp6_filter`, a bit set per type blocked (`linux/icmpv6.h`). */
+export const ICMP6_FILTER = 1;
 /** poll(2) event: data to read. */
 export const POLLIN = 0x1;
 /** eventfd(2) flag: non-blocking reads and writes (the value of `O_NONBLOCK`). */
@@ -112,6 +118,9 @@ const SYMBOLS = {
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  if_nametoindex: { parameters: ["buffer"], result: "u32" },
   gettid: { parameters: [], result: "i32" },
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -189,9 +198,44 @@ export function writeSockaddrIn(sa: Uint8Array, addr: number, port: number): voi
   sa[7] = addr & 0xff;
 }
 
-/** bind(2) to the `sockaddr_in` in `sa`: 0, or `-errno`. Never throws. */
+/** The size of `struct sockaddr_in6`. */
+export const SOCKADDR_IN6_LEN = 28;
+
+/**
+ * Writes a `struct sockaddr_in6` for the 16 bytes of `addr` (network order),
+ * port 0 and `scopeId` (an interface index, for a link-local address; 0
+ * otherwise) into `sa` (28 bytes).
+ */
+export function writeSockaddrIn6(sa: Uint8Array, addr: Uint8Array, scopeId: number): void {
+  sa.fill(0);
+  sa[0] = AF_INET6 & 0xff; // sa_family_t, little-endian on x86-64
+  sa[1] = AF_INET6 >> 8;
+  sa.set(addr.subarray(0, 16), 8);
+  new DataView(sa.buffer, sa.byteOffset, SOCKADDR_IN6_LEN).setUint32(24, scopeId >>> 0, true);
+}
+
+/** bind(2) to the `sockaddr_in` or `sockaddr_in6` in `sa` (its length): 0, or `-errno`. Never throws. */
 export function bindSocket(fd: number, sa: Uint8Array): number {
-  return libc().bind(fd, sa, SOCKADDR_IN_LEN) < 0 ? -errnoCell![0] : 0;
+  return libc().bind(fd, sa, sa.length) < 0 ? -errnoCell![0] : 0;
+}
+
+/** connect(2) to the socket address in `sa` (its length): 0, or `-errno`. Never throws. */
+export function connectSocket(fd: number, sa: Uint8Array): number {
+  return libc().connect(fd, sa, sa.length) < 0 ? -errnoCell![0] : 0;
+}
+
+/** recv(2) into `buf` without waiting: bytes read, or `-errno` (`-EAGAIN`: none). Never throws. */
+export function receive(fd: number, buf: Uint8Array): number {
+  const n = libc().recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT);
+  return n < 0 ? -errnoCell![0] : n;
+}
+
+/** recv(2) flag: do not block. */
+const MSG_DONTWAIT = 0x40;
+
+/** The index of the interface named `name` (if_nametoindex(3)), or 0 when there is none. */
+export function interfaceIndex(name: string): number {
+  return libc().if_nametoindex(encoder.encode(`${name}\0`));
 }
 
 /** setsockopt(2) with the option value in `value`: 0, or `-errno`. Never throws. */
@@ -205,12 +249,17 @@ export function setSocketOption(
 }
 
 /**
- * sendto(2) of the first `len` bytes of `buf` to the `sockaddr_in` in `sa`:
+ * sendto(2) of the first `len` bytes of `buf` to the socket address in `sa` (its length):
  * bytes sent, or `-errno`. Never throws.
  */
 export function sendTo(fd: number, buf: Uint8Array, len: number, sa: Uint8Array): number {
-  const n = libc().sendto(fd, buf, BigInt(len), 0, sa, SOCKADDR_IN_LEN);
+  const n = libc().sendto(fd, buf, BigInt(len), 0, sa, sa.length);
   return n < 0 ? -errnoCell![0] : n;
+}
+
+/** ioctl(2) with a pointer argument: 0, or `-errno`. Never throws. */
+export function ioctlInto(fd: number, request: number, arg: Uint8Array): number {
+  return libc().ioctl(fd, BigInt(request), arg) < 0 ? -errnoCell![0] : 0;
 }
 
 /** ioctl(2) with a pointer argument; throws an {@linkcode ErrnoError} saying `what` failed. */

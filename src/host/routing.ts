@@ -116,15 +116,34 @@
  *   group, without which neighbours stop finding the WAN address.
  * The prerouting chain drops spoofed IPv6 sources as IPv4 ones, letting
  * link-local and unspecified (`::`, duplicate address detection) sources
- * through on the LAN. IPv6 replies leave by the main table (the host's
- * routes, from router advertisements or static): there are no per-uplink
- * IPv6 tables yet.
+ * through on the LAN.
  * - An uplink's NPTv6 outside prefix (`npt6`) is routed to the appliance by
  *   the ISP, not on-link (no neighbour discovery answers for it): arriving
  *   on the WAN it is steered to the TUN by the uplink's tcp, udp and ICMPv6
  *   rules (22 + 5i ..) like a pinhole's LAN address, and as a source from
- *   the WAN it is spoofed. What the TUN writes from it leaves by the main
- *   table as every IPv6 reply does.
+ *   the WAN it is spoofed. What the TUN writes from it leaves by its uplink's
+ *   IPv6 table (`from OUTSIDE lookup TABLE` at 1000 + i) when the uplink has
+ *   a `gateway6`, else by the main table.
+ *
+ * IPv6 replies by uplink: each uplink with a `gateway6` gets an IPv6 default
+ * route in its own table (the IPv4 one's number; an IPv6 table is a table of
+ * its own in the kernel) and one `from ADDRESS6 lookup TABLE` rule per
+ * `addresses6` entry at the IPv4 rules' preferences, so a NAT66 forward's
+ * replies (whose source the process rewrites to the WAN address) leave by the
+ * uplink their flow came in on. IPv6 from the LAN is not translated: its
+ * source is a LAN address, so the LAN prefix has one rule of its own
+ * ({@linkcode LAN_EGRESS6_PREF}) to the table of the first masquerade uplink
+ * with a gateway6 whose IPv6 probe answers ({@linkcode lanEgress6Uplink}),
+ * replaced as the probes' health changes; an upstream's ingress filter takes
+ * the LAN prefix only if it is routed there, which is the operator's part.
+ * Without any gateway6 IPv6 leaves by the main table (router advertisements
+ * or static routes), as before.
+ *
+ * | pref | IPv6 rule (besides the IPv4 ones') |
+ * | --- | --- |
+ * | 200 | `to LAN6_NET lookup main` |
+ * | 1000 + i | uplink i: `from ADDRESS6 lookup TABLE`, one per `addresses6` |
+ * | 1100 | `from LAN6_NET lookup TABLE` of the LAN's egress uplink |
  */
 
 /** One uplink as the routing sees it (a structural subset of the configuration's uplink). */
@@ -139,6 +158,10 @@ export interface RoutingUplink {
   npt6?: { outside: string } | null;
   /** Next hop of its default route; null: on-link only (no table, no rules by source). */
   gateway: string | null;
+  /** IPv6 next hop (a link-local one is on `interface`); absent or null: no IPv6 table. */
+  gateway6?: string | null;
+  /** The IPv6 probe (its echo replies pass the input chain); absent or null: none. */
+  probe6?: { target: string } | null;
   /** Its routing table number. */
   table: number;
 }
@@ -153,8 +176,9 @@ export interface RoutingPlan {
   /** The LAN network, CIDR. */
   lanNetwork: string;
   /**
-   * DNS servers the appliance queries over the WAN (IPv4); empty when they
-   * are unknown (a local resolver), then replies from any source are taken.
+   * DNS servers the appliance queries over the WAN (IPv4 and IPv6); empty
+   * when they are unknown (a local resolver), then replies from any source
+   * are taken.
    */
   resolvers: string[];
   /** The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`). */
@@ -163,6 +187,8 @@ export interface RoutingPlan {
   table?: number;
   /** IPv6 through the TUN; absent or not enabled: IPv6 does not cross, as before. */
   ipv6?: RoutingIpv6;
+  /** Uplink names masquerade prefers, in order (the LAN's IPv6 egress too); absent: all. */
+  masquerade?: readonly string[];
 }
 
 /** The IPv6 side of the plan (a structural subset of the configuration's `ipv6`). */
@@ -221,7 +247,7 @@ function wanAddresses(p: RoutingPlan): string[] {
 }
 
 /** The IPv6 LAN when IPv6 crosses the appliance, else null. */
-function ipv6Lan(p: RoutingPlan): { address: string; network: string } | null {
+function ipv6Lan(p: Pick<RoutingPlan, "ipv6">): { address: string; network: string } | null {
   return p.ipv6?.enabled ? p.ipv6.lan : null;
 }
 
@@ -244,7 +270,7 @@ export function failClosedRuleset(p: RoutingPlan): string {
   const wan = nftSet(p.uplinks.map((u) => q(u.interface)));
   const lan = q(p.lanInterface), tun = q(p.tun);
   const [lo, hi] = p.ephemeralPorts;
-  const dnsFrom = p.resolvers.length > 0 ? ` ip saddr { ${p.resolvers.join(", ")} }` : "";
+  const dns = `iifname ${wan} udp sport 53`, toEphemeral = `udp dport ${lo}-${hi}`;
   const ours = [p.lanNetwork, ...wanAddresses(p)].join(", ");
   return `add table ${NFT_TABLE}
 delete table ${NFT_TABLE}
@@ -259,11 +285,11 @@ table ${NFT_TABLE} {
   }
   chain input {
     type filter hook input priority filter; policy accept;
-    iifname ${wan} udp sport 53${dnsFrom} udp dport ${lo}-${hi} accept comment "dns-reply"
+${dnsReplies(p.resolvers, dns, toEphemeral)}
     iifname ${wan} udp sport 123 udp dport ${lo}-${hi} accept comment "ntp-reply"
     iifname ${wan} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert${
     ipv6Lan(p) === null ? "" : ", mld-listener-query"
-  } } accept
+  } } accept${probe6Replies(p)}
     iifname ${wan} counter drop comment "wan-input"
   }
   chain forward {
@@ -280,6 +306,48 @@ table ${NFT_TABLE} {
   }
 }
 `;
+}
+
+/**
+ * The input rule(s) taking DNS replies: from the known resolvers of each
+ * family (`ip saddr` matches IPv4 only, `ip6 saddr` IPv6 only), or from any
+ * source when none is known.
+ */
+function dnsReplies(resolvers: readonly string[], dns: string, toEphemeral: string): string {
+  const v4 = resolvers.filter((r) => !r.includes(":"));
+  const v6 = resolvers.filter((r) => r.includes(":"));
+  const accept = (from: string) => `    ${dns}${from} ${toEphemeral} accept comment "dns-reply"`;
+  if (v4.length === 0 && v6.length === 0) return accept("");
+  return [
+    ...(v4.length > 0 ? [accept(` ip saddr { ${v4.join(", ")} }`)] : []),
+    ...(v6.length > 0 ? [accept(` ip6 saddr { ${v6.join(", ")} }`)] : []),
+  ].join("\n");
+}
+
+/** The uplinks whose IPv6 table is installed: IPv6 on, a gateway6 and an address to route from. */
+function gatewayed6(p: Pick<RoutingPlan, "uplinks" | "ipv6">): RoutingUplink[] {
+  if (ipv6Lan(p) === null) return [];
+  return p.uplinks.filter((u) => (u.gateway6 ?? null) !== null && (u.addresses6 ?? []).length > 0);
+}
+
+/**
+ * The input rules that let the IPv6 probe's echo replies reach its socket
+ * (`device/icmp6_socket.ts`): from the probe's target to the uplink's first
+ * IPv6 address on its interface, echo replies only. Stateless as the rest:
+ * an echo reply is never answered, so accepting one gives nothing away.
+ */
+function probe6Replies(p: RoutingPlan): string {
+  if (ipv6Lan(p) === null) return "";
+  return p.uplinks.flatMap((u) => {
+    const from = u.addresses6?.[0]?.address;
+    const target = u.probe6?.target ?? null;
+    if (from === undefined || target === null) return [];
+    return [
+      `\n    iifname ${
+        q(u.interface)
+      } ip6 saddr ${target} ip6 daddr ${from} icmpv6 type echo-reply accept comment "probe6-reply"`,
+    ];
+  }).join("");
 }
 
 /**
@@ -485,9 +553,72 @@ function routing6Commands(p: RoutingPlan, t: string): string[][] {
     rule6(LAN_LOCAL_PREF, ["iif", p.lanInterface, "to", lan.address], "local"),
     rule6(LAN_STEER_PREF, ["iif", p.lanInterface], t),
     ...steer,
+    ...replies6(p, lan.network),
     // Before forwarding: RAs keep their default routes and keep being heard (module comment).
     ...p.uplinks.map((u) => ["sysctl", "-qw", `net.ipv6.conf.${u.interface}.accept_ra=2`]),
     ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"],
+  ];
+}
+
+/** Preference of the LAN prefix's IPv6 egress rule, after every uplink's rules by source. */
+export const LAN_EGRESS6_PREF = 1100;
+
+/**
+ * The per-uplink IPv6 tables and rules by source (see the module comment),
+ * and the LAN prefix's egress rule with every probe up; empty without a
+ * gateway6.
+ */
+function replies6(p: RoutingPlan, lanNetwork: string): string[][] {
+  const gw = gatewayed6(p);
+  if (gw.length === 0) return [];
+  const egress = lanEgress6Uplink(p, p.uplinks.map(() => true));
+  return [
+    rule6(LAN_MAIN_PREF, ["to", lanNetwork], "main"),
+    ...p.uplinks.flatMap((u, i) => {
+      if (!gw.includes(u)) return [];
+      const nets = [...new Set(u.addresses6!.map((a) => a.network))];
+      return [
+        ...nets.map((net) => route6(u.table, net, "dev", u.interface)),
+        route6(u.table, "default", "via", u.gateway6!, "dev", u.interface),
+        ...u.addresses6!.map((a) => rule6(uplinkPrefs(i).from, ["from", a.address], u.table)),
+        // NPTv6: LAN sources the process moved into the outside prefix leave by its uplink.
+        ...(u.npt6 ? [rule6(uplinkPrefs(i).from, ["from", u.npt6.outside], u.table)] : []),
+      ];
+    }),
+    ...(egress === null ? [] : [rule6(LAN_EGRESS6_PREF, ["from", lanNetwork], egress.table)]),
+  ];
+}
+
+/**
+ * The uplink the LAN's IPv6 leaves by, given each uplink's IPv6 health
+ * (index = uplink order; an uplink without a probe counts as up): the first
+ * of the masquerade list with a gateway6 that is up; all down, the first
+ * with a gateway6; null when none has one (the main table routes it).
+ */
+export function lanEgress6Uplink(
+  p: Pick<RoutingPlan, "uplinks" | "masquerade" | "ipv6">,
+  up6: readonly boolean[],
+): RoutingUplink | null {
+  const gw = gatewayed6(p);
+  const order = (p.masquerade ?? p.uplinks.map((u) => u.name))
+    .map((name) => gw.find((u) => u.name === name))
+    .filter((u): u is RoutingUplink => u !== undefined);
+  return order.find((u) => up6[p.uplinks.indexOf(u)] !== false) ?? order[0] ?? null;
+}
+
+/**
+ * The commands that move the LAN prefix's IPv6 egress rule from table
+ * `from` to table `to`: the new rule first, then the old one deleted, so no
+ * packet finds neither (of two rules at one preference the older matches
+ * first, so the old one serves until it goes).
+ */
+export function lanEgress6Commands(p: RoutingPlan, from: number, to: number): string[][] {
+  const lan = ipv6Lan(p);
+  if (lan === null || from === to) return [];
+  const sel = ["pref", String(LAN_EGRESS6_PREF), "from", lan.network, "lookup"];
+  return [
+    rule6(LAN_EGRESS6_PREF, ["from", lan.network], to),
+    ["ip", "-6", "rule", "del", ...sel, String(from)],
   ];
 }
 
@@ -549,17 +680,35 @@ export function unroutingCommands(p?: RoutingPlan): string[][] {
 }
 
 /**
- * The IPv4 name servers of a resolv.conf, loopback ones left out (a local
- * resolver's upstreams are not named there).
+ * The name servers of a resolv.conf, IPv4 and IPv6 (RFC 5952 text, a zone
+ * such as `%eth0` dropped: the nft match is by address), loopback ones left
+ * out (a local resolver's upstreams are not named there).
  */
 export function parseResolvers(resolvConf: string): string[] {
   const out: string[] = [];
   for (const line of resolvConf.split("\n")) {
-    const m = line.match(/^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*(?:#.*)?$/);
-    if (!m || m[1].startsWith("127.") || out.includes(m[1])) continue;
-    if (m[1].split(".").every((o) => Number(o) <= 255)) out.push(m[1]);
+    const m = line.match(/^\s*nameserver\s+([0-9A-Fa-f:.]+)(?:%[\w.-]+)?\s*(?:#.*)?$/);
+    const addr = m === null ? null : resolverAddress(m[1]);
+    if (addr !== null && !out.includes(addr)) out.push(addr);
   }
   return out;
+}
+
+/** A name server's address in canonical text, or null (malformed, loopback). */
+function resolverAddress(text: string): string | null {
+  if (!text.includes(":")) {
+    const ok = /^\d{1,3}(?:\.\d{1,3}){3}$/.test(text) &&
+      text.split(".").every((o) => Number(o) <= 255);
+    return ok && !text.startsWith("127.") ? text : null;
+  }
+  // The WHATWG URL parser writes an IPv6 host in RFC 5952 text, or refuses it.
+  let host: string;
+  try {
+    host = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  } catch {
+    return null;
+  }
+  return host === "::" || host === "::1" || host.startsWith("::ffff:") ? null : host;
 }
 
 /** Parses `net.ipv4.ip_local_port_range` ("32768\t60999"); the kernel default when unreadable. */

@@ -242,7 +242,7 @@ Deno.test("the nft table covers every WAN interface and address", () => {
   );
 });
 
-Deno.test("parseResolvers keeps IPv4 name servers that are not loopback", () => {
+Deno.test("parseResolvers keeps IPv4 and IPv6 name servers that are not loopback", () => {
   const conf = [
     "# generated",
     "nameserver 127.0.0.53",
@@ -251,9 +251,18 @@ Deno.test("parseResolvers keeps IPv4 name servers that are not loopback", () => 
     "nameserver 198.51.100.53",
     "nameserver 300.1.1.1",
     "  nameserver 203.0.113.53",
+    "nameserver ::1",
+    "nameserver 2001:DB8:0::53",
+    "nameserver fe80::53%eth0",
+    "nameserver 2001:db8::g",
     "search example.org",
   ].join("\n");
-  assert.deepEqual(parseResolvers(conf), ["198.51.100.53", "203.0.113.53"]);
+  assert.deepEqual(parseResolvers(conf), [
+    "198.51.100.53",
+    "2001:db8::53",
+    "203.0.113.53",
+    "fe80::53",
+  ]);
 });
 
 Deno.test("parsePortRange reads the sysctl and falls back to the kernel default", () => {

@@ -159,6 +159,8 @@ export interface ManagementLoginEvent extends EventBase {
 export interface UplinkDownEvent extends EventBase {
   type: "uplink-down";
   uplink: string;
+  /** "ipv6": the IPv6 gateway's probe (`probe6`); absent: the IPv4 one. */
+  family?: "ipv6";
   /** The probe's target (the gateway unless configured). */
   target: string;
   /** Consecutive probes lost. */
@@ -169,6 +171,8 @@ export interface UplinkDownEvent extends EventBase {
 export interface UplinkUpEvent extends EventBase {
   type: "uplink-up";
   uplink: string;
+  /** "ipv6": the IPv6 gateway's probe (`probe6`); absent: the IPv4 one. */
+  family?: "ipv6";
   target: string;
   /** Round-trip time of the answer that brought it up, ms. */
   rttMs: number;

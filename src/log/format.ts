@@ -46,10 +46,13 @@ export function formatEvent(e: ApplianceEvent): string {
       return `[Management] login ${e.success ? "success" : "failure"} ${kv("user", e.user)} ` +
         `${kv("ip", e.ip)}${optional("reason", e.reason)}`;
     case "uplink-down":
-      return `[Uplink] down ${kv("uplink", e.uplink)} ${kv("target", e.target)} lost=${e.lost}`;
+      return `[Uplink] down ${kv("uplink", e.uplink)}${family(e.family)} ${
+        kv("target", e.target)
+      } ` +
+        `lost=${e.lost}`;
     case "uplink-up":
       // A tenth of a millisecond says enough of a gateway's round trip.
-      return `[Uplink] up ${kv("uplink", e.uplink)} ${kv("target", e.target)} ` +
+      return `[Uplink] up ${kv("uplink", e.uplink)}${family(e.family)} ${kv("target", e.target)} ` +
         `rtt-ms=${Math.round(e.rttMs * 10) / 10}`;
     case "log-summary":
       return summaryLine(e);
@@ -94,6 +97,11 @@ function hostPort(addr: string, port: number): string {
 }
 
 /** ` key=value` when `value` is set, else nothing. */
+/** ` family=ipv6` for the IPv6 probe's events; nothing for the IPv4 one's (as before). */
+function family(f: "ipv6" | undefined): string {
+  return f === undefined ? "" : ` family=${f}`;
+}
+
 function optional(key: string, value: string | undefined): string {
   return value === undefined ? "" : ` ${kv(key, value)}`;
 }

@@ -112,6 +112,24 @@ const SAMPLES: [ApplianceEvent, string][] = [
     "[Uplink] up uplink=isp-a target=198.51.100.62 rtt-ms=0.4",
   ],
   [
+    makeEvent(clock, "uplink-down", {
+      uplink: "isp-a",
+      family: "ipv6",
+      target: "fe80::1",
+      lost: 3,
+    }),
+    "[Uplink] down uplink=isp-a family=ipv6 target=fe80::1 lost=3",
+  ],
+  [
+    makeEvent(clock, "uplink-up", {
+      uplink: "isp-a",
+      family: "ipv6",
+      target: "fe80::1",
+      rttMs: 1.26,
+    }),
+    "[Uplink] up uplink=isp-a family=ipv6 target=fe80::1 rtt-ms=1.3",
+  ],
+  [
     makeEvent(clock, "log-summary", {
       kind: "knock-failure",
       intervalMs: 10_000,

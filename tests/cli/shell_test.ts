@@ -15,7 +15,13 @@ import type {
 } from "../../src/cli/shell/api_types.ts";
 import { formatAgo, formatTime, formatUntil } from "../../src/cli/shell/format.ts";
 import { totpCode } from "../../src/knock/totp.ts";
-import { dualStackConfig, twoUplinkConfig, twoUplinkStatus } from "../../src/api/_test_util.ts";
+import {
+  dualStackConfig,
+  dualStackTwoUplinkConfig,
+  dualStackTwoUplinkStatus,
+  twoUplinkConfig,
+  twoUplinkStatus,
+} from "../../src/api/_test_util.ts";
 import type { Config } from "../../src/config/types.ts";
 import { startApi, type TestApi, UNLOCKED_IP } from "./_api.ts";
 import { type Run, shell, shellJson, type TestIo, testIo } from "./_io.ts";
@@ -390,6 +396,17 @@ Deno.test("shell: uplinks lists each uplink with its health and the masquerade i
       true,
     ]]);
   }, twoUplinkConfig());
+});
+
+Deno.test("shell: uplinks shows each IPv6 gateway, its probe and the LAN's IPv6 egress", async () => {
+  await withWorld(async ({ sh, api }) => {
+    api.datapath.uplinkTable = dualStackTwoUplinkStatus(false);
+    const r = await sh("uplinks");
+    assert.equal(r.code, 0, r.err);
+    assert.ok(r.out.includes("IPv6 gateway"), r.out);
+    assert.match(r.out, /│ isp-a +│ .* +│ fe80::1 down 6\/10 answered +│/);
+    assert.match(r.out, /│ isp-b +│ .* +│ 2001:db8:b::fe up 10\/10 answered, LAN egress +│/);
+  }, dualStackTwoUplinkConfig());
 });
 
 Deno.test("shell: unlock revoke ends the unlock; a second revoke is the API's 404", async () => {

@@ -136,7 +136,7 @@ export const UnlockRow: FC<{ u: Unlock; now: number; canRevoke: boolean }> = (p)
   );
 };
 
-const UPLINK_HEADERS = ["Uplink", "Interface", "Addresses", "State", "Masquerade"];
+const UPLINK_HEADERS = ["Uplink", "Interface", "Addresses", "State", "Masquerade", "IPv6 gateway"];
 
 const UplinkState: FC<{ u: Uplink }> = ({ u }) => {
   if (u.status === null) return <Pill>Unknown</Pill>;
@@ -162,8 +162,25 @@ const UplinkRow: FC<{ u: Uplink }> = ({ u }) => (
       <UplinkState u={u} />
     </Cell>
     <Cell label="Masquerade">{masqueradeText(u)}</Cell>
+    <Cell label="IPv6 gateway">
+      <Ipv6Gateway u={u} />
+    </Cell>
   </tr>
 );
+
+/** The IPv6 next hop, its probe's health and whether the LAN's IPv6 leaves by it; "None" without. */
+const Ipv6Gateway: FC<{ u: Uplink }> = ({ u }) => {
+  const p = u.status?.ipv6 ?? null;
+  if ((u.gateway6 ?? null) === null && p === null) return <>None</>;
+  return (
+    <>
+      <span class="mono">{u.gateway6 ?? p?.target}</span> {p === null
+        ? <Pill>No probe</Pill>
+        : <Pill kind={p.up ? "ok" : "error"}>{p.up ? "Up" : "Down"}</Pill>}
+      {u.lanIpv6Egress ? " LAN egress" : ""}
+    </>
+  );
+};
 
 const FlowRow: FC<{ f: Flow }> = ({ f }) => {
   const [head, ...cells] = flowCells(f);

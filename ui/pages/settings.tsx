@@ -294,7 +294,7 @@ export const SettingsPage: FC<{ s: Settings; canEdit: boolean }> = ({ s, canEdit
               `Uplink ${u.name}`,
               `${u.interface}: ${[...u.addresses, ...(u.addresses6 ?? [])].join(", ")}${
                 u.gateway === null ? ", on-link" : ` via ${u.gateway}`
-              }`,
+              }${u.gateway6 ? `, IPv6 via ${u.gateway6}` : ""}`,
             ]),
             ["LAN address", s.network.lanAddress],
             ["LAN network", s.network.lanNetwork],

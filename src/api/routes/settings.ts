@@ -62,6 +62,7 @@ export function settingsView(s: SettingsRecord, config: Config): SettingsView {
         addresses: uplinkAddresses(u),
         addresses6: uplinkAddresses6(u),
         gateway: u.gateway,
+        gateway6: u.gateway6,
       })),
       lanAddress: config.lan.address,
       lanNetwork: config.lan.network,

@@ -27,6 +27,7 @@ Deno.test("settings: seeded from the config, shown with the network layout", asy
         addresses: ["198.51.100.1/24"],
         addresses6: [],
         gateway: null,
+        gateway6: null,
       }],
       lanAddress: "192.0.2.1",
       lanNetwork: "192.0.2.0/24",
@@ -174,6 +175,7 @@ Deno.test("settings: the network section lists every uplink; wanAddress is the p
           addresses: ["198.51.100.1/26", "198.51.100.2/26"],
           addresses6: [],
           gateway: "198.51.100.62",
+          gateway6: null,
         },
         {
           name: "isp-b",
@@ -181,6 +183,7 @@ Deno.test("settings: the network section lists every uplink; wanAddress is the p
           addresses: ["198.51.100.65/26"],
           addresses6: [],
           gateway: "198.51.100.126",
+          gateway6: null,
         },
       ]);
     },

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { dualStackConfig, twoUplinkConfig, twoUplinkStatus, withApi } from "../_test_util.ts";
+import type { UplinkStatus } from "../../datapath/messages.ts";
+import {
+  dualStackConfig,
+  dualStackTwoUplinkConfig,
+  dualStackTwoUplinkStatus,
+  twoUplinkConfig,
+  twoUplinkStatus,
+  withApi,
+} from "../_test_util.ts";
 
 Deno.test("uplinks: every configured uplink with its health, to any signed-in role", async () => {
   await withApi(
@@ -18,6 +26,8 @@ Deno.test("uplinks: every configured uplink with its health, to any signed-in ro
             addresses6: [],
             npt6: null,
             gateway: "198.51.100.62",
+            gateway6: null,
+            lanIpv6Egress: false,
             management: true,
             masqueradeOrder: 1,
             status: a,
@@ -29,6 +39,8 @@ Deno.test("uplinks: every configured uplink with its health, to any signed-in ro
             addresses6: [],
             npt6: null,
             gateway: "198.51.100.126",
+            gateway6: null,
+            lanIpv6Egress: false,
             management: false,
             masqueradeOrder: 0,
             status: b,
@@ -56,6 +68,8 @@ Deno.test("uplinks: a data plane that cannot tell leaves status null", async () 
         addresses6: [],
         npt6: null,
         gateway: null,
+        gateway6: null,
+        lanIpv6Egress: false,
         management: true,
         masqueradeOrder: 0,
         status: null,
@@ -84,5 +98,35 @@ Deno.test("uplinks: an uplink's NPTv6 outside prefix is listed", async () => {
     },
     {},
     config,
+  );
+});
+
+Deno.test("uplinks: the IPv6 gateway, its probe's health, and the LAN's IPv6 egress", async () => {
+  const statuses = dualStackTwoUplinkStatus;
+  await withApi(
+    async (h) => {
+      const viewer = await h.userClient("vic", "viewer");
+      const get = async () => {
+        const r = await viewer.json("GET", "/api/v1/uplinks");
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        return r.body.uplinks as {
+          name: string;
+          gateway6: string | null;
+          lanIpv6Egress: boolean;
+          status: UplinkStatus;
+        }[];
+      };
+      h.datapath.uplinkTable = statuses(true);
+      let [a, b] = await get();
+      assert.deepEqual([a.gateway6, b.gateway6], ["fe80::1", "2001:db8:b::fe"]);
+      assert.deepEqual([a.lanIpv6Egress, b.lanIpv6Egress], [true, false]);
+      assert.deepEqual(a.status.ipv6, dualStackTwoUplinkStatus(true)[0].ipv6);
+      h.datapath.uplinkTable = statuses(false);
+      [a, b] = await get();
+      assert.deepEqual([a.lanIpv6Egress, b.lanIpv6Egress], [false, true]);
+      assert.equal(a.status.ipv6?.up, false);
+    },
+    {},
+    dualStackTwoUplinkConfig(),
   );
 });

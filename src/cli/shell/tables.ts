@@ -180,7 +180,17 @@ export function uplinksTable(uplinks: readonly Uplink[]): string {
       ? "no"
       : `choice ${u.masqueradeOrder + 1}`;
   return renderTable(
-    ["Uplink", "Interface", "Addresses", "Gateway", "State", "Probes", "Management", "Masquerade"],
+    [
+      "Uplink",
+      "Interface",
+      "Addresses",
+      "Gateway",
+      "State",
+      "Probes",
+      "Management",
+      "Masquerade",
+      "IPv6 gateway",
+    ],
     uplinks.map((u) => [
       u.name,
       u.interface,
@@ -190,8 +200,22 @@ export function uplinksTable(uplinks: readonly Uplink[]): string {
       probes(u),
       u.management ? "yes" : "no",
       masquerade(u),
+      ipv6GatewayText(u),
     ]),
   );
+}
+
+/**
+ * An uplink's IPv6 next hop and its probe: `fe80::1 up 4/4 answered, LAN egress`;
+ * `-` without a gateway6 or an IPv6 probe.
+ */
+export function ipv6GatewayText(u: Uplink): string {
+  const p = u.status?.ipv6 ?? null;
+  if ((u.gateway6 ?? null) === null && p === null) return "-";
+  const health = p === null
+    ? "no probe"
+    : `${p.up ? "up" : "down"} ${p.received}/${p.sent} answered`;
+  return `${u.gateway6 ?? p!.target} ${health}${u.lanIpv6Egress ? ", LAN egress" : ""}`;
 }
 
 const PROTO: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6" };
