@@ -289,6 +289,10 @@ export class Admission {
   #openPorts: OpenPortsRule[];
   /** Per uplink: 1 while up (its probe answers, or it has none). */
   #up: Uint8Array;
+  /** Per uplink, by its IPv6 probe: 1 up, 0 down, -1 not probed (its IPv4 health counts). */
+  #up6: Int8Array;
+  /** The uplinks' IPv6 health, for NPTv6's choice of uplink (`uplinkUp6`). */
+  readonly health6 = { uplinkUp: (i: number) => this.uplinkUp6(i) };
   /** The uplink masquerade uses now (index), -1 when the masquerade list is empty. */
   #masqUplink = -1;
   /** Its primary address. */
@@ -347,6 +351,7 @@ export class Admission {
     this.#a = addressing(s);
     this.#uplinks = s.uplinks;
     this.#up = new Uint8Array(s.uplinks.length).fill(1);
+    this.#up6 = new Int8Array(s.uplinks.length).fill(-1);
     this.#pickMasquerade();
     this.#forwards = init.forwards;
     this.#openPorts = init.openPorts;
@@ -462,6 +467,7 @@ export class Admission {
     this.verifier.pairFamilies = s.ipv6?.pairFamilies ?? false;
     this.#uplinks = s.uplinks;
     if (this.#up.length !== s.uplinks.length) this.#up = new Uint8Array(s.uplinks.length).fill(1);
+    if (this.#up6.length !== s.uplinks.length) this.#up6 = new Int8Array(s.uplinks.length).fill(-1);
     this.#pickMasquerade();
     this.unlocks.setTimeouts(s.knock.idleTimeoutSec * 1000, s.knock.lifetimeSec * 1000);
     this.#knocking?.setTimeouts(s.knock.windowSec * 1000 + 1, 0);
@@ -482,6 +488,20 @@ export class Admission {
   /** True while uplink `i` (settings order) is up by its probe (`setUplinkHealth`). */
   uplinkUp(i: number): boolean {
     return this.#up[i] === 1;
+  }
+
+  /** Takes the IPv6 probes' health, `up6[i]` for uplink `i`; null: not probed. */
+  setUplink6Health(up6: readonly (boolean | null)[]): void {
+    for (let i = 0; i < this.#up6.length; i++) {
+      const u = up6[i];
+      this.#up6[i] = u === true ? 1 : u === false ? 0 : -1;
+    }
+  }
+
+  /** Uplink `i`'s IPv6 health: its IPv6 probe's, or its IPv4 one's when it has none. */
+  uplinkUp6(i: number): boolean {
+    const u = this.#up6[i];
+    return u === -1 ? this.#up[i] === 1 : u === 1;
   }
 
   /** The uplink (index in settings order) masquerade uses now; -1 when the masquerade list is empty. */

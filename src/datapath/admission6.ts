@@ -407,7 +407,7 @@ export class Admission6 {
    * spec's reply and flags; ADMITTED or a `Drop` reason.
    */
   #nptOut(buf: Uint8Array, src: number, d: number, sport: number, dport: number, nowSec: number) {
-    const npt = this.npt6, e = npt.pick(this.#a);
+    const npt = this.npt6, e = npt.pick(this.#a.health6);
     if (!npt.toOutside(e, buf, src)) return Drop.Npt6Unmappable;
     const o = this.ids.intern(npt.scratch, 0, 128, nowSec);
     if (o === 0) return Drop.Ipv6IdsFull;

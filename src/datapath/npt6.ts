@@ -29,7 +29,7 @@ import {
 } from "../packet/mod.ts";
 import type { DatapathSettings } from "./messages.ts";
 
-/** Which uplinks are up (`Admission.uplinkUp`), by index in settings order. */
+/** Which uplinks are up for IPv6 (`Admission.uplinkUp6`), by index in settings order. */
 export interface UplinkHealth {
   uplinkUp(i: number): boolean;
 }

@@ -175,6 +175,21 @@ Deno.test("NPTv6: new flows leave by the first uplink up; flows keep theirs", as
   assert.equal(view(run(p, tcp6(S6, REMOTE6, 50002, 443))!).src, O6, "all down: the first");
 });
 
+Deno.test("NPTv6: an uplink with an IPv6 probe is judged by it, one without by its IPv4 probe", async () => {
+  const { p } = await setup();
+  p.admission.setUplink6Health([false, null]);
+  assert.equal(view(run(p, tcp6(S6, REMOTE6, 50000, 443))!).src, O6B, "wan's IPv6 gateway is down");
+  p.admission.setUplinkHealth([true, false]);
+  p.admission.setUplink6Health([true, null]);
+  assert.equal(view(run(p, tcp6(S6, REMOTE6, 50001, 443))!).src, O6, "IPv6 up, IPv4 down: wan");
+  p.admission.setUplink6Health([false, null]);
+  assert.equal(
+    view(run(p, tcp6(S6, REMOTE6, 50002, 443))!).src,
+    O6,
+    "wan2 down by IPv4: the first",
+  );
+});
+
 Deno.test("NPTv6: the WAN reaches an outside address as a pinhole to its inside host, after a knock", async () => {
   const { p, counters, events } = await setup();
   assert.equal(run(p, tcp6(C6, O6, 50000, 8080)), null, "locked before the knock");

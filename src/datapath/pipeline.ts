@@ -224,6 +224,7 @@ export class Pipeline implements PacketProcessor {
       uplinks: s.uplinks,
       sockets: init.probe6Sockets ?? null,
       emit: init.emit,
+      onHealth: (up6) => this.admission.setUplink6Health(up6),
     });
   }
 

@@ -59,6 +59,8 @@ export interface Uplink6MonitorInit {
   sockets: readonly (Probe6Socket | null)[] | null;
   /** Receives the events of health changes. */
   emit: (events: ApplianceEvent[]) => void;
+  /** Told every uplink's IPv6 health (null: not probed) when one changes. */
+  onHealth?: (up6: readonly (boolean | null)[]) => void;
   /** Fills a buffer with random bytes; `crypto.getRandomValues` by default. */
   random?: (bytes: Uint8Array) => void;
   /**
@@ -100,6 +102,7 @@ export class Uplink6Monitor {
   /** Index = uplink order; undefined: not probed. */
   readonly #byUplink: (Probe6 | undefined)[];
   readonly #emit: (events: ApplianceEvent[]) => void;
+  readonly #onHealth: (up6: readonly (boolean | null)[]) => void;
   readonly #random: (bytes: Uint8Array) => void;
   readonly #hrNow: () => number;
   readonly #msg = new Uint8Array(PROBE6_LEN);
@@ -109,6 +112,7 @@ export class Uplink6Monitor {
   constructor(init: Uplink6MonitorInit) {
     this.#n = init.uplinks.length;
     this.#emit = init.emit;
+    this.#onHealth = init.onHealth ?? (() => {});
     this.#random = init.random ?? ((b) => crypto.getRandomValues(b));
     this.#hrNow = init.hrNow ?? (() => performance.timeOrigin + performance.now());
     this.#byUplink = new Array(this.#n);
@@ -142,6 +146,10 @@ export class Uplink6Monitor {
       this.#probes.push(probe);
       this.#byUplink[i] = probe;
     });
+  }
+
+  #changed(): void {
+    this.#onHealth(Array.from({ length: this.#n }, (_, i) => this.#byUplink[i]?.up ?? null));
   }
 
   /** Every uplink's IPv6 health, index = uplink order (an unprobed uplink is up). */
@@ -213,6 +221,7 @@ export class Uplink6Monitor {
         target: p.target,
         lost: p.lost,
       }]);
+      this.#changed();
     }
   }
 
@@ -234,6 +243,7 @@ export class Uplink6Monitor {
         target: p.target,
         rttMs: Math.round(p.rttMs * 1000) / 1000,
       }]);
+      this.#changed();
     }
   }
 

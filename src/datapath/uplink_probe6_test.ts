@@ -55,14 +55,16 @@ class Gateway implements Probe6Socket {
 function setup() {
   const gw = [new Gateway(), new Gateway()];
   const events: ApplianceEvent[] = [];
+  const told: (boolean | null)[][] = [];
   let hr = 0;
   const mon = new Uplink6Monitor({
     uplinks: UPLINKS,
     sockets: [gw[0], gw[1], null],
     emit: (e) => events.push(...e),
+    onHealth: (up6) => told.push([...up6]),
     hrNow: () => hr += 0.5,
   });
-  return { gw, events, mon };
+  return { gw, events, told, mon };
 }
 
 Deno.test("probe6: echo requests with the identifier, a new sequence and cookie each", () => {
@@ -89,7 +91,7 @@ Deno.test("probe6: echo requests with the identifier, a new sequence and cookie 
 });
 
 Deno.test("probe6: down after downAfter lost, up after upAfter answered, with family ipv6", () => {
-  const { gw, events, mon } = setup();
+  const { gw, events, told, mon } = setup();
   let t = 0;
   mon.tick(t);
   gw[1].answering = false;
@@ -118,6 +120,11 @@ Deno.test("probe6: down after downAfter lost, up after upAfter answered, with fa
   assert.equal(mon.health()[1], true);
   assert.equal(events[1].type, "uplink-up");
   assert.equal(mon.status(1)!.changedAt, t);
+  assert.deepEqual(
+    told,
+    [[true, false, null], [true, true, null]],
+    "each change told, unprobed null",
+  );
 });
 
 Deno.test("probe6: a reply with the wrong sequence, cookie or type answers nothing", () => {
