@@ -231,13 +231,13 @@ export class Pipeline6 {
     const midStream = proto === PROTO_TCP && f === TCP_ACK;
     const v = a.admit(ip.buf, ip.off, proto, this.#sport, this.#dport, opening, nowMs, midStream);
     if (v !== ADMITTED) return this.#drop(v);
-    const ct = this.ct, id = a.flowId;
+    const ct = this.ct, id = a.flowId, h = 2 * id + a.flowDir;
     this.#prefixOf[id] = a.prefix;
     this.#touchedAt[id] = 0;
-    ct.track(2 * id, len, Math.floor(nowMs / 1000), this.#seg);
+    ct.track(h, len, Math.floor(nowMs / 1000), this.#seg);
     this.#countRule(ct.ruleId[id], len);
     if ((ct.flags[id] & FLAG_DNAT) === 0) return true;
-    return this.#translate(2 * id, ip, partial);
+    return this.#translate(h, ip, partial);
   }
 
   /** Rewrites the packet of handle `h` to its translation (NAT66). */
