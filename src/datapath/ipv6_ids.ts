@@ -46,6 +46,9 @@ import { read32 } from "../packet/bytes.ts";
 /** Slots a reclaim looks at before giving up (the packet is dropped). */
 export const RECLAIM_SCAN = 64;
 
+/** `findAddress`'s memo: entries (a power of two) of six words, eight apart (two a cache line). */
+const MEMO_ENTRIES = 64, MEMO_MASK = MEMO_ENTRIES - 1, MEMO_STRIDE = 8;
+
 /** True when `a` (an IPv4 address or an id) is in 240.0.0.0/4, an interned IPv6 id. */
 export function isIpv6Id(a: number): boolean {
   return (a >>> 28) === 0xf;
@@ -85,6 +88,8 @@ export class Ipv6Ids {
   /** Slots taken from an id nothing held, to give them to another key. */
   reclaimed = 0;
   readonly #w = new Uint32Array(4);
+  /** `findAddress`'s memo: per entry the address's words, its slot and that slot's id then (0: empty). */
+  readonly #memo = new Uint32Array(MEMO_ENTRIES * MEMO_STRIDE);
 
   constructor(capacity = 1 << 16) {
     if (capacity < 2 || (capacity & (capacity - 1)) !== 0 || capacity > 1 << 24) {
@@ -127,7 +132,12 @@ export class Ipv6Ids {
   /** Loads the 16 bytes at `buf[off..]` masked to `plen` into the scratch key. */
   #load(buf: Uint8Array, off: number, plen: number): void {
     const w = this.#w;
-    for (let i = 0; i < 4; i++) w[i] = (read32(buf, off + 4 * i) & ipv6WordMask(plen, i)) >>> 0;
+    w[0] = read32(buf, off);
+    w[1] = read32(buf, off + 4);
+    w[2] = read32(buf, off + 8);
+    w[3] = read32(buf, off + 12);
+    // Every packet's two finds are of /128 keys: no mask to apply.
+    if (plen < 128) { for (let i = 0; i < 4; i++) w[i] = (w[i] & ipv6WordMask(plen, i)) >>> 0; }
   }
 
   #loadWords(words: ArrayLike<number>, at: number, plen: number): void {
@@ -137,25 +147,60 @@ export class Ipv6Ids {
 
   #bucket(plen: number): number {
     const w = this.#w;
-    let h = Math.imul(w[0] ^ plen, 0x9e3779b1);
-    h = Math.imul(h ^ w[1] ^ (h >>> 15), 0x85ebca77);
-    h = Math.imul(h ^ w[2] ^ (h >>> 13), 0xc2b2ae3d);
-    h = Math.imul(h ^ w[3] ^ (h >>> 16), 0x27d4eb2f);
-    return (h ^ (h >>> 15)) & this.#hashMask;
+    return bucketOf(w[0], w[1], w[2], w[3], plen) & this.#hashMask;
   }
 
   /** The hash position holding the scratch key with `plen`, or the empty one ending its run (negated - 1). */
   #probe(plen: number): number {
-    const hash = this.#hash, key = this.#key, w = this.#w;
-    for (let i = this.#bucket(plen);; i = (i + 1) & this.#hashMask) {
+    const w = this.#w;
+    return this.#probeKey(w[0], w[1], w[2], w[3], plen);
+  }
+
+  /** `#probe` of the key `w0..w3` with `plen`, given as numbers (no scratch array). */
+  #probeKey(w0: number, w1: number, w2: number, w3: number, plen: number): number {
+    const hash = this.#hash, key = this.#key, mask = this.#hashMask;
+    for (let i = bucketOf(w0, w1, w2, w3, plen) & mask;; i = (i + 1) & mask) {
       const e = hash[i];
       if (e === 0) return -i - 1;
       const s = e - 1, k = 4 * s;
       if (
-        this.#plen[s] === plen && key[k] === w[0] && key[k + 1] === w[1] && key[k + 2] === w[2] &&
-        key[k + 3] === w[3]
+        key[k] === w0 && key[k + 1] === w1 && key[k + 2] === w2 && key[k + 3] === w3 &&
+        this.#plen[s] === plen
       ) return i;
     }
+  }
+
+  /**
+   * `find(buf, off, 128, nowSec)`, the per-packet case: the id of the
+   * address at `buf[off..off+16)`, or 0 when not interned; marks it used.
+   * A small direct-mapped memo of addresses found answers first: most
+   * packets name an address a recent one did (the other end of the flow,
+   * a server many clients talk to), and a memo line is one compare where
+   * the hash is a probe over three arrays. An entry holds while its slot
+   * still has the id it was filled with: a reclaim, which ends an id and
+   * frees the slot for another key, moves the slot's generation on.
+   */
+  findAddress(buf: Uint8Array, off: number, nowSec: number): number {
+    const w0 = read32(buf, off), w1 = read32(buf, off + 4);
+    const w2 = read32(buf, off + 8), w3 = read32(buf, off + 12);
+    const m = this.#memo, e = ((w3 ^ (w3 >>> 8)) & MEMO_MASK) * MEMO_STRIDE;
+    if (m[e + 3] === w3 && m[e + 2] === w2 && m[e + 1] === w1 && m[e] === w0) {
+      const slot = m[e + 4], id = m[e + 5];
+      if (this.#id(slot) === id) {
+        this.#used[slot] = nowSec;
+        return id;
+      }
+    }
+    const i = this.#probeKey(w0, w1, w2, w3, 128);
+    if (i < 0) return 0;
+    const slot = this.#hash[i] - 1;
+    m[e] = w0;
+    m[e + 1] = w1;
+    m[e + 2] = w2;
+    m[e + 3] = w3;
+    m[e + 4] = slot;
+    m[e + 5] = this.#id(slot);
+    return this.#found(i, nowSec);
   }
 
   /** The id of the address (or `plen` prefix) at `buf[off..off+16)`, or 0 when not interned; marks it used. */
@@ -372,6 +417,15 @@ export class Ipv6Ids {
     const id = create ? this.internWords(w, 0, plen, nowSec) : this.findWords(w, 0, plen, nowSec);
     return id === 0 ? null : formatIpv4(id);
   }
+}
+
+/** The hash of a key (four words and a prefix length), before masking to the table. */
+function bucketOf(w0: number, w1: number, w2: number, w3: number, plen: number): number {
+  let h = Math.imul(w0 ^ plen, 0x9e3779b1);
+  h = Math.imul(h ^ w1 ^ (h >>> 15), 0x85ebca77);
+  h = Math.imul(h ^ w2 ^ (h >>> 13), 0xc2b2ae3d);
+  h = Math.imul(h ^ w3 ^ (h >>> 16), 0x27d4eb2f);
+  return h ^ (h >>> 15);
 }
 
 /** A bounded FIFO of slot numbers; a push beyond its size is dropped (the clock hand finds the slot). */

@@ -149,8 +149,8 @@ export class Pipeline6 {
       return this.#icmpMessage(ip, nowMs);
     }
     const ids = this.ids, nowSec = Math.floor(nowMs / 1000);
-    const s = ids.find(buf, off + IPV6_SRC_AT, 128, nowSec);
-    const d = s === 0 ? 0 : ids.find(buf, off + IPV6_DST_AT, 128, nowSec);
+    const s = ids.findAddress(buf, off + IPV6_SRC_AT, nowSec);
+    const d = s === 0 ? 0 : ids.findAddress(buf, off + IPV6_DST_AT, nowSec);
     const h = d === 0 ? -1 : this.ct.lookup(proto, s, this.#sport, d, this.#dport);
     const pass = h >= 0
       ? this.#fastPath(h, ip, len, partial, nowMs)
