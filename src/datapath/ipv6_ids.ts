@@ -46,9 +46,6 @@ import { read32 } from "../packet/bytes.ts";
 /** Slots a reclaim looks at before giving up (the packet is dropped). */
 export const RECLAIM_SCAN = 64;
 
-/** `findAddress`'s memo: entries (a power of two) of six words, eight apart (two a cache line). */
-const MEMO_ENTRIES = 64, MEMO_MASK = MEMO_ENTRIES - 1, MEMO_STRIDE = 8;
-
 /** True when `a` (an IPv4 address or an id) is in 240.0.0.0/4, an interned IPv6 id. */
 export function isIpv6Id(a: number): boolean {
   return (a >>> 28) === 0xf;
@@ -88,8 +85,6 @@ export class Ipv6Ids {
   /** Slots taken from an id nothing held, to give them to another key. */
   reclaimed = 0;
   readonly #w = new Uint32Array(4);
-  /** `findAddress`'s memo: per entry the address's words, its slot and that slot's id then (0: empty). */
-  readonly #memo = new Uint32Array(MEMO_ENTRIES * MEMO_STRIDE);
 
   constructor(capacity = 1 << 16) {
     if (capacity < 2 || (capacity & (capacity - 1)) !== 0 || capacity > 1 << 24) {
@@ -171,36 +166,15 @@ export class Ipv6Ids {
   }
 
   /**
-   * `find(buf, off, 128, nowSec)`, the per-packet case: the id of the
-   * address at `buf[off..off+16)`, or 0 when not interned; marks it used.
-   * A small direct-mapped memo of addresses found answers first: most
-   * packets name an address a recent one did (the other end of the flow,
-   * a server many clients talk to), and a memo line is one compare where
-   * the hash is a probe over three arrays. An entry holds while its slot
-   * still has the id it was filled with: a reclaim, which ends an id and
-   * frees the slot for another key, moves the slot's generation on.
+   * The id of the address at `buf[off..off+16)` (its /128 key), or 0 when
+   * not interned; marks it used. `find(buf, off, 128, nowSec)` for the two
+   * lookups every packet makes: no mask to apply, the key in locals rather
+   * than the scratch array.
    */
   findAddress(buf: Uint8Array, off: number, nowSec: number): number {
     const w0 = read32(buf, off), w1 = read32(buf, off + 4);
     const w2 = read32(buf, off + 8), w3 = read32(buf, off + 12);
-    const m = this.#memo, e = ((w3 ^ (w3 >>> 8)) & MEMO_MASK) * MEMO_STRIDE;
-    if (m[e + 3] === w3 && m[e + 2] === w2 && m[e + 1] === w1 && m[e] === w0) {
-      const slot = m[e + 4], id = m[e + 5];
-      if (this.#id(slot) === id) {
-        this.#used[slot] = nowSec;
-        return id;
-      }
-    }
-    const i = this.#probeKey(w0, w1, w2, w3, 128);
-    if (i < 0) return 0;
-    const slot = this.#hash[i] - 1;
-    m[e] = w0;
-    m[e + 1] = w1;
-    m[e + 2] = w2;
-    m[e + 3] = w3;
-    m[e + 4] = slot;
-    m[e + 5] = this.#id(slot);
-    return this.#found(i, nowSec);
+    return this.#found(this.#probeKey(w0, w1, w2, w3, 128), nowSec);
   }
 
   /** The id of the address (or `plen` prefix) at `buf[off..off+16)`, or 0 when not interned; marks it used. */
