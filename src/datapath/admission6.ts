@@ -404,6 +404,7 @@ export class Admission6 {
     for (let e = 0; e < rules.length; e++) {
       const r = rules[e];
       if (r.proto !== proto || !this.#hostIs(r.host, buf, src)) continue;
+      if (r.nat66 && r.slots.indexOf(1) < 0) continue; // it listens nowhere: no flow to answer
       const last = r.privFixed ? r.privLo : r.privLo + r.hi - r.lo;
       if (sport < r.privLo || sport > last) continue;
       nat66 ||= r.nat66;

@@ -774,10 +774,18 @@ Deno.test("a NAT66 server's datagram: allow-listed clients and rules without kno
     privatePorts: { start: 7200, end: 7200 },
     publicPorts: { start: 52400, end: 52409 },
   };
+  const nowhere = {
+    ...NAT66_BOTH,
+    name: "nowhere",
+    uplink: "no-such-uplink",
+    privatePorts: { start: 7300, end: 7300 },
+    publicPorts: { start: 52500, end: 52500 },
+  };
   const { p, counters } = await setup({ allow: ["2001:db8:55::/48"] }, [
     NAT66_BOTH,
     open,
     manyToOne,
+    nowhere,
   ]);
   const listed = run(p, udp6(S6, REMOTE6, 7000, 50020));
   assert.ok(listed);
@@ -792,6 +800,9 @@ Deno.test("a NAT66 server's datagram: allow-listed clients and rules without kno
   const back = run(p, udp6(S6, REMOTE6, 7200, 50022));
   assert.ok(back);
   assert.deepEqual([view(back).src, view(back).sport], [WAN6, 52405]);
+  const unheard = run(p, udp6(S6, REMOTE6, 7300, 50025));
+  assert.ok(unheard, "a forward listening on no address has no flow to answer: LAN out");
+  assert.equal(view(unheard).src, S6);
 
   // A forward on every WAN address of two: which one the client used is unknown.
   const two = await setup({
