@@ -14,7 +14,7 @@
  * rule to a LAN host's IPv6 address), addresses interned (`ipv6_ids.ts`).
  *
  * `deno run -A scripts/bench/pipeline_bench.ts [--quick]` prints the JSON of
- * `runPipelineBench()`.
+ * `runPipelineBench()`; with `--tcp6`, the IPv6 row's alone (`runTcp6Bench()`).
  */
 import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/types.ts";
@@ -444,16 +444,25 @@ function compare(packetBytes: number, fast: PathRate, slow: PathRate): PathCompa
   return { packetBytes, fast, slow, ratio: round(fast.pps / slow.pps, 2) };
 }
 
-/** Measures fast-path and slow-path packet rates of the pipeline. */
-export async function runPipelineBench(
-  opts: PipelineBenchOptions = {},
-): Promise<PipelineBenchResult> {
-  const o: Required<PipelineBenchOptions> = {
+function sizes(opts: PipelineBenchOptions): Required<PipelineBenchOptions> {
+  return {
     flows: opts.flows ?? 1024,
     rounds: opts.rounds ?? 5,
     fastPackets: opts.fastPackets ?? 1_000_000,
     slowPackets: opts.slowPackets ?? 100_000,
   };
+}
+
+/** The IPv6 row alone (`tcp6Fast`), for work on the IPv6 path. */
+export async function runTcp6Bench(opts: PipelineBenchOptions = {}): Promise<PathRate> {
+  return await benchTcp6(sizes(opts), new Uint8Array(2048));
+}
+
+/** Measures fast-path and slow-path packet rates of the pipeline. */
+export async function runPipelineBench(
+  opts: PipelineBenchOptions = {},
+): Promise<PipelineBenchResult> {
+  const o = sizes(opts);
   if (o.slowPackets + o.flows > 254 * 64000) throw new Error("Cannot bench: too many new flows");
   const work = new Uint8Array(2048);
   const udp = await benchUdp(o, work);
@@ -473,8 +482,9 @@ export async function runPipelineBench(
 
 if (import.meta.main) {
   const quick = Deno.args.includes("--quick");
-  const result = await runPipelineBench(
-    quick ? { rounds: 3, fastPackets: 300_000, slowPackets: 50_000 } : {},
-  );
+  const opts = quick ? { rounds: 3, fastPackets: 300_000, slowPackets: 50_000 } : {};
+  const result = Deno.args.includes("--tcp6")
+    ? await runTcp6Bench(opts)
+    : await runPipelineBench(opts);
   console.log(JSON.stringify(result, null, 2));
 }

@@ -33,15 +33,25 @@
  *
  * Loose pickup (a restart: the flow snapshot holds no IPv6 flow): a TCP
  * segment in mid stream (ACK alone) from the LAN starts a flow as if it
- * opened one, except a NAT66 server's (its flow's original direction names
- * the WAN address: the client's next segment picks it up from the WAN
- * side); from the WAN, one the gate would admit as a new flow to a pinhole
- * or a NAT66 forward. Either way the windows are tracked liberally until
- * both directions have been seen (`ConnTable.pickUp`).
+ * opened one; from the WAN, one the gate would admit as a new flow to a
+ * pinhole or a NAT66 forward. Either way the windows are tracked liberally
+ * until both directions have been seen (`ConnTable.pickUp`). A NAT66
+ * server's packet (TCP in mid stream, or any UDP datagram) to a client the
+ * gate would admit starts the forward's flow, translated, in its reply
+ * direction (`#serverReply`), so a server that speaks first after a restart
+ * is not taken for an outbound flow of its own.
  *
  * Rules are few and a lookup happens once per new flow: a linear scan.
  */
-import { FLAG_DNAT, FLAG_GATED, FLAG_LOCAL, FLAG_SNAT, FlowSpec } from "../conntrack/mod.ts";
+import {
+  DIR_ORIGINAL,
+  DIR_REPLY,
+  FLAG_DNAT,
+  FLAG_GATED,
+  FLAG_LOCAL,
+  FLAG_SNAT,
+  FlowSpec,
+} from "../conntrack/mod.ts";
 import type { OpenPortsRule, PortForwardRule, RuleProtocol } from "../nat/rule.ts";
 import {
   type Ipv6Prefix,
@@ -61,6 +71,9 @@ import { Npt6 } from "./npt6.ts";
 
 /** Offsets of the addresses in the IPv6 header. */
 const SRC = 8, DST = 24;
+
+/** `#serverReply`'s answer for a packet that is no NAT66 forward's reply: judge it as LAN out. */
+const LAN_OUT = -1;
 
 /** One compiled IPv6 rule entry: a protocol and a port range. */
 interface Rule6 {
@@ -107,6 +120,8 @@ export class Admission6 {
   flowId = -1;
   /** Of a gated flow the last ADMITTED verdict created: its source's prefix id (its unlock); else 0. */
   prefix = 0;
+  /** The direction the packet of the last ADMITTED verdict travels in its flow (a NAT66 server's: DIR_REPLY). */
+  flowDir = DIR_ORIGINAL;
   readonly #a: Admission;
   readonly #spec: FlowSpec;
   /** WAN IPv6 addresses by slot: four words each, and their pinned ids. */
@@ -325,6 +340,7 @@ export class Admission6 {
   ): number {
     this.flowId = -1;
     this.prefix = 0;
+    this.flowDir = DIR_ORIGINAL;
     const src = ip + SRC, dst = ip + DST;
     const ids = this.ids, nowSec = Math.floor(nowMs / 1000);
     // Multicast (ff00::/8) and link-local (fe80::/10) never cross a router.
@@ -338,7 +354,10 @@ export class Admission6 {
       if (this.inLan(buf, dst) || this.isOwn(buf, dst) || this.npt6.outsideOf(buf, dst) >= 0) {
         return Drop.LanLocal; // hairpin: not over IPv6
       }
-      if (pickUp && this.#nat66Server(proto, buf, src, sport)) return Drop.NoFlow;
+      if (pickUp || proto === PROTO_UDP) {
+        const v = this.#serverReply(proto, buf, src, sport, dst, dport, nowMs, pickUp);
+        if (v !== LAN_OUT) return v;
+      }
       const s = ids.intern(buf, src, 128, nowSec), d = ids.intern(buf, dst, 128, nowSec);
       if (s === 0 || d === 0) return Drop.Ipv6IdsFull;
       this.#spec.original(proto, s, sport, d, dport);
@@ -478,17 +497,102 @@ export class Admission6 {
     return this.#create(FLAG_LOCAL, -1, nowMs);
   }
 
-  /** True when `proto` from the LAN address at `buf[at..]`, port `port`, is a NAT66 forward's server. */
-  #nat66Server(proto: number, buf: Uint8Array, at: number, port: number): boolean {
-    for (const r of this.#rules) {
-      if (!r.nat66 || r.proto !== proto) continue;
+  /**
+   * A LAN packet of no flow from `src:sport` to the WAN's `dst:dport` (UDP,
+   * or TCP in mid stream: `pickUp`) that may be a NAT66 forward's server
+   * answering a client whose flow a restart lost. The rules that have this
+   * host and port as their private side and whose gate would admit `dst`
+   * as a new flow's source (`#admits`) decide:
+   * - none: LAN_OUT (a new outbound flow; TCP from a NAT66 server's port:
+   *   Drop.NoFlow, as the client's next segment picks it up from the WAN);
+   * - one pinhole: LAN_OUT (its flows are not translated: the outbound
+   *   flow's tuples are the pinhole flow's, reversed);
+   * - one NAT66 forward listening on one WAN address, one public port per
+   *   private one: the forward's flow, its packet in the reply direction,
+   *   leaving from that address and public port as before the restart;
+   * - else Drop.NoFlow: which address or port the client used is unknown,
+   *   and an untranslated datagram would hold the tuple the client's next
+   *   one needs.
+   * What this lets a LAN host do that it could not before: put a flow of a
+   * NAT66 forward in the table toward a WAN host of its choosing and speak
+   * to it from the forward's public address and port. Only toward a source
+   * the forward admits right now (unlocked for one of its users,
+   * allow-listed, or a rule without knocks): that source could open the
+   * same flow with its own first datagram, so nothing opens from the WAN
+   * side that the gate would refuse. The server's packets do not refresh
+   * the unlock (only the client's do, as on any gated flow); like any
+   * established flow, the server's traffic keeps this one alive.
+   */
+  #serverReply(
+    proto: number,
+    buf: Uint8Array,
+    src: number,
+    sport: number,
+    dst: number,
+    dport: number,
+    nowMs: number,
+    pickUp: boolean,
+  ): number {
+    const rules = this.#rules, nowSec = Math.floor(nowMs / 1000);
+    let found = -1, admitting = 0, nat66 = false, key = 0;
+    for (let e = 0; e < rules.length; e++) {
+      const r = rules[e];
+      if (r.proto !== proto || !this.#hostIs(r.host, buf, src)) continue;
+      if (r.nat66 && r.slots.indexOf(1) < 0) continue; // it listens nowhere: no flow to answer
       const last = r.privFixed ? r.privLo : r.privLo + r.hi - r.lo;
-      if (port < r.privLo || port > last) continue;
-      let same = true;
-      for (let w = 0; w < 4 && same; w++) same = (read32(buf, at + 4 * w) >>> 0) === r.host[w];
-      if (same) return true;
+      if (sport < r.privLo || sport > last) continue;
+      nat66 ||= r.nat66;
+      const k = this.#admits(r, buf, dst, nowSec, nowMs);
+      if (k < 0) continue;
+      admitting++;
+      found = e;
+      key = k;
     }
-    return false;
+    if (admitting === 0) return pickUp && nat66 ? Drop.NoFlow : LAN_OUT;
+    const r = rules[found];
+    if (admitting === 1 && !r.nat66) return LAN_OUT;
+    const slot = admitting === 1 && !r.privFixed ? this.#soleSlot(r) : -1;
+    if (slot < 0) return Drop.NoFlow;
+    const ids = this.ids;
+    const host = ids.intern(buf, src, 128, nowSec), client = ids.intern(buf, dst, 128, nowSec);
+    if (host === 0 || client === 0) return Drop.Ipv6IdsFull;
+    const pub = r.lo + sport - r.privLo;
+    this.#spec.original(proto, client, dport, this.#wanId[slot], pub).reply(
+      host,
+      sport,
+      client,
+      dport,
+    );
+    const v = this.#create(FLAG_DNAT | (key > 0 ? FLAG_GATED : 0), r.ruleId, nowMs, pickUp);
+    if (v !== ADMITTED) return v;
+    this.flowDir = DIR_REPLY;
+    this.prefix = key;
+    return v;
+  }
+
+  /**
+   * Whether rule `r`'s gate admits the address at `buf[at..]` as a new
+   * flow's source, creating nothing: -1 no; 0 yes, ungated (no knocks, or
+   * allow-listed); else the id of its unlocked prefix.
+   */
+  #admits(r: Rule6, buf: Uint8Array, at: number, nowSec: number, nowMs: number): number {
+    if (!r.enforceKnock || this.#allowListed(buf, at)) return 0;
+    // An unlocked prefix holds its id: one not interned is not unlocked.
+    const key = this.ids.find(buf, at, this.#unlockPrefix, nowSec);
+    if (key === 0) return -1;
+    const user = this.#a.unlockedUser(key, nowMs);
+    return user !== null && (r.users.length === 0 || r.users.includes(user)) ? key : -1;
+  }
+
+  /** The one WAN IPv6 slot NAT66 rule `r` listens on, or -1 (none, or several). */
+  #soleSlot(r: Rule6): number {
+    let slot = -1;
+    for (let i = 0; i < r.slots.length; i++) {
+      if (r.slots[i] !== 1) continue;
+      if (slot >= 0) return -1;
+      slot = i;
+    }
+    return slot;
   }
 
   /** Creates the flow in `spec` (`pickUp`: taken in mid stream); its tuples hold their ids. */

@@ -127,7 +127,12 @@ export class Ipv6Ids {
   /** Loads the 16 bytes at `buf[off..]` masked to `plen` into the scratch key. */
   #load(buf: Uint8Array, off: number, plen: number): void {
     const w = this.#w;
-    for (let i = 0; i < 4; i++) w[i] = (read32(buf, off + 4 * i) & ipv6WordMask(plen, i)) >>> 0;
+    w[0] = read32(buf, off);
+    w[1] = read32(buf, off + 4);
+    w[2] = read32(buf, off + 8);
+    w[3] = read32(buf, off + 12);
+    // Every packet's two finds are of /128 keys: no mask to apply.
+    if (plen < 128) { for (let i = 0; i < 4; i++) w[i] = (w[i] & ipv6WordMask(plen, i)) >>> 0; }
   }
 
   #loadWords(words: ArrayLike<number>, at: number, plen: number): void {
@@ -137,25 +142,39 @@ export class Ipv6Ids {
 
   #bucket(plen: number): number {
     const w = this.#w;
-    let h = Math.imul(w[0] ^ plen, 0x9e3779b1);
-    h = Math.imul(h ^ w[1] ^ (h >>> 15), 0x85ebca77);
-    h = Math.imul(h ^ w[2] ^ (h >>> 13), 0xc2b2ae3d);
-    h = Math.imul(h ^ w[3] ^ (h >>> 16), 0x27d4eb2f);
-    return (h ^ (h >>> 15)) & this.#hashMask;
+    return bucketOf(w[0], w[1], w[2], w[3], plen) & this.#hashMask;
   }
 
   /** The hash position holding the scratch key with `plen`, or the empty one ending its run (negated - 1). */
   #probe(plen: number): number {
-    const hash = this.#hash, key = this.#key, w = this.#w;
-    for (let i = this.#bucket(plen);; i = (i + 1) & this.#hashMask) {
+    const w = this.#w;
+    return this.#probeKey(w[0], w[1], w[2], w[3], plen);
+  }
+
+  /** `#probe` of the key `w0..w3` with `plen`, given as numbers (no scratch array). */
+  #probeKey(w0: number, w1: number, w2: number, w3: number, plen: number): number {
+    const hash = this.#hash, key = this.#key, mask = this.#hashMask;
+    for (let i = bucketOf(w0, w1, w2, w3, plen) & mask;; i = (i + 1) & mask) {
       const e = hash[i];
       if (e === 0) return -i - 1;
       const s = e - 1, k = 4 * s;
       if (
-        this.#plen[s] === plen && key[k] === w[0] && key[k + 1] === w[1] && key[k + 2] === w[2] &&
-        key[k + 3] === w[3]
+        key[k] === w0 && key[k + 1] === w1 && key[k + 2] === w2 && key[k + 3] === w3 &&
+        this.#plen[s] === plen
       ) return i;
     }
+  }
+
+  /**
+   * The id of the address at `buf[off..off+16)` (its /128 key), or 0 when
+   * not interned; marks it used. `find(buf, off, 128, nowSec)` for the two
+   * lookups every packet makes: no mask to apply, the key in locals rather
+   * than the scratch array.
+   */
+  findAddress(buf: Uint8Array, off: number, nowSec: number): number {
+    const w0 = read32(buf, off), w1 = read32(buf, off + 4);
+    const w2 = read32(buf, off + 8), w3 = read32(buf, off + 12);
+    return this.#found(this.#probeKey(w0, w1, w2, w3, 128), nowSec);
   }
 
   /** The id of the address (or `plen` prefix) at `buf[off..off+16)`, or 0 when not interned; marks it used. */
@@ -372,6 +391,15 @@ export class Ipv6Ids {
     const id = create ? this.internWords(w, 0, plen, nowSec) : this.findWords(w, 0, plen, nowSec);
     return id === 0 ? null : formatIpv4(id);
   }
+}
+
+/** The hash of a key (four words and a prefix length), before masking to the table. */
+function bucketOf(w0: number, w1: number, w2: number, w3: number, plen: number): number {
+  let h = Math.imul(w0 ^ plen, 0x9e3779b1);
+  h = Math.imul(h ^ w1 ^ (h >>> 15), 0x85ebca77);
+  h = Math.imul(h ^ w2 ^ (h >>> 13), 0xc2b2ae3d);
+  h = Math.imul(h ^ w3 ^ (h >>> 16), 0x27d4eb2f);
+  return h ^ (h >>> 15);
 }
 
 /** A bounded FIFO of slot numbers; a push beyond its size is dropped (the clock hand finds the slot). */

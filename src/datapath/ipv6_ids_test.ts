@@ -129,6 +129,27 @@ Deno.test("random churn keeps the hash consistent with a model", () => {
   assert.equal(live, ids.size);
 });
 
+Deno.test("findAddress (the per-packet find) agrees with find through churn and reclaims", () => {
+  const ids = new Ipv6Ids(1024);
+  const a = bytes("2001:db8:7::1");
+  const id = ids.intern(a, 0, 128, 1);
+  assert.equal(ids.findAddress(a, 0, 1), id);
+  // Every slot goes to other keys at later seconds: a's id ends with its slot.
+  for (let i = 0; i < 4096 && ids.slotOf(id) >= 0; i++) {
+    ids.intern(bytes(`2001:db8:8::${i.toString(16)}`), 0, 128, 2 + Math.floor(i / 64));
+  }
+  assert.equal(ids.slotOf(id), -1, "a was reclaimed");
+  assert.equal(ids.findAddress(a, 0, 100), 0, "a reclaimed address is not found");
+  let seed = 777;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let round = 0; round < 40_000; round++) {
+    const now = 200 + Math.floor(round / 100);
+    const b = bytes(`2001:db8:${Math.floor(rnd() * 3)}::${Math.floor(rnd() * 2000).toString(16)}`);
+    if (rnd() < 0.5) ids.intern(b, 0, 128, now);
+    assert.equal(ids.findAddress(b, 0, now), ids.find(b, 0, 128, now));
+  }
+});
+
 Deno.test("capacity sizing", () => {
   assert.equal(idCapacityFor(10), 1024);
   assert.equal(idCapacityFor(2 * 1024 + 65536), 131072);

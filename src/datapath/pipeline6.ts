@@ -155,8 +155,8 @@ export class Pipeline6 {
       return this.#icmpMessage(ip, nowMs);
     }
     const ids = this.ids, nowSec = Math.floor(nowMs / 1000);
-    const s = ids.find(buf, off + IPV6_SRC_AT, 128, nowSec);
-    const d = s === 0 ? 0 : ids.find(buf, off + IPV6_DST_AT, 128, nowSec);
+    const s = ids.findAddress(buf, off + IPV6_SRC_AT, nowSec);
+    const d = s === 0 ? 0 : ids.findAddress(buf, off + IPV6_DST_AT, nowSec);
     const h = d === 0 ? -1 : this.ct.lookup(proto, s, this.#sport, d, this.#dport);
     const pass = h >= 0
       ? this.#fastPath(h, ip, len, partial, nowMs)
@@ -239,17 +239,17 @@ export class Pipeline6 {
     const midStream = proto === PROTO_TCP && f === TCP_ACK;
     const v = a.admit(ip.buf, ip.off, proto, this.#sport, this.#dport, opening, nowMs, midStream);
     if (v !== ADMITTED) return this.#drop(v);
-    const ct = this.ct, id = a.flowId;
+    const ct = this.ct, id = a.flowId, h = 2 * id + a.flowDir;
     this.#prefixOf[id] = a.prefix;
     this.#touchedAt[id] = 0;
     if ((ct.flags[id] & FLAG_LOCAL) !== 0) {
       ct.touch(2 * id, len, Math.floor(nowMs / 1000), LOCAL_FLOW_TIMEOUT_S);
       return true;
     }
-    ct.track(2 * id, len, Math.floor(nowMs / 1000), this.#seg);
+    ct.track(h, len, Math.floor(nowMs / 1000), this.#seg);
     this.#countRule(ct.ruleId[id], len);
     if ((ct.flags[id] & (FLAG_DNAT | FLAG_SNAT)) === 0) return true;
-    return this.#translate(2 * id, ip, partial);
+    return this.#translate(h, ip, partial);
   }
 
   /**

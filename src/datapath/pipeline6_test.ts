@@ -81,13 +81,16 @@ const V4: PortForwardRule = {
   users: [],
 };
 
-async function setup(settings: Partial<DatapathSettings> = {}) {
+async function setup(
+  settings: Partial<DatapathSettings> = {},
+  forwards: PortForwardRule[] = [NAT66, V4],
+) {
   const events: ApplianceEvent[] = [];
   const state: KnockStateRecord[] = [];
   const counters = newCounters(false);
   const p = new Pipeline({
     settings: { ...SETTINGS6, ...settings },
-    forwards: [NAT66, V4],
+    forwards,
     openPorts: [PINHOLE],
     counters,
     emit: (e) => events.push(...e),
@@ -691,4 +694,124 @@ Deno.test("after a restart a TCP flow in mid stream is picked up: from the LAN, 
   assert.equal(view(back).src, WAN6);
   assert.equal(view(back).sport, 52201);
   assert.equal(snapshotCounters(warm.counters).stats["tcp_picked_up"], 2);
+});
+
+/** A NAT66 forward of both protocols to a server port no pinhole has. */
+const NAT66_BOTH: PortForwardRule = {
+  ...NAT66,
+  name: "nat66-both",
+  protocol: "both",
+  publicPorts: { start: 52202, end: 52202 },
+  privatePorts: { start: 7000, end: 7000 },
+};
+
+function udp6(src: string, dst: string, sport: number, dport: number) {
+  return buildIpv6Udp({ src, dst, srcPort: sport, dstPort: dport, payload: new Uint8Array(16) });
+}
+
+function ack6(src: string, dst: string, sport: number, dport: number) {
+  return buildIpv6Tcp({ src, dst, srcPort: sport, dstPort: dport, flags: TCP_ACK, seq: 9, ack: 7 });
+}
+
+Deno.test("after a restart a NAT66 server speaking first to an unlocked client starts the forward's flow, translated", async () => {
+  const { p, counters } = await setup({}, [NAT66, NAT66_BOTH, V4]);
+  await knock6(p, C6);
+  // UDP: the server's datagram leaves from the WAN address and public port, as before the restart.
+  const out = run(p, udp6(S6, C6B, 7000, 50010));
+  assert.ok(out);
+  assert.deepEqual([view(out).src, view(out).sport, view(out).dst, view(out).dport], [
+    WAN6,
+    52202,
+    C6B,
+    50010,
+  ]);
+  assertValid6(out);
+  const flow = p.flows(10).find((f) => f.origSrcPort === 50010)!;
+  assert.deepEqual(
+    [flow.origSrc, flow.origDst, flow.origDstPort, flow.replySrc, flow.replySrcPort, flow.rule],
+    [C6B, WAN6, 52202, S6, 7000, "nat66-both"],
+    "the forward's flow, as the client's first datagram would have made it",
+  );
+  const back = run(p, udp6(C6B, WAN6, 50010, 52202));
+  assert.ok(back, "the client's datagrams match it");
+  assert.deepEqual([view(back).dst, view(back).dport], [S6, 7000]);
+  assertValid6(back);
+  // TCP in mid stream: the same, picked up in its reply direction.
+  const seg = run(p, ack6(S6, C6, 7000, 50011));
+  assert.ok(seg);
+  assert.deepEqual([view(seg).src, view(seg).sport], [WAN6, 52202]);
+  assertValid6(seg);
+  const ack = run(p, ack6(C6, WAN6, 50011, 52202));
+  assert.ok(ack);
+  assert.deepEqual([view(ack).dst, view(ack).dport], [S6, 7000]);
+  assert.equal(snapshotCounters(counters).stats["tcp_picked_up"], 1);
+
+  // A source the forward would not admit (another /64): nothing opens for it from the WAN.
+  const plain = run(p, udp6(S6, C6OTHER, 7000, 50012));
+  assert.ok(plain, "a plain LAN-out flow, as before");
+  assert.deepEqual([view(plain).src, view(plain).sport], [S6, 7000], "untranslated");
+  assert.equal(run(p, udp6(C6OTHER, WAN6, 50012, 52202)), null, "the forward stays locked");
+  assert.equal(drops(counters)["locked"], 1);
+  assert.equal(run(p, ack6(S6, C6OTHER, 7000, 50013)), null, "TCP waits for its client");
+  assert.equal(drops(counters)["no-flow"], 1);
+  // Another port of the same host is no forward's: LAN out.
+  const other = run(p, udp6(S6, C6B, 7001, 50014));
+  assert.ok(other);
+  assert.equal(view(other).src, S6);
+});
+
+Deno.test("a NAT66 server's datagram: allow-listed clients and rules without knocks count as admitted; ambiguous ones wait", async () => {
+  const open = {
+    ...NAT66_BOTH,
+    name: "open",
+    enforceKnock: false,
+    privatePorts: { start: 7100, end: 7100 },
+    publicPorts: { start: 52300, end: 52300 },
+  };
+  const manyToOne = {
+    ...NAT66_BOTH,
+    name: "many",
+    privatePorts: { start: 7200, end: 7200 },
+    publicPorts: { start: 52400, end: 52409 },
+  };
+  const nowhere = {
+    ...NAT66_BOTH,
+    name: "nowhere",
+    uplink: "no-such-uplink",
+    privatePorts: { start: 7300, end: 7300 },
+    publicPorts: { start: 52500, end: 52500 },
+  };
+  const { p, counters } = await setup({ allow: ["2001:db8:55::/48"] }, [
+    NAT66_BOTH,
+    open,
+    manyToOne,
+    nowhere,
+  ]);
+  const listed = run(p, udp6(S6, REMOTE6, 7000, 50020));
+  assert.ok(listed);
+  assert.deepEqual([view(listed).src, view(listed).sport], [WAN6, 52202], "allow-listed");
+  const free = run(p, udp6(S6, C6, 7100, 50021));
+  assert.ok(free);
+  assert.deepEqual([view(free).src, view(free).sport], [WAN6, 52300], "a rule without knocks");
+  // Ten public ports to one server port: the reply does not tell which the client used.
+  assert.equal(run(p, udp6(S6, REMOTE6, 7200, 50022)), null);
+  assert.equal(drops(counters)["no-flow"], 1);
+  assert.ok(run(p, udp6(REMOTE6, WAN6, 50022, 52405)), "the client's next datagram opens it");
+  const back = run(p, udp6(S6, REMOTE6, 7200, 50022));
+  assert.ok(back);
+  assert.deepEqual([view(back).src, view(back).sport], [WAN6, 52405]);
+  const unheard = run(p, udp6(S6, REMOTE6, 7300, 50025));
+  assert.ok(unheard, "a forward listening on no address has no flow to answer: LAN out");
+  assert.equal(view(unheard).src, S6);
+
+  // A forward on every WAN address of two: which one the client used is unknown.
+  const two = await setup({
+    uplinks: [{ ...SETTINGS.uplinks[0], addresses6: [WAN6, "2001:db8:198::2"] }],
+  }, [NAT66_BOTH]);
+  await knock6(two.p, C6);
+  assert.equal(run(two.p, udp6(S6, C6, 7000, 50023)), null);
+  assert.equal(drops(two.counters)["no-flow"], 1);
+  const locked = run(two.p, udp6(S6, C6OTHER, 7000, 50024));
+  assert.ok(locked, "to a source no rule admits it is LAN out, as before");
+  assert.equal(view(locked).src, S6);
 });

@@ -11,7 +11,9 @@
  * reaches the server translated (its route cache takes the MTU) while
  * neighbour discovery on the WAN still resolves both ways; a packet too big
  * from the client's side about the server's tracked pinhole flow reaches the
- * server, one about no flow does not. The rules are
+ * server, one about no flow does not; TCP through the pinhole, from the LAN
+ * out, and a NAT66 UDP flow whose server speaks first go on across a restart
+ * and a kill -9. The rules are
  * in the configuration file, so it needs the configuration to take IPv6
  * private addresses (issue 13 item 5).
  */
@@ -75,6 +77,14 @@ async function pinholeConfig(): Promise<string> {
       "publicPorts": "52206",
       "privateAddress": "${S6}",
       "privatePorts": "8080",
+      "enforceKnock": true
+    },
+    {
+      "name": "udp6",
+      "protocol": "udp",
+      "publicPorts": "52207",
+      "privateAddress": "${S6}",
+      "privatePorts": "7008",
       "enforceKnock": true
     },`,
   );
@@ -414,23 +424,42 @@ Deno.test({
         },
       );
       await t.step(
-        "IPv6 through the pinhole and from the LAN out survive a restart and a kill -9",
+        "IPv6 through the pinhole, from the LAN out and a NAT66 server's UDP survive a restart and a kill -9",
         async () => {
           await iperf.stop();
           const ECHO = `${ROOT}tests/lab/_echo_stream.ts`;
           const deno = [Deno.execPath(), "run", "-A", ECHO];
+          const UDP = [Deno.execPath(), "run", "-A", `${ROOT}tests/lab/_udp_server_first.ts`];
+          // The server sends every 100 ms once it has heard the client, which only answers:
+          // after a restart the server's datagram crosses first, and must leave from W6:52207
+          // (the client's socket is connected to it) for the client to answer.
+          const udpServer = spawnIn(l, "server", [...UDP, "serve", S6, "7008", "100"], 300);
           const servers = [
             spawnIn(l, "server", [...deno, "serve", S6, "5201"], 300),
             spawnIn(l, "client", [...deno, "serve", C6, "7007"], 300),
+            udpServer,
           ];
           const streams = {
             pinhole: null as Background | null,
             outbound: null as Background | null,
           };
+          let udpClient: Background | null = null;
+          const udpEchoes = () =>
+            Number(/echoed (\d+)\n(?![^]*echoed)/.exec(udpServer.output())?.[1] ?? 0);
+          const udpGoesOn = async (when: string) => {
+            const from = udpEchoes();
+            assert.ok(
+              await until(() => udpEchoes() >= from + 5, 30000),
+              `NAT66 UDP ${when}: ${from} -> ${udpEchoes()} echoes; ${udpClient!.output()}`,
+            );
+          };
           try {
             for (const s of servers) {
               assert.ok(await until(() => s.output().includes("listening"), 15000), s.errors());
             }
+            udpClient = spawnIn(l, "client", [...UDP, "answer", W6, "52207"], 300);
+            await udpGoesOn("before the restart");
+            assert.match(udpServer.output(), new RegExp(`client ${C6}:`), "NAT66 keeps the source");
             streams.pinhole = spawnIn(l, "client", [...deno, "connect", S6, "5201"], 300, {
               stdin: true,
             });
@@ -447,14 +476,17 @@ Deno.test({
             await round();
             await l.stopAppliance("SIGTERM");
             await round(() => l.startAppliance());
+            await udpGoesOn("after SIGTERM");
             await round();
             await l.stopAppliance("SIGKILL");
             await round(() => l.startAppliance());
+            await udpGoesOn("after kill -9");
             await round();
             const s = await status(l);
             assert.ok(s.stats.tcp_picked_up >= 2, JSON.stringify(s.stats));
           } finally {
-            for (const b of [...servers, streams.pinhole, streams.outbound]) await b?.stop();
+            const all = [...servers, streams.pinhole, streams.outbound, udpClient];
+            for (const b of all) await b?.stop();
           }
         },
       );
