@@ -13,7 +13,9 @@
  * neighbour entries name B's interfaces. The same connection carries on
  * through B (loose pickup of IPv6 TCP), and a new connection from the client
  * is admitted by B, which never saw the knock: the unlock of the client's /64
- * reached it through etcd. The failover time is printed, never asserted.
+ * reached it through etcd. B's management listener on the WAN IPv6 address,
+ * bound before the address arrived (`net.ipv6.ip_nonlocal_bind`), answers the
+ * unlocked client. The failover time is printed, never asserted.
  */
 import assert from "node:assert/strict";
 import {
@@ -31,9 +33,12 @@ import {
   type Background,
   echoed,
   knock,
+  labCert,
   labSupported,
+  readLog,
   removeTestConfig,
   ROOT,
+  sh,
   spawnIn,
   status,
   statusWhen,
@@ -215,6 +220,28 @@ Deno.test({
           await round();
         },
       );
+
+      await t.step("B's management port on the WAN IPv6 address answers the client", async () => {
+        // Bound at B's start, before keepalived gave it the address: no tentative wait, no skip.
+        // (Without net.ipv6.ip_nonlocal_bind: "is not usable yet", 10 s, then "not listening on".)
+        const waits = (await readLog(b)).split("\n").filter((l) => l.startsWith("management: "));
+        assert.deepEqual(waits, []);
+        const r = await sh(b, "client", [
+          "curl",
+          "-sS",
+          "-g",
+          "-m",
+          "5",
+          "--cacert",
+          labCert(b),
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          `https://[${HA6.wanVip}]:${HA.mgmtPort}/api/v1/health`,
+        ], 10);
+        assert.equal(r.stdout, "200", r.stderr);
+      });
     } finally {
       for (const s of bg) await s.stop().catch(() => {});
       await pair?.down();
