@@ -15,7 +15,11 @@
  * is admitted by B, which never saw the knock: the unlock of the client's /64
  * reached it through etcd. B's management listener on the WAN IPv6 address,
  * bound before the address arrived (`net.ipv6.ip_nonlocal_bind`), answers the
- * unlocked client. The failover time is printed, never asserted.
+ * unlocked client. A's appliance returns: A preempts and picks both
+ * connections up (IPv6 flows are not in the flow snapshot). A carries 8 MB
+ * each way, then its keepalived is stopped: B takes the connections back with
+ * the entries it kept, 8 MB behind, loosened when it became backup (nothing
+ * out of window). The failover times are printed, never asserted.
  */
 import assert from "node:assert/strict";
 import {
@@ -41,6 +45,7 @@ import {
   sh,
   spawnIn,
   status,
+  statusSettled,
   statusWhen,
   until,
 } from "./_helpers.ts";
@@ -50,6 +55,8 @@ const ECHO = `${ROOT}tests/lab/_echo_stream.ts`;
 const ECHO_PORT = 7;
 /** Counters each round sends (4 bytes each). */
 const ROUND = 5000;
+/** Counters of a round that moves every window far on: 8 MB each way. */
+const BULK = 2_000_000;
 
 function keepalivedPresent(): boolean {
   try {
@@ -136,26 +143,41 @@ Deno.test({
       };
       const server = spawn("server", ["serve", HA6.server, String(ECHO_PORT)]);
       assert.ok(await until(() => server.output().includes("listening"), 15000), server.errors());
-      let stream: Background | null = null;
-      let total = 0;
-      /** Sends a round of counters, then (after `between`) waits for every echo. */
-      const round = async (between: () => Promise<void> = async () => {}) => {
-        total += ROUND;
-        await stream!.write(`${ROUND}\n`);
-        await between();
-        await echoed(stream!, total, "the IPv6 stream");
+      /** The client's connections through the pinhole and the counters each has sent. */
+      const streams: { name: string; s: Background; total: number }[] = [];
+      /** Connects one more stream from the client. */
+      const connect = async (name: string) => {
+        const s = spawn("client", ["connect", HA6.server, String(ECHO_PORT)], true);
+        assert.ok(await until(() => s.output().includes("connected"), 15000), name + s.errors());
+        streams.push({ name, s, total: 0 });
       };
+      /** Sends `n` counters on every stream, then (after `between`) waits for every echo. */
+      const round = async (between: () => Promise<void> = async () => {}, n = ROUND) => {
+        for (const x of streams) {
+          x.total += n;
+          await x.s.write(`${n}\n`);
+        }
+        await between();
+        for (const x of streams) await echoed(x.s, x.total, x.name);
+      };
+      /** Waits until `node` is master holding every address and the other node is backup. */
+      const masterIs = async (node: HaNode, other: HaNode) =>
+        assert.ok(
+          await until(
+            async () =>
+              (await lastState(node)) === "MASTER" && await node.holdsVips() &&
+              (await lastState(other)) === "BACKUP",
+            30000,
+          ),
+          `${node.id} did not become master: ${JSON.stringify(await node.states())}`,
+        );
 
       await t.step("A holds the IPv6 addresses; a knock over IPv6 opens the pinhole", async () => {
         assert.ok(await a.holdsVips());
         assert.equal(await b.holdsVips(), false);
         const r = await knock(a, "client", ["--family", "6"], ALICE, HA6.wanVip);
         assert.equal(r.code, 0, r.stderr);
-        stream = spawn("client", ["connect", HA6.server, String(ECHO_PORT)], true);
-        assert.ok(
-          await until(() => stream!.output().includes("connected"), 15000),
-          stream.errors(),
-        );
+        await connect("the first IPv6 stream");
         await round();
         const s = await statusWhen(a, (x) => x.stats.flows_created >= 1);
         assert.ok(s.stats.flows_created >= 1, JSON.stringify(s.stats));
@@ -204,20 +226,14 @@ Deno.test({
         "a new connection from the client is admitted by B (the unlock crossed)",
         async () => {
           const before = await status(b);
-          const second = spawn("client", ["connect", HA6.server, String(ECHO_PORT)], true);
-          assert.ok(
-            await until(() => second.output().includes("connected"), 15000),
-            second.errors(),
-          );
-          await second.write(`${ROUND}\n`);
-          await echoed(second, ROUND, "the second IPv6 stream");
+          await connect("the second IPv6 stream");
+          await round();
           const after = await statusWhen(
             b,
             (x) => x.stats.flows_created > before.stats.flows_created,
           );
           assert.ok(after.stats.flows_created > before.stats.flows_created, JSON.stringify(after));
           assert.equal(server.output().split("accepted ").length - 1, 2);
-          await round();
         },
       );
 
@@ -242,6 +258,52 @@ Deno.test({
         ], 10);
         assert.equal(r.stdout, "200", r.stderr);
       });
+
+      await t.step(
+        "A returns: it takes the addresses back and picks both connections up",
+        async () => {
+          const t0 = Date.now();
+          await a.startAppliance();
+          await round(() => masterIs(a, b));
+          const master = await stateAt(a, "MASTER", t0);
+          console.log(`IPv6 failback: A MASTER ${master! - t0} ms after its appliance was started`);
+          // That round went through B; this one through A (the neighbour advertisements moved
+          // the client and the server to A's interfaces).
+          await round();
+          // IPv6 flows are not in the flow snapshot: the new process picks them up again.
+          const s = await statusWhen(a, (x) => x.stats.tcp_picked_up >= 2);
+          assert.equal(s.stats.tcp_picked_up, 2, JSON.stringify(s.stats));
+          // B left the master role through keepalived: its IPv6 entries were loosened then.
+          assert.match(await readLog(b), /ha: keepalived reports BACKUP: 2 TCP flows loosened/);
+        },
+      );
+
+      await t.step(
+        "A carries 8 MB each way, then B takes its stale IPv6 entries back",
+        async () => {
+          await round(async () => {}, BULK);
+          const before = await statusSettled(b);
+          // Maintenance: A's keepalived gives the addresses up, its appliance runs on.
+          await a.stopKeepalived("SIGTERM");
+          await round(async () => {
+            assert.ok(
+              await until(
+                async () => (await lastState(b)) === "MASTER" && await b.holdsVips(),
+                10000,
+              ),
+              `B did not become master: ${JSON.stringify(await b.states())}`,
+            );
+          });
+          await round();
+          // B carried on with the entries it made, 8 MB behind: loose, nothing out of window,
+          // nothing picked up anew.
+          const s = await statusSettled(b);
+          assert.equal(s.conntrack.outOfWindow, before.conntrack.outOfWindow, JSON.stringify(s));
+          assert.equal(s.stats.tcp_picked_up, before.stats.tcp_picked_up, JSON.stringify(s.stats));
+          assert.ok(s.stats.rx_packets > before.stats.rx_packets, "the rounds went through B");
+          assert.match(await readLog(b), /ha: keepalived reports MASTER: 2 TCP flows loosened/);
+        },
+      );
     } finally {
       for (const s of bg) await s.stop().catch(() => {});
       await pair?.down();
