@@ -270,6 +270,8 @@ Deno.test({
           // That round went through B; this one through A (the neighbour advertisements moved
           // the client and the server to A's interfaces).
           await round();
+          assert.equal(await neighbour(a, "server", HA6.lanVip), await mac(a, "lan0"));
+          assert.equal(await neighbour(a, "client", HA6.wanVip), await mac(a, "wan0"));
           // IPv6 flows are not in the flow snapshot: the new process picks them up again.
           const s = await statusWhen(a, (x) => x.stats.tcp_picked_up >= 2);
           assert.equal(s.stats.tcp_picked_up, 2, JSON.stringify(s.stats));
