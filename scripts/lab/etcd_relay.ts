@@ -5,7 +5,6 @@
  * the host's network is made. Used by the fleet lab tests and the cluster
  * benchmark; `close` stops every relay.
  */
-import type { RunningLab } from "./appliance.ts";
 import type { EtcdCluster } from "../../src/store/_etcd_cluster.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -72,7 +71,7 @@ export class EtcdRelays {
   }
 
   /** The namespace side in `lab`: its loopback's member ports lead to the members. */
-  async join(lab: RunningLab): Promise<void> {
+  async join(lab: { names: { appliance: string } }): Promise<void> {
     const inside = this.ports.map((p, i) => `127.0.0.1:${p}=${this.dir}/m${i}.sock`);
     const child = spawnRelay(["tcp", ...inside], lab.names.appliance);
     this.#children.push(child);

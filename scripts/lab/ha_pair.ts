@@ -32,11 +32,28 @@
  * the appliance loosens its TCP windows then). Each node has a store of its
  * own, both with one secret key (written before the first start, as an etcd
  * store's nodes share theirs), so both derive the same masquerade port key.
+ *
+ * With `ipv6` the pair is dual-stack (`HA6`, mirroring topology.ts's `LAB6`):
+ * the WAN and LAN IPv6 addresses are virtual too and move with the IPv4
+ * ones (keepalived's `virtual_ipaddress_excluded`, added without duplicate
+ * address detection, announced by unsolicited neighbour advertisements); the
+ * nodes have only their link-local IPv6 addresses of their own, and
+ * `net.ipv6.ip_nonlocal_bind` is on beside the IPv4 one (the backup's
+ * management listener on the WAN IPv6 address). The client routes the LAN
+ * prefix via the WAN IPv6 address, the server's default route is the LAN
+ * IPv6 address.
+ *
+ * With `etcd` both appliances keep their store on that cluster (their
+ * configurations say so; see tests/lab/_etcd_relay.ts): each node's
+ * namespace gets the relays to its members before its appliance starts, so
+ * the pair shares users, sessions and unlocks, and a client knocking at the
+ * master is admitted by the backup once it takes over.
  */
 import { haSocketPath } from "../../src/host/ha_notify.ts";
 import { keepalivedConfig, type VrrpNode } from "../../src/host/keepalived.ts";
 import { run, runOk } from "../../src/host/run.ts";
-import { type RunningLab, startAppliance, stopAppliance } from "./appliance.ts";
+import { type LabOptions, type RunningLab, startAppliance, stopAppliance } from "./appliance.ts";
+import type { EtcdRelays } from "./etcd_relay.ts";
 import { labDown, nsRun, runSuffix, vethPair, waitFor } from "./topology.ts";
 
 /** Fixed addresses of the HA-pair lab (documentation ranges only). */
@@ -54,6 +71,18 @@ export const HA = {
   /** The management port of config/appliance.jsonc. */
   mgmtPort: 8443,
   virtualRouterId: 51,
+} as const;
+
+/** The dual-stack HA pair's IPv6 addresses (documentation prefix; `LAB6`'s). */
+export const HA6 = {
+  client: "2001:db8:203::10",
+  clientNetwork: "2001:db8:203::/64",
+  /** The virtual ones, moving with `HA.wanVip` and `HA.lanVip`. */
+  wanVip: "2001:db8:198::1",
+  wanNetwork: "2001:db8:198::/64",
+  lanVip: "2001:db8:192::1",
+  lanNetwork: "2001:db8:192::/64",
+  server: "2001:db8:192::12",
 } as const;
 
 /** Namespace names of one HA-pair lab. */
@@ -93,7 +122,7 @@ export interface HaNode extends RunningLab<HaView> {
   stopKeepalived(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** The states its notify hook recorded, oldest first. */
   states(): Promise<VrrpState[]>;
-  /** True when both virtual addresses are on its interfaces. */
+  /** True when every virtual address (IPv6 ones too, with `ipv6`) is on its interfaces. */
   holdsVips(): Promise<boolean>;
 }
 
@@ -117,6 +146,10 @@ export interface HaOptions {
   health?: { intervalSeconds?: number; timeoutSeconds?: number; fall?: number; rise?: number };
   /** Start keepalived on both nodes and wait for A to be master (default true). */
   keepalived?: boolean;
+  /** Dual-stack: the `HA6` addresses, the IPv6 ones virtual too (the configs must enable IPv6). */
+  ipv6?: boolean;
+  /** The relays to an etcd cluster both configs keep their store on; joined before each start. */
+  etcd?: EtcdRelays;
 }
 
 /** Builds the namespace names for `suffix`. */
@@ -140,7 +173,7 @@ async function link(a: string, ifA: string, b: string, ifB: string, bridge = tru
 }
 
 /** Creates the namespaces, bridges, links, addresses and routes (no process). */
-export async function haPairUp(n: HaNames): Promise<void> {
+export async function haPairUp(n: HaNames, opts: { ipv6?: boolean } = {}): Promise<void> {
   for (const ns of Object.values(n)) await runOk(["ip", "netns", "add", ns]);
   for (const ns of [n.wan, n.lan]) {
     await nsRun(ns, ["ip", "link", "add", "br0", "type", "bridge"]);
@@ -169,6 +202,22 @@ export async function haPairUp(n: HaNames): Promise<void> {
   await nsRun(n.server, ["ip", "addr", "add", `${HA.server}/24`, "dev", "eth0"]);
   await nsRun(n.server, ["ip", "link", "set", "lo", "up"]);
   await nsRun(n.server, ["ip", "route", "add", "default", "via", HA.lanVip]);
+  if (opts.ipv6) await haPairIpv6Up(n);
+}
+
+/** `HA6`'s addresses and routes; the virtual ones are keepalived's to add. */
+async function haPairIpv6Up(n: HaNames): Promise<void> {
+  const addr = (ns: string, a: string) =>
+    nsRun(ns, ["ip", "-6", "addr", "add", a, "dev", "eth0", "nodad"]);
+  await addr(n.client, `${HA6.client}/64`);
+  await nsRun(n.client, ["ip", "-6", "route", "add", HA6.wanNetwork, "dev", "eth0"]);
+  await nsRun(n.client, ["ip", "-6", "route", "add", HA6.lanNetwork, "via", HA6.wanVip]);
+  for (const ns of [n.a, n.b]) {
+    await nsRun(ns, ["ip", "-6", "route", "add", HA6.clientNetwork, "dev", "wan0"]);
+    await nsRun(ns, ["sysctl", "-qw", "net.ipv6.ip_nonlocal_bind=1"]);
+  }
+  await addr(n.server, `${HA6.server}/64`);
+  await nsRun(n.server, ["ip", "-6", "route", "add", "default", "via", HA6.lanVip]);
 }
 
 /** The keepalived description of node `id` whose appliance keeps its store in `stateDir`. */
@@ -184,6 +233,12 @@ export function haVrrpNode(id: "a" | "b", stateDir: string, opts: HaOptions): Vr
     virtualAddresses: [
       { cidr: `${HA.lanVip}/24`, interface: "lan0" },
       { cidr: `${HA.wanVip}/24`, interface: "wan0" },
+      ...(opts.ipv6
+        ? [
+          { cidr: `${HA6.lanVip}/64`, interface: "lan0" },
+          { cidr: `${HA6.wanVip}/64`, interface: "wan0" },
+        ]
+        : []),
     ],
     health: {
       url: `https://${lan}:${HA.mgmtPort}/api/v1/health`,
@@ -239,7 +294,11 @@ async function makeNode(
   await Deno.writeTextFile(`${stateDir}/notify.sh`, notifyScript(notifyLog), { mode: 0o700 });
   const conf = keepalivedConfig(haVrrpNode(id, stateDir, opts));
   await Deno.writeTextFile(`${stateDir}/keepalived.conf`, conf);
-  const appOpts = { config: opts.configs[id] };
+  // On one etcd prefix every node needs a name of its own.
+  const appOpts: LabOptions = {
+    config: opts.configs[id],
+    args: opts.etcd ? ["--node-name", `knockgate-${id}`] : [],
+  };
   let appliance: Deno.ChildProcess | null = null;
   let keepalived: Deno.ChildProcess | null = null;
   const node: HaNode = {
@@ -326,8 +385,10 @@ async function makeNode(
       });
     },
     holdsVips: async () => {
-      const out = (await run(["ip", "netns", "exec", ns, "ip", "-4", "-o", "addr", "show"])).stdout;
-      return out.includes(` ${HA.wanVip}/24 `) && out.includes(` ${HA.lanVip}/24 `);
+      const out = (await run(["ip", "netns", "exec", ns, "ip", "-o", "addr", "show"])).stdout;
+      const vips = [`${HA.wanVip}/24`, `${HA.lanVip}/24`];
+      if (opts.ipv6) vips.push(`${HA6.wanVip}/64`, `${HA6.lanVip}/64`);
+      return vips.every((v) => out.includes(` ${v} `));
     },
     down: downAll,
   };
@@ -362,7 +423,8 @@ export async function startHaPair(opts: HaOptions): Promise<HaPair> {
     nodes.push(await makeNode("a", names, suffix, opts, key, down));
     nodes.push(await makeNode("b", names, suffix, opts, key, down));
     const [a, b] = nodes;
-    await haPairUp(names);
+    await haPairUp(names, opts);
+    if (opts.etcd) { for (const n of nodes) await opts.etcd.join(n); }
     await a.startAppliance();
     await b.startAppliance();
     if (opts.keepalived !== false) {

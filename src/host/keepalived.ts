@@ -24,6 +24,19 @@
  * appliance's LAN address), and keepalived would otherwise take the
  * interface's primary address, which may be the virtual one.
  *
+ * IPv6 addresses (the WAN's `addresses6`, the LAN's `ipv6.lan.address`)
+ * move in the same instance, as `virtual_ipaddress_excluded`: keepalived
+ * refuses a family other than the instance's (IPv4, its adverts') in
+ * `virtual_ipaddress` ("address family must match VRRP instance"), and an
+ * excluded address is added and removed with the others, only not listed in
+ * the adverts. keepalived adds an IPv6 address with `nodad` (usable at once,
+ * never tentative: duplicate address detection would hold a moved address a
+ * second, and the other node, which just gave it up, cannot answer for it)
+ * and sends unsolicited neighbour advertisements for it (override flag, to
+ * ff02::1) as it sends gratuitous ARPs for the IPv4 ones, `garpRepeat` of
+ * each. A link-local virtual address is refused: each node's kernel has its
+ * own on every interface, and neighbours reach a moved global address.
+ *
  * Every transition is also told to the appliance (`applianceSocket`): its
  * flows' TCP windows go stale while the other node carries them, so it
  * loosens them on leaving and on taking the master role (see ha_notify.ts).
@@ -33,11 +46,12 @@
  * refuse or misread (its parser knows no quoting inside words).
  */
 
+import { isIPv6 } from "node:net";
 import { VRRP_STATES, vrrpRequestPath } from "./ha_notify.ts";
 
-/** A virtual address: `198.51.100.1/24` on `wan0`. */
+/** A virtual address: `198.51.100.1/24` or `2001:db8:198::1/64` on `wan0`. */
 export interface VirtualAddress {
-  /** Address with prefix length, `a.b.c.d/n`. */
+  /** Address with prefix length, `a.b.c.d/n` or an IPv6 address (global) `/n`. */
   cidr: string;
   interface: string;
 }
@@ -111,7 +125,10 @@ export interface VrrpNode {
    * `notify.backup` and `notify.fault` (keepalived runs one of each).
    */
   applianceSocket?: string;
-  /** Gratuitous ARPs sent per address on becoming master (default 5, keepalived's). */
+  /**
+   * Gratuitous ARPs per IPv4 address, unsolicited neighbour advertisements
+   * per IPv6 one, sent on becoming master (default 5, keepalived's).
+   */
   garpRepeat?: number;
 }
 
@@ -138,12 +155,52 @@ function checkInt(what: string, n: number, lo: number, hi: number): void {
   if (!Number.isInteger(n) || n < lo || n > hi) fail(`${what} ${n} is out of range (${lo}-${hi})`);
 }
 
-function checkCidr(what: string, c: string): void {
+/** The first 16 bits of IPv6 address `a` (valid text, no zone). */
+function firstHextet(a: string): number {
+  return a.startsWith("::") ? 0 : parseInt(a.slice(0, a.indexOf(":")), 16);
+}
+
+/** Why IPv6 address `a` cannot move between nodes, or null. */
+function unmovableIpv6(a: string): string | null {
+  const top = firstHextet(a);
+  if ((top & 0xffc0) === 0xfe80) return "link-local (each node has its own)";
+  if ((top & 0xff00) === 0xff00) return "multicast";
+  if (top === 0) return "not a global unicast address";
+  return null;
+}
+
+/** The family of virtual address `c`, `a.b.c.d/n` or `IPV6/n`; throws naming `what`. */
+function checkCidr(what: string, c: string): 4 | 6 {
   const [addr, len, ...rest] = c.split("/");
-  if (rest.length > 0 || len === undefined || !/^\d{1,2}$/.test(len) || Number(len) > 32) {
-    fail(`${what} ${JSON.stringify(c)} is not a.b.c.d/n`);
+  const v6 = addr.includes(":");
+  const max = v6 ? 128 : 32;
+  if (rest.length > 0 || len === undefined || !/^\d{1,3}$/.test(len) || Number(len) > max) {
+    fail(`${what} ${JSON.stringify(c)} is not a.b.c.d/n or an IPv6 address/n`);
   }
-  checkIpv4(what, addr);
+  if (!v6) {
+    checkIpv4(what, addr);
+    return 4;
+  }
+  if (!isIPv6(addr) || addr.includes("%") || addr.includes(".")) {
+    fail(`${what} ${JSON.stringify(c)} is not a.b.c.d/n or an IPv6 address/n`);
+  }
+  const why = unmovableIpv6(addr);
+  if (why) fail(`${what} ${JSON.stringify(c)} is ${why}; move a global address`);
+  return 6;
+}
+
+/** IPv6 text `a` in one spelling to compare by: eight words, lower-case hex, no leading zeros. */
+function sameIpv6Text(a: string): string {
+  const [head, tail = ""] = a.toLowerCase().split("::");
+  const h = head ? head.split(":") : [], t = tail ? tail.split(":") : [];
+  const words = a.includes("::") ? [...h, ...Array(8 - h.length - t.length).fill("0"), ...t] : h;
+  return words.map((w) => parseInt(w, 16).toString(16)).join(":");
+}
+
+/** The address of virtual address `cidr`, IPv6 in `sameIpv6Text` spelling. */
+function addressOf(cidr: string): string {
+  const a = cidr.split("/")[0];
+  return a.includes(":") ? sameIpv6Text(a) : a;
 }
 
 /** A script line: each argument one word (keepalived splits on blanks, with no shell). */
@@ -164,10 +221,12 @@ function checkAdvert(version: 2 | 3, advert: number): void {
 }
 
 function checkHealth(h: HealthCheck, virtual: readonly string[]): void {
-  const m = /^https:\/\/([^\s"'{}#!\\/:]+)(:\d+)?\/[^\s"'{}#!\\]*$/.exec(h.url);
+  const m = /^https:\/\/(?:\[([0-9a-fA-F:]+)\]|([^\s"'{}#!\\/:\[\]]+))(:\d+)?\/[^\s"'{}#!\\]*$/
+    .exec(h.url);
   if (!m) fail(`health URL ${JSON.stringify(h.url)} is not https://HOST[:PORT]/PATH`);
+  const host = m[1] !== undefined ? sameIpv6Text(m[1]) : m[2];
   // On the backup a virtual address is the master's: the check would ask the other node.
-  if (virtual.includes(m[1])) {
+  if (virtual.includes(host)) {
     fail(`health URL ${h.url} names a virtual address, not the node's own`);
   }
   checkInt("health interval", h.intervalSeconds ?? 1, 1, 3600);
@@ -193,11 +252,15 @@ function validate(n: VrrpNode): { version: 2 | 3; advert: number } {
   const advert = n.advertIntervalSeconds ?? 1;
   checkAdvert(version, advert);
   if (n.virtualAddresses.length === 0) fail("no virtual addresses");
+  let ipv4 = 0;
   for (const v of n.virtualAddresses) {
-    checkCidr("virtual address", v.cidr);
+    if (checkCidr("virtual address", v.cidr) === 4) ipv4++;
     checkWord("interface", v.interface);
   }
-  const virtual = n.virtualAddresses.map((v) => v.cidr.split("/")[0]);
+  // The instance is IPv4 (its adverts are); keepalived wants one address of its family.
+  if (ipv4 === 0) fail("no IPv4 virtual address (the IPv6 ones move with an IPv4 instance)");
+  const virtual = n.virtualAddresses.map((v) => addressOf(v.cidr));
+  if (new Set(virtual).size < virtual.length) fail("a virtual address is listed twice");
   // The fail-closed table drops LAN packets from the LAN virtual address (the appliance's own).
   if (virtual.includes(n.sourceAddress)) {
     fail(`source address ${n.sourceAddress} is a virtual address; adverts need the node's own`);
@@ -279,9 +342,18 @@ function instanceBlock(n: VrrpNode, instance: string, advert: number): string[] 
   if (n.auth !== undefined) {
     out.push("  authentication {", "    auth_type PASS", `    auth_pass ${n.auth}`, "  }");
   }
+  const v6 = n.virtualAddresses.filter((v) => v.cidr.includes(":"));
   out.push("  virtual_ipaddress {");
-  for (const v of n.virtualAddresses) out.push(`    ${v.cidr} dev ${v.interface}`);
+  for (const v of n.virtualAddresses) {
+    if (!v.cidr.includes(":")) out.push(`    ${v.cidr} dev ${v.interface}`);
+  }
   out.push("  }");
+  if (v6.length > 0) {
+    // Moved with the rest, not listed in the (IPv4) adverts; added nodad by keepalived.
+    out.push("  virtual_ipaddress_excluded {");
+    for (const v of v6) out.push(`    ${v.cidr} dev ${v.interface}`);
+    out.push("  }");
+  }
   if (n.garpRepeat !== undefined) out.push(`  garp_master_repeat ${n.garpRepeat}`);
   if (n.health) out.push("  track_script {", `    ${HEALTH_SCRIPT}`, "  }");
   for (const [key, field] of HOOKS) {

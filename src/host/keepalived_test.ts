@@ -101,6 +101,49 @@ Deno.test("keepalived.conf: every transition is posted to the appliance's socket
   assert.ok(l.includes('notify "/usr/local/sbin/knockgate-notify"'), "the `any` hook stays");
 });
 
+/** NODE with the WAN and LAN IPv6 addresses moving too. */
+const DUAL: VrrpNode = {
+  ...NODE,
+  virtualAddresses: [
+    ...NODE.virtualAddresses,
+    { cidr: "2001:db8:192::1/64", interface: "lan0" },
+    { cidr: "2001:db8:198::1/64", interface: "wan0" },
+  ],
+};
+
+Deno.test("keepalived.conf: IPv6 virtual addresses move in the IPv4 instance, as excluded ones", () => {
+  const text = keepalivedConfig(DUAL);
+  const block = (name: string) => {
+    const m = new RegExp(`\n  ${name} \{\n([^}]*)\n  \}`).exec(text);
+    assert.ok(m, `no ${name} block in\n${text}`);
+    return m[1].split("\n").map((l) => l.trim());
+  };
+  // keepalived refuses another family than the instance's in virtual_ipaddress.
+  assert.deepEqual(block("virtual_ipaddress"), [
+    "192.0.2.1/24 dev lan0",
+    "198.51.100.1/24 dev wan0",
+  ]);
+  assert.deepEqual(block("virtual_ipaddress_excluded"), [
+    "2001:db8:192::1/64 dev lan0",
+    "2001:db8:198::1/64 dev wan0",
+  ]);
+  // Without IPv6 addresses there is no excluded block.
+  assert.ok(!keepalivedConfig(NODE).includes("virtual_ipaddress_excluded"));
+  // A health check on the node's own IPv6 address is fine; on a virtual one (any spelling) not.
+  const own6 = { url: "https://[2001:db8:192::2]:8443/api/v1/health", caFile: "/c" };
+  assert.ok(
+    keepalivedConfig({ ...DUAL, health: own6 }).includes("https://[2001:db8:192::2]:8443/"),
+  );
+  assert.throws(
+    () =>
+      keepalivedConfig({
+        ...DUAL,
+        health: { url: "https://[2001:DB8:192:0::0:1]:8443/api/v1/health", caFile: "/c" },
+      }),
+    /health URL .* names a virtual address/,
+  );
+});
+
 Deno.test("keepalived.conf: what keepalived would refuse or misread is refused, named", () => {
   const bad: [Partial<VrrpNode>, RegExp][] = [
     [{ priority: 255 }, /priority 255 is out of range \(1-254\)/],
@@ -115,6 +158,23 @@ Deno.test("keepalived.conf: what keepalived would refuse or misread is refused, 
     [{ virtualAddresses: [] }, /no virtual addresses/],
     [{ virtualAddresses: [{ cidr: "192.0.2.1", interface: "lan0" }] }, /is not a.b.c.d\/n/],
     [{ virtualAddresses: [{ cidr: "192.0.2.1/33", interface: "lan0" }] }, /is not a.b.c.d\/n/],
+    [{ virtualAddresses: [...DUAL.virtualAddresses, v6("2001:db8::1/129")] }, /IPv6 address\/n/],
+    [{ virtualAddresses: [...DUAL.virtualAddresses, v6("2001:db8::g/64")] }, /IPv6 address\/n/],
+    [{ virtualAddresses: [...DUAL.virtualAddresses, v6("2001:db8::1")] }, /IPv6 address\/n/],
+    [{ virtualAddresses: [...DUAL.virtualAddresses, v6("fe80::1%lan0/64")] }, /IPv6 address\/n/],
+    [{ virtualAddresses: [...DUAL.virtualAddresses, v6("::ffff:192.0.2.9/128")] }, /IPv6/],
+    [
+      { virtualAddresses: [...NODE.virtualAddresses, v6("fe80::1/64")] },
+      /virtual address "fe80::1\/64" is link-local \(each node has its own\)/,
+    ],
+    [{ virtualAddresses: [...NODE.virtualAddresses, v6("febf::1/64")] }, /link-local/],
+    [{ virtualAddresses: [...NODE.virtualAddresses, v6("ff02::1/64")] }, /is multicast/],
+    [{ virtualAddresses: [...NODE.virtualAddresses, v6("::1/128")] }, /not a global unicast/],
+    [{ virtualAddresses: [v6("2001:db8:198::1/64")] }, /no IPv4 virtual address/],
+    [
+      { virtualAddresses: [...DUAL.virtualAddresses, v6("2001:db8:198:0::1/64")] },
+      /listed twice/,
+    ],
     [{ health: { url: "http://192.0.2.2:8443/api/v1/health", caFile: "/c" } }, /not https/],
     [{ health: { url: "https://192.0.2.1:8443/api/v1/health", caFile: "/c" } }, /virtual address/],
     [{ sourceAddress: "192.0.2.1" }, /source address 192.0.2.1 is a virtual address/],
@@ -128,6 +188,10 @@ Deno.test("keepalived.conf: what keepalived would refuse or misread is refused, 
     assert.throws(() => keepalivedConfig({ ...NODE, ...edit }), why, JSON.stringify(edit));
   }
 });
+
+function v6(cidr: string) {
+  return { cidr, interface: "wan0" };
+}
 
 function rootWithKeepalived(): boolean {
   try {
@@ -153,6 +217,7 @@ Deno.test({
           NODE,
           { ...NODE, auth: undefined, unicastPeers: ["192.0.2.3"], advertIntervalSeconds: 0.2 },
           { ...NODE, applianceSocket: `${dir}/kg.kv.ha/notify.sock` },
+          DUAL,
         ]
       ) {
         await Deno.writeTextFile(`${dir}/keepalived.conf`, keepalivedConfig(node));
