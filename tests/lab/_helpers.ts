@@ -630,3 +630,21 @@ export async function scrapeMetrics<N extends Names<N>>(
   if (r.code !== 0) throw new Error(`Cannot scrape /metrics: ${r.stderr}`);
   return r.stdout;
 }
+
+/** A client address in a second /64 (2001:db8:204::/64), outside the lab's client prefix. */
+export const CLIENT6_OTHER = "2001:db8:204::10";
+
+/**
+ * Gives the dual-stack lab's client `CLIENT6_OTHER` as well (deprecated, so
+ * used only by a socket that binds it) and routes its /64 from the
+ * appliance to the WAN: a second subscriber's prefix for the /64 policy.
+ */
+export async function addOtherClientPrefix6<N extends Names<N>>(
+  lab: RunningLab<N>,
+  client: keyof N,
+  appliance: keyof N,
+): Promise<void> {
+  const addr = ["ip", "-6", "addr", "add", `${CLIENT6_OTHER}/64`, "dev", "eth0", "nodad"];
+  await shOk(lab, client, [...addr, "preferred_lft", "0"]);
+  await shOk(lab, appliance, ["ip", "-6", "route", "add", "2001:db8:204::/64", "dev", "wan0"]);
+}

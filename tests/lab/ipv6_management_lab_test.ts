@@ -19,7 +19,9 @@ import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB, LAB6 } from "../../scripts/lab/topology.ts";
 import { certInfo } from "../../src/host/tls.ts";
 import {
+  addOtherClientPrefix6,
   ALICE,
+  CLIENT6_OTHER,
   dropDelta,
   knock,
   labCert,
@@ -37,7 +39,7 @@ import { capture, nftCount } from "./_capture.ts";
 
 const C6 = LAB6.client, W6 = LAB6.wan;
 /** An address of the client outside its /64 (added by the test). */
-const C6_OTHER = "2001:db8:204::10";
+const C6_OTHER = CLIENT6_OTHER;
 const HEALTH = "/api/v1/health";
 
 /** The lab configuration with IPv6 on: the management port also on the WAN IPv6 address. */
@@ -110,20 +112,8 @@ Deno.test({
     try {
       lab = await startLab({ config, ipv6: true });
       const l = lab;
-      await shOk(l, "client", [
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        `${C6_OTHER}/64`,
-        "dev",
-        "eth0",
-        "nodad",
-        // Deprecated: never picked as a source unless a socket binds it.
-        "preferred_lft",
-        "0",
-      ]);
-      await shOk(l, "appliance", ["ip", "-6", "route", "add", "2001:db8:204::/64", "dev", "wan0"]);
+
+      await addOtherClientPrefix6(l, "client", "appliance");
 
       await t.step("it listens on the WAN IPv6 address; the certificate names it", async () => {
         const ss = await shOk(l, "appliance", ["ss", "-Hltn", "sport = :8443"]);

@@ -13,8 +13,10 @@ import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB6 } from "../../scripts/lab/topology.ts";
 import {
+  addOtherClientPrefix6,
   ALICE,
   type Background,
+  CLIENT6_OTHER,
   dropDelta,
   echoed,
   knock,
@@ -41,7 +43,7 @@ const OUTSIDE = "2001:db8:199::/64";
  */
 const O6 = "2001:db8:199:0:fff8::12";
 /** An address of the client outside its /64 (added by the test). */
-const C6_OTHER = "2001:db8:204::10";
+const C6_OTHER = CLIENT6_OTHER;
 
 /** The lab configuration with IPv6 on, NPTv6 on the uplink and a pinhole to the server. */
 async function nptConfig(): Promise<string> {
@@ -121,19 +123,8 @@ Deno.test({
         (await sh(l, ns, ["ss", "-Hltn", "sport = :8080"], 5)).stdout.includes(`[${addr}]`);
       assert.ok(await until(listening("server", S6), 15000), "the IPv6 server did not start");
       assert.ok(await until(listening("client", C6), 15000), "the client's server did not start");
-      await shOk(l, "client", [
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        `${C6_OTHER}/64`,
-        "dev",
-        "eth0",
-        "nodad",
-        "preferred_lft",
-        "0",
-      ]);
-      await shOk(l, "appliance", ["ip", "-6", "route", "add", "2001:db8:204::/64", "dev", "wan0"]);
+
+      await addOtherClientPrefix6(l, "client", "appliance");
 
       await t.step("the server's connection out arrives from its outside address", async () => {
         const r = await curl6(l, "server", C6);

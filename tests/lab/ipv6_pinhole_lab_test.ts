@@ -21,8 +21,10 @@ import assert from "node:assert/strict";
 import { type RunningLab, startLab } from "../../scripts/lab/appliance.ts";
 import { LAB, LAB6 } from "../../scripts/lab/topology.ts";
 import {
+  addOtherClientPrefix6,
   ALICE,
   type Background,
+  CLIENT6_OTHER,
   curl,
   dropDelta,
   echoed,
@@ -43,7 +45,7 @@ import { capture } from "./_capture.ts";
 
 const C6 = LAB6.client, C6B = LAB6.client2, S6 = LAB6.server, W6 = LAB6.wan;
 /** An address of the client outside its /64 (added by the test). */
-const C6_OTHER = "2001:db8:204::10";
+const C6_OTHER = CLIENT6_OTHER;
 
 /** The lab configuration with IPv6 on, a pinhole to the server and a NAT66 forward. */
 async function pinholeConfig(): Promise<string> {
@@ -200,21 +202,7 @@ Deno.test({
       const up = async () =>
         (await sh(l, "server", ["ss", "-Hltn", "sport = :8080"], 5)).stdout.includes(`[${S6}]`);
       assert.ok(await until(up, 15000), "the IPv6 server did not start");
-      // A second /64 for the client; the appliance routes it to the WAN.
-      await shOk(l, "client", [
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        `${C6_OTHER}/64`,
-        "dev",
-        "eth0",
-        "nodad",
-        // Deprecated: never picked as a source unless a socket binds it.
-        "preferred_lft",
-        "0",
-      ]);
-      await shOk(l, "appliance", ["ip", "-6", "route", "add", "2001:db8:204::/64", "dev", "wan0"]);
+      await addOtherClientPrefix6(l, "client", "appliance");
 
       await t.step("before a knock the pinhole is filtered and nothing crosses", async () => {
         assert.equal(await nmap6(l, "client", S6, 8080), "filtered");
