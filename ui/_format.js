@@ -313,6 +313,24 @@ function endpoint(addr, port, proto) {
 }
 
 /**
+ * What NAT did to a flow, read from its two tuples: the reply's source is
+ * where the destination was translated to (a forward, NAT66), the reply's
+ * destination what the source became (masquerade, NPTv6); "-" for neither.
+ * @param {FlowView} f
+ * @returns {string}
+ */
+export function flowTranslation(f) {
+  const out = [];
+  if (f.replySrc !== f.origDst || f.replySrcPort !== f.origDstPort) {
+    out.push(endpoint(f.replySrc, f.replySrcPort, f.proto));
+  }
+  if (f.replyDst !== f.origSrc || f.replyDstPort !== f.origSrcPort) {
+    out.push(`from ${endpoint(f.replyDst, f.replyDstPort, f.proto)}`);
+  }
+  return out.length === 0 ? "-" : out.join(", ");
+}
+
+/**
  * `192.0.2.12:8080`, or `[2001:db8::12]:8080` for an IPv6 address (RFC 5952 §6).
  * @param {string} addr
  * @param {number | string} port
@@ -332,8 +350,7 @@ export function flowCells(f) {
     { label: "Protocol", text: protoName(f.proto) },
     { label: "From", text: endpoint(f.origSrc, f.origSrcPort, f.proto), cls: "mono" },
     { label: "To", text: endpoint(f.origDst, f.origDstPort, f.proto), cls: "mono" },
-    // The reply's source is where the original's destination was translated to.
-    { label: "Translated to", text: endpoint(f.replySrc, f.replySrcPort, f.proto), cls: "mono" },
+    { label: "Translated to", text: flowTranslation(f), cls: "mono" },
     { label: "State", text: f.assured ? `${f.state} (assured)` : f.state },
     { label: "Packets", text: formatCount(f.packets), cls: "num" },
     { label: "Bytes", text: formatBytes(f.bytes), cls: "num" },

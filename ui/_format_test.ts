@@ -3,6 +3,7 @@ import {
   eventMatches,
   eventSummary,
   flowCells,
+  flowTranslation,
   formatAgo,
   formatBytes,
   formatCount,
@@ -138,6 +139,32 @@ Deno.test("format: table cells of unlocks and flows", () => {
     "198.51.100.1:52203",
     "192.0.2.12:7",
   ]);
+});
+
+Deno.test("format: a flow's translation, read from its tuples", () => {
+  const flow = {
+    proto: 6,
+    state: "established",
+    origSrc: "192.0.2.12",
+    origSrcPort: 40000,
+    origDst: "203.0.113.10",
+    origDstPort: 443,
+    replySrc: "203.0.113.10",
+    replySrcPort: 443,
+    replyDst: "198.51.100.1",
+    replyDstPort: 61000,
+    packets: 2,
+    bytes: 100,
+    expiresInSec: 30,
+    rule: null,
+    assured: true,
+  };
+  assert.equal(flowTranslation(flow), "from 198.51.100.1:61000", "masquerade: the new source");
+  const plain = { ...flow, replyDst: "192.0.2.12", replyDstPort: 40000 };
+  assert.equal(flowTranslation(plain), "-", "a flow NAT left alone");
+  const npt = { ...plain, origSrc: "2001:db8:192::12", replyDst: "2001:db8:199:0:fff8::12" };
+  npt.origDst = npt.replySrc = "2001:db8:203::10";
+  assert.equal(flowTranslation(npt), "from [2001:db8:199:0:fff8::12]:40000", "NPTv6");
 });
 
 Deno.test("format: a rule's WAN binding", () => {

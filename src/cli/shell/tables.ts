@@ -225,6 +225,22 @@ function hostPort(addr: string, port: number | string): string {
   return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
+/**
+ * What NAT did to a flow, from its two tuples: the reply's source is where
+ * the destination went (a forward, NAT66), its destination what the source
+ * became (masquerade, NPTv6); "-" for neither.
+ */
+function translation(f: Flow): string {
+  const out: string[] = [];
+  if (f.replySrc !== f.origDst || f.replySrcPort !== f.origDstPort) {
+    out.push(hostPort(f.replySrc, f.replySrcPort));
+  }
+  if (f.replyDst !== f.origSrc || f.replyDstPort !== f.origSrcPort) {
+    out.push(`from ${hostPort(f.replyDst, f.replyDstPort)}`);
+  }
+  return out.length === 0 ? "-" : out.join(", ");
+}
+
 /** Tracked flows, one per row. */
 export function flowsTable(flows: readonly Flow[]): string {
   if (flows.length === 0) return "No tracked flows.";
@@ -235,7 +251,7 @@ export function flowsTable(flows: readonly Flow[]): string {
       f.state,
       hostPort(f.origSrc, f.origSrcPort),
       hostPort(f.origDst, f.origDstPort),
-      hostPort(f.replySrc, f.replySrcPort),
+      translation(f),
       f.rule ?? "-",
       f.packets,
       formatBytes(f.bytes),
