@@ -385,6 +385,16 @@ function bindingShapeError(
       reason: `WAN address ${JSON.stringify(address)} is not "all" or an IPv4 or IPv6 address`,
     };
   }
+  if (pinhole !== null && uplink !== ALL) {
+    // The TUN carries no ingress interface: a packet to a LAN host's own address looks the
+    // same whichever uplink it came in by, so a binding could not be kept.
+    return {
+      field: "uplink",
+      reason: `uplink ${uplink}: an open-ports rule to an IPv6 host is a pinhole to ${pinhole} ` +
+        `itself, reached by whichever uplink routes the LAN prefix, and the data plane cannot ` +
+        `tell which one a packet came in by, so uplink must be "all"`,
+    };
+  }
   if (address === ALL) return null;
   if (pinhole !== null) {
     return {

@@ -92,7 +92,7 @@ Deno.test("privateAddressError: IPv6 global unicast hosts pass, the others are n
 Deno.test("validateConfig: a pinhole and a NAT66 forward inside ipv6.lan pass", () => {
   assert.deepEqual(problems([fwd()], [pinhole()]), []);
   assert.deepEqual(problems([fwd({ uplink: "isp-a", wanAddress: "2001:DB8:A:0::2" })]), []);
-  assert.deepEqual(problems([fwd({ uplink: "isp-a" })], [pinhole({ uplink: "isp-b" })]), []);
+  assert.deepEqual(problems([fwd({ uplink: "isp-a" })], [pinhole({ uplink: "all" })]), []);
 });
 
 Deno.test("validateConfig: an IPv6 rule with IPv6 off is refused at privateAddress", () => {
@@ -149,7 +149,7 @@ Deno.test("validateConfig: the families of privateAddress and wanAddress must ma
 });
 
 Deno.test("validateConfig: a pinhole's wanAddress must be all", () => {
-  assert.deepEqual(problems([], [pinhole({ uplink: "isp-a", wanAddress: "2001:db8:a::1" })]), [
+  assert.deepEqual(problems([], [pinhole({ wanAddress: "2001:db8:a::1" })]), [
     'wanAddress: Cannot parse rule "ssh6": WAN address 2001:db8:a::1: an open-ports rule to an ' +
     'IPv6 host is a pinhole to 2001:db8:1::12 itself (no NAT), so wanAddress must be "all"',
   ]);
@@ -194,11 +194,19 @@ Deno.test("validateConfig: public ports are unique per WAN address within a fami
   );
 });
 
+Deno.test("validateConfig: a pinhole's uplink must be all: the TUN does not say which one a packet came in by", () => {
+  assert.deepEqual(problems([], [pinhole({ uplink: "isp-b" })]), [
+    'uplink: Cannot parse rule "ssh6": uplink isp-b: an open-ports rule to an IPv6 host is a ' +
+    "pinhole to 2001:db8:1::12 itself, reached by whichever uplink routes the LAN prefix, and the " +
+    'data plane cannot tell which one a packet came in by, so uplink must be "all"',
+  ]);
+});
+
 Deno.test("validateConfig: pinholes clash only at the same host, never with WAN-address rules", () => {
   const other = pinhole({ name: "ssh6-b", privateAddress: "2001:db8:1::13" });
   const nat66 = fwd({ publicPorts: { start: 22, end: 22 }, privatePorts: { start: 22, end: 22 } });
   assert.deepEqual(problems([nat66], [pinhole(), other]), []);
-  assert.deepEqual(problems([], [pinhole(), pinhole({ name: "again", uplink: "isp-b" })]), [
+  assert.deepEqual(problems([], [pinhole(), pinhole({ name: "again" })]), [
     'ports[0].ports: rule "again" overlaps rule "ssh6" on tcp port 22 to 2001:db8:1::12',
   ]);
 });
