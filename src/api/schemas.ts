@@ -307,6 +307,13 @@ export const OpenPortsSchema = z.object({
   ports: z.array(z.object({ protocol, ports: PortRangeSchema })),
   enforceKnock: z.boolean(),
   users: z.array(z.string()),
+  outsideAddresses: z.array(z.object({ uplink: z.string(), address: z.string() })).optional()
+    .openapi({
+      description: "A pinhole's host as the WAN also reaches it through NPTv6: its outside " +
+        "address on each uplink with `npt6` (RFC 6296 adjusts one interface-identifier word, so " +
+        "it is not the prefix swapped alone). Absent when no uplink has NPTv6.",
+      example: [{ uplink: "isp", address: "2001:db8:199:0:fff8::12" }],
+    }),
   ...ruleMeta,
 }).openapi("OpenPorts");
 

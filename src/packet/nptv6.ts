@@ -9,7 +9,13 @@
  */
 
 import { checksumFold } from "./checksum.ts";
-import { type Ipv6Prefix, ipv6WordMask } from "./ipv6_address.ts";
+import {
+  formatIpv6,
+  type Ipv6Prefix,
+  ipv6PrefixContains,
+  ipv6WordMask,
+  parseIpv6,
+} from "./ipv6_address.ts";
 import { read16, read32, write16, write32 } from "./bytes.ts";
 
 /** A prepared one-way mapping between two prefixes of the same length (at most /64). */
@@ -65,4 +71,19 @@ export function nptv6Translate(m: Nptv6Map, buf: Uint8Array, off: number): boole
   const adjusted = checksumFold(read16(buf, off + 2 * word) + m.adjustment);
   write16(buf, off + 2 * word, adjusted === 0xffff ? 0 : adjusted);
   return true;
+}
+
+/**
+ * The address `address` (RFC 4291 text) becomes under `m`, in RFC 5952
+ * text; null when it is not an IPv6 address inside `m.from` or RFC 6296
+ * cannot map it. For the control plane (where a host is reached from the
+ * WAN), not per packet: it allocates.
+ */
+export function nptv6TranslateText(m: Nptv6Map, address: string): string | null {
+  const w = parseIpv6(address);
+  if (w === null || !ipv6PrefixContains(m.from, w)) return null;
+  const buf = new Uint8Array(16);
+  for (let i = 0; i < 4; i++) write32(buf, 4 * i, w[i]);
+  if (!nptv6Translate(m, buf, 0)) return null;
+  return formatIpv6(Array.from({ length: 4 }, (_, i) => read32(buf, 4 * i) >>> 0));
 }

@@ -12,7 +12,7 @@ import {
   writeIpv6,
 } from "./ipv6_address.ts";
 import { buildIpv6Tcp } from "./ipv6_build.ts";
-import { nptv6Map, nptv6Translate } from "./nptv6.ts";
+import { nptv6Map, nptv6Translate, nptv6TranslateText } from "./nptv6.ts";
 import { ParseError } from "./parse_error.ts";
 import { TcpPacket } from "./tcp.ts";
 
@@ -97,4 +97,12 @@ Deno.test("property: the mapping is checksum-neutral, lands in the new prefix an
     ),
     { numRuns: 2000, seed: 0x6e707436 },
   );
+});
+
+Deno.test("nptv6TranslateText: a LAN host's outside address, as the README's example says", () => {
+  const m = nptv6Map(parseIpv6Prefix("2001:db8:192::/64")!, parseIpv6Prefix("2001:db8:199::/64")!);
+  assert.equal(nptv6TranslateText(m, "2001:db8:192::12"), "2001:db8:199:0:fff8::12");
+  assert.equal(nptv6TranslateText(m, "2001:db8:193::12"), null, "outside the inside prefix");
+  assert.equal(nptv6TranslateText(m, "2001:db8:192::ffff:ffff:ffff:ffff"), null, "unmappable");
+  assert.equal(nptv6TranslateText(m, "192.0.2.12"), null);
 });

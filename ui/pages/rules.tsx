@@ -192,6 +192,11 @@ export const RulesList: FC<RulesListProps> = (p) => {
                       <Pill>pinhole</Pill>
                     </>
                   )}
+                  {(r.outsideAddresses ?? []).map((a) => (
+                    <div class="muted" data-outside={a.uplink}>
+                      NPTv6 {a.uplink}: {a.address}
+                    </div>
+                  ))}
                 </Cell>
                 <Cell label="Ports" class="mono">{formatPortList(r.ports)}</Cell>
                 <Cell label="Port knocking">

@@ -287,3 +287,31 @@ Deno.test("ipv6 api: unlockKeyOf names the unlock a query falls in under unlockP
   assert.equal(unlockKeyOf("2001:db8:1::/48", 64), null);
   assert.equal(unlockKeyOf("2001:db8:1:2::9", 56), "2001:db8:1::/56");
 });
+
+Deno.test("ipv6 api: a pinhole lists its NPTv6 outside address per uplink with npt6", async () => {
+  const config = dualStackConfig();
+  config.wan[0].npt6 = {
+    outside: "2001:db8:199::/64",
+    outsideWords: [0x20010db8, 0x01990000, 0, 0],
+    prefixLength: 64,
+  };
+  await withApi(
+    async (h) => {
+      const op = await h.userClient("otto", "operator");
+      const hole = await op.json("POST", "/api/v1/rules/open-ports", { body: PINHOLE });
+      assert.equal(hole.status, 201, JSON.stringify(hole.body));
+      const outside = [{ uplink: "wan", address: "2001:db8:199:0:fff8::12" }];
+      assert.deepEqual(hole.body.outsideAddresses, outside);
+      const all = await op.json("GET", "/api/v1/rules");
+      const listed = all.body.openPorts as { outsideAddresses?: unknown }[];
+      assert.deepEqual(listed[0].outsideAddresses, outside);
+      const v4 = await op.json("POST", "/api/v1/rules/open-ports", {
+        body: { ...PINHOLE, name: "ssh4", privateAddress: "192.0.2.12" },
+      });
+      assert.equal(v4.status, 201, JSON.stringify(v4.body));
+      assert.equal("outsideAddresses" in v4.body, false, "an IPv4 rule has none");
+    },
+    {},
+    config,
+  );
+});

@@ -7,7 +7,9 @@
  * administrators write, viewers read.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Config } from "../../config/types.ts";
 import type { OpenPortsRule, PortForwardRule } from "../../nat/rule.ts";
+import { nptv6Map, nptv6TranslateText, parseIpv6Prefix } from "../../packet/mod.ts";
 import { ALL_UPLINKS, type RuleInput, type RuleRecord } from "../../store/rules.ts";
 import { ANY_ROLE, authOf, requireRole } from "../auth.ts";
 import { notFound } from "../errors.ts";
@@ -66,9 +68,28 @@ export function forwardView(r: RuleRecord & { kind: "forward" }) {
   return { ...r.rule, ...binding(r), ...meta(r) };
 }
 
-/** A stored open-ports rule as the API shows it. */
-export function openPortsView(r: RuleRecord & { kind: "open" }) {
-  return { ...r.rule, ...binding(r), ...meta(r) };
+/** A stored open-ports rule as the API shows it (a pinhole with its NPTv6 outside addresses). */
+export function openPortsView(r: RuleRecord & { kind: "open" }, config: Config) {
+  const outside = outsideAddresses(config, r.rule);
+  return {
+    ...r.rule,
+    ...binding(r),
+    ...(outside.length > 0 ? { outsideAddresses: outside } : {}),
+    ...meta(r),
+  };
+}
+
+/** Where the WAN reaches a pinhole's host through NPTv6: its address on each uplink with `npt6`. */
+function outsideAddresses(config: Config, r: OpenPortsRule) {
+  const lan = config.ipv6.enabled ? config.ipv6.lan : null;
+  if (lan === null || !r.privateAddress.includes(":")) return [];
+  const inside = parseIpv6Prefix(lan.network)!;
+  return config.wan.flatMap((u) => {
+    if (u.npt6 === null) return [];
+    const m = nptv6Map(inside, parseIpv6Prefix(u.npt6.outside)!);
+    const address = nptv6TranslateText(m, r.privateAddress);
+    return address === null ? [] : [{ uplink: u.name, address }];
+  });
 }
 
 function forwardRule(b: ForwardInput): RuleInput {
@@ -221,7 +242,7 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
       const all = await deps.store.rules.listRules();
       return c.json({
         forwards: all.flatMap((r) => r.kind === "forward" ? [forwardView(r)] : []),
-        openPorts: all.flatMap((r) => r.kind === "open" ? [openPortsView(r)] : []),
+        openPorts: all.flatMap((r) => r.kind === "open" ? [openPortsView(r, deps.config)] : []),
       }, 200);
     },
   );
@@ -274,6 +295,6 @@ export function rulesRouter(deps: ApiDeps): OpenAPIHono<AppEnv> {
     input: OpenPortsInputSchema,
     output: OpenPortsSchema,
     toRule: openRule,
-  }, (r) => openPortsView(r as RuleRecord & { kind: "open" }));
+  }, (r) => openPortsView(r as RuleRecord & { kind: "open" }, deps.config));
   return app;
 }

@@ -155,7 +155,8 @@ export function rulesTable(forwards: readonly Forward[], open: readonly OpenPort
       o.enabled ? "yes" : "no",
       formatWan(o),
       o.ports.map((p) => `${p.protocol} ${formatRange(p.ports)}`).join(", "),
-      o.privateAddress,
+      [o.privateAddress, ...(o.outsideAddresses ?? []).map((a) => `${a.address} (${a.uplink})`)]
+        .join(", "),
       o.enforceKnock ? "yes" : "no",
       usersText(o.users),
     ]),
