@@ -5,7 +5,7 @@
  * Everything per packet is synchronous (see the lab notes: an awaited FFI
  * call per packet costs 32 us).
  */
-import type { Device } from "../device/device.ts";
+import type { Device, PacketMeta } from "../device/device.ts";
 import type { Doorbell } from "../device/mod.ts";
 import { PacketBatch } from "./batch.ts";
 import { type HandoffRing, sleepAll, wakeAll } from "./handoff.ts";
@@ -63,6 +63,9 @@ export interface EngineOptions {
    * both directions, back to that tracker (see handoff.ts).
    */
   handoffIn?: { ring: HandoffRing; writer: Device }[];
+  // IPv6 is the exception: only worker 0 judges it, so a handed-off IPv6 packet goes out through
+  // worker 0's own queue and the kernel's steering brings the flow to queue 0 (else every packet
+  // of an IPv6 flow the kernel put on a tracker's queue would be handed off for its whole life).
   /** A tracker: the ring its processor hands packets into, and worker 0's doorbell to ring. */
   handoffOut?: { ring: HandoffRing; doorbell: Doorbell };
 }
@@ -104,6 +107,8 @@ export class Engine {
   #running = false;
   readonly #batch: PacketBatch;
   readonly #rings: HandoffRing[];
+  /** Worker 0: the handed-off IPv6 packets of one batch, written through its own queue. */
+  readonly #out6: { out: Uint8Array[]; outSizes: Int32Array; outMeta: PacketMeta };
 
   /** Binds the loop to `dev` and `proc`. */
   constructor(
@@ -113,6 +118,12 @@ export class Engine {
   ) {
     this.#batch = new PacketBatch(dev, opts.batch ?? 64);
     this.#rings = (opts.handoffIn ?? []).map((x) => x.ring);
+    const n = this.#batch.bufs.length;
+    this.#out6 = {
+      out: new Array<Uint8Array>(n),
+      outSizes: new Int32Array(n),
+      outMeta: { csum: new Uint8Array(n) },
+    };
   }
 
   /** Runs until `stop()`. */
@@ -187,8 +198,8 @@ export class Engine {
 
   /** Pops up to one batch from `ring`, writing what passes through `writer`; returns the records taken. */
   #drainBatch(ring: HandoffRing, writer: Device, nowMs: number): number {
-    const b = this.#batch, proc = this.proc;
-    let n = 0, out = 0;
+    const b = this.#batch, six = this.#out6, proc = this.proc;
+    let n = 0, out = 0, out6 = 0;
     for (; n < b.bufs.length; n++) {
       const len = ring.pop(b.bufs[n], b.offset);
       if (len < 0) break;
@@ -203,6 +214,13 @@ export class Engine {
         nowMs,
       );
       if (!pass) continue;
+      if (b.bufs[n][b.offset] >>> 4 === 6) {
+        six.out[out6] = b.bufs[n];
+        six.outSizes[out6] = len;
+        six.outMeta.csum[out6] = ring.csum;
+        out6++;
+        continue;
+      }
       b.out[out] = b.bufs[n];
       b.outSizes[out] = len;
       b.outMeta.csum[out] = ring.csum;
@@ -211,6 +229,10 @@ export class Engine {
     if (out > 0) {
       const w = writer.write(b.out, b.outSizes, b.outMeta, b.offset, out);
       if (w < out) proc.countWriteError(out - w);
+    }
+    if (out6 > 0) {
+      const w = this.dev.write(six.out, six.outSizes, six.outMeta, b.offset, out6);
+      if (w < out6) proc.countWriteError(out6 - w);
     }
     return n;
   }

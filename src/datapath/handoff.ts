@@ -21,7 +21,9 @@
  * same symmetric hash) comes back to that tracker, and so do the original
  * direction's packets once the tracker has written the reply: both
  * directions of a flow settle on one Worker while the kernel's steering
- * table (4096 flows, 3 s) holds it.
+ * table (4096 flows, 3 s) holds it. IPv6 goes the other way (`Engine`):
+ * only worker 0 judges it, so worker 0 writes it through its own queue and
+ * the flow settles there.
  *
  * A ring is single-producer single-consumer over one SharedArrayBuffer:
  * - Control words, each side's on its own cache line: `head` and the
