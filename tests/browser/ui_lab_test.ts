@@ -116,8 +116,8 @@ Deno.test({
           await spkiHash(await Deno.readTextFile(labCert(lab))),
           "--user",
           user,
-          "--password",
-          password,
+          // One word: a generated password may start with "-", which parseArgs takes for an option.
+          `--password=${password}`,
           "--secret",
           secret,
           "--client",
