@@ -15,7 +15,12 @@ export {
   type TupleInfo,
 } from "./table.ts";
 export { FlowSpec } from "./flow_spec.ts";
-export { DEFAULT_TIMEOUTS, resolveTimeouts, type Timeouts } from "./timeouts.ts";
+export {
+  DEFAULT_TIMEOUTS,
+  LOCAL_FLOW_TIMEOUT_S,
+  resolveTimeouts,
+  type Timeouts,
+} from "./timeouts.ts";
 export { TcpSegment } from "./segment.ts";
 export { isTcpOpening } from "./tcp_tracker.ts";
 export { TimerWheel } from "./timer_wheel.ts";

@@ -80,3 +80,9 @@ export function tcpStateTimeouts(t: Timeouts): Uint32Array {
     t.tcpClose,
   );
 }
+
+/**
+ * Idle timeout of flows delivered to the appliance itself (the management
+ * port): only the client's half crosses the TUN, so no TCP state ends them.
+ */
+export const LOCAL_FLOW_TIMEOUT_S = 3600;

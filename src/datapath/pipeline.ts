@@ -19,6 +19,7 @@ import {
   FLAG_GATED,
   FLAG_LOCAL,
   FLAG_SNAT,
+  LOCAL_FLOW_TIMEOUT_S,
   STATUS_ASSURED,
   STATUS_DYING,
   STATUS_SEEN_REPLY,
@@ -76,9 +77,6 @@ import type {
 import type { PacketProcessor } from "./engine.ts";
 import { type ProbeSender, UplinkMonitor } from "./uplink_monitor.ts";
 import { type Probe6Socket, Uplink6Monitor } from "./uplink_probe6.ts";
-
-/** Idle timeout of flows delivered to the appliance itself (only one direction is seen). */
-const LOCAL_FLOW_TIMEOUT_S = 3600;
 
 /** What a pipeline starts with. */
 export interface PipelineInit {

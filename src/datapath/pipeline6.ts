@@ -27,6 +27,7 @@ import {
   FLAG_GATED,
   FLAG_LOCAL,
   FLAG_SNAT,
+  LOCAL_FLOW_TIMEOUT_S,
   TcpSegment,
   TRACK_ACCEPT,
   TRACK_INVALID,
@@ -67,9 +68,6 @@ import type { Ipv6Ids } from "./ipv6_ids.ts";
 import type { DatapathSettings } from "./messages.ts";
 import type { OpenPortsRule, PortForwardRule } from "../nat/rule.ts";
 import { IPV6_DST_AT, IPV6_SRC_AT, rewrite6, rewriteQuoted6 } from "./rewrite6.ts";
-
-/** Idle timeout of flows delivered to the appliance itself, as over IPv4 (`pipeline.ts`). */
-const LOCAL_FLOW_TIMEOUT_S = 3600;
 
 /** What the IPv6 pipeline works with: worker 0's tables. */
 export interface Pipeline6Init {
